@@ -1,0 +1,51 @@
+// Package attest builds, parses and validates in-toto statements and the
+// predicates custody uses: SLSA Provenance v1 (https://slsa.dev/spec/v1.0/provenance),
+// read-only SLSA Provenance v0.2, and arbitrary predicates.
+//
+// Statements follow in-toto Statement v1:
+// https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md
+package attest
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Well-known type URIs.
+const (
+	StatementTypeV1   = "https://in-toto.io/Statement/v1"
+	StatementTypeV01  = "https://in-toto.io/Statement/v0.1"
+	PayloadType       = "application/vnd.in-toto+json"
+	PredicateSLSAv1   = "https://slsa.dev/provenance/v1"
+	PredicateSLSAv02  = "https://slsa.dev/provenance/v0.2"
+	BuildTypeCustody  = "https://custody.dev/build/v1"
+	MaxStatementBytes = 16 << 20
+)
+
+// Subject is one artifact a statement is about.
+type Subject struct {
+	Name   string            `json:"name,omitempty"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Statement is an in-toto statement with its predicate kept raw.
+type Statement struct {
+	Type          string          `json:"_type"`
+	Subject       []Subject       `json:"subject"`
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate,omitempty"`
+}
+
+// ProvenanceFacts is the version-independent view of a provenance predicate
+// that verification and policy check.
+type ProvenanceFacts struct {
+	BuilderID    string
+	BuildType    string
+	BuildID      string
+	SourceURI    string // as recorded, e.g. git+https://github.com/org/repo
+	SourceRef    string // e.g. refs/tags/v1.2.0
+	SourceCommit string
+	StartedOn    time.Time // zero when not recorded
+	FinishedOn   time.Time // zero when not recorded
+	Dirty        bool
+}
