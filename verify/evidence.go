@@ -531,4 +531,3 @@ func sameBuilder(recorded, want string) bool {
 	}
 	return recorded == want
 }
-

@@ -272,4 +272,3 @@ func (ev *evidence) describe() string {
 	fmt.Fprintf(&b, ", %d tlog entr(ies), %d RFC 3161 timestamp(s)", ev.nTlog, ev.nTSA)
 	return b.String()
 }
-
