@@ -1,0 +1,63 @@
+package signer
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+
+	"github.com/custody-dev/custody/attest"
+)
+
+// BundleMediaType is the media type of the bundles SignStatement writes.
+const BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// SignOption configures SignStatement.
+type SignOption func(*signOptions)
+
+type signOptions struct {
+	trusted root.TrustedMaterial
+}
+
+// WithTrustedMaterial makes SignStatement verify the bundle it built against
+// tm before returning it, so a signer whose key is not (or no longer) in the
+// trust root fails at signing time rather than at deploy time.
+func WithTrustedMaterial(tm root.TrustedMaterial) SignOption {
+	return func(o *signOptions) { o.trusted = tm }
+}
+
+// SignStatement signs an in-toto statement as a DSSE envelope of payload
+// type application/vnd.in-toto+json with s, and returns the Sigstore bundle
+// v0.3 JSON (BundleMediaType) whose verification material is the public key
+// hint (see NewKeypair). The statement must parse with attest.ParseStatement;
+// its bytes are signed as given, not re-encoded.
+func SignStatement(ctx context.Context, s crypto.Signer, statementJSON []byte, opts ...SignOption) ([]byte, error) {
+	var o signOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if ctx == nil {
+		return nil, errors.New("nil context")
+	}
+	if _, err := attest.ParseStatement(statementJSON); err != nil {
+		return nil, fmt.Errorf("refusing to sign: %w", err)
+	}
+	kp, err := NewKeypair(s)
+	if err != nil {
+		return nil, err
+	}
+	content := &sign.DSSEData{Data: statementJSON, PayloadType: attest.PayloadType}
+	pb, err := sign.Bundle(content, kp, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build signed bundle: %w", err)
+	}
+	out, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode bundle: %w", err)
+	}
+	return out, nil
+}

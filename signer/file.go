@@ -1,0 +1,174 @@
+package signer
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrUnsupportedKeyRef is returned (wrapped) by Load for key references of a
+// scheme custody does not handle yet; the message names the scheme.
+var ErrUnsupportedKeyRef = errors.New("unsupported key reference")
+
+// WriteKeyPair generates a key of algorithm alg and writes it encrypted with
+// password to prefix+".key" (mode 0600) and its public key to prefix+".pub"
+// (mode 0644). Unless force is set it never replaces an existing file: if
+// either exists it writes neither and returns an error wrapping
+// fs.ErrExist. With force, each file is written to a temporary file in the
+// same directory and renamed over the old one.
+func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (keyPath, pubPath string, err error) {
+	if prefix == "" {
+		return "", "", errors.New("empty key file prefix")
+	}
+	keyPath, pubPath = prefix+".key", prefix+".pub"
+	priv, err := Generate(alg)
+	if err != nil {
+		return "", "", err
+	}
+	keyPEM, err := EncryptPrivateKey(priv, password)
+	if err != nil {
+		return "", "", err
+	}
+	pubPEM, err := MarshalPublicKey(priv.Public())
+	if err != nil {
+		return "", "", err
+	}
+	if force {
+		if err := replaceFile(keyPath, keyPEM, 0o600); err != nil {
+			return "", "", err
+		}
+		if err := replaceFile(pubPath, pubPEM, 0o644); err != nil {
+			return "", "", err
+		}
+		return keyPath, pubPath, nil
+	}
+	if err := createFile(keyPath, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := createFile(pubPath, pubPEM, 0o644); err != nil {
+		// Do not leave a private key without its public half behind.
+		os.Remove(keyPath)
+		return "", "", err
+	}
+	return keyPath, pubPath, nil
+}
+
+// createFile writes b to a new file at path, failing if path exists (even
+// as a dangling symlink).
+func createFile(path string, b []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("won't overwrite %s: %w", path, fs.ErrExist)
+		}
+		return fmt.Errorf("couldn't create %s: %w", path, err)
+	}
+	if err := writeAndClose(f, b, perm); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile atomically replaces path with a file holding b.
+func replaceFile(path string, b []byte, perm fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*") // created 0600
+	if err != nil {
+		return fmt.Errorf("couldn't create temporary file for %s: %w", path, err)
+	}
+	tmp := f.Name()
+	if err := writeAndClose(f, b, perm); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't replace %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeAndClose sets f's mode to perm (independent of the umask), writes b,
+// syncs and closes f.
+func writeAndClose(f *os.File, b []byte, perm fs.FileMode) error {
+	err := f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(b)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// unsupportedSchemes are key references later backends will handle.
+var unsupportedSchemes = []string{"pkcs11:", "awskms://", "gcpkms://", "azurekms://", "hashivault://"}
+
+// Load opens the signing key that ref names. Today ref is the path of a key
+// file in the Sigstore encrypted format (see DecryptPrivateKey); password
+// is called only once the file has been read and looks like an encrypted
+// key. References to PKCS#11 tokens and KMS keys ("pkcs11:", "awskms://",
+// "gcpkms://", "azurekms://", "hashivault://") and any other "scheme://"
+// give an error wrapping ErrUnsupportedKeyRef. A wrong password gives an
+// error wrapping ErrWrongPassword.
+func Load(ref string, password func() ([]byte, error)) (crypto.Signer, error) {
+	if ref == "" {
+		return nil, errors.New("no signing key given")
+	}
+	lower := strings.ToLower(ref)
+	for _, s := range unsupportedSchemes {
+		if strings.HasPrefix(lower, s) {
+			return nil, fmt.Errorf("%w: %q keys are not supported yet", ErrUnsupportedKeyRef, strings.TrimRight(s, ":/"))
+		}
+	}
+	if scheme, _, ok := strings.Cut(ref, "://"); ok && !strings.ContainsAny(scheme, `/\.`) {
+		return nil, fmt.Errorf("%w: %q keys are not supported", ErrUnsupportedKeyRef, scheme)
+	}
+	b, err := readKeyFile(ref)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := decodeOnePEM(b); err != nil {
+		return nil, fmt.Errorf("couldn't read private key %s: %w", ref, err)
+	}
+	if password == nil {
+		return nil, errors.New("no way to ask for the key's password")
+	}
+	pw, err := password()
+	if err != nil {
+		return nil, fmt.Errorf("couldn't get password for %s: %w", ref, err)
+	}
+	s, err := DecryptPrivateKey(b, pw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return s, nil
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open key: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read key %s: %w", path, err)
+	}
+	if len(b) > maxKeyFileBytes {
+		return nil, fmt.Errorf("key file %s is larger than %d bytes; is it a key?", path, maxKeyFileBytes)
+	}
+	return b, nil
+}
