@@ -1,16 +1,13 @@
 package verify
 
 import (
-	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -51,6 +48,16 @@ func scaffolding(t testing.TB) root.TrustedMaterial {
 	return tm
 }
 
+func publicKeyValidityKey(t testing.TB) crypto.PublicKey {
+	t.Helper()
+	blk, _ := pem.Decode(readCorpus(t, "public-key-validity.pem"))
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
 // publicKeyValidityMaterial is the public-key-validity root plus its key.
 func publicKeyValidityMaterial(t testing.TB) root.TrustedMaterial {
 	t.Helper()
@@ -58,12 +65,7 @@ func publicKeyValidityMaterial(t testing.TB) root.TrustedMaterial {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(readCorpus(t, "public-key-validity.pem"))
-	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	km, err := PublicKeyMaterial(pub)
+	km, err := PublicKeyMaterial(publicKeyValidityKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +178,3 @@ func TestGenuineCorpus(t *testing.T) {
 		})
 	}
 }
-
-var _ = bytes.Equal
-var _ = base64.StdEncoding
-var _ = errors.Is
-var _ = strings.Contains

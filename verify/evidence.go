@@ -181,8 +181,10 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 		switch {
 		case strings.HasPrefix(msg, "failed to verify log inclusion"):
 			rep.add(CheckTlog, false, "%s", msg)
+			ev.signatureOnly(tm, rep, CheckTlog)
 		case strings.HasPrefix(msg, "failed to verify timestamps"):
 			rep.add(CheckTimestamp, false, "%s", msg)
+			ev.signatureOnly(tm, rep, CheckTimestamp)
 		case errors.Is(err, sgverify.ErrDSSEInvalidSignatureCount):
 			rep.add(CheckSignature, false, "DSSE envelope has %d signatures; exactly one is accepted, since a bundle's verification material names one signer", ev.nSigs)
 		default:
@@ -220,6 +222,33 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 		rep.add(CheckSignature, true, "signature verified with the trusted public key (hint %q), valid %s", ev.keyHint, when)
 	}
 	return res
+}
+
+// signatureOnly reports on the bare signature when sigstore-go stopped
+// before reaching it, so that a tampered bundle names the signature too. The
+// check never passes: chain and signing time were not verified.
+func (ev *evidence) signatureOnly(tm root.TrustedMaterial, rep *Report, failed string) {
+	sc, err1 := ev.b.SignatureContent()
+	vc, err2 := ev.b.VerificationContent()
+	if err := errors.Join(err1, err2); err != nil {
+		rep.add(CheckSignature, false, "not checked: %v", err)
+		return
+	}
+	var err error
+	if ev.envelope {
+		err = sgverify.VerifySignature(sc, vc, tm)
+	} else {
+		d, _ := hex.DecodeString(ev.msgDigest)
+		err = sgverify.VerifySignatureWithArtifactDigests(sc, vc, tm, []sgverify.ArtifactDigest{{Algorithm: ev.msgAlg, Digest: d}})
+	}
+	switch {
+	case errors.Is(err, sgverify.ErrDSSEInvalidSignatureCount):
+		rep.add(CheckSignature, false, "DSSE envelope has %d signatures; exactly one is accepted, since a bundle's verification material names one signer", ev.nSigs)
+	case err != nil:
+		rep.add(CheckSignature, false, "signature does not verify: %v", err)
+	default:
+		rep.add(CheckSignature, false, "not checked: the signature matches the bundle's own key, but the %s check failed, so the signer and signing time are not established", failed)
+	}
 }
 
 func orNone(s []string) string {

@@ -107,7 +107,9 @@ type Check struct {
 }
 
 // Report is the result of Verify. Verified is true only when every check
-// passed and at least the signature and subject checks ran.
+// passed and at least the signature and subject checks ran. When the
+// signature did not verify, the subject and provenance checks still run, for
+// diagnosis, but on unauthenticated content.
 type Report struct {
 	Verified   bool                    `json:"verified"`
 	Checks     []Check                 `json:"checks"`
