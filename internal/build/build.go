@@ -1,0 +1,317 @@
+// Package build runs a build command and records what it did as SLSA
+// Provenance v1 (https://slsa.dev/spec/v1.0/provenance) with the custody
+// build type (attest.BuildTypeCustody): the command, the git source it ran
+// from, the dependencies pinned by lock files, the toolchains and allow-listed
+// environment it saw, and the digests of the files it produced.
+//
+// Resolved dependencies use in-toto ResourceDescriptors
+// (https://github.com/in-toto/attestation/blob/main/spec/v1/resource_descriptor.md)
+// named by package URLs (https://github.com/package-url/purl-spec); their
+// digests use in-toto DigestSet keys
+// (https://github.com/in-toto/attestation/blob/main/spec/v1/digest_set.md),
+// notably "dirHash" for a go.sum "h1:" hash and "gitCommit" for a commit.
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/digest"
+)
+
+// DefaultBuilderID is the builder ID recorded when Options.BuilderID is empty.
+const DefaultBuilderID = "https://custody.dev/builders/local@v1"
+
+// Sentinel errors returned by Run; check them with errors.Is.
+var (
+	// ErrDirty means the git working tree had uncommitted or untracked
+	// files (outside OutDir and the Artifacts patterns). Commit them, or set
+	// AllowDirty to build anyway and record source.dirty=true.
+	ErrDirty = errors.New("source tree has uncommitted changes")
+	// ErrHermeticUnavailable means the kernel refused to start the command
+	// in a new network namespace; the error message says why.
+	ErrHermeticUnavailable = errors.New("hermetic build unavailable")
+	// ErrNoOutputs means the build produced nothing to attest: OutDir and
+	// Artifacts matched no regular file and no explicit Subjects were given.
+	ErrNoOutputs = errors.New("build produced no outputs")
+)
+
+// CommandError is returned by Run when the build command ran but failed.
+type CommandError struct {
+	Command  []string
+	ExitCode int // -1 when the command was killed by a signal
+	Err      error
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("build command %q failed with exit status %d", e.Command[0], e.ExitCode)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// Options configures Run. Only Command is required.
+type Options struct {
+	// Command is the build's argv. Required. Its stdin is /dev/null.
+	Command []string
+	// Dir is the working directory of the command. Default ".".
+	Dir string
+	// OutDir, when set, is a directory (relative to Dir unless absolute)
+	// whose regular files, recursively, are all subjects, each named by its
+	// slash-separated path relative to OutDir. Files under it never make
+	// the source tree dirty.
+	OutDir string
+	// Artifacts are filepath.Glob patterns, relative to Dir, of output
+	// files; each match is a subject named by its path relative to Dir.
+	// Untracked files matching them never make the source tree dirty.
+	Artifacts []string
+	// Subjects are outputs that are not files (e.g. an image pushed by the
+	// build), from ParseSubject or ParseSubjectsFile.
+	Subjects []attest.Subject
+	// AllowDirty builds from a dirty git tree instead of failing with
+	// ErrDirty, and records source.dirty=true.
+	AllowDirty bool
+	// Hermetic runs the command without network (a new network namespace,
+	// whose loopback interface is down) and with a minimal environment:
+	// PATH, HOME (an empty temporary directory), LANG=C,
+	// SOURCE_DATE_EPOCH when set, and the variables named by EnvAllow.
+	// Linux only; otherwise Run fails with ErrHermeticUnavailable.
+	Hermetic bool
+	// BuilderID is recorded as runDetails.builder.id. Default
+	// DefaultBuilderID.
+	BuilderID string
+	// EnvAllow names extra environment variables to record (and, when
+	// Hermetic, to pass through), besides the default allow-list. A name
+	// ending in "*" is a prefix. Values of secret-looking names are
+	// recorded as attest.Redacted.
+	EnvAllow []string
+	// Stdout and Stderr receive the command's output. nil discards it.
+	Stdout, Stderr io.Writer
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Output is one file produced by the build.
+type Output struct {
+	Name   string // subject name
+	Path   string // absolute path on disk
+	Digest digest.Digest
+}
+
+// Result is what Run observed.
+type Result struct {
+	// BuildID is a random UUIDv4, also recorded as the invocationId.
+	BuildID string
+	// Outputs are the files hashed after the build, sorted by Name.
+	Outputs []Output
+	// Subjects are all subjects, files and explicit, sorted by name, each
+	// with a sha256 digest.
+	Subjects   []attest.Subject
+	Provenance *attest.ProvenanceV1
+}
+
+// Run runs opts.Command and returns its outputs and provenance.
+//
+// Errors: ErrDirty, ErrHermeticUnavailable and ErrNoOutputs (wrapped, with
+// details), *CommandError when the command exits non-zero, and other errors
+// for invalid options or I/O failures.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		return nil, errors.New("no build command given")
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	builderID := opts.BuilderID
+	if builderID == "" {
+		builderID = DefaultBuilderID
+	}
+	dir := opts.Dir
+	if dir == "" {
+		dir = "."
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't resolve build directory: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("couldn't use build directory: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("build directory %s is not a directory", dir)
+	}
+	outDir := ""
+	if opts.OutDir != "" {
+		outDir = opts.OutDir
+		if !filepath.IsAbs(outDir) {
+			outDir = filepath.Join(dir, outDir)
+		}
+		outDir = filepath.Clean(outDir)
+	}
+	for _, p := range opts.Artifacts {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("bad artifact pattern %q: %w", p, err)
+		}
+	}
+	for _, s := range opts.Subjects {
+		if err := checkSubject(s); err != nil {
+			return nil, err
+		}
+	}
+
+	var findings []string
+	src, srcFindings, err := detectSource(ctx, dir, outDir, opts.Artifacts)
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, srcFindings...)
+	if len(src.dirtyFiles) > 0 {
+		if !opts.AllowDirty {
+			return nil, fmt.Errorf("%w: %s (commit them, or allow a dirty build)", ErrDirty, listSome(src.dirtyFiles))
+		}
+		src.Dirty = true
+		findings = append(findings, "built from a dirty tree: "+listSome(src.dirtyFiles))
+	}
+
+	locksBefore := readLockFiles(dir)
+	preexisting := snapshotDir(outDir)
+
+	env := os.Environ()
+	var home string
+	if opts.Hermetic {
+		home, err = os.MkdirTemp("", "custody-build-home-")
+		if err != nil {
+			return nil, fmt.Errorf("couldn't create hermetic home: %w", err)
+		}
+		defer os.RemoveAll(home)
+		env = hermeticEnv(env, home, opts.EnvAllow)
+	}
+
+	cmd := exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdin = nil // os/exec connects nil to /dev/null
+	cmd.Stdout = opts.Stdout
+	cmd.Stderr = opts.Stderr
+	cmd.WaitDelay = 5 * time.Second
+	if opts.Hermetic {
+		attr, err := hermeticAttr()
+		if err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr = attr
+	}
+
+	toolchains := startToolchainDetection(ctx, dir, env)
+	started := now().UTC()
+	if err := cmd.Start(); err != nil {
+		toolchains.wait()
+		if opts.Hermetic && isNamespaceRefusal(err) {
+			return nil, fmt.Errorf("%w: %s", ErrHermeticUnavailable, namespaceRefusalReason(err))
+		}
+		return nil, fmt.Errorf("couldn't start build command %q: %w", opts.Command[0], err)
+	}
+	waitErr := cmd.Wait()
+	finished := now().UTC()
+	tools := toolchains.wait()
+	if waitErr != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("build interrupted: %w", ctxErr)
+		}
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			return nil, &CommandError{Command: slices.Clone(opts.Command), ExitCode: ee.ExitCode(), Err: waitErr}
+		}
+		return nil, fmt.Errorf("build command %q: %w", opts.Command[0], waitErr)
+	}
+
+	outputs, outFindings, err := collectOutputs(ctx, dir, outDir, opts.Artifacts, preexisting)
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, outFindings...)
+	subjects, err := mergeSubjects(outputs, opts.Subjects)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoOutputs, describeOutputSpec(opts))
+	}
+
+	deps, depFindings := resolvedDependencies(src, dir, locksBefore)
+	findings = append(findings, depFindings...)
+
+	id := newBuildID()
+	hostname, _ := os.Hostname()
+	workingDir := dir
+	if src.root != "" {
+		if rel, err := filepath.Rel(src.root, dir); err == nil {
+			workingDir = filepath.ToSlash(rel)
+		}
+	}
+	prov := &attest.ProvenanceV1{
+		BuildDefinition: attest.BuildDefinition{
+			BuildType: attest.BuildTypeCustody,
+			ExternalParameters: attest.CustodyExternalParameters{
+				Command:    slices.Clone(opts.Command),
+				WorkingDir: workingDir,
+				Source:     src.CustodySource,
+				Hermetic:   opts.Hermetic,
+			},
+			InternalParameters: attest.CustodyInternalParameters{
+				Environment: recordEnv(env, opts.EnvAllow),
+				Toolchains:  tools,
+				Hostname:    hostname,
+				Findings:    findings,
+			},
+			ResolvedDependencies: deps,
+		},
+		RunDetails: attest.RunDetails{
+			Builder: attest.Builder{ID: builderID},
+			Metadata: &attest.BuildMetadata{
+				InvocationID: id,
+				StartedOn:    &started,
+				FinishedOn:   &finished,
+			},
+		},
+	}
+	return &Result{BuildID: id, Outputs: outputs, Subjects: subjects, Provenance: prov}, nil
+}
+
+// newBuildID returns a random UUIDv4 (RFC 9562).
+func newBuildID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// listSome formats at most a few names for an error message.
+func listSome(names []string) string {
+	const max = 5
+	if len(names) <= max {
+		return fmt.Sprintf("%q", names)
+	}
+	return fmt.Sprintf("%q and %d more", names[:max], len(names)-max)
+}
+
+func describeOutputSpec(opts Options) string {
+	switch {
+	case opts.OutDir == "" && len(opts.Artifacts) == 0:
+		return "no out dir, artifact patterns or subjects were given"
+	case opts.OutDir != "" && len(opts.Artifacts) == 0:
+		return fmt.Sprintf("no regular file under %s", opts.OutDir)
+	case opts.OutDir == "":
+		return fmt.Sprintf("no regular file matches %q", opts.Artifacts)
+	}
+	return fmt.Sprintf("no regular file under %s or matching %q", opts.OutDir, opts.Artifacts)
+}
