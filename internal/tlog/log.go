@@ -1,0 +1,329 @@
+package tlog
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Options configures a Log. Dir, Origin and Signer are required.
+type Options struct {
+	// Dir holds the log: Tessera's POSIX layout (checkpoint, tile/, .state/)
+	// plus checkpoints/{size} (every published checkpoint) and
+	// cosignatures/{size}/ (witness cosignature lines).
+	Dir string
+	// Origin is the checkpoint origin line and the log's note key name.
+	// For sigstore-go it must be the host name of the log's baseUrl.
+	Origin string
+	// Signer signs checkpoints: an Ed25519 or ECDSA key, in memory or in
+	// a token (any crypto.Signer).
+	Signer crypto.Signer
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// BatchMaxAge is how long entries wait to be sequenced together.
+	// Default 50ms.
+	BatchMaxAge time.Duration
+	// CheckpointInterval is how often a new checkpoint is published while
+	// the log grows; AddEntry waits for it. Default and minimum (Tessera's)
+	// 100ms.
+	CheckpointInterval time.Duration
+	// MaxEntryBytes bounds a write request. Default DefaultMaxEntryBytes.
+	MaxEntryBytes int
+	// Witnesses are the cosignature verifiers (see NewCosignatureVerifier)
+	// whose cosignatures the log accepts and serves. Default none.
+	Witnesses []note.Verifier
+	// ValidFrom is the start of the log key's validity in the trusted
+	// root instance. Default: the time Open was called.
+	ValidFrom time.Time
+}
+
+const minCheckpointInterval = 100 * time.Millisecond
+
+// Log is a running transparency log. Its methods are safe for concurrent use.
+type Log struct {
+	opts     Options
+	log      *slog.Logger
+	verifier note.Verifier
+	logID    []byte
+	pubDER   []byte
+	details  protocommon.PublicKeyDetails
+
+	cancel   context.CancelFunc
+	shutdown func(context.Context) error
+	add      tessera.AddFn
+	reader   tessera.LogReader
+	awaiter  *tessera.PublicationAwaiter
+}
+
+// Open opens (creating if needed) the log in opts.Dir and starts
+// sequencing. Call Close to stop it.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("log directory not set")
+	}
+	if opts.BatchMaxAge <= 0 {
+		opts.BatchMaxAge = 50 * time.Millisecond
+	}
+	if opts.CheckpointInterval < minCheckpointInterval {
+		opts.CheckpointInterval = minCheckpointInterval
+	}
+	if opts.MaxEntryBytes <= 0 {
+		opts.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if opts.ValidFrom.IsZero() {
+		opts.ValidFrom = time.Now()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	signer, err := newNoteSigner(opts.Origin, opts.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't use log key: %w", err)
+	}
+	pub := opts.Signer.Public()
+	verifier, err := NewNoteVerifier(opts.Origin, pub)
+	if err != nil {
+		return nil, err
+	}
+	_, logID, err := keyHash(opts.Origin, pub)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode log public key: %w", err)
+	}
+	details, err := keyDetails(pub)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{opts: opts, log: logger, verifier: verifier, logID: logID, pubDER: der, details: details}
+	for _, d := range []string{opts.Dir, l.historyDir(), filepath.Join(opts.Dir, "cosignatures")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("couldn't create log directory: %w", err)
+		}
+	}
+	// Every checkpoint Tessera signs is kept before it can be published.
+	signer.after = l.recordCheckpoint
+
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	driver, err := posix.New(bg, posix.Config{Path: opts.Dir})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("couldn't open log storage: %w", err)
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(tessera.DefaultBatchMaxSize, opts.BatchMaxAge).
+		WithCheckpointInterval(opts.CheckpointInterval).
+		WithCheckpointRepublishInterval(0))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("couldn't start log: %w", err)
+	}
+	l.cancel, l.shutdown, l.add, l.reader = cancel, shutdown, appender.Add, reader
+	l.awaiter = tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond)
+	logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin)
+	return l, nil
+}
+
+func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		return protocommon.PublicKeyDetails_PKIX_ED25519, nil
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().BitSize {
+		case 256:
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256, nil
+		case 384:
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384, nil
+		case 521:
+			return protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512, nil
+		}
+	}
+	return 0, fmt.Errorf("unsupported log key type %T", pub)
+}
+
+// Close stops sequencing after integrating and publishing every entry
+// already accepted.
+func (l *Log) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := l.shutdown(ctx)
+	l.cancel()
+	if err != nil {
+		return fmt.Errorf("couldn't shut down log: %w", err)
+	}
+	return nil
+}
+
+// Origin returns the log's checkpoint origin.
+func (l *Log) Origin() string { return l.opts.Origin }
+
+// PublicKey returns the log's checkpoint key.
+func (l *Log) PublicKey() crypto.PublicKey { return l.opts.Signer.Public() }
+
+// Verifier returns the note verifier of the log's checkpoints.
+func (l *Log) Verifier() note.Verifier { return l.verifier }
+
+// LogID returns the log ID used in TransparencyLogEntry.logId.keyId and in
+// the trusted root: the full SHA-256 from which the checkpoint key ID is cut
+// (as Rekor v2 computes it).
+func (l *Log) LogID() []byte { return append([]byte(nil), l.logID...) }
+
+// TrustedRootInstance describes the log for a Sigstore trusted_root.json
+// transparencyLogs[] entry. baseURL's host name must be the log's origin
+// for sigstore-go to verify its checkpoints.
+func (l *Log) TrustedRootInstance(baseURL string) *prototrustroot.TransparencyLogInstance {
+	return &prototrustroot.TransparencyLogInstance{
+		BaseUrl:       baseURL,
+		HashAlgorithm: protocommon.HashAlgorithm_SHA2_256,
+		PublicKey: &protocommon.PublicKey{
+			RawBytes:   append([]byte(nil), l.pubDER...),
+			KeyDetails: l.details,
+			ValidFor:   &protocommon.TimeRange{Start: timestamppb.New(l.opts.ValidFrom)},
+		},
+		LogId:           &protocommon.LogId{KeyId: l.LogID()},
+		CheckpointKeyId: &protocommon.LogId{KeyId: l.LogID()[:4]},
+	}
+}
+
+// AddEntry validates req, appends its entry, waits until a checkpoint
+// commits to it and returns the Rekor v2 TransparencyLogEntry with an
+// inclusion proof (integratedTime is 0: Rekor v2 has no integrated time).
+// Errors wrap ErrInvalidEntry for rejected requests (nothing is stored) and
+// tessera.ErrPushback when the log is overloaded.
+func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protorekor.TransparencyLogEntry, error) {
+	if n := proto.Size(req); n > l.opts.MaxEntryBytes {
+		return nil, invalid("request of %d bytes is over the limit of %d", n, l.opts.MaxEntryBytes)
+	}
+	body, kv, err := CanonicalEntry(req)
+	if err != nil {
+		return nil, err
+	}
+	idx, rawCP, err := l.awaiter.Await(ctx, l.add(ctx, tessera.NewEntry(body)))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't add entry: %w", err)
+	}
+	cp, err := ParseCheckpoint(rawCP, l.verifier)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read published checkpoint: %w", err)
+	}
+	hashes, err := l.InclusionProof(ctx, idx.Index, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(body)
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx.Index, cp.Size, leaf, hashes, cp.Hash); err != nil {
+		return nil, fmt.Errorf("inclusion proof for entry %d does not verify: %w", idx.Index, err)
+	}
+	l.log.InfoContext(ctx, "entry added", "index", idx.Index, "kind", kv.Kind, "size", cp.Size, "dup", idx.IsDup)
+	return &protorekor.TransparencyLogEntry{
+		LogIndex:          int64(idx.Index),
+		LogId:             &protocommon.LogId{KeyId: l.LogID()},
+		KindVersion:       kv,
+		IntegratedTime:    0,
+		CanonicalizedBody: body,
+		InclusionProof: &protorekor.InclusionProof{
+			LogIndex:   int64(idx.Index),
+			RootHash:   cp.Hash,
+			TreeSize:   int64(cp.Size),
+			Hashes:     hashes,
+			Checkpoint: &protorekor.Checkpoint{Envelope: string(rawCP)},
+		},
+	}, nil
+}
+
+// Checkpoint returns the latest published checkpoint, with the stored
+// witness cosignatures for its size appended to its note.
+func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read checkpoint: %w", err)
+	}
+	cp, err := ParseCheckpoint(raw, l.verifier)
+	if err != nil {
+		return nil, err
+	}
+	cp.Note = append(cp.Note, l.cosignatures(cp.Size)...)
+	return cp, nil
+}
+
+// ErrNoCheckpoint is returned by CheckpointAt for a size the log never
+// published a checkpoint for.
+var ErrNoCheckpoint = errors.New("no checkpoint of that size")
+
+// CheckpointAt returns the checkpoint the log published for size, from its
+// history, with stored cosignatures appended.
+func (l *Log) CheckpointAt(size uint64) (*Checkpoint, error) {
+	raw, err := os.ReadFile(l.historyPath(size))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint of size %d: %w", size, ErrNoCheckpoint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read checkpoint history: %w", err)
+	}
+	cp, err := ParseCheckpoint(raw, l.verifier)
+	if err != nil {
+		return nil, err
+	}
+	cp.Note = append(cp.Note, l.cosignatures(size)...)
+	return cp, nil
+}
+
+func (l *Log) historyDir() string { return filepath.Join(l.opts.Dir, "checkpoints") }
+
+func (l *Log) historyPath(size uint64) string {
+	return filepath.Join(l.historyDir(), strconv.FormatUint(size, 10))
+}
+
+// recordCheckpoint stores a checkpoint Tessera just signed, before Tessera
+// publishes it; an error stops the publication.
+func (l *Log) recordCheckpoint(msg, sig []byte) error {
+	signed, err := note.Sign(&note.Note{Text: string(msg)}, constSigner{l.verifier, sig})
+	if err != nil {
+		return fmt.Errorf("couldn't encode checkpoint: %w", err)
+	}
+	cp, err := parseCheckpointBody(string(msg))
+	if err != nil {
+		return fmt.Errorf("signed a malformed checkpoint: %w", err)
+	}
+	wrote, err := writeIfAbsent(l.historyPath(cp.Size), signed)
+	if err != nil {
+		return fmt.Errorf("couldn't record checkpoint: %w", err)
+	}
+	if wrote {
+		l.log.Debug("checkpoint recorded", "size", cp.Size)
+	}
+	return nil
+}
+
+// constSigner is a note.Signer returning a signature made earlier.
+type constSigner struct {
+	note.Verifier
+	sig []byte
+}
+
+func (c constSigner) Sign([]byte) ([]byte, error) { return c.sig, nil }
