@@ -1,0 +1,307 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
+)
+
+func openSQLite(t testing.TB) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	return s
+}
+
+// postgresDSN returns the DSN of the test PostgreSQL (scripts/postgres) or
+// skips the test.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("CUSTODY_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("CUSTODY_TEST_POSTGRES is unset; run scripts/postgres and export its output to test PostgreSQL")
+	}
+	return dsn
+}
+
+// openPostgres opens a store in a new schema of the test database, dropped
+// when the test ends, so that runs never collide.
+func openPostgres(t testing.TB) *store.Postgres {
+	t.Helper()
+	dsn := postgresDSN(t)
+	ctx := context.Background()
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	schema := "custody_test_" + hex.EncodeToString(rnd[:])
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("couldn't connect to %s: %v", dsn, err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("couldn't create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("couldn't connect to drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("couldn't drop schema %s: %v", schema, err)
+		}
+	})
+	s, err := store.OpenPostgres(ctx, withSearchPath(t, dsn, schema))
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	return s
+}
+
+func withSearchPath(t testing.TB, dsn, schema string) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn + " search_path=" + schema
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("bad CUSTODY_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// backends lists the stores under test; Postgres only when configured.
+func backends() []struct {
+	name string
+	open func(t testing.TB) store.Store
+} {
+	return []struct {
+		name string
+		open func(t testing.TB) store.Store
+	}{
+		{"sqlite", func(t testing.TB) store.Store { return openSQLite(t) }},
+		{"postgres", func(t testing.TB) store.Store { return openPostgres(t) }},
+	}
+}
+
+func TestConformance(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return b.open(t) })
+		})
+	}
+}
+
+func TestAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			defer s.Close()
+			id, _, err := s.Put(ctx, storetest.Evidence(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmts := []string{
+				"UPDATE evidence SET builder_id = 'evil'",
+				"UPDATE evidence SET bundle_sha256 = 'x' WHERE id = " + fmt.Sprint(id),
+				"DELETE FROM evidence",
+				"DELETE FROM evidence WHERE id = " + fmt.Sprint(id),
+				"UPDATE evidence_subject SET value = 'x'",
+				"DELETE FROM evidence_subject",
+				"UPDATE schema_version SET version = 0",
+				"DELETE FROM schema_version",
+			}
+			if b.name == "postgres" {
+				stmts = append(stmts, "TRUNCATE evidence_subject", "TRUNCATE evidence CASCADE", "TRUNCATE schema_version")
+			}
+			for _, stmt := range stmts {
+				err := store.RawExec(ctx, s, stmt)
+				if err == nil || !strings.Contains(err.Error(), "append-only") {
+					t.Errorf("%s: error %v, want the append-only trigger to reject it", stmt, err)
+				}
+			}
+			after, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.BuilderID != before.BuilderID || len(after.Subjects) != len(before.Subjects) {
+				t.Errorf("record changed: %+v, was %+v", after, before)
+			}
+			if v, err := store.SchemaVersion(ctx, s); err != nil || v != store.LatestSchemaVersion(s) {
+				t.Errorf("SchemaVersion = %d, %v; want %d", v, err, store.LatestSchemaVersion(s))
+			}
+		})
+	}
+}
+
+// TestPutAtomic fails a Put after its rows are written and checks that none
+// of them remain.
+func TestPutAtomic(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			defer s.Close()
+			e := storetest.Evidence(1)
+			e.Subjects = append(e.Subjects, store.Subject{Name: "second", Digests: map[string]string{"sha256": storetest.Digest("second")}})
+			injected := errors.New("injected failure")
+			store.SetBeforeCommit(s, func() error { return injected })
+			if _, _, err := s.Put(ctx, e); !errors.Is(err, injected) {
+				t.Fatalf("Put = %v, want the injected failure", err)
+			}
+			store.SetBeforeCommit(s, nil)
+			if n, err := s.Count(ctx); err != nil || n != 0 {
+				t.Errorf("Count = %d, %v after a failed Put; want 0", n, err)
+			}
+			for _, q := range []store.Query{
+				{Digest: "sha256:" + storetest.Digest("second")},
+				{SubjectName: "second"},
+				{BuildID: e.BuildID},
+			} {
+				if res, err := s.Search(ctx, q); err != nil || len(res) != 0 {
+					t.Errorf("Search(%+v) = %d records, %v after a failed Put; want none", q, len(res), err)
+				}
+			}
+			id, existed, err := s.Put(ctx, e)
+			if err != nil || existed {
+				t.Fatalf("Put after the failure = %d, %v, %v; want a new record", id, existed, err)
+			}
+			got, err := s.Get(ctx, id)
+			if err != nil || len(got.Subjects) != 2 {
+				t.Errorf("Get = %+v, %v; want 2 subjects", got, err)
+			}
+		})
+	}
+}
+
+func TestSQLiteReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "index.db")
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for i := range 3 {
+		id, _, err := s.Put(ctx, storetest.Evidence(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	want, err := s.Search(ctx, store.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = store.OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	got, err := s.Search(ctx, store.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopening:\n%+v\nwant\n%+v", got, want)
+	}
+	if id, existed, err := s.Put(ctx, storetest.Evidence(1)); err != nil || !existed || id != ids[1] {
+		t.Errorf("Put of a stored bundle after reopening = %d, %v, %v; want %d, true", id, existed, err, ids[1])
+	}
+	if id, _, err := s.Put(ctx, storetest.Evidence(9)); err != nil || id <= ids[2] {
+		t.Errorf("Put after reopening = %d, %v; want an id above %d", id, err, ids[2])
+	}
+	if v, err := store.SchemaVersion(ctx, s); err != nil || v != store.LatestSchemaVersion(s) {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, store.LatestSchemaVersion(s))
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "index.db")
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RawExec(ctx, s, "INSERT INTO schema_version (version, name, applied_us) VALUES (999, 'future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := store.OpenSQLite(path); err == nil || !strings.Contains(err.Error(), "newer") {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("OpenSQLite of a newer schema = %v, want an error saying it is newer", err)
+	}
+}
+
+func TestOpenSQLiteErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, path string
+	}{
+		{"empty", ""},
+		{"query", filepath.Join(dir, "x.db?mode=ro")},
+		{"memory", ":memory:"},
+		{"uri", "file:" + filepath.Join(dir, "x.db")},
+		{"missing directory", filepath.Join(dir, "missing", "x.db")},
+		{"directory", dir},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := store.OpenSQLite(tt.path)
+			if err == nil {
+				s.Close()
+				t.Fatalf("OpenSQLite(%q) succeeded", tt.path)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+func TestOpenPostgresErrors(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, dsn string
+	}{
+		{"malformed", "postgres://%zz"},
+		{"nobody listening", "postgres://postgres@127.0.0.1:1/custody_test?sslmode=disable&connect_timeout=5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := store.OpenPostgres(ctx, tt.dsn)
+			if err == nil {
+				s.Close()
+				t.Fatalf("OpenPostgres(%q) succeeded", tt.dsn)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
