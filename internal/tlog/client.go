@@ -1,0 +1,231 @@
+package tlog
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Client reads a log over HTTP and checks that it only ever grows.
+type Client struct {
+	base     *url.URL
+	verifier note.Verifier
+	http     *http.Client
+}
+
+// NewClient returns a client of the log at baseURL whose checkpoints are
+// signed by pub under origin. hc nil means http.DefaultClient.
+func NewClient(baseURL, origin string, pub crypto.PublicKey, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("log URL %q is not an http(s) URL", baseURL)
+	}
+	v, err := NewNoteVerifier(origin, pub)
+	if err != nil {
+		return nil, err
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: u, verifier: v, http: hc}, nil
+}
+
+// Verifier returns the note verifier of the log's checkpoints.
+func (c *Client) Verifier() note.Verifier { return c.verifier }
+
+func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	u := c.base.JoinPath(path)
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		u = c.base.JoinPath(path[:i])
+		u.RawQuery = path[i+1:]
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't reach log: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("log answered %s for %s: %s", resp.Status, u.Path, strings.TrimSpace(string(body[:min(len(body), 200)])))
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("response for %s is over %d bytes", u.Path, limit)
+	}
+	return body, nil
+}
+
+// Checkpoint fetches and verifies the log's latest checkpoint.
+func (c *Client) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	b, err := c.get(ctx, "checkpoint", maxCheckpointBytes)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckpoint(b, c.verifier)
+}
+
+// ConsistencyProof fetches the proof that the tree of size newSize extends
+// the tree of size oldSize.
+func (c *Client) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+	b, err := c.get(ctx, "proof/consistency?old="+strconv.FormatUint(oldSize, 10)+"&new="+strconv.FormatUint(newSize, 10), 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProof(b)
+}
+
+// InclusionProof fetches the proof that entry index is in the tree of size
+// treeSize.
+func (c *Client) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
+	b, err := c.get(ctx, "proof/inclusion?index="+strconv.FormatUint(index, 10)+"&size="+strconv.FormatUint(treeSize, 10), 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProof(b)
+}
+
+// Update fetches the latest checkpoint and, if last (the newest checkpoint
+// the caller remembers; nil if none) is given, verifies that the log grew
+// consistently from it. Errors wrap ErrRollback if the log is smaller than
+// last and ErrInconsistent if it forked or rewrote history.
+func (c *Client) Update(ctx context.Context, last *Checkpoint) (*Checkpoint, error) {
+	cp, _, err := c.update(ctx, last)
+	return cp, err
+}
+
+func (c *Client) update(ctx context.Context, last *Checkpoint) (*Checkpoint, [][]byte, error) {
+	cp, err := c.Checkpoint(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if last == nil {
+		return cp, nil, nil
+	}
+	if cp.Size < last.Size {
+		return nil, nil, VerifyConsistency(last, cp, nil)
+	}
+	p, err := c.ConsistencyProof(ctx, last.Size, cp.Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := VerifyConsistency(last, cp, p); err != nil {
+		return nil, nil, err
+	}
+	return cp, p, nil
+}
+
+// Sync is Update with the remembered checkpoint kept in store: it loads
+// the last checkpoint of this log, updates, and saves the new one.
+func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint, error) {
+	last, err := store.Load(c.verifier)
+	if err != nil {
+		return nil, err
+	}
+	cp, p, err := c.update(ctx, last)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Save(c.verifier, cp, p); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// CheckpointStore remembers the newest checkpoint seen of each log (by
+// origin) in a directory, one file per origin. Checkpoints are public
+// data; files are written atomically (0644) and never replaced by a
+// smaller or inconsistent checkpoint.
+type CheckpointStore struct {
+	dir string
+}
+
+// NewCheckpointStore returns a store in dir (created on first Save).
+func NewCheckpointStore(dir string) *CheckpointStore { return &CheckpointStore{dir: dir} }
+
+// path names the file of an origin: a readable, sanitized origin plus a
+// hash of the exact origin, so no two origins share a file.
+func (s *CheckpointStore) path(origin string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, origin)
+	if len(safe) > 64 {
+		safe = safe[:64]
+	}
+	sum := sha256.Sum256([]byte(origin))
+	return filepath.Join(s.dir, safe+"-"+hex.EncodeToString(sum[:6])+".checkpoint")
+}
+
+// Load returns the remembered checkpoint of the log v verifies (v's name
+// is the origin), or nil if there is none. A stored checkpoint that does
+// not verify is an error.
+func (s *CheckpointStore) Load(v note.Verifier) (*Checkpoint, error) {
+	b, err := os.ReadFile(s.path(v.Name()))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read remembered checkpoint: %w", err)
+	}
+	cp, err := ParseCheckpoint(b, v)
+	if err != nil {
+		return nil, fmt.Errorf("remembered checkpoint of %s: %w", v.Name(), err)
+	}
+	return cp, nil
+}
+
+// Save remembers cp (verified again with v) if it is consistent, through
+// proof, with the checkpoint already remembered. Errors wrap ErrRollback
+// or ErrInconsistent and leave the stored checkpoint unchanged.
+func (s *CheckpointStore) Save(v note.Verifier, cp *Checkpoint, proof [][]byte) error {
+	checked, err := ParseCheckpoint(cp.Note, v)
+	if err != nil {
+		return err
+	}
+	last, err := s.Load(v)
+	if err != nil {
+		return err
+	}
+	if last != nil {
+		if err := VerifyConsistency(last, checked, proof); err != nil {
+			return err
+		}
+		if last.Size == checked.Size {
+			return nil
+		}
+	}
+	tmp, err := writeTemp(s.dir, checked.Note)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't save checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, s.path(v.Name())); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't save checkpoint: %w", err)
+	}
+	return nil
+}
