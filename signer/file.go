@@ -26,6 +26,14 @@ func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (ke
 		return "", "", errors.New("empty key file prefix")
 	}
 	keyPath, pubPath = prefix+".key", prefix+".pub"
+	if !force {
+		// Fail before the slow key derivation; O_EXCL below still decides.
+		for _, p := range []string{keyPath, pubPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return "", "", fmt.Errorf("won't overwrite %s: %w", p, fs.ErrExist)
+			}
+		}
+	}
 	priv, err := Generate(alg)
 	if err != nil {
 		return "", "", err
@@ -38,24 +46,29 @@ func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (ke
 	if err != nil {
 		return "", "", err
 	}
+	if err := writePair(keyPath, pubPath, keyPEM, pubPEM, force); err != nil {
+		return "", "", err
+	}
+	return keyPath, pubPath, nil
+}
+
+// writePair writes a private key file (0600) and its public key file (0644).
+func writePair(keyPath, pubPath string, keyPEM, pubPEM []byte, force bool) error {
 	if force {
 		if err := replaceFile(keyPath, keyPEM, 0o600); err != nil {
-			return "", "", err
+			return err
 		}
-		if err := replaceFile(pubPath, pubPEM, 0o644); err != nil {
-			return "", "", err
-		}
-		return keyPath, pubPath, nil
+		return replaceFile(pubPath, pubPEM, 0o644)
 	}
 	if err := createFile(keyPath, keyPEM, 0o600); err != nil {
-		return "", "", err
+		return err
 	}
 	if err := createFile(pubPath, pubPEM, 0o644); err != nil {
 		// Do not leave a private key without its public half behind.
 		os.Remove(keyPath)
-		return "", "", err
+		return err
 	}
-	return keyPath, pubPath, nil
+	return nil
 }
 
 // createFile writes b to a new file at path, failing if path exists (even

@@ -94,15 +94,16 @@ func TestDecryptCosignKeys(t *testing.T) {
 	pw := readTestdata(t, "cosign.password")
 	for _, tc := range []struct {
 		name   string
+		file   string
 		legacy bool // rewrap as "ENCRYPTED COSIGN PRIVATE KEY"
 		keyID  string
 	}{
-		{"cosign-ecdsa-p256", false, "d99e88e110bc847e46b73eaee54a6df71f7c88cb23b638f13fda3ff4c58c9753"},
-		{"cosign-ed25519", false, "ec953fe005f7187584c5d89ba5b2bb2eca086e65997b4b384c00cfd9998876dd"},
-		{"cosign-ecdsa-p256", true, "d99e88e110bc847e46b73eaee54a6df71f7c88cb23b638f13fda3ff4c58c9753"},
+		{"ecdsa-p256", "cosign-ecdsa-p256", false, "d99e88e110bc847e46b73eaee54a6df71f7c88cb23b638f13fda3ff4c58c9753"},
+		{"ed25519", "cosign-ed25519", false, "ec953fe005f7187584c5d89ba5b2bb2eca086e65997b4b384c00cfd9998876dd"},
+		{"legacy PEM type", "cosign-ecdsa-p256", true, "d99e88e110bc847e46b73eaee54a6df71f7c88cb23b638f13fda3ff4c58c9753"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			keyPEM := readTestdata(t, tc.name+".key")
+			keyPEM := readTestdata(t, tc.file+".key")
 			if tc.legacy {
 				block, _ := pem.Decode(keyPEM)
 				block.Type = LegacyPrivateKeyPEMType
@@ -112,7 +113,7 @@ func TestDecryptCosignKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub, err := ParsePublicKey(readTestdata(t, tc.name+".pub"))
+			pub, err := ParsePublicKey(readTestdata(t, tc.file+".pub"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +236,8 @@ func TestDecryptUnsupportedContents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			enc, err := encrypted.Encrypt(plain, pw)
+			// The legacy parameters cosign still reads halve the cost.
+			enc, err := encrypted.EncryptWithCustomKDFParameters(plain, pw, encrypted.Legacy)
 			if err != nil {
 				t.Fatal(err)
 			}
