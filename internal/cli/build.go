@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/signer"
+)
+
+// bundleSuffix names the bundle written beside an artifact.
+const bundleSuffix = ".sigstore.json"
+
+type buildFlags struct {
+	key          string
+	outDir       string
+	artifacts    []string
+	subjects     []string
+	subjectsFile string
+	bundle       string
+	allowDirty   bool
+	hermetic     bool
+	builderID    string
+	env          []string
+	jsonOut      bool
+}
+
+func newBuildCmd(s *streams) *cobra.Command {
+	var f buildFlags
+	c := &cobra.Command{
+		Use:   "build --key KEY [--out-dir DIR | --artifact GLOB]... -- COMMAND [ARG...]",
+		Short: "Run a build and sign SLSA provenance for every output",
+		Long: "Runs COMMAND, then writes for every output file (each file under --out-dir, or matching\n" +
+			"--artifact) a SLSA v1 provenance statement signed in a DSSE envelope inside a Sigstore\n" +
+			"bundle: NAME.sigstore.json beside the file, or one bundle for all subjects with --bundle.\n" +
+			"Non-file outputs (an image the command pushed) are named with --subject NAME@sha256:HEX.",
+		Args: func(c *cobra.Command, args []string) error {
+			if c.ArgsLenAtDash() != 0 || len(args) == 0 {
+				return usageErr(errors.New("build needs the command after --"),
+					"custody build --key release.key --out-dir dist -- go build -o dist/app .")
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return runBuild(c.Context(), s, &f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.key, "key", "", "signing key: path to an encrypted key file")
+	fl.StringVar(&f.outDir, "out-dir", "", "every file under DIR is an output")
+	fl.StringArrayVar(&f.artifacts, "artifact", nil, "glob of output files (repeatable)")
+	fl.StringArrayVar(&f.subjects, "subject", nil, "non-file output NAME@sha256:HEX (repeatable)")
+	fl.StringVar(&f.subjectsFile, "subjects-file", "", "file of NAME@sha256:HEX lines or sha256sum output")
+	fl.StringVar(&f.bundle, "bundle", "", "write one bundle for all subjects to this path")
+	fl.BoolVar(&f.allowDirty, "allow-dirty", false, "build from a work tree with uncommitted changes (recorded in the provenance)")
+	fl.BoolVar(&f.hermetic, "hermetic", false, "run the command with no network and a clean environment")
+	fl.StringVar(&f.builderID, "builder-id", build.DefaultBuilderID, "builder ID recorded in the provenance")
+	fl.StringArrayVar(&f.env, "env", nil, "also record this environment variable (repeatable; secrets are redacted)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	return c
+}
+
+type builtBundle struct {
+	Bundle   string           `json:"bundle"`
+	Subjects []attest.Subject `json:"subjects"`
+}
+
+type buildReport struct {
+	BuildID string        `json:"buildId"`
+	Bundles []builtBundle `json:"bundles"`
+}
+
+func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) error {
+	if f.key == "" {
+		return usageErr(errors.New("--key is required"), "create one with 'custody key generate --out NAME'")
+	}
+	if f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "" {
+		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
+	}
+	var subjects []attest.Subject
+	for _, v := range f.subjects {
+		sub, err := build.ParseSubject(v)
+		if err != nil {
+			return usageErr(fmt.Errorf("--subject %q: %w", v, err), "use NAME@sha256:HEX")
+		}
+		subjects = append(subjects, sub)
+	}
+	if f.subjectsFile != "" {
+		b, err := os.ReadFile(f.subjectsFile)
+		if err != nil {
+			return usageErr(fmt.Errorf("couldn't read subjects file: %w", err), "")
+		}
+		more, err := build.ParseSubjectsFile(b)
+		if err != nil {
+			return usageErr(fmt.Errorf("couldn't parse subjects file %s: %w", f.subjectsFile, err), "")
+		}
+		subjects = append(subjects, more...)
+	}
+	// Open the key before the build runs: the provenance is signed the moment
+	// the outputs exist, and a wrong password should not cost a build.
+	sg, err := loadSigner(s, f.key)
+	if err != nil {
+		return err
+	}
+	res, err := build.Run(ctx, build.Options{
+		Command:    command,
+		Dir:        ".",
+		OutDir:     f.outDir,
+		Artifacts:  f.artifacts,
+		Subjects:   subjects,
+		AllowDirty: f.allowDirty,
+		Hermetic:   f.hermetic,
+		BuilderID:  f.builderID,
+		EnvAllow:   f.env,
+		Stdout:     s.err, // the build's own output must not mix with custody's report
+		Stderr:     s.err,
+	})
+	if err != nil {
+		var ce *build.CommandError
+		switch {
+		case errors.Is(err, build.ErrDirty):
+			return usageErr(err, "commit your changes, or pass --allow-dirty (the provenance will say so)")
+		case errors.Is(err, build.ErrHermeticUnavailable):
+			return usageErr(err, "run without --hermetic, or on a machine that allows network namespaces")
+		case errors.Is(err, build.ErrNoOutputs):
+			return usageErr(err, "check --out-dir / --artifact: the command produced no matching files")
+		case errors.As(err, &ce):
+			return failErr(err, "nothing was signed")
+		}
+		return usageErr(err, "")
+	}
+	report := buildReport{BuildID: res.BuildID}
+	sign := func(subjects []attest.Subject, path string) error {
+		b, err := signProvenance(ctx, sg, subjects, res.Provenance)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(path, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+		}
+		report.Bundles = append(report.Bundles, builtBundle{Bundle: path, Subjects: subjects})
+		return nil
+	}
+	if f.bundle != "" {
+		if err := sign(res.Subjects, f.bundle); err != nil {
+			return err
+		}
+	} else {
+		files := map[string]string{} // subject name -> file path
+		for _, o := range res.Outputs {
+			files[o.Name] = o.Path
+		}
+		dir := f.outDir
+		if dir == "" {
+			dir = "."
+		}
+		for _, sub := range res.Subjects {
+			path, ok := files[sub.Name]
+			if ok {
+				path += bundleSuffix
+			} else {
+				path = filepath.Join(dir, safeName(sub.Name)+bundleSuffix)
+			}
+			if err := sign([]attest.Subject{sub}, path); err != nil {
+				return err
+			}
+		}
+	}
+	if f.jsonOut {
+		return writeJSON(s.out, report)
+	}
+	fmt.Fprintf(s.out, "build %s: %d subject(s) signed\n", res.BuildID, len(res.Subjects))
+	for _, b := range report.Bundles {
+		for _, sub := range b.Subjects {
+			fmt.Fprintf(s.out, "  %s sha256:%s -> %s\n", sub.Name, sub.Digest["sha256"], b.Bundle)
+		}
+	}
+	return nil
+}
+
+// signProvenance wraps the provenance in a statement about subjects and signs it.
+func signProvenance(ctx context.Context, sg crypto.Signer, subjects []attest.Subject, pred any) ([]byte, error) {
+	st, err := attest.NewStatement(subjects, attest.PredicateSLSAv1, pred)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
+	}
+	payload, err := st.Marshal()
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("couldn't encode statement: %w", err), "")
+	}
+	b, err := signer.SignStatement(ctx, sg, payload)
+	if err != nil {
+		return nil, failErr(fmt.Errorf("couldn't sign: %w", err), "")
+	}
+	return b, nil
+}
+
+// safeName turns a subject name (possibly an image reference) into a file name.
+func safeName(name string) string {
+	r := strings.NewReplacer("/", "_", ":", "_", "@", "_", "\\", "_")
+	n := r.Replace(name)
+	if n == "" || n == "." || n == ".." {
+		n = "subject"
+	}
+	return n
+}
+
+// writeFileAtomic writes data to path through a temporary file and rename,
+// so a crash never leaves a half-written bundle.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".custody-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

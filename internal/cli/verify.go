@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/verify"
+)
+
+type verifyFlags struct {
+	bundle                                     string
+	key, trustedRoot                           string
+	identity, identityRegexp                   string
+	issuer, issuerRegexp                       string
+	sourceURI, sourceRef, builderID, predicate string
+	maxAge                                     string
+	digest                                     string
+	jsonOut                                    bool
+}
+
+func newVerifyCmd(s *streams) *cobra.Command {
+	var f verifyFlags
+	c := &cobra.Command{
+		Use:   "verify [--bundle B] (--key PUB | --trusted-root ROOT --certificate-identity ID --certificate-oidc-issuer ISS) [checks] (ARTIFACT | --digest sha256:HEX)",
+		Short: "Verify an artifact against its signed provenance",
+		Long: "Checks that the artifact is a subject of the signed statement, that the signature is valid for\n" +
+			"the trusted key or a certificate chaining to the trusted root with the given identity, that\n" +
+			"transparency-log entries and timestamps verify, and then the provenance checks given as flags.\n" +
+			"Works offline. Exit 0 only when every check passed; 1 when one failed; 2 for bad input.",
+		Args: argsBetween(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runVerify(c.Context(), s, &f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.bundle, "bundle", "", "Sigstore bundle (default ARTIFACT.sigstore.json)")
+	fl.StringVar(&f.key, "key", "", "trusted public key (PEM)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless verification")
+	fl.StringVar(&f.identity, "certificate-identity", "", "expected certificate identity (SAN)")
+	fl.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "expected certificate identity, as a regular expression")
+	fl.StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the certificate")
+	fl.StringVar(&f.issuerRegexp, "certificate-oidc-issuer-regexp", "", "expected OIDC issuer, as a regular expression")
+	fl.StringVar(&f.sourceURI, "source-uri", "", "expected source repository, e.g. github.com/org/repo")
+	fl.StringVar(&f.sourceRef, "source-ref", "", "expected source ref, e.g. refs/tags/v1.2.0")
+	fl.StringVar(&f.builderID, "builder-id", "", "expected builder ID")
+	fl.StringVar(&f.predicate, "predicate-type", "", "expected predicate type (default: SLSA provenance v1 or v0.2)")
+	fl.StringVar(&f.maxAge, "max-age", "", "reject statements older than this (e.g. 72h, 30d)")
+	fl.StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the verification report as JSON")
+	return c
+}
+
+func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) error {
+	var art verify.Artifact
+	switch {
+	case len(args) == 1 && f.digest != "":
+		return usageErr(errors.New("give either an artifact or --digest, not both"), "")
+	case len(args) == 1:
+		fi, err := os.Stat(args[0])
+		if err != nil {
+			return usageErr(fmt.Errorf("couldn't read artifact: %w", err), "")
+		}
+		if !fi.Mode().IsRegular() {
+			return usageErr(fmt.Errorf("artifact %s is not a regular file", args[0]), "")
+		}
+		art.Path = args[0]
+	case f.digest != "":
+		d, err := digest.Parse(f.digest)
+		if err != nil {
+			return usageErr(fmt.Errorf("--digest: %w", err), "use --digest sha256:HEX")
+		}
+		art.Digests = map[string]string{d.Alg: d.Hex}
+	default:
+		return usageErr(errors.New("no artifact to verify"), "pass the artifact file, or --digest sha256:HEX")
+	}
+	bundlePath := f.bundle
+	if bundlePath == "" {
+		if art.Path == "" {
+			return usageErr(errors.New("--bundle is required with --digest"), "")
+		}
+		bundlePath = art.Path + bundleSuffix
+	}
+	bundleJSON, err := readLimited(bundlePath, maxBundleBytes)
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't read bundle: %w", err), "")
+	}
+	tm, err := trustMaterial(f)
+	if err != nil {
+		return err
+	}
+	req := verify.Requirements{
+		CertificateIdentity:         f.identity,
+		CertificateIdentityRegexp:   f.identityRegexp,
+		CertificateOIDCIssuer:       f.issuer,
+		CertificateOIDCIssuerRegexp: f.issuerRegexp,
+		SourceURI:                   f.sourceURI,
+		SourceRef:                   f.sourceRef,
+		BuilderID:                   f.builderID,
+		PredicateType:               f.predicate,
+	}
+	if f.maxAge != "" {
+		d, err := parseAge(f.maxAge)
+		if err != nil {
+			return usageErr(fmt.Errorf("--max-age: %w", err), "use a duration such as 72h or 30d")
+		}
+		req.MaxAge = d
+	}
+	rep, err := verify.Verify(ctx, bundleJSON, art, tm, req)
+	if err != nil {
+		if errors.Is(err, verify.ErrMalformed) {
+			return usageErr(fmt.Errorf("%s: %w", bundlePath, err), "")
+		}
+		return usageErr(err, "")
+	}
+	if f.jsonOut {
+		if err := writeJSON(s.out, rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(s.out, rep)
+	}
+	if !rep.Verified {
+		return failErr(fmt.Errorf("verification failed: %s", firstFailure(rep)), "")
+	}
+	return nil
+}
+
+// maxBundleBytes bounds how much of a bundle file is read.
+const maxBundleBytes = 32 << 20
+
+// readLimited reads a file, refusing ones larger than limit.
+func readLimited(path string, limit int64) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+func trustMaterial(f *verifyFlags) (root.TrustedMaterial, error) {
+	switch {
+	case f.key != "" && f.trustedRoot != "":
+		return nil, usageErr(errors.New("give either --key or --trusted-root, not both"), "")
+	case f.key != "":
+		pub, err := loadPublicKey(f.key)
+		if err != nil {
+			return nil, err
+		}
+		tm, err := verify.PublicKeyMaterial(pub)
+		if err != nil {
+			return nil, usageErr(err, "")
+		}
+		return tm, nil
+	case f.trustedRoot != "":
+		tm, err := verify.LoadTrustedRoot(f.trustedRoot)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't load trusted root: %w", err), "")
+		}
+		return tm, nil
+	}
+	return nil, usageErr(errors.New("nothing to trust: no --key or --trusted-root"),
+		"pass --key release.pub, or --trusted-root trusted_root.json with --certificate-identity and --certificate-oidc-issuer")
+}
+
+// parseAge parses a Go duration, also accepting whole days ("30d").
+func parseAge(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("invalid duration %q", v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("negative duration %q", v)
+	}
+	return d, nil
+}
+
+func printReport(w io.Writer, rep *verify.Report) {
+	if rep.Verified {
+		fmt.Fprintln(w, "Verified OK")
+	} else {
+		fmt.Fprintln(w, "Verification FAILED")
+	}
+	for _, c := range rep.Checks {
+		mark := "PASS"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s  %-16s %s\n", mark, c.Name, c.Reason)
+	}
+	if p := rep.Provenance; p != nil {
+		fmt.Fprintf(w, "Provenance: builder %s", p.BuilderID)
+		if p.SourceURI != "" {
+			fmt.Fprintf(w, ", source %s", p.SourceURI)
+			if p.SourceRef != "" {
+				fmt.Fprintf(w, "@%s", p.SourceRef)
+			}
+			if p.SourceCommit != "" {
+				fmt.Fprintf(w, " (%s)", p.SourceCommit)
+			}
+		}
+		if p.BuildID != "" {
+			fmt.Fprintf(w, ", build %s", p.BuildID)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func firstFailure(rep *verify.Report) string {
+	for _, c := range rep.Checks {
+		if !c.OK {
+			return c.Name + ": " + c.Reason
+		}
+	}
+	return "no check passed"
+}
