@@ -302,9 +302,9 @@ func (l *Log) historyPath(size uint64) string {
 // recordCheckpoint stores a checkpoint Tessera just signed, before Tessera
 // publishes it; an error stops the publication.
 func (l *Log) recordCheckpoint(msg, sig []byte) error {
-	signed, err := note.Sign(&note.Note{Text: string(msg)}, constSigner{l.verifier, sig})
+	signed, err := signedNote(l.verifier, msg, sig)
 	if err != nil {
-		return fmt.Errorf("couldn't encode checkpoint: %w", err)
+		return err
 	}
 	cp, err := parseCheckpointBody(string(msg))
 	if err != nil {
@@ -318,6 +318,15 @@ func (l *Log) recordCheckpoint(msg, sig []byte) error {
 		l.log.Debug("checkpoint recorded", "size", cp.Size)
 	}
 	return nil
+}
+
+// signedNote assembles the signed note of msg signed by v's key.
+func signedNote(v note.Verifier, msg, sig []byte) ([]byte, error) {
+	signed, err := note.Sign(&note.Note{Text: string(msg)}, constSigner{v, sig})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode checkpoint: %w", err)
+	}
+	return signed, nil
 }
 
 // constSigner is a note.Signer returning a signature made earlier.
