@@ -116,6 +116,15 @@ func (s *SQLite) Search(ctx context.Context, q Query) ([]*Evidence, error) { ret
 // Count implements [Store.Count].
 func (s *SQLite) Count(ctx context.Context) (int64, error) { return s.count(ctx) }
 
-// Close implements [Store.Close]; it checkpoints the WAL into the database
-// file.
-func (s *SQLite) Close() error { return s.db.Close() }
+// Close implements [Store.Close]. It first lets SQLite refresh the query
+// planner's statistics (PRAGMA optimize), as SQLite recommends.
+func (s *SQLite) Close() error {
+	_, err := s.db.Exec(`PRAGMA optimize`)
+	if cerr := s.db.Close(); cerr != nil {
+		return fmt.Errorf("couldn't close sqlite index: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't optimize sqlite index: %w", err)
+	}
+	return nil
+}
