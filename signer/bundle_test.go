@@ -84,6 +84,7 @@ func signCases(t *testing.T) []signCase {
 }
 
 func TestSignStatementVerifies(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, tc := range signCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,6 +192,7 @@ func TestSignStatementRejects(t *testing.T) {
 }
 
 func TestKeypair(t *testing.T) {
+	t.Parallel()
 	p256, _ := Generate(ECDSAP256)
 	ed, _ := Generate(Ed25519)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)

@@ -16,6 +16,7 @@ import (
 // keys and bundles custody writes, and loads a key cosign generates. The
 // committed cosign keys in testdata/ cover loading when cosign is absent.
 func TestCosignInterop(t *testing.T) {
+	t.Parallel()
 	cosign, err := exec.LookPath("cosign")
 	if err != nil {
 		t.Skip("cosign not on PATH")

@@ -20,6 +20,7 @@ func mode(t *testing.T, path string) fs.FileMode {
 }
 
 func TestWriteKeyPair(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "release")
 	pw := []byte("pw")
@@ -117,6 +118,7 @@ func TestWriteKeyPair(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "notpem")
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {

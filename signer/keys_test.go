@@ -60,6 +60,7 @@ func TestParseAlgorithm(t *testing.T) {
 }
 
 func TestEncryptDecryptRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, alg := range []Algorithm{ECDSAP256, Ed25519} {
 		t.Run(string(alg), func(t *testing.T) {
 			priv, err := Generate(alg)
@@ -91,6 +92,7 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 
 // TestDecryptCosignKeys reads keys cosign v2.6.1 wrote (see testdata/README.md).
 func TestDecryptCosignKeys(t *testing.T) {
+	t.Parallel()
 	pw := readTestdata(t, "cosign.password")
 	for _, tc := range []struct {
 		name   string
@@ -210,6 +212,7 @@ func TestDecryptMalformed(t *testing.T) {
 // TestDecryptUnsupportedContents encrypts plaintexts that are not keys
 // custody signs with; each costs one scrypt each way.
 func TestDecryptUnsupportedContents(t *testing.T) {
+	t.Parallel()
 	pw := []byte("pw")
 	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -300,6 +303,7 @@ func TestParsePublicKey(t *testing.T) {
 }
 
 func TestKeyIDAndHint(t *testing.T) {
+	t.Parallel()
 	pub, err := ParsePublicKey(readTestdata(t, "cosign-ed25519.pub"))
 	if err != nil {
 		t.Fatal(err)

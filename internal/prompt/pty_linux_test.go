@@ -32,6 +32,7 @@ func openPTY(t *testing.T) (controller, tty *os.File) {
 	if err != nil {
 		t.Skipf("couldn't open pty: %v", err)
 	}
+	t.Cleanup(func() { tty.Close() })
 	return controller, tty
 }
 
