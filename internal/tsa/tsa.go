@@ -36,10 +36,12 @@ import (
 // uses the same path.
 const Path = "/api/v1/timestamp"
 
-// DefaultPolicy is the TSA policy OID put in every TSTInfo unless WithPolicy
-// says otherwise. It is the policy OID of Sigstore's timestamp authority
+// DefaultPolicy returns the TSA policy OID put in every TSTInfo unless
+// WithPolicy says otherwise: the policy OID of Sigstore's timestamp authority
 // (1.3.6.1.4.1.57264.2), whose semantics custody's authority follows.
-var DefaultPolicy = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 2}
+func DefaultPolicy() asn1.ObjectIdentifier {
+	return asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 2}
+}
 
 var (
 	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 37}
@@ -89,7 +91,7 @@ type Authority struct {
 // must have exactly one extended key usage, id-kp-timeStamping, marked
 // critical, and each certificate must be signed by the next.
 func NewAuthority(signer crypto.Signer, chain []*x509.Certificate, opts ...Option) (*Authority, error) {
-	c := config{clock: time.Now, policy: DefaultPolicy}
+	c := config{clock: time.Now, policy: DefaultPolicy()}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -78,7 +78,7 @@ func TestTimestampGranted(t *testing.T) {
 		{name: "sha256", hash: crypto.SHA256, digest: d256[:]},
 		{name: "sha384 nonce", hash: crypto.SHA384, digest: d384[:], nonce: big.NewInt(42)},
 		{name: "sha512 certReq", hash: crypto.SHA512, digest: d512[:], certReq: true},
-		{name: "big nonce and policy", hash: crypto.SHA256, digest: d256[:], nonce: new(big.Int).Lsh(big.NewInt(1), 100), policy: DefaultPolicy},
+		{name: "big nonce and policy", hash: crypto.SHA256, digest: d256[:], nonce: new(big.Int).Lsh(big.NewInt(1), 100), policy: DefaultPolicy()},
 	}
 	a, _ := newTestAuthority(t)
 	for _, tt := range tests {
@@ -105,8 +105,8 @@ func TestTimestampGranted(t *testing.T) {
 			if (tt.nonce == nil) != (ts.Nonce == nil) || (tt.nonce != nil && tt.nonce.Cmp(ts.Nonce) != 0) {
 				t.Errorf("nonce = %v, want %v", ts.Nonce, tt.nonce)
 			}
-			if !ts.Policy.Equal(DefaultPolicy) {
-				t.Errorf("policy = %v, want %v", ts.Policy, DefaultPolicy)
+			if !ts.Policy.Equal(DefaultPolicy()) {
+				t.Errorf("policy = %v, want %v", ts.Policy, DefaultPolicy())
 			}
 			if tt.certReq != (len(ts.Certificates) > 0) {
 				t.Errorf("certReq %v but %d certificates in token", tt.certReq, len(ts.Certificates))
@@ -380,7 +380,7 @@ func FuzzTimestamp(f *testing.F) {
 	d := sha256.Sum256(nil)
 	for _, r := range []*timestamp.Request{
 		{HashAlgorithm: crypto.SHA256, HashedMessage: d[:]},
-		{HashAlgorithm: crypto.SHA256, HashedMessage: d[:], Nonce: big.NewInt(1), Certificates: true, TSAPolicyOID: DefaultPolicy},
+		{HashAlgorithm: crypto.SHA256, HashedMessage: d[:], Nonce: big.NewInt(1), Certificates: true, TSAPolicyOID: DefaultPolicy()},
 	} {
 		der, err := r.Marshal()
 		if err != nil {
