@@ -20,7 +20,9 @@ var ErrUnsupportedKeyRef = errors.New("unsupported key reference")
 // (mode 0644). Unless force is set it never replaces an existing file: if
 // either exists it writes neither and returns an error wrapping
 // fs.ErrExist. With force, each file is written to a temporary file in the
-// same directory and renamed over the old one.
+// same directory and renamed over the old one (the key first; if replacing
+// the public key then fails, the returned error says so and the pair on disk
+// does not match).
 func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (keyPath, pubPath string, err error) {
 	if prefix == "" {
 		return "", "", errors.New("empty key file prefix")
