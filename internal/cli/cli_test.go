@@ -57,7 +57,13 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GIT_COMMITTER_NAME", "Test Author")
 			env.Setenv("GIT_COMMITTER_EMAIL", "author@example.com")
 			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-			env.Setenv("HOME", env.WorkDir)
+			// HOME outside the work tree: tools the build probes (go, rustup)
+			// write there, and the script's git repository must stay clean.
+			home := env.WorkDir + "-home"
+			if err := os.MkdirAll(home, 0o755); err != nil {
+				return err
+			}
+			env.Setenv("HOME", home)
 			// Keep the real Go caches: HOME moved, and a script that builds
 			// Go code should not start from an empty cache.
 			for k, v := range goEnv {
