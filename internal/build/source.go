@@ -53,6 +53,9 @@ func detectSource(ctx context.Context, dir, outDir string, artifacts []string) (
 			[]string{"git is not installed: source recorded as a directory, not pinned to a commit"}, nil
 	}
 	top, err := git(ctx, dir, "rev-parse", "--show-toplevel")
+	if err != nil && strings.Contains(err.Error(), "dubious ownership") {
+		return source{}, nil, fmt.Errorf("couldn't read the git repository (owned by another user; add it to git's safe.directory): %w", err)
+	}
 	if err != nil {
 		return source{CustodySource: attest.CustodySource{URI: fileURI(dir)}},
 			[]string{"not a git repository: source recorded as a directory, not pinned to a commit"}, nil
