@@ -73,22 +73,15 @@ func parseEvidence(bundleJSON []byte) (*evidence, error) {
 	if tvd := b.GetVerificationMaterial().GetTimestampVerificationData(); tvd != nil {
 		ev.nTSA = len(tvd.GetRfc3161Timestamps())
 	}
-	sc, err := b.SignatureContent()
-	if err != nil {
-		return nil, malformed("couldn't read bundle content: %w", err)
-	}
-	if env := sc.EnvelopeContent(); env != nil {
-		raw := env.RawEnvelope()
+	// Read the content from the protobuf directly: sigstore-go's
+	// SignatureContent re-encodes the payload to base64.
+	if env := b.GetDsseEnvelope(); env != nil {
 		ev.envelope = true
-		ev.nSigs = len(raw.Signatures)
-		if raw.PayloadType != attest.PayloadType {
-			return nil, malformed("DSSE payload type is %q, not %q", raw.PayloadType, attest.PayloadType)
+		ev.nSigs = len(env.GetSignatures())
+		if env.GetPayloadType() != attest.PayloadType {
+			return nil, malformed("DSSE payload type is %q, not %q", env.GetPayloadType(), attest.PayloadType)
 		}
-		payload, err := raw.DecodeB64Payload()
-		if err != nil {
-			return nil, malformed("couldn't decode DSSE payload: %w", err)
-		}
-		if ev.statement, err = attest.ParseStatement(payload); err != nil {
+		if ev.statement, err = attest.ParseStatement(env.GetPayload()); err != nil {
 			return nil, malformed("couldn't parse statement: %w", err)
 		}
 		if t := ev.statement.PredicateType; t == attest.PredicateSLSAv1 || t == attest.PredicateSLSAv02 {
@@ -98,8 +91,11 @@ func parseEvidence(bundleJSON []byte) (*evidence, error) {
 		}
 		return ev, nil
 	}
-	msg := sc.MessageSignatureContent()
-	switch msg.DigestAlgorithm() {
+	msg := b.GetMessageSignature()
+	if msg.GetMessageDigest() == nil {
+		return nil, malformed("message signature has no message digest")
+	}
+	switch alg := msg.GetMessageDigest().GetAlgorithm().String(); alg {
 	case "SHA2_256":
 		ev.msgAlg = "sha256"
 	case "SHA2_384":
@@ -107,9 +103,9 @@ func parseEvidence(bundleJSON []byte) (*evidence, error) {
 	case "SHA2_512":
 		ev.msgAlg = "sha512"
 	default:
-		return nil, malformed("message digest algorithm %q is not supported", msg.DigestAlgorithm())
+		return nil, malformed("message digest algorithm %q is not supported", alg)
 	}
-	ev.msgDigest = hex.EncodeToString(msg.Digest())
+	ev.msgDigest = hex.EncodeToString(msg.GetMessageDigest().GetDigest())
 	if len(ev.msgDigest) != hexLen[ev.msgAlg] {
 		return nil, malformed("message digest has %d hex digits, want %d for %s", len(ev.msgDigest), hexLen[ev.msgAlg], ev.msgAlg)
 	}
