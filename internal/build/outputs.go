@@ -9,11 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/digest"
 )
+
+// BundleSuffix ends the name of the Sigstore bundle custody writes beside an
+// artifact. Files under OutDir with this suffix are never outputs.
+const BundleSuffix = ".sigstore.json"
 
 // snapshotDir records the modification time of every regular file under
 // dir, so files the build did not write can be reported.
@@ -52,7 +57,9 @@ func collectOutputs(ctx context.Context, dir, outDir string, patterns []string, 
 				findings = append(findings, fmt.Sprintf("output %s is a symlink and was not attested", p))
 				return nil
 			}
-			if !d.Type().IsRegular() {
+			if !d.Type().IsRegular() || strings.HasSuffix(p, BundleSuffix) {
+				// Bundles from an earlier run sit beside their artifacts;
+				// they are evidence about outputs, not outputs.
 				return nil
 			}
 			rel, err := filepath.Rel(outDir, p)

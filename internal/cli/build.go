@@ -17,7 +17,7 @@ import (
 )
 
 // bundleSuffix names the bundle written beside an artifact.
-const bundleSuffix = ".sigstore.json"
+const bundleSuffix = build.BundleSuffix
 
 type buildFlags struct {
 	key          string
