@@ -142,9 +142,16 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 	if useTSA {
 		opts = append(opts, sgverify.WithSignedTimestamps(ev.nTSA))
 	}
+	integrated := false // Rekor v2 entries carry no integrated time
+	for _, e := range ev.b.GetVerificationMaterial().GetTlogEntries() {
+		integrated = integrated || e.GetIntegratedTime() > 0
+	}
 	switch {
-	case useTlog || useTSA:
+	case useTSA || (useTlog && integrated):
 		opts = append(opts, sgverify.WithObserverTimestamps(1))
+	case useTlog && keyless:
+		rep.add(CheckTimestamp, false, "certificate-signed bundle's transparency log entries carry no integrated time and it has no RFC 3161 timestamp to prove when it was signed")
+		return nil
 	case keyless:
 		rep.add(CheckTimestamp, false, "certificate-signed bundle has no transparency log entry or RFC 3161 timestamp to prove when it was signed")
 		return nil
@@ -212,7 +219,7 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 		rep.add(CheckSignature, true, "signature verified with a certificate chaining to a trusted CA at the signing time%s", sct)
 	} else {
 		when := "at the current time"
-		if useTlog || useTSA {
+		if useTSA || (useTlog && integrated) {
 			when = "at the verified signing time"
 		}
 		rep.add(CheckSignature, true, "signature verified with the trusted public key (hint %q), valid %s", ev.keyHint, when)

@@ -102,6 +102,12 @@ func TestTampered(t *testing.T) {
 		{name: "wrong predicate type", bundle: genuine, req: func(r *Requirements) { r.PredicateType = "https://cyclonedx.org/bom" }, wantCheck: CheckPredicateType, reason: `is not "https://cyclonedx.org/bom"`},
 		{name: "too old", bundle: genuine, req: func(r *Requirements) { r.MaxAge = time.Hour; r.Now = time.Date(2024, 4, 23, 0, 0, 0, 0, time.UTC) }, wantCheck: CheckMaxAge, reason: "more than max age 1h0m0s"},
 		{name: "untrusted root", bundle: genuine, req: func(r *Requirements) {}, wantCheck: CheckTlog, reason: "not enough verified log entries", also: CheckSignature},
+		{name: "keyless without tlog entry or timestamp", bundle: editBundle(t, genuine, func(m map[string]any) {
+			delete(m["verificationMaterial"].(map[string]any), "tlogEntries")
+		}), wantCheck: CheckTimestamp, reason: "no transparency log entry or RFC 3161 timestamp"},
+		{name: "keyless tlog entry without integrated time", bundle: editBundle(t, genuine, func(m map[string]any) {
+			m["verificationMaterial"].(map[string]any)["tlogEntries"].([]any)[0].(map[string]any)["integratedTime"] = "0"
+		}), wantCheck: CheckTimestamp, reason: "carry no integrated time"},
 		{name: "truncated JSON", bundle: genuine[:len(genuine)/2], malformed: true},
 		{name: "empty", bundle: nil, malformed: true},
 		{name: "wrong media type", bundle: editBundle(t, genuine, func(m map[string]any) {
