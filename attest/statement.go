@@ -39,13 +39,13 @@ type Statement struct {
 // ProvenanceFacts is the version-independent view of a provenance predicate
 // that verification and policy check.
 type ProvenanceFacts struct {
-	BuilderID    string
-	BuildType    string
-	BuildID      string
-	SourceURI    string // as recorded, e.g. git+https://github.com/org/repo
-	SourceRef    string // e.g. refs/tags/v1.2.0
-	SourceCommit string
-	StartedOn    time.Time // zero when not recorded
-	FinishedOn   time.Time // zero when not recorded
-	Dirty        bool
+	BuilderID    string    `json:"builderId"`
+	BuildType    string    `json:"buildType,omitempty"`
+	BuildID      string    `json:"buildId,omitempty"`
+	SourceURI    string    `json:"sourceUri,omitempty"`    // as recorded, e.g. git+https://github.com/org/repo
+	SourceRef    string    `json:"sourceRef,omitempty"`    // e.g. refs/tags/v1.2.0
+	SourceCommit string    `json:"sourceCommit,omitempty"` // full hex commit
+	StartedOn    time.Time `json:"startedOn,omitzero"`     // zero when not recorded
+	FinishedOn   time.Time `json:"finishedOn,omitzero"`    // zero when not recorded
+	Dirty        bool      `json:"dirty,omitempty"`
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -137,22 +139,10 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		}
 		return usageErr(err, "")
 	}
-	report := buildReport{BuildID: res.BuildID}
-	sign := func(subjects []attest.Subject, path string) error {
-		b, err := signProvenance(ctx, sg, subjects, res.Provenance)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(path, b, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
-		}
-		report.Bundles = append(report.Bundles, builtBundle{Bundle: path, Subjects: subjects})
-		return nil
-	}
+	// One job per bundle: a subject list and where its bundle goes.
+	var jobs []builtBundle
 	if f.bundle != "" {
-		if err := sign(res.Subjects, f.bundle); err != nil {
-			return err
-		}
+		jobs = append(jobs, builtBundle{Bundle: f.bundle, Subjects: res.Subjects})
 	} else {
 		files := map[string]string{} // subject name -> file path
 		for _, o := range res.Outputs {
@@ -169,11 +159,13 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			} else {
 				path = filepath.Join(dir, safeName(sub.Name)+bundleSuffix)
 			}
-			if err := sign([]attest.Subject{sub}, path); err != nil {
-				return err
-			}
+			jobs = append(jobs, builtBundle{Bundle: path, Subjects: []attest.Subject{sub}})
 		}
 	}
+	if err := signAll(ctx, sg, res.Provenance, jobs); err != nil {
+		return err
+	}
+	report := buildReport{BuildID: res.BuildID, Bundles: jobs}
 	if f.jsonOut {
 		return writeJSON(s.out, report)
 	}
@@ -184,6 +176,50 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		}
 	}
 	return nil
+}
+
+// signAll signs and writes one bundle per job, spread over the cores: a
+// build with thousands of outputs should not wait on one signature at a time.
+func signAll(ctx context.Context, sg crypto.Signer, pred any, jobs []builtBundle) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(jobs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				b, err := signProvenance(ctx, sg, jobs[i].Subjects, pred)
+				if err == nil {
+					if werr := writeFileAtomic(jobs[i].Bundle, b, 0o644); werr != nil {
+						err = usageErr(fmt.Errorf("couldn't write bundle: %w", werr), "")
+					}
+				}
+				if err != nil {
+					errs[i] = err
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // signProvenance wraps the provenance in a statement about subjects and signs it.
