@@ -1,0 +1,195 @@
+package server
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/custody-dev/custody/internal/tsa"
+	"github.com/custody-dev/custody/signer"
+)
+
+// meta is DIR/meta.json.
+type meta struct {
+	Created time.Time `json:"created"`
+}
+
+// loadMeta reads DIR/meta.json, creating it on first start.
+func loadMeta(dir string) (*meta, error) {
+	p := filepath.Join(dir, "meta.json")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		m := &meta{Created: time.Now().UTC().Truncate(time.Second)}
+		b, _ := json.Marshal(m)
+		if err := writeFileAtomic(p, b, 0o644); err != nil {
+			return nil, err
+		}
+		return m, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read data directory: %w", err)
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil || m.Created.IsZero() {
+		return nil, fmt.Errorf("%s is malformed", p)
+	}
+	return &m, nil
+}
+
+// loadOrCreateKey reads the private key at path, or generates an ECDSA P-256
+// key and writes it there (0600), encrypted when password is set.
+func loadOrCreateKey(path string, password []byte) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		var out []byte
+		if len(password) > 0 {
+			if out, err = signer.EncryptPrivateKey(k, password); err != nil {
+				return nil, fmt.Errorf("couldn't encrypt key: %w", err)
+			}
+		} else {
+			der, err := x509.MarshalPKCS8PrivateKey(k)
+			if err != nil {
+				return nil, err
+			}
+			out = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		}
+		if err := writeFileAtomic(path, out, 0o600); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read key: %w", err)
+	}
+	return parseKeyFile(path, b, password)
+}
+
+// parseKeyFile reads a PKCS#8 "PRIVATE KEY" PEM file or a Sigstore encrypted
+// key.
+func parseKeyFile(path string, b, password []byte) (crypto.Signer, error) {
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s is not a PEM private key", path)
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't parse %s: %w", path, err)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("%s holds a %T, not a signing key", path, k)
+		}
+		return s, nil
+	case signer.PrivateKeyPEMType, signer.LegacyPrivateKeyPEMType:
+		if len(password) == 0 {
+			return nil, fmt.Errorf("%s is encrypted and CUSTODY_SERVER_PASSWORD is not set", path)
+		}
+		s, err := signer.DecryptPrivateKey(b, password)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't decrypt %s: %w", path, err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("%s holds a PEM block of type %q, not a private key", path, block.Type)
+}
+
+// loadOrCreateChain reads the TSA chain at path, or generates one for key.
+func loadOrCreateChain(path string, key crypto.Signer, now time.Time) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		leaf, root, _, err := tsa.GenerateChain(key, "custody timestamp authority", now)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't make TSA certificates: %w", err)
+		}
+		var out []byte
+		for _, c := range []*x509.Certificate{leaf, root} {
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		if err := writeFileAtomic(path, out, 0o644); err != nil {
+			return nil, err
+		}
+		return []*x509.Certificate{leaf, root}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read TSA chain: %w", err)
+	}
+	var chain []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't parse %s: %w", path, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%s holds no certificate", path)
+	}
+	return chain, nil
+}
+
+// writeFileAtomic writes b to path through a synced temporary file and a
+// rename, then syncs the directory.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("couldn't sync %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+// Package server is the HTTP service behind `custody serve`: a transparency
+// log (package tlog: C2SP tlog-tiles, https://c2sp.org/tlog-tiles, and the
+// Rekor v2 write API), an RFC 3161 timestamp authority
+// (https://www.rfc-editor.org/rfc/rfc3161, package tsa), a signing service
+// for builders that must not hold keys, and the evidence index (package
+// store), in one http.Handler.
+//
+// # Routes
+//
+//	GET  /healthz                        public   "ok"
+//	GET  /metrics                        public   Prometheus exposition format
+//	GET  /checkpoint                     public   latest checkpoint (tlog)
+//	GET  /checkpoints/{size}             public   checkpoint history (tlog)
+//	GET  /tile/...                       public   Merkle tiles and entry bundles (tlog)
+//	GET  /proof/inclusion, /proof/consistency     public (tlog)
+//	POST /api/v2/log/entries             builder  Rekor v2 CreateEntryRequest (tlog)
+//	POST /cosignature                    admin    witness cosignature (tlog)
+//	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa)
+//	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
+//	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM
+//	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
+//	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
+//	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}
+//
+// "builder" means a builder or admin token; "any role" means any valid token.
+// Tokens are sent as "Authorization: Bearer TOKEN". A request without a
+// token gets 401, one with a token of the wrong role 403. Every failure is
+// answered with one line of text/plain. Request bodies are capped
+// (Config.MaxBody, default 1 MiB: 413); malformed JSON, statements, entries
+// and bundles, and bad signatures get 400 and leave nothing in the log or
+// index; a build ID that was already indexed gets 409; more than
+// Config.MaxInflight concurrent write requests, or a log that pushes back,
+// get 503 with Retry-After.
+//
+// The search parameters of GET /api/v1/evidence are digest, name,
+// predicateType, signerKeyId, identity, builder, source, commit, buildId,
+// since and until (RFC 3339), after (an evidence ID) and limit; see
+// store.Query.
+//
+// # Data directory
+//
+//	DIR/meta.json            creation time: start of every key's validity window
+//	DIR/keys/log.key         log checkpoint key (ECDSA P-256)
+//	DIR/keys/tsa.key         TSA key (ECDSA P-256)
+//	DIR/keys/tsa-chain.pem   TSA certificate chain, leaf first (tsa.GenerateChain)
+//	DIR/keys/builder.key     the default builder key "builder" (ECDSA P-256)
+//	DIR/log/                 the transparency log (tlog.Options.Dir)
+//	DIR/index.db             the SQLite evidence index, unless Config.DB is a Postgres DSN
+//	DIR/tokens               API tokens: one JSON object per line holding the
+//	                         token's SHA-256, role, builder key and label (0600)
+//	DIR/journal/             signing requests in flight (see Crash safety)
+//
+// Private keys are PKCS#8 PEM files of mode 0600, encrypted in the Sigstore
+// encrypted key format (signer.EncryptPrivateKey) when Config.Password is set
+// (custody serve reads it from CUSTODY_SERVER_PASSWORD). Everything is created
+// on first start.
+//
+// # Crash safety
+//
+// A signing request is acknowledged only once its log entry is covered by a
+// published checkpoint and its bundle is in the index. Before the entry is
+// appended, the signed (not yet logged) bundle is written to DIR/journal and
+// synced; once the log returns the entry, the journal file is replaced by the
+// final bundle; once the index holds it, the journal file is removed. On
+// start, Open reconciles: a journalled final bundle is indexed again (Put is
+// idempotent), and a journalled request whose entry reached the log is found
+// there by its leaf, given an inclusion proof and indexed; one that never
+// reached the log was never acknowledged and is dropped. So after a crash
+// every acknowledged entry is in the log, every indexed log entry is in the
+// log at its recorded index, and every integrated signing request is indexed.
+package server

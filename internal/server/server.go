@@ -1,0 +1,363 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/tsa"
+	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
+)
+
+// Defaults of Config.
+const (
+	DefaultPublicURL   = "http://127.0.0.1:8080"
+	DefaultMaxBody     = 1 << 20
+	DefaultMaxInflight = 256
+)
+
+// Config configures a Server. Dir is required.
+type Config struct {
+	// Dir is the data directory (see the package documentation); created
+	// on first start.
+	Dir string
+	// PublicURL is where clients reach the server; it is the baseUrl of the
+	// log and TSA in the trusted root, and its host name is the log's
+	// origin. Default DefaultPublicURL.
+	PublicURL string
+	// DB is a PostgreSQL DSN (postgres://…) for the index. Default: SQLite
+	// in Dir/index.db.
+	DB string
+	// Password encrypts the private keys at rest. Default none: keys are
+	// plain PKCS#8 files of mode 0600.
+	Password []byte
+	// BuilderKeys names more builder keys: name → private key file (PKCS#8
+	// PEM, or Sigstore encrypted with Password). The key "builder" is always
+	// Dir/keys/builder.key unless named here.
+	BuilderKeys map[string]string
+	// MaxBody caps request bodies, in bytes. Default DefaultMaxBody.
+	MaxBody int64
+	// MaxInflight caps concurrent write requests; more get 503 with
+	// Retry-After. Default DefaultMaxInflight.
+	MaxInflight int
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// CheckpointInterval and BatchMaxAge tune the log (tlog.Options).
+	// Defaults are tlog's.
+	CheckpointInterval time.Duration
+	BatchMaxAge        time.Duration
+}
+
+// Server is a running custody registry. Its methods are safe for concurrent
+// use.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	created  time.Time
+	log      *tlog.Log
+	tsa      *tsa.Authority
+	index    store.Store
+	builders map[string]crypto.Signer
+	tokens   *tokens
+	journal  string
+
+	trustedRoot []byte
+	inflight    chan struct{}
+	metrics     *metrics
+
+	buildMu  sync.Mutex
+	building map[string]bool // build IDs being signed or pushed right now
+}
+
+var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Open opens (creating on first start) the data directory, the log, the
+// timestamp authority and the index, reconciles the index with the log
+// (see Crash safety in the package documentation) and returns the server.
+// Call Close to stop it.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("data directory not set")
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = DefaultPublicURL
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, fmt.Errorf("public URL %q is not an http(s) URL", cfg.PublicURL)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	m, err := loadMeta(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, created: m.Created, builders: map[string]crypto.Signer{},
+		tokens: &tokens{path: filepath.Join(cfg.Dir, tokensFile)}, journal: filepath.Join(cfg.Dir, "journal"),
+		inflight: make(chan struct{}, cfg.MaxInflight), building: map[string]bool{}}
+	keys := filepath.Join(cfg.Dir, "keys")
+	logKey, err := loadOrCreateKey(filepath.Join(keys, "log.key"), cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	tsaKey, err := loadOrCreateKey(filepath.Join(keys, "tsa.key"), cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := loadOrCreateChain(filepath.Join(keys, "tsa-chain.pem"), tsaKey, m.Created)
+	if err != nil {
+		return nil, err
+	}
+	if s.tsa, err = tsa.NewAuthority(tsaKey, chain, tsa.WithLogger(logger)); err != nil {
+		return nil, fmt.Errorf("couldn't start timestamp authority: %w", err)
+	}
+	if _, ok := cfg.BuilderKeys[DefaultBuilderKey]; !ok {
+		if s.builders[DefaultBuilderKey], err = loadOrCreateKey(filepath.Join(keys, "builder.key"), cfg.Password); err != nil {
+			return nil, err
+		}
+	}
+	for name, path := range cfg.BuilderKeys {
+		if !keyName.MatchString(name) {
+			return nil, fmt.Errorf("builder key name %q is not a simple name", name)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read builder key %s: %w", name, err)
+		}
+		if s.builders[name], err = parseKeyFile(path, b, cfg.Password); err != nil {
+			return nil, err
+		}
+	}
+	for name, k := range s.builders {
+		if _, err := signer.NewKeypair(k); err != nil {
+			return nil, fmt.Errorf("builder key %s: %w", name, err)
+		}
+	}
+	if err := os.MkdirAll(s.journal, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create journal: %w", err)
+	}
+
+	s.metrics = newMetrics()
+	s.log, err = tlog.Open(ctx, tlog.Options{Dir: filepath.Join(cfg.Dir, "log"), Origin: u.Hostname(), Signer: logKey,
+		Logger: logger, ValidFrom: m.Created, MaxEntryBytes: int(cfg.MaxBody),
+		CheckpointInterval: cfg.CheckpointInterval, BatchMaxAge: cfg.BatchMaxAge})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DB != "" {
+		s.index, err = store.OpenPostgres(ctx, cfg.DB)
+	} else {
+		s.index, err = store.OpenSQLite(filepath.Join(cfg.Dir, "index.db"))
+	}
+	if err != nil {
+		s.log.Close()
+		return nil, fmt.Errorf("couldn't open index: %w", err)
+	}
+	root := &trust.Root{
+		Tlogs: []trust.TransparencyLog{{BaseURL: cfg.PublicURL, PublicKey: s.log.PublicKey(), LogID: s.log.LogID(),
+			Window: trust.Window{Start: m.Created}}},
+		TSAs: []trust.TimestampAuthority{{URI: cfg.PublicURL + tsa.Path, Chain: chain,
+			Window: trust.Window{Start: m.Created}}},
+	}
+	if s.trustedRoot, err = root.MarshalTrustedRootJSON(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("couldn't export trusted root: %w", err)
+	}
+	s.metrics.register(s)
+	if err := s.reconcile(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
+	return s, nil
+}
+
+// Close stops the log (after publishing every accepted entry) and closes
+// the index.
+func (s *Server) Close() error {
+	err := s.log.Close()
+	if s.index != nil {
+		err = errors.Join(err, s.index.Close())
+	}
+	return err
+}
+
+// TrustedRoot returns the Sigstore trusted_root.json holding this server's
+// log and timestamp authority.
+func (s *Server) TrustedRoot() []byte { return append([]byte(nil), s.trustedRoot...) }
+
+// BuilderPublicKey returns the public key of the builder key named name.
+func (s *Server) BuilderPublicKey(name string) (crypto.PublicKey, bool) {
+	k, ok := s.builders[name]
+	if !ok {
+		return nil, false
+	}
+	return k.Public(), true
+}
+
+// TrustedMaterial returns trust material for verifying bundles this server
+// signed: the trusted root plus every builder key, valid since the data
+// directory was created.
+func (s *Server) TrustedMaterial() (root.TrustedMaterial, error) {
+	tr, err := trust.LoadTrustedRoot(s.trustedRoot)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range s.builders {
+		tr.Keys = append(tr.Keys, trust.Key{PublicKey: k.Public(), Window: trust.Window{Start: s.created}})
+	}
+	return tr.TrustedMaterial()
+}
+
+// TSAChain returns the timestamp authority's certificate chain.
+func (s *Server) TSAChain() []*x509.Certificate { return s.tsa.Chain() }
+
+// Log returns the transparency log.
+func (s *Server) Log() *tlog.Log { return s.log }
+
+// Index returns the evidence index.
+func (s *Server) Index() store.Store { return s.index }
+
+// Handler returns the HTTP API; routes are listed in the package
+// documentation.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	lh := s.log.Handler()
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, s.metrics.instrument(pattern, h))
+	}
+	handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
+		handle(p, lh.ServeHTTP)
+	}
+	handle("POST /api/v2/log/entries", s.auth(s.write(lh.ServeHTTP), RoleBuilder, RoleAdmin))
+	handle("POST /cosignature", s.auth(lh.ServeHTTP, RoleAdmin))
+	handle("POST "+tsa.Path, s.auth(s.write(s.tsa.Handler().ServeHTTP), RoleBuilder, RoleAdmin))
+	handle("GET /api/v1/trusted-root", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(s.trustedRoot)
+	})
+	handle("GET /api/v1/keys/{name}", s.serveKey)
+	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), RoleBuilder, RoleAdmin))
+	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), RoleBuilder, RoleAdmin))
+	handle("GET /api/v1/evidence", s.auth(s.serveSearch, Roles()...))
+	return mux
+}
+
+func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
+	pub, ok := s.BuilderPublicKey(r.PathValue("name"))
+	if !ok {
+		fail(w, http.StatusNotFound, "no builder key of that name")
+		return
+	}
+	pemBytes, err := signer.MarshalPublicKey(pub)
+	if err != nil {
+		s.logger.Error("couldn't encode builder key", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't encode key")
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(pemBytes)
+}
+
+// fail writes a one-line text error.
+func fail(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	msg = strings.ReplaceAll(strings.ReplaceAll(msg, "\r", " "), "\n", "; ")
+	fmt.Fprintln(w, msg)
+}
+
+type tokenKey struct{}
+
+// tokenFrom returns the authenticated token holder of r.
+func tokenFrom(r *http.Request) *TokenInfo {
+	t, _ := r.Context().Value(tokenKey{}).(*TokenInfo)
+	return t
+}
+
+// auth admits requests with a valid bearer token of one of roles.
+func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
+			fail(w, http.StatusUnauthorized, "missing bearer token")
+			return
+		}
+		info, err := s.tokens.lookup(strings.TrimSpace(tok))
+		if err != nil {
+			s.logger.Error("couldn't authenticate", "err", err)
+			fail(w, http.StatusInternalServerError, "couldn't check token")
+			return
+		}
+		if info == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
+			fail(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		for _, role := range roles {
+			if info.Role == role {
+				h(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, info)))
+				return
+			}
+		}
+		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not do this", info.Role))
+	}
+}
+
+// write bounds concurrent write requests and caps their bodies.
+func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.inflight <- struct{}{}:
+			defer func() { <-s.inflight }()
+		default:
+			s.metrics.rejected.Inc()
+			w.Header().Set("Retry-After", "1")
+			fail(w, http.StatusServiceUnavailable, "server is overloaded, retry later")
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBody {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+		h(w, r)
+	}
+}

@@ -1,0 +1,348 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/transparency-dev/tessera"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/tsa"
+	"github.com/custody-dev/custody/signer"
+)
+
+// signRequest is the body of POST /api/v1/sign.
+type signRequest struct {
+	Statement json.RawMessage `json:"statement"`
+	// Key names the builder key; only admin tokens may choose it (builder
+	// tokens sign with the key they are scoped to).
+	Key string `json:"key,omitempty"`
+}
+
+// signResponse is the answer to POST /api/v1/sign.
+type signResponse struct {
+	Bundle json.RawMessage `json:"bundle"`
+	ID     int64           `json:"id"`
+}
+
+// errReplay is returned for a build ID that was already indexed.
+var errReplay = errors.New("build ID was already used")
+
+// readBody reads a capped request body, answering 413 or 400 itself.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
+			return nil, false
+		}
+		fail(w, http.StatusBadRequest, "couldn't read request body")
+		return nil, false
+	}
+	return b, true
+}
+
+func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req signRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		fail(w, http.StatusBadRequest, "request is not a JSON object {\"statement\": …}")
+		return
+	}
+	if len(req.Statement) == 0 {
+		fail(w, http.StatusBadRequest, "request has no statement")
+		return
+	}
+	tok := tokenFrom(r)
+	keyName := tok.Key
+	switch {
+	case tok.Role == RoleAdmin && req.Key != "":
+		keyName = req.Key
+	case tok.Role == RoleAdmin:
+		keyName = DefaultBuilderKey
+	case req.Key != "" && req.Key != tok.Key:
+		fail(w, http.StatusForbidden, fmt.Sprintf("this token may sign only with builder key %q", tok.Key))
+		return
+	}
+	key, ok := s.builders[keyName]
+	if !ok {
+		fail(w, http.StatusForbidden, fmt.Sprintf("no builder key %q", keyName))
+		return
+	}
+	stmt, err := attest.ParseStatement(req.Statement)
+	if err != nil {
+		fail(w, http.StatusBadRequest, fmt.Sprintf("statement rejected: %v", err))
+		return
+	}
+	facts, err := provenanceFacts(stmt)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	release, err := s.claimBuildID(r.Context(), facts.BuildID, "")
+	if err != nil {
+		s.failWrite(w, err)
+		return
+	}
+	defer release()
+
+	bundleJSON, tle, id, err := s.sign(r.Context(), key, req.Statement, stmt, facts)
+	if err != nil {
+		s.metrics.appends.WithLabelValues("error").Inc()
+		s.failWrite(w, err)
+		return
+	}
+	s.metrics.appends.WithLabelValues("ok").Inc()
+	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
+	s.logger.InfoContext(r.Context(), "signed", "key", keyName, "token", tok.Name, "log_index", tle.GetLogIndex(), "id", id)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(signResponse{Bundle: bundleJSON, ID: id})
+}
+
+// failWrite answers a failed write with the right status.
+func (s *Server) failWrite(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errReplay):
+		fail(w, http.StatusConflict, err.Error())
+	case errors.Is(err, tessera.ErrPushback):
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "log is overloaded, retry later")
+	case errors.Is(err, tlog.ErrInvalidEntry), errors.Is(err, store.ErrInvalid):
+		fail(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.Canceled):
+		fail(w, http.StatusServiceUnavailable, "request cancelled")
+	default:
+		s.logger.Error("write failed", "err", err)
+		fail(w, http.StatusInternalServerError, "internal error, see the server log")
+	}
+}
+
+// provenanceFacts parses SLSA provenance predicates; other predicates give
+// empty facts.
+func provenanceFacts(stmt *attest.Statement) (*attest.ProvenanceFacts, error) {
+	switch stmt.PredicateType {
+	case attest.PredicateSLSAv1, attest.PredicateSLSAv02:
+		f, err := attest.ParseProvenance(stmt.PredicateType, stmt.Predicate)
+		if err != nil {
+			return nil, fmt.Errorf("provenance rejected: %w", err)
+		}
+		return f, nil
+	}
+	return &attest.ProvenanceFacts{}, nil
+}
+
+// claimBuildID refuses a build ID that is indexed (other than by the bundle
+// whose SHA-256 is bundleSHA) or being written right now, and otherwise
+// reserves it until release is called.
+func (s *Server) claimBuildID(ctx context.Context, id, bundleSHA string) (release func(), err error) {
+	if id == "" {
+		return func() {}, nil
+	}
+	s.buildMu.Lock()
+	if s.building[id] {
+		s.buildMu.Unlock()
+		return nil, fmt.Errorf("%w: %s is being signed right now", errReplay, id)
+	}
+	s.building[id] = true
+	s.buildMu.Unlock()
+	release = func() {
+		s.buildMu.Lock()
+		delete(s.building, id)
+		s.buildMu.Unlock()
+	}
+	found, err := s.index.Search(ctx, store.Query{BuildID: id, Limit: 2})
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("couldn't search index: %w", err)
+	}
+	for _, e := range found {
+		if e.BundleSHA256 != bundleSHA {
+			release()
+			return nil, fmt.Errorf("%w: %s is already recorded (evidence %d)", errReplay, id, e.ID)
+		}
+	}
+	return release, nil
+}
+
+// sign signs, timestamps, logs and indexes a statement, journalling as the
+// package documentation describes.
+func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *attest.Statement, facts *attest.ProvenanceFacts) ([]byte, *protorekor.TransparencyLogEntry, int64, error) {
+	kp, err := signer.NewKeypair(key)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	jpath := filepath.Join(s.journal, hex.EncodeToString(nonce[:])+".json")
+	lw := &journalingLog{s: s, path: jpath, kp: kp}
+	ta := sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{
+		URL: "http://in-process" + tsa.Path, Timeout: -1, Transport: authorityTransport{s.tsa},
+	})
+	pb, err := sign.Bundle(&sign.DSSEData{Data: raw, PayloadType: attest.PayloadType}, kp, sign.BundleOptions{
+		Context: ctx, TimestampAuthorities: []*sign.TimestampAuthority{ta}, TransparencyLogs: []sign.Transparency{lw},
+	})
+	if err != nil {
+		if lw.journalled && !lw.added {
+			os.Remove(jpath)
+		}
+		return nil, nil, 0, fmt.Errorf("couldn't sign: %w", err)
+	}
+	out, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("couldn't encode bundle: %w", err)
+	}
+	// The entry is in the log: from here on the journal must let a restart
+	// index exactly these bytes.
+	if err := writeFileAtomic(jpath, out, 0o600); err != nil {
+		return nil, nil, 0, err
+	}
+	ev := evidenceFor(out, stmt, facts, kp.GetPublicKey(), lw.entry)
+	id, _, err := s.index.Put(ctx, ev)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("couldn't index bundle: %w", err)
+	}
+	if err := os.Remove(jpath); err != nil {
+		s.logger.Warn("couldn't remove journal file", "path", jpath, "err", err)
+	}
+	return out, lw.entry, id, nil
+}
+
+// evidenceFor is the index record of a bundle.
+func evidenceFor(bundleJSON []byte, stmt *attest.Statement, facts *attest.ProvenanceFacts, pub crypto.PublicKey, tle *protorekor.TransparencyLogEntry) *store.Evidence {
+	ev := &store.Evidence{Bundle: bundleJSON, PredicateType: stmt.PredicateType, LogIndex: -1}
+	for _, sub := range stmt.Subject {
+		ev.Subjects = append(ev.Subjects, store.Subject{Name: sub.Name, Digests: sub.Digest})
+	}
+	if pub != nil {
+		ev.SignerKeyID = signer.KeyID(pub)
+	}
+	if facts != nil {
+		ev.BuilderID, ev.SourceURI, ev.SourceCommit, ev.BuildID = facts.BuilderID, facts.SourceURI, facts.SourceCommit, facts.BuildID
+	}
+	if tle != nil {
+		ev.LogIndex = tle.GetLogIndex()
+	}
+	return ev
+}
+
+// journalingLog is the sign.Transparency of the signing service: it journals
+// the signed bundle, then appends its entry to the log in process.
+type journalingLog struct {
+	s          *Server
+	path       string
+	kp         *signer.Keypair
+	journalled bool
+	added      bool
+	entry      *protorekor.TransparencyLogEntry
+}
+
+func (j *journalingLog) GetTransparencyLogEntry(ctx context.Context, _ []byte, b *protobundle.Bundle) error {
+	req, err := entryRequest(b, j.kp)
+	if err != nil {
+		return err
+	}
+	pending, err := protojson.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(j.path, pending, 0o600); err != nil {
+		return err
+	}
+	j.journalled = true
+	start := time.Now()
+	tle, err := j.s.log.AddEntry(ctx, req)
+	if err != nil {
+		return err
+	}
+	j.s.metrics.integration.Observe(time.Since(start).Seconds())
+	j.added, j.entry = true, tle
+	b.VerificationMaterial.TlogEntries = append(b.VerificationMaterial.TlogEntries, tle)
+	return nil
+}
+
+// entryRequest is the Rekor v2 hashedrekord request for a key-signed DSSE
+// bundle: the signature over the envelope's PAE, as sigstore-go logs it.
+func entryRequest(b *protobundle.Bundle, kp *signer.Keypair) (*tlog.CreateEntryRequest, error) {
+	env := b.GetDsseEnvelope()
+	if env == nil || len(env.GetSignatures()) != 1 {
+		return nil, errors.New("bundle is not a DSSE envelope with one signature")
+	}
+	hf := kp.GetHashAlgorithm()
+	var h crypto.Hash
+	switch hf {
+	case protocommon.HashAlgorithm_SHA2_256:
+		h = crypto.SHA256
+	case protocommon.HashAlgorithm_SHA2_384:
+		h = crypto.SHA384
+	case protocommon.HashAlgorithm_SHA2_512:
+		h = crypto.SHA512
+	default:
+		return nil, fmt.Errorf("builder key of algorithm %s can't be logged as hashedrekord", kp.GetSigningAlgorithm())
+	}
+	der, err := x509.MarshalPKIXPublicKey(kp.GetPublicKey())
+	if err != nil {
+		return nil, err
+	}
+	hasher := h.New()
+	hasher.Write(dsse.PAE(env.GetPayloadType(), env.GetPayload()))
+	return &tlog.CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
+		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{
+			Digest: hasher.Sum(nil),
+			Signature: &rekorpb.Signature{
+				Content: env.GetSignatures()[0].GetSig(),
+				Verifier: &rekorpb.Verifier{
+					Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},
+					KeyDetails: kp.GetSigningAlgorithm(),
+				},
+			},
+		},
+	}}, nil
+}
+
+// authorityTransport answers RFC 3161 requests in process.
+type authorityTransport struct{ a *tsa.Authority }
+
+func (t authorityTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	der, err := io.ReadAll(io.LimitReader(r.Body, tsa.MaxRequestSize))
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.a.Timestamp(r.Context(), der)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp authority: %w", err)
+	}
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {tsa.ReplyMediaType}}, Body: io.NopCloser(bytes.NewReader(resp)),
+		ContentLength: int64(len(resp)), Request: r}, nil
+}
