@@ -112,6 +112,7 @@ func newRoot(s *streams) *cobra.Command {
 		newAttestCmd(s),
 		newInspectCmd(s),
 		newDemoCmd(s),
+		newServeCmd(s), newTokenCmd(s),
 	)
 	return root
 }

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/server"
+)
+
+func newServeCmd(s *streams) *cobra.Command {
+	var (
+		dataDir, listen, publicURL, db, tlsCert, tlsKey string
+		maxBody                                         int64
+		maxInflight                                     int
+		builderKeys                                     []string
+	)
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry: transparency log, timestamp authority, signing service and evidence index",
+		Long: "serve runs custody's trusted registry on one HTTP server, creating the data directory on first start.\n" +
+			"Private keys are encrypted at rest with CUSTODY_SERVER_PASSWORD when it is set.",
+		Args: argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" {
+				return usageErr(errors.New("--data is required"), "custody serve --data ./custody-data")
+			}
+			if (tlsCert == "") != (tlsKey == "") {
+				return usageErr(errors.New("--tls-cert and --tls-key go together"), "")
+			}
+			keys := map[string]string{}
+			for _, kv := range builderKeys {
+				name, path, ok := strings.Cut(kv, "=")
+				if !ok || name == "" || path == "" {
+					return usageErr(fmt.Errorf("--builder-key %q is not NAME=PATH", kv), "")
+				}
+				keys[name] = path
+			}
+			scheme := "http"
+			if tlsCert != "" {
+				scheme = "https"
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return usageErr(fmt.Errorf("couldn't listen on %s: %w", listen, err), "choose another --listen address")
+			}
+			if publicURL == "" {
+				publicURL = scheme + "://" + ln.Addr().String()
+			}
+			logger := slog.New(slog.NewTextHandler(s.err, nil))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
+				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys,
+				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger})
+			if err != nil {
+				ln.Close()
+				return usageErr(err, "")
+			}
+			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			errc := make(chan error, 1)
+			go func() {
+				if tlsCert != "" {
+					errc <- hs.ServeTLS(ln, tlsCert, tlsKey)
+				} else {
+					errc <- hs.Serve(ln)
+				}
+			}()
+			fmt.Fprintf(s.out, "custody serving on %s://%s (public URL %s)\n", scheme, ln.Addr(), publicURL)
+			select {
+			case err = <-errc:
+			case <-ctx.Done():
+				logger.Info("shutting down")
+				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err = hs.Shutdown(sctx)
+				cancel()
+			}
+			if cerr := srv.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return failErr(err, "")
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dataDir, "data", "", "data directory (created on first start)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&publicURL, "public-url", "", "URL clients use (default: the listen address); its host name is the log's origin")
+	f.StringVar(&db, "db", "", "PostgreSQL DSN for the index (default: SQLite in the data directory)")
+	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	f.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
+	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests before answering 503")
+	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH (repeatable)")
+	return c
+}
+
+func newTokenCmd(s *streams) *cobra.Command {
+	c := &cobra.Command{Use: "token", Short: "Manage API tokens of custody serve"}
+	var dataDir, role, key, name string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token; prints it on the last line (only its hash is stored)",
+		Args:  argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" || role == "" {
+				return usageErr(errors.New("--data and --role are required"), "custody token create --role builder --data ./custody-data")
+			}
+			r, err := server.ParseRole(role)
+			if err != nil {
+				return usageErr(err, "")
+			}
+			tok, err := server.CreateToken(dataDir, r, key, name)
+			if err != nil {
+				return usageErr(err, "")
+			}
+			fmt.Fprintf(s.err, "created %s token; it is shown once, store it now\n", r)
+			fmt.Fprintln(s.out, tok)
+			return nil
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&dataDir, "data", "", "data directory of custody serve")
+	f.StringVar(&role, "role", "", "builder, approver, deployer, auditor or admin")
+	f.StringVar(&key, "key", "", "builder key the token may sign with (builder tokens; default \"builder\")")
+	f.StringVar(&name, "name", "", "label for the token")
+	c.AddCommand(create)
+	return c
+}
