@@ -45,7 +45,7 @@ func newVerifyCmd(s *streams) *cobra.Command {
 	fl := c.Flags()
 	fl.StringVar(&f.bundle, "bundle", "", "Sigstore bundle (default ARTIFACT.sigstore.json)")
 	fl.StringVar(&f.key, "key", "", "trusted public key (PEM)")
-	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json for keyless verification")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json: CAs for keyless, logs and TSAs (with --key too)")
 	fl.StringVar(&f.identity, "certificate-identity", "", "expected certificate identity (SAN)")
 	fl.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "expected certificate identity, as a regular expression")
 	fl.StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the certificate")
@@ -155,11 +155,19 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// trustMaterial is what verification trusts: a public key, a Sigstore
+// trusted root, or both (a key-signed bundle whose log entries and
+// timestamps are checked against the root's logs and TSAs).
 func trustMaterial(f *verifyFlags) (root.TrustedMaterial, error) {
-	switch {
-	case f.key != "" && f.trustedRoot != "":
-		return nil, usageErr(errors.New("give either --key or --trusted-root, not both"), "")
-	case f.key != "":
+	var tms root.TrustedMaterialCollection
+	if f.trustedRoot != "" {
+		tm, err := verify.LoadTrustedRoot(f.trustedRoot)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't load trusted root: %w", err), "")
+		}
+		tms = append(tms, tm)
+	}
+	if f.key != "" {
 		pub, err := loadPublicKey(f.key)
 		if err != nil {
 			return nil, err
@@ -168,16 +176,16 @@ func trustMaterial(f *verifyFlags) (root.TrustedMaterial, error) {
 		if err != nil {
 			return nil, usageErr(err, "")
 		}
-		return tm, nil
-	case f.trustedRoot != "":
-		tm, err := verify.LoadTrustedRoot(f.trustedRoot)
-		if err != nil {
-			return nil, usageErr(fmt.Errorf("couldn't load trusted root: %w", err), "")
-		}
-		return tm, nil
+		tms = append(tms, tm)
 	}
-	return nil, usageErr(errors.New("nothing to trust: no --key or --trusted-root"),
-		"pass --key release.pub, or --trusted-root trusted_root.json with --certificate-identity and --certificate-oidc-issuer")
+	switch len(tms) {
+	case 0:
+		return nil, usageErr(errors.New("nothing to trust: no --key or --trusted-root"),
+			"pass --key release.pub, or --trusted-root trusted_root.json with --certificate-identity and --certificate-oidc-issuer")
+	case 1:
+		return tms[0], nil
+	}
+	return tms, nil
 }
 
 // parseAge parses a Go duration, also accepting whole days ("30d").
