@@ -241,7 +241,7 @@ func ToJSON(e *store.Evidence) EvidenceJSON {
 
 // FromJSON converts the wire form back to an index record.
 func FromJSON(j EvidenceJSON) *store.Evidence {
-	e := &store.Evidence{ID: j.ID, BundleSHA256: j.BundleSHA256, Bundle: []byte(j.Bundle), PredicateType: j.PredicateType,
+	e := &store.Evidence{ID: j.ID, BundleSHA256: j.BundleSHA256, Bundle: j.Bundle, PredicateType: j.PredicateType,
 		SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, SignerIssuer: j.SignerIssuer,
 		BuilderID: j.BuilderID, SourceURI: j.SourceURI, SourceCommit: j.SourceCommit, BuildID: j.BuildID,
 		LogIndex: j.LogIndex, IndexedAt: j.IndexedAt}

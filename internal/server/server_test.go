@@ -1,0 +1,467 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
+)
+
+type testServer struct {
+	*server.Server
+	url    string
+	dir    string
+	tokens map[server.Role]string
+}
+
+func start(t *testing.T, cfg server.Config) *testServer {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	cfg.BatchMaxAge = 5 * time.Millisecond
+	s, err := server.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	ts := &testServer{Server: s, url: cfg.PublicURL, dir: cfg.Dir, tokens: map[server.Role]string{}}
+	for _, r := range server.Roles() {
+		tok, err := server.CreateToken(cfg.Dir, r, "", "test "+string(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.tokens[r] = tok
+	}
+	return ts
+}
+
+func statement(t *testing.T, buildID string, artifact string) []byte {
+	t.Helper()
+	sum := sha256.Sum256([]byte(artifact))
+	prov := attest.ProvenanceV1{
+		BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
+			ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
+				Source: attest.CustodySource{URI: "git+https://example.com/org/repo", Commit: strings.Repeat("ab", 20)}}},
+		RunDetails: attest.RunDetails{Builder: attest.Builder{ID: "https://custody.dev/builders/test@v1"},
+			Metadata: &attest.BuildMetadata{InvocationID: buildID}},
+	}
+	st, err := attest.NewStatement([]attest.Subject{{Name: artifact, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		attest.PredicateSLSAv1, prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newClient(t *testing.T, ts *testServer, role server.Role) *client.Client {
+	t.Helper()
+	c, err := client.New(ts.url, ts.tokens[role], client.WithCheckpointDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// verifyWithSigstoreGo checks a bundle the way a third party would: the
+// exported trusted root plus the builder public key, requiring a log entry
+// and a signed timestamp.
+func verifyWithSigstoreGo(t *testing.T, c *client.Client, b []byte, artifact string) {
+	t.Helper()
+	ctx := context.Background()
+	trJSON, err := c.TrustedRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, err := c.PublicKey(ctx, "builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signer.ParsePublicKey(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := trust.LoadTrustedRoot(trJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Keys = []trust.Key{{PublicKey: pub}}
+	tm, err := tr.TrustedMaterial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.NewTrustedRootFromJSON(trJSON); err != nil {
+		t.Fatalf("sigstore-go refuses the trusted root: %v", err)
+	}
+	v, err := sgverify.NewVerifier(tm, sgverify.WithTransparencyLog(1), sgverify.WithSignedTimestamps(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb bundle.Bundle
+	if err := sb.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(artifact))
+	if _, err := v.Verify(&sb, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", sum[:]), sgverify.WithKey())); err != nil {
+		t.Fatalf("sigstore-go: %v", err)
+	}
+}
+
+func TestSignVerifySearchReplay(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	c := newClient(t, ts, server.RoleBuilder)
+	b, err := c.Sign(ctx, statement(t, "build-1", "app.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyWithSigstoreGo(t, c, b, "app.tar.gz")
+
+	// Indexed, searchable by any role.
+	for _, q := range []store.Query{{BuildID: "build-1"}, {SourceCommit: strings.Repeat("ab", 20)}, {SubjectName: "app.tar.gz"}} {
+		got, err := newClient(t, ts, server.RoleAuditor).Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !bytes.Equal(got[0].Bundle, b) || got[0].LogIndex != 0 || got[0].SignerKeyID == "" {
+			t.Fatalf("search %+v = %d results, first %+v (bundle equal %v)", q, len(got), got[0], bytes.Equal(got[0].Bundle, b))
+		}
+	}
+	// Pushing the same bundle again is idempotent.
+	id, existed, err := c.Push(ctx, b)
+	if err != nil || !existed || id == 0 {
+		t.Fatalf("push again = %d, %v, %v", id, existed, err)
+	}
+	// A replayed build ID is refused.
+	_, err = c.Sign(ctx, statement(t, "build-1", "other.tar.gz"))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+		t.Fatalf("replay: %v", err)
+	}
+	// The log client sees a consistent log.
+	lc, err := c.Log(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp, err := lc.Checkpoint(ctx); err != nil || cp.Size != 1 {
+		t.Fatalf("checkpoint = %v, %v", cp, err)
+	}
+}
+
+func TestPush(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	c := newClient(t, ts, server.RoleBuilder)
+	signed, err := c.Sign(ctx, statement(t, "build-p", "p.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := signer.SignStatement(ctx, other, statement(t, "build-f", "f.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(signed, []byte(`"sig":"`), []byte(`"sig":"AAAA`), 1)
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		status  int
+		existed bool
+	}{
+		{"foreign key, unverifiable, stored", foreign, http.StatusCreated, false},
+		{"foreign again", foreign, http.StatusOK, true},
+		{"own bundle", signed, http.StatusOK, true},
+		{"tampered signature", tampered, http.StatusBadRequest, false},
+		{"not json", []byte("{"), http.StatusBadRequest, false},
+		{"not a bundle", []byte(`{"a":1}`), http.StatusBadRequest, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := ts.Index().Count(ctx)
+			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], tc.body)
+			if resp.status != tc.status {
+				t.Fatalf("status %d (%s), want %d", resp.status, resp.body, tc.status)
+			}
+			after, _ := ts.Index().Count(ctx)
+			if tc.status == http.StatusCreated && after != before+1 || tc.status != http.StatusCreated && after != before {
+				t.Errorf("index grew from %d to %d", before, after)
+			}
+			if resp.status >= 400 && strings.Count(resp.body, "\n") != 1 {
+				t.Errorf("error is not one line: %q", resp.body)
+			}
+		})
+	}
+}
+
+type answer struct {
+	status int
+	body   string
+	header http.Header
+}
+
+func do(t *testing.T, ts *testServer, method, path, token string, body []byte) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ts.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if path == "/api/v1/timestamp" {
+		req.Header.Set("Content-Type", "application/timestamp-query")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b), resp.Header}
+}
+
+func TestRoleMatrix(t *testing.T) {
+	ts := start(t, server.Config{})
+	all := append([]server.Role{}, server.Roles()...)
+	type endpoint struct {
+		method, path string
+		body         func() []byte
+		allowed      []server.Role // nil: public
+		okStatus     int           // status for an allowed caller
+	}
+	n := 0
+	signBody := func() []byte {
+		n++
+		return []byte(fmt.Sprintf(`{"statement":%s}`, statement(t, fmt.Sprintf("matrix-%d", n), "m.bin")))
+	}
+	builders := []server.Role{server.RoleBuilder, server.RoleAdmin}
+	endpoints := []endpoint{
+		{"GET", "/healthz", nil, nil, 200},
+		{"GET", "/metrics", nil, nil, 200},
+		{"GET", "/checkpoint", nil, nil, 200},
+		{"GET", "/checkpoints/0", nil, nil, 200},
+		{"GET", "/proof/consistency?old=0&new=0", nil, nil, 200},
+		{"GET", "/api/v1/trusted-root", nil, nil, 200},
+		{"GET", "/api/v1/keys/builder", nil, nil, 200},
+		{"POST", "/api/v2/log/entries", func() []byte { return []byte("{}") }, builders, 400},
+		{"POST", "/cosignature", func() []byte { return []byte("x") }, []server.Role{server.RoleAdmin}, 400},
+		{"POST", "/api/v1/timestamp", func() []byte { return []byte("x") }, builders, 400},
+		{"POST", "/api/v1/sign", signBody, builders, 200},
+		{"POST", "/api/v1/evidence", func() []byte { return []byte("{") }, builders, 400},
+		{"GET", "/api/v1/evidence?limit=1", nil, all, 200},
+	}
+	for _, ep := range endpoints {
+		callers := map[string]string{"no token": "", "garbage token": "cust_garbage"}
+		for _, r := range all {
+			callers[string(r)] = ts.tokens[r]
+		}
+		for name, tok := range callers {
+			t.Run(ep.method+" "+ep.path+" as "+name, func(t *testing.T) {
+				var body []byte
+				if ep.body != nil {
+					body = ep.body()
+				}
+				want := ep.okStatus
+				switch {
+				case ep.allowed == nil:
+				case tok == "" || name == "garbage token":
+					want = http.StatusUnauthorized
+				default:
+					want = http.StatusForbidden
+					for _, r := range ep.allowed {
+						if string(r) == name {
+							want = ep.okStatus
+						}
+					}
+				}
+				if got := do(t, ts, ep.method, ep.path, tok, body); got.status != want {
+					t.Errorf("status %d (%s), want %d", got.status, strings.TrimSpace(got.body), want)
+				}
+			})
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	ts := start(t, server.Config{MaxBody: 4096, MaxInflight: 1})
+	ctx := context.Background()
+	tok := ts.tokens[server.RoleBuilder]
+	logSize := func() uint64 {
+		cp, err := ts.Log().Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Size
+	}
+	big := []byte(`{"statement":` + strings.Repeat(" ", 5000) + `{}}`)
+	for _, tc := range []struct {
+		name   string
+		path   string
+		body   []byte
+		status int
+	}{
+		{"oversized sign", "/api/v1/sign", big, http.StatusRequestEntityTooLarge},
+		{"oversized push", "/api/v1/evidence", big, http.StatusRequestEntityTooLarge},
+		{"malformed json", "/api/v1/sign", []byte(`{"statement":`), http.StatusBadRequest},
+		{"unknown field", "/api/v1/sign", []byte(`{"statement":{},"x":1}`), http.StatusBadRequest},
+		{"not a statement", "/api/v1/sign", []byte(`{"statement":{"_type":"x"}}`), http.StatusBadRequest},
+		{"unknown entry kind", "/api/v2/log/entries", []byte(`{"unknownKind":{}}`), http.StatusBadRequest},
+		{"bad signature entry", "/api/v2/log/entries", []byte(`{"hashedRekordRequestV002":{"digest":"AAAA","signature":{"content":"AAAA","verifier":{"publicKey":{"rawBytes":"AAAA"},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`), http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n0, s0 := count(t, ts), logSize()
+			got := do(t, ts, http.MethodPost, tc.path, tok, tc.body)
+			if got.status != tc.status || strings.Count(got.body, "\n") != 1 {
+				t.Fatalf("answer %d %q, want %d and one line", got.status, got.body, tc.status)
+			}
+			if n, s := count(t, ts), logSize(); n != n0 || s != s0 {
+				t.Errorf("left something behind: index %d→%d, log %d→%d", n0, n, s0, s)
+			}
+		})
+	}
+
+	t.Run("overload", func(t *testing.T) {
+		// A request whose body never ends holds the only write slot.
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest(http.MethodPost, ts.url+"/api/v1/sign", pr)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		pw.Write([]byte(`{"statement":`))
+		// The slot is taken once the server reads the body; poll until
+		// another write is refused.
+		var got answer
+		for range 500 {
+			got = do(t, ts, http.MethodPost, "/api/v1/evidence", tok, []byte("{"))
+			if got.status == http.StatusServiceUnavailable {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got.status != http.StatusServiceUnavailable || got.header.Get("Retry-After") == "" {
+			t.Errorf("answer %d %q, Retry-After %q", got.status, got.body, got.header.Get("Retry-After"))
+		}
+		// Reads are never refused.
+		if r := do(t, ts, http.MethodGet, "/checkpoint", "", nil); r.status != http.StatusOK {
+			t.Errorf("checkpoint under load: %d", r.status)
+		}
+		pw.CloseWithError(errors.New("client gave up"))
+		<-done
+	})
+}
+
+func count(t *testing.T, ts *testServer) int64 {
+	t.Helper()
+	n, err := ts.Index().Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestBuilderKeyScope(t *testing.T) {
+	dir := t.TempDir()
+	k, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := signer.EncryptPrivateKey(k, []byte("pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := dir + "/release.key"
+	if err := os.WriteFile(path, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, server.Config{Dir: dir + "/data", Password: []byte("pw"), BuilderKeys: map[string]string{"release": path}})
+	tok, err := server.CreateToken(ts.dir, server.RoleBuilder, "release", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"own key", `{"statement":%s}`, 200},
+		{"other key", `{"statement":%s,"key":"builder"}`, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := fmt.Sprintf(tc.body, statement(t, "scope-"+tc.name, "s.bin"))
+			if got := do(t, ts, http.MethodPost, "/api/v1/sign", tok, []byte(body)); got.status != tc.status {
+				t.Errorf("status %d %q, want %d", got.status, got.body, tc.status)
+			}
+		})
+	}
+	fi, err := os.Stat(ts.dir + "/keys/log.key")
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log key mode: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(ts.dir + "/keys/log.key")
+	if !bytes.Contains(b, []byte(signer.PrivateKeyPEMType)) {
+		t.Error("log key is not encrypted with the server password")
+	}
+}
+
+func TestPostgres(t *testing.T) {
+	dsn := os.Getenv("CUSTODY_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("CUSTODY_TEST_POSTGRES not set (scripts/postgres starts a server)")
+	}
+	ts := start(t, server.Config{DB: dsn})
+	c := newClient(t, ts, server.RoleBuilder)
+	id := fmt.Sprintf("pg-%d", time.Now().UnixNano())
+	b, err := c.Sign(context.Background(), statement(t, id, "pg.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Search(context.Background(), store.Query{BuildID: id})
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Bundle, b) {
+		t.Fatalf("search = %v, %v", got, err)
+	}
+}
