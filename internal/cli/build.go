@@ -33,6 +33,7 @@ type buildFlags struct {
 	builderID    string
 	env          []string
 	jsonOut      bool
+	server       string
 }
 
 func newBuildCmd(s *streams) *cobra.Command {
@@ -67,6 +68,7 @@ func newBuildCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.builderID, "builder-id", build.DefaultBuilderID, "builder ID recorded in the provenance")
 	fl.StringArrayVar(&f.env, "env", nil, "also record this environment variable (repeatable; secrets are redacted)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fl.StringVar(&f.server, "server", "", "have custody serve sign, log and timestamp the provenance (token from $CUSTODY_TOKEN) instead of --key")
 	return c
 }
 
@@ -81,8 +83,11 @@ type buildReport struct {
 }
 
 func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) error {
-	if f.key == "" {
-		return usageErr(errors.New("--key is required"), "create one with 'custody key generate --out NAME'")
+	switch {
+	case f.key == "" && f.server == "":
+		return usageErr(errors.New("--key or --server is required"), "create a key with 'custody key generate --out NAME', or sign through custody serve with --server URL")
+	case f.key != "" && f.server != "":
+		return usageErr(errors.New("give either --key or --server, not both"), "")
 	}
 	if f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "" {
 		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
@@ -106,11 +111,28 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		}
 		subjects = append(subjects, more...)
 	}
-	// Open the key before the build runs: the provenance is signed the moment
-	// the outputs exist, and a wrong password should not cost a build.
-	sg, err := loadSigner(s, f.key)
-	if err != nil {
-		return err
+	// Open the key (or reach the server) before the build runs: the
+	// provenance is signed the moment the outputs exist, and a wrong
+	// password or a server that is down should not cost a build.
+	var sign signFunc
+	if f.server != "" {
+		cl, err := newClient(f.server)
+		if err != nil {
+			return err
+		}
+		if _, err := cl.PublicKey(ctx, "builder"); err != nil {
+			return remoteErr(err, "couldn't reach the signing service")
+		}
+		sign = func(ctx context.Context, payload []byte) ([]byte, error) {
+			b, err := cl.Sign(ctx, payload)
+			return b, remoteErr(err, "signing service")
+		}
+	} else {
+		sg, err := loadSigner(s, f.key)
+		if err != nil {
+			return err
+		}
+		sign = keySigner(sg)
 	}
 	res, err := build.Run(ctx, build.Options{
 		Command:    command,
@@ -141,9 +163,18 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	}
 	// One job per bundle: a subject list and where its bundle goes.
 	var jobs []builtBundle
-	if f.bundle != "" {
+	switch {
+	case f.bundle != "":
 		jobs = append(jobs, builtBundle{Bundle: f.bundle, Subjects: res.Subjects})
-	} else {
+	case f.server != "" && !(len(res.Subjects) == 1 && len(res.Outputs) == 1):
+		// The signing service signs one statement per build (a build ID
+		// it has seen is a replay), so all subjects share one bundle.
+		dir := f.outDir
+		if dir == "" {
+			dir = "."
+		}
+		jobs = append(jobs, builtBundle{Bundle: filepath.Join(dir, "build-"+res.BuildID+bundleSuffix), Subjects: res.Subjects})
+	default:
 		files := map[string]string{} // subject name -> file path
 		for _, o := range res.Outputs {
 			files[o.Name] = o.Path
@@ -162,7 +193,7 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			jobs = append(jobs, builtBundle{Bundle: path, Subjects: []attest.Subject{sub}})
 		}
 	}
-	if err := signAll(ctx, sg, res.Provenance, jobs); err != nil {
+	if err := signAll(ctx, sign, res.Provenance, jobs); err != nil {
 		return err
 	}
 	report := buildReport{BuildID: res.BuildID, Bundles: jobs}
@@ -180,7 +211,7 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 
 // signAll signs and writes one bundle per job, spread over the cores: a
 // build with thousands of outputs should not wait on one signature at a time.
-func signAll(ctx context.Context, sg crypto.Signer, pred any, jobs []builtBundle) error {
+func signAll(ctx context.Context, sign signFunc, pred any, jobs []builtBundle) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make([]error, len(jobs))
@@ -191,7 +222,7 @@ func signAll(ctx context.Context, sg crypto.Signer, pred any, jobs []builtBundle
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				b, err := signProvenance(ctx, sg, jobs[i].Subjects, pred)
+				b, err := signProvenance(ctx, sign, jobs[i].Subjects, pred)
 				if err == nil {
 					if werr := writeFileAtomic(jobs[i].Bundle, b, 0o644); werr != nil {
 						err = usageErr(fmt.Errorf("couldn't write bundle: %w", werr), "")
@@ -222,8 +253,22 @@ feed:
 	return ctx.Err()
 }
 
+// signFunc signs an in-toto statement and returns the Sigstore bundle.
+type signFunc func(ctx context.Context, statement []byte) ([]byte, error)
+
+// keySigner signs with a local key.
+func keySigner(sg crypto.Signer) signFunc {
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
+		b, err := signer.SignStatement(ctx, sg, payload)
+		if err != nil {
+			return nil, failErr(fmt.Errorf("couldn't sign: %w", err), "")
+		}
+		return b, nil
+	}
+}
+
 // signProvenance wraps the provenance in a statement about subjects and signs it.
-func signProvenance(ctx context.Context, sg crypto.Signer, subjects []attest.Subject, pred any) ([]byte, error) {
+func signProvenance(ctx context.Context, sign signFunc, subjects []attest.Subject, pred any) ([]byte, error) {
 	st, err := attest.NewStatement(subjects, attest.PredicateSLSAv1, pred)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
@@ -232,11 +277,7 @@ func signProvenance(ctx context.Context, sg crypto.Signer, subjects []attest.Sub
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("couldn't encode statement: %w", err), "")
 	}
-	b, err := signer.SignStatement(ctx, sg, payload)
-	if err != nil {
-		return nil, failErr(fmt.Errorf("couldn't sign: %w", err), "")
-	}
-	return b, nil
+	return sign(ctx, payload)
 }
 
 // safeName turns a subject name (possibly an image reference) into a file name.

@@ -113,6 +113,12 @@ func newRoot(s *streams) *cobra.Command {
 		newInspectCmd(s),
 		newDemoCmd(s),
 		newServeCmd(s), newTokenCmd(s),
+		newPushCmd(s),
+		newFetchCmd(s),
+		newSearchCmd(s),
+		newLogCmd(s),
+		newWitnessCmd(s),
+		newTrustCmd(s),
 	)
 	return root
 }

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -49,8 +52,43 @@ func TestScripts(t *testing.T) {
 	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// envfile NAME FILE sets NAME to the last non-empty line of FILE.
+			"envfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: envfile NAME FILE")
+				}
+				lines := strings.Split(strings.TrimSpace(ts.ReadFile(args[1])), "\n")
+				ts.Setenv(args[0], strings.TrimSpace(lines[len(lines)-1]))
+			},
+			// waitserver URL waits until custody serve answers /healthz.
+			"waitserver": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: waitserver URL")
+				}
+				deadline := time.Now().Add(60 * time.Second)
+				for time.Now().Before(deadline) {
+					resp, err := http.Get(args[0] + "/healthz")
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							return
+						}
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+				ts.Fatalf("server at %s did not come up", args[0])
+			},
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("CORPUS", corpus)
+			// A free port for scripts that start custody serve.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			env.Setenv("FREEPORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+			ln.Close()
 			env.Setenv("CUSTODY_PASSWORD", "correct horse battery staple")
 			env.Setenv("GIT_AUTHOR_NAME", "Test Author")
 			env.Setenv("GIT_AUTHOR_EMAIL", "author@example.com")

@@ -124,7 +124,7 @@ func runDemo(ctx context.Context, s *streams, keep bool) error {
 	}
 	artifact := filepath.Join(src, "dist", "hello")
 	bundlePath := artifact + bundleSuffix
-	b, err := signProvenance(ctx, sg, res.Subjects, res.Provenance)
+	b, err := signProvenance(ctx, keySigner(sg), res.Subjects, res.Provenance)
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,13 @@ func inspectBundle(raw []byte) (*inspection, error) {
 	}
 	if tss, err := b.Timestamps(); err == nil {
 		for _, ts := range tss {
-			if parsed, err := timestamp.Parse(ts); err == nil {
+			// Bundles carry the TimeStampResp (what Sigstore TSAs return);
+			// older ones the bare token.
+			parsed, err := timestamp.ParseResponse(ts)
+			if err != nil {
+				parsed, err = timestamp.Parse(ts)
+			}
+			if err == nil {
 				in.Timestamps = append(in.Timestamps, parsed.Time.UTC())
 			}
 		}

@@ -67,14 +67,32 @@ func newKeyGenerateCmd(s *streams) *cobra.Command {
 }
 
 func newKeyPublicCmd(s *streams) *cobra.Command {
-	var keyRef string
+	var keyRef, server, name string
 	c := &cobra.Command{
-		Use:   "public --key REF",
-		Short: "Print the public key (PEM) of a signing key",
+		Use:   "public (--key REF | --server URL [--name builder])",
+		Short: "Print the public key (PEM) of a signing key, or of a custody server's builder key",
 		Args:  argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if server != "" {
+				if keyRef != "" {
+					return usageErr(errors.New("give either --key or --server, not both"), "")
+				}
+				cl, err := newClient(server)
+				if err != nil {
+					return err
+				}
+				pemBytes, err := cl.PublicKey(c.Context(), name)
+				if err != nil {
+					return remoteErr(err, "couldn't fetch the builder key")
+				}
+				if _, err := signer.ParsePublicKey(pemBytes); err != nil {
+					return failErr(fmt.Errorf("the server sent an unusable public key: %w", err), "")
+				}
+				_, err = s.out.Write(pemBytes)
+				return err
+			}
 			if keyRef == "" {
-				return usageErr(errors.New("--key is required"), "")
+				return usageErr(errors.New("--key or --server is required"), "")
 			}
 			sg, err := loadSigner(s, keyRef)
 			if err != nil {
@@ -89,6 +107,8 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&keyRef, "key", "", "signing key: path to an encrypted key file")
+	c.Flags().StringVar(&server, "server", "", "custody server whose builder key to print")
+	c.Flags().StringVar(&name, "name", "builder", "name of the server's builder key")
 	return c
 }
 

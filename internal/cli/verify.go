@@ -26,6 +26,7 @@ type verifyFlags struct {
 	maxAge                                     string
 	digest                                     string
 	jsonOut                                    bool
+	server                                     string
 }
 
 func newVerifyCmd(s *streams) *cobra.Command {
@@ -57,6 +58,7 @@ func newVerifyCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.maxAge, "max-age", "", "reject statements older than this (e.g. 72h, 30d)")
 	fl.StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the verification report as JSON")
+	fl.StringVar(&f.server, "server", "", "verify every bundle custody serve holds for the artifact (and the log's consistency)")
 	return c
 }
 
@@ -83,6 +85,20 @@ func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) e
 	default:
 		return usageErr(errors.New("no artifact to verify"), "pass the artifact file, or --digest sha256:HEX")
 	}
+	if f.server != "" {
+		if f.bundle != "" {
+			return usageErr(errors.New("give either --bundle or --server, not both"), "")
+		}
+		tm, err := trustMaterial(f)
+		if err != nil {
+			return err
+		}
+		req, err := f.requirements()
+		if err != nil {
+			return err
+		}
+		return verifyFromServer(ctx, s, f, art, tm, req)
+	}
 	bundlePath := f.bundle
 	if bundlePath == "" {
 		if art.Path == "" {
@@ -98,22 +114,9 @@ func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) e
 	if err != nil {
 		return err
 	}
-	req := verify.Requirements{
-		CertificateIdentity:         f.identity,
-		CertificateIdentityRegexp:   f.identityRegexp,
-		CertificateOIDCIssuer:       f.issuer,
-		CertificateOIDCIssuerRegexp: f.issuerRegexp,
-		SourceURI:                   f.sourceURI,
-		SourceRef:                   f.sourceRef,
-		BuilderID:                   f.builderID,
-		PredicateType:               f.predicate,
-	}
-	if f.maxAge != "" {
-		d, err := parseAge(f.maxAge)
-		if err != nil {
-			return usageErr(fmt.Errorf("--max-age: %w", err), "use a duration such as 72h or 30d")
-		}
-		req.MaxAge = d
+	req, err := f.requirements()
+	if err != nil {
+		return err
 	}
 	rep, err := verify.Verify(ctx, bundleJSON, art, tm, req)
 	if err != nil {
@@ -133,6 +136,28 @@ func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) e
 		return failErr(fmt.Errorf("verification failed: %s", firstFailure(rep)), "")
 	}
 	return nil
+}
+
+// requirements turns the check flags into verify.Requirements.
+func (f *verifyFlags) requirements() (verify.Requirements, error) {
+	req := verify.Requirements{
+		CertificateIdentity:         f.identity,
+		CertificateIdentityRegexp:   f.identityRegexp,
+		CertificateOIDCIssuer:       f.issuer,
+		CertificateOIDCIssuerRegexp: f.issuerRegexp,
+		SourceURI:                   f.sourceURI,
+		SourceRef:                   f.sourceRef,
+		BuilderID:                   f.builderID,
+		PredicateType:               f.predicate,
+	}
+	if f.maxAge != "" {
+		d, err := parseAge(f.maxAge)
+		if err != nil {
+			return req, usageErr(fmt.Errorf("--max-age: %w", err), "use a duration such as 72h or 30d")
+		}
+		req.MaxAge = d
+	}
+	return req, nil
 }
 
 // maxBundleBytes bounds how much of a bundle file is read.
