@@ -64,7 +64,7 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[reason == "ok"], reason).Inc()
 	sum := sha256.Sum256(body)
-	release, err := s.claimBuildID(r.Context(), ev.BuildID, hex.EncodeToString(sum[:]))
+	release, err := s.claimBuildID(r.Context(), ev.BuildID, hex.EncodeToString(sum[:]), ev)
 	if err != nil {
 		s.failWrite(w, err)
 		return

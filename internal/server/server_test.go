@@ -465,3 +465,42 @@ func TestPostgres(t *testing.T) {
 		t.Fatalf("search = %v, %v", got, err)
 	}
 }
+
+// A local build writes one bundle per output, all with the build's ID: the
+// same signer and builder may push them all. The same build ID under another
+// signer is a replay.
+func TestPushSharedBuildID(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	c := newClient(t, ts, server.RoleBuilder)
+	key, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
+		b, err := signer.SignStatement(ctx, key, statement(t, "build-shared", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, existed, err := c.Push(ctx, b); err != nil || existed {
+			t.Fatalf("push %s = existed %v, %v", name, existed, err)
+		}
+	}
+	other, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := signer.SignStatement(ctx, other, statement(t, "build-shared", "d.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Push(ctx, b)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+		t.Fatalf("push under another signer: %v, want 409", err)
+	}
+	got, err := c.Search(ctx, store.Query{BuildID: "build-shared"})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("search = %d records, %v; want 3", len(got), err)
+	}
+}

@@ -103,7 +103,7 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	release, err := s.claimBuildID(r.Context(), facts.BuildID, "")
+	release, err := s.claimBuildID(r.Context(), facts.BuildID, "", nil)
 	if err != nil {
 		s.failWrite(w, err)
 		return
@@ -157,10 +157,16 @@ func provenanceFacts(stmt *attest.Statement) (*attest.ProvenanceFacts, error) {
 	return &attest.ProvenanceFacts{}, nil
 }
 
-// claimBuildID refuses a build ID that is indexed (other than by the bundle
-// whose SHA-256 is bundleSHA) or being written right now, and otherwise
-// reserves it until release is called.
-func (s *Server) claimBuildID(ctx context.Context, id, bundleSHA string) (release func(), err error) {
+// claimBuildID refuses a build ID that is being written right now, or is
+// indexed by evidence other than the bundle whose SHA-256 is bundleSHA, and
+// otherwise reserves it until release is called.
+//
+// The signing service (pushed == nil) signs one statement per build, so any
+// earlier record of the build ID is a replay. A pushed bundle may share its
+// build ID with evidence of the same signer and builder: a local build
+// writes one bundle per output, all with the build's ID. The same build ID
+// under another signer or builder is a replay.
+func (s *Server) claimBuildID(ctx context.Context, id, bundleSHA string, pushed *store.Evidence) (release func(), err error) {
 	if id == "" {
 		return func() {}, nil
 	}
@@ -176,18 +182,29 @@ func (s *Server) claimBuildID(ctx context.Context, id, bundleSHA string) (releas
 		delete(s.building, id)
 		s.buildMu.Unlock()
 	}
-	found, err := s.index.Search(ctx, store.Query{BuildID: id, Limit: 2})
+	found, err := s.index.Search(ctx, store.Query{BuildID: id, Limit: store.MaxLimit})
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("couldn't search index: %w", err)
 	}
 	for _, e := range found {
-		if e.BundleSHA256 != bundleSHA {
-			release()
-			return nil, fmt.Errorf("%w: %s is already recorded (evidence %d)", errReplay, id, e.ID)
+		if e.BundleSHA256 == bundleSHA {
+			continue
 		}
+		if pushed != nil && sameBuild(e, pushed) {
+			continue
+		}
+		release()
+		return nil, fmt.Errorf("%w: %s is already recorded (evidence %d)", errReplay, id, e.ID)
 	}
 	return release, nil
+}
+
+// sameBuild reports whether two records of one build ID come from the same
+// signer and builder.
+func sameBuild(a, b *store.Evidence) bool {
+	return a.SignerKeyID == b.SignerKeyID && a.SignerIdentity == b.SignerIdentity &&
+		a.SignerIssuer == b.SignerIssuer && a.BuilderID == b.BuilderID
 }
 
 // sign signs, timestamps, logs and indexes a statement, journalling as the
