@@ -32,7 +32,17 @@ func benchEvidence(n int) *store.Evidence {
 // BenchmarkSearch measures searches on an index of benchRecords records.
 // Loading it takes a while (about a minute for PostgreSQL); run with
 //
-//	go test -run '^$' -bench Search -benchtime 2000x ./internal/store/
+//	go test -run '^$' -bench Search -benchtime 300x ./internal/store/
+//
+// Measured 2026-11 on 2 shared AMD EPYC cores (load average about 8), per
+// search; "key" and "commit" return a full page of 100 records with bundles:
+//
+//	            digest  key     key-since  commit  builder-page(10)  put
+//	SQLite      0.39ms  3.1ms   7.3ms      1.8ms   0.26ms            1.4ms
+//	PostgreSQL  0.57ms  3.5ms   4.3ms      3.2ms   1.0ms             1.8ms
+//
+// Loading the 100,000 records took 59 s (SQLite) and 88 s (PostgreSQL 15,
+// fsync off).
 func BenchmarkSearch(b *testing.B) {
 	ctx := context.Background()
 	for _, be := range backends() {

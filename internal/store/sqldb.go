@@ -128,7 +128,7 @@ func (s *sqlDB) get(ctx context.Context, id int64) (*Evidence, error) {
 		return nil, fmt.Errorf("couldn't read evidence %d: %w", id, err)
 	}
 	if len(es) == 0 {
-		return nil, fmt.Errorf("evidence %d: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("%w: id %d", ErrNotFound, id)
 	}
 	return es[0], nil
 }
