@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/tlog"
 )
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -23,7 +26,7 @@ func newServeCmd(s *streams) *cobra.Command {
 		dataDir, listen, publicURL, db, tlsCert, tlsKey string
 		maxBody                                         int64
 		maxInflight                                     int
-		builderKeys                                     []string
+		builderKeys, witnesses                          []string
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -46,6 +49,26 @@ func newServeCmd(s *streams) *cobra.Command {
 				}
 				keys[name] = path
 			}
+			var wvs []note.Verifier
+			for _, kv := range witnesses {
+				name, path, ok := strings.Cut(kv, "=")
+				if !ok || name == "" || path == "" {
+					return usageErr(fmt.Errorf("--witness %q is not NAME=PUBLIC-KEY-FILE", kv), "")
+				}
+				pub, err := loadPublicKey(path)
+				if err != nil {
+					return err
+				}
+				edpub, ok := pub.(ed25519.PublicKey)
+				if !ok {
+					return usageErr(fmt.Errorf("witness %s: key is not Ed25519", name), "custody key generate --algorithm ed25519 --out witness")
+				}
+				v, err := tlog.NewCosignatureVerifier(name, edpub)
+				if err != nil {
+					return usageErr(fmt.Errorf("witness %s: %w", name, err), "")
+				}
+				wvs = append(wvs, v)
+			}
 			scheme := "http"
 			if tlsCert != "" {
 				scheme = "https"
@@ -62,7 +85,7 @@ func newServeCmd(s *streams) *cobra.Command {
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys,
-				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger})
+				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs})
 			if err != nil {
 				ln.Close()
 				return usageErr(err, "")
@@ -105,6 +128,7 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
 	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests before answering 503")
 	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH (repeatable)")
+	f.StringArrayVar(&witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	return c
 }
 

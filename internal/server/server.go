@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"golang.org/x/mod/sumdb/note"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -63,6 +64,9 @@ type Config struct {
 	// Defaults are tlog's.
 	CheckpointInterval time.Duration
 	BatchMaxAge        time.Duration
+	// Witnesses are the witnesses whose cosignatures (POST /cosignature)
+	// the log accepts and serves with its checkpoint. Default none.
+	Witnesses []note.Verifier
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -169,7 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	s.log, err = tlog.Open(ctx, tlog.Options{Dir: filepath.Join(cfg.Dir, "log"), Origin: u.Hostname(), Signer: logKey,
 		Logger: logger, ValidFrom: m.Created, MaxEntryBytes: int(cfg.MaxBody),
-		CheckpointInterval: cfg.CheckpointInterval, BatchMaxAge: cfg.BatchMaxAge})
+		CheckpointInterval: cfg.CheckpointInterval, BatchMaxAge: cfg.BatchMaxAge, Witnesses: cfg.Witnesses})
 	if err != nil {
 		return nil, err
 	}
