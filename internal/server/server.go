@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"golang.org/x/mod/sumdb/note"
@@ -186,15 +188,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Close()
 		return nil, fmt.Errorf("couldn't open index: %w", err)
 	}
-	root := &trust.Root{
-		Tlogs: []trust.TransparencyLog{{BaseURL: cfg.PublicURL, PublicKey: s.log.PublicKey(), LogID: s.log.LogID(),
-			Window: trust.Window{Start: m.Created}}},
-		TSAs: []trust.TimestampAuthority{{URI: cfg.PublicURL + tsa.Path, Chain: chain,
-			Window: trust.Window{Start: m.Created}}},
-	}
-	if s.trustedRoot, err = root.MarshalTrustedRootJSON(); err != nil {
+	if s.trustedRoot, err = trustedRootJSON(cfg.PublicURL, m.Created, s.log.PublicKey(), s.log.LogID(), chain); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("couldn't export trusted root: %w", err)
+		return nil, err
 	}
 	s.metrics.register(s)
 	if err := s.reconcile(ctx); err != nil {
@@ -203,6 +199,78 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
 	return s, nil
+}
+
+// trustedRootJSON is the Sigstore trusted_root.json of a server at
+// publicURL: its log and its TSA, valid from the data directory's creation.
+func trustedRootJSON(publicURL string, created time.Time, logPub crypto.PublicKey, logID []byte, chain []*x509.Certificate) ([]byte, error) {
+	root := &trust.Root{
+		Tlogs: []trust.TransparencyLog{{BaseURL: publicURL, PublicKey: logPub, LogID: logID,
+			Window: trust.Window{Start: created}}},
+		TSAs: []trust.TimestampAuthority{{URI: publicURL + tsa.Path, Chain: chain,
+			Window: trust.Window{Start: created}}},
+	}
+	b, err := root.MarshalTrustedRootJSON()
+	if err != nil {
+		return nil, fmt.Errorf("couldn't export trusted root: %w", err)
+	}
+	return b, nil
+}
+
+// ExportTrustedRoot reads the data directory of a server (running or not)
+// and returns the trusted_root.json it serves at publicURL (default
+// DefaultPublicURL), without opening its log or index. password decrypts
+// the log key when it is encrypted at rest.
+func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
+	if publicURL == "" {
+		publicURL = DefaultPublicURL
+	}
+	publicURL = strings.TrimRight(publicURL, "/")
+	u, err := url.Parse(publicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, fmt.Errorf("public URL %q is not an http(s) URL", publicURL)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a custody data directory: %w", dir, err)
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil || m.Created.IsZero() {
+		return nil, fmt.Errorf("%s/meta.json is malformed", dir)
+	}
+	keyPath := filepath.Join(dir, "keys", "log.key")
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read log key: %w", err)
+	}
+	logKey, err := parseKeyFile(keyPath, kb, password)
+	if err != nil {
+		return nil, err
+	}
+	chainPEM, err := os.ReadFile(filepath.Join(dir, "keys", "tsa-chain.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read TSA chain: %w", err)
+	}
+	var chain []*x509.Certificate
+	for rest := chainPEM; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("TSA chain: %w", err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("TSA chain holds no certificate")
+	}
+	logID, err := tlog.LogID(u.Hostname(), logKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	return trustedRootJSON(publicURL, m.Created, logKey.Public(), logID, chain)
 }
 
 // Close stops the log (after publishing every accepted entry) and closes

@@ -181,3 +181,11 @@ func (n *noteVerifier) Verify(msg, sig []byte) bool {
 	}
 	return false
 }
+
+// LogID returns the ID of the log with this origin and checkpoint key, as
+// Log.LogID does for an open log: what goes in TransparencyLogEntry.logId and
+// the trusted root.
+func LogID(origin string, pub crypto.PublicKey) ([]byte, error) {
+	_, id, err := keyHash(origin, pub)
+	return id, err
+}
