@@ -1,7 +1,15 @@
 package cli
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -61,14 +69,36 @@ func TestScripts(t *testing.T) {
 				lines := strings.Split(strings.TrimSpace(ts.ReadFile(args[1])), "\n")
 				ts.Setenv(args[0], strings.TrimSpace(lines[len(lines)-1]))
 			},
+			// gencert writes cert.pem and key.pem: a self-signed TLS
+			// certificate for 127.0.0.1.
+			"gencert": func(ts *testscript.TestScript, neg bool, args []string) {
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				ts.Check(err)
+				tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "custody test"},
+					NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+					IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+					ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+				ts.Check(err)
+				kder, err := x509.MarshalPKCS8PrivateKey(key)
+				ts.Check(err)
+				ts.Check(os.WriteFile(ts.MkAbs("cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+				ts.Check(os.WriteFile(ts.MkAbs("key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
+			},
 			// waitserver URL waits until custody serve answers /healthz.
 			"waitserver": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: waitserver URL")
 				}
+				hc := http.DefaultClient
+				if ca := ts.Getenv("SSL_CERT_FILE"); ca != "" {
+					pool := x509.NewCertPool()
+					pool.AppendCertsFromPEM([]byte(ts.ReadFile(ca)))
+					hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+				}
 				deadline := time.Now().Add(60 * time.Second)
 				for time.Now().Before(deadline) {
-					resp, err := http.Get(args[0] + "/healthz")
+					resp, err := hc.Get(args[0] + "/healthz")
 					if err == nil {
 						resp.Body.Close()
 						if resp.StatusCode == http.StatusOK {

@@ -504,3 +504,41 @@ func TestPushSharedBuildID(t *testing.T) {
 		t.Fatalf("search = %d records, %v; want 3", len(got), err)
 	}
 }
+
+// /metrics reports what the issue names, in the Prometheus text format,
+// with values that follow what the server did.
+func TestMetrics(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	c := newClient(t, ts, server.RoleBuilder)
+	if _, err := c.Sign(ctx, statement(t, "build-m", "m.bin")); err != nil {
+		t.Fatal(err)
+	}
+	other, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := signer.SignStatement(ctx, other, statement(t, "build-m2", "m2.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Push(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	a := do(t, ts, "GET", "/metrics", "", nil)
+	if a.status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", a.status)
+	}
+	for _, want := range []string{
+		`custody_log_appends_total{result="ok"} 1`,
+		"custody_append_seconds_count 1",
+		"custody_log_integration_delay_seconds_count",
+		"custody_log_size 1",
+		`custody_verifications_total{reason="unknown-signer",result="unverified"} 1`,
+		`custody_http_request_duration_seconds_count{`,
+	} {
+		if !strings.Contains(a.body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
