@@ -44,6 +44,7 @@ type config struct {
 	md        string
 	fillOnly  bool
 	fillLimit time.Duration
+	bulk      bool
 }
 
 func main() {
@@ -59,7 +60,8 @@ func main() {
 	flag.IntVar(&c.keys, "keys", 30, "ordinary signer keys to page through (plus all busy keys)")
 	flag.StringVar(&c.md, "md", "", "also write the results as Markdown to this file")
 	flag.BoolVar(&c.fillOnly, "fill-only", false, "fill the index and stop")
-	flag.DurationVar(&c.fillLimit, "fill-limit", 0, "stop filling after this long and measure what is there (0: no limit)")
+	flag.DurationVar(&c.fillLimit, "fill-limit", 0, "stop Put-filling after this long (0: no limit); measure what is there unless -bulk")
+	flag.BoolVar(&c.bulk, "bulk", false, "after Put-filling, bulk load the rest of the corpus with bare SQL (see bulk.go)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/index:", err)
@@ -282,7 +284,17 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rep.fill = fr
+	if c.bulk && big.n < c.n {
+		fmt.Fprintf(out, "bulk loading records %d..%d\n", big.n, c.n-1)
+		if rep.bulk, err = bulkFill(ctx, c, big, c.n, out); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "bulk load: %d records in %v\n", rep.bulk.created, rep.bulk.dur.Round(time.Second))
+	}
 	rep.n, rep.target = big.n, c.n
+	if err := check(ctx, big, c.n, 300); err != nil {
+		return fmt.Errorf("the index does not hold the corpus: %w", err)
+	}
 	if fr.puts > 0 {
 		fmt.Fprintf(out, "fill: %d Puts (%d new) in %v: %.0f Puts/s; full %d would take %v\n",
 			fr.puts, fr.created, fr.dur.Round(time.Second), fr.rate(), c.n,
@@ -522,6 +534,7 @@ func (r *row) dest() []any {
 }
 
 type bareSQLite struct {
+	path                   string
 	db                     *sql.DB
 	digest, digestIdx, key *sql.Stmt
 }
@@ -531,7 +544,7 @@ func openBareSQLite(path string) (*bareSQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bareSQLite{db: db}
+	b := &bareSQLite{db: db, path: path}
 	for _, p := range []struct {
 		s **sql.Stmt
 		q string
@@ -582,7 +595,10 @@ func (b *bareSQLite) byKey(ctx context.Context, key string, since int64) (int, e
 
 func (b *bareSQLite) close() { b.db.Close() }
 
-type barePostgres struct{ conn *pgx.Conn }
+type barePostgres struct {
+	conn *pgx.Conn
+	dsn  string
+}
 
 func openBarePostgres(ctx context.Context, dsn string) (*barePostgres, error) {
 	conn, err := pgx.Connect(ctx, dsn)
@@ -595,7 +611,7 @@ func openBarePostgres(ctx context.Context, dsn string) (*barePostgres, error) {
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
-	return &barePostgres{conn: conn}, nil
+	return &barePostgres{conn: conn, dsn: dsn}, nil
 }
 
 func countPgRows(rows pgx.Rows, err error) (int, error) {
