@@ -1,0 +1,572 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Requirement names a Failure can carry; required evidence fails as
+// "evidence:" + the name in RequiredEvidence, approvals as "approval:" +
+// the group.
+const (
+	ReqArtifact        = "artifact"
+	ReqProvenance      = "provenance"
+	ReqBuilder         = "builder"
+	ReqSource          = "source"
+	ReqSigner          = "signer"
+	ReqLog             = "log"
+	ReqTimestamp       = "timestamp"
+	ReqMaxAge          = "max-age"
+	ReqRebuild         = "rebuild"
+	ReqVulnerabilities = "vulnerabilities"
+	ReqRego            = "rego"
+	reqEvidencePrefix  = "evidence:"
+	reqApprovalPrefix  = "approval:"
+)
+
+// clockSkew is how far in the future a verified time may lie.
+const clockSkew = 5 * time.Minute
+
+// Failure is one requirement the evidence did not satisfy.
+type Failure struct {
+	Requirement string `json:"requirement"`
+	Message     string `json:"message"` // what failed
+	Fix         string `json:"fix"`     // what would satisfy it
+}
+
+// Decision is the outcome of Evaluate. Allowed is true only when Failures
+// is empty.
+type Decision struct {
+	Allowed      bool      `json:"allowed"`
+	Environment  string    `json:"environment"`
+	PolicyDigest string    `json:"policyDigest"`
+	Artifact     string    `json:"artifact"`
+	Time         time.Time `json:"time"`
+	Failures     []Failure `json:"failures"`
+	// Passed describes each requirement that held, in evaluation order.
+	Passed []string `json:"passed"`
+	// Inputs are the SHA-256 of the bundles whose evidence was considered.
+	Inputs []string `json:"inputs,omitempty"`
+}
+
+// ErrNoEvidence is returned by Evaluate for a nil Evidence.
+var ErrNoEvidence = errors.New("no evidence given")
+
+// Evaluate decides whether the artifact of ev may enter the policy's
+// environment at now. It fails closed: every requirement it cannot decide
+// (no provenance, no signing time when one is required, a vulnerability
+// threshold without a scan, a Rego rule that errors) is a Failure.
+//
+// It returns an error only for a Policy not built by Parse, a nil ev
+// (ErrNoEvidence) or a cancelled ctx; callers must treat an error as a
+// denial.
+func (p *Policy) Evaluate(ctx context.Context, ev *Evidence, now time.Time) (*Decision, error) {
+	if p == nil || p.digest == "" {
+		return nil, errors.New("policy was not built by policy.Parse")
+	}
+	if ev == nil {
+		return nil, ErrNoEvidence
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d := &Decision{
+		Environment:  p.Environment,
+		PolicyDigest: p.digest,
+		Artifact:     ev.Artifact,
+		Time:         now.UTC(),
+		Failures:     []Failure{},
+		Passed:       []string{},
+	}
+	if !sha256Digest.MatchString(ev.Artifact) {
+		d.fail(ReqArtifact, fmt.Sprintf("artifact %q is not a sha256:HEX digest", ev.Artifact), "identify the artifact by its sha256 digest")
+		d.Allowed = false
+		return d, nil
+	}
+	d.Inputs = ev.inputs()
+	p.checkProvenance(d, ev, now)
+	p.checkRequiredEvidence(d, ev)
+	p.checkRebuilds(d, ev)
+	p.checkVulnerabilities(d, ev, now)
+	p.checkApprovals(d, ev, now)
+	if p.Rego != "" {
+		if err := p.checkRego(ctx, d, ev, now); err != nil {
+			return nil, err
+		}
+	}
+	d.Allowed = len(d.Failures) == 0
+	return d, nil
+}
+
+func (d *Decision) fail(req, msg, fix string) {
+	d.Failures = append(d.Failures, Failure{Requirement: req, Message: msg, Fix: fix})
+}
+
+func (d *Decision) pass(format string, args ...any) {
+	d.Passed = append(d.Passed, fmt.Sprintf(format, args...))
+}
+
+func (ev *Evidence) inputs() []string {
+	seen := map[string]bool{}
+	add := func(s Signature) {
+		if s.Bundle != "" {
+			seen[s.Bundle] = true
+		}
+	}
+	for _, x := range ev.Provenance {
+		add(x.Signature)
+	}
+	for _, x := range ev.Attestations {
+		add(x.Signature)
+	}
+	for _, x := range ev.Approvals {
+		add(x.Signature)
+	}
+	for _, x := range ev.Rebuilds {
+		add(x.Signature)
+	}
+	for _, x := range ev.VulnScans {
+		add(x.Signature)
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkProvenance passes when one provenance satisfies every provenance
+// requirement; otherwise it reports the failures of the one that came
+// closest.
+func (p *Policy) checkProvenance(d *Decision, ev *Evidence, now time.Time) {
+	if len(ev.Provenance) == 0 {
+		d.fail(ReqProvenance, "no verified SLSA provenance for "+ev.Artifact,
+			fmt.Sprintf("build it with a trusted builder (%s) that signs provenance, and supply that bundle (bundles that fail verification are ignored)", strings.Join(p.TrustedBuilders, ", ")))
+		return
+	}
+	var best *Decision
+	for i := range ev.Provenance {
+		one := &Decision{}
+		p.checkOneProvenance(one, &ev.Provenance[i], now)
+		if len(one.Failures) == 0 {
+			d.Passed = append(d.Passed, one.Passed...)
+			return
+		}
+		if best == nil || len(one.Failures) < len(best.Failures) {
+			best = one
+		}
+	}
+	d.Failures = append(d.Failures, best.Failures...)
+	d.Passed = append(d.Passed, best.Passed...)
+}
+
+func (p *Policy) checkOneProvenance(d *Decision, pv *Provenance, now time.Time) {
+	f := pv.Facts
+	builderOK := false
+	for _, b := range p.TrustedBuilders {
+		builderOK = builderOK || sameBuilder(f.BuilderID, b)
+	}
+	if builderOK {
+		d.pass("builder %s is trusted", f.BuilderID)
+	} else {
+		d.fail(ReqBuilder, fmt.Sprintf("built by %s, trusted builders are %s", f.BuilderID, strings.Join(p.TrustedBuilders, ", ")),
+			"rebuild the artifact on a trusted builder, or add this builder to trustedBuilders")
+	}
+
+	p.checkSource(d, f.SourceURI, f.SourceRef)
+	if f.Dirty {
+		d.fail(ReqSource, "built from a work tree with uncommitted changes (dirty)", "commit the changes and rebuild from a clean checkout")
+	}
+
+	if p.trustedSigner(pv.Signer) {
+		d.pass("provenance signed by trusted %s", pv.Signer)
+	} else {
+		d.fail(ReqSigner, fmt.Sprintf("provenance signed by %s, which is not a trusted signer (trusted: %s)", pv.Signer, principals(p.Signers)),
+			"sign provenance with a key or identity listed in signers")
+	}
+	p.checkLogTimestamp(d, "provenance", "", pv.Signature)
+
+	if p.maxAge > 0 {
+		at, what := f.FinishedOn, "build finished"
+		if at.IsZero() {
+			at, what = f.StartedOn, "build started"
+		}
+		if at.IsZero() {
+			at, what = pv.SignedAt, "provenance signed"
+		}
+		switch age := now.Sub(at); {
+		case at.IsZero():
+			d.fail(ReqMaxAge, fmt.Sprintf("no build time and no verified signing time, so age can't be checked against maxAge %s", p.MaxAge),
+				"use a builder that records build times, or have the bundle logged or timestamped")
+		case age < -clockSkew:
+			d.fail(ReqMaxAge, fmt.Sprintf("%s at %s, in the future", what, at.UTC().Format(time.RFC3339)), "check the builder's clock and rebuild")
+		case age > p.maxAge:
+			d.fail(ReqMaxAge, fmt.Sprintf("%s %s ago (%s), more than maxAge %s", what, age.Round(time.Second), at.UTC().Format(time.RFC3339), p.MaxAge),
+				"rebuild the artifact, or raise maxAge")
+		default:
+			d.pass("%s %s ago, within maxAge %s", what, age.Round(time.Second), p.MaxAge)
+		}
+	}
+}
+
+func (p *Policy) checkSource(d *Decision, uri, ref string) {
+	if len(p.Sources) == 0 {
+		d.pass("source %s not restricted by the policy", orNone(uri))
+		return
+	}
+	var allowed []string
+	for _, s := range p.Sources {
+		if uri == "" || normalizeSource(uri) != normalizeSource(s.Repo) {
+			allowed = append(allowed, s.Repo)
+			continue
+		}
+		if len(s.Refs) == 0 {
+			d.pass("source %s is allowed (any ref)", uri)
+			return
+		}
+		for _, g := range s.Refs {
+			if ok, _ := path.Match(g, ref); ok && ref != "" {
+				d.pass("source %s at %s matches %s", uri, ref, g)
+				return
+			}
+		}
+		d.fail(ReqSource, fmt.Sprintf("source %s at ref %s, allowed refs are %s", uri, orNone(ref), strings.Join(s.Refs, ", ")),
+			"build from an allowed ref (for example tag a release), or add the ref to sources")
+		return
+	}
+	d.fail(ReqSource, fmt.Sprintf("built from source %s, allowed sources are %s", orNone(uri), strings.Join(allowed, ", ")),
+		"build from an allowed repository, or add it to sources")
+}
+
+func (p *Policy) checkLogTimestamp(d *Decision, what, req string, s Signature) {
+	suffix := ""
+	if req != "" {
+		suffix = " (" + req + ")"
+	}
+	if p.RequireLog {
+		if s.LogVerified {
+			d.pass("%s log inclusion verified", what)
+		} else {
+			d.fail(ReqLog+suffix, what+" has no verified transparency log inclusion",
+				"sign through a custody server (or log the bundle) and verify with its trusted root (--trusted-root)")
+		}
+	}
+	if p.RequireTimestamp {
+		if s.TimestampVerified && !s.SignedAt.IsZero() {
+			d.pass("%s signing time %s verified", what, s.SignedAt.UTC().Format(time.RFC3339))
+		} else {
+			d.fail(ReqTimestamp+suffix, what+" has no verified signing time (RFC 3161 timestamp or log integration time)",
+				"sign through a custody server (or timestamp the bundle) and verify with its trusted root (--trusted-root)")
+		}
+	}
+}
+
+func (p *Policy) checkRequiredEvidence(d *Decision, ev *Evidence) {
+	for _, k := range p.kinds {
+		req := reqEvidencePrefix + k.name
+		var found []Signature
+		if k.name == EvidenceRebuild {
+			for _, r := range ev.Rebuilds {
+				if r.Matched {
+					found = append(found, r.Signature)
+				}
+			}
+		} else {
+			for _, a := range ev.Attestations {
+				if k.matches(a.PredicateType) {
+					found = append(found, a.Signature)
+				}
+			}
+			for _, v := range ev.VulnScans {
+				if k.matches(v.PredicateType) {
+					found = append(found, v.Signature)
+				}
+			}
+		}
+		if len(found) == 0 {
+			d.fail(req, fmt.Sprintf("no verified %s evidence (predicate type %s)", k.name, strings.Join(k.types, " or ")),
+				fmt.Sprintf("attest it: custody attest --predicate-type %s --predicate FILE ARTIFACT", k.types[0]))
+			continue
+		}
+		// One piece that meets the log and timestamp requirements suffices.
+		var best *Decision
+		for _, s := range found {
+			one := &Decision{}
+			p.checkLogTimestamp(one, k.name+" evidence", req, s)
+			if best == nil || len(one.Failures) < len(best.Failures) {
+				best = one
+			}
+		}
+		if len(best.Failures) > 0 {
+			d.Failures = append(d.Failures, best.Failures...)
+			continue
+		}
+		d.pass("%s evidence present (%d verified)", k.name, len(found))
+	}
+}
+
+func (p *Policy) checkRebuilds(d *Decision, ev *Evidence) {
+	for _, r := range ev.Rebuilds {
+		if !r.Matched {
+			d.fail(ReqRebuild, fmt.Sprintf("an independent rebuild by %s did not reproduce %s", r.Signer, ev.Artifact),
+				"find out why the rebuild differs (non-hermetic build, tampering) before deploying")
+		}
+	}
+}
+
+func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) {
+	if p.MaxSeverity == "" {
+		return
+	}
+	if len(ev.VulnScans) == 0 {
+		d.fail(ReqVulnerabilities, fmt.Sprintf("maxSeverity is %s but there is no verified vulnerability scan", p.maxSev),
+			fmt.Sprintf("attest a scan: custody attest --predicate-type %s --predicate scan.json ARTIFACT", PredicateVulnsV02))
+		return
+	}
+	exc := map[string]Exception{}
+	for _, e := range p.Exceptions {
+		exc[e.ID] = e
+	}
+	seen := map[string]bool{}
+	var over, waived, expired []string
+	for _, s := range ev.VulnScans {
+		for _, v := range s.Findings {
+			if v.Severity <= p.maxSev || seen[v.ID] {
+				continue
+			}
+			seen[v.ID] = true
+			e, ok := exc[v.ID]
+			switch {
+			case ok && now.Before(e.until):
+				waived = append(waived, fmt.Sprintf("%s (%s, excepted until %s by %s)", v.ID, v.Severity, e.Until, e.ApprovedBy))
+			case ok:
+				expired = append(expired, fmt.Sprintf("%s (%s, exception expired %s)", v.ID, v.Severity, e.Until))
+			default:
+				over = append(over, fmt.Sprintf("%s (%s)", v.ID, v.Severity))
+			}
+		}
+	}
+	sort.Strings(over)
+	over = append(over, expired...)
+	if len(over) > 0 {
+		d.fail(ReqVulnerabilities, fmt.Sprintf("%d vulnerabilit(ies) above maxSeverity %s: %s", len(over), p.maxSev, strings.Join(over, ", ")),
+			"upgrade the affected dependencies and rebuild, or add a time-limited exception approved by security")
+		return
+	}
+	if len(waived) > 0 {
+		d.pass("no vulnerability above %s except %s", p.maxSev, strings.Join(waived, ", "))
+		return
+	}
+	d.pass("no vulnerability above %s in %d scan(s)", p.maxSev, len(ev.VulnScans))
+}
+
+// checkApprovals counts, per rule, the distinct members of its group who
+// approved this artifact for this environment, never counting a member who
+// built the artifact (signed its provenance) or authored its source.
+func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
+	if len(p.Approvals) == 0 {
+		return
+	}
+	excluded := map[Principal]bool{}
+	for _, pv := range ev.Provenance {
+		excluded[pv.Signer] = true
+	}
+	authors := map[string]bool{}
+	for _, a := range ev.Authors {
+		authors[strings.ToLower(a)] = true
+	}
+	conflict := func(m *Member) bool {
+		if authors[strings.ToLower(m.Name)] {
+			return true
+		}
+		for _, k := range m.KeyIDs {
+			if excluded[Principal{KeyID: k}] {
+				return true
+			}
+		}
+		for _, id := range m.Identities {
+			if excluded[Principal{Identity: id.Identity, Issuer: id.Issuer}] || authors[strings.ToLower(id.Identity)] {
+				return true
+			}
+		}
+		return false
+	}
+
+	approved := map[string]map[string]bool{} // group -> member names
+	var notes []string
+	noted := map[string]bool{}
+	note := func(s string) {
+		if !noted[s] {
+			noted[s] = true
+			notes = append(notes, s)
+		}
+	}
+	for _, a := range ev.Approvals {
+		switch {
+		case a.Environment != p.Environment:
+			note(fmt.Sprintf("approval by %s is for environment %s, not %s", a.Signer, a.Environment, p.Environment))
+			continue
+		case a.Artifact != ev.Artifact:
+			note(fmt.Sprintf("approval by %s is for %s, not this artifact", a.Signer, a.Artifact))
+			continue
+		case a.Time.After(now.Add(clockSkew)):
+			note(fmt.Sprintf("approval by %s is dated in the future (%s)", a.Signer, a.Time.UTC().Format(time.RFC3339)))
+			continue
+		}
+		member := false
+		for g, ms := range p.members {
+			for _, m := range ms {
+				if !m.holds(a.Signer) {
+					continue
+				}
+				member = true
+				if conflict(m) {
+					note(fmt.Sprintf("%s's approval does not count: %s built or authored this artifact (separation of duties)", m.Name, m.Name))
+					continue
+				}
+				if approved[g] == nil {
+					approved[g] = map[string]bool{}
+				}
+				approved[g][m.Name] = true
+			}
+		}
+		if !member {
+			note(fmt.Sprintf("approval signed by %s counts for no group: that signer is not a member", a.Signer))
+		}
+	}
+
+	soFar := approvedSoFar(approved)
+	for _, r := range p.Approvals {
+		have := len(approved[r.Group])
+		if have >= r.Count {
+			d.pass("%d of %d approval(s) from group %s: %s", have, r.Count, r.Group, strings.Join(sortedKeys(approved[r.Group]), ", "))
+			continue
+		}
+		msg := fmt.Sprintf("needs %d more approval(s) from group %s; approved so far: %s", r.Count-have, r.Group, soFar)
+		if len(notes) > 0 {
+			msg += "; " + strings.Join(notes, "; ")
+		}
+		var can []string
+		for _, name := range sortedMemberNames(p.members[r.Group]) {
+			if !approved[r.Group][name] && !conflict(p.members[r.Group][name]) {
+				can = append(can, name)
+			}
+		}
+		fix := fmt.Sprintf("%d of %s must sign an approval (%s) of %s for environment %s", r.Count-have, orNone(strings.Join(can, ", ")), PredicateApproval, ev.Artifact, p.Environment)
+		if len(can) < r.Count-have {
+			fix = fmt.Sprintf("group %s has too few members who did not build or author this artifact; add approvers to the group", r.Group)
+		}
+		d.fail(reqApprovalPrefix+r.Group, msg, fix)
+	}
+}
+
+func (m *Member) holds(s Principal) bool {
+	if s.KeyID != "" {
+		for _, k := range m.KeyIDs {
+			if k == s.KeyID {
+				return true
+			}
+		}
+		return false
+	}
+	for _, id := range m.Identities {
+		if id.Identity == s.Identity && id.Issuer == s.Issuer && s.Identity != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func approvedSoFar(approved map[string]map[string]bool) string {
+	groups := map[string][]string{}
+	for g, names := range approved {
+		for n := range names {
+			groups[n] = append(groups[n], g)
+		}
+	}
+	if len(groups) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, n := range sortedKeys2(groups) {
+		gs := groups[n]
+		sort.Strings(gs)
+		out = append(out, fmt.Sprintf("%s (%s)", n, strings.Join(gs, ", ")))
+	}
+	return strings.Join(out, ", ")
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys2(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedMemberNames(m map[string]*Member) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (p *Policy) trustedSigner(s Principal) bool {
+	if s.KeyID == "" && (s.Identity == "" || s.Issuer == "") {
+		return false
+	}
+	for _, t := range p.Signers {
+		if t == s {
+			return true
+		}
+	}
+	return false
+}
+
+// String renders a principal for messages.
+func (s Principal) String() string {
+	switch {
+	case s.KeyID != "":
+		k := s.KeyID
+		if len(k) > 16 {
+			k = k[:16] + "…"
+		}
+		return "key " + k
+	case s.Identity != "":
+		return fmt.Sprintf("identity %s (issuer %s)", s.Identity, s.Issuer)
+	}
+	return "an unknown signer"
+}
+
+func principals(ps []Principal) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
