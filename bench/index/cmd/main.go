@@ -292,6 +292,7 @@ func run(ctx context.Context, c config) error {
 		fmt.Fprintf(out, "bulk load: %d records in %v\n", rep.bulk.created, rep.bulk.dur.Round(time.Second))
 	}
 	rep.n, rep.target = big.n, c.n
+	rep.version = big.bare.version(ctx)
 	if err := check(ctx, big, c.n, 300); err != nil {
 		return fmt.Errorf("the index does not hold the corpus: %w", err)
 	}
@@ -506,6 +507,8 @@ type bareDB interface {
 	// byKey reads every record signed by key (with sort time >= sinceUS),
 	// with all its subjects, in one query.
 	byKey(ctx context.Context, key string, sinceUS int64) (int, error)
+	// version names the database server or library.
+	version(ctx context.Context) string
 	close()
 }
 
@@ -595,6 +598,14 @@ func (b *bareSQLite) byKey(ctx context.Context, key string, since int64) (int, e
 
 func (b *bareSQLite) close() { b.db.Close() }
 
+func (b *bareSQLite) version(ctx context.Context) string {
+	var v string
+	if err := b.db.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&v); err != nil {
+		return "SQLite (version unknown: " + err.Error() + ")"
+	}
+	return "SQLite " + v + " (modernc.org/sqlite, pure Go)"
+}
+
 type barePostgres struct {
 	conn *pgx.Conn
 	dsn  string
@@ -648,3 +659,14 @@ func (b *barePostgres) byKey(ctx context.Context, key string, since int64) (int,
 }
 
 func (b *barePostgres) close() { b.conn.Close(context.Background()) }
+
+func (b *barePostgres) version(ctx context.Context) string {
+	var v, sb string
+	if err := b.conn.QueryRow(ctx, `SELECT version(), current_setting('shared_buffers')`).Scan(&v, &sb); err != nil {
+		return "PostgreSQL (version unknown: " + err.Error() + ")"
+	}
+	if i := strings.Index(v, " on "); i > 0 {
+		v = v[:i]
+	}
+	return v + ", shared_buffers " + sb + " (pgx v5 via database/sql)"
+}

@@ -13,6 +13,7 @@ type report struct {
 	n, target int
 	fill      fillResult
 	bulk      fillResult
+	version   string
 	big       *results
 	small     *results
 }
@@ -53,7 +54,7 @@ func (r *report) print(w io.Writer) { r.markdown(w) }
 
 func (r *report) markdown(w io.Writer) {
 	name := map[string]string{"sqlite": "SQLite (modernc.org/sqlite)", "postgres": "PostgreSQL"}[r.backend]
-	fmt.Fprintf(w, "### %s\n\n", name)
+	fmt.Fprintf(w, "### %s\n\n%s.\n\n", name, r.version)
 
 	f := r.fill
 	switch {
