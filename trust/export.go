@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
@@ -49,8 +50,10 @@ func (r *Root) MarshalTrustedRootJSON() ([]byte, error) {
 
 // TrustedMaterial returns r as sigstore-go trust material for
 // verify.NewVerifier: the trusted root MarshalTrustedRootJSON writes, plus
-// Keys, each found by its ID (the bundle's key hint) and valid only in its
-// Window.
+// the Keys whose Role signs evidence (Role.SignsEvidence), each found by its
+// ID (the bundle's key hint) and valid only in its effective window
+// (Key.Effective: the Window, ended at CompromisedSince when revoked).
+// Admin, log and TSA keys are left out: they never sign artifacts.
 func (r *Root) TrustedMaterial() (root.TrustedMaterial, error) {
 	pb, err := r.toProto()
 	if err != nil {
@@ -88,9 +91,37 @@ func (r *Root) keyMaterial() (*root.TrustedPublicKeyMaterial, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %d: couldn't load verifier: %w", i, err)
 		}
-		m[id] = root.NewExpiringKey(v, k.Window.Start, k.Window.End)
+		if k.Role != "" {
+			if _, err := ParseRole(string(k.Role)); err != nil {
+				return nil, fmt.Errorf("key %d: %w", i, err)
+			}
+		}
+		if !k.Role.SignsEvidence() {
+			m[id] = nil // reserved, so IDs stay unique across roles
+			continue
+		}
+		w := k.Effective()
+		if !w.Start.IsZero() && !w.End.IsZero() && w.End.Before(w.Start) {
+			// Compromised before it was ever valid: an empty window.
+			w.End = w.Start
+			v = neverValid{v}
+		}
+		m[id] = root.NewExpiringKey(v, w.Start, w.End)
+	}
+	for id, k := range m {
+		if k == nil {
+			delete(m, id)
+		}
 	}
 	return root.NewTrustedPublicKeyMaterialFromMapping(m), nil
+}
+
+// neverValid is a verifier that refuses every signature: the key of an
+// empty effective window.
+type neverValid struct{ signature.Verifier }
+
+func (neverValid) VerifySignature(io.Reader, io.Reader, ...signature.VerifyOption) error {
+	return errors.New("key was compromised before its validity window started")
 }
 
 func (r *Root) toProto() (*prototrustroot.TrustedRoot, error) {

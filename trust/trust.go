@@ -110,7 +110,8 @@ type CertificateAuthority struct {
 	Window Window
 }
 
-// Key is a signing key for key-signed bundles.
+// Key is a signing key for key-signed bundles, or (Role RoleAdmin) a key
+// that signs trust root documents.
 type Key struct {
 	// ID is matched against the bundle's verificationMaterial.publicKey.hint.
 	// Empty means KeyID(PublicKey), which is the hint sigstore-go and custody
@@ -121,6 +122,81 @@ type Key struct {
 	// Window is when signatures by this key are trusted; it is checked
 	// against a signed timestamp or log integration time.
 	Window Window
+	// Role is what the key may sign. The zero Role is a signer of
+	// artifact evidence, like RoleBuilder; see Role.SignsEvidence.
+	Role Role
+	// Identity names who holds the key, e.g. "ci@example.com" or
+	// "Alice <alice@example.com>". Informative.
+	Identity string
+	// CompromisedSince, when set, revokes the key from that time on:
+	// signatures placed at or after it are not trusted, and since the
+	// current time is after it, neither are signatures that no timestamp or
+	// log entry places before it.
+	CompromisedSince time.Time
+}
+
+// Role is what a key in a trust root is trusted to sign.
+type Role string
+
+// Roles of keys. Builder, approver and rebuilder keys sign artifact
+// evidence; admin keys sign trust root documents; log and TSA keys are
+// recorded for their identity and window (logs and TSAs themselves are
+// trusted through Root.Tlogs and Root.TSAs).
+const (
+	RoleBuilder   Role = "builder"
+	RoleApprover  Role = "approver"
+	RoleRebuilder Role = "rebuilder"
+	RoleLog       Role = "log"
+	RoleTSA       Role = "tsa"
+	RoleAdmin     Role = "admin"
+)
+
+// Roles lists every Role, in the order documents show them.
+var Roles = []Role{RoleAdmin, RoleBuilder, RoleApprover, RoleRebuilder, RoleLog, RoleTSA}
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown key role %q (want admin, builder, approver, rebuilder, log or tsa)", s)
+}
+
+// SignsEvidence reports whether keys of role r verify artifact evidence in
+// TrustedMaterial: builder, approver, rebuilder and the zero Role.
+func (r Role) SignsEvidence() bool {
+	switch r {
+	case "", RoleBuilder, RoleApprover, RoleRebuilder:
+		return true
+	}
+	return false
+}
+
+// Effective returns the window in which the key's signatures are trusted:
+// Window, ended just before CompromisedSince when the key is revoked. A key
+// compromised before its window starts has an empty effective window
+// (Contains is false everywhere).
+func (k *Key) Effective() Window {
+	w := k.Window
+	if k.CompromisedSince.IsZero() {
+		return w
+	}
+	end := k.CompromisedSince.Add(-time.Nanosecond)
+	if w.End.IsZero() || end.Before(w.End) {
+		w.End = end
+	}
+	return w
+}
+
+// ValidAt reports whether the key's signatures placed at t are trusted.
+func (k *Key) ValidAt(t time.Time) bool {
+	w := k.Effective()
+	if !w.Start.IsZero() && !w.End.IsZero() && w.End.Before(w.Start) {
+		return false
+	}
+	return w.Contains(t)
 }
 
 // Root is custody's trust root.
