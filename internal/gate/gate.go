@@ -1,0 +1,277 @@
+// Package gate turns bundles into the verified policy.Evidence a policy
+// decides on (see package policy): every bundle is verified with
+// verify.Verify (Sigstore bundle v0.3 with a DSSE in-toto statement,
+// https://github.com/sigstore/protobuf-specs/blob/main/protos/sigstore_bundle.proto),
+// bundles that do not verify are rejected with the reason and never reach
+// the policy, and the rest are classified by predicate type: SLSA
+// provenance (https://slsa.dev/spec/v1.0/provenance), approvals
+// (policy.PredicateApproval), rebuilds, in-toto vulnerability scans and any
+// other attestation.
+package gate
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/digitorus/timestamp"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/verify"
+)
+
+// Rejected is a bundle that did not become evidence.
+type Rejected struct {
+	Index  int    `json:"index"`  // position in the bundles given to Gather
+	SHA256 string `json:"sha256"` // of the bundle bytes
+	Reason string `json:"reason"`
+}
+
+var sha256Re = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Gather verifies each bundle against tm as evidence about the artifact
+// (artifactDigest "sha256:HEX") and returns the verified evidence and the
+// rejected bundles with their reasons. A bundle is rejected when it does
+// not parse, is not a DSSE in-toto statement, is not about the artifact,
+// does not verify, or its approval, rebuild or vulnerability predicate does
+// not parse. The same bundle given twice counts once.
+//
+// Signers: a key-signed bundle's signer is the key ID (lowercase hex
+// SHA-256 of the PKIX public key) of the key tm returned for its key hint
+// and that verified it, so trust material that finds keys by hint
+// (trust.Root.TrustedMaterial, KeyMaterial) must be used when several keys
+// are trusted. A certificate-signed bundle is accepted with any identity
+// and issuer whose certificate chains to tm (the policy decides which
+// identities it trusts) and needs a verified signing time.
+//
+// It returns an error only for a malformed digest, nil tm or a cancelled
+// ctx.
+func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm root.TrustedMaterial) (*policy.Evidence, []Rejected, error) {
+	if !sha256Re.MatchString(artifactDigest) {
+		return nil, nil, fmt.Errorf("artifact digest %q is not sha256:HEX (64 lowercase hex digits)", artifactDigest)
+	}
+	if tm == nil {
+		return nil, nil, errors.New("no trust material given")
+	}
+	ev := &policy.Evidence{Artifact: artifactDigest}
+	var rejected []Rejected
+	seen := map[string]bool{}
+	art := verify.Artifact{Digests: map[string]string{"sha256": strings.TrimPrefix(artifactDigest, "sha256:")}}
+	for i, b := range bundles {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		sum := sha256.Sum256(b)
+		id := hex.EncodeToString(sum[:])
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if reason := gatherOne(ctx, ev, b, id, art, tm); reason != "" {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			rejected = append(rejected, Rejected{Index: i, SHA256: id, Reason: reason})
+		}
+	}
+	return ev, rejected, nil
+}
+
+// gatherOne verifies one bundle and adds it to ev, or returns why not.
+func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id string, art verify.Artifact, tm root.TrustedMaterial) string {
+	pt, err := predicateType(b)
+	if err != nil {
+		return err.Error()
+	}
+	req := verify.Requirements{
+		PredicateType:               pt,
+		CertificateIdentityRegexp:   ".*",
+		CertificateOIDCIssuerRegexp: ".*",
+	}
+	rep, err := verify.Verify(ctx, b, art, tm, req)
+	if err != nil {
+		return err.Error()
+	}
+	if !rep.Verified {
+		var why []string
+		for _, c := range rep.Failed() {
+			why = append(why, c.Name+": "+c.Reason)
+		}
+		return "does not verify: " + strings.Join(why, "; ")
+	}
+	sig, err := signatureOf(b, rep, tm)
+	if err != nil {
+		return err.Error()
+	}
+	sig.Bundle = id
+	st := rep.Statement
+	switch {
+	case rep.Provenance != nil:
+		ev.Provenance = append(ev.Provenance, policy.Provenance{Signature: sig, Facts: *rep.Provenance})
+	case pt == policy.PredicateApproval:
+		a, err := policy.ParseApproval(st.Predicate)
+		if err != nil {
+			return err.Error()
+		}
+		ev.Approvals = append(ev.Approvals, policy.Approval{Signature: sig, ApprovalPredicate: *a})
+	case pt == policy.PredicateRebuild:
+		r, err := policy.ParseRebuild(st.Predicate)
+		if err != nil {
+			return err.Error()
+		}
+		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched})
+	case pt == policy.PredicateVulnsV01 || pt == policy.PredicateVulnsV02:
+		scanner, findings, err := policy.ParseVulnScan(pt, st.Predicate)
+		if err != nil {
+			return err.Error()
+		}
+		ev.VulnScans = append(ev.VulnScans, policy.VulnScan{Signature: sig, PredicateType: pt, Scanner: scanner, Findings: findings})
+	default:
+		ev.Attestations = append(ev.Attestations, policy.Attestation{Signature: sig, PredicateType: pt, Predicate: st.Predicate})
+	}
+	return ""
+}
+
+// predicateType reads the predicate type of a DSSE bundle's statement,
+// unverified, only to choose what Verify is asked to check.
+func predicateType(b []byte) (string, error) {
+	if len(b) > verify.MaxBundleBytes {
+		return "", fmt.Errorf("bundle is %d bytes, more than the limit of %d", len(b), verify.MaxBundleBytes)
+	}
+	var bu bundle.Bundle
+	if err := bu.UnmarshalJSON(b); err != nil {
+		return "", fmt.Errorf("not a Sigstore bundle: %w", err)
+	}
+	env := bu.GetDsseEnvelope()
+	if env == nil {
+		return "", errors.New("not an attestation: the bundle signs a message, not an in-toto statement")
+	}
+	st, err := attest.ParseStatement(env.GetPayload())
+	if err != nil {
+		return "", fmt.Errorf("couldn't parse statement: %w", err)
+	}
+	return st.PredicateType, nil
+}
+
+// signatureOf derives the verified signer, log inclusion and signing time
+// of a bundle that Verify accepted. Verify checks every log entry and RFC
+// 3161 timestamp in the bundle when the trust material has logs or
+// authorities (it fails otherwise), so their times are verified when its
+// tlog and timestamp checks passed without the "not checked" caveat.
+func signatureOf(b []byte, rep *verify.Report, tm root.TrustedMaterial) (policy.Signature, error) {
+	var s policy.Signature
+	var bu bundle.Bundle
+	if err := bu.UnmarshalJSON(b); err != nil {
+		return s, fmt.Errorf("not a Sigstore bundle: %w", err)
+	}
+	vc, err := bu.VerificationContent()
+	if err != nil {
+		return s, fmt.Errorf("couldn't read verification material: %w", err)
+	}
+	if vc.Certificate() != nil {
+		s.Signer = policy.Principal{Identity: rep.Signer, Issuer: rep.Issuer}
+	} else {
+		pk := vc.PublicKey()
+		if pk == nil {
+			return s, errors.New("bundle names neither a certificate nor a key")
+		}
+		v, err := tm.PublicKeyVerifier(pk.Hint())
+		if err != nil {
+			return s, fmt.Errorf("couldn't find the verifying key: %w", err)
+		}
+		pub, err := v.PublicKey()
+		if err != nil {
+			return s, fmt.Errorf("couldn't read the verifying key: %w", err)
+		}
+		if s.Signer.KeyID, err = KeyID(pub); err != nil {
+			return s, err
+		}
+	}
+	checked := func(name string) bool {
+		for _, c := range rep.Checks {
+			if c.Name == name && c.OK && !strings.HasPrefix(c.Reason, "not checked") {
+				return true
+			}
+		}
+		return false
+	}
+	var times []time.Time
+	if checked(verify.CheckTlog) {
+		s.LogVerified = true
+		for _, e := range bu.GetVerificationMaterial().GetTlogEntries() {
+			if t := e.GetIntegratedTime(); t > 0 {
+				times = append(times, time.Unix(t, 0).UTC())
+			}
+		}
+	}
+	if checked(verify.CheckTimestamp) {
+		if tvd := bu.GetVerificationMaterial().GetTimestampVerificationData(); tvd != nil {
+			for _, ts := range tvd.GetRfc3161Timestamps() {
+				t, err := timestamp.Parse(ts.GetSignedTimestamp())
+				if err != nil {
+					return s, fmt.Errorf("couldn't read verified RFC 3161 timestamp: %w", err)
+				}
+				times = append(times, t.Time.UTC())
+			}
+		}
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	if len(times) > 0 {
+		s.TimestampVerified, s.SignedAt = true, times[0]
+	}
+	return s, nil
+}
+
+// KeyID returns the lowercase hex SHA-256 of pub's PKIX encoding, the key
+// ID policies name signers and approvers by.
+func KeyID(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("couldn't encode public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// KeyMaterial returns trust material holding the given public keys, each
+// found by its key hint: the base64 (as custody and cosign write it) or hex
+// SHA-256 of its PKIX encoding. Unlike verify.PublicKeyMaterial it never
+// answers for a hint that names another key, so several keys can be trusted
+// at once and the signer of a bundle is known. Combine it with a trusted
+// root in a root.TrustedMaterialCollection to check logs and timestamps.
+func KeyMaterial(pubs ...crypto.PublicKey) (root.TrustedMaterial, error) {
+	keys := map[string]root.TimeConstrainedVerifier{}
+	for _, pub := range pubs {
+		v, err := signature.LoadDefaultVerifier(pub)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't use public key: %w", err)
+		}
+		id, err := KeyID(pub)
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := hex.DecodeString(id)
+		k := root.NewExpiringKey(v, time.Time{}, time.Time{})
+		keys[id] = k
+		keys[base64.StdEncoding.EncodeToString(raw)] = k
+	}
+	return root.NewTrustedPublicKeyMaterial(func(hint string) (root.TimeConstrainedVerifier, error) {
+		if k, ok := keys[hint]; ok {
+			return k, nil
+		}
+		return nil, fmt.Errorf("no trusted key has hint %q", hint)
+	}), nil
+}

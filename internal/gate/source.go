@@ -1,0 +1,149 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/verify"
+)
+
+// MaxDirBundles bounds how many bundles ReadDir reads.
+const MaxDirBundles = 10000
+
+// Bundle is a bundle and where it came from.
+type Bundle struct {
+	Name string // file path, or "server:ID"
+	JSON []byte
+}
+
+// ReadDir reads every *.json file under dir (recursively) as a bundle,
+// refusing files over verify.MaxBundleBytes and more than MaxDirBundles
+// files. Files are returned sorted by path; nothing is verified here.
+func ReadDir(dir string) ([]Bundle, error) {
+	var out []Bundle
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return nil
+		}
+		if len(out) >= MaxDirBundles {
+			return fmt.Errorf("more than %d bundles under %s", MaxDirBundles, dir)
+		}
+		b, err := readLimited(p, verify.MaxBundleBytes)
+		if err != nil {
+			return err
+		}
+		out = append(out, Bundle{Name: p, JSON: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read evidence directory: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func readLimited(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	return b, nil
+}
+
+// FromServer returns every bundle the server's index holds about
+// artifactDigest ("sha256:HEX"), paging through Search. The client checks
+// log consistency; nothing else is verified here. Errors are the client's
+// (client.ErrUnreachable for a server that cannot be reached).
+func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) ([]Bundle, error) {
+	return search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit})
+}
+
+func search(ctx context.Context, cl *client.Client, q store.Query) ([]Bundle, error) {
+	var out []Bundle
+	for {
+		page, err := cl.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			out = append(out, Bundle{Name: fmt.Sprintf("server:%d", e.ID), JSON: e.Bundle})
+		}
+		if len(page) < q.Limit || len(page) == 0 {
+			return out, nil
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+}
+
+// ProvenanceOnServer returns every bundle of SLSA provenance (v1 and v0.2)
+// on the server, for finding candidate artifacts.
+func ProvenanceOnServer(ctx context.Context, cl *client.Client) ([]Bundle, error) {
+	var out []Bundle
+	for _, pt := range []string{attest.PredicateSLSAv1, attest.PredicateSLSAv02} {
+		b, err := search(ctx, cl, store.Query{PredicateType: pt, Limit: store.MaxLimit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// Candidates returns the sha256 digests ("sha256:HEX") of every subject of
+// the SLSA provenance statements among bundles, sorted. It reads statements
+// without verifying them: the result only says which artifacts to Gather
+// evidence for.
+func Candidates(bundles []Bundle) []string {
+	seen := map[string]bool{}
+	for _, b := range bundles {
+		var bu bundle.Bundle
+		if len(b.JSON) > verify.MaxBundleBytes || bu.UnmarshalJSON(b.JSON) != nil || bu.GetDsseEnvelope() == nil {
+			continue
+		}
+		st, err := attest.ParseStatement(bu.GetDsseEnvelope().GetPayload())
+		if err != nil || (st.PredicateType != attest.PredicateSLSAv1 && st.PredicateType != attest.PredicateSLSAv02) {
+			continue
+		}
+		for _, s := range st.Subject {
+			if h := s.Digest["sha256"]; h != "" {
+				seen["sha256:"+h] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for d := range seen {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// JSONs returns the bundles' bytes, in order, for Gather.
+func JSONs(bs []Bundle) [][]byte {
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		out[i] = b.JSON
+	}
+	return out
+}
