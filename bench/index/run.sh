@@ -35,12 +35,12 @@ for b in $backends; do
 	case $b in
 	sqlite)
 		"$dir/idxbench" -backend sqlite -db "$dir/index.db" -n "$n" -reuse \
-			-fill-limit "$put_limit" -bulk -md "$dir/sqlite.md" 2>&1 | tee "$dir/sqlite.log"
+			-fill-limit "$put_limit" -bulk -fill-log "$dir/sqlite-fill.log" -md "$dir/sqlite.md" 2>&1 | tee "$dir/sqlite.log"
 		;;
 	postgres)
 		dsn=${CUSTODY_BENCH_POSTGRES:-$("$root/scripts/postgres" "${BENCH_INDEX_PG:-$dir/pg}")}
 		"$dir/idxbench" -backend postgres -dsn "$dsn" -n "$n" -reuse \
-			-fill-limit "$put_limit" -bulk -md "$dir/postgres.md" 2>&1 | tee "$dir/postgres.log"
+			-fill-limit "$put_limit" -bulk -fill-log "$dir/postgres-fill.log" -md "$dir/postgres.md" 2>&1 | tee "$dir/postgres.log"
 		;;
 	*)
 		echo "unknown backend $b" >&2

@@ -45,6 +45,7 @@ type config struct {
 	fillOnly  bool
 	fillLimit time.Duration
 	bulk      bool
+	fillLog   string
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&c.md, "md", "", "also write the results as Markdown to this file")
 	flag.BoolVar(&c.fillOnly, "fill-only", false, "fill the index and stop")
 	flag.DurationVar(&c.fillLimit, "fill-limit", 0, "stop Put-filling after this long (0: no limit); measure what is there unless -bulk")
+	flag.StringVar(&c.fillLog, "fill-log", "", "append each Put phase (puts, seconds, workers) to this file and report the sum over all of them")
 	flag.BoolVar(&c.bulk, "bulk", false, "after Put-filling, bulk load the rest of the corpus with bare SQL (see bulk.go)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
@@ -284,6 +286,11 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rep.fill = fr
+	if c.fillLog != "" {
+		if rep.putPhases, err = logFill(c.fillLog, fr, c.workers); err != nil {
+			return err
+		}
+	}
 	if c.bulk && big.n < c.n {
 		fmt.Fprintf(out, "bulk loading records %d..%d\n", big.n, c.n-1)
 		if rep.bulk, err = bulkFill(ctx, c, big, c.n, out); err != nil {
@@ -669,4 +676,41 @@ func (b *barePostgres) version(ctx context.Context) string {
 		v = v[:i]
 	}
 	return v + ", shared_buffers " + sb + " (pgx v5 via database/sql)"
+}
+
+// putPhase is one Put-filling phase recorded in the -fill-log file.
+type putPhase struct {
+	puts    int
+	dur     time.Duration
+	workers int
+}
+
+// logFill appends f to the fill log (when it did any Puts) and returns every
+// phase recorded there.
+func logFill(path string, f fillResult, workers int) ([]putPhase, error) {
+	if f.puts > 0 {
+		lf, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(lf, "%d %.3f %d\n", f.puts, f.dur.Seconds(), workers)
+		if err := lf.Close(); err != nil {
+			return nil, err
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var ps []putPhase
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var p putPhase
+		var secs float64
+		if _, err := fmt.Sscanf(line, "%d %f %d", &p.puts, &secs, &p.workers); err != nil {
+			return nil, fmt.Errorf("%s: bad line %q", path, line)
+		}
+		p.dur = time.Duration(secs * float64(time.Second))
+		ps = append(ps, p)
+	}
+	return ps, nil
 }

@@ -14,6 +14,7 @@ type report struct {
 	fill      fillResult
 	bulk      fillResult
 	version   string
+	putPhases []putPhase
 	big       *results
 	small     *results
 }
@@ -67,6 +68,17 @@ func (r *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, " (continuing an index that held %d)", f.before)
 		}
 		fmt.Fprintf(w, "; %d bundles at that rate: %v.\n\n", r.target, (time.Duration(float64(r.target)/f.rate()) * time.Second).Round(time.Second))
+	}
+	if len(r.putPhases) > 0 {
+		var puts int
+		var dur time.Duration
+		for _, p := range r.putPhases {
+			puts += p.puts
+			dur += p.dur
+		}
+		rate := float64(puts) / dur.Seconds()
+		fmt.Fprintf(w, "All Put phases of this index so far (%d runs, %d concurrent callers): %d Puts in %v, **%.0f Puts/s**; %d bundles through Put would take ≈%v.\n\n",
+			len(r.putPhases), r.workers, puts, dur.Round(time.Second), rate, r.target, (time.Duration(float64(r.target)/rate) * time.Second).Round(time.Minute))
 	}
 	if r.bulk.created > 0 {
 		fmt.Fprintf(w, "Then the remaining %d bundles were bulk loaded with bare SQL (%d per transaction, not through the API) in %v; "+
