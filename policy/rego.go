@@ -108,9 +108,17 @@ func (q *Rules) Eval(ctx context.Context, input any, now time.Time) ([]string, e
 	return out, nil
 }
 
-// regoInput converts ev to the Rego input value: its JSON form.
+// regoInput converts ev to the Rego input value: its JSON form, with empty
+// lists as [] (never null), so that count() and iteration work on them.
 func regoInput(ev *Evidence) (ast.Value, error) {
-	b, err := json.Marshal(ev)
+	in := *ev
+	in.Provenance = nonNil(in.Provenance)
+	in.Attestations = nonNil(in.Attestations)
+	in.Approvals = nonNil(in.Approvals)
+	in.Rebuilds = nonNil(in.Rebuilds)
+	in.VulnScans = nonNil(in.VulnScans)
+	in.Authors = nonNil(in.Authors)
+	b, err := json.Marshal(&in)
 	if err != nil {
 		return nil, err
 	}
@@ -146,3 +154,10 @@ func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now t
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

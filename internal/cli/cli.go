@@ -119,6 +119,7 @@ func newRoot(s *streams) *cobra.Command {
 		newLogCmd(s),
 		newWitnessCmd(s),
 		newTrustCmd(s),
+		newPolicyCmd(s),
 	)
 	return root
 }

@@ -147,3 +147,23 @@ func JSONs(bs []Bundle) [][]byte {
 	}
 	return out
 }
+
+// Subjects returns the sha256 subjects ("sha256:HEX") of a bundle's DSSE
+// statement, unverified; ok is false when the bundle or statement does not
+// parse.
+func Subjects(b []byte) (subjects []string, ok bool) {
+	var bu bundle.Bundle
+	if len(b) > verify.MaxBundleBytes || bu.UnmarshalJSON(b) != nil || bu.GetDsseEnvelope() == nil {
+		return nil, false
+	}
+	st, err := attest.ParseStatement(bu.GetDsseEnvelope().GetPayload())
+	if err != nil {
+		return nil, false
+	}
+	for _, s := range st.Subject {
+		if h := s.Digest["sha256"]; h != "" {
+			subjects = append(subjects, "sha256:"+h)
+		}
+	}
+	return subjects, true
+}
