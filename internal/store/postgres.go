@@ -63,6 +63,10 @@ var postgresDialect = &dialect{
 					USING ERRCODE = 'insufficient_privilege';
 			END $$`,
 		}, postgresAppendOnly("evidence", "evidence_subject", "schema_version")...)},
+		{name: "deployment", stmts: append([]string{
+			deploymentTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+			`CREATE INDEX deployment_environment ON deployment (environment, id)`,
+		}, postgresAppendOnly("deployment")...)},
 	},
 }
 
@@ -111,6 +115,16 @@ func (s *Postgres) Search(ctx context.Context, q Query) ([]*Evidence, error) { r
 
 // Count implements [Store.Count].
 func (s *Postgres) Count(ctx context.Context) (int64, error) { return s.count(ctx) }
+
+// AppendDeployment implements [Store.AppendDeployment].
+func (s *Postgres) AppendDeployment(ctx context.Context, d *Deployment) (int64, error) {
+	return s.appendDeployment(ctx, d)
+}
+
+// Deployments implements [Store.Deployments].
+func (s *Postgres) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
+	return s.deployments(ctx, q)
+}
 
 // Close implements [Store.Close].
 func (s *Postgres) Close() error { return s.db.Close() }

@@ -66,6 +66,12 @@ var sqliteDialect = &dialect{
 			sqliteAppendOnly("schema_version", "UPDATE"),
 			sqliteAppendOnly("schema_version", "DELETE"),
 		}},
+		{name: "deployment", stmts: []string{
+			deploymentTable("INTEGER PRIMARY KEY AUTOINCREMENT"),
+			`CREATE INDEX deployment_environment ON deployment (environment, id)`,
+			sqliteAppendOnly("deployment", "UPDATE"),
+			sqliteAppendOnly("deployment", "DELETE"),
+		}},
 	},
 }
 
@@ -115,6 +121,16 @@ func (s *SQLite) Search(ctx context.Context, q Query) ([]*Evidence, error) { ret
 
 // Count implements [Store.Count].
 func (s *SQLite) Count(ctx context.Context) (int64, error) { return s.count(ctx) }
+
+// AppendDeployment implements [Store.AppendDeployment].
+func (s *SQLite) AppendDeployment(ctx context.Context, d *Deployment) (int64, error) {
+	return s.appendDeployment(ctx, d)
+}
+
+// Deployments implements [Store.Deployments].
+func (s *SQLite) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
+	return s.deployments(ctx, q)
+}
 
 // Close implements [Store.Close]. It first lets SQLite refresh the query
 // planner's statistics (PRAGMA optimize), as SQLite recommends.

@@ -7,6 +7,9 @@
 // directory) and [Postgres] (scale-out). Both pass the same conformance suite
 // in package storetest.
 //
+// Besides evidence it holds environments' deployment history ([Deployment]
+// records, schema version 2).
+//
 // The index is append-only. Nothing is ever updated or deleted; a change of
 // state is a new record. The code issues no UPDATE or DELETE statements and the
 // schema installs triggers that reject them, so a mistaken UPDATE or DELETE
@@ -152,6 +155,13 @@ type Store interface {
 	Search(ctx context.Context, q Query) ([]*Evidence, error)
 	// Count returns the number of evidence records.
 	Count(ctx context.Context) (int64, error)
+	// AppendDeployment appends a deployment record (see CheckDeployment)
+	// and returns its ID. A malformed record is rejected with an error
+	// wrapping ErrInvalid, having stored nothing.
+	AppendDeployment(ctx context.Context, d *Deployment) (int64, error)
+	// Deployments returns the deployment records matching q in ID order.
+	// A malformed query returns an error wrapping ErrInvalidQuery.
+	Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error)
 	// Close releases the store's resources.
 	Close() error
 }

@@ -120,6 +120,9 @@ func TestAppendOnly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if _, err := s.AppendDeployment(ctx, storetest.Deployment("prod", 1, store.EventDeployed)); err != nil {
+				t.Fatal(err)
+			}
 			before, err := s.Get(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -133,9 +136,11 @@ func TestAppendOnly(t *testing.T) {
 				"DELETE FROM evidence_subject",
 				"UPDATE schema_version SET version = 0",
 				"DELETE FROM schema_version",
+				"UPDATE deployment SET event = 'healthy'",
+				"DELETE FROM deployment",
 			}
 			if b.name == "postgres" {
-				stmts = append(stmts, "TRUNCATE evidence_subject", "TRUNCATE evidence CASCADE", "TRUNCATE schema_version")
+				stmts = append(stmts, "TRUNCATE evidence_subject", "TRUNCATE evidence CASCADE", "TRUNCATE schema_version", "TRUNCATE deployment")
 			}
 			for _, stmt := range stmts {
 				err := store.RawExec(ctx, s, stmt)

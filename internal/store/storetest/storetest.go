@@ -38,6 +38,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InvalidQuery", testInvalidQuery},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Canceled", testCanceled},
+		{"DeploymentsRoundTrip", testDeploymentsRoundTrip},
+		{"DeploymentsQuery", testDeploymentsQuery},
+		{"DeploymentsInvalid", testDeploymentsInvalid},
+		{"DeploymentsCanceled", testDeploymentsCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
