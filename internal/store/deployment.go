@@ -234,4 +234,3 @@ func deploymentTable(idColumn string) string {
 		recorded_by TEXT NOT NULL,
 		recorded_us BIGINT NOT NULL)`
 }
-
