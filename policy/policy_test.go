@@ -310,3 +310,48 @@ func TestVSA(t *testing.T) {
 		}
 	}
 }
+
+func TestParseApproval(t *testing.T) {
+	good := `{"environment":"prod","artifact":"` + artifact + `","approver":"alice","time":"2026-01-01T00:00:00Z"}`
+	tests := []struct{ name, in, err string }{
+		{"good", good, ""},
+		{"unknown field", strings.Replace(good, `"approver"`, `"extra":1,"approver"`, 1), "unknown field"},
+		{"no env", strings.Replace(good, `"prod"`, `""`, 1), "environment"},
+		{"upper hex", strings.Replace(good, "abab", "ABAB", 1), "sha256:HEX"},
+		{"no time", strings.Replace(good, `,"time":"2026-01-01T00:00:00Z"`, "", 1), "no time"},
+		{"trailing", good + "{}", "trailing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseApproval([]byte(tt.in))
+			if (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
+	st, err := NewApproval(ApprovalPredicate{Environment: "prod", Artifact: artifact, Approver: "alice", Time: now})
+	if err != nil || st.PredicateType != PredicateApproval || st.Subject[0].Digest["sha256"] != strings.TrimPrefix(artifact, "sha256:") {
+		t.Fatalf("NewApproval: %v %+v", err, st)
+	}
+}
+
+func TestParseVulnScan(t *testing.T) {
+	_, fs, err := ParseVulnScan(PredicateVulnsV01, []byte(`{"scanner":{"uri":"u","result":[
+		{"id":"A","severity":[{"method":"nvd","score":"3.1"}]},
+		{"id":"B","severity":[{"method":"nvd","score":"7.0"},{"method":"vendor","score":"CRITICAL"}]},
+		{"id":"C","severity":[]},
+		{"id":"D","severity":[{"method":"x","score":"banana"}]},
+		{"id":"E","severity":[{"method":"x","score":0}]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Severity{SeverityLow, SeverityCritical, SeverityCritical, SeverityCritical, SeverityNone}
+	for i, f := range fs {
+		if f.Severity != want[i] {
+			t.Errorf("%s: %s, want %s", f.ID, f.Severity, want[i])
+		}
+	}
+	if _, _, err := ParseVulnScan(PredicateCosignVuln, []byte(`{}`)); err == nil {
+		t.Error("cosign vuln predicate parsed")
+	}
+}
