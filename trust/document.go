@@ -625,3 +625,33 @@ func strictUnmarshal(b []byte, v any) error {
 	}
 	return nil
 }
+
+// KeysMediaType is the "type" of the key record MarshalKeys writes.
+const KeysMediaType = "https://custody.dev/trust-keys/v1"
+
+// MarshalKeys returns custody's record of d's keys, what a Sigstore
+// trusted_root.json has no place for: each key's ID (the bundle hint),
+// role, identity, PEM public key, window and compromise time, with the
+// document version they come from. Indented JSON, newline-terminated.
+func (d *Document) MarshalKeys() ([]byte, error) {
+	rec := struct {
+		Type        string    `json:"type"`
+		RootVersion int       `json:"rootVersion"`
+		Keys        []keyJSON `json:"keys"`
+	}{Type: KeysMediaType, RootVersion: d.Version, Keys: []keyJSON{}}
+	for i := range d.Root.Keys {
+		kj, err := keyToJSON(&d.Root.Keys[i])
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+		rec.Keys = append(rec.Keys, kj)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rec); err != nil {
+		return nil, fmt.Errorf("couldn't encode key record: %w", err)
+	}
+	return buf.Bytes(), nil
+}

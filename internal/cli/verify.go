@@ -19,7 +19,7 @@ import (
 
 type verifyFlags struct {
 	bundle                                     string
-	key, trustedRoot                           string
+	key, trustedRoot, trustRoot                string
 	identity, identityRegexp                   string
 	issuer, issuerRegexp                       string
 	sourceURI, sourceRef, builderID, predicate string
@@ -47,6 +47,7 @@ func newVerifyCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.bundle, "bundle", "", "Sigstore bundle (default ARTIFACT.sigstore.json)")
 	fl.StringVar(&f.key, "key", "", "trusted public key (PEM)")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json: CAs for keyless, logs and TSAs (with --key too)")
+	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root (trust/ROOT.md): keys with windows, logs and TSAs; checked against the stored one")
 	fl.StringVar(&f.identity, "certificate-identity", "", "expected certificate identity (SAN)")
 	fl.StringVar(&f.identityRegexp, "certificate-identity-regexp", "", "expected certificate identity, as a regular expression")
 	fl.StringVar(&f.issuer, "certificate-oidc-issuer", "", "expected OIDC issuer of the certificate")
@@ -185,6 +186,13 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // timestamps are checked against the root's logs and TSAs).
 func trustMaterial(f *verifyFlags) (root.TrustedMaterial, error) {
 	var tms root.TrustedMaterialCollection
+	if f.trustRoot != "" {
+		tm, err := trustRootMaterial(f.trustRoot)
+		if err != nil {
+			return nil, err
+		}
+		tms = append(tms, tm)
+	}
 	if f.trustedRoot != "" {
 		tm, err := verify.LoadTrustedRoot(f.trustedRoot)
 		if err != nil {
@@ -205,7 +213,7 @@ func trustMaterial(f *verifyFlags) (root.TrustedMaterial, error) {
 	}
 	switch len(tms) {
 	case 0:
-		return nil, usageErr(errors.New("nothing to trust: no --key or --trusted-root"),
+		return nil, usageErr(errors.New("nothing to trust: no --key, --trusted-root or --trust-root"),
 			"pass --key release.pub, or --trusted-root trusted_root.json with --certificate-identity and --certificate-oidc-issuer")
 	case 1:
 		return tms[0], nil
