@@ -5,8 +5,14 @@
 //
 // A Root lists what custody trusts and when: transparency logs, certificate
 // transparency logs, certificate authorities, timestamp authorities and
-// signing keys, each with a validity Window. Rotation closes one window and
-// opens another; later versions add roles and revocation on the same types.
+// signing keys, each with a validity Window, a Role, an identity and a
+// compromise time. Rotation closes one window and opens another; revocation
+// ends the window at the compromise time.
+//
+// A Document is a Root signed by k-of-n admins and versioned, custody's own
+// format (a DSSE envelope, see ROOT.md); Update accepts a new version only if
+// it chains from the trusted one as a TUF root does
+// (https://theupdateframework.github.io/specification/latest/#update-root).
 //
 // # Where signing keys go
 //
