@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -128,25 +129,35 @@ func writeAndClose(f *os.File, b []byte, perm fs.FileMode) error {
 	return err
 }
 
-// unsupportedSchemes are key references later backends will handle.
-var unsupportedSchemes = []string{"pkcs11:", "awskms://", "gcpkms://", "azurekms://", "hashivault://"}
-
-// Load opens the signing key that ref names. Today ref is the path of a key
-// file in the Sigstore encrypted format (see DecryptPrivateKey); password
-// is called only once the file has been read and looks like an encrypted
-// key. References to PKCS#11 tokens and KMS keys ("pkcs11:", "awskms://",
-// "gcpkms://", "azurekms://", "hashivault://") and any other "scheme://"
-// give an error wrapping ErrUnsupportedKeyRef. A wrong password gives an
-// error wrapping ErrWrongPassword.
+// Load opens the signing key that ref names:
+//
+//   - a PKCS#11 URI ("pkcs11:…", RFC 7512): the key pair in the token, as
+//     LoadPKCS11 opens it (password is not used; the PIN comes from the URI
+//     or $CUSTODY_PKCS11_PIN). The result is a *PKCS11Signer: close it when
+//     done.
+//   - a KMS reference ("awskms://", "gcpkms://", "azurekms://",
+//     "hashivault://"): parsed, then refused as OpenKMS refuses it without
+//     a KMSOpener (missing credentials, or no client built in).
+//   - otherwise the path of a key file in the Sigstore encrypted format (see
+//     DecryptPrivateKey); password is called only once the file has been
+//     read and looks like an encrypted key.
+//
+// Any other "scheme://" gives an error wrapping ErrUnsupportedKeyRef. A wrong
+// password gives an error wrapping ErrWrongPassword, a wrong PIN one wrapping
+// ErrWrongPIN. Errors show a PKCS#11 URI only as RedactKeyRef does.
 func Load(ref string, password func() ([]byte, error)) (crypto.Signer, error) {
 	if ref == "" {
 		return nil, errors.New("no signing key given")
 	}
-	lower := strings.ToLower(ref)
-	for _, s := range unsupportedSchemes {
-		if strings.HasPrefix(lower, s) {
-			return nil, fmt.Errorf("%w: %q keys are not supported yet", ErrUnsupportedKeyRef, strings.TrimRight(s, ":/"))
+	if IsPKCS11URI(ref) {
+		s, err := LoadPKCS11(ref)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
 		}
+		return s, nil
+	}
+	if IsKMSRef(ref) {
+		return OpenKMS(context.Background(), ref, nil)
 	}
 	if scheme, _, ok := strings.Cut(ref, "://"); ok && !strings.ContainsAny(scheme, `/\.`) {
 		return nil, fmt.Errorf("%w: %q keys are not supported", ErrUnsupportedKeyRef, scheme)

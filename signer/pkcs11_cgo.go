@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
@@ -233,7 +234,18 @@ func openPKCS11(u *PKCS11URI) (*PKCS11Signer, error) {
 		release()
 		return nil, fmt.Errorf("pkcs11: %s: %w", u.describe(), err)
 	}
-	return newPKCS11Signer(keys[0], u, release), nil
+	// Name the key as the token does: the URI a signer reports then
+	// carries both its label and its id.
+	named := *u
+	if attrs, err := t.ctx.GetAttributes(keys[0], []crypto11.AttributeType{crypto11.CkaId, crypto11.CkaLabel}); err == nil {
+		if a := attrs[crypto11.CkaId]; a != nil && len(a.Value) > 0 {
+			named.ID = a.Value
+		}
+		if a := attrs[crypto11.CkaLabel]; a != nil && len(a.Value) > 0 && utf8.Valid(a.Value) {
+			named.Object = string(a.Value)
+		}
+	}
+	return newPKCS11Signer(keys[0], &named, release), nil
 }
 
 func newPKCS11Signer(k crypto.Signer, u *PKCS11URI, release func() error) *PKCS11Signer {
