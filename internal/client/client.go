@@ -349,3 +349,60 @@ func (c *Client) checkBundles(ctx context.Context, bundles [][]byte) error {
 	}
 	return nil
 }
+
+// AppendDeployment appends a record to the server's deployment history
+// (deployer or admin token) and returns its ID. The server sets who
+// recorded it from the token.
+func (c *Client) AppendDeployment(ctx context.Context, d *store.Deployment) (int64, error) {
+	body, err := json.Marshal(d)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't encode deployment: %w", err)
+	}
+	b, err := c.do(ctx, http.MethodPost, "/api/v1/deployments", "application/json", body)
+	if err != nil {
+		return 0, err
+	}
+	var resp struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil || resp.ID <= 0 {
+		return 0, errors.New("server answered a malformed deployment response")
+	}
+	return resp.ID, nil
+}
+
+// Deployments returns every deployment record of env ("" for all
+// environments) in the order the server recorded them, paging through the
+// server's answers.
+func (c *Client) Deployments(ctx context.Context, env string) ([]*store.Deployment, error) {
+	var out []*store.Deployment
+	after := int64(0)
+	for {
+		v := url.Values{}
+		if env != "" {
+			v.Set("environment", env)
+		}
+		v.Set("after", fmt.Sprint(after))
+		v.Set("limit", fmt.Sprint(store.MaxLimit))
+		b, err := c.do(ctx, http.MethodGet, "/api/v1/deployments?"+v.Encode(), "", nil)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Deployments []*store.Deployment `json:"deployments"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return nil, errors.New("server answered a malformed deployments response")
+		}
+		for _, d := range page.Deployments {
+			if d == nil || d.ID <= after {
+				return nil, errors.New("server answered deployments out of order")
+			}
+			after = d.ID
+			out = append(out, d)
+		}
+		if len(page.Deployments) < store.MaxLimit {
+			return out, nil
+		}
+	}
+}

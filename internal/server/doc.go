@@ -19,8 +19,12 @@
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
 //	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
+//	                                     (deployer: decisions, SLSA VSA statements, signed with the default key)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
+//	                                     (approver: approvals only; deployer: VSAs only)
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}
+//	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N}
+//	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a

@@ -62,6 +62,10 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if tok := tokenFrom(r); !pushAllowed(tok.Role, ev.PredicateType) {
+		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not push %s evidence", tok.Role, ev.PredicateType))
+		return
+	}
 	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[reason == "ok"], reason).Inc()
 	sum := sha256.Sum256(body)
 	release, err := s.claimBuildID(r.Context(), ev.BuildID, hex.EncodeToString(sum[:]), ev)

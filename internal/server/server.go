@@ -343,9 +343,11 @@ func (s *Server) Handler() http.Handler {
 		w.Write(s.trustedRoot)
 	})
 	handle("GET /api/v1/keys/{name}", s.serveKey)
-	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), RoleBuilder, RoleAdmin))
-	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), RoleBuilder, RoleAdmin))
+	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), RoleBuilder, RoleAdmin, RoleDeployer))
+	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
 	handle("GET /api/v1/evidence", s.auth(s.serveSearch, Roles()...))
+	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), RoleDeployer, RoleAdmin))
+	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, Roles()...))
 	return mux
 }
 

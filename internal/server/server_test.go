@@ -287,8 +287,11 @@ func TestRoleMatrix(t *testing.T) {
 		{"POST", "/cosignature", func() []byte { return []byte("x") }, []server.Role{server.RoleAdmin}, 400},
 		{"POST", "/api/v1/timestamp", func() []byte { return []byte("x") }, builders, 400},
 		{"POST", "/api/v1/sign", signBody, builders, 200},
-		{"POST", "/api/v1/evidence", func() []byte { return []byte("{") }, builders, 400},
+		{"POST", "/api/v1/evidence", func() []byte { return []byte("{") },
+			append([]server.Role{server.RoleApprover, server.RoleDeployer}, builders...), 400},
 		{"GET", "/api/v1/evidence?limit=1", nil, all, 200},
+		{"POST", "/api/v1/deployments", func() []byte { return []byte("{}") }, []server.Role{server.RoleDeployer, server.RoleAdmin}, 400},
+		{"GET", "/api/v1/deployments?environment=prod", nil, all, 200},
 	}
 	for _, ep := range endpoints {
 		callers := map[string]string{"no token": "", "garbage token": "cust_garbage"}

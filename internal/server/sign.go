@@ -84,6 +84,9 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		keyName = req.Key
 	case tok.Role == RoleAdmin:
 		keyName = DefaultBuilderKey
+	case tok.Role == RoleDeployer && req.Key == "":
+		// Deployers have decisions (VSAs) signed, with the default key.
+		keyName = DefaultBuilderKey
 	case req.Key != "" && req.Key != tok.Key:
 		fail(w, http.StatusForbidden, fmt.Sprintf("this token may sign only with builder key %q", tok.Key))
 		return
@@ -96,6 +99,10 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 	stmt, err := attest.ParseStatement(req.Statement)
 	if err != nil {
 		fail(w, http.StatusBadRequest, fmt.Sprintf("statement rejected: %v", err))
+		return
+	}
+	if tok.Role == RoleDeployer && stmt.PredicateType != predicateVSA {
+		fail(w, http.StatusForbidden, "a deployer token may have only decisions ("+predicateVSA+") signed")
 		return
 	}
 	facts, err := provenanceFacts(stmt)

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/custody-dev/custody/internal/store"
+)
+
+// Predicate types that tokens other than builder tokens may push or have
+// signed (see pushAllowed and signAllowed).
+const (
+	predicateApproval = "https://custody.dev/approval/v1"
+	predicateVSA      = "https://slsa.dev/verification_summary/v1"
+)
+
+// pushAllowed reports whether a token of role may push a bundle of
+// predicateType: builders and admins anything, approvers only approvals,
+// deployers only decisions (VSAs).
+func pushAllowed(role Role, predicateType string) bool {
+	switch role {
+	case RoleBuilder, RoleAdmin:
+		return true
+	case RoleApprover:
+		return predicateType == predicateApproval
+	case RoleDeployer:
+		return predicateType == predicateVSA
+	}
+	return false
+}
+
+// deploymentPage answers GET /api/v1/deployments.
+type deploymentPage struct {
+	Deployments []*store.Deployment `json:"deployments"`
+}
+
+// serveAppendDeployment appends one deployment record (a store.Deployment
+// as JSON). RecordedBy is set from the token; id and recordedAt are the
+// store's.
+func (s *Server) serveAppendDeployment(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var d store.Deployment
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil || dec.More() {
+		fail(w, http.StatusBadRequest, "request is not one deployment record (JSON object)")
+		return
+	}
+	tok := tokenFrom(r)
+	d.RecordedBy = string(tok.Role)
+	if tok.Name != "" {
+		d.RecordedBy += ":" + tok.Name
+	}
+	id, err := s.index.AppendDeployment(r.Context(), &d)
+	if err != nil {
+		s.failWrite(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(struct {
+		ID int64 `json:"id"`
+	}{id})
+}
+
+// serveDeployments lists deployment records: environment, after and limit
+// as in store.DeploymentQuery.
+func (s *Server) serveDeployments(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := store.DeploymentQuery{Environment: v.Get("environment")}
+	var err error
+	if a := v.Get("after"); a != "" {
+		if q.AfterID, err = strconv.ParseInt(a, 10, 64); err != nil || q.AfterID < 0 {
+			fail(w, http.StatusBadRequest, "after is not a record ID")
+			return
+		}
+	}
+	if l := v.Get("limit"); l != "" {
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
+			fail(w, http.StatusBadRequest, "limit is not a non-negative number")
+			return
+		}
+	}
+	list, err := s.index.Deployments(r.Context(), q)
+	if errors.Is(err, store.ErrInvalidQuery) {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.logger.Error("couldn't list deployments", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't list deployments")
+		return
+	}
+	if list == nil {
+		list = []*store.Deployment{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(deploymentPage{Deployments: list})
+}

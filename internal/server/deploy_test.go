@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/signer"
+)
+
+func TestDeployments(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	dep := newClient(t, ts, server.RoleDeployer)
+	aud := newClient(t, ts, server.RoleAuditor)
+	sum := sha256.Sum256([]byte("app"))
+	d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: "sha256:" + hex.EncodeToString(sum[:]),
+		Name: "app", Actor: "ci", Time: time.Now(), RecordedBy: "forged"}
+	id, err := dep.AppendDeployment(ctx, d)
+	if err != nil {
+		t.Fatalf("AppendDeployment: %v", err)
+	}
+	d.Environment = "staging"
+	if _, err := dep.AppendDeployment(ctx, d); err != nil {
+		t.Fatalf("AppendDeployment: %v", err)
+	}
+	got, err := aud.Deployments(ctx, "prod")
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Deployments = %d, %v; want 1", len(got), err)
+	}
+	if got[0].ID != id || got[0].RecordedBy != "deployer:test deployer" || got[0].Actor != "ci" {
+		t.Errorf("record = %+v; want id %d recorded by the deployer token, not what the client claimed", got[0], id)
+	}
+	if all, err := aud.Deployments(ctx, ""); err != nil || len(all) != 2 {
+		t.Errorf("Deployments(all) = %d, %v; want 2", len(all), err)
+	}
+	var apiErr *client.APIError
+	if _, err := aud.AppendDeployment(ctx, d); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
+		t.Errorf("auditor AppendDeployment = %v, want 403", err)
+	}
+	d.Event = "exploded"
+	if _, err := dep.AppendDeployment(ctx, d); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
+		t.Errorf("malformed AppendDeployment = %v, want 400", err)
+	}
+}
+
+// TestPushByRole: approvers push only approvals, deployers only decisions.
+func TestPushByRole(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	key, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("app"))
+	bundleOf := func(predicateType string, pred any) []byte {
+		st, err := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}}, predicateType, pred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := signer.SignStatement(ctx, key, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	approval := bundleOf("https://custody.dev/approval/v1", map[string]any{"environment": "prod", "artifact": "sha256:" + hex.EncodeToString(sum[:]),
+		"approver": "alice", "time": "2026-01-01T00:00:00Z"})
+	vsa := bundleOf("https://slsa.dev/verification_summary/v1", map[string]any{"verificationResult": "PASSED"})
+	for _, tt := range []struct {
+		role   server.Role
+		bundle []byte
+		ok     bool
+	}{
+		{server.RoleApprover, approval, true},
+		{server.RoleApprover, vsa, false},
+		{server.RoleDeployer, vsa, true},
+		{server.RoleDeployer, approval, false},
+		{server.RoleAuditor, approval, false},
+	} {
+		_, _, err := newClient(t, ts, tt.role).Push(ctx, tt.bundle)
+		var apiErr *client.APIError
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s push: %v", tt.role, err)
+		case !tt.ok && (!errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden):
+			t.Errorf("%s push = %v, want 403", tt.role, err)
+		}
+	}
+	// A deployer has decisions signed, and nothing else.
+	dep := newClient(t, ts, server.RoleDeployer)
+	st, _ := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		"https://slsa.dev/verification_summary/v1", map[string]any{"verificationResult": "PASSED"})
+	b, _ := st.Marshal()
+	if _, err := dep.Sign(ctx, b); err != nil {
+		t.Errorf("deployer Sign(VSA): %v", err)
+	}
+	var apiErr *client.APIError
+	if _, err := dep.Sign(ctx, statement(t, "dep-1", "app")); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
+		t.Errorf("deployer Sign(provenance) = %v, want 403", err)
+	}
+}
