@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -28,14 +29,18 @@ func newKeyCmd(s *streams) *cobra.Command {
 }
 
 func newKeyGenerateCmd(s *streams) *cobra.Command {
-	var out, alg string
+	var out, alg, p11 string
 	var force bool
 	c := &cobra.Command{
-		Use:   "generate --out NAME",
-		Short: "Generate a key pair: NAME.key (encrypted, 0600) and NAME.pub",
+		Use:   "generate --out NAME [--pkcs11 URI]",
+		Short: "Generate a key pair: NAME.key (encrypted, 0600) and NAME.pub, or a key in a PKCS#11 token and NAME.pub",
 		Long: "Generates an ECDSA P-256 (default) or Ed25519 key pair. The private key is written in the\n" +
 			"Sigstore encrypted key format (scrypt + secretbox; cosign reads it) with the password from\n" +
-			"$CUSTODY_PASSWORD or a prompt. Existing files are never overwritten without --force.",
+			"$CUSTODY_PASSWORD or a prompt. Existing files are never overwritten without --force.\n\n" +
+			"With --pkcs11 URI (RFC 7512, e.g. pkcs11:token=custody;object=release) the key pair is created\n" +
+			"inside the token (ECDSA P-256 only; the private key never leaves it) and only NAME.pub is\n" +
+			"written. The PIN comes from the URI (pin-value, pin-source) or $CUSTODY_PKCS11_PIN. A key\n" +
+			"with the same label or id in the token is never replaced: --force is refused with --pkcs11.",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if out == "" {
@@ -44,6 +49,9 @@ func newKeyGenerateCmd(s *streams) *cobra.Command {
 			a, err := signer.ParseAlgorithm(alg)
 			if err != nil {
 				return usageErr(err, "use --algorithm ecdsa-p256 or --algorithm ed25519")
+			}
+			if p11 != "" {
+				return generateInToken(s, p11, out, a, force)
 			}
 			pw, err := prompt.Password(passwordEnv, true, s.in, s.err)
 			if err != nil {
@@ -62,8 +70,38 @@ func newKeyGenerateCmd(s *streams) *cobra.Command {
 	}
 	c.Flags().StringVar(&out, "out", "", "name of the key pair: writes NAME.key and NAME.pub")
 	c.Flags().StringVar(&alg, "algorithm", string(signer.ECDSAP256), "key algorithm: ecdsa-p256 or ed25519")
-	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	c.Flags().BoolVar(&force, "force", false, "overwrite existing key files (not with --pkcs11)")
+	c.Flags().StringVar(&p11, "pkcs11", "", "create the key inside the PKCS#11 token this RFC 7512 URI names (writes only NAME.pub)")
 	return c
+}
+
+// generateInToken creates a key in a PKCS#11 token and writes NAME.pub.
+func generateInToken(s *streams, uri, out string, alg signer.Algorithm, force bool) error {
+	shown := signer.RedactKeyRef(uri)
+	if force {
+		return usageErr(errors.New("--force is not allowed with --pkcs11: custody never replaces a key in a token"),
+			"choose another object= label, or delete the old key with the token's own tools")
+	}
+	if !signer.IsPKCS11URI(uri) {
+		return usageErr(fmt.Errorf("--pkcs11 %q is not a pkcs11: URI", shown), "e.g. --pkcs11 'pkcs11:token=custody;object=release'")
+	}
+	pubPath, err := signer.WritePKCS11KeyPair(uri, out, alg)
+	if err != nil {
+		switch {
+		case errors.Is(err, signer.ErrWrongPIN):
+			return usageErr(err, "check CUSTODY_PKCS11_PIN, or the URI's pin-value / pin-source")
+		case errors.Is(err, signer.ErrUnsupportedKey):
+			return usageErr(err, "use --algorithm ecdsa-p256")
+		}
+		return usageErr(err, "")
+	}
+	u, err := signer.ParsePKCS11URI(uri)
+	if err != nil {
+		return usageErr(err, "")
+	}
+	fmt.Fprintf(s.out, "Key created in token %q as %s (the private key stays in the token)\nPublic key written to %s\n",
+		u.Token, u.String(), pubPath)
+	return nil
 }
 
 func newKeyPublicCmd(s *streams) *cobra.Command {
@@ -98,6 +136,9 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if cl, ok := sg.(io.Closer); ok {
+				defer cl.Close()
+			}
 			pemBytes, err := signer.MarshalPublicKey(sg.Public())
 			if err != nil {
 				return usageErr(err, "")
@@ -106,25 +147,37 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&keyRef, "key", "", "signing key: path to an encrypted key file")
+	c.Flags().StringVar(&keyRef, "key", "", "signing key: path to an encrypted key file, or a pkcs11: URI")
 	c.Flags().StringVar(&server, "server", "", "custody server whose builder key to print")
 	c.Flags().StringVar(&name, "name", "builder", "name of the server's builder key")
 	return c
 }
 
-// loadSigner opens a signing key, asking for its password only when needed.
+// loadSigner opens a signing key (a key file, a pkcs11: URI or a KMS
+// reference), asking for a file's password only when needed. Messages show
+// a PKCS#11 URI without its PIN. A PKCS#11 signer is an io.Closer; the
+// process exiting also ends its token session.
 func loadSigner(s *streams, ref string) (crypto.Signer, error) {
+	shown := signer.RedactKeyRef(ref)
 	sg, err := signer.Load(ref, func() ([]byte, error) {
 		return prompt.Password(passwordEnv, false, s.in, s.err)
 	})
 	if err != nil {
 		switch {
 		case errors.Is(err, signer.ErrWrongPassword):
-			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", ref, err), "check CUSTODY_PASSWORD")
+			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PASSWORD")
+		case errors.Is(err, signer.ErrWrongPIN):
+			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PKCS11_PIN, or the URI's pin-value / pin-source")
+		case errors.Is(err, signer.ErrKeyNotFound):
+			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "create it with 'custody key generate --pkcs11 URI --out NAME'")
+		case errors.Is(err, signer.ErrNoKMSCredentials), errors.Is(err, signer.ErrKMSUnavailable):
+			return nil, usageErr(err, "")
+		case signer.IsPKCS11URI(ref):
+			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 		case errors.Is(err, os.ErrNotExist):
 			return nil, usageErr(fmt.Errorf("couldn't open key: %w", err), "create one with 'custody key generate --out NAME'")
 		}
-		return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", ref, err), "")
+		return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 	}
 	return sg, nil
 }

@@ -19,11 +19,13 @@ import (
 
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/signer"
 )
 
 func newServeCmd(s *streams) *cobra.Command {
 	var (
 		dataDir, listen, publicURL, db, tlsCert, tlsKey string
+		logKey, tsaKey                                  string
 		maxBody                                         int64
 		maxInflight                                     int
 		builderKeys, witnesses                          []string
@@ -32,7 +34,8 @@ func newServeCmd(s *streams) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the registry: transparency log, timestamp authority, signing service and evidence index",
 		Long: "serve runs custody's trusted registry on one HTTP server, creating the data directory on first start.\n" +
-			"Private keys are encrypted at rest with CUSTODY_SERVER_PASSWORD when it is set.",
+			"Private keys are encrypted at rest with CUSTODY_SERVER_PASSWORD when it is set. --log-key, --tsa-key and\n" +
+			"--builder-key also take RFC 7512 pkcs11: URIs (keys in a token; PIN from the URI or CUSTODY_PKCS11_PIN).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
@@ -45,7 +48,7 @@ func newServeCmd(s *streams) *cobra.Command {
 			for _, kv := range builderKeys {
 				name, path, ok := strings.Cut(kv, "=")
 				if !ok || name == "" || path == "" {
-					return usageErr(fmt.Errorf("--builder-key %q is not NAME=PATH", kv), "")
+					return usageErr(fmt.Errorf("--builder-key %q is not NAME=PATH or NAME=PKCS11-URI", signer.RedactKeyRef(kv)), "")
 				}
 				keys[name] = path
 			}
@@ -84,7 +87,7 @@ func newServeCmd(s *streams) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
-				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys,
+				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey,
 				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs})
 			if err != nil {
 				ln.Close()
@@ -127,7 +130,9 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
 	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests before answering 503")
-	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH (repeatable)")
+	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
+	f.StringVar(&logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
+	f.StringVar(&tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
 	f.StringArrayVar(&witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	return c
 }

@@ -109,6 +109,81 @@ func parseKeyFile(path string, b, password []byte) (crypto.Signer, error) {
 	return nil, fmt.Errorf("%s holds a PEM block of type %q, not a private key", path, block.Type)
 }
 
+// openKey opens the key ref names (a pkcs11: URI or a key file); with ref
+// empty, the key file at def, created on first start. Keys in tokens are
+// closed by closeKeys.
+func (s *Server) openKey(ref, def string) (crypto.Signer, error) {
+	switch {
+	case ref == "":
+		return loadOrCreateKey(def, s.cfg.Password)
+	case signer.IsPKCS11URI(ref):
+		k, err := signer.LoadPKCS11(ref)
+		if err != nil {
+			return nil, err // names the key without its PIN
+		}
+		s.keyClosers = append(s.keyClosers, k)
+		return k, nil
+	}
+	b, err := os.ReadFile(ref)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read key: %w", err)
+	}
+	return parseKeyFile(ref, b, s.cfg.Password)
+}
+
+// closeKeys releases the keys in tokens.
+func (s *Server) closeKeys() error {
+	var err error
+	for _, c := range s.keyClosers {
+		err = errors.Join(err, c.Close())
+	}
+	s.keyClosers = nil
+	return err
+}
+
+// checkLogPublicKey records the log's public key at path on first start,
+// and refuses a log key that differs from the recorded one.
+func checkLogPublicKey(path string, pub crypto.PublicKey) error {
+	pemBytes, err := signer.MarshalPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("log key: %w", err)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return writeFileAtomic(path, pemBytes, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't read log public key: %w", err)
+	}
+	old, err := signer.ParsePublicKey(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if signer.KeyID(old) != signer.KeyID(pub) {
+		return fmt.Errorf("the log key (ID %s) is not the key this log was created with (%s, ID %s); a log's key is its identity",
+			signer.KeyID(pub), path, signer.KeyID(old))
+	}
+	return nil
+}
+
+// readLogPublicKey returns the log's public key: from DIR/keys/log.pub
+// when recorded, else from the private key file DIR/keys/log.key.
+func readLogPublicKey(dir string, password []byte) (crypto.PublicKey, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, "keys", "log.pub")); err == nil {
+		return signer.ParsePublicKey(b)
+	}
+	keyPath := filepath.Join(dir, "keys", "log.key")
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read log key: %w", err)
+	}
+	k, err := parseKeyFile(keyPath, kb, password)
+	if err != nil {
+		return nil, err
+	}
+	return k.Public(), nil
+}
+
 // loadOrCreateChain reads the TSA chain at path, or generates one for key.
 func loadOrCreateChain(path string, key crypto.Signer, now time.Time) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)

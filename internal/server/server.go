@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/mod/sumdb/note"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -52,9 +53,18 @@ type Config struct {
 	// plain PKCS#8 files of mode 0600.
 	Password []byte
 	// BuilderKeys names more builder keys: name → private key file (PKCS#8
-	// PEM, or Sigstore encrypted with Password). The key "builder" is always
-	// Dir/keys/builder.key unless named here.
+	// PEM, or Sigstore encrypted with Password) or PKCS#11 URI (see
+	// LogKey). The key "builder" is always Dir/keys/builder.key unless
+	// named here.
 	BuilderKeys map[string]string
+	// LogKey and TSAKey name the log's and the timestamp authority's
+	// signing keys: a private key file as in BuilderKeys, or an RFC 7512
+	// pkcs11: URI of a key pair in a token (signer.LoadPKCS11; the PIN from
+	// the URI or $CUSTODY_PKCS11_PIN). Default Dir/keys/log.key and
+	// Dir/keys/tsa.key, created on first start. The log's public key is
+	// recorded in Dir/keys/log.pub: a log key that differs from it is
+	// refused, since the key is the log's identity.
+	LogKey, TSAKey string
 	// MaxBody caps request bodies, in bytes. Default DefaultMaxBody.
 	MaxBody int64
 	// MaxInflight caps concurrent write requests; more get 503 with
@@ -90,6 +100,8 @@ type Server struct {
 
 	buildMu  sync.Mutex
 	building map[string]bool // build IDs being signed or pushed right now
+
+	keyClosers []io.Closer // keys in tokens, closed by Close
 }
 
 var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -131,13 +143,22 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		tokens: &tokens{path: filepath.Join(cfg.Dir, tokensFile)}, journal: filepath.Join(cfg.Dir, "journal"),
 		inflight: make(chan struct{}, cfg.MaxInflight), building: map[string]bool{}}
 	keys := filepath.Join(cfg.Dir, "keys")
-	logKey, err := loadOrCreateKey(filepath.Join(keys, "log.key"), cfg.Password)
+	opened := false
+	defer func() {
+		if !opened {
+			s.closeKeys()
+		}
+	}()
+	logKey, err := s.openKey(cfg.LogKey, filepath.Join(keys, "log.key"))
 	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
+	if err := checkLogPublicKey(filepath.Join(keys, "log.pub"), logKey.Public()); err != nil {
 		return nil, err
 	}
-	tsaKey, err := loadOrCreateKey(filepath.Join(keys, "tsa.key"), cfg.Password)
+	tsaKey, err := s.openKey(cfg.TSAKey, filepath.Join(keys, "tsa.key"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("TSA key: %w", err)
 	}
 	chain, err := loadOrCreateChain(filepath.Join(keys, "tsa-chain.pem"), tsaKey, m.Created)
 	if err != nil {
@@ -151,16 +172,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	for name, path := range cfg.BuilderKeys {
+	for name, ref := range cfg.BuilderKeys {
 		if !keyName.MatchString(name) {
 			return nil, fmt.Errorf("builder key name %q is not a simple name", name)
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't read builder key %s: %w", name, err)
-		}
-		if s.builders[name], err = parseKeyFile(path, b, cfg.Password); err != nil {
-			return nil, err
+		if s.builders[name], err = s.openKey(ref, ""); err != nil {
+			return nil, fmt.Errorf("builder key %s: %w", name, err)
 		}
 	}
 	for name, k := range s.builders {
@@ -198,6 +215,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
+	opened = true
 	return s, nil
 }
 
@@ -238,12 +256,7 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 	if err := json.Unmarshal(b, &m); err != nil || m.Created.IsZero() {
 		return nil, fmt.Errorf("%s/meta.json is malformed", dir)
 	}
-	keyPath := filepath.Join(dir, "keys", "log.key")
-	kb, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read log key: %w", err)
-	}
-	logKey, err := parseKeyFile(keyPath, kb, password)
+	logPub, err := readLogPublicKey(dir, password)
 	if err != nil {
 		return nil, err
 	}
@@ -266,11 +279,11 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("TSA chain holds no certificate")
 	}
-	logID, err := tlog.LogID(u.Hostname(), logKey.Public())
+	logID, err := tlog.LogID(u.Hostname(), logPub)
 	if err != nil {
 		return nil, err
 	}
-	return trustedRootJSON(publicURL, m.Created, logKey.Public(), logID, chain)
+	return trustedRootJSON(publicURL, m.Created, logPub, logID, chain)
 }
 
 // Close stops the log (after publishing every accepted entry) and closes
@@ -280,7 +293,7 @@ func (s *Server) Close() error {
 	if s.index != nil {
 		err = errors.Join(err, s.index.Close())
 	}
-	return err
+	return errors.Join(err, s.closeKeys())
 }
 
 // TrustedRoot returns the Sigstore trusted_root.json holding this server's
