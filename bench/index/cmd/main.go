@@ -161,9 +161,9 @@ func fill(ctx context.Context, c config, d *db, n int, out io.Writer) (fillResul
 		d.n = n
 		return r, nil
 	}
-	// Concurrent Puts may have left a few holes below Count when a previous
-	// run stopped; Put is idempotent, so redo a margin.
-	from := max(0, int(have)-100*c.workers)
+	// A previous run that was killed may have left holes among its last
+	// in-flight records; Put is idempotent, so redo them.
+	from := max(0, int(have)-c.workers)
 	var (
 		next    atomic.Int64
 		done    atomic.Int64
@@ -232,7 +232,7 @@ func fill(ctx context.Context, c config, d *db, n int, out io.Writer) (fillResul
 	r.dur = time.Since(start)
 	r.puts = int(done.Load())
 	r.created = int(created.Load())
-	d.n = min(n, int(next.Load()))
+	d.n = min(n, max(int(have), int(next.Load())))
 	if d.n < n {
 		r.truncated = true
 	}
@@ -267,6 +267,7 @@ func run(ctx context.Context, c config) error {
 		defer small.close()
 		sc := c
 		sc.reuse = true // the small index is cheap and always the same
+		sc.fillLimit = 0
 		fr, err := fill(ctx, sc, small, c.small, out)
 		if err != nil {
 			return err
@@ -678,7 +679,8 @@ func (b *barePostgres) version(ctx context.Context) string {
 	return v + ", shared_buffers " + sb + " (pgx v5 via database/sql)"
 }
 
-// putPhase is one Put-filling phase recorded in the -fill-log file.
+// putPhase is one Put-filling phase recorded in the -fill-log file: new
+// records, time, concurrent callers.
 type putPhase struct {
 	puts    int
 	dur     time.Duration
@@ -693,7 +695,7 @@ func logFill(path string, f fillResult, workers int) ([]putPhase, error) {
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(lf, "%d %.3f %d\n", f.puts, f.dur.Seconds(), workers)
+		fmt.Fprintf(lf, "%d %.3f %d\n", f.created, f.dur.Seconds(), workers)
 		if err := lf.Close(); err != nil {
 			return nil, err
 		}

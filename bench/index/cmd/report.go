@@ -77,7 +77,7 @@ func (r *report) markdown(w io.Writer) {
 			dur += p.dur
 		}
 		rate := float64(puts) / dur.Seconds()
-		fmt.Fprintf(w, "All Put phases of this index so far (%d runs, %d concurrent callers): %d Puts in %v, **%.0f Puts/s**; %d bundles through Put would take ≈%v.\n\n",
+		fmt.Fprintf(w, "All Put phases of this index so far (%d runs, %d concurrent callers): %d new records in %v, **%.0f Puts/s**; %d bundles through Put would take ≈%v.\n\n",
 			len(r.putPhases), r.workers, puts, dur.Round(time.Second), rate, r.target, (time.Duration(float64(r.target)/rate) * time.Second).Round(time.Minute))
 	}
 	if r.bulk.created > 0 {
