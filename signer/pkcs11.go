@@ -561,28 +561,29 @@ func GeneratePKCS11(uri string, alg Algorithm) (*PKCS11Signer, error) {
 }
 
 // WritePKCS11KeyPair generates a key in the token as GeneratePKCS11 does and
-// writes its public key to prefix+".pub" (mode 0644). It never overwrites
-// the file: if it exists, it returns an error wrapping fs.ErrExist before
-// touching the token.
-func WritePKCS11KeyPair(uri, prefix string, alg Algorithm) (pubPath string, err error) {
+// writes its public key to prefix+".pub" (mode 0644). It returns that path
+// and the new key's URI (with its label and id; no PIN). It never
+// overwrites the file: if it exists, it returns an error wrapping
+// fs.ErrExist before touching the token.
+func WritePKCS11KeyPair(uri, prefix string, alg Algorithm) (pubPath, keyURI string, err error) {
 	if prefix == "" {
-		return "", errors.New("empty key file prefix")
+		return "", "", errors.New("empty key file prefix")
 	}
 	pubPath = prefix + ".pub"
 	if _, err := os.Lstat(pubPath); err == nil {
-		return "", fmt.Errorf("won't overwrite %s: %w", pubPath, os.ErrExist)
+		return "", "", fmt.Errorf("won't overwrite %s: %w", pubPath, os.ErrExist)
 	}
 	s, err := GeneratePKCS11(uri, alg)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer s.Close()
 	pubPEM, err := MarshalPublicKey(s.Public())
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := createFile(pubPath, pubPEM, 0o644); err != nil {
-		return "", fmt.Errorf("key created in the token as %s, but: %w", s.URI(), err)
+		return "", "", fmt.Errorf("key created in the token as %s, but: %w", s.URI(), err)
 	}
-	return pubPath, nil
+	return pubPath, s.URI(), nil
 }

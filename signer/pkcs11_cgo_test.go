@@ -61,9 +61,12 @@ func TestPKCS11SoftHSM(t *testing.T) {
 	withPIN := base + "&pin-value=" + pin
 
 	dir := t.TempDir()
-	pubPath, err := WritePKCS11KeyPair(withPIN, filepath.Join(dir, "release"), ECDSAP256)
+	pubPath, keyURI, err := WritePKCS11KeyPair(withPIN, filepath.Join(dir, "release"), ECDSAP256)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(keyURI, "object="+label+";id=%") || strings.Contains(keyURI, "pin-value="+pin) {
+		t.Errorf("key URI %q", keyURI)
 	}
 	if fi, err := os.Stat(pubPath); err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("public key file: %v %v", fi, err)
@@ -214,7 +217,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 			t.Fatalf("same id: got %v, want fs.ErrExist", err)
 		}
 		// NAME.pub exists: refused before the token is touched.
-		if _, err := WritePKCS11KeyPair(base+"-2&pin-value="+pin, filepath.Join(dir, "release"), ECDSAP256); !errors.Is(err, fs.ErrExist) {
+		if _, _, err := WritePKCS11KeyPair(base+"-2&pin-value="+pin, filepath.Join(dir, "release"), ECDSAP256); !errors.Is(err, fs.ErrExist) {
 			t.Fatalf("existing pub: got %v", err)
 		}
 		if _, err := LoadPKCS11("pkcs11:token=custody;object=" + label + "-2?pin-value=" + pin + "&module-path=" + module); !errors.Is(err, ErrKeyNotFound) {

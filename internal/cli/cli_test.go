@@ -59,7 +59,8 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:       "testdata/script",
+		Condition: scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			// envfile NAME FILE sets NAME to the last non-empty line of FILE.
 			"envfile": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -137,6 +138,7 @@ func TestScripts(t *testing.T) {
 			for k, v := range goEnv {
 				env.Setenv(k, v)
 			}
+			pkcs11ScriptEnv(env)
 			return nil
 		},
 	})

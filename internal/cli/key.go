@@ -85,7 +85,7 @@ func generateInToken(s *streams, uri, out string, alg signer.Algorithm, force bo
 	if !signer.IsPKCS11URI(uri) {
 		return usageErr(fmt.Errorf("--pkcs11 %q is not a pkcs11: URI", shown), "e.g. --pkcs11 'pkcs11:token=custody;object=release'")
 	}
-	pubPath, err := signer.WritePKCS11KeyPair(uri, out, alg)
+	pubPath, keyURI, err := signer.WritePKCS11KeyPair(uri, out, alg)
 	if err != nil {
 		switch {
 		case errors.Is(err, signer.ErrWrongPIN):
@@ -95,12 +95,12 @@ func generateInToken(s *streams, uri, out string, alg signer.Algorithm, force bo
 		}
 		return usageErr(err, "")
 	}
-	u, err := signer.ParsePKCS11URI(uri)
+	u, err := signer.ParsePKCS11URI(keyURI)
 	if err != nil {
 		return usageErr(err, "")
 	}
 	fmt.Fprintf(s.out, "Key created in token %q as %s (the private key stays in the token)\nPublic key written to %s\n",
-		u.Token, u.String(), pubPath)
+		u.Token, keyURI, pubPath)
 	return nil
 }
 
