@@ -35,6 +35,14 @@ func (c *Checkpoint) Body() []byte {
 	return c.Note[:i+1]
 }
 
+// clone returns a copy of c that shares no memory with it.
+func (c *Checkpoint) clone() *Checkpoint {
+	d := *c
+	d.Hash = bytes.Clone(c.Hash)
+	d.Note = bytes.Clone(c.Note)
+	return &d
+}
+
 // ParseCheckpoint verifies the signed note signed by v (whose name must be
 // the checkpoint's origin) and parses the checkpoint it carries. Signatures
 // by other keys (cosignatures) are allowed and left unverified.

@@ -1,6 +1,7 @@
 package tlog
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -74,6 +77,13 @@ type Log struct {
 	add      tessera.AddFn
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
+	proofs   *proofCache
+
+	// published is the last checkpoint parsePublished verified; cpMu
+	// serializes verifications, so that a new checkpoint is verified once
+	// however many appends await it.
+	published atomic.Pointer[Checkpoint]
+	cpMu      sync.Mutex
 }
 
 // Open opens (creating if needed) the log in opts.Dir and starts
@@ -144,6 +154,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("couldn't start log: %w", err)
 	}
 	l.cancel, l.shutdown, l.add, l.reader = cancel, shutdown, appender.Add, reader
+	l.proofs = &proofCache{read: l.readTile}
 	l.awaiter = tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond)
 	logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin)
 	return l, nil
@@ -227,11 +238,14 @@ func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protoreko
 	if err != nil {
 		return nil, fmt.Errorf("couldn't add entry: %w", err)
 	}
-	cp, err := ParseCheckpoint(rawCP, l.verifier)
+	cp, err := l.parsePublished(rawCP)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read published checkpoint: %w", err)
 	}
-	hashes, err := l.InclusionProof(ctx, idx.Index, cp.Size)
+	// The awaited checkpoint is published, so its size needs no check
+	// against the published one; every entry awaiting it shares one proof
+	// builder. The proof is verified before it is handed out.
+	hashes, err := l.proofs.get(cp.Size).inclusion(ctx, idx.Index)
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +277,32 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read checkpoint: %w", err)
 	}
-	cp, err := ParseCheckpoint(raw, l.verifier)
+	cp, err := l.parsePublished(raw)
 	if err != nil {
 		return nil, err
 	}
 	cp.Note = append(cp.Note, l.cosignatures(cp.Size)...)
+	return cp, nil
+}
+
+// parsePublished parses and verifies a checkpoint read back from the log's
+// storage. The signature of a given checkpoint is verified once: the last
+// checkpoint verified is kept, and bytes equal to its note are answered
+// from it. The result is the caller's to modify.
+func (l *Log) parsePublished(raw []byte) (*Checkpoint, error) {
+	if cp := l.published.Load(); cp != nil && bytes.Equal(cp.Note, raw) {
+		return cp.clone(), nil
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if cp := l.published.Load(); cp != nil && bytes.Equal(cp.Note, raw) {
+		return cp.clone(), nil
+	}
+	cp, err := ParseCheckpoint(raw, l.verifier)
+	if err != nil {
+		return nil, err
+	}
+	l.published.Store(cp.clone())
 	return cp, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
-	"github.com/transparency-dev/tessera/client"
 )
 
 // ErrRollback means a log presented a checkpoint smaller than one already
@@ -51,7 +50,7 @@ func (l *Log) publishedSize(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read checkpoint: %w", err)
 	}
-	cp, err := ParseCheckpoint(raw, l.verifier)
+	cp, err := l.parsePublished(raw)
 	if err != nil {
 		return 0, err
 	}
@@ -68,15 +67,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]b
 	if index >= treeSize || treeSize > size {
 		return nil, fmt.Errorf("%w: index %d in tree of size %d (published size %d)", ErrBadRange, index, treeSize, size)
 	}
-	pb, err := client.NewProofBuilder(ctx, treeSize, l.readTile)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build proof: %w", err)
-	}
-	p, err := pb.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build inclusion proof: %w", err)
-	}
-	return p, nil
+	return l.proofs.lookup(treeSize).inclusion(ctx, index)
 }
 
 // ConsistencyProof returns the RFC 6962 consistency proof from the tree of
@@ -93,15 +84,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([]
 	if oldSize == 0 || oldSize == newSize {
 		return [][]byte{}, nil
 	}
-	pb, err := client.NewProofBuilder(ctx, newSize, l.readTile)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build proof: %w", err)
-	}
-	p, err := pb.ConsistencyProof(ctx, oldSize, newSize)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build consistency proof: %w", err)
-	}
-	return p, nil
+	return l.proofs.lookup(newSize).consistency(ctx, oldSize)
 }
 
 // readTile reads a hash tile for proofs. Tessera deletes partial tiles once
