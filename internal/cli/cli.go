@@ -120,6 +120,8 @@ func newRoot(s *streams) *cobra.Command {
 		newWitnessCmd(s),
 		newTrustCmd(s),
 		newPolicyCmd(s),
+		newApproveCmd(s), newApprovalsCmd(s),
+		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),
 	)
 	return root
 }

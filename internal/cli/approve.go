@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
+)
+
+type approveFlags struct {
+	env, key, reason, approver, digest, evidence, server string
+	jsonOut                                              bool
+}
+
+func newApproveCmd(s *streams) *cobra.Command {
+	var f approveFlags
+	c := &cobra.Command{
+		Use:   "approve --env ENV --key KEY [--reason R] [--approver NAME] (ARTIFACT | --digest sha256:HEX) (--server URL | --evidence DIR)",
+		Short: "Sign an approval of an artifact for an environment",
+		Long: "Signs an approval (predicate https://custody.dev/approval/v1) bound to the artifact's digest and the\n" +
+			"environment with the approver's key, and stores it: pushed to the server (an approver token in\n" +
+			"CUSTODY_TOKEN) or written into a local evidence directory. The policy counts the approval by the\n" +
+			"signing key, never by the --approver name (default: the key file's name).",
+		Args: argsBetween(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runApprove(c.Context(), s, &f, args)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.env, "env", "", "environment the approval is for")
+	fl.StringVar(&f.key, "key", "", "approver's signing key (encrypted key file, pkcs11: URI or KMS reference)")
+	fl.StringVar(&f.reason, "reason", "", "why it is approved")
+	fl.StringVar(&f.approver, "approver", "", "approver's name recorded in the approval (default: the key file's name)")
+	fl.StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
+	fl.StringVar(&f.evidence, "evidence", "", "write the approval bundle into this evidence directory")
+	fl.StringVar(&f.server, "server", "", "push the approval to this custody server (default $CUSTODY_SERVER)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	return c
+}
+
+// artifactDigest is the sha256 digest of the artifact file in args, or
+// --digest.
+func artifactDigest(args []string, flagDigest string) (string, error) {
+	switch {
+	case len(args) == 1 && flagDigest != "":
+		return "", usageErr(errors.New("give either an artifact or --digest, not both"), "")
+	case len(args) == 1:
+		d, err := digest.File(args[0])
+		if err != nil {
+			return "", usageErr(fmt.Errorf("couldn't hash artifact: %w", err), "")
+		}
+		return d.String(), nil
+	case flagDigest != "":
+		d, err := digest.Parse(flagDigest)
+		if err != nil || d.Alg != "sha256" {
+			return "", usageErr(fmt.Errorf("--digest %q is not sha256:HEX", flagDigest), "use --digest sha256:HEX")
+		}
+		return d.String(), nil
+	}
+	return "", usageErr(errors.New("no artifact given"), "pass the artifact file, or --digest sha256:HEX")
+}
+
+type approvalResult struct {
+	Environment string `json:"environment"`
+	Artifact    string `json:"artifact"`
+	Approver    string `json:"approver"`
+	Stored      string `json:"stored"` // file path, or "server:ID"
+}
+
+func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string) error {
+	switch {
+	case f.env == "":
+		return usageErr(errors.New("--env is required"), "")
+	case !store.ValidEnvironment(f.env):
+		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
+	case f.key == "":
+		return usageErr(errors.New("--key is required"), "the approver signs with their own key: custody key generate --out NAME")
+	case f.evidence != "" && f.server != "":
+		return usageErr(errors.New("give either --evidence or --server, not both"), "")
+	case f.evidence == "" && serverURL(f.server) == "":
+		return usageErr(errors.New("nowhere to store the approval"), "pass --server URL (approver token in CUSTODY_TOKEN) or --evidence DIR")
+	}
+	dg, err := artifactDigest(args, f.digest)
+	if err != nil {
+		return err
+	}
+	approver := f.approver
+	if approver == "" {
+		approver = strings.TrimSuffix(filepath.Base(f.key), filepath.Ext(f.key))
+	}
+	st, err := policy.NewApproval(policy.ApprovalPredicate{Environment: f.env, Artifact: dg, Approver: approver,
+		Reason: f.reason, Time: time.Now().UTC().Truncate(time.Second)})
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't build approval: %w", err), "")
+	}
+	payload, err := st.Marshal()
+	if err != nil {
+		return usageErr(err, "")
+	}
+	sg, err := loadSigner(s, f.key)
+	if err != nil {
+		return err
+	}
+	b, err := signer.SignStatement(ctx, sg, payload)
+	if err != nil {
+		return failErr(fmt.Errorf("couldn't sign approval: %w", err), "")
+	}
+	res := approvalResult{Environment: f.env, Artifact: dg, Approver: approver}
+	if f.evidence != "" {
+		sum := sha256.Sum256(b)
+		p := filepath.Join(f.evidence, fmt.Sprintf("approval-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], hex.EncodeToString(sum[:6])))
+		if err := os.MkdirAll(f.evidence, 0o755); err != nil {
+			return usageErr(fmt.Errorf("couldn't create evidence directory: %w", err), "")
+		}
+		if err := writeFileAtomic(p, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write approval: %w", err), "")
+		}
+		res.Stored = p
+	} else {
+		cl, err := newClient(serverURL(f.server))
+		if err != nil {
+			return err
+		}
+		id, _, err := cl.Push(ctx, b)
+		if err != nil {
+			return remoteErr(err, "push approval")
+		}
+		res.Stored = fmt.Sprintf("server:%d", id)
+	}
+	if f.jsonOut {
+		return writeJSON(s.out, res)
+	}
+	fmt.Fprintf(s.out, "approval of %s for %s by %s stored in %s\n", dg, f.env, approver, res.Stored)
+	return nil
+}
+
+type approvalsFlags struct {
+	policyFlags
+	env string
+}
+
+func newApprovalsCmd(s *streams) *cobra.Command {
+	var f approvalsFlags
+	c := &cobra.Command{
+		Use:   "approvals (ARTIFACT | --digest sha256:HEX) (--evidence DIR | --server URL) --key PUB... [--env ENV] [--policy FILE]",
+		Short: "List the verified approvals of an artifact",
+		Long: "Verifies every approval of the artifact against the trusted keys (--key, --trusted-root) and lists\n" +
+			"who approved it for which environment and when; with --policy, the policy's groups each approver's\n" +
+			"key belongs to. Approvals that do not verify are listed as ignored.",
+		Args: argsBetween(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runApprovals(c.Context(), s, &f, args)
+		},
+	}
+	c.Flags().StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
+	c.Flags().StringVar(&f.env, "env", "", "only approvals for this environment")
+	c.Flags().StringVar(&f.policy, "policy", "", "policy whose groups to show")
+	addEvidenceFlags(c, &f.policyFlags)
+	return c
+}
+
+// approvalView is one verified approval as approvals prints it.
+type approvalView struct {
+	Environment string    `json:"environment"`
+	Approver    string    `json:"approver"`
+	Signer      string    `json:"signer"`
+	Member      string    `json:"member,omitempty"`
+	Groups      []string  `json:"groups,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Time        time.Time `json:"time"`
+	SignedAt    time.Time `json:"signedAt,omitzero"`
+}
+
+func runApprovals(ctx context.Context, s *streams, f *approvalsFlags, args []string) error {
+	if err := checkSource(&f.policyFlags); err != nil {
+		return err
+	}
+	dg, err := artifactDigest(args, f.digest)
+	if err != nil {
+		return err
+	}
+	var p *policy.Policy
+	if f.policy != "" {
+		if p, err = loadPolicy(f.policy); err != nil {
+			return err
+		}
+	}
+	tm, err := policyTrust(&f.policyFlags)
+	if err != nil {
+		return err
+	}
+	bundles, err := evidenceBundles(ctx, &f.policyFlags, dg)
+	if err != nil {
+		return err
+	}
+	ev, rej, err := gate.Gather(ctx, dg, gate.JSONs(bundles), tm)
+	if err != nil {
+		return usageErr(err, "")
+	}
+	views := []approvalView{}
+	for _, a := range ev.Approvals {
+		if f.env != "" && a.Environment != f.env {
+			continue
+		}
+		v := approvalView{Environment: a.Environment, Approver: a.Approver, Signer: a.Signer.String(), Reason: a.Reason,
+			Time: a.Time, SignedAt: a.SignedAt}
+		if p != nil {
+			v.Member, v.Groups = groupsOf(p, a.Signer)
+		}
+		views = append(views, v)
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i].Time.Before(views[j].Time) })
+	if f.jsonOut {
+		out := struct {
+			Artifact  string           `json:"artifact"`
+			Approvals []approvalView   `json:"approvals"`
+			Rejected  []rejectedBundle `json:"rejected"`
+		}{dg, views, []rejectedBundle{}}
+		for _, r := range rej {
+			out.Rejected = append(out.Rejected, rejectedBundle{Bundle: bundles[r.Index].Name, Reason: r.Reason})
+		}
+		return writeJSON(s.out, out)
+	}
+	fmt.Fprintf(s.out, "%d verified approval(s) of %s\n", len(views), dg)
+	for _, v := range views {
+		who := v.Approver
+		if p != nil {
+			switch {
+			case v.Member == "":
+				who += " (in no group of the policy)"
+			default:
+				who += fmt.Sprintf(" (member %s of %s)", v.Member, strings.Join(v.Groups, ", "))
+			}
+		}
+		fmt.Fprintf(s.out, "  %-8s %s  %s  signer %s", v.Environment, v.Time.UTC().Format(time.RFC3339), who, v.Signer)
+		if v.Reason != "" {
+			fmt.Fprintf(s.out, "  reason: %s", v.Reason)
+		}
+		fmt.Fprintln(s.out)
+	}
+	for _, r := range rej {
+		fmt.Fprintf(s.out, "  IGNORED %s: %s\n", bundles[r.Index].Name, r.Reason)
+	}
+	return nil
+}
+
+// groupsOf returns the policy member whose key or identity signed, and the
+// groups that member belongs to.
+func groupsOf(p *policy.Policy, signer policy.Principal) (string, []string) {
+	member := ""
+	var groups []string
+	for g, members := range p.Groups {
+		for _, m := range members {
+			hit := false
+			for _, k := range m.KeyIDs {
+				hit = hit || (signer.KeyID != "" && k == signer.KeyID)
+			}
+			for _, id := range m.Identities {
+				hit = hit || (signer.Identity != "" && id.Identity == signer.Identity && id.Issuer == signer.Issuer)
+			}
+			if hit {
+				member = m.Name
+				groups = append(groups, g)
+			}
+		}
+	}
+	sort.Strings(groups)
+	return member, groups
+}
+
+// evidenceBundles are the bundles about dg from --evidence or --server.
+func evidenceBundles(ctx context.Context, f *policyFlags, dg string) ([]gate.Bundle, error) {
+	if f.evidence != "" {
+		all, err := gate.ReadDir(f.evidence)
+		if err != nil {
+			return nil, usageErr(err, "")
+		}
+		return aboutArtifact(all, dg), nil
+	}
+	cl, err := newClient(serverURL(f.server))
+	if err != nil {
+		return nil, err
+	}
+	bs, err := gate.FromServer(ctx, cl, dg)
+	if err != nil {
+		return nil, remoteErr(err, "fetch evidence")
+	}
+	return bs, nil
+}
