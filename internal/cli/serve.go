@@ -28,6 +28,7 @@ func newServeCmd(s *streams) *cobra.Command {
 		logKey, tsaKey                                  string
 		maxBody                                         int64
 		maxInflight                                     int
+		checkpointInterval, batchMaxAge                 time.Duration
 		builderKeys, witnesses                          []string
 	)
 	c := &cobra.Command{
@@ -40,6 +41,12 @@ func newServeCmd(s *streams) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
 				return usageErr(errors.New("--data is required"), "custody serve --data ./custody-data")
+			}
+			if checkpointInterval < tlog.MinCheckpointInterval {
+				return usageErr(fmt.Errorf("--checkpoint-interval %s is below the minimum of %s", checkpointInterval, tlog.MinCheckpointInterval), "")
+			}
+			if batchMaxAge <= 0 {
+				return usageErr(fmt.Errorf("--batch-max-age %s is not positive", batchMaxAge), "")
 			}
 			if (tlsCert == "") != (tlsKey == "") {
 				return usageErr(errors.New("--tls-cert and --tls-key go together"), "")
@@ -88,7 +95,8 @@ func newServeCmd(s *streams) *cobra.Command {
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey,
-				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs})
+				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs,
+				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge})
 			if err != nil {
 				ln.Close()
 				return usageErr(err, "")
@@ -130,6 +138,9 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
 	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests before answering 503")
+	f.DurationVar(&checkpointInterval, "checkpoint-interval", tlog.MinCheckpointInterval,
+		"how often the log publishes a checkpoint while it grows; appends wait for it (minimum 100ms)")
+	f.DurationVar(&batchMaxAge, "batch-max-age", tlog.DefaultBatchMaxAge, "longest an entry waits to be sequenced with others")
 	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
 	f.StringVar(&logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
 	f.StringVar(&tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")

@@ -45,11 +45,11 @@ type Options struct {
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// BatchMaxAge is how long entries wait to be sequenced together.
-	// Default 50ms.
+	// Default DefaultBatchMaxAge.
 	BatchMaxAge time.Duration
 	// CheckpointInterval is how often a new checkpoint is published while
 	// the log grows; AddEntry waits for it. Default and minimum (Tessera's)
-	// 100ms.
+	// MinCheckpointInterval.
 	CheckpointInterval time.Duration
 	// MaxEntryBytes bounds a write request. Default DefaultMaxEntryBytes.
 	MaxEntryBytes int
@@ -61,7 +61,12 @@ type Options struct {
 	ValidFrom time.Time
 }
 
-const minCheckpointInterval = 100 * time.Millisecond
+// MinCheckpointInterval is the default and smallest
+// Options.CheckpointInterval (Tessera's minimum).
+const MinCheckpointInterval = 100 * time.Millisecond
+
+// DefaultBatchMaxAge is the default Options.BatchMaxAge.
+const DefaultBatchMaxAge = 50 * time.Millisecond
 
 // Log is a running transparency log. Its methods are safe for concurrent use.
 type Log struct {
@@ -93,10 +98,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, errors.New("log directory not set")
 	}
 	if opts.BatchMaxAge <= 0 {
-		opts.BatchMaxAge = 50 * time.Millisecond
+		opts.BatchMaxAge = DefaultBatchMaxAge
 	}
-	if opts.CheckpointInterval < minCheckpointInterval {
-		opts.CheckpointInterval = minCheckpointInterval
+	if opts.CheckpointInterval < MinCheckpointInterval {
+		opts.CheckpointInterval = MinCheckpointInterval
 	}
 	if opts.MaxEntryBytes <= 0 {
 		opts.MaxEntryBytes = DefaultMaxEntryBytes
