@@ -80,9 +80,11 @@ func CanonicalEntry(req *CreateEntryRequest) ([]byte, *protorekor.KindVersion, e
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := canonicalize(entry)
-	if err != nil {
-		return nil, nil, err
+	body, ok := canonicalHashedRekord(entry)
+	if !ok {
+		if body, err = canonicalize(entry); err != nil {
+			return nil, nil, err
+		}
 	}
 	return body, &protorekor.KindVersion{Kind: entry.Kind, Version: entry.ApiVersion}, nil
 }
