@@ -1,7 +1,8 @@
 // Package build runs a build command and records what it did as SLSA
 // Provenance v1 (https://slsa.dev/spec/v1.0/provenance) with the custody
 // build type (attest.BuildTypeCustody): the command, the git source it ran
-// from, the dependencies pinned by lock files, the toolchains and allow-listed
+// from, the dependencies pinned by lock files, the inputs that are not
+// pinned (InternalParameters.Pinning), the toolchains and allow-listed
 // environment it saw, and the digests of the files it produced.
 //
 // Resolved dependencies use in-toto ResourceDescriptors
@@ -183,6 +184,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	locksBefore := readLockFiles(dir)
 	preexisting := snapshotDir(outDir)
+	// Inputs as they were before the command ran: a lock file the build
+	// writes did not pin what it fetched.
+	pinning := findUnpinned(dir, outDir)
+	for _, p := range pinning {
+		findings = append(findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
+	}
 
 	env := os.Environ()
 	var home string
@@ -266,11 +273,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				Source:     src.CustodySource,
 				Hermetic:   opts.Hermetic,
 			},
-			InternalParameters: attest.CustodyInternalParameters{
-				Environment: recordEnv(env, opts.EnvAllow),
-				Toolchains:  tools,
-				Hostname:    hostname,
-				Findings:    findings,
+			InternalParameters: InternalParameters{
+				CustodyInternalParameters: attest.CustodyInternalParameters{
+					Environment: recordEnv(env, opts.EnvAllow),
+					Toolchains:  tools,
+					Hostname:    hostname,
+					Findings:    findings,
+				},
+				Pinning: pinning,
 			},
 			ResolvedDependencies: deps,
 		},

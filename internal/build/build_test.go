@@ -149,7 +149,7 @@ func TestRunRecordsProvenance(t *testing.T) {
 	if ext.WorkingDir != "." || !slices.Equal(ext.Command, sh("")[:2]) && ext.Command[0] != "/bin/sh" || ext.Hermetic {
 		t.Errorf("external parameters = %+v", ext)
 	}
-	in := p.BuildDefinition.InternalParameters.(attest.CustodyInternalParameters)
+	in := p.BuildDefinition.InternalParameters.(InternalParameters)
 	if in.Environment["GOFLAGS"] != "-trimpath" || in.Environment["GITHUB_TOKEN"] != attest.Redacted || in.Environment["DEPLOY_PASSWORD"] != attest.Redacted {
 		t.Errorf("environment = %v", in.Environment)
 	}
@@ -250,7 +250,7 @@ func TestRunSource(t *testing.T) {
 			if want := "git+file://" + filepath.ToSlash(dir); ext.Source.URI != want {
 				t.Errorf("source URI = %q, want %q", ext.Source.URI, want)
 			}
-			in := res.Provenance.BuildDefinition.InternalParameters.(attest.CustodyInternalParameters)
+			in := res.Provenance.BuildDefinition.InternalParameters.(InternalParameters)
 			if tt.wantFinding != "" && !slices.ContainsFunc(in.Findings, func(f string) bool { return strings.Contains(f, tt.wantFinding) }) {
 				t.Errorf("findings = %q, want one containing %q", in.Findings, tt.wantFinding)
 			}
@@ -268,7 +268,7 @@ func TestRunNotAGitRepo(t *testing.T) {
 	if ext.Source.URI != "file://"+filepath.ToSlash(dir) || ext.Source.Commit != "" || ext.WorkingDir != dir {
 		t.Errorf("external parameters = %+v", ext)
 	}
-	in := res.Provenance.BuildDefinition.InternalParameters.(attest.CustodyInternalParameters)
+	in := res.Provenance.BuildDefinition.InternalParameters.(InternalParameters)
 	if len(in.Findings) == 0 || !strings.Contains(in.Findings[0], "not a git repository") {
 		t.Errorf("findings = %q", in.Findings)
 	}
