@@ -1,0 +1,169 @@
+// Package osv reads an offline copy of the Open Source Vulnerability
+// database (OSV schema, https://ossf.github.io/osv-schema/) and matches
+// package versions against it.
+//
+// A database is a directory of OSV JSON files as published per ecosystem
+// (DIR/Go/*.json, DIR/npm/*.json, the vulndb-v1 ID/ layout, or the
+// ecosystem's all.zip, extracted or not). Ranges of type SEMVER and
+// ECOSYSTEM are understood for the Go and npm ecosystems, with the
+// introduced, fixed, last_affected and limit events and the explicit
+// versions list; Go versions may be pseudo-versions or +incompatible.
+package osv
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MaxEntryBytes bounds one OSV file.
+const MaxEntryBytes = 4 << 20
+
+// Ecosystems this package matches.
+const (
+	EcosystemGo  = "Go"
+	EcosystemNPM = "npm"
+)
+
+// Entry is one OSV advisory: the fields matching and reporting need.
+type Entry struct {
+	ID               string          `json:"id"`
+	Modified         string          `json:"modified,omitempty"`
+	Withdrawn        string          `json:"withdrawn,omitempty"`
+	Aliases          []string        `json:"aliases,omitempty"`
+	Summary          string          `json:"summary,omitempty"`
+	Severity         []Severity      `json:"severity,omitempty"`
+	Affected         []Affected      `json:"affected,omitempty"`
+	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+}
+
+// Affected is one affected package of an Entry.
+type Affected struct {
+	Package          Package         `json:"package"`
+	Ranges           []Range         `json:"ranges,omitempty"`
+	Versions         []string        `json:"versions,omitempty"`
+	Severity         []Severity      `json:"severity,omitempty"`
+	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+}
+
+// Package names a package in an ecosystem.
+type Package struct {
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	PURL      string `json:"purl,omitempty"`
+}
+
+// Range is a version range: a list of events, evaluated in version order.
+type Range struct {
+	Type   string  `json:"type"`
+	Events []Event `json:"events"`
+}
+
+// Event is one range event; exactly one field is set.
+type Event struct {
+	Introduced   string `json:"introduced,omitempty"`
+	Fixed        string `json:"fixed,omitempty"`
+	LastAffected string `json:"last_affected,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+}
+
+// Severity is an OSV severity: a type (CVSS_V2, CVSS_V3, CVSS_V4, Ubuntu)
+// and a score (for CVSS, the vector string).
+type Severity struct {
+	Type  string `json:"type"`
+	Score string `json:"score"`
+}
+
+// ErrNotEntry is returned by Parse for well-formed JSON that is not an OSV
+// entry (an index file, a JSON array); database loading skips such files.
+var ErrNotEntry = errors.New("not an OSV entry")
+
+// Parse parses one OSV entry. It returns ErrNotEntry (wrapped) for JSON
+// that is not an object with an "id", and other errors for malformed
+// JSON or an entry whose fields have the wrong shape.
+func Parse(b []byte) (*Entry, error) {
+	if len(b) > MaxEntryBytes {
+		return nil, fmt.Errorf("entry is %d bytes, more than the limit of %d", len(b), MaxEntryBytes)
+	}
+	t := bytes.TrimLeft(b, " \t\r\n\ufeff")
+	if len(t) > 0 && t[0] != '{' {
+		if !json.Valid(t) {
+			return nil, errors.New("invalid JSON")
+		}
+		return nil, fmt.Errorf("%w: not a JSON object", ErrNotEntry)
+	}
+	var e Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("couldn't parse OSV entry: %w", err)
+	}
+	if e.ID == "" {
+		return nil, fmt.Errorf("%w: no id", ErrNotEntry)
+	}
+	for i := range e.Affected {
+		a := &e.Affected[i]
+		if a.Package.Name == "" && a.Package.PURL != "" {
+			if eco, name, ok := ecosystemFromPURL(a.Package.PURL); ok {
+				a.Package.Ecosystem, a.Package.Name = eco, name
+			}
+		}
+	}
+	return &e, nil
+}
+
+// ecosystemFromPURL maps pkg:golang/NAME and pkg:npm/NAME (without a
+// version) to an OSV ecosystem and package name.
+func ecosystemFromPURL(p string) (eco, name string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "pkg:")
+	if !ok {
+		return "", "", false
+	}
+	typ, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	name, _, _ = strings.Cut(name, "@")
+	name, _, _ = strings.Cut(name, "?")
+	name, _, _ = strings.Cut(name, "#")
+	name = unescapePath(name)
+	switch typ {
+	case "golang":
+		return EcosystemGo, name, true
+	case "npm":
+		return EcosystemNPM, name, true
+	}
+	return "", "", false
+}
+
+// unescapePath percent-decodes each segment of a purl path; a malformed
+// escape is kept as is.
+func unescapePath(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}

@@ -1,0 +1,150 @@
+package osv
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// PredicateType is the in-toto vulnerability predicate a scan is written
+// as (https://github.com/in-toto/attestation/blob/main/spec/predicates/vuln.md).
+const PredicateType = "https://in-toto.io/attestation/vulns/v0.1"
+
+// Target is one package version to scan.
+type Target struct {
+	Ecosystem string // "Go" or "npm"
+	Name      string
+	Version   string
+	PURL      string
+}
+
+// Finding is one advisory affecting one scanned package.
+type Finding struct {
+	ID      string   `json:"id"`
+	Aliases []string `json:"aliases,omitempty"`
+	Summary string   `json:"summary,omitempty"`
+	PURL    string   `json:"purl"`
+	Package string   `json:"package"`
+	Version string   `json:"version"`
+	Fixed   string   `json:"fixed,omitempty"`
+	Scores  []Score  `json:"severity"`
+	Vectors []string `json:"vectors,omitempty"`
+}
+
+// Scan matches every package against db and returns the findings sorted
+// by ID then purl.
+func (db *DB) Scan(pkgs []Target) []Finding {
+	var out []Finding
+	for _, p := range pkgs {
+		for _, m := range db.Query(p.Ecosystem, p.Name, p.Version) {
+			out = append(out, Finding{
+				ID:      m.Entry.ID,
+				Aliases: m.Entry.Aliases,
+				Summary: m.Entry.Summary,
+				PURL:    p.PURL,
+				Package: p.Name,
+				Version: p.Version,
+				Fixed:   m.Fixed,
+				Scores:  m.Scores(),
+				Vectors: m.Vectors(),
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b Finding) int {
+		return cmpOr(strings.Compare(a.ID, b.ID), strings.Compare(a.PURL, b.PURL))
+	})
+	return out
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// VulnsPredicate is the in-toto vulns v0.1 predicate.
+type VulnsPredicate struct {
+	Invocation *Invocation  `json:"invocation,omitempty"`
+	Scanner    Scanner      `json:"scanner"`
+	Metadata   ScanMetadata `json:"metadata"`
+}
+
+// Invocation says what ran the scan.
+type Invocation struct {
+	URI      string `json:"uri,omitempty"`
+	EventID  string `json:"event_id,omitempty"`
+	Producer string `json:"builder.id,omitempty"`
+}
+
+// Scanner names the scanner, its database and the results.
+type Scanner struct {
+	URI     string   `json:"uri"`
+	Version string   `json:"version,omitempty"`
+	DB      ScanDB   `json:"db"`
+	Result  []Result `json:"result"`
+}
+
+// ScanDB describes the vulnerability database.
+type ScanDB struct {
+	URI        string `json:"uri,omitempty"`
+	Version    string `json:"version,omitempty"`
+	LastUpdate string `json:"lastUpdate"`
+}
+
+// Result is one vulnerability in the predicate.
+type Result struct {
+	ID          string           `json:"id"`
+	Severity    []Score          `json:"severity"`
+	Annotations []map[string]any `json:"annotations,omitempty"`
+}
+
+// ScanMetadata holds the scan's times.
+type ScanMetadata struct {
+	ScanStartedOn  time.Time `json:"scanStartedOn"`
+	ScanFinishedOn time.Time `json:"scanFinishedOn"`
+}
+
+// NewPredicate writes findings as a vulns predicate: one result per
+// advisory and package, its severity the scores the advisory gives (an
+// advisory without any is left without, which policy counts as critical),
+// and annotations naming the package, version, fix, aliases and vectors.
+func NewPredicate(findings []Finding, scanner Scanner, started, finished time.Time) *VulnsPredicate {
+	p := &VulnsPredicate{Scanner: scanner, Metadata: ScanMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()}}
+	p.Scanner.Result = make([]Result, 0, len(findings))
+	for _, f := range findings {
+		r := Result{ID: f.ID, Severity: f.Scores}
+		if r.Severity == nil {
+			r.Severity = []Score{}
+		}
+		r.Annotations = append(r.Annotations, map[string]any{"purl": f.PURL}, map[string]any{"installedVersion": f.Version})
+		if f.Fixed != "" {
+			r.Annotations = append(r.Annotations, map[string]any{"fixedVersion": f.Fixed})
+		}
+		if len(f.Aliases) > 0 {
+			r.Annotations = append(r.Annotations, map[string]any{"aliases": f.Aliases})
+		}
+		if f.Summary != "" {
+			r.Annotations = append(r.Annotations, map[string]any{"summary": f.Summary})
+		}
+		if len(f.Vectors) > 0 {
+			r.Annotations = append(r.Annotations, map[string]any{"vectors": f.Vectors})
+		}
+		p.Scanner.Result = append(p.Scanner.Result, r)
+	}
+	return p
+}
+
+// LastModified returns the latest "modified" time of the entries (zero
+// when none has one): how fresh the database is.
+func (db *DB) LastModified() time.Time {
+	var last time.Time
+	for _, refs := range db.byPkg {
+		for _, r := range refs {
+			if t, err := time.Parse(time.RFC3339Nano, r.entry.Modified); err == nil && t.After(last) {
+				last = t
+			}
+		}
+	}
+	return last.UTC()
+}
