@@ -109,7 +109,7 @@ func newRoot(s *streams) *cobra.Command {
 		newKeyCmd(s),
 		newBuildCmd(s),
 		newVerifyCmd(s),
-		newAttestCmd(s),
+		withReview(newAttestCmd(s), s),
 		newInspectCmd(s),
 		newDemoCmd(s),
 		newServeCmd(s), newTokenCmd(s),
@@ -122,6 +122,7 @@ func newRoot(s *streams) *cobra.Command {
 		newPolicyCmd(s),
 		newApproveCmd(s), newApprovalsCmd(s),
 		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),
+		newRebuildCmd(s),
 	)
 	return root
 }

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/rebuild"
+)
+
+// withReview adds `attest review` to the attest command.
+func withReview(attestCmd *cobra.Command, s *streams) *cobra.Command {
+	attestCmd.AddCommand(newReviewCmd(s))
+	return attestCmd
+}
+
+type reviewFlags struct {
+	key, rangeSpec, repo, bundle, server string
+	reviewers                            []string
+	force, jsonOut                       bool
+}
+
+func newReviewCmd(s *streams) *cobra.Command {
+	var f reviewFlags
+	c := &cobra.Command{
+		Use:   "review --key KEY --range BASE..HEAD --reviewer NAME... [--repo DIR] [--bundle OUT] [--server URL]",
+		Short: "Attest that a range of commits was reviewed, and by whom",
+		Long: "Lists the commits of BASE..HEAD with their authors and committers from git and signs a\n" +
+			"statement (predicate " + rebuild.ReviewPredicateType + ") whose subjects are those commits and\n" +
+			"whose predicate names the reviewers. Writes review-HEAD.sigstore.json (or --bundle) and, with\n" +
+			"--server, pushes it to custody serve.",
+		Args: argsBetween(0, 0),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runReview(c.Context(), s, &f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.key, "key", "", "signing key of whoever vouches for the review")
+	fl.StringVar(&f.rangeSpec, "range", "", "reviewed commits, BASE..HEAD (BASE excluded)")
+	fl.StringArrayVar(&f.reviewers, "reviewer", nil, "who reviewed the range (repeatable)")
+	fl.StringVar(&f.repo, "repo", ".", "the git repository")
+	fl.StringVar(&f.bundle, "bundle", "", "where to write the bundle (default review-HEAD.sigstore.json)")
+	fl.StringVar(&f.server, "server", "", "push the bundle to custody serve (token from $CUSTODY_TOKEN)")
+	fl.BoolVar(&f.force, "force", false, "overwrite an existing bundle")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the predicate as JSON")
+	return c
+}
+
+type reviewReport struct {
+	Bundle     string                   `json:"bundle"`
+	EvidenceID int64                    `json:"evidenceId,omitempty"`
+	Predicate  *rebuild.ReviewPredicate `json:"predicate"`
+}
+
+func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
+	switch {
+	case f.key == "":
+		return usageErr(errors.New("--key is required"), "")
+	case f.rangeSpec == "":
+		return usageErr(errors.New("--range is required"), "use --range v1.2.0..HEAD")
+	case len(f.reviewers) == 0:
+		return usageErr(errors.New("no --reviewer given"), "name who reviewed the range: --reviewer alice@example.com")
+	}
+	for _, r := range f.reviewers {
+		if strings.TrimSpace(r) == "" {
+			return usageErr(errors.New("--reviewer is empty"), "")
+		}
+	}
+	repo, rng, commits, err := rebuild.ReviewedCommits(ctx, f.repo, f.rangeSpec)
+	if err != nil {
+		return usageErr(err, "")
+	}
+	pred := &rebuild.ReviewPredicate{
+		Repo:       repo,
+		Range:      rng,
+		Commits:    commits,
+		Reviewers:  f.reviewers,
+		ReviewedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	if err := pred.Validate(); err != nil {
+		return usageErr(err, "")
+	}
+	out := f.bundle
+	if out == "" {
+		out = "review-" + rng.Head[:12] + bundleSuffix
+	}
+	if !f.force {
+		if _, err := os.Stat(out); err == nil {
+			return usageErr(fmt.Errorf("bundle %s already exists", out), "pass --force to replace it, or --bundle elsewhere")
+		}
+	}
+	subjects := make([]attest.Subject, len(commits))
+	for i, c := range commits {
+		subjects[i] = attest.Subject{Name: repo, Digest: map[string]string{"gitCommit": c.Commit}}
+	}
+	sg, err := loadSigner(s, f.key)
+	if err != nil {
+		return err
+	}
+	st, err := attest.NewStatement(subjects, rebuild.ReviewPredicateType, pred)
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
+	}
+	payload, err := st.Marshal()
+	if err != nil {
+		return usageErr(err, "")
+	}
+	signed, err := keySigner(sg)(ctx, payload)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(out, signed, 0o644); err != nil {
+		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+	}
+	report := reviewReport{Bundle: out, Predicate: pred}
+	if f.server != "" {
+		cl, err := newClient(serverURL(f.server))
+		if err != nil {
+			return err
+		}
+		id, _, err := cl.Push(ctx, signed)
+		if err != nil {
+			return remoteErr(err, "push review attestation (kept in "+out+")")
+		}
+		report.EvidenceID = id
+	}
+	if f.jsonOut {
+		return writeJSON(s.out, report)
+	}
+	fmt.Fprintf(s.out, "review of %s (%d commit(s)) by %s written to %s\n", f.rangeSpec, len(commits), strings.Join(f.reviewers, ", "), out)
+	for _, c := range commits {
+		fmt.Fprintf(s.out, "  %s %s <%s> %s\n", c.Commit[:12], c.Author.Name, c.Author.Email, c.Subject)
+	}
+	if report.EvidenceID != 0 {
+		fmt.Fprintf(s.out, "pushed to the server as evidence %d\n", report.EvidenceID)
+	}
+	return nil
+}

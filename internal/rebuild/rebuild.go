@@ -1,0 +1,410 @@
+// Package rebuild replays a build recorded in custody's SLSA Provenance v1
+// (https://slsa.dev/spec/v1.0/provenance, build type
+// https://custody.dev/build/v1) on an independent machine and compares what
+// it produces with the recorded subjects: the source is cloned afresh at the
+// recorded commit, the toolchains are compared with the recorded ones, the
+// recorded command runs hermetically (internal/build, no network, clean
+// environment) in the recorded working directory, and every output digest
+// is compared with its in-toto subject.
+//
+// The outcome is the rebuild predicate (PredicateType,
+// https://custody.dev/rebuild/v1), whose schema PREDICATE.md documents; a
+// failed rebuild is evidence as much as a matching one. The package also
+// holds the source review predicate (ReviewPredicateType), which records
+// who reviewed a range of commits.
+package rebuild
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/digest"
+)
+
+// ErrNotReplayable is wrapped by NewPlan's errors for provenance that does
+// not pin what a rebuild needs: another build type, no source commit, a
+// dirty work tree, no command, or a working directory outside the source.
+var ErrNotReplayable = errors.New("build cannot be replayed")
+
+// ToolchainError is returned by Run when a recorded toolchain is missing
+// or in another version and Options.AllowToolchainMismatch is false.
+type ToolchainError struct {
+	Diffs []ToolchainDiff
+}
+
+func (e *ToolchainError) Error() string {
+	parts := make([]string, len(e.Diffs))
+	for i, d := range e.Diffs {
+		parts[i] = d.String()
+	}
+	return "toolchains differ from the recorded ones: " + strings.Join(parts, "; ")
+}
+
+// Plan is what a rebuild replays, read from a verified custody provenance
+// statement.
+type Plan struct {
+	Subjects     []attest.Subject
+	BuildID      string
+	BuilderID    string
+	SourceURI    string
+	SourceRef    string
+	SourceCommit string
+	Command      []string
+	WorkingDir   string            // slash path relative to the repository root
+	Environment  map[string]string // recorded, secrets as attest.Redacted
+	Toolchains   map[string]string
+}
+
+// NewPlan reads the replayable parts of st, a statement carrying SLSA
+// provenance v1 of build type attest.BuildTypeCustody. Errors wrap
+// ErrNotReplayable, or say the predicate does not parse.
+func NewPlan(st *attest.Statement) (*Plan, error) {
+	if st.PredicateType != attest.PredicateSLSAv1 {
+		return nil, fmt.Errorf("%w: predicate type %s is not SLSA provenance v1", ErrNotReplayable, st.PredicateType)
+	}
+	facts, err := attest.ParseProvenance(st.PredicateType, st.Predicate)
+	if err != nil {
+		return nil, err
+	}
+	if facts.BuildType != attest.BuildTypeCustody {
+		return nil, fmt.Errorf("%w: build type %s is not %s, so the command is not recorded", ErrNotReplayable, facts.BuildType, attest.BuildTypeCustody)
+	}
+	var p struct {
+		BuildDefinition struct {
+			ExternalParameters attest.CustodyExternalParameters `json:"externalParameters"`
+			InternalParameters attest.CustodyInternalParameters `json:"internalParameters"`
+		} `json:"buildDefinition"`
+	}
+	if err := json.Unmarshal(st.Predicate, &p); err != nil {
+		return nil, fmt.Errorf("couldn't parse custody build parameters: %w", err)
+	}
+	ext, in := p.BuildDefinition.ExternalParameters, p.BuildDefinition.InternalParameters
+	switch {
+	case ext.Source.Dirty:
+		return nil, fmt.Errorf("%w: it ran on a work tree with uncommitted changes, which no commit holds", ErrNotReplayable)
+	case ext.Source.Commit == "":
+		return nil, fmt.Errorf("%w: no source commit is recorded", ErrNotReplayable)
+	case len(ext.Command) == 0 || ext.Command[0] == "":
+		return nil, fmt.Errorf("%w: no command is recorded", ErrNotReplayable)
+	}
+	wd := ext.WorkingDir
+	if wd == "" {
+		wd = "."
+	}
+	if !filepath.IsLocal(filepath.FromSlash(wd)) {
+		return nil, fmt.Errorf("%w: working directory %q is not inside the source repository", ErrNotReplayable, wd)
+	}
+	return &Plan{
+		Subjects:     slices.Clone(st.Subject),
+		BuildID:      facts.BuildID,
+		BuilderID:    facts.BuilderID,
+		SourceURI:    ext.Source.URI,
+		SourceRef:    ext.Source.Ref,
+		SourceCommit: ext.Source.Commit,
+		Command:      ext.Command,
+		WorkingDir:   path.Clean(wd),
+		Environment:  in.Environment,
+		Toolchains:   in.Toolchains,
+	}, nil
+}
+
+// Options configures Run. The zero value rebuilds with the toolchains
+// required to match and outputs searched for by name.
+type Options struct {
+	// AllowToolchainMismatch rebuilds even when a recorded toolchain is
+	// missing or in another version; the differences are recorded in
+	// Result.Toolchains.Differs.
+	AllowToolchainMismatch bool
+	// EnvAllow names environment variables passed from this process into
+	// the hermetic build (e.g. GOCACHE), besides the replayed recorded
+	// environment. A name ending in "*" is a prefix.
+	EnvAllow []string
+	// OutDir, when set, is the directory (relative to the working
+	// directory) the recorded subjects' names are relative to, as the
+	// original build's --out-dir. When empty, each subject is looked for as
+	// NAME, */NAME and */*/NAME below the working directory.
+	OutDir string
+	// Originals maps subject names to the original files, for diffoscope.
+	Originals map[string]string
+	// Diffoscope is the path of diffoscope; "" runs none.
+	Diffoscope string
+	// TempDir is where the clone is made; "" means os.TempDir().
+	TempDir string
+	// Progress, when set, is told each stage as it starts: "fetch",
+	// "toolchains", "build", "compare", "diffoscope".
+	Progress func(stage, detail string)
+	// Stdout and Stderr receive the build's output; nil discards it.
+	Stdout, Stderr io.Writer
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Result is the outcome of a rebuild that ran.
+type Result struct {
+	Matched    bool
+	Subjects   []SubjectResult // sorted by name
+	Toolchains Toolchains
+	StartedOn  time.Time
+	FinishedOn time.Time
+}
+
+// Run replays plan and compares its outputs with plan.Subjects.
+//
+// A rebuild that ran returns a Result, whether it matched or not. Errors:
+// *ToolchainError (toolchains differ), errors wrapping
+// build.ErrHermeticUnavailable or a *build.CommandError (the command
+// failed: inconclusive, not a mismatch), and errors fetching the source.
+func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	cloneURL, err := CloneURL(plan.SourceURI)
+	if err != nil {
+		return nil, err
+	}
+	if opts.OutDir != "" && !filepath.IsLocal(opts.OutDir) {
+		return nil, fmt.Errorf("output directory %q is not inside the working directory", opts.OutDir)
+	}
+	started := now().UTC()
+	tmp, err := os.MkdirTemp(opts.TempDir, "custody-rebuild-")
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create a directory for the source: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "src")
+
+	progress("fetch", cloneURL+" @ "+plan.SourceCommit)
+	if err := fetch(ctx, cloneURL, plan.SourceCommit, src); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(src, filepath.FromSlash(plan.WorkingDir))
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("working directory %q is not in commit %s", plan.WorkingDir, plan.SourceCommit)
+	}
+
+	progress("toolchains", "")
+	have := probeToolchains(ctx, plan.Toolchains, dir, os.Environ())
+	tc := Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
+	if diffs := diffToolchains(plan.Toolchains, have); len(diffs) > 0 {
+		if !opts.AllowToolchainMismatch {
+			return nil, &ToolchainError{Diffs: diffs}
+		}
+		for _, d := range diffs {
+			tc.Differs = append(tc.Differs, d.Name)
+		}
+	}
+
+	patterns := make(map[string][]string, len(plan.Subjects)) // subject name -> glob patterns
+	var allPatterns []string
+	for _, s := range plan.Subjects {
+		pats := subjectPatterns(s.Name, opts.OutDir)
+		patterns[s.Name] = pats
+		allPatterns = append(allPatterns, pats...)
+	}
+	before := existing(dir, allPatterns)
+
+	progress("build", strings.Join(plan.Command, " "))
+	command, err := replayCommand(plan)
+	if err != nil {
+		return nil, err
+	}
+	res, err := build.Run(ctx, build.Options{
+		Command:   command,
+		Dir:       dir,
+		Artifacts: allPatterns,
+		Hermetic:  true,
+		EnvAllow:  opts.EnvAllow,
+		Stdout:    opts.Stdout,
+		Stderr:    opts.Stderr,
+		Now:       now,
+	})
+	var outputs []build.Output
+	switch {
+	case errors.Is(err, build.ErrNoOutputs):
+		// Nothing of the recorded names was produced: every subject is missing.
+	case err != nil:
+		return nil, err
+	default:
+		outputs = res.Outputs
+	}
+
+	progress("compare", fmt.Sprintf("%d subject(s)", len(plan.Subjects)))
+	out := &Result{Matched: true, Toolchains: tc, StartedOn: started}
+	for _, s := range plan.Subjects {
+		r := compare(s, outputs, before)
+		out.Matched = out.Matched && r.Status == StatusMatch
+		if r.Status == StatusMismatch && opts.Diffoscope != "" {
+			if orig := opts.Originals[s.Name]; orig != "" {
+				progress("diffoscope", s.Name)
+				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, filepath.Join(dir, filepath.FromSlash(r.Path)))
+			}
+		}
+		out.Subjects = append(out.Subjects, r)
+	}
+	slices.SortFunc(out.Subjects, func(a, b SubjectResult) int { return strings.Compare(a.Name, b.Name) })
+	out.FinishedOn = now().UTC()
+	return out, nil
+}
+
+// replayCommand is the recorded command, run through env(1) with the
+// recorded environment when one was recorded. PATH and HOME belong to the
+// rebuilder's machine and redacted values are unknown, so those are not
+// replayed.
+func replayCommand(plan *Plan) ([]string, error) {
+	var assign []string
+	for k, v := range plan.Environment {
+		if k == "PATH" || k == "HOME" || v == attest.Redacted || k == "" || strings.ContainsRune(k, '=') {
+			continue
+		}
+		assign = append(assign, k+"="+v)
+	}
+	if len(assign) == 0 {
+		return slices.Clone(plan.Command), nil
+	}
+	if strings.ContainsRune(plan.Command[0], '=') {
+		return nil, fmt.Errorf("recorded command %q contains '=' and cannot be run with a replayed environment", plan.Command[0])
+	}
+	envPath, err := exec.LookPath("env")
+	if err != nil {
+		return nil, fmt.Errorf("couldn't find env(1) to replay the recorded environment: %w", err)
+	}
+	slices.Sort(assign)
+	cmd := append([]string{envPath}, assign...)
+	return append(cmd, plan.Command...), nil
+}
+
+// subjectPatterns returns the glob patterns (relative to the working
+// directory) a subject's file may be found at.
+func subjectPatterns(name, outDir string) []string {
+	if !filepath.IsLocal(filepath.FromSlash(name)) {
+		return nil // never a file of this build
+	}
+	n := escapeGlob(filepath.FromSlash(name))
+	if outDir != "" {
+		return []string{filepath.Join(escapeGlob(outDir), n)}
+	}
+	return []string{n, filepath.Join("*", n), filepath.Join("*", "*", n)}
+}
+
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// existing records the modification times of the files the patterns match
+// before the build, so a source file that happens to share a subject's
+// name is not taken for an output.
+func existing(dir string, patterns []string) map[string]time.Time {
+	m := map[string]time.Time{}
+	for _, p := range patterns {
+		matches, _ := filepath.Glob(filepath.Join(dir, p))
+		for _, f := range matches {
+			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+				m[f] = fi.ModTime()
+			}
+		}
+	}
+	return m
+}
+
+// compare finds the rebuilt file of subject s among outputs and compares
+// digests. Files the build wrote are preferred to files that were there
+// before it; among several, one with the recorded digest is taken.
+func compare(s attest.Subject, outputs []build.Output, before map[string]time.Time) SubjectResult {
+	r := SubjectResult{Name: s.Name, Status: StatusMissing, Expected: s.Digest}
+	want := s.Digest[digest.SHA256]
+	var fresh, stale []build.Output
+	for _, o := range outputs {
+		if o.Name != s.Name && !strings.HasSuffix(o.Name, "/"+s.Name) {
+			continue
+		}
+		if t, ok := before[o.Path]; ok {
+			if fi, err := os.Stat(o.Path); err == nil && fi.ModTime().Equal(t) {
+				stale = append(stale, o)
+				continue
+			}
+		}
+		fresh = append(fresh, o)
+	}
+	cands := fresh
+	if len(cands) == 0 {
+		cands = stale
+	}
+	if len(cands) == 0 {
+		return r
+	}
+	pick := cands[0]
+	for _, c := range cands {
+		if c.Digest.Alg == digest.SHA256 && c.Digest.Hex == want {
+			pick = c
+			break
+		}
+	}
+	r.Path = pick.Name
+	r.Got = map[string]string{pick.Digest.Alg: pick.Digest.Hex}
+	if want != "" && pick.Digest.Alg == digest.SHA256 && pick.Digest.Hex == want {
+		r.Status = StatusMatch
+	} else {
+		r.Status = StatusMismatch
+	}
+	return r
+}
+
+// maxDiffoscope bounds the diffoscope report kept in the predicate.
+const maxDiffoscope = 8 << 10
+
+// runDiffoscope returns the start of diffoscope's text report comparing
+// the original with the rebuilt file.
+func runDiffoscope(ctx context.Context, bin, orig, rebuilt string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--no-progress", "--text", "-", orig, rebuilt)
+	var out bytes.Buffer
+	cmd.Stdout = &limitedBuffer{buf: &out, max: maxDiffoscope}
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) { // 1: the files differ
+		return "diffoscope failed: " + err.Error()
+	}
+	s := strings.ToValidUTF8(out.String(), "")
+	// Temporary paths say nothing to a reader of the attestation.
+	s = strings.ReplaceAll(s, rebuilt, "rebuilt")
+	return strings.ReplaceAll(s, orig, "original")
+}
+
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.buf.Len(); room > 0 {
+		l.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}

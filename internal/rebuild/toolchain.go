@@ -1,0 +1,110 @@
+package rebuild
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// toolchainTimeout bounds each version probe.
+const toolchainTimeout = 10 * time.Second
+
+// versionArgs are the arguments internal/build runs each toolchain with to
+// record its version (the first line of the output).
+var versionArgs = map[string][]string{
+	"go":      {"version"},
+	"node":    {"--version"},
+	"gcc":     {"--version"},
+	"rustc":   {"--version"},
+	"cargo":   {"--version"},
+	"python3": {"--version"},
+	"java":    {"-version"},
+}
+
+// probeToolchains returns the version of every toolchain named in
+// recorded, as internal/build records it, probed in dir with env. A
+// toolchain that is not installed, or whose version custody cannot probe,
+// is absent from the result.
+func probeToolchains(ctx context.Context, recorded map[string]string, dir string, env []string) map[string]string {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		got = map[string]string{}
+	)
+	for name := range recorded {
+		args, ok := versionArgs[name]
+		if !ok {
+			continue
+		}
+		path, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		wg.Go(func() {
+			v := probe(ctx, path, args, dir, env)
+			if v == "" {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			got[name] = v
+		})
+	}
+	wg.Wait()
+	return got
+}
+
+func probe(ctx context.Context, path string, args []string, dir string, env []string) string {
+	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	s := strings.TrimLeft(string(out), "\r\n")
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// ToolchainDiff is one recorded toolchain the rebuilder does not have in
+// the same version.
+type ToolchainDiff struct {
+	Name     string
+	Recorded string
+	Have     string // "" when not installed
+}
+
+func (d ToolchainDiff) String() string {
+	if d.Have == "" {
+		return d.Name + ": recorded " + quote(d.Recorded) + ", not installed here"
+	}
+	return d.Name + ": recorded " + quote(d.Recorded) + ", here " + quote(d.Have)
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
+
+// diffToolchains lists the recorded toolchains whose versions differ from
+// have, sorted by name.
+func diffToolchains(recorded, have map[string]string) []ToolchainDiff {
+	var out []ToolchainDiff
+	for name, v := range recorded {
+		if have[name] != v {
+			out = append(out, ToolchainDiff{Name: name, Recorded: v, Have: have[name]})
+		}
+	}
+	slices.SortFunc(out, func(a, b ToolchainDiff) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

@@ -1,0 +1,3 @@
+module example.com/reproducible
+
+go 1.26

@@ -1,0 +1,3 @@
+module example.com/timestamped
+
+go 1.26
