@@ -1,0 +1,535 @@
+// Package admission is custody's Kubernetes validating admission webhook: it
+// answers AdmissionReview v1 requests
+// (https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/)
+// for Pods and the workloads that create them, admitting an object only when
+// every image it would run is referenced by a sha256 digest and that digest's
+// verified evidence (internal/gate) satisfies the policy (package policy) of
+// the environment its namespace belongs to.
+//
+// It fails closed: a review it cannot parse, an image by tag, a namespace
+// without an environment, an evidence source that errs or does not answer
+// within the timeout, all deny with a reason. Allow decisions are cached per
+// (environment, digest) until the evidence would be too old for the policy's
+// maxAge (or an exception ends) and at most Config.AllowTTL; denials at most
+// Config.DenyTTL; failures to decide are never cached.
+//
+// Namespaces map to environments by configuration only (Config.Namespaces):
+// an AdmissionReview carries the object's labels, not its namespace's, so a
+// namespace label could only be read with API access the webhook does not
+// need and would let whoever may label namespaces pick their own policy.
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/policy"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout   = 2 * time.Second
+	DefaultAllowTTL  = 5 * time.Minute
+	DefaultDenyTTL   = 5 * time.Second
+	DefaultCacheSize = 10000
+)
+
+// Message limits: the API server relays the message to the user (kubectl
+// prints it whole), and stores it in audit events.
+const (
+	MaxMessageLines = 16
+	MaxLineBytes    = 512
+	MaxMessageBytes = 4096
+)
+
+// Config configures a Webhook.
+type Config struct {
+	// Policies are the environments' policies, by environment name.
+	// Required, at least one.
+	Policies map[string]*policy.Policy
+	// Namespaces maps namespace names to environments; the entry "*" is
+	// the environment of every other namespace. A namespace with no
+	// environment is denied. Every environment named must have a policy.
+	Namespaces map[string]string
+	// Source finds the bundles about a digest. Required.
+	Source Source
+	// Trust is what the bundles are verified against (keys by hint, trusted
+	// roots). Required.
+	Trust root.TrustedMaterial
+	// Timeout bounds deciding one request, evidence fetching included
+	// (default DefaultTimeout). A request the API server sends with a
+	// shorter ?timeout= gets that, less a margin for the answer.
+	Timeout time.Duration
+	// AllowTTL is the longest an allow decision is cached (default
+	// DefaultAllowTTL); evidence that ages out of the policy's maxAge
+	// sooner ends it sooner.
+	AllowTTL time.Duration
+	// DenyTTL is how long a denial is cached (default DefaultDenyTTL), so
+	// that a denied image retried in a loop does not fetch evidence every
+	// time but fixed evidence counts soon.
+	DenyTTL time.Duration
+	// CacheSize bounds the cached decisions (default DefaultCacheSize).
+	CacheSize int
+	// Logger receives one record per denial (Info) and allow (Debug); nil
+	// discards.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Webhook decides admission reviews. It is safe for concurrent use.
+type Webhook struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cache   map[cacheKey]*verdict
+	flights map[cacheKey]*flight
+}
+
+type cacheKey struct{ env, digest string }
+
+// verdict is the decision about one digest in one environment.
+type verdict struct {
+	allowed bool
+	policy  string   // digest of the policy that decided
+	reasons []string // one line per failure
+	expires time.Time
+}
+
+type flight struct {
+	done chan struct{}
+	v    *verdict
+	err  error
+}
+
+// New validates cfg and returns a webhook.
+func New(cfg Config) (*Webhook, error) {
+	if len(cfg.Policies) == 0 {
+		return nil, errors.New("no policies")
+	}
+	for env, p := range cfg.Policies {
+		if p == nil || p.Environment != env {
+			return nil, fmt.Errorf("policy for environment %q is missing or names another environment", env)
+		}
+	}
+	for ns, env := range cfg.Namespaces {
+		if _, ok := cfg.Policies[env]; !ok {
+			return nil, fmt.Errorf("namespace %s maps to environment %q, which has no policy", ns, env)
+		}
+	}
+	if cfg.Source == nil {
+		return nil, errors.New("no evidence source")
+	}
+	if cfg.Trust == nil {
+		return nil, errors.New("no trusted material")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.AllowTTL <= 0 {
+		cfg.AllowTTL = DefaultAllowTTL
+	}
+	if cfg.DenyTTL <= 0 {
+		cfg.DenyTTL = DefaultDenyTTL
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Webhook{cfg: cfg, log: log, cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{}}, nil
+}
+
+// Environment returns the environment of a namespace, or "" when it has
+// none.
+func (w *Webhook) Environment(namespace string) string {
+	if env, ok := w.cfg.Namespaces[namespace]; ok {
+		return env
+	}
+	return w.cfg.Namespaces["*"]
+}
+
+// Review decides one admission request. It always returns a response
+// (allowed or not) with the request's uid, within ctx's deadline.
+func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	switch req.Operation {
+	case admissionv1.Delete, admissionv1.Connect:
+		// Deleting an object or connecting to a pod runs no new image.
+		return allow(req.UID)
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation))
+	}
+	images, err := Images(req)
+	if err != nil {
+		return deny(req.UID, err.Error())
+	}
+	env := w.Environment(req.Namespace)
+	if env == "" {
+		return deny(req.UID, fmt.Sprintf("namespace %q has no environment, so no policy admits anything into it", req.Namespace),
+			"map it with --namespace-env "+req.Namespace+"=ENV (or *=ENV), or exclude the namespace in the webhook's namespaceSelector")
+	}
+
+	var lines []string
+	var digests []string
+	want := map[string]bool{}
+	for _, im := range images {
+		if im.Digest == "" {
+			lines = append(lines, fmt.Sprintf("%s image %q: %s", im.Where, im.Ref, im.Problem))
+			continue
+		}
+		if !want[im.Digest] {
+			want[im.Digest] = true
+			digests = append(digests, im.Digest)
+		}
+	}
+	if len(images) == 0 {
+		return allow(req.UID)
+	}
+
+	// Decide every digest at once; the slowest bounds the answer.
+	type result struct {
+		v   *verdict
+		err error
+	}
+	results := make([]result, len(digests))
+	var wg sync.WaitGroup
+	for i, dg := range digests {
+		wg.Go(func() {
+			v, err := w.decide(ctx, env, dg)
+			results[i] = result{v, err}
+		})
+	}
+	wg.Wait()
+
+	policyDigest := w.cfg.Policies[env].Digest()
+	byDigest := map[string]result{}
+	for i, dg := range digests {
+		byDigest[dg] = results[i]
+	}
+	reported := map[string]bool{}
+	for _, im := range images {
+		r, ok := byDigest[im.Digest]
+		if !ok || reported[im.Digest] {
+			continue
+		}
+		switch {
+		case r.err != nil:
+			reported[im.Digest] = true
+			lines = append(lines, fmt.Sprintf("%s image %q: couldn't decide in environment %s: %s", im.Where, im.Ref, env, r.err))
+		case !r.v.allowed:
+			reported[im.Digest] = true
+			for _, reason := range r.v.reasons {
+				lines = append(lines, fmt.Sprintf("%s image %s: %s", im.Where, shortRef(im.Ref), reason))
+			}
+		}
+	}
+	if len(lines) > 0 {
+		w.log.Info("admission denied", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", lines[0])
+		resp := deny(req.UID, lines...)
+		resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
+		return resp
+	}
+	w.log.Debug("admission allowed", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+		"environment", env, "policy", policyDigest, "images", len(images))
+	resp := allow(req.UID)
+	resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
+	return resp
+}
+
+// shortRef abbreviates a digest reference for messages: NAME@sha256:12 hex….
+func shortRef(ref string) string {
+	if i := strings.LastIndex(ref, "@sha256:"); i >= 0 && len(ref)-i > len("@sha256:")+12 {
+		return ref[:i+len("@sha256:")+12] + "…"
+	}
+	return ref
+}
+
+// decide returns the cached verdict about digest in env, or makes one. A
+// failure to decide (source error, timeout) is returned as an error and not
+// cached. Concurrent misses for the same key share one evaluation, which
+// runs under its own Timeout so that a caller giving up does not fail the
+// others.
+func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, error) {
+	key := cacheKey{env, digest}
+	now := w.cfg.Now()
+	w.mu.Lock()
+	if v, ok := w.cache[key]; ok {
+		if now.Before(v.expires) {
+			w.mu.Unlock()
+			return v, nil
+		}
+		delete(w.cache, key)
+	}
+	f, ok := w.flights[key]
+	if !ok {
+		f = &flight{done: make(chan struct{})}
+		w.flights[key] = f
+		go w.fly(key, f)
+	}
+	w.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.v, f.err
+	case <-ctx.Done():
+		return nil, deadlineErr(ctx.Err(), w.cfg.Timeout)
+	}
+}
+
+func (w *Webhook) fly(key cacheKey, f *flight) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+	defer cancel()
+	v, err := w.evaluate(ctx, key.env, key.digest)
+	f.v, f.err = v, err
+	w.mu.Lock()
+	delete(w.flights, key)
+	if err == nil {
+		w.store(key, v)
+	}
+	w.mu.Unlock()
+	close(f.done)
+}
+
+// store caches v; w.mu is held.
+func (w *Webhook) store(key cacheKey, v *verdict) {
+	now := w.cfg.Now()
+	if !now.Before(v.expires) {
+		return
+	}
+	if len(w.cache) >= w.cfg.CacheSize {
+		for k, old := range w.cache {
+			if !now.Before(old.expires) {
+				delete(w.cache, k)
+			}
+		}
+		// Still full: drop arbitrary entries (map order) until there is room.
+		for k := range w.cache {
+			if len(w.cache) < w.cfg.CacheSize {
+				break
+			}
+			delete(w.cache, k)
+		}
+	}
+	w.cache[key] = v
+}
+
+func deadlineErr(err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer from the evidence source within the deadline (timeout %s)", timeout)
+	}
+	return err
+}
+
+// evaluate fetches, verifies and judges the evidence about digest.
+func (w *Webhook) evaluate(ctx context.Context, env, digest string) (*verdict, error) {
+	p := w.cfg.Policies[env]
+	bundles, err := w.cfg.Source.Bundles(ctx, digest)
+	if err != nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+			return nil, deadlineErr(context.DeadlineExceeded, w.cfg.Timeout)
+		case errors.Is(err, client.ErrUnreachable):
+			return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
+		}
+		return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
+	}
+	ev, rejected, err := gate.Gather(ctx, digest, gate.JSONs(bundles), w.cfg.Trust)
+	if err != nil {
+		return nil, deadlineErr(fmt.Errorf("couldn't verify evidence: %w", err), w.cfg.Timeout)
+	}
+	now := w.cfg.Now()
+	d, err := p.Evaluate(ctx, ev, now)
+	if err != nil {
+		return nil, deadlineErr(fmt.Errorf("couldn't evaluate policy: %w", err), w.cfg.Timeout)
+	}
+	if d.Allowed {
+		return &verdict{allowed: true, policy: d.PolicyDigest, expires: w.allowExpiry(p, ev, now)}, nil
+	}
+	v := &verdict{policy: d.PolicyDigest, expires: now.Add(w.cfg.DenyTTL)}
+	for _, f := range d.Failures {
+		line := fmt.Sprintf("denied in %s: %s: %s", env, f.Requirement, f.Message)
+		if f.Fix != "" {
+			line += " (fix: " + f.Fix + ")"
+		}
+		v.reasons = append(v.reasons, line)
+	}
+	if len(rejected) > 0 {
+		v.reasons = append(v.reasons, fmt.Sprintf("%d bundle(s) about it were ignored; the first: %s", len(rejected), rejected[0].Reason))
+	}
+	return v, nil
+}
+
+// allowExpiry is when an allow decided at now stops being cacheable: after
+// AllowTTL, at the end of a vulnerability exception, or when the youngest
+// build time that satisfied maxAge gets too old. Only provenance still
+// within maxAge at now can be the one that made the decision, so the
+// earliest of their expiries is a safe bound.
+func (w *Webhook) allowExpiry(p *policy.Policy, ev *policy.Evidence, now time.Time) time.Time {
+	exp := now.Add(w.cfg.AllowTTL)
+	if p.MaxAge != "" {
+		maxAge, err := policy.ParseDuration(p.MaxAge)
+		if err != nil {
+			return now // cannot tell: do not cache
+		}
+		for _, pv := range ev.Provenance {
+			at := pv.Facts.FinishedOn
+			if at.IsZero() {
+				at = pv.Facts.StartedOn
+			}
+			if at.IsZero() {
+				at = pv.SignedAt
+			}
+			if at.IsZero() {
+				continue
+			}
+			if e := at.Add(maxAge); e.After(now) && e.Before(exp) {
+				exp = e
+			}
+		}
+	}
+	for _, x := range p.Exceptions {
+		until, err := time.Parse(time.DateOnly, x.Until)
+		if err != nil {
+			return now
+		}
+		if e := until.Add(24 * time.Hour); e.After(now) && e.Before(exp) {
+			exp = e
+		}
+	}
+	return exp
+}
+
+func allow(uid types.UID) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{UID: uid, Allowed: true}
+}
+
+// deny answers with the reasons, one per line, truncated to the message
+// limits.
+func deny(uid types.UID, lines ...string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{UID: uid, Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden,
+		Message: Message(lines),
+	}}
+}
+
+// Message joins reasons into a denial message: "custody: " then one reason
+// per line, each cut to MaxLineBytes, at most MaxMessageLines of them and
+// MaxMessageBytes in all, with a last line counting what was left out.
+func Message(lines []string) string {
+	var b strings.Builder
+	b.WriteString("custody:")
+	for i, l := range lines {
+		l = truncate(strings.Join(strings.Fields(l), " "), MaxLineBytes)
+		more := len(lines) - i
+		if i == MaxMessageLines || b.Len()+1+len(l) > MaxMessageBytes-40 {
+			fmt.Fprintf(&b, "\n… and %d more reason(s)", more)
+			break
+		}
+		b.WriteString("\n")
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// Handler serves the webhook: POST /validate (AdmissionReview v1) and GET
+// /healthz. A body that is not JSON gets 400; a JSON body that is not a
+// usable review gets 200 with a denial that echoes its uid when it has one.
+func (w *Webhook) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(rw, "ok\n")
+	})
+	mux.HandleFunc("POST /validate", w.serveValidate)
+	return mux
+}
+
+func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxReviewBytes+1))
+	if err != nil {
+		http.Error(rw, "couldn't read request body", http.StatusBadRequest)
+		return
+	}
+	if len(body) > MaxReviewBytes {
+		http.Error(rw, fmt.Sprintf("request body over %d bytes", MaxReviewBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if !json.Valid(body) {
+		http.Error(rw, "request body is not JSON; want an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
+		return
+	}
+	review, err := ParseReview(body)
+	var resp *admissionv1.AdmissionResponse
+	if err != nil {
+		var uid types.UID
+		if review != nil && review.Request != nil {
+			uid = review.Request.UID
+		}
+		w.log.Info("admission denied", "uid", uid, "reason", err.Error())
+		resp = deny(uid, err.Error())
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), w.requestTimeout(r))
+		resp = w.Review(ctx, review.Request)
+		cancel()
+	}
+	out, err := json.Marshal(&admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
+		Response: resp,
+	})
+	if err != nil {
+		http.Error(rw, "couldn't encode response", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Write(out)
+}
+
+// requestTimeout is Config.Timeout, or less when the API server says it
+// waits less (it calls webhooks with ?timeout=10s): that less a tenth, so
+// that the denial arrives in time.
+func (w *Webhook) requestTimeout(r *http.Request) time.Duration {
+	t := w.cfg.Timeout
+	if q := r.URL.Query().Get("timeout"); q != "" {
+		if d, err := time.ParseDuration(q); err == nil && d > 0 {
+			if d -= d / 10; d < t {
+				t = d
+			}
+		}
+	}
+	return t
+}

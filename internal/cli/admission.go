@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/admission"
+	"github.com/custody-dev/custody/policy"
+)
+
+func newAdmissionCmd(s *streams) *cobra.Command {
+	var (
+		f                                  policyFlags
+		listen, tlsCert, tlsKey, policyDir string
+		namespaceEnv                       []string
+		timeout, allowTTL, denyTTL         time.Duration
+		verbose                            bool
+	)
+	c := &cobra.Command{
+		Use: "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F]",
+		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
+		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
+			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
+			"ephemeral containers, image volumes) must be referenced by digest (NAME@sha256:HEX), and the digest's\n" +
+			"verified evidence must pass the policy of the namespace's environment. Anything it cannot decide in\n" +
+			"--timeout is denied with the reason.\n\n" +
+			"--policies is a directory of policy files (*.yaml, *.yml), one environment each. Namespaces map to\n" +
+			"environments with --namespace-env NS=ENV (comma-separated or repeated); '*=ENV' is the environment of\n" +
+			"every other namespace. An AdmissionReview does not carry the namespace's labels, so the mapping is\n" +
+			"configuration, not a label; without '*' an unmapped namespace is denied (exclude system namespaces in\n" +
+			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.",
+		Args: argsBetween(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tlsCert == "" || tlsKey == "" {
+				return usageErr(errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over TLS only"), "")
+			}
+			if policyDir == "" {
+				return usageErr(errors.New("--policies is required"), "a directory with one policy file per environment")
+			}
+			if err := checkSource(&f); err != nil {
+				return err
+			}
+			policies, err := loadPolicyDir(policyDir)
+			if err != nil {
+				return err
+			}
+			namespaces, err := parseNamespaceEnv(namespaceEnv)
+			if err != nil {
+				return err
+			}
+			tm, err := policyTrust(&f)
+			if err != nil {
+				return err
+			}
+			cfg := admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm,
+				Timeout: timeout, AllowTTL: allowTTL, DenyTTL: denyTTL}
+			if f.evidence != "" {
+				if st, err := os.Stat(f.evidence); err != nil || !st.IsDir() {
+					return usageErr(fmt.Errorf("--evidence %s is not a directory", f.evidence), "")
+				}
+				cfg.Source = admission.DirSource(f.evidence)
+			} else {
+				cl, err := newClient(serverURL(f.server))
+				if err != nil {
+					return err
+				}
+				cfg.Source = admission.ServerSource(cl)
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			opts := &slog.HandlerOptions{Level: level}
+			var h slog.Handler = slog.NewTextHandler(s.err, opts)
+			if f.jsonOut {
+				h = slog.NewJSONHandler(s.err, opts)
+			}
+			logger := slog.New(h)
+			cfg.Logger = logger
+			wh, err := admission.New(cfg)
+			if err != nil {
+				return usageErr(err, "")
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return usageErr(fmt.Errorf("couldn't listen on %s: %w", listen, err), "choose another --listen address")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			hs := &http.Server{Handler: wh.Handler(), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			errc := make(chan error, 1)
+			go func() { errc <- hs.ServeTLS(ln, tlsCert, tlsKey) }()
+			envs := make([]string, 0, len(policies))
+			for env := range policies {
+				envs = append(envs, env)
+			}
+			sort.Strings(envs)
+			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", ln.Addr(), strings.Join(envs, ", "))
+			select {
+			case err = <-errc:
+			case <-ctx.Done():
+				logger.Info("shutting down")
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err = hs.Shutdown(sctx)
+				cancel()
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return usageErr(fmt.Errorf("couldn't serve: %w", err), "check --tls-cert and --tls-key")
+			}
+			return nil
+		},
+	}
+	addEvidenceFlags(c, &f)
+	c.Flags().Lookup("json").Usage = "log as JSON lines"
+	fl := c.Flags()
+	fl.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on")
+	fl.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fl.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.StringVar(&policyDir, "policies", "", "directory of policy files, one environment each")
+	fl.StringSliceVar(&namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
+	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for one decision, evidence fetching included")
+	fl.DurationVar(&allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
+	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
+	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
+	return c
+}
+
+// loadPolicyDir reads every *.yaml and *.yml file in dir as a policy, by
+// environment.
+func loadPolicyDir(dir string) (map[string]*policy.Policy, error) {
+	var files []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't list policies: %w", err), "")
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't read policies: %w", err), "")
+		}
+		return nil, usageErr(fmt.Errorf("no policy files (*.yaml, *.yml) in %s", dir), "")
+	}
+	sort.Strings(files)
+	out := map[string]*policy.Policy{}
+	from := map[string]string{}
+	for _, fn := range files {
+		p, err := loadPolicy(fn)
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := from[p.Environment]; ok {
+			return nil, usageErr(fmt.Errorf("%s and %s are both policies of environment %s", prev, fn, p.Environment), "keep one policy file per environment")
+		}
+		out[p.Environment], from[p.Environment] = p, fn
+	}
+	return out, nil
+}
+
+// parseNamespaceEnv parses NS=ENV pairs.
+func parseNamespaceEnv(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range pairs {
+		ns, env, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || ns == "" || env == "" {
+			return nil, usageErr(fmt.Errorf("--namespace-env %q is not NS=ENV", kv), "e.g. --namespace-env shop=prod,*=staging")
+		}
+		if prev, ok := out[ns]; ok && prev != env {
+			return nil, usageErr(fmt.Errorf("--namespace-env maps namespace %s to both %s and %s", ns, prev, env), "")
+		}
+		out[ns] = env
+	}
+	return out, nil
+}
