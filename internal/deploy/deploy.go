@@ -32,7 +32,18 @@ var (
 	// ErrNotHealthyInSource: promote's artifact is not what runs, healthy,
 	// in the source environment.
 	ErrNotHealthyInSource = errors.New("artifact is not running healthy in the source environment")
+	// ErrQuarantined: an incident quarantined the artifact (or whether it
+	// is quarantined could not be found out); the command never ran.
+	ErrQuarantined = errors.New("artifact is quarantined")
 )
+
+// Quarantine says whether incidents quarantined an artifact.
+type Quarantine interface {
+	// Quarantined returns the ID of an incident that quarantined artifact
+	// ("sha256:HEX"), or "" when none did. An error means the answer is
+	// unknown, and the gate refuses the artifact.
+	Quarantined(ctx context.Context, artifact string) (incident string, err error)
+}
 
 // Environment variables the deploy and health commands get.
 const (
@@ -85,6 +96,10 @@ type Gate struct {
 	Stdout, Stderr io.Writer
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Quarantine, when set, is asked about every artifact before it is
+	// decided on and again right before the deploy command runs; a
+	// quarantined artifact is refused with ErrQuarantined.
+	Quarantine Quarantine
 
 	// afterDecision runs between the decision and the digest re-check
 	// (tests use it to swap the file).
@@ -232,6 +247,9 @@ func isRunFailure(err error) bool {
 // the health check, and records each step. rollbackFrom is set for a
 // rollback.
 func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFrom string) error {
+	if err := g.checkQuarantine(ctx, a.Digest); err != nil {
+		return err
+	}
 	v, err := g.Decide(ctx, a.Digest)
 	if err != nil {
 		return fmt.Errorf("couldn't decide on %s: %w", a.Digest, err)
@@ -256,6 +274,10 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	}
 	if got.String() != a.Digest {
 		return fmt.Errorf("%w: %s is now %s, the policy allowed %s", ErrSwapped, a.Path, got.String(), a.Digest)
+	}
+	// An incident opened while deciding counts too.
+	if err := g.checkQuarantine(ctx, a.Digest); err != nil {
+		return err
 	}
 	base := Record{Environment: g.Environment, Artifact: a.Digest, Name: a.Path, Actor: g.Actor,
 		PolicyDigest: d.PolicyDigest, Decision: "allowed", DecisionBundle: v.VSABundle, RollbackFrom: rollbackFrom}
@@ -331,6 +353,8 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 			skip("its policy denies it now")
 		case errors.Is(err, ErrSwapped):
 			skip("its file changed since it was deployed")
+		case errors.Is(err, ErrQuarantined):
+			skip(err.Error())
 		case isRunFailure(err):
 			skip(err.Error())
 		default:
@@ -341,6 +365,22 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 		return fmt.Errorf("%w: %d earlier artifact(s) considered, none usable", ErrNoRollback, len(res.Skipped))
 	}
 	return fmt.Errorf("%w: no earlier artifact was healthy in %s", ErrNoRollback, g.Environment)
+}
+
+// checkQuarantine refuses a quarantined artifact, and any artifact when
+// the quarantine cannot be read (fail closed).
+func (g *Gate) checkQuarantine(ctx context.Context, artifact string) error {
+	if g.Quarantine == nil {
+		return nil
+	}
+	id, err := g.Quarantine.Quarantined(ctx, artifact)
+	if err != nil {
+		return fmt.Errorf("%w: couldn't read the quarantine, so %s is refused: %v", ErrQuarantined, artifact, err)
+	}
+	if id != "" {
+		return fmt.Errorf("%w: %s is quarantined by incident %s", ErrQuarantined, artifact, id)
+	}
+	return nil
 }
 
 func (g *Gate) append(ctx context.Context, res *Result, r *Record) error {
