@@ -373,6 +373,7 @@ type keyResult struct {
 	keys        int
 	recs        []int // records per key
 	store, bare lat   // total time per key
+	bareIDs     lat   // the key's IDs only, from the index
 	pagesPerKey float64
 }
 
@@ -447,6 +448,12 @@ func measure(ctx context.Context, c config, d *db, total int, out io.Writer) *re
 			t = time.Now()
 			bn := must(d.bare.byKey(ctx, kid, 0))
 			kr.bare = append(kr.bare, time.Since(t))
+			t = time.Now()
+			in := must(d.bare.byKeyIDs(ctx, kid))
+			kr.bareIDs = append(kr.bareIDs, time.Since(t))
+			if in != n {
+				panic(fmt.Sprintf("key %d: store returned %d records, bare IDs %d", k, n, in))
+			}
 			if bn != n {
 				panic(fmt.Sprintf("key %d: store returned %d records, bare %d", k, n, bn))
 			}
@@ -515,6 +522,8 @@ type bareDB interface {
 	// byKey reads every record signed by key (with sort time >= sinceUS),
 	// with all its subjects, in one query.
 	byKey(ctx context.Context, key string, sinceUS int64) (int, error)
+	// byKeyIDs reads only the IDs of the key's records.
+	byKeyIDs(ctx context.Context, key string) (int, error)
 	// version names the database server or library.
 	version(ctx context.Context) string
 	close()
@@ -527,6 +536,7 @@ const (
 	bareDigestQ = `SELECT ` + bareCols + ` FROM evidence e JOIN evidence_subject s ON s.evidence_id = e.id
 	WHERE e.id IN (SELECT evidence_id FROM evidence_subject WHERE alg = $1 AND value = $2) ORDER BY e.id, s.position`
 	bareDigestIdxQ = `SELECT evidence_id FROM evidence_subject WHERE alg = $1 AND value = $2`
+	bareKeyIDsQ    = `SELECT id FROM evidence WHERE signer_key_id = $1`
 	bareKeyQ       = `SELECT ` + bareCols + ` FROM evidence e JOIN evidence_subject s ON s.evidence_id = e.id
 	WHERE e.signer_key_id = $1 AND e.sort_us >= $2 ORDER BY e.id, s.position`
 )
@@ -548,6 +558,7 @@ type bareSQLite struct {
 	path                   string
 	db                     *sql.DB
 	digest, digestIdx, key *sql.Stmt
+	keyIDs                 *sql.Stmt
 }
 
 func openBareSQLite(path string) (*bareSQLite, error) {
@@ -559,7 +570,7 @@ func openBareSQLite(path string) (*bareSQLite, error) {
 	for _, p := range []struct {
 		s **sql.Stmt
 		q string
-	}{{&b.digest, bareDigestQ}, {&b.digestIdx, bareDigestIdxQ}, {&b.key, bareKeyQ}} {
+	}{{&b.digest, bareDigestQ}, {&b.digestIdx, bareDigestIdxQ}, {&b.key, bareKeyQ}, {&b.keyIDs, bareKeyIDsQ}} {
 		if *p.s, err = db.Prepare(p.q); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("prepare %q: %w", p.q, err)
@@ -600,6 +611,10 @@ func (b *bareSQLite) byDigestIndexOnly(ctx context.Context, d string) (int, erro
 	return countRows(b.digestIdx.QueryContext(ctx, alg, v))
 }
 
+func (b *bareSQLite) byKeyIDs(ctx context.Context, key string) (int, error) {
+	return countRows(b.keyIDs.QueryContext(ctx, key))
+}
+
 func (b *bareSQLite) byKey(ctx context.Context, key string, since int64) (int, error) {
 	return countRows(b.key.QueryContext(ctx, key, since))
 }
@@ -624,7 +639,7 @@ func openBarePostgres(ctx context.Context, dsn string) (*barePostgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	for name, q := range map[string]string{"digest": bareDigestQ, "digestIdx": bareDigestIdxQ, "key": bareKeyQ} {
+	for name, q := range map[string]string{"digest": bareDigestQ, "digestIdx": bareDigestIdxQ, "key": bareKeyQ, "keyIDs": bareKeyIDsQ} {
 		if _, err := conn.Prepare(ctx, name, q); err != nil {
 			conn.Close(ctx)
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
@@ -660,6 +675,10 @@ func (b *barePostgres) byDigest(ctx context.Context, d string) (int, error) {
 func (b *barePostgres) byDigestIndexOnly(ctx context.Context, d string) (int, error) {
 	alg, v := splitDigest(d)
 	return countPgRows(b.conn.Query(ctx, "digestIdx", alg, v))
+}
+
+func (b *barePostgres) byKeyIDs(ctx context.Context, key string) (int, error) {
+	return countPgRows(b.conn.Query(ctx, "keyIDs", key))
 }
 
 func (b *barePostgres) byKey(ctx context.Context, key string, since int64) (int, error) {
