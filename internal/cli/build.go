@@ -15,6 +15,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -34,6 +35,8 @@ type buildFlags struct {
 	env          []string
 	jsonOut      bool
 	server       string
+	sbom         bool
+	osvDB        string
 }
 
 func newBuildCmd(s *streams) *cobra.Command {
@@ -44,7 +47,10 @@ func newBuildCmd(s *streams) *cobra.Command {
 		Long: "Runs COMMAND, then writes for every output file (each file under --out-dir, or matching\n" +
 			"--artifact) a SLSA v1 provenance statement signed in a DSSE envelope inside a Sigstore\n" +
 			"bundle: NAME.sigstore.json beside the file, or one bundle for all subjects with --bundle.\n" +
-			"Non-file outputs (an image the command pushed) are named with --subject NAME@sha256:HEX.",
+			"Non-file outputs (an image the command pushed) are named with --subject NAME@sha256:HEX.\n" +
+			"Beside each provenance bundle it signs a CycloneDX SBOM of the resolved dependencies\n" +
+			"(NAME.sbom.sigstore.json; --sbom=false turns it off) and, with --osv-db DIR, a vulnerability\n" +
+			"scan of them (NAME.vulns.sigstore.json), so the scan is part of the build.",
 		Args: func(c *cobra.Command, args []string) error {
 			if c.ArgsLenAtDash() != 0 || len(args) == 0 {
 				return usageErr(errors.New("build needs the command after --"),
@@ -68,6 +74,8 @@ func newBuildCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.builderID, "builder-id", build.DefaultBuilderID, "builder ID recorded in the provenance")
 	fl.StringArrayVar(&f.env, "env", nil, "also record this environment variable (repeatable; secrets are redacted)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fl.BoolVar(&f.sbom, "sbom", true, "also sign a CycloneDX SBOM of the resolved dependencies (NAME.sbom.sigstore.json)")
+	fl.StringVar(&f.osvDB, "osv-db", "", "also scan the dependencies against this offline OSV database and sign the result (NAME.vulns.sigstore.json)")
 	fl.StringVar(&f.server, "server", "", "have custody serve sign, log and timestamp the provenance (token from $CUSTODY_TOKEN) instead of --key")
 	return c
 }
@@ -80,6 +88,7 @@ type builtBundle struct {
 type buildReport struct {
 	BuildID string        `json:"buildId"`
 	Bundles []builtBundle `json:"bundles"`
+	*buildEvidence
 }
 
 func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) error {
@@ -133,6 +142,15 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			return err
 		}
 		sign = keySigner(sg)
+	}
+	// A broken OSV database should not cost a build either.
+	var osvDB *osv.DB
+	if f.osvDB != "" {
+		db, err := loadOSV(ctx, f.osvDB)
+		if err != nil {
+			return err
+		}
+		osvDB = db
 	}
 	res, err := build.Run(ctx, build.Options{
 		Command:    command,
@@ -196,7 +214,11 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	if err := signAll(ctx, sign, res.Provenance, jobs); err != nil {
 		return err
 	}
-	report := buildReport{BuildID: res.BuildID, Bundles: jobs}
+	ev, err := signBuildEvidence(ctx, sign, res, jobs, f.sbom, osvDB)
+	if err != nil {
+		return err
+	}
+	report := buildReport{BuildID: res.BuildID, Bundles: jobs, buildEvidence: ev}
 	if f.jsonOut {
 		return writeJSON(s.out, report)
 	}
@@ -204,6 +226,18 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	for _, b := range report.Bundles {
 		for _, sub := range b.Subjects {
 			fmt.Fprintf(s.out, "  %s sha256:%s -> %s\n", sub.Name, sub.Digest["sha256"], b.Bundle)
+		}
+	}
+	if ev != nil {
+		for _, b := range ev.SBOMs {
+			fmt.Fprintf(s.out, "  SBOM -> %s\n", b.Bundle)
+		}
+		for _, b := range ev.Scans {
+			fmt.Fprintf(s.out, "  vulnerability scan -> %s\n", b.Bundle)
+		}
+		if osvDB != nil {
+			fmt.Fprintf(s.out, "%d vulnerabilit(ies) found\n", len(ev.Findings))
+			printFindings(s.out, ev.Findings)
 		}
 	}
 	return nil

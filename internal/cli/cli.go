@@ -120,6 +120,7 @@ func newRoot(s *streams) *cobra.Command {
 		newWitnessCmd(s),
 		newTrustCmd(s),
 		newPolicyCmd(s),
+		newScanCmd(s),
 		newAdmissionCmd(s),
 		newApproveCmd(s), newApprovalsCmd(s),
 		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),

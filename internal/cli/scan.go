@@ -1,0 +1,373 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/osv"
+	"github.com/custody-dev/custody/internal/sbom"
+)
+
+// Suffixes of the evidence bundles written beside an artifact.
+const (
+	sbomSuffix  = ".sbom" + bundleSuffix
+	vulnsSuffix = ".vulns" + bundleSuffix
+)
+
+// scannerURI names custody's scanner in vulnerability predicates.
+const scannerURI = "https://custody.dev/scanner/osv"
+
+type scanFlags struct {
+	key, osvDB, sbomPath, bundle string
+	jsonOut                      bool
+}
+
+func newScanCmd(s *streams) *cobra.Command {
+	var f scanFlags
+	c := &cobra.Command{
+		Use:   "scan ARTIFACT --osv-db DIR --key KEY [--sbom BUNDLE|FILE]",
+		Short: "Match an artifact's SBOM against an offline OSV database and sign the result",
+		Long: "Reads the artifact's CycloneDX SBOM (--sbom: a bundle custody build wrote, or a CycloneDX JSON\n" +
+			"file; default ARTIFACT" + sbomSuffix + ", else a Go binary's embedded build information),\n" +
+			"matches every Go module and npm package against the OSV database in DIR (OSV JSON files as\n" +
+			"published per ecosystem, e.g. DIR/Go/*.json, or all.zip), and signs an in-toto vulnerability\n" +
+			"attestation (" + osv.PredicateType + ") about the artifact: ARTIFACT" + vulnsSuffix + " or --bundle.\n" +
+			"Exit 0 when the scan is done, whatever it found: policy (maxSeverity) decides.",
+		Args: argsBetween(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runScan(c.Context(), s, &f, args[0])
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.key, "key", "", "signing key: path to an encrypted key file or a pkcs11: URI")
+	fl.StringVar(&f.osvDB, "osv-db", "", "directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json, or all.zip)")
+	fl.StringVar(&f.sbomPath, "sbom", "", "SBOM: a bundle with a CycloneDX statement about ARTIFACT, or a CycloneDX JSON file")
+	fl.StringVar(&f.bundle, "bundle", "", "where to write the vulnerability attestation (default ARTIFACT"+vulnsSuffix+")")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the findings as JSON")
+	return c
+}
+
+type scanReport struct {
+	Artifact string        `json:"artifact"`
+	SBOM     string        `json:"sbom"`
+	Packages int           `json:"packages"`
+	Findings []osv.Finding `json:"findings"`
+	Bundle   string        `json:"bundle"`
+}
+
+func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) error {
+	switch {
+	case f.key == "":
+		return usageErr(errors.New("--key is required"), "create a key with 'custody key generate --out NAME'")
+	case f.osvDB == "":
+		return usageErr(errors.New("--osv-db is required"), "download OSV data (e.g. https://osv-vulnerabilities.storage.googleapis.com/Go/all.zip) into a directory")
+	}
+	ds, err := digest.Files(ctx, []string{artifact}, 0)
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't hash artifact: %w", err), "")
+	}
+	d := ds[0]
+	subject := attest.Subject{Name: filepath.Base(artifact), Digest: map[string]string{d.Alg: d.Hex}}
+	comps, source, err := scanComponents(artifact, f.sbomPath, d.Hex)
+	if err != nil {
+		return err
+	}
+	db, err := loadOSV(ctx, f.osvDB)
+	if err != nil {
+		return err
+	}
+	sg, err := loadSigner(s, f.key)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	findings := db.Scan(targets(comps))
+	pred := vulnsPredicate(db, findings, started, time.Now())
+	out := f.bundle
+	if out == "" {
+		out = artifact + vulnsSuffix
+	}
+	jobs := []evidenceJob{{Bundle: out, Subjects: []attest.Subject{subject}, PredicateType: osv.PredicateType, Predicate: pred}}
+	if err := signEvidence(ctx, keySigner(sg), jobs); err != nil {
+		return err
+	}
+	rep := scanReport{Artifact: d.String(), SBOM: source, Packages: len(comps), Findings: findings, Bundle: out}
+	if rep.Findings == nil {
+		rep.Findings = []osv.Finding{}
+	}
+	if f.jsonOut {
+		return writeJSON(s.out, rep)
+	}
+	fmt.Fprintf(s.out, "scan %s: %d package(s) from %s, %d vulnerabilit(ies)\n", rep.Artifact, rep.Packages, source, len(findings))
+	printFindings(s.out, findings)
+	fmt.Fprintf(s.out, "signed %s\n", out)
+	return nil
+}
+
+// scanComponents finds what to scan: the SBOM at sbomPath, else the
+// bundle beside the artifact, else the artifact's Go build information.
+func scanComponents(artifact, sbomPath, sha256Hex string) ([]sbom.Component, string, error) {
+	if sbomPath == "" {
+		if _, err := os.Stat(artifact + sbomSuffix); err == nil {
+			sbomPath = artifact + sbomSuffix
+		}
+	}
+	if sbomPath == "" {
+		fh, err := os.Open(artifact)
+		if err != nil {
+			return nil, "", usageErr(fmt.Errorf("couldn't read artifact: %w", err), "")
+		}
+		defer fh.Close()
+		comps, err := sbom.FromBuildInfo(fh, filepath.Base(artifact))
+		if errors.Is(err, sbom.ErrNotGoBinary) {
+			return nil, "", usageErr(fmt.Errorf("no SBOM for %s: no %s beside it and it is not a Go binary", artifact, sbomSuffix),
+				"pass --sbom BUNDLE|FILE (custody build writes NAME"+sbomSuffix+")")
+		}
+		if err != nil {
+			return nil, "", usageErr(err, "")
+		}
+		return comps, "Go build information", nil
+	}
+	b, err := readLimited(sbomPath, attest.MaxStatementBytes*2)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("couldn't read SBOM: %w", err), "")
+	}
+	predicate, err := sbomPredicate(b, sha256Hex)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("SBOM %s: %w", sbomPath, err), "")
+	}
+	bom, err := sbom.Parse(predicate)
+	if err != nil {
+		return nil, "", usageErr(fmt.Errorf("SBOM %s: %w", sbomPath, err), "")
+	}
+	comps, _ := sbom.Components(bom)
+	return comps, sbomPath, nil
+}
+
+// sbomPredicate returns the CycloneDX document in b: b itself, or the
+// predicate of the in-toto statement in a Sigstore bundle, which must be a
+// CycloneDX statement about the artifact.
+func sbomPredicate(b []byte, sha256Hex string) ([]byte, error) {
+	var probe struct {
+		BOMFormat string          `json:"bomFormat"`
+		MediaType string          `json:"mediaType"`
+		Envelope  json.RawMessage `json:"dsseEnvelope"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	if probe.BOMFormat != "" || probe.Envelope == nil {
+		return b, nil
+	}
+	var bu bundle.Bundle
+	if err := bu.UnmarshalJSON(b); err != nil {
+		return nil, fmt.Errorf("not a Sigstore bundle: %w", err)
+	}
+	env := bu.GetDsseEnvelope()
+	if env == nil {
+		return nil, errors.New("the bundle signs no in-toto statement")
+	}
+	st, err := attest.ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse statement: %w", err)
+	}
+	if st.PredicateType != sbom.PredicateType {
+		return nil, fmt.Errorf("predicate type is %s, not %s", st.PredicateType, sbom.PredicateType)
+	}
+	for _, sub := range st.Subject {
+		if strings.EqualFold(sub.Digest["sha256"], sha256Hex) {
+			return st.Predicate, nil
+		}
+	}
+	return nil, fmt.Errorf("the SBOM is not about this artifact (sha256:%s)", sha256Hex)
+}
+
+func loadOSV(ctx context.Context, dir string) (*osv.DB, error) {
+	db, err := osv.Load(ctx, dir)
+	if err != nil {
+		return nil, usageErr(err, "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip")
+	}
+	return db, nil
+}
+
+func targets(comps []sbom.Component) []osv.Target {
+	ts := make([]osv.Target, 0, len(comps))
+	for _, c := range comps {
+		if c.Ecosystem == "" {
+			continue
+		}
+		ts = append(ts, osv.Target{Ecosystem: c.Ecosystem, Name: c.Name, Version: c.Version, PURL: c.PURL})
+	}
+	return ts
+}
+
+func vulnsPredicate(db *osv.DB, findings []osv.Finding, started, finished time.Time) *osv.VulnsPredicate {
+	sc := osv.Scanner{URI: scannerURI, DB: osv.ScanDB{URI: "https://osv.dev"}}
+	if t := db.LastModified(); !t.IsZero() {
+		sc.DB.LastUpdate = t.Format(time.RFC3339)
+		sc.DB.Version = fmt.Sprintf("%d entries, last modified %s", db.Len(), sc.DB.LastUpdate)
+	}
+	return osv.NewPredicate(findings, sc, started, finished)
+}
+
+func printFindings(w io.Writer, findings []osv.Finding) {
+	for _, f := range findings {
+		sev := "no severity given (policy counts it as critical)"
+		if len(f.Scores) > 0 {
+			var parts []string
+			for _, sc := range f.Scores {
+				parts = append(parts, sc.Method+" "+sc.Score)
+			}
+			sev = strings.Join(parts, ", ")
+		}
+		fixed := "no fix"
+		if f.Fixed != "" {
+			fixed = "fixed in " + f.Fixed
+		}
+		fmt.Fprintf(w, "  %s %s@%s: %s; %s\n", f.ID, f.Package, f.Version, fixed, sev)
+	}
+}
+
+// evidenceJob is one statement to sign and where its bundle goes.
+type evidenceJob struct {
+	Bundle        string
+	Subjects      []attest.Subject
+	PredicateType string
+	Predicate     any
+}
+
+// signEvidence signs and writes each job's statement, spread over the cores.
+func signEvidence(ctx context.Context, sign signFunc, jobs []evidenceJob) error {
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	for i, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = signOne(ctx, sign, j)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func signOne(ctx context.Context, sign signFunc, j evidenceJob) error {
+	st, err := attest.NewStatement(j.Subjects, j.PredicateType, j.Predicate)
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
+	}
+	payload, err := st.Marshal()
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't encode statement: %w", err), "")
+	}
+	b, err := sign(ctx, payload)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(j.Bundle, b, 0o644); err != nil {
+		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+	}
+	return nil
+}
+
+// evidencePath names an evidence bundle beside a provenance bundle:
+// dist/app.sigstore.json -> dist/app.sbom.sigstore.json.
+func evidencePath(provenanceBundle, suffix string) string {
+	base := strings.TrimSuffix(provenanceBundle, bundleSuffix)
+	if base == provenanceBundle {
+		base = strings.TrimSuffix(base, ".json")
+	}
+	return base + suffix
+}
+
+// buildEvidence is what custody build signs besides the provenance.
+type buildEvidence struct {
+	SBOMs    []builtBundle `json:"sboms,omitempty"`
+	Scans    []builtBundle `json:"scans,omitempty"`
+	Findings []osv.Finding `json:"vulnerabilities,omitempty"`
+}
+
+// signBuildEvidence signs, for every provenance bundle job, an SBOM of the
+// build's resolved dependencies plus the build information of the job's
+// Go binaries (when withSBOM), and a vulnerability scan of the same
+// components (when db is not nil), beside the provenance bundle.
+func signBuildEvidence(ctx context.Context, sign signFunc, res *build.Result, jobs []builtBundle, withSBOM bool, db *osv.DB) (*buildEvidence, error) {
+	if !withSBOM && db == nil {
+		return nil, nil
+	}
+	lockComps := sbom.FromDependencies(res.Provenance.BuildDefinition.ResolvedDependencies)
+	paths := map[string]string{} // subject name -> file
+	for _, o := range res.Outputs {
+		paths[o.Name] = o.Path
+	}
+	ev := &buildEvidence{}
+	var ejobs []evidenceJob
+	seen := map[string]bool{}
+	now := time.Now()
+	for _, j := range jobs {
+		lists := [][]sbom.Component{lockComps}
+		var subs []sbom.Subject
+		for _, sub := range j.Subjects {
+			subs = append(subs, sbom.Subject{Name: sub.Name, SHA256: sub.Digest["sha256"]})
+			p, ok := paths[sub.Name]
+			if !ok {
+				continue
+			}
+			fh, err := os.Open(p)
+			if err != nil {
+				return nil, usageErr(fmt.Errorf("couldn't read output: %w", err), "")
+			}
+			bi, err := sbom.FromBuildInfo(fh, sub.Name)
+			fh.Close()
+			if err == nil {
+				lists = append(lists, bi)
+			}
+		}
+		comps := sbom.Merge(lists...)
+		if withSBOM {
+			bom := sbom.New(subs, comps, sbom.Options{Tool: "custody build", Time: now})
+			pred, err := sbom.Encode(bom)
+			if err != nil {
+				return nil, usageErr(err, "")
+			}
+			path := evidencePath(j.Bundle, sbomSuffix)
+			ejobs = append(ejobs, evidenceJob{Bundle: path, Subjects: j.Subjects, PredicateType: sbom.PredicateType, Predicate: json.RawMessage(pred)})
+			ev.SBOMs = append(ev.SBOMs, builtBundle{Bundle: path, Subjects: j.Subjects})
+		}
+		if db != nil {
+			started := time.Now()
+			findings := db.Scan(targets(comps))
+			path := evidencePath(j.Bundle, vulnsSuffix)
+			ejobs = append(ejobs, evidenceJob{Bundle: path, Subjects: j.Subjects, PredicateType: osv.PredicateType, Predicate: vulnsPredicate(db, findings, started, time.Now())})
+			ev.Scans = append(ev.Scans, builtBundle{Bundle: path, Subjects: j.Subjects})
+			for _, f := range findings {
+				if k := f.ID + " " + f.PURL; !seen[k] {
+					seen[k] = true
+					ev.Findings = append(ev.Findings, f)
+				}
+			}
+		}
+	}
+	if err := signEvidence(ctx, sign, ejobs); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
