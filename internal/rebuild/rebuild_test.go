@@ -1,0 +1,228 @@
+package rebuild
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/build"
+)
+
+func TestCloneURL(t *testing.T) {
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{in: "git+https://github.com/org/repo", want: "https://github.com/org/repo"},
+		{in: "git+file:///srv/git/repo", want: "file:///srv/git/repo"},
+		{in: "file:///srv/git/repo", want: "file:///srv/git/repo"},
+		{in: "/srv/git/repo", want: "/srv/git/repo"},
+		{in: "git+ssh://git@host/org/repo", want: "ssh://git@host/org/repo"},
+		{in: "", err: "no source URI"},
+		{in: "git+ext::sh -c evil", err: "scheme \"ext\""},
+		{in: "git+ftp://host/repo", err: "scheme \"ftp\""},
+		{in: "git+https://user:pw@host/repo", err: "credentials"},
+		{in: "git+file://evil.example/repo", err: "remote host"},
+		{in: "relative/path", err: "scheme \"\""},
+		{in: "-uhttps://x", err: "not a URL"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := CloneURL(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("CloneURL(%q) = %q, %v; want error containing %q", tc.in, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("CloneURL(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func provenance(t *testing.T, ext attest.CustodyExternalParameters, in attest.CustodyInternalParameters) *attest.Statement {
+	t.Helper()
+	st, err := attest.NewStatement([]attest.Subject{{Name: "out.txt", Digest: map[string]string{"sha256": strings.Repeat("a", 64)}}},
+		attest.PredicateSLSAv1, attest.ProvenanceV1{
+			BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody, ExternalParameters: ext, InternalParameters: in},
+			RunDetails:      attest.RunDetails{Builder: attest.Builder{ID: "https://custody.dev/builders/local@v1"}, Metadata: &attest.BuildMetadata{InvocationID: "id-1"}},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestNewPlanRefuses(t *testing.T) {
+	commit := strings.Repeat("c", 40)
+	ok := attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: "sub", Source: attest.CustodySource{URI: "git+file:///r", Commit: commit}}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*attest.CustodyExternalParameters)
+		want   string
+	}{
+		{"dirty", func(e *attest.CustodyExternalParameters) { e.Source.Dirty = true }, "uncommitted"},
+		{"no commit", func(e *attest.CustodyExternalParameters) { e.Source.Commit = "" }, "no source commit"},
+		{"no command", func(e *attest.CustodyExternalParameters) { e.Command = nil }, "no command"},
+		{"escaping dir", func(e *attest.CustodyExternalParameters) { e.WorkingDir = "../x" }, "not inside"},
+		{"absolute dir", func(e *attest.CustodyExternalParameters) { e.WorkingDir = "/tmp/x" }, "not inside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ext := ok
+			tc.mutate(&ext)
+			_, err := NewPlan(provenance(t, ext, attest.CustodyInternalParameters{}))
+			if !errors.Is(err, ErrNotReplayable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("NewPlan: %v, want ErrNotReplayable containing %q", err, tc.want)
+			}
+		})
+	}
+	p, err := NewPlan(provenance(t, ok, attest.CustodyInternalParameters{Toolchains: map[string]string{"go": "go version x"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.WorkingDir != "sub" || p.SourceCommit != commit || p.BuildID != "id-1" || p.Toolchains["go"] != "go version x" {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
+func TestReplayCommand(t *testing.T) {
+	p := &Plan{Command: []string{"make", "all"}, Environment: map[string]string{
+		"PATH": "/x", "HOME": "/h", "API_TOKEN": attest.Redacted, "GOOS": "linux", "SOURCE_DATE_EPOCH": "1",
+	}}
+	got, err := replayCommand(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(got[1:], " ")
+	if s != "GOOS=linux SOURCE_DATE_EPOCH=1 make all" {
+		t.Fatalf("replayCommand = %q", got)
+	}
+	got, _ = replayCommand(&Plan{Command: []string{"make"}, Environment: map[string]string{"PATH": "/x"}})
+	if len(got) != 1 || got[0] != "make" {
+		t.Fatalf("replayCommand without environment = %q", got)
+	}
+}
+
+func TestSubjectPatterns(t *testing.T) {
+	if got := subjectPatterns("../etc/passwd", ""); got != nil {
+		t.Errorf("escaping name: %q", got)
+	}
+	if got := subjectPatterns("a*b", ""); got[0] != `a\*b` {
+		t.Errorf("glob characters not escaped: %q", got)
+	}
+	if got := subjectPatterns("app", "dist"); len(got) != 1 || got[0] != filepath.Join("dist", "app") {
+		t.Errorf("with out dir: %q", got)
+	}
+}
+
+// TestRun rebuilds a shell "build" from a local repository: one output
+// that reproduces, one that does not, one that is never produced.
+func TestRun(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	ctx := context.Background()
+	repo := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("build.sh", "mkdir -p out\necho same > out/same.txt\ndate +%s%N > out/time.txt\n")
+	run := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("init", "-q", "-b", "main")
+	run("add", ".")
+	run("commit", "-q", "-m", "init")
+	commit := run("rev-parse", "HEAD")
+	sha := func(s string) map[string]string {
+		return map[string]string{"sha256": s}
+	}
+	plan := &Plan{
+		Subjects: []attest.Subject{
+			{Name: "same.txt", Digest: sha(strings.Repeat("2", 64))},
+			{Name: "time.txt", Digest: sha(strings.Repeat("0", 64))},
+			{Name: "never.txt", Digest: sha(strings.Repeat("1", 64))},
+		},
+		SourceURI: "git+file://" + repo, SourceCommit: commit,
+		Command: []string{"sh", "build.sh"}, WorkingDir: ".",
+	}
+	var stages []string
+	res, err := Run(ctx, plan, Options{Progress: func(stage, _ string) { stages = append(stages, stage) }})
+	if errors.Is(err, build.ErrHermeticUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Matched {
+		t.Fatal("matched with a time-stamped output")
+	}
+	got := map[string]SubjectResult{}
+	for _, r := range res.Subjects {
+		got[r.Name] = r
+	}
+	if r := got["time.txt"]; r.Status != StatusMismatch || r.Path != "out/time.txt" || len(r.Got["sha256"]) != 64 {
+		t.Errorf("time.txt: %+v", r)
+	}
+	if r := got["never.txt"]; r.Status != StatusMissing || r.Got != nil {
+		t.Errorf("never.txt: %+v", r)
+	}
+	if got, want := strings.Join(stages, ","), "fetch,toolchains,build,compare"; got != want {
+		t.Errorf("stages %s, want %s", got, want)
+	}
+	// Now with the right digest for same.txt only.
+	plan.Subjects = plan.Subjects[:1]
+	plan.Subjects[0].Digest = sha(got["same.txt"].Got["sha256"])
+	res, err = Run(ctx, plan, Options{OutDir: "out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Matched || res.Subjects[0].Status != StatusMatch {
+		t.Fatalf("same.txt did not match: %+v", res.Subjects)
+	}
+	// A commit that is not in the repository.
+	plan.SourceCommit = strings.Repeat("d", 40)
+	if _, err := Run(ctx, plan, Options{}); err == nil || !strings.Contains(err.Error(), "not in") {
+		t.Fatalf("missing commit: %v", err)
+	}
+}
+
+func TestPredicateRoundTrip(t *testing.T) {
+	p := Predicate{Matched: false, Subjects: []SubjectResult{
+		{Name: "a", Status: StatusMatch, Expected: map[string]string{"sha256": "x"}},
+		{Name: "b", Status: StatusMissing, Expected: map[string]string{"sha256": "y"}},
+	}}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParsePredicate(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		`{}`,
+		`{"matched": true, "subjects": []}`,
+		`{"matched": true, "subjects": [{"name": "a", "status": "mismatch", "expected": {"sha256": "x"}}]}`,
+		`{"matched": false, "subjects": [{"name": "a", "status": "match", "expected": {"sha256": "x"}}]}`,
+		`{"matched": false, "subjects": [{"name": "a", "status": "weird", "expected": {"sha256": "x"}}]}`,
+		`{"matched": false, "subjects": [{"name": "a", "status": "missing"}]}`,
+		`[]`,
+	} {
+		if _, err := ParsePredicate([]byte(bad)); err == nil {
+			t.Errorf("ParsePredicate(%s) accepted", bad)
+		}
+	}
+}
