@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/osv"
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -246,45 +245,16 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 // signAll signs and writes one bundle per job, spread over the cores: a
 // build with thousands of outputs should not wait on one signature at a time.
 func signAll(ctx context.Context, sign signFunc, pred any, jobs []builtBundle) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(jobs))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				b, err := signProvenance(ctx, sign, jobs[i].Subjects, pred)
-				if err == nil {
-					if werr := writeFileAtomic(jobs[i].Bundle, b, 0o644); werr != nil {
-						err = usageErr(fmt.Errorf("couldn't write bundle: %w", werr), "")
-					}
-				}
-				if err != nil {
-					errs[i] = err
-					cancel()
-				}
-			}
-		}()
-	}
-feed:
-	for i := range jobs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
+	return par.ForEach(ctx, len(jobs), 0, func(ctx context.Context, i int) error {
+		b, err := signProvenance(ctx, sign, jobs[i].Subjects, pred)
 		if err != nil {
 			return err
 		}
-	}
-	return ctx.Err()
+		if err := writeFileAtomic(jobs[i].Bundle, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+		}
+		return nil
+	})
 }
 
 // signFunc signs an in-toto statement and returns the Sigstore bundle.

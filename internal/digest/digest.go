@@ -18,9 +18,10 @@ import (
 	"hash"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/custody-dev/custody/internal/par"
 )
 
 // Algorithm names, as used in in-toto digest sets.
@@ -201,42 +202,13 @@ func hashFile(ctx context.Context, path string, algs []string) (map[string]strin
 // to workers files at once (workers <= 0 means GOMAXPROCS). The first error
 // cancels the remaining work and is returned.
 func Files(ctx context.Context, paths []string, workers int) ([]Digest, error) {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	workers = min(workers, len(paths))
 	out := make([]Digest, len(paths))
-	if len(paths) == 0 {
-		return out, nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				d, err := file(ctx, paths[i])
-				if err != nil {
-					cancel(err)
-					return
-				}
-				out[i] = d
-			}
-		})
-	}
-feed:
-	for i := range paths {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+	err := par.ForEach(ctx, len(paths), workers, func(ctx context.Context, i int) error {
+		d, err := file(ctx, paths[i])
+		out[i] = d
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
