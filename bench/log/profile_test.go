@@ -4,8 +4,8 @@
 //	go tool pprof -top -cum bench/log/log.test /tmp/cpu.out
 //
 // BENCH_CLIENTS sets the concurrent clients (default 1024). Sub-benchmarks
-// vary the log's CheckpointInterval and BatchMaxAge (server.Config fields
-// that `custody serve` has no flags for) and the layer measured: the whole
+// vary the log's CheckpointInterval and BatchMaxAge (`custody serve
+// --checkpoint-interval`, `--batch-max-age`) and the layer measured: the whole
 // server handler (auth, in-flight cap, tlog HTTP), or tlog.Log.AddEntry alone.
 package logbench_test
 
