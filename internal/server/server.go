@@ -79,6 +79,11 @@ type Config struct {
 	// Witnesses are the witnesses whose cosignatures (POST /cosignature)
 	// the log accepts and serves with its checkpoint. Default none.
 	Witnesses []note.Verifier
+	// UI builds the read-only dashboard (package dashboard: dashboard.New
+	// via dashboard.ForServer) from the server's parts; it is served under
+	// /ui/ to auditor and admin tokens (see Dashboard in the package
+	// documentation). Default none: no /ui/ routes.
+	UI func(UIDeps) (http.Handler, error)
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -97,6 +102,7 @@ type Server struct {
 	trustedRoot []byte
 	inflight    chan struct{}
 	metrics     *metrics
+	ui          http.Handler
 
 	buildMu  sync.Mutex
 	building map[string]bool // build IDs being signed or pushed right now
@@ -210,6 +216,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics.register(s)
+	if cfg.UI != nil {
+		if s.ui, err = cfg.UI(s.uiDeps()); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("couldn't start the dashboard: %w", err)
+		}
+	}
 	if err := s.reconcile(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -361,6 +373,12 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /api/v1/evidence", s.auth(s.serveSearch, Roles()...))
 	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), RoleDeployer, RoleAdmin))
 	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, Roles()...))
+	if s.ui != nil {
+		handle("GET /ui/static/", s.ui.ServeHTTP)
+		handle("GET "+uiLoginPath, s.serveLogin)
+		handle("POST "+uiLoginPath, s.serveLogin)
+		handle("GET /ui/", s.uiAuth(s.ui).ServeHTTP)
+	}
 	return mux
 }
 

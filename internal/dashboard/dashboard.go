@@ -1,0 +1,238 @@
+// Package dashboard is the read-only traceability dashboard of custody serve:
+// server-rendered HTML pages (html/template, embedded CSS, SVG charts drawn on
+// the server, no JavaScript) under /ui/.
+//
+// Pages:
+//
+//	/ui/                      environments: what runs where, since when, by whom,
+//	                          its status re-checked live, history with rollbacks
+//	/ui/artifact/{digest}     the chain: source → build → artifact → evidence → deployments
+//	/ui/evidence/{id}         one piece of evidence and its checks
+//	/ui/search?q=&field=      search by digest, name, commit, builder, key or identity
+//	/ui/incidents             incidents (a placeholder until the index records them)
+//	/ui/log                   checkpoint, size, witnesses, consistency with history
+//	/ui/metrics               failed verifications, reproducible builds, approval
+//	                          wait, verification latency
+//
+// Every status the dashboard shows is computed when the page is rendered, with
+// the code the CLI uses: bundles are verified with gate.Gather (package verify)
+// against the trust material of that moment, and environments' policies are
+// evaluated with policy.Policy.Evaluate. A status is green only when that
+// computation passed; an environment without a configured policy is shown as
+// "not checked", never green. Authentication is the caller's job (package
+// server mounts the handler behind an auditor or admin token).
+package dashboard
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/policy"
+)
+
+//go:embed templates/*.html static/*.css
+var assets embed.FS
+
+// Log is the transparency log the dashboard reports on; *tlog.Log
+// implements it.
+type Log interface {
+	// Checkpoint returns the latest published checkpoint, cosignatures
+	// appended.
+	Checkpoint(ctx context.Context) (*tlog.Checkpoint, error)
+	// CheckpointAt returns the published checkpoint of that size.
+	CheckpointAt(size uint64) (*tlog.Checkpoint, error)
+	// ConsistencyProof proves that the tree of size oldSize is a prefix of
+	// the tree of size newSize.
+	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error)
+}
+
+// Config configures the dashboard. Index, Log and Trust are required.
+type Config struct {
+	// Index is the evidence index and deployment history.
+	Index store.Store
+	// Log is the transparency log.
+	Log Log
+	// LogVerifier verifies the log's checkpoints; Witnesses verify witness
+	// cosignatures (default none).
+	LogVerifier note.Verifier
+	Witnesses   []note.Verifier
+	// LogHistory lists the sizes of checkpoints the log published, in any
+	// order; the log page checks the latest checkpoint's consistency with
+	// the newest MaxHistoryChecks of them. Nil: no history check.
+	LogHistory func() ([]uint64, error)
+	// Trust returns the trust material of this moment (called for every
+	// page that verifies).
+	Trust func() (root.TrustedMaterial, error)
+	// Policies returns the environments' policies of this moment, by
+	// environment name (called for every page that decides). Nil: no
+	// policies, so no environment is shown green.
+	Policies func() (map[string]*policy.Policy, error)
+	// Incidents lists incidents. Nil: the incidents page says the feature
+	// is absent.
+	Incidents func(ctx context.Context) ([]Incident, error)
+	// Gatherer is the server's Prometheus registry; the metrics page reads
+	// custody_verifications_total from it. Nil: not shown.
+	Gatherer prometheus.Gatherer
+	// Registerer, when set, receives the dashboard's own metrics (the
+	// figures its charts show) for /metrics.
+	Registerer prometheus.Registerer
+	// Logger receives errors; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Incident is what the incidents page shows of one incident.
+type Incident struct {
+	ID         string
+	Title      string
+	Status     string // "open" or "closed"
+	Opened     time.Time
+	Closed     time.Time
+	Found      []string // what was found (affected artifacts, keys, ...)
+	Blocked    []string
+	RolledBack []string
+}
+
+// MaxHistoryChecks bounds how many historical checkpoints the log page
+// checks for consistency.
+const MaxHistoryChecks = 32
+
+// maxEvidence bounds how many bundles the dashboard reads about one artifact.
+const maxEvidence = 2000
+
+// Dashboard serves the pages. Its methods are safe for concurrent use.
+type Dashboard struct {
+	cfg    Config
+	tmpl   map[string]*template.Template
+	static http.Handler
+	rec    *recorder
+	logger *slog.Logger
+	stats  *statsCache
+}
+
+// New returns a dashboard. It registers its metrics with cfg.Registerer.
+func New(cfg Config) (*Dashboard, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	tm, err := parseTemplates()
+	if err != nil {
+		return nil, err
+	}
+	st, _ := fs.Sub(assets, "static")
+	d := &Dashboard{cfg: cfg, tmpl: tm, static: http.FileServerFS(st), rec: newRecorder(), logger: logger}
+	d.stats = &statsCache{d: d}
+	if cfg.Registerer != nil {
+		if err := d.register(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Handler returns the pages, to be mounted at /ui/ (paths include the
+// prefix).
+func (d *Dashboard) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", d.static))
+	mux.HandleFunc("GET /ui/{$}", d.page(d.environments))
+	mux.HandleFunc("GET /ui/environment/{env}", d.page(d.environment))
+	mux.HandleFunc("GET /ui/artifact/{digest}", d.page(d.artifact))
+	mux.HandleFunc("GET /ui/evidence/{id}", d.page(d.evidence))
+	mux.HandleFunc("GET /ui/search", d.page(d.search))
+	mux.HandleFunc("GET /ui/incidents", d.page(d.incidents))
+	mux.HandleFunc("GET /ui/log", d.page(d.logPage))
+	mux.HandleFunc("GET /ui/metrics", d.page(d.metrics))
+	return mux
+}
+
+// view is what a page handler returns: the template and its data, or an
+// error status.
+type view struct {
+	name  string
+	title string
+	data  any
+	code  int    // 0: 200
+	msg   string // shown instead of data when code is set
+}
+
+func (d *Dashboard) page(h func(r *http.Request) view) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := h(r)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		name, data := v.name, v.data
+		if v.code != 0 {
+			name, data = "error", v.msg
+			w.WriteHeader(v.code)
+		}
+		t := d.tmpl[name]
+		err := t.ExecuteTemplate(w, "layout", pageData{Title: v.title, Nav: name, Now: d.cfg.Now().UTC(), Data: data})
+		if err != nil {
+			d.logger.Error("couldn't render page", "page", name, "err", err)
+		}
+	}
+}
+
+type pageData struct {
+	Title string
+	Nav   string
+	Now   time.Time
+	Data  any
+}
+
+func fail(code int, msg string) view {
+	return view{name: "error", title: "Error", code: code, msg: msg}
+}
+
+// ForServer builds the dashboard of a custody server; it is what
+// server.Config.UI is set to.
+func ForServer(deps server.UIDeps) (http.Handler, error) {
+	tr, err := root.NewTrustedRootFromJSON(deps.TrustedRoot)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the trusted root: %w", err)
+	}
+	// As custody deploy does with --trusted-root and --key: the trusted root
+	// for logs and timestamps, keys found by their hint.
+	trust := func() (root.TrustedMaterial, error) {
+		pubs, err := deps.Keys()
+		if err != nil {
+			return nil, err
+		}
+		km, err := gate.KeyMaterial(pubs...)
+		if err != nil {
+			return nil, err
+		}
+		return root.TrustedMaterialCollection{tr, km}, nil
+	}
+	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
+		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Gatherer: deps.Registry,
+		Registerer: deps.Registry, Logger: deps.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return d.Handler(), nil
+}

@@ -1,0 +1,188 @@
+package dashboard_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/dashboard"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
+)
+
+// Injected strings: each would create an element with an id starting
+// "inj-" if the page did not escape it.
+const (
+	evilName     = `dist/app<script id="inj-script">document.title="pwned"</script><img id="inj-img" src=x>`
+	evilActor    = `<b id="inj-actor">mallory</b>`
+	evilApprover = `<i id="inj-approver">eve</i>`
+	evilMessage  = `fix: <svg id="inj-svg" onload="alert(1)"></svg> commit message`
+	evilRef      = `refs/heads/<a id="inj-ref" href="javascript:alert(1)">main</a>`
+	commit       = "0123456789abcdef0123456789abcdef01234567"
+	builderID    = "https://custody.dev/builders/ci@v1"
+)
+
+// seeded is a running server with a dashboard, after a pipeline run:
+// two builds, an approval, deployments to staging and prod, a failed
+// deploy to prod and its rollback.
+type seeded struct {
+	url      string
+	srv      *server.Server
+	auditor  string
+	deployer string
+	good     string // sha256:… running in prod after the rollback
+	bad      string // sha256:… rolled back from prod
+}
+
+func digestOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func provenance(t *testing.T, buildID, name, content string) []byte {
+	t.Helper()
+	start := time.Now().Add(-2 * time.Minute).UTC()
+	end := start.Add(time.Minute)
+	prov := attest.ProvenanceV1{
+		BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
+			ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
+				Source: attest.CustodySource{URI: "git+https://example.com/org/app", Ref: evilRef, Commit: commit}},
+			InternalParameters: attest.CustodyInternalParameters{Toolchains: map[string]string{"go": "go1.26.8 linux/amd64"}}},
+		RunDetails: attest.RunDetails{Builder: attest.Builder{ID: builderID},
+			Metadata: &attest.BuildMetadata{InvocationID: buildID, StartedOn: &start, FinishedOn: &end}},
+	}
+	st, err := attest.NewStatement([]attest.Subject{{Name: name, Digest: map[string]string{"sha256": digestOf(content)}}},
+		attest.PredicateSLSAv1, prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func approval(t *testing.T, key crypto.Signer, env, content string) []byte {
+	t.Helper()
+	st, err := policy.NewApproval(policy.ApprovalPredicate{Environment: env, Artifact: "sha256:" + digestOf(content),
+		Approver: evilApprover, Reason: "release", Time: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := signer.SignStatement(context.Background(), key, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func seed(t *testing.T) *seeded {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	// The approver's key is trusted by the dashboard (DIR/keys/trusted) and
+	// named in prod's policy.
+	approver, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apub, _ := signer.MarshalPublicKey(approver.Public())
+	approverID, _ := gate.KeyID(approver.Public())
+	if err := os.MkdirAll(filepath.Join(dir, "keys", "trusted"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "keys", "trusted", "approver.pub"), apub, 0o644)
+
+	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, UI: dashboard.ForServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builderKey, _ := s.BuilderPublicKey(server.DefaultBuilderKey)
+	builderKeyID, _ := gate.KeyID(builderKey)
+	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
+	pol := fmt.Sprintf(`apiVersion: custody.dev/policy/v1
+environment: prod
+trustedBuilders: [%s]
+signers: [{keyId: %s}]
+requireLog: true
+requireTimestamp: true
+groups:
+  release-managers:
+    - {name: eve, keyIds: [%s]}
+approvals:
+  - {group: release-managers, count: 1}
+`, builderID, builderKeyID, approverID)
+	if err := os.WriteFile(filepath.Join(dir, "policies", "prod.yaml"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() { hs.Close(); s.Close() })
+
+	tok := map[server.Role]string{}
+	for _, r := range server.Roles() {
+		if tok[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl := func(r server.Role) *client.Client {
+		c, err := client.New(url, tok[r], client.WithCheckpointDir(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	build, appr, dep := cl(server.RoleBuilder), cl(server.RoleApprover), cl(server.RoleDeployer)
+	for i, content := range []string{"app v1", "app v2"} {
+		if _, err := build.Sign(ctx, provenance(t, fmt.Sprintf("build-%d", i+1), evilName, content)); err != nil {
+			t.Fatalf("sign provenance: %v", err)
+		}
+	}
+	if _, _, err := appr.Push(ctx, approval(t, approver, "prod", "app v1")); err != nil {
+		t.Fatalf("push approval: %v", err)
+	}
+	good, bad := "sha256:"+digestOf("app v1"), "sha256:"+digestOf("app v2")
+	now := time.Now().Add(-time.Hour)
+	recs := []*store.Deployment{
+		{Environment: "staging", Event: store.EventDeployed, Artifact: bad, Name: evilName, Actor: evilActor},
+		{Environment: "staging", Event: store.EventHealthy, Artifact: bad},
+		{Environment: "prod", Event: store.EventDeployed, Artifact: good, Name: evilName, Actor: "release-bot", Decision: "allowed"},
+		{Environment: "prod", Event: store.EventHealthy, Artifact: good},
+		{Environment: "prod", Event: store.EventDeployed, Artifact: bad, Name: evilName, Actor: evilActor, Decision: "allowed"},
+		{Environment: "prod", Event: store.EventUnhealthy, Artifact: bad, Detail: evilMessage},
+		{Environment: "prod", Event: store.EventRolledBack, Artifact: good, Name: evilName, Actor: "release-bot", RollbackFrom: bad, Detail: "health check failed"},
+		{Environment: "prod", Event: store.EventHealthy, Artifact: good},
+	}
+	for i, r := range recs {
+		r.Time = now.Add(time.Duration(i) * time.Minute)
+		if _, err := dep.AppendDeployment(ctx, r); err != nil {
+			t.Fatalf("append deployment: %v", err)
+		}
+	}
+	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad}
+}

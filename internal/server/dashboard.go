@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
+)
+
+// Dashboard files in the data directory, read again for every page.
+const (
+	policiesDir    = "policies"     // DIR/policies/*.yaml: environments' policies
+	trustedKeysDir = "keys/trusted" // DIR/keys/trusted/*.pub: approver, scanner, ... keys
+	uiCookie       = "custody_ui"   // holds the auditor's token
+	uiLoginPath    = "/ui/login"
+)
+
+// UIDeps is what Config.UI gets to build the dashboard from.
+type UIDeps struct {
+	Index store.Store
+	Log   *tlog.Log
+	// Witnesses verify witness cosignatures (Config.Witnesses).
+	Witnesses []note.Verifier
+	// LogHistory lists the sizes of the checkpoints the log published.
+	LogHistory func() ([]uint64, error)
+	// TrustedRoot is the server's trusted_root.json (its log and TSA).
+	TrustedRoot []byte
+	// Keys returns the keys to trust besides the trusted root: every
+	// builder key and every DIR/keys/trusted/*.pub, read again on every
+	// call.
+	Keys func() ([]crypto.PublicKey, error)
+	// Policies returns the policies in DIR/policies/*.yaml by environment,
+	// read again on every call.
+	Policies func() (map[string]*policy.Policy, error)
+	// Registry is the registry served at /metrics.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+func (s *Server) uiDeps() UIDeps {
+	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
+		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, Policies: s.dashboardPolicies, Registry: s.metrics.reg, Logger: s.logger}
+}
+
+// checkpointSizes lists the sizes of the checkpoints the log published
+// (the file names of its checkpoint history, tlog's Dir/checkpoints).
+func (s *Server) checkpointSizes() ([]uint64, error) {
+	ents, err := os.ReadDir(filepath.Join(s.cfg.Dir, "log", "checkpoints"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// dashboardKeys returns every builder public key and every public key in
+// DIR/keys/trusted, read now.
+func (s *Server) dashboardKeys() ([]crypto.PublicKey, error) {
+	var pubs []crypto.PublicKey
+	for _, k := range s.builders {
+		pubs = append(pubs, k.Public())
+	}
+	files, err := filepath.Glob(filepath.Join(s.cfg.Dir, trustedKeysDir, "*.pub"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read trusted key: %w", err)
+		}
+		pub, err := signer.ParsePublicKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("trusted key %s: %w", filepath.Base(f), err)
+		}
+		pubs = append(pubs, pub)
+	}
+	return pubs, nil
+}
+
+// dashboardPolicies reads DIR/policies/*.yaml, by environment.
+func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
+	files, err := filepath.Glob(filepath.Join(s.cfg.Dir, policiesDir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*policy.Policy{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read policy: %w", err)
+		}
+		p, err := policy.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", filepath.Base(f), err)
+		}
+		if _, dup := out[p.Environment]; dup {
+			return nil, fmt.Errorf("two policies for environment %s", p.Environment)
+		}
+		out[p.Environment] = p
+	}
+	return out, nil
+}
+
+// uiRole reports whether a token role may read the dashboard.
+func uiRole(r Role) bool { return r == RoleAuditor || r == RoleAdmin }
+
+// uiAuth admits dashboard requests that carry an auditor or admin token, as
+// "Authorization: Bearer TOKEN" or in the custody_ui cookie the login form
+// sets. A browser without one is sent to the login form.
+func (s *Server) uiAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !bearer {
+			if c, err := r.Cookie(uiCookie); err == nil {
+				tok = c.Value
+			}
+		}
+		tok = strings.TrimSpace(tok)
+		if tok == "" {
+			http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
+			return
+		}
+		info, err := s.tokens.lookup(tok)
+		if err != nil {
+			s.logger.Error("couldn't authenticate", "err", err)
+			fail(w, http.StatusInternalServerError, "couldn't check token")
+			return
+		}
+		switch {
+		case info == nil && bearer:
+			fail(w, http.StatusUnauthorized, "invalid token")
+		case info == nil:
+			http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
+		case !uiRole(info.Role):
+			fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not read the dashboard (auditor or admin)", info.Role))
+		default:
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, info)))
+		}
+	})
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · custody</title><link rel="stylesheet" href="/ui/static/style.css"></head>
+<body><main><h1>custody dashboard</h1>
+{{with .}}<p class="status fail">{{.}}</p>{{end}}
+<form class="search" method="post" action="/ui/login">
+<label for="token">Auditor or admin token</label>
+<input id="token" name="token" type="password" autocomplete="off" required>
+<button type="submit">Sign in</button></form></main></body></html>`))
+
+// serveLogin shows the login form (GET) or checks a token and sets the
+// cookie (POST).
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	if r.Method == http.MethodGet {
+		loginPage.Execute(w, "")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	tok := strings.TrimSpace(r.PostFormValue("token"))
+	info, err := s.tokens.lookup(tok)
+	if err != nil {
+		s.logger.Error("couldn't authenticate", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't check token")
+		return
+	}
+	if info == nil || !uiRole(info.Role) {
+		w.WriteHeader(http.StatusUnauthorized)
+		loginPage.Execute(w, "That is not a valid auditor or admin token.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: tok, Path: "/ui/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(s.cfg.PublicURL, "https://"),
+		MaxAge: int((12 * time.Hour).Seconds())})
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
