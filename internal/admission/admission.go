@@ -215,14 +215,19 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		err error
 	}
 	results := make([]result, len(digests))
-	var wg sync.WaitGroup
-	for i, dg := range digests {
-		wg.Go(func() {
-			v, err := w.decide(ctx, env, dg)
-			results[i] = result{v, err}
-		})
+	if len(digests) == 1 { // the common case: no goroutine on a cache hit
+		v, err := w.decide(ctx, env, digests[0])
+		results[0] = result{v, err}
+	} else {
+		var wg sync.WaitGroup
+		for i, dg := range digests {
+			wg.Go(func() {
+				v, err := w.decide(ctx, env, dg)
+				results[i] = result{v, err}
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 
 	policyDigest := w.cfg.Policies[env].Digest()
 	byDigest := map[string]result{}
