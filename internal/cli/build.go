@@ -142,14 +142,11 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		}
 		sign = keySigner(sg)
 	}
-	// A broken OSV database should not cost a build either.
-	var osvDB *osv.DB
+	// A missing OSV database should not cost a build either.
 	if f.osvDB != "" {
-		db, err := loadOSV(ctx, f.osvDB)
-		if err != nil {
-			return err
+		if fi, err := os.Stat(f.osvDB); err != nil || !fi.IsDir() {
+			return usageErr(fmt.Errorf("OSV database %s is not a directory", f.osvDB), "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip")
 		}
-		osvDB = db
 	}
 	res, err := build.Run(ctx, build.Options{
 		Command:    command,
@@ -210,10 +207,22 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			jobs = append(jobs, builtBundle{Bundle: path, Subjects: []attest.Subject{sub}})
 		}
 	}
+	// The SBOM and the scan are read before anything is signed, so a bad
+	// OSV database leaves no provenance without its scan.
+	per, scanTargets, err := buildComponents(res, jobs)
+	if err != nil {
+		return err
+	}
+	var osvDB *osv.DB
+	if f.osvDB != "" {
+		if osvDB, err = loadOSV(ctx, f.osvDB, scanTargets); err != nil {
+			return err
+		}
+	}
 	if err := signAll(ctx, sign, res.Provenance, jobs); err != nil {
 		return err
 	}
-	ev, err := signBuildEvidence(ctx, sign, res, jobs, f.sbom, osvDB)
+	ev, err := signBuildEvidence(ctx, sign, jobs, per, f.sbom, osvDB)
 	if err != nil {
 		return err
 	}

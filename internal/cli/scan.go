@@ -87,7 +87,7 @@ func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) err
 	if err != nil {
 		return err
 	}
-	db, err := loadOSV(ctx, f.osvDB)
+	db, err := loadOSV(ctx, f.osvDB, targets(comps))
 	if err != nil {
 		return err
 	}
@@ -197,8 +197,9 @@ func sbomPredicate(b []byte, sha256Hex string) ([]byte, error) {
 	return nil, fmt.Errorf("the SBOM is not about this artifact (sha256:%s)", sha256Hex)
 }
 
-func loadOSV(ctx context.Context, dir string) (*osv.DB, error) {
-	db, err := osv.Load(ctx, dir)
+// loadOSV loads what in the database can affect ts (osv.LoadFor).
+func loadOSV(ctx context.Context, dir string, ts []osv.Target) (*osv.DB, error) {
+	db, err := osv.LoadFor(ctx, dir, ts)
 	if err != nil {
 		return nil, usageErr(err, "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip")
 	}
@@ -305,35 +306,26 @@ type buildEvidence struct {
 	Findings []osv.Finding `json:"vulnerabilities,omitempty"`
 }
 
-// signBuildEvidence signs, for every provenance bundle job, an SBOM of the
-// build's resolved dependencies plus the build information of the job's
-// Go binaries (when withSBOM), and a vulnerability scan of the same
-// components (when db is not nil), beside the provenance bundle.
-func signBuildEvidence(ctx context.Context, sign signFunc, res *build.Result, jobs []builtBundle, withSBOM bool, db *osv.DB) (*buildEvidence, error) {
-	if !withSBOM && db == nil {
-		return nil, nil
-	}
+// buildComponents returns, for every provenance bundle job, the build's
+// resolved dependencies plus the build information of the job's Go
+// binaries, and all of them as scan targets.
+func buildComponents(res *build.Result, jobs []builtBundle) ([][]sbom.Component, []osv.Target, error) {
 	lockComps := sbom.FromDependencies(res.Provenance.BuildDefinition.ResolvedDependencies)
 	paths := map[string]string{} // subject name -> file
 	for _, o := range res.Outputs {
 		paths[o.Name] = o.Path
 	}
-	ev := &buildEvidence{}
-	var ejobs []evidenceJob
-	seen := map[string]bool{}
-	now := time.Now()
-	for _, j := range jobs {
+	per := make([][]sbom.Component, len(jobs))
+	for i, j := range jobs {
 		lists := [][]sbom.Component{lockComps}
-		var subs []sbom.Subject
 		for _, sub := range j.Subjects {
-			subs = append(subs, sbom.Subject{Name: sub.Name, SHA256: sub.Digest["sha256"]})
 			p, ok := paths[sub.Name]
 			if !ok {
 				continue
 			}
 			fh, err := os.Open(p)
 			if err != nil {
-				return nil, usageErr(fmt.Errorf("couldn't read output: %w", err), "")
+				return nil, nil, usageErr(fmt.Errorf("couldn't read output: %w", err), "")
 			}
 			bi, err := sbom.FromBuildInfo(fh, sub.Name)
 			fh.Close()
@@ -341,7 +333,28 @@ func signBuildEvidence(ctx context.Context, sign signFunc, res *build.Result, jo
 				lists = append(lists, bi)
 			}
 		}
-		comps := sbom.Merge(lists...)
+		per[i] = sbom.Merge(lists...)
+	}
+	return per, targets(sbom.Merge(per...)), nil
+}
+
+// signBuildEvidence signs, for every provenance bundle job, an SBOM of its
+// components (when withSBOM) and a vulnerability scan of them (when db is
+// not nil), beside the provenance bundle.
+func signBuildEvidence(ctx context.Context, sign signFunc, jobs []builtBundle, per [][]sbom.Component, withSBOM bool, db *osv.DB) (*buildEvidence, error) {
+	if !withSBOM && db == nil {
+		return nil, nil
+	}
+	ev := &buildEvidence{}
+	var ejobs []evidenceJob
+	seen := map[string]bool{}
+	now := time.Now()
+	for i, j := range jobs {
+		comps := per[i]
+		var subs []sbom.Subject
+		for _, sub := range j.Subjects {
+			subs = append(subs, sbom.Subject{Name: sub.Name, SHA256: sub.Digest["sha256"]})
+		}
 		if withSBOM {
 			bom := sbom.New(subs, comps, sbom.Options{Tool: "custody build", Time: now})
 			pred, err := sbom.Encode(bom)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DB is an in-memory OSV database indexed by ecosystem and package name.
@@ -22,6 +23,9 @@ type DB struct {
 	byPkg   map[pkgKey][]*entryRef
 	entries int
 	skipped int
+	// lastMod is the latest modified time of entries LoadFor examined
+	// without parsing.
+	lastMod time.Time
 }
 
 type pkgKey struct{ ecosystem, name string }
@@ -83,6 +87,15 @@ func normName(ecosystem, name string) string {
 // a malformed file is an error naming it, because silently dropping an
 // advisory would hide a vulnerability.
 func Load(ctx context.Context, dir string) (*DB, error) {
+	return load(ctx, dir, nil)
+}
+
+// filter decides from an entry's raw bytes whether to parse it, whether a
+// file it drops is an entry, and reads its modified time; nil parses
+// everything.
+type filter func([]byte) (keep, entry bool, mod time.Time)
+
+func load(ctx context.Context, dir string, keep filter) (*DB, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open OSV database: %w", err)
@@ -110,11 +123,11 @@ func Load(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("couldn't read OSV database: %w", err)
 	}
 	db := NewDB()
-	if err := db.loadFiles(ctx, files); err != nil {
+	if err := db.loadFiles(ctx, files, keep); err != nil {
 		return nil, err
 	}
 	for _, z := range zips {
-		if err := db.loadZip(z); err != nil {
+		if err := db.loadZip(z, keep); err != nil {
 			return nil, err
 		}
 	}
@@ -126,9 +139,12 @@ func Load(ctx context.Context, dir string) (*DB, error) {
 
 // loadFiles parses files on every core and adds them in path order, so the
 // result does not depend on scheduling.
-func (db *DB) loadFiles(ctx context.Context, files []string) error {
+func (db *DB) loadFiles(ctx context.Context, files []string, keep filter) error {
 	entries := make([]*Entry, len(files))
 	errs := make([]error, len(files))
+	mods := make([]time.Time, len(files))
+	dropped := make([]bool, len(files))
+	notEntry := make([]bool, len(files))
 	var next sync.Mutex
 	i := 0
 	var wg sync.WaitGroup
@@ -144,7 +160,19 @@ func (db *DB) loadFiles(ctx context.Context, files []string) error {
 				if j >= len(files) || ctx.Err() != nil {
 					return
 				}
-				entries[j], errs[j] = readEntry(files[j])
+				b, err := readFile(files[j])
+				if err != nil {
+					errs[j] = err
+					continue
+				}
+				if keep != nil {
+					ok, isEntry, mod := keep(b)
+					if !ok {
+						dropped[j], notEntry[j], mods[j] = true, !isEntry, mod
+						continue
+					}
+				}
+				entries[j], errs[j] = Parse(b)
 			}
 		}()
 	}
@@ -153,6 +181,17 @@ func (db *DB) loadFiles(ctx context.Context, files []string) error {
 		return err
 	}
 	for j, e := range entries {
+		if dropped[j] && notEntry[j] {
+			db.skipped++
+			continue
+		}
+		if dropped[j] {
+			db.entries++
+			if mods[j].After(db.lastMod) {
+				db.lastMod = mods[j]
+			}
+			continue
+		}
 		if err := errs[j]; err != nil {
 			if errors.Is(err, ErrNotEntry) {
 				db.skipped++
@@ -165,7 +204,7 @@ func (db *DB) loadFiles(ctx context.Context, files []string) error {
 	return nil
 }
 
-func readEntry(path string) (*Entry, error) {
+func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -175,10 +214,13 @@ func readEntry(path string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(b)
+	if len(b) > MaxEntryBytes {
+		return nil, fmt.Errorf("entry is larger than %d bytes", MaxEntryBytes)
+	}
+	return b, nil
 }
 
-func (db *DB) loadZip(path string) error {
+func (db *DB) loadZip(path string, keep filter) error {
 	zr, err := zip.OpenReader(path)
 	if err != nil {
 		return fmt.Errorf("couldn't open %s: %w", path, err)
@@ -196,6 +238,19 @@ func (db *DB) loadZip(path string) error {
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("couldn't read %s in %s: %w", f.Name, path, err)
+		}
+		if keep != nil {
+			if ok, isEntry, mod := keep(b); !ok {
+				if !isEntry {
+					db.skipped++
+					continue
+				}
+				db.entries++
+				if mod.After(db.lastMod) {
+					db.lastMod = mod
+				}
+				continue
+			}
 		}
 		e, err := Parse(b)
 		if errors.Is(err, ErrNotEntry) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -233,6 +234,57 @@ func FuzzCVSSBaseScore(f *testing.F) {
 		s, err := CVSSBaseScore(v)
 		if err == nil && (s < 0 || s > 10) {
 			t.Fatalf("%q scored %v", v, s)
+		}
+	})
+}
+
+func TestLoadForMatchesLoad(t *testing.T) {
+	full := loadTestDB(t)
+	ts := []Target{
+		{Ecosystem: "Go", Name: "golang.org/x/text", Version: "v0.3.2"},
+		{Ecosystem: "Go", Name: "golang.org/x/net", Version: "v0.0.0-20220101000000-aaaaaaaaaaaa"},
+		{Ecosystem: "npm", Name: "@Example/Parser", Version: "1.0.0"},
+		{Ecosystem: "Go", Name: "github.com/example/legacy", Version: "v3.0.0+incompatible"},
+	}
+	part, err := LoadFor(context.Background(), "../../testdata/osv", ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := full.Scan(ts), part.Scan(ts)
+	if len(a) != 5 || len(a) != len(b) {
+		t.Fatalf("Load found %d, LoadFor %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID {
+			t.Errorf("finding %d: %s vs %s", i, a[i].ID, b[i].ID)
+		}
+	}
+	if full.Len() != part.Len() || !full.LastModified().Equal(part.LastModified()) {
+		t.Errorf("Len %d/%d LastModified %v/%v", full.Len(), part.Len(), full.LastModified(), part.LastModified())
+	}
+}
+
+// FuzzMayAffect: the LoadFor shortcut never drops an entry that names a
+// package: for every parsed entry, each affected package name passes it.
+func FuzzMayAffect(f *testing.F) {
+	for _, name := range []string{"Go/GO-2021-0113.json", "npm/CUSTODY-TEST-1001.json"} {
+		b, _ := os.ReadFile("../../testdata/osv/" + name)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"id":"X","affected":[{"package":{"ecosystem":"npm","name":"\u0040a/b"}}]}`))
+	f.Add([]byte(`{"id":"X","affected":[{"package":{"purl":"pkg:npm/%40a/b"}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Parse(b)
+		if err != nil {
+			return
+		}
+		for _, a := range e.Affected {
+			if a.Package.Name == "" {
+				continue
+			}
+			if ok, _, _ := mayAffect(b, map[string]bool{strings.ToLower(a.Package.Name): true}); !ok {
+				t.Fatalf("entry naming %q dropped", a.Package.Name)
+			}
 		}
 	})
 }

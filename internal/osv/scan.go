@@ -138,7 +138,7 @@ func NewPredicate(findings []Finding, scanner Scanner, started, finished time.Ti
 // LastModified returns the latest "modified" time of the entries (zero
 // when none has one): how fresh the database is.
 func (db *DB) LastModified() time.Time {
-	var last time.Time
+	last := db.lastMod
 	for _, refs := range db.byPkg {
 		for _, r := range refs {
 			if t, err := time.Parse(time.RFC3339Nano, r.entry.Modified); err == nil && t.After(last) {
