@@ -1,0 +1,190 @@
+package dashboard_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium returns Debian's chromium, or skips the test when it is absent
+// (scripts/test installs it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("chromium is not installed (scripts/test installs Debian's chromium)")
+	return ""
+}
+
+// artifactsDir is where screenshots are kept: $CUSTODY_ARTIFACTS_DIR, or a
+// test temporary directory.
+func artifactsDir(t *testing.T) string {
+	if d := os.Getenv("CUSTODY_ARTIFACTS_DIR"); d != "" {
+		d = filepath.Join(d, "dashboard")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.TempDir()
+}
+
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	s := seed(t)
+	shots := artifactsDir(t)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	value := func(what string, a chromedp.Action[string]) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, a)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+	count := func(expr string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return n
+	}
+	shot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".jpg"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		return value("text of "+sel, chromedp.Text(sel))
+	}
+	// noInjection asserts that no injected element exists in the DOM and
+	// that the injected markup is visible as text.
+	noInjection := func(page string) {
+		t.Helper()
+		if n := count(`document.querySelectorAll('[id^="inj-"], script, img, main svg[onload]').length`); n != 0 {
+			t.Errorf("%s: %d injected elements in the DOM", page, n)
+		}
+		if value("title", chromedp.Title()) == "pwned" {
+			t.Errorf("%s: injected script ran", page)
+		}
+	}
+
+	// Not signed in: the login form; an auditor token signs in.
+	run("login", chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible("#token"))
+	shot("login")
+	run("sign in", chromedp.SendKeys("#token", s.auditor), chromedp.Submit("#token"),
+		chromedp.WaitVisible("#env-prod"))
+
+	// Environments: what runs, since when, by whom, status, history with
+	// the rollback marked.
+	prod := text("#env-prod")
+	for _, w := range []string{"release-bot", "rolled back", "healthy", "fails policy", evilActor, evilMessage} {
+		if !strings.Contains(prod, w) {
+			t.Errorf("prod environment: missing %q in\n%s", w, prod)
+		}
+	}
+	if st := text("#env-staging h2"); !strings.Contains(st, "not checked") {
+		t.Errorf("staging without a policy shows %q, want not checked", st)
+	}
+	noInjection("environments")
+	shot("environments")
+
+	// Click environment → artifact → evidence.
+	run("open artifact", chromedp.Click("#env-prod a.artifact-link"), chromedp.WaitVisible("ol.chain"))
+	chain := text("ol.chain")
+	for _, w := range []string{commit, builderID, "example.com/org/app", "approval", "rolled back", "signature", evilApprover} {
+		if !strings.Contains(chain, w) {
+			t.Errorf("artifact chain: missing %q", w)
+		}
+	}
+	if h := text("main h1"); !strings.Contains(h, s.good[:19]) {
+		t.Errorf("artifact page for %q, want %s", h, s.good)
+	}
+	noInjection("artifact")
+	shot("artifact")
+	run("open evidence", chromedp.Click("a.evidence-link"), chromedp.WaitVisible("ul.checks"))
+	ev := text("main")
+	for _, w := range []string{"Predicate type", "Bundle SHA-256", "signature", "Statement"} {
+		if !strings.Contains(ev, w) {
+			t.Errorf("evidence page: missing %q", w)
+		}
+	}
+	noInjection("evidence")
+	shot("evidence")
+
+	// Search by commit finds both builds.
+	run("search", chromedp.Navigate(s.url+"/ui/search"), chromedp.WaitVisible("#q"),
+		chromedp.SendKeys("#q", commit), chromedp.Submit("#q"),
+		chromedp.WaitVisible("table.results"))
+	if rows := count(`document.querySelectorAll('table.results tbody tr').length`); rows != 2 {
+		t.Errorf("search by commit: %d results, want 2", rows)
+	}
+	noInjection("search")
+	shot("search")
+
+	for _, p := range []struct{ path, sel, want string }{
+		{"/ui/log", "main", "Consistency with history"},
+		{"/ui/metrics", "main", "Verification latency"},
+		{"/ui/incidents", "main", "Incidents"},
+	} {
+		run("open "+p.path, chromedp.Navigate(s.url+p.path), chromedp.WaitVisible(p.sel))
+		if got := text(p.sel); !strings.Contains(got, p.want) {
+			t.Errorf("%s: missing %q", p.path, p.want)
+		}
+		noInjection(p.path)
+		shot(strings.TrimPrefix(p.path, "/ui/"))
+	}
+	run("back to metrics", chromedp.Navigate(s.url+"/ui/metrics"), chromedp.WaitVisible("main"))
+	if svgs := count(`document.querySelectorAll('figure.chart svg').length`); svgs == 0 {
+		t.Error("metrics: no chart drawn")
+	}
+
+	// A phone-sized viewport: the page must not scroll sideways.
+	run("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible("#env-prod"))
+	if count(`document.documentElement.scrollWidth > window.innerWidth + 1 ? 1 : 0`) != 0 {
+		t.Error("environments page scrolls sideways on a phone")
+	}
+	shot("environments-phone")
+	t.Logf("screenshots in %s", shots)
+}
