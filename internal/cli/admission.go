@@ -30,7 +30,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 		verbose                            bool
 	)
 	c := &cobra.Command{
-		Use: "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F]",
+		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
 		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
 			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
