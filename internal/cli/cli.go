@@ -125,6 +125,7 @@ func newRoot(s *streams) *cobra.Command {
 		newApproveCmd(s), newApprovalsCmd(s),
 		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),
 		newRebuildCmd(s),
+		newIncidentCmd(s),
 	)
 	return root
 }

@@ -155,38 +155,71 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 	case f.policy == "":
 		return usageErr(errors.New("--policy is required"), "")
 	}
-	if err := checkSource(&f.policyFlags); err != nil {
+	g, rej, err := newGate(s, f, command)
+	if err != nil {
 		return err
+	}
+	var res *deploy.Result
+	switch mode {
+	case "deploy":
+		res, err = g.Deploy(ctx, deploy.Artifact{Path: args[0]})
+	case "promote":
+		res, err = g.Promote(ctx, deploy.Artifact{Path: args[0]}, f.from, g.History)
+	case "rollback":
+		res, err = g.Rollback(ctx)
+	}
+	rejected := *rej
+	if f.jsonOut {
+		out := deployOutput{Result: res, Rejected: rejected}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		if werr := writeJSON(s.out, out); werr != nil {
+			return werr
+		}
+	} else if res != nil {
+		printDeploy(s, res, rejected)
+	}
+	return deployErr(err, res)
+}
+
+// newGate is the deploy gate f describes: f.env's policy deciding on
+// verified evidence, decisions signed and stored, the history of --data or
+// the server, and the quarantine of incidents kept there. The bundles the
+// last decision rejected are in *rejected.
+func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rejectedBundle, error) {
+	if err := checkSource(&f.policyFlags); err != nil {
+		return nil, nil, err
 	}
 	p, err := loadPolicy(f.policy)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if p.Environment != f.env {
-		return usageErr(fmt.Errorf("%s is the policy of %s, not %s", f.policy, p.Environment, f.env), "")
+		return nil, nil, usageErr(fmt.Errorf("%s is the policy of %s, not %s", f.policy, p.Environment, f.env), "")
 	}
 	tm, err := policyTrust(&f.policyFlags)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	hist, err := deployHistory(f)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var cl *client.Client
 	if f.server != "" || (f.verifierKey == "" && serverURL("") != "") {
 		if cl, err = newClient(serverURL(f.server)); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	var vk crypto.Signer
 	switch {
 	case f.verifierKey != "":
 		if vk, err = loadSigner(s, f.verifierKey); err != nil {
-			return err
+			return nil, nil, err
 		}
 	case cl == nil:
-		return usageErr(errors.New("no way to sign decisions"), "pass --verifier-key KEY, or --server URL with a deployer token to use its signing service")
+		return nil, nil, usageErr(errors.New("no way to sign decisions"), "pass --verifier-key KEY, or --server URL with a deployer token to use its signing service")
 	}
 	actor := f.actor
 	if actor == "" {
@@ -233,30 +266,13 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 		}
 		return &deploy.Verdict{Decision: d, VSABundle: sha}, nil
 	}
+	q, err := incidentQuarantine(f.data, f.server)
+	if err != nil {
+		return nil, nil, err
+	}
 	g := &deploy.Gate{Environment: f.env, History: hist, Decide: decide, Command: command, HealthCommand: f.healthCmd,
-		Actor: actor, Stdout: s.err, Stderr: s.err}
-	var res *deploy.Result
-	switch mode {
-	case "deploy":
-		res, err = g.Deploy(ctx, deploy.Artifact{Path: args[0]})
-	case "promote":
-		src := hist
-		res, err = g.Promote(ctx, deploy.Artifact{Path: args[0]}, f.from, src)
-	case "rollback":
-		res, err = g.Rollback(ctx)
-	}
-	if f.jsonOut {
-		out := deployOutput{Result: res, Rejected: rejected}
-		if err != nil {
-			out.Error = err.Error()
-		}
-		if werr := writeJSON(s.out, out); werr != nil {
-			return werr
-		}
-	} else if res != nil {
-		printDeploy(s, res, rejected)
-	}
-	return deployErr(err, res)
+		Actor: actor, Stdout: s.err, Stderr: s.err, Quarantine: q}
+	return g, &rejected, nil
 }
 
 func printDeploy(s *streams, res *deploy.Result, rej []rejectedBundle) {
@@ -297,6 +313,8 @@ func deployErr(err error, res *deploy.Result) error {
 		return failErr(err, "nothing earlier was healthy and still passes the policy: fix the environment by hand, or deploy a known-good artifact")
 	case errors.Is(err, deploy.ErrNoRollback):
 		return failErr(err, "an artifact counts once it was deployed, found healthy and still passes the policy")
+	case errors.Is(err, deploy.ErrQuarantined):
+		return failErr(err, "an incident quarantined this artifact: 'custody incident list' shows which, and what to deploy instead")
 	case errors.Is(err, deploy.ErrSwapped):
 		return failErr(err, "something changed the artifact after it was verified; find out what before deploying")
 	case errors.Is(err, deploy.ErrDenied), errors.Is(err, deploy.ErrUnhealthy), errors.Is(err, deploy.ErrDeployFailed),

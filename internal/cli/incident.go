@@ -1,0 +1,681 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/deploy"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/incident"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/verify"
+)
+
+// incidentQuarantine is the quarantine the deploy gate consults: the
+// incident ledger in DATA/incidents, or the server's.
+//
+// Known gap: custody serve has no incidents API yet, so with --server (and
+// no --data) there is no quarantine to consult and nil is returned;
+// incident open refuses --server until there is.
+func incidentQuarantine(data, server string) (deploy.Quarantine, error) {
+	if data == "" {
+		return nil, nil
+	}
+	l, err := incidentLedger(data, server)
+	if err != nil {
+		return nil, err
+	}
+	return incident.Quarantine{Ledger: l}, nil
+}
+
+func incidentLedger(data, server string) (incident.Ledger, error) {
+	if data != "" {
+		return incident.FileLedger{Dir: filepath.Join(data, "incidents")}, nil
+	}
+	if serverURL(server) == "" {
+		return nil, usageErr(errors.New("no incident ledger: give --data DIR or --server URL"), "")
+	}
+	cl, err := newClient(serverURL(server))
+	if err != nil {
+		return nil, err
+	}
+	return incident.ServerLedger{Client: cl}, nil
+}
+
+func newIncidentCmd(s *streams) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "incident",
+		Short: "The kill-switch: find, quarantine and roll back everything a compromised key, identity or builder signed",
+	}
+	c.AddCommand(newIncidentOpenCmd(s), newIncidentShowCmd(s), newIncidentListCmd(s), newIncidentCloseCmd(s))
+	return c
+}
+
+type incidentFlags struct {
+	key, identity, builder, since string
+	data, evidence, server        string
+	envs, policies, verifyKeys    []string
+	trustedRoot, trustRoot        string
+	rollbackRoot                  string
+	adminKeys                     []string
+	verifierKey, verifierID       string
+	healthCmd, actor, reason      string
+	jsonOut                       bool
+}
+
+func newIncidentOpenCmd(s *streams) *cobra.Command {
+	var f incidentFlags
+	c := &cobra.Command{
+		Use: "open (--key KEYID | --identity ID | --builder URI) --compromised-since T (--data DIR --evidence DIR | --server URL)\n" +
+			"  [--env ENV]... [--policy FILE --verify-key PUB... --verifier-key KEY -- DEPLOY_CMD...] [--trust-root root.json --admin-key K...]",
+		Short: "Open an incident: list, quarantine and roll back every artifact signed by the compromised signer since T",
+		Long: "Finds every artifact with evidence signed by the key, identity or builder at or after T (a signature\n" +
+			"counts as before T only when an RFC 3161 timestamp or log entry that verifies against the trusted root\n" +
+			"proves it), and where each runs now. Quarantines them (appended records: the deploy gate refuses them from\n" +
+			"now on, so they cannot be deployed or promoted anywhere). Rolls every environment that runs one back to its\n" +
+			"last good artifact that is not affected (with that environment's --policy and the deploy command after --),\n" +
+			"revokes the key in --trust-root (signed with --admin-key, or written unsigned for 'custody trust sign'), and\n" +
+			"writes the report. Exit 1 when an environment still runs an affected artifact.\n" + commandHelp,
+		RunE: func(c *cobra.Command, args []string) error {
+			var command []string
+			if at := c.ArgsLenAtDash(); at >= 0 {
+				if at != 0 {
+					return usageErr(errors.New("incident open takes no arguments before --"), "")
+				}
+				command = args
+			} else if len(args) > 0 {
+				return usageErr(fmt.Errorf("unexpected argument %q", args[0]), "the deploy command for rollbacks goes after --")
+			}
+			return runIncidentOpen(c.Context(), s, &f, command)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.key, "key", "", "compromised signing key: its ID (hex SHA-256 of the public key) or its .pub file")
+	fl.StringVar(&f.identity, "identity", "", "compromised keyless identity (certificate SAN)")
+	fl.StringVar(&f.builder, "builder", "", "compromised builder (SLSA builder.id)")
+	fl.StringVar(&f.since, "compromised-since", "", "when the compromise began (RFC 3339)")
+	fl.StringVar(&f.data, "data", "", "local data directory: deployment history and incident ledger")
+	fl.StringVar(&f.evidence, "evidence", "", "directory of bundles to search (with --data)")
+	fl.StringVar(&f.server, "server", "", "custody server: evidence index, history and incident ledger (admin token)")
+	fl.StringArrayVar(&f.envs, "env", nil, "only these environments (repeatable; default: every environment in the history)")
+	fl.StringArrayVar(&f.policies, "policy", nil, "an environment's policy, for its rollback (repeatable, one per environment)")
+	fl.StringArrayVar(&f.verifyKeys, "verify-key", nil, "trusted public key for rollback decisions (repeatable)")
+	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json whose TSAs and logs prove signing times")
+	fl.StringVar(&f.rollbackRoot, "verify-trusted-root", "", "Sigstore trusted_root.json for rollback decisions (as deploy --trusted-root)")
+	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root in which to revoke the key")
+	fl.StringArrayVar(&f.adminKeys, "admin-key", nil, "admin key that signs the revoked trust root (repeatable)")
+	fl.StringVar(&f.verifierKey, "verifier-key", "", "key that signs rollback decisions (VSAs)")
+	fl.StringVar(&f.verifierID, "verifier-id", defaultVerifierID, "verifier.id recorded in the VSAs")
+	fl.StringVar(&f.healthCmd, "health-cmd", "", "health check after each rollback (sh -c)")
+	fl.StringVar(&f.actor, "actor", "", "who opens the incident (default $USER)")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	return c
+}
+
+func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command []string) error {
+	sel := incident.Selector{Identity: f.identity, Builder: f.builder}
+	if f.key != "" {
+		id, err := incidentKeyID(f.key)
+		if err != nil {
+			return err
+		}
+		sel.KeyID = id
+	}
+	if err := sel.Validate(); err != nil {
+		return usageErr(err, "pass one of --key, --identity, --builder")
+	}
+	if f.since == "" {
+		return usageErr(errors.New("--compromised-since is required"), "")
+	}
+	since, err := parseTimeFlag("--compromised-since", f.since)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.data != "" && f.server != "":
+		return usageErr(errors.New("give either --data (with --evidence) or --server, not both"), "")
+	case f.data == "" && serverURL(f.server) != "":
+		return usageErr(errors.New("incident open --server is not supported yet: custody serve has no incidents API"),
+			"use --data DIR --evidence DIR (fetch the evidence with 'custody fetch')")
+	case f.data == "" && serverURL(f.server) == "":
+		return usageErr(errors.New("give --data DIR --evidence DIR, or --server URL"), "")
+	case f.data != "" && f.evidence == "":
+		return usageErr(errors.New("--data needs --evidence DIR: the bundles to search"), "")
+	case f.trustRoot != "" && sel.KeyID == "":
+		return usageErr(errors.New("--trust-root revokes keys: it needs --key"), "")
+	case len(f.adminKeys) > 0 && f.trustRoot == "":
+		return usageErr(errors.New("--admin-key signs the revoked --trust-root, which is missing"), "")
+	}
+	for _, e := range f.envs {
+		if !store.ValidEnvironment(e) {
+			return usageErr(fmt.Errorf("--env %q is not an environment name", e), "")
+		}
+	}
+	policies := map[string]string{}
+	for _, p := range f.policies {
+		pol, err := loadPolicy(p)
+		if err != nil {
+			return err
+		}
+		if prev, dup := policies[pol.Environment]; dup {
+			return usageErr(fmt.Errorf("%s and %s are both policies of %s", prev, p, pol.Environment), "")
+		}
+		policies[pol.Environment] = p
+	}
+	actor := f.actor
+	if actor == "" {
+		actor = os.Getenv("USER")
+	}
+	var cl *client.Client
+	if f.data == "" {
+		if cl, err = newClient(serverURL(f.server)); err != nil {
+			return err
+		}
+	}
+	tm, err := incidentTimeMaterial(ctx, f, cl)
+	if err != nil {
+		return err
+	}
+
+	// 1. find
+	openedAt := time.Now().UTC()
+	id, err := incident.NewID(openedAt)
+	if err != nil {
+		return err
+	}
+	rep := &incident.Report{ID: id, Selector: sel, CompromisedSince: since.UTC(), OpenedAt: openedAt, Actor: actor,
+		Running: []incident.Placement{}, Quarantined: []incident.Quarantined{}, PromotionHalted: []incident.Placement{},
+		Rollbacks: []incident.Rollback{}}
+	var evs []*incident.Evidence
+	if f.data != "" {
+		bundles, err := gate.ReadDir(f.evidence)
+		if err != nil {
+			return usageErr(err, "")
+		}
+		for _, b := range bundles {
+			e, err := incident.FromBundle(b.Name, b.JSON, tm)
+			if err != nil {
+				rep.Unreadable = append(rep.Unreadable, incident.Unreadable{Source: b.Name, Reason: err.Error()})
+				continue
+			}
+			evs = append(evs, e)
+		}
+	} else {
+		q := sel.Query()
+		q.Limit = store.MaxLimit
+		for {
+			page, err := cl.Search(ctx, q)
+			if err != nil {
+				return remoteErr(err, "search the evidence index")
+			}
+			for _, se := range page {
+				name := fmt.Sprintf("server:%d", se.ID)
+				e, err := incident.FromBundle(name, se.Bundle, tm)
+				if err != nil {
+					rep.Unreadable = append(rep.Unreadable, incident.Unreadable{Source: name, Reason: err.Error()})
+					continue
+				}
+				// The index's facts are what it was searched by.
+				e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
+				evs = append(evs, e)
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			q.AfterID = page[len(page)-1].ID
+		}
+	}
+	rep.Found = incident.Find(evs, sel, since)
+	affected := map[string]bool{}
+	for _, a := range rep.Found.Affected {
+		affected[a.Digest] = true
+	}
+
+	// where they run
+	hist, err := deployHistory(&deployFlags{data: f.data, policyFlags: policyFlags{server: f.server}})
+	if err != nil {
+		return err
+	}
+	recs, err := hist.List(ctx, "")
+	if err != nil {
+		return deployErr(fmt.Errorf("couldn't read deployment history: %w", err), nil)
+	}
+	envSet := map[string]bool{}
+	for _, r := range recs {
+		envSet[r.Environment] = true
+	}
+	if len(f.envs) > 0 {
+		envSet = map[string]bool{}
+		for _, e := range f.envs {
+			envSet[e] = true
+		}
+	}
+	var envs []string
+	for e := range envSet {
+		envs = append(envs, e)
+	}
+	sort.Strings(envs)
+	for _, e := range envs {
+		st := deploy.Current(e, recs)
+		if st.Running != nil && affected[st.Running.Artifact] {
+			p := incident.Placement{Environment: e, Artifact: st.Running.Artifact, Name: st.Running.Name, Since: st.Since}
+			rep.Running = append(rep.Running, p)
+			rep.PromotionHalted = append(rep.PromotionHalted, p)
+		}
+	}
+
+	// 2, 3. quarantine: from these records on, the gate refuses them
+	ledger, err := incidentLedger(f.data, f.server)
+	if err != nil {
+		return err
+	}
+	if _, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentOpened, Actor: actor, Time: openedAt,
+		Detail: fmt.Sprintf("%s compromised since %s", sel, since.UTC().Format(time.RFC3339Nano))}); err != nil {
+		return incidentErr(err, "record the incident")
+	}
+	for _, a := range rep.Found.Affected {
+		now := time.Now().UTC()
+		r, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Artifact: a.Digest,
+			Actor: actor, Time: now, Detail: fmt.Sprintf("evidence signed by %s not proven before %s", sel, since.UTC().Format(time.RFC3339Nano))})
+		if err != nil {
+			return incidentErr(err, "quarantine "+a.Digest)
+		}
+		rep.Quarantined = append(rep.Quarantined, incident.Quarantined{Artifact: a.Digest, At: r.Time, Record: r.ID})
+	}
+
+	// 4. roll back
+	for _, p := range rep.Running {
+		rb := incident.Rollback{Environment: p.Environment, From: p.Artifact}
+		pol, ok := policies[p.Environment]
+		switch {
+		case !ok:
+			rb.Outcome, rb.Detail = incident.NotAttempted, fmt.Sprintf("no --policy for %s given; run 'custody rollback --env %s ...'", p.Environment, p.Environment)
+		case len(command) == 0:
+			rb.Outcome, rb.Detail = incident.NotAttempted, "no deploy command given after --; run 'custody rollback --env "+p.Environment+" ...'"
+		default:
+			df := &deployFlags{policyFlags: policyFlags{policy: pol, evidence: f.evidence, server: f.server,
+				trustedRoot: f.rollbackRoot, keys: f.verifyKeys}, env: p.Environment, data: f.data, verifierKey: f.verifierKey, verifierID: f.verifierID,
+				healthCmd: f.healthCmd, actor: actor}
+			g, _, err := newGate(s, df, command)
+			if err != nil {
+				rb.Outcome, rb.Detail = incident.RollbackFail, err.Error()
+				break
+			}
+			res, err := g.Rollback(ctx)
+			if res != nil {
+				rb.Skipped = res.Skipped
+			}
+			switch {
+			case err == nil && res.RolledBackTo != nil:
+				rb.Outcome, rb.To, rb.ToName, rb.At = incident.RolledBack, res.RolledBackTo.Artifact, res.RolledBackTo.Name, res.RolledBackTo.Time
+			case errors.Is(err, deploy.ErrNoRollback):
+				rb.Outcome, rb.Detail = incident.NoRollback, err.Error()
+			case err != nil:
+				rb.Outcome, rb.Detail = incident.RollbackFail, err.Error()
+			default:
+				rb.Outcome, rb.Detail = incident.RollbackFail, "rollback recorded nothing"
+			}
+		}
+		rep.Rollbacks = append(rep.Rollbacks, rb)
+	}
+
+	// 5. revoke
+	if f.trustRoot != "" {
+		tr, err := revokeInRoot(ctx, s, f, sel.KeyID, since)
+		if err != nil {
+			return err
+		}
+		rep.TrustRoot = tr
+	}
+
+	// 6. report
+	rep.Finish()
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return fmt.Errorf("couldn't encode report: %w", err)
+	}
+	if _, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentReported, Actor: actor,
+		Time: time.Now().UTC(), Report: b}); err != nil {
+		return incidentErr(err, "record the report")
+	}
+	if f.data != "" {
+		var txt strings.Builder
+		rep.WriteText(&txt)
+		dir := filepath.Join(f.data, "incidents")
+		if err := writeFileAtomic(filepath.Join(dir, id+".json"), b, 0o600); err != nil {
+			return fmt.Errorf("couldn't write report: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, id+".txt"), []byte(txt.String()), 0o600); err != nil {
+			return fmt.Errorf("couldn't write report: %w", err)
+		}
+	}
+	if f.jsonOut {
+		if err := writeJSON(s.out, rep); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(s.out)
+		if f.data != "" {
+			fmt.Fprintf(s.out, "report: %s\n", filepath.Join(f.data, "incidents", id+".json"))
+		}
+	}
+	var still []string
+	for _, rb := range rep.Rollbacks {
+		if rb.Outcome != incident.RolledBack {
+			still = append(still, rb.Environment)
+		}
+	}
+	if len(still) > 0 {
+		return failErr(fmt.Errorf("incident %s: %s still run(s) an affected artifact", id, strings.Join(still, ", ")),
+			"deploy a known-good artifact there by hand; the quarantine already refuses the affected ones")
+	}
+	return nil
+}
+
+// incidentKeyID accepts a key ID (hex SHA-256) or a .pub file.
+func incidentKeyID(v string) (string, error) {
+	if h := strings.ToLower(v); len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
+		return h, nil
+	}
+	if _, err := os.Stat(v); err != nil {
+		return "", usageErr(fmt.Errorf("--key %q is neither a key ID (64 hex digits) nor a public key file", v), "custody policy key-id KEY.pub prints a key's ID")
+	}
+	pub, err := loadPublicKey(v)
+	if err != nil {
+		return "", err
+	}
+	id, err := gate.KeyID(pub)
+	if err != nil {
+		return "", usageErr(err, "")
+	}
+	return id, nil
+}
+
+// incidentTimeMaterial is what proves signing times: --trusted-root, else
+// the authorities of --trust-root, else the server's trusted root. Without
+// any, no time is proven and every matching artifact is affected.
+func incidentTimeMaterial(ctx context.Context, f *incidentFlags, cl *client.Client) (root.TrustedMaterial, error) {
+	switch {
+	case f.trustedRoot != "":
+		tm, err := verify.LoadTrustedRoot(f.trustedRoot)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't load trusted root: %w", err), "")
+		}
+		return tm, nil
+	case f.trustRoot != "":
+		d, err := readRoot(f.trustRoot)
+		if err != nil {
+			return nil, err
+		}
+		r := d.Root
+		r.Keys = nil // only its logs and TSAs prove times
+		tm, err := r.TrustedMaterial()
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't use the trust root's authorities: %w", err), "")
+		}
+		return tm, nil
+	case cl != nil:
+		b, err := cl.TrustedRoot(ctx)
+		if err != nil {
+			return nil, remoteErr(err, "fetch the trusted root")
+		}
+		tm, err := root.NewTrustedRootFromJSON(b)
+		if err != nil {
+			return nil, remoteErr(fmt.Errorf("server's trusted root: %w", err), "read the trusted root")
+		}
+		return tm, nil
+	}
+	return nil, nil
+}
+
+// revokeInRoot marks keyID compromised in --trust-root, signs the new
+// version with every --admin-key and writes it.
+func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.TrustRoot, error) {
+	d, err := readRoot(f.trustRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.RevokeKey(keyID, since.UTC()); err != nil {
+		return nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
+	}
+	for _, k := range f.adminKeys {
+		sg, err := loadSigner(s, k)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.Sign(ctx, sg); err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
+		}
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		return nil, usageErr(err, "")
+	}
+	if err := writeFileAtomic(f.trustRoot, b, 0o644); err != nil {
+		return nil, usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
+	}
+	tr := &incident.TrustRoot{Path: f.trustRoot, Version: d.Version, KeyID: keyID, Signed: len(d.Signatures), Needed: d.Threshold}
+	if tr.Signed >= tr.Needed {
+		tr.Note = "signed by the admin threshold; verifiers that trust the previous version accept it"
+	} else {
+		tr.Note = fmt.Sprintf("needs %d more admin signature(s): custody trust sign --root %s --key ADMIN.key", tr.Needed-tr.Signed, f.trustRoot)
+	}
+	return tr, nil
+}
+
+// incidentErr maps ledger errors to exit codes.
+func incidentErr(err error, what string) error {
+	var apiErr *client.APIError
+	switch {
+	case errors.Is(err, client.ErrUnreachable), errors.As(err, &apiErr):
+		return remoteErr(err, what)
+	case errors.Is(err, incident.ErrCorrupt):
+		return usageErr(fmt.Errorf("couldn't %s: %w", what, err), "")
+	}
+	return usageErr(fmt.Errorf("couldn't %s: %w", what, err), "")
+}
+
+type incidentReadFlags struct {
+	data, server, reason, actor string
+	jsonOut                     bool
+}
+
+func addIncidentReadFlags(c *cobra.Command, f *incidentReadFlags) {
+	c.Flags().StringVar(&f.data, "data", "", "local data directory")
+	c.Flags().StringVar(&f.server, "server", "", "custody server (default $CUSTODY_SERVER)")
+	c.Flags().BoolVar(&f.jsonOut, "json", false, "print as JSON")
+}
+
+func newIncidentShowCmd(s *streams) *cobra.Command {
+	var f incidentReadFlags
+	c := &cobra.Command{
+		Use:   "show ID (--data DIR | --server URL)",
+		Short: "Print an incident's report and whether it is closed",
+		Args:  argsBetween(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runIncidentShow(c.Context(), s, &f, args[0])
+		},
+	}
+	addIncidentReadFlags(c, &f)
+	return c
+}
+
+// incidentView is an incident as show and list print it.
+type incidentView struct {
+	ID       string                  `json:"id"`
+	Opened   *store.IncidentRecord   `json:"opened"`
+	Closed   *store.IncidentRecord   `json:"closed,omitempty"`
+	Report   *incident.Report        `json:"report,omitempty"`
+	Records  []*store.IncidentRecord `json:"records,omitempty"`
+	Affected int                     `json:"quarantined"`
+}
+
+func loadIncident(ctx context.Context, l incident.Ledger, id string) (*incidentView, error) {
+	if !store.ValidIncidentID(id) {
+		return nil, usageErr(fmt.Errorf("%q is not an incident ID", id), "custody incident list shows them")
+	}
+	rs, err := l.List(ctx, store.IncidentQuery{Incident: id})
+	if err != nil {
+		return nil, incidentErr(err, "read the incident ledger")
+	}
+	v := &incidentView{ID: id, Records: rs}
+	for _, r := range rs {
+		switch r.Event {
+		case store.IncidentOpened:
+			v.Opened = r
+		case store.IncidentClosed:
+			v.Closed = r
+		case store.IncidentQuarantined:
+			v.Affected++
+		case store.IncidentReported:
+			var rep incident.Report
+			if err := json.Unmarshal(r.Report, &rep); err != nil {
+				return nil, usageErr(fmt.Errorf("incident %s: report record %d does not parse: %w", id, r.ID, err), "")
+			}
+			v.Report = &rep
+		}
+	}
+	if v.Opened == nil {
+		return nil, failErr(fmt.Errorf("no incident %s", id), "custody incident list shows them")
+	}
+	return v, nil
+}
+
+func runIncidentShow(ctx context.Context, s *streams, f *incidentReadFlags, id string) error {
+	l, err := incidentLedger(f.data, f.server)
+	if err != nil {
+		return err
+	}
+	v, err := loadIncident(ctx, l, id)
+	if err != nil {
+		return err
+	}
+	if f.jsonOut {
+		return writeJSON(s.out, v)
+	}
+	if v.Report != nil {
+		v.Report.WriteText(s.out)
+	} else {
+		fmt.Fprintf(s.out, "incident %s opened %s: %s (no report recorded: opening was interrupted)\n", id,
+			v.Opened.Time.Format(time.RFC3339Nano), v.Opened.Detail)
+		fmt.Fprintf(s.out, "%d artifact(s) quarantined\n", v.Affected)
+	}
+	if v.Closed != nil {
+		fmt.Fprintf(s.out, "CLOSED %s by %s: %s (the quarantine stays)\n", v.Closed.Time.Format(time.RFC3339Nano), v.Closed.Actor, v.Closed.Detail)
+	} else {
+		fmt.Fprintln(s.out, "OPEN")
+	}
+	return nil
+}
+
+func newIncidentListCmd(s *streams) *cobra.Command {
+	var f incidentReadFlags
+	c := &cobra.Command{
+		Use:   "list (--data DIR | --server URL)",
+		Short: "List incidents: open or closed, what was compromised, how many artifacts are quarantined",
+		Args:  argsBetween(0, 0),
+		RunE: func(c *cobra.Command, args []string) error {
+			l, err := incidentLedger(f.data, f.server)
+			if err != nil {
+				return err
+			}
+			rs, err := l.List(c.Context(), store.IncidentQuery{})
+			if err != nil {
+				return incidentErr(err, "read the incident ledger")
+			}
+			byID := map[string]*incidentView{}
+			var order []string
+			for _, r := range rs {
+				v := byID[r.Incident]
+				if v == nil {
+					v = &incidentView{ID: r.Incident}
+					byID[r.Incident] = v
+					order = append(order, r.Incident)
+				}
+				switch r.Event {
+				case store.IncidentOpened:
+					v.Opened = r
+				case store.IncidentClosed:
+					v.Closed = r
+				case store.IncidentQuarantined:
+					v.Affected++
+				}
+			}
+			views := []*incidentView{}
+			for _, id := range order {
+				if byID[id].Opened != nil {
+					views = append(views, byID[id])
+				}
+			}
+			if f.jsonOut {
+				return writeJSON(s.out, struct {
+					Incidents []*incidentView `json:"incidents"`
+				}{views})
+			}
+			if len(views) == 0 {
+				fmt.Fprintln(s.out, "no incidents")
+			}
+			for _, v := range views {
+				state := "OPEN  "
+				if v.Closed != nil {
+					state = "CLOSED"
+				}
+				fmt.Fprintf(s.out, "%s %s %s %d quarantined: %s\n", v.ID, state, v.Opened.Time.Format(time.RFC3339), v.Affected, v.Opened.Detail)
+			}
+			return nil
+		},
+	}
+	addIncidentReadFlags(c, &f)
+	return c
+}
+
+func newIncidentCloseCmd(s *streams) *cobra.Command {
+	var f incidentReadFlags
+	c := &cobra.Command{
+		Use:   "close ID (--data DIR | --server URL) [--reason TEXT]",
+		Short: "Close an incident (a new record; its quarantine stays)",
+		Args:  argsBetween(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			l, err := incidentLedger(f.data, f.server)
+			if err != nil {
+				return err
+			}
+			v, err := loadIncident(c.Context(), l, args[0])
+			if err != nil {
+				return err
+			}
+			if v.Closed != nil {
+				return failErr(fmt.Errorf("incident %s was closed at %s", v.ID, v.Closed.Time.Format(time.RFC3339)), "")
+			}
+			actor := f.actor
+			if actor == "" {
+				actor = os.Getenv("USER")
+			}
+			r, err := l.Append(c.Context(), &store.IncidentRecord{Incident: v.ID, Event: store.IncidentClosed, Actor: actor,
+				Time: time.Now().UTC(), Detail: f.reason})
+			if err != nil {
+				return incidentErr(err, "close the incident")
+			}
+			if f.jsonOut {
+				return writeJSON(s.out, r)
+			}
+			fmt.Fprintf(s.out, "incident %s closed at %s; its %d quarantined artifact(s) stay quarantined\n", v.ID, r.Time.Format(time.RFC3339Nano), v.Affected)
+			return nil
+		},
+	}
+	addIncidentReadFlags(c, &f)
+	c.Flags().StringVar(&f.reason, "reason", "", "why it is closed")
+	c.Flags().StringVar(&f.actor, "actor", "", "who closes it (default $USER)")
+	return c
+}
