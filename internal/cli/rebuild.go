@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -150,18 +151,35 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		return failErr(fmt.Errorf("the original provenance does not verify: %s", firstFailure(rep)), "nothing was rebuilt; check --key-pub / --trusted-root")
 	}
 
-	// 2. Independence: the rebuilder is not the builder.
-	sg, err := loadSigner(s, f.key)
-	if err != nil {
-		return err
+	// 2. The rebuilder key, and independence: the rebuilder is not the
+	// builder. Decrypting the key (scrypt) takes a noticeable part of a small
+	// rebuild, so when no prompt is needed it runs beside the rebuild, which
+	// it cancels on failure: a wrong password or the builder's own key still
+	// stop everything before anything is signed.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type loaded struct {
+		sg  crypto.Signer
+		err error
 	}
-	kp, err := signer.NewKeypair(sg)
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't use rebuilder key: %w", err), "")
+	keyCh := make(chan loaded, 1)
+	openKey := func() {
+		sg, err := loadSigner(s, f.key)
+		if err == nil {
+			err = checkIndependent(sg, rep.Signer)
+		}
+		if err != nil {
+			cancel(err)
+		}
+		keyCh <- loaded{sg, err}
 	}
-	if rep.Signer != "" && rep.Signer == string(kp.GetHint()) {
-		return failErr(errors.New("the rebuilder key is the key that signed the original provenance; a rebuild must be independent"),
-			"rebuild with a key of your own: custody key generate --out rebuilder")
+	if os.Getenv(passwordEnv) != "" && !signer.IsPKCS11URI(f.key) {
+		go openKey()
+	} else {
+		openKey()
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
 	}
 
 	plan, err := rebuild.NewPlan(rep.Statement)
@@ -202,6 +220,11 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		}
 	}
 	res, err := rebuild.Run(ctx, plan, opts)
+	k := <-keyCh
+	if k.err != nil {
+		return k.err
+	}
+	sg := k.sg
 	if err != nil {
 		var te *rebuild.ToolchainError
 		var ce *build.CommandError
@@ -289,6 +312,20 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		}
 		return failErr(fmt.Errorf("rebuild did not reproduce %s (the failed rebuild is recorded in %s)", strings.Join(names, ", "), out),
 			"outputs that embed times, paths or build IDs never match: build with -trimpath, SOURCE_DATE_EPOCH and no build ID")
+	}
+	return nil
+}
+
+// checkIndependent refuses a rebuilder key that signed the original
+// (originalSigner is the verified bundle's key hint).
+func checkIndependent(sg crypto.Signer, originalSigner string) error {
+	kp, err := signer.NewKeypair(sg)
+	if err != nil {
+		return usageErr(fmt.Errorf("couldn't use rebuilder key: %w", err), "")
+	}
+	if originalSigner != "" && originalSigner == string(kp.GetHint()) {
+		return failErr(errors.New("the rebuilder key is the key that signed the original provenance; a rebuild must be independent"),
+			"rebuild with a key of your own: custody key generate --out rebuilder")
 	}
 	return nil
 }

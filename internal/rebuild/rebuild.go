@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -191,26 +192,60 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	defer os.RemoveAll(tmp)
 	src := filepath.Join(tmp, "src")
 
-	progress("fetch", cloneURL+" @ "+plan.SourceCommit)
-	if err := fetch(ctx, cloneURL, plan.SourceCommit, src); err != nil {
-		return nil, err
+	// Toolchains other than go do not depend on the source tree: probe
+	// them (some are slow shims) while the source is fetched and built. go
+	// is probed in the working directory, where a go.mod toolchain line can
+	// switch it. A mismatch cancels the build.
+	others, goOnly := map[string]string{}, map[string]string{}
+	for name, v := range plan.Toolchains {
+		if name == "go" {
+			goOnly[name] = v
+		} else {
+			others[name] = v
+		}
 	}
-	dir := filepath.Join(src, filepath.FromSlash(plan.WorkingDir))
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("working directory %q is not in commit %s", plan.WorkingDir, plan.SourceCommit)
-	}
-
-	progress("toolchains", "")
-	have := probeToolchains(ctx, plan.Toolchains, dir, os.Environ())
-	tc := Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
-	if diffs := diffToolchains(plan.Toolchains, have); len(diffs) > 0 {
-		if !opts.AllowToolchainMismatch {
-			return nil, &ToolchainError{Diffs: diffs}
+	buildCtx, cancelBuild := context.WithCancel(ctx)
+	defer cancelBuild()
+	probed := make(chan map[string]string, 1)
+	go func() { probed <- probeToolchains(ctx, others, "", os.Environ()) }()
+	var tc Toolchains
+	toolchainsOK := func(have map[string]string) error {
+		tc = Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
+		diffs := diffToolchains(plan.Toolchains, have)
+		if len(diffs) > 0 && !opts.AllowToolchainMismatch {
+			return &ToolchainError{Diffs: diffs}
 		}
 		for _, d := range diffs {
 			tc.Differs = append(tc.Differs, d.Name)
 		}
+		return nil
 	}
+
+	progress("fetch", cloneURL+" @ "+plan.SourceCommit)
+	if err := fetch(ctx, cloneURL, plan.SourceCommit, src); err != nil {
+		<-probed
+		return nil, err
+	}
+	dir := filepath.Join(src, filepath.FromSlash(plan.WorkingDir))
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		<-probed
+		return nil, fmt.Errorf("working directory %q is not in commit %s", plan.WorkingDir, plan.SourceCommit)
+	}
+	progress("toolchains", "")
+	haveGo := probeToolchains(ctx, goOnly, dir, os.Environ())
+	if diffs := diffToolchains(goOnly, haveGo); len(diffs) > 0 && !opts.AllowToolchainMismatch {
+		<-probed
+		return nil, &ToolchainError{Diffs: diffs}
+	}
+	all := make(chan map[string]string, 1)
+	go func() {
+		have := <-probed
+		maps.Copy(have, haveGo)
+		if diffToolchains(plan.Toolchains, have) != nil && !opts.AllowToolchainMismatch {
+			cancelBuild()
+		}
+		all <- have
+	}()
 
 	patterns := make(map[string][]string, len(plan.Subjects)) // subject name -> glob patterns
 	var allPatterns []string
@@ -224,9 +259,10 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	progress("build", strings.Join(plan.Command, " "))
 	command, err := replayCommand(plan)
 	if err != nil {
+		<-all
 		return nil, err
 	}
-	res, err := build.Run(ctx, build.Options{
+	res, err := build.Run(buildCtx, build.Options{
 		Command:   command,
 		Dir:       dir,
 		Artifacts: allPatterns,
@@ -236,6 +272,9 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		Stderr:    opts.Stderr,
 		Now:       now,
 	})
+	if terr := toolchainsOK(<-all); terr != nil {
+		return nil, terr
+	}
 	var outputs []build.Output
 	switch {
 	case errors.Is(err, build.ErrNoOutputs):
