@@ -1,0 +1,83 @@
+package incident
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/store"
+)
+
+func ev(source, key string, digest string, proven time.Time) *Evidence {
+	return &Evidence{Source: source, ProvenAt: proven, Evidence: store.Evidence{SignerKeyID: key,
+		Subjects: []store.Subject{{Name: source, Digests: map[string]string{"sha256": digest}}}}}
+}
+
+func TestFind(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	T := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	d := func(c string) string { return strings.Repeat(c, 64) }
+	evs := []*Evidence{
+		ev("before", a, d("1"), T.Add(-time.Hour)),
+		ev("at", a, d("2"), T),
+		ev("unproven", a, d("3"), time.Time{}),
+		ev("other key", b, d("4"), T.Add(time.Hour)),
+		ev("mixed-before", a, d("5"), T.Add(-time.Hour)),
+		ev("mixed-after", a, d("5"), T.Add(time.Hour)),
+	}
+	f := Find(evs, Selector{KeyID: a}, T)
+	var got []string
+	for _, x := range f.Affected {
+		got = append(got, x.Digest[7:8])
+	}
+	if strings.Join(got, ",") != "2,3,5" {
+		t.Errorf("affected = %v, want 2 (at T), 3 (unproven), 5 (one piece after T)", got)
+	}
+	if len(f.Spared) != 1 || f.Spared[0].Digest != "sha256:"+d("1") {
+		t.Errorf("spared = %+v, want only 1", f.Spared)
+	}
+}
+
+func TestSelectorValidate(t *testing.T) {
+	for _, s := range []Selector{{}, {KeyID: "xyz"}, {KeyID: strings.Repeat("a", 64), Builder: "b"}} {
+		if s.Validate() == nil {
+			t.Errorf("%+v validated", s)
+		}
+	}
+}
+
+func TestFileLedgerQuarantine(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := FileLedger{Dir: dir}
+	q := Quarantine{Ledger: l}
+	art := "sha256:" + strings.Repeat("c", 64)
+	if id, err := q.Quarantined(ctx, art); err != nil || id != "" {
+		t.Fatalf("empty ledger: Quarantined = %q, %v", id, err)
+	}
+	id, err := NewID(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Artifact: art, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.Quarantined(ctx, art); err != nil || got != id {
+		t.Fatalf("Quarantined = %q, %v; want %s", got, err, id)
+	}
+	// invalid records are refused
+	if _, err := l.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Time: time.Now()}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("quarantine without artifact: %v", err)
+	}
+	// a truncated line: the quarantine is unknown, never "not quarantined"
+	p := filepath.Join(dir, "ledger.jsonl")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, b[:len(b)-2], 0o600)
+	if _, err := q.Quarantined(ctx, "sha256:"+strings.Repeat("d", 64)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("damaged ledger: %v, want ErrCorrupt", err)
+	}
+}
