@@ -81,8 +81,9 @@ type Config struct {
 	Witnesses []note.Verifier
 	// UI builds the read-only dashboard (package dashboard: dashboard.New
 	// via dashboard.ForServer) from the server's parts; it is served under
-	// /ui/ to auditor and admin tokens (see Dashboard in the package
-	// documentation). Default none: no /ui/ routes.
+	// /ui/ to auditor and admin tokens, as a bearer header or the cookie
+	// the form at /ui/login sets (dashboard.go). Default none: no /ui/
+	// routes.
 	UI func(UIDeps) (http.Handler, error)
 }
 

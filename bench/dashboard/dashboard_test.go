@@ -1,0 +1,236 @@
+// Package dashboard benchmarks the dashboard's environments page: 1,000
+// deployments over 10 environments and 100,000 indexed bundles in SQLite,
+// every running artifact re-verified (gate.Gather) and its policy
+// evaluated on each render. The baseline, in the same run, is the bare
+// store work the page cannot avoid: reading every deployment record and
+// searching each running artifact's evidence by digest.
+//
+//	go test -run x -bench . -benchtime 50x ./bench/dashboard
+//
+// The index is built once in $CUSTODY_BENCH_DIR (default the OS temporary
+// directory) and reused.
+package dashboard
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/dashboard"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
+)
+
+const (
+	bundles     = 100000
+	deployments = 1000
+	envs        = 10
+	builder     = "https://custody.dev/builders/bench@v1"
+)
+
+type noLog struct{}
+
+func (noLog) Checkpoint(context.Context) (*tlog.Checkpoint, error) { return nil, fmt.Errorf("no log") }
+func (noLog) CheckpointAt(uint64) (*tlog.Checkpoint, error)        { return nil, fmt.Errorf("no log") }
+func (noLog) ConsistencyProof(context.Context, uint64, uint64) ([][]byte, error) {
+	return nil, fmt.Errorf("no log")
+}
+
+func hexOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// fixture opens (building on first use) the index, and returns the store
+// and the public key that signed the running artifacts' provenance.
+func fixture(b *testing.B) (store.Store, crypto.PublicKey) {
+	b.Helper()
+	ctx := context.Background()
+	dir := os.Getenv("CUSTODY_BENCH_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "custody-bench-dashboard")
+	os.MkdirAll(dir, 0o700)
+	keyPath := filepath.Join(dir, "key.der")
+	var key crypto.Signer
+	if pemBytes, err := os.ReadFile(keyPath); err == nil {
+		k, err := x509.ParsePKCS8PrivateKey(pemBytes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		key = k.(crypto.Signer)
+	} else {
+		if key, err = signer.Generate(signer.ECDSAP256); err != nil {
+			b.Fatal(err)
+		}
+		pemBytes, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(keyPath, pemBytes, 0o600)
+	}
+	st, err := store.OpenSQLite(filepath.Join(dir, "index.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := st.Count(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n >= bundles {
+		return st, key.Public()
+	}
+	start := time.Now()
+	// Every deployed artifact (100 per environment) has signed provenance.
+	for i := 0; i < deployments; i++ {
+		content := fmt.Sprintf("artifact %d", i)
+		stmt, _ := attest.NewStatement([]attest.Subject{{Name: fmt.Sprintf("app-%d", i), Digest: map[string]string{"sha256": hexOf(content)}}},
+			attest.PredicateSLSAv1, attest.ProvenanceV1{
+				BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
+					ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
+						Source: attest.CustodySource{URI: "git+https://example.com/org/app", Commit: hexOf(content)[:40]}}},
+				RunDetails: attest.RunDetails{Builder: attest.Builder{ID: builder}, Metadata: &attest.BuildMetadata{InvocationID: content}}})
+		raw, _ := stmt.Marshal()
+		bundle, err := signer.SignStatement(ctx, key, raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := st.Put(ctx, &store.Evidence{Bundle: bundle, Subjects: []store.Subject{{Name: fmt.Sprintf("app-%d", i),
+			Digests: map[string]string{"sha256": hexOf(content)}}}, PredicateType: attest.PredicateSLSAv1, BuilderID: builder, LogIndex: -1}); err != nil {
+			b.Fatal(err)
+		}
+		env := fmt.Sprintf("env-%d", i%envs)
+		for _, ev := range []string{store.EventDeployed} {
+			if _, err := st.AppendDeployment(ctx, &store.Deployment{Environment: env, Event: ev, Artifact: "sha256:" + hexOf(content),
+				Name: fmt.Sprintf("app-%d", i), Actor: "ci", Time: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// Filler: other bundles about other artifacts.
+	for i := int(n) + deployments; i < bundles; i++ {
+		h := hexOf(fmt.Sprintf("filler %d", i))
+		if _, _, err := st.Put(ctx, &store.Evidence{Bundle: []byte(fmt.Sprintf(`{"filler":%d}`, i)),
+			Subjects: []store.Subject{{Name: "filler", Digests: map[string]string{"sha256": h}}}, PredicateType: attest.PredicateSLSAv1,
+			BuilderID: builder, LogIndex: -1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("built the index in %s", time.Since(start).Round(time.Second))
+	return st, key.Public()
+}
+
+func BenchmarkEnvironmentsPage(b *testing.B) {
+	ctx := context.Background()
+	st, pub := fixture(b)
+	defer st.Close()
+	keyID, _ := gate.KeyID(pub)
+	pols := map[string]*policy.Policy{}
+	for i := 0; i < envs; i++ {
+		p, err := policy.Parse([]byte(fmt.Sprintf("apiVersion: custody.dev/policy/v1\nenvironment: env-%d\ntrustedBuilders: [%s]\nsigners: [{keyId: %s}]\n", i, builder, keyID)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pols[p.Environment] = p
+	}
+	km, err := gate.KeyMaterial(pub)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := dashboard.New(dashboard.Config{Index: st, Log: noLog{},
+		Trust:    func() (root.TrustedMaterial, error) { return km, nil },
+		Policies: func() (map[string]*policy.Policy, error) { return pols, nil }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := d.Handler()
+	page := func() time.Duration {
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/", nil))
+		el := time.Since(start)
+		if rec.Code != 200 {
+			b.Fatalf("GET /ui/: %d %s", rec.Code, rec.Body.String())
+		}
+		return el
+	}
+	// Baseline: every deployment record, then each running artifact's
+	// evidence by digest: the reads the page makes, without verifying or
+	// rendering.
+	bare := func() time.Duration {
+		start := time.Now()
+		var all []*store.Deployment
+		var after int64
+		for {
+			pg, err := st.Deployments(ctx, store.DeploymentQuery{AfterID: after, Limit: store.MaxLimit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			all = append(all, pg...)
+			if len(pg) < store.MaxLimit {
+				break
+			}
+			after = pg[len(pg)-1].ID
+		}
+		last := map[string]string{}
+		for _, r := range all {
+			last[r.Environment] = r.Artifact
+		}
+		for _, a := range last {
+			if _, err := st.Search(ctx, store.Query{Digest: a}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	if rec := httptest.NewRecorder(); true {
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/", nil))
+		if c := strings.Count(rec.Body.String(), `data-status="pass"`); c != envs {
+			b.Fatalf("%d environments verified green, want %d", c, envs)
+		}
+	}
+	var pages, bases []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bases = append(bases, bare())
+		pages = append(pages, page())
+	}
+	b.StopTimer()
+	p50, p99 := pct(pages, 0.5), pct(pages, 0.99)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "page-p50-ms")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "page-p99-ms")
+	b.ReportMetric(float64(pct(bases, 0.5).Microseconds())/1000, "bare-p50-ms")
+	b.ReportMetric(float64(p50)/float64(pct(bases, 0.5)), "ratio")
+	b.Logf("page p50 %s p99 %s; bare store p50 %s", p50, p99, pct(bases, 0.5))
+	if p50 > 100*time.Millisecond {
+		b.Errorf("environments page p50 %s, goal < 100 ms", p50)
+	}
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p*float64(len(s))+0.5) - 1
+	if i < 0 {
+		i = 0
+	}
+	return s[i]
+}
+
