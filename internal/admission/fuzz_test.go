@@ -49,7 +49,12 @@ func FuzzReview(f *testing.F) {
 			return
 		}
 		imgs, ierr := Images(r.Request)
-		resp := w.Review(context.Background(), r.Request)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp := w.Review(ctx, r.Request)
+		if !resp.Allowed && strings.Contains(resp.Result.Message, "deadline") {
+			t.Fatalf("a decision with nothing to wait for timed out: %s", resp.Result.Message)
+		}
 		if resp.UID != r.Request.UID {
 			t.Fatalf("uid %q not echoed (%q)", r.Request.UID, resp.UID)
 		}
