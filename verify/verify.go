@@ -117,6 +117,10 @@ type Report struct {
 	Issuer     string                  `json:"issuer,omitempty"` // OIDC issuer of a certificate
 	Statement  *attest.Statement       `json:"statement,omitempty"`
 	Provenance *attest.ProvenanceFacts `json:"provenance,omitempty"`
+	// SignedAt is the earliest signing time a verified transparency log
+	// entry or RFC 3161 timestamp proves; zero when nothing proves one
+	// (then the signature was checked at the current time).
+	SignedAt time.Time `json:"signedAt,omitzero"`
 }
 
 // Failed returns the checks that did not pass.
@@ -186,6 +190,7 @@ func Verify(ctx context.Context, bundleJSON []byte, art Artifact, tm root.Truste
 	rep.add(CheckBundle, true, "%s", ev.describe())
 
 	res := ev.verifyCrypto(tm, rep)
+	rep.SignedAt = signatureTime(res)
 	if res != nil {
 		if sum := res.Signature.Certificate; sum != nil {
 			rep.Signer, rep.Issuer = sum.SubjectAlternativeName, sum.Issuer

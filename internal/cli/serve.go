@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
@@ -95,7 +96,7 @@ func newServeCmd(s *streams) *cobra.Command {
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey,
-				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs,
+				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
 				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge})
 			if err != nil {
 				ln.Close()

@@ -119,7 +119,9 @@ func TestBrowser(t *testing.T) {
 	// Environments: what runs, since when, by whom, status, history with
 	// the rollback marked.
 	prod := text("#env-prod")
-	for _, w := range []string{"release-bot", "rolled back", "healthy", "fails policy", evilActor, evilMessage} {
+	// Green: prod's evidence (signed, logged and timestamped by the server)
+	// verifies now and passes its policy.
+	for _, w := range []string{"release-bot", "rolled back", "healthy", "verified", evilActor, evilMessage} {
 		if !strings.Contains(prod, w) {
 			t.Errorf("prod environment: missing %q in\n%s", w, prod)
 		}

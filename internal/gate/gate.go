@@ -19,11 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -208,30 +206,9 @@ func signatureOf(b []byte, rep *verify.Report, tm root.TrustedMaterial) (policy.
 		}
 		return false
 	}
-	var times []time.Time
-	if checked(verify.CheckTlog) {
-		s.LogVerified = true
-		for _, e := range bu.GetVerificationMaterial().GetTlogEntries() {
-			if t := e.GetIntegratedTime(); t > 0 {
-				times = append(times, time.Unix(t, 0).UTC())
-			}
-		}
-	}
-	if checked(verify.CheckTimestamp) {
-		if tvd := bu.GetVerificationMaterial().GetTimestampVerificationData(); tvd != nil {
-			for _, ts := range tvd.GetRfc3161Timestamps() {
-				t, err := timestamp.Parse(ts.GetSignedTimestamp())
-				if err != nil {
-					return s, fmt.Errorf("couldn't read verified RFC 3161 timestamp: %w", err)
-				}
-				times = append(times, t.Time.UTC())
-			}
-		}
-	}
-	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-	if len(times) > 0 {
-		s.TimestampVerified, s.SignedAt = true, times[0]
-	}
+	s.LogVerified = checked(verify.CheckTlog)
+	s.TimestampVerified = (s.LogVerified || checked(verify.CheckTimestamp)) && !rep.SignedAt.IsZero()
+	s.SignedAt = rep.SignedAt
 	return s, nil
 }
 

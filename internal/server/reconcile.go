@@ -13,7 +13,6 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -131,7 +130,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 // indexJournalled indexes a journalled final bundle and removes its journal
 // file.
 func (s *Server) indexJournalled(ctx context.Context, path string, pb *protobundle.Bundle) error {
-	out, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	out, err := encodeBundle(pb)
 	if err != nil {
 		return fmt.Errorf("couldn't encode journalled bundle: %w", err)
 	}

@@ -237,7 +237,7 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 		}
 		return nil, nil, 0, fmt.Errorf("couldn't sign: %w", err)
 	}
-	out, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	out, err := encodeBundle(pb)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("couldn't encode bundle: %w", err)
 	}
@@ -365,4 +365,20 @@ func (t authorityTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: http.Header{"Content-Type": {tsa.ReplyMediaType}}, Body: io.NopCloser(bytes.NewReader(resp)),
 		ContentLength: int64(len(resp)), Request: r}, nil
+}
+
+// encodeBundle is the one encoding of a bundle the server stores and
+// returns: protojson output, compacted. protojson varies its whitespace
+// from build to build on purpose; compact bytes are the same on every path
+// (sign, journal, search), so clients get exactly what was indexed.
+func encodeBundle(pb *protobundle.Bundle) ([]byte, error) {
+	raw, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
