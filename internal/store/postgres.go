@@ -22,6 +22,7 @@ var _ Store = (*Postgres)(nil)
 var postgresDialect = &dialect{
 	placeholder: dollarPlaceholder,
 	lock:        `SELECT pg_advisory_xact_lock(hashtextextended('custody/store/' || current_schema(), 0))`,
+	// No cacheStmts: pgx keeps a prepared-statement cache per connection.
 	migrations: []migration{
 		{name: "evidence", stmts: append([]string{
 			`CREATE TABLE evidence (
@@ -127,4 +128,4 @@ func (s *Postgres) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deplo
 }
 
 // Close implements [Store.Close].
-func (s *Postgres) Close() error { return s.db.Close() }
+func (s *Postgres) Close() error { return s.close() }

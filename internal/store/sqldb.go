@@ -19,12 +19,17 @@ type dialect struct {
 	// lock, when set, is run first in every writing transaction and
 	// serialises writers, so IDs become visible in increasing order.
 	lock string
+	// cacheStmts keeps reads' statements prepared (see stmtCache), for
+	// drivers that prepare every query from scratch.
+	cacheStmts bool
 }
 
 // sqlDB implements Store over database/sql; SQLite and Postgres wrap it.
 type sqlDB struct {
 	db *sql.DB
 	d  *dialect
+	// stmts holds prepared read statements when d.cacheStmts is set.
+	stmts stmtCache
 	// beforeCommit, when set (by tests only), runs after Put has written
 	// its rows and before it commits; an error aborts the Put.
 	beforeCommit func() error
@@ -118,8 +123,26 @@ func (s *sqlDB) insert(ctx context.Context, tx *sql.Tx, r *record, now time.Time
 	return id, false, nil
 }
 
+// query runs a read statement, prepared once when the dialect caches
+// statements.
+func (s *sqlDB) query(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
+	if s.d.cacheStmts {
+		return s.stmts.query(ctx, s.db, stmt, args...)
+	}
+	return s.db.QueryContext(ctx, stmt, args...)
+}
+
+// close closes the cached statements and then the database.
+func (s *sqlDB) close() error {
+	serr := s.stmts.close()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return serr
+}
+
 func (s *sqlDB) get(ctx context.Context, id int64) (*Evidence, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = `+s.d.placeholder(1), id)
+	rows, err := s.query(ctx, `SELECT `+evidenceColumns+` FROM evidence WHERE id = `+s.d.placeholder(1), id)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read evidence %d: %w", id, err)
 	}
@@ -178,7 +201,7 @@ func (s *sqlDB) search(ctx context.Context, q Query) ([]*Evidence, error) {
 	}
 	stmt := `SELECT ` + evidenceColumns + ` FROM evidence WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY id LIMIT ` + arg(n.Limit)
-	rows, err := s.db.QueryContext(ctx, stmt, args...)
+	rows, err := s.query(ctx, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't search evidence: %w", err)
 	}
@@ -234,18 +257,25 @@ func (s *sqlDB) scanEvidence(ctx context.Context, rows *sql.Rows) ([]*Evidence, 
 		return nil, nil
 	}
 
+	// The IN list is padded to a power of two by repeating the last ID, so
+	// that subject reads come in a few statement shapes (11 up to MaxLimit)
+	// rather than one per page size.
+	n := 1
+	for n < len(es) {
+		n *= 2
+	}
 	var b strings.Builder
-	args := make([]any, len(es))
+	args := make([]any, n)
 	b.WriteString(`SELECT evidence_id, position, name, alg, value FROM evidence_subject WHERE evidence_id IN (`)
-	for i, e := range es {
+	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(s.d.placeholder(i + 1))
-		args[i] = e.ID
+		args[i] = es[min(i, len(es)-1)].ID
 	}
 	b.WriteString(`) ORDER BY evidence_id, position`)
-	srows, err := s.db.QueryContext(ctx, b.String(), args...)
+	srows, err := s.query(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read subjects: %w", err)
 	}

@@ -24,6 +24,9 @@ const sqliteBusyTimeoutMS = 30000
 
 var sqliteDialect = &dialect{
 	placeholder: questionPlaceholder,
+	// modernc.org/sqlite has no statement cache: without this every Search
+	// parses and plans its two statements again.
+	cacheStmts: true,
 	migrations: []migration{
 		{name: "evidence", stmts: []string{
 			`CREATE TABLE evidence (
@@ -136,7 +139,7 @@ func (s *SQLite) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deploym
 // planner's statistics (PRAGMA optimize), as SQLite recommends.
 func (s *SQLite) Close() error {
 	_, err := s.db.Exec(`PRAGMA optimize`)
-	if cerr := s.db.Close(); cerr != nil {
+	if cerr := s.close(); cerr != nil {
 		return fmt.Errorf("couldn't close sqlite index: %w", cerr)
 	}
 	if err != nil {
