@@ -74,6 +74,16 @@ type CustodyInternalParameters struct {
 	Toolchains  map[string]string `json:"toolchains,omitempty"`  // "go": "go1.26.8 linux/amd64"
 	Hostname    string            `json:"hostname,omitempty"`
 	Findings    []string          `json:"findings,omitempty"` // e.g. unpinned inputs
+	Pinning     []Pinning         `json:"pinning,omitempty"`  // unpinned inputs, structured for policy
+}
+
+// Pinning is one unpinned input a custody build found in its source tree:
+// an input that can change without the source changing (a go.mod without
+// go.sum, a Dockerfile FROM without a digest, an action used by tag, …).
+type Pinning struct {
+	Kind   string `json:"kind"`
+	File   string `json:"file"` // slash-separated, relative to the build directory
+	Detail string `json:"detail"`
 }
 
 // Redacted replaces the value of a secret-looking environment variable.

@@ -129,6 +129,13 @@ func parseV1(b []byte) (*ProvenanceFacts, error) {
 		f.SourceRef = ext.Source.Ref
 		f.SourceCommit = ext.Source.Commit
 		f.Dirty = ext.Source.Dirty
+		if len(bd.InternalParameters) > 0 && string(bd.InternalParameters) != "null" {
+			var in CustodyInternalParameters
+			if err := json.Unmarshal(bd.InternalParameters, &in); err != nil {
+				return nil, fmt.Errorf("couldn't parse custody internalParameters: %w", err)
+			}
+			f.Pinning = in.Pinning
+		}
 	case BuildTypeGitHubWorkflow:
 		var ext struct {
 			Workflow struct {

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestParseProvenanceCorpus(t *testing.T) {
 			}
 			got := *f
 			got.BuildID = ""
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("facts = %+v\nwant    %+v", got, tt.want)
 			}
 		})
@@ -86,7 +87,7 @@ func TestParseProvenanceV02Times(t *testing.T) {
 		StartedOn:    time.Date(2023, 1, 2, 3, 4, 5, 0, time.UTC),
 		FinishedOn:   time.Date(2023, 1, 2, 3, 14, 5, 0, time.UTC),
 	}
-	if *f != want {
+	if !reflect.DeepEqual(*f, want) {
 		t.Fatalf("facts = %+v\nwant    %+v", *f, want)
 	}
 }

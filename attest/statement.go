@@ -48,4 +48,7 @@ type ProvenanceFacts struct {
 	StartedOn    time.Time `json:"startedOn,omitzero"`     // zero when not recorded
 	FinishedOn   time.Time `json:"finishedOn,omitzero"`    // zero when not recorded
 	Dirty        bool      `json:"dirty,omitempty"`
+	// Pinning lists the unpinned inputs a custody build recorded; policy
+	// (Rego: input.provenance[_].facts.pinning) can refuse them.
+	Pinning []Pinning `json:"pinning,omitempty"`
 }

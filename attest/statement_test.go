@@ -3,6 +3,7 @@ package attest
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +143,7 @@ func TestNewStatementRoundTrip(t *testing.T) {
 		SourceURI: "git+https://github.com/org/repo", SourceRef: "refs/tags/v1", SourceCommit: strings.Repeat("a", 40),
 		StartedOn: start, FinishedOn: start, Dirty: true,
 	}
-	if *f != want {
+	if !reflect.DeepEqual(*f, want) {
 		t.Fatalf("facts = %+v\nwant %+v", *f, want)
 	}
 

@@ -273,14 +273,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				Source:     src.CustodySource,
 				Hermetic:   opts.Hermetic,
 			},
-			InternalParameters: InternalParameters{
-				CustodyInternalParameters: attest.CustodyInternalParameters{
-					Environment: recordEnv(env, opts.EnvAllow),
-					Toolchains:  tools,
-					Hostname:    hostname,
-					Findings:    findings,
-				},
-				Pinning: pinning,
+			InternalParameters: attest.CustodyInternalParameters{
+				Environment: recordEnv(env, opts.EnvAllow),
+				Toolchains:  tools,
+				Hostname:    hostname,
+				Findings:    findings,
+				Pinning:     pinning,
 			},
 			ResolvedDependencies: deps,
 		},

@@ -28,21 +28,11 @@ const (
 	PinUnreadable = "unreadable"  // an input file that could not be read or parsed
 )
 
-// Pinning is one unpinned input found in the source tree: an input that
-// can change without the source changing.
-type Pinning struct {
-	Kind   string `json:"kind"`
-	File   string `json:"file"` // slash-separated, relative to the build directory
-	Detail string `json:"detail"`
-}
+// Pinning is one unpinned input found in the source tree.
+type Pinning = attest.Pinning
 
-// InternalParameters is the internalParameters custody records:
-// attest.CustodyInternalParameters plus the structured pinning findings
-// (each also summarised in Findings).
-type InternalParameters struct {
-	attest.CustodyInternalParameters
-	Pinning []Pinning `json:"pinning,omitempty"`
-}
+// InternalParameters is the internalParameters custody records.
+type InternalParameters = attest.CustodyInternalParameters
 
 // Limits of the pinning walk: a source tree is not expected to be larger,
 // and a finding says when the walk stopped early.

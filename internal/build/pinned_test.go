@@ -76,8 +76,8 @@ func TestFindUnpinnedDetails(t *testing.T) {
 	})
 	got := findUnpinned(dir, "")
 	want := []Pinning{
-		{PinActionRef, ".github/workflows/release.yaml", `line 2: uses actions/checkout@v4 is pinned to "v4", not a 40-hex commit`},
-		{PinDockerFrom, "Dockerfile", "line 1: FROM golang:1.26 has no @sha256: digest"},
+		{Kind: PinActionRef, File: ".github/workflows/release.yaml", Detail: `line 2: uses actions/checkout@v4 is pinned to "v4", not a 40-hex commit`},
+		{Kind: PinDockerFrom, File: "Dockerfile", Detail: "line 1: FROM golang:1.26 has no @sha256: digest"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
