@@ -318,6 +318,43 @@ func (p *Policy) checkRebuilds(d *Decision, ev *Evidence) {
 				"find out why the rebuild differs (non-hermetic build, tampering) before deploying")
 		}
 	}
+	if p.Rebuilders <= 0 {
+		return
+	}
+	// Independent: a rebuilder that signed the provenance is the builder
+	// checking itself, and one rebuilder counts once however often it ran.
+	builders := map[string]bool{}
+	for _, pr := range ev.Provenance {
+		builders[principalKey(pr.Signer)] = true
+	}
+	agree := map[string]bool{}
+	var names []string
+	for _, r := range ev.Rebuilds {
+		k := principalKey(r.Signer)
+		if !r.Matched || builders[k] || agree[k] {
+			continue
+		}
+		agree[k] = true
+		names = append(names, r.Signer.String())
+	}
+	if len(agree) < p.Rebuilders {
+		have := "none"
+		if len(names) > 0 {
+			have = strings.Join(names, ", ")
+		}
+		d.fail(ReqRebuild, fmt.Sprintf("needs %d independent rebuilder(s) that reproduced %s, not the builder; agreeing so far: %s", p.Rebuilders, ev.Artifact, have),
+			"have another machine and key rebuild it: custody rebuild --key REBUILDER_KEY ARTIFACT")
+		return
+	}
+	d.pass("%d independent rebuilder(s) reproduced the artifact", len(agree))
+}
+
+// principalKey identifies a signer: its key ID, or its identity and issuer.
+func principalKey(p Principal) string {
+	if p.KeyID != "" {
+		return "key:" + strings.ToLower(p.KeyID)
+	}
+	return "id:" + p.Identity + "\x00" + p.Issuer
 }
 
 func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) {

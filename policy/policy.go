@@ -78,8 +78,12 @@ type Policy struct {
 	RequireTimestamp bool `yaml:"requireTimestamp,omitempty" json:"requireTimestamp,omitempty"`
 	// MaxSeverity is the highest vulnerability severity allowed: none, low,
 	// medium, high or critical. Empty: vulnerabilities are not checked.
-	MaxSeverity string      `yaml:"maxSeverity,omitempty" json:"maxSeverity,omitempty"`
-	Exceptions  []Exception `yaml:"exceptions,omitempty" json:"exceptions,omitempty"`
+	MaxSeverity string `yaml:"maxSeverity,omitempty" json:"maxSeverity,omitempty"`
+	// Rebuilders is how many independent rebuilders must have reproduced
+	// the artifact: distinct signers of matching rebuild attestations, none
+	// of them a signer of the artifact's provenance. Zero: not required.
+	Rebuilders int         `yaml:"rebuilders,omitempty" json:"rebuilders,omitempty"`
+	Exceptions []Exception `yaml:"exceptions,omitempty" json:"exceptions,omitempty"`
 	// Groups are named sets of approvers.
 	Groups map[string][]Member `yaml:"groups,omitempty" json:"groups,omitempty"`
 	// Approvals must all hold (AND); each is k of the group's members.
@@ -387,6 +391,9 @@ func (p *Policy) validate() error {
 		p.maxAge = d
 	}
 	p.maxSev = SeverityCritical
+	if p.Rebuilders < 0 {
+		return fmt.Errorf("rebuilders is %d; it counts rebuilders and cannot be negative", p.Rebuilders)
+	}
 	if p.MaxSeverity != "" {
 		s, err := ParseSeverity(p.MaxSeverity)
 		if err != nil {

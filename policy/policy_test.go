@@ -160,6 +160,49 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// rebuilders: k counts distinct signers of matching rebuilds, never the
+// provenance's signer.
+func TestEvaluateRebuilders(t *testing.T) {
+	p := loadProd(t)
+	p.Rebuilders = 2
+	for _, tt := range []struct {
+		name     string
+		rebuilds []Rebuild
+		allowed  bool
+		msg      string
+	}{
+		{"none", nil, false, "agreeing so far: none"},
+		{"one", []Rebuild{{Signature: sig(dave), Matched: true}}, false, "needs 2 independent rebuilder(s)"},
+		{"one twice", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(dave), Matched: true}}, false, "needs 2"},
+		{"builder does not count", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(builder), Matched: true}}, false, "needs 2"},
+		{"two", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(alice), Matched: true}}, true, ""},
+		{"two but one differs", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(alice), Matched: true}, {Signature: sig(bob), Matched: false}}, false, "did not reproduce"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := goodEvidence()
+			ev.Rebuilds = tt.rebuilds
+			d, err := p.Evaluate(context.Background(), ev, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allowed != tt.allowed {
+				t.Fatalf("allowed = %v, failures %+v", d.Allowed, d.Failures)
+			}
+			if tt.msg != "" {
+				found := false
+				for _, f := range d.Failures {
+					if f.Requirement == ReqRebuild && strings.Contains(f.Message, tt.msg) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no rebuild failure containing %q in %+v", tt.msg, d.Failures)
+				}
+			}
+		})
+	}
+}
+
 func TestEvaluateErrors(t *testing.T) {
 	p := loadProd(t)
 	if _, err := p.Evaluate(context.Background(), nil, now); !errors.Is(err, ErrNoEvidence) {
