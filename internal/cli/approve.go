@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -126,7 +127,7 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		if err := os.MkdirAll(f.evidence, 0o755); err != nil {
 			return usageErr(fmt.Errorf("couldn't create evidence directory: %w", err), "")
 		}
-		if err := writeFileAtomic(p, b, 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(p, b, 0o644); err != nil {
 			return usageErr(fmt.Errorf("couldn't write approval: %w", err), "")
 		}
 		res.Stored = p

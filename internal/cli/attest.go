@@ -12,6 +12,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -107,7 +108,7 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 	if err != nil {
 		return failErr(fmt.Errorf("couldn't sign: %w", err), "")
 	}
-	if err := writeFileAtomic(out, b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 	}
 	if f.jsonOut {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/signer"
@@ -259,7 +260,7 @@ func signAll(ctx context.Context, sign signFunc, pred any, jobs []builtBundle) e
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(jobs[i].Bundle, b, 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(jobs[i].Bundle, b, 0o644); err != nil {
 			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 		}
 		return nil
@@ -301,27 +302,4 @@ func safeName(name string) string {
 		n = "subject"
 	}
 	return n
-}
-
-// writeFileAtomic writes data to path through a temporary file and rename,
-// so a crash never leaves a half-written bundle.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".custody-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/verify"
 )
@@ -128,7 +129,7 @@ func runDemo(ctx context.Context, s *streams, keep bool) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(bundlePath, b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(bundlePath, b, 0o644); err != nil {
 		return usageErr(err, "")
 	}
 	fmt.Fprintf(w, "    build %s: dist/hello sha256:%s\n    signed provenance: dist/hello.sigstore.json\n", res.BuildID, res.Subjects[0].Digest["sha256"])

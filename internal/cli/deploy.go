@@ -17,6 +17,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/signer"
 )
@@ -256,7 +257,7 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 				return nil, fmt.Errorf("couldn't store decision: %w", err)
 			}
 			name := fmt.Sprintf("vsa-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], sha[:12])
-			if err := writeFileAtomic(filepath.Join(dir, name), b, 0o644); err != nil {
+			if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), b, 0o644); err != nil {
 				return nil, fmt.Errorf("couldn't store decision: %w", err)
 			}
 		} else if vk != nil {

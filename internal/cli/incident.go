@@ -16,6 +16,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/store"
@@ -353,10 +354,10 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 		var txt strings.Builder
 		rep.WriteText(&txt)
 		dir := filepath.Join(f.data, "incidents")
-		if err := writeFileAtomic(filepath.Join(dir, id+".json"), b, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, id+".json"), b, 0o600); err != nil {
 			return fmt.Errorf("couldn't write report: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, id+".txt"), []byte(txt.String()), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, id+".txt"), []byte(txt.String()), 0o600); err != nil {
 			return fmt.Errorf("couldn't write report: %w", err)
 		}
 	}
@@ -462,7 +463,7 @@ func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID strin
 	if err != nil {
 		return nil, usageErr(err, "")
 	}
-	if err := writeFileAtomic(f.trustRoot, b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(f.trustRoot, b, 0o644); err != nil {
 		return nil, usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
 	}
 	tr := &incident.TrustRoot{Path: f.trustRoot, Version: d.Version, KeyID: keyID, Signed: len(d.Signatures), Needed: d.Threshold}

@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/verify"
@@ -280,7 +281,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(out, signed, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(out, signed, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write rebuild attestation: %w", err), "")
 	}
 	report := rebuildReport{Matched: res.Matched, Attestation: out, Subjects: res.Subjects, Toolchains: res.Toolchains, Original: pred.Original}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/verify"
@@ -310,7 +311,7 @@ func newFetchCmd(s *streams) *cobra.Command {
 				}
 				for _, e := range all {
 					p := filepath.Join(outDir, fmt.Sprintf("evidence-%d%s", e.ID, bundleSuffix))
-					if err := writeFileAtomic(p, e.Bundle, 0o644); err != nil {
+					if err := fsutil.WriteFileAtomic(p, e.Bundle, 0o644); err != nil {
 						return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 					}
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
 )
 
@@ -115,7 +116,7 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(out, signed, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(out, signed, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 	}
 	report := reviewReport{Bundle: out, Predicate: pred}

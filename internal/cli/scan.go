@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/internal/sbom"
 )
@@ -283,7 +284,7 @@ func signOne(ctx context.Context, sign signFunc, j evidenceJob) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.Bundle, b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/fsutil"
 	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/trust"
 )
@@ -84,7 +85,7 @@ func newTrustExportCmd(s *streams) *cobra.Command {
 				_, err := s.out.Write(b)
 				return err
 			}
-			if err := writeFileAtomic(out, b, 0o644); err != nil {
+			if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
 				return usageErr(fmt.Errorf("couldn't write %s: %w", out, err), "")
 			}
 			fmt.Fprintf(s.out, "trusted root written to %s\n", out)
@@ -126,13 +127,13 @@ func exportRoot(s *streams, rootPath, out, keysOut string) error {
 			return err
 		}
 	} else {
-		if err := writeFileAtomic(out, tr, 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(out, tr, 0o644); err != nil {
 			return usageErr(fmt.Errorf("couldn't write %s: %w", out, err), "")
 		}
 		fmt.Fprintf(s.out, "trusted root written to %s\n", out)
 	}
 	if keysOut != "" {
-		if err := writeFileAtomic(keysOut, keys, 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(keysOut, keys, 0o644); err != nil {
 			return usageErr(fmt.Errorf("couldn't write %s: %w", keysOut, err), "")
 		}
 		fmt.Fprintf(s.out, "key record (version %d, %d keys) written to %s\n", d.Version, len(d.Root.Keys), keysOut)
@@ -377,7 +378,7 @@ func newTrustSignCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return usageErr(err, "")
 			}
-			if err := writeFileAtomic(rootPath, b, 0o644); err != nil {
+			if err := fsutil.WriteFileAtomic(rootPath, b, 0o644); err != nil {
 				return usageErr(fmt.Errorf("couldn't write %s: %w", rootPath, err), "")
 			}
 			t, _ := d.CountSignatures(d, time.Now())
@@ -541,7 +542,7 @@ func writeRoot(s *streams, path string, d *trust.Document) error {
 	if err != nil {
 		return usageErr(err, "")
 	}
-	if err := writeFileAtomic(path, b, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, b, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write %s: %w", path, err), "")
 	}
 	fmt.Fprintf(s.out, "trust root version %d written to %s (unsigned: sign it with 'custody trust sign --root %s --key ADMIN.key')\n", d.Version, path, path)
@@ -675,7 +676,7 @@ func acceptRoot(d *trust.Document, now time.Time) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(state), 0o700); err != nil {
 		return false, usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
 	}
-	if err := writeFileAtomic(state, out, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(state, out, 0o600); err != nil {
 		return false, usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
 	}
 	return true, nil

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -80,23 +81,11 @@ func (h FileHistory) Append(ctx context.Context, r *Record) (*Record, error) {
 		return nil, fmt.Errorf("couldn't sync history %s: %w", p, err)
 	}
 	if errors.Is(statErr, fs.ErrNotExist) {
-		if err := syncDir(h.Dir); err != nil {
+		if err := fsutil.SyncDir(h.Dir); err != nil {
 			return nil, err
 		}
 	}
 	return n, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("couldn't sync history directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("couldn't sync history directory: %w", err)
-	}
-	return nil
 }
 
 // List implements History. With env "" it reads every ENV.jsonl in Dir
