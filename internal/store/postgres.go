@@ -68,6 +68,8 @@ var postgresDialect = &dialect{
 			deploymentTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
 			`CREATE INDEX deployment_environment ON deployment (environment, id)`,
 		}, postgresAppendOnly("deployment")...)},
+		{name: "evidence since indexes", stmts: sinceIndexes(
+			"signer_key_id", "builder_id", "source_commit", "predicate_type")},
 	},
 }
 

@@ -310,6 +310,23 @@ type migration struct {
 	stmts []string
 }
 
+// sinceIndexes returns the statements of the schema version that replaces
+// the index (field, id) of each field by (field, id, sort_us). The order is
+// unchanged, so a search by one of the fields still pages by ID from the
+// index, and Since/Until are tested in the index: only matching rows are
+// read from the table. The indexes are rebuilt inside the migration's
+// transaction, which keeps the evidence table locked until it commits.
+// Callers list the fields literally: a released version never changes.
+func sinceIndexes(fields ...string) []string {
+	var stmts []string
+	for _, f := range fields {
+		stmts = append(stmts,
+			`DROP INDEX evidence_`+f,
+			`CREATE INDEX evidence_`+f+` ON evidence (`+f+`, id, sort_us)`)
+	}
+	return stmts
+}
+
 // migrate brings the schema up to the newest version in d.migrations. Every
 // version applied is recorded in schema_version (one row per version, never
 // changed), inside the same transaction as its statements. Later record kinds

@@ -75,6 +75,8 @@ var sqliteDialect = &dialect{
 			sqliteAppendOnly("deployment", "UPDATE"),
 			sqliteAppendOnly("deployment", "DELETE"),
 		}},
+		{name: "evidence since indexes", stmts: sinceIndexes(
+			"signer_key_id", "builder_id", "source_commit", "predicate_type")},
 	},
 }
 

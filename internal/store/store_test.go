@@ -43,6 +43,17 @@ func postgresDSN(t testing.TB) string {
 // when the test ends, so that runs never collide.
 func openPostgres(t testing.TB) *store.Postgres {
 	t.Helper()
+	s, err := store.OpenPostgres(context.Background(), postgresSchema(t))
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	return s
+}
+
+// postgresSchema creates a new schema in the test database, dropped when
+// the test ends, and returns a DSN that uses it.
+func postgresSchema(t testing.TB) string {
+	t.Helper()
 	dsn := postgresDSN(t)
 	ctx := context.Background()
 	var rnd [6]byte
@@ -67,11 +78,7 @@ func openPostgres(t testing.TB) *store.Postgres {
 			t.Errorf("couldn't drop schema %s: %v", schema, err)
 		}
 	})
-	s, err := store.OpenPostgres(ctx, withSearchPath(t, dsn, schema))
-	if err != nil {
-		t.Fatalf("OpenPostgres: %v", err)
-	}
-	return s
+	return withSearchPath(t, dsn, schema)
 }
 
 func withSearchPath(t testing.TB, dsn, schema string) string {
@@ -307,6 +314,96 @@ func TestOpenPostgresErrors(t *testing.T) {
 				t.Fatalf("OpenPostgres(%q) succeeded", tt.dsn)
 			}
 			t.Logf("%v", err)
+		})
+	}
+}
+
+// TestUpgradeSinceIndexes opens an index made with schema version 2 (before
+// the per-field indexes gained sort_us) holding records, and checks that
+// opening it migrates the indexes and keeps every record findable.
+func TestUpgradeSinceIndexes(t *testing.T) {
+	ctx := context.Background()
+	var es []*store.Evidence
+	for n := range 30 {
+		e := storetest.Evidence(n)
+		e.SignerKeyID = storetest.Key(fmt.Sprint(n % 2))
+		es = append(es, e)
+	}
+	for _, b := range []struct {
+		name string
+		open func(t *testing.T) store.Store
+	}{
+		{"sqlite", func(t *testing.T) store.Store {
+			path := filepath.Join(t.TempDir(), "index.db")
+			if err := store.MigrateSQLiteTo(ctx, path, 2, es); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.OpenSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+		{"postgres", func(t *testing.T) store.Store {
+			dsn := postgresSchema(t)
+			if err := store.MigratePostgresTo(ctx, dsn, 2, es); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.OpenPostgres(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			s := b.open(t)
+			defer s.Close()
+			if v, err := store.SchemaVersion(ctx, s); err != nil || v != store.LatestSchemaVersion(s) {
+				t.Errorf("SchemaVersion = %d, %v; want %d", v, err, store.LatestSchemaVersion(s))
+			}
+			for index, want := range map[string][]string{
+				"evidence_predicate_type":  {"predicate_type", "id", "sort_us"},
+				"evidence_signer_key_id":   {"signer_key_id", "id", "sort_us"},
+				"evidence_builder_id":      {"builder_id", "id", "sort_us"},
+				"evidence_source_commit":   {"source_commit", "id", "sort_us"},
+				"evidence_signer_identity": {"signer_identity", "id"},
+				"evidence_build_id":        {"build_id", "id"},
+			} {
+				if got, err := store.IndexColumns(ctx, s, index); err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("index %s has columns %q, %v; want %q", index, got, err, want)
+				}
+			}
+			byBuild := map[string]int{}
+			for n, e := range es {
+				byBuild[e.BuildID] = n
+			}
+			tests := []struct {
+				q    store.Query
+				want []int
+			}{
+				{store.Query{SignerKeyID: storetest.Key("0"), Since: es[20].IntegratedTime}, []int{20, 22, 24, 26, 28}},
+				{store.Query{SignerKeyID: storetest.Key("1"), Until: es[6].IntegratedTime}, []int{1, 3, 5}},
+				{store.Query{BuilderID: es[0].BuilderID, Since: es[27].IntegratedTime}, []int{27, 28, 29}},
+				{store.Query{SourceCommit: es[0].SourceCommit, Since: es[10].IntegratedTime, Until: es[12].IntegratedTime}, []int{10, 11}},
+				{store.Query{PredicateType: es[0].PredicateType, Since: es[28].IntegratedTime}, []int{28, 29}},
+			}
+			for _, tt := range tests {
+				res, err := s.Search(ctx, tt.q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []int
+				for _, e := range res {
+					got = append(got, byBuild[e.BuildID])
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("Search(%+v) found records %v, want %v", tt.q, got, tt.want)
+				}
+			}
+			if err := store.RawExec(ctx, s, "DELETE FROM evidence"); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Errorf("DELETE after the upgrade: %v, want the append-only trigger to reject it", err)
+			}
 		})
 	}
 }
