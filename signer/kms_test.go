@@ -66,7 +66,7 @@ func TestOpenKMSWithoutCredentials(t *testing.T) {
 		t.Setenv(v, "")
 	}
 	for ref, want := range map[string]string{
-		"awskms:///alias/release": "awskms: no AWS credentials (set AWS_ACCESS_KEY_ID or use an instance role)",
+		"awskms:///alias/release":                                 "awskms: no AWS credentials (set AWS_ACCESS_KEY_ID or use an instance role)",
 		"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k": "gcpkms: no Google Cloud credentials (set GOOGLE_APPLICATION_CREDENTIALS or run 'gcloud auth application-default login')",
 		"azurekms://v.vault.azure.net/k":                          "azurekms: no Azure credentials (set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run 'az login')",
 		"hashivault://release":                                    "hashivault: no Vault address (set VAULT_ADDR to the Vault server's URL)",

@@ -233,4 +233,3 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	}
 	return s[i]
 }
-
