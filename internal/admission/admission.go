@@ -13,6 +13,12 @@
 // maxAge (or an exception ends) and at most Config.AllowTTL; denials at most
 // Config.DenyTTL; failures to decide are never cached.
 //
+// With Config.Quarantine (custody admission --data DIR: the incident
+// ledger the deploy gate consults), every decision, cached or not, first
+// asks whether an incident quarantined the digest: a quarantined digest is
+// denied naming the incident, even when an allow for it is cached, and a
+// quarantine that cannot be read denies (fail closed).
+//
 // Namespaces map to environments by configuration only (Config.Namespaces):
 // an AdmissionReview carries the object's labels, not its namespace's, so a
 // namespace label could only be read with API access the webhook does not
@@ -38,6 +44,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/deploy"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/policy"
 )
@@ -72,6 +79,12 @@ type Config struct {
 	// Trust is what the bundles are verified against (keys by hint, trusted
 	// roots). Required.
 	Trust root.TrustedMaterial
+	// Quarantine, when set, is asked about every digest before its
+	// (cached) decision: the quarantine the deploy gate consults
+	// (incident.Quarantine over the incident ledger). A quarantined digest
+	// is denied naming the incident; an error denies. Its answers are not
+	// cached.
+	Quarantine deploy.Quarantine
 	// Timeout bounds deciding one request, evidence fetching included
 	// (default DefaultTimeout). A request the API server sends with a
 	// shorter ?timeout= gets that, less a margin for the answer.
@@ -279,6 +292,9 @@ func shortRef(ref string) string {
 // runs under its own Timeout so that a caller giving up does not fail the
 // others.
 func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, error) {
+	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
+		return v, err
+	}
 	key := cacheKey{env, digest}
 	now := w.cfg.Now()
 	w.mu.Lock()
@@ -302,6 +318,24 @@ func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, err
 	case <-ctx.Done():
 		return nil, deadlineErr(ctx.Err(), w.cfg.Timeout)
 	}
+}
+
+// quarantined returns a denial when Config.Quarantine says an incident
+// quarantined digest, and an error when it cannot say; neither is cached,
+// so that the quarantine is consulted on every decision and overrides a
+// cached allow.
+func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, error) {
+	if w.cfg.Quarantine == nil {
+		return nil, nil
+	}
+	id, err := w.cfg.Quarantine.Quarantined(ctx, digest)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the incident quarantine, so it is denied: %w", err)
+	}
+	if id == "" {
+		return nil, nil
+	}
+	return &verdict{reasons: []string{fmt.Sprintf("%s by incident %s (see custody incident show %s)", deploy.ErrQuarantined, id, id)}}, nil
 }
 
 func (w *Webhook) fly(key cacheKey, f *flight) {

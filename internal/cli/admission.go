@@ -25,12 +25,13 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	var (
 		f                                  policyFlags
 		listen, tlsCert, tlsKey, policyDir string
+		data                               string
 		namespaceEnv                       []string
 		timeout, allowTTL, denyTTL         time.Duration
 		verbose                            bool
 	)
 	c := &cobra.Command{
-		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F]",
+		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
 		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
 			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
@@ -41,7 +42,10 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			"environments with --namespace-env NS=ENV (comma-separated or repeated); '*=ENV' is the environment of\n" +
 			"every other namespace. An AdmissionReview does not carry the namespace's labels, so the mapping is\n" +
 			"configuration, not a label; without '*' an unmapped namespace is denied (exclude system namespaces in\n" +
-			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.",
+			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.\n\n" +
+			"With --data DIR every decision, cached or not, first consults the quarantine the deploy gate uses (the\n" +
+			"incident ledger in DIR/incidents): a quarantined digest is denied naming the incident, and a ledger that\n" +
+			"cannot be read denies everything.",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tlsCert == "" || tlsKey == "" {
@@ -67,6 +71,16 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			}
 			cfg := admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm,
 				Timeout: timeout, AllowTTL: allowTTL, DenyTTL: denyTTL}
+			if data != "" {
+				if st, err := os.Stat(data); err != nil || !st.IsDir() {
+					return usageErr(fmt.Errorf("--data %s is not a directory", data), "")
+				}
+				q, err := incidentQuarantine(data, f.server)
+				if err != nil {
+					return err
+				}
+				cfg.Quarantine = q
+			}
 			if f.evidence != "" {
 				if st, err := os.Stat(f.evidence); err != nil || !st.IsDir() {
 					return usageErr(fmt.Errorf("--evidence %s is not a directory", f.evidence), "")
@@ -130,6 +144,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on")
 	fl.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fl.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.StringVar(&data, "data", "", "local data directory whose incident ledger quarantines digests (as for custody deploy)")
 	fl.StringVar(&policyDir, "policies", "", "directory of policy files, one environment each")
 	fl.StringSliceVar(&namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
 	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for one decision, evidence fetching included")
