@@ -13,7 +13,6 @@ import (
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
-	"github.com/custody-dev/custody/signer"
 )
 
 type attestFlags struct {
@@ -96,17 +95,9 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 	if err != nil {
 		return err
 	}
-	st, err := attest.NewStatement(subjects, f.predicateType, json.RawMessage(predJSON))
+	b, err := signStatement(ctx, keySigner(sg), subjects, f.predicateType, json.RawMessage(predJSON))
 	if err != nil {
-		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
-	}
-	payload, err := st.Marshal()
-	if err != nil {
-		return usageErr(err, "")
-	}
-	b, err := signer.SignStatement(ctx, sg, payload)
-	if err != nil {
-		return failErr(fmt.Errorf("couldn't sign: %w", err), "")
+		return err
 	}
 	if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
 		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")

@@ -13,9 +13,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -220,7 +218,11 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			return err
 		}
 	}
-	if err := signAll(ctx, sign, res.Provenance, jobs); err != nil {
+	provJobs := make([]evidenceJob, len(jobs))
+	for i, j := range jobs {
+		provJobs[i] = evidenceJob{Bundle: j.Bundle, Subjects: j.Subjects, PredicateType: attest.PredicateSLSAv1, Predicate: res.Provenance}
+	}
+	if err := signEvidence(ctx, sign, provJobs); err != nil {
 		return err
 	}
 	ev, err := signBuildEvidence(ctx, sign, jobs, per, f.sbom, osvDB)
@@ -252,21 +254,6 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	return nil
 }
 
-// signAll signs and writes one bundle per job, spread over the cores: a
-// build with thousands of outputs should not wait on one signature at a time.
-func signAll(ctx context.Context, sign signFunc, pred any, jobs []builtBundle) error {
-	return par.ForEach(ctx, len(jobs), 0, func(ctx context.Context, i int) error {
-		b, err := signProvenance(ctx, sign, jobs[i].Subjects, pred)
-		if err != nil {
-			return err
-		}
-		if err := fsutil.WriteFileAtomic(jobs[i].Bundle, b, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
-		}
-		return nil
-	})
-}
-
 // signFunc signs an in-toto statement and returns the Sigstore bundle.
 type signFunc func(ctx context.Context, statement []byte) ([]byte, error)
 
@@ -281,9 +268,9 @@ func keySigner(sg crypto.Signer) signFunc {
 	}
 }
 
-// signProvenance wraps the provenance in a statement about subjects and signs it.
-func signProvenance(ctx context.Context, sign signFunc, subjects []attest.Subject, pred any) ([]byte, error) {
-	st, err := attest.NewStatement(subjects, attest.PredicateSLSAv1, pred)
+// signStatement wraps pred in an in-toto statement about subjects and signs it.
+func signStatement(ctx context.Context, sign signFunc, subjects []attest.Subject, predicateType string, pred any) ([]byte, error) {
+	st, err := attest.NewStatement(subjects, predicateType, pred)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
 	}

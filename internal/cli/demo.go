@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/signer"
@@ -125,7 +126,7 @@ func runDemo(ctx context.Context, s *streams, keep bool) error {
 	}
 	artifact := filepath.Join(src, "dist", "hello")
 	bundlePath := artifact + bundleSuffix
-	b, err := signProvenance(ctx, keySigner(sg), res.Subjects, res.Provenance)
+	b, err := signStatement(ctx, keySigner(sg), res.Subjects, attest.PredicateSLSAv1, res.Provenance)
 	if err != nil {
 		return err
 	}

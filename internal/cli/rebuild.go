@@ -269,15 +269,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	if err := pred.Validate(); err != nil {
 		return usageErr(fmt.Errorf("couldn't build the rebuild predicate: %w", err), "")
 	}
-	st, err := attest.NewStatement(plan.Subjects, rebuild.PredicateType, pred)
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
-	}
-	payload, err := st.Marshal()
-	if err != nil {
-		return usageErr(err, "")
-	}
-	signed, err := keySigner(sg)(ctx, payload)
+	signed, err := signStatement(ctx, keySigner(sg), plan.Subjects, rebuild.PredicateType, pred)
 	if err != nil {
 		return err
 	}

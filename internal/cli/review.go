@@ -104,15 +104,7 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	if err != nil {
 		return err
 	}
-	st, err := attest.NewStatement(subjects, rebuild.ReviewPredicateType, pred)
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
-	}
-	payload, err := st.Marshal()
-	if err != nil {
-		return usageErr(err, "")
-	}
-	signed, err := keySigner(sg)(ctx, payload)
+	signed, err := signStatement(ctx, keySigner(sg), subjects, rebuild.ReviewPredicateType, pred)
 	if err != nil {
 		return err
 	}

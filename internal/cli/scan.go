@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -21,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/sbom"
 )
 
@@ -253,41 +252,21 @@ type evidenceJob struct {
 	Predicate     any
 }
 
-// signEvidence signs and writes each job's statement, spread over the cores.
+// signEvidence signs and writes each job's statement, spread over the
+// cores: a build with thousands of outputs should not wait on one signature
+// at a time. The first failure stops the rest.
 func signEvidence(ctx context.Context, sign signFunc, jobs []evidenceJob) error {
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
-	for i, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = signOne(ctx, sign, j)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-func signOne(ctx context.Context, sign signFunc, j evidenceJob) error {
-	st, err := attest.NewStatement(j.Subjects, j.PredicateType, j.Predicate)
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
-	}
-	payload, err := st.Marshal()
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't encode statement: %w", err), "")
-	}
-	b, err := sign(ctx, payload)
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
-		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
-	}
-	return nil
+	return par.ForEach(ctx, len(jobs), 0, func(ctx context.Context, i int) error {
+		j := jobs[i]
+		b, err := signStatement(ctx, sign, j.Subjects, j.PredicateType, j.Predicate)
+		if err != nil {
+			return err
+		}
+		if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+		}
+		return nil
+	})
 }
 
 // evidencePath names an evidence bundle beside a provenance bundle:
