@@ -369,8 +369,10 @@ func TestFixtures(t *testing.T) {
 func TestHangingServer(t *testing.T) {
 	release := make(chan struct{})
 	var hung atomic.Int64
+	exited := make(chan struct{}, 2)
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hung.Add(1)
+		defer func() { exited <- struct{}{} }()
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -389,7 +391,17 @@ func TestHangingServer(t *testing.T) {
 	hc := f.srv.Client()
 	hc.Timeout = 30 * time.Second
 	body := review(t, "hang", "shop", podKind, pod("ghcr.io/org/app@"+goodDigest))
-	for range 2 { // the failure is not cached: the second request asks again
+	for i := range 2 { // the failure is not cached: the second request asks again
+		if i == 1 {
+			// The first fetch gives up at its own deadline, a moment after
+			// the webhook answered; until then a second request would share
+			// it. Ask again once it has given up.
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the first evidence fetch never gave up")
+			}
+		}
 		resp, err := hc.Post(f.srv.URL+"/validate", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatalf("the webhook did not answer: %v", err)
