@@ -265,6 +265,11 @@ func ParseProof(b []byte) ([][]byte, error) {
 	}
 	p := make([][]byte, 0, len(lines))
 	for i, line := range lines {
+		// The decoder skips \r and \n inside its input; a hash line is
+		// exactly the 44 characters of a padded base64 SHA-256, nothing else.
+		if len(line) != base64.StdEncoding.EncodedLen(32) {
+			return nil, fmt.Errorf("proof line %d is not a base64 SHA-256 hash", i+1)
+		}
 		h, err := base64.StdEncoding.Strict().DecodeString(line)
 		if err != nil || len(h) != 32 {
 			return nil, fmt.Errorf("proof line %d is not a base64 SHA-256 hash", i+1)
