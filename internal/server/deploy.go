@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -56,6 +57,21 @@ func (s *Server) serveAppendDeployment(w http.ResponseWriter, r *http.Request) {
 	d.RecordedBy = string(tok.Role)
 	if tok.Name != "" {
 		d.RecordedBy += ":" + tok.Name
+	}
+	n, err := store.CheckDeployment(&d)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sub, err := auditSubject(n.Name, n.Artifact)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, err := s.audit(r.Context(), r, auditEvent{action: "deployment." + n.Event, actor: n.Actor,
+		subjects: []attest.Subject{sub}, detail: n}); err != nil {
+		s.failAudit(w, err)
+		return
 	}
 	id, err := s.index.AppendDeployment(r.Context(), &d)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -41,6 +42,33 @@ func TestDeployments(t *testing.T) {
 	}
 	if all, err := aud.Deployments(ctx, ""); err != nil || len(all) != 2 {
 		t.Errorf("Deployments(all) = %d, %v; want 2", len(all), err)
+	}
+	// Each append wrote an audit entry first: in the log, signed with the
+	// audit key, naming the token and the artifact.
+	audits, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit})
+	if err != nil || len(audits) != 2 {
+		t.Fatalf("audit entries = %d, %v; want 2", len(audits), err)
+	}
+	auditPub, err := aud.PublicKey(ctx, server.AuditKeyName)
+	if err != nil {
+		t.Fatalf("audit key: %v", err)
+	}
+	pub, err := signer.ParsePublicKey(auditPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range audits {
+		if e.SignerKeyID != signer.KeyID(pub) || e.LogIndex < 0 || e.Subjects[0].Digests["sha256"] != hex.EncodeToString(sum[:]) {
+			t.Errorf("audit entry %+v: want signed by the audit key, logged, about the artifact", e)
+		}
+		st, err := attest.ParseStatement(dssePayload(t, e.Bundle))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p server.AuditPredicate
+		if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Action != "deployment.deployed" || p.Token != "deployer:test deployer" || p.Actor != "ci" {
+			t.Errorf("audit predicate = %+v, %v", p, err)
+		}
 	}
 	var apiErr *client.APIError
 	if _, err := aud.AppendDeployment(ctx, d); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
@@ -111,4 +139,18 @@ func TestPushByRole(t *testing.T) {
 	if _, err := dep.Sign(ctx, statement(t, "dep-1", "app")); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
 		t.Errorf("deployer Sign(provenance) = %v, want 403", err)
 	}
+}
+
+// dssePayload returns the statement inside a DSSE bundle.
+func dssePayload(t *testing.T, bundleJSON []byte) []byte {
+	t.Helper()
+	var b struct {
+		DSSEEnvelope struct {
+			Payload []byte `json:"payload"`
+		} `json:"dsseEnvelope"`
+	}
+	if err := json.Unmarshal(bundleJSON, &b); err != nil || len(b.DSSEEnvelope.Payload) == 0 {
+		t.Fatalf("bundle has no DSSE payload: %v", err)
+	}
+	return b.DSSEEnvelope.Payload
 }

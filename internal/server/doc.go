@@ -17,13 +17,13 @@
 //	POST /cosignature                    admin    witness cosignature (tlog)
 //	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa)
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
-//	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM
+//	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM ("audit": the audit key)
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
 //	                                     (deployer: decisions, SLSA VSA statements, signed with the default key)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
 //	                                     (approver: approvals only; deployer: VSAs only)
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}
-//	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N}
+//	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N} (audited)
 //	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
@@ -35,6 +35,18 @@
 // index; a build ID that was already indexed gets 409; more than
 // Config.MaxInflight concurrent write requests, or a log that pushes back,
 // get 503 with Retry-After.
+//
+// # Audit trail
+//
+// Every request that changes state other than by adding a signed bundle (a
+// deployment record, an incident step, a policy or trust root change) is
+// preceded by an audit entry: an in-toto statement of predicate type
+// PredicateAudit (who asked, by token and as the client says; what; when;
+// the request's record) signed with the audit key, timestamped, appended
+// to the log and indexed. When the entry cannot be written the request is
+// refused, so no change lacks its entry. Signed bundles (provenance,
+// approvals, decisions) are their own log entries. `custody audit` lists
+// both and verifies each entry's inclusion.
 //
 // The search parameters of GET /api/v1/evidence are digest, name,
 // predicateType, signerKeyId, identity, builder, source, commit, buildId,
@@ -48,6 +60,7 @@
 //	DIR/keys/tsa.key         TSA key (ECDSA P-256)
 //	DIR/keys/tsa-chain.pem   TSA certificate chain, leaf first (tsa.GenerateChain)
 //	DIR/keys/builder.key     the default builder key "builder" (ECDSA P-256)
+//	DIR/keys/audit.key       the audit key: signs audit entries (ECDSA P-256)
 //	DIR/log/                 the transparency log (tlog.Options.Dir)
 //	DIR/index.db             the SQLite evidence index, unless Config.DB is a Postgres DSN
 //	DIR/tokens               API tokens: one JSON object per line holding the

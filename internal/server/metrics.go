@@ -18,6 +18,7 @@ type metrics struct {
 	verifications *prometheus.CounterVec
 	requests      *prometheus.HistogramVec
 	rejected      prometheus.Counter
+	audits        *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -44,8 +45,11 @@ func newMetrics() *metrics {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "custody_overload_rejections_total", Help: "Write requests refused with 503 because too many were in flight.",
 		}),
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_audit_entries_total", Help: "Audit entries written to the log, by result (an action whose entry fails is refused).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected)
+	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected, m.audits)
 	return m
 }
 

@@ -65,6 +65,10 @@ type Config struct {
 	// recorded in Dir/keys/log.pub: a log key that differs from it is
 	// refused, since the key is the log's identity.
 	LogKey, TSAKey string
+	// AuditKey names the key that signs the server's audit entries
+	// (PredicateAudit), as LogKey. Default Dir/keys/audit.key, created on
+	// first start.
+	AuditKey string
 	// MaxBody caps request bodies, in bytes. Default DefaultMaxBody.
 	MaxBody int64
 	// MaxInflight caps concurrent write requests; more get 503 with
@@ -97,6 +101,7 @@ type Server struct {
 	tsa      *tsa.Authority
 	index    store.Store
 	builders map[string]crypto.Signer
+	auditKey crypto.Signer
 	tokens   *tokens
 	journal  string
 
@@ -179,9 +184,18 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.auditKey, err = s.openKey(cfg.AuditKey, filepath.Join(keys, "audit.key")); err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	if _, err := signer.NewKeypair(s.auditKey); err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
 	for name, ref := range cfg.BuilderKeys {
 		if !keyName.MatchString(name) {
 			return nil, fmt.Errorf("builder key name %q is not a simple name", name)
+		}
+		if name == AuditKeyName {
+			return nil, fmt.Errorf("builder key name %q is the audit key's", name)
 		}
 		if s.builders[name], err = s.openKey(ref, ""); err != nil {
 			return nil, fmt.Errorf("builder key %s: %w", name, err)
@@ -322,6 +336,10 @@ func (s *Server) BuilderPublicKey(name string) (crypto.PublicKey, bool) {
 	return k.Public(), true
 }
 
+// AuditPublicKey returns the public key of the audit key, which signs the
+// server's audit entries (PredicateAudit).
+func (s *Server) AuditPublicKey() crypto.PublicKey { return s.auditKey.Public() }
+
 // TrustedMaterial returns trust material for verifying bundles this server
 // signed: the trusted root plus every builder key, valid since the data
 // directory was created.
@@ -385,6 +403,9 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 	pub, ok := s.BuilderPublicKey(r.PathValue("name"))
+	if r.PathValue("name") == AuditKeyName {
+		pub, ok = s.AuditPublicKey(), true
+	}
 	if !ok {
 		fail(w, http.StatusNotFound, "no builder key of that name")
 		return

@@ -1,0 +1,116 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+)
+
+// PredicateAudit is the predicate type of the server's audit entries: one
+// in-toto statement per action that changes state (a deployment record, an
+// incident step, a policy or trust root change), signed with the server's
+// audit key (GET /api/v1/keys/audit), timestamped, appended to the
+// transparency log and indexed like any evidence. Signing and approving
+// need no audit entry of their own: the signed bundle is the log entry, and
+// it names its signer.
+const PredicateAudit = "https://custody.dev/audit/v1"
+
+// AuditKeyName is the name under which GET /api/v1/keys/{name} serves the
+// audit key's public key. No builder key may have this name.
+const AuditKeyName = "audit"
+
+// AuditPredicate is the predicate of an audit entry (PredicateAudit).
+type AuditPredicate struct {
+	// Action names what happened: "deployment.deployed", "incident.quarantined",
+	// "policy.changed", "trust.changed", … (see AuditActions).
+	Action string `json:"action"`
+	// Actor is who did it, as the client says (a user or CI job).
+	Actor string `json:"actor,omitempty"`
+	// Token is the authenticated token that asked for it: "role" or
+	// "role:name". Unlike Actor, the server vouches for it.
+	Token string `json:"token"`
+	// Time is when the server recorded the action (UTC).
+	Time time.Time `json:"time"`
+	// Detail is the action's record as the API received it (a deployment
+	// record, incident records, the signed policy …).
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+var auditAction = regexp.MustCompile(`^[a-z]+(\.[a-z-]+)+$`)
+
+// auditEvent is one action to record.
+type auditEvent struct {
+	action string
+	actor  string
+	// subjects are the artifacts (or documents) the action is about; when
+	// empty the subject is the SHA-256 of detail, named "custody-audit/"+action.
+	subjects []attest.Subject
+	detail   any
+}
+
+// audit writes an audit entry for an action that r asked for and returns
+// the index ID of the entry. It is called before the action takes effect
+// (write-ahead): an action whose audit entry cannot be written is not
+// carried out, so nothing changes without a log entry saying who asked.
+func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int64, error) {
+	if !auditAction.MatchString(e.action) {
+		return 0, fmt.Errorf("audit action %q is malformed", e.action)
+	}
+	detail, err := json.Marshal(e.detail)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't encode audit detail: %w", err)
+	}
+	tok := "server"
+	if t := tokenFrom(r); t != nil {
+		tok = string(t.Role)
+		if t.Name != "" {
+			tok += ":" + t.Name
+		}
+	}
+	pred := AuditPredicate{Action: e.action, Actor: e.actor, Token: tok, Time: time.Now().UTC(), Detail: detail}
+	subjects := e.subjects
+	if len(subjects) == 0 {
+		sum := sha256.Sum256(detail)
+		subjects = []attest.Subject{{Name: "custody-audit/" + e.action, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}}
+	}
+	stmt, err := attest.NewStatement(subjects, PredicateAudit, pred)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't make audit statement: %w", err)
+	}
+	raw, err := stmt.Marshal()
+	if err != nil {
+		return 0, fmt.Errorf("couldn't encode audit statement: %w", err)
+	}
+	_, tle, id, err := s.sign(ctx, s.auditKey, raw, stmt, nil)
+	if err != nil {
+		s.metrics.audits.WithLabelValues("error").Inc()
+		return 0, fmt.Errorf("couldn't write audit entry: %w", err)
+	}
+	s.metrics.audits.WithLabelValues("ok").Inc()
+	s.logger.InfoContext(ctx, "audit", "action", e.action, "token", tok, "log_index", tle.GetLogIndex(), "id", id)
+	return id, nil
+}
+
+// auditSubject is the subject of an action about the artifact digest
+// "sha256:HEX" (as deployment and incident records name artifacts).
+func auditSubject(name, digest string) (attest.Subject, error) {
+	const prefix = "sha256:"
+	if len(digest) != len(prefix)+64 || digest[:len(prefix)] != prefix {
+		return attest.Subject{}, errors.New("artifact is not sha256:HEX")
+	}
+	return attest.Subject{Name: name, Digest: map[string]string{"sha256": digest[len(prefix):]}}, nil
+}
+
+// failAudit answers a request whose audit entry could not be written.
+func (s *Server) failAudit(w http.ResponseWriter, err error) {
+	s.logger.Error("audit entry not written; action refused", "err", err)
+	s.failWrite(w, err)
+}
