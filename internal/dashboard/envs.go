@@ -51,7 +51,7 @@ func (s Status) OK() bool { return s.Class == "pass" }
 // envView is one environment on the environments page.
 type envView struct {
 	Name       string
-	State      State
+	State      store.EnvState
 	Status     Status
 	History    []*store.Deployment // newest first, at most historyRows
 	Total      int
@@ -185,7 +185,7 @@ func (d *Dashboard) environmentViews(ctx context.Context, recs []*store.Deployme
 	var out []envView
 	for _, n := range names {
 		hist := byEnv[n]
-		ev := envView{Name: n, State: currentState(n, hist), Total: len(hist)}
+		ev := envView{Name: n, State: store.CurrentState(n, hist), Total: len(hist)}
 		if p := pols[n]; p != nil {
 			ev.PolicyName = p.Digest()
 		}
