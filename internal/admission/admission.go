@@ -23,6 +23,20 @@
 // an AdmissionReview carries the object's labels, not its namespace's, so a
 // namespace label could only be read with API access the webhook does not
 // need and would let whoever may label namespaces pick their own policy.
+//
+// With Config.Decisions, every decision the webhook computes (a cache miss
+// or re-evaluation, allow or deny, and the first quarantine denial of a
+// digest in an environment within Config.DenyTTL) is recorded as a SLSA
+// Verification Summary Attestation v1
+// (https://slsa.dev/spec/v1.0/verification_summary) naming the policy
+// version that decided and the request that asked (see VSA). Cached
+// answers are not recorded again: the VSA of the decision they repeat is.
+// Recording is asynchronous, through a bounded queue, so that the log's
+// latency never counts against the API server's timeout; a decision that
+// finds the queue full is dropped and counted in
+// custody_admission_vsa_writes_total{result="dropped"}, never waited for.
+//
+// The webhook's Prometheus metrics (see Metrics) are served at GET /metrics.
 package admission
 
 import (
@@ -38,6 +52,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,17 +119,35 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Decisions, when set, records every computed decision as a signed
+	// VSA (see the package doc); nil records nothing.
+	Decisions Recorder
+	// VerifierID is the VSAs' verifier.id (default DefaultVerifierID).
+	VerifierID string
+	// DecisionQueue bounds the decisions waiting to be recorded (default
+	// DefaultDecisionQueue); one more is dropped and counted.
+	DecisionQueue int
+	// DecisionTimeout bounds recording one decision (default
+	// DefaultDecisionTimeout).
+	DecisionTimeout time.Duration
 }
 
 // Webhook decides admission reviews. It is safe for concurrent use.
 type Webhook struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	rec     *recorder // nil without Config.Decisions
 
 	mu      sync.Mutex
 	cache   map[cacheKey]*verdict
 	flights map[cacheKey]*flight
+	// quarantineSeen is when each quarantine denial was last recorded, so
+	// that a denied image retried in a loop is recorded once per DenyTTL.
+	quarantineSeen map[quarantineKey]time.Time
 }
+
+type quarantineKey struct{ env, digest, incident string }
 
 type cacheKey struct{ env, digest string }
 
@@ -124,6 +157,10 @@ type verdict struct {
 	policy  string   // digest of the policy that decided
 	reasons []string // one line per failure
 	expires time.Time
+	// decision is what the policy decided (nil for a quarantine denial).
+	decision *policy.Decision
+	// quarantine is the incident that quarantined the digest, if any.
+	quarantine string
 }
 
 type flight struct {
@@ -168,11 +205,38 @@ func New(cfg Config) (*Webhook, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.VerifierID == "" {
+		cfg.VerifierID = DefaultVerifierID
+	}
+	if cfg.DecisionQueue <= 0 {
+		cfg.DecisionQueue = DefaultDecisionQueue
+	}
+	if cfg.DecisionTimeout <= 0 {
+		cfg.DecisionTimeout = DefaultDecisionTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Webhook{cfg: cfg, log: log, cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{}}, nil
+	w := &Webhook{cfg: cfg, log: log, metrics: newMetrics(), cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{},
+		quarantineSeen: map[quarantineKey]time.Time{}}
+	if cfg.Decisions != nil {
+		w.rec = newRecorder(cfg.Decisions, cfg.VerifierID, cfg.DecisionQueue, cfg.DecisionTimeout, w.metrics, log)
+	}
+	return w, nil
+}
+
+// Metrics returns the webhook's metrics.
+func (w *Webhook) Metrics() *Metrics { return w.metrics }
+
+// Close stops recording decisions and waits until those queued are
+// written, or ctx ends (the error then says how many were not). Review
+// still answers after Close; what it decides is no longer recorded.
+func (w *Webhook) Close(ctx context.Context) error {
+	if w.rec == nil {
+		return nil
+	}
+	return w.rec.close(ctx)
 }
 
 // Environment returns the environment of a namespace, or "" when it has
@@ -187,30 +251,50 @@ func (w *Webhook) Environment(namespace string) string {
 // Review decides one admission request. It always returns a response
 // (allowed or not) with the request's uid, within ctx's deadline.
 func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	start := time.Now()
+	resp, reason := w.review(ctx, req)
+	w.observe(start, resp.Allowed, reason)
+	return resp
+}
+
+// observe counts one answered request.
+func (w *Webhook) observe(start time.Time, allowed bool, reason string) {
+	result := "denied"
+	if allowed {
+		result = "allowed"
+	}
+	w.metrics.decisions.WithLabelValues(result, reason).Inc()
+	w.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+// review is Review, also returning the reason class of the answer.
+func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
 	switch req.Operation {
 	case admissionv1.Delete, admissionv1.Connect:
 		// Deleting an object or connecting to a pod runs no new image.
-		return allow(req.UID)
+		return allow(req.UID), ReasonOperation
 	case admissionv1.Create, admissionv1.Update:
 	default:
-		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation))
+		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonOperation
 	}
 	images, err := Images(req)
 	if err != nil {
-		return deny(req.UID, err.Error())
+		return deny(req.UID, err.Error()), ReasonMalformed
 	}
 	env := w.Environment(req.Namespace)
 	if env == "" {
 		return deny(req.UID, fmt.Sprintf("namespace %q has no environment, so no policy admits anything into it", req.Namespace),
-			"map it with --namespace-env "+req.Namespace+"=ENV (or *=ENV), or exclude the namespace in the webhook's namespaceSelector")
+			"map it with --namespace-env "+req.Namespace+"=ENV (or *=ENV), or exclude the namespace in the webhook's namespaceSelector"), ReasonNamespace
 	}
 
 	var lines []string
 	var digests []string
 	want := map[string]bool{}
+	reason := ReasonPassed
 	for _, im := range images {
 		if im.Digest == "" {
 			lines = append(lines, fmt.Sprintf("%s image %q: %s", im.Where, im.Ref, im.Problem))
+			reason = ReasonImageRef
 			continue
 		}
 		if !want[im.Digest] {
@@ -219,7 +303,11 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 	}
 	if len(images) == 0 {
-		return allow(req.UID)
+		return allow(req.UID), ReasonNoImages
+	}
+	var res *Resource
+	if w.rec != nil {
+		res = resourceOf(req)
 	}
 
 	// Decide every digest at once; the slowest bounds the answer.
@@ -229,13 +317,13 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	results := make([]result, len(digests))
 	if len(digests) == 1 { // the common case: no goroutine on a cache hit
-		v, err := w.decide(ctx, env, digests[0])
+		v, err := w.decide(ctx, env, digests[0], res)
 		results[0] = result{v, err}
 	} else {
 		var wg sync.WaitGroup
 		for i, dg := range digests {
 			wg.Go(func() {
-				v, err := w.decide(ctx, env, dg)
+				v, err := w.decide(ctx, env, dg, res)
 				results[i] = result{v, err}
 			})
 		}
@@ -257,10 +345,16 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		case r.err != nil:
 			reported[im.Digest] = true
 			lines = append(lines, fmt.Sprintf("%s image %q: couldn't decide in environment %s: %s", im.Where, im.Ref, env, r.err))
+			reason = worse(reason, ReasonUndecided)
 		case !r.v.allowed:
 			reported[im.Digest] = true
-			for _, reason := range r.v.reasons {
-				lines = append(lines, fmt.Sprintf("%s image %s: %s", im.Where, shortRef(im.Ref), reason))
+			if r.v.quarantine != "" {
+				reason = worse(reason, ReasonQuarantine)
+			} else {
+				reason = worse(reason, ReasonPolicy)
+			}
+			for _, why := range r.v.reasons {
+				lines = append(lines, fmt.Sprintf("%s image %s: %s", im.Where, shortRef(im.Ref), why))
 			}
 		}
 	}
@@ -269,13 +363,25 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest)
 			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", lines[0])
 		resp := deny(req.UID, lines...)
 		resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
-		return resp
+		return resp, reason
 	}
 	w.log.Debug("admission allowed", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
 		"environment", env, "policy", policyDigest, "images", len(images))
 	resp := allow(req.UID)
 	resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
-	return resp
+	return resp, ReasonPassed
+}
+
+// denialOrder ranks the reason classes of a denial with several: the first
+// in this order is counted.
+var denialOrder = map[string]int{ReasonImageRef: 1, ReasonUndecided: 2, ReasonQuarantine: 3, ReasonPolicy: 4, ReasonPassed: 5}
+
+// worse returns whichever of the reason classes a and b ranks first.
+func worse(a, b string) string {
+	if denialOrder[b] < denialOrder[a] {
+		return b
+	}
+	return a
 }
 
 // shortRef abbreviates a digest reference for messages: NAME@sha256:12 hex….
@@ -291,8 +397,14 @@ func shortRef(ref string) string {
 // cached. Concurrent misses for the same key share one evaluation, which
 // runs under its own Timeout so that a caller giving up does not fail the
 // others.
-func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, error) {
+//
+// res is the request asking, recorded in the VSA of a decision it causes.
+func (w *Webhook) decide(ctx context.Context, env, digest string, res *Resource) (*verdict, error) {
 	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
+		if v != nil {
+			w.metrics.quarantined.Inc()
+			w.recordQuarantine(env, digest, v, res)
+		}
 		return v, err
 	}
 	key := cacheKey{env, digest}
@@ -301,6 +413,7 @@ func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, err
 	if v, ok := w.cache[key]; ok {
 		if now.Before(v.expires) {
 			w.mu.Unlock()
+			w.metrics.cache.WithLabelValues("hit").Inc()
 			return v, nil
 		}
 		delete(w.cache, key)
@@ -309,9 +422,10 @@ func (w *Webhook) decide(ctx context.Context, env, digest string) (*verdict, err
 	if !ok {
 		f = &flight{done: make(chan struct{})}
 		w.flights[key] = f
-		go w.fly(key, f)
+		go w.fly(key, f, res)
 	}
 	w.mu.Unlock()
+	w.metrics.cache.WithLabelValues("miss").Inc()
 	select {
 	case <-f.done:
 		return f.v, f.err
@@ -335,10 +449,39 @@ func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, err
 	if id == "" {
 		return nil, nil
 	}
-	return &verdict{reasons: []string{fmt.Sprintf("%s by incident %s (see custody incident show %s)", deploy.ErrQuarantined, id, id)}}, nil
+	return &verdict{quarantine: id, reasons: []string{fmt.Sprintf("%s by incident %s (see custody incident show %s)", deploy.ErrQuarantined, id, id)}}, nil
 }
 
-func (w *Webhook) fly(key cacheKey, f *flight) {
+// recordQuarantine records the quarantine denial v of digest in env,
+// unless the same incident's denial there was recorded within DenyTTL.
+func (w *Webhook) recordQuarantine(env, digest string, v *verdict, res *Resource) {
+	if w.rec == nil {
+		return
+	}
+	now := w.cfg.Now()
+	key := quarantineKey{env, digest, v.quarantine}
+	w.mu.Lock()
+	if until, ok := w.quarantineSeen[key]; ok && now.Before(until) {
+		w.mu.Unlock()
+		return
+	}
+	if len(w.quarantineSeen) >= w.cfg.CacheSize {
+		for k, until := range w.quarantineSeen {
+			if !now.Before(until) || len(w.quarantineSeen) >= w.cfg.CacheSize {
+				delete(w.quarantineSeen, k)
+			}
+		}
+	}
+	w.quarantineSeen[key] = now.Add(w.cfg.DenyTTL)
+	w.mu.Unlock()
+	d := &policy.Decision{Environment: env, PolicyDigest: w.cfg.Policies[env].Digest(), Artifact: digest, Time: now.UTC(),
+		Failures: []policy.Failure{{Requirement: "quarantine", Message: v.reasons[0],
+			Fix: "deploy an artifact the incident does not affect ('custody incident show " + v.quarantine + "')"}},
+		Passed: []string{}}
+	w.rec.enqueue(d, res)
+}
+
+func (w *Webhook) fly(key cacheKey, f *flight, res *Resource) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	defer cancel()
 	v, err := w.evaluate(ctx, key.env, key.digest)
@@ -350,6 +493,9 @@ func (w *Webhook) fly(key cacheKey, f *flight) {
 	}
 	w.mu.Unlock()
 	close(f.done)
+	if err == nil && w.rec != nil && v.decision != nil {
+		w.rec.enqueue(v.decision, res)
+	}
 }
 
 // store caches v; w.mu is held.
@@ -389,14 +535,18 @@ func (w *Webhook) evaluate(ctx context.Context, env, digest string) (*verdict, e
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+			w.metrics.evidenceErrors.WithLabelValues("timeout").Inc()
 			return nil, deadlineErr(context.DeadlineExceeded, w.cfg.Timeout)
 		case errors.Is(err, client.ErrUnreachable):
+			w.metrics.evidenceErrors.WithLabelValues("unreachable").Inc()
 			return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
 		}
+		w.metrics.evidenceErrors.WithLabelValues("fetch").Inc()
 		return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
 	}
 	ev, rejected, err := gate.Gather(ctx, digest, gate.JSONs(bundles), w.cfg.Trust)
 	if err != nil {
+		w.metrics.evidenceErrors.WithLabelValues("verify").Inc()
 		return nil, deadlineErr(fmt.Errorf("couldn't verify evidence: %w", err), w.cfg.Timeout)
 	}
 	now := w.cfg.Now()
@@ -405,9 +555,9 @@ func (w *Webhook) evaluate(ctx context.Context, env, digest string) (*verdict, e
 		return nil, deadlineErr(fmt.Errorf("couldn't evaluate policy: %w", err), w.cfg.Timeout)
 	}
 	if d.Allowed {
-		return &verdict{allowed: true, policy: d.PolicyDigest, expires: w.allowExpiry(p, ev, now)}, nil
+		return &verdict{allowed: true, policy: d.PolicyDigest, expires: w.allowExpiry(p, ev, now), decision: d}, nil
 	}
-	v := &verdict{policy: d.PolicyDigest, expires: now.Add(w.cfg.DenyTTL)}
+	v := &verdict{policy: d.PolicyDigest, expires: now.Add(w.cfg.DenyTTL), decision: d}
 	for _, f := range d.Failures {
 		line := fmt.Sprintf("denied in %s: %s: %s", env, f.Requirement, f.Message)
 		if f.Fix != "" {
@@ -505,8 +655,8 @@ func truncate(s string, n int) string {
 	return s[:cut] + "…"
 }
 
-// Handler serves the webhook: POST /validate (AdmissionReview v1) and GET
-// /healthz. A body that is not JSON gets 400; a JSON body that is not a
+// Handler serves the webhook: POST /validate (AdmissionReview v1), GET
+// /healthz and GET /metrics (Prometheus exposition format). A body that is not JSON gets 400; a JSON body that is not a
 // usable review gets 200 with a denial that echoes its uid when it has one.
 func (w *Webhook) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -515,6 +665,7 @@ func (w *Webhook) Handler() http.Handler {
 		io.WriteString(rw, "ok\n")
 	})
 	mux.HandleFunc("POST /validate", w.serveValidate)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
 }
 
@@ -532,6 +683,7 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "request body is not JSON; want an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
 		return
 	}
+	start := time.Now()
 	review, err := ParseReview(body)
 	var resp *admissionv1.AdmissionResponse
 	if err != nil {
@@ -541,6 +693,7 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		}
 		w.log.Info("admission denied", "uid", uid, "reason", err.Error())
 		resp = deny(uid, err.Error())
+		w.observe(start, false, ReasonMalformed)
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), w.requestTimeout(r))
 		resp = w.Review(ctx, review.Request)

@@ -1,0 +1,218 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/policy"
+)
+
+// DefaultVerifierID is the verifier.id of the webhook's VSAs unless
+// Config.VerifierID says otherwise.
+const DefaultVerifierID = "https://custody.dev/verifiers/admission@v1"
+
+// Defaults of the decision queue.
+const (
+	DefaultDecisionQueue   = 1024
+	DefaultDecisionTimeout = 30 * time.Second
+	decisionWorkers        = 2
+)
+
+// Recorder signs one decision and stores it where auditors find it: the
+// log of a custody server, or a directory of bundles. vsa is an unsigned
+// in-toto Statement v1 (JSON) with a SLSA Verification Summary Attestation
+// v1 predicate about digest in environment env. Record must honour ctx's
+// deadline; an error counts as a failed write (it is logged, not retried).
+type Recorder interface {
+	Record(ctx context.Context, env, digest string, vsa []byte) error
+}
+
+// RecorderFunc adapts a function to Recorder.
+type RecorderFunc func(ctx context.Context, env, digest string, vsa []byte) error
+
+// Record calls f.
+func (f RecorderFunc) Record(ctx context.Context, env, digest string, vsa []byte) error {
+	return f(ctx, env, digest, vsa)
+}
+
+// Resource is the Kubernetes object whose admission request made a
+// decision, as the VSA records it under predicate.custody.admission.
+type Resource struct {
+	// UID is the AdmissionRequest's uid (the API server's audit events
+	// carry it as the webhook's request id).
+	UID string `json:"uid"`
+	// Namespace, Kind ("GROUP/VERSION/KIND", "v1/Pod" for the core group)
+	// and Name of the object; Name is empty for an object created with
+	// generateName (GenerateName is set instead).
+	Namespace    string `json:"namespace"`
+	Kind         string `json:"kind"`
+	Name         string `json:"name,omitempty"`
+	GenerateName string `json:"generateName,omitempty"`
+	// Operation is CREATE or UPDATE.
+	Operation string `json:"operation"`
+	// User is the user name the API server authenticated for the request.
+	User string `json:"user,omitempty"`
+}
+
+func resourceOf(req *admissionv1.AdmissionRequest) *Resource {
+	r := &Resource{UID: string(req.UID), Namespace: req.Namespace, Kind: gvk(req.Kind.Group, req.Kind.Version, req.Kind.Kind),
+		Name: req.Name, Operation: string(req.Operation), User: req.UserInfo.Username}
+	if r.Name == "" {
+		var meta struct {
+			Metadata struct {
+				GenerateName string `json:"generateName"`
+			} `json:"metadata"`
+		}
+		if json.Unmarshal(req.Object.Raw, &meta) == nil {
+			r.GenerateName = meta.Metadata.GenerateName
+		}
+	}
+	return r
+}
+
+// vsaExt is policy.VSADecisionExt plus the admission request that made the
+// decision; vsaPredicate replaces the predicate's "custody" member with it.
+type vsaExt struct {
+	policy.VSADecisionExt
+	Admission *Resource `json:"admission"`
+}
+
+type vsaPredicate struct {
+	policy.VSAPredicate
+	Custody *vsaExt `json:"custody"`
+}
+
+// VSA returns the unsigned statement that records d as decided for the
+// admission request r: d.VSA(verifierID) (subject the image digest,
+// resourceUri the environment, policy.digest the policy version) with r
+// under predicate.custody.admission.
+func VSA(d *policy.Decision, verifierID string, r *Resource) ([]byte, error) {
+	b, err := d.VSA(verifierID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := attest.ParseStatement(b)
+	if err != nil {
+		return nil, err
+	}
+	var pred vsaPredicate
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+		return nil, fmt.Errorf("couldn't read VSA predicate: %w", err)
+	}
+	if pred.Custody == nil {
+		pred.Custody = &vsaExt{VSADecisionExt: policy.VSADecisionExt{Environment: d.Environment}}
+	}
+	pred.Custody.Admission = r
+	if st.Predicate, err = json.Marshal(&pred); err != nil {
+		return nil, fmt.Errorf("couldn't marshal VSA predicate: %w", err)
+	}
+	return st.Marshal()
+}
+
+// record is one decision waiting to be written.
+type record struct {
+	d   *policy.Decision
+	res *Resource
+}
+
+// recorder writes decisions from a bounded queue, so that a slow or
+// unreachable log never delays an answer: a decision that finds the queue
+// full is dropped (and counted), not waited for.
+type recorder struct {
+	rec     Recorder
+	id      string
+	timeout time.Duration
+	m       *Metrics
+	log     logger
+	queue   chan record
+	wg      sync.WaitGroup
+	once    sync.Once
+	stop    chan struct{}
+}
+
+// logger is the subset of *slog.Logger the recorder uses.
+type logger interface {
+	Warn(msg string, args ...any)
+	Debug(msg string, args ...any)
+}
+
+func newRecorder(rec Recorder, id string, size int, timeout time.Duration, m *Metrics, log logger) *recorder {
+	r := &recorder{rec: rec, id: id, timeout: timeout, m: m, log: log, queue: make(chan record, size), stop: make(chan struct{})}
+	for range decisionWorkers {
+		r.wg.Go(r.work)
+	}
+	return r
+}
+
+// enqueue queues d for writing, or drops it when the queue is full or
+// closed.
+func (r *recorder) enqueue(d *policy.Decision, res *Resource) {
+	select {
+	case <-r.stop:
+	default:
+		select {
+		case r.queue <- record{d, res}:
+			return
+		default:
+		}
+	}
+	r.m.vsaWrites.WithLabelValues("dropped").Inc()
+	r.log.Warn("admission decision not recorded: the VSA queue is full", "environment", d.Environment, "digest", d.Artifact,
+		"allowed", d.Allowed, "queue", cap(r.queue))
+}
+
+func (r *recorder) work() {
+	for {
+		select {
+		case rec := <-r.queue:
+			r.write(rec)
+		case <-r.stop:
+			// Drain what was queued before Close, then stop.
+			for {
+				select {
+				case rec := <-r.queue:
+					r.write(rec)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *recorder) write(rec record) {
+	vsa, err := VSA(rec.d, r.id, rec.res)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		err = r.rec.Record(ctx, rec.d.Environment, rec.d.Artifact, vsa)
+		cancel()
+	}
+	if err != nil {
+		r.m.vsaWrites.WithLabelValues("failed").Inc()
+		r.log.Warn("admission decision not recorded", "environment", rec.d.Environment, "digest", rec.d.Artifact,
+			"allowed", rec.d.Allowed, "err", err.Error())
+		return
+	}
+	r.m.vsaWrites.WithLabelValues("ok").Inc()
+	r.log.Debug("admission decision recorded", "environment", rec.d.Environment, "digest", rec.d.Artifact, "allowed", rec.d.Allowed)
+}
+
+// close stops taking decisions and waits until the queued ones are written
+// or ctx ends.
+func (r *recorder) close(ctx context.Context) error {
+	r.once.Do(func() { close(r.stop) })
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d decision(s) still unwritten: %w", len(r.queue), ctx.Err())
+	}
+}
