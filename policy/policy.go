@@ -53,6 +53,11 @@ var ErrMalformed = errors.New("malformed policy")
 type Policy struct {
 	APIVersion  string `yaml:"apiVersion" json:"apiVersion"`
 	Environment string `yaml:"environment" json:"environment"`
+	// Version numbers the environment's policy versions (1, 2, …). A
+	// custody server accepts a pushed policy only with a version above its
+	// current one, so an old signed policy cannot be replayed (see
+	// signed.go). Zero: unversioned, for local files only.
+	Version int `yaml:"version,omitempty" json:"version,omitempty"`
 	// TrustedBuilders are SLSA builder IDs. An entry with '@' must equal the
 	// builder ID; one without matches the builder ID up to its last '@'
 	// (as verify.Requirements.BuilderID). At least one is required.
@@ -327,6 +332,9 @@ func (p *Policy) validate() error {
 	}
 	if strings.TrimSpace(p.Environment) == "" {
 		return errors.New("environment is empty")
+	}
+	if p.Version < 0 {
+		return fmt.Errorf("version %d is negative", p.Version)
 	}
 	if err := checkName("environment", p.Environment); err != nil {
 		return err
