@@ -1,9 +1,11 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 )
@@ -31,6 +33,10 @@ func IncidentEvents() []string {
 // MaxReportSize is the largest incident report, in bytes.
 const MaxReportSize = 4 << 20
 
+// MaxIncidentBatch is the largest number of records one AppendIncidents
+// call takes.
+const MaxIncidentBatch = 10000
+
 var incidentID = regexp.MustCompile(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 
 // ValidIncidentID reports whether id looks like an incident ID:
@@ -38,7 +44,7 @@ var incidentID = regexp.MustCompile(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 func ValidIncidentID(id string) bool { return incidentID.MatchString(id) }
 
 // IncidentRecord is one record of an incident (custody's own record kind,
-// schema version 3, append-only like evidence). Its JSON form is the wire
+// schema version 4, append-only like evidence). Its JSON form is the wire
 // format of the incidents API and the line format of a local incident
 // ledger.
 type IncidentRecord struct {
@@ -141,5 +147,178 @@ func checkIncidentQuery(q IncidentQuery) (IncidentQuery, error) {
 	if q.Artifact != "" && !sha256Digest.MatchString(q.Artifact) {
 		return q, fmt.Errorf("%w: artifact %q is not sha256:HEX (lowercase)", ErrInvalidQuery, q.Artifact)
 	}
+	if q.Event != "" {
+		known := false
+		for _, e := range IncidentEvents() {
+			known = known || e == q.Event
+		}
+		if !known {
+			return q, fmt.Errorf("%w: incident event %q is not one of %s", ErrInvalidQuery, q.Event, strings.Join(IncidentEvents(), ", "))
+		}
+	}
 	return q, nil
+}
+
+// CheckIncidentBatch validates a batch as AppendIncidents does and returns
+// it normalised (see CheckIncidentRecord). Errors wrap ErrInvalid and name
+// the record's position.
+func CheckIncidentBatch(rs []*IncidentRecord) ([]*IncidentRecord, error) {
+	switch {
+	case len(rs) == 0:
+		return nil, fmt.Errorf("%w: no incident records", ErrInvalid)
+	case len(rs) > MaxIncidentBatch:
+		return nil, fmt.Errorf("%w: %d incident records, more than the limit of %d in one batch", ErrInvalid, len(rs), MaxIncidentBatch)
+	}
+	out := make([]*IncidentRecord, len(rs))
+	for i, r := range rs {
+		n, err := CheckIncidentRecord(r)
+		if err != nil {
+			if len(rs) == 1 {
+				return nil, err
+			}
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+const incidentColumns = `id, incident, event, artifact, actor, time_us, detail, report, recorded_by, recorded_us`
+
+// incidentChunk is how many incident rows one INSERT statement carries (9
+// parameters each, below SQLite's and PostgreSQL's parameter limits).
+const incidentChunk = 500
+
+func (s *sqlDB) appendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error) {
+	ns, err := CheckIncidentBatch(rs)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't begin transaction: %w", err)
+	}
+	defer tx.Rollback()
+	if s.d.lock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
+			return nil, fmt.Errorf("couldn't lock the index: %w", err)
+		}
+	}
+	now := toMicros(time.Now())
+	p := s.d.placeholder
+	ids := make([]int64, 0, len(ns))
+	for start := 0; start < len(ns); start += incidentChunk {
+		chunk := ns[start:min(start+incidentChunk, len(ns))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO incident (incident, event, artifact, actor, time_us, detail, report, recorded_by, recorded_us) VALUES `)
+		args := make([]any, 0, 9*len(chunk))
+		for i, n := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			k := len(args)
+			fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s, %s, %s)", p(k+1), p(k+2), p(k+3), p(k+4), p(k+5), p(k+6), p(k+7), p(k+8), p(k+9))
+			report := []byte(n.Report)
+			if report == nil {
+				report = []byte{}
+			}
+			args = append(args, n.Incident, n.Event, n.Artifact, n.Actor, toMicros(n.Time), n.Detail, report, n.RecordedBy, now)
+		}
+		b.WriteString(` RETURNING id`)
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't insert incident records: %w", err)
+		}
+		var got []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("couldn't insert incident records: %w", err)
+			}
+			got = append(got, id)
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("couldn't insert incident records: %w", err)
+		}
+		rows.Close()
+		if len(got) != len(chunk) {
+			return nil, fmt.Errorf("couldn't insert incident records: %d IDs returned for %d rows", len(got), len(chunk))
+		}
+		// Writers are serialised and one statement numbers its rows in
+		// order; RETURNING promises no order, so sort.
+		sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+		ids = append(ids, got...)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("couldn't commit incident records: %w", err)
+	}
+	return ids, nil
+}
+
+func (s *sqlDB) incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error) {
+	q, err := checkIncidentQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return s.d.placeholder(len(args))
+	}
+	where := "id > " + arg(q.AfterID)
+	for _, c := range []struct{ col, v string }{{"incident", q.Incident}, {"artifact", q.Artifact}, {"event", q.Event}} {
+		if c.v != "" {
+			where += " AND " + c.col + " = " + arg(c.v)
+		}
+	}
+	rows, err := s.query(ctx, `SELECT `+incidentColumns+` FROM incident WHERE `+where+` ORDER BY id LIMIT `+arg(q.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read incident records: %w", err)
+	}
+	defer rows.Close()
+	var out []*IncidentRecord
+	for rows.Next() {
+		r := &IncidentRecord{}
+		var t, rec int64
+		var report []byte
+		if err := rows.Scan(&r.ID, &r.Incident, &r.Event, &r.Artifact, &r.Actor, &t, &r.Detail, &report, &r.RecordedBy, &rec); err != nil {
+			return nil, fmt.Errorf("couldn't read incident records: %w", err)
+		}
+		if len(report) > 0 {
+			r.Report = json.RawMessage(report)
+		}
+		r.Time, r.RecordedAt = fromMicros(t), fromMicros(rec)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read incident records: %w", err)
+	}
+	return out, nil
+}
+
+// incidentTable is the body of the incident table (schema version 4), the
+// same in both backends but for the ID and byte columns.
+func incidentTable(idColumn, bytesColumn string) string {
+	return `CREATE TABLE incident (
+		id ` + idColumn + `,
+		incident TEXT NOT NULL,
+		event TEXT NOT NULL,
+		artifact TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		time_us BIGINT NOT NULL,
+		detail TEXT NOT NULL,
+		report ` + bytesColumn + ` NOT NULL,
+		recorded_by TEXT NOT NULL,
+		recorded_us BIGINT NOT NULL)`
+}
+
+// incidentIndexes serve the lookups of IncidentQuery: one incident's
+// records, an artifact's quarantine (the deploy gate's question) and one
+// kind of record.
+var incidentIndexes = []string{
+	`CREATE INDEX incident_incident ON incident (incident, id)`,
+	`CREATE INDEX incident_artifact ON incident (artifact, event, id)`,
+	`CREATE INDEX incident_event ON incident (event, id)`,
 }

@@ -70,6 +70,9 @@ var postgresDialect = &dialect{
 		}, postgresAppendOnly("deployment")...)},
 		{name: "evidence since indexes", stmts: sinceIndexes(
 			"signer_key_id", "builder_id", "source_commit", "predicate_type")},
+		{name: "incident", stmts: append(append([]string{
+			incidentTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA"),
+		}, incidentIndexes...), postgresAppendOnly("incident")...)},
 	},
 }
 
@@ -127,6 +130,16 @@ func (s *Postgres) AppendDeployment(ctx context.Context, d *Deployment) (int64, 
 // Deployments implements [Store.Deployments].
 func (s *Postgres) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
 	return s.deployments(ctx, q)
+}
+
+// AppendIncidents implements [Store.AppendIncidents].
+func (s *Postgres) AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error) {
+	return s.appendIncidents(ctx, rs)
+}
+
+// Incidents implements [Store.Incidents].
+func (s *Postgres) Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error) {
+	return s.incidents(ctx, q)
 }
 
 // Close implements [Store.Close].

@@ -77,6 +77,12 @@ var sqliteDialect = &dialect{
 		}},
 		{name: "evidence since indexes", stmts: sinceIndexes(
 			"signer_key_id", "builder_id", "source_commit", "predicate_type")},
+		{name: "incident", stmts: append(append([]string{
+			incidentTable("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+		}, incidentIndexes...),
+			sqliteAppendOnly("incident", "UPDATE"),
+			sqliteAppendOnly("incident", "DELETE"),
+		)},
 	},
 }
 
@@ -135,6 +141,16 @@ func (s *SQLite) AppendDeployment(ctx context.Context, d *Deployment) (int64, er
 // Deployments implements [Store.Deployments].
 func (s *SQLite) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
 	return s.deployments(ctx, q)
+}
+
+// AppendIncidents implements [Store.AppendIncidents].
+func (s *SQLite) AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error) {
+	return s.appendIncidents(ctx, rs)
+}
+
+// Incidents implements [Store.Incidents].
+func (s *SQLite) Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error) {
+	return s.incidents(ctx, q)
 }
 
 // Close implements [Store.Close]. It first lets SQLite refresh the query

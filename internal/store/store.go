@@ -8,7 +8,8 @@
 // in package storetest.
 //
 // Besides evidence it holds environments' deployment history ([Deployment]
-// records, schema version 2).
+// records, schema version 2) and incident records ([IncidentRecord], schema
+// version 4: incidents opened, artifacts quarantined, reports, closings).
 //
 // The index is append-only. Nothing is ever updated or deleted; a change of
 // state is a new record. The code issues no UPDATE or DELETE statements and the
@@ -162,6 +163,17 @@ type Store interface {
 	// Deployments returns the deployment records matching q in ID order.
 	// A malformed query returns an error wrapping ErrInvalidQuery.
 	Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error)
+	// AppendIncidents appends incident records (see CheckIncidentRecord;
+	// 1 to MaxIncidentBatch of them) in one transaction and returns their
+	// IDs, in order: all are stored or none. The store sets RecordedAt;
+	// RecordedBy is kept as given (the server sets it from the token). A
+	// malformed record rejects the whole batch with an error wrapping
+	// ErrInvalid, having stored nothing. The records are not modified.
+	AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error)
+	// Incidents returns the incident records matching q in ID order, at
+	// most q.Limit of them. A malformed query returns an error wrapping
+	// ErrInvalidQuery.
+	Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error)
 	// Close releases the store's resources.
 	Close() error
 }

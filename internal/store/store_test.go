@@ -130,6 +130,10 @@ func TestAppendOnly(t *testing.T) {
 			if _, err := s.AppendDeployment(ctx, storetest.Deployment("prod", 1, store.EventDeployed)); err != nil {
 				t.Fatal(err)
 			}
+			inc := storetest.IncidentID(1)
+			if _, err := s.AppendIncidents(ctx, []*store.IncidentRecord{storetest.Quarantine(inc, 1)}); err != nil {
+				t.Fatal(err)
+			}
 			before, err := s.Get(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -145,9 +149,14 @@ func TestAppendOnly(t *testing.T) {
 				"DELETE FROM schema_version",
 				"UPDATE deployment SET event = 'healthy'",
 				"DELETE FROM deployment",
+				"UPDATE incident SET event = 'closed'",
+				"UPDATE incident SET artifact = '' WHERE incident = '" + inc + "'",
+				"DELETE FROM incident",
+				"DELETE FROM incident WHERE event = 'quarantined'",
 			}
 			if b.name == "postgres" {
-				stmts = append(stmts, "TRUNCATE evidence_subject", "TRUNCATE evidence CASCADE", "TRUNCATE schema_version", "TRUNCATE deployment")
+				stmts = append(stmts, "TRUNCATE evidence_subject", "TRUNCATE evidence CASCADE", "TRUNCATE schema_version", "TRUNCATE deployment",
+					"TRUNCATE incident")
 			}
 			for _, stmt := range stmts {
 				err := store.RawExec(ctx, s, stmt)
@@ -161,6 +170,9 @@ func TestAppendOnly(t *testing.T) {
 			}
 			if after.BuilderID != before.BuilderID || len(after.Subjects) != len(before.Subjects) {
 				t.Errorf("record changed: %+v, was %+v", after, before)
+			}
+			if q, err := s.Incidents(ctx, store.IncidentQuery{Incident: inc, Event: store.IncidentQuarantined}); err != nil || len(q) != 1 {
+				t.Errorf("quarantine after the rejected statements = %d records, %v; want it kept", len(q), err)
 			}
 			if v, err := store.SchemaVersion(ctx, s); err != nil || v != store.LatestSchemaVersion(s) {
 				t.Errorf("SchemaVersion = %d, %v; want %d", v, err, store.LatestSchemaVersion(s))

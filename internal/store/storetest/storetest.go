@@ -42,6 +42,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeploymentsQuery", testDeploymentsQuery},
 		{"DeploymentsInvalid", testDeploymentsInvalid},
 		{"DeploymentsCanceled", testDeploymentsCanceled},
+		{"IncidentsRoundTrip", testIncidentsRoundTrip},
+		{"IncidentsQuery", testIncidentsQuery},
+		{"IncidentsLargeBatch", testIncidentsLargeBatch},
+		{"IncidentsInvalid", testIncidentsInvalid},
+		{"IncidentsCanceled", testIncidentsCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
