@@ -64,13 +64,16 @@ func resourceOf(req *admissionv1.AdmissionRequest) *Resource {
 	r := &Resource{UID: string(req.UID), Namespace: req.Namespace, Kind: gvk(req.Kind.Group, req.Kind.Version, req.Kind.Kind),
 		Name: req.Name, Operation: string(req.Operation), User: req.UserInfo.Username}
 	if r.Name == "" {
+		// The API server leaves the request's name empty when the object
+		// has only a generateName (and so do some clients of the webhook).
 		var meta struct {
 			Metadata struct {
+				Name         string `json:"name"`
 				GenerateName string `json:"generateName"`
 			} `json:"metadata"`
 		}
 		if json.Unmarshal(req.Object.Raw, &meta) == nil {
-			r.GenerateName = meta.Metadata.GenerateName
+			r.Name, r.GenerateName = meta.Metadata.Name, meta.Metadata.GenerateName
 		}
 	}
 	return r
