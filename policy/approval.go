@@ -14,8 +14,9 @@ import (
 	"github.com/custody-dev/custody/attest"
 )
 
-// MaxPredicateBytes bounds the approval and rebuild predicates
-// ParseApproval and ParseRebuild read.
+// MaxPredicateBytes bounds the approval predicates ParseApproval reads.
+// (Rebuild and review predicates, which list many subjects or commits, are
+// bounded by attest.MaxStatementBytes.)
 const MaxPredicateBytes = 64 << 10
 
 var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -77,20 +78,28 @@ func (p *ApprovalPredicate) validate() error {
 }
 
 // RebuildPredicate is the part of PredicateRebuild the policy reads: did an
-// independent rebuild produce the same artifact.
+// independent rebuild produce the same artifact, and which build did it
+// replay (original.buildId, original.bundle.sha256).
 type RebuildPredicate struct {
-	Matched bool `json:"matched"`
+	Matched          bool
+	BuildID          string
+	ProvenanceBundle string // lowercase hex SHA-256
 }
 
-// ParseRebuild reads the matched flag of a rebuild predicate from untrusted
-// bytes (other fields are allowed and ignored). A predicate without a
-// boolean "matched" is an error.
+// ParseRebuild reads the matched flag and the replayed build of a rebuild
+// predicate from untrusted bytes (other fields are allowed and ignored). A
+// predicate without a boolean "matched" is an error, and so is an
+// original.bundle.sha256 that is not 64 hex digits.
 func ParseRebuild(predicate []byte) (*RebuildPredicate, error) {
-	if len(predicate) > MaxPredicateBytes {
-		return nil, fmt.Errorf("rebuild predicate is %d bytes, more than the limit of %d", len(predicate), MaxPredicateBytes)
+	if len(predicate) > attest.MaxStatementBytes {
+		return nil, fmt.Errorf("rebuild predicate is %d bytes, more than the limit of %d", len(predicate), attest.MaxStatementBytes)
 	}
 	var raw struct {
-		Matched *bool `json:"matched"`
+		Matched  *bool `json:"matched"`
+		Original struct {
+			BuildID string            `json:"buildId"`
+			Bundle  map[string]string `json:"bundle"`
+		} `json:"original"`
 	}
 	if err := json.Unmarshal(predicate, &raw); err != nil {
 		return nil, fmt.Errorf("couldn't parse rebuild predicate: %w", err)
@@ -98,7 +107,18 @@ func ParseRebuild(predicate []byte) (*RebuildPredicate, error) {
 	if raw.Matched == nil {
 		return nil, errors.New("rebuild predicate has no boolean \"matched\"")
 	}
-	return &RebuildPredicate{Matched: *raw.Matched}, nil
+	if len(raw.Original.BuildID) > maxNameLen {
+		return nil, errors.New("rebuild predicate original.buildId is over 1024 bytes")
+	}
+	out := &RebuildPredicate{Matched: *raw.Matched, BuildID: raw.Original.BuildID}
+	if h, ok := raw.Original.Bundle["sha256"]; ok {
+		h = strings.ToLower(h)
+		if !sha256Digest.MatchString("sha256:" + h) {
+			return nil, fmt.Errorf("rebuild predicate original.bundle.sha256 %q is not 64 hex digits", h)
+		}
+		out.ProvenanceBundle = h
+	}
+	return out, nil
 }
 
 // ParseVulnScan reads the findings of an in-toto vulnerability predicate

@@ -94,6 +94,7 @@ func (p *Policy) Evaluate(ctx context.Context, ev *Evidence, now time.Time) (*De
 	p.checkRebuilds(d, ev)
 	p.checkVulnerabilities(d, ev, now)
 	p.checkApprovals(d, ev, now)
+	p.checkReviews(d, ev, now)
 	if p.Rego != "" {
 		if err := p.checkRego(ctx, d, ev, now); err != nil {
 			return nil, err
@@ -131,6 +132,9 @@ func (ev *Evidence) inputs() []string {
 		add(x.Signature)
 	}
 	for _, x := range ev.VulnScans {
+		add(x.Signature)
+	}
+	for _, x := range ev.Reviews {
 		add(x.Signature)
 	}
 	out := make([]string, 0, len(seen))
@@ -273,7 +277,7 @@ func (p *Policy) checkRequiredEvidence(d *Decision, ev *Evidence) {
 		var found []Signature
 		if k.name == EvidenceRebuild {
 			for _, r := range ev.Rebuilds {
-				if r.Matched {
+				if r.Matched && ev.rebuildOfThisBuild(r) {
 					found = append(found, r.Signature)
 				}
 			}
@@ -311,10 +315,41 @@ func (p *Policy) checkRequiredEvidence(d *Decision, ev *Evidence) {
 	}
 }
 
+// rebuildOfThisBuild reports whether r replayed a build whose verified
+// provenance is in ev: its recorded build ID and provenance bundle digest
+// (each when recorded, at least one of them) are those of one provenance.
+func (ev *Evidence) rebuildOfThisBuild(r Rebuild) bool {
+	if r.BuildID == "" && r.ProvenanceBundle == "" {
+		return false
+	}
+	for _, pv := range ev.Provenance {
+		if (r.BuildID == "" || r.BuildID == pv.Facts.BuildID) && (r.ProvenanceBundle == "" || r.ProvenanceBundle == pv.Bundle) {
+			return true
+		}
+	}
+	return false
+}
+
+// describeRebuildOf says which build a rebuild replayed, for messages.
+func describeRebuildOf(r Rebuild) string {
+	switch {
+	case r.BuildID != "" && r.ProvenanceBundle != "":
+		return fmt.Sprintf("build %s (provenance bundle %s)", r.BuildID, short12(r.ProvenanceBundle))
+	case r.BuildID != "":
+		return "build " + r.BuildID
+	case r.ProvenanceBundle != "":
+		return "the build of provenance bundle " + short12(r.ProvenanceBundle)
+	}
+	return "a build it does not name"
+}
+
 func (p *Policy) checkRebuilds(d *Decision, ev *Evidence) {
 	for _, r := range ev.Rebuilds {
+		// A mismatch denies even when it names another build of the same
+		// digest: something that claims to be this artifact did not
+		// reproduce.
 		if !r.Matched {
-			d.fail(ReqRebuild, fmt.Sprintf("an independent rebuild by %s did not reproduce %s", r.Signer, ev.Artifact),
+			d.fail(ReqRebuild, fmt.Sprintf("an independent rebuild by %s of %s did not reproduce %s", r.Signer, describeRebuildOf(r), ev.Artifact),
 				"find out why the rebuild differs (non-hermetic build, tampering) before deploying")
 		}
 	}
@@ -328,9 +363,13 @@ func (p *Policy) checkRebuilds(d *Decision, ev *Evidence) {
 		builders[principalKey(pr.Signer)] = true
 	}
 	agree := map[string]bool{}
-	var names []string
+	var names, other []string
 	for _, r := range ev.Rebuilds {
 		k := principalKey(r.Signer)
+		if r.Matched && !ev.rebuildOfThisBuild(r) {
+			other = append(other, fmt.Sprintf("%s replayed %s, not a build of this artifact's verified provenance", r.Signer, describeRebuildOf(r)))
+			continue
+		}
 		if !r.Matched || builders[k] || agree[k] {
 			continue
 		}
@@ -342,8 +381,12 @@ func (p *Policy) checkRebuilds(d *Decision, ev *Evidence) {
 		if len(names) > 0 {
 			have = strings.Join(names, ", ")
 		}
-		d.fail(ReqRebuild, fmt.Sprintf("needs %d independent rebuilder(s) that reproduced %s, not the builder; agreeing so far: %s", p.Rebuilders, ev.Artifact, have),
-			"have another machine and key rebuild it: custody rebuild --key REBUILDER_KEY ARTIFACT")
+		msg := fmt.Sprintf("needs %d independent rebuilder(s) that reproduced %s, not the builder; agreeing so far: %s", p.Rebuilders, ev.Artifact, have)
+		if len(other) > 0 {
+			msg += "; not counted: " + strings.Join(other, "; ")
+		}
+		d.fail(ReqRebuild, msg,
+			"have another machine and key rebuild it from this artifact's provenance bundle: custody rebuild --key REBUILDER_KEY ARTIFACT")
 		return
 	}
 	d.pass("%d independent rebuilder(s) reproduced the artifact", len(agree))

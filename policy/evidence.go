@@ -27,6 +27,10 @@ type Evidence struct {
 	Rebuilds []Rebuild `json:"rebuilds"`
 	// VulnScans are verified vulnerability scans with their findings.
 	VulnScans []VulnScan `json:"vulnScans"`
+	// Reviews are verified source review attestations (PredicateReview)
+	// whose subject is a source commit of the artifact's verified
+	// provenance.
+	Reviews []Review `json:"reviews"`
 	// Authors are people who authored the source change, when the
 	// evidence records them (names, emails or identities). They never count
 	// as approvers.
@@ -74,6 +78,12 @@ type Rebuild struct {
 	Signature
 	// Matched is true when the rebuild produced the same artifact digest.
 	Matched bool `json:"matched"`
+	// BuildID is the build ID (invocation ID) of the provenance the
+	// rebuild replayed, as the rebuild predicate records it.
+	BuildID string `json:"buildId,omitempty"`
+	// ProvenanceBundle is the lowercase hex SHA-256 of the provenance
+	// bundle the rebuild replayed, as the rebuild predicate records it.
+	ProvenanceBundle string `json:"provenanceBundle,omitempty"`
 }
 
 // VulnScan is one verified vulnerability scan.

@@ -93,6 +93,10 @@ type Policy struct {
 	Groups map[string][]Member `yaml:"groups,omitempty" json:"groups,omitempty"`
 	// Approvals must all hold (AND); each is k of the group's members.
 	Approvals []ApprovalRule `yaml:"approvals,omitempty" json:"approvals,omitempty"`
+	// Reviews requires source review attestations (PredicateReview) of
+	// the commits the artifact was built from; see REVIEW.md. Nil: not
+	// required.
+	Reviews *Reviews `yaml:"reviews,omitempty" json:"reviews,omitempty"`
 	// Rego is an optional module in package custody whose "deny" set of
 	// strings adds deny reasons. Its input is the Evidence as JSON.
 	Rego string `yaml:"rego,omitempty" json:"rego,omitempty"`
@@ -140,6 +144,10 @@ type Member struct {
 	Name       string     `yaml:"name" json:"name"`
 	KeyIDs     []string   `yaml:"keyIds,omitempty" json:"keyIds,omitempty"`
 	Identities []Identity `yaml:"identities,omitempty" json:"identities,omitempty"`
+	// Emails are the member's git author emails (and reviewer names a
+	// review bot gives), so that reviews can tell a commit's author from
+	// its reviewers. They never let anyone sign as the member.
+	Emails []string `yaml:"emails,omitempty" json:"emails,omitempty"`
 }
 
 // Identity is a keyless certificate identity and its OIDC issuer.
@@ -471,6 +479,14 @@ func (p *Policy) validate() error {
 				}
 				idOwner[id] = m.Name
 			}
+			if len(m.Emails) > maxListLen {
+				return fmt.Errorf("member %q of group %q lists more than %d emails", m.Name, g, maxListLen)
+			}
+			for _, e := range m.Emails {
+				if err := checkName(fmt.Sprintf("member %q of group %q: email", m.Name, g), strings.TrimSpace(e)); err != nil {
+					return err
+				}
+			}
 			byName[m.Name] = m
 		}
 		p.members[g] = byName
@@ -492,7 +508,7 @@ func (p *Policy) validate() error {
 			return fmt.Errorf("approvals[%d] needs %d of group %q, which has only %d member(s)", i, r.Count, r.Group, len(ms))
 		}
 	}
-	return nil
+	return p.validateReviews()
 }
 
 func checkName(what, v string) error {

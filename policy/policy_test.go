@@ -40,6 +40,11 @@ func sig(p Principal) Signature {
 	return Signature{Signer: p, LogVerified: true, TimestampVerified: true, SignedAt: now.Add(-time.Hour), Bundle: strings.Repeat("c", 64)}
 }
 
+// rb is a rebuild of goodEvidence's build by p.
+func rb(p Principal, matched bool) Rebuild {
+	return Rebuild{Signature: sig(p), Matched: matched, BuildID: "build-1", ProvenanceBundle: strings.Repeat("c", 64)}
+}
+
 func approval(p Principal, env string) Approval {
 	return Approval{Signature: sig(p), ApprovalPredicate: ApprovalPredicate{Environment: env, Artifact: artifact, Approver: "x", Time: now.Add(-time.Minute)}}
 }
@@ -50,7 +55,7 @@ func goodEvidence() *Evidence {
 		Artifact: artifact,
 		Provenance: []Provenance{{Signature: sig(builder), Facts: attest.ProvenanceFacts{
 			BuilderID: "https://custody.dev/builders/local@v1", SourceURI: "git+https://github.com/org/app.git",
-			SourceRef: "refs/tags/v1.2.0", FinishedOn: now.Add(-2 * time.Hour),
+			SourceRef: "refs/tags/v1.2.0", FinishedOn: now.Add(-2 * time.Hour), BuildID: "build-1",
 		}}},
 		Attestations: []Attestation{{Signature: sig(builder), PredicateType: PredicateCycloneDX, Predicate: json.RawMessage(`{}`)}},
 		VulnScans: []VulnScan{{Signature: sig(builder), PredicateType: PredicateVulnsV02, Findings: []Vulnerability{
@@ -172,11 +177,16 @@ func TestEvaluateRebuilders(t *testing.T) {
 		msg      string
 	}{
 		{"none", nil, false, "agreeing so far: none"},
-		{"one", []Rebuild{{Signature: sig(dave), Matched: true}}, false, "needs 2 independent rebuilder(s)"},
-		{"one twice", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(dave), Matched: true}}, false, "needs 2"},
-		{"builder does not count", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(builder), Matched: true}}, false, "needs 2"},
-		{"two", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(alice), Matched: true}}, true, ""},
-		{"two but one differs", []Rebuild{{Signature: sig(dave), Matched: true}, {Signature: sig(alice), Matched: true}, {Signature: sig(bob), Matched: false}}, false, "did not reproduce"},
+		{"one", []Rebuild{rb(dave, true)}, false, "needs 2 independent rebuilder(s)"},
+		{"one twice", []Rebuild{rb(dave, true), rb(dave, true)}, false, "needs 2"},
+		{"builder does not count", []Rebuild{rb(dave, true), rb(builder, true)}, false, "needs 2"},
+		{"two", []Rebuild{rb(dave, true), rb(alice, true)}, true, ""},
+		{"two but one differs", []Rebuild{rb(dave, true), rb(alice, true), rb(bob, false)}, false, "did not reproduce"},
+		{"build ID only binds", []Rebuild{rb(dave, true), {Signature: sig(alice), Matched: true, BuildID: "build-1"}}, true, ""},
+		{"another build does not count", []Rebuild{rb(dave, true), {Signature: sig(alice), Matched: true, BuildID: "build-2", ProvenanceBundle: strings.Repeat("c", 64)}}, false, "replayed build build-2 (provenance bundle cccccccccccc), not a build of this artifact"},
+		{"another provenance bundle does not count", []Rebuild{rb(dave, true), {Signature: sig(alice), Matched: true, BuildID: "build-1", ProvenanceBundle: strings.Repeat("e", 64)}}, false, "not a build of this artifact's verified provenance"},
+		{"a rebuild naming no build does not count", []Rebuild{rb(dave, true), {Signature: sig(alice), Matched: true}}, false, "replayed a build it does not name"},
+		{"a mismatch of another build still denies", []Rebuild{rb(dave, true), rb(alice, true), {Signature: sig(bob), Matched: false, BuildID: "build-9"}}, false, "of build build-9 did not reproduce"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := goodEvidence()

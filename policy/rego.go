@@ -117,6 +117,7 @@ func regoInput(ev *Evidence) (ast.Value, error) {
 	in.Approvals = nonNil(in.Approvals)
 	in.Rebuilds = nonNil(in.Rebuilds)
 	in.VulnScans = nonNil(in.VulnScans)
+	in.Reviews = nonNil(in.Reviews)
 	in.Authors = nonNil(in.Authors)
 	b, err := json.Marshal(&in)
 	if err != nil {

@@ -1,0 +1,518 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Requirement names of review failures: ReqReview for everyCommit,
+// "review:" + the group for a protectedPaths rule.
+const (
+	ReqReview       = "review"
+	reqReviewPrefix = "review:"
+)
+
+// maxCommitFailures bounds the per-commit failures one requirement lists;
+// the rest are summed up in one more.
+const maxCommitFailures = 20
+
+// reviewer is a person whose review counts: a group member (by name) or a
+// name a reviews signer vouched for.
+type reviewer struct {
+	who    string          // how messages name them
+	member string          // the group member's name, or ""
+	ids    map[string]bool // lowercase names, emails and identities
+}
+
+// sourceCommit is a commit the artifact was built from, per a trusted
+// provenance.
+type sourceCommit struct {
+	commit, repo string
+}
+
+// reviewState is what the usable reviews say about one repository.
+type reviewState struct {
+	byHead    map[string][]int // head commit -> indexes into usable
+	usable    []*Review
+	reviewers map[string]map[string]*reviewer // commit -> person -> reviewer
+	authors   map[string][]GitPerson          // commit -> authors as recorded
+	files     map[string][]string             // commit -> changed paths (nil: not recorded)
+	notes     []string
+}
+
+// checkReviews applies p.Reviews to every source commit that a provenance
+// from a trusted signer records.
+func (p *Policy) checkReviews(d *Decision, ev *Evidence, now time.Time) {
+	r := p.Reviews
+	if r == nil {
+		return
+	}
+	var srcs []sourceCommit
+	seen := map[sourceCommit]bool{}
+	for _, pv := range ev.Provenance {
+		s := sourceCommit{commit: strings.ToLower(pv.Facts.SourceCommit), repo: pv.Facts.SourceURI}
+		if !p.trustedSigner(pv.Signer) || !commitHex.MatchString(s.commit) || seen[s] {
+			continue
+		}
+		seen[s] = true
+		srcs = append(srcs, s)
+	}
+	if len(srcs) == 0 {
+		msg := "no provenance from a trusted signer records the source commit, so its review can't be checked"
+		fix := "build from a git checkout with a builder that records the source commit (custody build does), signed by a trusted signer"
+		if r.EveryCommit {
+			d.fail(ReqReview, msg, fix)
+		}
+		for _, pr := range r.ProtectedPaths {
+			d.fail(reqReviewPrefix+pr.Group, msg, fix)
+		}
+		return
+	}
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].commit < srcs[j].commit })
+	for _, s := range srcs {
+		p.checkReviewsOf(d, ev, s, now)
+	}
+}
+
+func (p *Policy) checkReviewsOf(d *Decision, ev *Evidence, src sourceCommit, now time.Time) {
+	r := p.Reviews
+	st := p.reviewState(ev, src, now)
+	chain, reached := st.chain(src.commit, r.releaseRefs())
+	if chain == nil {
+		msg, fix := st.gapMessage(src, reached, r.releaseRefs())
+		if r.EveryCommit {
+			d.fail(ReqReview, msg, fix)
+		}
+		for _, pr := range r.ProtectedPaths {
+			d.fail(reqReviewPrefix+pr.Group, fmt.Sprintf("can't tell which changes need approval from group %s: %s", pr.Group, msg), fix)
+		}
+		return
+	}
+	commits := st.commitsOf(chain)
+	first := st.usable[chain[len(chain)-1]].Range
+	from := fmt.Sprintf("%s (%s)", first.BaseRef, short12(first.Base))
+	if r.EveryCommit {
+		var fails []Failure
+		for _, c := range commits {
+			authors := st.authors[c]
+			var others, selves []string
+			for _, rv := range sortedReviewers(st.reviewers[c]) {
+				if rv.authored(authors) {
+					selves = append(selves, rv.who)
+				} else {
+					others = append(others, rv.who)
+				}
+			}
+			if len(others) > 0 {
+				continue
+			}
+			msg := fmt.Sprintf("commit %s by %s has no review by someone other than its author", short12(c), people(authors))
+			if len(selves) > 0 {
+				msg += fmt.Sprintf(" (reviewed only by %s, its author)", strings.Join(selves, ", "))
+			}
+			fails = append(fails, Failure{Requirement: ReqReview, Message: msg,
+				Fix: fmt.Sprintf("someone other than %s reviews it and signs a review attestation: custody attest review --key KEY --range BASE..%s --reviewer NAME (signed by a group member, or by one of reviews.signers)", people(authors), short12(src.commit))})
+		}
+		if len(fails) == 0 {
+			d.pass("every one of %d commit(s) from release %s to source commit %s reviewed by someone other than its author", len(commits), from, short12(src.commit))
+		}
+		d.failCapped(fails)
+	}
+	for _, pr := range r.ProtectedPaths {
+		p.checkPathRule(d, st, pr, commits, src)
+	}
+}
+
+func (p *Policy) checkPathRule(d *Decision, st *reviewState, pr PathRule, commits []string, src sourceCommit) {
+	req := reqReviewPrefix + pr.Group
+	var fails []Failure
+	touched := 0
+	for _, c := range commits {
+		files := st.files[c]
+		if files == nil {
+			fails = append(fails, Failure{Requirement: req,
+				Message: fmt.Sprintf("the review of commit %s records no changed files, so changes to protected paths can't be ruled out", short12(c)),
+				Fix:     "attest the review again with a custody that records each commit's files (custody attest review)"})
+			continue
+		}
+		var hit []string
+		for _, f := range files {
+			for _, g := range pr.paths() {
+				if matchPath(g, f) {
+					hit = append(hit, f)
+					break
+				}
+			}
+		}
+		if len(hit) == 0 {
+			continue
+		}
+		touched++
+		authors := st.authors[c]
+		got := map[string]bool{}
+		var authorsToo []string
+		for _, rv := range sortedReviewers(st.reviewers[c]) {
+			if rv.member == "" || p.members[pr.Group][rv.member] == nil {
+				continue
+			}
+			if rv.authored(authors) {
+				authorsToo = append(authorsToo, rv.member)
+				continue
+			}
+			got[rv.member] = true
+		}
+		if len(got) >= pr.Count {
+			continue
+		}
+		have := "none"
+		if len(got) > 0 {
+			have = strings.Join(sortedKeys(got), ", ")
+		}
+		msg := fmt.Sprintf("changes to %s (commit %s by %s) need %d approval(s) from group %s; got %s",
+			shortList(hit, 5), short12(c), people(authors), pr.Count, pr.Group, have)
+		if len(authorsToo) > 0 {
+			msg += fmt.Sprintf(" (%s authored the commit, which does not count)", strings.Join(authorsToo, ", "))
+		}
+		var can []string
+		for _, name := range sortedMemberNames(p.members[pr.Group]) {
+			if !got[name] && !p.memberAuthored(name, authors) {
+				can = append(can, name)
+			}
+		}
+		fix := fmt.Sprintf("%d more of %s (group %s) must review commit %s and sign the review attestation themselves (or be named in one a reviews signer signed)",
+			pr.Count-len(got), orNone(strings.Join(can, ", ")), pr.Group, short12(c))
+		if len(can) < pr.Count-len(got) {
+			fix = fmt.Sprintf("group %s has too few members who did not author commit %s; add reviewers to the group", pr.Group, short12(c))
+		}
+		fails = append(fails, Failure{Requirement: req, Message: msg, Fix: fix})
+	}
+	if len(fails) == 0 {
+		if touched == 0 {
+			d.pass("no reviewed commit up to %s changes paths protected for group %s", short12(src.commit), pr.Group)
+		} else {
+			d.pass("%d commit(s) up to %s change paths protected for group %s, each approved by %d of its members", touched, short12(src.commit), pr.Group, pr.Count)
+		}
+	}
+	d.failCapped(fails)
+}
+
+// failCapped adds fails, at most maxCommitFailures of them and then one
+// that counts the rest.
+func (d *Decision) failCapped(fails []Failure) {
+	if len(fails) <= maxCommitFailures {
+		d.Failures = append(d.Failures, fails...)
+		return
+	}
+	d.Failures = append(d.Failures, fails[:maxCommitFailures]...)
+	last := fails[len(fails)-1]
+	d.fail(last.Requirement, fmt.Sprintf("and %d more commit(s) like the above", len(fails)-maxCommitFailures), last.Fix)
+}
+
+// reviewState keeps the reviews that count for src: about its repository,
+// not dated in the future, meeting the log and timestamp requirements and
+// with at least one reviewer who counts.
+func (p *Policy) reviewState(ev *Evidence, src sourceCommit, now time.Time) *reviewState {
+	st := &reviewState{
+		byHead:    map[string][]int{},
+		reviewers: map[string]map[string]*reviewer{},
+		authors:   map[string][]GitPerson{},
+		files:     map[string][]string{},
+	}
+	noted := map[string]bool{}
+	note := func(s string) {
+		if !noted[s] {
+			noted[s] = true
+			st.notes = append(st.notes, s)
+		}
+	}
+	for i := range ev.Reviews {
+		rv := &ev.Reviews[i]
+		switch {
+		case src.repo == "" || normalizeSource(rv.Repo) != normalizeSource(src.repo):
+			note(fmt.Sprintf("review by %s is of %s, not the artifact's source %s", rv.Signer, rv.Repo, orNone(src.repo)))
+			continue
+		case rv.ReviewedAt.After(now.Add(clockSkew)):
+			note(fmt.Sprintf("review by %s is dated in the future (%s)", rv.Signer, rv.ReviewedAt.UTC().Format(time.RFC3339)))
+			continue
+		case p.RequireLog && !rv.LogVerified:
+			note(fmt.Sprintf("review by %s has no verified transparency log inclusion (requireLog)", rv.Signer))
+			continue
+		case p.RequireTimestamp && (!rv.TimestampVerified || rv.SignedAt.IsZero()):
+			note(fmt.Sprintf("review by %s has no verified signing time (requireTimestamp)", rv.Signer))
+			continue
+		}
+		people := p.reviewersOf(rv)
+		if len(people) == 0 {
+			note(fmt.Sprintf("review signed by %s counts for no one: the signer is neither a member of a group nor one of reviews.signers", rv.Signer))
+			continue
+		}
+		idx := len(st.usable)
+		st.usable = append(st.usable, rv)
+		st.byHead[rv.Range.Head] = append(st.byHead[rv.Range.Head], idx)
+		for _, c := range rv.Commits {
+			if st.reviewers[c.Commit] == nil {
+				st.reviewers[c.Commit] = map[string]*reviewer{}
+			}
+			for _, pe := range people {
+				st.reviewers[c.Commit][pe.key()] = pe
+			}
+			if !containsPerson(st.authors[c.Commit], c.Author) {
+				st.authors[c.Commit] = append(st.authors[c.Commit], c.Author)
+			}
+			if c.Files != nil {
+				st.files[c.Commit] = unionStrings(st.files[c.Commit], c.Files)
+			}
+		}
+	}
+	return st
+}
+
+// chain finds the shortest sequence of usable reviews whose heads and bases
+// link head to a range that starts at a release ref, newest first. When
+// there is none it returns the commits the reviews reach back to.
+func (st *reviewState) chain(head string, releases []string) (chain []int, reached []string) {
+	type step struct {
+		commit string
+		via    int // review index that led here, -1 at head
+		prev   int // index into steps
+	}
+	steps := []step{{commit: head, via: -1, prev: -1}}
+	visited := map[string]bool{head: true}
+	for i := 0; i < len(steps); i++ {
+		cur := steps[i]
+		heads := st.byHead[cur.commit]
+		if len(heads) == 0 && i > 0 {
+			reached = append(reached, cur.commit)
+		}
+		for _, ri := range heads {
+			rg := st.usable[ri].Range
+			if isRelease(rg.BaseRef, releases) && rg.Base != "" {
+				chain = []int{ri}
+				for s := i; steps[s].via >= 0; s = steps[s].prev {
+					chain = append([]int{steps[s].via}, chain...)
+				}
+				return chain, nil
+			}
+			if rg.Base == "" || visited[rg.Base] {
+				continue
+			}
+			visited[rg.Base] = true
+			steps = append(steps, step{commit: rg.Base, via: ri, prev: i})
+		}
+	}
+	sort.Strings(reached)
+	return nil, reached
+}
+
+func isRelease(ref string, globs []string) bool {
+	if ref == "" {
+		return false
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, ref); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *reviewState) gapMessage(src sourceCommit, reached []string, releases []string) (msg, fix string) {
+	rel := strings.Join(releases, ", ")
+	if len(st.byHead[src.commit]) == 0 {
+		msg = fmt.Sprintf("no counting review attestation of %s ends at the artifact's source commit %s", orNone(src.repo), short12(src.commit))
+		fix = fmt.Sprintf("review the commits from the previous release to %s and attest it: custody attest review --key KEY --range vPREV..%s --reviewer NAME, then supply the bundle (or push it with --server)", short12(src.commit), short12(src.commit))
+	} else {
+		var ends []string
+		for _, c := range reached {
+			ends = append(ends, short12(c))
+		}
+		if len(ends) == 0 {
+			ends = []string{"a range whose base is not a release"}
+		}
+		msg = fmt.Sprintf("reviews reach back from source commit %s only to %s, not to a release (a range base given as a ref matching %s)", short12(src.commit), strings.Join(ends, ", "), rel)
+		fix = fmt.Sprintf("attest a review of the commits from the previous release tag to %s: custody attest review --key KEY --range vPREV..%s --reviewer NAME", ends[0], ends[0])
+	}
+	if len(st.notes) > 0 {
+		msg += "; " + strings.Join(st.notes, "; ")
+	}
+	return msg, fix
+}
+
+// commitsOf returns the commits the chain's reviews list, oldest range
+// first, each once.
+func (st *reviewState) commitsOf(chain []int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i := len(chain) - 1; i >= 0; i-- {
+		for _, c := range st.usable[chain[i]].Commits {
+			if !seen[c.Commit] {
+				seen[c.Commit] = true
+				out = append(out, c.Commit)
+			}
+		}
+	}
+	return out
+}
+
+// reviewersOf returns who a review counts for: the group member who signed
+// it, and, when a reviews signer signed it, every reviewer it lists.
+func (p *Policy) reviewersOf(rv *Review) []*reviewer {
+	var out []*reviewer
+	seen := map[string]bool{}
+	add := func(r *reviewer) {
+		if !seen[r.key()] {
+			seen[r.key()] = true
+			out = append(out, r)
+		}
+	}
+	for _, g := range sortedGroupNames(p.members) {
+		for _, name := range sortedMemberNames(p.members[g]) {
+			if p.members[g][name].holds(rv.Signer) {
+				add(p.memberReviewer(name))
+			}
+		}
+	}
+	vouched := false
+	for _, s := range p.Reviews.Signers {
+		vouched = vouched || (s == rv.Signer && (s.KeyID != "" || s.Identity != ""))
+	}
+	if vouched {
+		for _, name := range rv.Reviewers {
+			if m := p.memberNamed(name); m != "" {
+				add(p.memberReviewer(m))
+				continue
+			}
+			add(&reviewer{who: name, ids: map[string]bool{strings.ToLower(strings.TrimSpace(name)): true}})
+		}
+	}
+	return out
+}
+
+func (r *reviewer) key() string {
+	if r.member != "" {
+		return "member:" + r.member
+	}
+	return "name:" + strings.ToLower(strings.TrimSpace(r.who))
+}
+
+// authored reports whether the reviewer is one of the commit's authors, by
+// name or email (case-insensitive).
+func (r *reviewer) authored(authors []GitPerson) bool {
+	for _, a := range authors {
+		for _, v := range []string{a.Email, a.Name} {
+			if v = strings.ToLower(strings.TrimSpace(v)); v != "" && r.ids[v] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Policy) memberAuthored(name string, authors []GitPerson) bool {
+	return p.memberReviewer(name).authored(authors)
+}
+
+// memberReviewer is the group member called name, known by their name,
+// emails and certificate identities in every group.
+func (p *Policy) memberReviewer(name string) *reviewer {
+	r := &reviewer{who: name, member: name, ids: map[string]bool{strings.ToLower(name): true}}
+	for _, ms := range p.members {
+		m := ms[name]
+		if m == nil {
+			continue
+		}
+		for _, e := range m.Emails {
+			r.ids[strings.ToLower(strings.TrimSpace(e))] = true
+		}
+		for _, id := range m.Identities {
+			r.ids[strings.ToLower(id.Identity)] = true
+		}
+	}
+	return r
+}
+
+// memberNamed returns the member a reviewer name denotes: by member name,
+// email or certificate identity, case-insensitive; "" for none.
+func (p *Policy) memberNamed(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for _, g := range sortedGroupNames(p.members) {
+		for _, name := range sortedMemberNames(p.members[g]) {
+			if p.memberReviewer(name).ids[s] {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+func sortedGroupNames(m map[string]map[string]*Member) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedReviewers(m map[string]*reviewer) []*reviewer {
+	out := make([]*reviewer, 0, len(m))
+	for _, r := range m {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	return out
+}
+
+func containsPerson(ps []GitPerson, p GitPerson) bool {
+	for _, x := range ps {
+		if strings.EqualFold(x.Email, p.Email) && x.Name == p.Name {
+			return true
+		}
+	}
+	return false
+}
+
+func unionStrings(a, b []string) []string {
+	if a == nil {
+		a = []string{}
+	}
+	seen := map[string]bool{}
+	for _, s := range a {
+		seen[s] = true
+	}
+	for _, s := range b {
+		if !seen[s] {
+			seen[s] = true
+			a = append(a, s)
+		}
+	}
+	return a
+}
+
+func people(ps []GitPerson) string {
+	if len(ps) == 0 {
+		return "an unknown author"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, " and ")
+}
+
+func short12(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+func shortList(s []string, n int) string {
+	if len(s) <= n {
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(s[:n], ", "), len(s)-n)
+}
