@@ -81,3 +81,40 @@ func TestFileLedgerQuarantine(t *testing.T) {
 		t.Errorf("damaged ledger: %v, want ErrCorrupt", err)
 	}
 }
+
+func TestFileLedgerAppendAll(t *testing.T) {
+	ctx := context.Background()
+	l := FileLedger{Dir: t.TempDir()}
+	id, err := NewID(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []*store.IncidentRecord
+	for _, c := range "abc" {
+		batch = append(batch, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined,
+			Artifact: "sha256:" + strings.Repeat(string(c), 64), Time: time.Now()})
+	}
+	// One malformed record appends none of the batch.
+	bad := append(append([]*store.IncidentRecord{}, batch...), &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Time: time.Now()})
+	if _, err := l.AppendAll(ctx, bad); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("AppendAll with a malformed record = %v, want ErrInvalid", err)
+	}
+	if rs, err := l.List(ctx, store.IncidentQuery{}); err != nil || len(rs) != 0 {
+		t.Fatalf("after the refused batch: %d records, %v", len(rs), err)
+	}
+	got, err := l.AppendAll(ctx, batch)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("AppendAll = %d, %v", len(got), err)
+	}
+	for i, r := range got {
+		if r.ID != int64(i+1) || r.RecordedAt.IsZero() || r.Artifact != batch[i].Artifact {
+			t.Errorf("record %d = %+v", i, r)
+		}
+	}
+	q := Quarantine{Ledger: l}
+	for _, r := range batch {
+		if inc, err := q.Quarantined(ctx, r.Artifact); err != nil || inc != id {
+			t.Errorf("Quarantined(%s) = %q, %v; want %s", r.Artifact, inc, err, id)
+		}
+	}
+}

@@ -38,6 +38,17 @@ type File[T any] struct {
 // line number) and anything else decided at append time, appends r and
 // syncs the file (and the directory when the file is new).
 func (f File[T]) Append(r *T, stamp func(r *T, id int64)) error {
+	return f.AppendAll([]*T{r}, stamp)
+}
+
+// AppendAll is Append for several records: under one lock it stamps them
+// with consecutive IDs, appends them in one write and syncs once. The
+// records are encoded before anything is written, so a record that cannot
+// be encoded appends none.
+func (f File[T]) AppendAll(rs []*T, stamp func(r *T, id int64)) error {
+	if len(rs) == 0 {
+		return nil
+	}
 	dir := filepath.Dir(f.Path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("couldn't create the %s directory: %w", f.Name, err)
@@ -55,12 +66,16 @@ func (f File[T]) Append(r *T, stamp func(r *T, id int64)) error {
 	if err != nil {
 		return err
 	}
-	stamp(r, int64(len(existing))+1)
-	line, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("couldn't encode %s record: %w", f.Name, err)
+	var buf []byte
+	for i, r := range rs {
+		stamp(r, int64(len(existing)+i)+1)
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("couldn't encode %s record: %w", f.Name, err)
+		}
+		buf = append(append(buf, line...), '\n')
 	}
-	if _, err := fh.Write(append(line, '\n')); err != nil {
+	if _, err := fh.Write(buf); err != nil {
 		return fmt.Errorf("couldn't append to %s %s: %w", f.Name, f.Path, err)
 	}
 	if err := fh.Sync(); err != nil {

@@ -90,3 +90,26 @@ func TestTooLarge(t *testing.T) {
 		t.Fatalf("read = %v", err)
 	}
 }
+
+func TestAppendAll(t *testing.T) {
+	f := testFile(t)
+	stamp := func(r *rec, id int64) { r.ID = id }
+	if err := f.Append(&rec{Name: "a"}, stamp); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAll([]*rec{{Name: "b"}, {Name: "c"}, {Name: "d"}}, stamp); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AppendAll(nil, stamp); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+	rs, err := f.Read()
+	if err != nil || len(rs) != 4 {
+		t.Fatalf("read = %+v, %v; want 4 records", rs, err)
+	}
+	for i, r := range rs {
+		if r.ID != int64(i+1) || r.Name != string(rune('a'+i)) {
+			t.Errorf("record %d = %+v", i, r)
+		}
+	}
+}
