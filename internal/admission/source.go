@@ -32,8 +32,9 @@ func ServerSource(cl *client.Client) Source {
 
 // DirSource reads the bundles under dir (gate.ReadDir) on every call, so
 // evidence added to the directory counts from the next cache miss, and keeps
-// those whose statement names the digest (read unverified: Gather verifies
-// them). Bundles that do not parse are kept so that they are reported.
+// those whose statement names the digest and the review attestations of its
+// source commits (gate.ForArtifact, read unverified: Gather verifies them).
+// Bundles that do not parse are kept so that they are reported.
 func DirSource(dir string) Source {
 	return SourceFunc(func(ctx context.Context, digest string) ([]gate.Bundle, error) {
 		all, err := gate.ReadDir(dir)
@@ -43,20 +44,7 @@ func DirSource(dir string) Source {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var out []gate.Bundle
-		for _, b := range all {
-			subs, ok := gate.Subjects(b.JSON)
-			if !ok {
-				out = append(out, b)
-				continue
-			}
-			for _, s := range subs {
-				if s == digest {
-					out = append(out, b)
-					break
-				}
-			}
-		}
+		out := gate.ForArtifact(all, digest)
 		return out, nil
 	})
 }

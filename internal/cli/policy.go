@@ -235,25 +235,12 @@ func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []stri
 	return nil
 }
 
-// aboutArtifact keeps the bundles whose statement names dg as a subject,
-// by a quick unverified read (gate verifies what is kept). Bundles that do
-// not parse are kept so that they are reported as rejected.
+// aboutArtifact keeps the bundles that are evidence about dg, and the
+// review attestations of its source commits (gate.ForArtifact, an
+// unverified read: gate verifies what is kept). Bundles that do not parse
+// are kept so that they are reported as rejected.
 func aboutArtifact(bs []gate.Bundle, dg string) []gate.Bundle {
-	var out []gate.Bundle
-	for _, b := range bs {
-		subs, ok := gate.Subjects(b.JSON)
-		if !ok {
-			out = append(out, b)
-			continue
-		}
-		for _, s := range subs {
-			if s == dg {
-				out = append(out, b)
-				break
-			}
-		}
-	}
-	return out
+	return gate.ForArtifact(bs, dg)
 }
 
 func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bundle, tm root.TrustedMaterial) (*policy.Decision, []rejectedBundle, error) {

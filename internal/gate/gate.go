@@ -5,8 +5,9 @@
 // bundles that do not verify are rejected with the reason and never reach
 // the policy, and the rest are classified by predicate type: SLSA
 // provenance (https://slsa.dev/spec/v1.0/provenance), approvals
-// (policy.PredicateApproval), rebuilds, in-toto vulnerability scans and any
-// other attestation.
+// (policy.PredicateApproval), rebuilds, in-toto vulnerability scans, source
+// reviews (policy.PredicateReview, about the commit the verified
+// provenance was built from, not the artifact) and any other attestation.
 package gate
 
 import (
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,8 +46,12 @@ var sha256Re = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // (artifactDigest "sha256:HEX") and returns the verified evidence and the
 // rejected bundles with their reasons. A bundle is rejected when it does
 // not parse, is not a DSSE in-toto statement, is not about the artifact,
-// does not verify, or its approval, rebuild or vulnerability predicate does
-// not parse. The same bundle given twice counts once.
+// does not verify, or its approval, rebuild, vulnerability or review
+// predicate does not parse. The same bundle given twice counts once.
+//
+// Review attestations (policy.PredicateReview) are about commits: one is
+// verified against the source commit ({"gitCommit": HEX}) of a provenance
+// that verified here, and rejected when it names none of them.
 //
 // Signers: a key-signed bundle's signer is the key ID (lowercase hex
 // SHA-256 of the PKIX public key) of the key tm returned for its key hint
@@ -68,6 +74,19 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 	var rejected []Rejected
 	seen := map[string]bool{}
 	art := verify.Artifact{Digests: map[string]string{"sha256": strings.TrimPrefix(artifactDigest, "sha256:")}}
+	type pending struct {
+		index int
+		id    string
+		st    *attest.Statement
+	}
+	var reviews []pending
+	reject := func(i int, id, reason string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rejected = append(rejected, Rejected{Index: i, SHA256: id, Reason: reason})
+		return nil
+	}
 	for i, b := range bundles {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -78,22 +97,95 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 			continue
 		}
 		seen[id] = true
-		if reason := gatherOne(ctx, ev, b, id, art, tm); reason != "" {
-			if err := ctx.Err(); err != nil {
+		st, err := statementOf(b)
+		if err != nil {
+			if err := reject(i, id, err.Error()); err != nil {
 				return nil, nil, err
 			}
-			rejected = append(rejected, Rejected{Index: i, SHA256: id, Reason: reason})
+			continue
+		}
+		// Reviews wait until the provenance has said which commits count.
+		if st.PredicateType == policy.PredicateReview {
+			reviews = append(reviews, pending{i, id, st})
+			continue
+		}
+		if reason := gatherOne(ctx, ev, b, id, st.PredicateType, art, tm); reason != "" {
+			if err := reject(i, id, reason); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	commits := SourceCommits(ev)
+	for _, r := range reviews {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if reason := gatherReview(ctx, ev, bundles[r.index], r.id, r.st, commits, tm); reason != "" {
+			if err := reject(r.index, r.id, reason); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
 	return ev, rejected, nil
 }
 
-// gatherOne verifies one bundle and adds it to ev, or returns why not.
-func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id string, art verify.Artifact, tm root.TrustedMaterial) string {
-	pt, err := predicateType(b)
+// SourceCommits returns the source commits (full lowercase hex) recorded
+// by the verified provenance in ev, sorted, each once.
+func SourceCommits(ev *policy.Evidence) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pv := range ev.Provenance {
+		c := strings.ToLower(pv.Facts.SourceCommit)
+		if commitRe.MatchString(c) && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// gatherReview verifies a review attestation against the first of commits
+// its statement names as a subject, and adds it to ev, or returns why not.
+func gatherReview(ctx context.Context, ev *policy.Evidence, b []byte, id string, st *attest.Statement, commits []string, tm root.TrustedMaterial) string {
+	named := map[string]bool{}
+	for _, s := range st.Subject {
+		if c := strings.ToLower(s.Digest["gitCommit"]); c != "" {
+			named[c] = true
+		}
+	}
+	commit := ""
+	for _, c := range commits {
+		if named[c] {
+			commit = c
+			break
+		}
+	}
+	if commit == "" {
+		if len(commits) == 0 {
+			return "review attestation ignored: no verified provenance of the artifact records a source commit"
+		}
+		return fmt.Sprintf("review attestation is not about the artifact's source commit (%s, from its verified provenance)", strings.Join(commits, ", "))
+	}
+	art := verify.Artifact{Digests: map[string]string{"gitCommit": commit}}
+	rep, sig, reason := verifyBundle(ctx, b, id, policy.PredicateReview, art, tm)
+	if reason != "" {
+		return reason
+	}
+	p, err := policy.ParseReview(rep.Statement.Predicate)
 	if err != nil {
 		return err.Error()
 	}
+	ev.Reviews = append(ev.Reviews, policy.Review{Signature: sig, ReviewPredicate: *p})
+	return ""
+}
+
+// verifyBundle verifies b as a statement of predicate type pt about art
+// and returns the report and what verification established about its
+// signature, or why it does not verify.
+func verifyBundle(ctx context.Context, b []byte, id, pt string, art verify.Artifact, tm root.TrustedMaterial) (*verify.Report, policy.Signature, string) {
 	req := verify.Requirements{
 		PredicateType:               pt,
 		CertificateIdentityRegexp:   ".*",
@@ -101,20 +193,29 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id string, ar
 	}
 	rep, err := verify.Verify(ctx, b, art, tm, req)
 	if err != nil {
-		return err.Error()
+		return nil, policy.Signature{}, err.Error()
 	}
 	if !rep.Verified {
 		var why []string
 		for _, c := range rep.Failed() {
 			why = append(why, c.Name+": "+c.Reason)
 		}
-		return "does not verify: " + strings.Join(why, "; ")
+		return nil, policy.Signature{}, "does not verify: " + strings.Join(why, "; ")
 	}
 	sig, err := signatureOf(b, rep, tm)
 	if err != nil {
-		return err.Error()
+		return nil, policy.Signature{}, err.Error()
 	}
 	sig.Bundle = id
+	return rep, sig, ""
+}
+
+// gatherOne verifies one bundle and adds it to ev, or returns why not.
+func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id, pt string, art verify.Artifact, tm root.TrustedMaterial) string {
+	rep, sig, reason := verifyBundle(ctx, b, id, pt, art, tm)
+	if reason != "" {
+		return reason
+	}
 	st := rep.Statement
 	switch {
 	case rep.Provenance != nil:
@@ -130,7 +231,7 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id string, ar
 		if err != nil {
 			return err.Error()
 		}
-		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched})
+		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched, BuildID: r.BuildID, ProvenanceBundle: r.ProvenanceBundle})
 	case pt == policy.PredicateVulnsV01 || pt == policy.PredicateVulnsV02:
 		scanner, findings, err := policy.ParseVulnScan(pt, st.Predicate)
 		if err != nil {
@@ -143,25 +244,25 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id string, ar
 	return ""
 }
 
-// predicateType reads the predicate type of a DSSE bundle's statement,
-// unverified, only to choose what Verify is asked to check.
-func predicateType(b []byte) (string, error) {
+// statementOf reads a DSSE bundle's statement, unverified, to choose what
+// Verify is asked to check (and, for a review, which commit).
+func statementOf(b []byte) (*attest.Statement, error) {
 	if len(b) > verify.MaxBundleBytes {
-		return "", fmt.Errorf("bundle is %d bytes, more than the limit of %d", len(b), verify.MaxBundleBytes)
+		return nil, fmt.Errorf("bundle is %d bytes, more than the limit of %d", len(b), verify.MaxBundleBytes)
 	}
 	var bu bundle.Bundle
 	if err := bu.UnmarshalJSON(b); err != nil {
-		return "", fmt.Errorf("not a Sigstore bundle: %w", err)
+		return nil, fmt.Errorf("not a Sigstore bundle: %w", err)
 	}
 	env := bu.GetDsseEnvelope()
 	if env == nil {
-		return "", errors.New("not an attestation: the bundle signs a message, not an in-toto statement")
+		return nil, errors.New("not an attestation: the bundle signs a message, not an in-toto statement")
 	}
 	st, err := attest.ParseStatement(env.GetPayload())
 	if err != nil {
-		return "", fmt.Errorf("couldn't parse statement: %w", err)
+		return nil, fmt.Errorf("couldn't parse statement: %w", err)
 	}
-	return st.PredicateType, nil
+	return st, nil
 }
 
 // signatureOf derives the verified signer, log inclusion and signing time

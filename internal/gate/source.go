@@ -14,6 +14,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -71,12 +72,95 @@ func readLimited(p string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// MaxSourceCommits bounds how many distinct source commits FromServer and
+// ForArtifact look up review attestations for.
+const MaxSourceCommits = 16
+
 // FromServer returns every bundle the server's index holds about
-// artifactDigest ("sha256:HEX"), paging through Search. The client checks
-// log consistency; nothing else is verified here. Errors are the client's
+// artifactDigest ("sha256:HEX"), paging through Search, and the review
+// attestations (policy.PredicateReview) whose subject is a source commit
+// ("gitCommit:HEX") that the provenance among them records. The client
+// checks log consistency; nothing else is verified here (Gather verifies
+// the provenance before it lets a review count). Errors are the client's
 // (client.ErrUnreachable for a server that cannot be reached).
 func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) ([]Bundle, error) {
-	return search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit})
+	out, err := search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range claimedCommits(out) {
+		rs, err := search(ctx, cl, store.Query{Digest: "gitCommit:" + c, PredicateType: policy.PredicateReview, Limit: store.MaxLimit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// ForArtifact keeps the bundles among bs that are evidence about
+// artifactDigest: those whose statement names it as a subject, review
+// attestations of a source commit that the provenance among those records,
+// and bundles that do not parse (so that Gather reports them). It reads
+// statements unverified; Gather verifies what is kept.
+func ForArtifact(bs []Bundle, artifactDigest string) []Bundle {
+	var out []Bundle
+	var reviews []Bundle
+	for _, b := range bs {
+		st, err := statementOf(b.JSON)
+		if err != nil {
+			out = append(out, b)
+			continue
+		}
+		if st.PredicateType == policy.PredicateReview {
+			reviews = append(reviews, b)
+			continue
+		}
+		for _, s := range st.Subject {
+			if h := s.Digest["sha256"]; h != "" && "sha256:"+strings.ToLower(h) == artifactDigest {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	commits := map[string]bool{}
+	for _, c := range claimedCommits(out) {
+		commits[c] = true
+	}
+	for _, b := range reviews {
+		st, _ := statementOf(b.JSON)
+		for _, s := range st.Subject {
+			if commits[strings.ToLower(s.Digest["gitCommit"])] {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// claimedCommits returns the source commits that the SLSA provenance among
+// bs records, read unverified, sorted, at most MaxSourceCommits.
+func claimedCommits(bs []Bundle) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, b := range bs {
+		st, err := statementOf(b.JSON)
+		if err != nil || (st.PredicateType != attest.PredicateSLSAv1 && st.PredicateType != attest.PredicateSLSAv02) {
+			continue
+		}
+		f, err := attest.ParseProvenance(st.PredicateType, st.Predicate)
+		if err != nil {
+			continue
+		}
+		c := strings.ToLower(f.SourceCommit)
+		if commitRe.MatchString(c) && !seen[c] && len(out) < MaxSourceCommits {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func search(ctx context.Context, cl *client.Client, q store.Query) ([]Bundle, error) {
