@@ -133,8 +133,9 @@ func writeAndClose(f *os.File, b []byte, perm fs.FileMode) error {
 //
 //   - a PKCS#11 URI ("pkcs11:…", RFC 7512): the key pair in the token, as
 //     LoadPKCS11 opens it (password is not used; the PIN comes from the URI
-//     or $CUSTODY_PKCS11_PIN). The result is a *PKCS11Signer: close it when
-//     done.
+//     or $CUSTODY_PKCS11_PIN). The result is a *PKCS11Signer, which holds
+//     the token until closed: call Close(s) when done with any signer Load
+//     returns.
 //   - a KMS reference ("awskms://", "gcpkms://", "azurekms://",
 //     "hashivault://"): parsed, then refused as OpenKMS refuses it without
 //     a KMSOpener (missing credentials, or no client built in).

@@ -510,6 +510,17 @@ func (s *PKCS11Signer) Close() error {
 	return s.closeErr
 }
 
+// Close releases what s holds: a signer that is an io.Closer (a
+// *PKCS11Signer, which holds a logged-in session on its token) is closed;
+// any other signer holds nothing and Close returns nil. Call it once done
+// signing with a signer from Load, whatever its kind.
+func Close(s crypto.Signer) error {
+	if c, ok := s.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
 // LoadPKCS11 opens the key pair uri names (see ParsePKCS11URI). The token
 // is found by every token, slot and library attribute the URI gives; exactly
 // one must match. The key is found by object (CKA_LABEL) and/or id (CKA_ID);

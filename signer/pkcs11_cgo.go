@@ -48,7 +48,9 @@ var (
 )
 
 // acquireToken returns the shared context of the token u names, logging in
-// on first use, and a function that releases it.
+// on first use, and a function that releases it (call it exactly once; the
+// PKCS11Signer that owns it does, from Close). The last release closes the
+// context, which ends its sessions and finalizes the module.
 func acquireToken(u *PKCS11URI) (*tokenCtx, func() error, error) {
 	module, err := u.module()
 	if err != nil {
@@ -69,7 +71,7 @@ func acquireToken(u *PKCS11URI) (*tokenCtx, func() error, error) {
 	t := tokens[key]
 	if t != nil {
 		if subtle.ConstantTimeCompare(t.pinSum[:], sum[:]) != 1 {
-			return nil, nil, fmt.Errorf("pkcs11: token %q: %w", label, ErrWrongPIN)
+			return nil, nil, fmt.Errorf("pkcs11: token %q refused the PIN: %w", label, ErrWrongPIN)
 		}
 	} else {
 		slotNum := int(slot)
@@ -81,22 +83,36 @@ func acquireToken(u *PKCS11URI) (*tokenCtx, func() error, error) {
 		tokens[key] = t
 	}
 	t.refs++
-	var once sync.Once
 	release := func() error {
-		var err error
-		once.Do(func() {
-			tokensMu.Lock()
-			defer tokensMu.Unlock()
-			if t.refs--; t.refs == 0 {
-				delete(tokens, key)
-				if cerr := t.ctx.Close(); cerr != nil {
-					err = fmt.Errorf("pkcs11: couldn't close token %q: %w", label, cerr)
-				}
-			}
-		})
-		return err
+		tokensMu.Lock()
+		defer tokensMu.Unlock()
+		if t.refs--; t.refs > 0 {
+			return nil
+		}
+		delete(tokens, key)
+		if err := t.ctx.Close(); err != nil {
+			return fmt.Errorf("pkcs11: couldn't close token %q: %w", label, err)
+		}
+		return nil
 	}
 	return t, release, nil
+}
+
+// withToken is the one path by which a signer gets hold of a token: it
+// acquires the token u names, runs use on its context, and wraps the key use
+// returns (named by the URI it returns) in a PKCS11Signer that releases the
+// token on Close. When use fails, the token is released at once.
+func withToken(u *PKCS11URI, use func(t *tokenCtx) (crypto.Signer, *PKCS11URI, error)) (*PKCS11Signer, error) {
+	t, release, err := acquireToken(u)
+	if err != nil {
+		return nil, err
+	}
+	k, named, err := use(t)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &PKCS11Signer{key: k, uri: named.String(), release: release, closed: make(chan struct{})}, nil
 }
 
 // loginError explains why crypto11 could not open the token; it never
@@ -209,103 +225,88 @@ func matchVersion(want string, v pkcs11.Version) bool {
 }
 
 func openPKCS11(u *PKCS11URI) (*PKCS11Signer, error) {
-	t, release, err := acquireToken(u)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := t.ctx.FindKeyPairs(u.ID, []byte(u.Object))
-	if err != nil {
-		release()
-		if strings.Contains(err.Error(), "unsupported key type") {
-			return nil, fmt.Errorf("%w: the key %s in token %q is of a type crypto11 cannot sign with (only ECDSA and RSA; no Ed25519)", ErrUnsupportedKey, u.describe(), t.label)
+	return withToken(u, func(t *tokenCtx) (crypto.Signer, *PKCS11URI, error) {
+		keys, err := t.ctx.FindKeyPairs(u.ID, []byte(u.Object))
+		if err != nil {
+			if strings.Contains(err.Error(), "unsupported key type") {
+				return nil, nil, fmt.Errorf("%w: the key %s in token %q is of a type crypto11 cannot sign with (only ECDSA and RSA; no Ed25519)", ErrUnsupportedKey, u.describe(), t.label)
+			}
+			return nil, nil, fmt.Errorf("pkcs11: couldn't search token %q: %w", t.label, err)
 		}
-		return nil, fmt.Errorf("pkcs11: couldn't search token %q: %w", t.label, err)
-	}
-	switch len(keys) {
-	case 0:
-		release()
-		return nil, fmt.Errorf("pkcs11: %w: token %q has no key pair with %s", ErrKeyNotFound, t.label, u.describe())
-	case 1:
-	default:
-		release()
-		return nil, fmt.Errorf("pkcs11: %d key pairs in token %q match %s; add id= to choose one", len(keys), t.label, u.describe())
-	}
-	if err := checkPublicKey(keys[0].Public()); err != nil {
-		release()
-		return nil, fmt.Errorf("pkcs11: %s: %w", u.describe(), err)
-	}
-	// Name the key as the token does: the URI a signer reports then
-	// carries both its label and its id.
-	named := *u
-	if attrs, err := t.ctx.GetAttributes(keys[0], []crypto11.AttributeType{crypto11.CkaId, crypto11.CkaLabel}); err == nil {
-		if a := attrs[crypto11.CkaId]; a != nil && len(a.Value) > 0 {
-			named.ID = a.Value
+		switch len(keys) {
+		case 0:
+			return nil, nil, fmt.Errorf("pkcs11: %w: token %q has no key pair with %s", ErrKeyNotFound, t.label, u.describe())
+		case 1:
+		default:
+			return nil, nil, fmt.Errorf("pkcs11: %d key pairs in token %q match %s; add id= to choose one", len(keys), t.label, u.describe())
 		}
-		if a := attrs[crypto11.CkaLabel]; a != nil && len(a.Value) > 0 && utf8.Valid(a.Value) {
-			named.Object = string(a.Value)
+		if err := checkPublicKey(keys[0].Public()); err != nil {
+			return nil, nil, fmt.Errorf("pkcs11: %s: %w", u.describe(), err)
 		}
-	}
-	return newPKCS11Signer(keys[0], &named, release), nil
-}
-
-func newPKCS11Signer(k crypto.Signer, u *PKCS11URI, release func() error) *PKCS11Signer {
-	return &PKCS11Signer{key: k, uri: u.String(), release: release, closed: make(chan struct{})}
+		// Name the key as the token does: the URI a signer reports then
+		// carries both its label and its id.
+		named := *u
+		if attrs, err := t.ctx.GetAttributes(keys[0], []crypto11.AttributeType{crypto11.CkaId, crypto11.CkaLabel}); err == nil {
+			if a := attrs[crypto11.CkaId]; a != nil && len(a.Value) > 0 {
+				named.ID = a.Value
+			}
+			if a := attrs[crypto11.CkaLabel]; a != nil && len(a.Value) > 0 && utf8.Valid(a.Value) {
+				named.Object = string(a.Value)
+			}
+		}
+		return keys[0], &named, nil
+	})
 }
 
 func generatePKCS11(u *PKCS11URI) (*PKCS11Signer, error) {
-	t, release, err := acquireToken(u)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*PKCS11Signer, error) {
-		release()
-		return nil, err
-	}
-	// Refuse when any private key or key pair has this label or this id.
-	// (Another process could create one between this check and the
-	// generation; tokens have no exclusive create.)
-	for _, q := range []struct {
-		id    []byte
-		label []byte
-		what  string
-	}{{nil, []byte(u.Object), "object=" + pctEncode(u.Object, false)}, {u.ID, nil, "id=" + pctEncode(string(u.ID), true)}} {
-		if len(q.id) == 0 && len(q.label) == 0 {
-			continue
+	return withToken(u, func(t *tokenCtx) (crypto.Signer, *PKCS11URI, error) {
+		// Refuse when any private key or key pair has this label or this id.
+		// (Another process could create one between this check and the
+		// generation; tokens have no exclusive create.)
+		for _, q := range []struct {
+			id    []byte
+			label []byte
+			what  string
+		}{{nil, []byte(u.Object), "object=" + pctEncode(u.Object, false)}, {u.ID, nil, "id=" + pctEncode(string(u.ID), true)}} {
+			if len(q.id) == 0 && len(q.label) == 0 {
+				continue
+			}
+			privs, err := t.ctx.FindPrivateKeys(q.id, q.label)
+			if err != nil {
+				return nil, nil, fmt.Errorf("pkcs11: couldn't search token %q: %w", t.label, err)
+			}
+			if len(privs) > 0 {
+				return nil, nil, fmt.Errorf("pkcs11: token %q already holds a key with %s: %w (custody never replaces a key in a token; choose another label, or delete the old key with the token's own tools)",
+					t.label, q.what, os.ErrExist)
+			}
 		}
-		privs, err := t.ctx.FindPrivateKeys(q.id, q.label)
+		id := u.ID
+		if len(id) == 0 {
+			id = make([]byte, 16)
+			if _, err := rand.Read(id); err != nil {
+				return nil, nil, err
+			}
+		}
+		var public crypto11.AttributeSet
+		var err error
+		if u.Object != "" {
+			public, err = crypto11.NewAttributeSetWithIDAndLabel(id, []byte(u.Object))
+		} else {
+			public, err = crypto11.NewAttributeSetWithID(id)
+		}
 		if err != nil {
-			return fail(fmt.Errorf("pkcs11: couldn't search token %q: %w", t.label, err))
+			return nil, nil, err
 		}
-		if len(privs) > 0 {
-			return fail(fmt.Errorf("pkcs11: token %q already holds a key with %s: %w (custody never replaces a key in a token; choose another label, or delete the old key with the token's own tools)",
-				t.label, q.what, os.ErrExist))
+		private := public.Copy()
+		if err := private.Set(crypto11.CkaPrivate, true); err != nil {
+			return nil, nil, err
 		}
-	}
-	id := u.ID
-	if len(id) == 0 {
-		id = make([]byte, 16)
-		if _, err := rand.Read(id); err != nil {
-			return fail(err)
+		k, err := t.ctx.GenerateECDSAKeyPairWithAttributes(public, private, elliptic.P256())
+		if err != nil {
+			return nil, nil, fmt.Errorf("pkcs11: couldn't generate a key in token %q: %w", t.label, err)
 		}
-	}
-	var public crypto11.AttributeSet
-	if u.Object != "" {
-		public, err = crypto11.NewAttributeSetWithIDAndLabel(id, []byte(u.Object))
-	} else {
-		public, err = crypto11.NewAttributeSetWithID(id)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	private := public.Copy()
-	if err := private.Set(crypto11.CkaPrivate, true); err != nil {
-		return fail(err)
-	}
-	k, err := t.ctx.GenerateECDSAKeyPairWithAttributes(public, private, elliptic.P256())
-	if err != nil {
-		return fail(fmt.Errorf("pkcs11: couldn't generate a key in token %q: %w", t.label, err))
-	}
-	gu := *u
-	gu.ID = id
-	return newPKCS11Signer(k, &gu, release), nil
+		gu := *u
+		gu.ID = id
+		return k, &gu, nil
+	})
 }

@@ -112,10 +112,11 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 	if err != nil {
 		return usageErr(err, "")
 	}
-	sg, err := loadSigner(s, f.key)
+	sg, release, err := loadSigner(s, f.key)
 	if err != nil {
 		return err
 	}
+	defer release()
 	b, err := signer.SignStatement(ctx, sg, payload)
 	if err != nil {
 		return failErr(fmt.Errorf("couldn't sign approval: %w", err), "")

@@ -91,10 +91,11 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 		}
 		subjects = append(subjects, sub)
 	}
-	sg, err := loadSigner(s, f.key)
+	sg, release, err := loadSigner(s, f.key)
 	if err != nil {
 		return err
 	}
+	defer release()
 	b, err := signStatement(ctx, keySigner(sg), subjects, f.predicateType, json.RawMessage(predJSON))
 	if err != nil {
 		return err

@@ -135,10 +135,11 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 			return b, remoteErr(err, "signing service")
 		}
 	} else {
-		sg, err := loadSigner(s, f.key)
+		sg, release, err := loadSigner(s, f.key)
 		if err != nil {
 			return err
 		}
+		defer release()
 		sign = keySigner(sg)
 	}
 	// A missing OSV database should not cost a build either.

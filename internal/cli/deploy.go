@@ -156,10 +156,11 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 	case f.policy == "":
 		return usageErr(errors.New("--policy is required"), "")
 	}
-	g, rej, err := newGate(s, f, command)
+	g, rej, release, err := newGate(s, f, command)
 	if err != nil {
 		return err
 	}
+	defer release()
 	var res *deploy.Result
 	switch mode {
 	case "deploy":
@@ -187,40 +188,42 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 // newGate is the deploy gate f describes: f.env's policy deciding on
 // verified evidence, decisions signed and stored, the history of --data or
 // the server, and the quarantine of incidents kept there. The bundles the
-// last decision rejected are in *rejected.
-func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rejectedBundle, error) {
+// last decision rejected are in *rejected. Call release when done with the
+// gate: it closes the --verifier-key it signs decisions with.
+func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rejectedBundle, func(), error) {
 	if err := checkSource(&f.policyFlags); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, err := loadPolicy(f.policy)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if p.Environment != f.env {
-		return nil, nil, usageErr(fmt.Errorf("%s is the policy of %s, not %s", f.policy, p.Environment, f.env), "")
+		return nil, nil, nil, usageErr(fmt.Errorf("%s is the policy of %s, not %s", f.policy, p.Environment, f.env), "")
 	}
 	tm, err := policyTrust(&f.policyFlags)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	hist, err := deployHistory(f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var cl *client.Client
 	if f.server != "" || (f.verifierKey == "" && serverURL("") != "") {
 		if cl, err = newClient(serverURL(f.server)); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	var vk crypto.Signer
+	release := func() {}
 	switch {
 	case f.verifierKey != "":
-		if vk, err = loadSigner(s, f.verifierKey); err != nil {
-			return nil, nil, err
+		if vk, release, err = loadSigner(s, f.verifierKey); err != nil {
+			return nil, nil, nil, err
 		}
 	case cl == nil:
-		return nil, nil, usageErr(errors.New("no way to sign decisions"), "pass --verifier-key KEY, or --server URL with a deployer token to use its signing service")
+		return nil, nil, nil, usageErr(errors.New("no way to sign decisions"), "pass --verifier-key KEY, or --server URL with a deployer token to use its signing service")
 	}
 	actor := f.actor
 	if actor == "" {
@@ -269,11 +272,12 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	}
 	q, err := incidentQuarantine(f.data, f.server)
 	if err != nil {
-		return nil, nil, err
+		release()
+		return nil, nil, nil, err
 	}
 	g := &deploy.Gate{Environment: f.env, History: hist, Decide: decide, Command: command, HealthCommand: f.healthCmd,
 		Actor: actor, Stdout: s.err, Stderr: s.err, Quarantine: q}
-	return g, &rejected, nil
+	return g, &rejected, release, nil
 }
 
 func printDeploy(s *streams, res *deploy.Result, rej []rejectedBundle) {

@@ -308,12 +308,13 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 			df := &deployFlags{policyFlags: policyFlags{policy: pol, evidence: f.evidence, server: f.server,
 				trustedRoot: f.rollbackRoot, keys: f.verifyKeys}, env: p.Environment, data: f.data, verifierKey: f.verifierKey, verifierID: f.verifierID,
 				healthCmd: f.healthCmd, actor: actor}
-			g, _, err := newGate(s, df, command)
+			g, _, release, err := newGate(s, df, command)
 			if err != nil {
 				rb.Outcome, rb.Detail = incident.RollbackFail, err.Error()
 				break
 			}
 			res, err := g.Rollback(ctx)
+			release()
 			if res != nil {
 				rb.Skipped = res.Skipped
 			}
@@ -451,11 +452,13 @@ func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID strin
 		return nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
 	}
 	for _, k := range f.adminKeys {
-		sg, err := loadSigner(s, k)
+		sg, release, err := loadSigner(s, k)
 		if err != nil {
 			return nil, err
 		}
-		if err := d.Sign(ctx, sg); err != nil {
+		err = d.Sign(ctx, sg)
+		release()
+		if err != nil {
 			return nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
 		}
 	}

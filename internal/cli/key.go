@@ -4,8 +4,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -132,13 +132,11 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 			if keyRef == "" {
 				return usageErr(errors.New("--key or --server is required"), "")
 			}
-			sg, err := loadSigner(s, keyRef)
+			sg, release, err := loadSigner(s, keyRef)
 			if err != nil {
 				return err
 			}
-			if cl, ok := sg.(io.Closer); ok {
-				defer cl.Close()
-			}
+			defer release()
 			pemBytes, err := signer.MarshalPublicKey(sg.Public())
 			if err != nil {
 				return usageErr(err, "")
@@ -155,31 +153,45 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 
 // loadSigner opens a signing key (a key file, a pkcs11: URI or a KMS
 // reference), asking for a file's password only when needed. Messages show
-// a PKCS#11 URI without its PIN. A PKCS#11 signer is an io.Closer; the
-// process exiting also ends its token session.
-func loadSigner(s *streams, ref string) (crypto.Signer, error) {
+// a PKCS#11 URI without its PIN.
+//
+// The returned release is never nil, also on error: call it (defer it) when
+// the command is done signing. For a pkcs11: key it ends the command's hold
+// on the token (its sessions, the login, and the module once no key uses it);
+// for other keys it does nothing. A failure to release is printed as a
+// warning: by then the command's work is done.
+func loadSigner(s *streams, ref string) (sg crypto.Signer, release func(), err error) {
 	shown := signer.RedactKeyRef(ref)
-	sg, err := signer.Load(ref, func() ([]byte, error) {
+	nop := func() {}
+	sg, err = signer.Load(ref, func() ([]byte, error) {
 		return prompt.Password(passwordEnv, false, s.in, s.err)
 	})
 	if err != nil {
 		switch {
 		case errors.Is(err, signer.ErrWrongPassword):
-			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PASSWORD")
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PASSWORD")
 		case errors.Is(err, signer.ErrWrongPIN):
-			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PKCS11_PIN, or the URI's pin-value / pin-source")
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PKCS11_PIN, or the URI's pin-value / pin-source")
 		case errors.Is(err, signer.ErrKeyNotFound):
-			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "create it with 'custody key generate --pkcs11 URI --out NAME'")
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "create it with 'custody key generate --pkcs11 URI --out NAME'")
 		case errors.Is(err, signer.ErrNoKMSCredentials), errors.Is(err, signer.ErrKMSUnavailable):
-			return nil, usageErr(err, "")
+			return nil, nop, usageErr(err, "")
 		case signer.IsPKCS11URI(ref):
-			return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 		case errors.Is(err, os.ErrNotExist):
-			return nil, usageErr(fmt.Errorf("couldn't open key: %w", err), "create one with 'custody key generate --out NAME'")
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key: %w", err), "create one with 'custody key generate --out NAME'")
 		}
-		return nil, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
+		return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 	}
-	return sg, nil
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := signer.Close(sg); err != nil {
+				fmt.Fprintf(s.err, "custody: warning: %s\n", oneLine(err.Error()))
+			}
+		})
+	}
+	return sg, release, nil
 }
 
 // loadPublicKey reads a PEM public key file.

@@ -160,19 +160,27 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type loaded struct {
-		sg  crypto.Signer
-		err error
+		sg      crypto.Signer
+		release func()
+		err     error
 	}
 	keyCh := make(chan loaded, 1)
+	var k loaded
+	defer func() {
+		if k.release == nil { // returned before taking the key: wait for it
+			k = <-keyCh
+		}
+		k.release()
+	}()
 	openKey := func() {
-		sg, err := loadSigner(s, f.key)
+		sg, release, err := loadSigner(s, f.key)
 		if err == nil {
 			err = checkIndependent(sg, rep.Signer)
 		}
 		if err != nil {
 			cancel(err)
 		}
-		keyCh <- loaded{sg, err}
+		keyCh <- loaded{sg, release, err}
 	}
 	if os.Getenv(passwordEnv) != "" && !signer.IsPKCS11URI(f.key) {
 		go openKey()
@@ -221,7 +229,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		}
 	}
 	res, err := rebuild.Run(ctx, plan, opts)
-	k := <-keyCh
+	k = <-keyCh
 	if k.err != nil {
 		return k.err
 	}

@@ -456,10 +456,11 @@ func newWitnessCmd(s *streams) *cobra.Command {
 			if keyRef == "" || name == "" {
 				return usageErr(errors.New("--key and --name are required"), "custody key generate --algorithm ed25519 --out witness")
 			}
-			sg, err := loadSigner(s, keyRef)
+			sg, release, err := loadSigner(s, keyRef)
 			if err != nil {
 				return err
 			}
+			defer release()
 			priv, ok := sg.(ed25519.PrivateKey)
 			if !ok {
 				return usageErr(errors.New("a witness key must be Ed25519"), "custody key generate --algorithm ed25519 --out witness")

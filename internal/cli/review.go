@@ -100,10 +100,11 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	for i, c := range commits {
 		subjects[i] = attest.Subject{Name: repo, Digest: map[string]string{"gitCommit": c.Commit}}
 	}
-	sg, err := loadSigner(s, f.key)
+	sg, release, err := loadSigner(s, f.key)
 	if err != nil {
 		return err
 	}
+	defer release()
 	signed, err := signStatement(ctx, keySigner(sg), subjects, rebuild.ReviewPredicateType, pred)
 	if err != nil {
 		return err

@@ -91,10 +91,11 @@ func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) err
 	if err != nil {
 		return err
 	}
-	sg, err := loadSigner(s, f.key)
+	sg, release, err := loadSigner(s, f.key)
 	if err != nil {
 		return err
 	}
+	defer release()
 	started := time.Now()
 	findings := db.Scan(targets(comps))
 	pred := vulnsPredicate(db, findings, started, time.Now())

@@ -367,10 +367,11 @@ func newTrustSignCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sg, err := loadSigner(s, keyRef)
+			sg, release, err := loadSigner(s, keyRef)
 			if err != nil {
 				return err
 			}
+			defer release()
 			if err := d.Sign(c.Context(), sg); err != nil {
 				return usageErr(err, "")
 			}
