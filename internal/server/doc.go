@@ -25,6 +25,12 @@
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}
 //	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N} (audited)
 //	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
+//	GET  /api/v1/trust-root              public   the newest custody trust root (trust.Document JSON)
+//	GET  /api/v1/trust-root/{version}    public   an older version, for clients walking the chain
+//	POST /api/v1/trust-root              admin    the next version, signed per trust.Update → {"version": N} (audited)
+//	GET  /api/v1/policies/{env}          any role the environment's current signed policy (policy.Signed)
+//	POST /api/v1/policies                admin    a signed policy, k of n trust root admins, version above
+//	                                              the current one → {"environment","version","digest"} (audited)
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a
@@ -66,6 +72,9 @@
 //	DIR/tokens               API tokens: one JSON object per line holding the
 //	                         token's SHA-256, role, builder key and label (0600)
 //	DIR/journal/             signing requests in flight (see Crash safety)
+//	DIR/trust-root/N.json    every accepted version of the custody trust root (Config.TrustRoot, pushes)
+//	DIR/policies/ENV.yaml    an environment's current policy, as signed (the dashboard reads it)
+//	DIR/policies/ENV.envelope.json  its signed envelope (policy.Signed), served and checked for replays
 //
 // Private keys are PKCS#8 PEM files of mode 0600, encrypted in the Sigstore
 // encrypted key format (signer.EncryptPrivateKey) when Config.Password is set

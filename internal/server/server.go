@@ -89,6 +89,13 @@ type Config struct {
 	// the form at /ui/login sets (dashboard.go). Default none: no /ui/
 	// routes.
 	UI func(UIDeps) (http.Handler, error)
+	// TrustRoot is a custody trust root document (trust.Document JSON)
+	// whose admins and threshold decide policy changes and the next trust
+	// root version (trustroot.go). On first use it must be signed by its
+	// own threshold; later it must equal a stored version or chain from the
+	// newest one. Default none: the newest stored version, if any; with
+	// none, policy and trust root pushes are refused.
+	TrustRoot []byte
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -114,6 +121,8 @@ type Server struct {
 	building map[string]bool // build IDs being signed or pushed right now
 
 	keyClosers []io.Closer // keys in tokens, closed by Close
+
+	gov governance // custody trust root and policy changes
 }
 
 var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -238,6 +247,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	if err := s.reconcile(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openTrustRoot(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -392,6 +405,11 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /api/v1/evidence", s.auth(s.serveSearch, Roles()...))
 	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), RoleDeployer, RoleAdmin))
 	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, Roles()...))
+	handle("GET /api/v1/trust-root", s.serveTrustRoot)
+	handle("GET /api/v1/trust-root/{version}", s.serveTrustRoot)
+	handle("POST /api/v1/trust-root", s.auth(s.write(s.servePushTrustRoot), RoleAdmin))
+	handle("GET /api/v1/policies/{env}", s.auth(s.servePolicy, Roles()...))
+	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), RoleAdmin))
 	if s.ui != nil {
 		handle("GET /ui/static/", s.ui.ServeHTTP)
 		handle("GET "+uiLoginPath, s.serveLogin)

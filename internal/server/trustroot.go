@@ -1,0 +1,281 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/trust"
+)
+
+// trustRootDir holds every accepted version of the custody trust root:
+// DIR/trust-root/N.json (trust.Document JSON). The newest decides who may
+// change policies (policy.go).
+const trustRootDir = "trust-root"
+
+// SubjectTrustRoot is the subject name of "trust.changed" audit entries;
+// the digest is the SHA-256 of the accepted document's JSON.
+const SubjectTrustRoot = "trust-root"
+
+// governance is the server's custody trust root and the lock that
+// serialises trust root and policy changes.
+type governance struct {
+	mu   sync.Mutex
+	root *trust.Document // newest accepted version; nil: none
+}
+
+// TrustChange is the detail of a "trust.changed" audit entry.
+type TrustChange struct {
+	// Version is the accepted version; Previous the one it replaced (0:
+	// none, the version the server was started with).
+	Version  int `json:"version"`
+	Previous int `json:"previous"`
+	// Digest is "sha256:HEX" of Document.
+	Digest   string          `json:"digest"`
+	Document json.RawMessage `json:"document"`
+}
+
+var trustFile = regexp.MustCompile(`^([1-9][0-9]{0,8})\.json$`)
+
+// storedTrustRoots returns the stored versions, ascending.
+func (s *Server) storedTrustRoots() ([]int, error) {
+	ents, err := os.ReadDir(filepath.Join(s.cfg.Dir, trustRootDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read stored trust roots: %w", err)
+	}
+	var out []int
+	for _, e := range ents {
+		if m := trustFile.FindStringSubmatch(e.Name()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// readTrustRoot reads the stored version v.
+func (s *Server) readTrustRoot(v int) (*trust.Document, []byte, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, trustRootDir, strconv.Itoa(v)+".json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := trust.ParseDocument(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored trust root version %d: %w", v, err)
+	}
+	if d.Version != v {
+		return nil, nil, fmt.Errorf("stored trust root %d.json holds version %d", v, d.Version)
+	}
+	return d, b, nil
+}
+
+// openTrustRoot loads the newest stored trust root and reconciles it with
+// Config.TrustRoot: a version already stored must be byte-identical in its
+// payload (else the server refuses to start: a fork), a newer one must
+// chain from the stored newest (trust.Update) and is accepted with an
+// audit entry, and with nothing stored the given root is trusted if signed
+// by its own admins' threshold and not expired.
+func (s *Server) openTrustRoot(ctx context.Context) error {
+	versions, err := s.storedTrustRoots()
+	if err != nil {
+		return err
+	}
+	var cur *trust.Document
+	if len(versions) > 0 {
+		if cur, _, err = s.readTrustRoot(versions[len(versions)-1]); err != nil {
+			return err
+		}
+	}
+	s.gov.root = cur
+	if len(s.cfg.TrustRoot) == 0 {
+		return nil
+	}
+	given, err := trust.ParseDocument(s.cfg.TrustRoot)
+	if err != nil {
+		return fmt.Errorf("trust root: %w", err)
+	}
+	now := time.Now()
+	switch {
+	case cur == nil:
+		if err := trust.VerifyDocument(given, now); err != nil {
+			return fmt.Errorf("trust root version %d: %w", given.Version, err)
+		}
+	case given.Version <= cur.Version:
+		stored, _, err := s.readTrustRoot(given.Version)
+		if err != nil {
+			return fmt.Errorf("trust root version %d: the server holds versions up to %d but not this one: %w", given.Version, cur.Version, err)
+		}
+		if !samePayload(stored, given) {
+			return fmt.Errorf("%w: trust root version %d differs from the version %d the server accepted", trust.ErrFork, given.Version, given.Version)
+		}
+		return nil
+	default:
+		if err := trust.Update(cur, given, now); err != nil {
+			return fmt.Errorf("trust root version %d refused over the server's version %d: %w", given.Version, cur.Version, err)
+		}
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, "/", nil)
+	if err != nil {
+		return err
+	}
+	return s.acceptTrustRoot(ctx, r, given, "custody serve --trust-root")
+}
+
+func samePayload(a, b *trust.Document) bool {
+	pa, err1 := a.Payload()
+	pb, err2 := b.Payload()
+	return err1 == nil && err2 == nil && bytes.Equal(pa, pb)
+}
+
+// acceptTrustRoot writes the audit entry for d (already checked), stores it
+// and makes it the newest. Call with s.gov.mu held (or before serving).
+func (s *Server) acceptTrustRoot(ctx context.Context, r *http.Request, d *trust.Document, actor string) error {
+	raw, err := d.Marshal()
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(raw)
+	prev := 0
+	if s.gov.root != nil {
+		prev = s.gov.root.Version
+	}
+	change := TrustChange{Version: d.Version, Previous: prev, Digest: "sha256:" + hex.EncodeToString(sum[:]), Document: raw}
+	if _, err := s.audit(ctx, r, auditEvent{action: "trust.changed", actor: actor,
+		subjects: []attest.Subject{{Name: SubjectTrustRoot, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		detail:   change}); err != nil {
+		return fmt.Errorf("%w: %w", errAudit, err)
+	}
+	dir := filepath.Join(s.cfg.Dir, trustRootDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("couldn't store trust root: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, strconv.Itoa(d.Version)+".json"), raw, 0o644); err != nil {
+		return fmt.Errorf("couldn't store trust root: %w", err)
+	}
+	s.gov.root = d
+	s.logger.InfoContext(ctx, "trust root accepted", "version", d.Version, "previous", prev)
+	return nil
+}
+
+// errAudit marks a change refused because its audit entry was not written.
+var errAudit = errors.New("audit entry not written")
+
+// TrustRootDocument returns the newest custody trust root the server
+// accepted, or nil.
+func (s *Server) TrustRootDocument() *trust.Document {
+	s.gov.mu.Lock()
+	defer s.gov.mu.Unlock()
+	return s.gov.root
+}
+
+// serveTrustRoot answers GET /api/v1/trust-root and
+// /api/v1/trust-root/{version}.
+func (s *Server) serveTrustRoot(w http.ResponseWriter, r *http.Request) {
+	s.gov.mu.Lock()
+	cur := s.gov.root
+	s.gov.mu.Unlock()
+	if cur == nil {
+		fail(w, http.StatusNotFound, "this server has no custody trust root (start it with --trust-root)")
+		return
+	}
+	v := cur.Version
+	if p := r.PathValue("version"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > cur.Version {
+			fail(w, http.StatusNotFound, fmt.Sprintf("no trust root version %q (the newest is %d)", p, cur.Version))
+			return
+		}
+		v = n
+	}
+	_, raw, err := s.readTrustRoot(v)
+	if errors.Is(err, os.ErrNotExist) {
+		fail(w, http.StatusNotFound, fmt.Sprintf("trust root version %d is older than the one this server started with", v))
+		return
+	}
+	if err != nil {
+		s.logger.Error("couldn't read trust root", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't read trust root")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(raw)
+}
+
+// servePushTrustRoot answers POST /api/v1/trust-root: a trust.Document
+// that chains from the server's newest version (trust.Update: exactly one
+// version newer, signed by the threshold of the previous version's admins
+// and of its own, not expired). The same version with the same payload is
+// answered 200 with existed; a refused one 403 (too few signatures) or 409
+// (rollback, gap, fork, expiry) with nothing changed.
+func (s *Server) servePushTrustRoot(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	next, err := trust.ParseDocument(body)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "not a custody trust root: "+err.Error())
+		return
+	}
+	s.gov.mu.Lock()
+	defer s.gov.mu.Unlock()
+	cur := s.gov.root
+	if cur == nil {
+		fail(w, http.StatusConflict, "this server has no custody trust root to chain from; start it with --trust-root")
+		return
+	}
+	if next.Version == cur.Version && samePayload(cur, next) {
+		writeJSONStatus(w, http.StatusOK, trustPushAnswer{Version: next.Version, Existed: true})
+		return
+	}
+	if err := trust.Update(cur, next, time.Now()); err != nil {
+		code := http.StatusConflict
+		if errors.Is(err, trust.ErrThreshold) {
+			code = http.StatusForbidden
+		}
+		if errors.Is(err, trust.ErrMalformed) {
+			code = http.StatusBadRequest
+		}
+		fail(w, code, fmt.Sprintf("trust root version %d refused over version %d: %v", next.Version, cur.Version, err))
+		return
+	}
+	if err := s.acceptTrustRoot(r.Context(), r, next, r.URL.Query().Get("actor")); err != nil {
+		if errors.Is(err, errAudit) {
+			s.failAudit(w, err)
+			return
+		}
+		s.logger.Error("couldn't accept trust root", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't store trust root")
+		return
+	}
+	writeJSONStatus(w, http.StatusCreated, trustPushAnswer{Version: next.Version})
+}
+
+type trustPushAnswer struct {
+	Version int  `json:"version"`
+	Existed bool `json:"existed"`
+}
+
+func writeJSONStatus(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
