@@ -31,6 +31,9 @@
 //	GET  /api/v1/policies/{env}          any role the environment's current signed policy (policy.Signed)
 //	POST /api/v1/policies                admin    a signed policy, k of n trust root admins, version above
 //	                                              the current one → {"environment","version","digest"} (audited)
+//	POST /api/v1/incidents               admin    a store.IncidentRecord → {"id": N}, or {"records": [...]}
+//	                                     (at most 10,000, within the body cap; all or none) → {"ids": [...]} (audited)
+//	GET  /api/v1/incidents?...           any role incident, artifact, event, after, limit → {"records": [...]}
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a

@@ -410,6 +410,8 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /api/v1/trust-root", s.auth(s.write(s.servePushTrustRoot), RoleAdmin))
 	handle("GET /api/v1/policies/{env}", s.auth(s.servePolicy, Roles()...))
 	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), RoleAdmin))
+	handle("POST /api/v1/incidents", s.auth(s.write(s.serveAppendIncidents), RoleAdmin))
+	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, Roles()...))
 	if s.ui != nil {
 		handle("GET /ui/static/", s.ui.ServeHTTP)
 		handle("GET "+uiLoginPath, s.serveLogin)

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/store"
+)
+
+// incidentBatch is the batch form of POST /api/v1/incidents.
+type incidentBatch struct {
+	Records []*store.IncidentRecord `json:"records"`
+}
+
+// incidentPage answers GET /api/v1/incidents.
+type incidentPage struct {
+	Records []*store.IncidentRecord `json:"records"`
+}
+
+// auditIncidentRecord is an incident record as its audit entry carries it:
+// the record as received, except that a report is replaced by its SHA-256
+// (the report itself is in the index; a report may be larger than a log
+// entry may be).
+type auditIncidentRecord struct {
+	store.IncidentRecord
+	Report       json.RawMessage `json:"report,omitempty"`
+	ReportSHA256 string          `json:"reportSha256,omitempty"`
+}
+
+// auditParallel bounds how many audit entries of one request are written at
+// once; entries written together share a checkpoint.
+const auditParallel = 8
+
+// serveAppendIncidents appends incident records: one store.IncidentRecord
+// (answered {"id": N}) or a batch {"records": [...]} of at most
+// store.MaxIncidentBatch (answered {"ids": [...]}, in order), all stored or
+// none. RecordedBy is set from the token; id and recordedAt are the
+// store's.
+//
+// Audit: before anything is appended, the records are written as audit
+// entries (action "incident."+event), grouped by event in request order.
+// The subjects of a quarantine entry are the quarantined artifacts (named by
+// the incident ID), so searching the index by an artifact's digest finds the
+// entry that quarantined it; other events have the default subject (the
+// SHA-256 of the detail). The log entry of an audit statement is a
+// hashedrekord of its signature (constant size), so the log's entry limit
+// does not bound it; the statement limits do (attest.MaxStatementBytes,
+// store.MaxBundleSize, store.MaxDigests subjects). One entry carries at
+// most auditMaxDetail bytes of records, well inside them: with the default
+// 1 MiB body cap a request is always one entry; a server with a larger cap
+// writes a large batch as several entries, concurrently. Any entry that
+// fails refuses the request and nothing is appended (entries already
+// written stay in the log: they say who asked, not that it was done).
+func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	recs, single, err := parseIncidentRequest(body)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tok := tokenFrom(r)
+	by := string(tok.Role)
+	if tok.Name != "" {
+		by += ":" + tok.Name
+	}
+	for _, rec := range recs {
+		if rec != nil {
+			rec.RecordedBy = by
+		}
+	}
+	ns, err := store.CheckIncidentBatch(recs)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	events, err := incidentAuditEvents(ns, auditMaxDetail)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.auditAll(r.Context(), r, events); err != nil {
+		s.failAudit(w, err)
+		return
+	}
+	ids, err := s.index.AppendIncidents(r.Context(), ns)
+	if err != nil {
+		s.failWrite(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	if single {
+		json.NewEncoder(w).Encode(struct {
+			ID int64 `json:"id"`
+		}{ids[0]})
+		return
+	}
+	json.NewEncoder(w).Encode(struct {
+		IDs []int64 `json:"ids"`
+	}{ids})
+}
+
+// parseIncidentRequest reads one record or a batch; single reports which.
+func parseIncidentRequest(body []byte) (recs []*store.IncidentRecord, single bool, err error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(body, &keys); err != nil {
+		return nil, false, errors.New(`request is not an incident record or {"records": [...]} (JSON object)`)
+	}
+	_, batch := keys["records"]
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if batch {
+		var b incidentBatch
+		if err := dec.Decode(&b); err != nil || dec.More() {
+			return nil, false, errors.New(`request is not {"records": [incident records]}`)
+		}
+		if len(b.Records) > store.MaxIncidentBatch {
+			return nil, false, fmt.Errorf("%d incident records, more than the limit of %d in one request", len(b.Records), store.MaxIncidentBatch)
+		}
+		return b.Records, false, nil
+	}
+	var rec store.IncidentRecord
+	if err := dec.Decode(&rec); err != nil || dec.More() {
+		return nil, false, errors.New("request is not one incident record (JSON object)")
+	}
+	return []*store.IncidentRecord{&rec}, true, nil
+}
+
+// auditMaxDetail is the most statement bytes of incident records (detail
+// and subjects) one audit entry carries: a quarter of
+// attest.MaxStatementBytes, so that the bundle (base64, about 4/3) stays
+// far below store.MaxBundleSize and readers of the audit trail never meet
+// a huge entry.
+const auditMaxDetail = attest.MaxStatementBytes / 4
+
+// incidentAuditEvents groups normalised records into audit events: runs of
+// one event, each cut where the next record would take it over budget
+// bytes.
+func incidentAuditEvents(ns []*store.IncidentRecord, budget int) ([]auditEvent, error) {
+	var (
+		out      []auditEvent
+		recs     []auditIncidentRecord
+		subjects []attest.Subject
+		size     int
+		event    string
+		actor    string
+	)
+	flush := func() {
+		if len(recs) == 0 {
+			return
+		}
+		out = append(out, auditEvent{action: "incident." + event, actor: actor, subjects: subjects, detail: recs})
+		recs, subjects, size = nil, nil, 0
+	}
+	for _, n := range ns {
+		a := auditIncidentRecord{IncidentRecord: *n}
+		a.IncidentRecord.Report = nil
+		if len(n.Report) > 0 {
+			sum := sha256.Sum256(n.Report)
+			a.ReportSHA256 = hex.EncodeToString(sum[:])
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't encode audit detail: %w", err)
+		}
+		cost := len(b) + 1
+		var sub *attest.Subject
+		if n.Event == store.IncidentQuarantined {
+			sb, err := auditSubject(n.Incident, n.Artifact)
+			if err != nil {
+				return nil, err
+			}
+			sub = &sb
+			cost += len(n.Incident) + 96
+		}
+		if n.Event != event || n.Actor != actor || size+cost > budget {
+			flush()
+		}
+		event, actor = n.Event, n.Actor
+		recs = append(recs, a)
+		if sub != nil {
+			subjects = append(subjects, *sub)
+		}
+		size += cost
+	}
+	flush()
+	return out, nil
+}
+
+// auditAll writes the audit entries concurrently (at most auditParallel at
+// once) and returns the first error.
+func (s *Server) auditAll(ctx context.Context, r *http.Request, events []auditEvent) error {
+	if len(events) == 1 {
+		_, err := s.audit(ctx, r, events[0])
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, auditParallel)
+	)
+	for _, e := range events {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := s.audit(ctx, r, e); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// serveIncidents lists incident records: incident, artifact, event, after
+// and limit as in store.IncidentQuery.
+func (s *Server) serveIncidents(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := store.IncidentQuery{Incident: v.Get("incident"), Artifact: v.Get("artifact"), Event: v.Get("event")}
+	var err error
+	if a := v.Get("after"); a != "" {
+		if q.AfterID, err = strconv.ParseInt(a, 10, 64); err != nil || q.AfterID < 0 {
+			fail(w, http.StatusBadRequest, "after is not a record ID")
+			return
+		}
+	}
+	if l := v.Get("limit"); l != "" {
+		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
+			fail(w, http.StatusBadRequest, "limit is not a non-negative number")
+			return
+		}
+	}
+	list, err := s.index.Incidents(r.Context(), q)
+	if errors.Is(err, store.ErrInvalidQuery) {
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err != nil {
+		s.logger.Error("couldn't list incident records", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't list incident records")
+		return
+	}
+	if list == nil {
+		list = []*store.IncidentRecord{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(incidentPage{Records: list})
+}
