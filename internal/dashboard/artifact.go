@@ -47,6 +47,12 @@ type buildView struct {
 type decisionView struct {
 	Environment string
 	Decision    *policy.Decision
+	// Quarantined: an incident quarantined the artifact, so the deploy
+	// gate refuses it whatever the policy decides.
+	Quarantined bool
+	// QuarantineUnknown: the incident records could not be read, so
+	// whether the gate refuses it is unknown.
+	QuarantineUnknown bool
 }
 
 type artifactView struct {
@@ -59,6 +65,7 @@ type artifactView struct {
 	Decisions   []decisionView
 	Truncated   bool
 	LogSize     uint64
+	Quarantine  quarantineView
 }
 
 // statementOf returns the in-toto statement of a DSSE bundle, unverified:
@@ -149,7 +156,7 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 	if err != nil {
 		return nil, err
 	}
-	av := &artifactView{Digest: digest, Truncated: v.truncated}
+	av := &artifactView{Digest: digest, Truncated: v.truncated, Quarantine: d.quarantineOf(ctx, digest)}
 	if cp, err := d.cfg.Log.Checkpoint(ctx); err == nil {
 		av.LogSize = cp.Size
 	}
@@ -283,7 +290,8 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 		if err != nil {
 			return nil, fmt.Errorf("couldn't evaluate the policy of %s: %w", e, err)
 		}
-		av.Decisions = append(av.Decisions, decisionView{Environment: e, Decision: dec})
+		av.Decisions = append(av.Decisions, decisionView{Environment: e, Decision: dec, Quarantined: len(av.Quarantine.Records) > 0,
+			QuarantineUnknown: !av.Quarantine.Checked && d.cfg.Incidents != nil})
 	}
 	return av, nil
 }

@@ -165,10 +165,44 @@ func TestBrowser(t *testing.T) {
 	noInjection("search")
 	shot("search")
 
+	// Incidents: click there from the navigation; the open incident first,
+	// with what was compromised since when, found, quarantined and rolled
+	// back, with times; the closed one after it.
+	run("open incidents", chromedp.Click(`nav a[href="/ui/incidents"]`), chromedp.WaitVisible("section.incident"))
+	if first := value("first incident", chromedp.Evaluate[string](`document.querySelector('section.incident').id`)); first != s.open {
+		t.Errorf("first incident is %q, want the open one %s", first, s.open)
+	}
+	open := text("#" + s.open)
+	for _, w := range []string{"open", "builder " + builderID + " since", evilResponder, evilDetail,
+		"Time to detect", openDetect.String(), "Time to contain", openContain.String(),
+		"1 affected artifact(s)", s.bad[:19], "Quarantined (blocked)", "rolled back", s.good[:19], "staging",
+		"not-attempted", "canary", "still open"} {
+		if !strings.Contains(open, w) {
+			t.Errorf("open incident: missing %q in\n%s", w, open)
+		}
+	}
+	if st := text("#" + s.closed + " h2 .status"); st != "closed" {
+		t.Errorf("earlier incident shows %q, want closed", st)
+	}
+	if n := count(`document.querySelectorAll('table.rollbacks tbody tr').length`); n != 2 {
+		t.Errorf("rollbacks table: %d rows, want 2 (staging rolled back, canary not attempted)", n)
+	}
+	if figs := text("#incident-figures"); !strings.Contains(figs, ((openDetect+closedDetect)/2).String()) || !strings.Contains(figs, openContain.String()) {
+		t.Errorf("incident figures: %s", figs)
+	}
+	noInjection("incidents")
+	shot("incidents")
+	// The quarantined artifact links to its page, which says so.
+	run("open quarantined artifact", chromedp.Click("#"+s.open+" table.quarantined a.artifact-link"), chromedp.WaitVisible("p.quarantine"))
+	if b := text("p.quarantine"); !strings.Contains(b, "Quarantined by incident "+s.open) || !strings.Contains(b, evilDetail) {
+		t.Errorf("quarantine banner: %q", b)
+	}
+	noInjection("quarantined artifact")
+	shot("artifact-quarantined")
+
 	for _, p := range []struct{ path, sel, want string }{
 		{"/ui/log", "main", "Consistency with history"},
-		{"/ui/metrics", "main", "Verification latency"},
-		{"/ui/incidents", "main", "Incidents"},
+		{"/ui/metrics", "main", "Mean time to contain"},
 	} {
 		run("open "+p.path, chromedp.Navigate(s.url+p.path), chromedp.WaitVisible(p.sel))
 		if got := text(p.sel); !strings.Contains(got, p.want) {

@@ -9,10 +9,12 @@
 //	/ui/artifact/{digest}     the chain: source → build → artifact → evidence → deployments
 //	/ui/evidence/{id}         one piece of evidence and its checks
 //	/ui/search?q=&field=      search by digest, name, commit, builder, key or identity
-//	/ui/incidents             incidents (a placeholder until the index records them)
+//	/ui/incidents             incidents: what was compromised since when, found,
+//	                          quarantined and rolled back, with times
 //	/ui/log                   checkpoint, size, witnesses, consistency with history
 //	/ui/metrics               failed verifications, reproducible builds, approval
-//	                          wait, verification latency
+//	                          wait, verification latency, mean time to detect
+//	                          and to contain incidents
 //
 // Every status the dashboard shows is computed when the page is rendered, with
 // the code the CLI uses: bundles are verified with gate.Gather (package verify)
@@ -81,9 +83,11 @@ type Config struct {
 	// environment name (called for every page that decides). Nil: no
 	// policies, so no environment is shown green.
 	Policies func() (map[string]*policy.Policy, error)
-	// Incidents lists incidents. Nil: the incidents page says the feature
-	// is absent.
-	Incidents func(ctx context.Context) ([]Incident, error)
+	// Incidents lists incident records in ID order, paged by q.AfterID and
+	// q.Limit (store.Store.Incidents, incident.FileLedger.List). Nil: the
+	// incidents page says incidents are not available, and artifact pages
+	// say whether one is quarantined is unknown.
+	Incidents func(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)
 	// Gatherer is the server's Prometheus registry; the metrics page reads
 	// custody_verifications_total from it. Nil: not shown.
 	Gatherer prometheus.Gatherer
@@ -94,18 +98,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-}
-
-// Incident is what the incidents page shows of one incident.
-type Incident struct {
-	ID         string
-	Title      string
-	Status     string // "open" or "closed"
-	Opened     time.Time
-	Closed     time.Time
-	Found      []string // what was found (affected artifacts, keys, ...)
-	Blocked    []string
-	RolledBack []string
 }
 
 // MaxHistoryChecks bounds how many historical checkpoints the log page
@@ -229,7 +221,7 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 		return root.TrustedMaterialCollection{tr, km}, nil
 	}
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
-		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Gatherer: deps.Registry,
+		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
 		Registerer: deps.Registry, Logger: deps.Logger})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -43,7 +44,9 @@ func TestPagesHTTP(t *testing.T) {
 		{"/ui/search?q=" + commit, []string{"result(s)"}},
 		{"/ui/log", []string{"Consistency with history"}},
 		{"/ui/metrics", []string{"<svg", "Verification latency"}},
-		{"/ui/incidents", []string{"Incidents"}},
+		{"/ui/incidents", []string{s.open, s.closed, "&lt;script id=&#34;inj-incident&#34;&gt;", "key leaked &lt;img id=&#34;inj-detail&#34;",
+			"/ui/artifact/" + s.bad, "/ui/artifact/" + s.good, "builder " + builderID + " since", "2h30m0s", "1m30s", "1h45m0s", "not-attempted"}},
+		{"/ui/artifact/" + s.bad, []string{"Quarantined by incident", s.open, "refused: quarantined"}},
 	} {
 		code, body := get(t, s.url+tt.path, s.auditor)
 		if code != http.StatusOK {
@@ -55,7 +58,7 @@ func TestPagesHTTP(t *testing.T) {
 				t.Errorf("%s: missing %q", tt.path, w)
 			}
 		}
-		for _, bad := range []string{`id="inj-`, `<script`, `<img id`} {
+		for _, bad := range []string{`id="inj-`, `<script`, `<img id`, `<img `} {
 			if strings.Contains(body, bad) {
 				t.Errorf("%s: unescaped %q in the page", tt.path, bad)
 			}
@@ -63,5 +66,44 @@ func TestPagesHTTP(t *testing.T) {
 	}
 	if code, _ := get(t, s.url+"/ui/artifact/sha256:nothex", s.auditor); code != http.StatusBadRequest {
 		t.Errorf("bad digest: %d, want 400", code)
+	}
+}
+
+// The incident figures on the metrics page and on /metrics are the same
+// numbers, computed from the seeded records: detect 2h30m and 1h (mean
+// 1h45m), contain 90 s (one incident rolled back).
+func TestIncidentMetrics(t *testing.T) {
+	s := seed(t)
+	meanDetect := (openDetect + closedDetect) / 2
+	code, page := get(t, s.url+"/ui/metrics", s.auditor)
+	if code != http.StatusOK {
+		t.Fatalf("/ui/metrics: %d", code)
+	}
+	for _, w := range []string{"Mean time to detect", meanDetect.String(), "Mean time to contain", openContain.String(),
+		"Time to detect per incident", s.open, s.closed, "1 incident(s)"} {
+		if !strings.Contains(page, w) {
+			t.Errorf("/ui/metrics: missing %q", w)
+		}
+	}
+	code, prom := get(t, s.url+"/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, w := range []string{
+		fmt.Sprintf("custody_incident_mean_time_to_detect_seconds %g", meanDetect.Seconds()),
+		fmt.Sprintf("custody_incident_mean_time_to_contain_seconds %g", openContain.Seconds()),
+		`custody_incidents{state="open"} 1`,
+		`custody_incidents{state="closed"} 1`,
+		"custody_incidents_not_contained 1",
+	} {
+		if !strings.Contains(prom, w) {
+			t.Errorf("/metrics: missing %q", w)
+		}
+	}
+	// Environments: canary runs the quarantined artifact: not green.
+	_, envs := get(t, s.url+"/ui/", s.auditor)
+	i := strings.Index(envs, `id="env-canary"`)
+	if i < 0 || !strings.Contains(envs[i:], `data-status="fail">quarantined`) {
+		t.Errorf("canary runs a quarantined artifact and is not shown quarantined")
 	}
 }

@@ -61,6 +61,17 @@ type envView struct {
 
 // check re-verifies digest's evidence now and evaluates env's policy.
 func (d *Dashboard) check(ctx context.Context, env, digest string, policies map[string]*policy.Policy, ck *checked) Status {
+	q := ck.quarantine(ctx, d, digest)
+	switch {
+	case q.Checked && len(q.Records) > 0:
+		var rs []string
+		for _, r := range q.Records {
+			rs = append(rs, fmt.Sprintf("quarantined by incident %s since %s: the deploy gate refuses it", r.Incident, r.Time.UTC().Format(time.RFC3339)))
+		}
+		return Status{Class: "fail", Label: "quarantined", Reason: rs}
+	case !q.Checked && d.cfg.Incidents != nil:
+		return Status{Class: "unknown", Label: "not checked", Reason: []string{q.Problem}}
+	}
 	p := policies[env]
 	if p == nil {
 		return Status{Class: "unknown", Label: "not checked", Reason: []string{fmt.Sprintf("no policy is configured for environment %s", env)}}
@@ -74,7 +85,11 @@ func (d *Dashboard) check(ctx context.Context, env, digest string, policies map[
 		return Status{Class: "unknown", Label: "not checked", Reason: []string{"couldn't evaluate policy: " + err.Error()}}
 	}
 	if dec.Allowed {
-		return Status{Class: "pass", Label: "verified", Reason: dec.Passed}
+		rs := dec.Passed
+		if !q.Checked {
+			rs = append(rs[:len(rs):len(rs)], "quarantine not checked: "+q.Problem)
+		}
+		return Status{Class: "pass", Label: "verified", Reason: rs}
 	}
 	var rs []string
 	for _, f := range dec.Failures {
@@ -91,8 +106,24 @@ type verified struct {
 	truncated bool
 }
 
-// checked memoizes verification per artifact within one request.
-type checked struct{ m map[string]*verified }
+// checked memoizes verification and quarantine per artifact within one
+// request.
+type checked struct {
+	m map[string]*verified
+	q map[string]quarantineView
+}
+
+func (c *checked) quarantine(ctx context.Context, d *Dashboard, digest string) quarantineView {
+	if c.q == nil {
+		c.q = map[string]quarantineView{}
+	}
+	if q, ok := c.q[digest]; ok {
+		return q
+	}
+	q := d.quarantineOf(ctx, digest)
+	c.q[digest] = q
+	return q
+}
 
 func (c *checked) get(ctx context.Context, d *Dashboard, digest string) (*verified, error) {
 	if c.m == nil {

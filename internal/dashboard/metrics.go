@@ -242,6 +242,9 @@ func (d *Dashboard) register(reg prometheus.Registerer) error {
 		}
 		return float64(n)
 	}))
+	if d.cfg.Incidents != nil {
+		cs = append(cs, newIncidentCollector(d))
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("couldn't register dashboard metrics: %w", err)
@@ -333,6 +336,35 @@ type metricsView struct {
 	Rebuilds      Chart
 	Server        []serverCount
 	Problem       string
+	// Incidents: IncidentsAbsent when Config.Incidents is nil, else the
+	// figures or IncidentsProblem.
+	IncidentsAbsent  bool
+	IncidentsProblem string
+	Incidents        incidentFigures
+	Detect, Contain  Chart // per incident, newest maxIncidentBars
+}
+
+// maxIncidentBars is how many incidents the incident charts show.
+const maxIncidentBars = 10
+
+// incidentCharts draws time to detect and to contain per incident (newest
+// opened first).
+func incidentCharts(views []*incidentView) (detect, contain Chart) {
+	byOpened := append([]*incidentView(nil), views...)
+	sort.SliceStable(byOpened, func(i, j int) bool { return byOpened[i].OpenedAt().After(byOpened[j].OpenedAt()) })
+	var dl, cl []string
+	var dv, cv []float64
+	for _, iv := range byOpened {
+		if iv.HasDetect && len(dl) < maxIncidentBars {
+			dl, dv = append(dl, iv.ID), append(dv, float64(iv.Detect))
+		}
+		if iv.HasContain && len(cl) < maxIncidentBars {
+			cl, cv = append(cl, iv.ID), append(cv, float64(iv.Contain))
+		}
+	}
+	f := func(v float64) string { return time.Duration(v).Round(time.Second).String() }
+	return hbars("Time to detect per incident (opened − compromised since)", dl, dv, f),
+		hbars("Time to contain per incident (opened → last rollback)", cl, cv, f)
 }
 
 func intf(v float64) string { return fmt.Sprintf("%.0f", v) }
@@ -406,6 +438,14 @@ func (d *Dashboard) metrics(r *http.Request) view {
 		} else {
 			mv.Waits = hbars("Approval wait (build signed → approval signed)", nil, nil, intf)
 		}
+	}
+	if d.cfg.Incidents == nil {
+		mv.IncidentsAbsent = true
+	} else if f, err := d.incidentFigures(r.Context()); err != nil {
+		mv.IncidentsProblem = "couldn't read incidents: " + err.Error()
+	} else {
+		mv.Incidents = f
+		mv.Detect, mv.Contain = incidentCharts(f.Views)
 	}
 	if d.cfg.Gatherer != nil {
 		mfs, err := d.cfg.Gatherer.Gather()

@@ -103,22 +103,6 @@ func (d *Dashboard) search(r *http.Request) view {
 	return view{name: "search", title: "Search", data: sv}
 }
 
-type incidentsView struct {
-	Absent    bool
-	Incidents []Incident
-}
-
-func (d *Dashboard) incidents(r *http.Request) view {
-	if d.cfg.Incidents == nil {
-		return view{name: "incidents", title: "Incidents", data: incidentsView{Absent: true}}
-	}
-	in, err := d.cfg.Incidents(r.Context())
-	if err != nil {
-		return fail(http.StatusInternalServerError, "couldn't read incidents: "+err.Error())
-	}
-	return view{name: "incidents", title: "Incidents", data: incidentsView{Incidents: in}}
-}
-
 type historyCheck struct {
 	Size   uint64
 	Pass   bool

@@ -5,11 +5,14 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -26,26 +30,41 @@ import (
 // Injected strings: each would create an element with an id starting
 // "inj-" if the page did not escape it.
 const (
-	evilName     = `dist/app<script id="inj-script">document.title="pwned"</script><img id="inj-img" src=x>`
-	evilActor    = `<b id="inj-actor">mallory</b>`
-	evilApprover = `<i id="inj-approver">eve</i>`
-	evilMessage  = `fix: <svg id="inj-svg" onload="alert(1)"></svg> commit message`
-	evilRef      = `refs/heads/<a id="inj-ref" href="javascript:alert(1)">main</a>`
-	commit       = "0123456789abcdef0123456789abcdef01234567"
-	builderID    = "https://custody.dev/builders/ci@v1"
+	evilName      = `dist/app<script id="inj-script">document.title="pwned"</script><img id="inj-img" src=x>`
+	evilActor     = `<b id="inj-actor">mallory</b>`
+	evilApprover  = `<i id="inj-approver">eve</i>`
+	evilMessage   = `fix: <svg id="inj-svg" onload="alert(1)"></svg> commit message`
+	evilRef       = `refs/heads/<a id="inj-ref" href="javascript:alert(1)">main</a>`
+	evilResponder = `<script id="inj-incident">document.title="pwned"</script>oncall`
+	evilDetail    = `key leaked <img id="inj-detail" src=x> in a CI log`
+	commit        = "0123456789abcdef0123456789abcdef01234567"
+	builderID     = "https://custody.dev/builders/ci@v1"
 )
 
 // seeded is a running server with a dashboard, after a pipeline run:
-// two builds, an approval, deployments to staging and prod, a failed
-// deploy to prod and its rollback.
+// two builds, an approval, deployments to staging, canary and prod, a
+// failed deploy to prod and its rollback; then an incident (the builder
+// compromised) that quarantined the bad artifact and rolled staging back,
+// and an earlier incident, closed, that found nothing.
 type seeded struct {
 	url      string
 	srv      *server.Server
 	auditor  string
 	deployer string
 	good     string // sha256:… running in prod after the rollback
-	bad      string // sha256:… rolled back from prod
+	bad      string // sha256:… rolled back from prod, quarantined
+	// open and closed are the incidents' IDs.
+	open, closed string
 }
+
+// Incident times, relative to the seed's base time (an hour ago): the open
+// incident was detected 2h30m after the compromise and contained 90 s
+// after it was opened; the closed one was detected after 1h.
+const (
+	openDetect   = 150 * time.Minute
+	openContain  = 90 * time.Second
+	closedDetect = time.Hour
+)
 
 func digestOf(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -116,7 +135,14 @@ func seed(t *testing.T) *seeded {
 	}
 	os.WriteFile(filepath.Join(dir, "keys", "trusted", "approver.pub"), apub, 0o644)
 
-	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, UI: dashboard.ForServer})
+	// Incident records come from a local ledger until the server records
+	// incidents itself.
+	ledger := incident.FileLedger{Dir: filepath.Join(dir, "incident-ledger")}
+	ui := func(deps server.UIDeps) (http.Handler, error) {
+		deps.Incidents = ledger.List
+		return dashboard.ForServer(deps)
+	}
+	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, UI: ui})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +194,14 @@ approvals:
 	}
 	good, bad := "sha256:"+digestOf("app v1"), "sha256:"+digestOf("app v2")
 	now := time.Now().Add(-time.Hour)
+	openID := "INC-" + now.Add(30*time.Minute).UTC().Format("20060102T150405Z") + "-0000000a"
+	closedID := "INC-" + now.Add(-2*time.Hour).UTC().Format("20060102T150405Z") + "-0000000b"
 	recs := []*store.Deployment{
+		{Environment: "staging", Event: store.EventDeployed, Artifact: good, Name: evilName, Actor: "release-bot"},
+		{Environment: "staging", Event: store.EventHealthy, Artifact: good},
 		{Environment: "staging", Event: store.EventDeployed, Artifact: bad, Name: evilName, Actor: evilActor},
 		{Environment: "staging", Event: store.EventHealthy, Artifact: bad},
+		{Environment: "canary", Event: store.EventDeployed, Artifact: bad, Name: evilName, Actor: "release-bot"},
 		{Environment: "prod", Event: store.EventDeployed, Artifact: good, Name: evilName, Actor: "release-bot", Decision: "allowed"},
 		{Environment: "prod", Event: store.EventHealthy, Artifact: good},
 		{Environment: "prod", Event: store.EventDeployed, Artifact: bad, Name: evilName, Actor: evilActor, Decision: "allowed"},
@@ -184,5 +215,54 @@ approvals:
 			t.Fatalf("append deployment: %v", err)
 		}
 	}
-	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad}
+
+	// The open incident: the builder compromised since 2h30m before it was
+	// opened; the bad artifact quarantined; staging rolled back to good.
+	opened := now.Add(30 * time.Minute).UTC()
+	since := opened.Add(-openDetect)
+	rolled := opened.Add(openContain)
+	if _, err := dep.AppendDeployment(ctx, &store.Deployment{Environment: "staging", Event: store.EventRolledBack, Artifact: good,
+		Name: evilName, Actor: "custody incident " + openID, RollbackFrom: bad, Time: rolled, Detail: "incident " + openID}); err != nil {
+		t.Fatalf("append deployment: %v", err)
+	}
+	sel := incident.Selector{Builder: builderID}
+	stagingSince := now.Add(2 * time.Minute)
+	rep := incident.Report{ID: openID, Selector: sel, CompromisedSince: since, OpenedAt: opened, Actor: evilResponder,
+		Found: &incident.Findings{Affected: []incident.Artifact{{Digest: bad, Names: []string{evilName},
+			Evidence: []incident.Hit{{Source: "server:2", PredicateType: attest.PredicateSLSAv1, Proof: "rfc3161 timestamp", ProvenAt: since.Add(time.Hour)}}}},
+			Spared: []incident.Artifact{}},
+		Running: []incident.Placement{{Environment: "staging", Artifact: bad, Name: evilName, Since: stagingSince},
+			{Environment: "canary", Artifact: bad, Name: evilName, Since: now.Add(4 * time.Minute)}},
+		PromotionHalted: []incident.Placement{{Environment: "staging", Artifact: bad, Name: evilName, Since: stagingSince}},
+		Rollbacks: []incident.Rollback{{Environment: "staging", From: bad, Outcome: incident.RolledBack, To: good, ToName: evilName, At: rolled},
+			{Environment: "canary", From: bad, Outcome: incident.NotAttempted, Detail: "no --policy for canary given; run 'custody rollback --env canary ...'"}},
+	}
+	rep.Finish()
+	repJSON, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The closed incident: a key compromised, nothing signed by it found.
+	closedOpened := now.Add(-2 * time.Hour).UTC()
+	rep2 := incident.Report{ID: closedID, Selector: incident.Selector{KeyID: strings.Repeat("ab", 32)}, CompromisedSince: closedOpened.Add(-closedDetect),
+		OpenedAt: closedOpened, Actor: "oncall", Found: &incident.Findings{Affected: []incident.Artifact{}, Spared: []incident.Artifact{}}}
+	rep2.Finish()
+	rep2JSON, err := json.Marshal(rep2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*store.IncidentRecord{
+		{Incident: closedID, Event: store.IncidentOpened, Actor: "oncall", Time: closedOpened, Detail: rep2.Selector.String() + " compromised since " + rep2.CompromisedSince.Format(time.RFC3339)},
+		{Incident: closedID, Event: store.IncidentReported, Actor: "oncall", Time: closedOpened.Add(time.Second), Report: rep2JSON},
+		{Incident: closedID, Event: store.IncidentClosed, Actor: "oncall", Time: closedOpened.Add(10 * time.Minute), Detail: "nothing was signed with the key"},
+		{Incident: openID, Event: store.IncidentOpened, Actor: evilResponder, Time: opened, Detail: sel.String() + " compromised since " + since.Format(time.RFC3339) + ": " + evilDetail},
+		{Incident: openID, Event: store.IncidentQuarantined, Artifact: bad, Actor: evilResponder, Time: opened.Add(time.Second), Detail: evilDetail},
+		{Incident: openID, Event: store.IncidentReported, Actor: evilResponder, Time: rolled.Add(time.Second), Report: repJSON},
+	} {
+		if _, err := ledger.Append(ctx, r); err != nil {
+			t.Fatalf("append incident record: %v", err)
+		}
+	}
+	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad,
+		open: openID, closed: closedID}
 }

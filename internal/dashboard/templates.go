@@ -37,8 +37,15 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 	},
-	"join": strings.Join,
-	"hexs": func(b []byte) string { return fmt.Sprintf("%x", b) },
+	"dur": func(d time.Duration) string {
+		if d < 0 {
+			return "-" + (-d).Round(time.Second).String()
+		}
+		return d.Round(time.Second).String()
+	},
+	"isdigest": func(s string) bool { return digestRe.MatchString(s) },
+	"join":     strings.Join,
+	"hexs":     func(b []byte) string { return fmt.Sprintf("%x", b) },
 	"passfail": func(ok bool) string {
 		if ok {
 			return "pass"

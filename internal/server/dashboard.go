@@ -49,6 +49,10 @@ type UIDeps struct {
 	// Policies returns the policies in DIR/policies/*.yaml by environment,
 	// read again on every call.
 	Policies func() (map[string]*policy.Policy, error)
+	// Incidents lists incident records (store.Store.Incidents: in ID order,
+	// paged by q.AfterID and q.Limit). Nil: the dashboard says incidents
+	// are not available.
+	Incidents func(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)
 	// Registry is the registry served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -56,7 +60,8 @@ type UIDeps struct {
 
 func (s *Server) uiDeps() UIDeps {
 	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
-		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, Policies: s.dashboardPolicies, Registry: s.metrics.reg, Logger: s.logger}
+		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
+		Registry: s.metrics.reg, Logger: s.logger}
 }
 
 // checkpointSizes lists the sizes of the checkpoints the log published
@@ -78,10 +83,12 @@ func (s *Server) checkpointSizes() ([]uint64, error) {
 	return out, nil
 }
 
-// dashboardKeys returns every builder public key and every public key in
-// DIR/keys/trusted, read now.
+// dashboardKeys returns the audit key, every builder public key and every
+// public key in DIR/keys/trusted, read now. (The audit key lets the
+// server's own audit entries verify on artifact pages; policies decide on
+// provenance by builder and signer, so trusting it there allows nothing.)
 func (s *Server) dashboardKeys() ([]crypto.PublicKey, error) {
-	var pubs []crypto.PublicKey
+	pubs := []crypto.PublicKey{s.auditKey.Public()}
 	for _, k := range s.builders {
 		pubs = append(pubs, k.Public())
 	}
