@@ -194,6 +194,30 @@ func TestPolicyPush(t *testing.T) {
 	if n := len(policyAudits(t, aud)); n != 2 {
 		t.Errorf("%d policy audit entries; want 2 (v1, v2)", n)
 	}
+
+	// The audit trail: both changes and the start's trust.changed,
+	// verified against the audit key; with another key none verifies.
+	trail, err := aud.AuditTrail(ctx, client.AuditQuery{Action: "policy.changed"}, g.AuditPublicKey())
+	if err != nil || len(trail) != 2 {
+		t.Fatalf("AuditTrail = %d, %v; want 2", len(trail), err)
+	}
+	for _, e := range trail {
+		if !e.Verified || e.Action != "policy.changed" || e.Token != "admin:test admin" {
+			t.Errorf("trail entry %+v", e)
+		}
+	}
+	if trail[0].Actor != "alice" || trail[1].Actor != "bob" {
+		t.Errorf("actors %q, %q; want alice then bob", trail[0].Actor, trail[1].Actor)
+	}
+	all, err := aud.AuditTrail(ctx, client.AuditQuery{}, newKey(t).Public())
+	if err != nil || len(all) != 3 {
+		t.Fatalf("AuditTrail(all) = %d, %v; want 3", len(all), err)
+	}
+	for _, e := range all {
+		if e.Verified || !strings.Contains(e.Problem, "audit key") {
+			t.Errorf("entry %d verified with a wrong audit key: %+v", e.EvidenceID, e)
+		}
+	}
 }
 
 func TestPolicyPushWithoutTrustRoot(t *testing.T) {

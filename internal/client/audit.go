@@ -1,0 +1,375 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+)
+
+// Actions of the signed bundles that are actions themselves (the audit
+// entries' actions are their predicates' Action).
+const (
+	ActionSign    = "sign"    // SLSA provenance: an artifact was built and signed
+	ActionApprove = "approve" // an approval
+	ActionDecide  = "decide"  // a deploy decision (SLSA VSA)
+)
+
+// actionTypes maps the predicate types of the audit trail to actions; ""
+// means the audit predicate's own Action.
+var actionTypes = []struct{ predicateType, action string }{
+	{server.PredicateAudit, ""},
+	{attest.PredicateSLSAv1, ActionSign},
+	{attest.PredicateSLSAv02, ActionSign},
+	{"https://custody.dev/approval/v1", ActionApprove},
+	{"https://slsa.dev/verification_summary/v1", ActionDecide},
+}
+
+// AuditQuery selects entries of the audit trail. Empty fields match all.
+type AuditQuery struct {
+	// Action matches an entry's action exactly ("policy.changed") or as
+	// the part before its first dot ("deployment").
+	Action string
+	// Actor matches an audit entry's actor or token, or a bundle's signer
+	// key ID (hex) or keyless identity.
+	Actor string
+	// Artifact is "sha256:HEX": entries about it (a policy's or a trust
+	// root's digest selects their changes).
+	Artifact string
+	// Since (inclusive) and Until (exclusive) bound the entry's log time.
+	Since, Until time.Time
+}
+
+// AuditEntry is one verified-or-not entry of the audit trail.
+type AuditEntry struct {
+	EvidenceID int64  `json:"evidenceId"`
+	Action     string `json:"action"`
+	// Actor is who the client said acted (audit entries), Token the
+	// token the server authenticated ("role:name"); bundles have neither,
+	// and are named by their signer.
+	Actor          string    `json:"actor,omitempty"`
+	Token          string    `json:"token,omitempty"`
+	SignerKeyID    string    `json:"signerKeyId,omitempty"`
+	SignerIdentity string    `json:"signerIdentity,omitempty"`
+	Time           time.Time `json:"time"`
+	Subjects       []string  `json:"subjects"`
+	PredicateType  string    `json:"predicateType"`
+	LogIndex       int64     `json:"logIndex"`
+	// Detail is an audit entry's record (the deployment record, the signed
+	// policy …).
+	Detail json.RawMessage `json:"detail,omitempty"`
+	// Verified is true when the entry's signature verified (audit entries:
+	// by the audit key) and its inclusion in the log was proven against a
+	// checkpoint consistent with the one this client verified; Problem
+	// says what failed otherwise.
+	Verified bool   `json:"verified"`
+	Problem  string `json:"problem,omitempty"`
+}
+
+// AuditTrail lists the audit trail matching q, oldest log entry first:
+// the server's audit entries (PredicateAudit) and the signed bundles that
+// are actions themselves (provenance, approvals, decisions). Each entry is
+// verified on its own: its DSSE signature against the key the log recorded
+// for it (for audit entries, that key must be auditKey), and its inclusion
+// in the server's log against a checkpoint consistent with the latest one,
+// itself checked against the checkpoint this client remembers. An entry
+// that fails is returned with Verified false and a Problem; an error is
+// returned only when the trail could not be read or the log itself is
+// inconsistent.
+func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.PublicKey) ([]*AuditEntry, error) {
+	auditDER, err := x509.MarshalPKIXPublicKey(auditKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	lc, err := c.logClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := c.sync(ctx, lc)
+	if err != nil {
+		return nil, err
+	}
+	v := &entryVerifier{c: c, lc: lc, latest: latest, consistent: map[uint64]bool{}}
+	var out []*AuditEntry
+	for _, at := range actionTypes {
+		if q.Action != "" && at.action != "" && !matchAction(q.Action, at.action) {
+			continue
+		}
+		if q.Action != "" && at.action == "" && (q.Action == ActionSign || q.Action == ActionApprove || q.Action == ActionDecide) {
+			continue
+		}
+		sq := store.Query{PredicateType: at.predicateType, Digest: q.Artifact, Since: q.Since, Until: q.Until, Limit: store.MaxLimit}
+		for {
+			page, err := c.searchRaw(ctx, sq)
+			if err != nil {
+				return nil, err
+			}
+			for _, j := range page {
+				e := &AuditEntry{EvidenceID: j.ID, Action: at.action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
+					SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.IndexedAt, Subjects: []string{}}
+				if j.IntegratedTime != nil {
+					e.Time = *j.IntegratedTime
+				}
+				var want []byte
+				if at.action == "" {
+					want = auditDER
+				}
+				payload, problem, err := v.verify(ctx, j.Bundle, want)
+				if err != nil {
+					return nil, err
+				}
+				e.Verified, e.Problem = problem == "", problem
+				e.describe(payload, j)
+				if q.Action != "" && !matchAction(q.Action, e.Action) {
+					continue
+				}
+				if q.Actor != "" && q.Actor != e.Actor && q.Actor != e.Token && q.Actor != e.SignerKeyID && q.Actor != e.SignerIdentity {
+					continue
+				}
+				out = append(out, e)
+			}
+			if len(page) < store.MaxLimit {
+				break
+			}
+			sq.AfterID = page[len(page)-1].ID
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *AuditEntry) int {
+		switch {
+		case a.LogIndex < 0 && b.LogIndex >= 0:
+			return 1
+		case b.LogIndex < 0 && a.LogIndex >= 0:
+			return -1
+		case a.LogIndex != b.LogIndex:
+			return int(a.LogIndex - b.LogIndex)
+		}
+		return int(a.EvidenceID - b.EvidenceID)
+	})
+	return out, nil
+}
+
+func matchAction(want, got string) bool {
+	if want == got {
+		return true
+	}
+	before, _, _ := strings.Cut(got, ".")
+	return want == before
+}
+
+// describe fills in what the statement says; payload is nil when the
+// bundle did not verify far enough to read it (the index's record is used).
+func (e *AuditEntry) describe(payload []byte, j server.EvidenceJSON) {
+	for _, s := range j.Subjects {
+		e.Subjects = append(e.Subjects, subjectString(s))
+	}
+	if payload == nil {
+		if e.Action == "" {
+			e.Action = "audit"
+		}
+		return
+	}
+	st, err := attest.ParseStatement(payload)
+	if err != nil {
+		return
+	}
+	e.Subjects = e.Subjects[:0]
+	for _, s := range st.Subject {
+		e.Subjects = append(e.Subjects, subjectString(s))
+	}
+	if st.PredicateType != server.PredicateAudit {
+		return
+	}
+	var p server.AuditPredicate
+	if err := json.Unmarshal(st.Predicate, &p); err != nil {
+		e.Verified, e.Problem = false, "audit predicate is malformed"
+		return
+	}
+	e.Action, e.Actor, e.Token, e.Time, e.Detail = p.Action, p.Actor, p.Token, p.Time, p.Detail
+}
+
+func subjectString(s attest.Subject) string {
+	if d, ok := s.Digest["sha256"]; ok {
+		return s.Name + "@sha256:" + d
+	}
+	return s.Name
+}
+
+// searchRaw is Search without checkBundles: AuditTrail verifies each
+// bundle itself and reports failures per entry.
+func (c *Client) searchRaw(ctx context.Context, q store.Query) ([]server.EvidenceJSON, error) {
+	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Evidence []server.EvidenceJSON `json:"evidence"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, errors.New("server answered a malformed search response")
+	}
+	for i := 1; i < len(resp.Evidence); i++ {
+		if resp.Evidence[i].ID <= resp.Evidence[i-1].ID {
+			return nil, errors.New("server answered evidence out of order")
+		}
+	}
+	return resp.Evidence, nil
+}
+
+type entryVerifier struct {
+	c          *Client
+	lc         *tlog.Client
+	latest     *tlog.Checkpoint
+	consistent map[uint64]bool // checkpoint sizes proven consistent with latest
+}
+
+// verify checks one bundle: a DSSE envelope with one signature, logged in
+// the server's log with an inclusion proof against a checkpoint of the log
+// consistent with v.latest, whose logged signature and key are the
+// envelope's and verify over it (by the key wantKey, PKIX DER, when set).
+// It returns the verified payload, or a problem. err is for a log that is
+// inconsistent or unreachable, which fails the whole trail.
+func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) (payload []byte, problem string, err error) {
+	pb := new(protobundle.Bundle)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, pb); err != nil {
+		return nil, "not a Sigstore bundle", nil
+	}
+	env := pb.GetDsseEnvelope()
+	if env == nil || len(env.GetSignatures()) != 1 {
+		return nil, "not a DSSE envelope with one signature", nil
+	}
+	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
+	sig := env.GetSignatures()[0].GetSig()
+	v.c.mu.Lock()
+	logID := v.c.logID
+	v.c.mu.Unlock()
+	for _, tle := range pb.GetVerificationMaterial().GetTlogEntries() {
+		if !bytes.Equal(tle.GetLogId().GetKeyId(), logID) || tle.GetInclusionProof() == nil {
+			continue
+		}
+		ip := tle.GetInclusionProof()
+		cp, err := tlog.ParseCheckpoint([]byte(ip.GetCheckpoint().GetEnvelope()), v.lc.Verifier())
+		if err != nil {
+			return nil, "its checkpoint is not signed by the server's log: " + err.Error(), nil
+		}
+		leaf := rfc6962.DefaultHasher.HashLeaf(tle.GetCanonicalizedBody())
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
+			return nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
+		}
+		if err := v.checkConsistent(ctx, cp); err != nil {
+			return nil, "", err
+		}
+		key, problem := loggedSignature(tle.GetCanonicalizedBody(), pae, env.GetPayload(), sig)
+		if problem != "" {
+			return nil, fmt.Sprintf("log entry %d: %s", tle.GetLogIndex(), problem), nil
+		}
+		if wantKey != nil && !bytes.Equal(key, wantKey) {
+			return nil, fmt.Sprintf("log entry %d is signed by another key than the audit key", tle.GetLogIndex()), nil
+		}
+		return env.GetPayload(), "", nil
+	}
+	return nil, "not in the server's transparency log (no inclusion proof of this log)", nil
+}
+
+// checkConsistent proves cp consistent with the latest checkpoint.
+func (v *entryVerifier) checkConsistent(ctx context.Context, cp *tlog.Checkpoint) error {
+	if v.consistent[cp.Size] {
+		return nil
+	}
+	if cp.Size > v.latest.Size {
+		return fmt.Errorf("%w: a checkpoint of size %d is newer than the log's %d", tlog.ErrRollback, cp.Size, v.latest.Size)
+	}
+	var p [][]byte
+	var err error
+	if cp.Size < v.latest.Size && cp.Size > 0 {
+		if p, err = v.lc.ConsistencyProof(ctx, cp.Size, v.latest.Size); err != nil {
+			return fmt.Errorf("server's log: %w", err)
+		}
+	}
+	if err := tlog.VerifyConsistency(cp, v.latest, p); err != nil {
+		return fmt.Errorf("server's log: %w", err)
+	}
+	v.consistent[cp.Size] = true
+	return nil
+}
+
+// loggedSignature checks that a log entry body (hashedrekord v0.0.2 over
+// the PAE, or DSSE v0.0.2) records this envelope's signature and that it
+// verifies with the recorded key; it returns the key's PKIX DER.
+func loggedSignature(body, pae, payload, sig []byte) (key []byte, problem string) {
+	var e rekorpb.Entry
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &e); err != nil {
+		return nil, "body is not a log entry"
+	}
+	var sigs []*rekorpb.Signature
+	switch {
+	case e.GetSpec().GetHashedRekordV002() != nil:
+		hr := e.GetSpec().GetHashedRekordV002()
+		var h crypto.Hash
+		switch hr.GetData().GetAlgorithm() {
+		case protocommon.HashAlgorithm_SHA2_256:
+			h = crypto.SHA256
+		case protocommon.HashAlgorithm_SHA2_384:
+			h = crypto.SHA384
+		case protocommon.HashAlgorithm_SHA2_512:
+			h = crypto.SHA512
+		default:
+			return nil, "unknown digest algorithm"
+		}
+		hh := h.New()
+		hh.Write(pae)
+		if !bytes.Equal(hh.Sum(nil), hr.GetData().GetDigest()) {
+			return nil, "the log recorded another envelope"
+		}
+		sigs = []*rekorpb.Signature{hr.GetSignature()}
+	case e.GetSpec().GetDsseV002() != nil:
+		d := e.GetSpec().GetDsseV002()
+		hh := crypto.SHA256.New()
+		hh.Write(payload)
+		if !bytes.Equal(hh.Sum(nil), d.GetPayloadHash().GetDigest()) {
+			return nil, "the log recorded another payload"
+		}
+		sigs = d.GetSignatures()
+	default:
+		return nil, "unknown log entry kind"
+	}
+	for _, s := range sigs {
+		if !bytes.Equal(s.GetContent(), sig) {
+			continue
+		}
+		der := s.GetVerifier().GetPublicKey().GetRawBytes()
+		pub, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return nil, "the logged key is not a public key"
+		}
+		sv, err := signature.LoadDefaultVerifier(pub)
+		if err != nil {
+			return nil, "the logged key is of an unsupported type"
+		}
+		if err := sv.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)); err != nil {
+			return nil, "the signature does not verify with the logged key"
+		}
+		return der, ""
+	}
+	return nil, "the log recorded another signature"
+}
