@@ -66,5 +66,47 @@ func FuzzParseVulnScan(f *testing.F) {
 func FuzzParseRebuild(f *testing.F) {
 	f.Add([]byte(`{"matched":true}`))
 	f.Add([]byte(`{"matched":"yes"}`))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = ParseRebuild(b) })
+	f.Add([]byte(`{"matched":false,"original":{"buildId":"b1","bundle":{"sha256":"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseRebuild(b)
+		if err == nil && r.ProvenanceBundle != "" && !sha256Digest.MatchString("sha256:"+r.ProvenanceBundle) {
+			t.Fatalf("accepted bundle digest %q", r.ProvenanceBundle)
+		}
+	})
+}
+
+// FuzzParseReview: never panics, and what it accepts has full commits and
+// a reviewer.
+func FuzzParseReview(f *testing.F) {
+	f.Add([]byte(`{"repo":"git+https://github.com/org/app","range":{"base":"0000000000000000000000000000000000000000","baseRef":"refs/tags/v1","head":"1111111111111111111111111111111111111111"},"commits":[{"commit":"1111111111111111111111111111111111111111","author":{"name":"A","email":"a@x"},"files":["a"]}],"reviewers":["bob"],"reviewedAt":"2026-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"commits":[{}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseReview(b)
+		if err != nil {
+			return
+		}
+		if len(p.Reviewers) == 0 || len(p.Commits) == 0 || !commitHex.MatchString(p.Range.Head) {
+			t.Fatalf("accepted %+v", p)
+		}
+		for _, c := range p.Commits {
+			if !commitHex.MatchString(c.Commit) {
+				t.Fatalf("accepted commit %q", c.Commit)
+			}
+		}
+	})
+}
+
+// FuzzMatchPath: never panics; "**" matches every path.
+func FuzzMatchPath(f *testing.F) {
+	f.Add(".github/workflows/**", ".github/workflows/a.yml")
+	f.Add("**/x/**", "a/x/b")
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		if checkPathGlob(pattern) != nil {
+			return
+		}
+		_ = matchPath(pattern, name)
+		if !matchPath("**", name) {
+			t.Fatalf("** does not match %q", name)
+		}
+	})
 }

@@ -1,0 +1,359 @@
+package policy
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/attest"
+)
+
+const reviewPolicy = `
+apiVersion: custody.dev/policy/v1
+environment: prod
+trustedBuilders: [https://custody.dev/builders/local@v1]
+signers: [{keyId: 1111111111111111111111111111111111111111111111111111111111111111}]
+groups:
+  developers:
+    - {name: alice, keyIds: [aaaa000000000000000000000000000000000000000000000000000000000000], emails: [alice@example.com]}
+    - {name: bob, keyIds: [bbbb000000000000000000000000000000000000000000000000000000000000], emails: [Bob@Example.com]}
+    - {name: carol, identities: [{identity: carol@example.com, issuer: https://accounts.example.com}]}
+  security:
+    - {name: dave, keyIds: [dddd000000000000000000000000000000000000000000000000000000000000], emails: [dave@example.com]}
+    - {name: erin, keyIds: [eeee000000000000000000000000000000000000000000000000000000000000]}
+reviews:
+  everyCommit: true
+  signers: [{keyId: 9999999999999999999999999999999999999999999999999999999999999999}]
+  protectedPaths:
+    - {group: security, count: 1}
+    - {group: developers, count: 2, paths: ["deploy/**/*.yaml"]}
+`
+
+var (
+	release = strings.Repeat("0", 40)
+	c1      = strings.Repeat("1", 40) // alice: main.go
+	c2      = strings.Repeat("2", 40) // bob: .github/workflows/ci.yml
+	c3      = strings.Repeat("3", 40) // dave: deploy/prod/app.yaml; the source commit
+	bot     = Principal{KeyID: strings.Repeat("9", 64)}
+	erin    = Principal{KeyID: "eeee" + strings.Repeat("0", 60)}
+
+	commit1 = ReviewCommit{Commit: c1, Author: GitPerson{"Alice", "alice@example.com"}, Files: []string{"main.go"}}
+	commit2 = ReviewCommit{Commit: c2, Author: GitPerson{"Bob", "bob@example.com"}, Files: []string{".github/workflows/ci.yml", "README.md"}}
+	commit3 = ReviewCommit{Commit: c3, Author: GitPerson{"Dave", "dave@example.com"}, Files: []string{"deploy/prod/app.yaml"}}
+)
+
+func loadReviewPolicy(t *testing.T) *Policy {
+	t.Helper()
+	p, err := Parse([]byte(reviewPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// reviewEvidence is a build of c3 with no reviews.
+func reviewEvidence() *Evidence {
+	return &Evidence{
+		Artifact: artifact,
+		Provenance: []Provenance{{Signature: sig(builder), Facts: attest.ProvenanceFacts{
+			BuilderID: "https://custody.dev/builders/local@v1", SourceURI: "git+https://github.com/org/app",
+			SourceRef: "refs/heads/main", SourceCommit: c3, FinishedOn: now.Add(-time.Hour),
+		}}},
+	}
+}
+
+// review is a verified review of base..head signed by p.
+func review(p Principal, base, baseRef, head string, commits ...ReviewCommit) Review {
+	return Review{Signature: sig(p), ReviewPredicate: ReviewPredicate{
+		Repo:       "git+https://github.com/org/app.git",
+		Range:      ReviewRange{Base: base, BaseRef: baseRef, Head: head},
+		Commits:    commits,
+		Reviewers:  []string{"someone"},
+		ReviewedAt: now.Add(-time.Hour),
+	}}
+}
+
+func all(p Principal) Review {
+	return review(p, release, "refs/tags/v1.0.0", c3, commit1, commit2, commit3)
+}
+
+func TestEvaluateReviews(t *testing.T) {
+	p := loadReviewPolicy(t)
+	tests := []struct {
+		name    string
+		mutate  func(*Evidence)
+		failReq []string
+		msgs    []string // substrings of the failure messages, in order
+		fix     string   // substring of the first failure's fix
+	}{
+		{name: "no review", mutate: func(*Evidence) {},
+			failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs:    []string{"no counting review attestation of git+https://github.com/org/app ends at the artifact's source commit 333333333333"},
+			fix:     "custody attest review --key KEY --range vPREV..333333333333"},
+		{name: "reviewed by others, protected paths approved", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(alice), all(bob), all(dave)}
+		}},
+		{name: "authors reviewing their own commits do not count", mutate: func(e *Evidence) {
+			e.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c3, commit1, commit2, commit3)}
+			e.Reviews[0].Commits = []ReviewCommit{commit1, commit2, commit3}
+			e.Reviews = append(e.Reviews, review(alice, release, "refs/tags/v1.0.0", c3, commit1))
+			e.Reviews[0].Commits[2].Author = GitPerson{"Alice", "ALICE@example.com"}
+		},
+			failReq: []string{ReqReview, ReqReview, "review:security", "review:developers"},
+			msgs: []string{
+				"commit 111111111111 by Alice <alice@example.com> has no review by someone other than its author (reviewed only by alice, its author)",
+				"commit 333333333333 by Alice <ALICE@example.com> has no review",
+				"changes to .github/workflows/ci.yml (commit 222222222222 by Bob <bob@example.com>) need 1 approval(s) from group security; got none",
+				"changes to deploy/prod/app.yaml (commit 333333333333 by Alice <ALICE@example.com>) need 2 approval(s) from group developers; got none (alice authored the commit, which does not count)",
+			},
+			fix: "someone other than Alice <alice@example.com> reviews it"},
+		{name: "workflow change without security", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(alice), all(bob)}
+		}, failReq: []string{"review:security"},
+			msgs: []string{"changes to .github/workflows/ci.yml (commit 222222222222 by Bob <bob@example.com>) need 1 approval(s) from group security; got none"},
+			fix:  "1 more of dave, erin (group security) must review commit 222222222222"},
+		{name: "a security member who is the author does not count", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(alice), all(bob), all(dave)}
+			for i := range e.Reviews {
+				e.Reviews[i].Commits[1].Author = GitPerson{"Dave", "dave@example.com"}
+			}
+		}, failReq: []string{"review:security"},
+			msgs: []string{"need 1 approval(s) from group security; got none (dave authored the commit, which does not count)"},
+			fix:  "1 more of erin (group security)"},
+		{name: "ranges chain back to the release", mutate: func(e *Evidence) {
+			e.Reviews = []Review{
+				review(bob, c2, "", c3, commit3), review(alice, c2, "", c3, commit3), review(erin, c2, "", c3, commit3),
+				review(dave, c1, "", c2, commit2), review(alice, c1, "", c2, commit2),
+				review(bob, release, "refs/tags/v1.0.0", c1, commit1),
+			}
+		}},
+		{name: "a gap before the source commit", mutate: func(e *Evidence) {
+			e.Reviews = []Review{review(bob, c2, "", c3, commit3), review(alice, c2, "", c3, commit3), review(dave, release, "refs/tags/v1.0.0", c1, commit1)}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs: []string{"reviews reach back from source commit 333333333333 only to 222222222222, not to a release (a range base given as a ref matching refs/tags/*)"},
+			fix:  "custody attest review --key KEY --range vPREV..222222222222"},
+		{name: "a branch is not a release", mutate: func(e *Evidence) {
+			e.Reviews = []Review{review(bob, release, "refs/heads/main", c3, commit1, commit2, commit3)}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"}, msgs: []string{"not to a release"}},
+		{name: "a review bot vouches for the reviewers it lists", mutate: func(e *Evidence) {
+			r := all(bot)
+			r.Reviewers = []string{"bob@example.com", "Alice", "dave@example.com", "someone@else.example"}
+			e.Reviews = []Review{r}
+		}},
+		{name: "anyone else only vouches for themselves", mutate: func(e *Evidence) {
+			r := all(alice)
+			r.Reviewers = []string{"bob@example.com", "dave@example.com"}
+			e.Reviews = []Review{r}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs: []string{"commit 111111111111 by Alice <alice@example.com> has no review by someone other than its author"}},
+		{name: "a keyless member", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(carol), all(bob), all(erin)}
+		}},
+		{name: "a signer who is not a member counts for no one", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(builder)}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs: []string{"review signed by key 1111111111111111… counts for no one"}},
+		{name: "a review of another repository", mutate: func(e *Evidence) {
+			r := all(bob)
+			r.Repo = "git+https://github.com/evil/app"
+			e.Reviews = []Review{r}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs: []string{"review by key bbbb000000000000… is of git+https://github.com/evil/app, not the artifact's source git+https://github.com/org/app"}},
+		{name: "a review dated in the future", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(alice), all(bob), all(dave)}
+			e.Reviews[1].ReviewedAt = now.Add(time.Hour)
+			e.Reviews[2].ReviewedAt = now.Add(time.Hour)
+		}, failReq: []string{ReqReview, "review:security", "review:developers"}},
+		{name: "files not recorded", mutate: func(e *Evidence) {
+			e.Reviews = []Review{all(alice), all(bob), all(dave)}
+			for i := range e.Reviews {
+				e.Reviews[i].Commits = append([]ReviewCommit(nil), e.Reviews[i].Commits...)
+				e.Reviews[i].Commits[0].Files = nil
+			}
+		}, failReq: []string{"review:security", "review:developers"},
+			msgs: []string{"the review of commit 111111111111 records no changed files"}},
+		{name: "provenance from an untrusted signer names no commit", mutate: func(e *Evidence) {
+			e.Provenance[0].Signer = dave
+			e.Reviews = []Review{all(alice), all(bob), all(dave)}
+		}, failReq: []string{ReqSigner, ReqReview, "review:security", "review:developers"},
+			msgs: []string{"", "no provenance from a trusted signer records the source commit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := reviewEvidence()
+			tt.mutate(ev)
+			d, err := p.Evaluate(context.Background(), ev, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range d.Failures {
+				got = append(got, f.Requirement)
+				if f.Message == "" || f.Fix == "" {
+					t.Errorf("failure %+v lacks a message or fix", f)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tt.failReq, "|") {
+				t.Fatalf("failures %q, want %q: %+v", got, tt.failReq, d.Failures)
+			}
+			if d.Allowed != (len(tt.failReq) == 0) {
+				t.Errorf("Allowed = %v", d.Allowed)
+			}
+			for i, m := range tt.msgs {
+				if !strings.Contains(d.Failures[i].Message, m) {
+					t.Errorf("failure %d message %q does not contain %q", i, d.Failures[i].Message, m)
+				}
+			}
+			if tt.fix != "" && !strings.Contains(d.Failures[0].Fix, tt.fix) {
+				t.Errorf("fix %q does not contain %q", d.Failures[0].Fix, tt.fix)
+			}
+		})
+	}
+}
+
+// requireLog applies to reviews: an unlogged review does not count.
+func TestEvaluateReviewsRequireLog(t *testing.T) {
+	p, err := Parse([]byte(reviewPolicy + "requireLog: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := reviewEvidence()
+	ev.Reviews = []Review{all(alice), all(bob), all(dave)}
+	for i := range ev.Reviews {
+		ev.Reviews[i].LogVerified = false
+	}
+	d, err := p.Evaluate(context.Background(), ev, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed || !strings.Contains(d.Failures[0].Message, "has no verified transparency log inclusion (requireLog)") {
+		t.Errorf("failures %+v", d.Failures)
+	}
+}
+
+// Many unreviewed commits give a bounded list of failures.
+func TestEvaluateReviewsCapped(t *testing.T) {
+	p := loadReviewPolicy(t)
+	var commits []ReviewCommit
+	for i := range 50 {
+		c := commit1
+		c.Commit = strings.Repeat("0", 38) + string("0123456789"[i/10]) + string("0123456789"[i%10])
+		commits = append(commits, c)
+	}
+	commits = append(commits, commit3)
+	ev := reviewEvidence()
+	ev.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c3, commits...)}
+	ev.Reviews[0].Commits[50].Author = GitPerson{"Alice", "alice@example.com"}
+	d, err := p.Evaluate(context.Background(), ev, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range d.Failures {
+		if f.Requirement == ReqReview {
+			n++
+		}
+	}
+	if n != maxCommitFailures+1 || !strings.Contains(d.Failures[maxCommitFailures].Message, "and 31 more commit(s)") {
+		t.Errorf("%d review failures: %+v", n, d.Failures)
+	}
+}
+
+// Rego sees the verified reviews.
+func TestRegoSeesReviews(t *testing.T) {
+	p, err := Parse([]byte(reviewPolicy + `rego: |
+  package custody
+  deny contains "needs a review" if count(input.reviews) == 0
+  deny contains sprintf("review of %s", [r.range.head]) if {
+    some r in input.reviews
+    some c in r.commits
+    c.files[_] == "main.go"
+  }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := reviewEvidence()
+	ev.Reviews = []Review{all(alice), all(bob), all(dave)}
+	d, err := p.Evaluate(context.Background(), ev, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Failures) != 1 || d.Failures[0].Message != "review of "+c3 {
+		t.Errorf("failures %+v", d.Failures)
+	}
+}
+
+func TestParseReviewsPolicy(t *testing.T) {
+	base := strings.SplitN(reviewPolicy, "reviews:", 2)[0]
+	for _, tt := range []struct{ name, reviews, err string }{
+		{"nothing required", "reviews: {releaseRefs: [refs/tags/v*]}", "reviews requires nothing"},
+		{"unknown group", "reviews: {protectedPaths: [{group: ops, count: 1}]}", `names group "ops", which is not in groups`},
+		{"count over group size", "reviews: {protectedPaths: [{group: security, count: 3}]}", "needs 3 of group \"security\", which has only 2"},
+		{"zero count", "reviews: {protectedPaths: [{group: security, count: 0}]}", "must be at least 1"},
+		{"bad glob", "reviews: {protectedPaths: [{group: security, count: 1, paths: [\"a/[\"]}]}", "not a valid glob"},
+		{"absolute path", "reviews: {protectedPaths: [{group: security, count: 1, paths: [/etc/x]}]}", "relative to the repository root"},
+		{"too many stars", "reviews: {protectedPaths: [{group: security, count: 1, paths: [\"**/a/**/b/**/c/**/d/**\"]}]}", "more than 4"},
+		{"bad release glob", "reviews: {everyCommit: true, releaseRefs: [\"refs/[\"]}", "not a valid glob"},
+		{"bad signer", "reviews: {everyCommit: true, signers: [{keyId: xyz}]}", "not the lowercase hex"},
+		{"unknown field", "reviews: {everyCommit: true, colour: blue}", "colour"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(base + tt.reviews + "\n"))
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("error %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestMatchPath(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{".github/workflows/**", ".github/workflows/release.yml", true},
+		{".github/workflows/**", ".github/workflows/sub/x.yml", true},
+		{".github/workflows/**", ".github/workflows", true},
+		{".github/workflows/**", ".github/workflowsx/a", false},
+		{".github/workflows/**", "x/.github/workflows/a", false},
+		{".gitlab-ci.yml", ".gitlab-ci.yml", true},
+		{".gitlab-ci.yml", "sub/.gitlab-ci.yml", false},
+		{"**/Dockerfile", "Dockerfile", true},
+		{"**/Dockerfile", "a/b/Dockerfile", true},
+		{"deploy/**/*.yaml", "deploy/prod/app.yaml", true},
+		{"deploy/**/*.yaml", "deploy/app.yaml", true},
+		{"deploy/**/*.yaml", "deploy/prod/app.json", false},
+		{"*.sh", "a/b.sh", false},
+	} {
+		if got := matchPath(tt.pattern, tt.name); got != tt.want {
+			t.Errorf("matchPath(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseReview(t *testing.T) {
+	good := `{"repo":"git+https://github.com/org/app","range":{"base":"` + release + `","baseRef":"refs/tags/v1","head":"` + c1 + `"},
+		"commits":[{"commit":"` + c1 + `","author":{"name":"A","email":"a@x"},"files":[]}],"reviewers":["bob"],"reviewedAt":"2026-01-01T00:00:00Z","extra":1}`
+	p, err := ParseReview([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Commits[0].Files == nil || p.Range.BaseRef != "refs/tags/v1" {
+		t.Errorf("parsed %+v", p)
+	}
+	for name, bad := range map[string]string{
+		"no reviewer":  strings.Replace(good, `["bob"]`, `[]`, 1),
+		"empty":        strings.Replace(good, `["bob"]`, `[" "]`, 1),
+		"short commit": strings.Replace(good, `"commit":"`+c1, `"commit":"abc`, 1),
+		"no head":      strings.Replace(good, `"head":"`+c1+`"`, `"head":""`, 1),
+		"no time":      strings.Replace(good, `"2026-01-01T00:00:00Z"`, `"0001-01-01T00:00:00Z"`, 1),
+		"no repo":      strings.Replace(good, `"git+https://github.com/org/app"`, `""`, 1),
+		"not json":     "{",
+	} {
+		if _, err := ParseReview([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
