@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,43 @@ func TestIncidentMetrics(t *testing.T) {
 	i := strings.Index(envs, `id="env-canary"`)
 	if i < 0 || !strings.Contains(envs[i:], `data-status="fail">quarantined`) {
 		t.Errorf("canary runs a quarantined artifact and is not shown quarantined")
+	}
+}
+
+// When the incident records cannot be read, nothing is shown as if no
+// incident had quarantined anything: the incidents page is an error, the
+// artifact page says quarantine is unknown, prod (green before) is not
+// checked, and /metrics reports NaN.
+func TestIncidentsUnreadable(t *testing.T) {
+	s := seed(t)
+	if code, envs := get(t, s.url+"/ui/", s.auditor); code != http.StatusOK || !strings.Contains(envs, `data-status="pass">verified`) {
+		t.Fatalf("prod is not green before the ledger is damaged (%d)", code)
+	}
+	f, err := os.OpenFile(s.ledger, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"id": 7, "incident": "INC-trunc`)
+	f.Close()
+
+	if code, body := get(t, s.url+"/ui/incidents", s.auditor); code != http.StatusInternalServerError || !strings.Contains(body, "couldn&#39;t read incidents") {
+		t.Errorf("incidents page with a damaged ledger: %d\n%s", code, body)
+	}
+	_, art := get(t, s.url+"/ui/artifact/"+s.good, s.auditor)
+	for _, w := range []string{"whether an incident quarantined this artifact is unknown", "quarantine unknown; policy alone: allowed"} {
+		if !strings.Contains(art, w) {
+			t.Errorf("artifact page: missing %q", w)
+		}
+	}
+	if strings.Contains(art, `"status pass">allowed`) {
+		t.Error("artifact page shows allowed while quarantine is unknown")
+	}
+	_, envs := get(t, s.url+"/ui/", s.auditor)
+	if strings.Contains(envs, `data-status="pass"`) {
+		t.Error("an environment is green while quarantine is unknown")
+	}
+	_, prom := get(t, s.url+"/metrics", "")
+	if !strings.Contains(prom, "custody_incident_mean_time_to_detect_seconds NaN") {
+		t.Error("/metrics: mean time to detect is not NaN with a damaged ledger")
 	}
 }

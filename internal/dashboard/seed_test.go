@@ -55,6 +55,8 @@ type seeded struct {
 	bad      string // sha256:… rolled back from prod, quarantined
 	// open and closed are the incidents' IDs.
 	open, closed string
+	// ledger is the incident ledger's file.
+	ledger string
 }
 
 // Incident times, relative to the seed's base time (an hour ago): the open
@@ -264,5 +266,5 @@ approvals:
 		}
 	}
 	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad,
-		open: openID, closed: closedID}
+		open: openID, closed: closedID, ledger: filepath.Join(ledger.Dir, "ledger.jsonl")}
 }
