@@ -42,7 +42,10 @@ type ReviewPredicate struct {
 type ReviewRange struct {
 	Spec string `json:"spec"`
 	Base string `json:"base"`
-	Head string `json:"head"`
+	// BaseRef is the full ref BASE named when it was a tag or branch
+	// (refs/tags/v1.2.0); policy finds the previous release by it.
+	BaseRef string `json:"baseRef,omitempty"`
+	Head    string `json:"head"`
 }
 
 // ReviewCommit is one reviewed commit.
@@ -51,6 +54,9 @@ type ReviewCommit struct {
 	Author    Person `json:"author"`
 	Committer Person `json:"committer"`
 	Subject   string `json:"subject,omitempty"`
+	// Files are the paths the commit changed (against its first parent
+	// for a merge; a rename as both paths), always present, [] for none.
+	Files []string `json:"files"`
 }
 
 // Person is a git author or committer.
@@ -123,26 +129,43 @@ func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r
 	if r.Head, err = resolveCommit(ctx, dir, head); err != nil {
 		return "", r, nil, err
 	}
-	const sep, end = "\x1f", "\x1e"
+	// base does not start with "-" (checked above); --end-of-options would
+	// be echoed by --symbolic-full-name.
+	if ref, err := git(ctx, dir, "rev-parse", "--symbolic-full-name", base); err == nil {
+		if ref = strings.TrimSpace(ref); strings.HasPrefix(ref, "refs/") && !strings.Contains(ref, "\n") {
+			r.BaseRef = ref
+		}
+	}
+	// Each record starts with the separator and ends with the paths the
+	// commit changed, one a line (-z is not used: paths with newlines are
+	// quoted by git).
+	const sep, start = "\x1f", "\x1e"
 	out, err := git(ctx, dir, "log", "--reverse", "--no-color", "--max-count="+fmt.Sprint(MaxReviewCommits+1),
-		"--format=%H"+sep+"%an"+sep+"%ae"+sep+"%cn"+sep+"%ce"+sep+"%s"+end, r.Base+".."+r.Head, "--")
+		"--name-only", "--no-renames", "--diff-merges=first-parent",
+		"--format="+start+"%H"+sep+"%an"+sep+"%ae"+sep+"%cn"+sep+"%ce"+sep+"%s"+sep, r.Base+".."+r.Head, "--")
 	if err != nil {
 		return "", r, nil, fmt.Errorf("couldn't list the commits of %s: %w", rangeSpec, err)
 	}
-	for rec := range strings.SplitSeq(out, end) {
-		rec = strings.TrimLeft(rec, "\n")
-		if rec == "" {
+	for rec := range strings.SplitSeq(out, start) {
+		if strings.TrimSpace(rec) == "" {
 			continue
 		}
 		f := strings.Split(rec, sep)
-		if len(f) != 6 {
+		if len(f) != 7 {
 			return "", r, nil, fmt.Errorf("couldn't read git log output for %s", rangeSpec)
+		}
+		files := []string{}
+		for line := range strings.SplitSeq(f[6], "\n") {
+			if line = strings.TrimRight(line, "\r"); line != "" {
+				files = append(files, line)
+			}
 		}
 		commits = append(commits, ReviewCommit{
 			Commit:    f[0],
 			Author:    Person{Name: f[1], Email: f[2]},
 			Committer: Person{Name: f[3], Email: f[4]},
 			Subject:   f[5],
+			Files:     files,
 		})
 	}
 	switch {
