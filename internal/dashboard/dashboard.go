@@ -21,8 +21,10 @@
 // against the trust material of that moment, and environments' policies are
 // evaluated with policy.Policy.Evaluate. A status is green only when that
 // computation passed; an environment without a configured policy is shown as
-// "not checked", never green. Authentication is the caller's job (package
-// server mounts the handler behind an auditor or admin token).
+// "not checked", never green; one running an artifact an incident
+// quarantined (Config.Incidents) is "quarantined", and while the incident
+// records cannot be read nothing is green. Authentication is the caller's
+// job (package server mounts the handler behind an auditor or admin token).
 package dashboard
 
 import (
