@@ -274,6 +274,8 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		// Deleting an object or connecting to a pod runs no new image.
 		return allow(req.UID), ReasonOperation
 	case admissionv1.Create, admissionv1.Update:
+	case "":
+		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonMalformed
 	default:
 		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonOperation
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/admission"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -25,13 +26,13 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	var (
 		f                                  policyFlags
 		listen, tlsCert, tlsKey, policyDir string
-		data                               string
+		data, verifierKey, verifierID      string
 		namespaceEnv                       []string
 		timeout, allowTTL, denyTTL         time.Duration
 		verbose                            bool
 	)
 	c := &cobra.Command{
-		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR]",
+		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
 		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
 			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
@@ -45,7 +46,13 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.\n\n" +
 			"With --data DIR every decision, cached or not, first consults the quarantine the deploy gate uses (the\n" +
 			"incident ledger in DIR/incidents): a quarantined digest is denied naming the incident, and a ledger that\n" +
-			"cannot be read denies everything.",
+			"cannot be read denies everything.\n\n" +
+			"Every decision it computes (not each cached answer) is recorded as a signed SLSA VSA naming the policy\n" +
+			"version and the request (namespace, kind, name): with --server, signed by the server's signing service\n" +
+			"(CUSTODY_TOKEN of role deployer) or by --verifier-key and pushed; without a server, signed by\n" +
+			"--verifier-key and written to DATA/decisions/admission/. Recording never delays an answer: decisions wait\n" +
+			"in a bounded queue, and one that finds it full is dropped and counted. GET /metrics serves Prometheus\n" +
+			"metrics (decisions, latency, cache, evidence errors, VSA writes, quarantine denials).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tlsCert == "" || tlsKey == "" {
@@ -70,16 +77,23 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 				return err
 			}
 			cfg := admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm,
-				Timeout: timeout, AllowTTL: allowTTL, DenyTTL: denyTTL}
+				Timeout: timeout, AllowTTL: allowTTL, DenyTTL: denyTTL, VerifierID: verifierID}
 			if data != "" {
 				if st, err := os.Stat(data); err != nil || !st.IsDir() {
 					return usageErr(fmt.Errorf("--data %s is not a directory", data), "")
 				}
-				q, err := incidentQuarantine(data, f.server)
-				if err != nil {
+			}
+			// The incident quarantine: DATA/incidents, else the server's.
+			q, err := incidentQuarantine(data, f.server)
+			if err != nil {
+				return err
+			}
+			cfg.Quarantine = q
+			var cl *client.Client
+			if f.server != "" {
+				if cl, err = newClient(serverURL(f.server)); err != nil {
 					return err
 				}
-				cfg.Quarantine = q
 			}
 			if f.evidence != "" {
 				if st, err := os.Stat(f.evidence); err != nil || !st.IsDir() {
@@ -87,12 +101,19 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 				}
 				cfg.Source = admission.DirSource(f.evidence)
 			} else {
-				cl, err := newClient(serverURL(f.server))
-				if err != nil {
-					return err
-				}
 				cfg.Source = admission.ServerSource(cl)
 			}
+			dw, release, err := admissionDecisions(s, cl, data, verifierKey)
+			if err != nil {
+				return err
+			}
+			defer release()
+			cfg.Decisions = admission.RecorderFunc(func(ctx context.Context, env, digest string, vsa []byte) error {
+				_, err := dw.write(ctx, vsa, func(sha string) string {
+					return fmt.Sprintf("vsa-%s-%s-%s.json", env, strings.TrimPrefix(digest, "sha256:")[:12], sha[:12])
+				})
+				return err
+			})
 			level := slog.LevelInfo
 			if verbose {
 				level = slog.LevelDebug
@@ -132,6 +153,12 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 				err = hs.Shutdown(sctx)
 				cancel()
 			}
+			// Write the decisions still queued before exiting.
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if cerr := wh.Close(cctx); cerr != nil {
+				logger.Warn("decisions not recorded at shutdown", "err", cerr.Error())
+			}
+			cancel()
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return usageErr(fmt.Errorf("couldn't serve: %w", err), "check --tls-cert and --tls-key")
 			}
@@ -144,7 +171,9 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on")
 	fl.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fl.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	fl.StringVar(&data, "data", "", "local data directory whose incident ledger quarantines digests (as for custody deploy)")
+	fl.StringVar(&data, "data", "", "local data directory: its incident ledger quarantines digests (as for custody deploy); without --server, decisions are written to DATA/decisions/admission")
+	fl.StringVar(&verifierKey, "verifier-key", "", "key that signs every decision (VSA); default with --server: the server's signing service")
+	fl.StringVar(&verifierID, "verifier-id", admission.DefaultVerifierID, "verifier.id recorded in the VSAs")
 	fl.StringVar(&policyDir, "policies", "", "directory of policy files, one environment each")
 	fl.StringSliceVar(&namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
 	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for one decision, evidence fetching included")
@@ -152,6 +181,32 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
 	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
 	return c
+}
+
+// admissionDecisions is where the webhook records its decisions: signed by
+// verifierKey, else by the server's signing service; pushed to the server
+// when there is one, else written under data. Call release when done.
+func admissionDecisions(s *streams, cl *client.Client, data, verifierKey string) (*decisionWriter, func(), error) {
+	dw := &decisionWriter{cl: cl}
+	if cl == nil {
+		if data == "" {
+			return nil, nil, usageErr(errors.New("nowhere to record admission decisions"),
+				"give --server URL (a deployer token in CUSTODY_TOKEN), or --data DIR with --verifier-key KEY")
+		}
+		if verifierKey == "" {
+			return nil, nil, usageErr(errors.New("no way to sign admission decisions"),
+				"pass --verifier-key KEY, or --server URL with a deployer token to use its signing service")
+		}
+		dw.dir = filepath.Join(data, "decisions", "admission")
+	}
+	release := func() {}
+	if verifierKey != "" {
+		var err error
+		if dw.key, release, err = loadSigner(s, verifierKey); err != nil {
+			return nil, nil, err
+		}
+	}
+	return dw, release, nil
 }
 
 // loadPolicyDir reads every *.yaml and *.yml file in dir as a policy, by

@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -17,9 +15,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
-	"github.com/custody-dev/custody/signer"
 )
 
 type deployFlags struct {
@@ -153,8 +149,8 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 		return usageErr(errors.New("--env is required"), "")
 	case !store.ValidEnvironment(f.env):
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
-	case f.policy == "":
-		return usageErr(errors.New("--policy is required"), "")
+	case f.policy == "" && serverURL(f.server) == "":
+		return usageErr(errors.New("--policy is required"), "or --server URL --trust-root root.json for the server's current policy")
 	}
 	g, rej, release, err := newGate(s, f, command)
 	if err != nil {
@@ -194,7 +190,7 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	if err := checkSource(&f.policyFlags); err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := loadPolicy(f.policy)
+	p, err := policyFor(context.Background(), &f.policyFlags, f.env)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -229,6 +225,10 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	if actor == "" {
 		actor = os.Getenv("USER")
 	}
+	dw := &decisionWriter{key: vk, cl: cl}
+	if f.evidence != "" {
+		dw.dir = filepath.Join(f.evidence, "decisions")
+	}
 	var rejected []rejectedBundle
 	decide := func(ctx context.Context, dg string) (*deploy.Verdict, error) {
 		bundles, err := evidenceBundles(ctx, &f.policyFlags, dg)
@@ -244,29 +244,11 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 		if err != nil {
 			return nil, fmt.Errorf("couldn't build VSA: %w", err)
 		}
-		var b []byte
-		if vk != nil {
-			if b, err = signer.SignStatement(ctx, vk, vsa); err != nil {
-				return nil, fmt.Errorf("couldn't sign decision: %w", err)
-			}
-		} else if b, err = cl.Sign(ctx, vsa); err != nil {
-			return nil, remoteErr(err, "sign decision")
-		}
-		sum := sha256.Sum256(b)
-		sha := hex.EncodeToString(sum[:])
-		if f.evidence != "" {
-			dir := filepath.Join(f.evidence, "decisions")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("couldn't store decision: %w", err)
-			}
-			name := fmt.Sprintf("vsa-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], sha[:12])
-			if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), b, 0o644); err != nil {
-				return nil, fmt.Errorf("couldn't store decision: %w", err)
-			}
-		} else if vk != nil {
-			if _, _, err := cl.Push(ctx, b); err != nil {
-				return nil, remoteErr(err, "push decision")
-			}
+		sha, err := dw.write(ctx, vsa, func(sha string) string {
+			return fmt.Sprintf("vsa-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], sha[:12])
+		})
+		if err != nil {
+			return nil, err
 		}
 		return &deploy.Verdict{Decision: d, VSABundle: sha}, nil
 	}
