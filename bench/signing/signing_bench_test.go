@@ -160,7 +160,7 @@ func reportRate(b *testing.B) {
 func BenchmarkSignBundle(b *testing.B) {
 	ctx := context.Background()
 	for _, k := range keys {
-		b.Run(k.name, func(b *testing.B) {
+		b.Run("key="+k.name, func(b *testing.B) {
 			s := k.open(b)
 			if _, err := signBundle(ctx, s); err != nil { // warm: a session in the pool
 				b.Fatal(err)
@@ -182,7 +182,7 @@ func BenchmarkSignBundle(b *testing.B) {
 func BenchmarkSignRaw(b *testing.B) {
 	digest := sha256.Sum256([]byte("custody"))
 	for _, k := range keys {
-		b.Run(k.name, func(b *testing.B) {
+		b.Run("key="+k.name, func(b *testing.B) {
 			s := k.open(b)
 			if _, err := s.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
 				b.Fatal(err)
@@ -205,7 +205,7 @@ func BenchmarkSignRaw(b *testing.B) {
 func BenchmarkSignRawParallel(b *testing.B) {
 	digest := sha256.Sum256([]byte("custody"))
 	for _, k := range keys {
-		b.Run(k.name, func(b *testing.B) {
+		b.Run("key="+k.name, func(b *testing.B) {
 			s := k.open(b)
 			var once sync.Once
 			b.ReportAllocs()
