@@ -51,7 +51,8 @@ var sha256Re = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 //
 // Review attestations (policy.PredicateReview) are about commits: one is
 // verified against the source commit ({"gitCommit": HEX}) of a provenance
-// that verified here, and rejected when it names none of them.
+// that verified here, or against the base commit of a review that verified
+// (an earlier range that chains to it), and rejected when it names none.
 //
 // Signers: a key-signed bundle's signer is the key ID (lowercase hex
 // SHA-256 of the PKIX public key) of the key tm returned for its key hint
@@ -115,18 +116,67 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 			}
 		}
 	}
-	commits := SourceCommits(ev)
-	for _, r := range reviews {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		if reason := gatherReview(ctx, ev, bundles[r.index], r.id, r.st, commits, tm); reason != "" {
-			if err := reject(r.index, r.id, reason); err != nil {
+	// A review counts when it names a source commit of the verified
+	// provenance, or the base of a review that verified (an earlier range
+	// that chains to it): repeat until no more reviews verify.
+	sources := SourceCommits(ev)
+	wanted := map[string]bool{}
+	for _, c := range sources {
+		wanted[c] = true
+	}
+	done := make([]bool, len(reviews))
+	for progress := true; progress; {
+		progress = false
+		for i, r := range reviews {
+			if done[i] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
 				return nil, nil, err
+			}
+			commit := namedCommit(r.st, wanted)
+			if commit == "" {
+				continue
+			}
+			done[i] = true
+			base, reason := gatherReview(ctx, ev, bundles[r.index], r.id, commit, tm)
+			if reason != "" {
+				if err := reject(r.index, r.id, reason); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			if base != "" && !wanted[base] {
+				wanted[base] = true
+				progress = true
 			}
 		}
 	}
+	for i, r := range reviews {
+		if done[i] {
+			continue
+		}
+		reason := "review attestation ignored: no verified provenance of the artifact records a source commit"
+		if len(sources) > 0 {
+			reason = fmt.Sprintf("review attestation is not about the artifact's source commit (%s, from its verified provenance) or a commit a verified review of it starts from", strings.Join(sources, ", "))
+		}
+		if err := reject(r.index, r.id, reason); err != nil {
+			return nil, nil, err
+		}
+	}
 	return ev, rejected, nil
+}
+
+// namedCommit returns a commit of wanted that st names as a subject
+// ({"gitCommit": HEX}), the smallest, or "".
+func namedCommit(st *attest.Statement, wanted map[string]bool) string {
+	out := ""
+	for _, s := range st.Subject {
+		if c := strings.ToLower(s.Digest["gitCommit"]); wanted[c] && (out == "" || c < out) {
+			out = c
+		}
+	}
+	return out
 }
 
 // SourceCommits returns the source commits (full lowercase hex) recorded
@@ -147,39 +197,21 @@ func SourceCommits(ev *policy.Evidence) []string {
 
 var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
-// gatherReview verifies a review attestation against the first of commits
-// its statement names as a subject, and adds it to ev, or returns why not.
-func gatherReview(ctx context.Context, ev *policy.Evidence, b []byte, id string, st *attest.Statement, commits []string, tm root.TrustedMaterial) string {
-	named := map[string]bool{}
-	for _, s := range st.Subject {
-		if c := strings.ToLower(s.Digest["gitCommit"]); c != "" {
-			named[c] = true
-		}
-	}
-	commit := ""
-	for _, c := range commits {
-		if named[c] {
-			commit = c
-			break
-		}
-	}
-	if commit == "" {
-		if len(commits) == 0 {
-			return "review attestation ignored: no verified provenance of the artifact records a source commit"
-		}
-		return fmt.Sprintf("review attestation is not about the artifact's source commit (%s, from its verified provenance)", strings.Join(commits, ", "))
-	}
+// gatherReview verifies a review attestation as a statement about commit
+// and adds it to ev, returning its range's base commit, or returns why
+// not.
+func gatherReview(ctx context.Context, ev *policy.Evidence, b []byte, id, commit string, tm root.TrustedMaterial) (base, reason string) {
 	art := verify.Artifact{Digests: map[string]string{"gitCommit": commit}}
 	rep, sig, reason := verifyBundle(ctx, b, id, policy.PredicateReview, art, tm)
 	if reason != "" {
-		return reason
+		return "", reason
 	}
 	p, err := policy.ParseReview(rep.Statement.Predicate)
 	if err != nil {
-		return err.Error()
+		return "", err.Error()
 	}
 	ev.Reviews = append(ev.Reviews, policy.Review{Signature: sig, ReviewPredicate: *p})
-	return ""
+	return p.Range.Base, ""
 }
 
 // verifyBundle verifies b as a statement of predicate type pt about art

@@ -12,8 +12,14 @@ import (
 	"github.com/custody-dev/custody/signer"
 )
 
-// signReview signs a review statement whose subjects are commits.
+// signReview signs a review statement of release..commits[last] whose
+// subjects are commits.
 func signReview(t *testing.T, k crypto.Signer, commits ...string) []byte {
+	t.Helper()
+	return signRange(t, k, strings.Repeat("0", 40), commits...)
+}
+
+func signRange(t *testing.T, k crypto.Signer, base string, commits ...string) []byte {
 	t.Helper()
 	var subs []attest.Subject
 	var rc []policy.ReviewCommit
@@ -23,7 +29,7 @@ func signReview(t *testing.T, k crypto.Signer, commits ...string) []byte {
 	}
 	pred := policy.ReviewPredicate{
 		Repo:       "git+https://github.com/org/app",
-		Range:      policy.ReviewRange{Base: strings.Repeat("0", 40), BaseRef: "refs/tags/v0", Head: commits[len(commits)-1]},
+		Range:      policy.ReviewRange{Base: base, BaseRef: "refs/tags/v0", Head: commits[len(commits)-1]},
 		Commits:    rc,
 		Reviewers:  []string{"bob@example.com"},
 		ReviewedAt: time.Now().UTC(),
@@ -99,6 +105,50 @@ func TestGatherReviews(t *testing.T) {
 	}
 	if len(ev.Reviews) != 0 {
 		t.Errorf("a review counted on unverified provenance: %+v", ev.Reviews)
+	}
+}
+
+// A review of an earlier range counts when a verified review of the
+// source commit starts where it ends, in any order; one that chains only to
+// an unverified review does not.
+func TestGatherChainedReviews(t *testing.T) {
+	builder, _ := newKey(t)
+	bob, _ := newKey(t)
+	stranger, _ := newKey(t)
+	tm, err := KeyMaterial(builder.Public(), bob.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, mid, early := strings.Repeat("1", 40), strings.Repeat("4", 40), strings.Repeat("5", 40)
+	prov := sign(t, builder, attest.PredicateSLSAv1, provenance())
+	first := signRange(t, bob, strings.Repeat("0", 40), mid)            // release..mid
+	last := signRange(t, bob, mid, src)                                 // mid..src
+	viaStranger := signRange(t, stranger, early, src)                   // early..src, untrusted
+	beforeStranger := signRange(t, bob, strings.Repeat("0", 40), early) // release..early
+	ev, rej, err := Gather(context.Background(), digest, [][]byte{first, beforeStranger, viaStranger, last, prov}, tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Reviews) != 2 {
+		t.Fatalf("reviews %+v", ev.Reviews)
+	}
+	want := map[int]string{1: "or a commit a verified review of it starts from", 2: "does not verify"}
+	if len(rej) != len(want) {
+		t.Fatalf("rejected %+v", rej)
+	}
+	for _, r := range rej {
+		if !strings.Contains(r.Reason, want[r.Index]) {
+			t.Errorf("bundle %d rejected for %q, want %q", r.Index, r.Reason, want[r.Index])
+		}
+	}
+	var names []string
+	for _, b := range ForArtifact([]Bundle{{"first", first}, {"before", beforeStranger}, {"stranger", viaStranger}, {"last", last}, {"prov", prov}}, digest) {
+		names = append(names, b.Name)
+	}
+	// Unverified, ForArtifact follows the stranger's range too: Gather
+	// decides.
+	if got := strings.Join(names, ","); got != "prov,stranger,last,first,before" {
+		t.Errorf("kept %s", got)
 	}
 }
 

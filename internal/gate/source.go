@@ -79,7 +79,8 @@ const MaxSourceCommits = 16
 // FromServer returns every bundle the server's index holds about
 // artifactDigest ("sha256:HEX"), paging through Search, and the review
 // attestations (policy.PredicateReview) whose subject is a source commit
-// ("gitCommit:HEX") that the provenance among them records. The client
+// ("gitCommit:HEX") that the provenance among them records, or the base
+// commit of such a review (at most MaxReviewLookups commits). The client
 // checks log consistency; nothing else is verified here (Gather verifies
 // the provenance before it lets a review count). Errors are the client's
 // (client.ErrUnreachable for a server that cannot be reached).
@@ -88,20 +89,59 @@ func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) (
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range claimedCommits(out) {
+	// Reviews of the source commits, then of the commits those reviews
+	// start from (earlier ranges that chain to them), as Gather takes them.
+	queue := claimedCommits(out)
+	asked := map[string]bool{}
+	seen := map[string]bool{}
+	for len(queue) > 0 && len(asked) < MaxReviewLookups {
+		c := queue[0]
+		queue = queue[1:]
+		if asked[c] {
+			continue
+		}
+		asked[c] = true
 		rs, err := search(ctx, cl, store.Query{Digest: "gitCommit:" + c, PredicateType: policy.PredicateReview, Limit: store.MaxLimit})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rs...)
+		for _, r := range rs {
+			if seen[r.Name] {
+				continue
+			}
+			seen[r.Name] = true
+			out = append(out, r)
+			if base := reviewBase(r.JSON); base != "" && !asked[base] {
+				queue = append(queue, base)
+			}
+		}
 	}
 	return out, nil
 }
 
+// MaxReviewLookups bounds the commits FromServer asks the server for
+// reviews of.
+const MaxReviewLookups = 256
+
+// reviewBase returns the base commit of a review bundle's range, read
+// unverified, or "".
+func reviewBase(b []byte) string {
+	st, err := statementOf(b)
+	if err != nil || st.PredicateType != policy.PredicateReview {
+		return ""
+	}
+	p, err := policy.ParseReview(st.Predicate)
+	if err != nil {
+		return ""
+	}
+	return p.Range.Base
+}
+
 // ForArtifact keeps the bundles among bs that are evidence about
 // artifactDigest: those whose statement names it as a subject, review
-// attestations of a source commit that the provenance among those records,
-// and bundles that do not parse (so that Gather reports them). It reads
+// attestations of a source commit that the provenance among those records
+// or of the base commit of a review kept (an earlier range), and bundles
+// that do not parse (so that Gather reports them). It reads
 // statements unverified; Gather verifies what is kept.
 func ForArtifact(bs []Bundle, artifactDigest string) []Bundle {
 	var out []Bundle
@@ -123,16 +163,26 @@ func ForArtifact(bs []Bundle, artifactDigest string) []Bundle {
 			}
 		}
 	}
-	commits := map[string]bool{}
+	wanted := map[string]bool{}
 	for _, c := range claimedCommits(out) {
-		commits[c] = true
+		wanted[c] = true
 	}
-	for _, b := range reviews {
-		st, _ := statementOf(b.JSON)
-		for _, s := range st.Subject {
-			if commits[strings.ToLower(s.Digest["gitCommit"])] {
-				out = append(out, b)
-				break
+	kept := make([]bool, len(reviews))
+	for progress := true; progress; {
+		progress = false
+		for i, b := range reviews {
+			if kept[i] {
+				continue
+			}
+			st, _ := statementOf(b.JSON)
+			if namedCommit(st, wanted) == "" {
+				continue
+			}
+			kept[i] = true
+			out = append(out, b)
+			if base := reviewBase(b.JSON); base != "" && !wanted[base] {
+				wanted[base] = true
+				progress = true
 			}
 		}
 	}
