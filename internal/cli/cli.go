@@ -112,7 +112,7 @@ func newRoot(s *streams) *cobra.Command {
 		withReview(newAttestCmd(s), s),
 		newInspectCmd(s),
 		newDemoCmd(s),
-		newServeCmd(s), newTokenCmd(s),
+		newServeCmd(s), newTokenCmd(s), newAuditCmd(s),
 		newPushCmd(s),
 		newFetchCmd(s),
 		newSearchCmd(s),

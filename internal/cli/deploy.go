@@ -149,8 +149,8 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 		return usageErr(errors.New("--env is required"), "")
 	case !store.ValidEnvironment(f.env):
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
-	case f.policy == "":
-		return usageErr(errors.New("--policy is required"), "")
+	case f.policy == "" && serverURL(f.server) == "":
+		return usageErr(errors.New("--policy is required"), "or --server URL --trust-root root.json for the server's current policy")
 	}
 	g, rej, release, err := newGate(s, f, command)
 	if err != nil {
@@ -190,7 +190,7 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	if err := checkSource(&f.policyFlags); err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := loadPolicy(f.policy)
+	p, err := policyFor(context.Background(), &f.policyFlags, f.env)
 	if err != nil {
 		return nil, nil, nil, err
 	}

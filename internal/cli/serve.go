@@ -21,12 +21,13 @@ import (
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
 )
 
 func newServeCmd(s *streams) *cobra.Command {
 	var (
 		dataDir, listen, publicURL, db, tlsCert, tlsKey string
-		logKey, tsaKey                                  string
+		logKey, tsaKey, trustRoot                       string
 		maxBody                                         int64
 		maxInflight                                     int
 		checkpointInterval, batchMaxAge                 time.Duration
@@ -91,13 +92,20 @@ func newServeCmd(s *streams) *cobra.Command {
 			if publicURL == "" {
 				publicURL = scheme + "://" + ln.Addr().String()
 			}
+			var rootDoc []byte
+			if trustRoot != "" {
+				if rootDoc, err = readLimited(trustRoot, trust.MaxDocumentBytes); err != nil {
+					ln.Close()
+					return usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
+				}
+			}
 			logger := slog.New(slog.NewTextHandler(s.err, nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey,
 				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
-				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge})
+				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge, TrustRoot: rootDoc})
 			if err != nil {
 				ln.Close()
 				return usageErr(err, "")
@@ -145,6 +153,7 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
 	f.StringVar(&logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
 	f.StringVar(&tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
+	f.StringVar(&trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
 	f.StringArrayVar(&witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	return c
 }

@@ -33,7 +33,8 @@ func newTrustCmd(s *streams) *cobra.Command {
 		},
 	}
 	c.AddCommand(newTrustExportCmd(s), newTrustInitCmd(s), newTrustAddKeyCmd(s), newTrustRotateCmd(s),
-		newTrustRevokeCmd(s), newTrustSetCmd(s), newTrustSignCmd(s), newTrustShowCmd(s), newTrustVerifyCmd(s))
+		newTrustRevokeCmd(s), newTrustSetCmd(s), newTrustSignCmd(s), newTrustShowCmd(s), newTrustVerifyCmd(s),
+		newTrustPushCmd(s), newTrustPullCmd(s))
 	return c
 }
 
@@ -392,6 +393,109 @@ func newTrustSignCmd(s *streams) *cobra.Command {
 	}
 	c.Flags().StringVar(&rootPath, "root", "", "trust root to sign")
 	c.Flags().StringVar(&keyRef, "key", "", "admin's private key (file; password from CUSTODY_PASSWORD)")
+	return c
+}
+
+func newTrustPushCmd(s *streams) *cobra.Command {
+	var server, actor string
+	c := &cobra.Command{
+		Use:   "push ROOT --server URL [--actor NAME]",
+		Short: "Send the next trust root version to the server (admin token)",
+		Long: "The server accepts it only if it chains from the server's newest version (one version newer, signed by\n" +
+			"the threshold of the previous version's admins and of its own, not expired), writes a \"trust.changed\"\n" +
+			"audit entry, serves it at /api/v1/trust-root and checks policy changes against it. Exit 1 refused.",
+		Args: argsBetween(1, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			d, err := readRoot(args[0])
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(serverURL(server))
+			if err != nil {
+				return err
+			}
+			if actor == "" {
+				actor = os.Getenv("USER")
+			}
+			v, existed, err := cl.PushTrustRoot(c.Context(), d, actor)
+			if err != nil {
+				return changeErr(err, "push the trust root", "collect the previous version's admins' signatures with 'custody trust sign'")
+			}
+			if existed {
+				fmt.Fprintf(s.out, "the server already has trust root version %d\n", v)
+				return nil
+			}
+			fmt.Fprintf(s.out, "the server's trust root is now version %d\n", v)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
+	c.Flags().StringVar(&actor, "actor", "", "who pushes, for the audit entry (default $USER)")
+	return c
+}
+
+func newTrustPullCmd(s *streams) *cobra.Command {
+	var server, rootPath string
+	c := &cobra.Command{
+		Use:   "pull --server URL --root root.json",
+		Short: "Update a local trust root to the server's newest version, through the chain of versions",
+		Long: "Fetches every version after the local one and accepts the newest only if each chains from the one\n" +
+			"before (trust verify's rules: no rollback, no fork, the previous admins' threshold). The server's\n" +
+			"word alone changes nothing. Exit 1 refused.",
+		Args: argsBetween(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			local, err := readRoot(rootPath)
+			if err != nil {
+				return err
+			}
+			cl, err := newClient(serverURL(server))
+			if err != nil {
+				return err
+			}
+			newest, err := cl.TrustRootDocument(c.Context(), 0)
+			if err != nil {
+				return remoteErr(err, "fetch the trust root")
+			}
+			switch {
+			case newest.Version < local.Version:
+				return chainErr(fmt.Errorf("%w: the server's trust root version %d is older than %s's version %d", trust.ErrRollback, newest.Version, rootPath, local.Version))
+			case newest.Version == local.Version:
+				p1, err1 := local.Payload()
+				p2, err2 := newest.Payload()
+				if err := errors.Join(err1, err2); err != nil {
+					return usageErr(err, "")
+				}
+				if !bytes.Equal(p1, p2) {
+					return chainErr(fmt.Errorf("%w: the server's version %d differs from %s", trust.ErrFork, newest.Version, rootPath))
+				}
+				fmt.Fprintf(s.out, "%s is up to date (version %d)\n", rootPath, local.Version)
+				return nil
+			}
+			var chain []*trust.Document
+			for v := local.Version + 1; v < newest.Version; v++ {
+				d, err := cl.TrustRootDocument(c.Context(), v)
+				if err != nil {
+					return remoteErr(err, fmt.Sprintf("fetch trust root version %d", v))
+				}
+				chain = append(chain, d)
+			}
+			chain = append(chain, newest)
+			if _, err := trust.UpdateChain(local, chain, time.Now()); err != nil {
+				return chainErr(fmt.Errorf("the server's trust root does not chain from %s: %w", rootPath, err))
+			}
+			b, err := newest.Marshal()
+			if err != nil {
+				return usageErr(err, "")
+			}
+			if err := fsutil.WriteFileAtomic(rootPath, b, 0o644); err != nil {
+				return usageErr(fmt.Errorf("couldn't write %s: %w", rootPath, err), "")
+			}
+			fmt.Fprintf(s.out, "%s updated from version %d to %d\n", rootPath, local.Version, newest.Version)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
+	c.Flags().StringVar(&rootPath, "root", "", "the local trust root to update")
 	return c
 }
 

@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/digest"
+	srv "github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/signer"
+)
+
+func newAuditCmd(s *streams) *cobra.Command {
+	var server, action, actor, artifact, since, until, auditKey string
+	var jsonOut bool
+	c := &cobra.Command{
+		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--audit-key audit.pub] [--json]",
+		Short: "List the server's audit trail — who did what, when — and verify every entry",
+		Long: "Lists the server's audit entries (deployment records, incident steps, policy and trust root changes,\n" +
+			"signed with its audit key) and the signed bundles that are actions themselves: provenance (sign),\n" +
+			"approvals (approve) and deploy decisions (decide). Each entry's signature is verified against the key\n" +
+			"the log recorded for it (audit entries: the audit key, pinned with --audit-key or fetched from the\n" +
+			"server) and its inclusion in the transparency log against a checkpoint consistent with the one this\n" +
+			"client verified. --action matches an action or its prefix (deployment). Exit 1 if any entry fails.",
+		Args: argsBetween(0, 0),
+		RunE: func(c *cobra.Command, _ []string) error {
+			q := client.AuditQuery{Action: action, Actor: actor}
+			if artifact != "" {
+				d, err := digest.Parse(artifact)
+				if err != nil || d.Alg != "sha256" {
+					return usageErr(fmt.Errorf("--artifact %q is not sha256:HEX", artifact), "")
+				}
+				q.Artifact = d.String()
+			}
+			var err error
+			if q.Since, err = parseTimeFlag("--since", since); err != nil {
+				return err
+			}
+			if q.Until, err = parseTimeFlag("--until", until); err != nil {
+				return err
+			}
+			cl, err := newClient(serverURL(server))
+			if err != nil {
+				return err
+			}
+			key, err := auditKeyFor(c.Context(), s, cl, auditKey)
+			if err != nil {
+				return err
+			}
+			trail, err := cl.AuditTrail(c.Context(), q, key)
+			if err != nil {
+				return remoteErr(err, "read the audit trail")
+			}
+			if jsonOut {
+				if trail == nil {
+					trail = []*client.AuditEntry{}
+				}
+				if err := writeJSON(s.out, trail); err != nil {
+					return err
+				}
+			} else {
+				printAudit(s, trail)
+			}
+			var bad []string
+			for _, e := range trail {
+				if !e.Verified {
+					bad = append(bad, fmt.Sprintf("entry %d (%s, log index %d): %s", e.EvidenceID, e.Action, e.LogIndex, e.Problem))
+				}
+			}
+			if len(bad) > 0 {
+				return failErr(fmt.Errorf("%d of %d audit trail entries failed verification: %s", len(bad), len(trail), strings.Join(bad, "; ")),
+					"do not trust these entries; find out how they got into the index")
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
+	fl.StringVar(&action, "action", "", "only this action (policy.changed, deployment.deployed, deployment, sign, approve, decide …)")
+	fl.StringVar(&actor, "actor", "", "only entries by this actor, token (role:name), signer key ID or identity")
+	fl.StringVar(&artifact, "artifact", "", "only entries about this digest sha256:HEX")
+	fl.StringVar(&since, "since", "", "only entries from this time on (RFC 3339, date, or age like 7d)")
+	fl.StringVar(&until, "until", "", "only entries before this time")
+	fl.StringVar(&auditKey, "audit-key", "", "the server's audit public key (PEM) to pin (default: fetched from the server)")
+	fl.BoolVar(&jsonOut, "json", false, "print as JSON")
+	return c
+}
+
+// auditKeyFor returns the audit key to verify audit entries with: the
+// pinned --audit-key, which the server's must equal, or the server's.
+func auditKeyFor(ctx context.Context, s *streams, cl *client.Client, pinned string) (crypto.PublicKey, error) {
+	b, err := cl.PublicKey(ctx, srv.AuditKeyName)
+	if err != nil {
+		return nil, remoteErr(err, "fetch the audit key")
+	}
+	served, err := signer.ParsePublicKey(b)
+	if err != nil {
+		return nil, failErr(fmt.Errorf("the server's audit key is malformed: %w", err), "")
+	}
+	if pinned == "" {
+		fmt.Fprintf(s.err, "custody: audit key %s fetched from the server; pin it with --audit-key\n", signer.KeyID(served))
+		return served, nil
+	}
+	pub, err := loadPublicKey(pinned)
+	if err != nil {
+		return nil, err
+	}
+	d1, err1 := x509.MarshalPKIXPublicKey(pub)
+	d2, err2 := x509.MarshalPKIXPublicKey(served)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, usageErr(err, "")
+	}
+	if string(d1) != string(d2) {
+		return nil, failErr(fmt.Errorf("the server's audit key %s is not the pinned %s", signer.KeyID(served), signer.KeyID(pub)),
+			"the server's audit key changed: find out why before trusting its audit trail")
+	}
+	return pub, nil
+}
+
+func printAudit(s *streams, trail []*client.AuditEntry) {
+	for _, e := range trail {
+		who := e.Actor
+		switch {
+		case e.Token != "" && who != "":
+			who += " (" + e.Token + ")"
+		case e.Token != "":
+			who = e.Token
+		case e.SignerIdentity != "":
+			who = e.SignerIdentity
+		case e.SignerKeyID != "":
+			who = "key " + e.SignerKeyID[:min(16, len(e.SignerKeyID))]
+		}
+		ok := "verified"
+		if !e.Verified {
+			ok = "FAILED: " + e.Problem
+		}
+		fmt.Fprintf(s.out, "%s  %-22s %-32s %s  log index %d  %s\n", e.Time.UTC().Format(time.RFC3339), e.Action, orDash(who),
+			strings.Join(e.Subjects, ","), e.LogIndex, ok)
+	}
+	fmt.Fprintf(s.out, "%d entries\n", len(trail))
+}
