@@ -5,7 +5,9 @@
 // custody.dev/policy/v1, see Parse) holding declarative checks (trusted
 // builders, source repositories and refs, trusted signers, required evidence,
 // maximum age, log and timestamp requirements, maximum vulnerability
-// severity with exceptions, k-of-n approval rules over named groups) and
+// severity with exceptions, k-of-n approval rules over named groups, source
+// review requirements over review attestations of the source commits, see
+// REVIEW.md) and
 // optional custom rules in Rego (https://www.openpolicyagent.org/docs/policy-language)
 // that add deny reasons. Evaluate turns an Evidence (facts that were
 // verified before they got here, see internal/gate) into a Decision listing
@@ -273,7 +275,9 @@ var (
 // fields, a wrong apiVersion, an empty environment, no trusted builders or
 // signers, malformed key IDs, refs, durations, severities, dates or evidence
 // names, approval rules naming unknown groups or needing more approvers than
-// the group has, members listed twice, and Rego that does not compile. All
+// the group has, members listed twice, review requirements that require
+// nothing or name unknown groups or bad path patterns, and Rego that does
+// not compile. All
 // errors wrap ErrMalformed.
 func Parse(b []byte) (*Policy, error) {
 	if len(b) > MaxPolicyBytes {
