@@ -23,14 +23,13 @@ import (
 	"github.com/custody-dev/custody/verify"
 )
 
-// incidentQuarantine is the quarantine the deploy gate consults: the
-// incident ledger in DATA/incidents, or the server's.
-//
-// Known gap: custody serve has no incidents API yet, so with --server (and
-// no --data) there is no quarantine to consult and nil is returned;
-// incident open refuses --server until there is.
+// incidentQuarantine is the quarantine the deploy gate and the admission
+// webhook consult: the incident ledger in DATA/incidents when --data is
+// given, else the server's (--server or $CUSTODY_SERVER), else none. A
+// quarantine that cannot be read refuses every artifact (fail closed; see
+// deploy.Gate.Quarantine).
 func incidentQuarantine(data, server string) (deploy.Quarantine, error) {
-	if data == "" {
+	if data == "" && serverURL(server) == "" {
 		return nil, nil
 	}
 	l, err := incidentLedger(data, server)
@@ -146,13 +145,12 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	switch {
 	case f.data != "" && f.server != "":
 		return usageErr(errors.New("give either --data (with --evidence) or --server, not both"), "")
-	case f.data == "" && serverURL(f.server) != "":
-		return usageErr(errors.New("incident open --server is not supported yet: custody serve has no incidents API"),
-			"use --data DIR --evidence DIR (fetch the evidence with 'custody fetch')")
 	case f.data == "" && serverURL(f.server) == "":
 		return usageErr(errors.New("give --data DIR --evidence DIR, or --server URL"), "")
 	case f.data != "" && f.evidence == "":
 		return usageErr(errors.New("--data needs --evidence DIR: the bundles to search"), "")
+	case f.data == "" && f.evidence != "":
+		return usageErr(errors.New("--evidence is searched with --data; with --server the server's index is searched"), "leave --evidence out")
 	case f.trustRoot != "" && sel.KeyID == "":
 		return usageErr(errors.New("--trust-root revokes keys: it needs --key"), "")
 	case len(f.adminKeys) > 0 && f.trustRoot == "":
@@ -281,18 +279,23 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	if err != nil {
 		return err
 	}
-	if _, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentOpened, Actor: actor, Time: openedAt,
-		Detail: fmt.Sprintf("%s compromised since %s", sel, since.UTC().Format(time.RFC3339Nano))}); err != nil {
-		return incidentErr(err, "record the incident")
-	}
+	// One batch: the opening and every quarantine (a server ledger sends it
+	// in as few requests as fit, each all or none).
+	detail := fmt.Sprintf("evidence signed by %s not proven before %s", sel, since.UTC().Format(time.RFC3339Nano))
+	batch := make([]*store.IncidentRecord, 0, 1+len(rep.Found.Affected))
+	batch = append(batch, &store.IncidentRecord{Incident: id, Event: store.IncidentOpened, Actor: actor, Time: openedAt,
+		Detail: fmt.Sprintf("%s compromised since %s", sel, since.UTC().Format(time.RFC3339Nano))})
+	now := time.Now().UTC()
 	for _, a := range rep.Found.Affected {
-		now := time.Now().UTC()
-		r, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Artifact: a.Digest,
-			Actor: actor, Time: now, Detail: fmt.Sprintf("evidence signed by %s not proven before %s", sel, since.UTC().Format(time.RFC3339Nano))})
-		if err != nil {
-			return incidentErr(err, "quarantine "+a.Digest)
-		}
-		rep.Quarantined = append(rep.Quarantined, incident.Quarantined{Artifact: a.Digest, At: r.Time, Record: r.ID})
+		batch = append(batch, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Artifact: a.Digest,
+			Actor: actor, Time: now, Detail: detail})
+	}
+	recorded, err := ledger.AppendAll(ctx, batch)
+	if err != nil {
+		return incidentErr(err, fmt.Sprintf("record the incident and quarantine %d artifact(s)", len(rep.Found.Affected)))
+	}
+	for _, r := range recorded[1:] {
+		rep.Quarantined = append(rep.Quarantined, incident.Quarantined{Artifact: r.Artifact, At: r.Time, Record: r.ID})
 	}
 
 	// 4. roll back
@@ -347,8 +350,20 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	if err != nil {
 		return fmt.Errorf("couldn't encode report: %w", err)
 	}
-	if _, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentReported, Actor: actor,
-		Time: time.Now().UTC(), Report: b}); err != nil {
+	// The recorded report must fit in one ledger record: one request to a
+	// server. A large incident records it abridged; the whole report is
+	// printed (and written to DATA/incidents).
+	maxRecorded := store.MaxReportSize
+	if f.data == "" {
+		maxRecorded = client.MaxIncidentRequestBytes * 2 / 3
+	}
+	recordedReport, err := rep.MarshalAtMost(maxRecorded)
+	if err != nil {
+		return fmt.Errorf("couldn't encode report: %w", err)
+	}
+	repRec, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentReported, Actor: actor,
+		Time: time.Now().UTC(), Report: recordedReport})
+	if err != nil {
 		return incidentErr(err, "record the report")
 	}
 	if f.data != "" {
@@ -370,6 +385,9 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 		rep.WriteText(s.out)
 		if f.data != "" {
 			fmt.Fprintf(s.out, "report: %s\n", filepath.Join(f.data, "incidents", id+".json"))
+		} else {
+			fmt.Fprintf(s.out, "report: recorded on %s as incident record %d (custody incident show %s --server %s)\n",
+				serverURL(f.server), repRec.ID, id, serverURL(f.server))
 		}
 	}
 	var still []string

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -40,6 +41,45 @@ type Report struct {
 	Rollbacks       []Rollback  `json:"rollbacks"`
 	TrustRoot       *TrustRoot  `json:"trustRoot,omitempty"`
 	Metrics         Metrics     `json:"metrics"`
+	// Abridged, when set, says what MarshalAtMost left out so that the
+	// report fits in one ledger record (the quarantine records still name
+	// every artifact).
+	Abridged string `json:"abridged,omitempty"`
+}
+
+// MarshalAtMost returns the report as JSON of at most max bytes: whole
+// when it fits; else without the evidence of each artifact, the list of
+// quarantine records (each is its own ledger record) and all but 100
+// unreadable bundles; else also without the lists of affected and spared
+// artifacts (the metrics keep their counts). Abridged says which. An
+// error means even that does not fit.
+func (r *Report) MarshalAtMost(max int) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil || len(b) <= max {
+		return b, err
+	}
+	short := *r
+	found := &Findings{Affected: make([]Artifact, len(r.Found.Affected)), Spared: make([]Artifact, len(r.Found.Spared))}
+	for i, a := range r.Found.Affected {
+		found.Affected[i] = Artifact{Digest: a.Digest, Names: a.Names}
+	}
+	for i, a := range r.Found.Spared {
+		found.Spared[i] = Artifact{Digest: a.Digest, Names: a.Names}
+	}
+	short.Found, short.Quarantined = found, nil
+	if len(short.Unreadable) > 100 {
+		short.Unreadable = short.Unreadable[:100]
+	}
+	short.Abridged = fmt.Sprintf("over %d bytes: the evidence of each artifact, the quarantine records (see the ledger) and all but 100 unreadable bundles are left out", max)
+	if b, err = json.Marshal(&short); err != nil || len(b) <= max {
+		return b, err
+	}
+	short.Found = &Findings{Affected: []Artifact{}, Spared: []Artifact{}}
+	short.Abridged = fmt.Sprintf("over %d bytes: the affected and spared artifacts (counted in the metrics; the quarantine records in the ledger name each), their evidence and all but 100 unreadable bundles are left out", max)
+	if b, err = json.Marshal(&short); err != nil || len(b) <= max {
+		return b, err
+	}
+	return nil, fmt.Errorf("incident report is %d bytes even abridged, more than the limit of %d", len(b), max)
 }
 
 // Unreadable is a bundle the search could not read, and why.
@@ -151,7 +191,14 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, " by %s", r.Actor)
 	}
 	fmt.Fprintf(w, "\ncompromised: %s since %s\n", r.Selector, ts(r.CompromisedSince))
-	fmt.Fprintf(w, "found: %d affected artifact(s), %d signed before the compromise (proven)\n", len(r.Found.Affected), len(r.Found.Spared))
+	affected, spared := len(r.Found.Affected), len(r.Found.Spared)
+	if r.Abridged != "" {
+		affected, spared = r.Metrics.ArtifactsAffected, r.Metrics.ArtifactsSpared
+	}
+	fmt.Fprintf(w, "found: %d affected artifact(s), %d signed before the compromise (proven)\n", affected, spared)
+	if r.Abridged != "" {
+		fmt.Fprintf(w, "abridged: %s\n", r.Abridged)
+	}
 	for _, a := range r.Found.Affected {
 		fmt.Fprintf(w, "  AFFECTED %s %v\n", a.Digest, a.Names)
 		for _, h := range a.Evidence {
@@ -163,6 +210,10 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	for _, a := range r.Found.Spared {
+		if len(a.Evidence) == 0 {
+			fmt.Fprintf(w, "  spared   %s %v: signed before the compromise\n", a.Digest, a.Names)
+			continue
+		}
 		fmt.Fprintf(w, "  spared   %s %v: signed before the compromise (%s %s)\n", a.Digest, a.Names, a.Evidence[0].Proof, ts(a.Evidence[0].ProvenAt))
 	}
 	for _, u := range r.Unreadable {
