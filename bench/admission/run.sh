@@ -12,6 +12,11 @@
 #         then -c 8 at a fixed rate, where concurrent identical misses may
 #         share one fetch (the webhook deduplicates them).
 #
+# Every decision the webhooks compute is recorded as a VSA signed by the
+# server's signing service (a deployer token), asynchronously: the cold rows
+# write one per request, the warm rows none (cached). The VSA write counts
+# from each webhook's /metrics close the output.
+#
 # The webhook trusts the builder key only (no --trusted-root): with the
 # server's trusted root, verifying its RFC 3161 timestamps currently fails
 # (see README.md), which would make every decision a denial.
@@ -55,7 +60,7 @@ server="http://127.0.0.1:$sp"
 pids="$pids $!"
 waitfor "$server"
 builder_tok=$("$bin" token create --role builder --data "$work/data" 2>/dev/null | tail -1)
-auditor_tok=$("$bin" token create --role auditor --data "$work/data" 2>/dev/null | tail -1)
+deployer_tok=$("$bin" token create --role deployer --data "$work/data" 2>/dev/null | tail -1)
 "$bin" key public --server "$server" > "$work/builder.pub"
 "$bin" trust export --server "$server" --out "$work/root.json" >/dev/null
 digest=sha256:$(head -c 64 /dev/urandom | sha256sum | cut -c1-64)
@@ -79,7 +84,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 
 start_webhook() { # PORT EXTRA-ARGS...
 	p=$1; shift
-	CUSTODY_TOKEN=$auditor_tok "$bin" admission --listen "127.0.0.1:$p" --tls-cert cert.pem --tls-key key.pem \
+	CUSTODY_TOKEN=$deployer_tok "$bin" admission --listen "127.0.0.1:$p" --tls-cert cert.pem --tls-key key.pem \
 		--server "$server" --policies policies --key builder.pub \
 		--namespace-env '*=prod' "$@" >>"$work/admission.log" 2>&1 &
 	pids="$pids $!"
@@ -122,5 +127,10 @@ run healthz-cold-c1 -n 300 -c 1 "https://127.0.0.1:$cp/healthz"
 run validate-cold-c1 -n 300 -c 1 $post "https://127.0.0.1:$cp/validate"
 run validate-cold-c8 -n 1000 -c 8 -q 25 $post "https://127.0.0.1:$cp/validate"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+sleep 2 # let the VSA queue drain
+for w in "warm $wp" "cold $cp"; do
+	set -- $w
+	curl -ks "https://127.0.0.1:$2/metrics" | grep -E '^custody_admission_(vsa_writes|cache_lookups)_total' | sed "s/^/$1 webhook: /"
+done
 } | tee "$here/results.txt"
 grep -c 'admission denied' "$work/admission.log" | sed 's/^/denials logged during the run: /'

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -352,4 +353,31 @@ func TestDecisionQueueFull(t *testing.T) {
 		`custody_admission_vsa_writes_total{result="dropped"}`: 2,
 		`custody_admission_vsa_writes_total{result="ok"}`:      0,
 	})
+}
+
+// TestSourcesSkipDecisions: decisions about a digest (custody deploy's,
+// the webhook's own) are not evidence for the next decision.
+func TestSourcesSkipDecisions(t *testing.T) {
+	f := newFixture(t, nil)
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"prov.json":                 f.evidence[noSBOM][0],
+		"decisions/vsa-prod-1.json": f.sign(noSBOM, policy.PredicateVSA, map[string]any{"verificationResult": "PASSED"}),
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs, err := DirSource(dir).Bundles(context.Background(), noSBOM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 1 || !strings.HasSuffix(bs[0].Name, "prov.json") {
+		t.Fatalf("bundles %+v, want only the provenance", bs)
+	}
 }
