@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -137,34 +138,31 @@ func load(ctx context.Context, dir string, keep filter) (*DB, error) {
 	return db, nil
 }
 
-// loadFiles parses files on every core and adds them in path order, so the
-// result does not depend on scheduling.
+// loadFiles reads and filters or parses files on several goroutines (the
+// reads are system calls: more readers than cores keep the cores busy) and
+// adds them in path order, so the result does not depend on scheduling.
 func (db *DB) loadFiles(ctx context.Context, files []string, keep filter) error {
 	entries := make([]*Entry, len(files))
 	errs := make([]error, len(files))
 	mods := make([]time.Time, len(files))
 	dropped := make([]bool, len(files))
 	notEntry := make([]bool, len(files))
-	var next sync.Mutex
-	i := 0
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(files))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range max(1, min(4*runtime.GOMAXPROCS(0), len(files))) {
+		wg.Go(func() {
+			var buf []byte
 			for {
-				next.Lock()
-				j := i
-				i++
-				next.Unlock()
+				j := int(next.Add(1) - 1)
 				if j >= len(files) || ctx.Err() != nil {
 					return
 				}
-				b, err := readFile(files[j])
-				if err != nil {
-					errs[j] = err
+				var b []byte
+				b, errs[j] = readEntry(files[j], buf)
+				if errs[j] != nil {
 					continue
 				}
+				buf = b
 				if keep != nil {
 					ok, isEntry, mod := keep(b)
 					if !ok {
@@ -172,9 +170,9 @@ func (db *DB) loadFiles(ctx context.Context, files []string, keep filter) error 
 						continue
 					}
 				}
-				entries[j], errs[j] = Parse(b)
+				entries[j], errs[j] = Parse(b) // keeps no reference to b
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -202,22 +200,6 @@ func (db *DB) loadFiles(ctx context.Context, files []string, keep filter) error 
 		db.Add(e)
 	}
 	return nil
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxEntryBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > MaxEntryBytes {
-		return nil, fmt.Errorf("entry is larger than %d bytes", MaxEntryBytes)
-	}
-	return b, nil
 }
 
 func (db *DB) loadZip(path string, keep filter) error {

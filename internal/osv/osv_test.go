@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -287,4 +288,107 @@ func FuzzMayAffect(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScanSameAsNaive: what a scan finds through LoadFor's shortcut and the
+// package index is exactly what matching every advisory of the testdata
+// database, parsed in full, one by one against every package finds: for
+// every package the database names, at every version its ranges and lists
+// name and at versions between and around them.
+func TestScanSameAsNaive(t *testing.T) {
+	const dir = "../../testdata/osv"
+	var entries []*Entry
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		e, err := Parse(b)
+		if errors.Is(err, ErrNotEntry) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []Target
+	seen := map[Target]bool{}
+	add := func(eco, name, v string) {
+		for _, n := range []string{name, strings.ToUpper(name)} {
+			tg := Target{Ecosystem: eco, Name: n, Version: v, PURL: "pkg:" + eco + "/" + n + "@" + v}
+			if !seen[tg] {
+				seen[tg] = true
+				ts = append(ts, tg)
+			}
+		}
+	}
+	for _, e := range entries {
+		for _, a := range e.Affected {
+			eco, name := a.Package.Ecosystem, a.Package.Name
+			vs := append([]string{"0.0.1", "v0.0.1", "v0.0.0-20000101000000-000000000000", "99.0.0", "v99.0.0", "v3.0.0+incompatible"}, a.Versions...)
+			for _, r := range a.Ranges {
+				for _, ev := range r.Events {
+					for _, v := range []string{ev.Introduced, ev.Fixed, ev.LastAffected, ev.Limit} {
+						if v == "" || v == "0" || v == "*" {
+							continue
+						}
+						vs = append(vs, v, v+"-rc.1", v+".1", "v"+strings.TrimPrefix(v, "v"))
+					}
+				}
+			}
+			for _, v := range vs {
+				add(eco, name, v)
+			}
+		}
+	}
+	if len(ts) < 100 {
+		t.Fatalf("only %d targets", len(ts))
+	}
+
+	// The reference: every entry in a database of its own, asked about
+	// every target.
+	var naive []Finding
+	for _, e := range entries {
+		one := NewDB()
+		one.Add(e)
+		naive = append(naive, one.Scan(ts)...)
+	}
+	slices.SortFunc(naive, func(a, b Finding) int {
+		return cmpOr(strings.Compare(a.ID, b.ID), strings.Compare(a.PURL, b.PURL))
+	})
+	if len(naive) < 20 {
+		t.Fatalf("the reference finds only %d findings; the test says little", len(naive))
+	}
+	t.Logf("%d targets, %d findings", len(ts), len(naive))
+
+	full, err := Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := LoadFor(context.Background(), dir, ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string][]Finding{"Load": full.Scan(ts), "LoadFor": part.Scan(ts)} {
+		if !reflect.DeepEqual(got, naive) {
+			t.Errorf("%s+Scan found %d findings, the naive match %d", name, len(got), len(naive))
+			for i := range min(len(got), len(naive)) {
+				if !reflect.DeepEqual(got[i], naive[i]) {
+					t.Errorf("first difference at %d:\n got %+v\nwant %+v", i, got[i], naive[i])
+					break
+				}
+			}
+		}
+	}
+	if full.Len() != part.Len() || !full.LastModified().Equal(part.LastModified()) {
+		t.Errorf("Len %d/%d LastModified %v/%v", full.Len(), part.Len(), full.LastModified(), part.LastModified())
+	}
 }

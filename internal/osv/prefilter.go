@@ -22,56 +22,99 @@ func LoadFor(ctx context.Context, dir string, targets []Target) (*DB, error) {
 }
 
 // mayAffect reports whether the raw entry might name a wanted package,
-// whether it looks like an entry at all (has an "id" key), and the entry's
-// "modified" time when it can read it without parsing.
+// whether it looks like an entry at all (has an "id" key), and, for an
+// entry it drops, the entry's "modified" time when it can read it without
+// parsing.
+//
+// encoding/json matches keys case-insensitively and decodes \u escapes in
+// them: keys are compared ASCII case-insensitively (none of "id",
+// "modified", "name", "purl" has a non-ASCII case fold), and anything with
+// a \u escape is parsed. Only the first "id" and "modified" keys are read;
+// every "name" and "purl" string value is compared, lowercased, with want.
+// One pass over b, without copying it.
 func mayAffect(b []byte, want map[string]bool) (keep, entry bool, mod time.Time) {
-	// encoding/json matches keys case-insensitively and decodes \u
-	// escapes in them: search lowercased bytes, and parse anything with a
-	// \u escape.
 	if bytes.Contains(b, []byte(`\u`)) {
 		return true, true, mod
 	}
-	b = bytes.ToLower(b)
-	if _, ok := stringAfterKey(b, `"id"`); !ok {
-		return false, false, mod
-	}
-	if v, ok := stringAfterKey(b, `"modified"`); ok {
-		mod, _ = time.Parse(time.RFC3339Nano, strings.ToUpper(v))
-	}
-	for _, key := range []string{`"name"`, `"purl"`} {
-		rest := b
-		for {
-			i := bytes.Index(rest, []byte(key))
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(key):]
-			v, ok := stringValue(rest)
-			if !ok {
-				continue // "name" not followed by a plain string: a value, or escaped
-			}
-			if strings.ContainsRune(v, '\\') {
-				return true, true, mod
-			}
-			if key == `"purl"` {
-				if _, name, ok := ecosystemFromPURL(v); ok {
-					v = name
+	var seenID, seenMod, hit bool
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			break
+		}
+		i += j
+		rest := b[i:]
+		if len(rest) < len(`"id"`) {
+			break
+		}
+		switch c := rest[1] | 0x20; { // the first letter of a key, lowercased
+		case c != 'i' && c != 'm' && c != 'n' && c != 'p':
+		case hasPrefixFold(rest, `"id"`):
+			if !seenID {
+				seenID = true
+				_, entry = stringValue(rest[len(`"id"`):])
+				if !entry {
+					return false, false, mod
 				}
 			}
-			if want[strings.ToLower(v)] {
-				return true, true, mod
+		case hasPrefixFold(rest, `"modified"`):
+			if !seenMod {
+				seenMod = true
+				if v, ok := stringValue(rest[len(`"modified"`):]); ok {
+					mod, _ = time.Parse(time.RFC3339Nano, strings.ToUpper(v))
+				}
 			}
+		case !hit && hasPrefixFold(rest, `"name"`):
+			hit = namesWanted(rest[len(`"name"`):], false, want)
+		case !hit && hasPrefixFold(rest, `"purl"`):
+			hit = namesWanted(rest[len(`"purl"`):], true, want)
+		}
+		if hit && entry {
+			return true, true, mod // parsed: its modified time is read then
 		}
 	}
-	return false, true, mod
+	if !entry {
+		return false, false, mod
+	}
+	return hit, true, mod
 }
 
-func stringAfterKey(b []byte, key string) (string, bool) {
-	i := bytes.Index(b, []byte(key))
-	if i < 0 {
-		return "", false
+// namesWanted reports whether the string value at the start of b (after a
+// "name" or "purl" key) may name a wanted package: it does, or it is
+// written with an escape.
+func namesWanted(b []byte, isPURL bool, want map[string]bool) bool {
+	v, ok := stringValue(b)
+	if !ok {
+		return false // not followed by a plain string: a value, or escaped
 	}
-	return stringValue(b[i+len(key):])
+	if strings.ContainsRune(v, '\\') {
+		return true
+	}
+	v = strings.ToLower(v)
+	if isPURL {
+		if _, name, ok := ecosystemFromPURL(v); ok {
+			v = strings.ToLower(name)
+		}
+	}
+	return want[v]
+}
+
+// hasPrefixFold reports whether b starts with key, a lowercase ASCII
+// string, ignoring ASCII case.
+func hasPrefixFold(b []byte, key string) bool {
+	if len(b) < len(key) {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != key[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // stringValue reads `: "VALUE"` (with optional whitespace) at the start of
