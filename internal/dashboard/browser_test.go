@@ -222,5 +222,10 @@ func TestBrowser(t *testing.T) {
 		t.Error("environments page scrolls sideways on a phone")
 	}
 	shot("environments-phone")
+	run("phone incidents", chromedp.Navigate(s.url+"/ui/incidents"), chromedp.WaitVisible("section.incident"))
+	if count(`document.documentElement.scrollWidth > window.innerWidth + 1 ? 1 : 0`) != 0 {
+		t.Error("incidents page scrolls sideways on a phone")
+	}
+	shot("incidents-phone")
 	t.Logf("screenshots in %s", shots)
 }
