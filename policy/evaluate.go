@@ -448,7 +448,9 @@ func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) 
 
 // checkApprovals counts, per rule, the distinct members of its group who
 // approved this artifact for this environment, never counting a member who
-// built the artifact (signed its provenance) or authored its source.
+// built the artifact (signed its provenance) or authored its source (per
+// ev.Authors, or a commit the verified reviews list up to the source
+// commit: see reviewedAuthors).
 func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 	if len(p.Approvals) == 0 {
 		return
@@ -461,8 +463,9 @@ func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 	for _, a := range ev.Authors {
 		authors[strings.ToLower(a)] = true
 	}
+	reviewed := p.reviewedAuthors(ev, now)
 	conflict := func(m *Member) bool {
-		if authors[strings.ToLower(m.Name)] {
+		if authors[strings.ToLower(m.Name)] || p.authoredReviewed(m.Name, reviewed) != "" {
 			return true
 		}
 		for _, k := range m.KeyIDs {
@@ -507,6 +510,10 @@ func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 				}
 				member = true
 				if conflict(m) {
+					if c := p.authoredReviewed(m.Name, reviewed); c != "" {
+						note(fmt.Sprintf("%s's approval does not count: %s authored %s, in the reviewed source (separation of duties)", m.Name, m.Name, c))
+						continue
+					}
 					note(fmt.Sprintf("%s's approval does not count: %s built or authored this artifact (separation of duties)", m.Name, m.Name))
 					continue
 				}

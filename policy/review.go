@@ -60,19 +60,24 @@ type ReviewPredicate struct {
 }
 
 // ReviewRange is a commit range BASE..HEAD, as full commits. BaseRef is the
-// ref BASE was given as (refs/tags/v1.2.0), empty for a bare commit.
+// ref BASE was given as (refs/tags/v1.2.0), empty for a bare commit. Root
+// is true (and Base empty) when the range starts at the repository's root
+// commit, which it includes: the review of a first release.
 type ReviewRange struct {
 	Spec    string `json:"spec,omitempty"`
 	Base    string `json:"base"`
 	BaseRef string `json:"baseRef,omitempty"`
 	Head    string `json:"head"`
+	Root    bool   `json:"root,omitempty"`
 }
 
 // ReviewCommit is one reviewed commit. Files is nil when the attestation
 // does not record the changed paths (custody before it did), and [] for a
-// commit that changed none.
+// commit that changed none. Parents is nil when the attestation does not
+// record parents, and [] for a root commit.
 type ReviewCommit struct {
 	Commit    string    `json:"commit"`
+	Parents   []string  `json:"parents"`
 	Author    GitPerson `json:"author"`
 	Committer GitPerson `json:"committer"`
 	Subject   string    `json:"subject,omitempty"`
@@ -107,9 +112,9 @@ type Review struct {
 // ParseReview parses a review predicate from untrusted bytes (fields it
 // does not know are ignored). It refuses input over
 // attest.MaxStatementBytes, no repository, no reviewer or an empty one, no
-// commit, more than MaxReviewCommits commits, commits and range ends that
-// are not full lowercase hex, a range without a head, and a missing
-// reviewedAt.
+// commit, more than MaxReviewCommits commits, commits, parents and range
+// ends that are not full lowercase hex, a range without a head, a root
+// range with a base, and a missing reviewedAt.
 func ParseReview(predicate []byte) (*ReviewPredicate, error) {
 	if len(predicate) > attest.MaxStatementBytes {
 		return nil, fmt.Errorf("review predicate is %d bytes, more than the limit of %d", len(predicate), attest.MaxStatementBytes)
@@ -131,6 +136,8 @@ func ParseReview(predicate []byte) (*ReviewPredicate, error) {
 		return nil, fmt.Errorf("review range head %q is not a full lowercase hex commit", p.Range.Head)
 	case p.Range.Base != "" && !commitHex.MatchString(p.Range.Base):
 		return nil, fmt.Errorf("review range base %q is not a full lowercase hex commit", p.Range.Base)
+	case p.Range.Root && p.Range.Base != "":
+		return nil, errors.New("review range starts at the root but names a base commit")
 	case p.ReviewedAt.IsZero():
 		return nil, errors.New("review predicate has no reviewedAt")
 	}
@@ -142,6 +149,11 @@ func ParseReview(predicate []byte) (*ReviewPredicate, error) {
 	for i, c := range p.Commits {
 		if !commitHex.MatchString(c.Commit) {
 			return nil, fmt.Errorf("review commit %d %q is not a full lowercase hex commit", i, c.Commit)
+		}
+		for _, pc := range c.Parents {
+			if !commitHex.MatchString(pc) {
+				return nil, fmt.Errorf("review commit %d parent %q is not a full lowercase hex commit", i, pc)
+			}
 		}
 	}
 	return &p, nil

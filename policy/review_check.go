@@ -35,12 +35,52 @@ type sourceCommit struct {
 
 // reviewState is what the usable reviews say about one repository.
 type reviewState struct {
-	byHead    map[string][]int // head commit -> indexes into usable
-	usable    []*Review
-	reviewers map[string]map[string]*reviewer // commit -> person -> reviewer
-	authors   map[string][]GitPerson          // commit -> authors as recorded
-	files     map[string][]string             // commit -> changed paths (nil: not recorded)
-	notes     []string
+	containing map[string][]int // commit -> indexes into usable of the reviews that list it
+	usable     []*Review
+	reviewers  map[string]map[string]*reviewer // commit -> person -> reviewer
+	authors    map[string][]GitPerson          // commit -> authors as recorded
+	files      map[string][]string             // commit -> changed paths (nil: not recorded)
+	notes      []string
+}
+
+// link is one review of a chain and the commit it is used up to: the
+// review counts for that commit and the commits of its range it descends
+// from.
+type link struct {
+	review int // index into usable
+	upTo   string
+}
+
+func newReviewState() *reviewState {
+	return &reviewState{
+		containing: map[string][]int{},
+		reviewers:  map[string]map[string]*reviewer{},
+		authors:    map[string][]GitPerson{},
+		files:      map[string][]string{},
+	}
+}
+
+// add makes rv usable, counting for people.
+func (st *reviewState) add(rv *Review, people []*reviewer) {
+	idx := len(st.usable)
+	st.usable = append(st.usable, rv)
+	for _, c := range rv.Commits {
+		if n := len(st.containing[c.Commit]); n == 0 || st.containing[c.Commit][n-1] != idx {
+			st.containing[c.Commit] = append(st.containing[c.Commit], idx)
+		}
+		if st.reviewers[c.Commit] == nil {
+			st.reviewers[c.Commit] = map[string]*reviewer{}
+		}
+		for _, pe := range people {
+			st.reviewers[c.Commit][pe.key()] = pe
+		}
+		if !containsPerson(st.authors[c.Commit], c.Author) {
+			st.authors[c.Commit] = append(st.authors[c.Commit], c.Author)
+		}
+		if c.Files != nil {
+			st.files[c.Commit] = unionStrings(st.files[c.Commit], c.Files)
+		}
+	}
 }
 
 // checkReviews applies p.Reviews to every source commit that a provenance
@@ -50,16 +90,7 @@ func (p *Policy) checkReviews(d *Decision, ev *Evidence, now time.Time) {
 	if r == nil {
 		return
 	}
-	var srcs []sourceCommit
-	seen := map[sourceCommit]bool{}
-	for _, pv := range ev.Provenance {
-		s := sourceCommit{commit: strings.ToLower(pv.Facts.SourceCommit), repo: pv.Facts.SourceURI}
-		if !p.trustedSigner(pv.Signer) || !commitHex.MatchString(s.commit) || seen[s] {
-			continue
-		}
-		seen[s] = true
-		srcs = append(srcs, s)
-	}
+	srcs := p.sourceCommits(ev)
 	if len(srcs) == 0 {
 		msg := "no provenance from a trusted signer records the source commit, so its review can't be checked"
 		fix := "build from a git checkout with a builder that records the source commit (custody build does), signed by a trusted signer"
@@ -71,10 +102,26 @@ func (p *Policy) checkReviews(d *Decision, ev *Evidence, now time.Time) {
 		}
 		return
 	}
-	sort.Slice(srcs, func(i, j int) bool { return srcs[i].commit < srcs[j].commit })
 	for _, s := range srcs {
 		p.checkReviewsOf(d, ev, s, now)
 	}
+}
+
+// sourceCommits returns the source commits that provenance from a trusted
+// signer records, sorted, each once.
+func (p *Policy) sourceCommits(ev *Evidence) []sourceCommit {
+	var srcs []sourceCommit
+	seen := map[sourceCommit]bool{}
+	for _, pv := range ev.Provenance {
+		s := sourceCommit{commit: strings.ToLower(pv.Facts.SourceCommit), repo: pv.Facts.SourceURI}
+		if !p.trustedSigner(pv.Signer) || !commitHex.MatchString(s.commit) || seen[s] {
+			continue
+		}
+		seen[s] = true
+		srcs = append(srcs, s)
+	}
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].commit < srcs[j].commit })
+	return srcs
 }
 
 func (p *Policy) checkReviewsOf(d *Decision, ev *Evidence, src sourceCommit, now time.Time) {
@@ -92,8 +139,11 @@ func (p *Policy) checkReviewsOf(d *Decision, ev *Evidence, src sourceCommit, now
 		return
 	}
 	commits := st.commitsOf(chain)
-	first := st.usable[chain[len(chain)-1]].Range
-	from := fmt.Sprintf("%s (%s)", first.BaseRef, short12(first.Base))
+	first := st.usable[chain[len(chain)-1].review].Range
+	from := fmt.Sprintf("release %s (%s)", first.BaseRef, short12(first.Base))
+	if first.Root {
+		from = "the root commit"
+	}
 	if r.EveryCommit {
 		var fails []Failure
 		for _, c := range commits {
@@ -117,7 +167,7 @@ func (p *Policy) checkReviewsOf(d *Decision, ev *Evidence, src sourceCommit, now
 				Fix: fmt.Sprintf("someone other than %s reviews it and signs a review attestation: custody attest review --key KEY --range BASE..%s --reviewer NAME (signed by a group member, or by one of reviews.signers)", people(authors), short12(src.commit))})
 		}
 		if len(fails) == 0 {
-			d.pass("every one of %d commit(s) from release %s to source commit %s reviewed by someone other than its author", len(commits), from, short12(src.commit))
+			d.pass("every one of %d commit(s) from %s to source commit %s reviewed by someone other than its author", len(commits), from, short12(src.commit))
 		}
 		d.failCapped(fails)
 	}
@@ -215,12 +265,7 @@ func (d *Decision) failCapped(fails []Failure) {
 // not dated in the future, meeting the log and timestamp requirements and
 // with at least one reviewer who counts.
 func (p *Policy) reviewState(ev *Evidence, src sourceCommit, now time.Time) *reviewState {
-	st := &reviewState{
-		byHead:    map[string][]int{},
-		reviewers: map[string]map[string]*reviewer{},
-		authors:   map[string][]GitPerson{},
-		files:     map[string][]string{},
-	}
+	st := newReviewState()
 	noted := map[string]bool{}
 	note := func(s string) {
 		if !noted[s] {
@@ -249,50 +294,37 @@ func (p *Policy) reviewState(ev *Evidence, src sourceCommit, now time.Time) *rev
 			note(fmt.Sprintf("review signed by %s counts for no one: the signer is neither a member of a group nor one of reviews.signers", rv.Signer))
 			continue
 		}
-		idx := len(st.usable)
-		st.usable = append(st.usable, rv)
-		st.byHead[rv.Range.Head] = append(st.byHead[rv.Range.Head], idx)
-		for _, c := range rv.Commits {
-			if st.reviewers[c.Commit] == nil {
-				st.reviewers[c.Commit] = map[string]*reviewer{}
-			}
-			for _, pe := range people {
-				st.reviewers[c.Commit][pe.key()] = pe
-			}
-			if !containsPerson(st.authors[c.Commit], c.Author) {
-				st.authors[c.Commit] = append(st.authors[c.Commit], c.Author)
-			}
-			if c.Files != nil {
-				st.files[c.Commit] = unionStrings(st.files[c.Commit], c.Files)
-			}
-		}
+		st.add(rv, people)
 	}
 	return st
 }
 
-// chain finds the shortest sequence of usable reviews whose heads and bases
-// link head to a range that starts at a release ref, newest first. When
-// there is none it returns the commits the reviews reach back to.
-func (st *reviewState) chain(head string, releases []string) (chain []int, reached []string) {
+// chain finds the shortest sequence of usable reviews that links head
+// to a range starting at a release ref or at the root, newest first: the
+// first review lists head, each next one lists the base of the one before
+// (a review counts up to that commit; commits of its range after it are
+// irrelevant). When there is none it returns the commits the reviews
+// reach back to.
+func (st *reviewState) chain(head string, releases []string) (chain []link, reached []string) {
 	type step struct {
 		commit string
-		via    int // review index that led here, -1 at head
-		prev   int // index into steps
+		via    link // the review that led here; review -1 at head
+		prev   int  // index into steps
 	}
-	steps := []step{{commit: head, via: -1, prev: -1}}
+	steps := []step{{commit: head, via: link{review: -1}, prev: -1}}
 	visited := map[string]bool{head: true}
 	for i := 0; i < len(steps); i++ {
 		cur := steps[i]
-		heads := st.byHead[cur.commit]
-		if len(heads) == 0 && i > 0 {
+		rs := st.containing[cur.commit]
+		if len(rs) == 0 && i > 0 {
 			reached = append(reached, cur.commit)
 		}
-		for _, ri := range heads {
+		for _, ri := range rs {
 			rg := st.usable[ri].Range
-			if isRelease(rg.BaseRef, releases) && rg.Base != "" {
-				chain = []int{ri}
-				for s := i; steps[s].via >= 0; s = steps[s].prev {
-					chain = append([]int{steps[s].via}, chain...)
+			if rg.Root || (isRelease(rg.BaseRef, releases) && rg.Base != "") {
+				chain = []link{{review: ri, upTo: cur.commit}}
+				for s := i; steps[s].via.review >= 0; s = steps[s].prev {
+					chain = append([]link{steps[s].via}, chain...)
 				}
 				return chain, nil
 			}
@@ -300,11 +332,52 @@ func (st *reviewState) chain(head string, releases []string) (chain []int, reach
 				continue
 			}
 			visited[rg.Base] = true
-			steps = append(steps, step{commit: rg.Base, via: ri, prev: i})
+			steps = append(steps, step{commit: rg.Base, via: link{review: ri, upTo: cur.commit}, prev: i})
 		}
 	}
 	sort.Strings(reached)
 	return nil, reached
+}
+
+// upTo returns the commits of review ri that count for commit c, in the
+// review's order: c and the commits of the range it descends from. A
+// review that does not record every commit's parents counts for all its
+// commits (more to check, never fewer).
+func (st *reviewState) upTo(ri int, c string) []string {
+	rv := st.usable[ri]
+	parents := map[string][]string{}
+	for _, rc := range rv.Commits {
+		if rc.Parents == nil {
+			parents = nil
+			break
+		}
+		parents[rc.Commit] = rc.Parents
+	}
+	keep := map[string]bool{}
+	if parents == nil {
+		for _, rc := range rv.Commits {
+			keep[rc.Commit] = true
+		}
+	} else {
+		// A parent outside the list is reachable from the range's base.
+		for todo := []string{c}; len(todo) > 0; {
+			x := todo[len(todo)-1]
+			todo = todo[:len(todo)-1]
+			if _, listed := parents[x]; !listed || keep[x] {
+				continue
+			}
+			keep[x] = true
+			todo = append(todo, parents[x]...)
+		}
+	}
+	var out []string
+	for _, rc := range rv.Commits {
+		if keep[rc.Commit] {
+			out = append(out, rc.Commit)
+			delete(keep, rc.Commit)
+		}
+	}
+	return out
 }
 
 func isRelease(ref string, globs []string) bool {
@@ -321,8 +394,8 @@ func isRelease(ref string, globs []string) bool {
 
 func (st *reviewState) gapMessage(src sourceCommit, reached []string, releases []string) (msg, fix string) {
 	rel := strings.Join(releases, ", ")
-	if len(st.byHead[src.commit]) == 0 {
-		msg = fmt.Sprintf("no counting review attestation of %s ends at the artifact's source commit %s", orNone(src.repo), short12(src.commit))
+	if len(st.containing[src.commit]) == 0 {
+		msg = fmt.Sprintf("no counting review attestation of %s includes the artifact's source commit %s", orNone(src.repo), short12(src.commit))
 		fix = fmt.Sprintf("review the commits from the previous release to %s and attest it: custody attest review --key KEY --range vPREV..%s --reviewer NAME, then supply the bundle (or push it with --server)", short12(src.commit), short12(src.commit))
 	} else {
 		var ends []string
@@ -332,8 +405,8 @@ func (st *reviewState) gapMessage(src sourceCommit, reached []string, releases [
 		if len(ends) == 0 {
 			ends = []string{"a range whose base is not a release"}
 		}
-		msg = fmt.Sprintf("reviews reach back from source commit %s only to %s, not to a release (a range base given as a ref matching %s)", short12(src.commit), strings.Join(ends, ", "), rel)
-		fix = fmt.Sprintf("attest a review of the commits from the previous release tag to %s: custody attest review --key KEY --range vPREV..%s --reviewer NAME", ends[0], ends[0])
+		msg = fmt.Sprintf("reviews reach back from source commit %s only to %s, not to a release (a range base given as a ref matching %s) or the root commit", short12(src.commit), strings.Join(ends, ", "), rel)
+		fix = fmt.Sprintf("attest a review of the commits from the previous release tag to %s: custody attest review --key KEY --range vPREV..%s --reviewer NAME (--from-root --range %s for a first release)", ends[0], ends[0], ends[0])
 	}
 	if len(st.notes) > 0 {
 		msg += "; " + strings.Join(st.notes, "; ")
@@ -341,16 +414,16 @@ func (st *reviewState) gapMessage(src sourceCommit, reached []string, releases [
 	return msg, fix
 }
 
-// commitsOf returns the commits the chain's reviews list, oldest range
-// first, each once.
-func (st *reviewState) commitsOf(chain []int) []string {
+// commitsOf returns the commits the chain's reviews count for, oldest
+// range first, each once.
+func (st *reviewState) commitsOf(chain []link) []string {
 	var out []string
 	seen := map[string]bool{}
 	for i := len(chain) - 1; i >= 0; i-- {
-		for _, c := range st.usable[chain[i]].Commits {
-			if !seen[c.Commit] {
-				seen[c.Commit] = true
-				out = append(out, c.Commit)
+		for _, c := range st.upTo(chain[i].review, chain[i].upTo) {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
 			}
 		}
 	}
@@ -515,4 +588,88 @@ func shortList(s []string, n int) string {
 		return strings.Join(s, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(s[:n], ", "), len(s)-n)
+}
+
+// covered returns every commit that the reviews count for when followed
+// back from head through the bases of their ranges, without choosing one
+// chain: each review that lists a commit reached counts up to it, and a
+// range that starts at a release or the root is not followed further.
+// Oldest range first is not guaranteed; the order is deterministic.
+func (st *reviewState) covered(head string, releases []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	visited := map[string]bool{head: true}
+	for todo := []string{head}; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		for _, ri := range st.containing[c] {
+			for _, x := range st.upTo(ri, c) {
+				if !seen[x] {
+					seen[x] = true
+					out = append(out, x)
+				}
+			}
+			rg := st.usable[ri].Range
+			if rg.Root || rg.Base == "" || isRelease(rg.BaseRef, releases) || visited[rg.Base] {
+				continue
+			}
+			visited[rg.Base] = true
+			todo = append(todo, rg.Base)
+		}
+	}
+	return out
+}
+
+// reviewedAuthors returns who authored the source change per the verified
+// reviews: for each source commit of trusted provenance, the authors of
+// the commits that reviews of its repository (any verified review, not
+// dated in the future: a review can only take approvals away here) count
+// for, from the source commit back to a release or the root. Keys are
+// lowercase author names and emails, values the first such commit
+// ("commit 3f1c0a9e2b7d by Alice <alice@example.com>").
+func (p *Policy) reviewedAuthors(ev *Evidence, now time.Time) map[string]string {
+	if len(ev.Reviews) == 0 {
+		return nil
+	}
+	releases := (&Reviews{}).releaseRefs()
+	if p.Reviews != nil {
+		releases = p.Reviews.releaseRefs()
+	}
+	out := map[string]string{}
+	for _, src := range p.sourceCommits(ev) {
+		st := newReviewState()
+		for i := range ev.Reviews {
+			rv := &ev.Reviews[i]
+			if src.repo == "" || normalizeSource(rv.Repo) != normalizeSource(src.repo) || rv.ReviewedAt.After(now.Add(clockSkew)) {
+				continue
+			}
+			st.add(rv, nil)
+		}
+		for _, c := range st.covered(src.commit, releases) {
+			for _, a := range st.authors[c] {
+				for _, v := range []string{a.Email, a.Name} {
+					if v = strings.ToLower(strings.TrimSpace(v)); v != "" && out[v] == "" {
+						out[v] = fmt.Sprintf("commit %s by %s", short12(c), a)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// authoredReviewed returns the commit of reviewed (from reviewedAuthors)
+// that the member called name authored, by their name, one of their emails
+// or certificate identities, or "".
+func (p *Policy) authoredReviewed(name string, reviewed map[string]string) string {
+	if len(reviewed) == 0 {
+		return ""
+	}
+	ids := p.memberReviewer(name).ids
+	for _, id := range sortedKeys(ids) {
+		if c := reviewed[id]; c != "" {
+			return c
+		}
+	}
+	return ""
 }

@@ -89,7 +89,7 @@ func TestEvaluateReviews(t *testing.T) {
 	}{
 		{name: "no review", mutate: func(*Evidence) {},
 			failReq: []string{ReqReview, "review:security", "review:developers"},
-			msgs:    []string{"no counting review attestation of git+https://github.com/org/app ends at the artifact's source commit 333333333333"},
+			msgs:    []string{"no counting review attestation of git+https://github.com/org/app includes the artifact's source commit 333333333333"},
 			fix:     "custody attest review --key KEY --range vPREV..333333333333"},
 		{name: "reviewed by others, protected paths approved", mutate: func(e *Evidence) {
 			e.Reviews = []Review{all(alice), all(bob), all(dave)}
@@ -131,7 +131,7 @@ func TestEvaluateReviews(t *testing.T) {
 		{name: "a gap before the source commit", mutate: func(e *Evidence) {
 			e.Reviews = []Review{review(bob, c2, "", c3, commit3), review(alice, c2, "", c3, commit3), review(dave, release, "refs/tags/v1.0.0", c1, commit1)}
 		}, failReq: []string{ReqReview, "review:security", "review:developers"},
-			msgs: []string{"reviews reach back from source commit 333333333333 only to 222222222222, not to a release (a range base given as a ref matching refs/tags/*)"},
+			msgs: []string{"reviews reach back from source commit 333333333333 only to 222222222222, not to a release (a range base given as a ref matching refs/tags/*) or the root commit"},
 			fix:  "custody attest review --key KEY --range vPREV..222222222222"},
 		{name: "a branch is not a release", mutate: func(e *Evidence) {
 			e.Reviews = []Review{review(bob, release, "refs/heads/main", c3, commit1, commit2, commit3)}
@@ -340,20 +340,224 @@ func TestParseReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Commits[0].Files == nil || p.Range.BaseRef != "refs/tags/v1" {
+	if p.Commits[0].Files == nil || p.Range.BaseRef != "refs/tags/v1" || p.Commits[0].Parents != nil {
 		t.Errorf("parsed %+v", p)
 	}
+	root := strings.Replace(strings.Replace(good, `"base":"`+release+`"`, `"base":"","root":true`, 1), `"files":[]`, `"parents":[],"files":[]`, 1)
+	if p, err := ParseReview([]byte(root)); err != nil || !p.Range.Root || p.Commits[0].Parents == nil {
+		t.Errorf("root range: %+v, %v", p, err)
+	}
 	for name, bad := range map[string]string{
-		"no reviewer":  strings.Replace(good, `["bob"]`, `[]`, 1),
-		"empty":        strings.Replace(good, `["bob"]`, `[" "]`, 1),
-		"short commit": strings.Replace(good, `"commit":"`+c1, `"commit":"abc`, 1),
-		"no head":      strings.Replace(good, `"head":"`+c1+`"`, `"head":""`, 1),
-		"no time":      strings.Replace(good, `"2026-01-01T00:00:00Z"`, `"0001-01-01T00:00:00Z"`, 1),
-		"no repo":      strings.Replace(good, `"git+https://github.com/org/app"`, `""`, 1),
-		"not json":     "{",
+		"no reviewer":   strings.Replace(good, `["bob"]`, `[]`, 1),
+		"empty":         strings.Replace(good, `["bob"]`, `[" "]`, 1),
+		"short commit":  strings.Replace(good, `"commit":"`+c1, `"commit":"abc`, 1),
+		"no head":       strings.Replace(good, `"head":"`+c1+`"`, `"head":""`, 1),
+		"no time":       strings.Replace(good, `"2026-01-01T00:00:00Z"`, `"0001-01-01T00:00:00Z"`, 1),
+		"no repo":       strings.Replace(good, `"git+https://github.com/org/app"`, `""`, 1),
+		"root and base": strings.Replace(good, `"baseRef"`, `"root":true,"baseRef"`, 1),
+		"bad parent":    strings.Replace(good, `"files":[]`, `"parents":["abc"],"files":[]`, 1),
+		"not json":      "{",
 	} {
 		if _, err := ParseReview([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// withParents returns c with its parents recorded.
+func withParents(c ReviewCommit, parents ...string) ReviewCommit {
+	c.Parents = append([]string{}, parents...)
+	return c
+}
+
+// A review whose range includes the source commit counts for the commits
+// up to it; the commits after it are irrelevant. The chain may also
+// continue through a review that lists a base without ending there.
+func TestEvaluateReviewsRangeBeyondSource(t *testing.T) {
+	p := loadReviewPolicy(t)
+	c4 := strings.Repeat("4", 40) // after the source commit c2: alice, a workflow change
+	p1, p2, p3 := withParents(commit1, release), withParents(commit2, c1), withParents(commit3, c2)
+	p4 := withParents(ReviewCommit{Commit: c4, Author: GitPerson{"Alice", "alice@example.com"}, Files: []string{".github/workflows/x.yml"}}, c3)
+	// a side branch: s1 is listed after the source commit but is its
+	// ancestor (c2's second parent), so it counts
+	s1 := withParents(ReviewCommit{Commit: strings.Repeat("5", 40), Author: GitPerson{"Erin", "erin@example.com"}, Files: []string{"deploy/x.yaml"}}, release)
+	merge := withParents(commit2, c1, s1.Commit)
+	atC2 := func(e *Evidence) { e.Provenance[0].Facts.SourceCommit = c2 }
+	tests := []struct {
+		name    string
+		mutate  func(*Evidence)
+		failReq []string
+		msgs    []string
+	}{
+		{name: "reviewed beyond the source commit: counts up to it", mutate: func(e *Evidence) {
+			atC2(e)
+			// alice reviewed everything, dave too (security, for the
+			// workflow); nobody but alice reviewed c4, which alice
+			// wrote, and c3/c4 change protected paths nobody else
+			// approved: irrelevant for a build of c2
+			r := review(alice, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4)
+			e.Reviews = []Review{r, review(bob, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4), review(dave, release, "refs/tags/v1.0.0", c2, p1, p2)}
+		}},
+		{name: "the commits up to the source still need reviews", mutate: func(e *Evidence) {
+			atC2(e)
+			// alice alone: her commit and the workflow change fail;
+			// c3's deploy change (after the source) needs nobody
+			e.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4)}
+		}, failReq: []string{ReqReview, "review:security"},
+			msgs: []string{"commit 111111111111 by Alice <alice@example.com> has no review by someone other than its author", "changes to .github/workflows/ci.yml (commit 222222222222"}},
+		{name: "a review without parents counts for all its commits", mutate: func(e *Evidence) {
+			atC2(e)
+			noParents := review(alice, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4)
+			noParents.Commits = []ReviewCommit{commit1, commit2, commit3, p4}
+			noParents.Commits[3].Parents = nil
+			e.Reviews = []Review{noParents, review(bob, release, "refs/tags/v1.0.0", c2, p1, p2), review(dave, release, "refs/tags/v1.0.0", c2, p1, p2)}
+		}, failReq: []string{ReqReview, "review:security", "review:developers"},
+			msgs: []string{"commit 444444444444 by Alice <alice@example.com> has no review by someone other than its author (reviewed only by alice, its author)"}},
+		{name: "an ancestor listed after the source commit counts", mutate: func(e *Evidence) {
+			atC2(e)
+			// s1 changes deploy/x.yaml: 2 developers needed; only alice
+			// reviews; c4's workflow change is not an ancestor of c2
+			e.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c4, p1, merge, s1, p4), review(dave, release, "refs/tags/v1.0.0", c4, p1, merge, s1, p4)}
+		}, failReq: []string{"review:developers"},
+			msgs: []string{"changes to deploy/x.yaml (commit 555555555555 by Erin <erin@example.com>) need 2 approval(s) from group developers; got alice"}},
+		{name: "the chain continues through a review that lists the base", mutate: func(e *Evidence) {
+			// c3 reviewed alone (base c2); c1..c2 within a review from
+			// the release that runs on to c4
+			for _, k := range []Principal{bob, alice, erin} {
+				e.Reviews = append(e.Reviews, review(k, c2, "", c3, p3))
+			}
+			e.Reviews = append(e.Reviews,
+				review(dave, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4),
+				review(bob, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := reviewEvidence()
+			tt.mutate(ev)
+			d, err := p.Evaluate(context.Background(), ev, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range d.Failures {
+				got = append(got, f.Requirement)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.failReq, "|") {
+				t.Fatalf("failures %q, want %q: %+v", got, tt.failReq, d.Failures)
+			}
+			for i, m := range tt.msgs {
+				if !strings.Contains(d.Failures[i].Message, m) {
+					t.Errorf("failure %d message %q does not contain %q", i, d.Failures[i].Message, m)
+				}
+			}
+		})
+	}
+}
+
+// A first release: a review from the root commit (range.root) ends the
+// chain as a release would; a range without a base that is not marked as
+// the root does not.
+func TestEvaluateReviewsFromRoot(t *testing.T) {
+	p := loadReviewPolicy(t)
+	root := func(k Principal) Review {
+		r := review(k, "", "", c3, withParents(commit1), withParents(commit2, c1), withParents(commit3, c2))
+		r.Range.Root = true
+		return r
+	}
+	ev := reviewEvidence()
+	ev.Reviews = []Review{root(alice), root(bob), root(dave)}
+	d, err := p.Evaluate(context.Background(), ev, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allowed {
+		t.Fatalf("denied: %+v", d.Failures)
+	}
+	found := false
+	for _, c := range d.Passed {
+		found = found || strings.Contains(c, "every one of 3 commit(s) from the root commit to source commit 333333333333")
+	}
+	if !found {
+		t.Errorf("passed %q", d.Passed)
+	}
+	for i := range ev.Reviews {
+		ev.Reviews[i].Range.Root = false
+	}
+	if d, err = p.Evaluate(context.Background(), ev, now); err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed || !strings.Contains(d.Failures[0].Message, "not to a release") {
+		t.Errorf("a base-less range that is not the root: %+v", d.Failures)
+	}
+}
+
+// Separation of duties: a member who authored a commit the verified
+// reviews list up to the source commit never counts toward the artifact's
+// approvals; one who authored only a commit after it still does.
+func TestApprovalsExcludeReviewedAuthors(t *testing.T) {
+	p, err := Parse([]byte(reviewPolicy + "approvals: [{group: developers, count: 2}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c4 := strings.Repeat("4", 40)
+	commit4 := withParents(ReviewCommit{Commit: c4, Author: GitPerson{"Bob", "bob@example.com"}, Files: []string{"x"}}, c3)
+	reviews := func(k Principal) Review {
+		return review(k, release, "refs/tags/v1.0.0", c4, withParents(commit1, release), withParents(commit2, c1), withParents(commit3, c2), commit4)
+	}
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*Evidence)
+		allowed bool
+		msg     string
+	}{
+		{name: "alice authored commit 1: her approval does not count", mutate: func(*Evidence) {},
+			msg: "alice's approval does not count: alice authored commit 111111111111 by Alice <alice@example.com>, in the reviewed source (separation of duties)"},
+		{name: "matched by a member's email, case ignored", mutate: func(e *Evidence) {
+			for i := range e.Reviews {
+				e.Reviews[i].Commits[0].Author = GitPerson{"A. Liddell", "ALICE@example.com"}
+			}
+		}, msg: "alice authored commit 111111111111 by A. Liddell <ALICE@example.com>"},
+		{name: "a commit after the source commit does not count against its author", mutate: func(e *Evidence) {
+			e.Provenance[0].Facts.SourceCommit = c3
+			for i := range e.Reviews {
+				e.Reviews[i].Commits[0].Author = GitPerson{"Erin", "erin@example.com"}
+			}
+		}, allowed: true},
+		{name: "a review of another repository says nothing", mutate: func(e *Evidence) {
+			for i := range e.Reviews {
+				e.Reviews[i].Repo = "git+https://github.com/evil/app"
+			}
+		}, allowed: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := reviewEvidence()
+			ev.Reviews = []Review{reviews(alice), reviews(bob), reviews(dave), reviews(erin)}
+			ev.Approvals = []Approval{approval(alice, "prod"), approval(bob, "prod"), approval(carol, "prod")}
+			tt.mutate(ev)
+			d, err := p.Evaluate(context.Background(), ev, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var approvals []Failure
+			for _, f := range d.Failures {
+				if f.Requirement == "approval:developers" {
+					approvals = append(approvals, f)
+				}
+			}
+			if tt.allowed {
+				if len(approvals) != 0 {
+					t.Errorf("approvals denied: %+v", approvals)
+				}
+				return
+			}
+			if len(approvals) != 1 || !strings.Contains(approvals[0].Message, tt.msg) {
+				t.Fatalf("approval failures %+v, want one containing %q", approvals, tt.msg)
+			}
+			if !strings.Contains(approvals[0].Fix, "group developers has too few members who did not build or author") &&
+				strings.Contains(approvals[0].Fix, "alice") {
+				t.Errorf("fix %q names alice", approvals[0].Fix)
+			}
+		})
 	}
 }
