@@ -97,4 +97,11 @@
 // reached the log was never acknowledged and is dropped. So after a crash
 // every acknowledged entry is in the log, every indexed log entry is in the
 // log at its recorded index, and every integrated signing request is indexed.
+//
+// A policy push writes its "policy.changed" audit entry, then
+// DIR/policies/ENV.envelope.json, then ENV.yaml. After the journal, Open
+// makes every environment's files the version its newest policy.changed
+// entry records, writing them again when a crash left them missing or
+// older; it refuses to start (ErrPolicyAhead) when they hold a policy the
+// audit trail does not record. So the log and the served policy agree.
 package server

@@ -42,24 +42,33 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 func startGoverned(t *testing.T) *governed {
 	t.Helper()
 	g := &governed{}
+	var raw []byte
+	g.root, raw, g.admins = governedRoot(t)
+	g.testServer = start(t, server.Config{TrustRoot: raw})
+	return g
+}
+
+// governedRoot makes a 2-of-3 custody trust root signed by two of its
+// admins.
+func governedRoot(t *testing.T) (*trust.Document, []byte, []*ecdsa.PrivateKey) {
+	t.Helper()
+	var admins []*ecdsa.PrivateKey
 	var keys []trust.Key
 	for range 3 {
 		k := newKey(t)
-		g.admins = append(g.admins, k)
+		admins = append(admins, k)
 		keys = append(keys, trust.Key{PublicKey: k.Public(), Identity: "admin"})
 	}
 	d, err := trust.NewDocument(keys, 2, time.Now().Add(24*time.Hour).UTC().Truncate(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	signRoot(t, d, g.admins[:2]...)
+	signRoot(t, d, admins[:2]...)
 	raw, err := d.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.root = d
-	g.testServer = start(t, server.Config{TrustRoot: raw})
-	return g
+	return d, raw, admins
 }
 
 func signRoot(t *testing.T, d *trust.Document, keys ...*ecdsa.PrivateKey) {

@@ -1,0 +1,266 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/policy"
+)
+
+// policyMarkFile (DIR/policies/.reconciled, policyMark JSON) records how
+// far reconcilePolicies read the audit entries and which environments
+// have a policy.changed entry, so that a start reads only the audit
+// entries written since the previous one. Without it (or when it is
+// unreadable) every audit entry is read once.
+const policyMarkFile = ".reconciled"
+
+type policyMark struct {
+	// AfterID is the ID of the last audit entry read.
+	AfterID int64 `json:"afterId"`
+	// Environments have a policy.changed audit entry at or before AfterID.
+	Environments []string `json:"environments"`
+}
+
+// reconcilePage is the page size of the index searches at Open: a
+// policy.changed entry holds its signed policy, so pages stay small.
+const reconcilePage = 64
+
+// ErrPolicyAhead is wrapped by Open's error when an environment's stored
+// signed policy (DIR/policies/ENV.envelope.json) is newer than, or differs
+// at the same version from, the newest "policy.changed" audit entry for
+// it, or has no audit entry at all. A crash cannot leave that state (the
+// entry is written first); the file was put there by other means, and the
+// server refuses to serve a policy the log does not record.
+var ErrPolicyAhead = errors.New("stored policy is not the one the audit trail records")
+
+// reconcilePolicies makes every environment's served policy the one its
+// newest "policy.changed" audit entry in the index records. A push writes
+// that entry first, then ENV.envelope.json, then ENV.yaml; a crash between
+// them leaves the files missing or older than the entry, and they are
+// written again here from the entry's signed policy. So what the server
+// serves (and the dashboard reads) is never a version the log lacks, and
+// the log never records a current version the server does not serve.
+// Environments with only a hand-written ENV.yaml (no envelope, no audit
+// entry) are left alone. Call it after the journal is reconciled (so every
+// audit entry that reached the log is indexed) and before serving.
+func (s *Server) reconcilePolicies(ctx context.Context) error {
+	dir := filepath.Join(s.cfg.Dir, policiesDir)
+	envs := map[string]bool{}
+	files, err := filepath.Glob(filepath.Join(dir, "*"+envelopeSuffix))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if env := strings.TrimSuffix(filepath.Base(f), envelopeSuffix); store.ValidEnvironment(env) {
+			envs[env] = true
+		}
+	}
+	mark := s.readPolicyMark()
+	for _, env := range mark.Environments {
+		if store.ValidEnvironment(env) {
+			envs[env] = true
+		}
+	}
+	q := store.Query{PredicateType: PredicateAudit, AfterID: mark.AfterID, Limit: reconcilePage}
+	for {
+		page, err := s.index.Search(ctx, q)
+		if err != nil {
+			return fmt.Errorf("couldn't read audit entries: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			for _, sub := range e.Subjects {
+				if env, ok := strings.CutPrefix(sub.Name, SubjectPolicyPrefix); ok && store.ValidEnvironment(env) {
+					envs[env] = true
+				}
+			}
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+	names := make([]string, 0, len(envs))
+	for env := range envs {
+		names = append(names, env)
+	}
+	slices.Sort(names)
+	var governed []string
+	for _, env := range names {
+		if err := s.reconcilePolicy(ctx, env); err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(dir, env+envelopeSuffix)); err == nil {
+			governed = append(governed, env)
+		}
+	}
+	if q.AfterID == mark.AfterID && slices.Equal(governed, mark.Environments) {
+		return nil
+	}
+	b, err := json.Marshal(policyMark{AfterID: q.AfterID, Environments: governed})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create %s: %w", dir, err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, policyMarkFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("couldn't record policy reconciliation: %w", err)
+	}
+	return nil
+}
+
+// readPolicyMark returns the recorded mark; none, or an unreadable one,
+// only costs reading every audit entry.
+func (s *Server) readPolicyMark() policyMark {
+	var m policyMark
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, policiesDir, policyMarkFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m
+	}
+	if err != nil || json.Unmarshal(b, &m) != nil || m.AfterID < 0 {
+		s.logger.Warn("ignoring unreadable policy reconciliation mark; reading every audit entry", "path", policyMarkFile, "err", err)
+		return policyMark{}
+	}
+	return m
+}
+
+// reconcilePolicy brings env's files in line with its newest policy.changed
+// audit entry.
+func (s *Server) reconcilePolicy(ctx context.Context, env string) error {
+	var entries []*store.Evidence
+	q := store.Query{PredicateType: PredicateAudit, SubjectName: SubjectPolicyPrefix + env, Limit: reconcilePage}
+	for {
+		page, err := s.index.Search(ctx, q)
+		if err != nil {
+			return fmt.Errorf("couldn't read the policy audit entries of %s: %w", env, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		entries = append(entries, page...)
+		q.AfterID = page[len(page)-1].ID
+	}
+	var logged *policy.Signed
+	for i := len(entries) - 1; i >= 0 && logged == nil; i-- {
+		sp, err := loggedPolicy(entries[i], env)
+		if err != nil {
+			return fmt.Errorf("policy audit entry %d of %s: %w", entries[i].ID, env, err)
+		}
+		logged = sp // nil: another action about the same subject
+	}
+	dir := filepath.Join(s.cfg.Dir, policiesDir)
+	envPath, yamlPath := filepath.Join(dir, env+envelopeSuffix), filepath.Join(dir, env+".yaml")
+	stored, _, err := s.currentPolicy(env)
+	if err != nil {
+		// Files are renamed into place, so a torn write cannot happen;
+		// an unreadable envelope is replaced by the logged one when there
+		// is one.
+		if logged == nil {
+			return err
+		}
+		s.logger.Warn("stored policy unreadable; writing the logged version", "env", env, "err", err)
+		stored = nil
+	}
+	switch {
+	case logged == nil && stored == nil:
+		return nil
+	case logged == nil:
+		return fmt.Errorf("%w: %s (version %d, %s) has no policy.changed audit entry", ErrPolicyAhead, envPath, stored.Policy().Version, stored.Digest())
+	case stored != nil && stored.Digest() == logged.Digest():
+		if b, err := os.ReadFile(yamlPath); err == nil && bytes.Equal(b, logged.Payload) {
+			return nil
+		}
+		s.logger.Warn("policy file missing or stale after a crash; writing the logged version", "env", env, "file", env+".yaml", "version", logged.Policy().Version)
+		if err := fsutil.WriteFileAtomic(yamlPath, logged.Payload, 0o644); err != nil {
+			return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
+		}
+		return nil
+	case stored != nil && stored.Policy().Version >= logged.Policy().Version:
+		return fmt.Errorf("%w: %s holds version %d (%s) but the newest audit entry records version %d (%s)",
+			ErrPolicyAhead, envPath, stored.Policy().Version, stored.Digest(), logged.Policy().Version, logged.Digest())
+	}
+	prev := 0
+	if stored != nil {
+		prev = stored.Policy().Version
+	}
+	s.logger.Warn("policy files older than the audit trail after a crash; writing the logged version", "env", env,
+		"version", logged.Policy().Version, "stored_version", prev, "digest", logged.Digest())
+	raw, err := logged.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create %s: %w", dir, err)
+	}
+	if err := fsutil.WriteFileAtomic(envPath, raw, 0o644); err != nil {
+		return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
+	}
+	if err := fsutil.WriteFileAtomic(yamlPath, logged.Payload, 0o644); err != nil {
+		return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
+	}
+	return nil
+}
+
+// loggedPolicy reads the signed policy a policy.changed audit entry about
+// env records, checking that the entry agrees with itself: its subject's
+// digest, the change's digest and the envelope's signed bytes are one, and
+// they are env's. It returns nil, nil for an audit entry of another action.
+func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
+	pb := new(protobundle.Bundle)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Bundle, pb); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	st, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
+	if err != nil {
+		return nil, err
+	}
+	if st.PredicateType != PredicateAudit {
+		return nil, fmt.Errorf("predicate type %q is not an audit entry's", st.PredicateType)
+	}
+	var pred AuditPredicate
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+		return nil, fmt.Errorf("audit predicate: %w", err)
+	}
+	if pred.Action != "policy.changed" {
+		return nil, nil
+	}
+	var change PolicyChange
+	if err := json.Unmarshal(pred.Detail, &change); err != nil {
+		return nil, fmt.Errorf("policy change: %w", err)
+	}
+	sp, err := policy.ParseSigned(change.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("signed policy: %w", err)
+	}
+	sum := sha256.Sum256(sp.Payload)
+	var subjectOK bool
+	for _, sub := range st.Subject {
+		if sub.Name == SubjectPolicyPrefix+env && sub.Digest["sha256"] == hex.EncodeToString(sum[:]) {
+			subjectOK = true
+		}
+	}
+	switch {
+	case !subjectOK:
+		return nil, fmt.Errorf("its subject is not %s%s@%s", SubjectPolicyPrefix, env, sp.Digest())
+	case change.Environment != env || sp.Policy().Environment != env:
+		return nil, fmt.Errorf("it records a policy of environment %q", sp.Policy().Environment)
+	case change.Digest != sp.Digest() || change.Version != sp.Policy().Version:
+		return nil, fmt.Errorf("it records version %d %s but holds version %d %s", change.Version, change.Digest, sp.Policy().Version, sp.Digest())
+	}
+	return sp, nil
+}
