@@ -134,3 +134,5 @@ for w in "warm $wp" "cold $cp"; do
 done
 } | tee "$here/results.txt"
 grep -c 'admission denied' "$work/admission.log" | sed 's/^/denials logged during the run: /'
+grep 'decision not recorded' "$work/admission.log" | sed -n 's/.*err=//p' | sort | uniq -c | sort -rn | head -5 | sed 's/^/VSA write failures: /'
+grep 'admission denied' "$work/admission.log" | sed -n 's/.*first=//p' | sed 's/sha256:[0-9a-f]*/sha256:…/g' | sort | uniq -c | sort -rn | head -3 | sed 's/^/denials: /'
