@@ -203,7 +203,7 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 			return usageErr(err, "")
 		}
 		for _, b := range bundles {
-			e, err := incident.FromBundle(b.Name, b.JSON, tm)
+			e, err := incident.FromBundle(b.Name, b.JSON, tm, since)
 			if err != nil {
 				rep.Unreadable = append(rep.Unreadable, incident.Unreadable{Source: b.Name, Reason: err.Error()})
 				continue
@@ -213,27 +213,21 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	} else {
 		q := sel.Query()
 		q.Limit = store.MaxLimit
+		var found []*store.Evidence
 		for {
 			page, err := cl.Search(ctx, q)
 			if err != nil {
 				return remoteErr(err, "search the evidence index")
 			}
-			for _, se := range page {
-				name := fmt.Sprintf("server:%d", se.ID)
-				e, err := incident.FromBundle(name, se.Bundle, tm)
-				if err != nil {
-					rep.Unreadable = append(rep.Unreadable, incident.Unreadable{Source: name, Reason: err.Error()})
-					continue
-				}
-				// The index's facts are what it was searched by.
-				e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
-				evs = append(evs, e)
-			}
+			found = append(found, page...)
 			if len(page) < q.Limit {
 				break
 			}
 			q.AfterID = page[len(page)-1].ID
 		}
+		var unreadable []incident.Unreadable
+		evs, unreadable = incident.FromBundles(found, tm, since)
+		rep.Unreadable = append(rep.Unreadable, unreadable...)
 	}
 	rep.Found = incident.Find(evs, sel, since)
 	affected := map[string]bool{}
