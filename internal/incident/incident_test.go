@@ -2,7 +2,9 @@ package incident
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,5 +118,49 @@ func TestFileLedgerAppendAll(t *testing.T) {
 		if inc, err := q.Quarantined(ctx, r.Artifact); err != nil || inc != id {
 			t.Errorf("Quarantined(%s) = %q, %v; want %s", r.Artifact, inc, err, id)
 		}
+	}
+}
+
+func TestReportMarshalAtMost(t *testing.T) {
+	r := &Report{ID: "INC-20260301T120000Z-00000001", Found: &Findings{}, Running: []Placement{}, Rollbacks: []Rollback{}}
+	for i := range 2000 {
+		d := fmt.Sprintf("sha256:%064x", i)
+		r.Found.Affected = append(r.Found.Affected, Artifact{Digest: d, Names: []string{"app"},
+			Evidence: []Hit{{Source: fmt.Sprintf("server:%d", i), PredicateType: "https://slsa.dev/provenance/v1", Proof: "rfc3161 timestamp"}}})
+		r.Quarantined = append(r.Quarantined, Quarantined{Artifact: d, Record: int64(i)})
+	}
+	r.Finish()
+	full, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		max      int
+		affected int
+		abridged bool
+	}{
+		{len(full), 2000, false},
+		{len(full) - 1, 2000, true},
+		{20000, 0, true},
+	} {
+		b, err := r.MarshalAtMost(tt.max)
+		if err != nil || len(b) > tt.max {
+			t.Fatalf("MarshalAtMost(%d) = %d bytes, %v", tt.max, len(b), err)
+		}
+		var got Report
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Found.Affected) != tt.affected || (got.Abridged != "") != tt.abridged || got.Metrics.ArtifactsAffected != 2000 {
+			t.Errorf("MarshalAtMost(%d): %d affected listed, abridged %q, metrics %d", tt.max, len(got.Found.Affected), got.Abridged, got.Metrics.ArtifactsAffected)
+		}
+		var txt strings.Builder
+		got.WriteText(&txt)
+		if !strings.Contains(txt.String(), "found: 2000 affected artifact(s)") {
+			t.Errorf("MarshalAtMost(%d): text says %q", tt.max, strings.SplitN(txt.String(), "\n", 4)[2])
+		}
+	}
+	if _, err := r.MarshalAtMost(100); err == nil {
+		t.Errorf("MarshalAtMost(100) succeeded")
 	}
 }
