@@ -15,20 +15,25 @@ import (
 	"github.com/custody-dev/custody/internal/digest"
 	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
 )
 
 func newAuditCmd(s *streams) *cobra.Command {
-	var server, action, actor, artifact, since, until, auditKey string
-	var jsonOut bool
+	var server, action, actor, artifact, since, until, auditKey, rootPath string
+	var jsonOut, requireTrusted bool
 	c := &cobra.Command{
-		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--audit-key audit.pub] [--json]",
+		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--audit-key audit.pub] [--trust-root root.json [--require-trusted]] [--json]",
 		Short: "List the server's audit trail — who did what, when — and verify every entry",
 		Long: "Lists the server's audit entries (deployment records, incident steps, policy and trust root changes,\n" +
 			"signed with its audit key) and the signed bundles that are actions themselves: provenance (sign),\n" +
 			"approvals (approve) and deploy decisions (decide). Each entry's signature is verified against the key\n" +
 			"the log recorded for it (audit entries: the audit key, pinned with --audit-key or fetched from the\n" +
 			"server) and its inclusion in the transparency log against a checkpoint consistent with the one this\n" +
-			"client verified. --action matches an action or its prefix (deployment). Exit 1 if any entry fails.",
+			"client verified. --action matches an action or its prefix (deployment). With --trust-root (a custody\n" +
+			"trust root, accepted as 'policy show' does) each signer key (a bundle's signer, the admins counted for a\n" +
+			"policy change, a trust root version's signers) is named by its role and holder, or marked \"not in trust\n" +
+			"root\"; --require-trusted makes such a signer, or one revoked before the entry, a failure.\n" +
+			"Exit 1 if any entry fails.",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			q := client.AuditQuery{Action: action, Actor: actor}
@@ -40,6 +45,18 @@ func newAuditCmd(s *streams) *cobra.Command {
 				q.Artifact = d.String()
 			}
 			var err error
+			var root *trust.Document
+			switch {
+			case rootPath != "":
+				if root, err = readRoot(rootPath); err != nil {
+					return err
+				}
+				if _, err := acceptRoot(root, time.Now()); err != nil {
+					return err
+				}
+			case requireTrusted:
+				return usageErr(errors.New("--require-trusted needs --trust-root root.json"), "")
+			}
 			if q.Since, err = parseTimeFlag("--since", since); err != nil {
 				return err
 			}
@@ -57,6 +74,9 @@ func newAuditCmd(s *streams) *cobra.Command {
 			trail, err := cl.AuditTrail(c.Context(), q, key)
 			if err != nil {
 				return remoteErr(err, "read the audit trail")
+			}
+			if root != nil {
+				client.NameSigners(trail, root)
 			}
 			if jsonOut {
 				if trail == nil {
@@ -78,6 +98,20 @@ func newAuditCmd(s *streams) *cobra.Command {
 				return failErr(fmt.Errorf("%d of %d audit trail entries failed verification: %s", len(bad), len(trail), strings.Join(bad, "; ")),
 					"do not trust these entries; find out how they got into the index")
 			}
+			if requireTrusted {
+				var untrusted []string
+				for _, e := range trail {
+					for _, sg := range e.Signers {
+						if sg.Problem != "" {
+							untrusted = append(untrusted, fmt.Sprintf("entry %d (%s, log index %d) signer %s: %s", e.EvidenceID, e.Action, e.LogIndex, shortKeyID(sg.KeyID), sg.Problem))
+						}
+					}
+				}
+				if len(untrusted) > 0 {
+					return failErr(fmt.Errorf("%d signature(s) by keys trust root version %d does not trust: %s", len(untrusted), root.Version, strings.Join(untrusted, "; ")),
+						"find out who holds these keys; if they should be trusted, add them with 'custody trust add-key' and push the new version")
+				}
+			}
 			return nil
 		},
 	}
@@ -89,9 +123,14 @@ func newAuditCmd(s *streams) *cobra.Command {
 	fl.StringVar(&since, "since", "", "only entries from this time on (RFC 3339, date, or age like 7d)")
 	fl.StringVar(&until, "until", "", "only entries before this time")
 	fl.StringVar(&auditKey, "audit-key", "", "the server's audit public key (PEM) to pin (default: fetched from the server)")
+	fl.StringVar(&rootPath, "trust-root", "", "custody trust root naming each signer key's role and holder")
+	fl.BoolVar(&requireTrusted, "require-trusted", false, "fail (exit 1) when a signer is not in --trust-root or was revoked before the entry")
 	fl.BoolVar(&jsonOut, "json", false, "print as JSON")
 	return c
 }
+
+// shortKeyID is the first 16 characters of a key ID.
+func shortKeyID(id string) string { return id[:min(16, len(id))] }
 
 // auditKeyFor returns the audit key to verify audit entries with: the
 // pinned --audit-key, which the server's must equal, or the server's.
@@ -135,7 +174,7 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 		case e.SignerIdentity != "":
 			who = e.SignerIdentity
 		case e.SignerKeyID != "":
-			who = "key " + e.SignerKeyID[:min(16, len(e.SignerKeyID))]
+			who = "key " + shortKeyID(e.SignerKeyID)
 		}
 		ok := "verified"
 		if !e.Verified {
@@ -143,6 +182,16 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 		}
 		fmt.Fprintf(s.out, "%s  %-22s %-32s %s  log index %d  %s\n", e.Time.UTC().Format(time.RFC3339), e.Action, orDash(who),
 			strings.Join(e.Subjects, ","), e.LogIndex, ok)
+		for _, sg := range e.Signers {
+			name := sg.Problem
+			if sg.Role != "" {
+				name = strings.TrimSpace(sg.Role + " " + sg.Identity)
+				if sg.Problem != "" {
+					name += " (" + sg.Problem + ")"
+				}
+			}
+			fmt.Fprintf(s.out, "    signer %-16s %s\n", shortKeyID(sg.KeyID), name)
+		}
 	}
 	fmt.Fprintf(s.out, "%d entries\n", len(trail))
 }

@@ -647,7 +647,9 @@ func newPolicyHistoryCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			trail, err := cl.AuditTrail(c.Context(), client.AuditQuery{Action: "policy.changed"}, key)
+			// The server selects the environment's entries (subject
+			// "policy/ENV"); each one's record is still checked below.
+			trail, err := cl.AuditTrail(c.Context(), client.AuditQuery{Action: "policy.changed", Subject: srv.SubjectPolicyPrefix + env}, key)
 			if err != nil {
 				return remoteErr(err, "read the audit trail")
 			}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/trust"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
@@ -57,6 +60,10 @@ type AuditQuery struct {
 	// Artifact is "sha256:HEX": entries about it (a policy's or a trust
 	// root's digest selects their changes).
 	Artifact string
+	// Subject matches a subject's name exactly, on the server: audit
+	// entries about an environment's policy are named "policy/ENV"
+	// (server.SubjectPolicyPrefix), trust root changes "trust-root".
+	Subject string
 	// Since (inclusive) and Until (exclusive) bound the entry's log time.
 	Since, Until time.Time
 }
@@ -85,6 +92,111 @@ type AuditEntry struct {
 	// says what failed otherwise.
 	Verified bool   `json:"verified"`
 	Problem  string `json:"problem,omitempty"`
+	// Signers are the keys that signed what the entry records, named from
+	// a custody trust root by NameSigners: a bundle's signer, the admins
+	// counted for a policy change, the signers of a trust root version.
+	// (An audit entry itself is signed by the server's audit key, which
+	// AuditTrail checks.) Nil until NameSigners runs.
+	Signers []AuditSigner `json:"signers,omitempty"`
+}
+
+// AuditSigner is a key that signed what an audit entry records.
+type AuditSigner struct {
+	// KeyID is as the entry names the key: hex SHA-256 of its PKIX DER
+	// for bundles, trust.KeyID for admin signatures.
+	KeyID string `json:"keyId"`
+	// Role and Identity are the trust root's record of the key: what it
+	// may sign and who holds it.
+	Role     string `json:"role,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	// Problem is why the signer does not count as trusted: NotInTrustRoot,
+	// or the key was revoked before the entry's time. Empty: trusted.
+	Problem string `json:"problem,omitempty"`
+}
+
+// NotInTrustRoot is AuditSigner.Problem for a key the trust root does not
+// hold.
+const NotInTrustRoot = "not in trust root"
+
+// NameSigners sets the Signers of every verified entry of trail from the
+// custody trust root: each signer key's role and holder, or
+// NotInTrustRoot. A bundle's signer and a policy change's admins whose key
+// the root records as compromised at or before the entry's time get a
+// Problem too; a trust root version's signers are only looked up (an
+// update may revoke the very admins who sign it, and trust.Update judged
+// them by the version before). Entries that failed verification are left
+// alone: their records are not to be read.
+func NameSigners(trail []*AuditEntry, root *trust.Document) {
+	byID := map[string]*trust.Key{}
+	for i := range root.Root.Keys {
+		k := &root.Root.Keys[i]
+		if k.ID != "" {
+			byID[k.ID] = k
+		}
+		if id, err := trust.KeyID(k.PublicKey); err == nil {
+			byID[id] = k
+		}
+		if der, err := x509.MarshalPKIXPublicKey(k.PublicKey); err == nil {
+			sum := sha256.Sum256(der)
+			byID[hex.EncodeToString(sum[:])] = k
+		}
+	}
+	for _, e := range trail {
+		if !e.Verified {
+			continue
+		}
+		ids, revocable := e.signerKeyIDs()
+		e.Signers = []AuditSigner{}
+		for _, id := range ids {
+			sg := AuditSigner{KeyID: id}
+			k := byID[id]
+			switch {
+			case k == nil:
+				sg.Problem = NotInTrustRoot
+			default:
+				sg.Role, sg.Identity = string(k.Role), k.Identity
+				if revocable && !k.CompromisedSince.IsZero() && !e.Time.Before(k.CompromisedSince) {
+					sg.Problem = "revoked: compromised since " + k.CompromisedSince.UTC().Format(time.RFC3339)
+				}
+			}
+			e.Signers = append(e.Signers, sg)
+		}
+	}
+}
+
+// signerKeyIDs returns the IDs of the keys that signed what e records, and
+// whether the keys' revocation applies at e.Time.
+func (e *AuditEntry) signerKeyIDs() ([]string, bool) {
+	if e.PredicateType != server.PredicateAudit {
+		if e.SignerKeyID == "" {
+			return nil, true
+		}
+		return []string{e.SignerKeyID}, true
+	}
+	switch e.Action {
+	case "policy.changed":
+		var ch server.PolicyChange
+		if json.Unmarshal(e.Detail, &ch) == nil {
+			return ch.Admins, true
+		}
+	case "trust.changed":
+		var ch server.TrustChange
+		if json.Unmarshal(e.Detail, &ch) != nil {
+			return nil, false
+		}
+		d, err := trust.ParseDocument(ch.Document)
+		if err != nil {
+			return nil, false
+		}
+		var ids []string
+		for _, sg := range d.Signatures {
+			if !slices.Contains(ids, sg.KeyID) {
+				ids = append(ids, sg.KeyID)
+			}
+		}
+		return ids, false
+	}
+	return nil, false
 }
 
 // AuditTrail lists the audit trail matching q, oldest log entry first:
@@ -119,11 +231,14 @@ func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.P
 		if q.Action != "" && at.action == "" && (q.Action == ActionSign || q.Action == ActionApprove || q.Action == ActionDecide) {
 			continue
 		}
-		sq := store.Query{PredicateType: at.predicateType, Digest: q.Artifact, Since: q.Since, Until: q.Until, Limit: store.MaxLimit}
+		sq := store.Query{PredicateType: at.predicateType, Digest: q.Artifact, SubjectName: q.Subject, Since: q.Since, Until: q.Until, Limit: auditPage}
 		for {
-			page, err := c.searchRaw(ctx, sq)
+			page, err := c.searchPage(ctx, &sq)
 			if err != nil {
 				return nil, err
+			}
+			if len(page) == 0 {
+				break
 			}
 			for _, j := range page {
 				e := &AuditEntry{EvidenceID: j.ID, Action: at.action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
@@ -135,11 +250,21 @@ func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.P
 				if at.action == "" {
 					want = auditDER
 				}
-				payload, problem, err := v.verify(ctx, j.Bundle, want)
+				payload, key, problem, err := v.verify(ctx, j.Bundle, want)
 				if err != nil {
 					return nil, err
 				}
 				e.Verified, e.Problem = problem == "", problem
+				if e.Verified && at.action != "" {
+					// Name a bundle by the key the log recorded, not by the
+					// index's word.
+					sum := sha256.Sum256(key)
+					if id := hex.EncodeToString(sum[:]); e.SignerKeyID != "" && e.SignerKeyID != id {
+						e.Verified, e.Problem = false, fmt.Sprintf("the index names signer key %s but the log records %s", e.SignerKeyID, id)
+					} else {
+						e.SignerKeyID = id
+					}
+				}
 				e.describe(payload, j)
 				if q.Action != "" && !matchAction(q.Action, e.Action) {
 					continue
@@ -148,9 +273,6 @@ func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.P
 					continue
 				}
 				out = append(out, e)
-			}
-			if len(page) < store.MaxLimit {
-				break
 			}
 			sq.AfterID = page[len(page)-1].ID
 		}
@@ -215,12 +337,46 @@ func subjectString(s attest.Subject) string {
 	return s.Name
 }
 
+// auditPage is the first page size AuditTrail asks for. Audit entries
+// hold their records (a policy.changed entry its whole signed policy), so
+// a page can be large: searchPage halves the size while an answer would
+// not fit MaxResponseBytes.
+const auditPage = 100
+
+// searchPage reads the page of q after q.AfterID, lowering q.Limit while
+// the answer does not fit MaxResponseBytes. It checks that the page starts
+// after q.AfterID, so a server that ignores it cannot loop the caller. An
+// empty page is the end; a short one is not (a server may cap pages below
+// q.Limit).
+func (c *Client) searchPage(ctx context.Context, q *store.Query) ([]server.EvidenceJSON, error) {
+	for {
+		page, err := c.searchRaw(ctx, *q)
+		if errors.Is(err, errTooLarge) && q.Limit > 1 {
+			q.Limit /= 2
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(page) > 0 && page[0].ID <= q.AfterID {
+			return nil, fmt.Errorf("server answered evidence %d when asked for evidence after %d", page[0].ID, q.AfterID)
+		}
+		return page, nil
+	}
+}
+
+// errTooLarge: an answer reached MaxResponseBytes and was cut.
+var errTooLarge = errors.New("server's answer is larger than the client reads")
+
 // searchRaw is Search without checkBundles: AuditTrail verifies each
 // bundle itself and reports failures per entry.
 func (c *Client) searchRaw(ctx context.Context, q store.Query) ([]server.EvidenceJSON, error) {
 	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
 	if err != nil {
 		return nil, err
+	}
+	if len(b) >= MaxResponseBytes {
+		return nil, fmt.Errorf("%w (%d bytes) for a page of %d", errTooLarge, MaxResponseBytes, q.Limit)
 	}
 	var resp struct {
 		Evidence []server.EvidenceJSON `json:"evidence"`
@@ -247,16 +403,17 @@ type entryVerifier struct {
 // the server's log with an inclusion proof against a checkpoint of the log
 // consistent with v.latest, whose logged signature and key are the
 // envelope's and verify over it (by the key wantKey, PKIX DER, when set).
-// It returns the verified payload, or a problem. err is for a log that is
+// It returns the verified payload and the logged key (PKIX DER), or a
+// problem. err is for a log that is
 // inconsistent or unreachable, which fails the whole trail.
-func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) (payload []byte, problem string, err error) {
+func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) (payload, key []byte, problem string, err error) {
 	pb := new(protobundle.Bundle)
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, pb); err != nil {
-		return nil, "not a Sigstore bundle", nil
+		return nil, nil, "not a Sigstore bundle", nil
 	}
 	env := pb.GetDsseEnvelope()
 	if env == nil || len(env.GetSignatures()) != 1 {
-		return nil, "not a DSSE envelope with one signature", nil
+		return nil, nil, "not a DSSE envelope with one signature", nil
 	}
 	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
 	sig := env.GetSignatures()[0].GetSig()
@@ -270,25 +427,25 @@ func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) 
 		ip := tle.GetInclusionProof()
 		cp, err := tlog.ParseCheckpoint([]byte(ip.GetCheckpoint().GetEnvelope()), v.lc.Verifier())
 		if err != nil {
-			return nil, "its checkpoint is not signed by the server's log: " + err.Error(), nil
+			return nil, nil, "its checkpoint is not signed by the server's log: " + err.Error(), nil
 		}
 		leaf := rfc6962.DefaultHasher.HashLeaf(tle.GetCanonicalizedBody())
 		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
-			return nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
+			return nil, nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
 		}
 		if err := v.checkConsistent(ctx, cp); err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 		key, problem := loggedSignature(tle.GetCanonicalizedBody(), pae, env.GetPayload(), sig)
 		if problem != "" {
-			return nil, fmt.Sprintf("log entry %d: %s", tle.GetLogIndex(), problem), nil
+			return nil, nil, fmt.Sprintf("log entry %d: %s", tle.GetLogIndex(), problem), nil
 		}
 		if wantKey != nil && !bytes.Equal(key, wantKey) {
-			return nil, fmt.Sprintf("log entry %d is signed by another key than the audit key", tle.GetLogIndex()), nil
+			return nil, nil, fmt.Sprintf("log entry %d is signed by another key than the audit key", tle.GetLogIndex()), nil
 		}
-		return env.GetPayload(), "", nil
+		return env.GetPayload(), key, "", nil
 	}
-	return nil, "not in the server's transparency log (no inclusion proof of this log)", nil
+	return nil, nil, "not in the server's transparency log (no inclusion proof of this log)", nil
 }
 
 // checkConsistent proves cp consistent with the latest checkpoint.
