@@ -24,18 +24,20 @@ func withReview(attestCmd *cobra.Command, s *streams) *cobra.Command {
 type reviewFlags struct {
 	key, rangeSpec, repo, bundle, server string
 	reviewers                            []string
-	force, jsonOut                       bool
+	force, jsonOut, fromRoot             bool
 }
 
 func newReviewCmd(s *streams) *cobra.Command {
 	var f reviewFlags
 	c := &cobra.Command{
-		Use:   "review --key KEY --range BASE..HEAD --reviewer NAME... [--repo DIR] [--bundle OUT] [--server URL]",
+		Use:   "review --key KEY (--range BASE..HEAD | --from-root [--range HEAD]) --reviewer NAME... [--repo DIR] [--bundle OUT] [--server URL]",
 		Short: "Attest that a range of commits was reviewed, and by whom",
 		Long: "Lists the commits of BASE..HEAD with their authors and committers from git and signs a\n" +
 			"statement (predicate " + rebuild.ReviewPredicateType + ") whose subjects are those commits and\n" +
 			"whose predicate names the reviewers. Writes review-HEAD.sigstore.json (or --bundle) and, with\n" +
-			"--server, pushes it to custody serve.",
+			"--server, pushes it to custody serve.\n\n" +
+			"For a first release, with no earlier tag: --from-root (or a BASE that is the root commit, given\n" +
+			"as a commit) reviews every commit HEAD reaches, the root included, and records range.root.",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runReview(c.Context(), s, &f)
@@ -43,7 +45,8 @@ func newReviewCmd(s *streams) *cobra.Command {
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.key, "key", "", "signing key of whoever vouches for the review")
-	fl.StringVar(&f.rangeSpec, "range", "", "reviewed commits, BASE..HEAD (BASE excluded)")
+	fl.StringVar(&f.rangeSpec, "range", "", "reviewed commits, BASE..HEAD (BASE excluded); with --from-root the head only (default HEAD)")
+	fl.BoolVar(&f.fromRoot, "from-root", false, "review every commit the head reaches, from the repository's root commit (a first release)")
 	fl.StringArrayVar(&f.reviewers, "reviewer", nil, "who reviewed the range (repeatable)")
 	fl.StringVar(&f.repo, "repo", ".", "the git repository")
 	fl.StringVar(&f.bundle, "bundle", "", "where to write the bundle (default review-HEAD.sigstore.json)")
@@ -63,8 +66,10 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	switch {
 	case f.key == "":
 		return usageErr(errors.New("--key is required"), "")
-	case f.rangeSpec == "":
-		return usageErr(errors.New("--range is required"), "use --range v1.2.0..HEAD")
+	case f.fromRoot && strings.Contains(f.rangeSpec, ".."):
+		return usageErr(errors.New("--from-root takes the head only, not a range"), "use --from-root --range HEAD, or --range BASE..HEAD without --from-root")
+	case f.rangeSpec == "" && !f.fromRoot:
+		return usageErr(errors.New("--range is required"), "use --range v1.2.0..HEAD, or --from-root for a first release")
 	case len(f.reviewers) == 0:
 		return usageErr(errors.New("no --reviewer given"), "name who reviewed the range: --reviewer alice@example.com")
 	}
@@ -73,7 +78,20 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 			return usageErr(errors.New("--reviewer is empty"), "")
 		}
 	}
-	repo, rng, commits, err := rebuild.ReviewedCommits(ctx, f.repo, f.rangeSpec)
+	var (
+		repo    string
+		rng     rebuild.ReviewRange
+		commits []rebuild.ReviewCommit
+		err     error
+	)
+	if f.fromRoot {
+		if f.rangeSpec == "" {
+			f.rangeSpec = "HEAD"
+		}
+		repo, rng, commits, err = rebuild.ReviewedFromRoot(ctx, f.repo, f.rangeSpec)
+	} else {
+		repo, rng, commits, err = rebuild.ReviewedCommits(ctx, f.repo, f.rangeSpec)
+	}
 	if err != nil {
 		return usageErr(err, "")
 	}
@@ -127,7 +145,14 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	if f.jsonOut {
 		return writeJSON(s.out, report)
 	}
-	fmt.Fprintf(s.out, "review of %s (%d commit(s)) by %s written to %s\n", f.rangeSpec, len(commits), strings.Join(f.reviewers, ", "), out)
+	from := ""
+	if rng.Root {
+		from = " from the root commit"
+		if !f.fromRoot {
+			fmt.Fprintf(s.out, "BASE is the repository's root commit: the review starts at the root and includes it (range.root)\n")
+		}
+	}
+	fmt.Fprintf(s.out, "review of %s%s (%d commit(s)) by %s written to %s\n", f.rangeSpec, from, len(commits), strings.Join(f.reviewers, ", "), out)
 	for _, c := range commits {
 		fmt.Fprintf(s.out, "  %s %s <%s> %s\n", c.Commit[:12], c.Author.Name, c.Author.Email, c.Subject)
 	}

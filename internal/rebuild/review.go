@@ -38,14 +38,20 @@ type ReviewPredicate struct {
 	ReviewedAt time.Time `json:"reviewedAt"`
 }
 
-// ReviewRange is a commit range BASE..HEAD.
+// ReviewRange is a commit range BASE..HEAD, or every commit HEAD reaches
+// when Root is set.
 type ReviewRange struct {
 	Spec string `json:"spec"`
+	// Base is empty when Root is set.
 	Base string `json:"base"`
 	// BaseRef is the full ref BASE named when it was a tag or branch
 	// (refs/tags/v1.2.0); policy finds the previous release by it.
 	BaseRef string `json:"baseRef,omitempty"`
 	Head    string `json:"head"`
+	// Root is true when the range starts at the repository's root
+	// commit(s), which it includes: every commit HEAD reaches is listed
+	// (a first release, with no earlier tag to start from).
+	Root bool `json:"root,omitempty"`
 }
 
 // ReviewCommit is one reviewed commit.
@@ -54,6 +60,10 @@ type ReviewCommit struct {
 	Author    Person `json:"author"`
 	Committer Person `json:"committer"`
 	Subject   string `json:"subject,omitempty"`
+	// Parents are the commit's parents, full commits, [] for a root
+	// commit: policy finds which listed commits a commit inside the range
+	// descends from.
+	Parents []string `json:"parents"`
 	// Files are the paths the commit changed (against its first parent
 	// for a merge; a rename as both paths), always present, [] for none.
 	Files []string `json:"files"`
@@ -109,13 +119,27 @@ func (p *ReviewPredicate) Validate() error {
 			return fmt.Errorf("review range commit %q is not a full lowercase hex commit", c)
 		}
 	}
+	if p.Range.Root && p.Range.Base != "" {
+		return errors.New("review range starts at the root but names a base commit")
+	}
+	for i, c := range p.Commits {
+		for _, pc := range c.Parents {
+			if !commitRe.MatchString(pc) {
+				return fmt.Errorf("review commit %d parent %q is not a full lowercase hex commit", i, pc)
+			}
+		}
+	}
 	return nil
 }
 
 // ReviewedCommits reads the commits of rangeSpec ("BASE..HEAD") in the git
 // repository at dir, oldest first, with the repository's source URI.
 // rangeSpec must be a two-dot range whose ends resolve to commits; a range
-// with no commit or more than MaxReviewCommits is an error.
+// with no commit or more than MaxReviewCommits is an error. When BASE is
+// given as a bare commit (not a ref) that is a root commit (it has no
+// parent), the range starts at the root: BASE itself is listed too (every
+// commit HEAD reaches), and r.Root is set with r.Base empty. A tag or
+// branch on the root commit is a release like any other: BASE excluded.
 func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r ReviewRange, commits []ReviewCommit, err error) {
 	base, head, ok := strings.Cut(rangeSpec, "..")
 	if !ok || strings.HasPrefix(head, ".") || base == "" || head == "" ||
@@ -136,45 +160,90 @@ func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r
 			r.BaseRef = ref
 		}
 	}
+	revs := []string{r.Base + ".." + r.Head}
+	if r.BaseRef == "" {
+		parents, err := git(ctx, dir, "rev-list", "--parents", "-n", "1", r.Base)
+		if err != nil {
+			return "", r, nil, fmt.Errorf("couldn't read the parents of %s: %w", base, err)
+		}
+		if len(strings.Fields(parents)) == 1 {
+			r.Root, r.Base = true, ""
+			revs = []string{r.Head}
+		}
+	}
+	if commits, err = listCommits(ctx, dir, rangeSpec, revs); err != nil {
+		return "", r, nil, err
+	}
+	return repoURI(ctx, dir), r, commits, nil
+}
+
+// ReviewedFromRoot reads every commit that head reaches, root commits
+// included, as ReviewedCommits does for a range: the review of a first
+// release, which has no earlier tag to start from. r.Root is set.
+func ReviewedFromRoot(ctx context.Context, dir, head string) (repo string, r ReviewRange, commits []ReviewCommit, err error) {
+	if head == "" || strings.HasPrefix(head, "-") || strings.Contains(head, "..") {
+		return "", r, nil, fmt.Errorf("%q is not a single commit (HEAD, a tag or a commit)", head)
+	}
+	r.Spec, r.Root = head, true
+	if r.Head, err = resolveCommit(ctx, dir, head); err != nil {
+		return "", r, nil, err
+	}
+	if commits, err = listCommits(ctx, dir, head, []string{r.Head}); err != nil {
+		return "", r, nil, err
+	}
+	return repoURI(ctx, dir), r, commits, nil
+}
+
+// listCommits lists the commits of revs (git log arguments), oldest first;
+// spec names them in errors.
+func listCommits(ctx context.Context, dir, spec string, revs []string) ([]ReviewCommit, error) {
 	// Each record starts with the separator and ends with the paths the
 	// commit changed, one a line (-z is not used: paths with newlines are
 	// quoted by git).
 	const sep, start = "\x1f", "\x1e"
-	out, err := git(ctx, dir, "log", "--reverse", "--no-color", "--max-count="+fmt.Sprint(MaxReviewCommits+1),
+	args := []string{"log", "--reverse", "--no-color", "--max-count=" + fmt.Sprint(MaxReviewCommits+1),
 		"--name-only", "--no-renames", "--diff-merges=first-parent",
-		"--format="+start+"%H"+sep+"%an"+sep+"%ae"+sep+"%cn"+sep+"%ce"+sep+"%s"+sep, r.Base+".."+r.Head, "--")
+		"--format=" + start + "%H" + sep + "%P" + sep + "%an" + sep + "%ae" + sep + "%cn" + sep + "%ce" + sep + "%s" + sep}
+	args = append(append(args, revs...), "--")
+	out, err := git(ctx, dir, args...)
 	if err != nil {
-		return "", r, nil, fmt.Errorf("couldn't list the commits of %s: %w", rangeSpec, err)
+		return nil, fmt.Errorf("couldn't list the commits of %s: %w", spec, err)
 	}
+	var commits []ReviewCommit
 	for rec := range strings.SplitSeq(out, start) {
 		if strings.TrimSpace(rec) == "" {
 			continue
 		}
 		f := strings.Split(rec, sep)
-		if len(f) != 7 {
-			return "", r, nil, fmt.Errorf("couldn't read git log output for %s", rangeSpec)
+		if len(f) != 8 {
+			return nil, fmt.Errorf("couldn't read git log output for %s", spec)
 		}
 		files := []string{}
-		for line := range strings.SplitSeq(f[6], "\n") {
+		for line := range strings.SplitSeq(f[7], "\n") {
 			if line = strings.TrimRight(line, "\r"); line != "" {
 				files = append(files, line)
 			}
 		}
+		parents := strings.Fields(f[1])
+		if parents == nil {
+			parents = []string{}
+		}
 		commits = append(commits, ReviewCommit{
 			Commit:    f[0],
-			Author:    Person{Name: f[1], Email: f[2]},
-			Committer: Person{Name: f[3], Email: f[4]},
-			Subject:   f[5],
+			Parents:   parents,
+			Author:    Person{Name: f[2], Email: f[3]},
+			Committer: Person{Name: f[4], Email: f[5]},
+			Subject:   f[6],
 			Files:     files,
 		})
 	}
 	switch {
 	case len(commits) == 0:
-		return "", r, nil, fmt.Errorf("range %s has no commits", rangeSpec)
+		return nil, fmt.Errorf("range %s has no commits", spec)
 	case len(commits) > MaxReviewCommits:
-		return "", r, nil, fmt.Errorf("range %s has more than %d commits; review it in parts", rangeSpec, MaxReviewCommits)
+		return nil, fmt.Errorf("range %s has more than %d commits; review it in parts", spec, MaxReviewCommits)
 	}
-	return repoURI(ctx, dir), r, commits, nil
+	return commits, nil
 }
 
 func resolveCommit(ctx context.Context, dir, rev string) (string, error) {
