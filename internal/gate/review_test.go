@@ -179,3 +179,34 @@ func TestForArtifact(t *testing.T) {
 		t.Errorf("kept %s, want prov,sbom,broken,good", got)
 	}
 }
+
+// A review whose range includes the source commit but runs on past it is
+// about the source commit too, and an earlier review whose range includes
+// its base (without ending there) chains to it: both are gathered, locally
+// and by ForArtifact; the policy decides which commits count.
+func TestGatherReviewsBeyondSource(t *testing.T) {
+	builder, _ := newKey(t)
+	bob, _ := newKey(t)
+	tm, err := KeyMaterial(builder.Public(), bob.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, after, mid, midAfter := strings.Repeat("1", 40), strings.Repeat("6", 40), strings.Repeat("4", 40), strings.Repeat("7", 40)
+	prov := sign(t, builder, attest.PredicateSLSAv1, provenance())
+	late := signRange(t, bob, mid, src, after)                         // mid..after, src inside
+	early := signRange(t, bob, strings.Repeat("0", 40), mid, midAfter) // release..midAfter, mid inside
+	ev, rej, err := Gather(context.Background(), digest, [][]byte{early, late, prov}, tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Reviews) != 2 || len(rej) != 0 {
+		t.Fatalf("reviews %+v, rejected %+v", ev.Reviews, rej)
+	}
+	var names []string
+	for _, b := range ForArtifact([]Bundle{{"early", early}, {"late", late}, {"prov", prov}}, digest) {
+		names = append(names, b.Name)
+	}
+	if got := strings.Join(names, ","); got != "prov,late,early" {
+		t.Errorf("kept %s", got)
+	}
+}
