@@ -218,6 +218,46 @@ func TestPolicyPush(t *testing.T) {
 	if trail[0].Actor != "alice" || trail[1].Actor != "bob" {
 		t.Errorf("actors %q, %q; want alice then bob", trail[0].Actor, trail[1].Actor)
 	}
+	// The server selects an environment's entries by subject.
+	for env, want := range map[string]int{"prod": 2, "staging": 0} {
+		got, err := aud.AuditTrail(ctx, client.AuditQuery{Action: "policy.changed", Subject: server.SubjectPolicyPrefix + env}, g.AuditPublicKey())
+		if err != nil || len(got) != want {
+			t.Errorf("AuditTrail(subject policy/%s) = %d entries, %v; want %d", env, len(got), err, want)
+		}
+	}
+	// Signers named from the trust root: v1's admins 0 and 2, v2's 1 and
+	// 2; with admin 2 revoked before the changes and admin 1 unknown to
+	// the root, those are marked.
+	client.NameSigners(trail, g.root)
+	for _, e := range trail {
+		if len(e.Signers) != 2 {
+			t.Fatalf("entry %d signers = %+v; want 2", e.EvidenceID, e.Signers)
+		}
+		for _, sg := range e.Signers {
+			if sg.Role != "admin" || sg.Identity != "admin" || sg.Problem != "" {
+				t.Errorf("signer %+v; want a trusted admin", sg)
+			}
+		}
+	}
+	revoked := *g.root
+	revoked.Root.Keys = []trust.Key{g.root.Root.Keys[0], g.root.Root.Keys[2]}
+	revoked.Root.Keys[1].CompromisedSince = time.Now().Add(-time.Hour)
+	client.NameSigners(trail, &revoked)
+	id := func(k *ecdsa.PrivateKey) string { s, _ := trust.KeyID(k.Public()); return s }
+	for _, e := range trail {
+		for _, sg := range e.Signers {
+			var want string
+			switch sg.KeyID {
+			case id(g.admins[1]):
+				want = client.NotInTrustRoot
+			case id(g.admins[2]):
+				want = "revoked: compromised since"
+			}
+			if (want == "") != (sg.Problem == "") || !strings.HasPrefix(sg.Problem, want) {
+				t.Errorf("signer %s: problem %q; want %q", sg.KeyID, sg.Problem, want)
+			}
+		}
+	}
 	all, err := aud.AuditTrail(ctx, client.AuditQuery{}, newKey(t).Public())
 	if err != nil || len(all) != 3 {
 		t.Fatalf("AuditTrail(all) = %d, %v; want 3", len(all), err)
