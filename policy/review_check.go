@@ -344,40 +344,56 @@ func (st *reviewState) chain(head string, releases []string) (chain []link, reac
 // review that does not record every commit's parents counts for all its
 // commits (more to check, never fewer).
 func (st *reviewState) upTo(ri int, c string) []string {
-	rv := st.usable[ri]
-	parents := map[string][]string{}
-	for _, rc := range rv.Commits {
-		if rc.Parents == nil {
-			parents = nil
-			break
-		}
-		parents[rc.Commit] = rc.Parents
-	}
 	keep := map[string]bool{}
-	if parents == nil {
-		for _, rc := range rv.Commits {
-			keep[rc.Commit] = true
-		}
-	} else {
-		// A parent outside the list is reachable from the range's base.
-		for todo := []string{c}; len(todo) > 0; {
-			x := todo[len(todo)-1]
-			todo = todo[:len(todo)-1]
-			if _, listed := parents[x]; !listed || keep[x] {
-				continue
-			}
-			keep[x] = true
-			todo = append(todo, parents[x]...)
-		}
-	}
+	st.walk(ri, st.parentsOf(ri), c, keep)
 	var out []string
-	for _, rc := range rv.Commits {
+	for _, rc := range st.usable[ri].Commits {
 		if keep[rc.Commit] {
 			out = append(out, rc.Commit)
 			delete(keep, rc.Commit)
 		}
 	}
 	return out
+}
+
+// parentsOf returns the parents review ri records for each of its
+// commits, or nil when it does not record them all.
+func (st *reviewState) parentsOf(ri int) map[string][]string {
+	parents := map[string][]string{}
+	for _, rc := range st.usable[ri].Commits {
+		if rc.Parents == nil {
+			return nil
+		}
+		parents[rc.Commit] = rc.Parents
+	}
+	return parents
+}
+
+// walk adds to keep the commits of review ri that c is or descends from
+// (every commit when parents is nil), not walking again from commits
+// already in keep, and returns the ones it added.
+func (st *reviewState) walk(ri int, parents map[string][]string, c string, keep map[string]bool) (added []string) {
+	if parents == nil {
+		for _, rc := range st.usable[ri].Commits {
+			if !keep[rc.Commit] {
+				keep[rc.Commit] = true
+				added = append(added, rc.Commit)
+			}
+		}
+		return added
+	}
+	// A parent outside the list is reachable from the range's base.
+	for todo := []string{c}; len(todo) > 0; {
+		x := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if _, listed := parents[x]; !listed || keep[x] {
+			continue
+		}
+		keep[x] = true
+		added = append(added, x)
+		todo = append(todo, parents[x]...)
+	}
+	return added
 }
 
 func isRelease(ref string, globs []string) bool {
@@ -593,17 +609,22 @@ func shortList(s []string, n int) string {
 // covered returns every commit that the reviews count for when followed
 // back from head through the bases of their ranges, without choosing one
 // chain: each review that lists a commit reached counts up to it, and a
-// range that starts at a release or the root is not followed further.
-// Oldest range first is not guaranteed; the order is deterministic.
+// range that starts at a release or the root is not followed further. Each
+// review's commits are walked at most once, however often it is reached.
 func (st *reviewState) covered(head string, releases []string) []string {
 	var out []string
 	seen := map[string]bool{}
+	keep := map[int]map[string]bool{}
+	parents := map[int]map[string][]string{}
 	visited := map[string]bool{head: true}
 	for todo := []string{head}; len(todo) > 0; {
 		c := todo[0]
 		todo = todo[1:]
 		for _, ri := range st.containing[c] {
-			for _, x := range st.upTo(ri, c) {
+			if keep[ri] == nil {
+				keep[ri], parents[ri] = map[string]bool{}, st.parentsOf(ri)
+			}
+			for _, x := range st.walk(ri, parents[ri], c, keep[ri]) {
 				if !seen[x] {
 					seen[x] = true
 					out = append(out, x)
