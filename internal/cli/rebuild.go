@@ -221,7 +221,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	if p, err := exec.LookPath("diffoscope"); err == nil {
 		opts.Diffoscope = p
 	}
-	if artifact != "" {
+	if artifact != "" && opts.Diffoscope != "" { // the original, for diffoscope on a mismatch
 		if d, err := digest.File(artifact); err == nil {
 			if sub, ok := rep.Statement.SubjectFor(d.Alg, d.Hex); ok {
 				opts.Originals = map[string]string{sub.Name: artifact}

@@ -192,10 +192,12 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	defer os.RemoveAll(tmp)
 	src := filepath.Join(tmp, "src")
 
-	// Toolchains other than go do not depend on the source tree: probe
-	// them (some are slow shims) while the source is fetched and built. go
-	// is probed in the working directory, where a go.mod toolchain line can
-	// switch it. A mismatch cancels the build.
+	// Every recorded toolchain is probed once, beside the fetch and the
+	// build (some are slow shims). Those other than go do not depend on the
+	// source tree and start now; go is probed in the working directory,
+	// where a go.mod toolchain line can switch it, as the original build
+	// probed it while its command ran. A mismatch cancels the build, and
+	// Run returns a *ToolchainError before comparing anything.
 	others, goOnly := map[string]string{}, map[string]string{}
 	for name, v := range plan.Toolchains {
 		if name == "go" {
@@ -232,13 +234,9 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("working directory %q is not in commit %s", plan.WorkingDir, plan.SourceCommit)
 	}
 	progress("toolchains", "")
-	haveGo := probeToolchains(ctx, goOnly, dir, os.Environ())
-	if diffs := diffToolchains(goOnly, haveGo); len(diffs) > 0 && !opts.AllowToolchainMismatch {
-		<-probed
-		return nil, &ToolchainError{Diffs: diffs}
-	}
 	all := make(chan map[string]string, 1)
 	go func() {
+		haveGo := probeToolchains(ctx, goOnly, dir, os.Environ())
 		have := <-probed
 		maps.Copy(have, haveGo)
 		if diffToolchains(plan.Toolchains, have) != nil && !opts.AllowToolchainMismatch {
@@ -262,7 +260,10 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		<-all
 		return nil, err
 	}
-	res, err := build.Run(buildCtx, build.Options{
+	// The toolchains and source were recorded by the original build and
+	// are checked here: build.Replay only runs the command hermetically
+	// and hashes what it wrote.
+	built, err := build.Replay(buildCtx, build.Options{
 		Command:   command,
 		Dir:       dir,
 		Artifacts: allPatterns,
@@ -270,7 +271,6 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		EnvAllow:  opts.EnvAllow,
 		Stdout:    opts.Stdout,
 		Stderr:    opts.Stderr,
-		Now:       now,
 	})
 	if terr := toolchainsOK(<-all); terr != nil {
 		return nil, terr
@@ -282,7 +282,7 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	case err != nil:
 		return nil, err
 	default:
-		outputs = res.Outputs
+		outputs = built
 	}
 
 	progress("compare", fmt.Sprintf("%d subject(s)", len(plan.Subjects)))

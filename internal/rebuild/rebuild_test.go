@@ -193,6 +193,21 @@ func TestRun(t *testing.T) {
 	if !res.Matched || res.Subjects[0].Status != StatusMatch {
 		t.Fatalf("same.txt did not match: %+v", res.Subjects)
 	}
+	// A recorded toolchain this machine does not have refuses the rebuild,
+	// or, when allowed, is recorded as differing.
+	plan.Toolchains = map[string]string{"go": "go version go1.0 plan9/386"}
+	var te *ToolchainError
+	if _, err := Run(ctx, plan, Options{OutDir: "out"}); !errors.As(err, &te) || len(te.Diffs) != 1 || te.Diffs[0].Name != "go" {
+		t.Fatalf("go toolchain mismatch: %v", err)
+	}
+	res, err = Run(ctx, plan, Options{OutDir: "out", AllowToolchainMismatch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Matched || len(res.Toolchains.Differs) != 1 || res.Toolchains.Differs[0] != "go" {
+		t.Fatalf("allowed go toolchain mismatch: %+v", res)
+	}
+	plan.Toolchains = nil
 	// A commit that is not in the repository.
 	plan.SourceCommit = strings.Repeat("d", 40)
 	if _, err := Run(ctx, plan, Options{}); err == nil || !strings.Contains(err.Error(), "not in") {

@@ -81,14 +81,27 @@ func fetch(ctx context.Context, cloneURL, commit, dir string) error {
 			return fmt.Errorf("couldn't check out %s: %w", commit, err)
 		}
 	}
-	got, err := git(ctx, dir, "rev-parse", "HEAD")
+	got, err := headCommit(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("couldn't read the checked out commit: %w", err)
 	}
-	if strings.TrimSpace(got) != commit {
-		return fmt.Errorf("checked out %s, not the recorded %s", strings.TrimSpace(got), commit)
+	if got != commit {
+		return fmt.Errorf("checked out %s, not the recorded %s", got, commit)
 	}
 	return nil
+}
+
+// headCommit returns the commit checked out, detached, in the clone at
+// dir: what its .git/HEAD file names (the clone was just made, so HEAD is
+// a file there), or what git rev-parse says when HEAD is anything else.
+func headCommit(ctx context.Context, dir string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, ".git", "HEAD")); err == nil {
+		if c := strings.TrimSuffix(string(b), "\n"); commitRe.MatchString(c) {
+			return c, nil
+		}
+	}
+	got, err := git(ctx, dir, "rev-parse", "HEAD")
+	return strings.TrimSpace(got), err
 }
 
 // git runs git in dir ("" for the current directory) with a fixed, safe
