@@ -432,6 +432,30 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 		pprof.StopCPUProfile()
 	}
 
+	// Component: the quarantine, as incident open appends it (one batch:
+	// the opening and a record per affected artifact), through the client.
+	var qT timing
+	qT.what = "component: client.AppendIncidents (opening + quarantines, audited)"
+	for r := range runs {
+		inc, err := incident.NewID(time.Now())
+		if err != nil {
+			return err
+		}
+		batch := []*store.IncidentRecord{{Incident: inc, Event: store.IncidentOpened, Actor: "bench", Time: time.Now(), Detail: "bench component"}}
+		for i := range st.Affected {
+			batch = append(batch, &store.IncidentRecord{Incident: inc, Event: store.IncidentQuarantined, Artifact: "sha256:" + hexSum("bench quarantine ", r, " ", i),
+				Actor: "bench", Time: time.Now(), Detail: fmt.Sprintf("evidence signed by key %s not proven before %s", st.KeyID, st.T.Format(time.RFC3339Nano))})
+		}
+		t0 := time.Now()
+		ids, err := cl.AppendIncidents(ctx, batch)
+		qT.d = append(qT.d, time.Since(t0))
+		if err != nil || len(ids) != len(batch) {
+			return fmt.Errorf("AppendIncidents: %d IDs, %v", len(ids), err)
+		}
+	}
+	qT.note = fmt.Sprintf("%d records", st.Affected+1)
+	results = append(results, qT)
+
 	// The command.
 	var cmdT timing
 	cmdT.what = "custody incident open --server (whole process)"
