@@ -57,6 +57,11 @@ type envView struct {
 	Total      int
 	Rollbacks  int
 	PolicyName string
+	// PolicyVersion is the policy's version (0: none); with PolicyName,
+	// the digest every decision under it records (for a policy pushed to
+	// the server, the SHA-256 of the signed bytes), it names the version
+	// that decides.
+	PolicyVersion int
 }
 
 // check re-verifies digest's evidence now and evaluates env's policy.
@@ -218,7 +223,7 @@ func (d *Dashboard) environmentViews(ctx context.Context, recs []*store.Deployme
 		hist := byEnv[n]
 		ev := envView{Name: n, State: store.CurrentState(n, hist), Total: len(hist)}
 		if p := pols[n]; p != nil {
-			ev.PolicyName = p.Digest()
+			ev.PolicyName, ev.PolicyVersion = p.Digest(), p.Version
 		}
 		for i := len(hist) - 1; i >= 0; i-- {
 			if hist[i].Event == store.EventRolledBack {
