@@ -110,7 +110,8 @@ func (s *Server) dashboardKeys() ([]crypto.PublicKey, error) {
 	return pubs, nil
 }
 
-// dashboardPolicies reads DIR/policies/*.yaml, by environment.
+// dashboardPolicies reads DIR/policies/*.yaml, by environment (a pushed
+// policy as signed: dashboardPolicy).
 func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
 	files, err := filepath.Glob(filepath.Join(s.cfg.Dir, policiesDir, "*.yaml"))
 	if err != nil {
@@ -122,7 +123,7 @@ func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read policy: %w", err)
 		}
-		p, err := policy.Parse(b)
+		p, err := s.dashboardPolicy(f, b)
 		if err != nil {
 			return nil, fmt.Errorf("policy %s: %w", filepath.Base(f), err)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
@@ -184,4 +186,30 @@ func (s *Server) servePolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(raw)
+}
+
+// dashboardPolicy parses the policy file DIR/policies/ENV.yaml (bytes b)
+// for the dashboard. When ENV.envelope.json is beside it (a policy pushed
+// to the server) the policy is the signed one, as the server serves it:
+// its Version and its Digest, the SHA-256 of the signed bytes, are what
+// decisions under it record. (The YAML is written after the envelope and
+// is the same bytes; a page read between the two writes sees the new
+// version.)
+func (s *Server) dashboardPolicy(path string, b []byte) (*policy.Policy, error) {
+	env := strings.TrimSuffix(filepath.Base(path), ".yaml")
+	if !store.ValidEnvironment(env) {
+		return policy.Parse(b)
+	}
+	sp, _, err := s.currentPolicy(env)
+	if err != nil {
+		return nil, err
+	}
+	if sp == nil {
+		return policy.Parse(b)
+	}
+	if !bytes.Equal(sp.Payload, b) {
+		s.logger.Warn("policy file differs from the signed policy; the dashboard shows the signed one", "file", filepath.Base(path),
+			"version", sp.Policy().Version, "digest", sp.Digest())
+	}
+	return sp.Policy(), nil
 }

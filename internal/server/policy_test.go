@@ -17,6 +17,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -388,5 +389,43 @@ func TestTrustRootRestart(t *testing.T) {
 	dir = t.TempDir()
 	if err := open(raw); !errors.Is(err, trust.ErrThreshold) {
 		t.Errorf("fresh start with an unsigned root = %v; want ErrThreshold", err)
+	}
+}
+
+// TestDashboardShowsSignedPolicy: the dashboard names an environment's
+// pushed policy by its version and the digest of the signed bytes, the
+// digest decisions under it record, so an auditor sees which version
+// decided.
+func TestDashboardShowsSignedPolicy(t *testing.T) {
+	_, raw, admins := governedRoot(t)
+	ts := start(t, server.Config{TrustRoot: raw, UI: dashboard.ForServer})
+	ctx := context.Background()
+	admin := newClient(t, ts, server.RoleAdmin)
+	page := func() string {
+		t.Helper()
+		a := do(t, ts, http.MethodGet, "/ui/environment/prod", ts.tokens[server.RoleAuditor], nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("environment page: %d %s", a.status, a.body)
+		}
+		return a.body
+	}
+	for _, version := range []string{"1", "2"} {
+		sp := signedPolicy(t, version, admins[0], admins[1])
+		if _, err := admin.PushPolicy(ctx, sp, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		body := page()
+		if !strings.Contains(body, "version "+version+" <code class=\"wrap\">"+sp.Digest()+"</code>") {
+			t.Errorf("environment page after pushing version %s does not show it with digest %s:\n%s", version, sp.Digest(), body)
+		}
+		// Not the canonical digest of the same policy read from a file:
+		// decisions under a pushed policy never record that one.
+		p, err := policy.Parse(sp.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(body, p.Digest()) {
+			t.Errorf("environment page shows the canonical digest %s, which no decision under the pushed policy records", p.Digest())
+		}
 	}
 }
