@@ -420,6 +420,11 @@ func TestEvaluateReviewsRangeBeyondSource(t *testing.T) {
 			e.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c4, p1, merge, s1, p4), review(dave, release, "refs/tags/v1.0.0", c4, p1, merge, s1, p4)}
 		}, failReq: []string{"review:developers"},
 			msgs: []string{"changes to deploy/x.yaml (commit 555555555555 by Erin <erin@example.com>) need 2 approval(s) from group developers; got alice"}},
+		{name: "parents that form a cycle still end", mutate: func(e *Evidence) {
+			atC2(e)
+			cyc := []ReviewCommit{withParents(commit1, c2), withParents(commit2, c1)}
+			e.Reviews = []Review{review(bob, release, "refs/tags/v1.0.0", c2, cyc...), review(alice, release, "refs/tags/v1.0.0", c2, cyc...), review(dave, release, "refs/tags/v1.0.0", c2, cyc...)}
+		}},
 		{name: "the chain continues through a review that lists the base", mutate: func(e *Evidence) {
 			// c3 reviewed alone (base c2); c1..c2 within a review from
 			// the release that runs on to c4
