@@ -307,10 +307,6 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if len(images) == 0 {
 		return allow(req.UID), ReasonNoImages
 	}
-	var res *Resource
-	if w.rec != nil {
-		res = resourceOf(req)
-	}
 
 	// Decide every digest at once; the slowest bounds the answer.
 	type result struct {
@@ -319,13 +315,13 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	}
 	results := make([]result, len(digests))
 	if len(digests) == 1 { // the common case: no goroutine on a cache hit
-		v, err := w.decide(ctx, env, digests[0], res)
+		v, err := w.decide(ctx, env, digests[0], req)
 		results[0] = result{v, err}
 	} else {
 		var wg sync.WaitGroup
 		for i, dg := range digests {
 			wg.Go(func() {
-				v, err := w.decide(ctx, env, dg, res)
+				v, err := w.decide(ctx, env, dg, req)
 				results[i] = result{v, err}
 			})
 		}
@@ -400,12 +396,13 @@ func shortRef(ref string) string {
 // runs under its own Timeout so that a caller giving up does not fail the
 // others.
 //
-// res is the request asking, recorded in the VSA of a decision it causes.
-func (w *Webhook) decide(ctx context.Context, env, digest string, res *Resource) (*verdict, error) {
+// req is the request asking, recorded in the VSA of a decision it causes
+// (read only then: a cache hit costs no more for it).
+func (w *Webhook) decide(ctx context.Context, env, digest string, req *admissionv1.AdmissionRequest) (*verdict, error) {
 	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
 		if v != nil {
 			w.metrics.quarantined.Inc()
-			w.recordQuarantine(env, digest, v, res)
+			w.recordQuarantine(env, digest, v, req)
 		}
 		return v, err
 	}
@@ -424,7 +421,7 @@ func (w *Webhook) decide(ctx context.Context, env, digest string, res *Resource)
 	if !ok {
 		f = &flight{done: make(chan struct{})}
 		w.flights[key] = f
-		go w.fly(key, f, res)
+		go w.fly(key, f, req)
 	}
 	w.mu.Unlock()
 	w.metrics.cache.WithLabelValues("miss").Inc()
@@ -456,7 +453,7 @@ func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, err
 
 // recordQuarantine records the quarantine denial v of digest in env,
 // unless the same incident's denial there was recorded within DenyTTL.
-func (w *Webhook) recordQuarantine(env, digest string, v *verdict, res *Resource) {
+func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *admissionv1.AdmissionRequest) {
 	if w.rec == nil {
 		return
 	}
@@ -480,10 +477,10 @@ func (w *Webhook) recordQuarantine(env, digest string, v *verdict, res *Resource
 		Failures: []policy.Failure{{Requirement: "quarantine", Message: v.reasons[0],
 			Fix: "deploy an artifact the incident does not affect ('custody incident show " + v.quarantine + "')"}},
 		Passed: []string{}}
-	w.rec.enqueue(d, res)
+	w.rec.enqueue(d, resourceOf(req))
 }
 
-func (w *Webhook) fly(key cacheKey, f *flight, res *Resource) {
+func (w *Webhook) fly(key cacheKey, f *flight, req *admissionv1.AdmissionRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	defer cancel()
 	v, err := w.evaluate(ctx, key.env, key.digest)
@@ -496,7 +493,7 @@ func (w *Webhook) fly(key cacheKey, f *flight, res *Resource) {
 	w.mu.Unlock()
 	close(f.done)
 	if err == nil && w.rec != nil && v.decision != nil {
-		w.rec.enqueue(v.decision, res)
+		w.rec.enqueue(v.decision, resourceOf(req))
 	}
 }
 
