@@ -22,6 +22,7 @@
 # (see README.md), which would make every decision a denial.
 #
 # Usage: bench/admission/run.sh [RATE] [DURATION]   (default 1000 10s)
+#        COLD=0 bench/admission/run.sh …   warm rows only (a short quiet window)
 # Needs hey (apt-get install hey), openssl, git. Writes results.txt here and
 # prints a Markdown table for README.md.
 set -eu
@@ -123,9 +124,11 @@ echo "custody admission on $(nproc) CPU(s), $(uname -srm), load average $(cut -d
 echo "rate $rate req/s ($workers workers × $q), $duration each"
 run healthz-warm -z "$duration" -c $workers -q $q "https://127.0.0.1:$wp/healthz"
 run validate-warm -z "$duration" -c $workers -q $q $post "https://127.0.0.1:$wp/validate"
+if [ "${COLD:-1}" != 0 ]; then
 run healthz-cold-c1 -n 300 -c 1 "https://127.0.0.1:$cp/healthz"
 run validate-cold-c1 -n 300 -c 1 $post "https://127.0.0.1:$cp/validate"
 run validate-cold-c8 -n 1000 -c 8 -q 25 $post "https://127.0.0.1:$cp/validate"
+fi
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 sleep 2 # let the VSA queue drain
 for w in "warm $wp" "cold $cp"; do
