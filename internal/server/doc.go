@@ -104,4 +104,7 @@
 // entry records, writing them again when a crash left them missing or
 // older; it refuses to start (ErrPolicyAhead) when they hold a policy the
 // audit trail does not record. So the log and the served policy agree.
+// Likewise a trust root version whose "trust.changed" entry is in the index
+// but whose DIR/trust-root/N.json a crash took is written again; another
+// document stored under that version is a fork (trust.ErrFork).
 package server

@@ -254,6 +254,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.reconcileTrustRoots(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.openTrustRoot(ctx); err != nil {
 		s.Close()
 		return nil, err
