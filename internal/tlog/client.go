@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -135,7 +136,15 @@ func (c *Client) update(ctx context.Context, last *Checkpoint) (*Checkpoint, [][
 
 // Sync is Update with the remembered checkpoint kept in store: it loads
 // the last checkpoint of this log, updates, and saves the new one.
+//
+// Syncs through one store run one at a time: two at once could each load
+// the same checkpoint, and the second to save would then check its proof
+// against the checkpoint the first saved instead of the one the proof
+// starts from ("size1=size2, but proof is not empty"), failing a
+// consistent log.
 func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint, error) {
+	store.mu.Lock()
+	defer store.mu.Unlock()
 	last, err := store.Load(c.verifier)
 	if err != nil {
 		return nil, err
@@ -156,6 +165,7 @@ func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint,
 // smaller or inconsistent checkpoint.
 type CheckpointStore struct {
 	dir string
+	mu  sync.Mutex // serializes Sync
 }
 
 // NewCheckpointStore returns a store in dir (created on first Save).

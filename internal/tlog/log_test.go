@@ -563,3 +563,33 @@ func TestWitnessCosigning(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentSync: syncs through one store at once all succeed on a
+// consistent log (each used to check its proof against the checkpoint
+// another had just saved).
+func TestConcurrentSync(t *testing.T) {
+	ctx := context.Background()
+	key := newECDSAKey(t).(*ecdsa.PrivateKey)
+	l, srv := logWith(t, key, "a", 2)
+	store := NewCheckpointStore(filepath.Join(t.TempDir(), "logs"))
+	c, _ := NewClient(srv.URL, testOrigin, key.Public(), nil)
+	if _, err := c.Sync(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	add(t, l, "a2")
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			_, err := c.Sync(ctx, store)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Sync: %v", err)
+		}
+	}
+}
