@@ -211,23 +211,39 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 			evs = append(evs, e)
 		}
 	} else {
-		q := sel.Query()
-		q.Limit = store.MaxLimit
-		var found []*store.Evidence
-		for {
-			page, err := cl.Search(ctx, q)
-			if err != nil {
-				return remoteErr(err, "search the evidence index")
-			}
-			found = append(found, page...)
-			if len(page) < q.Limit {
-				break
-			}
-			q.AfterID = page[len(page)-1].ID
+		// The next page is fetched while this one is read.
+		type page struct {
+			es  []*store.Evidence
+			err error
 		}
-		var unreadable []incident.Unreadable
-		evs, unreadable = incident.FromBundles(found, tm, since)
-		rep.Unreadable = append(rep.Unreadable, unreadable...)
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		pages := make(chan page, 1)
+		go func() {
+			defer close(pages)
+			q := sel.Query()
+			q.Limit = store.MaxLimit
+			for {
+				es, err := cl.Search(sctx, q)
+				select {
+				case pages <- page{es, err}:
+				case <-sctx.Done():
+					return
+				}
+				if err != nil || len(es) < q.Limit {
+					return
+				}
+				q.AfterID = es[len(es)-1].ID
+			}
+		}()
+		for p := range pages {
+			if p.err != nil {
+				return remoteErr(p.err, "search the evidence index")
+			}
+			read, unreadable := incident.FromBundles(p.es, tm, since)
+			evs = append(evs, read...)
+			rep.Unreadable = append(rep.Unreadable, unreadable...)
+		}
 	}
 	rep.Found = incident.Find(evs, sel, since)
 	affected := map[string]bool{}
