@@ -14,6 +14,13 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 go build -o "$WORK/custody" ./cmd/custody
 C="$WORK/custody"
+# BEFORE=<commit> adds custody built at that commit to the same hyperfine
+# run, for a before/after comparison under the same load.
+if [ -n "${BEFORE:-}" ]; then
+	mkdir "$WORK/before-src"
+	git archive "$BEFORE" | tar -x -C "$WORK/before-src"
+	(cd "$WORK/before-src" && go build -o "$WORK/custody-before" ./cmd/custody)
+fi
 export CUSTODY_PASSWORD=bench
 export GOCACHE="$(go env GOCACHE)"
 cp -R testdata/projects/reproducible-go "$WORK/repo"
@@ -25,7 +32,13 @@ git -C repo -c user.name=bench -c user.email=bench@example.com commit -q -m init
 "$C" key generate --out rebuilder >/dev/null
 (cd repo && "$C" build --key ../builder.key --out-dir dist -- sh build.sh >/dev/null)
 RUNS=${RUNS:-10}
-hyperfine --warmup 2 --runs "$RUNS" --export-markdown "$WORK/results.md" \
-	-n bare "rm -rf bare && git clone -q repo bare && cd bare && sh build.sh" \
-	-n 'custody rebuild' "$C rebuild --force --key rebuilder.key --key-pub builder.pub --env GOCACHE --out rebuild.json repo/dist/app >/dev/null"
+REBUILD="rebuild --force --key rebuilder.key --key-pub builder.pub --env GOCACHE --out rebuild.json repo/dist/app >/dev/null"
+set -- -n bare "rm -rf bare && git clone -q repo bare && cd bare && sh build.sh" \
+	-n 'custody rebuild' "$C $REBUILD"
+if [ -n "${BEFORE:-}" ]; then
+	set -- "$@" -n "custody rebuild @ $BEFORE" "$WORK/custody-before $REBUILD"
+fi
+# hyperfine also prints each command's user and system CPU time: on a
+# loaded machine, CPU time says more than the wall-clock ratio.
+hyperfine --warmup 2 --runs "$RUNS" --export-markdown "$WORK/results.md" "$@"
 cat "$WORK/results.md"
