@@ -401,6 +401,13 @@ func TestHangingServer(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatal("the first evidence fetch never gave up")
 			}
+			// The server's handler returning is not yet the webhook's
+			// evaluation ending: wait until its flight is gone too.
+			for deadline := time.Now().Add(30 * time.Second); f.waiting() > 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the first evaluation never ended")
+				}
+			}
 		}
 		resp, err := hc.Post(f.srv.URL+"/validate", "application/json", bytes.NewReader(body))
 		if err != nil {
