@@ -76,7 +76,7 @@ func newAuditCmd(s *streams) *cobra.Command {
 				return remoteErr(err, "read the audit trail")
 			}
 			if root != nil {
-				client.NameSigners(trail, root)
+				client.NameSigners(trail, root, key)
 			}
 			if jsonOut {
 				if trail == nil {

@@ -114,6 +114,10 @@ type AuditSigner struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// AuditKeyRole is AuditSigner.Role of the server's audit key, which signs
+// the server's decisions (VSAs) as well as its audit entries.
+const AuditKeyRole = "server audit key"
+
 // NotInTrustRoot is AuditSigner.Problem for a key the trust root does not
 // hold.
 const NotInTrustRoot = "not in trust root"
@@ -126,7 +130,16 @@ const NotInTrustRoot = "not in trust root"
 // update may revoke the very admins who sign it, and trust.Update judged
 // them by the version before). Entries that failed verification are left
 // alone: their records are not to be read.
-func NameSigners(trail []*AuditEntry, root *trust.Document) {
+//
+// A bundle signed with auditKey (the server's decisions, VSAs) is the
+// server's own record, trusted as far as the pinned audit key is: its
+// signer is named AuditKeyRole, without a trust root lookup.
+func NameSigners(trail []*AuditEntry, root *trust.Document, auditKey crypto.PublicKey) {
+	auditID := ""
+	if der, err := x509.MarshalPKIXPublicKey(auditKey); err == nil {
+		sum := sha256.Sum256(der)
+		auditID = hex.EncodeToString(sum[:])
+	}
 	byID := map[string]*trust.Key{}
 	for i := range root.Root.Keys {
 		k := &root.Root.Keys[i]
@@ -147,6 +160,10 @@ func NameSigners(trail []*AuditEntry, root *trust.Document) {
 		}
 		ids, revocable := e.signerKeyIDs()
 		e.Signers = []AuditSigner{}
+		if e.PredicateType != server.PredicateAudit && auditID != "" && e.SignerKeyID == auditID {
+			e.Signers = append(e.Signers, AuditSigner{KeyID: auditID, Role: AuditKeyRole})
+			continue
+		}
 		for _, id := range ids {
 			sg := AuditSigner{KeyID: id}
 			k := byID[id]

@@ -135,6 +135,19 @@ func TestPushByRole(t *testing.T) {
 	if _, err := dep.Sign(ctx, b); err != nil {
 		t.Errorf("deployer Sign(VSA): %v", err)
 	}
+	// ... with the audit key, not a builder key: a compromised builder key
+	// must not taint every deployment decision.
+	auditPEM, err := dep.PublicKey(ctx, server.AuditKeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditPub, err := signer.ParsePublicKey(auditPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vsas, err := dep.Search(ctx, store.Query{PredicateType: "https://slsa.dev/verification_summary/v1", SignerKeyID: signer.KeyID(auditPub)}); err != nil || len(vsas) != 1 {
+		t.Errorf("VSAs signed with the audit key = %d, %v; want 1", len(vsas), err)
+	}
 	var apiErr *client.APIError
 	if _, err := dep.Sign(ctx, statement(t, "dep-1", "app")); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
 		t.Errorf("deployer Sign(provenance) = %v, want 403", err)

@@ -19,7 +19,7 @@
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
 //	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM ("audit": the audit key)
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
-//	                                     (deployer: decisions, SLSA VSA statements, signed with the default key)
+//	                                     (deployer: decisions, SLSA VSA statements, signed with the audit key)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
 //	                                     (approver: approvals only; deployer: VSAs only)
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}

@@ -229,7 +229,7 @@ func TestPolicyPush(t *testing.T) {
 	// Signers named from the trust root: v1's admins 0 and 2, v2's 1 and
 	// 2; with admin 2 revoked before the changes and admin 1 unknown to
 	// the root, those are marked.
-	client.NameSigners(trail, g.root)
+	client.NameSigners(trail, g.root, nil)
 	for _, e := range trail {
 		if len(e.Signers) != 2 {
 			t.Fatalf("entry %d signers = %+v; want 2", e.EvidenceID, e.Signers)
@@ -243,7 +243,7 @@ func TestPolicyPush(t *testing.T) {
 	revoked := *g.root
 	revoked.Root.Keys = []trust.Key{g.root.Root.Keys[0], g.root.Root.Keys[2]}
 	revoked.Root.Keys[1].CompromisedSince = time.Now().Add(-time.Hour)
-	client.NameSigners(trail, &revoked)
+	client.NameSigners(trail, &revoked, nil)
 	id := func(k *ecdsa.PrivateKey) string { s, _ := trust.KeyID(k.Public()); return s }
 	for _, e := range trail {
 		for _, sg := range e.Signers {

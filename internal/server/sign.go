@@ -85,13 +85,18 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 	case tok.Role == RoleAdmin:
 		keyName = DefaultBuilderKey
 	case tok.Role == RoleDeployer && req.Key == "":
-		// Deployers have decisions (VSAs) signed, with the default key.
-		keyName = DefaultBuilderKey
+		// Deployers have decisions (VSAs) signed with the audit key, the
+		// server's key for its records of actions: a compromised builder
+		// key then taints what it built, not every deployment decision.
+		keyName = AuditKeyName
 	case req.Key != "" && req.Key != tok.Key:
 		fail(w, http.StatusForbidden, fmt.Sprintf("this token may sign only with builder key %q", tok.Key))
 		return
 	}
 	key, ok := s.builders[keyName]
+	if keyName == AuditKeyName {
+		key, ok = s.auditKey, tok.Role == RoleDeployer
+	}
 	if !ok {
 		fail(w, http.StatusForbidden, fmt.Sprintf("no builder key %q", keyName))
 		return
