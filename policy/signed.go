@@ -4,11 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -97,7 +92,7 @@ func (s *Signed) Sign(ctx context.Context, sg crypto.Signer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sig, err := signPAE(sg, dsse.PAE(SignedPayloadType, s.Payload))
+	sig, err := trust.SignMessage(sg, dsse.PAE(SignedPayloadType, s.Payload))
 	if err != nil {
 		return fmt.Errorf("couldn't sign policy: %w", err)
 	}
@@ -237,31 +232,3 @@ func ParseSigned(b []byte) (*Signed, error) {
 	return s, nil
 }
 
-// signPAE signs msg as sigstore's default verifiers for the key check it:
-// ECDSA with SHA-256, SHA-384 or SHA-512 by curve, pure Ed25519, RSA
-// PKCS #1 v1.5 with SHA-256 (as trust root signatures).
-func signPAE(s crypto.Signer, msg []byte) ([]byte, error) {
-	var h crypto.Hash
-	switch k := s.Public().(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			h = crypto.SHA256
-		case elliptic.P384():
-			h = crypto.SHA384
-		case elliptic.P521():
-			h = crypto.SHA512
-		default:
-			return nil, fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
-		}
-	case ed25519.PublicKey:
-		return s.Sign(rand.Reader, msg, crypto.Hash(0))
-	case *rsa.PublicKey:
-		h = crypto.SHA256
-	default:
-		return nil, fmt.Errorf("unsupported key type %T", k)
-	}
-	hh := h.New()
-	hh.Write(msg)
-	return s.Sign(rand.Reader, hh.Sum(nil), h)
-}

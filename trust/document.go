@@ -297,7 +297,7 @@ func (d *Document) Sign(ctx context.Context, s crypto.Signer) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sig, err := signMessage(s, dsse.PAE(DocumentPayloadType, payload))
+	sig, err := SignMessage(s, dsse.PAE(DocumentPayloadType, payload))
 	if err != nil {
 		return fmt.Errorf("couldn't sign trust root: %w", err)
 	}
@@ -454,10 +454,11 @@ func checkThreshold(d, by *Document, now time.Time, whose string) error {
 	return fmt.Errorf("%w: version %d is signed by %d of %s admins, needs %d%s", ErrThreshold, d.Version, len(t.Valid), whose, t.Threshold, ignored)
 }
 
-// signMessage signs msg as sigstore's default verifiers for the key check
-// it: ECDSA with SHA-256, SHA-384 or SHA-512 by curve, pure Ed25519, RSA
-// PKCS #1 v1.5 with SHA-256.
-func signMessage(s crypto.Signer, msg []byte) ([]byte, error) {
+// SignMessage signs msg (a DSSE pre-authentication encoding) as sigstore's
+// default verifiers for the key check it: ECDSA with SHA-256, SHA-384 or
+// SHA-512 by curve, pure Ed25519, RSA PKCS #1 v1.5 with SHA-256. Trust root
+// versions and signed policies are signed with it.
+func SignMessage(s crypto.Signer, msg []byte) ([]byte, error) {
 	var h crypto.Hash
 	switch k := s.Public().(type) {
 	case *ecdsa.PublicKey:
