@@ -136,31 +136,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if builderID == "" {
 		builderID = DefaultBuilderID
 	}
-	dir := opts.Dir
-	if dir == "" {
-		dir = "."
-	}
-	dir, err := filepath.Abs(dir)
+	dir, outDir, err := resolveDirs(opts)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't resolve build directory: %w", err)
-	}
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("couldn't use build directory: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("build directory %s is not a directory", dir)
-	}
-	outDir := ""
-	if opts.OutDir != "" {
-		outDir = opts.OutDir
-		if !filepath.IsAbs(outDir) {
-			outDir = filepath.Join(dir, outDir)
-		}
-		outDir = filepath.Clean(outDir)
-	}
-	for _, p := range opts.Artifacts {
-		if _, err := filepath.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("bad artifact pattern %q: %w", p, err)
-		}
+		return nil, err
 	}
 	for _, s := range opts.Subjects {
 		if err := checkSubject(s); err != nil {
@@ -191,53 +169,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		findings = append(findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
 	}
 
-	env := os.Environ()
-	var home string
-	if opts.Hermetic {
-		home, err = os.MkdirTemp("", "custody-build-home-")
-		if err != nil {
-			return nil, fmt.Errorf("couldn't create hermetic home: %w", err)
-		}
-		defer os.RemoveAll(home)
-		env = hermeticEnv(env, home, opts.EnvAllow)
+	cmd, cleanup, err := buildCommand(ctx, opts, dir)
+	if err != nil {
+		return nil, err
 	}
-
-	cmd := exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdin = nil // os/exec connects nil to /dev/null
-	cmd.Stdout = opts.Stdout
-	cmd.Stderr = opts.Stderr
-	cmd.WaitDelay = 5 * time.Second
-	if opts.Hermetic {
-		attr, err := hermeticAttr()
-		if err != nil {
-			return nil, err
-		}
-		cmd.SysProcAttr = attr
-	}
+	defer cleanup()
+	env := cmd.Env
 
 	toolchains := startToolchainDetection(ctx, dir, env)
 	started := now().UTC()
 	if err := cmd.Start(); err != nil {
 		toolchains.wait()
-		if opts.Hermetic && isNamespaceRefusal(err) {
-			return nil, fmt.Errorf("%w: %s", ErrHermeticUnavailable, namespaceRefusalReason(err))
-		}
-		return nil, fmt.Errorf("couldn't start build command %q: %w", opts.Command[0], err)
+		return nil, startError(opts, err)
 	}
 	waitErr := cmd.Wait()
 	finished := now().UTC()
 	tools := toolchains.wait()
 	if waitErr != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("build interrupted: %w", ctxErr)
-		}
-		var ee *exec.ExitError
-		if errors.As(waitErr, &ee) {
-			return nil, &CommandError{Command: slices.Clone(opts.Command), ExitCode: ee.ExitCode(), Err: waitErr}
-		}
-		return nil, fmt.Errorf("build command %q: %w", opts.Command[0], waitErr)
+		return nil, waitError(ctx, opts, waitErr)
 	}
 
 	outputs, outFindings, err := collectOutputs(ctx, dir, outDir, opts.Artifacts, preexisting)
@@ -322,4 +271,83 @@ func describeOutputSpec(opts Options) string {
 		return fmt.Sprintf("no regular file matches %q", opts.Artifacts)
 	}
 	return fmt.Sprintf("no regular file under %s or matching %q", opts.OutDir, opts.Artifacts)
+}
+
+// resolveDirs returns the absolute build directory and output directory of
+// opts (outDir empty when not set) and checks the artifact patterns.
+func resolveDirs(opts Options) (dir, outDir string, err error) {
+	dir = opts.Dir
+	if dir == "" {
+		dir = "."
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", fmt.Errorf("couldn't resolve build directory: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return "", "", fmt.Errorf("couldn't use build directory: %w", err)
+	} else if !fi.IsDir() {
+		return "", "", fmt.Errorf("build directory %s is not a directory", dir)
+	}
+	if opts.OutDir != "" {
+		outDir = opts.OutDir
+		if !filepath.IsAbs(outDir) {
+			outDir = filepath.Join(dir, outDir)
+		}
+		outDir = filepath.Clean(outDir)
+	}
+	for _, p := range opts.Artifacts {
+		if _, err := filepath.Match(p, ""); err != nil {
+			return "", "", fmt.Errorf("bad artifact pattern %q: %w", p, err)
+		}
+	}
+	return dir, outDir, nil
+}
+
+// buildCommand prepares opts.Command to run in dir: stdin from /dev/null,
+// with opts.Hermetic a fresh home, the hermetic environment and namespaces.
+// cleanup removes the hermetic home.
+func buildCommand(ctx context.Context, opts Options, dir string) (cmd *exec.Cmd, cleanup func(), err error) {
+	cleanup = func() {}
+	env := os.Environ()
+	cmd = exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
+	if opts.Hermetic {
+		home, err := os.MkdirTemp("", "custody-build-home-")
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't create hermetic home: %w", err)
+		}
+		cleanup = func() { os.RemoveAll(home) }
+		env = hermeticEnv(env, home, opts.EnvAllow)
+		if cmd.SysProcAttr, err = hermeticAttr(); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdin = nil // os/exec connects nil to /dev/null
+	cmd.Stdout = opts.Stdout
+	cmd.Stderr = opts.Stderr
+	cmd.WaitDelay = 5 * time.Second
+	return cmd, cleanup, nil
+}
+
+// startError describes a build command that could not start.
+func startError(opts Options, err error) error {
+	if opts.Hermetic && isNamespaceRefusal(err) {
+		return fmt.Errorf("%w: %s", ErrHermeticUnavailable, namespaceRefusalReason(err))
+	}
+	return fmt.Errorf("couldn't start build command %q: %w", opts.Command[0], err)
+}
+
+// waitError describes a build command that failed: interrupted, exited
+// non-zero (*CommandError), or otherwise.
+func waitError(ctx context.Context, opts Options, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("build interrupted: %w", ctxErr)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return &CommandError{Command: slices.Clone(opts.Command), ExitCode: ee.ExitCode(), Err: err}
+	}
+	return fmt.Errorf("build command %q: %w", opts.Command[0], err)
 }

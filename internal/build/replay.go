@@ -4,11 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"time"
 )
 
 // Replay runs opts.Command as Run does (same working directory, same
@@ -27,68 +22,22 @@ func Replay(ctx context.Context, opts Options) ([]Output, error) {
 	if len(opts.Command) == 0 || opts.Command[0] == "" {
 		return nil, errors.New("no build command given")
 	}
-	dir := opts.Dir
-	if dir == "" {
-		dir = "."
-	}
-	dir, err := filepath.Abs(dir)
+	dir, outDir, err := resolveDirs(opts)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't resolve build directory: %w", err)
-	}
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("couldn't use build directory: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("build directory %s is not a directory", dir)
-	}
-	outDir := ""
-	if opts.OutDir != "" {
-		outDir = opts.OutDir
-		if !filepath.IsAbs(outDir) {
-			outDir = filepath.Join(dir, outDir)
-		}
-		outDir = filepath.Clean(outDir)
-	}
-	for _, p := range opts.Artifacts {
-		if _, err := filepath.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("bad artifact pattern %q: %w", p, err)
-		}
+		return nil, err
 	}
 	preexisting := snapshotDir(outDir)
 
-	env := os.Environ()
-	cmd := exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
-	if opts.Hermetic {
-		home, err := os.MkdirTemp("", "custody-build-home-")
-		if err != nil {
-			return nil, fmt.Errorf("couldn't create hermetic home: %w", err)
-		}
-		defer os.RemoveAll(home)
-		env = hermeticEnv(env, home, opts.EnvAllow)
-		if cmd.SysProcAttr, err = hermeticAttr(); err != nil {
-			return nil, err
-		}
+	cmd, cleanup, err := buildCommand(ctx, opts, dir)
+	if err != nil {
+		return nil, err
 	}
-	cmd.Dir = dir
-	cmd.Env = env
-	cmd.Stdin = nil // os/exec connects nil to /dev/null
-	cmd.Stdout = opts.Stdout
-	cmd.Stderr = opts.Stderr
-	cmd.WaitDelay = 5 * time.Second
+	defer cleanup()
 	if err := cmd.Start(); err != nil {
-		if opts.Hermetic && isNamespaceRefusal(err) {
-			return nil, fmt.Errorf("%w: %s", ErrHermeticUnavailable, namespaceRefusalReason(err))
-		}
-		return nil, fmt.Errorf("couldn't start build command %q: %w", opts.Command[0], err)
+		return nil, startError(opts, err)
 	}
 	if err := cmd.Wait(); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("build interrupted: %w", ctxErr)
-		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil, &CommandError{Command: slices.Clone(opts.Command), ExitCode: ee.ExitCode(), Err: err}
-		}
-		return nil, fmt.Errorf("build command %q: %w", opts.Command[0], err)
+		return nil, waitError(ctx, opts, err)
 	}
 	outputs, _, err := collectOutputs(ctx, dir, outDir, opts.Artifacts, preexisting)
 	if err != nil {
