@@ -81,7 +81,7 @@ func TestIncidentMetrics(t *testing.T) {
 		t.Fatalf("/ui/metrics: %d", code)
 	}
 	for _, w := range []string{"Mean time to detect", meanDetect.String(), "Mean time to contain", openContain.String(),
-		"Time to detect per incident", s.open, s.closed, "1 incident(s)"} {
+		"Time to detect per incident", s.open, s.closed, "1 incident(s)", `<dd id="quarantined">1</dd>`} {
 		if !strings.Contains(page, w) {
 			t.Errorf("/ui/metrics: missing %q", w)
 		}
@@ -96,6 +96,7 @@ func TestIncidentMetrics(t *testing.T) {
 		`custody_incidents{state="open"} 1`,
 		`custody_incidents{state="closed"} 1`,
 		"custody_incidents_not_contained 1",
+		"custody_quarantined_artifacts 1",
 	} {
 		if !strings.Contains(prom, w) {
 			t.Errorf("/metrics: missing %q", w)

@@ -174,13 +174,19 @@ type incidentFigures struct {
 	// still runs an affected artifact (no rollback was possible or it
 	// failed).
 	Uncontained int
+	// Quarantined counts the distinct artifacts any incident quarantined.
+	Quarantined int
 	Views       []*incidentView
 }
 
 func figuresOf(views []*incidentView) incidentFigures {
 	f := incidentFigures{Incidents: len(views), Views: views}
 	var det, con time.Duration
+	quarantined := map[string]bool{}
 	for _, iv := range views {
+		for _, r := range iv.Quarantined {
+			quarantined[r.Artifact] = true
+		}
 		if iv.Open() {
 			f.Open++
 		}
@@ -201,6 +207,7 @@ func figuresOf(views []*incidentView) incidentFigures {
 			}
 		}
 	}
+	f.Quarantined = len(quarantined)
 	if f.Detected > 0 {
 		f.MeanDetect = det / time.Duration(f.Detected)
 	}
@@ -267,8 +274,8 @@ func (d *Dashboard) quarantineOf(ctx context.Context, digest string) quarantineV
 // incidentCollector exports the incident figures on /metrics, computed
 // from the incident records once per scrape (as the metrics page does).
 type incidentCollector struct {
-	d                          *Dashboard
-	count, detect, contain, nc *prometheus.Desc
+	d                                *Dashboard
+	count, detect, contain, nc, arts *prometheus.Desc
 }
 
 func newIncidentCollector(d *Dashboard) *incidentCollector {
@@ -280,6 +287,8 @@ func newIncidentCollector(d *Dashboard) *incidentCollector {
 			"Mean time from an incident being opened to its last successful rollback, over incidents with one; -1 when none, NaN when the records could not be read.", nil, nil),
 		nc: prometheus.NewDesc("custody_incidents_not_contained",
 			"Incidents whose report leaves an environment running an affected artifact (no rollback possible, or it failed).", nil, nil),
+		arts: prometheus.NewDesc("custody_quarantined_artifacts",
+			"Distinct artifacts quarantined by incidents (the deploy gate and the admission webhook refuse them).", nil, nil),
 	}
 }
 
@@ -289,6 +298,7 @@ func (c *incidentCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.detect
 	ch <- c.contain
 	ch <- c.nc
+	ch <- c.arts
 }
 
 // Collect implements prometheus.Collector.
@@ -307,6 +317,7 @@ func (c *incidentCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.detect, prometheus.GaugeValue, f.meanDetectSeconds())
 	ch <- prometheus.MustNewConstMetric(c.contain, prometheus.GaugeValue, f.meanContainSeconds())
 	ch <- prometheus.MustNewConstMetric(c.nc, prometheus.GaugeValue, float64(f.Uncontained))
+	ch <- prometheus.MustNewConstMetric(c.arts, prometheus.GaugeValue, float64(f.Quarantined))
 }
 
 // meanDetectSeconds is MeanDetect in seconds, -1 when no incident has a
