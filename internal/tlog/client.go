@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -137,14 +138,20 @@ func (c *Client) update(ctx context.Context, last *Checkpoint) (*Checkpoint, [][
 // Sync is Update with the remembered checkpoint kept in store: it loads
 // the last checkpoint of this log, updates, and saves the new one.
 //
-// Syncs through one store run one at a time: two at once could each load
-// the same checkpoint, and the second to save would then check its proof
-// against the checkpoint the first saved instead of the one the proof
-// starts from ("size1=size2, but proof is not empty"), failing a
-// consistent log.
+// Syncs of one log through a store directory run one at a time, in a
+// process and across processes (an flock on the checkpoint's lock file):
+// two at once could each load the same checkpoint, and the second to save
+// would then check its proof against the checkpoint the first saved
+// instead of the one the proof starts from ("size1=size2, but proof is not
+// empty"), failing a consistent log.
 func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint, error) {
 	store.mu.Lock()
 	defer store.mu.Unlock()
+	unlock, err := store.lock(c.verifier.Name())
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	last, err := store.Load(c.verifier)
 	if err != nil {
 		return nil, err
@@ -170,6 +177,23 @@ type CheckpointStore struct {
 
 // NewCheckpointStore returns a store in dir (created on first Save).
 func NewCheckpointStore(dir string) *CheckpointStore { return &CheckpointStore{dir: dir} }
+
+// lock takes an exclusive flock on the origin's lock file (beside its
+// checkpoint) and returns its release.
+func (s *CheckpointStore) lock(origin string) (func(), error) {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't lock checkpoint: %w", err)
+	}
+	f, err := os.OpenFile(s.path(origin)+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't lock checkpoint: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("couldn't lock checkpoint: %w", err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
 
 // path names the file of an origin: a readable, sanitized origin plus a
 // hash of the exact origin, so no two origins share a file.

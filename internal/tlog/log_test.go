@@ -564,9 +564,9 @@ func TestWitnessCosigning(t *testing.T) {
 	})
 }
 
-// TestConcurrentSync: syncs through one store at once all succeed on a
-// consistent log (each used to check its proof against the checkpoint
-// another had just saved).
+// TestConcurrentSync: syncs through one store directory at once all
+// succeed on a consistent log (each used to check its proof against the
+// checkpoint another had just saved).
 func TestConcurrentSync(t *testing.T) {
 	ctx := context.Background()
 	key := newECDSAKey(t).(*ecdsa.PrivateKey)
@@ -577,11 +577,18 @@ func TestConcurrentSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	add(t, l, "a2")
+	// Half through a second store on the same directory, as another
+	// process would.
+	other := NewCheckpointStore(store.dir)
 	errs := make(chan error, 8)
 	var wg sync.WaitGroup
-	for range 8 {
+	for i := range 8 {
+		st := store
+		if i%2 == 1 {
+			st = other
+		}
 		wg.Go(func() {
-			_, err := c.Sync(ctx, store)
+			_, err := c.Sync(ctx, st)
 			errs <- err
 		})
 	}
