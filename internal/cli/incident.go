@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -213,8 +215,8 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	} else {
 		// The next page is fetched while this one is read.
 		type page struct {
-			es  []*store.Evidence
-			err error
+			found []client.Found
+			err   error
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -224,23 +226,30 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 			q := sel.Query()
 			q.Limit = store.MaxLimit
 			for {
-				es, err := cl.Search(sctx, q)
+				found, err := cl.SearchBundles(sctx, q)
 				select {
-				case pages <- page{es, err}:
+				case pages <- page{found, err}:
 				case <-sctx.Done():
 					return
 				}
-				if err != nil || len(es) < q.Limit {
+				if err != nil || len(found) < q.Limit {
 					return
 				}
-				q.AfterID = es[len(es)-1].ID
+				q.AfterID = found[len(found)-1].Evidence.ID
 			}
 		}()
 		for p := range pages {
 			if p.err != nil {
 				return remoteErr(p.err, "search the evidence index")
 			}
-			read, unreadable := incident.FromBundles(p.es, tm, since)
+			// Each bundle was parsed once, by the client (which checked
+			// its log entries); FromBundles reads the parsed form.
+			es := make([]*store.Evidence, len(p.found))
+			parsed := make([]*protobundle.Bundle, len(p.found))
+			for i, f := range p.found {
+				es[i], parsed[i] = f.Evidence, f.Bundle
+			}
+			read, unreadable := incident.FromBundles(es, parsed, tm, since)
 			evs = append(evs, read...)
 			rep.Unreadable = append(rep.Unreadable, unreadable...)
 		}
@@ -347,9 +356,15 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 
 	// 5. revoke
 	if f.trustRoot != "" {
-		tr, err := revokeInRoot(ctx, s, f, sel.KeyID, since)
+		tr, d, err := revokeInRoot(ctx, s, f, sel.KeyID, since)
 		if err != nil {
 			return err
+		}
+		if cl != nil {
+			// The server checks policy changes against its trust root and
+			// serves it to every client that pulls: it must learn the
+			// revocation too.
+			tr.Push = pushRevocation(ctx, cl, d, tr, serverURL(f.server), actor)
 		}
 		rep.TrustRoot = tr
 	}
@@ -410,7 +425,34 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 		return failErr(fmt.Errorf("incident %s: %s still run(s) an affected artifact", id, strings.Join(still, ", ")),
 			"deploy a known-good artifact there by hand; the quarantine already refuses the affected ones")
 	}
+	if t := rep.TrustRoot; t != nil && t.Push != nil && !t.Push.Accepted && t.Signed >= t.Needed {
+		return failErr(fmt.Errorf("incident %s: the server does not hold the revoked trust root: %s", id, t.Push.Detail),
+			"the quarantine is recorded; once the server can take it: custody trust push "+t.Path+" --server "+t.Push.Server)
+	}
 	return nil
+}
+
+// pushRevocation sends the revoked trust root version d to the server when
+// it carries the admin threshold, and says what became of it.
+func pushRevocation(ctx context.Context, cl *client.Client, d *trust.Document, tr *incident.TrustRoot, server, actor string) *incident.TrustPush {
+	p := &incident.TrustPush{Server: server}
+	push := fmt.Sprintf("custody trust push %s --server %s", tr.Path, server)
+	if tr.Signed < tr.Needed {
+		p.Detail = fmt.Sprintf("not pushed: it needs %d more admin signature(s); run custody trust sign --root %s --key ADMIN.key, then %s",
+			tr.Needed-tr.Signed, tr.Path, push)
+		return p
+	}
+	v, _, err := cl.PushTrustRoot(ctx, d, actor)
+	if err != nil {
+		p.Detail = fmt.Sprintf("refused: %v; once that is fixed, run %s", err, push)
+		var apiErr *client.APIError
+		if errors.Is(err, client.ErrUnreachable) || !errors.As(err, &apiErr) {
+			p.Detail = fmt.Sprintf("not pushed: %v; run %s", err, push)
+		}
+		return p
+	}
+	p.Accepted, p.Version = true, v
+	return p
 }
 
 // incidentKeyID accepts a key ID (hex SHA-256) or a .pub file.
@@ -471,31 +513,31 @@ func incidentTimeMaterial(ctx context.Context, f *incidentFlags, cl *client.Clie
 
 // revokeInRoot marks keyID compromised in --trust-root, signs the new
 // version with every --admin-key and writes it.
-func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.TrustRoot, error) {
+func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.TrustRoot, *trust.Document, error) {
 	d, err := readRoot(f.trustRoot)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := d.RevokeKey(keyID, since.UTC()); err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
+		return nil, nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
 	}
 	for _, k := range f.adminKeys {
 		sg, release, err := loadSigner(s, k)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		err = d.Sign(ctx, sg)
 		release()
 		if err != nil {
-			return nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
+			return nil, nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
 		}
 	}
 	b, err := d.Marshal()
 	if err != nil {
-		return nil, usageErr(err, "")
+		return nil, nil, usageErr(err, "")
 	}
 	if err := fsutil.WriteFileAtomic(f.trustRoot, b, 0o644); err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
+		return nil, nil, usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
 	}
 	tr := &incident.TrustRoot{Path: f.trustRoot, Version: d.Version, KeyID: keyID, Signed: len(d.Signatures), Needed: d.Threshold}
 	if tr.Signed >= tr.Needed {
@@ -503,7 +545,7 @@ func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID strin
 	} else {
 		tr.Note = fmt.Sprintf("needs %d more admin signature(s): custody trust sign --root %s --key ADMIN.key", tr.Needed-tr.Signed, f.trustRoot)
 	}
-	return tr, nil
+	return tr, d, nil
 }
 
 // incidentErr maps ledger errors to exit codes.

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -160,7 +161,7 @@ func (c *Client) Sign(ctx context.Context, statementJSON []byte) ([]byte, error)
 	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Bundle) == 0 {
 		return nil, errors.New("server answered a malformed sign response")
 	}
-	if err := c.checkBundles(ctx, [][]byte{resp.Bundle}); err != nil {
+	if err := c.checkBundles(ctx, []Found{{Evidence: &store.Evidence{Bundle: resp.Bundle}}}); err != nil {
 		return nil, err
 	}
 	return resp.Bundle, nil
@@ -179,7 +180,7 @@ func (c *Client) TrustedRoot(ctx context.Context) ([]byte, error) {
 // Push stores a bundle in the server's index and returns its evidence ID;
 // existed is true when the same bundle was stored before.
 func (c *Client) Push(ctx context.Context, bundleJSON []byte) (id int64, existed bool, err error) {
-	if err := c.checkBundles(ctx, [][]byte{bundleJSON}); err != nil {
+	if err := c.checkBundles(ctx, []Found{{Evidence: &store.Evidence{Bundle: bundleJSON}}}); err != nil {
 		return 0, false, err
 	}
 	b, err := c.do(ctx, http.MethodPost, "/api/v1/evidence", "application/json", bundleJSON)
@@ -198,6 +199,30 @@ func (c *Client) Push(ctx context.Context, bundleJSON []byte) (id int64, existed
 
 // Search returns the evidence matching q.
 func (c *Client) Search(ctx context.Context, q store.Query) ([]*store.Evidence, error) {
+	found, err := c.SearchBundles(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Evidence, len(found))
+	for i, f := range found {
+		out[i] = f.Evidence
+	}
+	return out, nil
+}
+
+// Found is one search result: the index record and its bundle, parsed.
+type Found struct {
+	Evidence *store.Evidence
+	// Bundle is Evidence.Bundle parsed as sigstore-go's bundle.UnmarshalJSON
+	// parses it (protojson, unknown fields refused), not yet validated; nil
+	// when it does not parse.
+	Bundle *protobundle.Bundle
+}
+
+// SearchBundles is Search that also returns each bundle parsed (on every
+// CPU), so that a caller that reads the bundles does not parse them again.
+// The entries of the server's log are checked as Search checks them.
+func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, error) {
 	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
 	if err != nil {
 		return nil, err
@@ -208,16 +233,39 @@ func (c *Client) Search(ctx context.Context, q store.Query) ([]*store.Evidence, 
 	if err := json.Unmarshal(b, &resp); err != nil {
 		return nil, errors.New("server answered a malformed search response")
 	}
-	out := make([]*store.Evidence, 0, len(resp.Evidence))
-	bundles := make([][]byte, 0, len(resp.Evidence))
-	for _, j := range resp.Evidence {
-		out = append(out, server.FromJSON(j))
-		bundles = append(bundles, j.Bundle)
+	out := make([]Found, len(resp.Evidence))
+	for i, j := range resp.Evidence {
+		out[i].Evidence = server.FromJSON(j)
 	}
-	if err := c.checkBundles(ctx, bundles); err != nil {
+	parseBundles(out)
+	if err := c.checkBundles(ctx, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// parseBundles parses every bundle of found, on every CPU.
+func parseBundles(found []Found) {
+	workers := min(runtime.GOMAXPROCS(0), len(found))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				pb := new(protobundle.Bundle)
+				if protojson.Unmarshal(found[i].Evidence.Bundle, pb) == nil {
+					found[i].Bundle = pb
+				}
+			}
+		}()
+	}
+	for i := range found {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // Log returns a client of the server's transparency log, whose origin and
@@ -297,13 +345,18 @@ func (c *Client) sync(ctx context.Context, lc *tlog.Client) (*tlog.Checkpoint, e
 // checkBundles checks every entry of the server's log in bundles: its
 // inclusion proof against its checkpoint, and that checkpoint's consistency
 // with the latest one (itself checked against the remembered checkpoint).
-func (c *Client) checkBundles(ctx context.Context, bundles [][]byte) error {
+func (c *Client) checkBundles(ctx context.Context, found []Found) error {
 	var latest *tlog.Checkpoint
 	var lc *tlog.Client
-	for _, raw := range bundles {
-		pb := new(protobundle.Bundle)
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, pb); err != nil {
-			continue // not ours to judge; the server or verifier will refuse it
+	for _, f := range found {
+		pb := f.Bundle
+		if pb == nil {
+			// Unknown fields are not ours to judge (the verifier refuses
+			// them), but the log entries of such a bundle are checked.
+			pb = new(protobundle.Bundle)
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(f.Evidence.Bundle, pb); err != nil {
+				continue // not ours to judge; the server or verifier will refuse it
+			}
 		}
 		for _, tle := range pb.GetVerificationMaterial().GetTlogEntries() {
 			if lc == nil {

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/digitorus/timestamp"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/store"
@@ -39,8 +41,21 @@ func FromBundle(source string, b []byte, tm root.TrustedMaterial, since time.Tim
 	if len(b) > verify.MaxBundleBytes {
 		return nil, fmt.Errorf("%s: bundle is larger than %d bytes", source, verify.MaxBundleBytes)
 	}
-	var bu bundle.Bundle
-	if err := bu.UnmarshalJSON(b); err != nil {
+	pb := new(protobundle.Bundle)
+	if err := protojson.Unmarshal(b, pb); err != nil {
+		return nil, fmt.Errorf("%s: not a Sigstore bundle: %w", source, err)
+	}
+	return fromParsed(source, b, pb, tm, since)
+}
+
+// fromParsed is FromBundle of b already parsed as pb (protojson, unknown
+// fields refused, as sigstore-go's bundle.UnmarshalJSON parses).
+func fromParsed(source string, b []byte, pb *protobundle.Bundle, tm root.TrustedMaterial, since time.Time) (*Evidence, error) {
+	if len(b) > verify.MaxBundleBytes {
+		return nil, fmt.Errorf("%s: bundle is larger than %d bytes", source, verify.MaxBundleBytes)
+	}
+	bu, err := bundle.NewBundle(pb)
+	if err != nil {
 		return nil, fmt.Errorf("%s: not a Sigstore bundle: %w", source, err)
 	}
 	env := bu.GetDsseEnvelope()
@@ -75,10 +90,10 @@ func FromBundle(source string, b []byte, tm root.TrustedMaterial, since time.Tim
 			}
 		}
 	}
-	if claimed, what := earliestClaim(&bu); !since.IsZero() && !claimed.IsZero() && !claimed.Before(since) {
+	if claimed, what := earliestClaim(bu); !since.IsZero() && !claimed.IsZero() && !claimed.Before(since) {
 		e.ProvenAt, e.Proof = claimed, what+" (claimed, not verified: at or after the compromise, affected either way)"
 	} else {
-		e.ProvenAt, e.Proof = provenTime(&bu, tm)
+		e.ProvenAt, e.Proof = provenTime(bu, tm)
 	}
 	e.IntegratedTime = e.ProvenAt
 	return e, nil
@@ -173,7 +188,14 @@ func provenTime(bu *bundle.Bundle, tm root.TrustedMaterial) (time.Time, string) 
 // order given, each named "server:ID", and what it could not read. The
 // index's facts (signer key, identity, builder) are kept: they are what the
 // index was searched by.
-func FromBundles(es []*store.Evidence, tm root.TrustedMaterial, since time.Time) ([]*Evidence, []Unreadable) {
+//
+// parsed, when not nil, holds each bundle already parsed as FromBundle
+// parses it (client.SearchBundles does): parsed[i] is es[i].Bundle, or nil
+// to parse it here.
+func FromBundles(es []*store.Evidence, parsed []*protobundle.Bundle, tm root.TrustedMaterial, since time.Time) ([]*Evidence, []Unreadable) {
+	if parsed != nil && len(parsed) != len(es) {
+		parsed = nil
+	}
 	type result struct {
 		e   *Evidence
 		err error
@@ -188,7 +210,16 @@ func FromBundles(es []*store.Evidence, tm root.TrustedMaterial, since time.Time)
 			defer wg.Done()
 			for i := range next {
 				se := es[i]
-				e, err := FromBundle(fmt.Sprintf("server:%d", se.ID), se.Bundle, tm, since)
+				source := fmt.Sprintf("server:%d", se.ID)
+				var (
+					e   *Evidence
+					err error
+				)
+				if parsed != nil && parsed[i] != nil {
+					e, err = fromParsed(source, se.Bundle, parsed[i], tm, since)
+				} else {
+					e, err = FromBundle(source, se.Bundle, tm, since)
+				}
 				if err == nil {
 					e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
 				}

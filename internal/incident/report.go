@@ -123,6 +123,24 @@ type TrustRoot struct {
 	Signed  int    `json:"signatures"`
 	Needed  int    `json:"threshold"`
 	Note    string `json:"note"`
+	// Push is what became of the new version on the server (incident open
+	// --server); nil in local mode.
+	Push *TrustPush `json:"push,omitempty"`
+}
+
+// TrustPush is the revoked trust root version sent to a server, which
+// checks policy changes against it and serves it to every client that
+// pulls (custody trust pull).
+type TrustPush struct {
+	Server string `json:"server"`
+	// Accepted is true when the server holds the new version (it accepted
+	// it now, or already had it).
+	Accepted bool `json:"accepted"`
+	// Version is the server's trust root version after the push (0 when
+	// not accepted).
+	Version int `json:"version,omitempty"`
+	// Detail says why it was not pushed or refused, and what to run.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Metrics of an incident.
@@ -244,6 +262,13 @@ func (r *Report) WriteText(w io.Writer) {
 	if t := r.TrustRoot; t != nil {
 		fmt.Fprintf(w, "trust root: key %s revoked since %s in %s version %d (%d of %d admin signatures): %s\n",
 			t.KeyID, ts(r.CompromisedSince), t.Path, t.Version, t.Signed, t.Needed, t.Note)
+		switch p := t.Push; {
+		case p == nil:
+		case p.Accepted:
+			fmt.Fprintf(w, "trust root: %s accepted it: the server's trust root is version %d\n", p.Server, p.Version)
+		default:
+			fmt.Fprintf(w, "TRUST ROOT NOT ON THE SERVER: %s: %s\n", p.Server, p.Detail)
+		}
 	}
 	m := r.Metrics
 	fmt.Fprintf(w, "metrics: %d artifact(s) affected", m.ArtifactsAffected)

@@ -30,7 +30,6 @@ import (
 type EvidenceJSON struct {
 	ID             int64            `json:"id"`
 	BundleSHA256   string           `json:"bundleSha256"`
-	Bundle         json.RawMessage  `json:"bundle"`
 	Subjects       []attest.Subject `json:"subjects"`
 	PredicateType  string           `json:"predicateType"`
 	SignerKeyID    string           `json:"signerKeyId,omitempty"`
@@ -43,6 +42,9 @@ type EvidenceJSON struct {
 	LogIndex       int64            `json:"logIndex"`
 	IntegratedTime *time.Time       `json:"integratedTime,omitempty"`
 	IndexedAt      time.Time        `json:"indexedAt"`
+	// Bundle is last: the search response writes the stored bytes in its
+	// place (appendSearchResponse).
+	Bundle json.RawMessage `json:"bundle"`
 }
 
 // pushResponse answers POST /api/v1/evidence.
@@ -217,14 +219,60 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "search failed")
 		return
 	}
-	out := struct {
-		Evidence []EvidenceJSON `json:"evidence"`
-	}{Evidence: []EvidenceJSON{}}
-	for _, e := range found {
-		out.Evidence = append(out.Evidence, ToJSON(e))
+	body, err := appendSearchResponse(make([]byte, 0, searchResponseSize(found)), found)
+	if err != nil {
+		s.logger.Error("search failed", "err", err)
+		fail(w, http.StatusInternalServerError, "search failed")
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+	w.Write(body)
+}
+
+// searchResponseSize estimates the size of the search response for found.
+func searchResponseSize(found []*store.Evidence) int {
+	n := 32
+	for _, e := range found {
+		n += len(e.Bundle) + 512 + 160*len(e.Subjects)
+	}
+	return n
+}
+
+// appendSearchResponse appends {"evidence": [...]} for found to dst, each
+// record as ToJSON encodes it except that the stored bundle bytes are
+// written as they are (the last member, "bundle"), not decoded and
+// re-encoded: encoding/json would validate and compact every bundle, the
+// largest part of the response. The stored bytes are JSON: every bundle
+// the index holds was parsed as a Sigstore bundle before it was stored
+// (checkBundle, the server's own audit entries); one that is not (a damaged
+// index) makes the whole response malformed, which clients refuse.
+func appendSearchResponse(dst []byte, found []*store.Evidence) ([]byte, error) {
+	dst = append(dst, `{"evidence":[`...)
+	for i, e := range found {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		j := ToJSON(e)
+		j.Bundle = nil
+		rec, err := json.Marshal(j)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't encode evidence %d: %w", e.ID, err)
+		}
+		// rec ends in "bundle":null} (Bundle is the field omitted last).
+		const tail = `,"bundle":null}`
+		if !bytes.HasSuffix(rec, []byte(tail)) {
+			return nil, fmt.Errorf("couldn't encode evidence %d: unexpected encoding", e.ID)
+		}
+		dst = append(dst, rec[:len(rec)-len(tail)]...)
+		dst = append(dst, `,"bundle":`...)
+		if len(bytes.TrimSpace(e.Bundle)) == 0 {
+			dst = append(dst, "null"...)
+		} else {
+			dst = append(dst, e.Bundle...)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}\n"...), nil
 }
 
 // ToJSON converts an index record to its wire form.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/store"
@@ -34,6 +35,27 @@ type auditIncidentRecord struct {
 	store.IncidentRecord
 	Report       json.RawMessage `json:"report,omitempty"`
 	ReportSHA256 string          `json:"reportSha256,omitempty"`
+}
+
+// auditQuarantine is the audit detail of quarantine records that share
+// everything but the artifact (the records of one incident open): the
+// shared fields once, then the quarantined artifacts in request order. An
+// "incident.quarantined" entry's detail is a list of these; other incident
+// entries list auditIncidentRecords.
+type auditQuarantine struct {
+	Incident   string    `json:"incident"`
+	Event      string    `json:"event"`
+	Actor      string    `json:"actor,omitempty"`
+	Time       time.Time `json:"time"`
+	Detail     string    `json:"detail,omitempty"`
+	RecordedBy string    `json:"recordedBy,omitempty"`
+	Artifacts  []string  `json:"artifacts"`
+}
+
+// sameQuarantine reports whether n shares q's fields.
+func (q *auditQuarantine) sameQuarantine(n *store.IncidentRecord) bool {
+	return q.Incident == n.Incident && q.Event == n.Event && q.Actor == n.Actor && q.Time.Equal(n.Time) &&
+		q.Time.Location() == n.Time.Location() && q.Detail == n.Detail && q.RecordedBy == n.RecordedBy
 }
 
 // auditParallel bounds how many audit entries of one request are written at
@@ -147,24 +169,57 @@ const auditMaxDetail = attest.MaxStatementBytes / 4
 
 // incidentAuditEvents groups normalised records into audit events: runs of
 // one event, each cut where the next record would take it over budget
-// bytes.
+// bytes. Quarantine records are written compactly (auditQuarantine): a
+// run of records differing only in their artifact costs one header and
+// then the artifact and its subject per record.
 func incidentAuditEvents(ns []*store.IncidentRecord, budget int) ([]auditEvent, error) {
 	var (
 		out      []auditEvent
 		recs     []auditIncidentRecord
+		groups   []*auditQuarantine
 		subjects []attest.Subject
 		size     int
 		event    string
 		actor    string
 	)
 	flush := func() {
-		if len(recs) == 0 {
-			return
+		switch {
+		case len(recs) > 0:
+			out = append(out, auditEvent{action: "incident." + event, actor: actor, subjects: subjects, detail: recs})
+		case len(groups) > 0:
+			out = append(out, auditEvent{action: "incident." + event, actor: actor, subjects: subjects, detail: groups})
 		}
-		out = append(out, auditEvent{action: "incident." + event, actor: actor, subjects: subjects, detail: recs})
-		recs, subjects, size = nil, nil, 0
+		recs, groups, subjects, size = nil, nil, nil, 0
 	}
 	for _, n := range ns {
+		if n.Event == store.IncidentQuarantined {
+			sub, err := auditSubject(n.Incident, n.Artifact)
+			if err != nil {
+				return nil, err
+			}
+			cost := len(n.Artifact) + 3 + len(n.Incident) + 96
+			if n.Event != event || n.Actor != actor || size+cost > budget {
+				flush()
+			}
+			event, actor = n.Event, n.Actor
+			if len(groups) == 0 || !groups[len(groups)-1].sameQuarantine(n) {
+				g := &auditQuarantine{Incident: n.Incident, Event: n.Event, Actor: n.Actor, Time: n.Time, Detail: n.Detail, RecordedBy: n.RecordedBy}
+				h, err := json.Marshal(g)
+				if err != nil {
+					return nil, fmt.Errorf("couldn't encode audit detail: %w", err)
+				}
+				if size > 0 && size+len(h)+1+cost > budget {
+					flush()
+				}
+				groups = append(groups, g)
+				size += len(h) + 1
+			}
+			g := groups[len(groups)-1]
+			g.Artifacts = append(g.Artifacts, n.Artifact)
+			subjects = append(subjects, sub)
+			size += cost
+			continue
+		}
 		a := auditIncidentRecord{IncidentRecord: *n}
 		a.IncidentRecord.Report = nil
 		if len(n.Report) > 0 {
@@ -176,23 +231,11 @@ func incidentAuditEvents(ns []*store.IncidentRecord, budget int) ([]auditEvent, 
 			return nil, fmt.Errorf("couldn't encode audit detail: %w", err)
 		}
 		cost := len(b) + 1
-		var sub *attest.Subject
-		if n.Event == store.IncidentQuarantined {
-			sb, err := auditSubject(n.Incident, n.Artifact)
-			if err != nil {
-				return nil, err
-			}
-			sub = &sb
-			cost += len(n.Incident) + 96
-		}
 		if n.Event != event || n.Actor != actor || size+cost > budget {
 			flush()
 		}
 		event, actor = n.Event, n.Actor
 		recs = append(recs, a)
-		if sub != nil {
-			subjects = append(subjects, *sub)
-		}
 		size += cost
 	}
 	flush()

@@ -83,9 +83,35 @@ func TestIncidents(t *testing.T) {
 		}
 		actions[p.Action]++
 		if p.Action == "incident.quarantined" {
-			var recs []store.IncidentRecord
-			if err := json.Unmarshal(p.Detail, &recs); err != nil || len(recs) != len(st.Subject) {
-				t.Errorf("quarantine audit detail: %d records for %d subjects, %v", len(recs), len(st.Subject), err)
+			// Compact: the shared fields once, then the artifacts, which
+			// are the entry's subjects in order.
+			var groups []struct {
+				Incident   string    `json:"incident"`
+				Event      string    `json:"event"`
+				Actor      string    `json:"actor"`
+				Time       time.Time `json:"time"`
+				Detail     string    `json:"detail"`
+				RecordedBy string    `json:"recordedBy"`
+				Artifacts  []string  `json:"artifacts"`
+			}
+			if err := json.Unmarshal(p.Detail, &groups); err != nil {
+				t.Fatalf("quarantine audit detail: %v: %s", err, p.Detail)
+			}
+			var arts []string
+			for _, g := range groups {
+				if g.Incident != inc || g.Event != store.IncidentQuarantined || g.Actor != "alice" || g.Time.IsZero() ||
+					g.Detail == "" || g.RecordedBy != "admin:test admin" || len(g.Artifacts) == 0 {
+					t.Errorf("quarantine audit detail group = %+v", g)
+				}
+				arts = append(arts, g.Artifacts...)
+			}
+			if len(arts) != len(st.Subject) {
+				t.Errorf("quarantine audit detail: %d artifacts for %d subjects", len(arts), len(st.Subject))
+			}
+			for i, s := range st.Subject {
+				if i < len(arts) && arts[i] != "sha256:"+s.Digest["sha256"] {
+					t.Errorf("quarantine audit detail: artifact %d is %s, subject %s", i, arts[i], s.Digest["sha256"])
+				}
 			}
 			for _, s := range st.Subject {
 				subjects["sha256:"+s.Digest["sha256"]]++

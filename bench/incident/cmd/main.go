@@ -430,7 +430,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 	vT.what = "component: incident.FromBundles (parse; verify the RFC 3161 timestamps that claim a time before T)"
 	for range runs {
 		t0, c0 := time.Now(), selfCPU()
-		out, unreadable := incident.FromBundles(evs, tm, st.T)
+		out, unreadable := incident.FromBundles(evs, nil, tm, st.T)
 		vT.d, vT.cpu = append(vT.d, time.Since(t0)), append(vT.cpu, selfCPU()-c0)
 		if len(unreadable) > 0 || len(out) != len(evs) {
 			return fmt.Errorf("FromBundles: %d read, %d unreadable", len(out), len(unreadable))
