@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/verify"
@@ -85,7 +86,11 @@ const MaxSourceCommits = 16
 // the provenance before it lets a review count). Errors are the client's
 // (client.ErrUnreachable for a server that cannot be reached).
 func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) ([]Bundle, error) {
-	out, err := search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit})
+	// Decisions (VSAs) and audit entries about the artifact are outputs of
+	// the gate, never its inputs; they accumulate with every decision, so
+	// the index leaves them out rather than sending them to be skipped.
+	out, err := search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit,
+		ExcludePredicateTypes: []string{policy.PredicateVSA, server.PredicateAudit}})
 	if err != nil {
 		return nil, err
 	}

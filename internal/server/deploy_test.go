@@ -49,6 +49,9 @@ func TestDeployments(t *testing.T) {
 	if err != nil || len(audits) != 2 {
 		t.Fatalf("audit entries = %d, %v; want 2", len(audits), err)
 	}
+	if rest, err := aud.Search(ctx, store.Query{Digest: d.Artifact, ExcludePredicateTypes: []string{server.PredicateAudit}}); err != nil || len(rest) != 0 {
+		t.Errorf("evidence about the artifact without audit entries = %d, %v; want none", len(rest), err)
+	}
 	auditPub, err := aud.PublicKey(ctx, server.AuditKeyName)
 	if err != nil {
 		t.Fatalf("audit key: %v", err)

@@ -58,7 +58,8 @@
 // both and verifies each entry's inclusion.
 //
 // The search parameters of GET /api/v1/evidence are digest, name,
-// predicateType, signerKeyId, identity, builder, source, commit, buildId,
+// predicateType, notPredicateType (repeatable: leave these types out),
+// signerKeyId, identity, builder, source, commit, buildId,
 // since and until (RFC 3339), after (an evidence ID) and limit; see
 // store.Query.
 //

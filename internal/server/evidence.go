@@ -323,6 +323,9 @@ func QueryParams(q store.Query) url.Values {
 	set("source", q.SourceURI)
 	set("commit", q.SourceCommit)
 	set("buildId", q.BuildID)
+	if len(q.ExcludePredicateTypes) > 0 {
+		v["notPredicateType"] = append([]string(nil), q.ExcludePredicateTypes...)
+	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
@@ -341,7 +344,8 @@ func QueryParams(q store.Query) url.Values {
 func parseQuery(v url.Values) (store.Query, error) {
 	q := store.Query{Digest: v.Get("digest"), SubjectName: v.Get("name"), PredicateType: v.Get("predicateType"),
 		SignerKeyID: v.Get("signerKeyId"), SignerIdentity: v.Get("identity"), BuilderID: v.Get("builder"),
-		SourceURI: v.Get("source"), SourceCommit: v.Get("commit"), BuildID: v.Get("buildId")}
+		SourceURI: v.Get("source"), SourceCommit: v.Get("commit"), BuildID: v.Get("buildId"),
+		ExcludePredicateTypes: v["notPredicateType"]}
 	var err error
 	for _, t := range []struct {
 		name string

@@ -193,6 +193,13 @@ func (s *sqlDB) search(ctx context.Context, q Query) ([]*Evidence, error) {
 			where = append(where, c.col+" = "+arg(c.v))
 		}
 	}
+	if len(n.ExcludePredicateTypes) > 0 {
+		ph := make([]string, len(n.ExcludePredicateTypes))
+		for i, t := range n.ExcludePredicateTypes {
+			ph[i] = arg(t)
+		}
+		where = append(where, "predicate_type NOT IN ("+strings.Join(ph, ", ")+")")
+	}
 	if !n.Since.IsZero() {
 		where = append(where, "sort_us >= "+arg(ceilMicros(n.Since)))
 	}

@@ -130,6 +130,10 @@ type Query struct {
 	SourceURI      string
 	SourceCommit   string
 	BuildID        string
+	// ExcludePredicateTypes leaves out evidence of these predicate types
+	// (at most MaxExcludedTypes), e.g. the decisions (VSAs) and audit
+	// entries about an artifact when collecting the evidence that decides.
+	ExcludePredicateTypes []string
 	// Since (inclusive) and Until (exclusive) bound the evidence time: its
 	// IntegratedTime, or its IndexedAt when IntegratedTime is zero.
 	Since, Until time.Time
@@ -363,6 +367,9 @@ type query struct {
 	alg, value string
 }
 
+// MaxExcludedTypes bounds Query.ExcludePredicateTypes.
+const MaxExcludedTypes = 8
+
 // normalizeQuery validates q, applies the default limit and lowercases hex.
 func normalizeQuery(q Query) (*query, error) {
 	n := &query{Query: q}
@@ -388,6 +395,14 @@ func normalizeQuery(q Query) (*query, error) {
 	}
 	if q.AfterID < 0 {
 		return nil, fmt.Errorf("%w: negative after id %d", ErrInvalidQuery, q.AfterID)
+	}
+	if len(q.ExcludePredicateTypes) > MaxExcludedTypes {
+		return nil, fmt.Errorf("%w: more than %d excluded predicate types", ErrInvalidQuery, MaxExcludedTypes)
+	}
+	for _, t := range q.ExcludePredicateTypes {
+		if t == "" || len(t) > 1024 {
+			return nil, fmt.Errorf("%w: an excluded predicate type is empty or longer than 1024 bytes", ErrInvalidQuery)
+		}
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.After(q.Until) {
 		return nil, fmt.Errorf("%w: since %s is after until %s", ErrInvalidQuery, q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano))

@@ -315,6 +315,10 @@ func testQueryFields(t *testing.T, s store.Store) {
 			SignerKeyID: Key("k1"), SignerIdentity: es[1].SignerIdentity, BuilderID: es[1].BuilderID,
 			SourceURI: es[1].SourceURI, SourceCommit: es[1].SourceCommit, BuildID: "build-2",
 		}, nil},
+		{"digest without predicate", store.Query{Digest: "sha256:" + Digest("bin"), ExcludePredicateTypes: []string{"https://cyclonedx.org/bom"}}, []int{0}},
+		{"key without two predicates", store.Query{SignerKeyID: Key("k1"),
+			ExcludePredicateTypes: []string{"https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1"}}, nil},
+		{"excluding an absent predicate", store.Query{SignerKeyID: Key("k1"), ExcludePredicateTypes: []string{"https://example.com/none"}}, []int{0, 1, 4, 5}},
 		{"after id", store.Query{SignerKeyID: Key("k1"), AfterID: id[0]}, []int{1, 4, 5}},
 		{"limit", store.Query{SignerKeyID: Key("k1"), Limit: 2}, []int{0, 1}},
 	}
@@ -569,6 +573,8 @@ func testInvalidQuery(t *testing.T, s store.Store) {
 		{"negative limit", store.Query{Limit: -1}},
 		{"negative after id", store.Query{AfterID: -5}},
 		{"since after until", store.Query{Since: base.Add(time.Hour), Until: base}},
+		{"empty excluded predicate type", store.Query{ExcludePredicateTypes: []string{""}}},
+		{"too many excluded predicate types", store.Query{ExcludePredicateTypes: strings.Split("a b c d e f g h i", " ")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
