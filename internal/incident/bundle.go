@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -112,20 +111,21 @@ func keyIDFromHint(hint string) string {
 }
 
 // earliestClaim returns the earliest time the bundle's RFC 3161 timestamps
-// or log entries claim, without verifying them; zero when one cannot be
-// read (then everything is verified).
+// or log entries claim, without verifying them (claimedTime reads only the
+// path to a timestamp's genTime); zero when one cannot be read (then
+// everything is verified).
 func earliestClaim(bu *bundle.Bundle) (time.Time, string) {
 	var best time.Time
 	what := ""
 	vm := bu.GetVerificationMaterial()
 	for _, st := range vm.GetTimestampVerificationData().GetRfc3161Timestamps() {
 		// A bundle holds the TSA's TimeStampResp (RFC 3161 section 2.4.2).
-		ts, err := timestamp.ParseResponse(st.GetSignedTimestamp())
+		t, err := claimedTime(st.GetSignedTimestamp())
 		if err != nil {
 			return time.Time{}, ""
 		}
-		if best.IsZero() || ts.Time.Before(best) {
-			best, what = ts.Time.UTC(), "rfc3161 timestamp"
+		if best.IsZero() || t.Before(best) {
+			best, what = t.UTC(), "rfc3161 timestamp"
 		}
 	}
 	for _, e := range vm.GetTlogEntries() {
