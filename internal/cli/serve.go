@@ -27,7 +27,7 @@ import (
 func newServeCmd(s *streams) *cobra.Command {
 	var (
 		dataDir, listen, publicURL, db, tlsCert, tlsKey string
-		logKey, tsaKey, trustRoot                       string
+		logKey, tsaKey, auditKey, trustRoot             string
 		maxBody                                         int64
 		maxInflight                                     int
 		checkpointInterval, batchMaxAge                 time.Duration
@@ -37,8 +37,8 @@ func newServeCmd(s *streams) *cobra.Command {
 		Use:   "serve",
 		Short: "Run the registry: transparency log, timestamp authority, signing service and evidence index",
 		Long: "serve runs custody's trusted registry on one HTTP server, creating the data directory on first start.\n" +
-			"Private keys are encrypted at rest with CUSTODY_SERVER_PASSWORD when it is set. --log-key, --tsa-key and\n" +
-			"--builder-key also take RFC 7512 pkcs11: URIs (keys in a token; PIN from the URI or CUSTODY_PKCS11_PIN).",
+			"Private keys are encrypted at rest with CUSTODY_SERVER_PASSWORD when it is set. --log-key, --tsa-key,\n" +
+			"--audit-key and --builder-key also take RFC 7512 pkcs11: URIs (keys in a token; PIN from the URI or CUSTODY_PKCS11_PIN).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dataDir == "" {
@@ -103,7 +103,7 @@ func newServeCmd(s *streams) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
-				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey,
+				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey, AuditKey: auditKey,
 				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
 				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge, TrustRoot: rootDoc})
 			if err != nil {
@@ -153,6 +153,7 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
 	f.StringVar(&logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
 	f.StringVar(&tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
+	f.StringVar(&auditKey, "audit-key", "", "the key that signs audit entries and decisions: key file or pkcs11: URI (default DATA/keys/audit.key, created on first start)")
 	f.StringVar(&trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
 	f.StringArrayVar(&witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	return c

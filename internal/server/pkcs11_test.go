@@ -41,13 +41,13 @@ func tokenKey(t *testing.T, name string) string {
 	return uri
 }
 
-// TestPKCS11Keys runs the server with its log, TSA and builder keys in a
+// TestPKCS11Keys runs the server with its log, TSA, audit and builder keys in a
 // token: bundles it signs verify with sigstore-go, and no key file is
 // written for them.
 func TestPKCS11Keys(t *testing.T) {
-	logURI, tsaURI, builderURI := tokenKey(t, "log"), tokenKey(t, "tsa"), tokenKey(t, "builder")
-	ts := start(t, server.Config{LogKey: logURI, TSAKey: tsaURI, BuilderKeys: map[string]string{"builder": builderURI}})
-	for _, f := range []string{"log.key", "tsa.key", "builder.key"} {
+	logURI, tsaURI, builderURI, auditURI := tokenKey(t, "log"), tokenKey(t, "tsa"), tokenKey(t, "builder"), tokenKey(t, "audit")
+	ts := start(t, server.Config{LogKey: logURI, TSAKey: tsaURI, AuditKey: auditURI, BuilderKeys: map[string]string{"builder": builderURI}})
+	for _, f := range []string{"log.key", "tsa.key", "builder.key", "audit.key"} {
 		if _, err := os.Stat(filepath.Join(ts.dir, "keys", f)); err == nil {
 			t.Errorf("keys/%s written although the key is in the token", f)
 		}
@@ -59,6 +59,14 @@ func TestPKCS11Keys(t *testing.T) {
 	defer bk.Close()
 	if pub, ok := ts.BuilderPublicKey("builder"); !ok || signer.KeyID(pub) != signer.KeyID(bk.Public()) {
 		t.Fatal("the builder key served is not the token's")
+	}
+	ak, err := signer.LoadPKCS11(auditURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ak.Close()
+	if signer.KeyID(ts.AuditPublicKey()) != signer.KeyID(ak.Public()) {
+		t.Fatal("the audit key is not the token's")
 	}
 
 	ctx := context.Background()
