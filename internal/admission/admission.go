@@ -14,10 +14,14 @@
 // Config.DenyTTL; failures to decide are never cached.
 //
 // With Config.Quarantine (custody admission --data DIR: the incident
-// ledger the deploy gate consults), every decision, cached or not, first
-// asks whether an incident quarantined the digest: a quarantined digest is
-// denied naming the incident, even when an allow for it is cached, and a
-// quarantine that cannot be read denies (fail closed).
+// ledger the deploy gate consults; --server URL: the server's, through an
+// incident.Watcher), every decision, cached or not, first asks whether an
+// incident quarantined the digest: a quarantined digest is denied naming
+// the incident, even when an allow for it is cached, and a quarantine that
+// cannot be read denies (fail closed). A Watcher answers from a local copy
+// synced every interval, so a quarantine reaches the webhook within about
+// one interval, and when the copy is older than its maximum staleness
+// every request is denied (see SyncedQuarantine for its metrics).
 //
 // Namespaces map to environments by configuration only (Config.Namespaces):
 // an AdmissionReview carries the object's labels, not its namespace's, so a
@@ -96,9 +100,10 @@ type Config struct {
 	Trust root.TrustedMaterial
 	// Quarantine, when set, is asked about every digest before its
 	// (cached) decision: the quarantine the deploy gate consults
-	// (incident.Quarantine over the incident ledger). A quarantined digest
-	// is denied naming the incident; an error denies. Its answers are not
-	// cached.
+	// (incident.Quarantine over the incident ledger, or an
+	// incident.Watcher of it). A quarantined digest is denied naming the
+	// incident; an error denies. Its answers are not cached by the webhook.
+	// One that implements SyncedQuarantine adds its sync metrics.
 	Quarantine deploy.Quarantine
 	// Timeout bounds deciding one request, evidence fetching included
 	// (default DefaultTimeout). A request the API server sends with a
@@ -220,6 +225,9 @@ func New(cfg Config) (*Webhook, error) {
 	}
 	w := &Webhook{cfg: cfg, log: log, metrics: newMetrics(), cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{},
 		quarantineSeen: map[quarantineKey]time.Time{}}
+	if q, ok := cfg.Quarantine.(SyncedQuarantine); ok {
+		w.metrics.watchQuarantine(q, cfg.Now)
+	}
 	if cfg.Decisions != nil {
 		w.rec = newRecorder(cfg.Decisions, cfg.VerifierID, cfg.DecisionQueue, cfg.DecisionTimeout, w.metrics, log)
 	}

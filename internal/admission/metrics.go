@@ -1,7 +1,12 @@
 package admission
 
 import (
+	"math"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/custody-dev/custody/internal/incident"
 )
 
 // Reason classes of custody_admission_decisions_total: why a request was
@@ -63,6 +68,40 @@ func newMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined)
 	return m
+}
+
+// SyncedQuarantine is a quarantine answered from a local copy that is
+// synced in the background (incident.Watcher). When Config.Quarantine is
+// one, the metrics add custody_admission_quarantine_sync_age_seconds (since
+// the last successful sync started; +Inf before the first),
+// custody_admission_quarantine_sync_errors_total and
+// custody_admission_quarantined_artifacts.
+type SyncedQuarantine interface {
+	Status() incident.WatchStatus
+}
+
+// watchQuarantine registers the metrics of a synced quarantine.
+func (m *Metrics) watchQuarantine(q SyncedQuarantine, now func() time.Time) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "custody_admission_quarantine_sync_age_seconds",
+			Help: "Seconds since the last successful sync of the incident quarantine started (+Inf before the first); past the maximum staleness every request is denied.",
+		}, func() float64 {
+			last := q.Status().LastSync
+			if last.IsZero() {
+				return math.Inf(1)
+			}
+			return now().Sub(last).Seconds()
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "custody_admission_quarantine_sync_errors_total",
+			Help: "Syncs of the incident quarantine that failed (the server could not be read, or answered something malformed).",
+		}, func() float64 { return float64(q.Status().SyncErrors) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "custody_admission_quarantined_artifacts",
+			Help: "Artifacts in the webhook's copy of the incident quarantine.",
+		}, func() float64 { return float64(q.Status().Artifacts) }),
+	)
 }
 
 // Registry returns the registry the metrics are in.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/admission"
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -29,6 +30,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 		data, verifierKey, verifierID      string
 		namespaceEnv                       []string
 		timeout, allowTTL, denyTTL         time.Duration
+		qInterval, qMaxStale               time.Duration
 		verbose                            bool
 	)
 	c := &cobra.Command{
@@ -46,13 +48,17 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.\n\n" +
 			"With --data DIR every decision, cached or not, first consults the quarantine the deploy gate uses (the\n" +
 			"incident ledger in DIR/incidents): a quarantined digest is denied naming the incident, and a ledger that\n" +
-			"cannot be read denies everything.\n\n" +
+			"cannot be read denies everything. With --server and no --data the quarantine is the server's, kept as a\n" +
+			"local copy synced every --quarantine-interval (only new quarantine records are fetched): a quarantine\n" +
+			"reaches the webhook within about one interval, and when no sync has succeeded for --quarantine-max-stale\n" +
+			"every request is denied, saying the quarantine is stale.\n\n" +
 			"Every decision it computes (not each cached answer) is recorded as a signed SLSA VSA naming the policy\n" +
 			"version and the request (namespace, kind, name): with --server, signed by the server's signing service\n" +
 			"(CUSTODY_TOKEN of role deployer) or by --verifier-key and pushed; without a server, signed by\n" +
 			"--verifier-key and written to DATA/decisions/admission/. Recording never delays an answer: decisions wait\n" +
 			"in a bounded queue, and one that finds it full is dropped and counted. GET /metrics serves Prometheus\n" +
-			"metrics (decisions, latency, cache, evidence errors, VSA writes, quarantine denials).",
+			"metrics (decisions, latency, cache, evidence errors, VSA writes, quarantine denials, and with a synced\n" +
+			"quarantine the seconds since its last successful sync and its sync errors).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tlsCert == "" || tlsKey == "" {
@@ -83,12 +89,28 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 					return usageErr(fmt.Errorf("--data %s is not a directory", data), "")
 				}
 			}
-			// The incident quarantine: DATA/incidents, else the server's.
-			q, err := incidentQuarantine(data, f.server)
-			if err != nil {
-				return err
+			// The incident quarantine: DATA/incidents, else the server's,
+			// through a local copy synced in the background (a request to
+			// the server per decision would cost every cached answer a
+			// round trip).
+			var watcher *incident.Watcher
+			if data == "" && serverURL(f.server) != "" {
+				l, err := incidentLedger("", f.server)
+				if err != nil {
+					return err
+				}
+				watcher = &incident.Watcher{Ledger: l, Interval: qInterval, MaxStale: qMaxStale}
+				if err := watcher.Validate(); err != nil {
+					return usageErr(err, "--quarantine-max-stale must be longer than --quarantine-interval")
+				}
+				cfg.Quarantine = watcher
+			} else {
+				q, err := incidentQuarantine(data, f.server)
+				if err != nil {
+					return err
+				}
+				cfg.Quarantine = q
 			}
-			cfg.Quarantine = q
 			var cl *client.Client
 			if f.server != "" {
 				if cl, err = newClient(serverURL(f.server)); err != nil {
@@ -125,6 +147,15 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			}
 			logger := slog.New(h)
 			cfg.Logger = logger
+			if watcher != nil {
+				watcher.Logger = logger
+				// Read the quarantine once before serving, so that the
+				// first requests are not denied for want of it; a failure
+				// is logged and retried (until then everything is denied).
+				sctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				_ = watcher.Sync(sctx)
+				cancel()
+			}
 			wh, err := admission.New(cfg)
 			if err != nil {
 				return usageErr(err, "")
@@ -135,6 +166,12 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if watcher != nil {
+				wctx, cancelWatch := context.WithCancel(ctx)
+				watchDone := make(chan struct{})
+				go func() { defer close(watchDone); _ = watcher.Run(wctx) }()
+				defer func() { cancelWatch(); <-watchDone }()
+			}
 			hs := &http.Server{Handler: wh.Handler(), ReadHeaderTimeout: 10 * time.Second,
 				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 			errc := make(chan error, 1)
@@ -180,6 +217,8 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.DurationVar(&allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
 	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
 	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
+	fl.DurationVar(&qInterval, "quarantine-interval", incident.DefaultWatchInterval, "with --server: how often the server's incident quarantine is synced (a quarantine reaches the webhook within about this)")
+	fl.DurationVar(&qMaxStale, "quarantine-max-stale", 0, "with --server: deny every request when the quarantine has not synced for this long (default 10s, or 10 intervals when longer)")
 	return c
 }
 

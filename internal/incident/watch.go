@@ -226,19 +226,24 @@ func (w *Watcher) sync(ctx context.Context) error {
 	}
 }
 
-// Run syncs at once and then every Interval until ctx ends, and returns
-// ctx's error. Each sync is bounded by MaxStale: a ledger that hangs
-// counts as failing.
+// Run syncs at once (unless a sync succeeded within Interval) and then
+// every Interval until ctx ends, and returns ctx's error. Each sync is
+// bounded by MaxStale: a ledger that hangs counts as failing.
 func (w *Watcher) Run(ctx context.Context) error {
 	if err := w.Validate(); err != nil {
 		return err
 	}
 	t := time.NewTicker(w.interval())
 	defer t.Stop()
+	last := w.Status().LastSync
+	skip := !last.IsZero() && w.now().Sub(last) < w.interval()
 	for {
-		sctx, cancel := context.WithTimeout(ctx, w.maxStale())
-		_ = w.Sync(sctx) // counted, logged and kept in Status
-		cancel()
+		if !skip {
+			sctx, cancel := context.WithTimeout(ctx, w.maxStale())
+			_ = w.Sync(sctx) // counted, logged and kept in Status
+			cancel()
+		}
+		skip = false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
