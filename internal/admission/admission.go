@@ -499,10 +499,12 @@ func (w *Webhook) fly(key cacheKey, f *flight, req *admissionv1.AdmissionRequest
 		w.store(key, v)
 	}
 	w.mu.Unlock()
-	close(f.done)
+	// Queued before the waiters are answered (enqueue never blocks), so
+	// that a Close after the answer finds the decision in the queue.
 	if err == nil && w.rec != nil && v.decision != nil {
 		w.rec.enqueue(v.decision, resourceOf(req))
 	}
+	close(f.done)
 }
 
 // store caches v; w.mu is held.
