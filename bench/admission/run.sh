@@ -133,7 +133,7 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 sleep 2 # let the VSA queue drain
 for w in "warm $wp" "cold $cp"; do
 	set -- $w
-	curl -ks "https://127.0.0.1:$2/metrics" | grep -E '^custody_admission_(vsa_writes|cache_lookups)_total' | sed "s/^/$1 webhook: /"
+	curl -ks "https://127.0.0.1:$2/metrics" | grep -E '^custody_admission_((vsa_writes|cache_lookups|quarantine_sync_errors)_total|quarantine_sync_age_seconds)' | sed "s/^/$1 webhook: /"
 done
 } | tee "$here/results.txt"
 grep -c 'admission denied' "$work/admission.log" | sed 's/^/denials logged during the run: /'
