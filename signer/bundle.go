@@ -21,6 +21,21 @@ type SignOption func(*signOptions)
 
 type signOptions struct {
 	trusted root.TrustedMaterial
+	logs    []sign.Transparency
+	tsas    []*sign.TimestampAuthority
+}
+
+// WithTransparencyLog makes SignStatement log the signature in t (a Rekor
+// v2 log, such as custody serve's) and put the entry, with its inclusion
+// proof, in the bundle.
+func WithTransparencyLog(t sign.Transparency) SignOption {
+	return func(o *signOptions) { o.logs = append(o.logs, t) }
+}
+
+// WithTimestampAuthority makes SignStatement get an RFC 3161 timestamp of
+// the signature from ta and put it in the bundle.
+func WithTimestampAuthority(ta *sign.TimestampAuthority) SignOption {
+	return func(o *signOptions) { o.tsas = append(o.tsas, ta) }
 }
 
 // WithTrustedMaterial makes SignStatement verify the bundle it built against
@@ -51,7 +66,8 @@ func SignStatement(ctx context.Context, s crypto.Signer, statementJSON []byte, o
 		return nil, err
 	}
 	content := &sign.DSSEData{Data: statementJSON, PayloadType: attest.PayloadType}
-	pb, err := sign.Bundle(content, kp, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted})
+	pb, err := sign.Bundle(content, kp, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted,
+		TransparencyLogs: o.logs, TimestampAuthorities: o.tsas})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't build signed bundle: %w", err)
 	}

@@ -14,12 +14,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
-	"github.com/custody-dev/custody/signer"
 )
 
 type approveFlags struct {
@@ -117,9 +117,19 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		return err
 	}
 	defer release()
-	b, err := signer.SignStatement(ctx, sg, payload)
+	var cl *client.Client
+	sign := keySigner(sg)
+	if f.evidence == "" {
+		// Through the server: logged and timestamped there, so the
+		// approval is in the audit trail and its time is proven.
+		if cl, err = newClient(serverURL(f.server)); err != nil {
+			return err
+		}
+		sign = loggedKeySigner(sg, cl)
+	}
+	b, err := sign(ctx, payload)
 	if err != nil {
-		return failErr(fmt.Errorf("couldn't sign approval: %w", err), "")
+		return err
 	}
 	res := approvalResult{Environment: f.env, Artifact: dg, Approver: approver}
 	if f.evidence != "" {
@@ -133,10 +143,6 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		}
 		res.Stored = p
 	} else {
-		cl, err := newClient(serverURL(f.server))
-		if err != nil {
-			return err
-		}
 		id, _, err := cl.Push(ctx, b)
 		if err != nil {
 			return remoteErr(err, "push approval")

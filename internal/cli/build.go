@@ -13,6 +13,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/signer"
 )
@@ -264,6 +265,21 @@ func keySigner(sg crypto.Signer) signFunc {
 		b, err := signer.SignStatement(ctx, sg, payload)
 		if err != nil {
 			return nil, failErr(fmt.Errorf("couldn't sign: %w", err), "")
+		}
+		return b, nil
+	}
+}
+
+// loggedKeySigner signs with a local key, logs the signature in the
+// server's transparency log and has it timestamped by the server's TSA
+// (with cl's token), so what is pushed to the server is in its log and
+// provably signed at that time, as the audit trail requires.
+func loggedKeySigner(sg crypto.Signer, cl *client.Client) signFunc {
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
+		b, err := signer.SignStatement(ctx, sg, payload, signer.WithTransparencyLog(cl.Transparency()),
+			signer.WithTimestampAuthority(cl.TimestampAuthority()))
+		if err != nil {
+			return nil, remoteErr(fmt.Errorf("couldn't sign, log and timestamp: %w", err), "log and timestamp through the server")
 		}
 		return b, nil
 	}

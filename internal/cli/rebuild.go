@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
@@ -277,7 +278,16 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	if err := pred.Validate(); err != nil {
 		return usageErr(fmt.Errorf("couldn't build the rebuild predicate: %w", err), "")
 	}
-	signed, err := signStatement(ctx, keySigner(sg), plan.Subjects, rebuild.PredicateType, pred)
+	sign := keySigner(sg)
+	var cl *client.Client
+	if f.server != "" {
+		// Logged and timestamped by the server it is pushed to.
+		if cl, err = newClient(serverURL(f.server)); err != nil {
+			return err
+		}
+		sign = loggedKeySigner(sg, cl)
+	}
+	signed, err := signStatement(ctx, sign, plan.Subjects, rebuild.PredicateType, pred)
 	if err != nil {
 		return err
 	}
@@ -286,10 +296,6 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	}
 	report := rebuildReport{Matched: res.Matched, Attestation: out, Subjects: res.Subjects, Toolchains: res.Toolchains, Original: pred.Original}
 	if f.server != "" {
-		cl, err := newClient(serverURL(f.server))
-		if err != nil {
-			return err
-		}
 		id, _, err := cl.Push(ctx, signed)
 		if err != nil {
 			return remoteErr(err, "push rebuild attestation (kept in "+out+")")

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
 )
@@ -123,7 +124,16 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 		return err
 	}
 	defer release()
-	signed, err := signStatement(ctx, keySigner(sg), subjects, rebuild.ReviewPredicateType, pred)
+	sign := keySigner(sg)
+	var cl *client.Client
+	if f.server != "" {
+		// Logged and timestamped by the server it is pushed to.
+		if cl, err = newClient(serverURL(f.server)); err != nil {
+			return err
+		}
+		sign = loggedKeySigner(sg, cl)
+	}
+	signed, err := signStatement(ctx, sign, subjects, rebuild.ReviewPredicateType, pred)
 	if err != nil {
 		return err
 	}
@@ -132,10 +142,6 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	}
 	report := reviewReport{Bundle: out, Predicate: pred}
 	if f.server != "" {
-		cl, err := newClient(serverURL(f.server))
-		if err != nil {
-			return err
-		}
 		id, _, err := cl.Push(ctx, signed)
 		if err != nil {
 			return remoteErr(err, "push review attestation (kept in "+out+")")

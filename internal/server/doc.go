@@ -13,9 +13,9 @@
 //	GET  /checkpoints/{size}             public   checkpoint history (tlog)
 //	GET  /tile/...                       public   Merkle tiles and entry bundles (tlog)
 //	GET  /proof/inclusion, /proof/consistency     public (tlog)
-//	POST /api/v2/log/entries             builder  Rekor v2 CreateEntryRequest (tlog)
+//	POST /api/v2/log/entries             builder  Rekor v2 CreateEntryRequest (tlog); approvers and deployers too
 //	POST /cosignature                    admin    witness cosignature (tlog)
-//	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa)
+//	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa); approvers and deployers too
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
 //	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM ("audit": the audit key)
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}

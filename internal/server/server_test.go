@@ -275,6 +275,9 @@ func TestRoleMatrix(t *testing.T) {
 		return []byte(fmt.Sprintf(`{"statement":%s}`, statement(t, fmt.Sprintf("matrix-%d", n), "m.bin")))
 	}
 	builders := []server.Role{server.RoleBuilder, server.RoleAdmin}
+	// Approvers and deployers log and timestamp what they sign themselves
+	// (approvals, decisions); auditors write nothing.
+	writers := []server.Role{server.RoleBuilder, server.RoleAdmin, server.RoleApprover, server.RoleDeployer}
 	endpoints := []endpoint{
 		{"GET", "/healthz", nil, nil, 200},
 		{"GET", "/metrics", nil, nil, 200},
@@ -283,9 +286,9 @@ func TestRoleMatrix(t *testing.T) {
 		{"GET", "/proof/consistency?old=0&new=0", nil, nil, 200},
 		{"GET", "/api/v1/trusted-root", nil, nil, 200},
 		{"GET", "/api/v1/keys/builder", nil, nil, 200},
-		{"POST", "/api/v2/log/entries", func() []byte { return []byte("{}") }, builders, 400},
+		{"POST", "/api/v2/log/entries", func() []byte { return []byte("{}") }, writers, 400},
 		{"POST", "/cosignature", func() []byte { return []byte("x") }, []server.Role{server.RoleAdmin}, 400},
-		{"POST", "/api/v1/timestamp", func() []byte { return []byte("x") }, builders, 400},
+		{"POST", "/api/v1/timestamp", func() []byte { return []byte("x") }, writers, 400},
 		{"POST", "/api/v1/sign", signBody, builders, 200},
 		{"POST", "/api/v1/evidence", func() []byte { return []byte("{") },
 			append([]server.Role{server.RoleApprover, server.RoleDeployer}, builders...), 400},
