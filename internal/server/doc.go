@@ -51,7 +51,8 @@
 // deployment record, an incident step, a policy or trust root change) is
 // preceded by an audit entry: an in-toto statement of predicate type
 // PredicateAudit (who asked, by token and as the client says; what; when;
-// the request's record) signed with the audit key, timestamped, appended
+// the request's record, or for quarantines the fields their records share
+// once and then the artifacts) signed with the audit key, timestamped, appended
 // to the log and indexed. When the entry cannot be written the request is
 // refused, so no change lacks its entry. Signed bundles (provenance,
 // approvals, decisions) are their own log entries. `custody audit` lists
