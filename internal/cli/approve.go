@@ -194,6 +194,7 @@ type approvalView struct {
 }
 
 func runApprovals(ctx context.Context, s *streams, f *approvalsFlags, args []string) error {
+	f.server = sourceServer(f.server, f.evidence)
 	if err := checkSource(&f.policyFlags); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -112,15 +113,16 @@ func newPromoteCmd(s *streams) *cobra.Command {
 	return c
 }
 
-// history is --data, else the server.
+// history is --data, else the server (f.server, already resolved with
+// sourceServer: $CUSTODY_SERVER is not consulted here).
 func deployHistory(f *deployFlags) (deploy.History, error) {
 	if f.data != "" {
 		return deploy.FileHistory{Dir: filepath.Join(f.data, "environments")}, nil
 	}
-	if serverURL(f.server) == "" {
+	if f.server == "" {
 		return nil, usageErr(errors.New("no deployment history: give --data DIR or --server URL"), "")
 	}
-	cl, err := newClient(serverURL(f.server))
+	cl, err := newClient(f.server)
 	if err != nil {
 		return nil, err
 	}
@@ -144,12 +146,13 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 		}
 		f.env = f.to
 	}
+	f.server = sourceServer(f.server, f.evidence, f.data)
 	switch {
 	case f.env == "":
 		return usageErr(errors.New("--env is required"), "")
 	case !store.ValidEnvironment(f.env):
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
-	case f.policy == "" && serverURL(f.server) == "":
+	case f.policy == "" && f.server == "":
 		return usageErr(errors.New("--policy is required"), "or --server URL --trust-root root.json for the server's current policy")
 	}
 	g, rej, release, err := newGate(s, f, command)
@@ -185,7 +188,8 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 // verified evidence, decisions signed and stored, the history of --data or
 // the server, and the quarantine of incidents kept there. The bundles the
 // last decision rejected are in *rejected. Call release when done with the
-// gate: it closes the --verifier-key it signs decisions with.
+// gate: it closes the --verifier-key it signs decisions with. f.server is
+// already resolved with sourceServer.
 func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rejectedBundle, func(), error) {
 	if err := checkSource(&f.policyFlags); err != nil {
 		return nil, nil, nil, err
@@ -206,8 +210,8 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 		return nil, nil, nil, err
 	}
 	var cl *client.Client
-	if f.server != "" || (f.verifierKey == "" && serverURL("") != "") {
-		if cl, err = newClient(serverURL(f.server)); err != nil {
+	if f.server != "" {
+		if cl, err = newClient(f.server); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -278,6 +282,10 @@ func printDeploy(s *streams, res *deploy.Result, rej []rejectedBundle) {
 		fmt.Fprintln(s.out, line)
 	}
 	for _, sk := range res.Skipped {
+		if sk.Tried {
+			fmt.Fprintf(s.out, "  rollback to %s (%s) failed: %s\n", sk.Artifact, sk.Name, sk.Reason)
+			continue
+		}
 		fmt.Fprintf(s.out, "  not rolled back to %s (%s): %s\n", sk.Artifact, sk.Name, sk.Reason)
 	}
 	if res.RolledBackTo != nil {
@@ -296,6 +304,8 @@ func deployErr(err error, res *deploy.Result) error {
 	case errors.Is(err, deploy.ErrDenied) && res != nil && res.Verdict != nil && len(res.Verdict.Decision.Failures) > 0:
 		first := res.Verdict.Decision.Failures[0]
 		return failErr(fmt.Errorf("%w: %s: %s", err, first.Requirement, first.Message), first.Fix)
+	case errors.Is(err, deploy.ErrNoRollback) && res != nil && len(res.Skipped) > 0:
+		return failErr(err, "no earlier artifact could be rolled back to (each is listed with why): fix the environment by hand, or deploy a known-good artifact")
 	case errors.Is(err, deploy.ErrNoRollback) && (errors.Is(err, deploy.ErrUnhealthy) || errors.Is(err, deploy.ErrDeployFailed)):
 		return failErr(err, "nothing earlier was healthy and still passes the policy: fix the environment by hand, or deploy a known-good artifact")
 	case errors.Is(err, deploy.ErrNoRollback):
@@ -347,7 +357,7 @@ func runStatus(ctx context.Context, s *streams, f *statusFlags) error {
 	if f.env != "" && !store.ValidEnvironment(f.env) {
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
 	}
-	hist, err := deployHistory(&deployFlags{data: f.data, policyFlags: policyFlags{server: f.server}})
+	hist, err := deployHistory(&deployFlags{data: f.data, policyFlags: policyFlags{server: sourceServer(f.server, f.data)}})
 	if err != nil {
 		return err
 	}
@@ -385,8 +395,11 @@ func runStatus(ctx context.Context, s *streams, f *statusFlags) error {
 			continue
 		}
 		r := st.Running
-		fmt.Fprintf(s.out, "%-10s %s  %s  %s since %s by %s", st.Environment, r.Artifact, r.Name, st.Health,
-			st.Since.UTC().Format(time.RFC3339), r.Actor)
+		fmt.Fprintf(s.out, "%-10s %s  %s  %s since %s", st.Environment, r.Artifact, r.Name, st.Health,
+			st.Since.UTC().Format(time.RFC3339))
+		if by := cmp.Or(r.Actor, r.RecordedBy); by != "" {
+			fmt.Fprintf(s.out, " by %s", by)
+		}
 		if st.RolledBack {
 			fmt.Fprintf(s.out, "  ROLLED BACK from %s", r.RollbackFrom)
 		}

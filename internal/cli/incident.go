@@ -144,10 +144,11 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	if err != nil {
 		return err
 	}
+	f.server = sourceServer(f.server, f.data, f.evidence)
 	switch {
 	case f.data != "" && f.server != "":
 		return usageErr(errors.New("give either --data (with --evidence) or --server, not both"), "")
-	case f.data == "" && serverURL(f.server) == "":
+	case f.data == "" && f.server == "":
 		return usageErr(errors.New("give --data DIR --evidence DIR, or --server URL"), "")
 	case f.data != "" && f.evidence == "":
 		return usageErr(errors.New("--data needs --evidence DIR: the bundles to search"), "")

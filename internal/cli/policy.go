@@ -51,7 +51,7 @@ func newPolicyCmd(s *streams) *cobra.Command {
 func addEvidenceFlags(c *cobra.Command, f *policyFlags) {
 	fl := c.Flags()
 	fl.StringVar(&f.evidence, "evidence", "", "directory of bundles (*.json, recursively)")
-	fl.StringVar(&f.server, "server", "", "custody server whose evidence index holds the bundles")
+	fl.StringVar(&f.server, "server", "", "custody server whose evidence index holds the bundles (default $CUSTODY_SERVER when no --evidence or --data is given)")
 	fl.StringArrayVar(&f.keys, "key", nil, "trusted public key (PEM), repeatable: builders, approvers, scanners")
 	fl.StringVar(&f.trustedRoot, "trusted-root", "", "Sigstore trusted_root.json: CAs, logs and TSAs")
 	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root: its keys and logs are trusted, and its admins must have signed the server's policy")
@@ -191,7 +191,8 @@ type rejectedBundle struct {
 }
 
 func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []string) error {
-	if f.policy == "" && (f.checkEnv == "" || serverURL(f.server) == "") {
+	f.server = sourceServer(f.server, f.evidence)
+	if f.policy == "" && (f.checkEnv == "" || f.server == "") {
 		return usageErr(errors.New("no policy: give --policy FILE, or --server URL --env ENV for the server's current policy"), "")
 	}
 	if err := checkSource(f); err != nil {
@@ -312,6 +313,7 @@ type diffResult struct {
 }
 
 func runPolicyDiff(ctx context.Context, s *streams, f *policyFlags, args []string) error {
+	f.server = sourceServer(f.server, f.evidence)
 	if err := checkSource(f); err != nil {
 		return err
 	}

@@ -41,6 +41,22 @@ func serverURL(flag string) string {
 	return os.Getenv(serverEnv)
 }
 
+// sourceServer is the server of a command that reads either local
+// directories (--evidence, --data) or a server: --server, else
+// $CUSTODY_SERVER when no local directory was given either. The variable
+// never overrides an explicit local choice.
+func sourceServer(flag string, local ...string) string {
+	if flag != "" {
+		return flag
+	}
+	for _, l := range local {
+		if l != "" {
+			return ""
+		}
+	}
+	return os.Getenv(serverEnv)
+}
+
 // checkpointDir is where clients remember the last checkpoint of each log.
 func checkpointDir() (string, error) {
 	dir, err := os.UserConfigDir()

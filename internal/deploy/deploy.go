@@ -111,6 +111,41 @@ type Skipped struct {
 	Artifact string `json:"artifact"`
 	Name     string `json:"name"`
 	Reason   string `json:"reason"`
+	// Tried: the candidate was deployed, and its deploy command or health
+	// check failed. Otherwise it was refused before its command ran.
+	Tried bool `json:"tried,omitempty"`
+}
+
+// deniedError is ErrDenied with the decision that denied.
+type deniedError struct {
+	msg      string
+	decision *policy.Decision
+}
+
+func (e *deniedError) Error() string { return e.msg }
+func (e *deniedError) Unwrap() error { return ErrDenied }
+
+// denialReason says why d refused artifact in env: its first failing
+// requirement, and how many more failed.
+func denialReason(d *policy.Decision, artifact, env string) string {
+	switch {
+	case d == nil:
+		return "its policy denies it now"
+	case d.Allowed:
+		return fmt.Sprintf("the decision was about %s in %s, not %s in %s", d.Artifact, d.Environment, artifact, env)
+	case len(d.Failures) == 0:
+		return "its policy denies it now"
+	}
+	f := d.Failures[0]
+	reason := fmt.Sprintf("its policy denies it now: %s: %s", f.Requirement, f.Message)
+	if n := len(d.Failures) - 1; n > 0 {
+		more := make([]string, 0, n)
+		for _, f := range d.Failures[1:] {
+			more = append(more, f.Requirement)
+		}
+		reason += fmt.Sprintf(" (and %d more: %s)", n, strings.Join(more, ", "))
+	}
+	return reason
 }
 
 // Result is what Deploy, Rollback or Promote did.
@@ -119,7 +154,8 @@ type Result struct {
 	Verdict     *Verdict `json:"verdict,omitempty"`
 	// Records are the history records written, in order.
 	Records []*Record `json:"records"`
-	// RolledBackTo is the record of the rollback deploy, if one happened.
+	// RolledBackTo is the record of the rollback deploy, set only when the
+	// rollback succeeded: the deploy command and the health check passed.
 	RolledBackTo *Record `json:"rolledBackTo,omitempty"`
 	// Skipped are rollback candidates passed over.
 	Skipped []Skipped `json:"skipped,omitempty"`
@@ -262,7 +298,7 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	}
 	d := v.Decision
 	if !d.Allowed || d.Artifact != a.Digest || d.Environment != g.Environment {
-		return fmt.Errorf("%w: %s in %s", ErrDenied, a.Digest, g.Environment)
+		return &deniedError{msg: fmt.Sprintf("%v: %s in %s", ErrDenied, a.Digest, g.Environment), decision: d}
 	}
 	if g.afterDecision != nil {
 		g.afterDecision()
@@ -299,9 +335,6 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	if err != nil {
 		return err
 	}
-	if rollbackFrom != "" {
-		res.RolledBackTo = rec
-	}
 	h := base
 	h.Event = EventHealthy
 	h.Detail = "no health check: the deploy command succeeded"
@@ -317,6 +350,9 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	}
 	if herr != nil {
 		return &runFailure{fmt.Errorf("%w: %v", ErrUnhealthy, herr)}
+	}
+	if rollbackFrom != "" {
+		res.RolledBackTo = rec
 	}
 	return nil
 }
@@ -337,6 +373,7 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 		skip := func(reason string) {
 			res.Skipped = append(res.Skipped, Skipped{Artifact: a.Digest, Name: a.Path, Reason: reason})
 		}
+		var de *deniedError
 		if !filepath.IsAbs(a.Path) {
 			skip("its recorded name is not a file path")
 			continue
@@ -349,6 +386,8 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 		switch {
 		case err == nil:
 			return nil
+		case errors.As(err, &de):
+			skip(denialReason(de.decision, a.Digest, g.Environment))
 		case errors.Is(err, ErrDenied):
 			skip("its policy denies it now")
 		case errors.Is(err, ErrSwapped):
@@ -357,12 +396,20 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 			skip(err.Error())
 		case isRunFailure(err):
 			skip(err.Error())
+			res.Skipped[len(res.Skipped)-1].Tried = true
 		default:
 			return err
 		}
 	}
 	if len(res.Skipped) > 0 {
-		return fmt.Errorf("%w: %d earlier artifact(s) considered, none usable", ErrNoRollback, len(res.Skipped))
+		tried := 0
+		for _, sk := range res.Skipped {
+			if sk.Tried {
+				tried++
+			}
+		}
+		return fmt.Errorf("%w: %d earlier artifact(s) considered, none usable (%d rolled back to and failed, %d refused)",
+			ErrNoRollback, len(res.Skipped), tried, len(res.Skipped)-tried)
 	}
 	return fmt.Errorf("%w: no earlier artifact was healthy in %s", ErrNoRollback, g.Environment)
 }

@@ -22,8 +22,15 @@ type fakePolicy struct {
 
 func (p *fakePolicy) decide(ctx context.Context, dg string) (*Verdict, error) {
 	p.asked = append(p.asked, dg)
-	return &Verdict{Decision: &policy.Decision{Allowed: p.allowed[dg], Environment: p.env, Artifact: dg,
-		PolicyDigest: "sha256:" + strings.Repeat("ab", 32)}}, nil
+	d := &policy.Decision{Allowed: p.allowed[dg], Environment: p.env, Artifact: dg,
+		PolicyDigest: "sha256:" + strings.Repeat("ab", 32)}
+	if !d.Allowed {
+		d.Failures = []policy.Failure{
+			{Requirement: "approval:release-managers", Message: "needs 1 more approval(s) from group release-managers"},
+			{Requirement: "vulnerabilities", Message: "CVE-1 is critical"},
+		}
+	}
+	return &Verdict{Decision: d}, nil
 }
 
 func writeArtifact(t *testing.T, dir, name, content string) Artifact {
@@ -116,8 +123,9 @@ func TestRollbackToLastGoodThatStillPasses(t *testing.T) {
 	if res.RolledBackTo == nil || res.RolledBackTo.Artifact != v1.Digest || res.RolledBackTo.RollbackFrom != bad.Digest {
 		t.Errorf("rolled back to %+v, want v1 from the bad artifact", res.RolledBackTo)
 	}
-	if len(res.Skipped) != 1 || res.Skipped[0].Artifact != v2.Digest || !strings.Contains(res.Skipped[0].Reason, "denies") {
-		t.Errorf("skipped = %+v, want v2 because the policy denies it now", res.Skipped)
+	want := "its policy denies it now: approval:release-managers: needs 1 more approval(s) from group release-managers (and 1 more: vulnerabilities)"
+	if len(res.Skipped) != 1 || res.Skipped[0].Artifact != v2.Digest || res.Skipped[0].Reason != want || res.Skipped[0].Tried {
+		t.Errorf("skipped = %+v, want v2 because %s", res.Skipped, want)
 	}
 	b, _ := os.ReadFile(log)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -148,6 +156,49 @@ func TestNoRollback(t *testing.T) {
 	g.Command = []string{"false"}
 	if _, err := g.Deploy(context.Background(), a); !errors.Is(err, ErrDeployFailed) || !errors.Is(err, ErrNoRollback) {
 		t.Errorf("Deploy with a failing command = %v, want ErrDeployFailed and ErrNoRollback", err)
+	}
+}
+
+// A rollback whose every candidate fails its health check is no rollback:
+// RolledBackTo stays nil, and each candidate is listed as tried with why.
+func TestRollbackCandidatesAllUnhealthy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	v1 := writeArtifact(t, dir, "v1", "one")
+	v2 := writeArtifact(t, dir, "v2", "two")
+	bad := writeArtifact(t, dir, "v3", "three")
+	g, _ := newGate(t, &fakePolicy{env: "prod", allowed: map[string]bool{v1.Digest: true, v2.Digest: true, bad.Digest: true}}, "")
+	for _, a := range []Artifact{v1, v2} {
+		if _, err := g.Deploy(ctx, a); err != nil {
+			t.Fatalf("Deploy(%s): %v", a.Path, err)
+		}
+	}
+	g.HealthCommand = "false"
+	res, err := g.Deploy(ctx, bad)
+	if !errors.Is(err, ErrUnhealthy) || !errors.Is(err, ErrNoRollback) {
+		t.Fatalf("Deploy(bad) = %v, want ErrUnhealthy and ErrNoRollback", err)
+	}
+	if !strings.Contains(err.Error(), "2 earlier artifact(s) considered, none usable (2 rolled back to and failed, 0 refused)") {
+		t.Errorf("error %q does not say both candidates were tried", err)
+	}
+	if res.RolledBackTo != nil {
+		t.Errorf("RolledBackTo = %+v after every rollback failed its health check", res.RolledBackTo)
+	}
+	if got, want := events(res.Records), "deployed,unhealthy,rolled-back,unhealthy,rolled-back,unhealthy"; got != want {
+		t.Errorf("records = %s, want %s", got, want)
+	}
+	if len(res.Skipped) != 2 || res.Skipped[0].Artifact != v2.Digest || res.Skipped[1].Artifact != v1.Digest {
+		t.Fatalf("skipped = %+v, want v2 then v1", res.Skipped)
+	}
+	for _, sk := range res.Skipped {
+		if !sk.Tried || !strings.HasPrefix(sk.Reason, "health check failed: ") {
+			t.Errorf("skipped %+v, want tried with its failed health check", sk)
+		}
+	}
+	// On demand too.
+	res, err = g.Rollback(ctx)
+	if !errors.Is(err, ErrNoRollback) || res.RolledBackTo != nil {
+		t.Errorf("Rollback = %+v, %v; want ErrNoRollback and no RolledBackTo", res, err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -228,6 +229,11 @@ func verifyBundle(ctx context.Context, b []byte, id, pt string, art verify.Artif
 		return nil, policy.Signature{}, err.Error()
 	}
 	if !rep.Verified {
+		// sigstore-go reports a key it could not find by its hint as
+		// something else (a signing time outside the key's validity).
+		if why := untrustedKey(b, tm); why != "" {
+			return nil, policy.Signature{}, "does not verify: " + why
+		}
 		var why []string
 		for _, c := range rep.Failed() {
 			why = append(why, c.Name+": "+c.Reason)
@@ -240,6 +246,41 @@ func verifyBundle(ctx context.Context, b []byte, id, pt string, art verify.Artif
 	}
 	sig.Bundle = id
 	return rep, sig, ""
+}
+
+// untrustedKey says why a key-signed bundle cannot verify when tm holds
+// no key for its key hint, or returns "" when tm has one (or the bundle is
+// not key-signed).
+func untrustedKey(b []byte, tm root.TrustedMaterial) string {
+	var bu bundle.Bundle
+	if err := bu.UnmarshalJSON(b); err != nil {
+		return ""
+	}
+	vc, err := bu.VerificationContent()
+	if err != nil || vc.PublicKey() == nil {
+		return ""
+	}
+	hint := vc.PublicKey().Hint()
+	if _, err := tm.PublicKeyVerifier(hint); err == nil {
+		return ""
+	}
+	if hint == "" {
+		return "signed by a key the bundle gives no key hint for, so no trusted key can be chosen to verify it"
+	}
+	return fmt.Sprintf("signed by key ID %s, which is not among the trusted keys", hintKeyID(hint))
+}
+
+// hintKeyID is the key ID (lowercase hex SHA-256 of the PKIX public key)
+// a key hint names: custody and cosign write its base64. Any other hint
+// is returned quoted.
+func hintKeyID(hint string) string {
+	if raw, err := base64.StdEncoding.DecodeString(hint); err == nil && len(raw) == sha256.Size {
+		return hex.EncodeToString(raw)
+	}
+	if raw, err := hex.DecodeString(hint); err == nil && len(raw) == sha256.Size {
+		return strings.ToLower(hint)
+	}
+	return strconv.Quote(hint)
 }
 
 // gatherOne verifies one bundle and adds it to ev, or returns why not.

@@ -61,7 +61,7 @@ func provenance() attest.ProvenanceV1 {
 func TestGather(t *testing.T) {
 	builder, builderID := newKey(t)
 	alice, aliceID := newKey(t)
-	stranger, _ := newKey(t)
+	stranger, strangerID := newKey(t)
 	tm, err := KeyMaterial(builder.Public(), alice.Public())
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,11 @@ func TestGather(t *testing.T) {
 	if ev.Provenance[0].LogVerified || ev.Provenance[0].TimestampVerified {
 		t.Error("a bare key-signed bundle claims a log entry or timestamp")
 	}
-	wantRej := map[int]string{4: "approval has no approver", 5: "does not verify", 6: "does not verify", 8: "not a Sigstore bundle"}
+	// A key none of the trusted keys matches is named as the cause (not
+	// sigstore-go's "signature time outside of public key validity window").
+	wantRej := map[int]string{4: "approval has no approver",
+		5: "does not verify: signed by key ID " + strangerID + ", which is not among the trusted keys",
+		6: "does not verify", 8: "not a Sigstore bundle"}
 	if len(rej) != len(wantRej) {
 		t.Fatalf("rejected %+v", rej)
 	}
@@ -107,6 +111,14 @@ func TestGather(t *testing.T) {
 		if !strings.Contains(r.Reason, wantRej[r.Index]) {
 			t.Errorf("bundle %d rejected for %q, want %q", r.Index, r.Reason, wantRej[r.Index])
 		}
+		if r.Index == 6 && strings.Contains(r.Reason, "not among the trusted keys") {
+			t.Errorf("tampered bundle of a trusted key rejected for %q", r.Reason)
+		}
+	}
+	// Through a collection, as the CLI combines keys with a trusted root.
+	_, rej, err = Gather(context.Background(), digest, [][]byte{untrusted}, root.TrustedMaterialCollection{tm})
+	if err != nil || len(rej) != 1 || !strings.Contains(rej[0].Reason, "key ID "+strangerID+", which is not among the trusted keys") {
+		t.Errorf("untrusted key through a collection: %v %+v", err, rej)
 	}
 }
 
