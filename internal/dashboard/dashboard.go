@@ -29,23 +29,28 @@ package dashboard
 
 import (
 	"context"
+	"crypto"
 	"embed"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/policy"
+	custodytrust "github.com/custody-dev/custody/trust"
 )
 
 //go:embed templates/*.html static/*.css
@@ -209,18 +214,32 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the trusted root: %w", err)
 	}
-	// As custody deploy does with --trusted-root and --key: the trusted root
-	// for logs and timestamps, keys found by their hint.
+	// As custody deploy does with --trust-root, --trusted-root and --key:
+	// the custody trust root (its keys in their windows, its logs and
+	// TSAs), the server's trusted root for its log and TSA, keys found by
+	// their hint.
+	var cache trustRootCache
 	trust := func() (root.TrustedMaterial, error) {
+		var doc *custodytrust.Document
+		if deps.TrustRoot != nil {
+			doc = deps.TrustRoot()
+		}
+		tm, listed, err := cache.get(doc)
+		if err != nil {
+			return nil, err
+		}
 		pubs, err := deps.Keys()
 		if err != nil {
 			return nil, err
 		}
-		km, err := gate.KeyMaterial(pubs...)
+		km, err := keyMaterial(pubs, listed)
 		if err != nil {
 			return nil, err
 		}
-		return root.TrustedMaterialCollection{tr, km}, nil
+		if tm == nil {
+			return root.TrustedMaterialCollection{tr, km}, nil
+		}
+		return root.TrustedMaterialCollection{tm, tr, km}, nil
 	}
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
 		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
@@ -229,4 +248,78 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 		return nil, err
 	}
 	return d.Handler(), nil
+}
+
+// trustRootCache holds the trust material of the last custody trust root
+// version seen, rebuilt when the server's newest version changes.
+type trustRootCache struct {
+	mu     sync.Mutex
+	doc    *custodytrust.Document
+	tm     root.TrustedMaterial
+	listed map[string]custodytrust.Window
+}
+
+// get returns doc's trust material (Root.TrustedMaterial: its evidence
+// keys in their effective windows, its logs and TSAs) and the effective
+// window of every key it lists, by KeyID of the public key. A nil doc
+// gives nothing.
+func (c *trustRootCache) get(doc *custodytrust.Document) (root.TrustedMaterial, map[string]custodytrust.Window, error) {
+	if doc == nil {
+		return nil, nil, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.doc == doc {
+		return c.tm, c.listed, nil
+	}
+	tm, err := doc.Root.TrustedMaterial()
+	if err != nil {
+		return nil, nil, fmt.Errorf("custody trust root version %d: %w", doc.Version, err)
+	}
+	listed := map[string]custodytrust.Window{}
+	for i := range doc.Root.Keys {
+		k := &doc.Root.Keys[i]
+		id, err := custodytrust.KeyID(k.PublicKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("custody trust root version %d: %w", doc.Version, err)
+		}
+		listed[id] = k.Effective()
+	}
+	c.doc, c.tm, c.listed = doc, tm, listed
+	return tm, listed, nil
+}
+
+// keyMaterial returns trust material holding the given public keys, each
+// found by its key hint (the base64 or hex SHA-256 of its PKIX encoding, as
+// gate.KeyMaterial). A key the custody trust root lists is trusted only in
+// its effective window there (listed, by KeyID): rotated out or revoked
+// there, it is no longer trusted here either; the others have no window.
+func keyMaterial(pubs []crypto.PublicKey, listed map[string]custodytrust.Window) (root.TrustedMaterial, error) {
+	keys := map[string]root.TimeConstrainedVerifier{}
+	for _, pub := range pubs {
+		v, err := signature.LoadDefaultVerifier(pub)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't use public key: %w", err)
+		}
+		id, err := custodytrust.KeyID(pub)
+		if err != nil {
+			return nil, err
+		}
+		// A window that ends before it starts (compromised before it was
+		// valid) contains no time.
+		w := listed[id]
+		k := root.NewExpiringKey(v, w.Start, w.End)
+		raw, err := base64.StdEncoding.DecodeString(id)
+		if err != nil {
+			return nil, err
+		}
+		keys[id] = k
+		keys[hex.EncodeToString(raw)] = k
+	}
+	return root.NewTrustedPublicKeyMaterial(func(hint string) (root.TimeConstrainedVerifier, error) {
+		if k, ok := keys[hint]; ok {
+			return k, nil
+		}
+		return nil, fmt.Errorf("no trusted key has hint %q", hint)
+	}), nil
 }

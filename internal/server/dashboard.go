@@ -22,6 +22,7 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
 )
 
 // Dashboard files in the data directory, read again for every page.
@@ -46,6 +47,11 @@ type UIDeps struct {
 	// builder key and every DIR/keys/trusted/*.pub, read again on every
 	// call.
 	Keys func() ([]crypto.PublicKey, error)
+	// TrustRoot returns the newest custody trust root the server accepted
+	// (nil: none), asked again on every call: a pushed version replaces
+	// it. Its keys are trusted only inside their effective windows
+	// (rotation, CompromisedSince), also where Keys lists them.
+	TrustRoot func() *trust.Document
 	// Policies returns the policies in DIR/policies/*.yaml by environment,
 	// read again on every call.
 	Policies func() (map[string]*policy.Policy, error)
@@ -60,7 +66,7 @@ type UIDeps struct {
 
 func (s *Server) uiDeps() UIDeps {
 	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
-		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
+		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, TrustRoot: s.TrustRootDocument, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
 		Registry: s.metrics.reg, Logger: s.logger}
 }
 
