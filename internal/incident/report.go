@@ -256,6 +256,10 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "NOT ROLLED BACK (%s): %s still runs affected %s: %s\n", rb.Outcome, rb.Environment, rb.From, rb.Detail)
 		}
 		for _, sk := range rb.Skipped {
+			if sk.Tried {
+				fmt.Fprintf(w, "  rollback to %s (%s) failed: %s\n", sk.Artifact, sk.Name, sk.Reason)
+				continue
+			}
 			fmt.Fprintf(w, "  not rolled back to %s (%s): %s\n", sk.Artifact, sk.Name, sk.Reason)
 		}
 	}
