@@ -19,7 +19,6 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/gate"
 	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -118,15 +117,7 @@ func newPolicyKeyIDCmd(s *streams) *cobra.Command {
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {
-	b, err := readLimited(path, policy.MaxPolicyBytes)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't read policy: %w", err), "")
-	}
-	p, err := policy.Parse(b)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("%s: %w", path, err), "")
-	}
-	return p, nil
+	return readParsed(path, policy.MaxPolicyBytes, "policy", policy.Parse)
 }
 
 // policyTrust is what gate verifies against: public keys found by their
@@ -460,20 +451,16 @@ func newPolicySignCmd(s *streams) *cobra.Command {
 			if envelope == "" {
 				envelope = envelopePath(args[0])
 			}
-			b, err := readLimited(args[0], policy.MaxPolicyBytes)
+			sp, err := readParsed(args[0], policy.MaxPolicyBytes, "policy", policy.NewSigned)
 			if err != nil {
-				return usageErr(fmt.Errorf("couldn't read policy: %w", err), "")
-			}
-			sp, err := policy.NewSigned(b)
-			if err != nil {
-				return usageErr(fmt.Errorf("%s: %w", args[0], err), "")
+				return err
 			}
 			if old, err := readLimited(envelope, policy.MaxSignedBytes); err == nil {
 				prev, err := policy.ParseSigned(old)
 				if err != nil {
 					return usageErr(fmt.Errorf("%s: %w", envelope, err), "")
 				}
-				if !bytes.Equal(prev.Payload, b) {
+				if !bytes.Equal(prev.Payload, sp.Payload) {
 					return usageErr(fmt.Errorf("%s signs other bytes than %s (%s, not %s)", envelope, args[0], prev.Digest(), sp.Digest()),
 						"every admin must sign the same file; pass another --envelope for a new version")
 				}
@@ -487,20 +474,10 @@ func newPolicySignCmd(s *streams) *cobra.Command {
 					return err
 				}
 			}
-			sg, release, err := loadSigner(s, keyRef)
+			pub, release, err := signFile(c.Context(), s, keyRef, envelope, sp)
+			defer release()
 			if err != nil {
 				return err
-			}
-			defer release()
-			if err := sp.Sign(c.Context(), sg); err != nil {
-				return usageErr(err, "")
-			}
-			out, err := sp.Marshal()
-			if err != nil {
-				return usageErr(err, "")
-			}
-			if err := fsutil.WriteFileAtomic(envelope, out, 0o644); err != nil {
-				return usageErr(fmt.Errorf("couldn't write %s: %w", envelope, err), "")
 			}
 			p := sp.Policy()
 			fmt.Fprintf(s.out, "signed %s (environment %s, version %d, %s): %d signature(s) in %s\n",
@@ -508,7 +485,7 @@ func newPolicySignCmd(s *streams) *cobra.Command {
 			if d != nil {
 				t, _ := sp.Verify(d, time.Now())
 				fmt.Fprintf(s.out, "%d of %d admin signatures of trust root version %d\n", len(t.Valid), d.Threshold, d.Version)
-				if !isAdmin(d, sg.Public(), time.Now()) {
+				if !isAdmin(d, pub, time.Now()) {
 					fmt.Fprintf(s.out, "note: this key is not a current admin of trust root version %d; its signature does not count\n", d.Version)
 				}
 			}
@@ -534,24 +511,18 @@ func newPolicyPushCmd(s *streams) *cobra.Command {
 			"audit entry, then makes it current. Exit 1 refused, 2 malformed, 3 unreachable.",
 		Args: argsBetween(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
-			b, err := readLimited(args[0], policy.MaxSignedBytes)
-			if err != nil {
-				return usageErr(fmt.Errorf("couldn't read envelope: %w", err), "")
-			}
-			sp, err := policy.ParseSigned(b)
-			if err != nil {
-				return usageErr(fmt.Errorf("%s: %w", args[0], err), "")
-			}
-			cl, err := newClient(serverURL(server))
+			sp, err := readParsed(args[0], policy.MaxSignedBytes, "envelope", policy.ParseSigned)
 			if err != nil {
 				return err
 			}
-			if actor == "" {
-				actor = os.Getenv("USER")
-			}
-			ans, err := cl.PushPolicy(c.Context(), sp, actor)
+			var ans *srv.PolicyPushAnswer
+			err = pushChange(server, actor, "push the policy", "collect more admin signatures with 'custody policy sign'",
+				func(cl *client.Client, actor string) (err error) {
+					ans, err = cl.PushPolicy(c.Context(), sp, actor)
+					return err
+				})
 			if err != nil {
-				return changeErr(err, "push the policy", "collect more admin signatures with 'custody policy sign'")
+				return err
 			}
 			if ans.Existed {
 				fmt.Fprintf(s.out, "policy of %s version %d (%s) was already current\n", ans.Environment, ans.Version, ans.Digest)
@@ -561,9 +532,30 @@ func newPolicyPushCmd(s *streams) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
-	c.Flags().StringVar(&actor, "actor", "", "who pushes, for the audit entry (default $USER)")
+	addPushFlags(c, &server, &actor)
 	return c
+}
+
+// addPushFlags adds the --server and --actor flags of a push to the server.
+func addPushFlags(c *cobra.Command, server, actor *string) {
+	c.Flags().StringVar(server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
+	c.Flags().StringVar(actor, "actor", "", "who pushes, for the audit entry (default $USER)")
+}
+
+// pushChange runs push, an admin-signed change sent to server as actor
+// (default $USER); a refusal of it is mapped by changeErr.
+func pushChange(server, actor, what, hint string, push func(cl *client.Client, actor string) error) error {
+	cl, err := newClient(serverURL(server))
+	if err != nil {
+		return err
+	}
+	if actor == "" {
+		actor = os.Getenv("USER")
+	}
+	if err := push(cl, actor); err != nil {
+		return changeErr(err, what, hint)
+	}
+	return nil
 }
 
 // changeErr maps a refused policy or trust root change: too few signatures

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/fsutil"
 	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/trust"
@@ -86,8 +86,8 @@ func newTrustExportCmd(s *streams) *cobra.Command {
 				_, err := s.out.Write(b)
 				return err
 			}
-			if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
-				return usageErr(fmt.Errorf("couldn't write %s: %w", out, err), "")
+			if err := writeOut(out, b); err != nil {
+				return err
 			}
 			fmt.Fprintf(s.out, "trusted root written to %s\n", out)
 			return nil
@@ -128,14 +128,14 @@ func exportRoot(s *streams, rootPath, out, keysOut string) error {
 			return err
 		}
 	} else {
-		if err := fsutil.WriteFileAtomic(out, tr, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write %s: %w", out, err), "")
+		if err := writeOut(out, tr); err != nil {
+			return err
 		}
 		fmt.Fprintf(s.out, "trusted root written to %s\n", out)
 	}
 	if keysOut != "" {
-		if err := fsutil.WriteFileAtomic(keysOut, keys, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write %s: %w", keysOut, err), "")
+		if err := writeOut(keysOut, keys); err != nil {
+			return err
 		}
 		fmt.Fprintf(s.out, "key record (version %d, %d keys) written to %s\n", d.Version, len(d.Root.Keys), keysOut)
 	}
@@ -368,24 +368,14 @@ func newTrustSignCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sg, release, err := loadSigner(s, keyRef)
+			pub, release, err := signFile(c.Context(), s, keyRef, rootPath, d)
+			defer release()
 			if err != nil {
 				return err
 			}
-			defer release()
-			if err := d.Sign(c.Context(), sg); err != nil {
-				return usageErr(err, "")
-			}
-			b, err := d.Marshal()
-			if err != nil {
-				return usageErr(err, "")
-			}
-			if err := fsutil.WriteFileAtomic(rootPath, b, 0o644); err != nil {
-				return usageErr(fmt.Errorf("couldn't write %s: %w", rootPath, err), "")
-			}
 			t, _ := d.CountSignatures(d, time.Now())
 			fmt.Fprintf(s.out, "signed version %d of %s: %d of %d admin signatures of this version\n", d.Version, rootPath, len(t.Valid), d.Threshold)
-			if !isAdmin(d, sg.Public(), time.Now()) {
+			if !isAdmin(d, pub, time.Now()) {
 				fmt.Fprintf(s.out, "note: this key is not a valid admin of version %d (not listed, rotated out or revoked); its signature counts only for the previous version's admins\n", d.Version)
 			}
 			return nil
@@ -410,16 +400,15 @@ func newTrustPushCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := newClient(serverURL(server))
+			var v int
+			var existed bool
+			err = pushChange(server, actor, "push the trust root", "collect the previous version's admins' signatures with 'custody trust sign'",
+				func(cl *client.Client, actor string) (err error) {
+					v, existed, err = cl.PushTrustRoot(c.Context(), d, actor)
+					return err
+				})
 			if err != nil {
 				return err
-			}
-			if actor == "" {
-				actor = os.Getenv("USER")
-			}
-			v, existed, err := cl.PushTrustRoot(c.Context(), d, actor)
-			if err != nil {
-				return changeErr(err, "push the trust root", "collect the previous version's admins' signatures with 'custody trust sign'")
 			}
 			if existed {
 				fmt.Fprintf(s.out, "the server already has trust root version %d\n", v)
@@ -429,8 +418,7 @@ func newTrustPushCmd(s *streams) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
-	c.Flags().StringVar(&actor, "actor", "", "who pushes, for the audit entry (default $USER)")
+	addPushFlags(c, &server, &actor)
 	return c
 }
 
@@ -460,12 +448,11 @@ func newTrustPullCmd(s *streams) *cobra.Command {
 			case newest.Version < local.Version:
 				return chainErr(fmt.Errorf("%w: the server's trust root version %d is older than %s's version %d", trust.ErrRollback, newest.Version, rootPath, local.Version))
 			case newest.Version == local.Version:
-				p1, err1 := local.Payload()
-				p2, err2 := newest.Payload()
-				if err := errors.Join(err1, err2); err != nil {
-					return usageErr(err, "")
+				same, err := samePayload(local, newest)
+				if err != nil {
+					return err
 				}
-				if !bytes.Equal(p1, p2) {
+				if !same {
 					return chainErr(fmt.Errorf("%w: the server's version %d differs from %s", trust.ErrFork, newest.Version, rootPath))
 				}
 				fmt.Fprintf(s.out, "%s is up to date (version %d)\n", rootPath, local.Version)
@@ -483,12 +470,8 @@ func newTrustPullCmd(s *streams) *cobra.Command {
 			if _, err := trust.UpdateChain(local, chain, time.Now()); err != nil {
 				return chainErr(fmt.Errorf("the server's trust root does not chain from %s: %w", rootPath, err))
 			}
-			b, err := newest.Marshal()
-			if err != nil {
-				return usageErr(err, "")
-			}
-			if err := fsutil.WriteFileAtomic(rootPath, b, 0o644); err != nil {
-				return usageErr(fmt.Errorf("couldn't write %s: %w", rootPath, err), "")
+			if err := writeMarshaled(rootPath, newest); err != nil {
+				return err
 			}
 			fmt.Fprintf(s.out, "%s updated from version %d to %d\n", rootPath, local.Version, newest.Version)
 			return nil
@@ -643,12 +626,8 @@ func editRoot(s *streams, path string, edit func(*trust.Document) error) error {
 }
 
 func writeRoot(s *streams, path string, d *trust.Document) error {
-	b, err := d.Marshal()
-	if err != nil {
-		return usageErr(err, "")
-	}
-	if err := fsutil.WriteFileAtomic(path, b, 0o644); err != nil {
-		return usageErr(fmt.Errorf("couldn't write %s: %w", path, err), "")
+	if err := writeMarshaled(path, d); err != nil {
+		return err
 	}
 	fmt.Fprintf(s.out, "trust root version %d written to %s (unsigned: sign it with 'custody trust sign --root %s --key ADMIN.key')\n", d.Version, path, path)
 	return nil
@@ -659,27 +638,11 @@ func readRoot(path string) (*trust.Document, error) {
 	if path == "" {
 		return nil, usageErr(errors.New("--root is required"), "")
 	}
-	b, err := readLimited(path, trust.MaxDocumentBytes)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
-	}
-	d, err := trust.ParseDocument(b)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("%s: %w", path, err), "")
-	}
-	return d, nil
+	return readParsed(path, trust.MaxDocumentBytes, "trust root", trust.ParseDocument)
 }
 
 func loadAuthorities(path string) (*trust.Root, error) {
-	b, err := readLimited(path, trust.MaxDocumentBytes)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't read trusted root: %w", err), "")
-	}
-	r, err := trust.LoadTrustedRoot(b)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("%s: %w", path, err), "")
-	}
-	return r, nil
+	return readParsed(path, trust.MaxDocumentBytes, "trusted root", trust.LoadTrustedRoot)
 }
 
 func setAuthorities(d *trust.Document, path string) error {
@@ -757,12 +720,11 @@ func acceptRoot(d *trust.Document, now time.Time) (bool, error) {
 			return false, usageErr(fmt.Errorf("stored trust root %s: %w", state, err), "")
 		}
 		if d.Version == old.Version {
-			p1, err1 := old.Payload()
-			p2, err2 := d.Payload()
-			if err := errors.Join(err1, err2); err != nil {
-				return false, usageErr(err, "")
+			same, err := samePayload(old, d)
+			if err != nil {
+				return false, err
 			}
-			if !bytes.Equal(p1, p2) {
+			if !same {
 				return false, chainErr(fmt.Errorf("%w: version %d differs from the stored version %d at %s", trust.ErrFork, d.Version, old.Version, state))
 			}
 			if !now.Before(d.Expires) {

@@ -2,10 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/store"
@@ -88,34 +87,8 @@ func (s *Server) serveAppendDeployment(w http.ResponseWriter, r *http.Request) {
 // serveDeployments lists deployment records: environment, after and limit
 // as in store.DeploymentQuery.
 func (s *Server) serveDeployments(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	q := store.DeploymentQuery{Environment: v.Get("environment")}
-	var err error
-	if a := v.Get("after"); a != "" {
-		if q.AfterID, err = strconv.ParseInt(a, 10, 64); err != nil || q.AfterID < 0 {
-			fail(w, http.StatusBadRequest, "after is not a record ID")
-			return
-		}
-	}
-	if l := v.Get("limit"); l != "" {
-		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
-			fail(w, http.StatusBadRequest, "limit is not a non-negative number")
-			return
-		}
-	}
-	list, err := s.index.Deployments(r.Context(), q)
-	if errors.Is(err, store.ErrInvalidQuery) {
-		fail(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err != nil {
-		s.logger.Error("couldn't list deployments", "err", err)
-		fail(w, http.StatusInternalServerError, "couldn't list deployments")
-		return
-	}
-	if list == nil {
-		list = []*store.Deployment{}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(deploymentPage{Deployments: list})
+	q := store.DeploymentQuery{Environment: r.URL.Query().Get("environment")}
+	serveRecordPage(s, w, r, "deployments", &q.AfterID, &q.Limit,
+		func(ctx context.Context) ([]*store.Deployment, error) { return s.index.Deployments(ctx, q) },
+		func(list []*store.Deployment) any { return deploymentPage{Deployments: list} })
 }

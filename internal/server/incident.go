@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -281,32 +280,7 @@ func (s *Server) auditAll(ctx context.Context, r *http.Request, events []auditEv
 func (s *Server) serveIncidents(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q := store.IncidentQuery{Incident: v.Get("incident"), Artifact: v.Get("artifact"), Event: v.Get("event")}
-	var err error
-	if a := v.Get("after"); a != "" {
-		if q.AfterID, err = strconv.ParseInt(a, 10, 64); err != nil || q.AfterID < 0 {
-			fail(w, http.StatusBadRequest, "after is not a record ID")
-			return
-		}
-	}
-	if l := v.Get("limit"); l != "" {
-		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
-			fail(w, http.StatusBadRequest, "limit is not a non-negative number")
-			return
-		}
-	}
-	list, err := s.index.Incidents(r.Context(), q)
-	if errors.Is(err, store.ErrInvalidQuery) {
-		fail(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err != nil {
-		s.logger.Error("couldn't list incident records", "err", err)
-		fail(w, http.StatusInternalServerError, "couldn't list incident records")
-		return
-	}
-	if list == nil {
-		list = []*store.IncidentRecord{}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(incidentPage{Records: list})
+	serveRecordPage(s, w, r, "incident records", &q.AfterID, &q.Limit,
+		func(ctx context.Context) ([]*store.IncidentRecord, error) { return s.index.Incidents(ctx, q) },
+		func(list []*store.IncidentRecord) any { return incidentPage{Records: list} })
 }
