@@ -231,4 +231,3 @@ func ParseSigned(b []byte) (*Signed, error) {
 	}
 	return s, nil
 }
-
