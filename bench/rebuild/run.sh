@@ -32,7 +32,11 @@ git -C repo -c user.name=bench -c user.email=bench@example.com commit -q -m init
 "$C" key generate --out rebuilder >/dev/null
 (cd repo && "$C" build --key ../builder.key --out-dir dist -- sh build.sh >/dev/null)
 RUNS=${RUNS:-10}
-REBUILD="rebuild --force --key rebuilder.key --key-pub builder.pub --env GOCACHE --out rebuild.json repo/dist/app >/dev/null"
+# REBUILDER_KEY=<ref> signs with another rebuilder key than the generated,
+# scrypt-encrypted rebuilder.key, e.g. a pkcs11: URI of the SoftHSM2 token of
+# scripts/softhsm (its PIN from CUSTODY_PKCS11_PIN).
+RKEY=${REBUILDER_KEY:-rebuilder.key}
+REBUILD="rebuild --force --key '$RKEY' --key-pub builder.pub --env GOCACHE --out rebuild.json repo/dist/app >/dev/null"
 set -- -n bare "rm -rf bare && git clone -q repo bare && cd bare && sh build.sh" \
 	-n 'custody rebuild' "$C $REBUILD"
 if [ -n "${BEFORE:-}" ]; then

@@ -155,9 +155,11 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 
 	// 2. The rebuilder key, and independence: the rebuilder is not the
 	// builder. Decrypting the key (scrypt) takes a noticeable part of a small
-	// rebuild, so when no prompt is needed it runs beside the rebuild, which
-	// it cancels on failure: a wrong password or the builder's own key still
-	// stop everything before anything is signed.
+	// rebuild, and opening a token or KMS key waits on the module or the
+	// network, so when no prompt is needed (keyOpensUnattended) it runs
+	// beside the rebuild, which it cancels on failure: a wrong password or
+	// PIN, or the builder's own key, still stop everything before anything
+	// is signed, with the error they gave when opened first.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type loaded struct {
@@ -183,17 +185,30 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		}
 		keyCh <- loaded{sg, release, err}
 	}
-	if os.Getenv(passwordEnv) != "" && !signer.IsPKCS11URI(f.key) {
+	// keyErr waits for the key and returns its error, if any. It is asked
+	// before any other error is reported, so a key that fails to open gives
+	// the same error and exit code whether it opened first or beside the
+	// rebuild.
+	keyErr := func() error {
+		if k.release == nil {
+			k = <-keyCh
+		}
+		return k.err
+	}
+	if keyOpensUnattended(f.key) {
 		go openKey()
 	} else {
 		openKey()
-		if err := context.Cause(ctx); err != nil {
+		if err := keyErr(); err != nil {
 			return err
 		}
 	}
 
 	plan, err := rebuild.NewPlan(rep.Statement)
 	if err != nil {
+		if kerr := keyErr(); kerr != nil {
+			return kerr
+		}
 		if errors.Is(err, rebuild.ErrNotReplayable) {
 			return failErr(err, "only custody builds from a clean, committed source can be rebuilt")
 		}
@@ -230,9 +245,8 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		}
 	}
 	res, err := rebuild.Run(ctx, plan, opts)
-	k = <-keyCh
-	if k.err != nil {
-		return k.err
+	if kerr := keyErr(); kerr != nil {
+		return kerr
 	}
 	sg := k.sg
 	if err != nil {
@@ -321,6 +335,20 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 			"outputs that embed times, paths or build IDs never match: build with -trimpath, SOURCE_DATE_EPOCH and no build ID")
 	}
 	return nil
+}
+
+// keyOpensUnattended reports whether opening the rebuilder key ref can
+// never ask on the terminal, so that it may run beside the rebuild: a
+// pkcs11: URI (its PIN comes from the URI, its pin-source or
+// $CUSTODY_PKCS11_PIN, never a prompt), a KMS key (credentials from the
+// environment), or a key file when $CUSTODY_PASSWORD is set, even to "".
+// A key file without it may prompt, and is opened before the rebuild.
+func keyOpensUnattended(ref string) bool {
+	if signer.IsPKCS11URI(ref) || signer.IsKMSRef(ref) {
+		return true
+	}
+	_, ok := os.LookupEnv(passwordEnv)
+	return ok
 }
 
 // checkIndependent refuses a rebuilder key that signed the original
