@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -123,7 +122,7 @@ func regoInput(ev *Evidence) (ast.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ast.ValueFromReader(bytesReader(b))
+	return regoValue(b)
 }
 
 func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now time.Time) error {
@@ -153,8 +152,6 @@ func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now t
 	}
 	return nil
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func nonNil[T any](s []T) []T {
 	if s == nil {
