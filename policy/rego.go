@@ -107,9 +107,19 @@ func (q *Rules) Eval(ctx context.Context, input any, now time.Time) ([]string, e
 	return out, nil
 }
 
-// regoInput converts ev to the Rego input value: its JSON form, with empty
-// lists as [] (never null), so that count() and iteration work on them.
+// regoInput converts ev to the Rego input value (regoInputJSON, then
+// regoValue).
 func regoInput(ev *Evidence) (ast.Value, error) {
+	b, err := regoInputJSON(ev)
+	if err != nil {
+		return nil, err
+	}
+	return regoValue(b)
+}
+
+// regoInputJSON is the JSON form of the Rego input: ev with empty lists as
+// [] (never null), so that count() and iteration work on them.
+func regoInputJSON(ev *Evidence) ([]byte, error) {
 	in := *ev
 	in.Provenance = nonNil(in.Provenance)
 	in.Attestations = nonNil(in.Attestations)
@@ -118,11 +128,7 @@ func regoInput(ev *Evidence) (ast.Value, error) {
 	in.VulnScans = nonNil(in.VulnScans)
 	in.Reviews = nonNil(in.Reviews)
 	in.Authors = nonNil(in.Authors)
-	b, err := json.Marshal(&in)
-	if err != nil {
-		return nil, err
-	}
-	return regoValue(b)
+	return json.Marshal(&in)
 }
 
 func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now time.Time) error {
