@@ -1,7 +1,9 @@
 package tlog
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
@@ -234,9 +236,32 @@ func TestPublishedCheckpointVerifiedOnce(t *testing.T) {
 	if b.Hash[0] != cp.Hash[0] {
 		t.Error("a caller's change reached the kept checkpoint")
 	}
-	forged := slices.Clone(raw)
-	forged[len(forged)-3] ^= 1 // inside the signature
-	if _, err := l.parsePublished(forged); err == nil {
+	if _, err := l.parsePublished(corruptSignature(t, raw)); err == nil {
 		t.Error("a checkpoint with a corrupted signature was accepted")
 	}
+}
+
+// corruptSignature flips a bit of the signature bytes of the note's first
+// signature line. Flipping a character of the base64 text instead is not
+// enough: the last character before padding carries unused bits, which the
+// decoder ignores, so such a flip can leave the signature unchanged.
+func corruptSignature(t *testing.T, note []byte) []byte {
+	t.Helper()
+	text, sigs, ok := bytes.Cut(note, []byte("\n\n"))
+	if !ok {
+		t.Fatal("note without signature block")
+	}
+	line, rest, _ := bytes.Cut(sigs, []byte("\n"))
+	fields := bytes.Fields(line) // "—", name, base64(key hash || signature)
+	if len(fields) != 3 {
+		t.Fatalf("unexpected signature line %q", line)
+	}
+	sig, err := base64.StdEncoding.DecodeString(string(fields[2]))
+	if err != nil || len(sig) < 8 {
+		t.Fatalf("signature line %q: %v", line, err)
+	}
+	sig[len(sig)/2] ^= 1 // inside the signature, past the 4-byte key hash
+	out := slices.Concat(text, []byte("\n\n"), fields[0], []byte(" "), fields[1], []byte(" "),
+		[]byte(base64.StdEncoding.EncodeToString(sig)), []byte("\n"), rest)
+	return out
 }
