@@ -82,7 +82,10 @@ type AuditEntry struct {
 	Time           time.Time `json:"time"`
 	Subjects       []string  `json:"subjects"`
 	PredicateType  string    `json:"predicateType"`
-	LogIndex       int64     `json:"logIndex"`
+	// LogIndex is the entry's index in the server's log: the one its
+	// inclusion proof proved when Verified, else the index's word (-1:
+	// none).
+	LogIndex int64 `json:"logIndex"`
 	// Detail is an audit entry's record (the deployment record, the signed
 	// policy …).
 	Detail json.RawMessage `json:"detail,omitempty"`
@@ -98,6 +101,9 @@ type AuditEntry struct {
 	// (An audit entry itself is signed by the server's audit key, which
 	// AuditTrail checks.) Nil until NameSigners runs.
 	Signers []AuditSigner `json:"signers,omitempty"`
+
+	// logged is what verification proved; nil unless Verified.
+	logged *loggedEnvelope
 }
 
 // AuditSigner is a key that signed what an audit entry records.
@@ -239,6 +245,12 @@ func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.P
 	if err != nil {
 		return nil, err
 	}
+	return c.auditTrail(ctx, q, auditDER, lc, latest)
+}
+
+// auditTrail is AuditTrail against the checkpoint latest, which the caller
+// verified.
+func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, lc *tlog.Client, latest *tlog.Checkpoint) ([]*AuditEntry, error) {
 	v := &entryVerifier{c: c, lc: lc, latest: latest, consistent: map[uint64]bool{}}
 	var out []*AuditEntry
 	for _, at := range actionTypes {
@@ -267,15 +279,21 @@ func (c *Client) AuditTrail(ctx context.Context, q AuditQuery, auditKey crypto.P
 				if at.action == "" {
 					want = auditDER
 				}
-				payload, key, problem, err := v.verify(ctx, j.Bundle, want)
+				le, problem, err := v.verify(ctx, j.Bundle, want)
 				if err != nil {
 					return nil, err
 				}
 				e.Verified, e.Problem = problem == "", problem
+				var payload []byte
+				if e.Verified {
+					// The log's word, not the index's: a bundle may hold
+					// entries of other logs too.
+					e.logged, e.LogIndex, payload = le, le.logIndex, le.payload
+				}
 				if e.Verified && at.action != "" {
 					// Name a bundle by the key the log recorded, not by the
 					// index's word.
-					sum := sha256.Sum256(key)
+					sum := sha256.Sum256(le.key)
 					if id := hex.EncodeToString(sum[:]); e.SignerKeyID != "" && e.SignerKeyID != id {
 						e.Verified, e.Problem = false, fmt.Sprintf("the index names signer key %s but the log records %s", e.SignerKeyID, id)
 					} else {
@@ -416,21 +434,28 @@ type entryVerifier struct {
 	consistent map[uint64]bool // checkpoint sizes proven consistent with latest
 }
 
+// loggedEnvelope is a bundle's envelope as verify proved it logged.
+type loggedEnvelope struct {
+	payload  []byte
+	pae      []byte // what the signature signs: DSSE's pre-authentication encoding
+	key      []byte // the logged key, PKIX DER
+	logIndex int64  // the index whose inclusion was proven
+}
+
 // verify checks one bundle: a DSSE envelope with one signature, logged in
 // the server's log with an inclusion proof against a checkpoint of the log
 // consistent with v.latest, whose logged signature and key are the
 // envelope's and verify over it (by the key wantKey, PKIX DER, when set).
-// It returns the verified payload and the logged key (PKIX DER), or a
-// problem. err is for a log that is
+// It returns the verified envelope, or a problem. err is for a log that is
 // inconsistent or unreachable, which fails the whole trail.
-func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) (payload, key []byte, problem string, err error) {
+func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) (le *loggedEnvelope, problem string, err error) {
 	pb := new(protobundle.Bundle)
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, pb); err != nil {
-		return nil, nil, "not a Sigstore bundle", nil
+		return nil, "not a Sigstore bundle", nil
 	}
 	env := pb.GetDsseEnvelope()
 	if env == nil || len(env.GetSignatures()) != 1 {
-		return nil, nil, "not a DSSE envelope with one signature", nil
+		return nil, "not a DSSE envelope with one signature", nil
 	}
 	pae := dsse.PAE(env.GetPayloadType(), env.GetPayload())
 	sig := env.GetSignatures()[0].GetSig()
@@ -444,25 +469,25 @@ func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) 
 		ip := tle.GetInclusionProof()
 		cp, err := tlog.ParseCheckpoint([]byte(ip.GetCheckpoint().GetEnvelope()), v.lc.Verifier())
 		if err != nil {
-			return nil, nil, "its checkpoint is not signed by the server's log: " + err.Error(), nil
+			return nil, "its checkpoint is not signed by the server's log: " + err.Error(), nil
 		}
 		leaf := rfc6962.DefaultHasher.HashLeaf(tle.GetCanonicalizedBody())
 		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
-			return nil, nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
+			return nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
 		}
 		if err := v.checkConsistent(ctx, cp); err != nil {
-			return nil, nil, "", err
+			return nil, "", err
 		}
 		key, problem := loggedSignature(tle.GetCanonicalizedBody(), pae, env.GetPayload(), sig)
 		if problem != "" {
-			return nil, nil, fmt.Sprintf("log entry %d: %s", tle.GetLogIndex(), problem), nil
+			return nil, fmt.Sprintf("log entry %d: %s", tle.GetLogIndex(), problem), nil
 		}
 		if wantKey != nil && !bytes.Equal(key, wantKey) {
-			return nil, nil, fmt.Sprintf("log entry %d is signed by another key than the audit key", tle.GetLogIndex()), nil
+			return nil, fmt.Sprintf("log entry %d is signed by another key than the audit key", tle.GetLogIndex()), nil
 		}
-		return env.GetPayload(), key, "", nil
+		return &loggedEnvelope{payload: env.GetPayload(), pae: pae, key: key, logIndex: ip.GetLogIndex()}, "", nil
 	}
-	return nil, nil, "not in the server's transparency log (no inclusion proof of this log)", nil
+	return nil, "not in the server's transparency log (no inclusion proof of this log)", nil
 }
 
 // checkConsistent proves cp consistent with the latest checkpoint.

@@ -1,0 +1,356 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/transparency-dev/tessera/api"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+)
+
+// auditServer is a custody server whose answers a test may rewrite.
+type auditServer struct {
+	*server.Server
+	url    string
+	tokens map[server.Role]string
+	// rewrite, when set, may change the body of a GET answer for path.
+	rewrite func(path string, body []byte) []byte
+}
+
+func startAuditServer(t *testing.T) *auditServer {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	s, err := server.Open(context.Background(), server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := &auditServer{Server: s, url: url, tokens: map[server.Role]string{}}
+	h := s.Handler()
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if as.rewrite == nil || r.Method != http.MethodGet {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		body := rec.Body.Bytes()
+		if rec.Code == http.StatusOK {
+			body = as.rewrite(r.URL.Path, body)
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+	}))
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	for _, r := range server.Roles() {
+		tok, err := server.CreateToken(dir, r, "", "test "+string(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		as.tokens[r] = tok
+	}
+	return as
+}
+
+func (as *auditServer) client(t *testing.T, r server.Role) *Client {
+	t.Helper()
+	c, err := New(as.url, as.tokens[r], WithCheckpointDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// fill writes n signed builds (not audit entries) and n deployments
+// (audit entries) to the server.
+func fill(t *testing.T, as *auditServer, n int) {
+	t.Helper()
+	ctx := context.Background()
+	b, dep := as.client(t, server.RoleBuilder), as.client(t, server.RoleDeployer)
+	for i := range n {
+		sum := sha256.Sum256(fmt.Appendf(nil, "app %d", i))
+		digest := hex.EncodeToString(sum[:])
+		prov := attest.ProvenanceV1{
+			BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
+				ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
+					Source: attest.CustodySource{URI: "git+https://example.com/org/repo", Commit: strings.Repeat("ab", 20)}}},
+			RunDetails: attest.RunDetails{Builder: attest.Builder{ID: "https://custody.dev/builders/test@v1"},
+				Metadata: &attest.BuildMetadata{InvocationID: fmt.Sprintf("build-%d", i)}},
+		}
+		stmt, err := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": digest}}}, attest.PredicateSLSAv1, prov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := stmt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Sign(ctx, st); err != nil {
+			t.Fatalf("Sign: %v", err)
+		}
+		d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: "sha256:" + digest, Name: "app", Actor: "ci", Time: time.Now()}
+		if _, err := dep.AppendDeployment(ctx, d); err != nil {
+			t.Fatalf("AppendDeployment: %v", err)
+		}
+	}
+}
+
+// dropEvidence rewrites search answers to leave out the evidence whose
+// bundle's log index is index.
+func dropEvidence(index int64) func(string, []byte) []byte {
+	return func(path string, body []byte) []byte {
+		if path != "/api/v1/evidence" {
+			return body
+		}
+		var resp struct {
+			Evidence []server.EvidenceJSON `json:"evidence"`
+		}
+		if json.Unmarshal(body, &resp) != nil {
+			return body
+		}
+		resp.Evidence = slices.DeleteFunc(resp.Evidence, func(e server.EvidenceJSON) bool { return e.LogIndex == index })
+		out, _ := json.Marshal(resp)
+		return out
+	}
+}
+
+func auditIndexes(trail []*AuditEntry) []int64 {
+	var out []int64
+	for _, e := range trail {
+		if e.PredicateType == server.PredicateAudit {
+			out = append(out, e.LogIndex)
+		}
+	}
+	return out
+}
+
+func TestCompleteAuditTrail(t *testing.T) {
+	as := startAuditServer(t)
+	fill(t, as, 3)
+	ctx := context.Background()
+	aud := as.client(t, server.RoleAuditor)
+	trail, walk, err := aud.CompleteAuditTrail(ctx, as.AuditPublicKey())
+	if err != nil {
+		t.Fatalf("CompleteAuditTrail of an honest server: %v", err)
+	}
+	audits := auditIndexes(trail)
+	if len(audits) < 3 {
+		t.Fatalf("trail holds %d audit entries, want at least the 3 deployments", len(audits))
+	}
+	if !slices.Equal(walk.Audit, audits) || len(walk.Copies) != 0 {
+		t.Errorf("walk found audit entries at %v (copies %v), the trail at %v", walk.Audit, walk.Copies, audits)
+	}
+	if want := uint64(len(trail)); walk.Size != want {
+		t.Errorf("walked %d entries, want %d (every entry of this log is in the trail)", walk.Size, want)
+	}
+	for _, e := range trail {
+		if !e.Verified {
+			t.Errorf("entry %d: %s", e.EvidenceID, e.Problem)
+		}
+	}
+
+	// The index leaves out one audit entry: the plain trail does not
+	// notice, the walk does.
+	hidden := audits[1]
+	as.rewrite = dropEvidence(hidden)
+	plain, err := as.client(t, server.RoleAuditor).AuditTrail(ctx, AuditQuery{}, as.AuditPublicKey())
+	if err != nil || len(plain) != len(trail)-1 {
+		t.Fatalf("plain trail with an entry hidden: %d entries, %v; want %d", len(plain), err, len(trail)-1)
+	}
+	_, _, err = as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	var ie *IncompleteError
+	if !errors.As(err, &ie) || !errors.Is(err, ErrIncomplete) || !slices.Equal(ie.Hidden, []int64{hidden}) || len(ie.NotAudit) != 0 {
+		t.Fatalf("walk with audit entry %d hidden: %v; want it named hidden", hidden, err)
+	}
+	if want := fmt.Sprintf("the index hid 1 audit entries the log holds: log indexes %d", hidden); err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+}
+
+// TestCompleteAuditTrailNotAudit: the index answers, as an audit entry at
+// some log index, a leaf the audit key did not sign.
+func TestCompleteAuditTrailNotAudit(t *testing.T) {
+	as := startAuditServer(t)
+	fill(t, as, 2)
+	ctx := context.Background()
+	trail, _, err := as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed *AuditEntry
+	for _, e := range trail {
+		if e.Action == ActionSign {
+			signed = e
+			break
+		}
+	}
+	victim := auditIndexes(trail)[0]
+	// The audit entry at victim is replaced by the builder's bundle, still
+	// called an audit entry.
+	var builderBundle json.RawMessage
+	as.rewrite = func(path string, body []byte) []byte {
+		if path != "/api/v1/evidence" {
+			return body
+		}
+		var resp struct {
+			Evidence []server.EvidenceJSON `json:"evidence"`
+		}
+		json.Unmarshal(body, &resp)
+		for i, e := range resp.Evidence {
+			if e.LogIndex == signed.LogIndex && builderBundle == nil {
+				builderBundle = e.Bundle
+			}
+			if e.LogIndex == victim && builderBundle != nil {
+				resp.Evidence[i].Bundle, resp.Evidence[i].LogIndex = builderBundle, signed.LogIndex
+			}
+		}
+		out, _ := json.Marshal(resp)
+		return out
+	}
+	// Read the builder's bundle first (the sign entries come after the
+	// audit entries in the trail's queries).
+	if _, err := as.client(t, server.RoleAuditor).Search(ctx, store.Query{PredicateType: "https://slsa.dev/provenance/v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if builderBundle == nil {
+		t.Fatal("test did not see the builder's bundle")
+	}
+	_, _, err = as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	var ie *IncompleteError
+	if !errors.As(err, &ie) || !slices.Equal(ie.NotAudit, []int64{signed.LogIndex}) || !slices.Equal(ie.Hidden, []int64{victim}) {
+		t.Fatalf("walk with audit entry %d swapped for the bundle at %d: %v", victim, signed.LogIndex, err)
+	}
+}
+
+// TestCompleteAuditTrailLogTampered: entry bundles whose leaves do not
+// hash to the checkpoint fail the walk.
+func TestCompleteAuditTrailLogTampered(t *testing.T) {
+	as := startAuditServer(t)
+	fill(t, as, 2)
+	ctx := context.Background()
+	for name, rw := range map[string]func([]byte) []byte{
+		"leaf dropped": func(b []byte) []byte {
+			var eb api.EntryBundle
+			eb.UnmarshalText(b)
+			return marshalBundle(eb.Entries[1:])
+		},
+		"leaves swapped": func(b []byte) []byte {
+			var eb api.EntryBundle
+			eb.UnmarshalText(b)
+			eb.Entries[0], eb.Entries[1] = eb.Entries[1], eb.Entries[0]
+			return marshalBundle(eb.Entries)
+		},
+		"not a bundle": func([]byte) []byte { return []byte{0xff} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			as.rewrite = func(path string, body []byte) []byte {
+				if strings.HasPrefix(path, "/tile/entries/") {
+					return rw(body)
+				}
+				return body
+			}
+			_, _, err := as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+			var ie *IncompleteError
+			if !errors.Is(err, ErrIncomplete) || errors.As(err, &ie) {
+				t.Fatalf("walk of a tampered log: %v; want ErrIncomplete about the log", err)
+			}
+		})
+	}
+}
+
+func marshalBundle(entries [][]byte) []byte {
+	var b []byte
+	for _, e := range entries {
+		b = append(b, byte(len(e)>>8), byte(len(e)))
+		b = append(b, e...)
+	}
+	return b
+}
+
+// TestCompleteAuditTrailCopy: an audit envelope logged again by a token
+// holder is a copy of an entry of the trail, not a hidden entry.
+func TestCompleteAuditTrailCopy(t *testing.T) {
+	as := startAuditServer(t)
+	fill(t, as, 1)
+	ctx := context.Background()
+	aud := as.client(t, server.RoleAuditor)
+	found, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit})
+	if err != nil || len(found) == 0 {
+		t.Fatalf("Search: %d, %v", len(found), err)
+	}
+	pb := new(protobundle.Bundle)
+	if err := protojson.Unmarshal(found[0].Bundle, pb); err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(as.AuditPublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &rekorpb.DSSERequestV002{Envelope: pb.GetDsseEnvelope(),
+		Verifiers: []*rekorpb.Verifier{{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}}}}}
+	tle, err := logWriter{as.client(t, server.RoleBuilder)}.Add(ctx, req)
+	if err != nil {
+		t.Fatalf("logging the audit envelope again: %v", err)
+	}
+	_, walk, err := aud.CompleteAuditTrail(ctx, as.AuditPublicKey())
+	if err != nil {
+		t.Fatalf("walk with an audit envelope logged twice: %v", err)
+	}
+	if !slices.Equal(walk.Copies, []int64{tle.GetLogIndex()}) {
+		t.Errorf("copies = %v, want [%d]", walk.Copies, tle.GetLogIndex())
+	}
+}
+
+func TestParseLeaf(t *testing.T) {
+	for _, tc := range []struct {
+		name, leaf string
+		keys       int
+		wantErr    bool
+	}{
+		{"dsse", `{"apiVersion":"0.0.2","kind":"dsse","spec":{"dsseV002":{"payloadHash":{"algorithm":"SHA2_256","digest":"AAAA"},"signatures":[{"content":"AQ==","verifier":{"keyDetails":"PKIX_ECDSA_P256_SHA_256","publicKey":{"rawBytes":"AgM="}}}]}}}`, 1, false},
+		{"hashedrekord", `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":{"content":"AQ==","verifier":{"keyDetails":"PKIX_ECDSA_P256_SHA_256","publicKey":{"rawBytes":"AgM="}}}}}}`, 1, false},
+		{"certificate", `{"kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":{"content":"AQ==","verifier":{"x509Certificate":{"rawBytes":"AgM="}}}}}}`, 0, false},
+		{"no spec", `{"kind":"dsse"}`, 0, true},
+		{"not JSON", `dsse`, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := parseLeaf([]byte(tc.leaf))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("parseLeaf: %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && (len(info.keys) != tc.keys || (tc.keys > 0 && !bytes.Equal(info.keys[0], []byte{2, 3}))) {
+				t.Errorf("keys = %x, want %d", info.keys, tc.keys)
+			}
+		})
+	}
+}
