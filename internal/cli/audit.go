@@ -20,9 +20,9 @@ import (
 
 func newAuditCmd(s *streams) *cobra.Command {
 	var server, action, actor, artifact, since, until, auditKey, rootPath string
-	var jsonOut, requireTrusted bool
+	var jsonOut, requireTrusted, complete bool
 	c := &cobra.Command{
-		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--audit-key audit.pub] [--trust-root root.json [--require-trusted]] [--json]",
+		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--complete] [--audit-key audit.pub] [--trust-root root.json [--require-trusted]] [--json]",
 		Short: "List the server's audit trail — who did what, when — and verify every entry",
 		Long: "Lists the server's audit entries (deployment records, incident steps, policy and trust root changes,\n" +
 			"signed with its audit key) and the signed bundles that are actions themselves: provenance (sign),\n" +
@@ -33,10 +33,17 @@ func newAuditCmd(s *streams) *cobra.Command {
 			"trust root, accepted as 'policy show' does) each signer key (a bundle's signer, the admins counted for a\n" +
 			"policy change, a trust root version's signers) is named by its role and holder, or marked \"not in trust\n" +
 			"root\"; --require-trusted makes such a signer, or one revoked before the entry, a failure.\n" +
-			"Exit 1 if any entry fails.",
+			"--complete also proves the index left no audit entry out: it reads every entry of the server's log up\n" +
+			"to the checkpoint verified, checks they hash to its root, and checks every entry the audit key signed\n" +
+			"is in the trail (the whole trail: not with --action, --actor, --artifact, --since or --until).\n" +
+			"Exit 1 if any entry fails or the index hides one.",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			q := client.AuditQuery{Action: action, Actor: actor}
+			if complete && (action != "" || actor != "" || artifact != "" || since != "" || until != "") {
+				return usageErr(errors.New("--complete checks the whole trail; it does not combine with --action, --actor, --artifact, --since or --until"),
+					"run 'custody audit --complete' first, then filter")
+			}
 			if artifact != "" {
 				d, err := digest.Parse(artifact)
 				if err != nil || d.Alg != "sha256" {
@@ -71,8 +78,21 @@ func newAuditCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			trail, err := cl.AuditTrail(c.Context(), q, key)
-			if err != nil {
+			var trail []*client.AuditEntry
+			var walk *client.LogWalk
+			var incomplete error
+			if complete {
+				trail, walk, err = cl.CompleteAuditTrail(c.Context(), key)
+				var ie *client.IncompleteError
+				switch {
+				case errors.As(err, &ie):
+					incomplete = err
+				case errors.Is(err, client.ErrIncomplete):
+					return failErr(fmt.Errorf("walk the server's log: %w", err), "the server's log does not match its checkpoint; do not trust its audit trail")
+				case err != nil:
+					return remoteErr(err, "walk the server's log")
+				}
+			} else if trail, err = cl.AuditTrail(c.Context(), q, key); err != nil {
 				return remoteErr(err, "read the audit trail")
 			}
 			if root != nil {
@@ -87,6 +107,23 @@ func newAuditCmd(s *streams) *cobra.Command {
 				}
 			} else {
 				printAudit(s, trail)
+			}
+			if walk != nil {
+				w := s.out
+				if jsonOut {
+					w = s.err
+				}
+				switch {
+				case incomplete != nil:
+					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, NOT all in the trail\n", walk.Size, len(walk.Audit))
+				case len(walk.Copies) > 0:
+					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail (%d logged again)\n", walk.Size, len(walk.Audit), len(walk.Copies))
+				default:
+					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail\n", walk.Size, len(walk.Audit))
+				}
+			}
+			if incomplete != nil {
+				return failErr(incomplete, "the server's index answers leave out entries its log holds; do not trust its audit trail")
 			}
 			var bad []string
 			for _, e := range trail {
@@ -125,6 +162,7 @@ func newAuditCmd(s *streams) *cobra.Command {
 	fl.StringVar(&auditKey, "audit-key", "", "the server's audit public key (PEM) to pin (default: fetched from the server)")
 	fl.StringVar(&rootPath, "trust-root", "", "custody trust root naming each signer key's role and holder")
 	fl.BoolVar(&requireTrusted, "require-trusted", false, "fail (exit 1) when a signer is not in --trust-root or was revoked before the entry")
+	fl.BoolVar(&complete, "complete", false, "also walk the whole log and fail if the index left out an entry the audit key signed")
 	fl.BoolVar(&jsonOut, "json", false, "print as JSON")
 	return c
 }
