@@ -17,12 +17,14 @@
 # write one per request, the warm rows none (cached). The VSA write counts
 # from each webhook's /metrics close the output.
 #
-# The webhook trusts the builder key only (no --trusted-root): with the
-# server's trusted root, verifying its RFC 3161 timestamps currently fails
-# (see README.md), which would make every decision a denial.
+# The webhooks trust the builder key and the server's trusted root (custody
+# trust export: its log and timestamp authority), and the policy requires a
+# log inclusion and a verified timestamp, so a cold decision checks both.
 #
 # Usage: bench/admission/run.sh [RATE] [DURATION]   (default 1000 10s)
 #        COLD=0 bench/admission/run.sh …   warm rows only (a short quiet window)
+#        REV=COMMIT bench/admission/run.sh …   custody as of COMMIT (git archive),
+#            this script otherwise: run before/after builds back to back
 # Needs hey (apt-get install hey), openssl, git. Writes results.txt here and
 # prints a Markdown table for README.md.
 set -eu
@@ -41,7 +43,16 @@ trap cleanup EXIT INT TERM
 
 command -v hey >/dev/null || { echo "hey not found: apt-get install hey" >&2; exit 2; }
 bin="$work/custody"
-(cd "$root" && go build -o "$bin" ./cmd/custody)
+src=$root
+build=$(git -C "$root" rev-parse --short HEAD)
+if [ -n "${REV:-}" ]; then
+	src="$work/src" && mkdir -p "$src"
+	git -C "$root" archive "$REV" | tar -x -C "$src"
+	build=$(git -C "$root" rev-parse --short "$REV")
+elif [ -n "$(git -C "$root" status --porcelain -- cmd internal policy verify attest signer go.mod)" ]; then
+	build="$build+uncommitted"
+fi
+(cd "$src" && go build -o "$bin" ./cmd/custody)
 export CUSTODY_PASSWORD=bench XDG_CONFIG_HOME="$work/config" HOME="$work/home"
 mkdir -p "$work/home"
 
@@ -79,6 +90,8 @@ environment: prod
 trustedBuilders: [https://custody.dev/builders/local@v1]
 signers: [{keyId: $keyid}]
 maxAge: 30d
+requireLog: true
+requireTimestamp: true
 YAML
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem 2>/dev/null
@@ -86,7 +99,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 start_webhook() { # PORT EXTRA-ARGS...
 	p=$1; shift
 	CUSTODY_TOKEN=$deployer_tok "$bin" admission --listen "127.0.0.1:$p" --tls-cert cert.pem --tls-key key.pem \
-		--server "$server" --policies policies --key builder.pub \
+		--server "$server" --policies policies --key builder.pub --trusted-root root.json \
 		--namespace-env '*=prod' "$@" >>"$work/admission.log" 2>&1 &
 	pids="$pids $!"
 	waitfor "https://127.0.0.1:$p"
@@ -121,7 +134,7 @@ q=$((rate / workers))
 post="-m POST -T application/json -D $work/review.json"
 {
 echo "custody admission on $(nproc) CPU(s), $(uname -srm), load average $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "rate $rate req/s ($workers workers × $q), $duration each"
+echo "rate $rate req/s ($workers workers × $q), $duration each, build $build"
 run healthz-warm -z "$duration" -c $workers -q $q "https://127.0.0.1:$wp/healthz"
 run validate-warm -z "$duration" -c $workers -q $q $post "https://127.0.0.1:$wp/validate"
 if [ "${COLD:-1}" != 0 ]; then

@@ -45,12 +45,13 @@ package admission
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -147,6 +148,9 @@ type Webhook struct {
 	mu      sync.Mutex
 	cache   map[cacheKey]*verdict
 	flights map[cacheKey]*flight
+	// annotations are the audit annotations of the answers in each
+	// environment, shared by them (never modified).
+	annotations map[string]map[string]string
 	// quarantineSeen is when each quarantine denial was last recorded, so
 	// that a denied image retried in a loop is recorded once per DenyTTL.
 	quarantineSeen map[quarantineKey]time.Time
@@ -225,6 +229,10 @@ func New(cfg Config) (*Webhook, error) {
 	}
 	w := &Webhook{cfg: cfg, log: log, metrics: newMetrics(), cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{},
 		quarantineSeen: map[quarantineKey]time.Time{}}
+	w.annotations = map[string]map[string]string{}
+	for env, p := range cfg.Policies {
+		w.annotations[env] = map[string]string{"environment": env, "policy": p.Digest()}
+	}
 	if q, ok := cfg.Quarantine.(SyncedQuarantine); ok {
 		w.metrics.watchQuarantine(q, cfg.Now)
 	}
@@ -258,7 +266,16 @@ func (w *Webhook) Environment(namespace string) string {
 
 // Review decides one admission request. It always returns a response
 // (allowed or not) with the request's uid, within ctx's deadline.
-func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func (w *Webhook) Review(ctx context.Context, req *Request) *admissionv1.AdmissionResponse {
+	resp := w.answer(ctx, req)
+	resp.AuditAnnotations = maps.Clone(resp.AuditAnnotations)
+	return resp
+}
+
+// answer is Review, except that the response's audit annotations are
+// shared with every other answer in the same environment (not to be
+// modified).
+func (w *Webhook) answer(ctx context.Context, req *Request) *admissionv1.AdmissionResponse {
 	start := time.Now()
 	resp, reason := w.review(ctx, req)
 	w.observe(start, resp.Allowed, reason)
@@ -276,30 +293,31 @@ func (w *Webhook) observe(start time.Time, allowed bool, reason string) {
 }
 
 // review is Review, also returning the reason class of the answer.
-func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
-	switch req.Operation {
+func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.AdmissionResponse, string) {
+	uid := types.UID(req.UID)
+	switch admissionv1.Operation(req.Operation) {
 	case admissionv1.Delete, admissionv1.Connect:
 		// Deleting an object or connecting to a pod runs no new image.
-		return allow(req.UID), ReasonOperation
+		return allow(uid), ReasonOperation
 	case admissionv1.Create, admissionv1.Update:
 	case "":
-		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonMalformed
+		return deny(uid, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonMalformed
 	default:
-		return deny(req.UID, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonOperation
+		return deny(uid, fmt.Sprintf("operation %q is not one custody admission decides", req.Operation)), ReasonOperation
 	}
 	images, err := Images(req)
 	if err != nil {
-		return deny(req.UID, err.Error()), ReasonMalformed
+		return deny(uid, err.Error()), ReasonMalformed
 	}
 	env := w.Environment(req.Namespace)
 	if env == "" {
-		return deny(req.UID, fmt.Sprintf("namespace %q has no environment, so no policy admits anything into it", req.Namespace),
+		return deny(uid, fmt.Sprintf("namespace %q has no environment, so no policy admits anything into it", req.Namespace),
 			"map it with --namespace-env "+req.Namespace+"=ENV (or *=ENV), or exclude the namespace in the webhook's namespaceSelector"), ReasonNamespace
 	}
 
 	var lines []string
-	var digests []string
-	want := map[string]bool{}
+	var digestsBuf [4]string
+	digests := digestsBuf[:0] // distinct, in order; a pod names few
 	reason := ReasonPassed
 	for _, im := range images {
 		if im.Digest == "" {
@@ -307,53 +325,39 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 			reason = ReasonImageRef
 			continue
 		}
-		if !want[im.Digest] {
-			want[im.Digest] = true
+		if !slices.Contains(digests, im.Digest) {
 			digests = append(digests, im.Digest)
 		}
 	}
 	if len(images) == 0 {
-		return allow(req.UID), ReasonNoImages
+		return allow(uid), ReasonNoImages
 	}
 
 	// Decide every digest at once; the slowest bounds the answer.
-	type result struct {
-		v   *verdict
-		err error
-	}
-	results := make([]result, len(digests))
+	var one [1]result
+	var results []result
 	if len(digests) == 1 { // the common case: no goroutine on a cache hit
 		v, err := w.decide(ctx, env, digests[0], req)
-		results[0] = result{v, err}
+		one[0] = result{v, err}
+		results = one[:]
 	} else {
-		var wg sync.WaitGroup
-		for i, dg := range digests {
-			wg.Go(func() {
-				v, err := w.decide(ctx, env, dg, req)
-				results[i] = result{v, err}
-			})
-		}
-		wg.Wait()
+		results = w.decideAll(ctx, env, digests, req)
 	}
 
 	policyDigest := w.cfg.Policies[env].Digest()
-	byDigest := map[string]result{}
-	for i, dg := range digests {
-		byDigest[dg] = results[i]
-	}
-	reported := map[string]bool{}
 	for _, im := range images {
-		r, ok := byDigest[im.Digest]
-		if !ok || reported[im.Digest] {
-			continue
+		i := slices.Index(digests, im.Digest)
+		if i < 0 || results[i].v == nil && results[i].err == nil {
+			continue // not by digest, or its result already reported
 		}
+		r := results[i]
 		switch {
 		case r.err != nil:
-			reported[im.Digest] = true
+			results[i] = result{}
 			lines = append(lines, fmt.Sprintf("%s image %q: couldn't decide in environment %s: %s", im.Where, im.Ref, env, r.err))
 			reason = worse(reason, ReasonUndecided)
 		case !r.v.allowed:
-			reported[im.Digest] = true
+			results[i] = result{}
 			if r.v.quarantine != "" {
 				reason = worse(reason, ReasonQuarantine)
 			} else {
@@ -365,17 +369,39 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 	}
 	if len(lines) > 0 {
-		w.log.Info("admission denied", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+		w.log.Info("admission denied", "uid", uid, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
 			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", lines[0])
-		resp := deny(req.UID, lines...)
-		resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
+		resp := deny(uid, lines...)
+		resp.AuditAnnotations = w.annotations[env]
 		return resp, reason
 	}
-	w.log.Debug("admission allowed", "uid", req.UID, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
-		"environment", env, "policy", policyDigest, "images", len(images))
-	resp := allow(req.UID)
-	resp.AuditAnnotations = map[string]string{"environment": env, "policy": policyDigest}
+	if w.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations
+		w.log.Debug("admission allowed", "uid", uid, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
+			"environment", env, "policy", policyDigest, "images", len(images))
+	}
+	resp := allow(uid)
+	resp.AuditAnnotations = w.annotations[env]
 	return resp, ReasonPassed
+}
+
+// result is the verdict about one digest, or why there is none.
+type result struct {
+	v   *verdict
+	err error
+}
+
+// decideAll decides the digests concurrently.
+func (w *Webhook) decideAll(ctx context.Context, env string, digests []string, req *Request) []result {
+	results := make([]result, len(digests))
+	var wg sync.WaitGroup
+	for i, dg := range digests {
+		wg.Go(func() {
+			v, err := w.decide(ctx, env, dg, req)
+			results[i] = result{v, err}
+		})
+	}
+	wg.Wait()
+	return results
 }
 
 // denialOrder ranks the reason classes of a denial with several: the first
@@ -406,7 +432,7 @@ func shortRef(ref string) string {
 //
 // req is the request asking, recorded in the VSA of a decision it causes
 // (read only then: a cache hit costs no more for it).
-func (w *Webhook) decide(ctx context.Context, env, digest string, req *admissionv1.AdmissionRequest) (*verdict, error) {
+func (w *Webhook) decide(ctx context.Context, env, digest string, req *Request) (*verdict, error) {
 	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
 		if v != nil {
 			w.metrics.quarantined.Inc()
@@ -429,7 +455,11 @@ func (w *Webhook) decide(ctx context.Context, env, digest string, req *admission
 	if !ok {
 		f = &flight{done: make(chan struct{})}
 		w.flights[key] = f
-		go w.fly(key, f, req)
+		var res *Resource
+		if w.rec != nil {
+			res = resourceOf(req)
+		}
+		go w.fly(key, f, res)
 	}
 	w.mu.Unlock()
 	w.metrics.cache.WithLabelValues("miss").Inc()
@@ -461,7 +491,7 @@ func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, err
 
 // recordQuarantine records the quarantine denial v of digest in env,
 // unless the same incident's denial there was recorded within DenyTTL.
-func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *admissionv1.AdmissionRequest) {
+func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *Request) {
 	if w.rec == nil {
 		return
 	}
@@ -488,7 +518,9 @@ func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *admissio
 	w.rec.enqueue(d, resourceOf(req))
 }
 
-func (w *Webhook) fly(key cacheKey, f *flight, req *admissionv1.AdmissionRequest) {
+// res is the request that asked (nil when nothing is recorded), read
+// before: the request's bytes are the handler's and reused after it answers.
+func (w *Webhook) fly(key cacheKey, f *flight, res *Resource) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
 	defer cancel()
 	v, err := w.evaluate(ctx, key.env, key.digest)
@@ -502,7 +534,7 @@ func (w *Webhook) fly(key cacheKey, f *flight, req *admissionv1.AdmissionRequest
 	// Queued before the waiters are answered (enqueue never blocks), so
 	// that a Close after the answer finds the decision in the queue.
 	if err == nil && w.rec != nil && v.decision != nil {
-		w.rec.enqueue(v.decision, resourceOf(req))
+		w.rec.enqueue(v.decision, res)
 	}
 	close(f.done)
 }
@@ -679,7 +711,10 @@ func (w *Webhook) Handler() http.Handler {
 }
 
 func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxReviewBytes+1))
+	buf := buffers.Get().(*[]byte)
+	defer putBuffer(buf)
+	body, err := readBody((*buf)[:0], r.Body, MaxReviewBytes)
+	*buf = body
 	if err != nil {
 		http.Error(rw, "couldn't read request body", http.StatusBadRequest)
 		return
@@ -688,30 +723,29 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, fmt.Sprintf("request body over %d bytes", MaxReviewBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
-	if !json.Valid(body) {
+	start := time.Now()
+	req, err := ParseReview(body)
+	if errors.Is(err, errNotJSON) {
 		http.Error(rw, "request body is not JSON; want an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
 		return
 	}
-	start := time.Now()
-	review, err := ParseReview(body)
 	var resp *admissionv1.AdmissionResponse
 	if err != nil {
 		var uid types.UID
-		if review != nil && review.Request != nil {
-			uid = review.Request.UID
+		if req != nil {
+			uid = types.UID(req.UID)
 		}
 		w.log.Info("admission denied", "uid", uid, "reason", err.Error())
 		resp = deny(uid, err.Error())
 		w.observe(start, false, ReasonMalformed)
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), w.requestTimeout(r))
-		resp = w.Review(ctx, review.Request)
+		resp = w.answer(ctx, req)
 		cancel()
 	}
-	out, err := json.Marshal(&admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
-		Response: resp,
-	})
+	// The body is not read after this: its buffer holds the answer.
+	out, err := appendReview((*buf)[:0], resp)
+	*buf = out
 	if err != nil {
 		http.Error(rw, "couldn't encode response", http.StatusInternalServerError)
 		return
@@ -720,11 +754,42 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 	rw.Write(out)
 }
 
+// buffers holds the buffers serveValidate reads a review and writes its
+// answer into.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 { // a rare large review does not stay in memory
+		*b = (*b)[:0]
+		buffers.Put(b)
+	}
+}
+
+// readBody appends what r reads to b until EOF or more than limit bytes.
+func readBody(b []byte, r io.Reader, limit int) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > limit || err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
 // requestTimeout is Config.Timeout, or less when the API server says it
 // waits less (it calls webhooks with ?timeout=10s): that less a tenth, so
 // that the denial arrives in time.
 func (w *Webhook) requestTimeout(r *http.Request) time.Duration {
 	t := w.cfg.Timeout
+	if r.URL.RawQuery == "" {
+		return t
+	}
 	if q := r.URL.Query().Get("timeout"); q != "" {
 		if d, err := time.ParseDuration(q); err == nil && d > 0 {
 			if d -= d / 10; d < t {

@@ -21,7 +21,7 @@ func BenchmarkReviewWarm(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if !f.wh.Review(context.Background(), r.Request).Allowed {
+	if !f.wh.Review(context.Background(), r).Allowed {
 		b.Fatal("denied")
 	}
 	b.ReportAllocs()
@@ -31,7 +31,7 @@ func BenchmarkReviewWarm(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var resp *admissionv1.AdmissionResponse = f.wh.Review(context.Background(), r.Request)
+		var resp *admissionv1.AdmissionResponse = f.wh.Review(context.Background(), r)
 		if !resp.Allowed {
 			b.Fatal("denied")
 		}

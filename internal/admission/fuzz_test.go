@@ -48,15 +48,15 @@ func FuzzReview(f *testing.F) {
 		if err != nil {
 			return
 		}
-		imgs, ierr := Images(r.Request)
+		imgs, ierr := Images(r)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		resp := w.Review(ctx, r.Request)
+		resp := w.Review(ctx, r)
 		if !resp.Allowed && strings.Contains(resp.Result.Message, "deadline") {
 			t.Fatalf("a decision with nothing to wait for timed out: %s", resp.Result.Message)
 		}
-		if resp.UID != r.Request.UID {
-			t.Fatalf("uid %q not echoed (%q)", r.Request.UID, resp.UID)
+		if string(resp.UID) != r.UID {
+			t.Fatalf("uid %q not echoed (%q)", r.UID, resp.UID)
 		}
 		if !resp.Allowed {
 			if resp.Result == nil || resp.Result.Message == "" || len(resp.Result.Message) > MaxMessageBytes {
@@ -64,7 +64,7 @@ func FuzzReview(f *testing.F) {
 			}
 			return
 		}
-		op := r.Request.Operation
+		op := r.Operation
 		if op == "DELETE" || op == "CONNECT" {
 			return
 		}

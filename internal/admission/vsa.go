@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
-
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/policy"
 )
@@ -60,9 +58,9 @@ type Resource struct {
 	User string `json:"user,omitempty"`
 }
 
-func resourceOf(req *admissionv1.AdmissionRequest) *Resource {
-	r := &Resource{UID: string(req.UID), Namespace: req.Namespace, Kind: gvk(req.Kind.Group, req.Kind.Version, req.Kind.Kind),
-		Name: req.Name, Operation: string(req.Operation), User: req.UserInfo.Username}
+func resourceOf(req *Request) *Resource {
+	r := &Resource{UID: req.UID, Namespace: req.Namespace, Kind: gvk(req.Kind.Group, req.Kind.Version, req.Kind.Kind),
+		Name: req.Name, Operation: req.Operation, User: req.User}
 	if r.Name == "" {
 		// The API server leaves the request's name empty when the object
 		// has only a generateName (and so do some clients of the webhook).
@@ -72,7 +70,7 @@ func resourceOf(req *admissionv1.AdmissionRequest) *Resource {
 				GenerateName string `json:"generateName"`
 			} `json:"metadata"`
 		}
-		if json.Unmarshal(req.Object.Raw, &meta) == nil {
+		if json.Unmarshal(req.Object, &meta) == nil {
 			r.Name, r.GenerateName = meta.Metadata.Name, meta.Metadata.GenerateName
 		}
 	}
