@@ -176,7 +176,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer cleanup()
 	env := cmd.Env
 
-	toolchains := startToolchainDetection(ctx, dir, env)
+	toolchains := startToolchainDetection(ctx, dir, src.root, opts.Command, env)
 	started := now().UTC()
 	if err := cmd.Start(); err != nil {
 		toolchains.wait()

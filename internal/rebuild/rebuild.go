@@ -303,14 +303,24 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	return out, nil
 }
 
+// machineLocal are recorded variables that name places on the builder's
+// machine, not inputs of the build: the rebuilder's own (or none) are used.
+// Replaying a recorded build cache location would have the rebuild read
+// and write a cache the rebuilder did not choose to trust; the rebuilder
+// opts in to its own with --env GOCACHE.
+var machineLocal = map[string]bool{
+	"PATH": true, "HOME": true,
+	"GOCACHE": true, "GOMODCACHE": true, "GOPATH": true, "XDG_CACHE_HOME": true,
+}
+
 // replayCommand is the recorded command, run through env(1) with the
-// recorded environment when one was recorded. PATH and HOME belong to the
-// rebuilder's machine and redacted values are unknown, so those are not
-// replayed.
+// recorded environment when one was recorded. Machine-local variables
+// (machineLocal) belong to the rebuilder's machine and redacted values are
+// unknown, so those are not replayed.
 func replayCommand(plan *Plan) ([]string, error) {
 	var assign []string
 	for k, v := range plan.Environment {
-		if k == "PATH" || k == "HOME" || v == attest.Redacted || k == "" || strings.ContainsRune(k, '=') {
+		if machineLocal[k] || v == attest.Redacted || k == "" || strings.ContainsRune(k, '=') {
 			continue
 		}
 		assign = append(assign, k+"="+v)

@@ -94,6 +94,9 @@ func TestNewPlanRefuses(t *testing.T) {
 func TestReplayCommand(t *testing.T) {
 	p := &Plan{Command: []string{"make", "all"}, Environment: map[string]string{
 		"PATH": "/x", "HOME": "/h", "API_TOKEN": attest.Redacted, "GOOS": "linux", "SOURCE_DATE_EPOCH": "1",
+		// the builder's cache locations are not replayed: a rebuild
+		// uses no cache unless the rebuilder passes its own (--env GOCACHE)
+		"GOCACHE": "/builder/.cache/go-build", "GOMODCACHE": "/builder/go/pkg/mod", "GOPATH": "/builder/go", "XDG_CACHE_HOME": "/builder/.cache",
 	}}
 	got, err := replayCommand(p)
 	if err != nil {
