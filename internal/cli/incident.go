@@ -189,6 +189,17 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	if err != nil {
 		return err
 	}
+	// The revoked trust root is made (read, revoked, signed) before anything
+	// is recorded: a trust root without the key, or an admin key that
+	// cannot sign, is bad input, and must not leave a half-opened incident
+	// (quarantined and rolled back, with no report). It is written in step 5.
+	var revoked *trust.Document
+	var revokedRoot *incident.TrustRoot
+	if f.trustRoot != "" {
+		if revokedRoot, revoked, err = revokeInRoot(ctx, s, f, sel.KeyID, since); err != nil {
+			return err
+		}
+	}
 
 	// 1. find
 	openedAt := time.Now().UTC()
@@ -356,10 +367,14 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	}
 
 	// 5. revoke
-	if f.trustRoot != "" {
-		tr, d, err := revokeInRoot(ctx, s, f, sel.KeyID, since)
+	if revoked != nil {
+		tr, d := revokedRoot, revoked
+		b, err := d.Marshal()
 		if err != nil {
-			return err
+			return usageErr(err, "")
+		}
+		if err := fsutil.WriteFileAtomic(f.trustRoot, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
 		}
 		if cl != nil {
 			// The server checks policy changes against its trust root and
@@ -512,8 +527,8 @@ func incidentTimeMaterial(ctx context.Context, f *incidentFlags, cl *client.Clie
 	return nil, nil
 }
 
-// revokeInRoot marks keyID compromised in --trust-root, signs the new
-// version with every --admin-key and writes it.
+// revokeInRoot marks keyID compromised in --trust-root and signs the new
+// version with every --admin-key; the caller writes it.
 func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.TrustRoot, *trust.Document, error) {
 	d, err := readRoot(f.trustRoot)
 	if err != nil {
@@ -533,12 +548,8 @@ func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID strin
 			return nil, nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
 		}
 	}
-	b, err := d.Marshal()
-	if err != nil {
+	if _, err := d.Marshal(); err != nil {
 		return nil, nil, usageErr(err, "")
-	}
-	if err := fsutil.WriteFileAtomic(f.trustRoot, b, 0o644); err != nil {
-		return nil, nil, usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
 	}
 	tr := &incident.TrustRoot{Path: f.trustRoot, Version: d.Version, KeyID: keyID, Signed: len(d.Signatures), Needed: d.Threshold}
 	if tr.Signed >= tr.Needed {

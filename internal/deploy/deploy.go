@@ -252,6 +252,12 @@ func (g *Gate) Promote(ctx context.Context, a Artifact, sourceEnv string, source
 		}
 		a.Digest = d.String()
 	}
+	// Promotion of a quarantined artifact is halted before anything else,
+	// so the refusal names the incident even when the artifact no longer
+	// runs in the source (the incident rolled it back there).
+	if err := g.checkQuarantine(ctx, a.Digest); err != nil {
+		return nil, err
+	}
 	recs, err := source.List(ctx, sourceEnv)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read history of %s: %w", sourceEnv, err)

@@ -2,7 +2,6 @@ package incident
 
 import (
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -79,16 +78,7 @@ func fromParsed(source string, b []byte, pb *protobundle.Bundle, tm root.Trusted
 	if hint := vm.GetPublicKey().GetHint(); hint != "" {
 		e.SignerKeyID = keyIDFromHint(hint)
 	}
-	if c := vm.GetCertificate(); c != nil {
-		if cert, err := x509.ParseCertificate(c.GetRawBytes()); err == nil {
-			switch {
-			case len(cert.URIs) > 0:
-				e.SignerIdentity = cert.URIs[0].String()
-			case len(cert.EmailAddresses) > 0:
-				e.SignerIdentity = cert.EmailAddresses[0]
-			}
-		}
-	}
+	e.SignerIdentity = verify.SignerIdentity(bu)
 	if claimed, what := earliestClaim(bu); !since.IsZero() && !claimed.IsZero() && !claimed.Before(since) {
 		e.ProvenAt, e.Proof = claimed, what+" (claimed, not verified: at or after the compromise, affected either way)"
 	} else {

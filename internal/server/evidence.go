@@ -162,16 +162,7 @@ func (s *Server) checkBundle(r *http.Request, body []byte) (*store.Evidence, str
 			ev.SignerKeyID = hex.EncodeToString(raw)
 		}
 	}
-	if c := b.GetVerificationMaterial().GetCertificate(); c != nil {
-		if cert, err := x509.ParseCertificate(c.GetRawBytes()); err == nil {
-			switch {
-			case len(cert.URIs) > 0:
-				ev.SignerIdentity = cert.URIs[0].String()
-			case len(cert.EmailAddresses) > 0:
-				ev.SignerIdentity = cert.EmailAddresses[0]
-			}
-		}
-	}
+	ev.SignerIdentity = verify.SignerIdentity(b)
 	if ev.LogIndex < 0 {
 		if tles := b.GetVerificationMaterial().GetTlogEntries(); len(tles) > 0 {
 			ev.LogIndex = tles[0].GetLogIndex()

@@ -548,3 +548,34 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestPushIndexesCertificateIdentity pushes real keyless bundles whose
+// certificate comes as a chain (bundle v0.1, v0.2) or names an otherName
+// SAN, and finds each by the identity verification reports: what
+// `incident open --identity --server` searches by.
+func TestPushIndexesCertificateIdentity(t *testing.T) {
+	ts := start(t, server.Config{})
+	ctx := context.Background()
+	for _, tc := range []struct{ file, identity string }{
+		{"delegator-v1.10.0-push-v13.0.30.sigstore.json", "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/v1.10.0"},
+		{"delegator-v2.0.0-push-v13.0.30.sigstore.json", "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/v2.0.0"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile("../../testdata/corpus/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], b)
+			if resp.status != http.StatusCreated {
+				t.Fatalf("push: status %d (%s)", resp.status, resp.body)
+			}
+			got, err := ts.Index().Search(ctx, store.Query{SignerIdentity: tc.identity})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("search by identity %s found %d bundles, want 1", tc.identity, len(got))
+			}
+		})
+	}
+}
