@@ -354,3 +354,25 @@ func TestParseLeaf(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareTrailPastWalk: an audit entry appended after the walked
+// checkpoint (the trail proved it against a newer one) is neither hidden
+// nor "not an audit entry": auditing a server that is deploying while the
+// walk runs must not fail for it.
+func TestCompareTrailPastWalk(t *testing.T) {
+	walk := &LogWalk{Size: 3, Audit: []int64{1}}
+	leaves := []auditLeaf{{index: 1, info: &leafInfo{}}}
+	key := []byte("audit key DER")
+	entry := func(i int64) *AuditEntry {
+		return &AuditEntry{PredicateType: server.PredicateAudit, LogIndex: i, logged: &loggedEnvelope{logIndex: i, key: key}}
+	}
+	trail := []*AuditEntry{entry(1), entry(3)} // 3: past the walk
+	if err := compareTrail(trail, leaves, key, walk); err != nil {
+		t.Fatalf("entry past the walked checkpoint: %v", err)
+	}
+	trail = append(trail, entry(2))
+	var ie *IncompleteError
+	if err := compareTrail(trail, leaves, key, walk); !errors.As(err, &ie) || !slices.Equal(ie.NotAudit, []int64{2}) {
+		t.Fatalf("audit entry at a walked leaf the audit key did not sign: %v; want NotAudit [2]", err)
+	}
+}

@@ -134,7 +134,20 @@ func (c *Client) CompleteAuditTrail(ctx context.Context, auditKey crypto.PublicK
 	for i, l := range leaves {
 		walk.Audit[i] = l.index
 	}
-	return trail, walk, compareTrail(trail, leaves, auditDER, walk)
+	err = compareTrail(trail, leaves, auditDER, walk)
+	var ie *IncompleteError
+	if errors.As(err, &ie) && len(ie.Hidden) > 0 {
+		// The server appends an audit entry to the log, then indexes it:
+		// an entry that was between the two while the trail was read is
+		// in a second read. What is still missing then was hidden.
+		again, rerr := c.auditTrail(ctx, AuditQuery{}, auditDER, lc, latest)
+		if rerr != nil {
+			return trail, walk, rerr
+		}
+		trail, walk.Copies = again, nil
+		err = compareTrail(trail, leaves, auditDER, walk)
+	}
+	return trail, walk, err
 }
 
 // compareTrail checks trail against the audit-key leaves of the log and
@@ -156,7 +169,11 @@ func compareTrail(trail []*AuditEntry, leaves []auditLeaf, auditDER []byte, walk
 				signed = append(signed, e.logged)
 			}
 		}
-		if byAuditKey && !isAudit[e.LogIndex] && !slices.Contains(ie.NotAudit, e.LogIndex) {
+		// An entry past the walked checkpoint was appended after it (its
+		// inclusion was proved against a newer one): the walk says nothing
+		// about it.
+		walked := e.LogIndex >= 0 && uint64(e.LogIndex) < walk.Size
+		if byAuditKey && walked && !isAudit[e.LogIndex] && !slices.Contains(ie.NotAudit, e.LogIndex) {
 			ie.NotAudit = append(ie.NotAudit, e.LogIndex)
 		}
 	}
