@@ -25,6 +25,9 @@
 #        COLD=0 bench/admission/run.sh …   warm rows only (a short quiet window)
 #        REV=COMMIT bench/admission/run.sh …   custody as of COMMIT (git archive),
 #            this script otherwise: run before/after builds back to back
+#        ADMISSION_ENV='GOGC=400 GODEBUG=gctrace=1' bench/admission/run.sh …
+#            environment of the webhook processes only (gctrace: GC cycles
+#            and pauses are summarised at the end)
 # Needs hey (apt-get install hey), openssl, git. Writes results.txt here and
 # prints a Markdown table for README.md.
 set -eu
@@ -98,7 +101,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
 
 start_webhook() { # PORT EXTRA-ARGS...
 	p=$1; shift
-	CUSTODY_TOKEN=$deployer_tok "$bin" admission --listen "127.0.0.1:$p" --tls-cert cert.pem --tls-key key.pem \
+	env CUSTODY_TOKEN=$deployer_tok ${ADMISSION_ENV:-} "$bin" admission --listen "127.0.0.1:$p" --tls-cert cert.pem --tls-key key.pem \
 		--server "$server" --policies policies --key builder.pub --trusted-root root.json \
 		--namespace-env '*=prod' "$@" >>"$work/admission.log" 2>&1 &
 	pids="$pids $!"
@@ -150,5 +153,9 @@ for w in "warm $wp" "cold $cp"; do
 done
 } | tee "$here/results.txt"
 grep -c 'admission denied' "$work/admission.log" | sed 's/^/denials logged during the run: /'
+if grep -q '^gc [0-9]' "$work/admission.log"; then # gctrace: "gc N @Ts P%: A+B+C ms clock, …" (A, C: the stop-the-world phases)
+	grep '^gc [0-9]' "$work/admission.log" | awk '{split($5, p, "+"); n++; if (p[1] > m) m = p[1]; if (p[3] > m) m = p[3]}
+		END {printf "GC cycles in both webhooks (whole run): %d, longest stop-the-world phase %.3f ms\n", n, m}'
+fi
 grep 'decision not recorded' "$work/admission.log" | sed -n 's/.*err=//p' | sort | uniq -c | sort -rn | head -5 | sed 's/^/VSA write failures: /'
 grep 'admission denied' "$work/admission.log" | sed -n 's/.*first=//p' | sed 's/sha256:[0-9a-f]*/sha256:…/g' | sort | uniq -c | sort -rn | head -3 | sed 's/^/denials: /'

@@ -1,7 +1,10 @@
 package admission
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -35,5 +38,29 @@ func BenchmarkReviewWarm(b *testing.B) {
 		if !resp.Allowed {
 			b.Fatal("denied")
 		}
+	}
+}
+
+// BenchmarkHandlerWarm is BenchmarkReviewWarm through the HTTP handler
+// (no network, no TLS): reading the body, the decision, encoding the
+// answer.
+func BenchmarkHandlerWarm(b *testing.B) {
+	f := newFixture(&testing.T{}, func(c *Config) {
+		c.Decisions = RecorderFunc(func(context.Context, string, string, []byte) error { return nil })
+	})
+	body := review(&testing.T{}, "b", "shop", podKind, pod("ghcr.io/org/app@"+goodDigest, "ghcr.io/org/app:v1@"+goodDigest))
+	h := f.wh.Handler()
+	serve := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body)))
+		return rec
+	}
+	if rec := serve(); !bytes.Contains(rec.Body.Bytes(), []byte(`"allowed":true`)) {
+		b.Fatalf("not allowed: %s", rec.Body)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		serve()
 	}
 }
