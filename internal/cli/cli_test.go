@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,38 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		},
 	})
+}
+
+// portsGiven holds the ports freePort has handed out in this process.
+var portsGiven struct {
+	sync.Mutex
+	m map[int]bool
+}
+
+// freePort returns a port of 127.0.0.1 that nothing listens on and that no
+// other script of this run was given. The scripts run in parallel and bind
+// their port only later (custody serve), so the kernel may hand a port
+// just closed to the next script's Setup: that script's server would then
+// fail to bind, or its waitserver would find the other script's server.
+func freePort() (int, error) {
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	if portsGiven.m == nil {
+		portsGiven.m = map[int]bool{}
+	}
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !portsGiven.m[port] {
+			portsGiven.m[port] = true
+			return port, nil
+		}
+	}
+	return 0, errors.New("no port that was not already given to another script")
 }
 
 // goEnv holds the Go toolchain's cache locations, read once.
@@ -117,12 +151,11 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("CORPUS", corpus)
 			// A free port for scripts that start custody serve.
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			port, err := freePort()
 			if err != nil {
 				return err
 			}
-			env.Setenv("FREEPORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-			ln.Close()
+			env.Setenv("FREEPORT", strconv.Itoa(port))
 			env.Setenv("CUSTODY_PASSWORD", "correct horse battery staple")
 			env.Setenv("GIT_AUTHOR_NAME", "Test Author")
 			env.Setenv("GIT_AUTHOR_EMAIL", "author@example.com")
