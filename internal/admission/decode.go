@@ -81,7 +81,7 @@ func ParseReview(b []byte) (*Request, error) {
 	var req *Request
 	ok := s.value(func() bool {
 		if s.peek() != '{' {
-			s.fail(errors.New("the review is not a JSON object"))
+			s.fail("the review is not a JSON object")
 			return s.skip()
 		}
 		return s.object(func(key []byte) bool {
@@ -96,7 +96,7 @@ func ParseReview(b []byte) (*Request, error) {
 					return true
 				}
 				if s.peek() != '{' {
-					s.fail(errors.New("request is not an object"))
+					s.fail("request is not an object")
 					return s.skip()
 				}
 				req = &Request{}
@@ -143,7 +143,7 @@ func (s *scanner) request(r *Request) bool {
 				return true
 			}
 			if s.peek() != '{' {
-				s.fail(errors.New("request.kind is not an object"))
+				s.fail("request.kind is not an object")
 				return s.skip()
 			}
 			return s.object(func(key []byte) bool {
@@ -162,7 +162,7 @@ func (s *scanner) request(r *Request) bool {
 				return true
 			}
 			if s.peek() != '{' {
-				s.fail(errors.New("request.userInfo is not an object"))
+				s.fail("request.userInfo is not an object")
 				return s.skip()
 			}
 			return s.object(func(key []byte) bool {
@@ -222,7 +222,7 @@ func Images(req *Request) ([]Image, error) {
 	defer putWalker(w)
 	ok := w.s.value(func() bool {
 		if w.s.peek() != '{' {
-			w.s.fail(errors.New("the object is not a JSON object"))
+			w.s.fail("the object is not a JSON object")
 			return w.s.skip()
 		}
 		return w.walk(top, false)
@@ -240,9 +240,18 @@ func Images(req *Request) ([]Image, error) {
 			imgs = append(imgs, l...)
 		}
 	}
-	for _, o := range w.others {
-		if !hasRef(imgs, o.ref) {
-			return nil, fmt.Errorf("%w: object has an image at %s that custody does not know how to check", ErrMalformed, o.path)
+	if len(w.others) > 0 {
+		var seen map[string]bool // when a search of imgs per other image would be slow
+		if len(imgs) > 8 {
+			seen = make(map[string]bool, len(imgs))
+			for _, im := range imgs {
+				seen[im.Ref] = true
+			}
+		}
+		for _, o := range w.others {
+			if seen != nil && !seen[o.ref] || seen == nil && !hasRef(imgs, o.ref) {
+				return nil, fmt.Errorf("%w: object has an image at %s that custody does not know how to check", ErrMalformed, o)
+			}
 		}
 	}
 	return imgs, nil
@@ -318,8 +327,20 @@ func putWalker(w *walker) {
 }
 
 // otherImage is a member "image" with a string value that is not where
-// custody looks for images.
-type otherImage struct{ ref, path string }
+// custody looks for images: its value, and its path (the first few only,
+// so that a large object cannot make the paths' copies quadratic) or else
+// its offset in the object.
+type otherImage struct {
+	ref, path string
+	offset    int
+}
+
+func (o otherImage) String() string {
+	if o.path != "" {
+		return o.path
+	}
+	return fmt.Sprintf("offset %d of the object", o.offset)
+}
 
 // walk walks the object or null at w.s as n; inSpec says it is under the
 // object's spec.
@@ -334,12 +355,12 @@ func (w *walker) walk(n node, inSpec bool) bool {
 	switch {
 	case n == nodeContainers || n == nodeVolumes:
 		if s.peek() != '[' {
-			s.fail(fmt.Errorf("%s is not an array", w.path))
+			s.fail("%s is not an array", w.path)
 			return w.other(inSpec)
 		}
 		return w.list(n, inSpec)
 	case s.peek() != '{':
-		s.fail(fmt.Errorf("%s is not an object", pathOr(w.path, "the object")))
+		s.fail("%s is not an object", w.path)
 		return w.other(inSpec)
 	}
 	return s.object(func(key []byte) bool {
@@ -400,20 +421,18 @@ func (w *walker) member(key []byte, n node, inSpec bool) bool {
 	var ok bool
 	if inSpec && n == nodeOther && string(key) == "image" && w.s.peek() == '"' {
 		var ref string
+		o := otherImage{offset: w.s.i}
 		ok = w.s.str(&ref, nil, "")
-		w.others = append(w.others, otherImage{ref, string(w.path)})
+		o.ref = ref
+		if len(w.others) < 100 && len(w.path) <= 1024 {
+			o.path = string(w.path)
+		}
+		w.others = append(w.others, o)
 	} else {
 		ok = w.walk(n, inSpec)
 	}
 	w.path = w.path[:l]
 	return ok
-}
-
-func pathOr(p []byte, or string) string {
-	if len(p) == 0 {
-		return or
-	}
-	return string(p)
 }
 
 // list walks an array of containers or volumes (category w.cat).
@@ -432,7 +451,7 @@ func (w *walker) list(n node, inSpec bool) bool {
 			return true
 		}
 		if s.peek() != '{' {
-			s.fail(fmt.Errorf("%s is not an object", w.path))
+			s.fail("%s is not an object", w.path)
 			return w.other(inSpec)
 		}
 		var name, ref string
@@ -451,7 +470,7 @@ func (w *walker) list(n node, inSpec bool) bool {
 					return true
 				}
 				if s.peek() != '{' {
-					s.fail(fmt.Errorf("%s.image is not an object", w.path))
+					s.fail("%s.image is not an object", w.path)
 					return w.other(inSpec)
 				}
 				hasImage = true
@@ -528,10 +547,11 @@ func (s *scanner) reset(b []byte) {
 	s.keys = s.keys[:0]
 }
 
-// fail records a field of the wrong type.
-func (s *scanner) fail(err error) {
+// fail records a field of the wrong type: the message is made for the
+// first only.
+func (s *scanner) fail(format string, args ...any) {
 	if s.err == nil {
-		s.err = err
+		s.err = fmt.Errorf(format, args...)
 	}
 	s.errFatal = true
 }
@@ -554,7 +574,8 @@ func (s *scanner) ws() {
 	}
 }
 
-// peek returns the next byte after white space, 0 at the end.
+// peek returns the next byte after white space, 0 at the end (and for a
+// NUL byte, which is never valid JSON outside a string either).
 func (s *scanner) peek() byte {
 	s.ws()
 	if s.i < len(s.b) {
@@ -576,7 +597,7 @@ func (s *scanner) end() bool {
 	if s.syntax != nil {
 		return false
 	}
-	if s.peek() != 0 {
+	if s.ws(); s.i < len(s.b) { // not peek: a NUL byte is not the end
 		return s.synErr("invalid character after top-level value")
 	}
 	return true
@@ -613,7 +634,7 @@ func (s *scanner) str(dst *string, at []byte, name string) bool {
 			return true
 		}
 	}
-	s.fail(fmt.Errorf("%s%s is not a string", at, name))
+	s.fail("%s%s is not a string", at, name)
 	return s.skip()
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -335,4 +336,36 @@ func FuzzAppendReview(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Reading a large review takes time linear in its size: no member name
+// list, image list or path is searched once per member.
+func TestDecodeLarge(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"version":"v1","kind":"Pod"},"object":{"metadata":{"annotations":{`)
+	const n = 50000
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":"v",`, i)
+	}
+	b.WriteString(`"k":"v"}},"spec":{"containers":[`)
+	for i := range n {
+		fmt.Fprintf(&b, `{"name":"c%d","image":"r%d@%s"},`, i, i, goodDigest)
+	}
+	b.WriteString(`{"name":"last","image":"r@` + goodDigest + `"}],"x":[`)
+	for i := range n {
+		fmt.Fprintf(&b, `{"image":"r%d@%s"},`, i, goodDigest)
+	}
+	b.WriteString(`{}]}}}}`)
+	start := time.Now()
+	r, err := ParseReview([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := Images(r)
+	if err != nil || len(imgs) != n+1 {
+		t.Fatalf("%d images, %v", len(imgs), err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("%d-byte review read in %s", b.Len(), d)
+	}
 }
