@@ -182,9 +182,11 @@ type Store interface {
 	Close() error
 }
 
-// minTime and maxTime bound the times the store accepts.
+// minTime and maxTime bound the times the store accepts. minTime is one
+// microsecond after the Unix epoch: the epoch itself is stored as 0, which
+// toMicros reserves for the zero time.
 var (
-	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	minTime = time.Date(1970, 1, 1, 0, 0, 0, 1000, time.UTC)
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 )
 
