@@ -66,6 +66,13 @@ var errNotJSON = errors.New("not JSON")
 // maxDepth is encoding/json's nesting limit: json.Valid refuses deeper.
 const maxDepth = 10000
 
+// maxImages bounds the containers and volumes (and, separately, the other
+// members "image" under spec) an object may have: each costs the webhook
+// far more memory than its few bytes of JSON ("[{},{},…]"), so that an 8
+// MiB review without a bound made it allocate gigabytes. An object the
+// API server stores (at most etcd's 1.5 MiB) has far fewer.
+const maxImages = 1 << 16
+
 // ParseReview parses an AdmissionReview v1 request from untrusted bytes. It
 // reads field names case-sensitively as the API server does, refuses a
 // duplicate member name anywhere in the review, another apiVersion or
@@ -299,6 +306,7 @@ type walker struct {
 	others []otherImage
 	path   []byte // of the value being walked, under spec (for messages)
 	cat    int    // the category of the next list walked
+	nimgs  int    // len of the imgs, together
 }
 
 // walkers are reused: their buffers stay allocated.
@@ -312,18 +320,37 @@ func getWalker(b []byte) *walker {
 		w.imgs[i] = w.imgs[i][:0]
 	}
 	w.others = w.others[:0]
+	w.nimgs = 0
 	return w
 }
 
-// putWalker returns w to the pool, keeping no reference to what it read.
+// putWalker returns w to the pool, keeping no reference to what it read,
+// nor the buffers a rare large object grew.
 func putWalker(w *walker) {
 	w.s.b = nil
+	if cap(w.s.keys) > 4096 || cap(w.path) > 64<<10 || cap(w.others) > 1024 || w.nimgs > 1024 {
+		return
+	}
 	clear(w.s.keys[:cap(w.s.keys)])
 	for i := range w.imgs {
 		clear(w.imgs[i][:cap(w.imgs[i])])
 	}
 	clear(w.others[:cap(w.others)])
 	walkers.Put(w)
+}
+
+// addImage adds an image found, or refuses the object when it has
+// maxImages already.
+func (w *walker) addImage(cat int, ref, where string) {
+	if w.nimgs >= maxImages {
+		if w.s.err == nil {
+			w.s.fail("the object has more than %d containers and image volumes", maxImages)
+		}
+		w.s.errFatal = true
+		return
+	}
+	w.nimgs++
+	w.imgs[cat] = append(w.imgs[cat], newImage(ref, where))
 }
 
 // otherImage is a member "image" with a string value that is not where
@@ -427,7 +454,11 @@ func (w *walker) member(key []byte, n node, inSpec bool) bool {
 		if len(w.others) < 100 && len(w.path) <= 1024 {
 			o.path = string(w.path)
 		}
-		w.others = append(w.others, o)
+		if len(w.others) < maxImages {
+			w.others = append(w.others, o)
+		} else if w.s.err == nil {
+			w.s.fail("the object has more than %d members \"image\" under spec", maxImages)
+		}
 	} else {
 		ok = w.walk(n, inSpec)
 	}
@@ -446,7 +477,7 @@ func (w *walker) list(n node, inSpec bool) bool {
 		i++
 		if s.null() { // the zero container: no name, no image
 			if cat != catVolume {
-				w.imgs[cat] = append(w.imgs[cat], newImage("", catWhere[cat]))
+				w.addImage(cat, "", catWhere[cat])
 			}
 			return true
 		}
@@ -488,7 +519,7 @@ func (w *walker) list(n node, inSpec bool) bool {
 			return w.member(key, nodeOther, inSpec)
 		})
 		if hasImage {
-			w.imgs[cat] = append(w.imgs[cat], newImage(ref, catWhere[cat]+name))
+			w.addImage(cat, ref, catWhere[cat]+name)
 		}
 		return ok
 	})
@@ -788,7 +819,8 @@ func (s *scanner) object(member func(key []byte) bool) bool {
 						break
 					}
 				}
-			} else {
+				s.keys = append(s.keys, key)
+			} else { // the first 16 names are in s.keys, and all in seen
 				if seen == nil {
 					seen = make(map[string]bool, 2*n)
 					for _, k := range s.keys[base:] {
@@ -800,7 +832,6 @@ func (s *scanner) object(member func(key []byte) bool) bool {
 				}
 				seen[string(key)] = true
 			}
-			s.keys = append(s.keys, key)
 		}
 		if s.peek() != ':' {
 			return s.synErr("invalid character after object key")

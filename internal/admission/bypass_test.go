@@ -1,0 +1,100 @@
+package admission
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Reviews crafted to get an image past the webhook: each must be denied.
+func TestBypassAttempts(t *testing.T) {
+	setupDifferential(t)
+	g := `"ghcr.io/org/app@` + goodDigest + `"`
+	const (
+		pod  = `{"group":"","version":"v1","kind":"Pod"}`
+		dep  = `{"group":"apps","version":"v1","kind":"Deployment"}`
+		job  = `{"group":"batch","version":"v1","kind":"Job"}`
+		cron = `{"group":"batch","version":"v1","kind":"CronJob"}`
+	)
+	rev := func(kind, extra, obj string) string {
+		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","namespace":"shop",` +
+			extra + `"kind":` + kind + `,"object":` + obj + `}}`
+	}
+	for name, body := range map[string]string{
+		"escaped image":             rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"ephemeralContainers":[{"im\u0061ge":"evil:1"}]}}`),
+		"escaped containers":        rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"cont\u0061iners":[{"image":"evil:1"}]}}`),
+		"escaped reference":         rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"volumes":[{"name":"v","image":{"refer\u0065nce":"evil:1"}}]}}`),
+		"case of containers":        rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"Containers":[{"image":"evil:1"}]}}`),
+		"duplicate spec":            rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}]},"spec":{"containers":[{"image":"evil:1"}]}}`),
+		"duplicate escaped":         rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"c\u006fntainers":[{"image":"evil:1"}]}}`),
+		"duplicate template":        rev(dep, "", `{"spec":{"template":{"spec":{"containers":[{"image":`+g+`}]}},"template":{"spec":{"containers":[{"image":"evil:1"}]}}}}`),
+		"duplicate object":          rev(pod, `"object":{"spec":{"containers":[{"image":`+g+`}]}},`, `{"spec":{"containers":[{"image":"evil:1"}]}}`),
+		"duplicate kind":            rev(dep, `"kind":`+pod+`,`, `{"spec":{"containers":[{"image":`+g+`}],"template":{"spec":{"containers":[{"image":"evil:1"}]}}}}`),
+		"object says Deployment":    rev(pod, "", `{"kind":"Deployment","apiVersion":"apps/v1","spec":{"template":{"spec":{"containers":[{"image":"evil:1"}]}}}}`),
+		"object says Pod":           rev(dep, "", `{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"image":"evil:1"}]}}`),
+		"Job with a jobTemplate":    rev(job, "", `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"evil:1"}]}}}}}}`),
+		"CronJob":                   rev(cron, "", `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":`+g+`}],"initContainers":[{"image":"evil:1"}]}}}}}}`),
+		"ephemeralcontainers":       rev(pod, `"subResource":"ephemeralcontainers","operation":"UPDATE",`, `{"spec":{"containers":[{"image":`+g+`}],"ephemeralContainers":[{"name":"d","image":"busybox"}]}}`),
+		"image volume":              rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"volumes":[{"name":"v","image":{"reference":"evil:1"}}]}}`),
+		"NUL after the digest":      rev(pod, "", `{"spec":{"containers":[{"image":"ghcr.io/org/app@`+goodDigest+`\u0000"}]}}`),
+		"surrogate in the digest":   rev(pod, "", `{"spec":{"containers":[{"image":"ghcr.io/org/app@`+goodDigest+`\ud800"}]}}`),
+		"invalid UTF-8 in the name": rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"x":[{"imag`+"\xff"+`":"evil:1","image":"evil:2"}]}}`),
+		"containers true":           rev(pod, "", `{"spec":{"containers":true}}`),
+		"container true":            rev(pod, "", `{"spec":{"containers":[true]}}`),
+		"nested array":              rev(pod, "", `{"spec":{"containers":[[{"image":"evil:1"}]]}}`),
+		"image array":               rev(pod, "", `{"spec":{"containers":[{"image":["evil:1"]}]}}`),
+		"volume image string":       rev(pod, "", `{"spec":{"volumes":[{"image":"evil:1"}]}}`),
+		"null container":            rev(pod, "", `{"spec":{"containers":[null]}}`),
+		"null object":               rev(pod, "", `null`),
+		"no object":                 `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","namespace":"shop","kind":` + pod + `}}`,
+		"BOM":                       "\xef\xbb\xbf" + rev(pod, "", `{"spec":{"containers":[{"image":"evil:1"}]}}`),
+		"trailing garbage":          rev(pod, "", `{"spec":{"containers":[{"image":"evil:1"}]}}`) + "x",
+		"trailing NUL":              rev(pod, "", `{"spec":{"containers":[{"image":"evil:1"}]}}`) + "\x00",
+		"deep":                      rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"x":`+strings.Repeat("[", 9990)+`{"image":"evil:1"}`+strings.Repeat("]", 9990)+`}}`),
+		"too deep":                  rev(pod, "", `{"spec":{"containers":[{"image":`+g+`}],"x":`+strings.Repeat("[", 10000)+strings.Repeat("]", 10000)+`}}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, err := ParseReview([]byte(body))
+			if err != nil {
+				return // denied (or 400)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if resp := diffFixture.wh.Review(ctx, r); resp.Allowed {
+				t.Fatalf("allowed")
+			}
+		})
+	}
+}
+
+// An object with more containers or "image" members than maxImages is
+// refused, without allocating for each: "[{},{},…]" in 8 MiB made the
+// webhook allocate gigabytes (and use ~700 MB at once).
+func TestImagesBounded(t *testing.T) {
+	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","namespace":"shop","kind":{"version":"v1","kind":"Pod"},"object":{"spec":`
+	for _, c := range []struct{ pre, el, post, want string }{
+		{`{"containers":[`, `{},`, `{}]}`, "more than 65536 containers"},
+		{`{"containers":[`, `null,`, `null]}`, "more than 65536 containers"},
+		{`{"initContainers":[{}],"ephemeralContainers":[{}],"volumes":[`, `{"image":{}},`, `{"image":{}}]}`, "more than 65536 containers"},
+		{`{"x":[`, `{"image":"a"},`, `{"image":"a"}]}`, `more than 65536 members "image"`},
+	} {
+		for _, n := range []int{maxImages - 3, maxImages + 1} {
+			body := head + c.pre + strings.Repeat(c.el, n-1) + c.post + `}}}`
+			r, err := ParseReview([]byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs, err := Images(r)
+			switch {
+			case n > maxImages && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("%s ×%d: %d images, %v", c.el, n, len(imgs), err)
+			case n <= maxImages && err != nil && !strings.Contains(err.Error(), "does not know how to check"):
+				t.Errorf("%s ×%d: %v", c.el, n, err)
+			}
+			if n > maxImages && err != nil && strings.Count(err.Error(), "\n") > 0 {
+				t.Errorf("not one line: %v", err)
+			}
+		}
+	}
+}
