@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,41 @@ func TestImagesBounded(t *testing.T) {
 			if n > maxImages && err != nil && strings.Count(err.Error(), "\n") > 0 {
 				t.Errorf("not one line: %v", err)
 			}
+		}
+	}
+}
+
+// A repeated name is refused whether it repeats one of an object's first
+// 16 names (kept in a list) or a later one (kept only in a map), also in
+// objects nested in one with many members.
+func TestDuplicateManyMembers(t *testing.T) {
+	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"version":"v1","kind":"Pod"},"object":{"spec":{"x":{`
+	var members []string
+	for i := range 40 {
+		members = append(members, fmt.Sprintf(`"k%d":{"a":1,"b":2}`, i))
+	}
+	many := strings.Join(members, ",")
+	for _, c := range []struct {
+		extra string
+		dup   bool
+	}{
+		{``, false},
+		{`,"k3":0`, true},
+		{`,"k15":0`, true},
+		{`,"k16":0`, true},
+		{`,"k39":0`, true},
+		{`,"k\u0033\u0039":0`, true},
+		{`,"k40":0`, false},
+		{`,"k40":{"a":1,"a":2}`, true},
+		{`,"a":0,"b":0`, false},
+	} {
+		r, err := ParseReview([]byte(head + many + c.extra + `}}}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Images(r)
+		if isDup(err) != c.dup {
+			t.Errorf("%s: %v, want duplicate %v", c.extra, err, c.dup)
 		}
 	}
 }
