@@ -369,8 +369,8 @@ func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.Admiss
 		}
 	}
 	if len(lines) > 0 {
-		w.log.Info("admission denied", "uid", uid, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
-			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", lines[0])
+		w.log.Info("admission denied", "uid", clip(string(uid)), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
+			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", clip(lines[0]))
 		resp := deny(uid, lines...)
 		resp.AuditAnnotations = w.annotations[env]
 		return resp, reason
@@ -735,7 +735,7 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		if req != nil {
 			uid = types.UID(req.UID)
 		}
-		w.log.Info("admission denied", "uid", uid, "reason", err.Error())
+		w.log.Info("admission denied", "uid", clip(string(uid)), "reason", clip(err.Error()))
 		resp = deny(uid, err.Error())
 		w.observe(start, false, ReasonMalformed)
 	} else {
@@ -798,4 +798,21 @@ func (w *Webhook) requestTimeout(r *http.Request) time.Duration {
 		}
 	}
 	return t
+}
+
+// maxLogField is the most of one request-controlled value a log line
+// carries: a review of megabytes must not become a log line of megabytes.
+const maxLogField = 512
+
+// clip shortens s to maxLogField bytes (on a rune boundary), saying how
+// long it was.
+func clip(s string) string {
+	if len(s) <= maxLogField {
+		return s
+	}
+	cut := maxLogField
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -644,6 +645,35 @@ func TestRequestTimeout(t *testing.T) {
 		r := httptest.NewRequest("POST", "/validate"+q, nil)
 		if got := w.requestTimeout(r); got != want {
 			t.Errorf("%q: %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestDenialLogBounded: the values of a review that reach the log (uid,
+// name, the first reason) are clipped, so a review of megabytes cannot
+// write a log line of megabytes.
+func TestDenialLogBounded(t *testing.T) {
+	var logged bytes.Buffer
+	f := newFixture(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logged, nil)) })
+	long := strings.Repeat("x", 1<<20)
+	p := pod("nginx:" + long)
+	p.Name = long
+	if status, r := f.post(review(t, "u-"+long, "shop", podKind, p)); status != http.StatusOK || r.Response.Allowed {
+		t.Fatalf("status %d, response %+v: want a denial", status, r)
+	}
+	if status, r := f.post([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"Review","request":{"uid":"` + long + `"}}`)); status != http.StatusOK || r.Response.Allowed {
+		t.Fatalf("malformed review: status %d: want a denial", status)
+	}
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("logged %d lines, want 2 denials", len(lines))
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "admission denied") || len(l) > 8<<10 {
+			t.Errorf("log line of %d bytes (want a denial under 8 KiB): %.200s…", len(l), l)
+		}
+		if !strings.Contains(l, "bytes)") {
+			t.Errorf("clipped value does not say its length: %.300s", l)
 		}
 	}
 }
