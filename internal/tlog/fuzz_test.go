@@ -2,6 +2,9 @@ package tlog
 
 import (
 	"crypto/ecdsa"
+	"encoding/base64"
+	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -69,6 +72,12 @@ func FuzzParseCheckpointBody(f *testing.F) {
 		}
 		if cp.Origin == "" || len(cp.Hash) != 32 {
 			t.Fatalf("accepted %+v", cp)
+		}
+		// The body re-encodes as the first three lines it was read from
+		// (extension lines follow).
+		b := fmt.Sprintf("%s\n%d\n%s\n", cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash))
+		if !strings.HasPrefix(s, b) {
+			t.Fatalf("body %q re-encodes as %q", s, b)
 		}
 	})
 }
