@@ -22,6 +22,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -218,8 +219,6 @@ func (l auditLeaf) signs(le *loggedEnvelope) bool {
 // bundles, walkWorkers at a time, checks that they hash to cp's root and
 // returns those signed by auditKey, in log order.
 func (c *Client) walkLog(ctx context.Context, cp *tlog.Checkpoint, auditKey crypto.PublicKey) ([]auditLeaf, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	n := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
 	type result struct {
 		rng   *compact.Range
@@ -227,40 +226,15 @@ func (c *Client) walkLog(ctx context.Context, cp *tlog.Checkpoint, auditKey cryp
 	}
 	results := make([]result, n)
 	keys := &keyMatcher{want: auditKey, seen: map[string]bool{}}
-	next := make(chan uint64)
-	errs := make(chan error, walkWorkers)
-	var wg sync.WaitGroup
-	for range min(walkWorkers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				rng, audit, err := c.walkBundle(ctx, i, cp.Size, keys)
-				if err != nil {
-					errs <- err
-					cancel()
-					return
-				}
-				results[i] = result{rng, audit}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	err := par.ForEach(ctx, int(n), walkWorkers, func(ctx context.Context, i int) error {
+		rng, audit, err := c.walkBundle(ctx, uint64(i), cp.Size, keys)
+		if err != nil {
+			return err
 		}
-	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return nil, err
-	default:
-	}
-	if err := ctx.Err(); err != nil {
+		results[i] = result{rng, audit}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	all := leafRanges.NewEmptyRange(0)
