@@ -134,3 +134,47 @@ func TestDuplicateManyMembers(t *testing.T) {
 		}
 	}
 }
+
+// TestRBDVolume: a Ceph RBD volume's "image" names a block device image in
+// the Ceph pool, not a container image, so a pod using one is judged by its
+// containers alone; an "image" under an "rbd" member anywhere else is still
+// an image custody does not know, and denied.
+func TestRBDVolume(t *testing.T) {
+	setupDifferential(t)
+	g := `"ghcr.io/org/app@` + goodDigest + `"`
+	rbd := `{"name":"data","rbd":{"monitors":["10.0.0.1:6789"],"pool":"kube","image":"pvc-0001","user":"admin"}}`
+	rev := func(kind, obj string) []byte {
+		return []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","namespace":"shop","kind":` +
+			kind + `,"object":` + obj + `}}`)
+	}
+	const pod, dep = `{"group":"","version":"v1","kind":"Pod"}`, `{"group":"apps","version":"v1","kind":"Deployment"}`
+	for _, c := range []struct {
+		name    string
+		body    []byte
+		allowed bool
+	}{
+		{"pod with an RBD volume", rev(pod, `{"spec":{"containers":[{"name":"app","image":`+g+`}],"volumes":[`+rbd+`]}}`), true},
+		{"deployment with an RBD volume", rev(dep, `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":`+g+`}],"volumes":[{"name":"x","emptyDir":{}},`+rbd+`]}}}}`), true},
+		{"RBD volume, container by tag", rev(pod, `{"spec":{"containers":[{"name":"app","image":"nginx:1"}],"volumes":[`+rbd+`]}}`), false},
+		{"rbd outside the volumes", rev(pod, `{"spec":{"containers":[{"name":"app","image":`+g+`}],"x":{"rbd":{"image":"evil:1"}}}}`), false},
+		{"rbd in a container", rev(pod, `{"spec":{"containers":[{"name":"app","image":`+g+`,"rbd":{"image":"evil:1"}}]}}`), false},
+		{"RBD volume whose image is not a string", rev(pod, `{"spec":{"containers":[{"name":"app","image":`+g+`}],"volumes":[{"name":"d","rbd":{"image":{"reference":"evil:1"}}}]}}`), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkDifferential(t, c.body)
+			allowed := false
+			if r, err := ParseReview(c.body); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				resp := diffFixture.wh.Review(ctx, r)
+				allowed = resp.Allowed
+				if allowed != c.allowed && resp.Result != nil {
+					t.Logf("result: %s", resp.Result.Message)
+				}
+			}
+			if allowed != c.allowed {
+				t.Fatalf("allowed %v, want %v", allowed, c.allowed)
+			}
+		})
+	}
+}

@@ -515,6 +515,23 @@ func (w *walker) list(n node, inSpec bool) bool {
 				})
 				w.path = w.path[:l]
 				return ok
+			case "rbd":
+				if cat != catVolume || s.peek() != '{' {
+					break
+				}
+				// A Ceph RBD volume's "image" names a block device image in
+				// the Ceph pool, not a container image: not one to check.
+				l := len(w.path)
+				w.path = append(w.path, ".rbd"...)
+				ok := s.object(func(key []byte) bool {
+					if string(key) == "image" {
+						var rbdImage string
+						return s.str(&rbdImage, w.path, ".image")
+					}
+					return w.member(key, nodeOther, inSpec)
+				})
+				w.path = w.path[:l]
+				return ok
 			}
 			return w.member(key, nodeOther, inSpec)
 		})

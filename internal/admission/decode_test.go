@@ -175,7 +175,7 @@ func checkDifferential(t *testing.T, b []byte) {
 		if isDup(oldIErr) || !strings.Contains(msg, "object: ") || strings.Contains(msg, "does not know how to check") {
 			t.Fatalf("Images found %+v, typed decoder refused the object for a reason not a type error: %v", newImgs, oldIErr)
 		}
-		if err := checkAllSeen(want.Object, newImgs); err != nil {
+		if err := checkAllSeen(want.Kind, want.Object, newImgs); err != nil {
 			t.Fatalf("Images found %+v, but the generic walk: %v (typed: %v)", newImgs, err, oldIErr)
 		}
 		if strings.Contains(msg, "cannot unmarshal") {

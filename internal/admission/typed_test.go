@@ -7,6 +7,7 @@ package admission
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -110,7 +111,7 @@ func typedImages(req *admissionv1.AdmissionRequest) ([]Image, error) {
 		return nil, fmt.Errorf("%w: kind %s is not one custody admission checks (Pod, ReplicationController, apps/v1 Deployment, StatefulSet, DaemonSet, ReplicaSet, batch/v1 Job, CronJob)", ErrMalformed, gvk(k.Group, k.Version, k.Kind))
 	}
 	imgs := podImages(spec)
-	if err := checkAllSeen(raw, imgs); err != nil {
+	if err := checkAllSeen(GVK{k.Group, k.Version, k.Kind}, raw, imgs); err != nil {
 		return nil, err
 	}
 	return imgs, nil
@@ -153,11 +154,15 @@ func podImages(s *corev1.PodSpec) []Image {
 // walks the object's spec generically and requires every string field named
 // "image" to be one of the images found. A field the typed API does not
 // know (a newer container kind) is refused rather than admitted unchecked.
-func checkAllSeen(raw []byte, imgs []Image) error {
+//
+// A Ceph RBD volume's "image" (the pod spec's volumes[i].rbd.image) names
+// a block device image, not a container image: it is not checked.
+func checkAllSeen(kind GVK, raw []byte, imgs []Image) error {
 	var generic map[string]any
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &generic); err != nil {
 		return fmt.Errorf("%w: object: %v", ErrMalformed, err)
 	}
+	exempt := rbdImagePaths(kind, generic)
 	seen := map[string]bool{}
 	for _, im := range imgs {
 		seen[im.Ref] = true
@@ -168,7 +173,7 @@ func checkAllSeen(raw []byte, imgs []Image) error {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if s, ok := x.(string); ok && k == "image" && !seen[s] {
+				if s, ok := x.(string); ok && k == "image" && !seen[s] && !exempt[path+"."+k] {
 					unknown = append(unknown, path+"."+k)
 				}
 				walk(x, path+"."+k)
@@ -185,4 +190,44 @@ func checkAllSeen(raw []byte, imgs []Image) error {
 		return fmt.Errorf("%w: object has an image at %s that custody does not know how to check", ErrMalformed, unknown[0])
 	}
 	return nil
+}
+
+// podSpecPaths is where each kind custody checks holds its pod spec.
+var podSpecPaths = map[GVK][]string{
+	{"", "v1", "Pod"}:                   {"spec"},
+	{"", "v1", "ReplicationController"}: {"spec", "template", "spec"},
+	{"apps", "v1", "Deployment"}:        {"spec", "template", "spec"},
+	{"apps", "v1", "ReplicaSet"}:        {"spec", "template", "spec"},
+	{"apps", "v1", "StatefulSet"}:       {"spec", "template", "spec"},
+	{"apps", "v1", "DaemonSet"}:         {"spec", "template", "spec"},
+	{"batch", "v1", "Job"}:              {"spec", "template", "spec"},
+	{"batch", "v1", "CronJob"}:          {"spec", "jobTemplate", "spec", "template", "spec"},
+}
+
+// rbdImagePaths are the paths (as checkAllSeen spells them) of the
+// "image" members of the RBD volumes of the object's pod spec.
+func rbdImagePaths(kind GVK, generic map[string]any) map[string]bool {
+	path, ok := podSpecPaths[kind]
+	if !ok {
+		return nil
+	}
+	var v any = generic
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	spec, _ := v.(map[string]any)
+	vols, _ := spec["volumes"].([]any)
+	out := map[string]bool{}
+	for i, vol := range vols {
+		if m, ok := vol.(map[string]any); ok {
+			if _, ok := m["rbd"].(map[string]any); ok {
+				out[fmt.Sprintf("%s.volumes[%d].rbd.image", strings.Join(path, "."), i)] = true
+			}
+		}
+	}
+	return out
 }
