@@ -54,7 +54,10 @@ func fromParsed(source string, b []byte, pb *protobundle.Bundle, tm root.Trusted
 	}
 	bu, err := bundle.NewBundle(pb)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a Sigstore bundle: %w", source, err)
+		// sigstore-go's validation errors can be lists, one per line; a
+		// reason is one line of the incident report.
+		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "\r", ""), "\n", "; ")
+		return nil, fmt.Errorf("%s: not a Sigstore bundle: %s", source, msg)
 	}
 	env := bu.GetDsseEnvelope()
 	if env == nil {
