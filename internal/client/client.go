@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -246,26 +246,14 @@ func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, err
 
 // parseBundles parses every bundle of found, on every CPU.
 func parseBundles(found []Found) {
-	workers := min(runtime.GOMAXPROCS(0), len(found))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				pb := new(protobundle.Bundle)
-				if protojson.Unmarshal(found[i].Evidence.Bundle, pb) == nil {
-					found[i].Bundle = pb
-				}
-			}
-		}()
-	}
-	for i := range found {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	// The jobs never fail, and nothing cancels the background context.
+	_ = par.ForEach(context.Background(), len(found), 0, func(_ context.Context, i int) error {
+		pb := new(protobundle.Bundle)
+		if protojson.Unmarshal(found[i].Evidence.Bundle, pb) == nil {
+			found[i].Bundle = pb
+		}
+		return nil
+	})
 }
 
 // Log returns a client of the server's transparency log, whose origin and

@@ -1,13 +1,12 @@
 package incident
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/verify"
 )
@@ -194,37 +194,25 @@ func FromBundles(es []*store.Evidence, parsed []*protobundle.Bundle, tm root.Tru
 		err error
 	}
 	res := make([]result, len(es))
-	workers := min(runtime.GOMAXPROCS(0), len(es))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				se := es[i]
-				source := fmt.Sprintf("server:%d", se.ID)
-				var (
-					e   *Evidence
-					err error
-				)
-				if parsed != nil && parsed[i] != nil {
-					e, err = fromParsed(source, se.Bundle, parsed[i], tm, since)
-				} else {
-					e, err = FromBundle(source, se.Bundle, tm, since)
-				}
-				if err == nil {
-					e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
-				}
-				res[i] = result{e, err}
-			}
-		}()
-	}
-	for i := range es {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	// The jobs never fail, and nothing cancels the background context.
+	_ = par.ForEach(context.Background(), len(es), 0, func(_ context.Context, i int) error {
+		se := es[i]
+		source := fmt.Sprintf("server:%d", se.ID)
+		var (
+			e   *Evidence
+			err error
+		)
+		if parsed != nil && parsed[i] != nil {
+			e, err = fromParsed(source, se.Bundle, parsed[i], tm, since)
+		} else {
+			e, err = FromBundle(source, se.Bundle, tm, since)
+		}
+		if err == nil {
+			e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
+		}
+		res[i] = result{e, err}
+		return nil
+	})
 	var (
 		out        []*Evidence
 		unreadable []Unreadable
