@@ -221,27 +221,10 @@ func (s *Server) reconcilePolicy(ctx context.Context, env string) error {
 // digest, the change's digest and the envelope's signed bytes are one, and
 // they are env's. It returns nil, nil for an audit entry of another action.
 func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
-	pb := new(protobundle.Bundle)
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Bundle, pb); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	st, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
-	if err != nil {
-		return nil, err
-	}
-	if st.PredicateType != PredicateAudit {
-		return nil, fmt.Errorf("predicate type %q is not an audit entry's", st.PredicateType)
-	}
-	var pred AuditPredicate
-	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
-		return nil, fmt.Errorf("audit predicate: %w", err)
-	}
-	if pred.Action != "policy.changed" {
-		return nil, nil
-	}
 	var change PolicyChange
-	if err := json.Unmarshal(pred.Detail, &change); err != nil {
-		return nil, fmt.Errorf("policy change: %w", err)
+	st, err := loggedChange(e, "policy.changed", &change)
+	if st == nil || err != nil {
+		return nil, err
 	}
 	sp, err := policy.ParseSigned(change.Envelope)
 	if err != nil {
@@ -263,4 +246,32 @@ func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
 		return nil, fmt.Errorf("it records version %d %s but holds version %d %s", change.Version, change.Digest, sp.Policy().Version, sp.Digest())
 	}
 	return sp, nil
+}
+
+// loggedChange reads the audit entry e and, when its action is action,
+// unmarshals its detail into detail and returns its statement; nil, nil
+// for an audit entry of another action.
+func loggedChange(e *store.Evidence, action string, detail any) (*attest.Statement, error) {
+	pb := new(protobundle.Bundle)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Bundle, pb); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	st, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
+	if err != nil {
+		return nil, err
+	}
+	if st.PredicateType != PredicateAudit {
+		return nil, fmt.Errorf("predicate type %q is not an audit entry's", st.PredicateType)
+	}
+	var pred AuditPredicate
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+		return nil, fmt.Errorf("audit predicate: %w", err)
+	}
+	if pred.Action != action {
+		return nil, nil
+	}
+	if err := json.Unmarshal(pred.Detail, detail); err != nil {
+		return nil, fmt.Errorf("%s detail: %w", action, err)
+	}
+	return st, nil
 }

@@ -2,17 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/trust"
@@ -74,24 +69,9 @@ func (s *Server) reconcileTrustRoots(ctx context.Context) error {
 // loggedTrustRoot reads the document a trust.changed audit entry records;
 // nil, nil for an entry of another action.
 func loggedTrustRoot(e *store.Evidence) (*trust.Document, error) {
-	pb := new(protobundle.Bundle)
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Bundle, pb); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	st, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
-	if err != nil {
-		return nil, err
-	}
-	var pred AuditPredicate
-	if st.PredicateType != PredicateAudit || json.Unmarshal(st.Predicate, &pred) != nil {
-		return nil, errors.New("not an audit entry")
-	}
-	if pred.Action != "trust.changed" {
-		return nil, nil
-	}
 	var change TrustChange
-	if err := json.Unmarshal(pred.Detail, &change); err != nil {
-		return nil, fmt.Errorf("trust change: %w", err)
+	if st, err := loggedChange(e, "trust.changed", &change); st == nil || err != nil {
+		return nil, err
 	}
 	d, err := trust.ParseDocument(change.Document)
 	if err != nil {
