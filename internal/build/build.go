@@ -25,6 +25,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/digest"
 )
@@ -308,8 +309,8 @@ func resolveDirs(opts Options) (dir, outDir string, err error) {
 // cleanup removes the hermetic home.
 func buildCommand(ctx context.Context, opts Options, dir string) (cmd *exec.Cmd, cleanup func(), err error) {
 	cleanup = func() {}
-	env := os.Environ()
-	cmd = exec.CommandContext(ctx, opts.Command[0], opts.Command[1:]...)
+	env := childenv.Environ()
+	cmd = childenv.Command(ctx, opts.Command[0], opts.Command[1:]...)
 	if opts.Hermetic {
 		home, err := os.MkdirTemp("", "custody-build-home-")
 		if err != nil {
@@ -323,7 +324,7 @@ func buildCommand(ctx context.Context, opts Options, dir string) (cmd *exec.Cmd,
 		}
 	}
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = childenv.Filter(env)
 	cmd.Stdin = nil // os/exec connects nil to /dev/null
 	cmd.Stdout = opts.Stdout
 	cmd.Stderr = opts.Stderr

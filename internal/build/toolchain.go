@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/custody-dev/custody/internal/childenv"
 )
 
 // toolchainTimeout bounds each version probe.
@@ -222,9 +224,9 @@ func (d *toolchainDetection) wait() map[string]string {
 func probeVersion(ctx context.Context, path string, args []string, dir string, env []string) string {
 	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := childenv.Command(ctx, path, args...)
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = childenv.Filter(env)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/fsutil"
@@ -75,7 +76,7 @@ func runDemo(ctx context.Context, s *streams, keep bool) error {
 			{"add", "."},
 			{"-c", "user.name=custody demo", "-c", "user.email=demo@custody.invalid", "commit", "-q", "-m", "sample"},
 		} {
-			cmd := exec.CommandContext(ctx, "git", args...)
+			cmd := childenv.Command(ctx, "git", args...)
 			cmd.Dir = src
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return usageErr(fmt.Errorf("git %s: %v: %s", args[0], err, out), "")

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/policy"
 )
@@ -458,13 +458,13 @@ func (g *Gate) run(ctx context.Context, argv []string, a Artifact, rollback bool
 	for i, s := range argv {
 		args[i] = r.Replace(s)
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := childenv.Command(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = g.Stdout, g.Stderr
 	rb := "0"
 	if rollback {
 		rb = "1"
 	}
-	cmd.Env = append(os.Environ(), EnvArtifact+"="+a.Path, EnvDigest+"="+a.Digest, EnvName+"="+g.Environment, EnvRollback+"="+rb)
+	cmd.Env = append(cmd.Env, EnvArtifact+"="+a.Path, EnvDigest+"="+a.Digest, EnvName+"="+g.Environment, EnvRollback+"="+rb)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w", args[0], err)
 	}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
 )
 
@@ -431,7 +432,7 @@ const maxDiffoscope = 8 << 10
 func runDiffoscope(ctx context.Context, bin, orig, rebuilt string) string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--no-progress", "--text", "-", orig, rebuilt)
+	cmd := childenv.Command(ctx, bin, "--no-progress", "--text", "-", orig, rebuilt)
 	var out bytes.Buffer
 	cmd.Stdout = &limitedBuffer{buf: &out, max: maxDiffoscope}
 	cmd.WaitDelay = time.Second

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/internal/childenv"
 )
 
 // gitTimeout bounds each git command; a clone of a large repository over
@@ -116,8 +118,8 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 	if dir != "" {
 		full = append(full, "-C", dir)
 	}
-	cmd := exec.CommandContext(ctx, "git", append(full, args...)...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
+	cmd := childenv.Command(ctx, "git", append(full, args...)...)
+	cmd.Env = append(cmd.Env, "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/custody-dev/custody/internal/childenv"
 )
 
 // toolchainTimeout bounds each version probe.
@@ -60,9 +62,9 @@ func probeToolchains(ctx context.Context, recorded map[string]string, dir string
 func probe(ctx context.Context, path string, args []string, dir string, env []string) string {
 	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := childenv.Command(ctx, path, args...)
 	cmd.Dir = dir
-	cmd.Env = env
+	cmd.Env = childenv.Filter(env)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
