@@ -25,8 +25,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
 )
 
@@ -206,6 +206,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	deps, depFindings := resolvedDependencies(src, dir, locksBefore)
 	findings = append(findings, depFindings...)
 
+	// Nothing secret is recorded: secret-looking variables and credentials
+	// in arguments and values are redacted, each with a finding.
+	recEnv, envFindings := recordEnv(env, opts.EnvAllow)
+	recCommand, cmdFindings := recordCommand(opts.Command)
+	findings = append(findings, cmdFindings...)
+	findings = append(findings, envFindings...)
+
 	id := newBuildID()
 	hostname, _ := os.Hostname()
 	workingDir := dir
@@ -218,13 +225,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		BuildDefinition: attest.BuildDefinition{
 			BuildType: attest.BuildTypeCustody,
 			ExternalParameters: attest.CustodyExternalParameters{
-				Command:    slices.Clone(opts.Command),
+				Command:    recCommand,
 				WorkingDir: workingDir,
 				Source:     src.CustodySource,
 				Hermetic:   opts.Hermetic,
 			},
 			InternalParameters: attest.CustodyInternalParameters{
-				Environment: recordEnv(env, opts.EnvAllow),
+				Environment: recEnv,
 				Toolchains:  tools,
 				Hostname:    hostname,
 				Findings:    findings,

@@ -1,10 +1,10 @@
 package build
 
 import (
-	"regexp"
+	"slices"
 	"strings"
 
-	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/redact"
 )
 
 // defaultEnvAllow are the environment variables recorded by default. A name
@@ -16,28 +16,6 @@ var defaultEnvAllow = []string{
 	"CC", "CXX", "CFLAGS", "CPPFLAGS", "CXXFLAGS", "LDFLAGS",
 	"NODE_ENV", "RUSTFLAGS", "CARGO_BUILD_TARGET", "JAVA_HOME",
 	"GITHUB_*", "RUNNER_OS", "RUNNER_ARCH",
-}
-
-// secretWords mark an environment variable's value as secret when they
-// appear anywhere in its name, case-insensitively.
-var secretWords = []string{
-	"TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL", "AUTH", "PRIVATE",
-	"JWT", "COOKIE", "SESSION",
-}
-
-// urlWithUserinfo matches a URL carrying credentials, e.g.
-// https://user:token@host; such values are redacted whatever the name.
-var urlWithUserinfo = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]+@`)
-
-// isSecretName reports whether the variable name looks like it holds a secret.
-func isSecretName(name string) bool {
-	up := strings.ToUpper(name)
-	for _, w := range secretWords {
-		if strings.Contains(up, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // allowed reports whether name matches one of the patterns (exact names, or
@@ -55,10 +33,12 @@ func allowed(name string, patterns []string) bool {
 	return false
 }
 
-// recordEnv returns the allow-listed variables of env (KEY=VALUE entries),
-// with secret values replaced by attest.Redacted. It returns nil when none
-// is allow-listed.
-func recordEnv(env, extra []string) map[string]string {
+// recordEnv returns the allow-listed variables of env (KEY=VALUE entries)
+// with their secrets redacted (redact.Env: the whole value of a name that
+// looks secret, the credentials found in the others), and one finding per
+// redacted variable naming it, never its value. The map is nil when no
+// variable is allow-listed.
+func recordEnv(env, extra []string) (map[string]string, []string) {
 	var out map[string]string
 	for _, kv := range env {
 		name, value, ok := strings.Cut(kv, "=")
@@ -68,13 +48,25 @@ func recordEnv(env, extra []string) map[string]string {
 		if !allowed(name, defaultEnvAllow) && !allowed(name, extra) {
 			continue
 		}
-		if isSecretName(name) || urlWithUserinfo.MatchString(value) {
-			value = attest.Redacted
-		}
 		if out == nil {
 			out = make(map[string]string)
 		}
 		out[name] = value
+	}
+	return out, findingStrings(redact.Env(out))
+}
+
+// recordCommand returns argv with its secrets redacted (redact.Args) and
+// one finding per redacted argument.
+func recordCommand(argv []string) ([]string, []string) {
+	red, found := redact.Args(argv)
+	return slices.Clone(red), findingStrings(found)
+}
+
+func findingStrings(fs []redact.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.String())
 	}
 	return out
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/childenv"
 )
 
 // source is the git source of a build plus what Run needs to know about it.

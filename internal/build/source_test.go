@@ -1,6 +1,9 @@
 package build
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestNormalizeRemote(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -41,15 +44,21 @@ func TestParseStatusZ(t *testing.T) {
 	}
 }
 
+// TestRecordEnv: secret-looking names are recorded as [REDACTED] (GITHUB_PAT
+// and GITHUB_PASS too, which the GITHUB_* default allow-list used to record
+// in cleartext), credentials inside other values are redacted in place,
+// and each redaction is a finding that names the variable, not the value.
 func TestRecordEnv(t *testing.T) {
 	env := []string{
 		"PATH=/usr/bin", "GOOS=linux", "HOME=/root", "GITHUB_TOKEN=ghs_x", "GITHUB_REF=refs/heads/main",
 		"MY_API_KEY=k", "NPM_AUTH=a", "EXTRA=1", "EXTRA_PRIVATE_THING=p", "CI=https://u:p@ci.example",
+		"GITHUB_PAT=patvalue", "GITHUB_PASS=passvalue", "GOFLAGS=-ldflags=-X=main.apiToken=s3cr3t -trimpath",
 	}
-	got := recordEnv(env, []string{"EXTRA*", "MY_API_KEY"})
+	got, findings := recordEnv(env, []string{"EXTRA*", "MY_API_KEY"})
 	want := map[string]string{
 		"PATH": "/usr/bin", "GOOS": "linux", "GITHUB_TOKEN": "[REDACTED]", "GITHUB_REF": "refs/heads/main",
-		"MY_API_KEY": "[REDACTED]", "EXTRA": "1", "EXTRA_PRIVATE_THING": "[REDACTED]", "CI": "[REDACTED]",
+		"MY_API_KEY": "[REDACTED]", "EXTRA": "1", "EXTRA_PRIVATE_THING": "[REDACTED]", "CI": "https://[REDACTED]@ci.example",
+		"GITHUB_PAT": "[REDACTED]", "GITHUB_PASS": "[REDACTED]", "GOFLAGS": "-ldflags=-X=main.apiToken=[REDACTED] -trimpath",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -58,5 +67,17 @@ func TestRecordEnv(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+	wantF := []string{
+		"redacted environment CI (URL credentials)",
+		"redacted environment EXTRA_PRIVATE_THING (secret-looking name)",
+		"redacted environment GITHUB_PASS (secret-looking name)",
+		"redacted environment GITHUB_PAT (secret-looking name)",
+		"redacted environment GITHUB_TOKEN (secret-looking name)",
+		"redacted environment GOFLAGS (secret-looking parameter)",
+		"redacted environment MY_API_KEY (secret-looking name)",
+	}
+	if !slices.Equal(findings, wantF) {
+		t.Errorf("findings = %q, want %q", findings, wantF)
 	}
 }

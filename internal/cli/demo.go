@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/verify"

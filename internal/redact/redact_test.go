@@ -152,3 +152,22 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParameters holds the hand-written parameter scan to its reference,
+// parameterRE.
+func FuzzParameters(f *testing.F) {
+	for _, s := range []string{
+		"a=b", "x?user=a&password=hunter2&x=1", "-ldflags=-X=main.apiToken=s3cr3t -trimpath", "X-Api-Key: abc",
+		"9token=x", "a=b=c", "token:\tv", "token: ", "token=[REDACTED]", "Authorization: Bearer x", "_=_", "x:y=z",
+	} {
+		f.Add(s)
+	}
+	ref := pass{kind: KindParameter, re: parameterRE, replace: redactParameter}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotOK := redactParameters(s)
+		want, wantOK := replaceAll(s, ref)
+		if got != want || gotOK != wantOK {
+			t.Fatalf("redactParameters(%q) = %q, %v; parameterRE gives %q, %v", s, got, gotOK, want, wantOK)
+		}
+	})
+}
