@@ -19,6 +19,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/admission"
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/policy"
 )
@@ -32,6 +33,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 		timeout, allowTTL, denyTTL         time.Duration
 		qInterval, qMaxStale               time.Duration
 		verbose                            bool
+		limits                             httplimit.Options
 	)
 	c := &cobra.Command{
 		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
@@ -172,8 +174,13 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 				go func() { defer close(watchDone); _ = watcher.Run(wctx) }()
 				defer func() { cancelWatch(); <-watchDone }()
 			}
-			hs := &http.Server{Handler: wh.Handler(), ReadHeaderTimeout: 10 * time.Second,
-				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			if err := limits.Validate(); err != nil {
+				return usageErr(err, "")
+			}
+			// An answer may take the whole decision deadline.
+			limits.WriteTimeout = max(limits.WriteTimeout, timeout+5*time.Second)
+			limits.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+			hs := httplimit.New(wh.Handler(), limits)
 			errc := make(chan error, 1)
 			go func() { errc <- hs.ServeTLS(ln, tlsCert, tlsKey) }()
 			envs := make([]string, 0, len(policies))
@@ -217,6 +224,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.DurationVar(&allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
 	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
 	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
+	addHTTPLimitFlags(c, &limits)
 	fl.DurationVar(&qInterval, "quarantine-interval", incident.DefaultWatchInterval, "with --server: how often the server's incident quarantine is synced (a quarantine reaches the webhook within about this)")
 	fl.DurationVar(&qMaxStale, "quarantine-max-stale", 0, "with --server: deny every request when the quarantine has not synced for this long (default 10s, or 10 intervals when longer)")
 	return c

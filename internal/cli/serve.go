@@ -18,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/dashboard"
+	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
@@ -29,7 +30,9 @@ func newServeCmd(s *streams) *cobra.Command {
 		dataDir, listen, publicURL, db, tlsCert, tlsKey string
 		logKey, tsaKey, auditKey, trustRoot             string
 		maxBody                                         int64
-		maxInflight                                     int
+		maxInflight, maxSearches, adminReserve          int
+		maxPageBytes                                    int64
+		limits                                          httplimit.Options
 		checkpointInterval, batchMaxAge                 time.Duration
 		builderKeys, witnesses                          []string
 	)
@@ -49,6 +52,9 @@ func newServeCmd(s *streams) *cobra.Command {
 			}
 			if batchMaxAge <= 0 {
 				return usageErr(fmt.Errorf("--batch-max-age %s is not positive", batchMaxAge), "")
+			}
+			if err := limits.Validate(); err != nil {
+				return usageErr(err, "")
 			}
 			if (tlsCert == "") != (tlsKey == "") {
 				return usageErr(errors.New("--tls-cert and --tls-key go together"), "")
@@ -104,14 +110,15 @@ func newServeCmd(s *streams) *cobra.Command {
 			defer stop()
 			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey, AuditKey: auditKey,
-				MaxBody: maxBody, MaxInflight: maxInflight, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
+				MaxBody: maxBody, MaxInflight: maxInflight, MaxSearches: maxSearches, AdminReserve: adminReserve,
+				MaxPageBytes: maxPageBytes, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
 				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge, TrustRoot: rootDoc})
 			if err != nil {
 				ln.Close()
 				return usageErr(err, "")
 			}
-			hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-				ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+			limits.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+			hs := httplimit.New(srv.Handler(), limits)
 			errc := make(chan error, 1)
 			go func() {
 				if tlsCert != "" {
@@ -146,7 +153,11 @@ func newServeCmd(s *streams) *cobra.Command {
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
-	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests before answering 503")
+	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests (counted once their body is read) before answering 503")
+	f.IntVar(&maxSearches, "max-searches", server.DefaultMaxSearches, "concurrent evidence searches; more wait for a slot, then get 503")
+	f.IntVar(&adminReserve, "admin-reserve", 0, "write and search slots only admin tokens may take (default an eighth of each; -1: none)")
+	f.Int64Var(&maxPageBytes, "max-page-bytes", server.DefaultMaxPageBytes, "bundle bytes in one page of search results; clients follow the page's continuation")
+	addHTTPLimitFlags(c, &limits)
 	f.DurationVar(&checkpointInterval, "checkpoint-interval", tlog.MinCheckpointInterval,
 		"how often the log publishes a checkpoint while it grows; appends wait for it (minimum 100ms)")
 	f.DurationVar(&batchMaxAge, "batch-max-age", tlog.DefaultBatchMaxAge, "longest an entry waits to be sequenced with others")
@@ -190,4 +201,16 @@ func newTokenCmd(s *streams) *cobra.Command {
 	f.StringVar(&name, "name", "", "label for the token")
 	c.AddCommand(create)
 	return c
+}
+
+// addHTTPLimitFlags adds the flags of a server's connection limits
+// (package httplimit) to c.
+func addHTTPLimitFlags(c *cobra.Command, o *httplimit.Options) {
+	f := c.Flags()
+	f.DurationVar(&o.HeaderTimeout, "header-timeout", httplimit.DefaultHeaderTimeout, "longest a client may take to send a request's headers")
+	f.DurationVar(&o.BodyTimeout, "body-timeout", httplimit.DefaultBodyTimeout, "longest a client may take to send a request's body (408 after it)")
+	f.DurationVar(&o.WriteTimeout, "write-timeout", httplimit.DefaultWriteTimeout, "longest an answer may take, from the end of the request's headers; slower readers are cut off")
+	f.DurationVar(&o.IdleTimeout, "idle-timeout", httplimit.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	f.IntVar(&o.MaxConns, "max-conns", 0, fmt.Sprintf("open connections at most (default %d, or half the open-file limit when lower); "+
+		"beyond it the oldest idle one is closed, or with none idle the new one refused", httplimit.DefaultMaxConns))
 }

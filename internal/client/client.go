@@ -222,26 +222,65 @@ type Found struct {
 // SearchBundles is Search that also returns each bundle parsed (on every
 // CPU), so that a caller that reads the bundles does not parse them again.
 // The entries of the server's log are checked as Search checks them.
+//
+// A server caps its pages by bytes as well as by count: when a page ends
+// early it names where the matches continue (server.SearchResponse.Next),
+// and SearchBundles follows until it has q.Limit records (DefaultLimit
+// when zero, at most MaxLimit) or the matches end. So, as before, fewer
+// than q.Limit records means there are no more.
 func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, error) {
-	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
-	if err != nil {
-		return nil, err
+	want := q.Limit
+	switch {
+	case want <= 0:
+		want = store.DefaultLimit
+	case want > store.MaxLimit:
+		want = store.MaxLimit
 	}
-	var resp struct {
-		Evidence []server.EvidenceJSON `json:"evidence"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
-		return nil, errors.New("server answered a malformed search response")
-	}
-	out := make([]Found, len(resp.Evidence))
-	for i, j := range resp.Evidence {
-		out[i].Evidence = server.FromJSON(j)
+	var out []Found
+	for len(out) < want {
+		q.Limit = want - len(out)
+		page, err := c.searchOnce(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range page.Evidence {
+			out = append(out, Found{Evidence: server.FromJSON(j)})
+		}
+		if page.Next == 0 || len(page.Evidence) == 0 {
+			break
+		}
+		q.AfterID = page.Next
 	}
 	parseBundles(out)
 	if err := c.checkBundles(ctx, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// searchOnce reads one page of q, checking that it advances: records in
+// increasing ID order after q.AfterID, and a continuation past them, so
+// that a server cannot loop its client.
+func (c *Client) searchOnce(ctx context.Context, q store.Query) (*server.SearchResponse, error) {
+	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
+	if err != nil {
+		return nil, err
+	}
+	var page server.SearchResponse
+	if err := json.Unmarshal(b, &page); err != nil {
+		return nil, errors.New("server answered a malformed search response")
+	}
+	last := q.AfterID
+	for _, j := range page.Evidence {
+		if j.ID <= last {
+			return nil, fmt.Errorf("server answered evidence %d out of order (after %d)", j.ID, last)
+		}
+		last = j.ID
+	}
+	if page.Next != 0 && (len(page.Evidence) == 0 || page.Next < last) {
+		return nil, fmt.Errorf("server answered a continuation (%d) that does not follow its page", page.Next)
+	}
+	return &page, nil
 }
 
 // parseBundles parses every bundle of found, on every CPU.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -20,18 +21,17 @@ func TestSearchResponseKeepsBundles(t *testing.T) {
 		{ID: 2, Bundle: []byte(`{"s":"\"quoted\" \u00e9"}`), IndexedAt: now},
 		{ID: 3, IndexedAt: now},
 	}
-	got, err := appendSearchResponse(nil, found)
+	want, err := json.Marshal(SearchResponse{Evidence: []EvidenceJSON{ToJSON(found[0]), ToJSON(found[1]), ToJSON(found[2])}, Next: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var buf bytes.Buffer
+	if err := writeSearchResponse(&buf, found, 3); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
 	if !json.Valid(got) {
 		t.Fatalf("response is not JSON: %s", got)
-	}
-	want, err := json.Marshal(struct {
-		Evidence []EvidenceJSON `json:"evidence"`
-	}{[]EvidenceJSON{ToJSON(found[0]), ToJSON(found[1]), ToJSON(found[2])}})
-	if err != nil {
-		t.Fatal(err)
 	}
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
@@ -43,7 +43,8 @@ func TestSearchResponseKeepsBundles(t *testing.T) {
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("search response\n%s\nwant (as encoding/json)\n%s", got, want)
 	}
-	if empty, err := appendSearchResponse(nil, nil); err != nil || string(empty) != "{\"evidence\":[]}\n" {
-		t.Errorf("empty search response = %q, %v", empty, err)
+	buf.Reset()
+	if err := writeSearchResponse(&buf, nil, 0); err != nil || buf.String() != "{\"evidence\":[]}\n" {
+		t.Errorf("empty search response = %q, %v", buf.String(), err)
 	}
 }

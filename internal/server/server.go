@@ -35,6 +35,10 @@ const (
 	DefaultPublicURL   = "http://127.0.0.1:8080"
 	DefaultMaxBody     = 1 << 20
 	DefaultMaxInflight = 256
+	// DefaultMaxSearches bounds concurrent evidence searches.
+	DefaultMaxSearches = 16
+	// DefaultMaxPageBytes caps the bundles of one page of search results.
+	DefaultMaxPageBytes = 8 << 20
 )
 
 // Config configures a Server. Dir is required.
@@ -72,8 +76,23 @@ type Config struct {
 	// MaxBody caps request bodies, in bytes. Default DefaultMaxBody.
 	MaxBody int64
 	// MaxInflight caps concurrent write requests; more get 503 with
-	// Retry-After. Default DefaultMaxInflight.
+	// Retry-After. A write takes its slot once its body is read. Default
+	// DefaultMaxInflight.
 	MaxInflight int
+	// MaxSearches caps concurrent evidence searches; more wait for a slot
+	// (up to searchWait, then 503 with Retry-After). Default
+	// DefaultMaxSearches.
+	MaxSearches int
+	// AdminReserve is how many of the MaxInflight write slots, and of the
+	// MaxSearches search slots, only admin tokens may take, so that other
+	// roles cannot starve incident response. Default an eighth of each
+	// (at least one); negative: none.
+	AdminReserve int
+	// MaxPageBytes caps the bundles of one page of search results: a page
+	// ends at the record that reaches it (so it holds at least one) and
+	// names where the next one starts. It bounds a search's memory to
+	// about MaxPageBytes plus one bundle. Default DefaultMaxPageBytes.
+	MaxPageBytes int64
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
 	// CheckpointInterval and BatchMaxAge tune the log (tlog.Options).
@@ -113,7 +132,8 @@ type Server struct {
 	journal  string
 
 	trustedRoot []byte
-	inflight    chan struct{}
+	writes      *pool // write requests (Config.MaxInflight)
+	searches    *pool // evidence searches (Config.MaxSearches)
 	metrics     *metrics
 	ui          http.Handler
 
@@ -149,6 +169,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = DefaultMaxInflight
 	}
+	if cfg.MaxSearches <= 0 {
+		cfg.MaxSearches = DefaultMaxSearches
+	}
+	if cfg.MaxPageBytes <= 0 {
+		cfg.MaxPageBytes = DefaultMaxPageBytes
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -162,7 +188,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, created: m.Created, builders: map[string]crypto.Signer{},
 		tokens: &tokens{path: filepath.Join(cfg.Dir, tokensFile)}, journal: filepath.Join(cfg.Dir, "journal"),
-		inflight: make(chan struct{}, cfg.MaxInflight), building: map[string]bool{}}
+		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
+		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{}}
 	keys := filepath.Join(cfg.Dir, "keys")
 	opened := false
 	defer func() {
@@ -493,26 +520,5 @@ func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
 			}
 		}
 		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not do this", info.Role))
-	}
-}
-
-// write bounds concurrent write requests and caps their bodies.
-func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.inflight <- struct{}{}:
-			defer func() { <-s.inflight }()
-		default:
-			s.metrics.rejected.Inc()
-			w.Header().Set("Retry-After", "1")
-			fail(w, http.StatusServiceUnavailable, "server is overloaded, retry later")
-			return
-		}
-		if r.ContentLength > s.cfg.MaxBody {
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBody))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-		h(w, r)
 	}
 }

@@ -37,6 +37,20 @@ type testServer struct {
 
 func start(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
+	return startWith(t, cfg, func(h http.Handler, ln net.Listener) func() {
+		hs := httptest.NewUnstartedServer(h)
+		hs.Listener.Close()
+		hs.Listener = ln
+		hs.Start()
+		return hs.Close
+	})
+}
+
+// startWith opens a server on 127.0.0.1 with a token of every role, and
+// serves its handler on the listener with serve, which returns how to
+// stop serving.
+func startWith(t *testing.T, cfg server.Config, serve func(http.Handler, net.Listener) func()) *testServer {
+	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
@@ -50,11 +64,8 @@ func start(t *testing.T, cfg server.Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(s.Handler())
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	stop := serve(s.Handler(), ln)
+	t.Cleanup(func() { stop(); s.Close() })
 	ts := &testServer{Server: s, url: cfg.PublicURL, dir: cfg.Dir, tokens: map[server.Role]string{}}
 	for _, r := range server.Roles() {
 		tok, err := server.CreateToken(cfg.Dir, r, "", "test "+string(r))
@@ -366,8 +377,11 @@ func TestLimits(t *testing.T) {
 		})
 	}
 
-	t.Run("overload", func(t *testing.T) {
-		// A request whose body never ends holds the only write slot.
+	t.Run("stalled body holds no slot", func(t *testing.T) {
+		// A request whose body never ends used to hold the only write
+		// slot; the slot is now taken once the body is read, so other
+		// writes are served (TestSlowBuildersDoNotStarveWrites holds 300
+		// such requests; TestWritePool the 503 when slots run out).
 		pr, pw := io.Pipe()
 		req, _ := http.NewRequest(http.MethodPost, ts.url+"/api/v1/sign", pr)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -379,22 +393,10 @@ func TestLimits(t *testing.T) {
 			}
 		}()
 		pw.Write([]byte(`{"statement":`))
-		// The slot is taken once the server reads the body; poll until
-		// another write is refused.
-		var got answer
-		for range 500 {
-			got = do(t, ts, http.MethodPost, "/api/v1/evidence", tok, []byte("{"))
-			if got.status == http.StatusServiceUnavailable {
-				break
+		for range 20 {
+			if got := do(t, ts, http.MethodPost, "/api/v1/evidence", tok, []byte("{")); got.status != http.StatusBadRequest {
+				t.Fatalf("write beside a stalled body: %d %q", got.status, got.body)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if got.status != http.StatusServiceUnavailable || got.header.Get("Retry-After") == "" {
-			t.Errorf("answer %d %q, Retry-After %q", got.status, got.body, got.header.Get("Retry-After"))
-		}
-		// Reads are never refused.
-		if r := do(t, ts, http.MethodGet, "/checkpoint", "", nil); r.status != http.StatusOK {
-			t.Errorf("checkpoint under load: %d", r.status)
 		}
 		pw.CloseWithError(errors.New("client gave up"))
 		<-done

@@ -146,7 +146,7 @@ func (s *sqlDB) get(ctx context.Context, id int64) (*Evidence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read evidence %d: %w", id, err)
 	}
-	es, err := s.scanEvidence(ctx, rows)
+	es, err := s.scanEvidence(ctx, rows, 0)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read evidence %d: %w", id, err)
 	}
@@ -212,7 +212,7 @@ func (s *sqlDB) search(ctx context.Context, q Query) ([]*Evidence, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't search evidence: %w", err)
 	}
-	es, err := s.scanEvidence(ctx, rows)
+	es, err := s.scanEvidence(ctx, rows, q.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't search evidence: %w", err)
 	}
@@ -237,14 +237,17 @@ func (s *sqlDB) count(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// scanEvidence reads evidence rows (closing them) and then their subjects.
-func (s *sqlDB) scanEvidence(ctx context.Context, rows *sql.Rows) ([]*Evidence, error) {
+// scanEvidence reads evidence rows (closing them) and then their subjects,
+// stopping after the row whose bundle brings the total to maxBytes when
+// maxBytes is positive.
+func (s *sqlDB) scanEvidence(ctx context.Context, rows *sql.Rows, maxBytes int64) ([]*Evidence, error) {
 	defer rows.Close()
 	var (
-		es   []*Evidence
-		byID = map[int64]*Evidence{}
+		es    []*Evidence
+		byID  = map[int64]*Evidence{}
+		total int64
 	)
-	for rows.Next() {
+	for (maxBytes <= 0 || total < maxBytes) && rows.Next() {
 		e := &Evidence{}
 		var integrated, indexed int64
 		if err := rows.Scan(&e.ID, &e.BundleSHA256, &e.Bundle, &e.PredicateType, &e.SignerKeyID, &e.SignerIdentity,
@@ -255,6 +258,7 @@ func (s *sqlDB) scanEvidence(ctx context.Context, rows *sql.Rows) ([]*Evidence, 
 		e.IndexedAt = fromMicros(indexed)
 		es = append(es, e)
 		byID[e.ID] = e
+		total += int64(len(e.Bundle))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

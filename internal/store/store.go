@@ -143,6 +143,11 @@ type Query struct {
 	// Limit is the page size: DefaultLimit when zero, at most MaxLimit
 	// (larger values are lowered to it), never negative.
 	Limit int
+	// MaxBytes, when positive, also ends the page at the record whose
+	// bundle brings the bundles' total to MaxBytes or more (the page holds
+	// at least one record), so that a page of large bundles holds about
+	// MaxBytes plus one bundle. Records past it are not read.
+	MaxBytes int64
 }
 
 // Store is the registry index. Implementations are safe for concurrent use.

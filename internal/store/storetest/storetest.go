@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TimeRanges", testTimeRanges},
 		{"IndexedAtFallback", testIndexedAtFallback},
 		{"Pagination", testPagination},
+		{"PageBytes", testPageBytes},
 		{"Limits", testLimits},
 		{"InvalidEvidence", testInvalidEvidence},
 		{"InvalidQuery", testInvalidQuery},
@@ -422,7 +423,6 @@ func testIndexedAtFallback(t *testing.T, s store.Store) {
 }
 
 func testPagination(t *testing.T, s store.Store) {
-	ctx := context.Background()
 	var want []int64
 	for i := range 23 {
 		e := Evidence(i)
@@ -436,25 +436,65 @@ func testPagination(t *testing.T, s store.Store) {
 	}
 	for _, limit := range []int{1, 4, 5, 15, 1000} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			var got []int64
-			q := store.Query{SignerKeyID: Key("k1"), Limit: limit}
-			for pages := 0; ; pages++ {
-				if pages > len(want)+1 {
-					t.Fatalf("pagination does not end")
-				}
-				res, err := s.Search(ctx, q)
-				if err != nil {
-					t.Fatalf("Search: %v", err)
-				}
+			got := pageAll(t, s, store.Query{SignerKeyID: Key("k1"), Limit: limit}, len(want), func(res []*store.Evidence, _ int) {
 				if len(res) > limit {
 					t.Fatalf("page of %d records, limit %d", len(res), limit)
 				}
-				if len(res) == 0 {
-					break
-				}
-				got = append(got, ids(res)...)
-				q.AfterID = res[len(res)-1].ID
+			})
+			if !slices.Equal(got, want) {
+				t.Errorf("pages gave %v, want %v", got, want)
 			}
+		})
+	}
+}
+
+// pageAll pages through q to its end (at most n+1 pages), calling check
+// on each page with the number of records before it, and returns the IDs.
+func pageAll(t *testing.T, s store.Store, q store.Query, n int, check func(page []*store.Evidence, before int)) []int64 {
+	t.Helper()
+	var got []int64
+	for pages := 0; ; pages++ {
+		if pages > n+1 {
+			t.Fatalf("pagination does not end")
+		}
+		res, err := s.Search(context.Background(), q)
+		if err != nil {
+			t.Fatalf("Search: %v", err)
+		}
+		if len(res) == 0 {
+			return got
+		}
+		check(res, len(got))
+		got = append(got, ids(res)...)
+		q.AfterID = res[len(res)-1].ID
+	}
+}
+
+// testPageBytes: Query.MaxBytes ends a page at the record whose bundle
+// reaches it, and paging by it still returns every record once.
+func testPageBytes(t *testing.T, s store.Store) {
+	var want []int64
+	size := int64(0)
+	for i := range 10 {
+		e := Evidence(i)
+		e.Bundle = fmt.Appendf(nil, `{"test":%d,"pad":%q}`, i, strings.Repeat("x", 1000))
+		size = int64(len(e.Bundle))
+		want = append(want, put(t, s, e))
+	}
+	for _, maxBytes := range []int64{1, size, 2*size + 1, 3 * size, 100 * size} {
+		t.Run(fmt.Sprint(maxBytes), func(t *testing.T) {
+			got := pageAll(t, s, store.Query{Limit: 1000, MaxBytes: maxBytes}, len(want), func(res []*store.Evidence, before int) {
+				var total int64
+				for i, e := range res {
+					if total >= maxBytes {
+						t.Fatalf("page goes on after %d bytes (record %d of %d), cap %d", total, i, len(res), maxBytes)
+					}
+					total += int64(len(e.Bundle))
+				}
+				if before+len(res) < len(want) && total < maxBytes {
+					t.Fatalf("page of %d bytes ends before the cap %d and before the records", total, maxBytes)
+				}
+			})
 			if !slices.Equal(got, want) {
 				t.Errorf("pages gave %v, want %v", got, want)
 			}

@@ -1,0 +1,312 @@
+// Package httplimit runs an http.Server that slow, idle and numerous
+// clients cannot exhaust: time limits on request headers, request bodies,
+// responses and idle keep-alive connections (net/http's Server timeouts,
+// https://pkg.go.dev/net/http#Server, plus a per-request body deadline set
+// through http.ResponseController), and a cap on open connections.
+//
+// Every custody listener (custody serve, custody admission) runs on it.
+package httplimit
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
+	DefaultWriteTimeout  = 60 * time.Second
+	DefaultIdleTimeout   = 120 * time.Second
+	// DefaultMaxConns is the connection cap when the open file limit
+	// allows it (see MaxConnsFor).
+	DefaultMaxConns = 1024
+)
+
+// Options are a Server's limits. A zero field takes its default.
+type Options struct {
+	// HeaderTimeout bounds reading a request's headers (and a TLS
+	// handshake), from the first byte. Default DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds reading a request's body, from the moment the
+	// handler starts (the end of the headers). A body not received in time
+	// makes its reads fail; the connection is closed after the answer.
+	// Default DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// WriteTimeout bounds a whole response, from the end of the request's
+	// headers: a client that does not read its answer in time is cut off.
+	// It must exceed the longest a handler works before answering.
+	// Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections. Beyond it the oldest idle keep-alive
+	// connection is closed to make room; with none idle, the new
+	// connection is refused (plain HTTP: a 503 answer with Retry-After;
+	// TLS: closed). Default MaxConnsFor(DefaultMaxConns).
+	MaxConns int
+	// ErrorLog receives the http.Server's errors; nil: the log package's
+	// standard logger.
+	ErrorLog *log.Logger
+}
+
+// Validate reports a negative limit.
+func (o Options) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"header timeout", o.HeaderTimeout}, {"body timeout", o.BodyTimeout}, {"write timeout", o.WriteTimeout}, {"idle timeout", o.IdleTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %s is negative", d.name, d.v)
+		}
+	}
+	if o.MaxConns < 0 {
+		return fmt.Errorf("connection cap %d is negative", o.MaxConns)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	set(&o.HeaderTimeout, DefaultHeaderTimeout)
+	set(&o.BodyTimeout, DefaultBodyTimeout)
+	set(&o.WriteTimeout, DefaultWriteTimeout)
+	set(&o.IdleTimeout, DefaultIdleTimeout)
+	if o.MaxConns == 0 {
+		o.MaxConns = MaxConnsFor(DefaultMaxConns)
+	}
+	return o
+}
+
+// MaxConnsFor returns want, lowered to half the process's open file limit
+// (at least 16) when that is smaller, so that the files the server itself
+// opens (log tiles, index, keys) never run out.
+func MaxConnsFor(want int) int {
+	if n := openFileLimit(); n > 0 && n/2 < want {
+		return max(16, n/2)
+	}
+	return want
+}
+
+// Server is an http.Server with Options' limits. Serve and ServeTLS apply
+// the connection cap; use them rather than the embedded Server's.
+type Server struct {
+	*http.Server
+	opts Options
+
+	mu      sync.Mutex
+	conns   map[*conn]bool // open connections → idle
+	refused atomic.Int64
+	// lingering counts refusals still writing their 503 (bounded, so
+	// that a flood of connections cannot hold files through them).
+	lingering atomic.Int32
+}
+
+// New returns a Server for h with o's limits (defaults for zero fields).
+func New(h http.Handler, o Options) *Server {
+	o = o.withDefaults()
+	s := &Server{opts: o, conns: map[*conn]bool{}}
+	s.Server = &http.Server{Handler: bodyDeadline(h, o.BodyTimeout),
+		ReadHeaderTimeout: o.HeaderTimeout, WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout,
+		ErrorLog: o.ErrorLog, ConnState: s.connState}
+	return s
+}
+
+// Options returns the limits in force (defaults filled in).
+func (s *Server) Options() Options { return s.opts }
+
+// Serve serves plain HTTP on ln, at most Options.MaxConns connections at
+// once.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.Server.Serve(&listener{Listener: ln, s: s})
+}
+
+// ServeTLS serves HTTPS on ln, at most Options.MaxConns connections at
+// once.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.Server.ServeTLS(&listener{Listener: ln, s: s, tls: true}, certFile, keyFile)
+}
+
+// Conns returns the number of open connections and of connections
+// refused so far.
+func (s *Server) Conns() (open int, refused int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns), s.refused.Load()
+}
+
+// admit counts c in, closing the oldest idle connection when the cap is
+// reached; false when every connection is busy.
+func (s *Server) admit(c *conn) bool {
+	s.mu.Lock()
+	var victim *conn
+	if len(s.conns) >= s.opts.MaxConns {
+		for o, idle := range s.conns {
+			if idle && (victim == nil || o.idleSince.Before(victim.idleSince)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			s.mu.Unlock()
+			return false
+		}
+		delete(s.conns, victim)
+	}
+	s.conns[c] = false
+	s.mu.Unlock()
+	if victim != nil {
+		victim.Conn.Close() // its server goroutine sees the error and ends
+	}
+	return true
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// connState tracks which connections are idle (between requests), the only
+// ones admit may close.
+func (s *Server) connState(nc net.Conn, st http.ConnState) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, ok := nc.(*conn)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, open := s.conns[c]; !open {
+		return
+	}
+	switch st {
+	case http.StateIdle:
+		s.conns[c] = true
+		c.idleSince = time.Now()
+	case http.StateHijacked, http.StateClosed:
+		delete(s.conns, c)
+	default:
+		s.conns[c] = false
+	}
+}
+
+// tooMany is the answer to a plain HTTP connection beyond the cap.
+const tooMany = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Retry-After: 1\r\nConnection: close\r\nContent-Length: 42\r\n\r\ntoo many connections to the server, retry\n"
+
+// maxLingering bounds the refused connections being answered at once.
+const maxLingering = 64
+
+// refuse answers a connection beyond the cap and closes it.
+func (s *Server) refuse(c net.Conn, isTLS bool) {
+	s.refused.Add(1)
+	if isTLS || s.lingering.Add(1) > maxLingering {
+		if !isTLS {
+			s.lingering.Add(-1)
+		}
+		c.Close()
+		return
+	}
+	go func() {
+		defer s.lingering.Add(-1)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c, tooMany); err != nil {
+			return
+		}
+		// Read what the client sent, so that closing does not reset the
+		// connection before it reads the answer.
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
+}
+
+// listener applies the connection cap.
+type listener struct {
+	net.Listener
+	s   *Server
+	tls bool
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		c := &conn{Conn: nc, s: l.s}
+		if l.s.admit(c) {
+			return c, nil
+		}
+		l.s.refuse(nc, l.tls)
+	}
+}
+
+// conn is an admitted connection; closing it frees its place.
+type conn struct {
+	net.Conn
+	s         *Server
+	idleSince time.Time // guarded by s.mu
+	once      sync.Once
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { c.s.forget(c) })
+	return c.Conn.Close()
+}
+
+// bodyDeadline gives each request d to deliver its body: reads after that
+// fail with a timeout. The deadline is lifted once the body is read to its
+// end, so that a handler working longer than d after that keeps its
+// request's context (net/http cancels it when a read of the connection
+// fails).
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// IsTimeout reports whether err (from reading a request body) is the body
+// deadline passing.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

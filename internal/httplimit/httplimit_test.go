@@ -1,0 +1,234 @@
+package httplimit_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/httplimit"
+)
+
+// serve runs h on 127.0.0.1 with o and returns its address.
+func serve(t *testing.T, h http.Handler, o httplimit.Options) (*httplimit.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httplimit.New(h, o)
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return s, ln.Addr().String()
+}
+
+// echo answers the length of the request body, or 408 when the body did
+// not arrive in time.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(r.Body)
+	if httplimit.IsTimeout(err) {
+		http.Error(w, "body too slow", http.StatusRequestTimeout)
+		return
+	}
+	io.WriteString(w, strings.Repeat("x", len(b)))
+})
+
+// dial opens a raw connection and sends what.
+func dial(t *testing.T, addr, what string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if what != "" {
+		if _, err := io.WriteString(c, what); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, bufio.NewReader(c)
+}
+
+// closedByServer reports whether the server ends c (within a generous
+// while: the test asserts the outcome, not the time).
+func closedByServer(c net.Conn, br *bufio.Reader) bool {
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err := io.Copy(io.Discard, br)
+	return err == nil // EOF: the server closed it
+}
+
+func TestSlowClientsCutOff(t *testing.T) {
+	o := httplimit.Options{HeaderTimeout: 200 * time.Millisecond, BodyTimeout: 200 * time.Millisecond,
+		IdleTimeout: 200 * time.Millisecond, MaxConns: 100}
+	_, addr := serve(t, echo, o)
+
+	t.Run("headers never end", func(t *testing.T) {
+		c, br := dial(t, addr, "POST / HTTP/1.1\r\nHost: x\r\n")
+		if !closedByServer(c, br) {
+			t.Error("a client that never finished its headers kept its connection")
+		}
+	})
+	t.Run("body never comes", func(t *testing.T) {
+		c, br := dial(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status %d, want 408", resp.StatusCode)
+		}
+		if !closedByServer(c, br) {
+			t.Error("a client whose body never came kept its connection")
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		c, br := dial(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if !closedByServer(c, br) {
+			t.Error("an idle keep-alive connection never expired")
+		}
+	})
+	t.Run("slow handler keeps its request", func(t *testing.T) {
+		// A handler working past the body deadline, after reading its
+		// body, still answers.
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			time.Sleep(3 * o.BodyTimeout)
+			if r.Context().Err() != nil {
+				http.Error(w, "cancelled", http.StatusInternalServerError)
+				return
+			}
+			io.WriteString(w, "done")
+		})
+		_, addr := serve(t, slow, o)
+		resp, err := http.Post("http://"+addr, "text/plain", strings.NewReader("abc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "done" {
+			t.Errorf("answer %d %q", resp.StatusCode, b)
+		}
+	})
+}
+
+func TestWriteTimeout(t *testing.T) {
+	big := strings.Repeat("x", 64<<20)
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.WriteString(w, big)
+		done <- err
+	})
+	_, addr := serve(t, h, httplimit.Options{WriteTimeout: 300 * time.Millisecond})
+	// A client that asks and never reads.
+	dial(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the whole answer was written to a client that reads nothing")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler is still writing to a client that reads nothing")
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	block := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			<-block
+		}
+		io.WriteString(w, "ok")
+	})
+	s, addr := serve(t, h, httplimit.Options{MaxConns: 4})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(block) }) }
+	defer unblock()
+	get := func(c net.Conn, br *bufio.Reader, path string) int {
+		t.Helper()
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Four idle keep-alive connections fill the cap; a fifth client gets
+	// in, and the oldest idle one is closed to make room.
+	var idle []net.Conn
+	var idleR []*bufio.Reader
+	for range 4 {
+		c, br := dial(t, addr, "")
+		if st := get(c, br, "/"); st != http.StatusOK {
+			t.Fatalf("status %d", st)
+		}
+		idle, idleR = append(idle, c), append(idleR, br)
+	}
+	c, br := dial(t, addr, "")
+	if st := get(c, br, "/"); st != http.StatusOK {
+		t.Fatalf("a new client beyond idle connections: status %d", st)
+	}
+	if !closedByServer(idle[0], idleR[0]) {
+		t.Error("the oldest idle connection was not closed to make room")
+	}
+	if open, _ := s.Conns(); open > 4 {
+		t.Errorf("%d connections open, cap 4", open)
+	}
+
+	// Four busy connections: the next one is refused with 503, and the
+	// busy ones still get their answers.
+	var busy []net.Conn
+	var busyR []*bufio.Reader
+	for _, c := range append(idle[1:], c) {
+		c.Close()
+	}
+	for open, _ := s.Conns(); open > 0; open, _ = s.Conns() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 4 {
+		c, br := dial(t, addr, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+		busy, busyR = append(busy, c), append(busyR, br)
+	}
+	for open, _ := s.Conns(); open < 4; open, _ = s.Conns() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var refused *http.Response
+	for range 200 {
+		// Retry while the server is still admitting the busy ones.
+		nc, nbr := dial(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(nbr, nil)
+		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			refused = resp
+			break
+		}
+		nc.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if refused == nil || refused.Header.Get("Retry-After") == "" {
+		t.Fatalf("a connection beyond the cap was not refused with 503 and Retry-After: %v", refused)
+	}
+	unblock()
+	for i, c := range busy {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(busyR[i], nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("busy connection %d broken by the cap: %v", i, err)
+		}
+	}
+}

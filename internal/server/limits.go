@@ -1,0 +1,121 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/custody-dev/custody/internal/httplimit"
+)
+
+// pool bounds concurrent requests of one kind (writes, searches): at most
+// shared of them from tokens below admin, and reserved more for admin
+// tokens, so that no other role can starve incident response.
+type pool struct {
+	shared, reserved chan struct{}
+}
+
+// newPool returns a pool of n slots of which reserve are admins' alone
+// (reserve is lowered to leave at least one shared slot).
+func newPool(n, reserve int) *pool {
+	reserve = min(reserve, n-1)
+	return &pool{shared: make(chan struct{}, n-reserve), reserved: make(chan struct{}, max(reserve, 0))}
+}
+
+// adminReserve is Config.AdminReserve's default for a pool of n.
+func adminReserve(n int) int {
+	if n < 2 {
+		return 0
+	}
+	return max(1, n/8)
+}
+
+// acquire takes a slot for a token of role, waiting at most wait (0: not
+// at all) or until ctx ends; release gives it back. ok is false when no
+// slot came free.
+func (p *pool) acquire(ctx context.Context, role Role, wait time.Duration) (release func(), ok bool) {
+	reserved := p.reserved
+	if role != RoleAdmin {
+		reserved = nil // a nil channel never receives the slot
+	}
+	take := func(c chan struct{}) func() { return func() { <-c } }
+	select {
+	case reserved <- struct{}{}:
+		return take(reserved), true
+	case p.shared <- struct{}{}:
+		return take(p.shared), true
+	default:
+	}
+	if wait <= 0 {
+		return nil, false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case reserved <- struct{}{}:
+		return take(reserved), true
+	case p.shared <- struct{}{}:
+		return take(p.shared), true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, false
+}
+
+// overloaded answers a request that found no slot.
+func (s *Server) overloaded(w http.ResponseWriter) {
+	s.metrics.rejected.Inc()
+	w.Header().Set("Retry-After", "1")
+	fail(w, http.StatusServiceUnavailable, "server is overloaded, retry later")
+}
+
+// write reads a write request's body (capped at Config.MaxBody, within the
+// body deadline of the http.Server, see package httplimit) and only then
+// takes a write slot: a client that sends its headers and then nothing
+// holds no slot. The handler gets the body read.
+func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.MaxBody {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBody))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
+			return
+		case httplimit.IsTimeout(err):
+			fail(w, http.StatusRequestTimeout, "request body was not received in time")
+			return
+		case err != nil:
+			fail(w, http.StatusBadRequest, "couldn't read request body")
+			return
+		}
+		release, ok := s.writes.acquire(r.Context(), tokenFrom(r).Role, 0)
+		if !ok {
+			s.overloaded(w)
+			return
+		}
+		defer release()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		h(w, r)
+	}
+}
+
+// reserveFor is the admin reserve of a pool of n for Config.AdminReserve
+// r: r itself, the default when zero, none when negative.
+func reserveFor(r, n int) int {
+	switch {
+	case r < 0:
+		return 0
+	case r == 0:
+		return adminReserve(n)
+	}
+	return r
+}

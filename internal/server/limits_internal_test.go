@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Builders cannot take the write slots kept for admins: with every shared
+// slot held, a builder's write gets 503 with Retry-After and an admin's is
+// served.
+func TestWritePool(t *testing.T) {
+	s := &Server{cfg: Config{MaxBody: 1 << 10}, metrics: newMetrics(), writes: newPool(4, 1)}
+	hold := make(chan struct{})
+	var started, done sync.WaitGroup
+	h := s.write(func(w http.ResponseWriter, r *http.Request) {
+		started.Done()
+		<-hold
+		w.WriteHeader(http.StatusOK)
+	})
+	send := func(role Role) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/sign", strings.NewReader("{}"))
+		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, &TokenInfo{Role: role}))
+		rec := httptest.NewRecorder()
+		h(rec, r)
+		return rec
+	}
+	for range 3 {
+		started.Add(1)
+		done.Add(1)
+		go func() { defer done.Done(); send(RoleBuilder) }()
+	}
+	started.Wait()
+	for _, role := range []Role{RoleBuilder, RoleDeployer, RoleApprover} {
+		if rec := send(role); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s write with the shared slots taken: %d, Retry-After %q", role, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
+	started.Add(1)
+	adm := make(chan int)
+	go func() { adm <- send(RoleAdmin).Code }()
+	started.Wait() // the admin's handler runs
+	close(hold)
+	if code := <-adm; code != http.StatusOK {
+		t.Errorf("admin write with the shared slots taken: %d", code)
+	}
+	done.Wait()
+	started.Add(1)
+	if rec := send(RoleBuilder); rec.Code != http.StatusOK {
+		t.Errorf("builder write once the slots are free: %d", rec.Code)
+	}
+}
