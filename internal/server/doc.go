@@ -22,7 +22,7 @@
 //	                                     (deployer: decisions, SLSA VSA statements, signed with the audit key)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
 //	                                     (approver: approvals only; deployer: VSAs only)
-//	GET  /api/v1/evidence?...            any role search → {"evidence": [...]}
+//	GET  /api/v1/evidence?...            any role search → {"evidence": [...], "next": N} (a page: see Limits)
 //	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N} (audited)
 //	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
 //	GET  /api/v1/trust-root              public   the newest custody trust root (trust.Document JSON)
@@ -44,6 +44,28 @@
 // index; a build ID that was already indexed gets 409; more than
 // Config.MaxInflight concurrent write requests, or a log that pushes back,
 // get 503 with Retry-After.
+//
+// # Limits
+//
+// custody serve runs the handler on package httplimit: headers, bodies,
+// answers and idle keep-alive connections have time limits, and
+// connections are capped (the oldest idle one is closed to make room, else
+// the new one is refused). A write reads its body first (capped, within
+// the body deadline: 408 when it does not come) and only then takes one of
+// Config.MaxInflight slots, so clients that send headers and stall hold
+// none. Evidence searches take one of Config.MaxSearches slots (waiting up
+// to 10 s, then 503) until their answer is written. Config.AdminReserve of
+// the slots of each kind are for admin tokens only: no other role can
+// starve incident response.
+//
+// A search answers one page: at most limit records (default 100, at most
+// 1,000) and, beyond the first record, no more bundles than reach
+// Config.MaxPageBytes (store.Query.MaxBytes: the index stops reading
+// there), written record by record, so one search holds about a page and
+// one bundle. When the page is full or ended at the byte cap the answer
+// names where the matches continue, "next": N (SearchResponse); ask again
+// with after=N. A client that ignores "next" must page by after = the last
+// ID until a page is empty: a page shorter than limit is not the end.
 //
 // # Audit trail
 //
