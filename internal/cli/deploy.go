@@ -36,7 +36,7 @@ func addDeployFlags(c *cobra.Command, f *deployFlags, withEnv bool) {
 	fl.StringVar(&f.data, "data", "", "local data directory for deployment history (without a server)")
 	fl.StringVar(&f.verifierKey, "verifier-key", "", "key that signs every decision (VSA); default: the server's signing service")
 	fl.StringVar(&f.verifierID, "verifier-id", defaultVerifierID, "verifier.id recorded in the VSAs")
-	fl.StringVar(&f.healthCmd, "health-cmd", "", "health check run with sh -c after deploying; non-zero exit is unhealthy")
+	fl.StringVar(&f.healthCmd, "health-cmd", "", `health check run with sh -c after deploying, the artifact's path as "$1" ({artifact} means "$1"); non-zero exit is unhealthy`)
 	fl.StringVar(&f.actor, "actor", "", "who deploys (default $USER)")
 	addEvidenceFlags(c, &f.policyFlags)
 }
@@ -56,8 +56,10 @@ func needCommand(what string) cobra.PositionalArgs {
 	}
 }
 
-const commandHelp = "The deploy command gets the artifact as {artifact} (absolute path), {digest} (sha256:HEX) and {env}\n" +
-	"in its arguments, and as $CUSTODY_ARTIFACT, $CUSTODY_DIGEST, $CUSTODY_ENV ($CUSTODY_ROLLBACK=1 for a rollback)."
+const commandHelp = "The deploy command gets the artifact as {artifact} (absolute path, as one argument), {digest} (sha256:HEX)\n" +
+	"and {env} in its arguments, and as $CUSTODY_ARTIFACT, $CUSTODY_DIGEST, $CUSTODY_ENV ($CUSTODY_ROLLBACK=1 for a\n" +
+	"rollback). The path is never pasted into a shell string: in a health command, or a 'sh -c SCRIPT' deploy\n" +
+	"command, {artifact} stands for \"$1\", and the path is passed as $1."
 
 func newDeployCmd(s *streams) *cobra.Command {
 	var f deployFlags

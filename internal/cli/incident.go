@@ -119,7 +119,7 @@ func newIncidentOpenCmd(s *streams) *cobra.Command {
 	fl.StringArrayVar(&f.adminKeys, "admin-key", nil, "admin key that signs the revoked trust root (repeatable)")
 	fl.StringVar(&f.verifierKey, "verifier-key", "", "key that signs rollback decisions (VSAs)")
 	fl.StringVar(&f.verifierID, "verifier-id", defaultVerifierID, "verifier.id recorded in the VSAs")
-	fl.StringVar(&f.healthCmd, "health-cmd", "", "health check after each rollback (sh -c)")
+	fl.StringVar(&f.healthCmd, "health-cmd", "", `health check after each rollback (sh -c, the artifact's path as "$1")`)
 	fl.StringVar(&f.actor, "actor", "", "who opens the incident (default $USER)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
 	return c

@@ -75,8 +75,10 @@ type Artifact struct {
 }
 
 // Gate deploys to one environment. Command and HealthCommand run with
-// the variables above set, and with "{artifact}", "{digest}" and "{env}" in
-// their arguments replaced.
+// the variables above set; "{digest}" and "{env}" in them are replaced,
+// and the artifact's path is passed as an argument, never pasted into a
+// shell string (see command.go: a {artifact} in a shell script becomes
+// "$1").
 type Gate struct {
 	// Environment is the environment's name (required).
 	Environment string
@@ -86,8 +88,10 @@ type Gate struct {
 	Decide Decider
 	// Command is the deploy command and its arguments (required).
 	Command []string
-	// HealthCommand, when set, runs with "sh -c" after every successful
-	// deploy; a non-zero exit is unhealthy. Without it a successful deploy
+	// HealthCommand, when set, runs as sh -c HealthCommand custody-health
+	// PATH after every successful deploy, so "$1" is the artifact's path
+	// (a {artifact} in it is rewritten to "$1"); a non-zero exit is
+	// unhealthy. Without it a successful deploy
 	// command counts as healthy.
 	HealthCommand string
 	// Actor is recorded as who deployed.
@@ -181,7 +185,7 @@ func (g *Gate) check() error {
 	case len(g.Command) == 0:
 		return errors.New("no deploy command")
 	}
-	return nil
+	return checkCommand(g.Command)
 }
 
 // Deploy decides on a, deploys it when allowed, checks its health, and on
@@ -327,7 +331,11 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	if rollbackFrom != "" {
 		event = EventRolledBack
 	}
-	if err := g.run(ctx, g.Command, a, rollbackFrom != ""); err != nil {
+	argv, err := commandArgv(g.Command, a, g.Environment)
+	if err != nil {
+		return err
+	}
+	if err := g.run(ctx, argv, a, rollbackFrom != ""); err != nil {
 		r := base
 		r.Event, r.Detail = EventFailed, "deploy command: "+err.Error()
 		if aerr := g.append(ctx, res, &r); aerr != nil {
@@ -347,7 +355,7 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 	var herr error
 	if g.HealthCommand != "" {
 		h.Detail = "health check passed"
-		if herr = g.run(ctx, []string{"sh", "-c", g.HealthCommand}, a, rollbackFrom != ""); herr != nil {
+		if herr = g.run(ctx, healthArgv(g.HealthCommand, a, g.Environment), a, rollbackFrom != ""); herr != nil {
 			h.Event, h.Detail = EventUnhealthy, "health check: "+herr.Error()
 		}
 	}
@@ -451,13 +459,9 @@ func (g *Gate) appendRec(ctx context.Context, res *Result, r *Record) (*Record, 
 	return rec, nil
 }
 
-// run runs argv (placeholders replaced) with the artifact's variables.
-func (g *Gate) run(ctx context.Context, argv []string, a Artifact, rollback bool) error {
-	r := strings.NewReplacer("{artifact}", a.Path, "{digest}", a.Digest, "{env}", g.Environment)
-	args := make([]string, len(argv))
-	for i, s := range argv {
-		args[i] = r.Replace(s)
-	}
+// run runs args (from commandArgv or healthArgv) with the artifact's
+// variables.
+func (g *Gate) run(ctx context.Context, args []string, a Artifact, rollback bool) error {
 	cmd := childenv.Command(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = g.Stdout, g.Stderr
 	rb := "0"
