@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -72,11 +73,13 @@ func (s *Server) serveAppendDeployment(w http.ResponseWriter, r *http.Request) {
 		s.failAudit(w, err)
 		return
 	}
+	crashpoint.Reach(crashpoint.DeploymentAudited)
 	id, err := s.index.AppendDeployment(r.Context(), &d)
 	if err != nil {
 		s.failWrite(w, err)
 		return
 	}
+	crashpoint.Reach(crashpoint.RecordAppended)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(struct {

@@ -98,7 +98,8 @@
 //	DIR/index.db             the SQLite evidence index, unless Config.DB is a Postgres DSN
 //	DIR/tokens               API tokens: one JSON object per line holding the
 //	                         token's SHA-256, role, builder key and label (0600)
-//	DIR/journal/             signing requests in flight (see Crash safety)
+//	DIR/journal/             signing requests and incident reports in flight (see Crash safety)
+//	DIR/records.reconciled   how far the start-up reconciliation of records read
 //	DIR/trust-root/N.json    every accepted version of the custody trust root (Config.TrustRoot, pushes)
 //	DIR/policies/ENV.yaml    an environment's current policy, as signed (the dashboard reads it)
 //	DIR/policies/ENV.envelope.json  its signed envelope (policy.Signed), served and checked for replays
@@ -114,13 +115,26 @@
 // published checkpoint and its bundle is in the index. Before the entry is
 // appended, the signed (not yet logged) bundle is written to DIR/journal and
 // synced; once the log returns the entry, the journal file is replaced by the
-// final bundle; once the index holds it, the journal file is removed. On
-// start, Open reconciles: a journalled final bundle is indexed again (Put is
-// idempotent), and a journalled request whose entry reached the log is found
-// there by its leaf, given an inclusion proof and indexed; one that never
-// reached the log was never acknowledged and is dropped. So after a crash
-// every acknowledged entry is in the log, every indexed log entry is in the
-// log at its recorded index, and every integrated signing request is indexed.
+// final bundle; once the index holds it, the journal file is removed. Audit
+// entries and deployers' decisions, which the audit key signs, take the same
+// path. On start, Open reconciles: a journalled final bundle is indexed again
+// (Put is idempotent), and a journalled request whose entry reached the log
+// is found there by its leaf, given an inclusion proof and indexed; one that
+// never reached the log was never acknowledged and is dropped. A journal file
+// signed by a key the server no longer holds is kept and named in the log
+// (its entry may be in the log). So after a crash every acknowledged entry is
+// in the log, every indexed log entry is in the log at its recorded index,
+// and every log entry the server signed is indexed.
+//
+// A deployment or incident write appends its audit entry, then its records
+// (an incident report is journalled under DIR/journal/reports first, since
+// the entry carries only its SHA-256). After the journal, Open appends the
+// records of every audit entry whose records a crash (or a failed append)
+// kept out of the index, matching records to entries by content, so none is
+// appended twice; DIR/records.reconciled marks how far it read. A request
+// refused after some of its audit entries reached the log (a large incident
+// batch is several entries) gets those entries' records: what the log
+// records is what the server serves.
 //
 // A policy push writes its "policy.changed" audit entry, then
 // DIR/policies/ENV.envelope.json, then ENV.yaml. After the journal, Open

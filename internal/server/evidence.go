@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
@@ -81,6 +82,7 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		s.failWrite(w, err)
 		return
 	}
+	crashpoint.Reach(crashpoint.PushIndexed)
 	w.Header().Set("Content-Type", "application/json")
 	if !existed {
 		w.WriteHeader(http.StatusCreated)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -79,8 +80,9 @@ const auditParallel = 8
 // most auditMaxDetail bytes of records, well inside them: with the default
 // 1 MiB body cap a request is always one entry; a server with a larger cap
 // writes a large batch as several entries, concurrently. Any entry that
-// fails refuses the request and nothing is appended (entries already
-// written stay in the log: they say who asked, not that it was done).
+// fails refuses the request and nothing is appended now; entries already
+// written stay in the log, and the next start appends their records (see
+// Crash safety in the package documentation).
 func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r)
 	if !ok {
@@ -111,15 +113,27 @@ func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The audit entries carry reports by their SHA-256: a restart that
+	// appends the records of logged entries reads the reports from there.
+	// A request that fails keeps them for that restart (which removes
+	// them).
+	unstash, err := s.stashReports(ns)
+	if err != nil {
+		s.failWrite(w, err)
+		return
+	}
 	if err := s.auditAll(r.Context(), r, events); err != nil {
 		s.failAudit(w, err)
 		return
 	}
+	crashpoint.Reach(crashpoint.IncidentAudited)
 	ids, err := s.index.AppendIncidents(r.Context(), ns)
 	if err != nil {
 		s.failWrite(w, err)
 		return
 	}
+	unstash()
+	crashpoint.Reach(crashpoint.RecordAppended)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	if single {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -141,12 +142,14 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 		s.failAudit(w, err)
 		return
 	}
+	crashpoint.Reach(crashpoint.PolicyAudited)
 	dir := filepath.Join(s.cfg.Dir, policiesDir)
 	err = os.MkdirAll(dir, 0o700)
 	if err == nil {
 		err = fsutil.WriteFileAtomic(filepath.Join(dir, env+envelopeSuffix), env2, 0o644)
 	}
 	if err == nil {
+		crashpoint.Reach(crashpoint.PolicyEnvelope)
 		err = fsutil.WriteFileAtomic(filepath.Join(dir, env+".yaml"), sp.Payload, 0o644)
 	}
 	if err != nil {

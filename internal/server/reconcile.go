@@ -3,10 +3,13 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,8 +65,11 @@ func (s *Server) reconcile(ctx context.Context) error {
 		}
 		kp := s.keypairFor(pb)
 		if kp == nil {
-			s.logger.Warn("dropping journal file signed by an unknown key", "path", f)
-			os.Remove(f)
+			// The server journals only what its own keys sign. A key
+			// taken out of the configuration may come back: the entry
+			// may be in the log, so the file is kept, not dropped.
+			s.logger.Error("journal file signed by a key this server does not hold; kept for a restart with that key", "path", f,
+				"key_hint", pb.GetVerificationMaterial().GetPublicKey().GetHint())
 			continue
 		}
 		req, err := entryRequest(pb, kp)
@@ -156,11 +162,14 @@ func (s *Server) indexJournalled(ctx context.Context, path string, pb *protobund
 	return os.Remove(path)
 }
 
-// keypairFor returns the builder key that signed pb, by its hint.
+// keypairFor returns the key of the server's that signed the journalled
+// bundle pb, by its hint: a builder key or the audit key (audit entries and
+// deployers' decisions).
 func (s *Server) keypairFor(pb *protobundle.Bundle) *signer.Keypair {
 	hint := pb.GetVerificationMaterial().GetPublicKey().GetHint()
-	for _, k := range s.builders {
-		if id, _ := trust.KeyID(k.Public()); id == hint {
+	keys := append([]crypto.Signer{s.auditKey}, slices.Collect(maps.Values(s.builders))...)
+	for _, k := range keys {
+		if id, _ := trust.KeyID(k.Public()); id == hint && hint != "" {
 			kp, err := signer.NewKeypair(k)
 			if err == nil {
 				return kp

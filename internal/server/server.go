@@ -277,6 +277,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.reconcileRecords(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.reconcilePolicies(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -251,11 +252,13 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 	if err := writeFileAtomic(jpath, out, 0o600); err != nil {
 		return nil, nil, 0, err
 	}
+	crashpoint.Reach(crashpoint.SignFinal)
 	ev := evidenceFor(out, stmt, facts, kp.GetPublicKey(), lw.entry)
 	id, _, err := s.index.Put(ctx, ev)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("couldn't index bundle: %w", err)
 	}
+	crashpoint.Reach(crashpoint.SignIndexed)
 	if err := os.Remove(jpath); err != nil {
 		s.logger.Warn("couldn't remove journal file", "path", jpath, "err", err)
 	}
@@ -304,11 +307,13 @@ func (j *journalingLog) GetTransparencyLogEntry(ctx context.Context, _ []byte, b
 		return err
 	}
 	j.journalled = true
+	crashpoint.Reach(crashpoint.SignJournaled)
 	start := time.Now()
 	tle, err := j.s.log.AddEntry(ctx, req)
 	if err != nil {
 		return err
 	}
+	crashpoint.Reach(crashpoint.SignLogged)
 	j.s.metrics.integration.Observe(time.Since(start).Seconds())
 	j.added, j.entry = true, tle
 	b.VerificationMaterial.TlogEntries = append(b.VerificationMaterial.TlogEntries, tle)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/trust"
 )
@@ -163,6 +164,7 @@ func (s *Server) acceptTrustRoot(ctx context.Context, r *http.Request, d *trust.
 		detail:   change}); err != nil {
 		return fmt.Errorf("%w: %w", errAudit, err)
 	}
+	crashpoint.Reach(crashpoint.TrustAudited)
 	dir := filepath.Join(s.cfg.Dir, trustRootDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("couldn't store trust root: %w", err)

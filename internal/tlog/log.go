@@ -28,6 +28,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/custody-dev/custody/internal/crashpoint"
 )
 
 // Options configures a Log. Dir, Origin and Signer are required.
@@ -239,7 +241,14 @@ func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protoreko
 	if err != nil {
 		return nil, err
 	}
-	idx, rawCP, err := l.awaiter.Await(ctx, l.add(ctx, tessera.NewEntry(body)))
+	added := l.add(ctx, tessera.NewEntry(body))
+	idx, rawCP, err := l.awaiter.Await(ctx, func() (tessera.Index, error) {
+		idx, err := added()
+		if err == nil {
+			crashpoint.Reach(crashpoint.LogSequenced)
+		}
+		return idx, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't add entry: %w", err)
 	}
