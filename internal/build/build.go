@@ -28,6 +28,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/sandbox"
 )
 
 // DefaultBuilderID is the builder ID recorded when Options.BuilderID is empty.
@@ -39,8 +40,9 @@ var (
 	// files (outside OutDir and the Artifacts patterns). Commit them, or set
 	// AllowDirty to build anyway and record source.dirty=true.
 	ErrDirty = errors.New("source tree has uncommitted changes")
-	// ErrHermeticUnavailable means the kernel refused to start the command
-	// in a new network namespace; the error message says why.
+	// ErrHermeticUnavailable means the machine cannot provide the sandbox
+	// a hermetic build runs in (it also wraps sandbox.ErrUnavailable); the
+	// error message says why.
 	ErrHermeticUnavailable = errors.New("hermetic build unavailable")
 	// ErrNoOutputs means the build produced nothing to attest: OutDir and
 	// Artifacts matched no regular file and no explicit Subjects were given.
@@ -81,12 +83,23 @@ type Options struct {
 	// AllowDirty builds from a dirty git tree instead of failing with
 	// ErrDirty, and records source.dirty=true.
 	AllowDirty bool
-	// Hermetic runs the command without network (a new network namespace,
-	// whose loopback interface is down) and with a minimal environment:
-	// PATH, HOME (an empty temporary directory), LANG=C,
+	// Hermetic runs the command in the sandbox (internal/sandbox,
+	// bubblewrap): its own namespaces (no network), no capabilities, a
+	// seccomp filter, a read-only view of the base system, the toolchains
+	// it uses, ReadOnly and the paths the EnvAllow variables name, and
+	// write access only to the git repository around Dir (Dir outside a
+	// repository); a minimal environment: PATH, HOME (empty), LANG=C,
 	// SOURCE_DATE_EPOCH when set, and the variables named by EnvAllow.
-	// Linux only; otherwise Run fails with ErrHermeticUnavailable.
+	// Without the sandbox (not Linux, no bwrap, no user namespaces) Run
+	// fails with ErrHermeticUnavailable; it never runs with less.
 	Hermetic bool
+	// ReadOnly are further absolute paths a Hermetic command sees,
+	// read-only: toolchains a rebuild declares.
+	ReadOnly []string
+	// SandboxRoot is the directory a Hermetic command may write, Dir or a
+	// directory above it; default: the git repository's root around Dir
+	// (Run), Dir (Replay).
+	SandboxRoot string
 	// BuilderID is recorded as runDetails.builder.id. Default
 	// DefaultBuilderID.
 	BuilderID string
@@ -170,14 +183,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		findings = append(findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
 	}
 
-	cmd, cleanup, err := buildCommand(ctx, opts, dir)
+	env := childenv.Environ()
+	if opts.Hermetic {
+		env = hermeticEnv(env, sandbox.HomeDir, opts.EnvAllow)
+	}
+	relevant := relevantToolchains(dir, src.root, opts.Command, env)
+	cmd, cleanup, err := buildCommand(ctx, opts, dir, src.root, toolchainNames(relevant))
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	env := cmd.Env
 
-	toolchains := startToolchainDetection(ctx, dir, src.root, opts.Command, env)
+	toolchains := startToolchainDetection(ctx, dir, relevant, env)
 	started := now().UTC()
 	if err := cmd.Start(); err != nil {
 		toolchains.wait()
@@ -190,7 +207,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, waitError(ctx, opts, waitErr)
 	}
 
-	outputs, outFindings, err := collectOutputs(ctx, dir, outDir, opts.Artifacts, preexisting)
+	outputs, outFindings, err := collectOutputs(ctx, dir, outDir, "", opts.Artifacts, preexisting)
 	if err != nil {
 		return nil, err
 	}
@@ -311,27 +328,29 @@ func resolveDirs(opts Options) (dir, outDir string, err error) {
 	return dir, outDir, nil
 }
 
-// buildCommand prepares opts.Command to run in dir: stdin from /dev/null,
-// with opts.Hermetic a fresh home, the hermetic environment and namespaces.
-// cleanup removes the hermetic home.
-func buildCommand(ctx context.Context, opts Options, dir string) (cmd *exec.Cmd, cleanup func(), err error) {
-	cleanup = func() {}
-	env := childenv.Environ()
-	cmd = childenv.Command(ctx, opts.Command[0], opts.Command[1:]...)
-	if opts.Hermetic {
-		home, err := os.MkdirTemp("", "custody-build-home-")
-		if err != nil {
-			return nil, nil, fmt.Errorf("couldn't create hermetic home: %w", err)
+// buildCommand prepares opts.Command to run in dir: stdin from /dev/null;
+// with opts.Hermetic, inside the sandbox (internal/sandbox) with the
+// hermetic environment, writing only below root (dir when empty), seeing
+// the toolchains of hermeticTools and the paths opts.ReadOnly and the
+// EnvAllow variables name. cleanup releases what the command held.
+func buildCommand(ctx context.Context, opts Options, dir, root string, hermeticTools []string) (cmd *exec.Cmd, cleanup func(), err error) {
+	if !opts.Hermetic {
+		cmd = childenv.Command(ctx, opts.Command[0], opts.Command[1:]...)
+		cmd.Dir = dir
+		cleanup = func() {}
+	} else {
+		if root == "" {
+			root = dir
 		}
-		cleanup = func() { os.RemoveAll(home) }
-		env = hermeticEnv(env, home, opts.EnvAllow)
-		if cmd.SysProcAttr, err = hermeticAttr(); err != nil {
-			cleanup()
-			return nil, nil, err
+		cfg := HermeticSandbox(root, dir, opts.EnvAllow, slices.Concat(opts.ReadOnly, sandbox.ToolPaths(hermeticTools, os.Getenv("PATH"))))
+		cmd, cleanup, err = sandbox.Command(ctx, cfg, opts.Command)
+		if errors.Is(err, sandbox.ErrUnavailable) {
+			return nil, nil, fmt.Errorf("%w: %w", ErrHermeticUnavailable, err)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't set up the hermetic build: %w", err)
 		}
 	}
-	cmd.Dir = dir
-	cmd.Env = childenv.Filter(env)
 	cmd.Stdin = nil // os/exec connects nil to /dev/null
 	cmd.Stdout = opts.Stdout
 	cmd.Stderr = opts.Stderr
@@ -339,11 +358,18 @@ func buildCommand(ctx context.Context, opts Options, dir string) (cmd *exec.Cmd,
 	return cmd, cleanup, nil
 }
 
+// HermeticSandbox is the sandbox of a hermetic command: it writes root,
+// runs in dir, sees readOnly and the paths the envAllow variables name
+// (a cache the user passed), read-only, and gets the hermetic environment
+// (HermeticEnv with the sandbox's empty HOME).
+func HermeticSandbox(root, dir string, envAllow, readOnly []string) sandbox.Config {
+	env := hermeticEnv(childenv.Environ(), sandbox.HomeDir, envAllow)
+	ro := slices.Concat(readOnly, sandbox.PathValues(env, func(name string) bool { return allowed(name, envAllow) }))
+	return sandbox.Config{Dir: root, WorkDir: dir, ReadOnly: ro, Env: env}
+}
+
 // startError describes a build command that could not start.
 func startError(opts Options, err error) error {
-	if opts.Hermetic && isNamespaceRefusal(err) {
-		return fmt.Errorf("%w: %s", ErrHermeticUnavailable, namespaceRefusalReason(err))
-	}
 	return fmt.Errorf("couldn't start build command %q: %w", opts.Command[0], err)
 }
 

@@ -395,6 +395,8 @@ func TestRunHermeticNetwork(t *testing.T) {
 				Dir:      t.TempDir(),
 				Subjects: subject,
 				Hermetic: tt.hermetic,
+				// The sandbox shows only declared paths: the test binary is one.
+				ReadOnly: []string{os.Args[0]},
 				EnvAllow: []string{childDialEnv, childEnvEnv},
 				Stdout:   &stdout,
 			})

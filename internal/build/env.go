@@ -18,6 +18,10 @@ var defaultEnvAllow = []string{
 	"GITHUB_*", "RUNNER_OS", "RUNNER_ARCH",
 }
 
+// EnvNamed reports whether the variable name matches one of patterns
+// (exact names, or prefixes ending in "*"), as Options.EnvAllow does.
+func EnvNamed(name string, patterns []string) bool { return allowed(name, patterns) }
+
 // allowed reports whether name matches one of the patterns (exact names, or
 // prefixes ending in "*").
 func allowed(name string, patterns []string) bool {
@@ -71,9 +75,13 @@ func findingStrings(fs []redact.Finding) []string {
 	return out
 }
 
-// hermeticEnv returns the minimal environment of a hermetic build: PATH,
+// HermeticEnv returns the minimal environment of a hermetic build: PATH,
 // HOME=home, LANG=C, SOURCE_DATE_EPOCH when set, and the variables of env
-// named by extra.
+// named by extra (names, or prefixes ending in "*").
+func HermeticEnv(env []string, home string, extra []string) []string {
+	return hermeticEnv(env, home, extra)
+}
+
 func hermeticEnv(env []string, home string, extra []string) []string {
 	out := []string{"HOME=" + home, "LANG=C"}
 	for _, kv := range env {

@@ -40,8 +40,11 @@ func snapshotDir(dir string) map[string]time.Time {
 }
 
 // collectOutputs lists and hashes the regular files under outDir and those
-// matching patterns (relative to dir), sorted by name.
-func collectOutputs(ctx context.Context, dir, outDir string, patterns []string, before map[string]time.Time) ([]Output, []string, error) {
+// matching patterns (relative to dir), sorted by name. With root set (a
+// directory containing dir), every output is opened beneath it (os.Root):
+// one that leads outside through a symlink is not read, and a finding
+// says so.
+func collectOutputs(ctx context.Context, dir, outDir, root string, patterns []string, before map[string]time.Time) ([]Output, []string, error) {
 	var outs []Output
 	seen := make(map[string]bool) // absolute paths
 	var findings []string
@@ -108,6 +111,9 @@ func collectOutputs(ctx context.Context, dir, outDir string, patterns []string, 
 			}
 		}
 	}
+	if root != "" {
+		return hashBeneath(ctx, root, outs, findings)
+	}
 	paths := make([]string, len(outs))
 	for i, o := range outs {
 		paths[i] = o.Path
@@ -144,4 +150,48 @@ func mergeSubjects(outs []Output, explicit []attest.Subject) ([]attest.Subject, 
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// hashBeneath hashes outs, each opened beneath root; those that are not
+// regular files inside root are dropped with a finding.
+func hashBeneath(ctx context.Context, root string, outs []Output, findings []string) ([]Output, []string, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't open %s: %w", root, err)
+	}
+	defer r.Close()
+	kept := outs[:0]
+	for _, o := range outs {
+		d, err := hashIn(ctx, r, root, o.Path)
+		if errors.Is(err, errNotBeneath) {
+			findings = append(findings, fmt.Sprintf("output %s is not a regular file inside %s and was not read", o.Name, root))
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't hash outputs: %w", err)
+		}
+		o.Digest = d
+		kept = append(kept, o)
+	}
+	return kept, findings, nil
+}
+
+var errNotBeneath = errors.New("not a regular file beneath the root")
+
+// hashIn hashes the file at path (absolute, below root's directory dir)
+// through r, so no symlink can lead the read outside.
+func hashIn(ctx context.Context, r *os.Root, dir, path string) (digest.Digest, error) {
+	rel, err := filepath.Rel(dir, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return digest.Digest{}, errNotBeneath
+	}
+	f, err := r.Open(rel)
+	if err != nil {
+		return digest.Digest{}, errNotBeneath
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return digest.Digest{}, errNotBeneath
+	}
+	return digest.Opened(ctx, f)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 )
 
 // Replay runs opts.Command as Run does (same working directory, same
@@ -12,8 +13,9 @@ import (
 // probes, pinning or dependency scan. It is for replaying a build whose
 // provenance is already recorded and verified (internal/rebuild), where
 // those were recorded by the original build and would only slow the
-// replay. Only Command, Dir, OutDir, Artifacts, Hermetic, EnvAllow, Stdout
-// and Stderr are used.
+// replay. Only Command, Dir, OutDir, Artifacts, Hermetic, ReadOnly,
+// SandboxRoot, EnvAllow, Stdout and Stderr are used: the caller declares
+// the toolchains a hermetic replay sees with ReadOnly.
 //
 // Errors: ErrHermeticUnavailable and ErrNoOutputs (wrapped, with details),
 // *CommandError when the command exits non-zero, and other errors for
@@ -28,7 +30,13 @@ func Replay(ctx context.Context, opts Options) ([]Output, error) {
 	}
 	preexisting := snapshotDir(outDir)
 
-	cmd, cleanup, err := buildCommand(ctx, opts, dir)
+	root := opts.SandboxRoot
+	if root == "" {
+		root = dir
+	} else if root, err = filepath.Abs(root); err != nil {
+		return nil, err
+	}
+	cmd, cleanup, err := buildCommand(ctx, opts, dir, root, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +47,7 @@ func Replay(ctx context.Context, opts Options) ([]Output, error) {
 	if err := cmd.Wait(); err != nil {
 		return nil, waitError(ctx, opts, err)
 	}
-	outputs, _, err := collectOutputs(ctx, dir, outDir, opts.Artifacts, preexisting)
+	outputs, _, err := collectOutputs(ctx, dir, outDir, root, opts.Artifacts, preexisting)
 	if err != nil {
 		return nil, err
 	}

@@ -185,12 +185,23 @@ type toolchainDetection struct {
 	got map[string]string
 }
 
+// toolchainNames are the names of relevant (relevantToolchains's
+// result), all known toolchains when it is nil.
+func toolchainNames(relevant map[string]bool) []string {
+	var out []string
+	for _, p := range toolchainProbes {
+		if relevant == nil || relevant[p.name] {
+			out = append(out, p.name)
+		}
+	}
+	return out
+}
+
 // startToolchainDetection probes, concurrently and in dir with env while
-// the build runs, the toolchains on PATH that command could use
-// (relevantToolchains; all of them when it cannot tell).
-func startToolchainDetection(ctx context.Context, dir, root string, command, env []string) *toolchainDetection {
+// the build runs, the toolchains on PATH that the command could use
+// (relevant, from relevantToolchains; all of them when nil).
+func startToolchainDetection(ctx context.Context, dir string, relevant map[string]bool, env []string) *toolchainDetection {
 	d := &toolchainDetection{}
-	relevant := relevantToolchains(dir, root, command, env)
 	for _, p := range toolchainProbes {
 		if relevant != nil && !relevant[p.name] {
 			continue

@@ -281,13 +281,15 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 			Command:      plan.Command,
 			WorkingDir:   plan.WorkingDir,
 		},
-		Rebuilder:  rebuild.Rebuilder{ID: f.rebuilderID, KeyID: signer.KeyID(sg.Public())},
-		Matched:    res.Matched,
-		Subjects:   res.Subjects,
-		Toolchains: res.Toolchains,
-		Hermetic:   true,
-		StartedOn:  res.StartedOn,
-		FinishedOn: res.FinishedOn,
+		Rebuilder:          rebuild.Rebuilder{ID: f.rebuilderID, KeyID: signer.KeyID(sg.Public())},
+		Matched:            res.Matched,
+		Subjects:           res.Subjects,
+		Toolchains:         res.Toolchains,
+		Hermetic:           res.Sandbox != "",
+		Sandbox:            res.Sandbox,
+		RefusedEnvironment: res.RefusedEnvironment,
+		StartedOn:          res.StartedOn,
+		FinishedOn:         res.FinishedOn,
 	}
 	if err := pred.Validate(); err != nil {
 		return usageErr(fmt.Errorf("couldn't build the rebuild predicate: %w", err), "")

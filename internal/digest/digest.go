@@ -160,6 +160,22 @@ func hashFile(ctx context.Context, path string, algs []string) (map[string]strin
 		return nil, 0, fmt.Errorf("couldn't open %s for hashing: %w", path, err)
 	}
 	defer f.Close()
+	return hashOpen(ctx, f, path, hs, algs)
+}
+
+// Opened returns the SHA-256 digest of the open file f, read from its
+// current offset; f must be a regular file. Callers that must not follow
+// a path (a file opened beneath an os.Root) hash what they opened.
+func Opened(ctx context.Context, f *os.File) (Digest, error) {
+	h, _ := newHash(SHA256)
+	sums, size, err := hashOpen(ctx, f, f.Name(), []hash.Hash{h}, []string{SHA256})
+	if err != nil {
+		return Digest{}, err
+	}
+	return Digest{Alg: SHA256, Hex: sums[SHA256], Size: size}, nil
+}
+
+func hashOpen(ctx context.Context, f *os.File, path string, hs []hash.Hash, algs []string) (map[string]string, int64, error) {
 	if fi, err := f.Stat(); err != nil {
 		return nil, 0, fmt.Errorf("couldn't stat %s: %w", path, err)
 	} else if !fi.Mode().IsRegular() {

@@ -39,9 +39,15 @@ type Predicate struct {
 	Subjects []SubjectResult `json:"subjects"`
 	// Toolchains compares the recorded toolchains with the rebuilder's.
 	Toolchains Toolchains `json:"toolchains"`
-	// Hermetic is true when the rebuild ran without network and with a
-	// clean environment (always, for custody rebuild).
+	// Hermetic is true when the rebuild ran in the sandbox (always, for
+	// custody rebuild, which refuses to run without it).
 	Hermetic bool `json:"hermetic"`
+	// Sandbox names the sandbox tool and its version ("bubblewrap 0.8.0").
+	Sandbox string `json:"sandbox,omitempty"`
+	// RefusedEnvironment names the recorded variables that were not
+	// replayed and why ("LD_PRELOAD: not on the replay allow-list …"),
+	// never their values.
+	RefusedEnvironment []string `json:"refusedEnvironment,omitempty"`
 	// StartedOn and FinishedOn bound the rebuild.
 	StartedOn  time.Time `json:"startedOn"`
 	FinishedOn time.Time `json:"finishedOn"`

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -32,8 +33,8 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
-	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/sandbox"
 )
 
 // ErrNotReplayable is wrapped by NewPlan's errors for provenance that does
@@ -156,7 +157,12 @@ type Options struct {
 
 // Result is the outcome of a rebuild that ran.
 type Result struct {
-	Matched    bool
+	Matched bool
+	// RefusedEnvironment names the recorded variables that were not
+	// replayed, as "NAME: reason", sorted.
+	RefusedEnvironment []string
+	// Sandbox is the sandbox tool's version ("bubblewrap 0.8.0").
+	Sandbox    string
 	Subjects   []SubjectResult // sorted by name
 	Toolchains Toolchains
 	StartedOn  time.Time
@@ -165,10 +171,21 @@ type Result struct {
 
 // Run replays plan and compares its outputs with plan.Subjects.
 //
+// Everything recorded runs in the sandbox (internal/sandbox): the toolchain
+// version probes and the command, which see the base system, the recorded
+// toolchains as this machine has them, the fresh clone (the only thing
+// they may write) and the paths the rebuilder's --env variables name; and
+// diffoscope, which sees copies of the two files it compares. Only
+// variables of the replay allow-list, with checked values, are replayed
+// (Result.RefusedEnvironment names the others). Outputs are read beneath
+// the clone: never through a symlink that leaves it, never a file the
+// rebuild did not write.
+//
 // A rebuild that ran returns a Result, whether it matched or not. Errors:
 // *ToolchainError (toolchains differ), errors wrapping
-// build.ErrHermeticUnavailable or a *build.CommandError (the command
-// failed: inconclusive, not a mismatch), and errors fetching the source.
+// build.ErrHermeticUnavailable (no sandbox on this machine) or a
+// *build.CommandError (the command failed: inconclusive, not a mismatch),
+// and errors fetching the source.
 func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	now := opts.Now
 	if now == nil {
@@ -185,13 +202,23 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	if opts.OutDir != "" && !filepath.IsLocal(opts.OutDir) {
 		return nil, fmt.Errorf("output directory %q is not inside the working directory", opts.OutDir)
 	}
+	if err := sandbox.Check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", build.ErrHermeticUnavailable, err)
+	}
+	assign, refused := replayEnv(plan.Environment, opts.EnvAllow, func(k string) bool { _, ok := os.LookupEnv(k); return ok })
 	started := now().UTC()
 	tmp, err := os.MkdirTemp(opts.TempDir, "custody-rebuild-")
 	if err != nil {
 		return nil, fmt.Errorf("couldn't create a directory for the source: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "src")
+	src, scratch := filepath.Join(tmp, "src"), filepath.Join(tmp, "scratch")
+	if err := os.Mkdir(scratch, 0o700); err != nil {
+		return nil, err
+	}
+	// The recorded toolchains, as this machine has them, are all a rebuild
+	// sees besides the base system and the clone.
+	toolPaths := sandbox.ToolPaths(toolchainNames(plan.Toolchains), os.Getenv("PATH"))
 
 	// Every recorded toolchain is probed once, beside the fetch and the
 	// build (some are slow shims). Those other than go do not depend on the
@@ -210,7 +237,9 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	buildCtx, cancelBuild := context.WithCancel(ctx)
 	defer cancelBuild()
 	probed := make(chan map[string]string, 1)
-	go func() { probed <- probeToolchains(ctx, others, "", os.Environ()) }()
+	go func() {
+		probed <- probeToolchains(ctx, others, build.HermeticSandbox(scratch, scratch, opts.EnvAllow, toolPaths))
+	}()
 	var tc Toolchains
 	toolchainsOK := func(have map[string]string) error {
 		tc = Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
@@ -229,15 +258,15 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		<-probed
 		return nil, err
 	}
-	dir := filepath.Join(src, filepath.FromSlash(plan.WorkingDir))
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+	dir, err := workingDir(src, plan.WorkingDir, plan.SourceCommit)
+	if err != nil {
 		<-probed
-		return nil, fmt.Errorf("working directory %q is not in commit %s", plan.WorkingDir, plan.SourceCommit)
+		return nil, err
 	}
 	progress("toolchains", "")
 	all := make(chan map[string]string, 1)
 	go func() {
-		haveGo := probeToolchains(ctx, goOnly, dir, os.Environ())
+		haveGo := probeToolchains(ctx, goOnly, build.HermeticSandbox(src, dir, opts.EnvAllow, toolPaths))
 		have := <-probed
 		maps.Copy(have, haveGo)
 		if diffToolchains(plan.Toolchains, have) != nil && !opts.AllowToolchainMismatch {
@@ -246,32 +275,31 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		all <- have
 	}()
 
-	patterns := make(map[string][]string, len(plan.Subjects)) // subject name -> glob patterns
 	var allPatterns []string
 	for _, s := range plan.Subjects {
-		pats := subjectPatterns(s.Name, opts.OutDir)
-		patterns[s.Name] = pats
-		allPatterns = append(allPatterns, pats...)
+		allPatterns = append(allPatterns, subjectPatterns(s.Name, opts.OutDir)...)
 	}
 	before := existing(dir, allPatterns)
 
 	progress("build", strings.Join(plan.Command, " "))
-	command, err := replayCommand(plan)
+	command, err := replayCommand(plan.Command, assign)
 	if err != nil {
 		<-all
 		return nil, err
 	}
 	// The toolchains and source were recorded by the original build and
 	// are checked here: build.Replay only runs the command hermetically
-	// and hashes what it wrote.
+	// and hashes what it wrote, beneath the clone.
 	built, err := build.Replay(buildCtx, build.Options{
-		Command:   command,
-		Dir:       dir,
-		Artifacts: allPatterns,
-		Hermetic:  true,
-		EnvAllow:  opts.EnvAllow,
-		Stdout:    opts.Stdout,
-		Stderr:    opts.Stderr,
+		Command:     command,
+		Dir:         dir,
+		SandboxRoot: src,
+		ReadOnly:    toolPaths,
+		Artifacts:   allPatterns,
+		Hermetic:    true,
+		EnvAllow:    opts.EnvAllow,
+		Stdout:      opts.Stdout,
+		Stderr:      opts.Stderr,
 	})
 	if terr := toolchainsOK(<-all); terr != nil {
 		return nil, terr
@@ -287,14 +315,14 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	}
 
 	progress("compare", fmt.Sprintf("%d subject(s)", len(plan.Subjects)))
-	out := &Result{Matched: true, Toolchains: tc, StartedOn: started}
+	out := &Result{Matched: true, Toolchains: tc, StartedOn: started, RefusedEnvironment: refused, Sandbox: sandbox.Version()}
 	for _, s := range plan.Subjects {
-		r := compare(s, outputs, before)
+		r, rebuilt := compare(s, outputs, before)
 		out.Matched = out.Matched && r.Status == StatusMatch
 		if r.Status == StatusMismatch && opts.Diffoscope != "" {
 			if orig := opts.Originals[s.Name]; orig != "" {
 				progress("diffoscope", s.Name)
-				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, filepath.Join(dir, filepath.FromSlash(r.Path)))
+				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, src, rebuilt, scratch)
 			}
 		}
 		out.Subjects = append(out.Subjects, r)
@@ -304,41 +332,52 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	return out, nil
 }
 
-// machineLocal are recorded variables that name places on the builder's
-// machine, not inputs of the build: the rebuilder's own (or none) are used.
-// Replaying a recorded build cache location would have the rebuild read
-// and write a cache the rebuilder did not choose to trust; the rebuilder
-// opts in to its own with --env GOCACHE.
-var machineLocal = map[string]bool{
-	"PATH": true, "HOME": true,
-	"GOCACHE": true, "GOMODCACHE": true, "GOPATH": true, "XDG_CACHE_HOME": true,
+// workingDir returns the recorded working directory wd inside the clone
+// src, refused when it is not a directory of the commit or leads outside
+// the clone through a symlink (a workingDir symlinked to /proc/self/cwd
+// would run the command in custody's own directory).
+func workingDir(src, wd, commit string) (string, error) {
+	r, err := os.OpenRoot(src)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	fi, err := r.Stat(filepath.FromSlash(wd))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("working directory %q leaves the source tree: %w", wd, err)
+	}
+	if err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("working directory %q is not in commit %s", wd, commit)
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(src, filepath.FromSlash(wd)))
+	if err != nil {
+		return "", err
+	}
+	realSrc, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(realSrc, real); err != nil || rel != "." && !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("working directory %q leaves the source tree", wd)
+	}
+	return filepath.Join(src, filepath.FromSlash(wd)), nil
 }
 
 // replayCommand is the recorded command, run through env(1) with the
-// recorded environment when one was recorded. Machine-local variables
-// (machineLocal) belong to the rebuilder's machine and redacted values are
-// unknown, so those are not replayed.
-func replayCommand(plan *Plan) ([]string, error) {
-	var assign []string
-	for k, v := range plan.Environment {
-		if machineLocal[k] || v == attest.Redacted || k == "" || strings.ContainsRune(k, '=') {
-			continue
-		}
-		assign = append(assign, k+"="+v)
-	}
+// replayed assignments (replayEnv) when there are any.
+func replayCommand(command, assign []string) ([]string, error) {
 	if len(assign) == 0 {
-		return slices.Clone(plan.Command), nil
+		return slices.Clone(command), nil
 	}
-	if strings.ContainsRune(plan.Command[0], '=') {
-		return nil, fmt.Errorf("recorded command %q contains '=' and cannot be run with a replayed environment", plan.Command[0])
+	if strings.ContainsRune(command[0], '=') {
+		return nil, fmt.Errorf("recorded command %q contains '=' and cannot be run with a replayed environment", command[0])
 	}
 	envPath, err := exec.LookPath("env")
 	if err != nil {
 		return nil, fmt.Errorf("couldn't find env(1) to replay the recorded environment: %w", err)
 	}
-	slices.Sort(assign)
 	cmd := append([]string{envPath}, assign...)
-	return append(cmd, plan.Command...), nil
+	return append(cmd, command...), nil
 }
 
 // subjectPatterns returns the glob patterns (relative to the working
@@ -366,8 +405,8 @@ func escapeGlob(s string) string {
 }
 
 // existing records the modification times of the files the patterns match
-// before the build, so a source file that happens to share a subject's
-// name is not taken for an output.
+// before the build: a file the build did not write (a source file that
+// shares a subject's name) is never taken for an output.
 func existing(dir string, patterns []string) map[string]time.Time {
 	m := map[string]time.Time{}
 	for _, p := range patterns {
@@ -381,31 +420,28 @@ func existing(dir string, patterns []string) map[string]time.Time {
 	return m
 }
 
-// compare finds the rebuilt file of subject s among outputs and compares
-// digests. Files the build wrote are preferred to files that were there
-// before it; among several, one with the recorded digest is taken.
-func compare(s attest.Subject, outputs []build.Output, before map[string]time.Time) SubjectResult {
+// compare finds the rebuilt file of subject s among outputs (read beneath
+// the clone by build.Replay) and compares digests; it also returns the
+// rebuilt file's path. A file that was there before the build and was not
+// rewritten is not an output; among several, one with the recorded digest
+// is taken.
+func compare(s attest.Subject, outputs []build.Output, before map[string]time.Time) (SubjectResult, string) {
 	r := SubjectResult{Name: s.Name, Status: StatusMissing, Expected: s.Digest}
 	want := s.Digest[digest.SHA256]
-	var fresh, stale []build.Output
+	var cands []build.Output
 	for _, o := range outputs {
 		if o.Name != s.Name && !strings.HasSuffix(o.Name, "/"+s.Name) {
 			continue
 		}
 		if t, ok := before[o.Path]; ok {
-			if fi, err := os.Stat(o.Path); err == nil && fi.ModTime().Equal(t) {
-				stale = append(stale, o)
+			if fi, err := os.Lstat(o.Path); err == nil && fi.ModTime().Equal(t) {
 				continue
 			}
 		}
-		fresh = append(fresh, o)
-	}
-	cands := fresh
-	if len(cands) == 0 {
-		cands = stale
+		cands = append(cands, o)
 	}
 	if len(cands) == 0 {
-		return r
+		return r, ""
 	}
 	pick := cands[0]
 	for _, c := range cands {
@@ -421,30 +457,94 @@ func compare(s attest.Subject, outputs []build.Output, before map[string]time.Ti
 	} else {
 		r.Status = StatusMismatch
 	}
-	return r
+	return r, pick.Path
 }
 
 // maxDiffoscope bounds the diffoscope report kept in the predicate.
 const maxDiffoscope = 8 << 10
 
 // runDiffoscope returns the start of diffoscope's text report comparing
-// the original with the rebuilt file.
-func runDiffoscope(ctx context.Context, bin, orig, rebuilt string) string {
+// the original with the rebuilt file (a path in the clone src), run in the
+// sandbox on copies of both in scratch: it sees the two files and nothing
+// else of the machine, so its report can only be about them.
+func runDiffoscope(ctx context.Context, bin, orig, src, rebuilt, scratch string) string {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := childenv.Command(ctx, bin, "--no-progress", "--text", "-", orig, rebuilt)
+	dir, err := os.MkdirTemp(scratch, "diffoscope-")
+	if err != nil {
+		return "diffoscope failed: " + err.Error()
+	}
+	defer os.RemoveAll(dir)
+	name := filepath.Base(rebuilt) // diffoscope reads the file type from the name too
+	a, b := filepath.Join("original", name), filepath.Join("rebuilt", name)
+	if err := copyBeneath(src, rebuilt, filepath.Join(dir, b)); err != nil {
+		return "diffoscope failed: " + err.Error()
+	}
+	if err := copyFile(orig, filepath.Join(dir, a)); err != nil {
+		return "diffoscope failed: " + err.Error()
+	}
+	cfg := sandbox.Config{Dir: dir, ReadOnly: sandbox.ToolPaths([]string{filepath.Base(bin)}, filepath.Dir(bin)),
+		Env: []string{"PATH=" + filepath.Dir(bin) + ":/usr/bin:/bin", "LC_ALL=C.UTF-8"}}
+	cmd, cleanup, err := sandbox.Command(ctx, cfg, []string{bin, "--no-progress", "--text", "-", a, b})
+	if err != nil {
+		return "diffoscope failed: " + err.Error()
+	}
+	defer cleanup()
 	var out bytes.Buffer
 	cmd.Stdout = &limitedBuffer{buf: &out, max: maxDiffoscope}
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) { // 1: the files differ
 		return "diffoscope failed: " + err.Error()
 	}
-	s := strings.ToValidUTF8(out.String(), "")
-	// Temporary paths say nothing to a reader of the attestation.
-	s = strings.ReplaceAll(s, rebuilt, "rebuilt")
-	return strings.ReplaceAll(s, orig, "original")
+	return strings.ToValidUTF8(out.String(), "")
+}
+
+// copyBeneath copies the regular file at path, opened beneath root so no
+// symlink leads elsewhere, to a new file to.
+func copyBeneath(root, path, to string) error {
+	rel, err := filepath.Rel(root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("%s is not inside %s", path, root)
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := r.Open(rel)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return copyTo(f, to)
+}
+
+func copyFile(from, to string) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return copyTo(f, to)
+}
+
+func copyTo(f *os.File, to string) error {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	w, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, f); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
 }
 
 type limitedBuffer struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,23 +93,71 @@ func TestNewPlanRefuses(t *testing.T) {
 }
 
 func TestReplayCommand(t *testing.T) {
-	p := &Plan{Command: []string{"make", "all"}, Environment: map[string]string{
+	recorded := map[string]string{
 		"PATH": "/x", "HOME": "/h", "API_TOKEN": attest.Redacted, "GOOS": "linux", "SOURCE_DATE_EPOCH": "1",
 		// the builder's cache locations are not replayed: a rebuild
 		// uses no cache unless the rebuilder passes its own (--env GOCACHE)
 		"GOCACHE": "/builder/.cache/go-build", "GOMODCACHE": "/builder/go/pkg/mod", "GOPATH": "/builder/go", "XDG_CACHE_HOME": "/builder/.cache",
-	}}
-	got, err := replayCommand(p)
+	}
+	assign, refused := replayEnv(recorded, nil, func(string) bool { return false })
+	got, err := replayCommand([]string{"make", "all"}, assign)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Join(got[1:], " ")
-	if s != "GOOS=linux SOURCE_DATE_EPOCH=1 make all" {
-		t.Fatalf("replayCommand = %q", got)
+	if s := strings.Join(got[1:], " "); s != "GOOS=linux SOURCE_DATE_EPOCH=1 make all" || len(refused) != 0 {
+		t.Fatalf("replayCommand = %q, refused %q", got, refused)
 	}
-	got, _ = replayCommand(&Plan{Command: []string{"make"}, Environment: map[string]string{"PATH": "/x"}})
+	got, _ = replayCommand([]string{"make"}, nil)
 	if len(got) != 1 || got[0] != "make" {
 		t.Fatalf("replayCommand without environment = %q", got)
+	}
+}
+
+// TestReplayEnvRefuses: issue 18 item 6. A recorded variable off the
+// replay allow-list, or an allow-listed one whose value makes a tool run
+// another program, is refused and named (never its value), unless the
+// rebuilder names it with --env.
+func TestReplayEnvRefuses(t *testing.T) {
+	recorded := map[string]string{
+		"LD_PRELOAD": "/tmp/evil.so", "BASH_ENV": "/tmp/evil.sh", "NODE_OPTIONS": "--require /tmp/evil.js",
+		"GIT_CONFIG_GLOBAL": "/tmp/evil.gitconfig", "GIT_CONFIG_COUNT": "1", "PYTHONPATH": "/tmp",
+		"GOFLAGS": "-trimpath -toolexec=/tmp/evil", "CC": "/tmp/evil-cc", "CGO_LDFLAGS": "-B/tmp/evil",
+		"RUSTFLAGS": "-C linker=/tmp/evil", "GOTOOLCHAIN": "go1.99.0+auto; rm -rf /", "SOURCE_DATE_EPOCH": "1\nX=1",
+		"GOARCH": "amd64", "CGO_ENABLED": "0", "LANG": "C.UTF-8",
+	}
+	assign, refused := replayEnv(recorded, nil, func(string) bool { return false })
+	if want := []string{"CGO_ENABLED=0", "GOARCH=amd64", "LANG=C.UTF-8"}; !slices.Equal(assign, want) {
+		t.Errorf("replayed %q, want %q", assign, want)
+	}
+	var names []string
+	for _, r := range refused {
+		name, _, _ := strings.Cut(r, ":")
+		names = append(names, name)
+		if strings.Contains(r, "/tmp/evil") {
+			t.Errorf("refusal quotes the value: %s", r)
+		}
+	}
+	want := []string{"BASH_ENV", "CC", "CGO_LDFLAGS", "GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GOFLAGS", "GOTOOLCHAIN",
+		"LD_PRELOAD", "NODE_OPTIONS", "PYTHONPATH", "RUSTFLAGS", "SOURCE_DATE_EPOCH"}
+	if !slices.Equal(names, want) {
+		t.Errorf("refused %q, want %q", names, want)
+	}
+	// --env NAME: the rebuilder's own value when it has one (not the
+	// recorded one), else the recorded value, by the rebuilder's choice.
+	assign, refused = replayEnv(map[string]string{"NODE_OPTIONS": "--max-old-space-size=4096", "GOFLAGS": "-toolexec=x"},
+		[]string{"NODE_OPTIONS", "GOFLAGS"}, func(k string) bool { return k == "GOFLAGS" })
+	if !slices.Equal(assign, []string{"NODE_OPTIONS=--max-old-space-size=4096"}) || len(refused) != 0 {
+		t.Errorf("with --env: replayed %q, refused %q", assign, refused)
+	}
+	for _, ok := range []string{"-trimpath -buildvcs=false -ldflags=-buildid= -mod=readonly", "-tags=netgo,osusergo"} {
+		if err := checkGoFlags(ok); err != nil {
+			t.Errorf("GOFLAGS %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"-exec=x", "--overlay=o.json", "-modfile=../x", "-C=/", "-ldflags=-extld=/tmp/x", "trimpath"} {
+		if checkGoFlags(bad) == nil {
+			t.Errorf("GOFLAGS %q allowed", bad)
+		}
 	}
 }
 

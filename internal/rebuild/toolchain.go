@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/custody-dev/custody/internal/childenv"
+	"github.com/custody-dev/custody/internal/sandbox"
 )
 
 // toolchainTimeout bounds each version probe.
@@ -26,11 +26,25 @@ var versionArgs = map[string][]string{
 	"java":    {"-version"},
 }
 
+// toolchainNames are the names of recorded that custody can probe.
+func toolchainNames(recorded map[string]string) []string {
+	var out []string
+	for name := range recorded {
+		if _, ok := versionArgs[name]; ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // probeToolchains returns the version of every toolchain named in
-// recorded, as internal/build records it, probed in dir with env. A
-// toolchain that is not installed, or whose version custody cannot probe,
-// is absent from the result.
-func probeToolchains(ctx context.Context, recorded map[string]string, dir string, env []string) map[string]string {
+// recorded, as internal/build records it, probed in the sandbox cfg
+// describes: the probe runs in the untrusted clone (a go.mod can name
+// another toolchain), so it is as untrusted as the build. A toolchain
+// that is not installed, or whose version custody cannot probe, is absent
+// from the result.
+func probeToolchains(ctx context.Context, recorded map[string]string, cfg sandbox.Config) map[string]string {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
@@ -46,7 +60,7 @@ func probeToolchains(ctx context.Context, recorded map[string]string, dir string
 			continue
 		}
 		wg.Go(func() {
-			v := probe(ctx, path, args, dir, env)
+			v := probe(ctx, path, args, cfg)
 			if v == "" {
 				return
 			}
@@ -59,12 +73,14 @@ func probeToolchains(ctx context.Context, recorded map[string]string, dir string
 	return got
 }
 
-func probe(ctx context.Context, path string, args []string, dir string, env []string) string {
+func probe(ctx context.Context, path string, args []string, cfg sandbox.Config) string {
 	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
 	defer cancel()
-	cmd := childenv.Command(ctx, path, args...)
-	cmd.Dir = dir
-	cmd.Env = childenv.Filter(env)
+	cmd, cleanup, err := sandbox.Command(ctx, cfg, append([]string{path}, args...))
+	if err != nil {
+		return ""
+	}
+	defer cleanup()
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
