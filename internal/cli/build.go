@@ -15,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/osv"
+	"github.com/custody-dev/custody/internal/sandbox"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -69,13 +70,14 @@ func newBuildCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.subjectsFile, "subjects-file", "", "file of NAME@sha256:HEX lines or sha256sum output")
 	fl.StringVar(&f.bundle, "bundle", "", "write one bundle for all subjects to this path")
 	fl.BoolVar(&f.allowDirty, "allow-dirty", false, "build from a work tree with uncommitted changes (recorded in the provenance)")
-	fl.BoolVar(&f.hermetic, "hermetic", false, "run the command with no network and a clean environment")
+	fl.BoolVar(&f.hermetic, "hermetic", false, "run the command in the sandbox (bubblewrap): no network, a clean environment, only the repository writable")
 	fl.StringVar(&f.builderID, "builder-id", build.DefaultBuilderID, "builder ID recorded in the provenance")
 	fl.StringArrayVar(&f.env, "env", nil, "also record this environment variable (repeatable; secrets are redacted)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.sbom, "sbom", true, "also sign a CycloneDX SBOM of the resolved dependencies (NAME.sbom.sigstore.json)")
 	fl.StringVar(&f.osvDB, "osv-db", "", "also scan the dependencies against this offline OSV database and sign the result (NAME.vulns.sigstore.json)")
 	fl.StringVar(&f.server, "server", "", "have custody serve sign, log and timestamp the provenance (token from $CUSTODY_TOKEN) instead of --key")
+	withSandboxStatus(c)
 	return c
 }
 
@@ -99,6 +101,11 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	}
 	if f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "" {
 		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
+	}
+	if f.hermetic {
+		if err := sandbox.Check(); err != nil {
+			return sandboxErr(err)
+		}
 	}
 	var subjects []attest.Subject
 	for _, v := range f.subjects {
@@ -168,7 +175,7 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		case errors.Is(err, build.ErrDirty):
 			return usageErr(err, "commit your changes, or pass --allow-dirty (the provenance will say so)")
 		case errors.Is(err, build.ErrHermeticUnavailable):
-			return usageErr(err, "run without --hermetic, or on a machine that allows network namespaces")
+			return sandboxErr(err)
 		case errors.Is(err, build.ErrNoOutputs):
 			return usageErr(err, "check --out-dir / --artifact: the command produced no matching files")
 		case errors.As(err, &ce):

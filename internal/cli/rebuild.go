@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
+	"github.com/custody-dev/custody/internal/sandbox"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/verify"
 )
@@ -52,7 +53,8 @@ func newRebuildCmd(s *streams) *cobra.Command {
 		Short: "Independently rebuild an artifact from its provenance and attest whether it matches",
 		Long: "Verifies the artifact's provenance, clones the recorded source at the recorded commit into a\n" +
 			"clean temporary directory, checks the toolchains against the recorded ones, replays the recorded\n" +
-			"command hermetically (no network, clean environment) in the recorded working directory and\n" +
+			"command in a sandbox (bubblewrap: no network, no capabilities, nothing of this machine but the\n" +
+			"base system, the recorded toolchains and the clone; allow-listed variables only) in the recorded working directory and\n" +
 			"compares every output with the recorded subjects. The result, match or not, is signed with the\n" +
 			"rebuilder's key (predicate " + rebuild.PredicateType + ") and written beside the artifact\n" +
 			"(ARTIFACT" + rebuildSuffix + ") or pushed with --server. Exit 0 on a match, 1 on a mismatch.",
@@ -78,7 +80,29 @@ func newRebuildCmd(s *streams) *cobra.Command {
 	fl.StringArrayVar(&f.env, "env", nil, "pass this variable into the hermetic rebuild (repeatable), e.g. GOCACHE")
 	fl.BoolVar(&f.allowToolchainMismatch, "allow-toolchain-mismatch", false, "rebuild even when a recorded toolchain differs (recorded in the attestation)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	withSandboxStatus(c)
 	return c
+}
+
+// withSandboxStatus ends c's help with whether this machine can run the
+// sandbox, checked when the help is shown.
+func withSandboxStatus(c *cobra.Command) {
+	help := c.HelpFunc()
+	c.SetHelpFunc(func(c *cobra.Command, args []string) {
+		help(c, args)
+		w := c.OutOrStdout()
+		if err := sandbox.Check(); err != nil {
+			fmt.Fprintf(w, "\nSandbox: UNAVAILABLE, %s\n", strings.TrimPrefix(err.Error(), sandbox.ErrUnavailable.Error()+": "))
+			return
+		}
+		fmt.Fprintf(w, "\nSandbox: available (%s)\n", sandbox.Version())
+	})
+}
+
+// sandboxErr is the error of a command that needs the sandbox on a
+// machine without it.
+func sandboxErr(err error) error {
+	return usageErr(err, "install bubblewrap (apt-get install bubblewrap) and allow user namespaces; custody never runs a recorded command without its sandbox")
 }
 
 // rebuildReport is the --json output.
@@ -92,6 +116,10 @@ type rebuildReport struct {
 }
 
 func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) error {
+	// Fail closed, before anything is read or opened.
+	if err := sandbox.Check(); err != nil {
+		return sandboxErr(err)
+	}
 	if f.key == "" {
 		return usageErr(errors.New("--key is required"), "the rebuild attestation is signed with the rebuilder's own key: custody key generate --out rebuilder")
 	}
@@ -256,7 +284,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		case errors.As(err, &te):
 			return failErr(err, "install the recorded toolchains, or pass --allow-toolchain-mismatch (recorded in the attestation)")
 		case errors.Is(err, build.ErrHermeticUnavailable):
-			return usageErr(err, "rebuild on a machine that allows network namespaces")
+			return sandboxErr(err)
 		case errors.As(err, &ce):
 			if t := strings.TrimSpace(tail.String()); t != "" {
 				fmt.Fprintf(s.err, "%s\n", t)

@@ -10,9 +10,11 @@ import (
 // programs names (toolchains: go, node, gcc …) found on path (a PATH
 // value) to run: for a program in DIR/bin (/usr/local/go/bin/go,
 // /opt/node/bin/node) the whole installation DIR, else the directory
-// holding it; the same for the target when the program is a symlink. A
-// home directory is never shown whole, only its bin directory. Programs
-// not found are skipped: the sandboxed command will not find them either.
+// holding it; the same for the target when the program is a symlink.
+// Inside a home directory only the program's own directory is shown:
+// toolchain managers that live there (pyenv, rustup) need their root
+// passed explicitly (custody rebuild --env PYENV_ROOT). Programs not
+// found are skipped: the sandboxed command will not find them either.
 func ToolPaths(names []string, path string) []string {
 	var out []string
 	for _, name := range names {
@@ -43,18 +45,27 @@ func lookPath(name, path string) string {
 	return ""
 }
 
-// installDir is the directory to show for the program at p.
+// installDir is the directory to show for the program at p: its
+// installation (DIR for DIR/bin/NAME) outside home directories; inside
+// one, only the directory holding it (a home's ~/.cargo holds registry
+// credentials beside bin/, and whatever the sandbox can read, its outputs
+// can carry away).
 func installDir(p string) string {
 	dir := filepath.Dir(p)
-	if filepath.Base(dir) != "bin" {
+	if filepath.Base(dir) != "bin" || inHome(dir) {
 		return dir
 	}
 	root := filepath.Dir(dir)
-	home, _ := os.UserHomeDir()
-	if strings.Count(root, "/") < 2 || root == home || filepath.Dir(root) == "/home" {
-		return dir
+	if strings.Count(root, "/") < 2 {
+		return dir // /opt/bin: not one installation
 	}
 	return root
+}
+
+// inHome reports whether p is in a home directory: $HOME, /root, /home/*.
+func inHome(p string) bool {
+	home, _ := os.UserHomeDir()
+	return home != "" && home != "/" && within(p, home) || within(p, "/root") || within(p, "/home")
 }
 
 // PathValues returns the absolute paths named by the values of the

@@ -25,18 +25,10 @@ import (
 // rebuilder, and never root.
 const sandboxUID, sandboxGID = "1000", "1000"
 
-// bwrapPaths are where bwrap is looked for when it is not on $PATH.
-var bwrapPaths = []string{"/usr/bin/bwrap"}
-
-// bwrapPath finds bwrap: $PATH, then bwrapPaths.
+// bwrapPath finds bwrap on $PATH.
 func bwrapPath() (string, error) {
-	if p, err := exec.LookPath("bwrap"); err == nil {
+	if p, err := exec.LookPath("bwrap"); err == nil && filepath.IsAbs(p) {
 		return p, nil
-	}
-	for _, p := range bwrapPaths {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
 	}
 	return "", fmt.Errorf("%w: bubblewrap (bwrap) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap)", ErrUnavailable)
 }

@@ -425,12 +425,27 @@ func TestRefused(t *testing.T) {
 		t.Error("a symlink to /proc was shown")
 	}
 
-	saved := bwrapPaths
-	defer func() { bwrapPaths = saved }()
-	bwrapPaths = nil
 	t.Setenv("PATH", t.TempDir())
 	err := check()
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "apt-get install bubblewrap") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("check without bwrap: %v", err)
+	}
+}
+
+// TestToolPaths: a toolchain's installation is shown, never a home
+// directory's dot-directory around a program (~/.cargo holds credentials).
+func TestToolPaths(t *testing.T) {
+	for p, want := range map[string]string{
+		"/usr/local/go/bin/go":   "/usr/local/go",
+		"/opt/node-20/bin/node":  "/opt/node-20",
+		"/opt/bin/tool":          "/opt/bin",
+		"/root/.cargo/bin/cargo": "/root/.cargo/bin",
+		"/home/u/.local/bin/x":   "/home/u/.local/bin",
+		"/root/.pyenv/shims/py":  "/root/.pyenv/shims",
+		"/srv/tools/gcc":         "/srv/tools",
+	} {
+		if got := installDir(p); got != want {
+			t.Errorf("installDir(%s) = %s, want %s", p, got, want)
+		}
 	}
 }
