@@ -127,7 +127,7 @@ func newAuditCmd(s *streams) *cobra.Command {
 			}
 			var bad []string
 			for _, e := range trail {
-				if !e.Verified {
+				if !e.Verified && !e.Pushed {
 					bad = append(bad, fmt.Sprintf("entry %d (%s, log index %d): %s", e.EvidenceID, e.Action, e.LogIndex, e.Problem))
 				}
 			}
@@ -215,7 +215,10 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 			who = "key " + shortKeyID(e.SignerKeyID)
 		}
 		ok := "verified"
-		if !e.Verified {
+		switch {
+		case e.Pushed:
+			ok = "pushed, unverified (not attributed, not logged)"
+		case !e.Verified:
 			ok = "FAILED: " + e.Problem
 		}
 		fmt.Fprintf(s.out, "%s  %-22s %-32s %s  log index %d  %s\n", e.Time.UTC().Format(time.RFC3339), e.Action, orDash(who),

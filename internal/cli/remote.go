@@ -21,6 +21,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
+	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/verify"
@@ -217,13 +218,14 @@ type evidenceView struct {
 	LogIndex       int64           `json:"logIndex"`
 	IntegratedTime time.Time       `json:"integratedTime,omitzero"`
 	IndexedAt      time.Time       `json:"indexedAt"`
+	Verified       bool            `json:"verified"`         // see server.EvidenceJSON
 	Bundle         string          `json:"bundle,omitempty"` // raw JSON, only with fetch --json
 }
 
 func viewEvidence(e *store.Evidence, withBundle bool) evidenceView {
 	v := evidenceView{ID: e.ID, Subjects: e.Subjects, PredicateType: e.PredicateType, SignerKeyID: e.SignerKeyID,
 		SignerIdentity: e.SignerIdentity, BuilderID: e.BuilderID, SourceURI: e.SourceURI, SourceCommit: e.SourceCommit,
-		BuildID: e.BuildID, LogIndex: e.LogIndex, IntegratedTime: e.IntegratedTime, IndexedAt: e.IndexedAt}
+		BuildID: e.BuildID, LogIndex: e.LogIndex, IntegratedTime: e.IntegratedTime, IndexedAt: e.IndexedAt, Verified: srv.Attributed(e)}
 	if withBundle {
 		v.Bundle = string(e.Bundle)
 	}
@@ -240,15 +242,18 @@ func printEvidence(s *streams, list []*store.Evidence) {
 		for _, sub := range e.Subjects {
 			names = append(names, sub.Name)
 		}
-		signer := e.SignerKeyID
-		if e.SignerIdentity != "" {
-			signer = e.SignerIdentity
+		signer := "signer " + e.SignerKeyID
+		switch {
+		case e.SignerIdentity != "":
+			signer = "signer " + e.SignerIdentity
+		case e.SignerKeyID == "":
+			signer = "unverified"
 		}
 		when := e.IntegratedTime
 		if when.IsZero() {
 			when = e.IndexedAt
 		}
-		fmt.Fprintf(s.out, "%d  %s  %s  signer %s", e.ID, when.UTC().Format(time.RFC3339), e.PredicateType, signer)
+		fmt.Fprintf(s.out, "%d  %s  %s  %s", e.ID, when.UTC().Format(time.RFC3339), e.PredicateType, signer)
 		if e.BuilderID != "" {
 			fmt.Fprintf(s.out, "  builder %s", e.BuilderID)
 		}

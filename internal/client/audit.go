@@ -95,6 +95,12 @@ type AuditEntry struct {
 	// says what failed otherwise.
 	Verified bool   `json:"verified"`
 	Problem  string `json:"problem,omitempty"`
+	// Pushed marks a bundle that was pushed to the server, which verified
+	// it against nothing it trusts and so neither logged it nor
+	// attributes it (server.EvidenceJSON.Verified): it is in the trail,
+	// not verified, and not a failure of the trail. A bundle the server
+	// verified is logged when pushed, so one without its entry fails.
+	Pushed bool `json:"pushed,omitempty"`
 	// Signers are the keys that signed what the entry records, named from
 	// a custody trust root by NameSigners: a bundle's signer, the admins
 	// counted for a policy change, the signers of a trust root version.
@@ -284,6 +290,9 @@ func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, 
 					return nil, err
 				}
 				e.Verified, e.Problem = problem == "", problem
+				if problem == problemNotLogged && at.action != "" && !j.Verified {
+					e.Pushed, e.Problem = true, "pushed unverified: the server trusts no key or CA that verifies it, so it did not log it"
+				}
 				var payload []byte
 				if e.Verified {
 					// The log's word, not the index's: a bundle may hold
@@ -487,8 +496,12 @@ func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) 
 		}
 		return &loggedEnvelope{payload: env.GetPayload(), pae: pae, key: key, logIndex: ip.GetLogIndex()}, "", nil
 	}
-	return nil, "not in the server's transparency log (no inclusion proof of this log)", nil
+	return nil, problemNotLogged, nil
 }
+
+// problemNotLogged is the problem of a bundle without an entry of the
+// server's log.
+const problemNotLogged = "not in the server's transparency log (no inclusion proof of this log)"
 
 // checkConsistent proves cp consistent with the latest checkpoint.
 func (v *entryVerifier) checkConsistent(ctx context.Context, cp *tlog.Checkpoint) error {

@@ -21,7 +21,8 @@
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
 //	                                     (deployer: decisions, SLSA VSA statements, signed with the audit key)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
-//	                                     (approver: approvals only; deployer: VSAs only)
+//	                                     (approver: approvals only; deployer: VSAs only); see
+//	                                     Evidence attribution
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...], "next": N} (a page: see Limits)
 //	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N} (audited)
 //	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
@@ -79,6 +80,28 @@
 // refused, so no change lacks its entry. Signed bundles (provenance,
 // approvals, decisions) are their own log entries. `custody audit` lists
 // both and verifies each entry's inclusion.
+//
+// # Evidence attribution
+//
+// The index attributes a bundle to a signer only from a verification that
+// succeeded (verify.Verify) against what the server trusts: the current
+// custody trust root's logs, timestamp authorities, certificate
+// authorities and evidence-signing keys, plus this server's log, TSA,
+// builder keys and audit key (evidenceTrust). The signer key ID is that of
+// the trusted key the verifier selected by the bundle's exact hint, never
+// the hint decoded; the identity is that of a certificate a trusted CA
+// issued; the time and log index are what a trusted log or TSA proved; the
+// builder, source and build ID are read from the verified statement.
+//
+// A bundle that verifies against nothing the server trusts is stored
+// unverified: as pushed, found by its subjects and predicate type, with no
+// signer, builder, source, build ID, log index or time (EvidenceJSON.Verified
+// is false). It reserves no build ID and no incident selector matches it.
+// A bundle whose hint is exactly a trusted key's but that does not verify
+// is refused (400). A verified bundle without an entry of this log is
+// timestamped, logged (hashedrekord of its signature) and indexed with both
+// added (logPushed), so the audit trail holds it with a proven time; the
+// same envelope pushed again finds that record. See docs/SECURITY.md.
 //
 // The search parameters of GET /api/v1/evidence are digest, name,
 // predicateType, notPredicateType (repeatable: leave these types out),

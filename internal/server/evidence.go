@@ -2,10 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,14 +15,11 @@ import (
 	"time"
 
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
-	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -43,6 +39,13 @@ type EvidenceJSON struct {
 	LogIndex       int64            `json:"logIndex"`
 	IntegratedTime *time.Time       `json:"integratedTime,omitempty"`
 	IndexedAt      time.Time        `json:"indexedAt"`
+	// Verified says the server verified the bundle against a key or CA it
+	// trusts when it indexed it: only then does the record name a signer
+	// (SignerKeyID or SignerIdentity), a log index and a time, and carry
+	// the provenance's builder, source and build ID. An unverified record
+	// holds the bundle as pushed, indexed by its subjects and predicate
+	// type only; verify it yourself.
+	Verified bool `json:"verified"`
 	// Bundle is last: the search response writes the stored bytes in its
 	// place (appendSearchResponse).
 	Bundle json.RawMessage `json:"bundle"`
@@ -59,17 +62,18 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ev, reason, err := s.checkBundle(r, body)
+	c, err := s.checkBundle(r.Context(), body)
 	if err != nil {
-		s.metrics.verifications.WithLabelValues("rejected", reason).Inc()
+		s.metrics.verifications.WithLabelValues("rejected", c.reason).Inc()
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	ev := c.ev
 	if tok := tokenFrom(r); !pushAllowed(tok.Role, ev.PredicateType) {
 		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not push %s evidence", tok.Role, ev.PredicateType))
 		return
 	}
-	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[reason == "ok"], reason).Inc()
+	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[c.reason == "ok"], c.reason).Inc()
 	sum := sha256.Sum256(body)
 	release, err := s.claimBuildID(r.Context(), ev.BuildID, hex.EncodeToString(sum[:]), ev)
 	if err != nil {
@@ -77,7 +81,13 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	id, existed, err := s.index.Put(r.Context(), ev)
+	var id int64
+	existed := false
+	if c.reason == "ok" && ev.LogIndex < 0 {
+		id, existed, err = s.logPushed(r.Context(), c)
+	} else {
+		id, existed, err = s.index.Put(r.Context(), ev)
+	}
 	if err != nil {
 		s.failWrite(w, err)
 		return
@@ -90,118 +100,108 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(pushResponse{ID: id, Existed: existed})
 }
 
-// checkBundle parses and, where it can, verifies a pushed bundle, and
-// returns its index record. reason is "ok" when the bundle verified,
-// "unknown-signer" when its signer is neither a builder key of this server
-// nor recorded in an entry of this log (so it could not be verified), and
-// otherwise says why it was rejected (err is then non-nil).
-func (s *Server) checkBundle(r *http.Request, body []byte) (*store.Evidence, string, error) {
+// checked is a pushed bundle as checkBundle found it.
+type checked struct {
+	// ev is its index record.
+	ev *store.Evidence
+	// reason is "ok" when it verified, "unknown-signer" when it verified
+	// against nothing the server trusts, else why it was rejected.
+	reason string
+	// b is the parsed bundle, and key the trusted key it verified with
+	// (nil for a certificate), when reason is "ok".
+	b   *bundle.Bundle
+	key crypto.PublicKey
+}
+
+// checkBundle parses a pushed bundle, verifies it against what the server
+// trusts (evidenceTrust) and returns its index record. c is never nil.
+// c.reason is "ok" when
+// the bundle verified: the record names the trusted key or the identity of
+// the certificate a trusted CA issued, the time a trusted log or timestamp
+// authority proved and its index in this log. reason is "unknown-signer"
+// when it verified against nothing the server trusts: the record is
+// stored unverified, with its subjects and predicate type only (no signer,
+// builder, source, build ID, log index or time). A bundle whose key hint
+// is exactly a trusted key's but that does not verify is rejected: err is
+// then non-nil and c.reason says why.
+func (s *Server) checkBundle(ctx context.Context, body []byte) (c *checked, err error) {
+	c = &checked{reason: "malformed"}
 	b := new(bundle.Bundle)
 	if err := b.UnmarshalJSON(body); err != nil {
-		return nil, "malformed", fmt.Errorf("bundle rejected: %v", err)
+		return c, fmt.Errorf("bundle rejected: %v", err)
 	}
 	env := b.GetDsseEnvelope()
 	if env == nil {
-		return nil, "malformed", errors.New("bundle rejected: only bundles with a DSSE envelope carrying an in-toto statement are indexed")
+		return c, errors.New("bundle rejected: only bundles with a DSSE envelope carrying an in-toto statement are indexed")
 	}
 	stmt, err := attest.ParseStatement(env.GetPayload())
 	if err != nil {
-		return nil, "malformed", fmt.Errorf("statement rejected: %v", err)
+		return c, fmt.Errorf("statement rejected: %v", err)
 	}
 	facts, err := provenanceFacts(stmt)
 	if err != nil {
-		return nil, "malformed", err
+		return c, err
 	}
-	tr, err := trust.LoadTrustedRoot(s.trustedRoot)
+	tm, keys, err := s.evidenceTrust()
 	if err != nil {
-		return nil, "internal", fmt.Errorf("couldn't load trusted root: %w", err)
+		c.reason = "internal"
+		return c, err
 	}
-	known := false
-	hint := b.GetVerificationMaterial().GetPublicKey().GetHint()
-	var signerPub crypto.PublicKey
-	for _, k := range s.builders {
-		if id, _ := trust.KeyID(k.Public()); id == hint && hint != "" {
-			known, signerPub = true, k.Public()
+	// Any identity of a trusted CA's certificate is indexed; which
+	// identities a policy accepts is the policy's to say.
+	rep, err := verify.Verify(ctx, body, verify.Artifact{Digests: stmt.Subject[0].Digest}, tm,
+		verify.Requirements{PredicateType: stmt.PredicateType, CertificateIdentityRegexp: anyValue, CertificateOIDCIssuerRegexp: anyValue})
+	if err != nil {
+		return c, fmt.Errorf("bundle rejected: %v", err)
+	}
+	key, named := trustedKeyFor(keys, b.GetVerificationMaterial().GetPublicKey().GetHint())
+	if !rep.Verified {
+		if !named {
+			c.ev, c.reason = evidenceFor(body, stmt, nil, nil, nil), "unknown-signer"
+			return c, nil
 		}
+		if f := rep.Failed(); len(f) > 0 {
+			c.reason = f[0].Name
+			return c, fmt.Errorf("bundle does not verify: %s: %s", f[0].Name, f[0].Reason)
+		}
+		c.reason = "unverified"
+		return c, errors.New("bundle does not verify")
 	}
 	var ourEntry *protorekor.TransparencyLogEntry
 	for _, tle := range b.GetVerificationMaterial().GetTlogEntries() {
 		if bytes.Equal(tle.GetLogId().GetKeyId(), s.log.LogID()) {
 			ourEntry = tle
-			if pub := entryKey(tle); pub != nil && !known && hint != "" {
-				if id, _ := trust.KeyID(pub); id == hint {
-					known, signerPub = true, pub
-				}
-			}
 		}
 	}
-	if known {
-		tr.Keys = append(tr.Keys, trust.Key{PublicKey: signerPub, Window: trust.Window{Start: s.created}})
+	var pub crypto.PublicKey
+	if b.GetVerificationMaterial().GetPublicKey() != nil {
+		pub = key.PublicKey // verified, so named
 	}
-	tm, err := tr.TrustedMaterial()
-	if err != nil {
-		return nil, "internal", fmt.Errorf("couldn't load trusted root: %w", err)
+	ev := evidenceFor(body, stmt, facts, pub, ourEntry)
+	if pub == nil {
+		ev.SignerIdentity, ev.SignerIssuer = rep.Signer, rep.Issuer
 	}
-	reason := "unknown-signer"
-	if known {
-		rep, err := verify.Verify(r.Context(), body, verify.Artifact{Digests: stmt.Subject[0].Digest}, tm,
-			verify.Requirements{PredicateType: stmt.PredicateType})
-		if err != nil {
-			return nil, "malformed", fmt.Errorf("bundle rejected: %v", err)
-		}
-		if !rep.Verified {
-			f := rep.Failed()
-			if len(f) > 0 {
-				return nil, f[0].Name, fmt.Errorf("bundle does not verify: %s: %s", f[0].Name, f[0].Reason)
-			}
-			return nil, "unverified", errors.New("bundle does not verify")
-		}
-		reason = "ok"
-	}
-	ev := evidenceFor(body, stmt, facts, signerPub, ourEntry)
-	if signerPub == nil && hint != "" {
-		if raw, err := base64.StdEncoding.DecodeString(hint); err == nil && len(raw) == sha256.Size {
-			ev.SignerKeyID = hex.EncodeToString(raw)
-		}
-	}
-	ev.SignerIdentity = verify.SignerIdentity(b)
-	if ev.LogIndex < 0 {
-		if tles := b.GetVerificationMaterial().GetTlogEntries(); len(tles) > 0 {
-			ev.LogIndex = tles[0].GetLogIndex()
-		}
-	}
-	for _, tle := range b.GetVerificationMaterial().GetTlogEntries() {
-		if t := tle.GetIntegratedTime(); t > 0 {
-			ev.IntegratedTime = time.Unix(t, 0).UTC()
-			break
-		}
-	}
-	return ev, reason, nil
+	ev.IntegratedTime = rep.SignedAt
+	c.ev, c.reason, c.b, c.key = ev, "ok", b, pub
+	return c, nil
 }
 
-// entryKey returns the public key recorded in a hashedrekord v0.0.2 entry.
-func entryKey(tle *protorekor.TransparencyLogEntry) crypto.PublicKey {
-	var e rekorpb.Entry
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(tle.GetCanonicalizedBody(), &e); err != nil {
-		return nil
-	}
-	raw := e.GetSpec().GetHashedRekordV002().GetSignature().GetVerifier().GetPublicKey().GetRawBytes()
-	if raw == nil {
-		return nil
-	}
-	pub, err := x509.ParsePKIXPublicKey(raw)
-	if err != nil {
-		return nil
-	}
-	return pub
-}
+// anyValue is the regular expression that accepts any certificate
+// identity or issuer.
+const anyValue = "^.*$"
+
+// Attributed reports whether the index attributes e to a signer: the
+// server indexes a signer key ID or identity only from a verification that
+// succeeded against a key or CA it trusts, so a record without one is
+// unverified and none of its claims is a fact.
+func Attributed(e *store.Evidence) bool { return e.SignerKeyID != "" || e.SignerIdentity != "" }
 
 // ToJSON converts an index record to its wire form.
 func ToJSON(e *store.Evidence) EvidenceJSON {
 	j := EvidenceJSON{ID: e.ID, BundleSHA256: e.BundleSHA256, Bundle: e.Bundle, PredicateType: e.PredicateType,
 		SignerKeyID: e.SignerKeyID, SignerIdentity: e.SignerIdentity, SignerIssuer: e.SignerIssuer,
 		BuilderID: e.BuilderID, SourceURI: e.SourceURI, SourceCommit: e.SourceCommit, BuildID: e.BuildID,
-		LogIndex: e.LogIndex, IndexedAt: e.IndexedAt, Subjects: []attest.Subject{}}
+		LogIndex: e.LogIndex, IndexedAt: e.IndexedAt, Subjects: []attest.Subject{}, Verified: Attributed(e)}
 	if !e.IntegratedTime.IsZero() {
 		t := e.IntegratedTime
 		j.IntegratedTime = &t

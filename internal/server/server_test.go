@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -478,13 +479,27 @@ func TestPostgres(t *testing.T) {
 // same signer and builder may push them all. The same build ID under another
 // signer is a replay.
 func TestPushSharedBuildID(t *testing.T) {
-	ts := start(t, server.Config{})
-	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
-	key, err := signer.Generate(signer.ECDSAP256)
+	dir := t.TempDir()
+	pw := []byte("test password")
+	ciKey, _, err := signer.WriteKeyPair(dir+"/ci", signer.ECDSAP256, pw, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	otherKey, _, err := signer.WriteKeyPair(dir+"/other", signer.ECDSAP256, pw, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, server.Config{Password: pw, BuilderKeys: map[string]string{"ci": ciKey, "other": otherKey}})
+	ctx := context.Background()
+	c := newClient(t, ts, server.RoleBuilder)
+	load := func(path string) crypto.Signer {
+		k, err := signer.Load(path, func() ([]byte, error) { return pw, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	key, other := load(ciKey), load(otherKey)
 	for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
 		b, err := signer.SignStatement(ctx, key, statement(t, "build-shared", name))
 		if err != nil {
@@ -494,10 +509,6 @@ func TestPushSharedBuildID(t *testing.T) {
 			t.Fatalf("push %s = existed %v, %v", name, existed, err)
 		}
 	}
-	other, err := signer.Generate(signer.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := signer.SignStatement(ctx, other, statement(t, "build-shared", "d.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -506,6 +517,18 @@ func TestPushSharedBuildID(t *testing.T) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 		t.Fatalf("push under another signer: %v, want 409", err)
+	}
+	// A key the server does not trust claims the build ID: stored
+	// unverified, so its claim is no fact and reserves nothing.
+	stranger, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = signer.SignStatement(ctx, stranger, statement(t, "build-shared", "e.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Push(ctx, b); err != nil {
+		t.Fatalf("push by an untrusted key: %v", err)
 	}
 	got, err := c.Search(ctx, store.Query{BuildID: "build-shared"})
 	if err != nil || len(got) != 3 {
@@ -556,7 +579,26 @@ func TestMetrics(t *testing.T) {
 // SAN, and finds each by the identity verification reports: what
 // `incident open --identity --server` searches by.
 func TestPushIndexesCertificateIdentity(t *testing.T) {
-	ts := start(t, server.Config{})
+	// The server trusts the public-good Sigstore instance through its
+	// custody trust root; without it the bundles are stored unverified,
+	// under no identity (TestPushAttributesOnlyVerified).
+	doc, _, admins := governedRoot(t)
+	pg, err := os.ReadFile("../../testdata/corpus/public-good-trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgRoot, err := trust.LoadTrustedRoot(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Root.Tlogs, doc.Root.CTLogs, doc.Root.CertificateAuthorities, doc.Root.TSAs = pgRoot.Tlogs, pgRoot.CTLogs, pgRoot.CertificateAuthorities, pgRoot.TSAs
+	doc.Signatures = nil
+	signRoot(t, doc, admins[:2]...)
+	raw, err := doc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, server.Config{TrustRoot: raw})
 	ctx := context.Background()
 	for _, tc := range []struct{ file, identity string }{
 		{"delegator-v1.10.0-push-v13.0.30.sigstore.json", "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/v1.10.0"},
@@ -577,6 +619,9 @@ func TestPushIndexesCertificateIdentity(t *testing.T) {
 			}
 			if len(got) != 1 {
 				t.Fatalf("search by identity %s found %d bundles, want 1", tc.identity, len(got))
+			}
+			if got[0].IntegratedTime.IsZero() || got[0].LogIndex != -1 {
+				t.Errorf("integrated %v, log index %d; want the public-good log's proven time and no index in this log", got[0].IntegratedTime, got[0].LogIndex)
 			}
 		})
 	}

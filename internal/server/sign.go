@@ -143,6 +143,9 @@ func (s *Server) failWrite(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errReplay):
 		fail(w, http.StatusConflict, err.Error())
+	case errors.Is(err, errPushInFlight):
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, tessera.ErrPushback):
 		w.Header().Set("Retry-After", "1")
 		fail(w, http.StatusServiceUnavailable, "log is overloaded, retry later")
