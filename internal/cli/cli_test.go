@@ -123,6 +123,33 @@ func TestScripts(t *testing.T) {
 				ts.Check(os.WriteFile(ts.MkAbs("cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
 				ts.Check(os.WriteFile(ts.MkAbs("key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600))
 			},
+			// waitstatus CODE URL [TOKEN] waits until a GET of URL, with
+			// TOKEN as bearer token, is answered CODE (a revoked token's
+			// 401): a change a running server takes up soon, not at once.
+			"waitstatus": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) < 2 || len(args) > 3 {
+					ts.Fatalf("usage: waitstatus CODE URL [TOKEN]")
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				last := 0
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+					req, err := http.NewRequest("GET", args[1], nil)
+					ts.Check(err)
+					if len(args) == 3 {
+						req.Header.Set("Authorization", "Bearer "+args[2])
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						continue
+					}
+					resp.Body.Close()
+					if last = resp.StatusCode; last == want {
+						return
+					}
+				}
+				ts.Fatalf("GET %s: still %d, want %d", args[1], last, want)
+			},
 			// waitserver URL waits until custody serve answers /healthz.
 			"waitserver": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

@@ -144,6 +144,10 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 	if err != nil {
 		return err
 	}
+	if now := time.Now(); since.After(now.Add(time.Minute)) {
+		return usageErr(fmt.Errorf("--compromised-since %s is in the future (now %s)", since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)),
+			"give when the compromise began; if unsure, an earlier time")
+	}
 	f.server = sourceServer(f.server, f.data, f.evidence)
 	switch {
 	case f.data != "" && f.server != "":

@@ -170,39 +170,6 @@ func newServeCmd(s *streams) *cobra.Command {
 	return c
 }
 
-func newTokenCmd(s *streams) *cobra.Command {
-	c := &cobra.Command{Use: "token", Short: "Manage API tokens of custody serve"}
-	var dataDir, role, key, name string
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create a token; prints it on the last line (only its hash is stored)",
-		Args:  argsBetween(0, 0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dataDir == "" || role == "" {
-				return usageErr(errors.New("--data and --role are required"), "custody token create --role builder --data ./custody-data")
-			}
-			r, err := server.ParseRole(role)
-			if err != nil {
-				return usageErr(err, "")
-			}
-			tok, err := server.CreateToken(dataDir, r, key, name)
-			if err != nil {
-				return usageErr(err, "")
-			}
-			fmt.Fprintf(s.err, "created %s token; it is shown once, store it now\n", r)
-			fmt.Fprintln(s.out, tok)
-			return nil
-		},
-	}
-	f := create.Flags()
-	f.StringVar(&dataDir, "data", "", "data directory of custody serve")
-	f.StringVar(&role, "role", "", "builder, approver, deployer, auditor or admin")
-	f.StringVar(&key, "key", "", "builder key the token may sign with (builder tokens; default \"builder\")")
-	f.StringVar(&name, "name", "", "label for the token")
-	c.AddCommand(create)
-	return c
-}
-
 // addHTTPLimitFlags adds the flags of a server's connection limits
 // (package httplimit) to c.
 func addHTTPLimitFlags(c *cobra.Command, o *httplimit.Options) {

@@ -101,6 +101,14 @@ type Config struct {
 	// Registerer, when set, receives the dashboard's own metrics (the
 	// figures its charts show) for /metrics.
 	Registerer prometheus.Registerer
+	// RestrictedRegisterer receives the incident and quarantine figures,
+	// which custody serve shows only to auditor and admin tokens. Nil:
+	// Registerer.
+	RestrictedRegisterer prometheus.Registerer
+	// CSRF returns the CSRF token of the session a request belongs to
+	// (server.SessionCSRF); when it returns one, every page has a sign-out
+	// form posting it to /ui/logout. Nil: no sign-out form.
+	CSRF func(r *http.Request) string
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -189,7 +197,11 @@ func (d *Dashboard) page(h func(r *http.Request) view) http.HandlerFunc {
 			w.WriteHeader(v.code)
 		}
 		t := d.tmpl[name]
-		err := t.ExecuteTemplate(w, "layout", pageData{Title: v.title, Nav: name, Now: d.cfg.Now().UTC(), Data: data})
+		pd := pageData{Title: v.title, Nav: name, Now: d.cfg.Now().UTC(), Data: data}
+		if d.cfg.CSRF != nil {
+			pd.CSRF = d.cfg.CSRF(r)
+		}
+		err := t.ExecuteTemplate(w, "layout", pd)
 		if err != nil {
 			d.logger.Error("couldn't render page", "page", name, "err", err)
 		}
@@ -201,6 +213,7 @@ type pageData struct {
 	Nav   string
 	Now   time.Time
 	Data  any
+	CSRF  string // the session's CSRF token for the sign-out form; "": none
 }
 
 func fail(code int, msg string) view {
@@ -243,7 +256,7 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 	}
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
 		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
-		Registerer: deps.Registry, Logger: deps.Logger})
+		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Logger: deps.Logger})
 	if err != nil {
 		return nil, err
 	}

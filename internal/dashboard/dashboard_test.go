@@ -86,21 +86,41 @@ func TestIncidentMetrics(t *testing.T) {
 			t.Errorf("/ui/metrics: missing %q", w)
 		}
 	}
-	code, prom := get(t, s.url+"/metrics", "")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, w := range []string{
+	incidentSeries := []string{
 		fmt.Sprintf("custody_incident_mean_time_to_detect_seconds %g", meanDetect.Seconds()),
 		fmt.Sprintf("custody_incident_mean_time_to_contain_seconds %g", openContain.Seconds()),
 		`custody_incidents{state="open"} 1`,
 		`custody_incidents{state="closed"} 1`,
 		"custody_incidents_not_contained 1",
 		"custody_quarantined_artifacts 1",
-	} {
+	}
+	// With an auditor token /metrics shows them.
+	code, prom := get(t, s.url+"/metrics", s.auditor)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, w := range incidentSeries {
 		if !strings.Contains(prom, w) {
-			t.Errorf("/metrics: missing %q", w)
+			t.Errorf("/metrics with an auditor token: missing %q", w)
 		}
+	}
+	// Without a token: the public series only, nothing about incidents or
+	// quarantine.
+	code, pub := get(t, s.url+"/metrics", "")
+	if code != http.StatusOK || !strings.Contains(pub, "custody_log_size") {
+		t.Fatalf("/metrics without a token: %d, public series missing", code)
+	}
+	for _, bad := range []string{"custody_incident", "custody_quarantined"} {
+		if strings.Contains(pub, bad) {
+			t.Errorf("/metrics without a token shows %s series", bad)
+		}
+	}
+	// A lower role, or a bad token, is refused rather than shown less.
+	if code, _ := get(t, s.url+"/metrics", s.deployer); code != http.StatusForbidden {
+		t.Errorf("/metrics with a deployer token: %d, want 403", code)
+	}
+	if code, _ := get(t, s.url+"/metrics", "cust_wrong"); code != http.StatusUnauthorized {
+		t.Errorf("/metrics with a bad token: %d, want 401", code)
 	}
 	// Environments: canary runs the quarantined artifact: not green.
 	_, envs := get(t, s.url+"/ui/", s.auditor)
@@ -142,7 +162,7 @@ func TestIncidentsUnreadable(t *testing.T) {
 	if strings.Contains(envs, `data-status="pass"`) {
 		t.Error("an environment is green while quarantine is unknown")
 	}
-	_, prom := get(t, s.url+"/metrics", "")
+	_, prom := get(t, s.url+"/metrics", s.auditor)
 	if !strings.Contains(prom, "custody_incident_mean_time_to_detect_seconds NaN") {
 		t.Error("/metrics: mean time to detect is not NaN with a damaged ledger")
 	}

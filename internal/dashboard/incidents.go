@@ -131,7 +131,13 @@ func incidentViews(recs []*store.IncidentRecord) []*incidentView {
 			continue
 		}
 		rep := iv.Report
-		if !rep.CompromisedSince.IsZero() && !rep.OpenedAt.IsZero() {
+		switch {
+		case rep.CompromisedSince.IsZero() || rep.OpenedAt.IsZero():
+		case rep.CompromisedSince.After(rep.OpenedAt):
+			// The server refuses such reports now; one stored before must
+			// not make the mean time to detect negative.
+			iv.Problems = append(iv.Problems, "the report's compromise time is after the incident was opened: left out of the time to detect")
+		default:
 			iv.Detect, iv.HasDetect = rep.OpenedAt.Sub(rep.CompromisedSince), true
 		}
 		if last, ok := lastRollback(rep); ok && !rep.OpenedAt.IsZero() {

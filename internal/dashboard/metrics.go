@@ -243,7 +243,13 @@ func (d *Dashboard) register(reg prometheus.Registerer) error {
 		return float64(n)
 	}))
 	if d.cfg.Incidents != nil {
-		cs = append(cs, newIncidentCollector(d))
+		restricted := d.cfg.RestrictedRegisterer
+		if restricted == nil {
+			restricted = reg
+		}
+		if err := restricted.Register(newIncidentCollector(d)); err != nil {
+			return fmt.Errorf("couldn't register dashboard metrics: %w", err)
+		}
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -29,7 +29,6 @@ import (
 const (
 	policiesDir    = "policies"     // DIR/policies/*.yaml: environments' policies
 	trustedKeysDir = "keys/trusted" // DIR/keys/trusted/*.pub: approver, scanner, ... keys
-	uiCookie       = "custody_ui"   // holds the auditor's token
 	uiLoginPath    = "/ui/login"
 )
 
@@ -59,15 +58,18 @@ type UIDeps struct {
 	// paged by q.AfterID and q.Limit). Nil: the dashboard says incidents
 	// are not available.
 	Incidents func(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)
-	// Registry is the registry served at /metrics.
+	// Registry is the registry served at /metrics to anyone.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// Restricted is the registry served at /metrics only to auditor and
+	// admin tokens: series about incidents and quarantine.
+	Restricted *prometheus.Registry
+	Logger     *slog.Logger
 }
 
 func (s *Server) uiDeps() UIDeps {
 	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
 		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, TrustRoot: s.TrustRootDocument, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
-		Registry: s.metrics.reg, Logger: s.logger}
+		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger}
 }
 
 // checkpointSizes lists the sizes of the checkpoints the log published
@@ -144,37 +146,24 @@ func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
 // uiRole reports whether a token role may read the dashboard.
 func uiRole(r Role) bool { return r == RoleAuditor || r == RoleAdmin }
 
-// uiAuth admits dashboard requests that carry an auditor or admin token, as
-// "Authorization: Bearer TOKEN" or in the custody_ui cookie the login form
-// sets. A browser without one is sent to the login form.
+// uiAuth admits dashboard requests of an auditor or admin: with
+// "Authorization: Bearer TOKEN", or in a session the form at /ui/login
+// started (session.go). A browser without one is sent to the login form.
 func (s *Server) uiAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !bearer {
-			if c, err := r.Cookie(uiCookie); err == nil {
-				tok = c.Value
-			}
-		}
-		tok = strings.TrimSpace(tok)
-		if tok == "" {
-			http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
+		if _, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); bearer {
+			s.auth(h.ServeHTTP, RoleAuditor, RoleAdmin)(w, r)
 			return
 		}
-		info, err := s.tokens.lookup(tok)
-		if err != nil {
+		r2, ok, err := s.sessionAuth(r)
+		switch {
+		case err != nil:
 			s.logger.Error("couldn't authenticate", "err", err)
 			fail(w, http.StatusInternalServerError, "couldn't check token")
-			return
-		}
-		switch {
-		case info == nil && bearer:
-			fail(w, http.StatusUnauthorized, "invalid token")
-		case info == nil:
+		case !ok:
 			http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
-		case !uiRole(info.Role):
-			fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not read the dashboard (auditor or admin)", info.Role))
 		default:
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, info)))
+			h.ServeHTTP(w, r2)
 		}
 	})
 }
@@ -183,38 +172,53 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · custody</title><link rel="stylesheet" href="/ui/static/style.css"></head>
 <body><main><h1>custody dashboard</h1>
-{{with .}}<p class="status fail">{{.}}</p>{{end}}
+{{with .Msg}}<p class="status fail">{{.}}</p>{{end}}
 <form class="search" method="post" action="/ui/login">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="token">Auditor or admin token</label>
 <input id="token" name="token" type="password" autocomplete="off" required>
 <button type="submit">Sign in</button></form></main></body></html>`))
 
-// serveLogin shows the login form (GET) or checks a token and sets the
-// cookie (POST).
+// showLogin renders the login form with status code and message msg, bound
+// to a new login cookie.
+func (s *Server) showLogin(w http.ResponseWriter, code int, msg string) {
+	v := randomID()
+	s.setCookie(w, loginCookie, v, uiLoginPath, 3600)
+	w.WriteHeader(code)
+	loginPage.Execute(w, struct{ Msg, CSRF string }{msg, s.sessions.loginCSRF(v)})
+}
+
+// serveLogin shows the login form (GET) or, for a form from this origin
+// with its CSRF token, checks the token and starts a session (POST).
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	if r.Method == http.MethodGet {
-		loginPage.Execute(w, "")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		s.showLogin(w, http.StatusOK, "")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	tok := strings.TrimSpace(r.PostFormValue("token"))
-	info, err := s.tokens.lookup(tok)
-	if err != nil {
+	ok := s.checkForm(w, r, func(tok string) bool {
+		c, err := r.Cookie(loginCookie)
+		return err == nil && hmac.Equal([]byte(tok), []byte(s.sessions.loginCSRF(c.Value)))
+	})
+	if !ok {
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	info, err := s.tokens.lookup(strings.TrimSpace(r.PostForm.Get("token")))
+	switch {
+	case err != nil && !tokenRefused(err):
 		s.logger.Error("couldn't authenticate", "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't check token")
 		return
-	}
-	if info == nil || !uiRole(info.Role) {
-		w.WriteHeader(http.StatusUnauthorized)
-		loginPage.Execute(w, "That is not a valid auditor or admin token.")
+	case err != nil || !uiRole(info.Role):
+		s.showLogin(w, http.StatusUnauthorized, "That is not a valid auditor or admin token.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: tok, Path: "/ui/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(s.cfg.PublicURL, "https://"),
-		MaxAge: int((12 * time.Hour).Seconds())})
+	s.setCookie(w, sessionCookie, s.sessions.create(info.hash), "/ui/", int(SessionLifetime.Seconds()))
+	s.setCookie(w, loginCookie, "", uiLoginPath, -1)
+	s.setCookie(w, legacyCookie, "", "/ui/", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }

@@ -104,6 +104,9 @@ func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ns, err := store.CheckIncidentBatch(recs)
+	if err == nil {
+		err = checkIncidentTimes(ns, time.Now())
+	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return

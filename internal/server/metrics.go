@@ -7,11 +7,17 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the server's Prometheus metrics, in a registry of its own.
+// metrics are the server's Prometheus metrics, in a registry of its own,
+// served at /metrics to anyone. Series that tell an attacker about
+// incidents (open incidents, quarantined artifacts, times to detect and to
+// contain) go to restricted, served at /metrics only to auditor and admin
+// tokens (serveMetrics).
 type metrics struct {
 	reg           *prometheus.Registry
+	restricted    *prometheus.Registry
 	appends       *prometheus.CounterVec
 	appendLatency prometheus.Histogram
 	integration   prometheus.Histogram
@@ -23,7 +29,8 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:        prometheus.NewRegistry(),
+		restricted: prometheus.NewRegistry(),
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custody_log_appends_total", Help: "Log appends by the signing service, by result.",
 		}, []string{"result"}),
@@ -100,4 +107,17 @@ func (m *metrics) instrument(route string, h http.Handler) http.Handler {
 		}
 		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// serveMetrics answers GET /metrics: without a token the public series;
+// with "Authorization: Bearer TOKEN" of an auditor or admin, also the
+// restricted ones (a token of another role gets 403, an invalid one 401:
+// a scraper configured with a bad token hears of it).
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") == "" {
+		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		return
+	}
+	all := promhttp.HandlerFor(prometheus.Gatherers{s.metrics.reg, s.metrics.restricted}, promhttp.HandlerOpts{})
+	s.auth(all.ServeHTTP, RoleAuditor, RoleAdmin)(w, r)
 }

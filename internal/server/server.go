@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/custody-dev/custody/internal/store"
@@ -128,8 +127,12 @@ type Server struct {
 	index    store.Store
 	builders map[string]crypto.Signer
 	auditKey crypto.Signer
-	tokens   *tokens
+	tokens   *tokenStore
 	journal  string
+
+	sessions      *sessions                   // dashboard sessions (session.go)
+	origin        *http.CrossOriginProtection // checks the origin of dashboard forms
+	secureCookies bool
 
 	trustedRoot []byte
 	writes      *pool // write requests (Config.MaxInflight)
@@ -187,7 +190,8 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, created: m.Created, builders: map[string]crypto.Signer{},
-		tokens: &tokens{path: filepath.Join(cfg.Dir, tokensFile)}, journal: filepath.Join(cfg.Dir, "journal"),
+		tokens: newTokenStore(cfg.Dir, logger), journal: filepath.Join(cfg.Dir, "journal"),
+		sessions: newSessions(), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
 		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
 		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{}}
 	keys := filepath.Join(cfg.Dir, "keys")
@@ -293,6 +297,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.tokens.start()
 	logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
 	opened = true
 	return s, nil
@@ -368,6 +373,7 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 // Close stops the log (after publishing every accepted entry) and closes
 // the index.
 func (s *Server) Close() error {
+	s.tokens.stop()
 	err := s.log.Close()
 	if s.index != nil {
 		err = errors.Join(err, s.index.Close())
@@ -427,7 +433,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
 		handle(p, lh.ServeHTTP)
 	}
@@ -451,10 +457,13 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), RoleAdmin))
 	handle("POST /api/v1/incidents", s.auth(s.write(s.serveAppendIncidents), RoleAdmin))
 	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, Roles()...))
+	handle("GET /api/v1/tokens", s.auth(s.serveTokens, RoleAdmin))
+	handle("POST /api/v1/tokens/revoke", s.auth(s.write(s.serveRevokeToken), RoleAdmin))
 	if s.ui != nil {
 		handle("GET /ui/static/", s.ui.ServeHTTP)
 		handle("GET "+uiLoginPath, s.serveLogin)
 		handle("POST "+uiLoginPath, s.serveLogin)
+		handle("POST "+uiLogoutPath, s.serveLogout)
 		handle("GET /ui/", s.uiAuth(s.ui).ServeHTTP)
 	}
 	return mux
@@ -507,14 +516,14 @@ func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
 			return
 		}
 		info, err := s.tokens.lookup(strings.TrimSpace(tok))
-		if err != nil {
+		switch {
+		case tokenRefused(err):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
+			fail(w, http.StatusUnauthorized, err.Error())
+			return
+		case err != nil:
 			s.logger.Error("couldn't authenticate", "err", err)
 			fail(w, http.StatusInternalServerError, "couldn't check token")
-			return
-		}
-		if info == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
-			fail(w, http.StatusUnauthorized, "invalid token")
 			return
 		}
 		for _, role := range roles {

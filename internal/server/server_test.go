@@ -292,7 +292,9 @@ func TestRoleMatrix(t *testing.T) {
 	writers := []server.Role{server.RoleBuilder, server.RoleAdmin, server.RoleApprover, server.RoleDeployer}
 	endpoints := []endpoint{
 		{"GET", "/healthz", nil, nil, 200},
-		{"GET", "/metrics", nil, nil, 200},
+		// /metrics: the public series without a token (anonymous); with
+		// one, all series for auditors and admins, lower roles refused.
+		{"GET", "/metrics", nil, []server.Role{server.RoleAuditor, server.RoleAdmin}, 200},
 		{"GET", "/checkpoint", nil, nil, 200},
 		{"GET", "/checkpoints/0", nil, nil, 200},
 		{"GET", "/proof/consistency?old=0&new=0", nil, nil, 200},
@@ -307,7 +309,11 @@ func TestRoleMatrix(t *testing.T) {
 		{"GET", "/api/v1/evidence?limit=1", nil, all, 200},
 		{"POST", "/api/v1/deployments", func() []byte { return []byte("{}") }, []server.Role{server.RoleDeployer, server.RoleAdmin}, 400},
 		{"GET", "/api/v1/deployments?environment=prod", nil, all, 200},
+		{"GET", "/api/v1/tokens", nil, []server.Role{server.RoleAdmin}, 200},
+		{"POST", "/api/v1/tokens/revoke", func() []byte { return []byte("{}") }, []server.Role{server.RoleAdmin}, 400},
 	}
+	// Allowed without a token too (a token, when sent, is checked).
+	anonymous := map[string]bool{"/metrics": true}
 	for _, ep := range endpoints {
 		callers := map[string]string{"no token": "", "garbage token": "cust_garbage"}
 		for _, r := range all {
@@ -322,6 +328,7 @@ func TestRoleMatrix(t *testing.T) {
 				want := ep.okStatus
 				switch {
 				case ep.allowed == nil:
+				case tok == "" && anonymous[ep.path]:
 				case tok == "" || name == "garbage token":
 					want = http.StatusUnauthorized
 				default:

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+)
+
+// The token API: admins list and revoke tokens remotely (custody token list
+// and revoke --server). Creating a token needs the data directory (custody
+// token create --data): a stolen admin token cannot mint itself
+// credentials that outlive its revocation.
+//
+//	GET  /api/v1/tokens         admin  → TokenList (never a secret)
+//	POST /api/v1/tokens/revoke  admin  {"name": NAME-OR-ID} → TokenStatus (audited: token.revoked)
+
+// RevokeRequest is the body of POST /api/v1/tokens/revoke.
+type RevokeRequest struct {
+	// Name is the token's name, or its ID (TokenIDLen or more hex digits
+	// of its SHA-256).
+	Name string `json:"name"`
+}
+
+// serveTokens lists the tokens, with their last use as of now.
+func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request) {
+	s.tokens.flush()
+	l, err := ListTokens(s.cfg.Dir)
+	if err != nil {
+		s.logger.Error("couldn't list tokens", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't read tokens")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(l)
+}
+
+// serveRevokeToken revokes a token after writing its audit entry. A running
+// server refuses the token from its next check of the tokens file.
+func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	var req RevokeRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() || req.Name == "" {
+		fail(w, http.StatusBadRequest, `request is not a JSON object {"name": NAME-OR-ID}`)
+		return
+	}
+	st, err := FindToken(s.cfg.Dir, req.Name)
+	if err == nil {
+		_, err = s.audit(r.Context(), r, auditEvent{action: "token.revoked",
+			detail: map[string]string{"id": st.ID, "name": st.Name, "role": string(st.Role)}})
+		if err != nil {
+			s.failAudit(w, err)
+			return
+		}
+		st, err = RevokeToken(s.cfg.Dir, st.ID)
+	}
+	switch {
+	case errors.Is(err, ErrTokenNotFound):
+		fail(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, ErrTokenAmbiguous):
+		fail(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
+		s.logger.Error("couldn't revoke token", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't revoke token")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(st)
+}

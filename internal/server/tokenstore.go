@@ -1,0 +1,284 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/custody-dev/custody/internal/fsutil"
+)
+
+// tokenReloadInterval is how long a running server goes on using what it
+// read of the tokens file before it looks at the file again; so a revoked
+// token is refused within it. A token the server does not know makes it
+// look at once (a token created a moment ago works at once).
+const tokenReloadInterval = time.Second
+
+// tokenLastUsedFlush is how often the server writes the tokens' last use
+// to DIR/tokens.used (only when a token was used since): one write per
+// interval, whatever the request rate.
+const tokenLastUsedFlush = 10 * time.Second
+
+// Why a token is refused (401).
+var (
+	errTokenInvalid = errors.New("invalid token")
+	errTokenRevoked = errors.New("token revoked")
+	errTokenExpired = errors.New("token expired")
+)
+
+// tokenRefused reports whether err refuses a token (401), rather than
+// failing to check it (500).
+func tokenRefused(err error) bool {
+	return errors.Is(err, errTokenInvalid) || errors.Is(err, errTokenRevoked) || errors.Is(err, errTokenExpired)
+}
+
+// TokenInfo describes the holder of a valid token.
+type TokenInfo struct {
+	Role Role
+	Key  string // builder key the token is scoped to (builder role)
+	Name string // never empty: the name, or ROLE-ID for an unnamed token
+	ID   string // first TokenIDLen hex digits of the token's SHA-256
+
+	hash [sha256.Size]byte
+}
+
+// liveToken is a token record as the server uses it.
+type liveToken struct {
+	hash    [sha256.Size]byte
+	hexHash string
+	info    TokenInfo
+	expires time.Time
+	revoked bool
+	// lastUsed is the Unix second of the last successful use by this
+	// process (0: none), written to DIR/tokens.used in batches.
+	lastUsed atomic.Int64
+}
+
+// tokenSet is one reading of the tokens file. Tokens are found by the
+// first 8 bytes of their SHA-256 (a selector: that lookup may take time
+// that depends on it), then the whole SHA-256 is compared in constant
+// time.
+type tokenSet struct {
+	bySelector map[uint64][]*liveToken
+	all        []*liveToken
+}
+
+func (s *tokenSet) find(h *[sha256.Size]byte) *liveToken {
+	var found *liveToken
+	for _, lt := range s.bySelector[binary.BigEndian.Uint64(h[:8])] {
+		if subtle.ConstantTimeCompare(lt.hash[:], h[:]) == 1 && found == nil {
+			found = lt
+		}
+	}
+	return found
+}
+
+// tokenStore authenticates bearer tokens against DIR/tokens, which custody
+// token create and revoke rewrite while the server runs: it reads the file
+// again when it changed (at most tokenReloadInterval after, at once for a
+// token it does not know). A line that holds no token record is skipped and
+// logged, never fatal.
+type tokenStore struct {
+	path, usedPath string
+	logger         *slog.Logger
+	now            func() time.Time
+
+	set       atomic.Pointer[tokenSet]
+	nextCheck atomic.Int64 // Unix nanoseconds
+
+	reloadMu sync.Mutex  // one reload at a time
+	fi       os.FileInfo // of the file read into set; nil: none
+
+	flushMu sync.Mutex
+	used    map[string]time.Time // DIR/tokens.used as last written
+	stopc   chan struct{}
+	done    chan struct{}
+}
+
+func newTokenStore(dir string, logger *slog.Logger) *tokenStore {
+	t := &tokenStore{path: filepath.Join(dir, tokensFile), usedPath: filepath.Join(dir, tokensUsedFile),
+		logger: logger, now: time.Now}
+	t.set.Store(&tokenSet{})
+	return t
+}
+
+// lookup returns the holder of tok. A token that is unknown, revoked or
+// expired is refused with errTokenInvalid, errTokenRevoked or
+// errTokenExpired; another error means the tokens could not be read.
+func (t *tokenStore) lookup(tok string) (*TokenInfo, error) {
+	h := sha256.Sum256([]byte(tok))
+	return t.lookupHash(&h)
+}
+
+// lookupHash is lookup by the token's SHA-256.
+func (t *tokenStore) lookupHash(h *[sha256.Size]byte) (*TokenInfo, error) {
+	now := t.now()
+	if now.UnixNano() >= t.nextCheck.Load() {
+		if err := t.refresh(now, false); err != nil {
+			return nil, err
+		}
+	}
+	lt := t.set.Load().find(h)
+	if lt == nil {
+		if err := t.refresh(now, true); err != nil {
+			return nil, err
+		}
+		if lt = t.set.Load().find(h); lt == nil {
+			return nil, errTokenInvalid
+		}
+	}
+	switch {
+	case lt.revoked:
+		return nil, errTokenRevoked
+	case !lt.expires.IsZero() && !now.Before(lt.expires):
+		return nil, errTokenExpired
+	}
+	if sec := now.Unix(); lt.lastUsed.Load() < sec {
+		lt.lastUsed.Store(sec)
+	}
+	info := lt.info
+	return &info, nil
+}
+
+// refresh reads the tokens file again when it changed since it was last
+// read. Unless force, it leaves it to a reload already under way.
+func (t *tokenStore) refresh(now time.Time, force bool) error {
+	if force {
+		t.reloadMu.Lock()
+	} else if !t.reloadMu.TryLock() {
+		return nil
+	}
+	defer t.reloadMu.Unlock()
+	fi, err := os.Stat(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.set.Store(&tokenSet{})
+		t.fi = nil
+		t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
+		return nil
+	}
+	if err != nil {
+		t.logger.Error("couldn't read tokens", "err", err)
+		return fmt.Errorf("couldn't read tokens: %w", err)
+	}
+	if t.fi != nil && os.SameFile(t.fi, fi) && fi.ModTime().Equal(t.fi.ModTime()) && fi.Size() == t.fi.Size() {
+		t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
+		return nil
+	}
+	b, err := os.ReadFile(t.path)
+	if err != nil {
+		t.logger.Error("couldn't read tokens", "err", err)
+		return fmt.Errorf("couldn't read tokens: %w", err)
+	}
+	t.set.Store(t.build(parseTokens(b), t.set.Load()))
+	t.fi = fi
+	t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
+	return nil
+}
+
+// build makes the set of lines, carrying the last use over from old.
+func (t *tokenStore) build(lines []tokenLine, old *tokenSet) *tokenSet {
+	s := &tokenSet{bySelector: map[uint64][]*liveToken{}}
+	for _, l := range lines {
+		if l.bad != nil {
+			t.logger.Error("tokens file: line skipped", "file", t.path, "reason", l.bad.Error())
+			continue
+		}
+		r := l.rec
+		lt := &liveToken{hexHash: r.SHA256, expires: r.Expires, revoked: !r.Revoked.IsZero(),
+			info: TokenInfo{Role: r.Role, Key: r.Key, Name: r.name(), ID: r.id()}}
+		hex.Decode(lt.hash[:], []byte(r.SHA256)) // checked by parseTokens
+		lt.info.hash = lt.hash
+		if prev := old.find(&lt.hash); prev != nil {
+			lt.lastUsed.Store(prev.lastUsed.Load())
+		}
+		sel := binary.BigEndian.Uint64(lt.hash[:8])
+		if s.find(&lt.hash) != nil {
+			t.logger.Error("tokens file: a token is listed twice; the first line counts", "file", t.path, "id", r.id())
+			continue
+		}
+		s.bySelector[sel] = append(s.bySelector[sel], lt)
+		s.all = append(s.all, lt)
+	}
+	return s
+}
+
+// start reads the tokens (logging the lines it skips) and starts writing
+// their last use every tokenLastUsedFlush.
+func (t *tokenStore) start() {
+	if err := t.refresh(t.now(), true); err != nil {
+		t.logger.Error("couldn't read tokens", "err", err)
+	}
+	used, err := readLastUsed(t.usedPath)
+	if err != nil {
+		t.logger.Error("couldn't read token use", "err", err)
+	}
+	t.flushMu.Lock()
+	t.used = used
+	t.flushMu.Unlock()
+	t.stopc, t.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(tokenLastUsedFlush)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-t.stopc:
+				t.flush()
+				return
+			}
+			t.flush()
+		}
+	}()
+}
+
+// stop writes the last use a final time and stops; a no-op unless started.
+func (t *tokenStore) stop() {
+	if t.stopc == nil {
+		return
+	}
+	close(t.stopc)
+	<-t.done
+	t.stopc = nil
+}
+
+// flush writes DIR/tokens.used when a token was used since the last write.
+func (t *tokenStore) flush() {
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	if t.used == nil {
+		t.used = map[string]time.Time{}
+	}
+	changed := false
+	for _, lt := range t.set.Load().all {
+		sec := lt.lastUsed.Load()
+		if sec == 0 {
+			continue
+		}
+		if tm := time.Unix(sec, 0).UTC(); tm.After(t.used[lt.hexHash]) {
+			t.used[lt.hexHash] = tm
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	b, err := json.Marshal(t.used)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(t.usedPath, b, 0o600)
+	}
+	if err != nil {
+		t.logger.Error("couldn't record token use", "err", err)
+	}
+}
