@@ -235,3 +235,50 @@ func TestRunMaliciousUnprivileged(t *testing.T) {
 		t.Fatalf("as nobody: %v\n%s", err, out)
 	}
 }
+
+// TestDiffoscopeSandboxed: issue 18 item 3. An output that is a symlink to
+// custody's environment is not read (missing, no diffoscope); a real
+// mismatch gets diffoscope's report, made in the sandbox on copies of the
+// two files, which says nothing but their differences.
+func TestDiffoscopeSandboxed(t *testing.T) {
+	bin, err := exec.LookPath("diffoscope")
+	if err != nil {
+		t.Skip("diffoscope not installed")
+	}
+	t.Setenv("CUSTODY_PASSWORD", "s3cret-password")
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	os.MkdirAll(repo, 0o755)
+	os.WriteFile(filepath.Join(repo, "build.sh"), []byte("mkdir -p out\nprintf 'rebuilt line\\n' > out/app.txt\nln -s /proc/self/environ out/env.txt\n"), 0o644)
+	commit := gitCommitAll(t, repo)
+	orig := filepath.Join(dir, "app.txt")
+	os.WriteFile(orig, []byte("original line\n"), 0o644)
+	envOrig := filepath.Join(dir, "env.txt")
+	os.WriteFile(envOrig, []byte("PATH=/bin\n"), 0o644)
+	plan := &Plan{
+		Subjects: []attest.Subject{
+			{Name: "app.txt", Digest: map[string]string{"sha256": strings.Repeat("a", 64)}},
+			{Name: "env.txt", Digest: map[string]string{"sha256": strings.Repeat("b", 64)}},
+		},
+		SourceURI: "git+file://" + repo, SourceCommit: commit, Command: []string{"sh", "build.sh"}, WorkingDir: ".",
+	}
+	res, err := Run(context.Background(), plan, Options{Diffoscope: bin, Originals: map[string]string{"app.txt": orig, "env.txt": envOrig}})
+	if errors.Is(err, build.ErrHermeticUnavailable) && os.Getenv("CUSTODY_TEST_SANDBOX") != "1" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, env := res.Subjects[0], res.Subjects[1]
+	if app.Status != StatusMismatch || !strings.Contains(app.Diffoscope, "original line") || !strings.Contains(app.Diffoscope, "rebuilt line") {
+		t.Errorf("app.txt: %s\n%s", app.Status, app.Diffoscope)
+	}
+	if env.Status != StatusMissing || env.Diffoscope != "" {
+		t.Errorf("env.txt, a symlink to /proc/self/environ: %+v", env)
+	}
+	for _, r := range res.Subjects {
+		if strings.Contains(r.Diffoscope, "s3cret") || strings.Contains(r.Diffoscope, dir) || strings.Contains(r.Diffoscope, os.TempDir()+"/custody-rebuild") {
+			t.Errorf("diffoscope report of %s quotes something outside the outputs:\n%s", r.Name, r.Diffoscope)
+		}
+	}
+}
