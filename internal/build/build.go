@@ -188,7 +188,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		env = hermeticEnv(env, sandbox.HomeDir, opts.EnvAllow)
 	}
 	relevant := relevantToolchains(dir, src.root, opts.Command, env)
-	cmd, cleanup, err := buildCommand(ctx, opts, dir, src.root, toolchainNames(relevant))
+	// The builder's own hermetic build may write the caches it names with
+	// EnvAllow (GOCACHE); a replay of someone else's build only reads them.
+	cmd, cleanup, err := buildCommand(ctx, opts, dir, src.root, toolchainNames(relevant), true)
 	if err != nil {
 		return nil, err
 	}
@@ -332,8 +334,9 @@ func resolveDirs(opts Options) (dir, outDir string, err error) {
 // with opts.Hermetic, inside the sandbox (internal/sandbox) with the
 // hermetic environment, writing only below root (dir when empty), seeing
 // the toolchains of hermeticTools and the paths opts.ReadOnly and the
-// EnvAllow variables name. cleanup releases what the command held.
-func buildCommand(ctx context.Context, opts Options, dir, root string, hermeticTools []string) (cmd *exec.Cmd, cleanup func(), err error) {
+// EnvAllow variables name (writable with envWritable: the builder's own
+// caches in its own build). cleanup releases what the command held.
+func buildCommand(ctx context.Context, opts Options, dir, root string, hermeticTools []string, envWritable bool) (cmd *exec.Cmd, cleanup func(), err error) {
 	if !opts.Hermetic {
 		cmd = childenv.Command(ctx, opts.Command[0], opts.Command[1:]...)
 		cmd.Dir = dir
@@ -342,7 +345,11 @@ func buildCommand(ctx context.Context, opts Options, dir, root string, hermeticT
 		if root == "" {
 			root = dir
 		}
-		cfg := HermeticSandbox(root, dir, opts.EnvAllow, slices.Concat(opts.ReadOnly, sandbox.ToolPaths(hermeticTools, os.Getenv("PATH"))))
+		tools := slices.Concat(opts.ReadOnly, sandbox.ToolPaths(hermeticTools, os.Getenv("PATH")))
+		cfg := HermeticSandbox(root, dir, opts.EnvAllow, tools)
+		if envWritable {
+			cfg.ReadOnly, cfg.ReadWrite = tools, envPaths(cfg.Env, opts.EnvAllow)
+		}
 		cmd, cleanup, err = sandbox.Command(ctx, cfg, opts.Command)
 		if errors.Is(err, sandbox.ErrUnavailable) {
 			return nil, nil, fmt.Errorf("%w: %w", ErrHermeticUnavailable, err)
@@ -364,8 +371,12 @@ func buildCommand(ctx context.Context, opts Options, dir, root string, hermeticT
 // (HermeticEnv with the sandbox's empty HOME).
 func HermeticSandbox(root, dir string, envAllow, readOnly []string) sandbox.Config {
 	env := hermeticEnv(childenv.Environ(), sandbox.HomeDir, envAllow)
-	ro := slices.Concat(readOnly, sandbox.PathValues(env, func(name string) bool { return allowed(name, envAllow) }))
-	return sandbox.Config{Dir: root, WorkDir: dir, ReadOnly: ro, Env: env}
+	return sandbox.Config{Dir: root, WorkDir: dir, ReadOnly: slices.Concat(readOnly, envPaths(env, envAllow)), Env: env}
+}
+
+// envPaths are the paths named by the variables of env that envAllow names.
+func envPaths(env, envAllow []string) []string {
+	return sandbox.PathValues(env, func(name string) bool { return allowed(name, envAllow) })
 }
 
 // startError describes a build command that could not start.

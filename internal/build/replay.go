@@ -36,7 +36,7 @@ func Replay(ctx context.Context, opts Options) ([]Output, error) {
 	} else if root, err = filepath.Abs(root); err != nil {
 		return nil, err
 	}
-	cmd, cleanup, err := buildCommand(ctx, opts, dir, root, nil)
+	cmd, cleanup, err := buildCommand(ctx, opts, dir, root, nil, false)
 	if err != nil {
 		return nil, err
 	}

@@ -282,3 +282,31 @@ func TestDiffoscopeSandboxed(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildCacheReadOnly: a cache the rebuilder passes with --env is
+// shown read-only, so the build being checked cannot poison it for the
+// rebuilder's later builds.
+func TestRebuildCacheReadOnly(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	cache := t.TempDir()
+	t.Setenv("GOCACHE", cache)
+	repo := filepath.Join(t.TempDir(), "repo")
+	os.MkdirAll(repo, 0o755)
+	os.WriteFile(filepath.Join(repo, "build.sh"), []byte("mkdir -p out\necho x > out/app\necho poison > \"$GOCACHE/entry\" || true\n"), 0o644)
+	plan := &Plan{
+		Subjects:  []attest.Subject{{Name: "app", Digest: map[string]string{"sha256": strings.Repeat("a", 64)}}},
+		SourceURI: "git+file://" + repo, SourceCommit: gitCommitAll(t, repo), Command: []string{"sh", "build.sh"}, WorkingDir: ".",
+	}
+	_, err := Run(context.Background(), plan, Options{EnvAllow: []string{"GOCACHE"}})
+	if errors.Is(err, build.ErrHermeticUnavailable) && os.Getenv("CUSTODY_TEST_SANDBOX") != "1" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "entry")); err == nil {
+		t.Fatal("the rebuild wrote the rebuilder's cache")
+	}
+}

@@ -50,6 +50,9 @@ type Config struct {
 	// shows, and paths that do not exist, are skipped; "/" and the host's
 	// kernel and runtime trees (/proc, /sys, /dev, /run) are refused.
 	ReadOnly []string
+	// ReadWrite are further absolute paths the command may write, checked
+	// as ReadOnly: a cache the user passed for its own build.
+	ReadWrite []string
 	// Env is the command's whole environment (KEY=VALUE). Nothing of
 	// custody's own environment is added. HOME defaults to HomeDir.
 	Env []string

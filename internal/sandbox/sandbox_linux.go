@@ -195,6 +195,10 @@ func bwrapArgs(cfg Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	rw, err := checkReadOnly(cfg.ReadWrite)
+	if err != nil {
+		return nil, err
+	}
 	args := []string{
 		"--unshare-all", "--unshare-user", "--disable-userns",
 		"--uid", sandboxUID, "--gid", sandboxGID, "--hostname", "sandbox",
@@ -219,6 +223,9 @@ func bwrapArgs(cfg Config) ([]string, error) {
 		"--perms", "1777", "--tmpfs", "/tmp", "--perms", "0700", "--dir", HomeDir)
 	for _, b := range ro {
 		args = append(args, "--ro-bind", b.src, b.dest)
+	}
+	for _, b := range rw {
+		args = append(args, "--bind", b.src, b.dest)
 	}
 	// The environment is bwrap's own (cmd.Env), which it hands on: values
 	// never appear on a command line other users can read.

@@ -382,17 +382,21 @@ func TestKilledWithTheCommand(t *testing.T) {
 // TestReadWrite: the one directory is writable, declared paths are
 // readable and not writable, HOME and /tmp are empty and writable.
 func TestReadWrite(t *testing.T) {
-	ro := t.TempDir()
+	ro, rw := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(ro, "tool"), []byte("toolchain"), 0o644)
-	cfg := Config{Dir: t.TempDir(), ReadOnly: []string{ro}, Env: []string{"PATH=/usr/bin:/bin"}}
+	cfg := Config{Dir: t.TempDir(), ReadOnly: []string{ro}, ReadWrite: []string{rw}, Env: []string{"PATH=/usr/bin:/bin"}}
 	script := `set -e
 echo out > out.txt
+echo cache > ` + rw + `/entry
 cat ` + ro + `/tool
 if echo x > ` + ro + `/tool 2>/dev/null; then echo WROTE-RO; fi
 touch "$HOME/h" /tmp/t
 ls -A "$HOME" | wc -l
 pwd`
 	out := runHelper(t, context.Background(), cfg, "/bin/sh", "-c", script)
+	if b, _ := os.ReadFile(filepath.Join(rw, "entry")); string(b) != "cache\n" {
+		t.Fatalf("the ReadWrite path was not writable: %s", out)
+	}
 	if b, _ := os.ReadFile(filepath.Join(cfg.Dir, "out.txt")); string(b) != "out\n" {
 		t.Fatalf("the directory was not writable: %s", out)
 	}
