@@ -12,6 +12,10 @@ import (
 	"strings"
 )
 
+// ErrEmptyPassword is returned by WriteKeyPair for an empty password: a key
+// "encrypted" with nothing is as good as a key in the clear.
+var ErrEmptyPassword = errors.New("empty key password: the key would be encrypted with nothing")
+
 // ErrUnsupportedKeyRef is returned (wrapped) by Load for key references of a
 // scheme custody does not handle yet; the message names the scheme.
 var ErrUnsupportedKeyRef = errors.New("unsupported key reference")
@@ -24,9 +28,14 @@ var ErrUnsupportedKeyRef = errors.New("unsupported key reference")
 // same directory and renamed over the old one (the key first; if replacing
 // the public key then fails, the returned error says so and the pair on disk
 // does not match).
+// An empty password is refused with ErrEmptyPassword before anything is
+// generated or written.
 func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (keyPath, pubPath string, err error) {
 	if prefix == "" {
 		return "", "", errors.New("empty key file prefix")
+	}
+	if len(password) == 0 {
+		return "", "", ErrEmptyPassword
 	}
 	keyPath, pubPath = prefix+".key", prefix+".pub"
 	if !force {

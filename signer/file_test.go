@@ -202,3 +202,17 @@ func TestWritePair(t *testing.T) {
 		t.Errorf("key mode %v, want 0600", m)
 	}
 }
+
+// An empty password is refused: the output used to say "encrypted" for a
+// key encrypted with nothing (issue 18 item 9).
+func TestWriteKeyPairEmptyPassword(t *testing.T) {
+	dir := t.TempDir()
+	for _, pw := range [][]byte{nil, {}} {
+		if _, _, err := WriteKeyPair(filepath.Join(dir, "k"), ECDSAP256, pw, false); !errors.Is(err, ErrEmptyPassword) {
+			t.Fatalf("WriteKeyPair with password %q = %v, want ErrEmptyPassword", pw, err)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("files written for a refused password: %v", entries)
+	}
+}

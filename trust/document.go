@@ -389,6 +389,20 @@ func VerifyDocument(d *Document, now time.Time) error {
 	return checkThreshold(d, d, now, "its own")
 }
 
+// VerifyStored checks a document a client stored earlier, each time it is
+// read: it must carry its own admins' threshold of signatures over its
+// payload (ErrThreshold; ErrMalformed when its payload cannot be made).
+// Expiry and admin windows are not checked: the stored version stays the
+// anchor that Update checks the next version against, after it expired
+// and after its admins were rotated.
+func VerifyStored(d *Document) error {
+	t, err := d.countSignatures(d, time.Time{}, false)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return thresholdErr(d, t, "its own")
+}
+
 // Update decides whether a client that trusts the document trusted may
 // move to next, as TUF clients update their root: next.Version must be
 // trusted.Version+1 (ErrRollback for an older or equal version,
@@ -444,6 +458,12 @@ func checkThreshold(d, by *Document, now time.Time, whose string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	return thresholdErr(d, t, whose)
+}
+
+// thresholdErr is nil when t is met, else ErrThreshold saying by whose
+// admins d is not signed enough and which signatures were ignored.
+func thresholdErr(d *Document, t Tally, whose string) error {
 	if t.Met() {
 		return nil
 	}

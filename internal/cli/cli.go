@@ -57,6 +57,7 @@ type streams struct {
 // Main runs the custody command line with args and returns the exit code.
 func Main(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	s := &streams{in: stdin, out: stdout, err: stderr}
+	warnPINInArgs(stderr, args)
 	root := newRoot(s)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -81,6 +82,22 @@ func Main(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "custody: hint: %s\n", oneLine(hint))
 	}
 	return code
+}
+
+// warnPINInArgs warns when an argument is a pkcs11: URI with a pin-value:
+// every local user can read a process's arguments (ps, /proc/PID/cmdline),
+// while pin-source names a file only its owner reads and
+// $CUSTODY_PKCS11_PIN is readable only by the same user. Custody still
+// uses the PIN: refusing it would break existing setups.
+func warnPINInArgs(stderr io.Writer, args []string) {
+	for _, a := range args {
+		if i := strings.Index(strings.ToLower(a), "pkcs11:"); i >= 0 && strings.Contains(strings.ToLower(a[i:]), "pin-value=") {
+			fmt.Fprintln(stderr, "custody: warning: a pkcs11: URI on the command line carries its PIN (pin-value), "+
+				"which every local user can read in the process list")
+			fmt.Fprintln(stderr, "custody: hint: use pin-source=file:/path/to/pin (mode 0600) in the URI, or set CUSTODY_PKCS11_PIN")
+			return
+		}
+	}
 }
 
 // classify maps errors that did not pass through usageErr/failErr. Cobra's

@@ -62,6 +62,9 @@ func newKeyGenerateCmd(s *streams) *cobra.Command {
 				if errors.Is(err, os.ErrExist) {
 					return usageErr(err, "pass --force to replace the existing key")
 				}
+				if errors.Is(err, signer.ErrEmptyPassword) {
+					return usageErr(err, "set CUSTODY_PASSWORD to a non-empty password (or answer the prompt with one), or keep the key in a token with --pkcs11")
+				}
 				return usageErr(err, "")
 			}
 			fmt.Fprintf(s.out, "Private key written to %s (encrypted, mode 0600)\nPublic key written to %s\n", keyPath, pubPath)

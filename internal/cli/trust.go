@@ -2,6 +2,9 @@ package cli
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -678,6 +681,97 @@ func trustRootStatePath() (string, error) {
 	return filepath.Join(dir, "custody", "trust-root.json"), nil
 }
 
+// trustRootPinPath is where a client records which trust root it stored
+// (its version and SHA-256), beside its remembered checkpoints: once a
+// machine has trusted a root, a missing or replaced store is refused
+// instead of meaning "trust the next self-signed root on first use".
+func trustRootPinPath() (string, error) {
+	dir, err := checkpointDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "trust-root.pin"), nil
+}
+
+// rootPin is the content of the pin file.
+type rootPin struct {
+	Version int    `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+func readRootPin(path string) (*rootPin, error) {
+	b, err := readLimited(path, 4096)
+	if err != nil {
+		return nil, err
+	}
+	var p rootPin
+	if err := json.Unmarshal(b, &p); err != nil || p.SHA256 == "" {
+		return nil, fmt.Errorf("%s is not a trust root pin", path)
+	}
+	return &p, nil
+}
+
+// storedRoot reads the stored trust root, re-checking every time that it is
+// signed by its own admins and is the one custody stored (the pin). It
+// returns nil, nil when nothing is stored and no root was ever trusted
+// here. Every failure names the store and is fail closed.
+func storedRoot(state, pinPath string) (*trust.Document, error) {
+	const hint = "restore it from a backup; a trust root never becomes trusted by being put there. Only after checking the " +
+		"trust root you mean to trust out of band, remove both %s and %s and run again to trust it on first use"
+	fix := fmt.Sprintf(hint, state, pinPath)
+	pin, perr := readRootPin(pinPath)
+	if perr != nil && !errors.Is(perr, os.ErrNotExist) {
+		return nil, usageErr(fmt.Errorf("couldn't read the trust root pin: %w", perr), fix)
+	}
+	b, err := readLimited(state, trust.MaxDocumentBytes)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && pin == nil:
+		return nil, nil
+	case errors.Is(err, os.ErrNotExist):
+		return nil, usageErr(fmt.Errorf("the stored trust root %s is missing, but this machine trusted version %d of one (%s): "+
+			"a deleted store does not mean trusting any self-signed root", state, pin.Version, pinPath), fix)
+	case err != nil:
+		return nil, usageErr(fmt.Errorf("couldn't read the stored trust root %s: %w", state, err), fix)
+	}
+	old, err := trust.ParseDocument(b)
+	if err == nil {
+		err = trust.VerifyStored(old)
+	}
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("the stored trust root %s is damaged or was tampered with: %w", state, err), fix)
+	}
+	if sum := sha256.Sum256(b); pin != nil && pin.SHA256 != hex.EncodeToString(sum[:]) {
+		return nil, usageErr(fmt.Errorf("the stored trust root %s (version %d) is not the one custody stored (version %d, %s)",
+			state, old.Version, pin.Version, pinPath), fix)
+	}
+	return old, nil
+}
+
+// storeRoot writes d as the stored trust root, then its pin.
+func storeRoot(state, pinPath string, d *trust.Document) error {
+	out, err := d.Marshal()
+	if err != nil {
+		return usageErr(err, "")
+	}
+	sum := sha256.Sum256(out)
+	pin, err := json.Marshal(rootPin{Version: d.Version, SHA256: hex.EncodeToString(sum[:])})
+	if err != nil {
+		return usageErr(err, "")
+	}
+	for _, f := range []struct {
+		path string
+		b    []byte
+	}{{state, out}, {pinPath, pin}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			return usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
+		}
+		if err := fsutil.WriteFileAtomic(f.path, f.b, 0o600); err != nil {
+			return usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
+		}
+	}
+	return nil
+}
+
 // trustRootMaterial reads the custody trust root at path, accepts it
 // against the stored one (or stores it on first use), and returns its
 // trust material.
@@ -706,45 +800,37 @@ func acceptRoot(d *trust.Document, now time.Time) (bool, error) {
 	if err != nil {
 		return false, usageErr(err, "")
 	}
-	b, err := readLimited(state, trust.MaxDocumentBytes)
+	pinPath, err := trustRootPinPath()
+	if err != nil {
+		return false, usageErr(err, "")
+	}
+	old, err := storedRoot(state, pinPath)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return false, err
+	case old == nil:
 		if err := trust.VerifyDocument(d, now); err != nil {
 			return false, chainErr(fmt.Errorf("trust root version %d: %w", d.Version, err))
 		}
-	case err != nil:
-		return false, usageErr(fmt.Errorf("couldn't read the stored trust root: %w", err), "")
-	default:
-		old, err := trust.ParseDocument(b)
+	case d.Version == old.Version:
+		same, err := samePayload(old, d)
 		if err != nil {
-			return false, usageErr(fmt.Errorf("stored trust root %s: %w", state, err), "")
+			return false, err
 		}
-		if d.Version == old.Version {
-			same, err := samePayload(old, d)
-			if err != nil {
-				return false, err
-			}
-			if !same {
-				return false, chainErr(fmt.Errorf("%w: version %d differs from the stored version %d at %s", trust.ErrFork, d.Version, old.Version, state))
-			}
-			if !now.Before(d.Expires) {
-				return false, chainErr(fmt.Errorf("%w: version %d expired at %s", trust.ErrExpired, d.Version, d.Expires.UTC().Format(time.RFC3339)))
-			}
-			return false, nil
+		if !same {
+			return false, chainErr(fmt.Errorf("%w: version %d differs from the stored version %d at %s", trust.ErrFork, d.Version, old.Version, state))
 		}
+		if !now.Before(d.Expires) {
+			return false, chainErr(fmt.Errorf("%w: version %d expired at %s", trust.ErrExpired, d.Version, d.Expires.UTC().Format(time.RFC3339)))
+		}
+		return false, nil
+	default:
 		if err := trust.Update(old, d, now); err != nil {
 			return false, chainErr(fmt.Errorf("trust root refused against the stored version %d (%s): %w", old.Version, state, err))
 		}
 	}
-	out, err := d.Marshal()
-	if err != nil {
-		return false, usageErr(err, "")
-	}
-	if err := os.MkdirAll(filepath.Dir(state), 0o700); err != nil {
-		return false, usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
-	}
-	if err := fsutil.WriteFileAtomic(state, out, 0o600); err != nil {
-		return false, usageErr(fmt.Errorf("couldn't store the trust root: %w", err), "")
+	if err := storeRoot(state, pinPath, d); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -32,7 +32,7 @@ func loadMeta(dir string) (*meta, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		m := &meta{Created: time.Now().UTC().Truncate(time.Second)}
 		b, _ := json.Marshal(m)
-		if err := writeFileAtomic(p, b, 0o644); err != nil {
+		if err := writeFileAtomic(p, b, 0o600); err != nil {
 			return nil, err
 		}
 		return m, nil

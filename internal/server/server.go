@@ -185,6 +185,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory: %w", err)
 	}
+	if err := tightenDataDir(cfg.Dir, cfg.DB == "", logger); err != nil {
+		return nil, err
+	}
 	m, err := loadMeta(cfg.Dir)
 	if err != nil {
 		return nil, err
