@@ -2,9 +2,18 @@ package httplimit_test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -230,5 +239,57 @@ func TestConnectionCap(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Errorf("busy connection %d broken by the cap: %v", i, err)
 		}
+	}
+}
+
+// Over TLS the cap sees the same connections: idle ones are closed to make
+// room (net/http reports TLS connections' states with the *tls.Conn).
+func TestConnectionCapTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httplimit.New(echo, httplimit.Options{MaxConns: 2})
+	go s.ServeTLS(ln, certFile, keyFile)
+	t.Cleanup(func() { s.Close() })
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	// Each client keeps its own keep-alive connection.
+	for i := range 4 {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		resp, err := c.Post("https://"+ln.Addr().String(), "text/plain", strings.NewReader("abc"))
+		if err != nil {
+			t.Fatalf("client %d beyond %d idle TLS connections: %v", i, i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("client %d: status %d", i, resp.StatusCode)
+		}
+		if open, _ := s.Conns(); open > 2 {
+			t.Fatalf("%d connections open, cap 2", open)
+		}
+	}
+	if _, refused := s.Conns(); refused != 0 {
+		t.Errorf("%d connections refused; idle ones should have made room", refused)
 	}
 }
