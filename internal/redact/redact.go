@@ -99,11 +99,12 @@ const (
 	KindToken      = "token"
 )
 
-// pass is one scan of a value: when the value, lower-cased, contains one
-// of hints (a cheap test most values fail), every match of re is rewritten
-// by replace.
+// pass is one scan of a value: when the value contains one of hints (a
+// cheap test most values fail; lower-cased first when fold is set, and
+// always true without hints), every match of re is rewritten by replace.
 type pass struct {
 	kind    string
+	fold    bool
 	hints   []string
 	re      *regexp.Regexp
 	replace func(v string, m []int) (string, bool) // m: submatch indexes of one match
@@ -141,40 +142,29 @@ func lastSegment(name string) string {
 }
 
 var passes = []pass{
-	{KindPEM, []string{"-----begin"}, regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)`),
+	{KindPEM, false, []string{"-----BEGIN"}, regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)`),
 		func(v string, m []int) (string, bool) { return Marker, true }},
 	// "Authorization: Bearer X" keeps its scheme; "Bearer X" alone too.
-	{KindAuthHeader, []string{"authorization"}, regexp.MustCompile(`(?i)\bauthorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s"',;]+)`), redactGroup},
-	{KindAuthHeader, []string{"bearer"}, regexp.MustCompile(`(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})`), redactGroup},
-	{KindURLUser, []string{"://"}, regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s"']+)@`), redactGroup},
-	{KindToken, tokenHints, regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|` +
+	{KindAuthHeader, true, []string{"authorization"}, regexp.MustCompile(`(?i)\bauthorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s"',;]+)`), redactGroup},
+	{KindAuthHeader, true, []string{"bearer"}, regexp.MustCompile(`(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})`), redactGroup},
+	{KindURLUser, false, []string{"://"}, regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s"']+)@`), redactGroup},
+	{KindToken, false, tokenHints, regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|` +
 		`xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|npm_[A-Za-z0-9]{36}|` +
 		`[sr]k_live_[A-Za-z0-9]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)`),
 		func(v string, m []int) (string, bool) { return Marker, true }},
 	// NAME=VALUE (query strings, -X main.token=…, --password=…) and
 	// "NAME: VALUE" (headers), by redactParameters, a hand-written scan
 	// equal to parameterRE (FuzzParameters).
-	{KindParameter, parameterHints, nil, nil},
+	{KindParameter, false, nil, nil, nil},
 }
 
 // tokenHints start the token shapes of the token pass.
-var tokenHints = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "akia", "asia", "aiza", "npm_", "k_live_", "eyj"}
-
-// parameterHints are the words, lower-cased, of which a secret-looking
-// name holds at least one (substringWords and partWords).
-var parameterHints = func() []string {
-	var h []string
-	for _, w := range substringWords {
-		h = append(h, strings.ToLower(w))
-	}
-	for w := range partWords {
-		h = append(h, strings.ToLower(w))
-	}
-	slices.Sort(h)
-	return h
-}()
+var tokenHints = []string{"gh", "github_pat_", "glpat-", "xox", "AKIA", "ASIA", "AIza", "npm_", "k_live_", "eyJ"}
 
 func containsAny(s string, subs []string) bool {
+	if subs == nil {
+		return true
+	}
 	for _, sub := range subs {
 		if strings.Contains(s, sub) {
 			return true
@@ -191,9 +181,16 @@ func Value(v string) (string, []string) {
 		return v, nil
 	}
 	var kinds []string
-	lower := strings.ToLower(v)
+	lower := "" // v lower-cased, made when a pass needs it
 	for _, p := range passes {
-		if !containsAny(lower, p.hints) {
+		in := v
+		if p.fold {
+			if lower == "" {
+				lower = strings.ToLower(v)
+			}
+			in = lower
+		}
+		if !containsAny(in, p.hints) {
 			continue
 		}
 		var out string
@@ -204,8 +201,7 @@ func Value(v string) (string, []string) {
 			out, found = replaceAll(v, p)
 		}
 		if found {
-			v = out
-			lower = strings.ToLower(v)
+			v, lower = out, ""
 			kinds = append(kinds, p.kind)
 		}
 	}
