@@ -157,10 +157,21 @@ func replayEnv(recorded map[string]string, rebuilderAllow []string, hasOwn func(
 		if machineLocal[k] || v == attest.Redacted || k == "" || strings.ContainsRune(k, '=') {
 			continue
 		}
+		// custody build redacts the secrets inside a value: the rest is
+		// not the value the build saw.
+		const unknown = ": partly redacted by the builder (it held a secret), so its value is not known"
 		if build.EnvNamed(k, rebuilderAllow) {
-			if !hasOwn(k) {
+			switch {
+			case hasOwn(k):
+			case strings.Contains(v, attest.Redacted):
+				refused = append(refused, k+unknown)
+			default:
 				assign = append(assign, k+"="+v)
 			}
+			continue
+		}
+		if strings.Contains(v, attest.Redacted) {
+			refused = append(refused, k+unknown+" (pass --env "+k+" with your own value to set it)")
 			continue
 		}
 		check, ok := replayable[k]

@@ -103,6 +103,13 @@ func NewPlan(st *attest.Statement) (*Plan, error) {
 	case len(ext.Command) == 0 || ext.Command[0] == "":
 		return nil, fmt.Errorf("%w: no command is recorded", ErrNotReplayable)
 	}
+	// custody build redacts secrets in the recorded command: what stood
+	// there is unknown, so a rebuild could only mismatch for that reason.
+	for i, a := range ext.Command {
+		if strings.Contains(a, attest.Redacted) {
+			return nil, fmt.Errorf("%w: argument %d of the recorded command was redacted (it held a secret), so the command is not known", ErrNotReplayable, i)
+		}
+	}
 	wd := ext.WorkingDir
 	if wd == "" {
 		wd = "."

@@ -73,6 +73,9 @@ func TestNewPlanRefuses(t *testing.T) {
 		{"no command", func(e *attest.CustodyExternalParameters) { e.Command = nil }, "no command"},
 		{"escaping dir", func(e *attest.CustodyExternalParameters) { e.WorkingDir = "../x" }, "not inside"},
 		{"absolute dir", func(e *attest.CustodyExternalParameters) { e.WorkingDir = "/tmp/x" }, "not inside"},
+		{"redacted argument", func(e *attest.CustodyExternalParameters) {
+			e.Command = []string{"curl", "-H", "Authorization: Bearer " + attest.Redacted}
+		}, "argument 2 of the recorded command was redacted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ext := ok
@@ -124,6 +127,8 @@ func TestReplayEnvRefuses(t *testing.T) {
 		"GOFLAGS": "-trimpath -toolexec=/tmp/evil", "CC": "/tmp/evil-cc", "CGO_LDFLAGS": "-B/tmp/evil",
 		"RUSTFLAGS": "-C linker=/tmp/evil", "GOTOOLCHAIN": "go1.99.0+auto; rm -rf /", "SOURCE_DATE_EPOCH": "1\nX=1",
 		"GOARCH": "amd64", "CGO_ENABLED": "0", "LANG": "C.UTF-8",
+		// custody build redacted a secret inside it: not replayable
+		"GOEXPERIMENT": "x,token=" + attest.Redacted,
 	}
 	assign, refused := replayEnv(recorded, nil, func(string) bool { return false })
 	if want := []string{"CGO_ENABLED=0", "GOARCH=amd64", "LANG=C.UTF-8"}; !slices.Equal(assign, want) {
@@ -137,7 +142,7 @@ func TestReplayEnvRefuses(t *testing.T) {
 			t.Errorf("refusal quotes the value: %s", r)
 		}
 	}
-	want := []string{"BASH_ENV", "CC", "CGO_LDFLAGS", "GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GOFLAGS", "GOTOOLCHAIN",
+	want := []string{"BASH_ENV", "CC", "CGO_LDFLAGS", "GIT_CONFIG_COUNT", "GIT_CONFIG_GLOBAL", "GOEXPERIMENT", "GOFLAGS", "GOTOOLCHAIN",
 		"LD_PRELOAD", "NODE_OPTIONS", "PYTHONPATH", "RUSTFLAGS", "SOURCE_DATE_EPOCH"}
 	if !slices.Equal(names, want) {
 		t.Errorf("refused %q, want %q", names, want)
@@ -148,6 +153,13 @@ func TestReplayEnvRefuses(t *testing.T) {
 		[]string{"NODE_OPTIONS", "GOFLAGS"}, func(k string) bool { return k == "GOFLAGS" })
 	if !slices.Equal(assign, []string{"NODE_OPTIONS=--max-old-space-size=4096"}) || len(refused) != 0 {
 		t.Errorf("with --env: replayed %q, refused %q", assign, refused)
+	}
+	// --env NAME of a partly redacted recorded value, without one of the
+	// rebuilder's own: refused, never replayed with the marker in it
+	assign, refused = replayEnv(map[string]string{"GOFLAGS": "-ldflags=-X=main.token=" + attest.Redacted},
+		[]string{"GOFLAGS"}, func(string) bool { return false })
+	if len(assign) != 0 || len(refused) != 1 || !strings.HasPrefix(refused[0], "GOFLAGS: partly redacted") {
+		t.Errorf("partly redacted with --env: replayed %q, refused %q", assign, refused)
 	}
 	for _, ok := range []string{"-trimpath -buildvcs=false -ldflags=-buildid= -mod=readonly", "-tags=netgo,osusergo"} {
 		if err := checkGoFlags(ok); err != nil {
