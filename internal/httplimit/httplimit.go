@@ -54,8 +54,9 @@ type Options struct {
 	// connection is refused (plain HTTP: a 503 answer with Retry-After;
 	// TLS: closed). Default MaxConnsFor(DefaultMaxConns).
 	MaxConns int
-	// ErrorLog receives the http.Server's errors; nil: the log package's
-	// standard logger.
+	// ErrorLog receives the http.Server's errors (nil: the log package's
+	// standard logger) and, at most once per 10 s, that the connection cap
+	// refused connections (nil: not logged).
 	ErrorLog *log.Logger
 }
 
@@ -110,6 +111,7 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[*conn]bool // open connections → idle
 	refused atomic.Int64
+	lastLog atomic.Int64 // when a refusal was last logged, Unix ns
 	// lingering counts refusals still writing their 503 (bounded, so
 	// that a flood of connections cannot hold files through them).
 	lingering atomic.Int32
@@ -214,7 +216,11 @@ const maxLingering = 64
 
 // refuse answers a connection beyond the cap and closes it.
 func (s *Server) refuse(c net.Conn, isTLS bool) {
-	s.refused.Add(1)
+	n := s.refused.Add(1)
+	if last, now := s.lastLog.Load(), time.Now().UnixNano(); s.opts.ErrorLog != nil && now-last > int64(10*time.Second) &&
+		s.lastLog.CompareAndSwap(last, now) {
+		s.opts.ErrorLog.Printf("connection cap of %d reached, every connection busy: refusing new ones (%d so far)", s.opts.MaxConns, n)
+	}
 	if isTLS || s.lingering.Add(1) > maxLingering {
 		if !isTLS {
 			s.lingering.Add(-1)
