@@ -227,5 +227,12 @@ func TestBrowser(t *testing.T) {
 		t.Error("incidents page scrolls sideways on a phone")
 	}
 	shot("incidents-phone")
+
+	// Sign out: back at the form, and the dashboard needs a new sign-in.
+	run("sign out", chromedp.Click("#logout"), chromedp.WaitVisible("#token"))
+	run("signed out", chromedp.Navigate(s.url+"/ui/incidents"), chromedp.WaitVisible("#token"))
+	if n := count(`document.querySelectorAll('section.incident').length`); n != 0 {
+		t.Error("incidents shown after signing out")
+	}
 	t.Logf("screenshots in %s", shots)
 }
