@@ -17,9 +17,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -30,13 +28,11 @@ import (
 	"testing"
 	"time"
 
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/bench/internal/benchdata"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
 )
 
 func envInt(name string, def int) int {
@@ -118,10 +114,7 @@ func fill(entries, audits int) (*fixture, error) {
 				if i > int64(audits) {
 					return
 				}
-				sum := sha256.Sum256(fmt.Appendf(nil, "app %d", i))
-				d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: "sha256:" + hex.EncodeToString(sum[:]),
-					Name: "app", Actor: "ci", Time: time.Now()}
-				if _, err := dep.AppendDeployment(context.Background(), d); err != nil {
+				if _, err := dep.AppendDeployment(context.Background(), benchdata.Deployment(i)); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -135,18 +128,11 @@ func fill(entries, audits int) (*fixture, error) {
 }
 
 func appendEntry(hc *http.Client, f *fixture, k *ecdsa.PrivateKey, der []byte) error {
-	var art [32]byte
-	rand.Read(art[:])
-	d := sha256.Sum256(art[:])
-	sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+	req, err := benchdata.HashedRekord(k, der)
 	if err != nil {
 		return err
 	}
-	body, err := protojson.Marshal(&rekorpb.CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
-		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{Digest: d[:],
-			Signature: &rekorpb.Signature{Content: sig, Verifier: &rekorpb.Verifier{
-				Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},
-				KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256}}}}})
+	body, err := protojson.Marshal(req)
 	if err != nil {
 		return err
 	}

@@ -139,8 +139,12 @@
 // appended, the signed (not yet logged) bundle is written to DIR/journal and
 // synced; once the log returns the entry, the journal file is replaced by the
 // final bundle; once the index holds it, the journal file is removed. Audit
-// entries and deployers' decisions, which the audit key signs, take the same
-// path. On start, Open reconciles: a journalled final bundle is indexed again
+// entries and decisions, which the audit key signs, take the same path, and
+// so do pushed bundles the server logs (NONCE.push.json, with the entry's
+// canonical body beside it in NONCE.push.entry, since the server cannot
+// rebuild it without the pusher's key; replayed, they are verified again as
+// a push is). Once journalled, a write is logged and indexed even if its
+// client goes away. On start, Open reconciles: a journalled final bundle is indexed again
 // (Put is idempotent), and a journalled request whose entry reached the log
 // is found there by its leaf, given an inclusion proof and indexed; one that
 // never reached the log was never acknowledged and is dropped. A journal file

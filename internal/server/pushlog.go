@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -17,7 +19,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
 	"github.com/custody-dev/custody/signer"
 )
@@ -87,20 +91,39 @@ func (s *Server) logPushed(ctx context.Context, c *checked) (int64, bool, error)
 	}
 	vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps,
 		&protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
-	tle, err := s.log.AddEntry(ctx, req)
+	return s.logJournalledPush(ctx, out, req)
+}
+
+// logJournalledPush logs a pushed bundle, journalled as a signing request
+// is (see Crash safety in the package documentation), verifies it again
+// with its entry and indexes it.
+func (s *Server) logJournalledPush(ctx context.Context, pb *protobundle.Bundle, req *tlog.CreateEntryRequest) (int64, bool, error) {
+	path := filepath.Join(s.journal, rand.Text()+pushJournalSuffix)
+	tle, err := s.journalAndLog(ctx, path, pb, req, true)
 	if err != nil {
 		return 0, false, err
 	}
-	vm.TlogEntries = append(vm.TlogEntries, tle)
-	raw, err := encodeBundle(out)
+	pb.VerificationMaterial.TlogEntries = append(pb.VerificationMaterial.TlogEntries, tle)
+	raw, err := encodeBundle(pb)
 	if err != nil {
 		return 0, false, fmt.Errorf("couldn't encode bundle: %w", err)
 	}
+	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+		return 0, false, err
+	}
+	crashpoint.Reach(crashpoint.SignFinal)
 	again, err := s.checkBundle(ctx, raw)
 	if err != nil || again.reason != "ok" || again.ev.LogIndex != tle.GetLogIndex() {
+		// Logged all the same: the restart's replay indexes what it can.
 		return 0, false, fmt.Errorf("the pushed bundle with its log entry does not verify: %v", err)
 	}
-	return s.index.Put(ctx, again.ev)
+	id, existed, err := s.index.Put(context.WithoutCancel(ctx), again.ev)
+	if err != nil {
+		return 0, false, err
+	}
+	crashpoint.Reach(crashpoint.SignIndexed)
+	removeJournal(path)
+	return id, existed, nil
 }
 
 // loggedCopy finds the record of a bundle logPushed indexed for the same

@@ -22,13 +22,15 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
 
-// reconcile finishes the signing requests a crash interrupted (see Crash
-// safety in the package documentation).
+// reconcile finishes the signing requests and pushes a crash interrupted
+// (see Crash safety in the package documentation).
 func (s *Server) reconcile(ctx context.Context) error {
 	files, err := filepath.Glob(filepath.Join(s.journal, "*.json"))
 	if err != nil || len(files) == 0 {
@@ -38,53 +40,23 @@ func (s *Server) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type pendingReq struct {
-		path string
-		b    *protobundle.Bundle
-		kp   *signer.Keypair
-	}
-	pending := map[[32]byte]pendingReq{}
+	pending := map[[32]byte]journalled{}
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
+		j, err := s.readJournal(f)
 		if err != nil {
-			return fmt.Errorf("couldn't read journal: %w", err)
+			return err
 		}
-		pb := new(protobundle.Bundle)
-		if err := protojson.Unmarshal(raw, pb); err != nil {
-			// A torn write cannot happen (files are renamed into place);
-			// anything else unreadable was never acknowledged.
-			s.logger.Warn("dropping unreadable journal file", "path", f, "err", err)
-			os.Remove(f)
-			continue
-		}
-		if len(pb.GetVerificationMaterial().GetTlogEntries()) > 0 {
-			if err := s.indexJournalled(ctx, f, pb); err != nil {
+		switch {
+		case j == nil:
+		case j.body == nil:
+			if err := s.indexJournalled(ctx, j); err != nil {
 				return err
 			}
-			continue
+		default:
+			var h [32]byte
+			copy(h[:], rfc6962.DefaultHasher.HashLeaf(j.body))
+			pending[h] = *j
 		}
-		kp := s.keypairFor(pb)
-		if kp == nil {
-			// The server journals only what its own keys sign. A key
-			// taken out of the configuration may come back: the entry
-			// may be in the log, so the file is kept, not dropped.
-			s.logger.Error("journal file signed by a key this server does not hold; kept for a restart with that key", "path", f,
-				"key_hint", pb.GetVerificationMaterial().GetPublicKey().GetHint())
-			continue
-		}
-		req, err := entryRequest(pb, kp)
-		if err != nil {
-			os.Remove(f)
-			continue
-		}
-		body, _, err := tlog.CanonicalEntry(req)
-		if err != nil {
-			os.Remove(f)
-			continue
-		}
-		var h [32]byte
-		copy(h[:], rfc6962.DefaultHasher.HashLeaf(body))
-		pending[h] = pendingReq{path: f, b: pb, kp: kp}
 	}
 	if len(pending) == 0 {
 		return nil
@@ -103,7 +75,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 		for i, e := range eb.Entries {
 			var h [32]byte
 			copy(h[:], rfc6962.DefaultHasher.HashLeaf(e))
-			pr, ok := pending[h]
+			j, ok := pending[h]
 			if !ok {
 				continue
 			}
@@ -112,7 +84,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			pr.b.VerificationMaterial.TlogEntries = append(pr.b.VerificationMaterial.TlogEntries, &protorekor.TransparencyLogEntry{
+			j.b.VerificationMaterial.TlogEntries = append(j.b.VerificationMaterial.TlogEntries, &protorekor.TransparencyLogEntry{
 				LogIndex:          int64(idx),
 				LogId:             &protocommon.LogId{KeyId: s.log.LogID()},
 				KindVersion:       &protorekor.KindVersion{Kind: tlog.KindHashedRekord, Version: tlog.APIVersion},
@@ -120,46 +92,123 @@ func (s *Server) reconcile(ctx context.Context) error {
 				InclusionProof: &protorekor.InclusionProof{LogIndex: int64(idx), RootHash: cp.Hash, TreeSize: int64(cp.Size),
 					Hashes: proof, Checkpoint: &protorekor.Checkpoint{Envelope: string(cp.Note)}},
 			})
-			if err := s.indexJournalled(ctx, pr.path, pr.b); err != nil {
+			if err := s.indexJournalled(ctx, &j); err != nil {
 				return err
 			}
 			delete(pending, h)
 		}
 	}
-	for _, pr := range pending {
-		s.logger.Info("dropping signing request that never reached the log", "path", pr.path)
-		os.Remove(pr.path)
+	for _, j := range pending {
+		s.logger.Info("dropping signing request that never reached the log", "path", j.path)
+		removeJournal(j.path)
 	}
 	return nil
 }
 
+// journalled is a journal file: a bundle signed by one of the server's
+// keys (a signing request or audit entry), or a pushed bundle being
+// logged (NONCE.push.json).
+type journalled struct {
+	path string
+	b    *protobundle.Bundle
+	// body is the canonical body of the bundle's log entry while the
+	// bundle holds no entry of this log; nil once it does (final).
+	body []byte
+}
+
+// readJournal reads the journal file f. It returns nil (and logs why)
+// for a file that is not replayed: an unreadable one (removed: files are
+// renamed into place, so it was never acknowledged) or one signed by a key
+// the server does not hold (kept).
+func (s *Server) readJournal(f string) (*journalled, error) {
+	raw, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read journal: %w", err)
+	}
+	j := &journalled{path: f, b: new(protobundle.Bundle)}
+	if err := protojson.Unmarshal(raw, j.b); err != nil {
+		s.logger.Warn("dropping unreadable journal file", "path", f, "err", err)
+		removeJournal(f)
+		return nil, nil
+	}
+	for _, tle := range j.b.GetVerificationMaterial().GetTlogEntries() {
+		if bytes.Equal(tle.GetLogId().GetKeyId(), s.log.LogID()) {
+			return j, nil
+		}
+	}
+	if strings.HasSuffix(f, pushJournalSuffix) {
+		// The entry is journalled before the bundle, so it is there.
+		if j.body, err = os.ReadFile(entryPath(f)); err != nil {
+			return nil, fmt.Errorf("couldn't read journal: %w", err)
+		}
+		return j, nil
+	}
+	kp := s.keypairFor(j.b)
+	if kp == nil {
+		// The server journals only what its own keys sign. A key
+		// taken out of the configuration may come back: the entry
+		// may be in the log, so the file is kept, not dropped.
+		s.logger.Error("journal file signed by a key this server does not hold; kept for a restart with that key", "path", f,
+			"key_hint", j.b.GetVerificationMaterial().GetPublicKey().GetHint())
+		return nil, nil
+	}
+	req, err := entryRequest(j.b, kp)
+	if err == nil {
+		j.body, _, err = tlog.CanonicalEntry(req)
+	}
+	if err != nil {
+		s.logger.Warn("dropping journal file whose log entry cannot be made", "path", f, "err", err)
+		removeJournal(f)
+		return nil, nil
+	}
+	return j, nil
+}
+
 // indexJournalled indexes a journalled final bundle and removes its journal
-// file.
-func (s *Server) indexJournalled(ctx context.Context, path string, pb *protobundle.Bundle) error {
-	out, err := encodeBundle(pb)
+// file. The final bundle replaces the journal file first, so that a crash
+// during the replay indexes the same bytes again (Put is idempotent). The
+// replacement is not synced (that cost 8 ms per entry, bench/restart): a
+// killed process leaves its writes to the kernel; only a power loss during
+// the replay could undo it, and the replay after it reads the same
+// checkpoint and builds the same bundle, unless a witness cosigned in
+// between. A pushed bundle is verified again, as its push would have.
+func (s *Server) indexJournalled(ctx context.Context, j *journalled) error {
+	out, err := encodeBundle(j.b)
 	if err != nil {
 		return fmt.Errorf("couldn't encode journalled bundle: %w", err)
 	}
-	if err := writeFileAtomic(path, out, 0o600); err != nil {
-		return err
+	if err := fsutil.WriteFileAtomic(j.path, out, 0o600); err != nil {
+		return fmt.Errorf("couldn't journal bundle: %w", err)
 	}
-	stmt, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
-	if err != nil {
-		return fmt.Errorf("journalled bundle %s: %w", path, err)
-	}
-	facts, _ := provenanceFacts(stmt)
-	var pub = s.keypairFor(pb)
-	tles := pb.GetVerificationMaterial().GetTlogEntries()
-	ev := evidenceFor(out, stmt, facts, nil, tles[len(tles)-1])
-	if pub != nil {
-		ev.SignerKeyID = signer.KeyID(pub.GetPublicKey())
+	var ev *store.Evidence
+	if strings.HasSuffix(j.path, pushJournalSuffix) {
+		c, err := s.checkBundle(ctx, out)
+		if err != nil {
+			s.logger.Error("journalled pushed bundle no longer parses; not indexed", "path", j.path, "err", err)
+			removeJournal(j.path)
+			return nil
+		}
+		ev = c.ev
+	} else {
+		stmt, err := attest.ParseStatement(j.b.GetDsseEnvelope().GetPayload())
+		if err != nil {
+			return fmt.Errorf("journalled bundle %s: %w", j.path, err)
+		}
+		facts, _ := provenanceFacts(stmt)
+		var pub crypto.PublicKey
+		if kp := s.keypairFor(j.b); kp != nil {
+			pub = kp.GetPublicKey()
+		}
+		tles := j.b.GetVerificationMaterial().GetTlogEntries()
+		ev = evidenceFor(out, stmt, facts, pub, tles[len(tles)-1])
 	}
 	id, existed, err := s.index.Put(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("couldn't index journalled bundle: %w", err)
 	}
 	s.logger.Info("recovered signed bundle", "id", id, "existed", existed, "log_index", ev.LogIndex)
-	return os.Remove(path)
+	removeJournal(j.path)
+	return nil
 }
 
 // keypairFor returns the key of the server's that signed the journalled

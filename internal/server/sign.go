@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -241,9 +242,6 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 		Context: ctx, TimestampAuthorities: []*sign.TimestampAuthority{ta}, TransparencyLogs: []sign.Transparency{lw},
 	})
 	if err != nil {
-		if lw.journalled && !lw.added {
-			os.Remove(jpath)
-		}
 		return nil, nil, 0, fmt.Errorf("couldn't sign: %w", err)
 	}
 	out, err := encodeBundle(pb)
@@ -257,7 +255,8 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 	}
 	crashpoint.Reach(crashpoint.SignFinal)
 	ev := evidenceFor(out, stmt, facts, kp.GetPublicKey(), lw.entry)
-	id, _, err := s.index.Put(ctx, ev)
+	// Logged: indexed too, whether or not the client still waits.
+	id, _, err := s.index.Put(context.WithoutCancel(ctx), ev)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("couldn't index bundle: %w", err)
 	}
@@ -289,12 +288,10 @@ func evidenceFor(bundleJSON []byte, stmt *attest.Statement, facts *attest.Proven
 // journalingLog is the sign.Transparency of the signing service: it journals
 // the signed bundle, then appends its entry to the log in process.
 type journalingLog struct {
-	s          *Server
-	path       string
-	kp         *signer.Keypair
-	journalled bool
-	added      bool
-	entry      *protorekor.TransparencyLogEntry
+	s     *Server
+	path  string
+	kp    *signer.Keypair
+	entry *protorekor.TransparencyLogEntry
 }
 
 func (j *journalingLog) GetTransparencyLogEntry(ctx context.Context, _ []byte, b *protobundle.Bundle) error {
@@ -302,25 +299,69 @@ func (j *journalingLog) GetTransparencyLogEntry(ctx context.Context, _ []byte, b
 	if err != nil {
 		return err
 	}
-	pending, err := protojson.Marshal(b)
+	tle, err := j.s.journalAndLog(ctx, j.path, b, req, false)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.path, pending, 0o600); err != nil {
-		return err
-	}
-	j.journalled = true
-	crashpoint.Reach(crashpoint.SignJournaled)
-	start := time.Now()
-	tle, err := j.s.log.AddEntry(ctx, req)
-	if err != nil {
-		return err
-	}
-	crashpoint.Reach(crashpoint.SignLogged)
-	j.s.metrics.integration.Observe(time.Since(start).Seconds())
-	j.added, j.entry = true, tle
+	j.entry = tle
 	b.VerificationMaterial.TlogEntries = append(b.VerificationMaterial.TlogEntries, tle)
 	return nil
+}
+
+// journalAndLog journals the bundle pb, not yet logged, at path (see Crash
+// safety in the package documentation), appends req, its log entry, and
+// returns the entry. With withEntry (a pushed bundle's entry, which the
+// server cannot rebuild from pb without the pusher's key) the entry's
+// canonical body is journalled first, beside it (entryPath). Once
+// journalled, the append goes on when ctx is cancelled: a client that
+// leaves does not leave an entry in the log that the index lacks. On an
+// error the journal is removed only when the log refused the entry;
+// otherwise it may be in the log, and the next start's replay decides.
+func (s *Server) journalAndLog(ctx context.Context, path string, pb *protobundle.Bundle, req *tlog.CreateEntryRequest, withEntry bool) (*protorekor.TransparencyLogEntry, error) {
+	pending, err := protojson.Marshal(pb)
+	if err != nil {
+		return nil, err
+	}
+	if withEntry {
+		body, _, err := tlog.CanonicalEntry(req)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(entryPath(path), body, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFileAtomic(path, pending, 0o600); err != nil {
+		return nil, err
+	}
+	crashpoint.Reach(crashpoint.SignJournaled)
+	start := time.Now()
+	tle, err := s.log.AddEntry(context.WithoutCancel(ctx), req)
+	if err != nil {
+		if errors.Is(err, tlog.ErrInvalidEntry) || errors.Is(err, tessera.ErrPushback) {
+			removeJournal(path)
+		}
+		return nil, err
+	}
+	crashpoint.Reach(crashpoint.SignLogged)
+	s.metrics.integration.Observe(time.Since(start).Seconds())
+	return tle, nil
+}
+
+// pushJournalSuffix ends the journal files of pushed bundles (logPushed):
+// NONCE.push.json beside NONCE.push.entry, the canonical body of the log
+// entry.
+const pushJournalSuffix = ".push.json"
+
+// entryPath is where the log entry of the journal file path is journalled.
+func entryPath(path string) string { return strings.TrimSuffix(path, ".json") + ".entry" }
+
+// removeJournal removes a journal file and the entry beside it, if any.
+func removeJournal(path string) {
+	os.Remove(path)
+	if strings.HasSuffix(path, pushJournalSuffix) {
+		os.Remove(entryPath(path))
+	}
 }
 
 // entryRequest is the Rekor v2 hashedrekord request for a key-signed DSSE
