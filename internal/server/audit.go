@@ -68,13 +68,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int6
 	if err != nil {
 		return 0, fmt.Errorf("couldn't encode audit detail: %w", err)
 	}
-	tok := "server"
-	if t := tokenFrom(r); t != nil {
-		tok = string(t.Role)
-		if t.Name != "" {
-			tok += ":" + t.Name
-		}
-	}
+	tok := tokenName(tokenFrom(r))
 	pred := AuditPredicate{Action: e.action, Actor: e.actor, Token: tok, Time: time.Now().UTC(), Detail: detail}
 	subjects := e.subjects
 	if len(subjects) == 0 {

@@ -62,6 +62,10 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := checkReservedBundle(body); err != nil {
+		fail(w, http.StatusForbidden, "bundle refused: "+err.Error())
+		return
+	}
 	c, err := s.checkBundle(r.Context(), body)
 	if err != nil {
 		s.metrics.verifications.WithLabelValues("rejected", c.reason).Inc()

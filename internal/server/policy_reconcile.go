@@ -13,10 +13,6 @@ import (
 	"slices"
 	"strings"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -76,23 +72,20 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 			envs[env] = true
 		}
 	}
-	q := store.Query{PredicateType: PredicateAudit, AfterID: mark.AfterID, Limit: reconcilePage}
-	for {
-		page, err := s.index.Search(ctx, q)
-		if err != nil {
-			return fmt.Errorf("couldn't read audit entries: %w", err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, e := range page {
-			for _, sub := range e.Subjects {
-				if env, ok := strings.CutPrefix(sub.Name, SubjectPolicyPrefix); ok && store.ValidEnvironment(env) {
-					envs[env] = true
-				}
+	ar, err := s.newAuditReader(ctx)
+	if err != nil {
+		return err
+	}
+	last, err := ar.each(ctx, store.Query{AfterID: mark.AfterID}, func(la *loggedAudit) error {
+		for _, sub := range la.Statement.Subject {
+			if env, ok := strings.CutPrefix(sub.Name, SubjectPolicyPrefix); ok && store.ValidEnvironment(env) {
+				envs[env] = true
 			}
 		}
-		q.AfterID = page[len(page)-1].ID
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	names := make([]string, 0, len(envs))
 	for env := range envs {
@@ -101,17 +94,17 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 	slices.Sort(names)
 	var governed []string
 	for _, env := range names {
-		if err := s.reconcilePolicy(ctx, env); err != nil {
+		if err := s.reconcilePolicy(ctx, ar, env); err != nil {
 			return err
 		}
 		if _, err := os.Stat(filepath.Join(dir, env+envelopeSuffix)); err == nil {
 			governed = append(governed, env)
 		}
 	}
-	if q.AfterID == mark.AfterID && slices.Equal(governed, mark.Environments) {
+	if last == mark.AfterID && slices.Equal(governed, mark.Environments) {
 		return nil
 	}
-	b, err := json.Marshal(policyMark{AfterID: q.AfterID, Environments: governed})
+	b, err := json.Marshal(policyMark{AfterID: last, Environments: governed})
 	if err != nil {
 		return err
 	}
@@ -139,29 +132,30 @@ func (s *Server) readPolicyMark() policyMark {
 	return m
 }
 
-// reconcilePolicy brings env's files in line with its newest policy.changed
-// audit entry.
-func (s *Server) reconcilePolicy(ctx context.Context, env string) error {
-	var entries []*store.Evidence
-	q := store.Query{PredicateType: PredicateAudit, SubjectName: SubjectPolicyPrefix + env, Limit: reconcilePage}
-	for {
-		page, err := s.index.Search(ctx, q)
+// reconcilePolicy brings env's files in line with its newest (by log
+// position) policy.changed audit entry that verifies.
+func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env string) error {
+	var (
+		logged *policy.Signed
+		at     uint64
+	)
+	_, err := ar.each(ctx, store.Query{SubjectName: SubjectPolicyPrefix + env}, func(la *loggedAudit) error {
+		if logged != nil && la.LogIndex < at {
+			return nil
+		}
+		sp, err := loggedPolicy(la, env)
 		if err != nil {
-			return fmt.Errorf("couldn't read the policy audit entries of %s: %w", env, err)
+			s.logger.WarnContext(ctx, "skipping a policy.changed audit entry that does not agree with itself", "env", env,
+				"id", la.ID, "log_index", la.LogIndex, "reason", err)
+			return nil
 		}
-		if len(page) == 0 {
-			break
+		if sp != nil { // nil: another action about the same subject
+			logged, at = sp, la.LogIndex
 		}
-		entries = append(entries, page...)
-		q.AfterID = page[len(page)-1].ID
-	}
-	var logged *policy.Signed
-	for i := len(entries) - 1; i >= 0 && logged == nil; i-- {
-		sp, err := loggedPolicy(entries[i], env)
-		if err != nil {
-			return fmt.Errorf("policy audit entry %d of %s: %w", entries[i].ID, env, err)
-		}
-		logged = sp // nil: another action about the same subject
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("couldn't read the policy audit entries of %s: %w", env, err)
 	}
 	dir := filepath.Join(s.cfg.Dir, policiesDir)
 	envPath, yamlPath := filepath.Join(dir, env+envelopeSuffix), filepath.Join(dir, env+".yaml")
@@ -216,14 +210,14 @@ func (s *Server) reconcilePolicy(ctx context.Context, env string) error {
 	return nil
 }
 
-// loggedPolicy reads the signed policy a policy.changed audit entry about
-// env records, checking that the entry agrees with itself: its subject's
-// digest, the change's digest and the envelope's signed bytes are one, and
-// they are env's. It returns nil, nil for an audit entry of another action.
-func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
+// loggedPolicy reads the signed policy a verified policy.changed audit
+// entry about env records, checking that the entry agrees with itself: its
+// subject's digest, the change's digest and the envelope's signed bytes
+// are one, and they are env's. It returns nil, nil for an audit entry of
+// another action.
+func loggedPolicy(la *loggedAudit, env string) (*policy.Signed, error) {
 	var change PolicyChange
-	st, err := loggedChange(e, "policy.changed", &change)
-	if st == nil || err != nil {
+	if ok, err := loggedChange(la, "policy.changed", &change); !ok || err != nil {
 		return nil, err
 	}
 	sp, err := policy.ParseSigned(change.Envelope)
@@ -232,7 +226,7 @@ func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
 	}
 	sum := sha256.Sum256(sp.Payload)
 	var subjectOK bool
-	for _, sub := range st.Subject {
+	for _, sub := range la.Statement.Subject {
 		if sub.Name == SubjectPolicyPrefix+env && sub.Digest["sha256"] == hex.EncodeToString(sum[:]) {
 			subjectOK = true
 		}
@@ -248,30 +242,14 @@ func loggedPolicy(e *store.Evidence, env string) (*policy.Signed, error) {
 	return sp, nil
 }
 
-// loggedChange reads the audit entry e and, when its action is action,
-// unmarshals its detail into detail and returns its statement; nil, nil
-// for an audit entry of another action.
-func loggedChange(e *store.Evidence, action string, detail any) (*attest.Statement, error) {
-	pb := new(protobundle.Bundle)
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e.Bundle, pb); err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
+// loggedChange reports whether the verified audit entry la records
+// action, and if so unmarshals its detail into detail.
+func loggedChange(la *loggedAudit, action string, detail any) (bool, error) {
+	if la.Predicate.Action != action {
+		return false, nil
 	}
-	st, err := attest.ParseStatement(pb.GetDsseEnvelope().GetPayload())
-	if err != nil {
-		return nil, err
+	if err := json.Unmarshal(la.Predicate.Detail, detail); err != nil {
+		return false, fmt.Errorf("%s detail: %w", action, err)
 	}
-	if st.PredicateType != PredicateAudit {
-		return nil, fmt.Errorf("predicate type %q is not an audit entry's", st.PredicateType)
-	}
-	var pred AuditPredicate
-	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
-		return nil, fmt.Errorf("audit predicate: %w", err)
-	}
-	if pred.Action != action {
-		return nil, nil
-	}
-	if err := json.Unmarshal(pred.Detail, detail); err != nil {
-		return nil, fmt.Errorf("%s detail: %w", action, err)
-	}
-	return st, nil
+	return true, nil
 }

@@ -440,7 +440,7 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
 		handle(p, lh.ServeHTTP)
 	}
-	handle("POST /api/v2/log/entries", s.auth(s.write(lh.ServeHTTP), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
+	handle("POST /api/v2/log/entries", s.auth(s.write(s.serveLogAppend(lh)), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
 	handle("POST /cosignature", s.auth(lh.ServeHTTP, RoleAdmin))
 	handle("POST "+tsa.Path, s.auth(s.write(s.tsa.Handler().ServeHTTP), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
 	handle("GET /api/v1/trusted-root", func(w http.ResponseWriter, r *http.Request) {

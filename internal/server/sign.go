@@ -79,28 +79,8 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "request has no statement")
 		return
 	}
-	tok := tokenFrom(r)
-	keyName := tok.Key
-	switch {
-	case tok.Role == RoleAdmin && req.Key != "":
-		keyName = req.Key
-	case tok.Role == RoleAdmin:
-		keyName = DefaultBuilderKey
-	case tok.Role == RoleDeployer && req.Key == "":
-		// Deployers have decisions (VSAs) signed with the audit key, the
-		// server's key for its records of actions: a compromised builder
-		// key then taints what it built, not every deployment decision.
-		keyName = AuditKeyName
-	case req.Key != "" && req.Key != tok.Key:
-		fail(w, http.StatusForbidden, fmt.Sprintf("this token may sign only with builder key %q", tok.Key))
-		return
-	}
-	key, ok := s.builders[keyName]
-	if keyName == AuditKeyName {
-		key, ok = s.auditKey, tok.Role == RoleDeployer
-	}
-	if !ok {
-		fail(w, http.StatusForbidden, fmt.Sprintf("no builder key %q", keyName))
+	if err := checkReservedStatement(req.Statement); err != nil {
+		fail(w, http.StatusForbidden, "statement refused: "+err.Error())
 		return
 	}
 	stmt, err := attest.ParseStatement(req.Statement)
@@ -108,8 +88,10 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Sprintf("statement rejected: %v", err))
 		return
 	}
-	if tok.Role == RoleDeployer && stmt.PredicateType != predicateVSA {
-		fail(w, http.StatusForbidden, "a deployer token may have only decisions ("+predicateVSA+") signed")
+	tok := tokenFrom(r)
+	keyName, key, err := s.signingKey(tok, req.Key, stmt.PredicateType)
+	if err != nil {
+		fail(w, http.StatusForbidden, err.Error())
 		return
 	}
 	facts, err := provenanceFacts(stmt)
@@ -137,6 +119,48 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 	// compact it), so pushing it back finds the same record.
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"id\":%d,\"bundle\":%s}\n", id, bundleJSON)
+}
+
+// signingKey chooses the key that signs a statement of predicateType for
+// tok, which asked for the key named asked ("" for its default), or says
+// why the token may not have it signed (answered 403).
+//
+// A decision (an SLSA VSA) is the server's own record: it is signed with
+// the audit key, for deployer and admin tokens alike, and never with a
+// builder key (a compromised builder key then taints what it built, not
+// the decisions, e.g. the rollback of the incident that revokes it).
+// Builder tokens may not have decisions signed. Everything else is signed
+// with a builder key: a builder token's own, or for an admin token the one
+// it names (default DefaultBuilderKey); deployer tokens may have only
+// decisions signed.
+func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string, crypto.Signer, error) {
+	if predicateType == predicateVSA {
+		switch {
+		case tok.Role != RoleDeployer && tok.Role != RoleAdmin:
+			return "", nil, fmt.Errorf("a %s token may not have decisions (%s) signed", tok.Role, predicateVSA)
+		case asked != "" && asked != AuditKeyName:
+			return "", nil, fmt.Errorf("decisions (%s) are signed with the server's audit key, not builder key %q", predicateVSA, asked)
+		}
+		return AuditKeyName, s.auditKey, nil
+	}
+	name := tok.Key
+	switch {
+	case tok.Role == RoleDeployer:
+		return "", nil, errors.New("a deployer token may have only decisions (" + predicateVSA + ") signed")
+	case asked == AuditKeyName:
+		return "", nil, errors.New("the audit key signs only the server's records and decisions")
+	case tok.Role == RoleAdmin && asked != "":
+		name = asked
+	case tok.Role == RoleAdmin:
+		name = DefaultBuilderKey
+	case asked != "" && asked != tok.Key:
+		return "", nil, fmt.Errorf("this token may sign only with builder key %q", tok.Key)
+	}
+	key, ok := s.builders[name]
+	if !ok {
+		return "", nil, fmt.Errorf("no builder key %q", name)
+	}
+	return name, key, nil
 }
 
 // failWrite answers a failed write with the right status.
