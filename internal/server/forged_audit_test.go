@@ -74,7 +74,7 @@ func openLogged(t *testing.T, dir string, root []byte, logs *syncBuffer) (ts *te
 	hs.Start()
 	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[server.Role]string{}}
 	for _, r := range server.Roles() {
-		if ts.tokens[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
+		if ts.tokens[r], err = server.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
 			t.Fatal(err)
 		}
 	}
