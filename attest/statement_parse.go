@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/custody-dev/custody/internal/jsonstrict"
 )
 
 // digestHexLen is the hex length of the digest algorithms whose values
@@ -43,10 +45,17 @@ func NewStatement(subjects []Subject, predicateType string, predicate any) (*Sta
 // generators) and rejects input larger than MaxStatementBytes, statements
 // without subjects, subjects without digests, malformed digests of the known
 // algorithms (sha256, sha384, sha512, sha1, gitCommit: lowercase hex of the
-// algorithm's length) and an empty predicateType.
+// algorithm's length), an empty predicateType, and JSON that
+// jsonstrict.Check refuses: a duplicate member name, invalid UTF-8.
 func ParseStatement(b []byte) (*Statement, error) {
 	if len(b) > MaxStatementBytes {
 		return nil, fmt.Errorf("statement is %d bytes, more than the limit of %d", len(b), MaxStatementBytes)
+	}
+	// A name given twice (a hidden first "subject") or a string that is
+	// not UTF-8 would read differently in another parser, or be stored
+	// as other bytes than were signed.
+	if err := jsonstrict.Check(b); err != nil {
+		return nil, fmt.Errorf("couldn't parse statement: %w", err)
 	}
 	var s Statement
 	if err := json.Unmarshal(b, &s); err != nil {

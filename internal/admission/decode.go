@@ -1,13 +1,12 @@
 package admission
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
-	"unicode/utf8"
+
+	"github.com/custody-dev/custody/internal/jsonstrict"
 )
 
 // This file reads AdmissionReviews without the Kubernetes API types: one
@@ -63,9 +62,6 @@ type GVK struct {
 // JSON (as json.Valid says: the webhook answers 400 to it).
 var errNotJSON = errors.New("not JSON")
 
-// maxDepth is encoding/json's nesting limit: json.Valid refuses deeper.
-const maxDepth = 10000
-
 // maxImages bounds the containers and volumes (and, separately, the other
 // members "image" under spec) an object may have: each costs the webhook
 // far more memory than its few bytes of JSON ("[{},{},…]"), so that an 8
@@ -86,40 +82,40 @@ func ParseReview(b []byte) (*Request, error) {
 	s := &w.s
 	var apiVersion, kind string
 	var req *Request
-	ok := s.value(func() bool {
-		if s.peek() != '{' {
+	ok := s.Value(func() bool {
+		if s.Peek() != '{' {
 			s.fail("the review is not a JSON object")
-			return s.skip()
+			return s.Skip()
 		}
-		return s.object(func(key []byte) bool {
+		return s.Object(func(key []byte) bool {
 			switch string(key) {
 			case "apiVersion":
 				return s.str(&apiVersion, nil, "apiVersion")
 			case "kind":
 				return s.str(&kind, nil, "kind")
 			case "request":
-				if s.null() {
+				if s.Null() {
 					req = nil
 					return true
 				}
-				if s.peek() != '{' {
+				if s.Peek() != '{' {
 					s.fail("request is not an object")
-					return s.skip()
+					return s.Skip()
 				}
 				req = &Request{}
 				return s.request(req)
 			}
-			return s.skip()
+			return s.Skip()
 		})
 	})
-	if !ok || !s.end() {
-		return nil, fmt.Errorf("%w: %w: %v", ErrMalformed, errNotJSON, s.syntax)
+	if !ok || !s.End() {
+		return nil, fmt.Errorf("%w: %w: %v", ErrMalformed, errNotJSON, s.Syntax)
 	}
-	if s.err != nil {
+	if s.Err != nil {
 		if s.errFatal {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, s.err)
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, s.Err)
 		}
-		return req, fmt.Errorf("%w: %v", ErrMalformed, s.err)
+		return req, fmt.Errorf("%w: %v", ErrMalformed, s.Err)
 	}
 	if apiVersion != "admission.k8s.io/v1" || kind != "AdmissionReview" {
 		return req, fmt.Errorf("%w: apiVersion %q kind %q, want admission.k8s.io/v1 AdmissionReview", ErrMalformed, apiVersion, kind)
@@ -135,7 +131,7 @@ func ParseReview(b []byte) (*Request, error) {
 
 // request reads the request object at s into r.
 func (s *scanner) request(r *Request) bool {
-	return s.object(func(key []byte) bool {
+	return s.Object(func(key []byte) bool {
 		switch string(key) {
 		case "uid":
 			return s.str(&r.UID, nil, "request.uid")
@@ -146,14 +142,14 @@ func (s *scanner) request(r *Request) bool {
 		case "operation":
 			return s.str(&r.Operation, nil, "request.operation")
 		case "kind":
-			if s.null() {
+			if s.Null() {
 				return true
 			}
-			if s.peek() != '{' {
+			if s.Peek() != '{' {
 				s.fail("request.kind is not an object")
-				return s.skip()
+				return s.Skip()
 			}
-			return s.object(func(key []byte) bool {
+			return s.Object(func(key []byte) bool {
 				switch string(key) {
 				case "group":
 					return s.str(&r.Kind.Group, nil, "request.kind.group")
@@ -162,38 +158,38 @@ func (s *scanner) request(r *Request) bool {
 				case "kind":
 					return s.str(&r.Kind.Kind, nil, "request.kind.kind")
 				}
-				return s.skip()
+				return s.Skip()
 			})
 		case "userInfo":
-			if s.null() {
+			if s.Null() {
 				return true
 			}
-			if s.peek() != '{' {
+			if s.Peek() != '{' {
 				s.fail("request.userInfo is not an object")
-				return s.skip()
+				return s.Skip()
 			}
-			return s.object(func(key []byte) bool {
+			return s.Object(func(key []byte) bool {
 				if string(key) == "username" {
 					return s.str(&r.User, nil, "request.userInfo.username")
 				}
-				return s.skip()
+				return s.Skip()
 			})
 		case "object":
 			// Any JSON value (a RawExtension): Images says whether it is
 			// an object it can read. Duplicates in it are Images' to
 			// refuse, so that a DELETE is answered whatever its object.
-			if s.null() {
+			if s.Null() {
 				r.Object = nil
 				return true
 			}
-			start := s.i
-			s.noDup++
-			ok := s.skip()
-			s.noDup--
-			r.Object = s.b[start:s.i:s.i]
+			start := s.I
+			s.NoDup++
+			ok := s.Skip()
+			s.NoDup--
+			r.Object = s.B[start:s.I:s.I]
 			return ok
 		}
-		return s.skip()
+		return s.Skip()
 	})
 }
 
@@ -227,18 +223,18 @@ func Images(req *Request) ([]Image, error) {
 	}
 	w := getWalker(raw)
 	defer putWalker(w)
-	ok := w.s.value(func() bool {
-		if w.s.peek() != '{' {
+	ok := w.s.Value(func() bool {
+		if w.s.Peek() != '{' {
 			w.s.fail("the object is not a JSON object")
-			return w.s.skip()
+			return w.s.Skip()
 		}
 		return w.walk(top, false)
 	})
-	if !ok || !w.s.end() {
-		return nil, fmt.Errorf("%w: object: %v", ErrMalformed, w.s.syntax)
+	if !ok || !w.s.End() {
+		return nil, fmt.Errorf("%w: object: %v", ErrMalformed, w.s.Syntax)
 	}
-	if w.s.err != nil {
-		return nil, fmt.Errorf("%w: object: %v", ErrMalformed, w.s.err)
+	if w.s.Err != nil {
+		return nil, fmt.Errorf("%w: object: %v", ErrMalformed, w.s.Err)
 	}
 	var imgs []Image
 	if n := len(w.imgs[0]) + len(w.imgs[1]) + len(w.imgs[2]) + len(w.imgs[3]); n > 0 {
@@ -327,11 +323,9 @@ func getWalker(b []byte) *walker {
 // putWalker returns w to the pool, keeping no reference to what it read,
 // nor the buffers a rare large object grew.
 func putWalker(w *walker) {
-	w.s.b = nil
-	if cap(w.s.keys) > 4096 || cap(w.path) > 64<<10 || cap(w.others) > 1024 || w.nimgs > 1024 {
+	if !w.s.Release() || cap(w.path) > 64<<10 || cap(w.others) > 1024 || w.nimgs > 1024 {
 		return
 	}
-	clear(w.s.keys[:cap(w.s.keys)])
 	for i := range w.imgs {
 		clear(w.imgs[i][:cap(w.imgs[i])])
 	}
@@ -343,7 +337,7 @@ func putWalker(w *walker) {
 // maxImages already.
 func (w *walker) addImage(cat int, ref, where string) {
 	if w.nimgs >= maxImages {
-		if w.s.err == nil {
+		if w.s.Err == nil {
 			w.s.fail("the object has more than %d containers and image volumes", maxImages)
 		}
 		w.s.errFatal = true
@@ -376,26 +370,26 @@ func (w *walker) walk(n node, inSpec bool) bool {
 	if n == nodeOther {
 		return w.other(inSpec)
 	}
-	if s.null() { // a struct's zero value
+	if s.Null() { // a struct's zero value
 		return true
 	}
 	switch {
 	case n == nodeContainers || n == nodeVolumes:
-		if s.peek() != '[' {
+		if s.Peek() != '[' {
 			s.fail("%s is not an array", w.path)
 			return w.other(inSpec)
 		}
 		return w.list(n, inSpec)
-	case s.peek() != '{':
+	case s.Peek() != '{':
 		s.fail("%s is not an object", w.path)
 		return w.other(inSpec)
 	}
-	return s.object(func(key []byte) bool {
+	return s.Object(func(key []byte) bool {
 		next := nodeOther
 		switch n {
 		case nodePodObject, nodeWorkloadObject, nodeCronJobObject:
 			if string(key) != "spec" {
-				return s.skip() // metadata, status: not run, not checked
+				return s.Skip() // metadata, status: not run, not checked
 			}
 			switch n {
 			case nodePodObject:
@@ -446,9 +440,9 @@ func (w *walker) member(key []byte, n node, inSpec bool) bool {
 	l := len(w.path)
 	w.path = append(append(w.path, '.'), key...)
 	var ok bool
-	if inSpec && n == nodeOther && string(key) == "image" && w.s.peek() == '"' {
+	if inSpec && n == nodeOther && string(key) == "image" && w.s.Peek() == '"' {
 		var ref string
-		o := otherImage{offset: w.s.i}
+		o := otherImage{offset: w.s.I}
 		ok = w.s.str(&ref, nil, "")
 		o.ref = ref
 		if len(w.others) < 100 && len(w.path) <= 1024 {
@@ -456,7 +450,7 @@ func (w *walker) member(key []byte, n node, inSpec bool) bool {
 		}
 		if len(w.others) < maxImages {
 			w.others = append(w.others, o)
-		} else if w.s.err == nil {
+		} else if w.s.Err == nil {
 			w.s.fail("the object has more than %d members \"image\" under spec", maxImages)
 		}
 	} else {
@@ -472,22 +466,22 @@ func (w *walker) list(n node, inSpec bool) bool {
 	cat := w.cat
 	l := len(w.path)
 	i := 0
-	ok := s.array(func() bool {
+	ok := s.Array(func() bool {
 		w.path = append(strconv.AppendInt(append(w.path[:l], '['), int64(i), 10), ']')
 		i++
-		if s.null() { // the zero container: no name, no image
+		if s.Null() { // the zero container: no name, no image
 			if cat != catVolume {
 				w.addImage(cat, "", catWhere[cat])
 			}
 			return true
 		}
-		if s.peek() != '{' {
+		if s.Peek() != '{' {
 			s.fail("%s is not an object", w.path)
 			return w.other(inSpec)
 		}
 		var name, ref string
 		hasImage := cat != catVolume
-		ok := s.object(func(key []byte) bool {
+		ok := s.Object(func(key []byte) bool {
 			switch string(key) {
 			case "name":
 				return s.str(&name, w.path, ".name")
@@ -496,18 +490,18 @@ func (w *walker) list(n node, inSpec bool) bool {
 					return s.str(&ref, w.path, ".image")
 				}
 				// An image volume: {"reference": "…"} or null.
-				if s.null() {
+				if s.Null() {
 					hasImage = false
 					return true
 				}
-				if s.peek() != '{' {
+				if s.Peek() != '{' {
 					s.fail("%s.image is not an object", w.path)
 					return w.other(inSpec)
 				}
 				hasImage = true
 				l := len(w.path)
 				w.path = append(w.path, ".image"...)
-				ok := s.object(func(key []byte) bool {
+				ok := s.Object(func(key []byte) bool {
 					if string(key) == "reference" {
 						return s.str(&ref, w.path, ".reference")
 					}
@@ -516,14 +510,14 @@ func (w *walker) list(n node, inSpec bool) bool {
 				w.path = w.path[:l]
 				return ok
 			case "rbd":
-				if cat != catVolume || s.peek() != '{' {
+				if cat != catVolume || s.Peek() != '{' {
 					break
 				}
 				// A Ceph RBD volume's "image" names a block device image in
 				// the Ceph pool, not a container image: not one to check.
 				l := len(w.path)
 				w.path = append(w.path, ".rbd"...)
-				ok := s.object(func(key []byte) bool {
+				ok := s.Object(func(key []byte) bool {
 					if string(key) == "image" {
 						var rbdImage string
 						return s.str(&rbdImage, w.path, ".image")
@@ -549,15 +543,15 @@ func (w *walker) list(n node, inSpec bool) bool {
 func (w *walker) other(inSpec bool) bool {
 	s := &w.s
 	if !inSpec {
-		return s.skip()
+		return s.Skip()
 	}
-	switch s.peek() {
+	switch s.Peek() {
 	case '{':
-		return s.object(func(key []byte) bool { return w.member(key, nodeOther, inSpec) })
+		return s.Object(func(key []byte) bool { return w.member(key, nodeOther, inSpec) })
 	case '[':
 		l := len(w.path)
 		i := 0
-		ok := s.array(func() bool {
+		ok := s.Array(func() bool {
 			w.path = append(strconv.AppendInt(append(w.path[:l], '['), int64(i), 10), ']')
 			i++
 			return w.other(inSpec)
@@ -565,107 +559,38 @@ func (w *walker) other(inSpec bool) bool {
 		w.path = w.path[:l]
 		return ok
 	}
-	return s.skip()
+	return s.Skip()
 }
 
-// scanner reads JSON. Its methods return false at a syntax error (s.syntax
-// says which), after which nothing more is read. Errors of meaning (a
-// field of the wrong type, a duplicate name) are kept in s.err, the first
-// only, and reading goes on, so that input that is not JSON is always told
-// apart from JSON the webhook refuses.
+// scanner reads reviews: jsonstrict's reader (duplicate member names
+// refused, strings read as encoding/json reads them), plus errFatal.
 type scanner struct {
-	b      []byte
-	i      int
-	depth  int
-	syntax error
-	err    error
-	// errFatal: s.err is one after which the typed decoder returned no
+	jsonstrict.Scanner
+	// errFatal: s.Err is one after which the typed decoder returned no
 	// review (a field of the wrong type), not a duplicate.
 	errFatal bool
-	// noDup > 0 while skipping a value whose duplicates are not this
-	// scanner's to refuse.
-	noDup int
-	// keys holds the names of the members of the objects being read,
-	// innermost last, for refusing duplicates.
-	keys [][]byte
 }
 
 func (s *scanner) reset(b []byte) {
-	s.b, s.i, s.depth, s.syntax, s.err, s.errFatal = b, 0, 0, nil, nil, false
-	s.keys = s.keys[:0]
+	s.Reset(b)
+	s.errFatal = false
 }
 
 // fail records a field of the wrong type: the message is made for the
 // first only.
 func (s *scanner) fail(format string, args ...any) {
-	if s.err == nil {
-		s.err = fmt.Errorf(format, args...)
+	if s.Err == nil { // Fail would make the message for every call
+		s.Err = fmt.Errorf(format, args...)
 	}
 	s.errFatal = true
-}
-
-func (s *scanner) synErr(msg string) bool {
-	if s.syntax == nil {
-		s.syntax = fmt.Errorf("%s at offset %d", msg, s.i)
-	}
-	return false
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek returns the next byte after white space, 0 at the end (and for a
-// NUL byte, which is never valid JSON outside a string either).
-func (s *scanner) peek() byte {
-	s.ws()
-	if s.i < len(s.b) {
-		return s.b[s.i]
-	}
-	return 0
-}
-
-// value reads the whole input as one value with fn.
-func (s *scanner) value(fn func() bool) bool {
-	if s.peek() == 0 {
-		return s.synErr("unexpected end of JSON input")
-	}
-	return fn()
-}
-
-// end says whether only white space is left.
-func (s *scanner) end() bool {
-	if s.syntax != nil {
-		return false
-	}
-	if s.ws(); s.i < len(s.b) { // not peek: a NUL byte is not the end
-		return s.synErr("invalid character after top-level value")
-	}
-	return true
-}
-
-// null consumes a null literal if one is next.
-func (s *scanner) null() bool {
-	if s.peek() == 'n' && bytes.HasPrefix(s.b[s.i:], []byte("null")) {
-		s.i += 4
-		return true
-	}
-	return false
 }
 
 // str reads a string (or null: "") into *dst; another value is a type
 // error naming the field at+name.
 func (s *scanner) str(dst *string, at []byte, name string) bool {
-	switch s.peek() {
+	switch s.Peek() {
 	case '"':
-		raw, plain, ok := s.rawString()
+		raw, plain, ok := s.RawString()
 		if !ok {
 			return false
 		}
@@ -675,67 +600,15 @@ func (s *scanner) str(dst *string, at []byte, name string) bool {
 				return true
 			}
 		}
-		*dst = unquote(raw, plain)
+		*dst = jsonstrict.Unquote(raw, plain)
 		return true
 	case 'n':
-		if s.null() {
+		if s.Null() {
 			return true
 		}
 	}
 	s.fail("%s%s is not a string", at, name)
-	return s.skip()
-}
-
-// rawString reads the string at s.i, returning its bytes between the
-// quotes and whether they are their own value (no escapes, valid UTF-8).
-func (s *scanner) rawString() (raw []byte, plain, ok bool) {
-	start := s.i + 1
-	plain = true
-	ascii := true
-	for i := start; i < len(s.b); i++ {
-		c := s.b[i]
-		switch {
-		case c == '"':
-			s.i = i + 1
-			raw = s.b[start:i]
-			if !ascii && !utf8.Valid(raw) {
-				plain = false
-			}
-			return raw, plain, true
-		case c == '\\':
-			plain = false
-			i++
-			if i >= len(s.b) {
-				s.i = i
-				return nil, false, s.synErr("unexpected end of JSON input")
-			}
-			switch s.b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(s.b) {
-					s.i = len(s.b)
-					return nil, false, s.synErr("unexpected end of JSON input")
-				}
-				for _, h := range s.b[i+1 : i+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						s.i = i
-						return nil, false, s.synErr("invalid character in \\u hexadecimal character escape")
-					}
-				}
-				i += 4
-			default:
-				s.i = i
-				return nil, false, s.synErr("invalid character in string escape code")
-			}
-		case c < 0x20:
-			s.i = i
-			return nil, false, s.synErr("invalid character in string literal")
-		case c >= 0x80:
-			ascii = false
-		}
-	}
-	s.i = len(s.b)
-	return nil, false, s.synErr("unexpected end of JSON input")
+	return s.Skip()
 }
 
 // known returns the string equal to b when it is one that every review
@@ -780,209 +653,4 @@ func known(b []byte) (string, bool) {
 		return "CONNECT", true
 	}
 	return "", false
-}
-
-// unquote returns the value of a valid JSON string's contents as
-// encoding/json does.
-func unquote(raw []byte, plain bool) string {
-	if plain {
-		return string(raw)
-	}
-	q := make([]byte, 0, len(raw)+2)
-	q = append(append(append(q, '"'), raw...), '"')
-	var v string
-	if err := json.Unmarshal(q, &v); err != nil {
-		panic("admission: unquote of a validated string: " + err.Error())
-	}
-	return v
-}
-
-// object reads an object, calling member with each member's (unquoted)
-// name with s before its value, which member must read. A repeated name
-// is an error (unless s.noDup).
-func (s *scanner) object(member func(key []byte) bool) bool {
-	if s.peek() != '{' {
-		return s.synErr("expected an object")
-	}
-	s.i++
-	if s.depth++; s.depth > maxDepth {
-		return s.synErr("exceeded max depth")
-	}
-	base := len(s.keys)
-	var seen map[string]bool // when the object has many members
-	defer func() { s.keys = s.keys[:base] }()
-	if s.peek() == '}' {
-		s.i++
-		s.depth--
-		return true
-	}
-	for {
-		if s.peek() != '"' {
-			return s.synErr("invalid character looking for beginning of object key string")
-		}
-		raw, plain, ok := s.rawString()
-		if !ok {
-			return false
-		}
-		key := raw
-		if !plain {
-			key = []byte(unquote(raw, false))
-		}
-		if s.noDup == 0 {
-			if n := len(s.keys) - base; n < 16 {
-				for _, k := range s.keys[base:] {
-					if bytes.Equal(k, key) {
-						s.dup(key)
-						break
-					}
-				}
-				s.keys = append(s.keys, key)
-			} else { // the first 16 names are in s.keys, and all in seen
-				if seen == nil {
-					seen = make(map[string]bool, 2*n)
-					for _, k := range s.keys[base:] {
-						seen[string(k)] = true
-					}
-				}
-				if seen[string(key)] {
-					s.dup(key)
-				}
-				seen[string(key)] = true
-			}
-		}
-		if s.peek() != ':' {
-			return s.synErr("invalid character after object key")
-		}
-		s.i++
-		if s.peek() == 0 {
-			return s.synErr("unexpected end of JSON input")
-		}
-		if !member(key) {
-			return false
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return true
-		default:
-			return s.synErr("invalid character after object key:value pair")
-		}
-	}
-}
-
-func (s *scanner) dup(key []byte) {
-	if s.err == nil {
-		s.err = fmt.Errorf("duplicate field %q", key)
-	}
-}
-
-// array reads an array, calling elem with s before each element, which
-// elem must read.
-func (s *scanner) array(elem func() bool) bool {
-	if s.peek() != '[' {
-		return s.synErr("expected an array")
-	}
-	s.i++
-	if s.depth++; s.depth > maxDepth {
-		return s.synErr("exceeded max depth")
-	}
-	if s.peek() == ']' {
-		s.i++
-		s.depth--
-		return true
-	}
-	for {
-		if s.peek() == 0 {
-			return s.synErr("unexpected end of JSON input")
-		}
-		if !elem() {
-			return false
-		}
-		switch s.peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return true
-		default:
-			return s.synErr("invalid character after array element")
-		}
-	}
-}
-
-// skip reads any value, refusing duplicate names in its objects.
-func (s *scanner) skip() bool {
-	switch c := s.peek(); {
-	case c == '{':
-		return s.object(func([]byte) bool { return s.skip() })
-	case c == '[':
-		return s.array(s.skip)
-	case c == '"':
-		_, _, ok := s.rawString()
-		return ok
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return s.number()
-	case c == 0:
-		return s.synErr("unexpected end of JSON input")
-	}
-	return s.synErr("invalid character looking for beginning of value")
-}
-
-func (s *scanner) literal(lit string) bool {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return s.synErr("invalid character in literal")
-	}
-	s.i += len(lit)
-	return true
-}
-
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *scanner) number() bool {
-	b, i := s.b, s.i
-	digits := func() bool {
-		j := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
-		return i > j
-	}
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case !digits():
-		s.i = i
-		return s.synErr("invalid character in numeric literal")
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if !digits() {
-			s.i = i
-			return s.synErr("invalid character after decimal point in numeric literal")
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if !digits() {
-			s.i = i
-			return s.synErr("invalid character in exponent of numeric literal")
-		}
-	}
-	s.i = i
-	return true
 }

@@ -40,8 +40,9 @@
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a
 // token gets 401, one with a token of the wrong role 403. Every failure is
 // answered with one line of text/plain. Request bodies are capped
-// (Config.MaxBody, default 1 MiB: 413); malformed JSON, statements, entries
-// and bundles, and bad signatures get 400 and leave nothing in the log or
+// (Config.MaxBody, default 1 MiB: 413); malformed JSON (also a duplicate
+// member name or a string that is not UTF-8: jsonstrict.Check), statements,
+// entries and bundles, and bad signatures get 400 and leave nothing in the log or
 // index; a build ID that was already indexed gets 409; more than
 // Config.MaxInflight concurrent write requests, or a log that pushes back,
 // get 503 with Retry-After.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/crashpoint"
+	"github.com/custody-dev/custody/internal/jsonstrict"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -48,6 +49,10 @@ type signRequest struct {
 var errReplay = errors.New("build ID was already used")
 
 // readBody reads a capped request body, answering 413 or 400 itself.
+// Every body a client sends the server is JSON, and is refused (400)
+// unless jsonstrict.Check accepts it: a duplicate member name anywhere (a
+// hidden first "subject") or a string that is not UTF-8 (the index would
+// hold other bytes than were signed) is not read on.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -57,6 +62,10 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 			return nil, false
 		}
 		fail(w, http.StatusBadRequest, "couldn't read request body")
+		return nil, false
+	}
+	if err := jsonstrict.Check(b); err != nil {
+		fail(w, http.StatusBadRequest, "request body rejected: "+err.Error())
 		return nil, false
 	}
 	return b, true
