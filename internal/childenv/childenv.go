@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 
 	"github.com/custody-dev/custody/internal/redact"
 )
@@ -43,12 +44,19 @@ func Filter(env []string) []string {
 	return out
 }
 
+var hideOnce sync.Once
+
 // Environ returns custody's environment without its secrets.
 func Environ() []string { return Filter(os.Environ()) }
 
 // Command is exec.CommandContext with Env set to Environ(). A caller that
 // sets another Env must pass it through Filter, or append to cmd.Env.
+//
+// Before the first child starts, custody's own /proc/PID/environ (which
+// still holds the secrets it was started with) is made unreadable to
+// children of the same user (hideEnviron).
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	hideOnce.Do(hideEnviron)
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = Environ()
 	return cmd
