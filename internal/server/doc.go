@@ -8,7 +8,8 @@
 // # Routes
 //
 //	GET  /healthz                        public   "ok"
-//	GET  /metrics                        public   Prometheus exposition format
+//	GET  /metrics                        public   Prometheus exposition format; incident and quarantine
+//	                                              series only with an auditor or admin token (metrics.go)
 //	GET  /checkpoint                     public   latest checkpoint (tlog)
 //	GET  /checkpoints/{size}             public   checkpoint history (tlog)
 //	GET  /tile/...                       public   Merkle tiles and entry bundles (tlog)
@@ -35,6 +36,9 @@
 //	POST /api/v1/incidents               admin    a store.IncidentRecord → {"id": N}, or {"records": [...]}
 //	                                     (at most 10,000, within the body cap; all or none) → {"ids": [...]} (audited)
 //	GET  /api/v1/incidents?...           any role incident, artifact, event, after, limit → {"records": [...]}
+//	GET  /api/v1/tokens                  admin    TokenList: names, roles, times; never a secret (tokenapi.go)
+//	POST /api/v1/tokens/revoke           admin    {"name": NAME-OR-ID} → TokenStatus (audited)
+//	GET  /ui/..., POST /ui/login, POST /ui/logout  the dashboard (Config.UI) and its sessions (session.go)
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a
@@ -120,8 +124,12 @@
 //	DIR/keys/audit.key       the audit key: signs audit entries (ECDSA P-256)
 //	DIR/log/                 the transparency log (tlog.Options.Dir)
 //	DIR/index.db             the SQLite evidence index, unless Config.DB is a Postgres DSN
-//	DIR/tokens               API tokens: one JSON object per line holding the
-//	                         token's SHA-256, role, builder key and label (0600)
+//	DIR/tokens               API tokens: one JSON object per line holding the token's
+//	                         SHA-256, role, builder key, name, creation, expiry and
+//	                         revocation (0600; rewritten by custody token, read again
+//	                         by the server when it changes: tokenstore.go)
+//	DIR/tokens.lock          serialises the commands that rewrite DIR/tokens
+//	DIR/tokens.used          each token's last use, written by the server every 10 s
 //	DIR/journal/             signing requests and incident reports in flight (see Crash safety)
 //	DIR/records.reconciled   how far the start-up reconciliation of records read
 //	DIR/trust-root/N.json    every accepted version of the custody trust root (Config.TrustRoot, pushes)
