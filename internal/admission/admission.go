@@ -23,22 +23,40 @@
 // one interval, and when the copy is older than its maximum staleness
 // every request is denied (see SyncedQuarantine for its metrics).
 //
+// The deadline holds end to end, whatever the review: a request is decided
+// under one context deadline (Config.Timeout, or less when the API server
+// waits less), which bounds reading its body, the quarantine checks, the
+// evidence fetches, their verification and the policy; what is not
+// decided by then is denied naming the timeout, and every evaluation the
+// request started gives up at that same deadline. A request naming more
+// distinct image digests than Config.MaxImages is denied before any of
+// that, naming the cap; the others are decided by a pool of
+// Config.Concurrency workers, and at most Config.Concurrency evaluations
+// run at once across all requests (a digest waiting for one past the
+// deadline is denied as such).
+//
 // Namespaces map to environments by configuration only (Config.Namespaces):
 // an AdmissionReview carries the object's labels, not its namespace's, so a
 // namespace label could only be read with API access the webhook does not
 // need and would let whoever may label namespaces pick their own policy.
 //
 // With Config.Decisions, every decision the webhook computes (a cache miss
-// or re-evaluation, allow or deny, and the first quarantine denial of a
-// digest in an environment within Config.DenyTTL) is recorded as a SLSA
-// Verification Summary Attestation v1
+// or re-evaluation, allow or deny, and a quarantine denial) is recorded as
+// a SLSA Verification Summary Attestation v1
 // (https://slsa.dev/spec/v1.0/verification_summary) naming the policy
-// version that decided and the request that asked (see VSA). Cached
-// answers are not recorded again: the VSA of the decision they repeat is.
-// Recording is asynchronous, through a bounded queue, so that the log's
-// latency never counts against the API server's timeout; a decision that
-// finds the queue full is dropped and counted in
-// custody_admission_vsa_writes_total{result="dropped"}, never waited for.
+// version that decided and the request that asked (see VSA), unless an
+// identical decision (same digest, environment, policy version, verdict,
+// failures and evidence) was recorded less than Config.AllowTTL before.
+// The record is for an auditor to replay why an image was admitted or
+// refused; cached answers already rely on a decision up to AllowTTL old,
+// so an identical decision recomputed within it adds no fact (the requests
+// it answered are in the API server's audit log, with the policy version
+// in their annotations). Cached answers are not recorded: the VSA of the
+// decision they repeat is. Recording is asynchronous, through a bounded
+// queue, so that the log's latency never counts against the API server's
+// timeout; a decision that finds the queue full is dropped and counted in
+// custody_admission_vsa_writes_total{result="dropped"}, never waited for,
+// and one skipped as identical is counted as result="duplicate".
 //
 // The webhook's Prometheus metrics (see Metrics) are served at GET /metrics.
 package admission
@@ -54,6 +72,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -66,6 +85,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
 	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -75,6 +95,22 @@ const (
 	DefaultAllowTTL  = 5 * time.Minute
 	DefaultDenyTTL   = 5 * time.Second
 	DefaultCacheSize = 10000
+	// DefaultMaxImages is the default cap on the distinct image digests of
+	// one request. Kubernetes sets no limit on a pod's containers, but real
+	// pods run a few images (an application, its sidecars and init
+	// containers: rarely more than 20 distinct digests); 64 leaves room
+	// for the largest while bounding the work one request can cause to 64
+	// evaluations and 64 VSAs (bench/admission: a review at the cap,
+	// every digest evaluated cold, is answered well within the default
+	// timeout).
+	DefaultMaxImages = 64
+	// DefaultConcurrency is the default bound on evaluations in progress
+	// at once. An evaluation mostly waits for the evidence source (a
+	// round trip to custody serve) and then verifies a few signatures
+	// (about a millisecond of CPU each), so a few per CPU keep the CPUs
+	// and the source busy without letting one large review take every
+	// goroutine the runtime schedules.
+	DefaultConcurrency = 8
 )
 
 // Message limits: the API server relays the message to the user (kubectl
@@ -106,10 +142,19 @@ type Config struct {
 	// incident; an error denies. Its answers are not cached by the webhook.
 	// One that implements SyncedQuarantine adds its sync metrics.
 	Quarantine deploy.Quarantine
-	// Timeout bounds deciding one request, evidence fetching included
+	// Timeout bounds deciding one request, end to end: reading its body,
+	// quarantine checks, evidence fetching, verification and policy
 	// (default DefaultTimeout). A request the API server sends with a
 	// shorter ?timeout= gets that, less a margin for the answer.
 	Timeout time.Duration
+	// MaxImages caps the distinct image digests one request may name
+	// (default DefaultMaxImages); a request naming more is denied, naming
+	// the cap, before any evidence is fetched or decision recorded.
+	MaxImages int
+	// Concurrency bounds the evaluations (evidence fetch, verification,
+	// policy) in progress at once across all requests, and the workers
+	// deciding one request's digests (default DefaultConcurrency).
+	Concurrency int
 	// AllowTTL is the longest an allow decision is cached (default
 	// DefaultAllowTTL); evidence that ages out of the policy's maxAge
 	// sooner ends it sooner.
@@ -131,7 +176,9 @@ type Config struct {
 	// VerifierID is the VSAs' verifier.id (default DefaultVerifierID).
 	VerifierID string
 	// DecisionQueue bounds the decisions waiting to be recorded (default
-	// DefaultDecisionQueue); one more is dropped and counted.
+	// DefaultDecisionQueue); one more is dropped and counted. Each waits
+	// with the request fields of its VSA cut to maxLogField bytes, so the
+	// queue holds a bounded number of bytes too.
 	DecisionQueue int
 	// DecisionTimeout bounds recording one decision (default
 	// DefaultDecisionTimeout).
@@ -144,6 +191,8 @@ type Webhook struct {
 	log     *slog.Logger
 	metrics *Metrics
 	rec     *recorder // nil without Config.Decisions
+	// slots holds a token per evaluation in progress (Config.Concurrency).
+	slots chan struct{}
 
 	mu      sync.Mutex
 	cache   map[cacheKey]*verdict
@@ -151,12 +200,7 @@ type Webhook struct {
 	// annotations are the audit annotations of the answers in each
 	// environment, shared by them (never modified).
 	annotations map[string]map[string]string
-	// quarantineSeen is when each quarantine denial was last recorded, so
-	// that a denied image retried in a loop is recorded once per DenyTTL.
-	quarantineSeen map[quarantineKey]time.Time
 }
-
-type quarantineKey struct{ env, digest, incident string }
 
 type cacheKey struct{ env, digest string }
 
@@ -172,11 +216,27 @@ type verdict struct {
 	quarantine string
 }
 
+// flight is one evaluation in progress, shared by the requests that
+// want it.
 type flight struct {
 	done chan struct{}
-	v    *verdict
-	err  error
+	// deadline is that of the request that started it.
+	deadline time.Time
+	// stage is where the evaluation is (stageQueued…), for the reason of
+	// a request whose deadline passes while it waits.
+	stage atomic.Int32
+	v     *verdict
+	err   error
+	// late says err is the deadline passing.
+	late bool
 }
+
+// Stages of an evaluation.
+const (
+	stageQueued int32 = iota // waiting for a slot (Config.Concurrency)
+	stageFetch               // fetching the evidence
+	stageVerify              // verifying it and evaluating the policy
+)
 
 // New validates cfg and returns a webhook.
 func New(cfg Config) (*Webhook, error) {
@@ -211,6 +271,12 @@ func New(cfg Config) (*Webhook, error) {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultCacheSize
 	}
+	if cfg.MaxImages <= 0 {
+		cfg.MaxImages = DefaultMaxImages
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -228,7 +294,7 @@ func New(cfg Config) (*Webhook, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Webhook{cfg: cfg, log: log, metrics: newMetrics(), cache: map[cacheKey]*verdict{}, flights: map[cacheKey]*flight{},
-		quarantineSeen: map[quarantineKey]time.Time{}}
+		slots: make(chan struct{}, cfg.Concurrency)}
 	w.annotations = map[string]map[string]string{}
 	for env, p := range cfg.Policies {
 		w.annotations[env] = map[string]string{"environment": env, "policy": p.Digest()}
@@ -237,8 +303,10 @@ func New(cfg Config) (*Webhook, error) {
 		w.metrics.watchQuarantine(q, cfg.Now)
 	}
 	if cfg.Decisions != nil {
-		w.rec = newRecorder(cfg.Decisions, cfg.VerifierID, cfg.DecisionQueue, cfg.DecisionTimeout, w.metrics, log)
+		w.rec = newRecorder(cfg.Decisions, recorderConfig{id: cfg.VerifierID, size: cfg.DecisionQueue, timeout: cfg.DecisionTimeout,
+			now: cfg.Now, recent: cfg.AllowTTL, remember: cfg.CacheSize}, w.metrics, log)
 	}
+	w.metrics.watchSlots(w.slots)
 	return w, nil
 }
 
@@ -265,19 +333,21 @@ func (w *Webhook) Environment(namespace string) string {
 }
 
 // Review decides one admission request. It always returns a response
-// (allowed or not) with the request's uid, within ctx's deadline.
+// (allowed or not) with the request's uid, within Config.Timeout or ctx's
+// deadline, whichever comes first.
 func (w *Webhook) Review(ctx context.Context, req *Request) *admissionv1.AdmissionResponse {
-	resp := w.answer(ctx, req)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	resp := w.answer(ctx, req, time.Now(), w.cfg.Timeout)
 	resp.AuditAnnotations = maps.Clone(resp.AuditAnnotations)
 	return resp
 }
 
-// answer is Review, except that the response's audit annotations are
-// shared with every other answer in the same environment (not to be
-// modified).
-func (w *Webhook) answer(ctx context.Context, req *Request) *admissionv1.AdmissionResponse {
-	start := time.Now()
-	resp, reason := w.review(ctx, req)
+// answer is Review under ctx, whose deadline is timeout after start;
+// the response's audit annotations are shared with every other answer in
+// the same environment (not to be modified).
+func (w *Webhook) answer(ctx context.Context, req *Request, start time.Time, timeout time.Duration) *admissionv1.AdmissionResponse {
+	resp, reason := w.review(ctx, req, timeout)
 	w.observe(start, resp.Allowed, reason)
 	return resp
 }
@@ -292,8 +362,9 @@ func (w *Webhook) observe(start time.Time, allowed bool, reason string) {
 	w.metrics.latency.Observe(time.Since(start).Seconds())
 }
 
-// review is Review, also returning the reason class of the answer.
-func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.AdmissionResponse, string) {
+// review is Review, also returning the reason class of the answer;
+// timeout is what ctx's deadline was set from, named when it passes.
+func (w *Webhook) review(ctx context.Context, req *Request, timeout time.Duration) (*admissionv1.AdmissionResponse, string) {
 	uid := types.UID(req.UID)
 	switch admissionv1.Operation(req.Operation) {
 	case admissionv1.Delete, admissionv1.Connect:
@@ -314,10 +385,14 @@ func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.Admiss
 		return deny(uid, fmt.Sprintf("namespace %q has no environment, so no policy admits anything into it", req.Namespace),
 			"map it with --namespace-env "+req.Namespace+"=ENV (or *=ENV), or exclude the namespace in the webhook's namespaceSelector"), ReasonNamespace
 	}
+	if len(images) == 0 {
+		return allow(uid), ReasonNoImages
+	}
 
 	var lines []string
-	var digestsBuf [4]string
-	digests := digestsBuf[:0] // distinct, in order; a pod names few
+	var buf [4]string
+	digests := buf[:0] // distinct, in order; a pod names few
+	var index map[string]int
 	reason := ReasonPassed
 	for _, im := range images {
 		if im.Digest == "" {
@@ -325,28 +400,18 @@ func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.Admiss
 			reason = ReasonImageRef
 			continue
 		}
-		if !slices.Contains(digests, im.Digest) {
-			digests = append(digests, im.Digest)
-		}
+		digests, index = addDigest(digests, index, im.Digest)
 	}
-	if len(images) == 0 {
-		return allow(uid), ReasonNoImages
+	if len(digests) > w.cfg.MaxImages {
+		line := fmt.Sprintf("the object names %d distinct image digests, more than the %d custody admission decides in one request (--max-images); nothing was checked",
+			len(digests), w.cfg.MaxImages)
+		return w.denied(ctx, req, env, append([]string{line}, lines...)), ReasonTooManyImages
 	}
 
-	// Decide every digest at once; the slowest bounds the answer.
 	var one [1]result
-	var results []result
-	if len(digests) == 1 { // the common case: no goroutine on a cache hit
-		v, err := w.decide(ctx, env, digests[0], req)
-		one[0] = result{v, err}
-		results = one[:]
-	} else {
-		results = w.decideAll(ctx, env, digests, req)
-	}
-
-	policyDigest := w.cfg.Policies[env].Digest()
+	results := w.decideAll(ctx, query{env, req, timeout}, digests, one[:0])
 	for _, im := range images {
-		i := slices.Index(digests, im.Digest)
+		i := digestIndex(digests, index, im.Digest)
 		if i < 0 || results[i].v == nil && results[i].err == nil {
 			continue // not by digest, or its result already reported
 		}
@@ -369,19 +434,54 @@ func (w *Webhook) review(ctx context.Context, req *Request) (*admissionv1.Admiss
 		}
 	}
 	if len(lines) > 0 {
-		w.log.Info("admission denied", "uid", clip(string(uid)), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
-			"environment", env, "policy", policyDigest, "reasons", len(lines), "first", clip(lines[0]))
-		resp := deny(uid, lines...)
-		resp.AuditAnnotations = w.annotations[env]
-		return resp, reason
+		return w.denied(ctx, req, env, lines), reason
 	}
 	if w.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations
-		w.log.Debug("admission allowed", "uid", uid, "namespace", req.Namespace, "kind", req.Kind.Kind, "name", req.Name,
-			"environment", env, "policy", policyDigest, "images", len(images))
+		w.log.Debug("admission allowed", "uid", clip(req.UID), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
+			"environment", env, "policy", w.cfg.Policies[env].Digest(), "images", len(images))
 	}
 	resp := allow(uid)
 	resp.AuditAnnotations = w.annotations[env]
 	return resp, ReasonPassed
+}
+
+// denied logs the denial of req in env and returns it.
+func (w *Webhook) denied(ctx context.Context, req *Request, env string, lines []string) *admissionv1.AdmissionResponse {
+	w.log.InfoContext(ctx, "admission denied", "uid", clip(req.UID), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
+		"environment", env, "policy", w.cfg.Policies[env].Digest(), "reasons", len(lines), "first", clip(lines[0]))
+	resp := deny(types.UID(req.UID), lines...)
+	resp.AuditAnnotations = w.annotations[env]
+	return resp
+}
+
+// addDigest adds d to the distinct digests list unless it is there,
+// index being where each is in list once it is longer than 8 (nil
+// before: a pod names few).
+func addDigest(list []string, index map[string]int, d string) ([]string, map[string]int) {
+	if digestIndex(list, index, d) >= 0 {
+		return list, index
+	}
+	if index == nil && len(list) == 8 {
+		index = make(map[string]int, 16)
+		for i, x := range list {
+			index[x] = i
+		}
+	}
+	if index != nil {
+		index[d] = len(list)
+	}
+	return append(list, d), index
+}
+
+// digestIndex is where d is in list (see addDigest), or -1.
+func digestIndex(list []string, index map[string]int, d string) int {
+	if index == nil {
+		return slices.Index(list, d)
+	}
+	if i, ok := index[d]; ok {
+		return i
+	}
+	return -1
 }
 
 // result is the verdict about one digest, or why there is none.
@@ -390,17 +490,36 @@ type result struct {
 	err error
 }
 
-// decideAll decides the digests concurrently.
-func (w *Webhook) decideAll(ctx context.Context, env string, digests []string, req *Request) []result {
-	results := make([]result, len(digests))
-	var wg sync.WaitGroup
-	for i, dg := range digests {
-		wg.Go(func() {
-			v, err := w.decide(ctx, env, dg, req)
-			results[i] = result{v, err}
-		})
+// query is what deciding a digest for one request needs of it.
+type query struct {
+	env string
+	req *Request
+	// timeout is what the request's deadline was set from.
+	timeout time.Duration
+}
+
+// decideAll decides the digests, Config.Concurrency at a time, and
+// returns their results (appended to buf); a digest not decided by ctx's
+// deadline has a deadline error.
+func (w *Webhook) decideAll(ctx context.Context, q query, digests []string, buf []result) []result {
+	if len(digests) == 1 { // the common case: no goroutine on a cache hit
+		v, err := w.decide(ctx, q, digests[0])
+		return append(buf, result{v, err})
 	}
-	wg.Wait()
+	results := make([]result, len(digests))
+	ds := slices.Clone(digests) // so that the caller's (on its stack) is not shared with the workers
+	// fn never fails, so ForEach returns when every digest is decided or
+	// the deadline has passed (decide returns then).
+	_ = par.ForEach(ctx, len(ds), w.cfg.Concurrency, func(ctx context.Context, i int) error {
+		v, err := w.decide(ctx, q, ds[i])
+		results[i] = result{v, err}
+		return nil
+	})
+	for i, r := range results {
+		if r.v == nil && r.err == nil { // never handed out: the deadline passed first
+			results[i].err = w.lateErr(stageQueued, q.timeout)
+		}
+	}
 	return results
 }
 
@@ -424,51 +543,77 @@ func shortRef(ref string) string {
 	return ref
 }
 
-// decide returns the cached verdict about digest in env, or makes one. A
-// failure to decide (source error, timeout) is returned as an error and not
-// cached. Concurrent misses for the same key share one evaluation, which
-// runs under its own Timeout so that a caller giving up does not fail the
-// others.
+// decide returns the cached verdict about digest in q.env, or makes one. A
+// failure to decide (source error, deadline) is returned as an error and
+// not cached. Concurrent misses for the same key share one evaluation,
+// which runs until the deadline of the request that started it (not
+// cancelled with it, so that a caller giving up does not fail the
+// others); a request whose deadline is later than that of the evaluation
+// it shared, which ran out of time, starts its own.
 //
-// req is the request asking, recorded in the VSA of a decision it causes
-// (read only then: a cache hit costs no more for it).
-func (w *Webhook) decide(ctx context.Context, env, digest string, req *Request) (*verdict, error) {
+// q.req is the request asking, recorded in the VSA of a decision it
+// causes (read only then: a cache hit costs no more for it).
+func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(q.timeout)
+	}
+	if ctx.Err() != nil {
+		return nil, w.lateErr(stageQueued, q.timeout)
+	}
 	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
 		if v != nil {
 			w.metrics.quarantined.Inc()
-			w.recordQuarantine(env, digest, v, req)
+			w.recordQuarantine(q.env, digest, v, q.req)
 		}
 		return v, err
 	}
-	key := cacheKey{env, digest}
-	now := w.cfg.Now()
-	w.mu.Lock()
-	if v, ok := w.cache[key]; ok {
-		if now.Before(v.expires) {
-			w.mu.Unlock()
-			w.metrics.cache.WithLabelValues("hit").Inc()
-			return v, nil
+	key := cacheKey{q.env, digest}
+	for {
+		now := w.cfg.Now()
+		w.mu.Lock()
+		if v, ok := w.cache[key]; ok {
+			if now.Before(v.expires) {
+				w.mu.Unlock()
+				w.metrics.cache.WithLabelValues("hit").Inc()
+				return v, nil
+			}
+			delete(w.cache, key)
 		}
-		delete(w.cache, key)
-	}
-	f, ok := w.flights[key]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		w.flights[key] = f
-		var res *Resource
-		if w.rec != nil {
-			res = resourceOf(req)
+		f, ok := w.flights[key]
+		if !ok {
+			f = &flight{done: make(chan struct{}), deadline: deadline}
+			w.flights[key] = f
+			var res *Resource
+			if w.rec != nil {
+				res = resourceOf(q.req)
+			}
+			go w.fly(key, f, res, q.timeout)
 		}
-		go w.fly(key, f, res)
+		w.mu.Unlock()
+		w.metrics.cache.WithLabelValues("miss").Inc()
+		select {
+		case <-f.done:
+			if f.late && f.deadline.Before(deadline) && ctx.Err() == nil {
+				continue // another request's evaluation ran out of its time, not ours
+			}
+			return f.v, f.err
+		case <-ctx.Done():
+			return nil, w.lateErr(f.stage.Load(), q.timeout)
+		}
 	}
-	w.mu.Unlock()
-	w.metrics.cache.WithLabelValues("miss").Inc()
-	select {
-	case <-f.done:
-		return f.v, f.err
-	case <-ctx.Done():
-		return nil, deadlineErr(ctx.Err(), w.cfg.Timeout)
+}
+
+// lateErr is the reason of a digest not decided by the deadline, set
+// from timeout, when its evaluation was at stage.
+func (w *Webhook) lateErr(stage int32, timeout time.Duration) error {
+	switch stage {
+	case stageFetch:
+		return fmt.Errorf("no answer from the evidence source within the deadline (timeout %s)", timeout)
+	case stageVerify:
+		return fmt.Errorf("evidence not verified and judged within the deadline (timeout %s)", timeout)
 	}
+	return fmt.Errorf("not evaluated within the deadline (timeout %s): all %d evaluation slots (--concurrency) were busy", timeout, w.cfg.Concurrency)
 }
 
 // quarantined returns a denial when Config.Quarantine says an incident
@@ -489,42 +634,28 @@ func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, err
 	return &verdict{quarantine: id, reasons: []string{fmt.Sprintf("%s by incident %s (see custody incident show %s)", deploy.ErrQuarantined, id, id)}}, nil
 }
 
-// recordQuarantine records the quarantine denial v of digest in env,
-// unless the same incident's denial there was recorded within DenyTTL.
+// recordQuarantine records the quarantine denial v of digest in env (the
+// recorder skips it while the identical denial's record is recent).
 func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *Request) {
 	if w.rec == nil {
 		return
 	}
-	now := w.cfg.Now()
-	key := quarantineKey{env, digest, v.quarantine}
-	w.mu.Lock()
-	if until, ok := w.quarantineSeen[key]; ok && now.Before(until) {
-		w.mu.Unlock()
-		return
-	}
-	if len(w.quarantineSeen) >= w.cfg.CacheSize {
-		for k, until := range w.quarantineSeen {
-			if !now.Before(until) || len(w.quarantineSeen) >= w.cfg.CacheSize {
-				delete(w.quarantineSeen, k)
-			}
-		}
-	}
-	w.quarantineSeen[key] = now.Add(w.cfg.DenyTTL)
-	w.mu.Unlock()
-	d := &policy.Decision{Environment: env, PolicyDigest: w.cfg.Policies[env].Digest(), Artifact: digest, Time: now.UTC(),
+	d := &policy.Decision{Environment: env, PolicyDigest: w.cfg.Policies[env].Digest(), Artifact: digest, Time: w.cfg.Now().UTC(),
 		Failures: []policy.Failure{{Requirement: "quarantine", Message: v.reasons[0],
 			Fix: "deploy an artifact the incident does not affect ('custody incident show " + v.quarantine + "')"}},
 		Passed: []string{}}
 	w.rec.enqueue(d, resourceOf(req))
 }
 
-// res is the request that asked (nil when nothing is recorded), read
-// before: the request's bytes are the handler's and reused after it answers.
-func (w *Webhook) fly(key cacheKey, f *flight, res *Resource) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout)
+// fly runs the evaluation f until its deadline. res is the request that
+// asked (nil when nothing is recorded), read before: the request's bytes
+// are the handler's and reused after it answers.
+func (w *Webhook) fly(key cacheKey, f *flight, res *Resource, timeout time.Duration) {
+	ctx, cancel := context.WithDeadline(context.Background(), f.deadline)
 	defer cancel()
-	v, err := w.evaluate(ctx, key.env, key.digest)
+	v, err := w.evaluate(ctx, key.env, key.digest, f, timeout)
 	f.v, f.err = v, err
+	f.late = err != nil && ctx.Err() != nil
 	w.mu.Lock()
 	delete(w.flights, key)
 	if err == nil {
@@ -562,22 +693,24 @@ func (w *Webhook) store(key cacheKey, v *verdict) {
 	w.cache[key] = v
 }
 
-func deadlineErr(err error, timeout time.Duration) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("no answer from the evidence source within the deadline (timeout %s)", timeout)
+// evaluate takes an evaluation slot, fetches, verifies and judges the
+// evidence about digest, recording its stage in f. An error after ctx's
+// deadline is the deadline's, naming timeout.
+func (w *Webhook) evaluate(ctx context.Context, env, digest string, f *flight, timeout time.Duration) (*verdict, error) {
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	case <-ctx.Done():
+		w.metrics.evidenceErrors.WithLabelValues("busy").Inc()
+		return nil, w.lateErr(stageQueued, timeout)
 	}
-	return err
-}
-
-// evaluate fetches, verifies and judges the evidence about digest.
-func (w *Webhook) evaluate(ctx context.Context, env, digest string) (*verdict, error) {
-	p := w.cfg.Policies[env]
+	f.stage.Store(stageFetch)
 	bundles, err := w.cfg.Source.Bundles(ctx, digest)
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			w.metrics.evidenceErrors.WithLabelValues("timeout").Inc()
-			return nil, deadlineErr(context.DeadlineExceeded, w.cfg.Timeout)
+			return nil, w.lateErr(stageFetch, timeout)
 		case errors.Is(err, client.ErrUnreachable):
 			w.metrics.evidenceErrors.WithLabelValues("unreachable").Inc()
 			return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
@@ -585,15 +718,24 @@ func (w *Webhook) evaluate(ctx context.Context, env, digest string) (*verdict, e
 		w.metrics.evidenceErrors.WithLabelValues("fetch").Inc()
 		return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
 	}
+	f.stage.Store(stageVerify)
 	ev, rejected, err := gate.Gather(ctx, digest, gate.JSONs(bundles), w.cfg.Trust)
 	if err != nil {
+		if ctx.Err() != nil {
+			w.metrics.evidenceErrors.WithLabelValues("timeout").Inc()
+			return nil, w.lateErr(stageVerify, timeout)
+		}
 		w.metrics.evidenceErrors.WithLabelValues("verify").Inc()
-		return nil, deadlineErr(fmt.Errorf("couldn't verify evidence: %w", err), w.cfg.Timeout)
+		return nil, fmt.Errorf("couldn't verify evidence: %w", err)
 	}
+	p := w.cfg.Policies[env]
 	now := w.cfg.Now()
 	d, err := p.Evaluate(ctx, ev, now)
 	if err != nil {
-		return nil, deadlineErr(fmt.Errorf("couldn't evaluate policy: %w", err), w.cfg.Timeout)
+		if ctx.Err() != nil {
+			return nil, w.lateErr(stageVerify, timeout)
+		}
+		return nil, fmt.Errorf("couldn't evaluate policy: %w", err)
 	}
 	if d.Allowed {
 		return &verdict{allowed: true, policy: d.PolicyDigest, expires: w.allowExpiry(p, ev, now), decision: d}, nil
@@ -711,6 +853,16 @@ func (w *Webhook) Handler() http.Handler {
 }
 
 func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
+	// The deadline starts now: reading and parsing the review count.
+	start := time.Now()
+	timeout := w.requestTimeout(r)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	// The server's ResponseWriters can (as http.ResponseController
+	// finds, without its allocation); httptest's cannot.
+	if d, ok := rw.(interface{ SetReadDeadline(time.Time) error }); ok {
+		_ = d.SetReadDeadline(start.Add(timeout))
+	}
 	buf := buffers.Get().(*[]byte)
 	defer putBuffer(buf)
 	body, err := readBody((*buf)[:0], r.Body, MaxReviewBytes)
@@ -723,7 +875,6 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, fmt.Sprintf("request body over %d bytes", MaxReviewBytes), http.StatusRequestEntityTooLarge)
 		return
 	}
-	start := time.Now()
 	req, err := ParseReview(body)
 	if errors.Is(err, errNotJSON) {
 		http.Error(rw, "request body is not JSON; want an admission.k8s.io/v1 AdmissionReview", http.StatusBadRequest)
@@ -739,9 +890,7 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		resp = deny(uid, err.Error())
 		w.observe(start, false, ReasonMalformed)
 	} else {
-		ctx, cancel := context.WithTimeout(r.Context(), w.requestTimeout(r))
-		resp = w.answer(ctx, req)
-		cancel()
+		resp = w.answer(ctx, req, start, timeout)
 	}
 	// The body is not read after this: its buffer holds the answer.
 	out, err := appendReview((*buf)[:0], resp)

@@ -157,6 +157,13 @@ func (f *fixture) post(body []byte) (int, *admissionv1.AdmissionReview) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.decode(resp)
+}
+
+// decode reads the answer of the webhook: the status and the response
+// review.
+func (f *fixture) decode(resp *http.Response) (int, *admissionv1.AdmissionReview) {
+	f.t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {

@@ -13,15 +13,18 @@ import (
 // allowed or denied, one per request (the first that applies, in this
 // order for denials).
 const (
-	ReasonMalformed  = "malformed"  // the review or its object could not be read
-	ReasonOperation  = "operation"  // an operation custody does not decide (denied) or runs no image (allowed)
-	ReasonNamespace  = "namespace"  // the namespace has no environment
-	ReasonImageRef   = "image_ref"  // an image not referenced by sha256 digest
-	ReasonUndecided  = "undecided"  // evidence or quarantine could not be read in time
-	ReasonQuarantine = "quarantine" // an incident quarantined a digest
-	ReasonPolicy     = "policy"     // the evidence did not satisfy the policy
-	ReasonPassed     = "passed"     // every digest's evidence satisfied the policy
-	ReasonNoImages   = "no_images"  // the object runs no image
+	ReasonMalformed = "malformed" // the review or its object could not be read
+	ReasonOperation = "operation" // an operation custody does not decide (denied) or runs no image (allowed)
+	ReasonNamespace = "namespace" // the namespace has no environment
+	// ReasonTooManyImages: the object names more distinct image digests
+	// than Config.MaxImages.
+	ReasonTooManyImages = "too_many_images"
+	ReasonImageRef      = "image_ref"  // an image not referenced by sha256 digest
+	ReasonUndecided     = "undecided"  // evidence or quarantine could not be read in time
+	ReasonQuarantine    = "quarantine" // an incident quarantined a digest
+	ReasonPolicy        = "policy"     // the evidence did not satisfy the policy
+	ReasonPassed        = "passed"     // every digest's evidence satisfied the policy
+	ReasonNoImages      = "no_images"  // the object runs no image
 )
 
 // Metrics are the webhook's Prometheus metrics, in a registry of its own
@@ -50,17 +53,17 @@ func newMetrics() *Metrics {
 			Name: "custody_admission_cache_lookups_total", Help: "Decisions about a digest in an environment looked up in the cache, by result (hit, miss).",
 		}, []string{"result"}),
 		evidenceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "custody_admission_evidence_errors_total", Help: "Evaluations that could not fetch or verify evidence, by cause (timeout, unreachable, fetch, verify).",
+			Name: "custody_admission_evidence_errors_total", Help: "Evaluations that could not fetch or verify evidence, by cause (timeout, unreachable, fetch, verify, busy: no evaluation slot before the deadline).",
 		}, []string{"cause"}),
 		vsaWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "custody_admission_vsa_writes_total", Help: "Decisions recorded as signed VSAs, by result (ok, failed, dropped: the queue was full).",
+			Name: "custody_admission_vsa_writes_total", Help: "Decisions recorded as signed VSAs, by result (ok, failed, dropped: the queue was full, duplicate: an identical decision was recorded recently).",
 		}, []string{"result"}),
 		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "custody_admission_quarantine_denials_total", Help: "Digests denied because an incident quarantined them.",
 		}),
 	}
 	// Zero series, so that rates and alerts see them before the first event.
-	for _, r := range []string{"ok", "failed", "dropped"} {
+	for _, r := range []string{"ok", "failed", "dropped", "duplicate"} {
 		m.vsaWrites.WithLabelValues(r)
 	}
 	for _, r := range []string{"hit", "miss"} {
@@ -68,6 +71,15 @@ func newMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined)
 	return m
+}
+
+// watchSlots registers the gauge of evaluations in progress: slots holds
+// a token per evaluation.
+func (m *Metrics) watchSlots(slots chan struct{}) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custody_admission_evaluations_in_progress",
+		Help: "Evaluations (evidence fetch, verification, policy) in progress; at most --concurrency, beyond which they wait.",
+	}, func() float64 { return float64(len(slots)) }))
 }
 
 // SyncedQuarantine is a quarantine answered from a local copy that is

@@ -2,8 +2,11 @@ package admission
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -58,9 +61,17 @@ type Resource struct {
 	User string `json:"user,omitempty"`
 }
 
+// resourceOf is the request as its VSA records it, each field cut to
+// maxLogField bytes (saying so): the API server sends far shorter ones,
+// and a decision waiting in the queue must not hold megabytes.
 func resourceOf(req *Request) *Resource {
 	r := &Resource{UID: req.UID, Namespace: req.Namespace, Kind: gvk(req.Kind.Group, req.Kind.Version, req.Kind.Kind),
 		Name: req.Name, Operation: req.Operation, User: req.User}
+	defer func() {
+		for _, f := range []*string{&r.UID, &r.Namespace, &r.Kind, &r.Name, &r.GenerateName, &r.Operation, &r.User} {
+			*f = clip(*f)
+		}
+	}()
 	if r.Name == "" {
 		// The API server leaves the request's name empty when the object
 		// has only a generateName (and so do some clients of the webhook).
@@ -120,21 +131,71 @@ func VSA(d *policy.Decision, verifierID string, r *Resource) ([]byte, error) {
 type record struct {
 	d   *policy.Decision
 	res *Resource
+	fp  fingerprint
+}
+
+// fingerprint identifies what a decision decided, whenever and for
+// whichever request: its digest, environment, policy version, evidence
+// (the bundles' hashes), verdict, and which requirements failed with
+// what fix (a quarantine's names the incident). Given the policy and the
+// evidence, only the time of the decision can change it, and the texts
+// that carry the time (an age in a passed check or a failure's message)
+// are left out, so that the same decision a minute later is the same.
+type fingerprint [sha256.Size]byte
+
+func fingerprintOf(d *policy.Decision) fingerprint {
+	h := sha256.New()
+	field := func(s string) { // length-prefixed, so fields cannot run into each other
+		binary.Write(h, binary.BigEndian, uint64(len(s)))
+		h.Write([]byte(s))
+	}
+	field(d.Environment)
+	field(d.Artifact)
+	field(d.PolicyDigest)
+	field(strconv.FormatBool(d.Allowed))
+	binary.Write(h, binary.BigEndian, uint64(len(d.Inputs)))
+	for _, in := range d.Inputs {
+		field(in)
+	}
+	binary.Write(h, binary.BigEndian, uint64(len(d.Failures)))
+	for _, f := range d.Failures {
+		field(f.Requirement)
+		field(f.Fix)
+	}
+	var fp fingerprint
+	h.Sum(fp[:0])
+	return fp
 }
 
 // recorder writes decisions from a bounded queue, so that a slow or
 // unreachable log never delays an answer: a decision that finds the queue
-// full is dropped (and counted), not waited for.
+// full is dropped (and counted), not waited for. A decision identical to
+// one recorded less than recent before, or waiting to be, is skipped (and
+// counted).
 type recorder struct {
-	rec     Recorder
-	id      string
-	timeout time.Duration
-	m       *Metrics
-	log     logger
-	queue   chan record
-	wg      sync.WaitGroup
-	once    sync.Once
-	stop    chan struct{}
+	rec   Recorder
+	cfg   recorderConfig
+	m     *Metrics
+	log   logger
+	queue chan record
+	wg    sync.WaitGroup
+	once  sync.Once
+	stop  chan struct{}
+
+	mu sync.Mutex
+	// seen is when each decision was recorded (its time), by fingerprint;
+	// the zero time while it waits to be written.
+	seen map[fingerprint]time.Time
+}
+
+// recorderConfig is what a recorder is given of Config.
+type recorderConfig struct {
+	id       string        // VerifierID
+	size     int           // DecisionQueue
+	timeout  time.Duration // DecisionTimeout
+	now      func() time.Time
+	recent   time.Duration // AllowTTL
+	remember int           // the most fingerprints kept (CacheSize)
 }
 
 // logger is the subset of *slog.Logger the recorder uses.
@@ -143,29 +204,76 @@ type logger interface {
 	Debug(msg string, args ...any)
 }
 
-func newRecorder(rec Recorder, id string, size int, timeout time.Duration, m *Metrics, log logger) *recorder {
-	r := &recorder{rec: rec, id: id, timeout: timeout, m: m, log: log, queue: make(chan record, size), stop: make(chan struct{})}
+func newRecorder(rec Recorder, cfg recorderConfig, m *Metrics, log logger) *recorder {
+	r := &recorder{rec: rec, cfg: cfg, m: m, log: log, queue: make(chan record, cfg.size), stop: make(chan struct{}),
+		seen: map[fingerprint]time.Time{}}
 	for range decisionWorkers {
 		r.wg.Go(r.work)
 	}
 	return r
 }
 
-// enqueue queues d for writing, or drops it when the queue is full or
-// closed.
+// enqueue queues d for writing, or skips it when an identical decision
+// was recorded recently or waits to be, or drops it when the queue is
+// full or closed.
 func (r *recorder) enqueue(d *policy.Decision, res *Resource) {
+	fp := fingerprintOf(d)
+	if !r.claim(fp) {
+		r.m.vsaWrites.WithLabelValues("duplicate").Inc()
+		return
+	}
 	select {
 	case <-r.stop:
 	default:
 		select {
-		case r.queue <- record{d, res}:
+		case r.queue <- record{d, res, fp}:
 			return
 		default:
 		}
 	}
+	r.settle(fp, time.Time{})
 	r.m.vsaWrites.WithLabelValues("dropped").Inc()
 	r.log.Warn("admission decision not recorded: the VSA queue is full", "environment", d.Environment, "digest", d.Artifact,
 		"allowed", d.Allowed, "queue", cap(r.queue))
+}
+
+// claim marks fp as waiting to be written, unless it is already or was
+// recorded less than cfg.recent ago; it says whether it did.
+func (r *recorder) claim(fp fingerprint) bool {
+	now := r.cfg.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.seen[fp]; ok && (at.IsZero() || now.Sub(at) < r.cfg.recent) {
+		return false
+	}
+	if len(r.seen) >= r.cfg.remember {
+		for k, at := range r.seen {
+			if !at.IsZero() && now.Sub(at) >= r.cfg.recent {
+				delete(r.seen, k)
+			}
+		}
+		// Still full: forget arbitrary ones (at worst, one is recorded twice).
+		for k := range r.seen {
+			if len(r.seen) < r.cfg.remember {
+				break
+			}
+			delete(r.seen, k)
+		}
+	}
+	r.seen[fp] = time.Time{}
+	return true
+}
+
+// settle records that fp was written, deciding at at, or forgets it
+// (at zero: not written, so the next identical decision is recorded).
+func (r *recorder) settle(fp fingerprint, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at.IsZero() {
+		delete(r.seen, fp)
+		return
+	}
+	r.seen[fp] = at
 }
 
 func (r *recorder) work() {
@@ -188,18 +296,20 @@ func (r *recorder) work() {
 }
 
 func (r *recorder) write(rec record) {
-	vsa, err := VSA(rec.d, r.id, rec.res)
+	vsa, err := VSA(rec.d, r.cfg.id, rec.res)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
 		err = r.rec.Record(ctx, rec.d.Environment, rec.d.Artifact, vsa)
 		cancel()
 	}
 	if err != nil {
+		r.settle(rec.fp, time.Time{})
 		r.m.vsaWrites.WithLabelValues("failed").Inc()
 		r.log.Warn("admission decision not recorded", "environment", rec.d.Environment, "digest", rec.d.Artifact,
 			"allowed", rec.d.Allowed, "err", err.Error())
 		return
 	}
+	r.settle(rec.fp, rec.d.Time)
 	r.m.vsaWrites.WithLabelValues("ok").Inc()
 	r.log.Debug("admission decision recorded", "environment", rec.d.Environment, "digest", rec.d.Artifact, "allowed", rec.d.Allowed)
 }

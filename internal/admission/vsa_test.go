@@ -255,7 +255,7 @@ func TestQuarantineRecorded(t *testing.T) {
 	}
 	got := rec.bundles()
 	if len(got) != 1 {
-		t.Fatalf("%d decisions recorded, want 1 (retries within the deny TTL are not recorded again)", len(got))
+		t.Fatalf("%d decisions recorded, want 1 (retries are not recorded again while the identical denial's record is recent)", len(got))
 	}
 	pred, _ := readVSA(t, got[0].bundle, goodDigest, vk.Public())
 	if pred.VerificationResult != policy.VSAFailed || pred.Custody == nil || len(pred.Custody.Failures) != 1 ||

@@ -32,6 +32,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 		namespaceEnv                       []string
 		timeout, allowTTL, denyTTL         time.Duration
 		qInterval, qMaxStale               time.Duration
+		maxImages, concurrency             int
 		verbose                            bool
 		limits                             httplimit.Options
 	)
@@ -41,8 +42,13 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
 			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
 			"ephemeral containers, image volumes) must be referenced by digest (NAME@sha256:HEX), and the digest's\n" +
-			"verified evidence must pass the policy of the namespace's environment. Anything it cannot decide in\n" +
-			"--timeout is denied with the reason.\n\n" +
+			"verified evidence must pass the policy of the namespace's environment.\n\n" +
+			"The deadline holds end to end: a request is answered within --timeout (or the API server's shorter\n" +
+			"?timeout=, less a tenth), reading the review, the evidence fetches, their verification and the policy\n" +
+			"all included; anything not decided by then is denied, naming the timeout. A request naming more than\n" +
+			"--max-images distinct image digests is denied at once, naming the cap (no evidence fetched, no\n" +
+			"decision recorded). At most --concurrency evaluations (fetch, verify, judge one digest) run at once,\n" +
+			"across all requests.\n\n" +
 			"--policies is a directory of policy files (*.yaml, *.yml), one environment each. Namespaces map to\n" +
 			"environments with --namespace-env NS=ENV (comma-separated or repeated); '*=ENV' is the environment of\n" +
 			"every other namespace. An AdmissionReview does not carry the namespace's labels, so the mapping is\n" +
@@ -55,12 +61,14 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			"reaches the webhook within about one interval, and when no sync has succeeded for --quarantine-max-stale\n" +
 			"every request is denied, saying the quarantine is stale.\n\n" +
 			"Every decision it computes (not each cached answer) is recorded as a signed SLSA VSA naming the policy\n" +
-			"version and the request (namespace, kind, name): with --server, signed by the server's signing service\n" +
-			"(CUSTODY_TOKEN of role deployer) or by --verifier-key and pushed; without a server, signed by\n" +
-			"--verifier-key and written to DATA/decisions/admission/. Recording never delays an answer: decisions wait\n" +
-			"in a bounded queue, and one that finds it full is dropped and counted. GET /metrics serves Prometheus\n" +
-			"metrics (decisions, latency, cache, evidence errors, VSA writes, quarantine denials, and with a synced\n" +
-			"quarantine the seconds since its last successful sync and its sync errors).",
+			"version and the request (namespace, kind, name), once: an identical decision (same digest, environment,\n" +
+			"policy version, verdict and evidence) recorded less than --cache-ttl before is not recorded again. With\n" +
+			"--server, signed by the server's signing service (CUSTODY_TOKEN of role deployer) or by --verifier-key and\n" +
+			"pushed; without a server, signed by --verifier-key and written to DATA/decisions/admission/. Recording\n" +
+			"never delays an answer: decisions wait in a bounded queue (1,024), and one that finds it full is dropped\n" +
+			"and counted. GET /metrics serves Prometheus metrics (decisions, latency, cache, evidence errors,\n" +
+			"evaluations in progress, VSA writes, quarantine denials, and with a synced quarantine the seconds since\n" +
+			"its last successful sync and its sync errors).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tlsCert == "" || tlsKey == "" {
@@ -71,6 +79,9 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			}
 			if err := checkSource(&f); err != nil {
 				return err
+			}
+			if maxImages < 1 || concurrency < 1 || timeout <= 0 {
+				return usageErr(errors.New("--max-images, --concurrency and --timeout must be positive"), "")
 			}
 			policies, err := loadPolicyDir(policyDir)
 			if err != nil {
@@ -85,7 +96,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 				return err
 			}
 			cfg := admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm,
-				Timeout: timeout, AllowTTL: allowTTL, DenyTTL: denyTTL, VerifierID: verifierID}
+				Timeout: timeout, MaxImages: maxImages, Concurrency: concurrency, AllowTTL: allowTTL, DenyTTL: denyTTL, VerifierID: verifierID}
 			if data != "" {
 				if st, err := os.Stat(data); err != nil || !st.IsDir() {
 					return usageErr(fmt.Errorf("--data %s is not a directory", data), "")
@@ -220,7 +231,9 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.StringVar(&verifierID, "verifier-id", admission.DefaultVerifierID, "verifier.id recorded in the VSAs")
 	fl.StringVar(&policyDir, "policies", "", "directory of policy files, one environment each")
 	fl.StringSliceVar(&namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
-	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for one decision, evidence fetching included")
+	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for answering one request, end to end (reading it, evidence fetches, verification, policy)")
+	fl.IntVar(&maxImages, "max-images", admission.DefaultMaxImages, "most distinct image digests one request may name; a request naming more is denied")
+	fl.IntVar(&concurrency, "concurrency", admission.DefaultConcurrency, "most evaluations (evidence fetch, verification, policy of one digest) in progress at once")
 	fl.DurationVar(&allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
 	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
 	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
