@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/sandbox/sandboxtest"
 )
 
 // hermeticEvil is a build script doing what issue 18 item 5 found a
@@ -71,37 +71,5 @@ func TestHermeticContained(t *testing.T) {
 }
 
 func TestHermeticContainedUnprivileged(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
-	if _, err := exec.LookPath("bwrap"); err != nil && os.Getenv("CUSTODY_TEST_SANDBOX") != "1" {
-		t.Skip("bwrap not installed")
-	}
-	dir, err := os.MkdirTemp("", "custody-build-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "build.test")
-	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(dir, "tmp")
-	os.Mkdir(tmp, 0o755)
-	os.Chown(tmp, 65534, 65534)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", exe, "-test.run=^TestHermeticContained$", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp, "CUSTODY_TEST_SANDBOX=1"}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestHermeticContained") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	sandboxtest.RerunAsNobody(t, "^TestHermeticContained$", "TestHermeticContained")
 }

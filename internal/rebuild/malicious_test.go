@@ -15,6 +15,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/sandbox/sandboxtest"
 )
 
 // A malicious builder's recorded command, run by a rebuilder: everything
@@ -197,43 +198,7 @@ func survivor(marker string) bool {
 // TestRunMaliciousUnprivileged runs TestRunMalicious again as nobody
 // (setpriv): a rebuilder that is not root is contained the same way.
 func TestRunMaliciousUnprivileged(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
-	if _, err := exec.LookPath("bwrap"); err != nil && os.Getenv("CUSTODY_TEST_SANDBOX") != "1" {
-		t.Skip("bwrap not installed")
-	}
-	dir, err := os.MkdirTemp("", "custody-rebuild-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyExe := filepath.Join(dir, "rebuild.test")
-	if err := os.WriteFile(copyExe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(dir, "tmp")
-	os.Mkdir(tmp, 0o755)
-	os.Chown(tmp, 65534, 65534)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", copyExe, "-test.run=^TestRunMalicious$", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "HOME=" + tmp, "CUSTODY_TEST_SANDBOX=1"}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestRunMalicious") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
+	sandboxtest.RerunAsNobody(t, "^TestRunMalicious$", "TestRunMalicious")
 }
 
 // TestDiffoscopeSandboxed: issue 18 item 3. An output that is a symlink to

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/custody-dev/custody/internal/sandbox/sandboxtest"
 )
 
 // The test binary doubles as the program run inside the sandbox: with
@@ -279,55 +280,8 @@ func TestContainment(t *testing.T) {
 // TestContainmentUnprivileged runs TestContainment and TestSeccomp again as
 // nobody (setpriv), custody's other usual situation.
 func TestContainmentUnprivileged(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to switch to nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
-	if err := Check(); err != nil {
-		t.Skip(err)
-	}
-	// nobody needs a copy of the test binary and a TMPDIR it can reach.
-	dir, err := os.MkdirTemp("", "custody-sandbox-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	exe := filepath.Join(dir, "sandbox.test")
-	copyFile(t, testExe(t), exe)
-	tmp := filepath.Join(dir, "tmp")
-	os.Mkdir(tmp, 0o755)
-	os.Chown(tmp, 65534, 65534)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", exe,
-		"-test.run=^(TestContainment|TestSeccomp|TestKilledWithTheCommand)$", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "CUSTODY_TEST_SANDBOX=1"}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestContainment") {
-		t.Fatalf("as nobody: %v\n%s", err, out)
-	}
-	if strings.Contains(string(out), "SKIP") {
-		t.Fatalf("as nobody, a test skipped:\n%s", out)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
+	sandboxtest.RerunAsNobody(t, "^(TestContainment|TestSeccomp|TestKilledWithTheCommand)$",
+		"TestContainment", "TestSeccomp", "TestKilledWithTheCommand")
 }
 
 // sleeping reports whether a process "sleep MARKER" is running.
