@@ -8,6 +8,7 @@
 package httplimit
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -121,9 +122,10 @@ type Server struct {
 func New(h http.Handler, o Options) *Server {
 	o = o.withDefaults()
 	s := &Server{opts: o, conns: map[*conn]bool{}}
-	s.Server = &http.Server{Handler: bodyDeadline(h, o.BodyTimeout),
+	s.Server = &http.Server{Handler: s.track(bodyDeadline(h, o.BodyTimeout)),
 		ReadHeaderTimeout: o.HeaderTimeout, WriteTimeout: o.WriteTimeout, IdleTimeout: o.IdleTimeout,
-		ErrorLog: o.ErrorLog, ConnState: s.connState}
+		ErrorLog: o.ErrorLog, ConnState: s.connState,
+		ConnContext: func(ctx context.Context, nc net.Conn) context.Context { return context.WithValue(ctx, connKey{}, nc) }}
 	return s
 }
 
@@ -151,16 +153,16 @@ func (s *Server) Conns() (open int, refused int64) {
 }
 
 // admit counts c in, closing the oldest idle connection when the cap is
-// reached; false when every connection is busy.
+// reached, or else the oldest one still waiting for a request to reach the
+// handler (headers or TLS handshake not done: nobody has been authenticated
+// on it, so anyone able to connect could otherwise fill the cap with silent
+// or trickling sockets and lock out every client, admins included); false
+// when every connection is running a handler.
 func (s *Server) admit(c *conn) bool {
 	s.mu.Lock()
 	var victim *conn
 	if len(s.conns) >= s.opts.MaxConns {
-		for o, idle := range s.conns {
-			if idle && (victim == nil || o.idleSince.Before(victim.idleSince)) {
-				victim = o
-			}
-		}
+		victim = s.victim()
 		if victim == nil {
 			s.mu.Unlock()
 			return false
@@ -168,11 +170,35 @@ func (s *Server) admit(c *conn) bool {
 		delete(s.conns, victim)
 	}
 	s.conns[c] = false
+	c.waitingSince = time.Now()
 	s.mu.Unlock()
 	if victim != nil {
 		victim.Conn.Close() // its server goroutine sees the error and ends
 	}
 	return true
+}
+
+// victim returns the connection admit closes to make room, or nil: the
+// oldest idle one, else the one that has waited longest for a request that
+// never reached the handler. s.mu is held.
+func (s *Server) victim() *conn {
+	var idle, waiting *conn
+	for o, isIdle := range s.conns {
+		switch {
+		case isIdle:
+			if idle == nil || o.idleSince.Before(idle.idleSince) {
+				idle = o
+			}
+		case o.handling == 0:
+			if waiting == nil || o.waitingSince.Before(waiting.waitingSince) {
+				waiting = o
+			}
+		}
+	}
+	if idle != nil {
+		return idle
+	}
+	return waiting
 }
 
 func (s *Server) forget(c *conn) {
@@ -181,14 +207,43 @@ func (s *Server) forget(c *conn) {
 	s.mu.Unlock()
 }
 
-// connState tracks which connections are idle (between requests), the only
-// ones admit may close.
-func (s *Server) connState(nc net.Conn, st http.ConnState) {
+// connKey is the request context key of the request's net.Conn.
+type connKey struct{}
+
+// ownConn returns the admitted connection under nc (a TLS connection's
+// underlying one), or nil.
+func ownConn(nc net.Conn) *conn {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	c, ok := nc.(*conn)
-	if !ok {
+	c, _ := nc.(*conn)
+	return c
+}
+
+// track counts each request into its connection's handling while h runs:
+// admit never closes a connection to make room while it is handling one.
+func (s *Server) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, _ := r.Context().Value(connKey{}).(net.Conn)
+		if c := ownConn(nc); c != nil {
+			s.mu.Lock()
+			c.handling++
+			s.mu.Unlock()
+			defer func() {
+				s.mu.Lock()
+				c.handling--
+				s.mu.Unlock()
+			}()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connState tracks which connections are idle (between requests), the ones
+// admit closes first.
+func (s *Server) connState(nc net.Conn, st http.ConnState) {
+	c := ownConn(nc)
+	if c == nil {
 		return
 	}
 	s.mu.Lock()
@@ -203,6 +258,9 @@ func (s *Server) connState(nc net.Conn, st http.ConnState) {
 	case http.StateHijacked, http.StateClosed:
 		delete(s.conns, c)
 	default:
+		if s.conns[c] {
+			c.waitingSince = time.Now() // a new request starts arriving
+		}
 		s.conns[c] = false
 	}
 }
@@ -270,7 +328,12 @@ type conn struct {
 	net.Conn
 	s         *Server
 	idleSince time.Time // guarded by s.mu
-	once      sync.Once
+	// waitingSince is when the connection was admitted or its current
+	// request started arriving; handling counts its requests inside the
+	// handler (HTTP/2 runs several at once). Both guarded by s.mu.
+	waitingSince time.Time
+	handling     int
+	once         sync.Once
 }
 
 func (c *conn) Close() error {

@@ -157,8 +157,10 @@ func TestWriteTimeout(t *testing.T) {
 
 func TestConnectionCap(t *testing.T) {
 	block := make(chan struct{})
+	entered := make(chan struct{}, 16)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
+			entered <- struct{}{}
 			<-block
 		}
 		io.WriteString(w, "ok")
@@ -214,8 +216,8 @@ func TestConnectionCap(t *testing.T) {
 		c, br := dial(t, addr, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
 		busy, busyR = append(busy, c), append(busyR, br)
 	}
-	for open, _ := s.Conns(); open < 4; open, _ = s.Conns() {
-		time.Sleep(10 * time.Millisecond)
+	for range 4 {
+		<-entered // a connection still before its handler may be closed to make room
 	}
 	var refused *http.Response
 	for range 200 {
@@ -291,5 +293,43 @@ func TestConnectionCapTLS(t *testing.T) {
 	}
 	if _, refused := s.Conns(); refused != 0 {
 		t.Errorf("%d connections refused; idle ones should have made room", refused)
+	}
+}
+
+// Connections that never get a request to the handler (silent, or trickling
+// their headers a byte at a time under the header timeout) have
+// authenticated nobody: at the cap the oldest of them is closed to make room,
+// so whoever can connect cannot lock out every client, admins included.
+func TestConnectionCapSilentClients(t *testing.T) {
+	s, addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		httplimit.Options{MaxConns: 4})
+	var held []net.Conn
+	var heldR []*bufio.Reader
+	for i := range 4 {
+		what := "GET / HTTP/1.1\r\nHo" // headers that never end
+		if i%2 == 1 {
+			what = "" // not a byte
+		}
+		c, br := dial(t, addr, what)
+		held, heldR = append(held, c), append(heldR, br)
+	}
+	for open, _ := s.Conns(); open < 4; open, _ = s.Conns() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, br := dial(t, addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a client beyond 4 silent connections: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a client beyond 4 silent connections: status %d, want 200", resp.StatusCode)
+	}
+	if !closedByServer(held[0], heldR[0]) {
+		t.Error("the oldest silent connection was not closed to make room")
+	}
+	if open, _ := s.Conns(); open > 4 {
+		t.Errorf("%d connections open, cap 4", open)
 	}
 }
