@@ -1,3 +1,5 @@
+//go:build linux
+
 package server_test
 
 import (
@@ -168,6 +170,8 @@ func (r *crashRig) launch(crashAt string, wait bool) {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), cliEnv+"=1", crashEnv+"="+crashAt)
 	cmd.Stderr = logf
+	// No server outlives a test binary that dies (a timeout's panic).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		r.t.Fatal(err)
