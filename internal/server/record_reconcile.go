@@ -42,9 +42,10 @@ const reportsDir = "reports"
 
 // reconcileRecords appends the deployment and incident records whose audit
 // entry is in the log but which a crash (or a failed append) kept out of
-// the index: a write appends its audit entry first, then its records, so
-// what the log records is what happened, and the index is brought in line
-// with it. A record is matched to its entry by content (every field but
+// the index. Only audit entries that verify (auditReader: signed by the
+// audit key, proven in the log) are read. A write appends its audit entry
+// first, then its records, so what the log records is what happened, and
+// the index is brought in line with it. A record is matched to its entry by content (every field but
 // ID and recordedAt; reports by SHA-256), counting repeats, so a restart
 // appends each missing record once and never a second copy. The records of
 // one incident entry are appended together; an incident request written as
@@ -56,7 +57,12 @@ func (s *Server) reconcileRecords(ctx context.Context) error {
 		deps []*store.Deployment
 		incs [][]*loggedIncident
 	)
-	last, err := s.eachAuditEntry(ctx, mark.AuditID, func(id int64, pred *AuditPredicate) error {
+	ar, err := s.newAuditReader(ctx)
+	if err != nil {
+		return err
+	}
+	last, err := ar.each(ctx, store.Query{AfterID: mark.AuditID}, func(la *loggedAudit) error {
+		id, pred := la.ID, &la.Predicate
 		switch {
 		case strings.HasPrefix(pred.Action, "deployment."):
 			d, err := loggedDeployment(pred)
