@@ -106,23 +106,20 @@ func healthArgv(health string, a Artifact, env string) []string {
 // shellArtifact rewrites every {artifact} in the shell script s to a
 // reference to "$1" that the shell expands to exactly one word whatever
 // quotes it stands in: "$1" unquoted, $1 inside double quotes, '"$1"'
-// inside single quotes (closing and reopening them). Expanding a
-// parameter never runs its value, so even a misjudged quote context yields
-// at worst a wrong word, never a command.
+// inside single quotes (closing and reopening them). A command
+// substitution ($(...) or `...`) starts a new unquoted context even inside
+// double quotes, and a comment ends at the line's end, so both are followed.
+// Expanding a parameter never runs its value, so even a misjudged quote
+// context yields at worst a wrong word, never a command.
 func shellArtifact(s string) string {
 	if !strings.Contains(s, placeholder) {
 		return s
 	}
 	var b strings.Builder
-	const (
-		unquoted = iota
-		single
-		double
-	)
-	state := unquoted
+	q := quoteScan{}
 	for i := 0; i < len(s); i++ {
 		if strings.HasPrefix(s[i:], placeholder) {
-			switch state {
+			switch q.state {
 			case unquoted:
 				b.WriteString(`"$1"`)
 			case single:
@@ -133,21 +130,86 @@ func shellArtifact(s string) string {
 			i += len(placeholder) - 1
 			continue
 		}
-		c := s[i]
-		b.WriteByte(c)
-		switch {
-		case c == '\\' && state != single && i+1 < len(s):
-			i++
-			b.WriteByte(s[i])
-		case c == '\'' && state == unquoted:
-			state = single
-		case c == '\'' && state == single:
-			state = unquoted
-		case c == '"' && state == unquoted:
-			state = double
-		case c == '"' && state == double:
-			state = unquoted
-		}
+		i = q.step(s, i, &b)
 	}
 	return b.String()
+}
+
+// Quote contexts of a shell script.
+const (
+	unquoted = iota
+	single
+	double
+)
+
+// quoteScan follows a shell script's quote context: state is the current
+// one, outer the contexts command substitutions were opened in (with '`' or
+// '(' for how each ends) and depth the parentheses open in the current one.
+type quoteScan struct {
+	state int
+	outer []subst
+	depth int
+}
+
+type subst struct {
+	state, depth int
+	end          byte
+}
+
+// step copies the script's byte s[i] (with what it escapes, or a whole
+// comment) to b, updates the context and returns the last index copied.
+func (q *quoteScan) step(s string, i int, b *strings.Builder) int {
+	c := s[i]
+	b.WriteByte(c)
+	switch {
+	case c == '\\' && q.state != single && i+1 < len(s):
+		i++
+		b.WriteByte(s[i])
+	case q.state == single:
+		if c == '\'' {
+			q.state = unquoted
+		}
+	case c == '$' && i+1 < len(s) && s[i+1] == '(':
+		b.WriteByte('(')
+		q.outer = append(q.outer, subst{q.state, q.depth, '('})
+		q.state, q.depth = unquoted, 0
+		return i + 1
+	case c == '`':
+		if n := len(q.outer); n > 0 && q.outer[n-1].end == '`' && q.state == unquoted {
+			q.pop()
+		} else {
+			q.outer = append(q.outer, subst{q.state, q.depth, '`'})
+			q.state, q.depth = unquoted, 0
+		}
+	case q.state == double:
+		if c == '"' {
+			q.state = unquoted
+		}
+	case c == '\'':
+		q.state = single
+	case c == '"':
+		q.state = double
+	case c == '(':
+		q.depth++
+	case c == ')':
+		if q.depth > 0 {
+			q.depth--
+		} else if n := len(q.outer); n > 0 && q.outer[n-1].end == '(' {
+			q.pop()
+		}
+	case c == '#' && (i == 0 || strings.IndexByte(" \t\n;&|()<>", s[i-1]) >= 0):
+		end := strings.IndexByte(s[i:], '\n')
+		if end < 0 {
+			end = len(s) - i
+		}
+		b.WriteString(s[i+1 : i+end])
+		return i + end - 1
+	}
+	return i
+}
+
+func (q *quoteScan) pop() {
+	n := len(q.outer) - 1
+	q.state, q.depth = q.outer[n].state, q.outer[n].depth
+	q.outer = q.outer[:n]
 }

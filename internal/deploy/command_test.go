@@ -27,6 +27,16 @@ func TestShellArtifactQuoting(t *testing.T) {
 		{`printf '%s\n' x\'{artifact}`, "x'" + path},
 		{`printf '%s\n' "a\"{artifact}"`, `a"` + path},
 		{`printf '%s|%s\n' {artifact} {artifact}`, path + "|" + path},
+		// A command substitution inside double quotes is a new unquoted
+		// context: $1 there would be split and globbed.
+		{`printf '%s\n' "$(printf '%s' {artifact})"`, path},
+		{"printf '%s\\n' \"`printf '%s' {artifact}`\"", path},
+		{`printf '%s\n' "$(printf '%s' "$(printf '%s' {artifact})")"`, path},
+		{`printf '%s\n' "$( (printf '%s' {artifact}) )"`, path},
+		{`printf '%s\n' "$(($# + 0))" "{artifact}"`, "1\n" + path},
+		// Quotes in a comment open nothing.
+		{"# say \"hi, don't\nprintf '%s\\n' {artifact}", path},
+		{"printf '%s\\n' {artifact} # it's {artifact}", path},
 	}
 	dir := t.TempDir()
 	for _, tt := range tests {
