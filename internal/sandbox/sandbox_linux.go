@@ -229,7 +229,17 @@ func bwrapArgs(cfg Config) ([]string, error) {
 	}
 	// The environment is bwrap's own (cmd.Env), which it hands on: values
 	// never appear on a command line other users can read.
-	return append(args, "--bind", dir, dir, "--remount-ro", "/", "--chdir", wd), nil
+	args = append(args, "--bind", dir, dir)
+	// The directory's own .git stays read-only: git runs its config
+	// (core.fsmonitor, hooks, filters) when the user next uses the
+	// repository, outside the sandbox.
+	if fi, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s/.git is a symlink: the sandbox cannot keep it read-only", dir)
+		}
+		args = append(args, "--ro-bind", filepath.Join(dir, ".git"), filepath.Join(dir, ".git"))
+	}
+	return append(args, "--remount-ro", "/", "--chdir", wd), nil
 }
 
 var (

@@ -41,6 +41,8 @@ func helperMain(args []string) int {
 			_, _, errno := unix.Syscall6(c.nr, c.a[0], c.a[1], c.a[2], c.a[3], c.a[4], c.a[5])
 			fmt.Printf("%s %d\n", c.name, int(errno))
 		}
+	case "setid":
+		setID(leak)
 	case "escape":
 		escape(args[1:], leak)
 	case "background":
@@ -405,5 +407,72 @@ func TestToolPaths(t *testing.T) {
 		if got := installDir(p); got != want {
 			t.Errorf("installDir(%s) = %s, want %s", p, got, want)
 		}
+	}
+}
+
+// setID tries to leave set-user-ID and set-group-ID files in the writable
+// directory (the working directory), each way a mode can be set.
+func setID(leak func(string, ...any)) {
+	os.WriteFile("chmod", []byte("x"), 0o755)
+	if unix.Chmod("chmod", 0o4755) == nil {
+		leak("chmod 4755")
+	}
+	os.WriteFile("fchmodat", []byte("x"), 0o755)
+	if unix.Fchmodat(unix.AT_FDCWD, "fchmodat", 0o2755, 0) == nil {
+		leak("fchmodat 2755")
+	}
+	if f, err := os.Create("fchmod"); err == nil {
+		if unix.Fchmod(int(f.Fd()), 0o6755) == nil {
+			leak("fchmod 6755")
+		}
+		f.Close()
+	}
+	if fd, err := unix.Open("open", unix.O_CREAT|unix.O_WRONLY, 0o4755); err == nil {
+		unix.Close(fd)
+		leak("open 4755")
+	}
+	if fd, err := unix.Openat(unix.AT_FDCWD, "openat", unix.O_CREAT|unix.O_WRONLY, 0o4755); err == nil {
+		unix.Close(fd)
+		leak("openat 4755")
+	}
+	if unix.Mknodat(unix.AT_FDCWD, "mknodat", unix.S_IFREG|0o4755, 0) == nil {
+		leak("mknodat 4755")
+	}
+	if os.WriteFile(".git/config", []byte("[core]\n\tfsmonitor = id >PWNED\n"), 0o644) == nil {
+		leak("wrote .git/config")
+	}
+	if os.WriteFile(".git/hooks/post-checkout", []byte("#!/bin/sh\nid >PWNED\n"), 0o755) == nil {
+		leak("wrote a hook")
+	}
+	if os.Rename(".git", "git.old") == nil || os.RemoveAll(".git") == nil {
+		leak("replaced .git")
+	}
+}
+
+// TestNoSetIDOrGit: a command run as root cannot leave a set-user-ID or
+// set-group-ID file (owned by root on the host) in its directory, nor
+// change the .git that the user's git later runs outside the sandbox.
+func TestNoSetIDOrGit(t *testing.T) {
+	exe := testExe(t)
+	cfg := helperConfig(t, exe)
+	os.MkdirAll(filepath.Join(cfg.Dir, ".git", "hooks"), 0o755)
+	os.WriteFile(filepath.Join(cfg.Dir, ".git", "config"), []byte("[core]\n"), 0o644)
+	out := runHelper(t, context.Background(), cfg, exe, "setid")
+	if strings.Contains(out, "LEAK") || !strings.Contains(out, "done") {
+		t.Errorf("sandboxed command:\n%s", out)
+	}
+	filepath.WalkDir(cfg.Dir, func(p string, d os.DirEntry, err error) error {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			t.Errorf("%s is %v on the host", p, fi.Mode())
+		}
+		return nil
+	})
+	if b, _ := os.ReadFile(filepath.Join(cfg.Dir, ".git", "config")); string(b) != "[core]\n" {
+		t.Errorf(".git/config is now %q", b)
+	}
+	link := t.TempDir()
+	os.Symlink(t.TempDir(), filepath.Join(link, ".git"))
+	if _, err := bwrapArgs(Config{Dir: link}); err == nil {
+		t.Error("a .git symlink was accepted")
 	}
 }

@@ -11,3 +11,6 @@ const nativeArch = unix.AUDIT_ARCH_AARCH64
 const x32Bit = 0
 
 var archDenied = []uint32{unix.SYS_LOOKUP_DCOOKIE}
+
+// archModeSyscalls is empty: arm64 has only the *at calls.
+var archModeSyscalls []modeSyscall

@@ -21,6 +21,13 @@ import (
 //     library falls back to clone;
 //   - personality is allowed only to read the persona (0xffffffff) or set
 //     the default one (PER_LINUX): no ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC;
+//   - a call that would give a file the set-user-ID or set-group-ID bit
+//     (chmod, fchmod, fchmodat, fchmodat2, open, openat, creat, mknod,
+//     mknodat with S_ISUID or S_ISGID in its mode) fails with EPERM:
+//     when custody runs as root the sandbox's user is root on the host's
+//     files, and such a file left in the writable directory would run as
+//     root for any local user; openat2, whose mode the filter cannot read,
+//     fails with ENOSYS, so that the C library falls back to openat;
 //   - the calls of deniedSyscalls (and archDenied) fail with EPERM;
 //   - everything else is allowed.
 const (
@@ -29,7 +36,9 @@ const (
 
 	offNr   = 0  // seccomp_data.nr
 	offArch = 4  // seccomp_data.arch
-	offArg0 = 16 // low 32 bits of seccomp_data.args[0] (little-endian)
+	offArg0 = 16 // low 32 bits of seccomp_data.args[0] (little-endian); args[i] is 8*i further
+
+	setIDBits = unix.S_ISUID | unix.S_ISGID
 
 	personaQuery = 0xffffffff
 	perLinux     = 0 // PER_LINUX
@@ -56,6 +65,16 @@ var deniedSyscalls = []uint32{
 	unix.SYS_SWAPON, unix.SYS_SWAPOFF, unix.SYS_ACCT, unix.SYS_QUOTACTL, unix.SYS_QUOTACTL_FD,
 	unix.SYS_SETTIMEOFDAY, unix.SYS_CLOCK_SETTIME, unix.SYS_ADJTIMEX, unix.SYS_CLOCK_ADJTIME,
 	unix.SYS_SYSLOG, unix.SYS_VHANGUP, unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_NAME_TO_HANDLE_AT,
+}
+
+// modeSyscall is a call that sets a file's mode, and which argument holds it.
+type modeSyscall struct{ nr, arg uint32 }
+
+// modeSyscalls are the calls of every architecture that set a file's mode
+// (archModeSyscalls has the older ones some still have).
+var modeSyscalls = []modeSyscall{
+	{unix.SYS_FCHMOD, 1}, {unix.SYS_FCHMODAT, 2}, {unix.SYS_FCHMODAT2, 2},
+	{unix.SYS_OPENAT, 3}, {unix.SYS_MKNODAT, 2},
 }
 
 // asm is a small assembler: jumps name labels, resolved to skips at the end.
@@ -114,6 +133,10 @@ func filter() ([]bpf.Instruction, error) {
 	a.jump(bpf.JumpEqual, unix.SYS_CLONE3, "enosys", "")
 	a.jump(bpf.JumpEqual, unix.SYS_CLONE, "clone", "")
 	a.jump(bpf.JumpEqual, unix.SYS_PERSONALITY, "personality", "")
+	a.jump(bpf.JumpEqual, unix.SYS_OPENAT2, "enosys", "")
+	for _, m := range append(modeSyscalls, archModeSyscalls...) {
+		a.jump(bpf.JumpEqual, m.nr, fmt.Sprintf("mode%d", m.arg), "")
+	}
 	for _, nr := range append(deniedSyscalls, archDenied...) {
 		a.jump(bpf.JumpEqual, nr, "deny", "")
 	}
@@ -123,6 +146,13 @@ func filter() ([]bpf.Instruction, error) {
 	a.add(bpf.LoadAbsolute{Off: offArg0, Size: 4})
 	a.jump(bpf.JumpBitsSet, cloneNamespaces, "deny", "")
 	a.add(bpf.RetConstant{Val: seccompRetAllow})
+
+	for arg := uint32(1); arg <= 3; arg++ {
+		a.label(fmt.Sprintf("mode%d", arg))
+		a.add(bpf.LoadAbsolute{Off: offArg0 + 8*arg, Size: 4})
+		a.jump(bpf.JumpBitsSet, setIDBits, "deny", "")
+		a.add(bpf.RetConstant{Val: seccompRetAllow})
+	}
 
 	a.label("personality")
 	a.add(bpf.LoadAbsolute{Off: offArg0, Size: 4})

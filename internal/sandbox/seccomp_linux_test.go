@@ -67,6 +67,9 @@ func TestFilter(t *testing.T) {
 		{"personality READ_IMPLIES_EXEC", nativeArch, unix.SYS_PERSONALITY, 0x0400000, eperm},
 		{"personality query", nativeArch, unix.SYS_PERSONALITY, 0xffffffff, allow},
 		{"personality PER_LINUX", nativeArch, unix.SYS_PERSONALITY, 0, allow},
+		{"openat2", nativeArch, unix.SYS_OPENAT2, 0, enosys},
+		{"fchmod 0755", nativeArch, unix.SYS_FCHMOD, 0, allow},
+		{"openat", nativeArch, unix.SYS_OPENAT, 0, allow},
 		{"32-bit ABI read", unix.AUDIT_ARCH_I386, 3, 0, eperm},
 		{"32-bit ABI on arm", unix.AUDIT_ARCH_ARM, 3, 0, eperm},
 	} {

@@ -6,3 +6,5 @@ package sandbox
 const nativeArch, x32Bit = 0, 0
 
 var archDenied []uint32
+
+var archModeSyscalls []modeSyscall
