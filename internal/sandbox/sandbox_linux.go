@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,6 +64,9 @@ func command(ctx context.Context, cfg Config, argv []string) (*exec.Cmd, func(),
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := closeInherited(); err != nil {
+		return nil, nil, err
+	}
 	// The filter reaches bwrap on a pipe (fd 3); it is far smaller than a
 	// pipe's buffer, so it is written whole before bwrap starts.
 	r, w, err := os.Pipe()
@@ -110,6 +114,35 @@ func command(ctx context.Context, cfg Config, argv []string) (*exec.Cmd, func(),
 		p.close()
 	}
 	return cmd, cleanup, nil
+}
+
+// closeInherited marks every file descriptor of custody above stderr
+// close-on-exec. Go opens its own that way, but descriptors custody
+// inherited (a CI runner's, a shell's exec 7<>file) would otherwise pass
+// through bwrap into the sandbox: an open host file, socket or directory
+// (openat from a directory descriptor reaches the whole host tree).
+func closeInherited() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Kernels before 5.11: one descriptor at a time.
+	ents, rerr := os.ReadDir("/proc/self/fd")
+	if rerr != nil {
+		return fmt.Errorf("couldn't keep custody's open files from the sandbox: %v, %v", err, rerr)
+	}
+	for _, e := range ents {
+		fd, aerr := strconv.Atoi(e.Name())
+		if aerr != nil || fd < 3 {
+			continue
+		}
+		// The directory's own descriptor is already close-on-exec
+		// (and EBADF once ReadDir has closed it).
+		if _, ferr := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); ferr != nil && ferr != unix.EBADF {
+			return fmt.Errorf("couldn't keep custody's open file %d from the sandbox: %w", fd, ferr)
+		}
+	}
+	return nil
 }
 
 // pid1 is the sandbox's first process, as bwrap's --info-fd names it.

@@ -41,6 +41,18 @@ func helperMain(args []string) int {
 			_, _, errno := unix.Syscall6(c.nr, c.a[0], c.a[1], c.a[2], c.a[3], c.a[4], c.a[5])
 			fmt.Printf("%s %d\n", c.name, int(errno))
 		}
+	case "inherited":
+		// args: an open host file and an open host directory.
+		f, _ := strconv.Atoi(args[1])
+		d, _ := strconv.Atoi(args[2])
+		buf := make([]byte, 64)
+		if n, err := unix.Pread(f, buf, 0); err == nil {
+			leak("read an inherited file: %q", buf[:n])
+		}
+		if fd, err := unix.Openat(d, "secret", unix.O_RDONLY, 0); err == nil {
+			leak("opened a host file from an inherited directory")
+			unix.Close(fd)
+		}
 	case "setid":
 		setID(leak)
 	case "escape":
@@ -474,5 +486,27 @@ func TestNoSetIDOrGit(t *testing.T) {
 	os.Symlink(t.TempDir(), filepath.Join(link, ".git"))
 	if _, err := bwrapArgs(Config{Dir: link}); err == nil {
 		t.Error("a .git symlink was accepted")
+	}
+}
+
+// TestInheritedFiles: descriptors custody inherited without close-on-exec
+// (a shell's exec 7<>file, a CI runner's) do not reach the sandbox.
+func TestInheritedFiles(t *testing.T) {
+	exe := testExe(t)
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "secret"), []byte(secret), 0o600)
+	f, err := unix.Open(filepath.Join(host, "secret"), unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(f)
+	d, err := unix.Open(host, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(d)
+	out := runHelper(t, context.Background(), helperConfig(t, exe), exe, "inherited", strconv.Itoa(f), strconv.Itoa(d))
+	if strings.Contains(out, "LEAK") || !strings.Contains(out, "done") {
+		t.Errorf("sandboxed command:\n%s", out)
 	}
 }
