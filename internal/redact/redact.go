@@ -156,6 +156,41 @@ var passes = []pass{
 	// "NAME: VALUE" (headers), by redactParameters, a hand-written scan
 	// equal to parameterRE (FuzzParameters).
 	{KindParameter, false, nil, nil, nil},
+	// name="value", 'value' and the JSON "name": "value" (redactParameters
+	// stops at quotes).
+	{KindParameter, false, []string{`"`, "'"}, regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_./-]*)"?[ \t]*[=:][ \t]*(?:"([^"\n]*)"|'([^'\n]*)')`),
+		redactQuoted},
+	// --flag value inside one string (a shell script): Args handles it
+	// across arguments.
+	{KindParameter, false, []string{"-"}, regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z][A-Za-z0-9_.-]*)[ \t]+("[^"\n]*"|'[^'\n]*'|[^\s"'` + "`" + `;&|)-][^\s"'` + "`" + `;&|)]*)`),
+		redactFlagValue},
+}
+
+// redactQuoted redacts the quoted value (group 2 or 3) of a secret-looking
+// name (group 1).
+func redactQuoted(v string, m []int) (string, bool) {
+	g := 4
+	if m[g] < 0 {
+		g = 6
+	}
+	if m[g] == m[g+1] || v[m[g]:m[g+1]] == Marker || !SecretName(lastSegment(v[m[2]:m[3]])) {
+		return v[m[0]:m[1]], false
+	}
+	return v[m[0]:m[g]] + Marker + v[m[g+1]:m[1]], true
+}
+
+// redactFlagValue redacts the value (group 2, quotes kept) after a
+// secret-looking flag (group 1).
+func redactFlagValue(v string, m []int) (string, bool) {
+	val := v[m[4]:m[5]]
+	inner := strings.Trim(val, `"'`)
+	if inner == "" || inner == Marker || !isSecretFlag(v[m[2]:m[3]]) {
+		return v[m[0]:m[1]], false
+	}
+	if len(val) > len(inner) {
+		return v[m[0]:m[4]+1] + Marker + v[m[5]-1:m[1]], true
+	}
+	return v[m[0]:m[4]] + Marker + v[m[5]:m[1]], true
 }
 
 // tokenHints start the token shapes of the token pass.

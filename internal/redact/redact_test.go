@@ -53,6 +53,13 @@ func TestValue(t *testing.T) {
 		{"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig_part-1", Marker, KindToken},
 		{"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI\n-----END EC PRIVATE KEY-----\nrest", Marker + "\nrest", KindPEM},
 		{"-----BEGIN PRIVATE KEY-----\ntruncated", Marker, KindPEM},
+		// Quoted values, JSON members and --flag value inside a script.
+		{`mysql --password="hunter2" db`, `mysql --password="[REDACTED]" db`, KindParameter},
+		{`PASSWORD='hunter 2' make`, `PASSWORD='[REDACTED]' make`, KindParameter},
+		{`{"password":"hunter2","user":"a"}`, `{"password":"[REDACTED]","user":"a"}`, KindParameter},
+		{`{"api_key": "hunter2"}`, `{"api_key": "[REDACTED]"}`, KindParameter},
+		{`curl --token abc123def https://x`, `curl --token [REDACTED] https://x`, KindParameter},
+		{`mysql -u root --password 'hunter 2' db`, `mysql -u root --password '[REDACTED]' db`, KindParameter},
 	}
 	for _, tt := range tests {
 		got, kinds := Value(tt.in)
@@ -67,6 +74,7 @@ func TestValue(t *testing.T) {
 		"", "/usr/local/bin:/usr/bin", "-trimpath -mod=readonly", "go build -o dist/app ./cmd/app", "C.UTF-8",
 		"https://example.com/repo.git", "GOFLAGS=-ldflags=-s -w", "x=1&y=2", "token", "git@github.com:o/r.git",
 		"go test -run TestToken ./...", "Bearer", "1700000000",
+		`go build -o "dist/app" ./cmd/app`, `{"user":"a","path":"/x"}`, `make --jobs 4 token`,
 	} {
 		if got, kinds := Value(v); got != v || kinds != nil {
 			t.Errorf("Value(%q) = %q, %q; want it unchanged", v, got, kinds)
