@@ -67,6 +67,12 @@ var Base = []string{
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
 }
 
+// hiddenConfig are the configuration directories of software installed
+// under /usr (npm's global npmrc, pip.conf …, which can hold registry
+// tokens): Base shows /usr, so each of them that exists is covered with
+// an empty read-only tmpfs, as the host's /etc is not shown.
+var hiddenConfig = []string{"/usr/etc", "/usr/local/etc"}
+
 // forbidden are host trees never shown, even when declared.
 var forbidden = []string{"/proc", "/sys", "/dev", "/run", "/var/run"}
 

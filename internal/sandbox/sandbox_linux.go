@@ -252,6 +252,11 @@ func bwrapArgs(cfg Config) ([]string, error) {
 			args = append(args, "--ro-bind", b, b)
 		}
 	}
+	for _, h := range hiddenConfig {
+		if fi, err := os.Lstat(h); err == nil && fi.IsDir() {
+			args = append(args, "--tmpfs", h, "--remount-ro", h)
+		}
+	}
 	args = append(args, "--proc", "/proc", "--dev", "/dev",
 		"--perms", "1777", "--tmpfs", "/tmp", "--perms", "0700", "--dir", HomeDir)
 	for _, b := range ro {

@@ -510,3 +510,23 @@ func TestInheritedFiles(t *testing.T) {
 		t.Errorf("sandboxed command:\n%s", out)
 	}
 }
+
+// TestHiddenConfig: the configuration directories of software under /usr
+// (a global npmrc with a registry token) are empty in the sandbox.
+func TestHiddenConfig(t *testing.T) {
+	var shown []string
+	for _, h := range hiddenConfig {
+		if ents, err := os.ReadDir(h); err == nil && len(ents) > 0 {
+			shown = append(shown, h)
+		}
+	}
+	if len(shown) == 0 {
+		t.Skip("no non-empty " + strings.Join(hiddenConfig, " or ") + " on this machine")
+	}
+	cfg := Config{Dir: t.TempDir(), Env: []string{"PATH=/usr/bin:/bin"}}
+	script := `for d in "$@"; do ls -A "$d"; touch "$d/x" 2>/dev/null && echo WROTE; done; echo done`
+	out := runHelper(t, context.Background(), cfg, append([]string{"/bin/sh", "-c", script, "sh"}, shown...)...)
+	if strings.TrimSpace(out) != "done" {
+		t.Errorf("the sandbox sees in %v:\n%s", shown, out)
+	}
+}
