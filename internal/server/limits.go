@@ -102,6 +102,9 @@ func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		defer release()
+		if !s.recheckToken(w, r) {
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		h(w, r)
@@ -118,4 +121,27 @@ func reserveFor(r, n int) int {
 		return adminReserve(n)
 	}
 	return r
+}
+
+// recheckToken checks the request's token again once its body is read and
+// it holds a write slot, both of which may take long: a token revoked,
+// expired or given another role or key meanwhile changes nothing (401 with
+// the reason, or 403). It answers the refusals itself.
+func (s *Server) recheckToken(w http.ResponseWriter, r *http.Request) bool {
+	was := tokenFrom(r)
+	now, err := s.tokens.lookupHash(&was.hash)
+	switch {
+	case tokenRefused(err):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
+		fail(w, http.StatusUnauthorized, err.Error())
+		return false
+	case err != nil:
+		s.logger.Error("couldn't authenticate", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't check token")
+		return false
+	case now.Role != was.Role || now.Key != was.Key:
+		fail(w, http.StatusForbidden, "the token's role changed during the request")
+		return false
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +14,19 @@ import (
 // slot held, a builder's write gets 503 with Retry-After and an admin's is
 // served.
 func TestWritePool(t *testing.T) {
-	s := &Server{cfg: Config{MaxBody: 1 << 10}, metrics: newMetrics(), writes: newPool(4, 1)}
+	dir := t.TempDir()
+	s := &Server{cfg: Config{MaxBody: 1 << 10}, metrics: newMetrics(), writes: newPool(4, 1),
+		tokens: newTokenStore(dir, slog.New(slog.DiscardHandler))}
+	infos := map[Role]*TokenInfo{}
+	for _, role := range Roles() {
+		tok, err := CreateToken(dir, role, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if infos[role], err = s.tokens.lookup(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	hold := make(chan struct{})
 	var started, done sync.WaitGroup
 	h := s.write(func(w http.ResponseWriter, r *http.Request) {
@@ -23,7 +36,7 @@ func TestWritePool(t *testing.T) {
 	})
 	send := func(role Role) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/sign", strings.NewReader("{}"))
-		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, &TokenInfo{Role: role}))
+		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, infos[role]))
 		rec := httptest.NewRecorder()
 		h(rec, r)
 		return rec
