@@ -58,7 +58,7 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 			s.failAudit(w, err)
 			return
 		}
-		st, err = RevokeToken(s.cfg.Dir, st.ID)
+		st, err = revokeTokenID(s.cfg.Dir, st.ID)
 	}
 	switch {
 	case errors.Is(err, ErrTokenNotFound):

@@ -199,6 +199,8 @@ func checkTokenName(name string) error {
 		return errors.New("token name is not UTF-8")
 	case strings.TrimSpace(name) != name:
 		return errors.New("token name starts or ends with a space")
+	case looksLikeID(name):
+		return fmt.Errorf("token name %q looks like a token ID (%d or more hex digits)", name, TokenIDLen)
 	}
 	for _, c := range name {
 		if !unicode.IsPrint(c) {
@@ -206,6 +208,16 @@ func checkTokenName(name string) error {
 		}
 	}
 	return nil
+}
+
+// looksLikeID reports whether s could be a token ID or a longer prefix of
+// a token's SHA-256, which revoke also accepts.
+func looksLikeID(s string) bool {
+	if len(s) < TokenIDLen || len(s) > 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s + strings.Repeat("0", len(s)%2))
+	return err == nil && strings.ToLower(s) == s
 }
 
 // CreateToken makes a token of role r that never expires (NewToken).
@@ -268,20 +280,47 @@ func NewToken(dir string, spec TokenSpec) (string, TokenStatus, error) {
 // held what. ErrTokenNotFound when no token that is not revoked matches;
 // a name that several older tokens share is refused: name the ID.
 func RevokeToken(dir, nameOrID string) (TokenStatus, error) {
+	return revokeToken(dir, func(lines []tokenLine) (int, error) { return findToken(lines, nameOrID) })
+}
+
+// revokeTokenID revokes the token whose ID is id, never one merely named
+// so (the token API, which has resolved the name and audited the ID).
+func revokeTokenID(dir, id string) (TokenStatus, error) {
+	return revokeToken(dir, func(lines []tokenLine) (int, error) {
+		for i, l := range lines {
+			if l.rec != nil && l.rec.Revoked.IsZero() && l.rec.id() == id {
+				return i, nil
+			}
+		}
+		return 0, fmt.Errorf("%w with ID %s that is not revoked", ErrTokenNotFound, id)
+	})
+}
+
+// revokeToken marks revoked the token of the line find picks: that line
+// and any other that lists the same token (a hand-edited file may).
+func revokeToken(dir string, find func([]tokenLine) (int, error)) (TokenStatus, error) {
 	var st TokenStatus
 	err := editTokens(dir, func(lines []tokenLine) ([]tokenLine, error) {
-		i, err := findToken(lines, nameOrID)
+		i, err := find(lines)
 		if err != nil {
 			return nil, err
 		}
-		rec := *lines[i].rec
-		rec.Revoked = time.Now().UTC().Truncate(time.Second)
-		b, err := json.Marshal(&rec)
-		if err != nil {
-			return nil, err
+		hash, now := lines[i].rec.SHA256, time.Now().UTC().Truncate(time.Second)
+		for j, l := range lines {
+			if l.rec == nil || l.rec.SHA256 != hash || !l.rec.Revoked.IsZero() {
+				continue
+			}
+			rec := *l.rec
+			rec.Revoked = now
+			b, err := json.Marshal(&rec)
+			if err != nil {
+				return nil, err
+			}
+			lines[j] = tokenLine{raw: b, rec: &rec}
+			if j == i {
+				st = statusOf(&rec, nil)
+			}
 		}
-		lines[i] = tokenLine{raw: b, rec: &rec}
-		st = statusOf(&rec, nil)
 		return lines, nil
 	})
 	return st, err
@@ -292,6 +331,7 @@ func RevokeToken(dir, nameOrID string) (TokenStatus, error) {
 // nameOrID.
 func findToken(lines []tokenLine, nameOrID string) (int, error) {
 	var byName, byID []int
+	idHashes := map[string]bool{}
 	for i, l := range lines {
 		if l.rec == nil || !l.rec.Revoked.IsZero() {
 			continue
@@ -299,11 +339,14 @@ func findToken(lines []tokenLine, nameOrID string) (int, error) {
 		if l.rec.name() == nameOrID {
 			byName = append(byName, i)
 		}
-		if len(nameOrID) >= TokenIDLen && strings.HasPrefix(l.rec.SHA256, nameOrID) {
+		if len(nameOrID) >= TokenIDLen && strings.HasPrefix(l.rec.SHA256, nameOrID) && !idHashes[l.rec.SHA256] {
+			idHashes[l.rec.SHA256] = true
 			byID = append(byID, i)
 		}
 	}
 	switch {
+	case len(byName) > 0 && len(byID) > 0 && (len(byName) > 1 || len(byID) > 1 || lines[byName[0]].rec.SHA256 != lines[byID[0]].rec.SHA256):
+		return 0, fmt.Errorf("%w: %q is the name of one token and the ID of another: revoke by the full ID (SHA-256 prefix) of the one you mean", ErrTokenAmbiguous, nameOrID)
 	case len(byName) == 1:
 		return byName[0], nil
 	case len(byName) > 1:

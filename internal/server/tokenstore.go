@@ -203,8 +203,14 @@ func (t *tokenStore) build(lines []tokenLine, old *tokenSet) *tokenSet {
 			lt.lastUsed.Store(prev.lastUsed.Load())
 		}
 		sel := binary.BigEndian.Uint64(lt.hash[:8])
-		if s.find(&lt.hash) != nil {
-			t.logger.Error("tokens file: a token is listed twice; the first line counts", "file", t.path, "id", r.id())
+		if first := s.find(&lt.hash); first != nil {
+			// The first line's role and key count; a revocation or an
+			// expiry on any line holds.
+			t.logger.Error("tokens file: a token is listed twice; the first line counts, revoked or expired if any is", "file", t.path, "id", r.id())
+			first.revoked = first.revoked || lt.revoked
+			if !lt.expires.IsZero() && (first.expires.IsZero() || lt.expires.Before(first.expires)) {
+				first.expires = lt.expires
+			}
 			continue
 		}
 		s.bySelector[sel] = append(s.bySelector[sel], lt)
