@@ -153,10 +153,11 @@
 // canonical body beside it in NONCE.push.entry, since the server cannot
 // rebuild it without the pusher's key; replayed, they are verified again as
 // a push is). Once journalled, a write is logged and indexed even if its
-// client goes away. On start, Open reconciles: a journalled final bundle is indexed again
-// (Put is idempotent), and a journalled request whose entry reached the log
-// is found there by its leaf, given an inclusion proof and indexed; one that
-// never reached the log was never acknowledged and is dropped. A journal file
+// client goes away. On start, Open reconciles: a journalled final bundle is
+// indexed again (Put is idempotent), and a journalled request whose entry
+// reached the log is found there by its leaf, given an inclusion proof and
+// indexed; one that never reached the log was never acknowledged and is
+// dropped. A journal file
 // signed by a key the server no longer holds is kept and named in the log
 // (its entry may be in the log). So after a crash every acknowledged entry is
 // in the log, every indexed log entry is in the log at its recorded index,
@@ -165,8 +166,9 @@
 // A deployment or incident write appends its audit entry, then its records
 // (an incident report is journalled under DIR/journal/reports first, since
 // the entry carries only its SHA-256). After the journal, Open appends the
-// records of every audit entry whose records a crash (or a failed append)
-// kept out of the index, matching records to entries by content, so none is
+// records of every audit entry (of this server: auditReader) whose records
+// a crash (or a failed append) kept out of the index, matching records to
+// entries by content, so none is
 // appended twice; DIR/records.reconciled marks how far it read. A request
 // refused after some of its audit entries reached the log (a large incident
 // batch is several entries) gets those entries' records: what the log
