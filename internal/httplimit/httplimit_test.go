@@ -246,7 +246,10 @@ func TestConnectionCap(t *testing.T) {
 
 // Over TLS the cap sees the same connections: idle ones are closed to make
 // room (net/http reports TLS connections' states with the *tls.Conn).
-func TestConnectionCapTLS(t *testing.T) {
+// selfSigned writes a certificate for 127.0.0.1 and its key to files and
+// returns them with a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -262,9 +265,17 @@ func TestConnectionCapTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func TestConnectionCapTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -272,9 +283,6 @@ func TestConnectionCapTLS(t *testing.T) {
 	s := httplimit.New(echo, httplimit.Options{MaxConns: 2})
 	go s.ServeTLS(ln, certFile, keyFile)
 	t.Cleanup(func() { s.Close() })
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
 	// Each client keeps its own keep-alive connection.
 	for i := range 4 {
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -331,5 +339,48 @@ func TestConnectionCapSilentClients(t *testing.T) {
 	}
 	if open, _ := s.Conns(); open > 4 {
 		t.Errorf("%d connections open, cap 4", open)
+	}
+}
+
+// An HTTP/2 connection running a request is busy, whatever its streams: a
+// new client beyond the cap does not close it.
+func TestConnectionCapHTTP2(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, block := make(chan string, 1), make(chan struct{})
+	defer close(block)
+	s := httplimit.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- r.Proto
+		<-block
+	}), httplimit.Options{MaxConns: 1})
+	go s.ServeTLS(ln, certFile, keyFile)
+	t.Cleanup(func() { s.Close() })
+	client := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := client().Get("https://" + ln.Addr().String())
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	if proto := <-entered; proto != "HTTP/2.0" {
+		t.Fatalf("the request ran over %s, not HTTP/2", proto)
+	}
+	if _, err := client().Get("https://" + ln.Addr().String()); err == nil {
+		t.Error("a client beyond the cap got in while the only connection ran a request")
+	}
+	select {
+	case err := <-errc:
+		t.Errorf("the busy HTTP/2 connection was closed to make room: %v", err)
+	default:
+	}
+	if open, _ := s.Conns(); open != 1 {
+		t.Errorf("%d connections open, want the busy one", open)
 	}
 }
