@@ -181,9 +181,9 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 
 // showLogin renders the login form with status code and message msg, bound
 // to a new login cookie.
-func (s *Server) showLogin(w http.ResponseWriter, code int, msg string) {
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	v := randomID()
-	s.setCookie(w, loginCookie, v, uiLoginPath, 3600)
+	s.setCookie(w, r, loginCookie, v, uiLoginPath, 3600)
 	w.WriteHeader(code)
 	loginPage.Execute(w, struct{ Msg, CSRF string }{msg, s.sessions.loginCSRF(v)})
 }
@@ -196,7 +196,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
 	if r.Method == http.MethodGet {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		s.showLogin(w, http.StatusOK, "")
+		s.showLogin(w, r, http.StatusOK, "")
 		return
 	}
 	ok := s.checkForm(w, r, func(tok string) bool {
@@ -214,11 +214,11 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "couldn't check token")
 		return
 	case err != nil || !uiRole(info.Role):
-		s.showLogin(w, http.StatusUnauthorized, "That is not a valid auditor or admin token.")
+		s.showLogin(w, r, http.StatusUnauthorized, "That is not a valid auditor or admin token.")
 		return
 	}
-	s.setCookie(w, sessionCookie, s.sessions.create(info.hash), "/ui/", int(SessionLifetime.Seconds()))
-	s.setCookie(w, loginCookie, "", uiLoginPath, -1)
-	s.setCookie(w, legacyCookie, "", "/ui/", -1)
+	s.setCookie(w, r, sessionCookie, s.sessions.create(info.hash), "/ui/", int(SessionLifetime.Seconds()))
+	s.setCookie(w, r, loginCookie, "", uiLoginPath, -1)
+	s.setCookie(w, r, legacyCookie, "", "/ui/", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }

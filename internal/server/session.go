@@ -15,9 +15,9 @@ import (
 
 // Dashboard sessions. Signing in with an auditor or admin token at
 // /ui/login starts a session: a random 256-bit session ID in the
-// custody_session cookie (HttpOnly, SameSite=Strict, Secure behind https),
-// of which the server keeps only the SHA-256, in memory (a restart signs
-// everyone out). A session ends at logout, SessionIdle after its last
+// custody_session cookie (HttpOnly, SameSite=Strict, Secure behind https
+// or over TLS), of which the server keeps only the SHA-256, in memory (a
+// restart signs everyone out). A session ends at logout, SessionIdle after its last
 // request, SessionLifetime after sign-in, and as soon as the token that
 // started it is revoked, expires or loses its dashboard role: every request
 // checks that token again. The token itself is never in a cookie.
@@ -222,12 +222,13 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		}
 		s.sessions.end(c.Value)
 	}
-	s.setCookie(w, sessionCookie, "", "/ui/", -1)
+	s.setCookie(w, r, sessionCookie, "", "/ui/", -1)
 	http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)
 }
 
-// setCookie sets (maxAge > 0) or clears (maxAge < 0) a dashboard cookie.
-func (s *Server) setCookie(w http.ResponseWriter, name, value, path string, maxAge int) {
+// setCookie sets (maxAge > 0) or clears (maxAge < 0) a dashboard cookie,
+// Secure behind an https public URL or when r came over TLS.
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: s.secureCookies, MaxAge: maxAge})
+		SameSite: http.SameSiteStrictMode, Secure: s.secureCookies || r.TLS != nil, MaxAge: maxAge})
 }
