@@ -3,17 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -363,6 +366,20 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 	_, forgedRows["trust root v1 fork"] = forgedAudit(t, attacker, server.PredicateAudit, "trust.changed", rootSub1, rootChange1)
 	// ... and so did this one (a policy.changed whose detail is not one).
 	_, forgedRows["malformed"] = forgedAudit(t, attacker, server.PredicateAudit, "policy.changed", polSub, map[string]int{"envelope": 1})
+	// A quarantine of a victim's artifact, which the records reconciliation
+	// would append as an incident record.
+	victim := "sha256:" + strings.Repeat("ab", 32)
+	quarantine := []map[string]any{{"incident": "INC-20260101T000000Z-0badc0de", "event": "quarantined",
+		"time": time.Now().UTC(), "artifacts": []string{victim}}}
+	_, forgedRows["quarantine"] = forgedAudit(t, attacker, server.PredicateAudit, "incident.quarantined",
+		attest.Subject{Name: "INC-20260101T000000Z-0badc0de", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}, quarantine)
+	// Signed by the audit key itself (a copy of the key, a restored backup
+	// of another server's index) but never in this server's log.
+	auditKey := readAuditKey(t, dir)
+	forgedRows["audit key, not logged"], err = signer.SignStatement(ctx, auditKey, stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := putRows(t, dir, forgedRows)
 
 	ts, stop = openLogged(t, dir, nil, &logs)
@@ -372,6 +389,9 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 		if !strings.Contains(out, fmt.Sprintf("id=%d ", id)) || !strings.Contains(out, "not this server's audit entry") {
 			t.Errorf("no warning names the forged row %q (id %d); log:\n%s", name, id, out)
 		}
+	}
+	if a := do(t, ts, http.MethodGet, "/api/v1/incidents?artifact="+victim, ts.tokens[server.RoleAuditor], nil); a.status != http.StatusOK || strings.Contains(a.body, victim) {
+		t.Errorf("incident records of the victim's artifact after restart = %d %q; want none", a.status, a.body)
 	}
 	c := newClient(t, ts, server.RoleAdmin)
 	if got, err := c.Policy(ctx, "prod"); err != nil || got.Digest() != v1.Digest() {
@@ -459,6 +479,25 @@ func putRows(t *testing.T, dir string, bundles map[string][]byte) map[string]int
 		}
 	}
 	return ids
+}
+
+// readAuditKey reads the audit key of the data directory dir (a plain
+// PKCS#8 file: the test servers have no password).
+func readAuditKey(t *testing.T, dir string) crypto.Signer {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "keys", "audit.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("audit.key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer)
 }
 
 func mustPayload(t *testing.T, d *trust.Document) []byte {
