@@ -15,12 +15,14 @@
 //	GET  /tile/...                       public   Merkle tiles and entry bundles (tlog)
 //	GET  /proof/inclusion, /proof/consistency     public (tlog)
 //	POST /api/v2/log/entries             builder  Rekor v2 CreateEntryRequest (tlog); approvers and deployers too
+//	                                     (reserved types and the audit key's signatures: 403)
 //	POST /cosignature                    admin    witness cosignature (tlog)
 //	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa); approvers and deployers too
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
 //	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM ("audit": the audit key)
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
-//	                                     (deployer: decisions, SLSA VSA statements, signed with the audit key)
+//	                                     (decisions, SLSA VSA statements: admin and deployer tokens, signed
+//	                                     with the audit key, never a builder key; deployer: decisions only)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
 //	                                     (approver: approvals only; deployer: VSAs only); see
 //	                                     Evidence attribution
@@ -85,6 +87,20 @@
 // refused, so no change lacks its entry. Signed bundles (provenance,
 // approvals, decisions) are their own log entries. `custody audit` lists
 // both and verifies each entry's inclusion.
+//
+// The server's state (policies, trust root versions, deployment and
+// incident records) is derived only from audit entries signed by the audit
+// key and proven in this server's log: at start Open reads them through
+// auditReader, which rebuilds the log entry of the envelope's signature
+// under the audit key and proves it against the log's checkpoint; any
+// other row of the audit type is named in a warning and skipped, never
+// applied and never a reason to refuse to start. The predicate types that
+// mean server state (reservedNamespaces: custody.dev/audit, trust-root,
+// trust-keys, policy) and the payload types of signed policies and trust
+// roots are refused with 403 from every client path (POST /api/v1/evidence,
+// /api/v1/sign, /api/v2/log/entries), as is a log append under the audit
+// key. The audit key signs nothing else but the server's decisions. See
+// docs/SECURITY.md for the trust boundary.
 //
 // # Evidence attribution
 //
@@ -176,11 +192,11 @@
 //
 // A policy push writes its "policy.changed" audit entry, then
 // DIR/policies/ENV.envelope.json, then ENV.yaml. After the journal, Open
-// makes every environment's files the version its newest policy.changed
-// entry records, writing them again when a crash left them missing or
+// makes every environment's files the version its newest (by log
+// position) verified policy.changed entry records, writing them again when a crash left them missing or
 // older; it refuses to start (ErrPolicyAhead) when they hold a policy the
 // audit trail does not record. So the log and the served policy agree.
-// Likewise a trust root version whose "trust.changed" entry is in the index
-// but whose DIR/trust-root/N.json a crash took is written again; another
+// Likewise a trust root version whose verified "trust.changed" entry is in
+// the index but whose DIR/trust-root/N.json a crash took is written again; another
 // document stored under that version is a fork (trust.ErrFork).
 package server
