@@ -67,11 +67,26 @@ var Base = []string{
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
 }
 
-// hiddenConfig are the configuration directories of software installed
-// under /usr (npm's global npmrc, pip.conf …, which can hold registry
-// tokens): Base shows /usr, so each of them that exists is covered with
-// an empty read-only tmpfs, as the host's /etc is not shown.
-var hiddenConfig = []string{"/usr/etc", "/usr/local/etc"}
+// hiddenConfig are trees under /usr that Base would show but the sandbox
+// covers with an empty read-only tmpfs: configuration of software
+// installed under /usr (npm's global npmrc, pip.conf …, which can hold
+// registry tokens), as the host's /etc is not shown; and all of
+// /usr/local, where a rebuilder's locally installed programs live — a
+// shipped artifact installed there could otherwise be found and copied
+// into place, faking an independent rebuild. Declared toolchains under
+// them (/usr/local/go) are shown again, read-only, on top.
+var hiddenConfig = []string{"/usr/etc", "/usr/local"}
+
+// shownByBase reports whether p is visible through Base: under it and not
+// under a hidden tree.
+func shownByBase(p string) bool {
+	for _, h := range hiddenConfig {
+		if within(p, h) {
+			return false
+		}
+	}
+	return underBase(p)
+}
 
 // forbidden are host trees never shown, even when declared.
 var forbidden = []string{"/proc", "/sys", "/dev", "/run", "/var/run"}
@@ -119,7 +134,7 @@ func checkReadOnly(ro []string) ([]bind, error) {
 				}
 			}
 		}
-		if underBase(p) && underBase(src) {
+		if shownByBase(p) && shownByBase(src) {
 			continue
 		}
 		out = append(out, bind{src: src, dest: p})

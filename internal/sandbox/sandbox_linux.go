@@ -252,9 +252,14 @@ func bwrapArgs(cfg Config) ([]string, error) {
 			args = append(args, "--ro-bind", b, b)
 		}
 	}
+	// Hidden trees are empty tmpfs mounts, made read-only only after the
+	// declared paths beneath them (/usr/local/go) are bound on top: bwrap
+	// must create those mount points first.
+	var hidden []string
 	for _, h := range hiddenConfig {
 		if fi, err := os.Lstat(h); err == nil && fi.IsDir() {
-			args = append(args, "--tmpfs", h, "--remount-ro", h)
+			args = append(args, "--tmpfs", h)
+			hidden = append(hidden, h)
 		}
 	}
 	args = append(args, "--proc", "/proc", "--dev", "/dev",
@@ -264,6 +269,9 @@ func bwrapArgs(cfg Config) ([]string, error) {
 	}
 	for _, b := range rw {
 		args = append(args, "--bind", b.src, b.dest)
+	}
+	for _, h := range hidden {
+		args = append(args, "--remount-ro", h)
 	}
 	// The environment is bwrap's own (cmd.Env), which it hands on: values
 	// never appear on a command line other users can read.
