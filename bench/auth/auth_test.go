@@ -67,7 +67,7 @@ func BenchmarkAuth(b *testing.B) {
 				name, header string
 				want         int
 			}{
-				{"none", "", http.StatusUnauthorized},  // baseline: no lookup
+				{"none", "", http.StatusUnauthorized}, // baseline: no lookup
 				{"valid", "Bearer " + tok, http.StatusForbidden},
 				{"unknown", "Bearer " + server.TokenPrefix + "unknown", http.StatusUnauthorized},
 			} {
