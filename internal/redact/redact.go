@@ -344,7 +344,7 @@ func isSecretFlag(a string) bool {
 // -ldflags=-X=main.token=S the pair main.token=S is seen. It is the
 // reference of FuzzParameters; redactParameters is 5-10x faster on a large
 // environment (bench/build).
-var parameterRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_./-]*)(?:=|:[ \t]+)([^\s&;,="'` + "`" + `]+)`)
+var parameterRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_./-]*)(?:=|:[ \t]+)([^\s\v&;,="'` + "`" + `]+)`)
 
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '/' || c == '-'
