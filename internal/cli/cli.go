@@ -143,7 +143,9 @@ func newRoot(s *streams) *cobra.Command {
 		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),
 		newRebuildCmd(s),
 		newIncidentCmd(s),
+		newVersionCmd(s),
 	)
+	setVersion(root)
 	return root
 }
 
