@@ -1,26 +1,13 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
-	"time"
 
 	"github.com/custody-dev/custody/attest"
 )
-
-// PredicateReview is the in-toto predicate type of a source review
-// attestation, written by `custody attest review` (schema in REVIEW.md):
-// the reviewers it names reviewed every commit of a range. Its statement's
-// subjects are the commits ({"gitCommit": HEX}), not an artifact; the gate
-// finds it by the source commit of the artifact's verified provenance.
-const PredicateReview = "https://custody.dev/review/v1"
-
-// MaxReviewCommits bounds the commits one review attestation lists.
-const MaxReviewCommits = 10000
 
 // DefaultCIPaths are the patterns a protectedPaths rule uses when it names
 // none: the CI and build-pipeline definitions of common CI systems.
@@ -42,121 +29,10 @@ var DefaultCIPaths = []string{
 	"cloudbuild.yaml",
 }
 
-var commitHex = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
-
-// ReviewPredicate is the predicate of PredicateReview.
-type ReviewPredicate struct {
-	// Repo is the repository as custody build records a source URI.
-	Repo string `json:"repo"`
-	// Range is the reviewed range BASE (excluded) .. HEAD (included).
-	Range ReviewRange `json:"range"`
-	// Commits are the commits of the range with their authors and the
-	// paths each changed.
-	Commits []ReviewCommit `json:"commits"`
-	// Reviewers are who reviewed the range, as the signer names them.
-	Reviewers []string `json:"reviewers"`
-	// ReviewedAt is when the attestation was made.
-	ReviewedAt time.Time `json:"reviewedAt"`
-}
-
-// ReviewRange is a commit range BASE..HEAD, as full commits. BaseRef is the
-// ref BASE was given as (refs/tags/v1.2.0), empty for a bare commit. Root
-// is true (and Base empty) when the range starts at the repository's root
-// commit, which it includes: the review of a first release.
-type ReviewRange struct {
-	Spec    string `json:"spec,omitempty"`
-	Base    string `json:"base"`
-	BaseRef string `json:"baseRef,omitempty"`
-	Head    string `json:"head"`
-	Root    bool   `json:"root,omitempty"`
-}
-
-// ReviewCommit is one reviewed commit. Files is nil when the attestation
-// does not record the changed paths (custody before it did), and [] for a
-// commit that changed none. Parents is nil when the attestation does not
-// record parents, and [] for a root commit.
-type ReviewCommit struct {
-	Commit    string    `json:"commit"`
-	Parents   []string  `json:"parents"`
-	Author    GitPerson `json:"author"`
-	Committer GitPerson `json:"committer"`
-	Subject   string    `json:"subject,omitempty"`
-	Files     []string  `json:"files"`
-}
-
-// GitPerson is a git author or committer.
-type GitPerson struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-}
-
-// String renders the person as git does, or as much of it as is known.
-func (g GitPerson) String() string {
-	switch {
-	case g.Name != "" && g.Email != "":
-		return g.Name + " <" + g.Email + ">"
-	case g.Email != "":
-		return g.Email
-	case g.Name != "":
-		return g.Name
-	}
-	return "an unknown author"
-}
-
 // Review is one verified review attestation.
 type Review struct {
 	Signature
-	ReviewPredicate
-}
-
-// ParseReview parses a review predicate from untrusted bytes (fields it
-// does not know are ignored). It refuses input over
-// attest.MaxStatementBytes, no repository, no reviewer or an empty one, no
-// commit, more than MaxReviewCommits commits, commits, parents and range
-// ends that are not full lowercase hex, a range without a head, a root
-// range with a base, and a missing reviewedAt.
-func ParseReview(predicate []byte) (*ReviewPredicate, error) {
-	if len(predicate) > attest.MaxStatementBytes {
-		return nil, fmt.Errorf("review predicate is %d bytes, more than the limit of %d", len(predicate), attest.MaxStatementBytes)
-	}
-	var p ReviewPredicate
-	if err := json.Unmarshal(predicate, &p); err != nil {
-		return nil, fmt.Errorf("couldn't parse review predicate: %w", err)
-	}
-	switch {
-	case p.Repo == "" || len(p.Repo) > maxNameLen:
-		return nil, errors.New("review predicate names no repository (or one over 1024 bytes)")
-	case len(p.Reviewers) == 0:
-		return nil, errors.New("review predicate names no reviewer")
-	case len(p.Commits) == 0:
-		return nil, errors.New("review predicate lists no commit")
-	case len(p.Commits) > MaxReviewCommits:
-		return nil, fmt.Errorf("review predicate lists %d commits, more than the limit of %d", len(p.Commits), MaxReviewCommits)
-	case !commitHex.MatchString(p.Range.Head):
-		return nil, fmt.Errorf("review range head %q is not a full lowercase hex commit", p.Range.Head)
-	case p.Range.Base != "" && !commitHex.MatchString(p.Range.Base):
-		return nil, fmt.Errorf("review range base %q is not a full lowercase hex commit", p.Range.Base)
-	case p.Range.Root && p.Range.Base != "":
-		return nil, errors.New("review range starts at the root but names a base commit")
-	case p.ReviewedAt.IsZero():
-		return nil, errors.New("review predicate has no reviewedAt")
-	}
-	for i, r := range p.Reviewers {
-		if strings.TrimSpace(r) == "" || len(r) > maxNameLen {
-			return nil, fmt.Errorf("reviewer %d is empty (or over 1024 bytes)", i)
-		}
-	}
-	for i, c := range p.Commits {
-		if !commitHex.MatchString(c.Commit) {
-			return nil, fmt.Errorf("review commit %d %q is not a full lowercase hex commit", i, c.Commit)
-		}
-		for _, pc := range c.Parents {
-			if !commitHex.MatchString(pc) {
-				return nil, fmt.Errorf("review commit %d parent %q is not a full lowercase hex commit", i, pc)
-			}
-		}
-	}
-	return &p, nil
+	attest.ReviewPredicate
 }
 
 // Reviews is the policy's source review requirements (see REVIEW.md).

@@ -3,10 +3,16 @@ package policy
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/attest"
 )
+
+// commitHex is a full lowercase hex commit (SHA-1 or SHA-256 object format).
+var commitHex = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // Requirement names of review failures: ReqReview for everyCommit,
 // "review:" + the group for a protectedPaths rule.
@@ -38,7 +44,7 @@ type reviewState struct {
 	containing map[string][]int // commit -> indexes into usable of the reviews that list it
 	usable     []*Review
 	reviewers  map[string]map[string]*reviewer // commit -> person -> reviewer
-	authors    map[string][]GitPerson          // commit -> authors as recorded
+	authors    map[string][]attest.GitPerson   // commit -> authors as recorded
 	files      map[string][]string             // commit -> changed paths (nil: not recorded)
 	notes      []string
 }
@@ -55,7 +61,7 @@ func newReviewState() *reviewState {
 	return &reviewState{
 		containing: map[string][]int{},
 		reviewers:  map[string]map[string]*reviewer{},
-		authors:    map[string][]GitPerson{},
+		authors:    map[string][]attest.GitPerson{},
 		files:      map[string][]string{},
 	}
 }
@@ -489,7 +495,7 @@ func (r *reviewer) key() string {
 
 // authored reports whether the reviewer is one of the commit's authors, by
 // name or email (case-insensitive).
-func (r *reviewer) authored(authors []GitPerson) bool {
+func (r *reviewer) authored(authors []attest.GitPerson) bool {
 	for _, a := range authors {
 		for _, v := range []string{a.Email, a.Name} {
 			if v = strings.ToLower(strings.TrimSpace(v)); v != "" && r.ids[v] {
@@ -500,7 +506,7 @@ func (r *reviewer) authored(authors []GitPerson) bool {
 	return false
 }
 
-func (p *Policy) memberAuthored(name string, authors []GitPerson) bool {
+func (p *Policy) memberAuthored(name string, authors []attest.GitPerson) bool {
 	return p.memberReviewer(name).authored(authors)
 }
 
@@ -555,7 +561,7 @@ func sortedReviewers(m map[string]*reviewer) []*reviewer {
 	return out
 }
 
-func containsPerson(ps []GitPerson, p GitPerson) bool {
+func containsPerson(ps []attest.GitPerson, p attest.GitPerson) bool {
 	for _, x := range ps {
 		if strings.EqualFold(x.Email, p.Email) && x.Name == p.Name {
 			return true
@@ -581,7 +587,7 @@ func unionStrings(a, b []string) []string {
 	return a
 }
 
-func people(ps []GitPerson) string {
+func people(ps []attest.GitPerson) string {
 	if len(ps) == 0 {
 		return "an unknown author"
 	}

@@ -38,9 +38,9 @@ var (
 	bot     = Principal{KeyID: strings.Repeat("9", 64)}
 	erin    = Principal{KeyID: "eeee" + strings.Repeat("0", 60)}
 
-	commit1 = ReviewCommit{Commit: c1, Author: GitPerson{"Alice", "alice@example.com"}, Files: []string{"main.go"}}
-	commit2 = ReviewCommit{Commit: c2, Author: GitPerson{"Bob", "bob@example.com"}, Files: []string{".github/workflows/ci.yml", "README.md"}}
-	commit3 = ReviewCommit{Commit: c3, Author: GitPerson{"Dave", "dave@example.com"}, Files: []string{"deploy/prod/app.yaml"}}
+	commit1 = attest.ReviewCommit{Commit: c1, Author: attest.GitPerson{Name: "Alice", Email: "alice@example.com"}, Files: []string{"main.go"}}
+	commit2 = attest.ReviewCommit{Commit: c2, Author: attest.GitPerson{Name: "Bob", Email: "bob@example.com"}, Files: []string{".github/workflows/ci.yml", "README.md"}}
+	commit3 = attest.ReviewCommit{Commit: c3, Author: attest.GitPerson{Name: "Dave", Email: "dave@example.com"}, Files: []string{"deploy/prod/app.yaml"}}
 )
 
 func loadReviewPolicy(t *testing.T) *Policy {
@@ -64,10 +64,10 @@ func reviewEvidence() *Evidence {
 }
 
 // review is a verified review of base..head signed by p.
-func review(p Principal, base, baseRef, head string, commits ...ReviewCommit) Review {
-	return Review{Signature: sig(p), ReviewPredicate: ReviewPredicate{
+func review(p Principal, base, baseRef, head string, commits ...attest.ReviewCommit) Review {
+	return Review{Signature: sig(p), ReviewPredicate: attest.ReviewPredicate{
 		Repo:       "git+https://github.com/org/app.git",
-		Range:      ReviewRange{Base: base, BaseRef: baseRef, Head: head},
+		Range:      attest.ReviewRange{Base: base, BaseRef: baseRef, Head: head},
 		Commits:    commits,
 		Reviewers:  []string{"someone"},
 		ReviewedAt: now.Add(-time.Hour),
@@ -96,9 +96,9 @@ func TestEvaluateReviews(t *testing.T) {
 		}},
 		{name: "authors reviewing their own commits do not count", mutate: func(e *Evidence) {
 			e.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c3, commit1, commit2, commit3)}
-			e.Reviews[0].Commits = []ReviewCommit{commit1, commit2, commit3}
+			e.Reviews[0].Commits = []attest.ReviewCommit{commit1, commit2, commit3}
 			e.Reviews = append(e.Reviews, review(alice, release, "refs/tags/v1.0.0", c3, commit1))
-			e.Reviews[0].Commits[2].Author = GitPerson{"Alice", "ALICE@example.com"}
+			e.Reviews[0].Commits[2].Author = attest.GitPerson{Name: "Alice", Email: "ALICE@example.com"}
 		},
 			failReq: []string{ReqReview, ReqReview, "review:security", "review:developers"},
 			msgs: []string{
@@ -116,7 +116,7 @@ func TestEvaluateReviews(t *testing.T) {
 		{name: "a security member who is the author does not count", mutate: func(e *Evidence) {
 			e.Reviews = []Review{all(alice), all(bob), all(dave)}
 			for i := range e.Reviews {
-				e.Reviews[i].Commits[1].Author = GitPerson{"Dave", "dave@example.com"}
+				e.Reviews[i].Commits[1].Author = attest.GitPerson{Name: "Dave", Email: "dave@example.com"}
 			}
 		}, failReq: []string{"review:security"},
 			msgs: []string{"need 1 approval(s) from group security; got none (dave authored the commit, which does not count)"},
@@ -168,7 +168,7 @@ func TestEvaluateReviews(t *testing.T) {
 		{name: "files not recorded", mutate: func(e *Evidence) {
 			e.Reviews = []Review{all(alice), all(bob), all(dave)}
 			for i := range e.Reviews {
-				e.Reviews[i].Commits = append([]ReviewCommit(nil), e.Reviews[i].Commits...)
+				e.Reviews[i].Commits = append([]attest.ReviewCommit(nil), e.Reviews[i].Commits...)
 				e.Reviews[i].Commits[0].Files = nil
 			}
 		}, failReq: []string{"review:security", "review:developers"},
@@ -235,7 +235,7 @@ func TestEvaluateReviewsRequireLog(t *testing.T) {
 // Many unreviewed commits give a bounded list of failures.
 func TestEvaluateReviewsCapped(t *testing.T) {
 	p := loadReviewPolicy(t)
-	var commits []ReviewCommit
+	var commits []attest.ReviewCommit
 	for i := range 50 {
 		c := commit1
 		c.Commit = strings.Repeat("0", 38) + string("0123456789"[i/10]) + string("0123456789"[i%10])
@@ -244,7 +244,7 @@ func TestEvaluateReviewsCapped(t *testing.T) {
 	commits = append(commits, commit3)
 	ev := reviewEvidence()
 	ev.Reviews = []Review{review(alice, release, "refs/tags/v1.0.0", c3, commits...)}
-	ev.Reviews[0].Commits[50].Author = GitPerson{"Alice", "alice@example.com"}
+	ev.Reviews[0].Commits[50].Author = attest.GitPerson{Name: "Alice", Email: "alice@example.com"}
 	d, err := p.Evaluate(context.Background(), ev, now)
 	if err != nil {
 		t.Fatal(err)
@@ -333,39 +333,8 @@ func TestMatchPath(t *testing.T) {
 	}
 }
 
-func TestParseReview(t *testing.T) {
-	good := `{"repo":"git+https://github.com/org/app","range":{"base":"` + release + `","baseRef":"refs/tags/v1","head":"` + c1 + `"},
-		"commits":[{"commit":"` + c1 + `","author":{"name":"A","email":"a@x"},"files":[]}],"reviewers":["bob"],"reviewedAt":"2026-01-01T00:00:00Z","extra":1}`
-	p, err := ParseReview([]byte(good))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.Commits[0].Files == nil || p.Range.BaseRef != "refs/tags/v1" || p.Commits[0].Parents != nil {
-		t.Errorf("parsed %+v", p)
-	}
-	root := strings.Replace(strings.Replace(good, `"base":"`+release+`"`, `"base":"","root":true`, 1), `"files":[]`, `"parents":[],"files":[]`, 1)
-	if p, err := ParseReview([]byte(root)); err != nil || !p.Range.Root || p.Commits[0].Parents == nil {
-		t.Errorf("root range: %+v, %v", p, err)
-	}
-	for name, bad := range map[string]string{
-		"no reviewer":   strings.Replace(good, `["bob"]`, `[]`, 1),
-		"empty":         strings.Replace(good, `["bob"]`, `[" "]`, 1),
-		"short commit":  strings.Replace(good, `"commit":"`+c1, `"commit":"abc`, 1),
-		"no head":       strings.Replace(good, `"head":"`+c1+`"`, `"head":""`, 1),
-		"no time":       strings.Replace(good, `"2026-01-01T00:00:00Z"`, `"0001-01-01T00:00:00Z"`, 1),
-		"no repo":       strings.Replace(good, `"git+https://github.com/org/app"`, `""`, 1),
-		"root and base": strings.Replace(good, `"baseRef"`, `"root":true,"baseRef"`, 1),
-		"bad parent":    strings.Replace(good, `"files":[]`, `"parents":["abc"],"files":[]`, 1),
-		"not json":      "{",
-	} {
-		if _, err := ParseReview([]byte(bad)); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-}
-
 // withParents returns c with its parents recorded.
-func withParents(c ReviewCommit, parents ...string) ReviewCommit {
+func withParents(c attest.ReviewCommit, parents ...string) attest.ReviewCommit {
 	c.Parents = append([]string{}, parents...)
 	return c
 }
@@ -377,10 +346,10 @@ func TestEvaluateReviewsRangeBeyondSource(t *testing.T) {
 	p := loadReviewPolicy(t)
 	c4 := strings.Repeat("4", 40) // after the source commit c2: alice, a workflow change
 	p1, p2, p3 := withParents(commit1, release), withParents(commit2, c1), withParents(commit3, c2)
-	p4 := withParents(ReviewCommit{Commit: c4, Author: GitPerson{"Alice", "alice@example.com"}, Files: []string{".github/workflows/x.yml"}}, c3)
+	p4 := withParents(attest.ReviewCommit{Commit: c4, Author: attest.GitPerson{Name: "Alice", Email: "alice@example.com"}, Files: []string{".github/workflows/x.yml"}}, c3)
 	// a side branch: s1 is listed after the source commit but is its
 	// ancestor (c2's second parent), so it counts
-	s1 := withParents(ReviewCommit{Commit: strings.Repeat("5", 40), Author: GitPerson{"Erin", "erin@example.com"}, Files: []string{"deploy/x.yaml"}}, release)
+	s1 := withParents(attest.ReviewCommit{Commit: strings.Repeat("5", 40), Author: attest.GitPerson{Name: "Erin", Email: "erin@example.com"}, Files: []string{"deploy/x.yaml"}}, release)
 	merge := withParents(commit2, c1, s1.Commit)
 	atC2 := func(e *Evidence) { e.Provenance[0].Facts.SourceCommit = c2 }
 	tests := []struct {
@@ -408,7 +377,7 @@ func TestEvaluateReviewsRangeBeyondSource(t *testing.T) {
 		{name: "a review without parents counts for all its commits", mutate: func(e *Evidence) {
 			atC2(e)
 			noParents := review(alice, release, "refs/tags/v1.0.0", c4, p1, p2, p3, p4)
-			noParents.Commits = []ReviewCommit{commit1, commit2, commit3, p4}
+			noParents.Commits = []attest.ReviewCommit{commit1, commit2, commit3, p4}
 			noParents.Commits[3].Parents = nil
 			e.Reviews = []Review{noParents, review(bob, release, "refs/tags/v1.0.0", c2, p1, p2), review(dave, release, "refs/tags/v1.0.0", c2, p1, p2)}
 		}, failReq: []string{ReqReview, "review:security", "review:developers"},
@@ -422,7 +391,7 @@ func TestEvaluateReviewsRangeBeyondSource(t *testing.T) {
 			msgs: []string{"changes to deploy/x.yaml (commit 555555555555 by Erin <erin@example.com>) need 2 approval(s) from group developers; got alice"}},
 		{name: "parents that form a cycle still end", mutate: func(e *Evidence) {
 			atC2(e)
-			cyc := []ReviewCommit{withParents(commit1, c2), withParents(commit2, c1)}
+			cyc := []attest.ReviewCommit{withParents(commit1, c2), withParents(commit2, c1)}
 			e.Reviews = []Review{review(bob, release, "refs/tags/v1.0.0", c2, cyc...), review(alice, release, "refs/tags/v1.0.0", c2, cyc...), review(dave, release, "refs/tags/v1.0.0", c2, cyc...)}
 		}},
 		{name: "the chain continues through a review that lists the base", mutate: func(e *Evidence) {
@@ -506,7 +475,7 @@ func TestApprovalsExcludeReviewedAuthors(t *testing.T) {
 		t.Fatal(err)
 	}
 	c4 := strings.Repeat("4", 40)
-	commit4 := withParents(ReviewCommit{Commit: c4, Author: GitPerson{"Bob", "bob@example.com"}, Files: []string{"x"}}, c3)
+	commit4 := withParents(attest.ReviewCommit{Commit: c4, Author: attest.GitPerson{Name: "Bob", Email: "bob@example.com"}, Files: []string{"x"}}, c3)
 	reviews := func(k Principal) Review {
 		return review(k, release, "refs/tags/v1.0.0", c4, withParents(commit1, release), withParents(commit2, c1), withParents(commit3, c2), commit4)
 	}
@@ -520,13 +489,13 @@ func TestApprovalsExcludeReviewedAuthors(t *testing.T) {
 			msg: "alice's approval does not count: alice authored commit 111111111111 by Alice <alice@example.com>, in the reviewed source (separation of duties)"},
 		{name: "matched by a member's email, case ignored", mutate: func(e *Evidence) {
 			for i := range e.Reviews {
-				e.Reviews[i].Commits[0].Author = GitPerson{"A. Liddell", "ALICE@example.com"}
+				e.Reviews[i].Commits[0].Author = attest.GitPerson{Name: "A. Liddell", Email: "ALICE@example.com"}
 			}
 		}, msg: "alice authored commit 111111111111 by A. Liddell <ALICE@example.com>"},
 		{name: "a commit after the source commit does not count against its author", mutate: func(e *Evidence) {
 			e.Provenance[0].Facts.SourceCommit = c3
 			for i := range e.Reviews {
-				e.Reviews[i].Commits[0].Author = GitPerson{"Erin", "erin@example.com"}
+				e.Reviews[i].Commits[0].Author = attest.GitPerson{Name: "Erin", Email: "erin@example.com"}
 			}
 		}, allowed: true},
 		{name: "a review of another repository says nothing", mutate: func(e *Evidence) {

@@ -34,7 +34,7 @@ func newReviewCmd(s *streams) *cobra.Command {
 		Use:   "review --key KEY (--range BASE..HEAD | --from-root [--range HEAD]) --reviewer NAME... [--repo DIR] [--bundle OUT] [--server URL]",
 		Short: "Attest that a range of commits was reviewed, and by whom",
 		Long: "Lists the commits of BASE..HEAD with their authors and committers from git and signs a\n" +
-			"statement (predicate " + rebuild.ReviewPredicateType + ") whose subjects are those commits and\n" +
+			"statement (predicate " + attest.PredicateReview + ") whose subjects are those commits and\n" +
 			"whose predicate names the reviewers. Writes review-HEAD.sigstore.json (or --bundle) and, with\n" +
 			"--server, pushes it to custody serve.\n\n" +
 			"For a first release, with no earlier tag: --from-root (or a BASE that is the root commit, given\n" +
@@ -58,9 +58,9 @@ func newReviewCmd(s *streams) *cobra.Command {
 }
 
 type reviewReport struct {
-	Bundle     string                   `json:"bundle"`
-	EvidenceID int64                    `json:"evidenceId,omitempty"`
-	Predicate  *rebuild.ReviewPredicate `json:"predicate"`
+	Bundle     string                  `json:"bundle"`
+	EvidenceID int64                   `json:"evidenceId,omitempty"`
+	Predicate  *attest.ReviewPredicate `json:"predicate"`
 }
 
 func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
@@ -81,8 +81,8 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	}
 	var (
 		repo    string
-		rng     rebuild.ReviewRange
-		commits []rebuild.ReviewCommit
+		rng     attest.ReviewRange
+		commits []attest.ReviewCommit
 		err     error
 	)
 	if f.fromRoot {
@@ -96,7 +96,7 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	if err != nil {
 		return usageErr(err, "")
 	}
-	pred := &rebuild.ReviewPredicate{
+	pred := &attest.ReviewPredicate{
 		Repo:       repo,
 		Range:      rng,
 		Commits:    commits,
@@ -133,7 +133,7 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 		}
 		sign = loggedKeySigner(sg, cl)
 	}
-	signed, err := signStatement(ctx, sign, subjects, rebuild.ReviewPredicateType, pred)
+	signed, err := signStatement(ctx, sign, subjects, attest.PredicateReview, pred)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@
 // the policy, and the rest are classified by predicate type: SLSA
 // provenance (https://slsa.dev/spec/v1.0/provenance), approvals
 // (policy.PredicateApproval), rebuilds, in-toto vulnerability scans, source
-// reviews (policy.PredicateReview, about the commit the verified
+// reviews (attest.PredicateReview, about the commit the verified
 // provenance was built from, not the artifact) and any other attestation.
 package gate
 
@@ -50,7 +50,7 @@ var sha256Re = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // does not verify, or its approval, rebuild, vulnerability or review
 // predicate does not parse. The same bundle given twice counts once.
 //
-// Review attestations (policy.PredicateReview) are about commits: one is
+// Review attestations (attest.PredicateReview) are about commits: one is
 // verified against the source commit ({"gitCommit": HEX}) of a provenance
 // that verified here, or against the base commit of a review that verified
 // (an earlier range that chains to it), and rejected when it names none.
@@ -107,7 +107,7 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 			continue
 		}
 		// Reviews wait until the provenance has said which commits count.
-		if st.PredicateType == policy.PredicateReview {
+		if st.PredicateType == attest.PredicateReview {
 			reviews = append(reviews, pending{i, id, st})
 			continue
 		}
@@ -203,11 +203,11 @@ var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // not.
 func gatherReview(ctx context.Context, ev *policy.Evidence, b []byte, id, commit string, tm root.TrustedMaterial) (base, reason string) {
 	art := verify.Artifact{Digests: map[string]string{"gitCommit": commit}}
-	rep, sig, reason := verifyBundle(ctx, b, id, policy.PredicateReview, art, tm)
+	rep, sig, reason := verifyBundle(ctx, b, id, attest.PredicateReview, art, tm)
 	if reason != "" {
 		return "", reason
 	}
-	p, err := policy.ParseReview(rep.Statement.Predicate)
+	p, err := attest.ParseReview(rep.Statement.Predicate)
 	if err != nil {
 		return "", err.Error()
 	}

@@ -22,19 +22,19 @@ func signReview(t *testing.T, k crypto.Signer, commits ...string) []byte {
 func signRange(t *testing.T, k crypto.Signer, base string, commits ...string) []byte {
 	t.Helper()
 	var subs []attest.Subject
-	var rc []policy.ReviewCommit
+	var rc []attest.ReviewCommit
 	for _, c := range commits {
 		subs = append(subs, attest.Subject{Name: "git+https://github.com/org/app", Digest: map[string]string{"gitCommit": c}})
-		rc = append(rc, policy.ReviewCommit{Commit: c, Author: policy.GitPerson{Name: "Alice", Email: "alice@example.com"}, Files: []string{"main.go"}})
+		rc = append(rc, attest.ReviewCommit{Commit: c, Author: attest.GitPerson{Name: "Alice", Email: "alice@example.com"}, Files: []string{"main.go"}})
 	}
-	pred := policy.ReviewPredicate{
+	pred := attest.ReviewPredicate{
 		Repo:       "git+https://github.com/org/app",
-		Range:      policy.ReviewRange{Base: base, BaseRef: "refs/tags/v0", Head: commits[len(commits)-1]},
+		Range:      attest.ReviewRange{Base: base, BaseRef: "refs/tags/v0", Head: commits[len(commits)-1]},
 		Commits:    rc,
 		Reviewers:  []string{"bob@example.com"},
 		ReviewedAt: time.Now().UTC(),
 	}
-	st, err := attest.NewStatement(subs, policy.PredicateReview, pred)
+	st, err := attest.NewStatement(subs, attest.PredicateReview, pred)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ const MaxSourceCommits = 16
 
 // FromServer returns every bundle the server's index holds about
 // artifactDigest ("sha256:HEX"), paging through Search, and the review
-// attestations (policy.PredicateReview) whose subject is a source commit
+// attestations (attest.PredicateReview) whose subject is a source commit
 // ("gitCommit:HEX") that the provenance among them records, or the base
 // commit of such a review (at most MaxReviewLookups commits). The client
 // checks log consistency; nothing else is verified here (Gather verifies
@@ -106,7 +106,7 @@ func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) (
 			continue
 		}
 		asked[c] = true
-		rs, err := search(ctx, cl, store.Query{Digest: "gitCommit:" + c, PredicateType: policy.PredicateReview, Limit: store.MaxLimit})
+		rs, err := search(ctx, cl, store.Query{Digest: "gitCommit:" + c, PredicateType: attest.PredicateReview, Limit: store.MaxLimit})
 		if err != nil {
 			return nil, err
 		}
@@ -132,10 +132,10 @@ const MaxReviewLookups = 256
 // unverified, or "".
 func reviewBase(b []byte) string {
 	st, err := statementOf(b)
-	if err != nil || st.PredicateType != policy.PredicateReview {
+	if err != nil || st.PredicateType != attest.PredicateReview {
 		return ""
 	}
-	p, err := policy.ParseReview(st.Predicate)
+	p, err := attest.ParseReview(st.Predicate)
 	if err != nil {
 		return ""
 	}
@@ -157,7 +157,7 @@ func ForArtifact(bs []Bundle, artifactDigest string) []Bundle {
 			out = append(out, b)
 			continue
 		}
-		if st.PredicateType == policy.PredicateReview {
+		if st.PredicateType == attest.PredicateReview {
 			reviews = append(reviews, b)
 			continue
 		}

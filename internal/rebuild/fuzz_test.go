@@ -27,22 +27,6 @@ func FuzzParsePredicate(f *testing.F) {
 	})
 }
 
-// FuzzParseReview: never panics; what parses validates again.
-func FuzzParseReview(f *testing.F) {
-	f.Add([]byte(`{"repo": "git+https://h/o/r", "range": {"spec": "v1..HEAD"}, "commits": [{"commit": "` +
-		"0123456789abcdef0123456789abcdef01234567" + `", "author": {"name": "a", "email": "a@e"}}], "reviewers": ["bob"]}`))
-	f.Add([]byte(`{"reviewers": [""]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParseReview(b)
-		if err != nil {
-			return
-		}
-		if err := p.Validate(); err != nil {
-			t.Fatal(err)
-		}
-	})
-}
-
 // FuzzReplayEnv: whatever a provenance records, a replayed variable is on
 // the allow-list with a value that passes its check and has no control
 // character, and a refusal gives one of a fixed set of reasons, so it never

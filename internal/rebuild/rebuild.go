@@ -10,8 +10,8 @@
 // The outcome is the rebuild predicate (PredicateType,
 // https://custody.dev/rebuild/v1), whose schema PREDICATE.md documents; a
 // failed rebuild is evidence as much as a matching one. The package also
-// holds the source review predicate (ReviewPredicateType), which records
-// who reviewed a range of commits.
+// reads the commits of a range for the source review predicate
+// (attest.PredicateReview), which records who reviewed them.
 package rebuild
 
 import (

@@ -2,145 +2,23 @@ package rebuild
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/custody-dev/custody/attest"
 )
-
-// ReviewPredicateType is the in-toto predicate type of a source review
-// attestation (schema in PREDICATE.md): the reviewers it names reviewed
-// every commit of a range. Its statement's subjects are the commits
-// ({"gitCommit": HEX}), named by the repository URI.
-const ReviewPredicateType = "https://custody.dev/review/v1"
-
-// MaxReviewCommits bounds the commits one review attestation lists.
-const MaxReviewCommits = 10000
-
-// ReviewPredicate records that a range of commits was reviewed, and by whom.
-type ReviewPredicate struct {
-	// Repo is the repository, as custody build records a source URI
-	// (git+https://host/org/repo, or git+file:///path without a remote).
-	Repo string `json:"repo"`
-	// Range is the reviewed range: Base (excluded) to Head (included), as
-	// full commits, and Spec as the reviewer wrote it.
-	Range ReviewRange `json:"range"`
-	// Commits are the commits in the range, oldest first, with their
-	// authors and committers as git records them.
-	Commits []ReviewCommit `json:"commits"`
-	// Reviewers are who reviewed the range (names, emails or identities).
-	// The key that signed the attestation vouches for them.
-	Reviewers []string `json:"reviewers"`
-	// ReviewedAt is when the attestation was made.
-	ReviewedAt time.Time `json:"reviewedAt"`
-}
-
-// ReviewRange is a commit range BASE..HEAD, or every commit HEAD reaches
-// when Root is set.
-type ReviewRange struct {
-	Spec string `json:"spec"`
-	// Base is empty when Root is set.
-	Base string `json:"base"`
-	// BaseRef is the full ref BASE named when it was a tag or branch
-	// (refs/tags/v1.2.0); policy finds the previous release by it.
-	BaseRef string `json:"baseRef,omitempty"`
-	Head    string `json:"head"`
-	// Root is true when the range starts at the repository's root
-	// commit(s), which it includes: every commit HEAD reaches is listed
-	// (a first release, with no earlier tag to start from).
-	Root bool `json:"root,omitempty"`
-}
-
-// ReviewCommit is one reviewed commit.
-type ReviewCommit struct {
-	Commit    string `json:"commit"`
-	Author    Person `json:"author"`
-	Committer Person `json:"committer"`
-	Subject   string `json:"subject,omitempty"`
-	// Parents are the commit's parents, full commits, [] for a root
-	// commit: policy finds which listed commits a commit inside the range
-	// descends from.
-	Parents []string `json:"parents"`
-	// Files are the paths the commit changed (against its first parent
-	// for a merge; a rename as both paths), always present, [] for none.
-	Files []string `json:"files"`
-}
-
-// Person is a git author or committer.
-type Person struct {
-	Name  string `json:"name"`
-	Email string `json:"email"`
-}
-
-// ParseReview parses a review predicate from untrusted bytes. It refuses
-// input over MaxPredicateBytes, no reviewer, no commit, more than
-// MaxReviewCommits commits and commits that are not full lowercase hex.
-func ParseReview(b []byte) (*ReviewPredicate, error) {
-	if len(b) > MaxPredicateBytes {
-		return nil, fmt.Errorf("review predicate is %d bytes, more than the limit of %d", len(b), MaxPredicateBytes)
-	}
-	var p ReviewPredicate
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("couldn't parse review predicate: %w", err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-// Validate checks the rules ParseReview applies.
-func (p *ReviewPredicate) Validate() error {
-	switch {
-	case p.Repo == "":
-		return errors.New("review predicate names no repository")
-	case len(p.Reviewers) == 0:
-		return errors.New("review predicate names no reviewer")
-	case len(p.Commits) == 0:
-		return errors.New("review predicate lists no commit")
-	case len(p.Commits) > MaxReviewCommits:
-		return fmt.Errorf("review predicate lists %d commits, more than the limit of %d", len(p.Commits), MaxReviewCommits)
-	}
-	for i, r := range p.Reviewers {
-		if strings.TrimSpace(r) == "" {
-			return fmt.Errorf("reviewer %d is empty", i)
-		}
-	}
-	for i, c := range p.Commits {
-		if !commitRe.MatchString(c.Commit) {
-			return fmt.Errorf("review commit %d %q is not a full lowercase hex commit", i, c.Commit)
-		}
-	}
-	for _, c := range []string{p.Range.Base, p.Range.Head} {
-		if c != "" && !commitRe.MatchString(c) {
-			return fmt.Errorf("review range commit %q is not a full lowercase hex commit", c)
-		}
-	}
-	if p.Range.Root && p.Range.Base != "" {
-		return errors.New("review range starts at the root but names a base commit")
-	}
-	for i, c := range p.Commits {
-		for _, pc := range c.Parents {
-			if !commitRe.MatchString(pc) {
-				return fmt.Errorf("review commit %d parent %q is not a full lowercase hex commit", i, pc)
-			}
-		}
-	}
-	return nil
-}
 
 // ReviewedCommits reads the commits of rangeSpec ("BASE..HEAD") in the git
 // repository at dir, oldest first, with the repository's source URI.
 // rangeSpec must be a two-dot range whose ends resolve to commits; a range
-// with no commit or more than MaxReviewCommits is an error. When BASE is
+// with no commit or more than attest.MaxReviewCommits is an error. When BASE is
 // given as a bare commit (not a ref) that is a root commit (it has no
 // parent), the range starts at the root: BASE itself is listed too (every
 // commit HEAD reaches), and r.Root is set with r.Base empty. A tag or
 // branch on the root commit is a release like any other: BASE excluded.
-func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r ReviewRange, commits []ReviewCommit, err error) {
+func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r attest.ReviewRange, commits []attest.ReviewCommit, err error) {
 	base, head, ok := strings.Cut(rangeSpec, "..")
 	if !ok || strings.HasPrefix(head, ".") || base == "" || head == "" ||
 		strings.HasPrefix(base, "-") || strings.HasPrefix(head, "-") {
@@ -180,7 +58,7 @@ func ReviewedCommits(ctx context.Context, dir, rangeSpec string) (repo string, r
 // ReviewedFromRoot reads every commit that head reaches, root commits
 // included, as ReviewedCommits does for a range: the review of a first
 // release, which has no earlier tag to start from. r.Root is set.
-func ReviewedFromRoot(ctx context.Context, dir, head string) (repo string, r ReviewRange, commits []ReviewCommit, err error) {
+func ReviewedFromRoot(ctx context.Context, dir, head string) (repo string, r attest.ReviewRange, commits []attest.ReviewCommit, err error) {
 	if head == "" || strings.HasPrefix(head, "-") || strings.Contains(head, "..") {
 		return "", r, nil, fmt.Errorf("%q is not a single commit (HEAD, a tag or a commit)", head)
 	}
@@ -196,12 +74,12 @@ func ReviewedFromRoot(ctx context.Context, dir, head string) (repo string, r Rev
 
 // listCommits lists the commits of revs (git log arguments), oldest first;
 // spec names them in errors.
-func listCommits(ctx context.Context, dir, spec string, revs []string) ([]ReviewCommit, error) {
+func listCommits(ctx context.Context, dir, spec string, revs []string) ([]attest.ReviewCommit, error) {
 	// Each record starts with the separator and ends with the paths the
 	// commit changed, one a line (-z is not used: paths with newlines are
 	// quoted by git).
 	const sep, start = "\x1f", "\x1e"
-	args := []string{"log", "--reverse", "--no-color", "--max-count=" + fmt.Sprint(MaxReviewCommits+1),
+	args := []string{"log", "--reverse", "--no-color", "--max-count=" + fmt.Sprint(attest.MaxReviewCommits+1),
 		"--name-only", "--no-renames", "--diff-merges=first-parent",
 		"--format=" + start + "%H" + sep + "%P" + sep + "%an" + sep + "%ae" + sep + "%cn" + sep + "%ce" + sep + "%s" + sep}
 	args = append(append(args, revs...), "--")
@@ -209,7 +87,7 @@ func listCommits(ctx context.Context, dir, spec string, revs []string) ([]Review
 	if err != nil {
 		return nil, fmt.Errorf("couldn't list the commits of %s: %w", spec, err)
 	}
-	var commits []ReviewCommit
+	var commits []attest.ReviewCommit
 	for rec := range strings.SplitSeq(out, start) {
 		if strings.TrimSpace(rec) == "" {
 			continue
@@ -228,11 +106,11 @@ func listCommits(ctx context.Context, dir, spec string, revs []string) ([]Review
 		if parents == nil {
 			parents = []string{}
 		}
-		commits = append(commits, ReviewCommit{
+		commits = append(commits, attest.ReviewCommit{
 			Commit:    f[0],
 			Parents:   parents,
-			Author:    Person{Name: f[2], Email: f[3]},
-			Committer: Person{Name: f[4], Email: f[5]},
+			Author:    attest.GitPerson{Name: f[2], Email: f[3]},
+			Committer: attest.GitPerson{Name: f[4], Email: f[5]},
 			Subject:   f[6],
 			Files:     files,
 		})
@@ -240,8 +118,8 @@ func listCommits(ctx context.Context, dir, spec string, revs []string) ([]Review
 	switch {
 	case len(commits) == 0:
 		return nil, fmt.Errorf("range %s has no commits", spec)
-	case len(commits) > MaxReviewCommits:
-		return nil, fmt.Errorf("range %s has more than %d commits; review it in parts", spec, MaxReviewCommits)
+	case len(commits) > attest.MaxReviewCommits:
+		return nil, fmt.Errorf("range %s has more than %d commits; review it in parts", spec, attest.MaxReviewCommits)
 	}
 	return commits, nil
 }
