@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
@@ -100,13 +99,7 @@ func (r *Root) keyMaterial() (*root.TrustedPublicKeyMaterial, error) {
 			m[id] = nil // reserved, so IDs stay unique across roles
 			continue
 		}
-		w := k.Effective()
-		if !w.Start.IsZero() && !w.End.IsZero() && w.End.Before(w.Start) {
-			// Compromised before it was ever valid: an empty window.
-			w.End = w.Start
-			v = neverValid{v}
-		}
-		m[id] = root.NewExpiringKey(v, w.Start, w.End)
+		m[id] = k.Effective().ExpiringKey(v)
 	}
 	for id, k := range m {
 		if k == nil {
@@ -114,14 +107,6 @@ func (r *Root) keyMaterial() (*root.TrustedPublicKeyMaterial, error) {
 		}
 	}
 	return root.NewTrustedPublicKeyMaterialFromMapping(m), nil
-}
-
-// neverValid is a verifier that refuses every signature: the key of an
-// empty effective window.
-type neverValid struct{ signature.Verifier }
-
-func (neverValid) VerifySignature(io.Reader, io.Reader, ...signature.VerifyOption) error {
-	return errors.New("key was compromised before its validity window started")
 }
 
 func (r *Root) toProto() (*prototrustroot.TrustedRoot, error) {
@@ -238,7 +223,7 @@ func windowToProto(w Window) *protocommon.TimeRange {
 		tr.Start = timestamppb.New(w.Start)
 	}
 	if !w.End.IsZero() {
-		tr.End = timestamppb.New(w.End)
+		tr.End = timestamppb.New(w.lastInstant()) // Sigstore's end is closed
 	}
 	return tr
 }

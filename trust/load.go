@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
@@ -99,7 +100,8 @@ func windowFromProto(tr *protocommon.TimeRange) Window {
 		w.Start = tr.GetStart().AsTime()
 	}
 	if tr.GetEnd() != nil {
-		w.End = tr.GetEnd().AsTime()
+		// Sigstore's end is closed, Window's is not.
+		w.End = tr.GetEnd().AsTime().Add(time.Nanosecond)
 	}
 	return w
 }

@@ -44,7 +44,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // TrustedRootMediaType is the media type of the documents
@@ -52,22 +56,54 @@ import (
 const TrustedRootMediaType = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 // Window is the time range in which a key or authority is trusted. The range
-// is closed: both Start and End are inside it. A zero Start means trusted
-// since forever, a zero End means still trusted (an open window).
+// is half-open: Start is inside it, End is not, so a key rotated out at R
+// and its successor starting at R never overlap, even at the one-second
+// precision of RFC 3161 genTime. A zero Start means trusted since forever,
+// a zero End means still trusted (an open window). A window whose End is
+// not after its Start contains no time.
 type Window struct {
 	Start time.Time
 	End   time.Time
 }
 
-// Contains reports whether t is inside w.
+// Contains reports whether t is inside w: at or after Start and before End.
 func (w Window) Contains(t time.Time) bool {
 	if !w.Start.IsZero() && t.Before(w.Start) {
 		return false
 	}
-	if !w.End.IsZero() && t.After(w.End) {
+	if !w.End.IsZero() && !t.Before(w.End) {
 		return false
 	}
 	return true
+}
+
+// lastInstant is the last time inside w's end, for sigstore-go and the
+// Sigstore trusted root format, whose validity ends are closed: End less a
+// nanosecond (time.Time's resolution), or zero for an open end.
+func (w Window) lastInstant() time.Time {
+	if w.End.IsZero() {
+		return w.End
+	}
+	return w.End.Add(-time.Nanosecond)
+}
+
+// ExpiringKey returns v as sigstore-go trust material valid only inside w.
+// Use it rather than root.NewExpiringKey(v, w.Start, w.End), whose end is
+// inclusive.
+func (w Window) ExpiringKey(v signature.Verifier) *root.ExpiringKey {
+	if !w.End.IsZero() && !w.End.After(w.Start) {
+		// Empty: a closed range can't express it, so refuse every signature.
+		return root.NewExpiringKey(neverValid{v}, w.Start, w.Start)
+	}
+	return root.NewExpiringKey(v, w.Start, w.lastInstant())
+}
+
+// neverValid is a verifier that refuses every signature: the key of an
+// empty window.
+type neverValid struct{ signature.Verifier }
+
+func (neverValid) VerifySignature(io.Reader, io.Reader, ...signature.VerifyOption) error {
+	return errors.New("key's validity window is empty: it was revoked or rotated out when or before it started")
 }
 
 func (w Window) validate() error {
@@ -181,28 +217,23 @@ func (r Role) SignsEvidence() bool {
 }
 
 // Effective returns the window in which the key's signatures are trusted:
-// Window, ended just before CompromisedSince when the key is revoked. A key
-// compromised before its window starts has an empty effective window
-// (Contains is false everywhere).
+// Window, ended at CompromisedSince (exclusive) when the key is revoked. A
+// key compromised at or before its window starts has an empty effective
+// window (Contains is false everywhere).
 func (k *Key) Effective() Window {
 	w := k.Window
 	if k.CompromisedSince.IsZero() {
 		return w
 	}
-	end := k.CompromisedSince.Add(-time.Nanosecond)
-	if w.End.IsZero() || end.Before(w.End) {
-		w.End = end
+	if w.End.IsZero() || k.CompromisedSince.Before(w.End) {
+		w.End = k.CompromisedSince
 	}
 	return w
 }
 
 // ValidAt reports whether the key's signatures placed at t are trusted.
 func (k *Key) ValidAt(t time.Time) bool {
-	w := k.Effective()
-	if !w.Start.IsZero() && !w.End.IsZero() && w.End.Before(w.Start) {
-		return false
-	}
-	return w.Contains(t)
+	return k.Effective().Contains(t)
 }
 
 // Root is custody's trust root.

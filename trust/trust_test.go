@@ -123,7 +123,8 @@ func TestMarshalTrustedRootJSON(t *testing.T) {
 			t.Errorf("tlog = %+v", l)
 		}
 		old := logs[hex.EncodeToString([]byte("explicit-id"))]
-		if old == nil || !old.ValidityPeriodEnd.Equal(t0) {
+		// Window's end is exclusive, Sigstore's closed: the last instant.
+		if old == nil || !old.ValidityPeriodEnd.Equal(t0.Add(-time.Nanosecond)) {
 			t.Errorf("explicit-ID tlog = %+v", old)
 		}
 	})
@@ -144,7 +145,7 @@ func TestMarshalTrustedRootJSON(t *testing.T) {
 		if !s.Leaf.Equal(chain[0]) || !s.Root.Equal(chain[1]) || len(s.Intermediates) != 0 {
 			t.Error("TSA chain not as exported")
 		}
-		if !s.ValidityPeriodStart.Equal(t0) || !s.ValidityPeriodEnd.Equal(t0.AddDate(2, 0, 0)) {
+		if !s.ValidityPeriodStart.Equal(t0) || !s.ValidityPeriodEnd.Equal(t0.AddDate(2, 0, 0).Add(-time.Nanosecond)) {
 			t.Errorf("TSA window = %v..%v", s.ValidityPeriodStart, s.ValidityPeriodEnd)
 		}
 	})
@@ -330,7 +331,9 @@ func TestWindowContains(t *testing.T) {
 		{"open", Window{}, t0, true},
 		{"at start", Window{Start: t0}, t0, true},
 		{"before start", Window{Start: t0}, t0.Add(-1), false},
-		{"at end", Window{End: t0}, t0, true},
+		{"just before end", Window{End: t0}, t0.Add(-1), true},
+		{"at end (exclusive)", Window{End: t0}, t0, false},
+		{"empty", Window{Start: t0, End: t0}, t0, false},
 		{"after end", Window{Start: t0.Add(-time.Hour), End: t0}, t0.Add(1), false},
 	}
 	for _, tt := range tests {

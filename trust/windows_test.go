@@ -168,6 +168,13 @@ func TestKeyWindowsWithRealBundles(t *testing.T) {
 	}{
 		{name: "old key, timestamped inside its window", key: oldKey, stamp: stampA, at: rotatedAt.Add(-day)},
 		{name: "old key, timestamped after rotation", key: oldKey, stamp: stampA, at: rotatedAt.Add(day), wantErr: "validity window"},
+		// The window end is exclusive: genTime has one-second precision
+		// (internal/tsa truncates), so an inclusive end would let the old
+		// key sign for up to a second after `trust rotate --at R`.
+		{name: "old key, timestamped a second before rotation", key: oldKey, stamp: stampA, at: rotatedAt.Add(-time.Second)},
+		{name: "old key, timestamped at rotation", key: oldKey, stamp: stampA, at: rotatedAt, wantErr: "validity window"},
+		{name: "old key, timestamped within the second after rotation", key: oldKey, stamp: stampA, at: rotatedAt.Add(900 * time.Millisecond), wantErr: "validity window"},
+		{name: "new key, timestamped at rotation", key: newKey, stamp: stampA, at: rotatedAt},
 		{name: "old key, no timestamp (current time)", key: oldKey, wantErr: "validity window"},
 		{name: "old key, timestamped before its window", key: oldKey, stamp: stampA, at: start.Add(-30 * time.Minute), wantErr: "validity window"},
 		{name: "new key, timestamped after rotation", key: newKey, stamp: stampA, at: rotatedAt.Add(day)},

@@ -235,7 +235,7 @@ func newTrustAddKeyCmd(s *streams) *cobra.Command {
 	c.Flags().StringVar(&role, "role", "", "admin, builder, approver, rebuilder, log or tsa")
 	c.Flags().StringVar(&identity, "identity", "", "who holds the key, e.g. ci@example.com")
 	c.Flags().StringVar(&from, "valid-from", "", "start of the key's window (RFC 3339 or date; default: always)")
-	c.Flags().StringVar(&until, "valid-until", "", "end of the key's window (default: open)")
+	c.Flags().StringVar(&until, "valid-until", "", "end of the key's window, exclusive (default: open)")
 	return c
 }
 
@@ -271,7 +271,7 @@ func newTrustRotateCmd(s *streams) *cobra.Command {
 	c.Flags().StringVar(&rootPath, "root", "", "trust root to edit")
 	c.Flags().StringVar(&old, "old", "", "key to rotate out: its ID (or a unique prefix, base64 or hex) or its .pub file")
 	c.Flags().StringVar(&newPath, "new", "", "public key (PEM) of the new key")
-	c.Flags().StringVar(&at, "at", "", "rotation time (RFC 3339 or date)")
+	c.Flags().StringVar(&at, "at", "", "rotation time (RFC 3339 or date): the old key signs before it, the new key from it on")
 	c.Flags().StringVar(&identity, "identity", "", "identity of the new key (default: the old key's)")
 	return c
 }
@@ -890,7 +890,7 @@ func viewRoot(d *trust.Document, now time.Time) rootView {
 			kv.Status = "revoked"
 		case k.ValidAt(now):
 			kv.Status = "valid"
-		case !k.Window.End.IsZero() && now.After(k.Window.End):
+		case !k.Window.End.IsZero() && !now.Before(k.Window.End):
 			kv.Status = "ended"
 		default:
 			kv.Status = "not yet valid"

@@ -318,10 +318,9 @@ func keyMaterial(pubs []crypto.PublicKey, listed map[string]custodytrust.Window)
 		if err != nil {
 			return nil, err
 		}
-		// A window that ends before it starts (compromised before it was
-		// valid) contains no time.
-		w := listed[id]
-		k := root.NewExpiringKey(v, w.Start, w.End)
+		// A window that ends when or before it starts (compromised before
+		// it was valid) contains no time; its end is exclusive.
+		k := listed[id].ExpiringKey(v)
 		raw, err := base64.StdEncoding.DecodeString(id)
 		if err != nil {
 			return nil, err
