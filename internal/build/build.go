@@ -139,19 +139,52 @@ type Result struct {
 // details), *CommandError when the command exits non-zero, and other errors
 // for invalid options or I/O failures.
 func Run(ctx context.Context, opts Options) (*Result, error) {
+	r, err := prepareRun(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.execute(ctx); err != nil {
+		return nil, err
+	}
+	outputs, subjects, err := r.collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := newBuildID()
+	return &Result{BuildID: id, Outputs: outputs, Subjects: subjects, Provenance: r.provenance(id)}, nil
+}
+
+// run is one build of Run, step by step: prepareRun checks the options
+// and the source, execute runs the command, collect hashes its outputs
+// and provenance records it all.
+type run struct {
+	opts        Options
+	now         func() time.Time
+	dir, outDir string
+	src         source
+	findings    []string
+	locksBefore map[string]lockFile
+	preexisting map[string]time.Time
+	pinning     []Pinning
+	env         []string
+	tools       map[string]string
+	started     time.Time
+	finished    time.Time
+}
+
+// prepareRun checks opts, reads the source (refusing a dirty tree unless
+// opts.AllowDirty) and records what the inputs were before the command
+// runs.
+func prepareRun(ctx context.Context, opts Options) (*run, error) {
 	if len(opts.Command) == 0 || opts.Command[0] == "" {
 		return nil, errors.New("no build command given")
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	r := &run{opts: opts, now: opts.Now}
+	if r.now == nil {
+		r.now = time.Now
 	}
-	builderID := opts.BuilderID
-	if builderID == "" {
-		builderID = DefaultBuilderID
-	}
-	dir, outDir, err := resolveDirs(opts)
-	if err != nil {
+	var err error
+	if r.dir, r.outDir, err = resolveDirs(opts); err != nil {
 		return nil, err
 	}
 	for _, s := range opts.Subjects {
@@ -159,102 +192,114 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-
-	var findings []string
-	src, srcFindings, err := detectSource(ctx, dir, outDir, opts.Artifacts)
+	src, srcFindings, err := detectSource(ctx, r.dir, r.outDir, opts.Artifacts)
 	if err != nil {
 		return nil, err
 	}
-	findings = append(findings, srcFindings...)
+	r.findings = append(r.findings, srcFindings...)
 	if len(src.dirtyFiles) > 0 {
 		if !opts.AllowDirty {
 			return nil, fmt.Errorf("%w: %s (commit them, or allow a dirty build)", ErrDirty, listSome(src.dirtyFiles))
 		}
 		src.Dirty = true
-		findings = append(findings, "built from a dirty tree: "+listSome(src.dirtyFiles))
+		r.findings = append(r.findings, "built from a dirty tree: "+listSome(src.dirtyFiles))
 	}
-
-	locksBefore := readLockFiles(dir)
-	preexisting := snapshotDir(outDir)
+	r.src = src
+	r.locksBefore = readLockFiles(r.dir)
+	r.preexisting = snapshotDir(r.outDir)
 	// Inputs as they were before the command ran: a lock file the build
 	// writes did not pin what it fetched.
-	pinning := findUnpinned(dir, outDir)
-	for _, p := range pinning {
-		findings = append(findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
+	r.pinning = findUnpinned(r.dir, r.outDir)
+	for _, p := range r.pinning {
+		r.findings = append(r.findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
 	}
-
-	env := childenv.Environ()
+	r.env = childenv.Environ()
 	if opts.Hermetic {
-		env = hermeticEnv(env, sandbox.HomeDir, opts.EnvAllow)
+		r.env = hermeticEnv(r.env, sandbox.HomeDir, opts.EnvAllow)
 	}
-	relevant := relevantToolchains(dir, src.root, opts.Command, env)
+	return r, nil
+}
+
+// execute runs the command, probing the toolchains it uses meanwhile.
+func (r *run) execute(ctx context.Context) error {
+	relevant := relevantToolchains(r.dir, r.src.root, r.opts.Command, r.env)
 	// The builder's own hermetic build may write the caches it names with
 	// EnvAllow (GOCACHE); a replay of someone else's build only reads them.
-	cmd, cleanup, err := buildCommand(ctx, opts, dir, src.root, toolchainNames(relevant), true)
+	cmd, cleanup, err := buildCommand(ctx, r.opts, r.dir, r.src.root, toolchainNames(relevant), true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cleanup()
-
-	toolchains := startToolchainDetection(ctx, dir, relevant, env)
-	started := now().UTC()
+	toolchains := startToolchainDetection(ctx, r.dir, relevant, r.env)
+	r.started = r.now().UTC()
 	if err := cmd.Start(); err != nil {
 		toolchains.wait()
-		return nil, startError(opts, err)
+		return startError(r.opts, err)
 	}
 	waitErr := cmd.Wait()
-	finished := now().UTC()
-	tools := toolchains.wait()
+	r.finished = r.now().UTC()
+	r.tools = toolchains.wait()
 	if waitErr != nil {
-		return nil, waitError(ctx, opts, waitErr)
+		return waitError(ctx, r.opts, waitErr)
 	}
+	return nil
+}
 
-	outputs, outFindings, err := collectOutputs(ctx, dir, outDir, "", opts.Artifacts, preexisting)
+// collect hashes the files the command wrote and merges them with the
+// explicit subjects.
+func (r *run) collect(ctx context.Context) ([]Output, []attest.Subject, error) {
+	outputs, outFindings, err := collectOutputs(ctx, r.dir, r.outDir, "", r.opts.Artifacts, r.preexisting)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	findings = append(findings, outFindings...)
-	subjects, err := mergeSubjects(outputs, opts.Subjects)
+	r.findings = append(r.findings, outFindings...)
+	subjects, err := mergeSubjects(outputs, r.opts.Subjects)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(subjects) == 0 {
-		return nil, fmt.Errorf("%w: %s", ErrNoOutputs, describeOutputSpec(opts))
+		return nil, nil, fmt.Errorf("%w: %s", ErrNoOutputs, describeOutputSpec(r.opts))
 	}
+	return outputs, subjects, nil
+}
 
-	deps, depFindings := resolvedDependencies(src, dir, locksBefore)
-	findings = append(findings, depFindings...)
-
+// provenance records the build id ran.
+func (r *run) provenance(id string) *attest.ProvenanceV1 {
+	deps, depFindings := resolvedDependencies(r.src, r.dir, r.locksBefore)
+	r.findings = append(r.findings, depFindings...)
 	// Nothing secret is recorded: secret-looking variables and credentials
 	// in arguments and values are redacted, each with a finding.
-	recEnv, envFindings := recordEnv(env, opts.EnvAllow)
-	recCommand, cmdFindings := recordCommand(opts.Command)
-	findings = append(findings, cmdFindings...)
-	findings = append(findings, envFindings...)
-
-	id := newBuildID()
+	recEnv, envFindings := recordEnv(r.env, r.opts.EnvAllow)
+	recCommand, cmdFindings := recordCommand(r.opts.Command)
+	r.findings = append(r.findings, cmdFindings...)
+	r.findings = append(r.findings, envFindings...)
+	builderID := r.opts.BuilderID
+	if builderID == "" {
+		builderID = DefaultBuilderID
+	}
 	hostname, _ := os.Hostname()
-	workingDir := dir
-	if src.root != "" {
-		if rel, err := filepath.Rel(src.root, dir); err == nil {
+	workingDir := r.dir
+	if r.src.root != "" {
+		if rel, err := filepath.Rel(r.src.root, r.dir); err == nil {
 			workingDir = filepath.ToSlash(rel)
 		}
 	}
-	prov := &attest.ProvenanceV1{
+	started, finished := r.started, r.finished
+	return &attest.ProvenanceV1{
 		BuildDefinition: attest.BuildDefinition{
 			BuildType: attest.BuildTypeCustody,
 			ExternalParameters: attest.CustodyExternalParameters{
 				Command:    recCommand,
 				WorkingDir: workingDir,
-				Source:     src.CustodySource,
-				Hermetic:   opts.Hermetic,
+				Source:     r.src.CustodySource,
+				Hermetic:   r.opts.Hermetic,
 			},
 			InternalParameters: attest.CustodyInternalParameters{
 				Environment: recEnv,
-				Toolchains:  tools,
+				Toolchains:  r.tools,
 				Hostname:    hostname,
-				Findings:    findings,
-				Pinning:     pinning,
+				Findings:    r.findings,
+				Pinning:     r.pinning,
 			},
 			ResolvedDependencies: deps,
 		},
@@ -267,7 +312,6 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			},
 		},
 	}
-	return &Result{BuildID: id, Outputs: outputs, Subjects: subjects, Provenance: prov}, nil
 }
 
 // newBuildID returns a random UUIDv4 (RFC 9562).

@@ -104,7 +104,7 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
 	}
 	if f.jsonOut {
-		return writeJSON(s.out, builtBundle{Bundle: out, Subjects: subjects})
+		return writeJSON(s.out, build.SignedBundle{Bundle: out, Subjects: subjects})
 	}
 	fmt.Fprintf(s.out, "attestation %s about %d subject(s) written to %s\n", f.predicateType, len(subjects), out)
 	return nil

@@ -5,16 +5,14 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/internal/sandbox"
 	"github.com/custody-dev/custody/signer"
 )
@@ -81,82 +79,23 @@ func newBuildCmd(s *streams) *cobra.Command {
 	return c
 }
 
-type builtBundle struct {
-	Bundle   string           `json:"bundle"`
-	Subjects []attest.Subject `json:"subjects"`
-}
-
-type buildReport struct {
-	BuildID string        `json:"buildId"`
-	Bundles []builtBundle `json:"bundles"`
-	*buildEvidence
-}
-
 func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) error {
-	switch {
-	case f.key == "" && f.server == "":
-		return usageErr(errors.New("--key or --server is required"), "create a key with 'custody key generate --out NAME', or sign through custody serve with --server URL")
-	case f.key != "" && f.server != "":
-		return usageErr(errors.New("give either --key or --server, not both"), "")
+	if err := checkBuildFlags(f); err != nil {
+		return err
 	}
-	if f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "" {
-		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
-	}
-	if f.hermetic {
-		if err := sandbox.Check(); err != nil {
-			return sandboxErr(err)
-		}
-	}
-	var subjects []attest.Subject
-	for _, v := range f.subjects {
-		sub, err := build.ParseSubject(v)
-		if err != nil {
-			return usageErr(fmt.Errorf("--subject %q: %w", v, err), "use NAME@sha256:HEX")
-		}
-		subjects = append(subjects, sub)
-	}
-	if f.subjectsFile != "" {
-		b, err := os.ReadFile(f.subjectsFile)
-		if err != nil {
-			return usageErr(fmt.Errorf("couldn't read subjects file: %w", err), "")
-		}
-		more, err := build.ParseSubjectsFile(b)
-		if err != nil {
-			return usageErr(fmt.Errorf("couldn't parse subjects file %s: %w", f.subjectsFile, err), "")
-		}
-		subjects = append(subjects, more...)
+	subjects, err := buildSubjects(f)
+	if err != nil {
+		return err
 	}
 	// Open the key (or reach the server) before the build runs: the
 	// provenance is signed the moment the outputs exist, and a wrong
 	// password or a server that is down should not cost a build.
-	var sign signFunc
-	if f.server != "" {
-		cl, err := newClient(f.server)
-		if err != nil {
-			return err
-		}
-		if _, err := cl.PublicKey(ctx, "builder"); err != nil {
-			return remoteErr(err, "couldn't reach the signing service")
-		}
-		sign = func(ctx context.Context, payload []byte) ([]byte, error) {
-			b, err := cl.Sign(ctx, payload)
-			return b, remoteErr(err, "signing service")
-		}
-	} else {
-		sg, release, err := loadSigner(s, f.key)
-		if err != nil {
-			return err
-		}
-		defer release()
-		sign = keySigner(sg)
+	sign, release, err := buildSigner(ctx, s, f)
+	if err != nil {
+		return err
 	}
-	// A missing OSV database should not cost a build either.
-	if f.osvDB != "" {
-		if fi, err := os.Stat(f.osvDB); err != nil || !fi.IsDir() {
-			return usageErr(fmt.Errorf("OSV database %s is not a directory", f.osvDB), "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip")
-		}
-	}
-	res, err := build.Run(ctx, build.Options{
+	defer release()
+	rel, err := build.Release(ctx, build.Options{
 		Command:    command,
 		Dir:        ".",
 		OutDir:     f.outDir,
@@ -168,103 +107,125 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		EnvAllow:   f.env,
 		Stdout:     s.err, // the build's own output must not mix with custody's report
 		Stderr:     s.err,
-	})
+	}, build.SignOptions{Sign: sign, Bundle: f.bundle, OneStatement: f.server != "", SBOM: f.sbom, OSVDB: f.osvDB})
 	if err != nil {
-		var ce *build.CommandError
-		switch {
-		case errors.Is(err, build.ErrDirty):
-			return usageErr(err, "commit your changes, or pass --allow-dirty (the provenance will say so)")
-		case errors.Is(err, build.ErrHermeticUnavailable):
-			return sandboxErr(err)
-		case errors.Is(err, build.ErrNoOutputs):
-			return usageErr(err, "check --out-dir / --artifact: the command produced no matching files")
-		case errors.As(err, &ce):
-			return failErr(err, "nothing was signed")
-		}
-		return usageErr(err, "")
+		return buildErr(err)
 	}
-	// One job per bundle: a subject list and where its bundle goes.
-	var jobs []builtBundle
-	switch {
-	case f.bundle != "":
-		jobs = append(jobs, builtBundle{Bundle: f.bundle, Subjects: res.Subjects})
-	case f.server != "" && !(len(res.Subjects) == 1 && len(res.Outputs) == 1):
-		// The signing service signs one statement per build (a build ID
-		// it has seen is a replay), so all subjects share one bundle.
-		dir := f.outDir
-		if dir == "" {
-			dir = "."
-		}
-		jobs = append(jobs, builtBundle{Bundle: filepath.Join(dir, "build-"+res.BuildID+bundleSuffix), Subjects: res.Subjects})
-	default:
-		files := map[string]string{} // subject name -> file path
-		for _, o := range res.Outputs {
-			files[o.Name] = o.Path
-		}
-		dir := f.outDir
-		if dir == "" {
-			dir = "."
-		}
-		for _, sub := range res.Subjects {
-			path, ok := files[sub.Name]
-			if ok {
-				path += bundleSuffix
-			} else {
-				path = filepath.Join(dir, safeName(sub.Name)+bundleSuffix)
-			}
-			jobs = append(jobs, builtBundle{Bundle: path, Subjects: []attest.Subject{sub}})
-		}
-	}
-	// The SBOM and the scan are read before anything is signed, so a bad
-	// OSV database leaves no provenance without its scan.
-	per, scanTargets, err := buildComponents(res, jobs)
-	if err != nil {
-		return err
-	}
-	var osvDB *osv.DB
-	if f.osvDB != "" {
-		if osvDB, err = loadOSV(ctx, f.osvDB, scanTargets); err != nil {
-			return err
-		}
-	}
-	provJobs := make([]evidenceJob, len(jobs))
-	for i, j := range jobs {
-		provJobs[i] = evidenceJob{Bundle: j.Bundle, Subjects: j.Subjects, PredicateType: attest.PredicateSLSAv1, Predicate: res.Provenance}
-	}
-	if err := signEvidence(ctx, sign, provJobs); err != nil {
-		return err
-	}
-	ev, err := signBuildEvidence(ctx, sign, jobs, per, f.sbom, osvDB)
-	if err != nil {
-		return err
-	}
-	report := buildReport{BuildID: res.BuildID, Bundles: jobs, buildEvidence: ev}
 	if f.jsonOut {
-		return writeJSON(s.out, report)
+		return writeJSON(s.out, rel)
 	}
-	fmt.Fprintf(s.out, "build %s: %d subject(s) signed\n", res.BuildID, len(res.Subjects))
-	for _, b := range report.Bundles {
-		for _, sub := range b.Subjects {
-			fmt.Fprintf(s.out, "  %s sha256:%s -> %s\n", sub.Name, sub.Digest["sha256"], b.Bundle)
-		}
+	printBuild(s.out, rel)
+	return nil
+}
+
+// checkBuildFlags refuses flags that cannot make a build.
+func checkBuildFlags(f *buildFlags) error {
+	switch {
+	case f.key == "" && f.server == "":
+		return usageErr(errors.New("--key or --server is required"), "create a key with 'custody key generate --out NAME', or sign through custody serve with --server URL")
+	case f.key != "" && f.server != "":
+		return usageErr(errors.New("give either --key or --server, not both"), "")
+	case f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "":
+		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
 	}
-	if ev != nil {
-		for _, b := range ev.SBOMs {
-			fmt.Fprintf(s.out, "  SBOM -> %s\n", b.Bundle)
-		}
-		for _, b := range ev.Scans {
-			fmt.Fprintf(s.out, "  vulnerability scan -> %s\n", b.Bundle)
-		}
-		if osvDB != nil {
-			fmt.Fprintf(s.out, "%d vulnerabilit(ies) found\n", len(ev.Findings))
-			printFindings(s.out, ev.Findings)
+	if f.hermetic {
+		if err := sandbox.Check(); err != nil {
+			return sandboxErr(err)
 		}
 	}
 	return nil
 }
 
+// buildSubjects parses --subject and --subjects-file.
+func buildSubjects(f *buildFlags) ([]attest.Subject, error) {
+	var subjects []attest.Subject
+	for _, v := range f.subjects {
+		sub, err := build.ParseSubject(v)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("--subject %q: %w", v, err), "use NAME@sha256:HEX")
+		}
+		subjects = append(subjects, sub)
+	}
+	if f.subjectsFile != "" {
+		b, err := os.ReadFile(f.subjectsFile)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't read subjects file: %w", err), "")
+		}
+		more, err := build.ParseSubjectsFile(b)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't parse subjects file %s: %w", f.subjectsFile, err), "")
+		}
+		subjects = append(subjects, more...)
+	}
+	return subjects, nil
+}
+
+// buildSigner signs through the server (--server) or with the key (--key).
+func buildSigner(ctx context.Context, s *streams, f *buildFlags) (signFunc, func(), error) {
+	if f.server == "" {
+		sg, release, err := loadSigner(s, f.key)
+		if err != nil {
+			return nil, nil, err
+		}
+		return keySigner(sg), release, nil
+	}
+	cl, err := newClient(f.server)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := cl.PublicKey(ctx, "builder"); err != nil {
+		return nil, nil, remoteErr(err, "couldn't reach the signing service")
+	}
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
+		b, err := cl.Sign(ctx, payload)
+		return b, remoteErr(err, "signing service")
+	}, func() {}, nil
+}
+
+// buildErr maps build.Release's errors to exit codes and hints.
+func buildErr(err error) error {
+	var ce *build.CommandError
+	var oe *build.OSVError
+	switch {
+	case errors.Is(err, build.ErrDirty):
+		return usageErr(err, "commit your changes, or pass --allow-dirty (the provenance will say so)")
+	case errors.Is(err, build.ErrHermeticUnavailable):
+		return sandboxErr(err)
+	case errors.Is(err, build.ErrNoOutputs):
+		return usageErr(err, "check --out-dir / --artifact: the command produced no matching files")
+	case errors.As(err, &ce):
+		return failErr(err, "nothing was signed")
+	case errors.As(err, &oe):
+		return usageErr(err, osvHint)
+	}
+	var ee *exitError
+	if errors.As(err, &ee) { // from the signer
+		return err
+	}
+	return usageErr(err, "")
+}
+
+func printBuild(w io.Writer, rel *build.Released) {
+	fmt.Fprintf(w, "build %s: %d subject(s) signed\n", rel.BuildID, len(rel.Build.Subjects))
+	for _, b := range rel.Bundles {
+		for _, sub := range b.Subjects {
+			fmt.Fprintf(w, "  %s sha256:%s -> %s\n", sub.Name, sub.Digest["sha256"], b.Bundle)
+		}
+	}
+	for _, b := range rel.SBOMs {
+		fmt.Fprintf(w, "  SBOM -> %s\n", b.Bundle)
+	}
+	for _, b := range rel.Scans {
+		fmt.Fprintf(w, "  vulnerability scan -> %s\n", b.Bundle)
+	}
+	if rel.Scanned {
+		fmt.Fprintf(w, "%d vulnerabilit(ies) found\n", len(rel.Findings))
+		printFindings(w, rel.Findings)
+	}
+}
+
 // signFunc signs an in-toto statement and returns the Sigstore bundle.
-type signFunc func(ctx context.Context, statement []byte) ([]byte, error)
+type signFunc = build.SignFunc
 
 // keySigner signs with a local key.
 func keySigner(sg crypto.Signer) signFunc {
@@ -294,23 +255,5 @@ func loggedKeySigner(sg crypto.Signer, cl *client.Client) signFunc {
 
 // signStatement wraps pred in an in-toto statement about subjects and signs it.
 func signStatement(ctx context.Context, sign signFunc, subjects []attest.Subject, predicateType string, pred any) ([]byte, error) {
-	st, err := attest.NewStatement(subjects, predicateType, pred)
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't build statement: %w", err), "")
-	}
-	payload, err := st.Marshal()
-	if err != nil {
-		return nil, usageErr(fmt.Errorf("couldn't encode statement: %w", err), "")
-	}
-	return sign(ctx, payload)
-}
-
-// safeName turns a subject name (possibly an image reference) into a file name.
-func safeName(name string) string {
-	r := strings.NewReplacer("/", "_", ":", "_", "@", "_", "\\", "_")
-	n := r.Replace(name)
-	if n == "" || n == "." || n == ".." {
-		n = "subject"
-	}
-	return n
+	return build.SignStatement(ctx, sign, subjects, predicateType, pred)
 }

@@ -17,20 +17,18 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/digest"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/sbom"
 )
 
 // Suffixes of the evidence bundles written beside an artifact.
 const (
-	sbomSuffix  = ".sbom" + bundleSuffix
-	vulnsSuffix = ".vulns" + bundleSuffix
+	sbomSuffix  = build.SBOMSuffix
+	vulnsSuffix = build.VulnsSuffix
 )
 
-// scannerURI names custody's scanner in vulnerability predicates.
-const scannerURI = "https://custody.dev/scanner/osv"
+// osvHint says what --osv-db takes.
+const osvHint = "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip"
 
 type scanFlags struct {
 	key, osvDB, sbomPath, bundle string
@@ -87,7 +85,7 @@ func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) err
 	if err != nil {
 		return err
 	}
-	db, err := loadOSV(ctx, f.osvDB, targets(comps))
+	db, err := loadOSV(ctx, f.osvDB, build.ScanTargets(comps))
 	if err != nil {
 		return err
 	}
@@ -97,14 +95,14 @@ func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) err
 	}
 	defer release()
 	started := time.Now()
-	findings := db.Scan(targets(comps))
-	pred := vulnsPredicate(db, findings, started, time.Now())
+	findings := db.Scan(build.ScanTargets(comps))
+	pred := build.VulnsPredicate(db, findings, started, time.Now())
 	out := f.bundle
 	if out == "" {
 		out = artifact + vulnsSuffix
 	}
-	jobs := []evidenceJob{{Bundle: out, Subjects: []attest.Subject{subject}, PredicateType: osv.PredicateType, Predicate: pred}}
-	if err := signEvidence(ctx, keySigner(sg), jobs); err != nil {
+	jobs := []build.EvidenceJob{{Bundle: out, Subjects: []attest.Subject{subject}, PredicateType: osv.PredicateType, Predicate: pred}}
+	if err := build.SignEvidence(ctx, keySigner(sg), jobs); err != nil {
 		return err
 	}
 	rep := scanReport{Artifact: d.String(), SBOM: source, Packages: len(comps), Findings: findings, Bundle: out}
@@ -202,29 +200,9 @@ func sbomPredicate(b []byte, sha256Hex string) ([]byte, error) {
 func loadOSV(ctx context.Context, dir string, ts []osv.Target) (*osv.DB, error) {
 	db, err := osv.LoadFor(ctx, dir, ts)
 	if err != nil {
-		return nil, usageErr(err, "point --osv-db at a directory of OSV JSON files (DIR/Go/*.json, DIR/npm/*.json) or an all.zip")
+		return nil, usageErr(err, osvHint)
 	}
 	return db, nil
-}
-
-func targets(comps []sbom.Component) []osv.Target {
-	ts := make([]osv.Target, 0, len(comps))
-	for _, c := range comps {
-		if c.Ecosystem == "" {
-			continue
-		}
-		ts = append(ts, osv.Target{Ecosystem: c.Ecosystem, Name: c.Name, Version: c.Version, PURL: c.PURL})
-	}
-	return ts
-}
-
-func vulnsPredicate(db *osv.DB, findings []osv.Finding, started, finished time.Time) *osv.VulnsPredicate {
-	sc := osv.Scanner{URI: scannerURI, DB: osv.ScanDB{URI: "https://osv.dev"}}
-	if t := db.LastModified(); !t.IsZero() {
-		sc.DB.LastUpdate = t.Format(time.RFC3339)
-		sc.DB.Version = fmt.Sprintf("%d entries, last modified %s", db.Len(), sc.DB.LastUpdate)
-	}
-	return osv.NewPredicate(findings, sc, started, finished)
 }
 
 func printFindings(w io.Writer, findings []osv.Finding) {
@@ -243,125 +221,4 @@ func printFindings(w io.Writer, findings []osv.Finding) {
 		}
 		fmt.Fprintf(w, "  %s %s@%s: %s; %s\n", f.ID, f.Package, f.Version, fixed, sev)
 	}
-}
-
-// evidenceJob is one statement to sign and where its bundle goes.
-type evidenceJob struct {
-	Bundle        string
-	Subjects      []attest.Subject
-	PredicateType string
-	Predicate     any
-}
-
-// signEvidence signs and writes each job's statement, spread over the
-// cores: a build with thousands of outputs should not wait on one signature
-// at a time. The first failure stops the rest.
-func signEvidence(ctx context.Context, sign signFunc, jobs []evidenceJob) error {
-	return par.ForEach(ctx, len(jobs), 0, func(ctx context.Context, i int) error {
-		j := jobs[i]
-		b, err := signStatement(ctx, sign, j.Subjects, j.PredicateType, j.Predicate)
-		if err != nil {
-			return err
-		}
-		if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
-		}
-		return nil
-	})
-}
-
-// evidencePath names an evidence bundle beside a provenance bundle:
-// dist/app.sigstore.json -> dist/app.sbom.sigstore.json.
-func evidencePath(provenanceBundle, suffix string) string {
-	base := strings.TrimSuffix(provenanceBundle, bundleSuffix)
-	if base == provenanceBundle {
-		base = strings.TrimSuffix(base, ".json")
-	}
-	return base + suffix
-}
-
-// buildEvidence is what custody build signs besides the provenance.
-type buildEvidence struct {
-	SBOMs    []builtBundle `json:"sboms,omitempty"`
-	Scans    []builtBundle `json:"scans,omitempty"`
-	Findings []osv.Finding `json:"vulnerabilities,omitempty"`
-}
-
-// buildComponents returns, for every provenance bundle job, the build's
-// resolved dependencies plus the build information of the job's Go
-// binaries, and all of them as scan targets.
-func buildComponents(res *build.Result, jobs []builtBundle) ([][]sbom.Component, []osv.Target, error) {
-	lockComps := sbom.FromDependencies(res.Provenance.BuildDefinition.ResolvedDependencies)
-	paths := map[string]string{} // subject name -> file
-	for _, o := range res.Outputs {
-		paths[o.Name] = o.Path
-	}
-	per := make([][]sbom.Component, len(jobs))
-	for i, j := range jobs {
-		lists := [][]sbom.Component{lockComps}
-		for _, sub := range j.Subjects {
-			p, ok := paths[sub.Name]
-			if !ok {
-				continue
-			}
-			fh, err := os.Open(p)
-			if err != nil {
-				return nil, nil, usageErr(fmt.Errorf("couldn't read output: %w", err), "")
-			}
-			bi, err := sbom.FromBuildInfo(fh, sub.Name)
-			fh.Close()
-			if err == nil {
-				lists = append(lists, bi)
-			}
-		}
-		per[i] = sbom.Merge(lists...)
-	}
-	return per, targets(sbom.Merge(per...)), nil
-}
-
-// signBuildEvidence signs, for every provenance bundle job, an SBOM of its
-// components (when withSBOM) and a vulnerability scan of them (when db is
-// not nil), beside the provenance bundle.
-func signBuildEvidence(ctx context.Context, sign signFunc, jobs []builtBundle, per [][]sbom.Component, withSBOM bool, db *osv.DB) (*buildEvidence, error) {
-	if !withSBOM && db == nil {
-		return nil, nil
-	}
-	ev := &buildEvidence{}
-	var ejobs []evidenceJob
-	seen := map[string]bool{}
-	now := time.Now()
-	for i, j := range jobs {
-		comps := per[i]
-		var subs []sbom.Subject
-		for _, sub := range j.Subjects {
-			subs = append(subs, sbom.Subject{Name: sub.Name, SHA256: sub.Digest["sha256"]})
-		}
-		if withSBOM {
-			bom := sbom.New(subs, comps, sbom.Options{Tool: "custody build", Time: now})
-			pred, err := sbom.Encode(bom)
-			if err != nil {
-				return nil, usageErr(err, "")
-			}
-			path := evidencePath(j.Bundle, sbomSuffix)
-			ejobs = append(ejobs, evidenceJob{Bundle: path, Subjects: j.Subjects, PredicateType: sbom.PredicateType, Predicate: json.RawMessage(pred)})
-			ev.SBOMs = append(ev.SBOMs, builtBundle{Bundle: path, Subjects: j.Subjects})
-		}
-		if db != nil {
-			started := time.Now()
-			findings := db.Scan(targets(comps))
-			path := evidencePath(j.Bundle, vulnsSuffix)
-			ejobs = append(ejobs, evidenceJob{Bundle: path, Subjects: j.Subjects, PredicateType: osv.PredicateType, Predicate: vulnsPredicate(db, findings, started, time.Now())})
-			ev.Scans = append(ev.Scans, builtBundle{Bundle: path, Subjects: j.Subjects})
-			for _, f := range findings {
-				if k := f.ID + " " + f.PURL; !seen[k] {
-					seen[k] = true
-					ev.Findings = append(ev.Findings, f)
-				}
-			}
-		}
-	}
-	if err := signEvidence(ctx, sign, ejobs); err != nil {
-		return nil, err
-	}
-	return ev, nil
 }
