@@ -168,7 +168,7 @@ func newApprovalsCmd(s *streams) *cobra.Command {
 		Short: "List the verified approvals of an artifact",
 		Long: "Verifies every approval of the artifact against the trusted keys (--key, --trusted-root) and lists\n" +
 			"who approved it for which environment and when; with --policy, the policy's groups each approver's\n" +
-			"key belongs to. Approvals that do not verify are listed as ignored.",
+			"key belongs to. Approvals that do not verify are listed as ignored; other evidence is not listed.",
 		Args: argsBetween(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runApprovals(c.Context(), s, &f, args)
@@ -216,6 +216,9 @@ func runApprovals(ctx context.Context, s *streams, f *approvalsFlags, args []str
 	if err != nil {
 		return err
 	}
+	// Only approvals are judged here: the artifact's provenance, SBOM or
+	// decisions signed by keys not given are not failures of this listing.
+	bundles = gate.OfPredicateType(bundles, policy.PredicateApproval)
 	ev, rej, err := gate.Gather(ctx, dg, gate.JSONs(bundles), tm)
 	if err != nil {
 		return usageErr(err, "")

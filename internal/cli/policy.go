@@ -98,7 +98,10 @@ func newPolicyKeyIDCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "key-id PUB...",
 		Short: "Print the key ID (hex SHA-256 of the PKIX key) a policy names a public key by",
-		Args:  argsBetween(1, -1),
+		Long:  "Prints each key's ID alone on a line, in the order given, so a script can use it as it is.",
+		Example: "  custody policy key-id release.pub\n" +
+			"  sed \"s/@builder@/$(custody policy key-id builder.pub)/\" prod.tmpl > prod.yaml",
+		Args: argsBetween(1, -1),
 		RunE: func(c *cobra.Command, args []string) error {
 			for _, p := range args {
 				pub, err := loadPublicKey(p)
@@ -109,7 +112,7 @@ func newPolicyKeyIDCmd(s *streams) *cobra.Command {
 				if err != nil {
 					return usageErr(err, "")
 				}
-				fmt.Fprintf(s.out, "%s  %s\n", id, p)
+				fmt.Fprintln(s.out, id)
 			}
 			return nil
 		},

@@ -306,3 +306,16 @@ func Subjects(b []byte) (subjects []string, ok bool) {
 	}
 	return subjects, true
 }
+
+// OfPredicateType keeps the bundles whose statement claims predicateType
+// (read unverified: Gather verifies what is kept). A bundle that does not
+// parse as an attestation is dropped: it claims no type.
+func OfPredicateType(bs []Bundle, predicateType string) []Bundle {
+	var out []Bundle
+	for _, b := range bs {
+		if st, err := statementOf(b.JSON); err == nil && st.PredicateType == predicateType {
+			out = append(out, b)
+		}
+	}
+	return out
+}
