@@ -277,10 +277,7 @@ func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, 
 			}
 			for _, j := range page {
 				e := &AuditEntry{EvidenceID: j.ID, Action: at.action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
-					SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.IndexedAt, Subjects: []string{}}
-				if j.IntegratedTime != nil {
-					e.Time = *j.IntegratedTime
-				}
+					SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.When(), Subjects: []string{}}
 				var want []byte
 				if at.action == "" {
 					want = auditDER

@@ -11,51 +11,21 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/verify"
 )
 
 // EvidenceJSON is the wire form of store.Evidence in the evidence API.
-type EvidenceJSON struct {
-	ID             int64            `json:"id"`
-	BundleSHA256   string           `json:"bundleSha256"`
-	Subjects       []attest.Subject `json:"subjects"`
-	PredicateType  string           `json:"predicateType"`
-	SignerKeyID    string           `json:"signerKeyId,omitempty"`
-	SignerIdentity string           `json:"signerIdentity,omitempty"`
-	SignerIssuer   string           `json:"signerIssuer,omitempty"`
-	BuilderID      string           `json:"builderId,omitempty"`
-	SourceURI      string           `json:"sourceUri,omitempty"`
-	SourceCommit   string           `json:"sourceCommit,omitempty"`
-	BuildID        string           `json:"buildId,omitempty"`
-	LogIndex       int64            `json:"logIndex"`
-	IntegratedTime *time.Time       `json:"integratedTime,omitempty"`
-	IndexedAt      time.Time        `json:"indexedAt"`
-	// Verified says the server verified the bundle against a key or CA it
-	// trusts when it indexed it: only then does the record name a signer
-	// (SignerKeyID or SignerIdentity), a log index and a time, and carry
-	// the provenance's builder, source and build ID. An unverified record
-	// holds the bundle as pushed, indexed by its subjects and predicate
-	// type only; verify it yourself.
-	Verified bool `json:"verified"`
-	// Bundle is last: the search response writes the stored bytes in its
-	// place (appendSearchResponse).
-	Bundle json.RawMessage `json:"bundle"`
-}
-
-// pushResponse answers POST /api/v1/evidence.
-type pushResponse struct {
-	ID      int64 `json:"id"`
-	Existed bool  `json:"existed"`
-}
+//
+// Deprecated: use api.Evidence.
+type EvidenceJSON = api.Evidence
 
 func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r)
@@ -101,7 +71,7 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	if !existed {
 		w.WriteHeader(http.StatusCreated)
 	}
-	json.NewEncoder(w).Encode(pushResponse{ID: id, Existed: existed})
+	json.NewEncoder(w).Encode(api.PushAnswer{ID: id, Existed: existed})
 }
 
 // checked is a pushed bundle as checkBundle found it.
@@ -201,15 +171,12 @@ const anyValue = "^.*$"
 func Attributed(e *store.Evidence) bool { return e.SignerKeyID != "" || e.SignerIdentity != "" }
 
 // ToJSON converts an index record to its wire form.
-func ToJSON(e *store.Evidence) EvidenceJSON {
-	j := EvidenceJSON{ID: e.ID, BundleSHA256: e.BundleSHA256, Bundle: e.Bundle, PredicateType: e.PredicateType,
+func ToJSON(e *store.Evidence) api.Evidence {
+	j := api.Evidence{ID: e.ID, BundleSHA256: e.BundleSHA256, Bundle: e.Bundle, PredicateType: e.PredicateType,
 		SignerKeyID: e.SignerKeyID, SignerIdentity: e.SignerIdentity, SignerIssuer: e.SignerIssuer,
 		BuilderID: e.BuilderID, SourceURI: e.SourceURI, SourceCommit: e.SourceCommit, BuildID: e.BuildID,
-		LogIndex: e.LogIndex, IndexedAt: e.IndexedAt, Subjects: []attest.Subject{}, Verified: Attributed(e)}
-	if !e.IntegratedTime.IsZero() {
-		t := e.IntegratedTime
-		j.IntegratedTime = &t
-	}
+		LogIndex: e.LogIndex, IntegratedTime: e.IntegratedTime, IndexedAt: e.IndexedAt,
+		Subjects: make([]attest.Subject, 0, len(e.Subjects)), Verified: Attributed(e)}
 	for _, sub := range e.Subjects {
 		j.Subjects = append(j.Subjects, attest.Subject{Name: sub.Name, Digest: sub.Digests})
 	}
@@ -217,14 +184,11 @@ func ToJSON(e *store.Evidence) EvidenceJSON {
 }
 
 // FromJSON converts the wire form back to an index record.
-func FromJSON(j EvidenceJSON) *store.Evidence {
+func FromJSON(j api.Evidence) *store.Evidence {
 	e := &store.Evidence{ID: j.ID, BundleSHA256: j.BundleSHA256, Bundle: j.Bundle, PredicateType: j.PredicateType,
 		SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, SignerIssuer: j.SignerIssuer,
 		BuilderID: j.BuilderID, SourceURI: j.SourceURI, SourceCommit: j.SourceCommit, BuildID: j.BuildID,
-		LogIndex: j.LogIndex, IndexedAt: j.IndexedAt}
-	if j.IntegratedTime != nil {
-		e.IntegratedTime = *j.IntegratedTime
-	}
+		LogIndex: j.LogIndex, IntegratedTime: j.IntegratedTime, IndexedAt: j.IndexedAt}
 	for _, sub := range j.Subjects {
 		e.Subjects = append(e.Subjects, store.Subject{Name: sub.Name, Digests: sub.Digest})
 	}
@@ -232,65 +196,25 @@ func FromJSON(j EvidenceJSON) *store.Evidence {
 }
 
 // QueryParams encodes q as the query string of GET /api/v1/evidence.
-func QueryParams(q store.Query) url.Values {
-	v := url.Values{}
-	set := func(k, val string) {
-		if val != "" {
-			v.Set(k, val)
-		}
-	}
-	set("digest", q.Digest)
-	set("name", q.SubjectName)
-	set("predicateType", q.PredicateType)
-	set("signerKeyId", q.SignerKeyID)
-	set("identity", q.SignerIdentity)
-	set("builder", q.BuilderID)
-	set("source", q.SourceURI)
-	set("commit", q.SourceCommit)
-	set("buildId", q.BuildID)
-	if len(q.ExcludePredicateTypes) > 0 {
-		v["notPredicateType"] = append([]string(nil), q.ExcludePredicateTypes...)
-	}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
-	}
-	if q.AfterID != 0 {
-		v.Set("after", strconv.FormatInt(q.AfterID, 10))
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	return v
+func QueryParams(q store.Query) url.Values { return wireQuery(q).Values() }
+
+// wireQuery is q as a client sends it (its MaxBytes is the server's).
+func wireQuery(q store.Query) api.Query {
+	return api.Query{Digest: q.Digest, SubjectName: q.SubjectName, PredicateType: q.PredicateType,
+		SignerKeyID: q.SignerKeyID, SignerIdentity: q.SignerIdentity, BuilderID: q.BuilderID,
+		SourceURI: q.SourceURI, SourceCommit: q.SourceCommit, BuildID: q.BuildID,
+		ExcludePredicateTypes: q.ExcludePredicateTypes, Since: q.Since, Until: q.Until, AfterID: q.AfterID, Limit: q.Limit}
+}
+
+// indexQuery is the index query of a client's query.
+func indexQuery(q api.Query) store.Query {
+	return store.Query{Digest: q.Digest, SubjectName: q.SubjectName, PredicateType: q.PredicateType,
+		SignerKeyID: q.SignerKeyID, SignerIdentity: q.SignerIdentity, BuilderID: q.BuilderID,
+		SourceURI: q.SourceURI, SourceCommit: q.SourceCommit, BuildID: q.BuildID,
+		ExcludePredicateTypes: q.ExcludePredicateTypes, Since: q.Since, Until: q.Until, AfterID: q.AfterID, Limit: q.Limit}
 }
 
 func parseQuery(v url.Values) (store.Query, error) {
-	q := store.Query{Digest: v.Get("digest"), SubjectName: v.Get("name"), PredicateType: v.Get("predicateType"),
-		SignerKeyID: v.Get("signerKeyId"), SignerIdentity: v.Get("identity"), BuilderID: v.Get("builder"),
-		SourceURI: v.Get("source"), SourceCommit: v.Get("commit"), BuildID: v.Get("buildId"),
-		ExcludePredicateTypes: v["notPredicateType"]}
-	var err error
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &q.Since}, {"until", &q.Until}} {
-		if s := v.Get(t.name); s != "" {
-			if *t.dst, err = time.Parse(time.RFC3339Nano, s); err != nil {
-				return q, fmt.Errorf("%s is not an RFC 3339 time", t.name)
-			}
-		}
-	}
-	if s := v.Get("after"); s != "" {
-		if q.AfterID, err = strconv.ParseInt(s, 10, 64); err != nil || q.AfterID < 0 {
-			return q, errors.New("after is not an evidence ID")
-		}
-	}
-	if s := v.Get("limit"); s != "" {
-		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
-			return q, errors.New("limit is not a non-negative number")
-		}
-	}
-	return q, nil
+	q, err := api.ParseQuery(v)
+	return indexQuery(q), err
 }

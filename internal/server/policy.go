@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,40 +13,22 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
 
-// SubjectPolicyPrefix prefixes the environment in the subject name of
-// "policy.changed" audit entries ("policy/prod"); the digest is the SHA-256
-// of the signed policy bytes (policy.Signed.Digest).
-const SubjectPolicyPrefix = "policy/"
+const SubjectPolicyPrefix = api.SubjectPolicyPrefix
 
 // envelopeSuffix names an environment's current signed policy:
 // DIR/policies/ENV.envelope.json beside DIR/policies/ENV.yaml (the policy
 // bytes, which the dashboard reads).
 const envelopeSuffix = ".envelope.json"
 
-// PolicyChange is the detail of a "policy.changed" audit entry.
-type PolicyChange struct {
-	Environment string `json:"environment"`
-	// Version is the policy's version; Previous the version it replaced
-	// (0: none) and PreviousDigest that version's digest.
-	Version        int    `json:"version"`
-	Previous       int    `json:"previous"`
-	PreviousDigest string `json:"previousDigest,omitempty"`
-	// Digest is the SHA-256 of the signed policy bytes: the digest every
-	// decision made under this policy records.
-	Digest string `json:"digest"`
-	// TrustRootVersion is the version of the custody trust root whose
-	// admins' signatures were counted; Admins lists the counted key IDs.
-	TrustRootVersion int      `json:"trustRootVersion"`
-	Admins           []string `json:"admins"`
-	// Envelope is the signed policy (policy.Signed JSON).
-	Envelope json.RawMessage `json:"envelope"`
-}
+// Deprecated: use api.PolicyChange.
+type PolicyChange = api.PolicyChange
 
 // currentPolicy reads env's current signed policy; nil when there is none.
 func (s *Server) currentPolicy(env string) (*policy.Signed, []byte, error) {
@@ -161,13 +142,8 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 	writeJSONStatus(w, http.StatusCreated, PolicyPushAnswer{Environment: env, Version: p.Version, Digest: sp.Digest()})
 }
 
-// PolicyPushAnswer is the answer to POST /api/v1/policies.
-type PolicyPushAnswer struct {
-	Environment string `json:"environment"`
-	Version     int    `json:"version"`
-	Digest      string `json:"digest"`
-	Existed     bool   `json:"existed"`
-}
+// Deprecated: use api.PolicyPushAnswer.
+type PolicyPushAnswer = api.PolicyPushAnswer
 
 // servePolicy answers GET /api/v1/policies/{env}: the current signed
 // policy envelope, as pushed. Clients verify its signatures themselves.

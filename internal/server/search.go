@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -19,14 +20,9 @@ import (
 const searchWait = 10 * time.Second
 
 // SearchResponse is the answer of GET /api/v1/evidence.
-type SearchResponse struct {
-	Evidence []EvidenceJSON `json:"evidence"`
-	// Next, when not zero, is where the matches continue: ask again with
-	// after=Next. It is set when the page holds limit records or ended
-	// early at the server's byte cap (Config.MaxPageBytes); a client that
-	// wants limit records follows it until it has them or Next is zero.
-	Next int64 `json:"next,omitempty"`
-}
+//
+// Deprecated: use api.SearchResponse.
+type SearchResponse = api.SearchResponse
 
 // serveSearch answers a search one page at a time: at most limit records
 // and about Config.MaxPageBytes of bundles, read from the index (which
@@ -117,19 +113,18 @@ func writeSearchResponse(w io.Writer, found []*store.Evidence, next int64) error
 		if err != nil {
 			return &encodeError{fmt.Errorf("couldn't encode evidence %d: %w", e.ID, err)}
 		}
-		// rec ends in "bundle":null} (Bundle is the field omitted last).
-		const tail = `,"bundle":null}`
-		if !bytes.HasSuffix(rec, []byte(tail)) {
+		// rec ends in the } that "bundle" (omitted, being empty) goes
+		// before.
+		if !bytes.HasSuffix(rec, []byte("}")) {
 			return &encodeError{fmt.Errorf("couldn't encode evidence %d: unexpected encoding", e.ID)}
 		}
-		bw.Write(rec[:len(rec)-len(tail)])
-		bw.WriteString(`,"bundle":`)
-		if len(bytes.TrimSpace(e.Bundle)) == 0 {
-			bw.WriteString("null")
-		} else {
+		if len(bytes.TrimSpace(e.Bundle)) > 0 {
+			bw.Write(rec[:len(rec)-1])
+			bw.WriteString(`,"bundle":`)
 			bw.Write(e.Bundle)
+			rec = rec[len(rec)-1:]
 		}
-		if _, err := bw.WriteString("}"); err != nil {
+		if _, err := bw.Write(rec); err != nil {
 			return err
 		}
 		found[i] = nil

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/jsonstrict"
 	"github.com/custody-dev/custody/internal/store"
@@ -36,14 +37,6 @@ import (
 	"github.com/custody-dev/custody/internal/tsa"
 	"github.com/custody-dev/custody/signer"
 )
-
-// signRequest is the body of POST /api/v1/sign.
-type signRequest struct {
-	Statement json.RawMessage `json:"statement"`
-	// Key names the builder key; only admin tokens may choose it (builder
-	// tokens sign with the key they are scoped to).
-	Key string `json:"key,omitempty"`
-}
 
 // errReplay is returned for a build ID that was already indexed.
 var errReplay = errors.New("build ID was already used")
@@ -77,7 +70,7 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req signRequest
+	var req api.SignRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || dec.More() {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // The token API: admins list and revoke tokens remotely (custody token list
@@ -15,12 +17,8 @@ import (
 //	GET  /api/v1/tokens         admin  → TokenList (never a secret)
 //	POST /api/v1/tokens/revoke  admin  {"name": NAME-OR-ID} → TokenStatus (audited: token.revoked)
 
-// RevokeRequest is the body of POST /api/v1/tokens/revoke.
-type RevokeRequest struct {
-	// Name is the token's name, or its ID (TokenIDLen or more hex digits
-	// of its SHA-256).
-	Name string `json:"name"`
-}
+// Deprecated: use api.RevokeRequest.
+type RevokeRequest = api.RevokeRequest
 
 // serveTokens lists the tokens, with their last use as of now.
 func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request) {

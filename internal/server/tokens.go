@@ -17,40 +17,33 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // Role is what a token may do.
-type Role string
+type Role = api.Role
 
 // Roles a token can have.
 const (
-	RoleBuilder  Role = "builder"
-	RoleApprover Role = "approver"
-	RoleDeployer Role = "deployer"
-	RoleAuditor  Role = "auditor"
-	RoleAdmin    Role = "admin"
+	RoleBuilder  = api.RoleBuilder
+	RoleApprover = api.RoleApprover
+	RoleDeployer = api.RoleDeployer
+	RoleAuditor  = api.RoleAuditor
+	RoleAdmin    = api.RoleAdmin
 )
 
 // Roles lists every role.
-func Roles() []Role {
-	return []Role{RoleBuilder, RoleApprover, RoleDeployer, RoleAuditor, RoleAdmin}
-}
+func Roles() []Role { return api.Roles() }
 
 // ParseRole parses a role name.
-func ParseRole(s string) (Role, error) {
-	for _, r := range Roles() {
-		if string(r) == s {
-			return r, nil
-		}
-	}
-	return "", fmt.Errorf("unknown role %q (want builder, approver, deployer, auditor or admin)", s)
-}
+func ParseRole(s string) (Role, error) { return api.ParseRole(s) }
 
 // TokenPrefix starts every token.
-const TokenPrefix = "cust_"
+const TokenPrefix = api.TokenPrefix
 
 // DefaultBuilderKey is the name of the builder key created on first start.
-const DefaultBuilderKey = "builder"
+const DefaultBuilderKey = api.DefaultBuilderKey
 
 // Token files in the data directory.
 const (
@@ -83,9 +76,8 @@ type tokenRecord struct {
 	Revoked time.Time `json:"revoked,omitzero"`
 }
 
-// TokenIDLen is the length of a token ID: the first hex digits of the
-// token's SHA-256, which name a token without revealing it.
-const TokenIDLen = 12
+// TokenIDLen is the length of a token ID (api.TokenIDLen).
+const TokenIDLen = api.TokenIDLen
 
 // maxTokenName bounds a token's name, in bytes.
 const maxTokenName = 64
@@ -162,28 +154,8 @@ type TokenSpec struct {
 	Expires time.Time
 }
 
-// TokenStatus describes a token; never its secret.
-type TokenStatus struct {
-	ID       string    `json:"id"` // first TokenIDLen hex digits of its SHA-256
-	Name     string    `json:"name"`
-	Role     Role      `json:"role"`
-	Key      string    `json:"key,omitempty"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires,omitzero"`
-	Revoked  time.Time `json:"revoked,omitzero"`
-	LastUsed time.Time `json:"lastUsed,omitzero"` // as of the server's last batch (tokenLastUsedFlush)
-}
-
-// State is "active", "expired" or "revoked" at now.
-func (t *TokenStatus) State(now time.Time) string {
-	switch {
-	case !t.Revoked.IsZero():
-		return "revoked"
-	case !t.Expires.IsZero() && !now.Before(t.Expires):
-		return "expired"
-	}
-	return "active"
-}
+// Deprecated: use api.TokenStatus.
+type TokenStatus = api.TokenStatus
 
 func statusOf(r *tokenRecord, used map[string]time.Time) TokenStatus {
 	return TokenStatus{ID: r.id(), Name: r.name(), Role: r.Role, Key: r.Key, Created: r.Created,
@@ -375,13 +347,8 @@ func FindToken(dir, nameOrID string) (TokenStatus, error) {
 	return statusOf(lines[i].rec, nil), nil
 }
 
-// TokenList is the tokens of a data directory.
-type TokenList struct {
-	Tokens []TokenStatus `json:"tokens"`
-	// Skipped says which lines of the tokens file hold no token record
-	// (the server ignores them too).
-	Skipped []string `json:"skipped,omitempty"`
-}
+// Deprecated: use api.TokenList.
+type TokenList = api.TokenList
 
 // ListTokens reads the tokens of the data directory dir, with their last
 // use as the server last recorded it.

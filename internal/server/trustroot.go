@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/trust"
@@ -28,9 +29,7 @@ import (
 // change policies (policy.go).
 const trustRootDir = "trust-root"
 
-// SubjectTrustRoot is the subject name of "trust.changed" audit entries;
-// the digest is the SHA-256 of the accepted document's JSON.
-const SubjectTrustRoot = "trust-root"
+const SubjectTrustRoot = api.SubjectTrustRoot
 
 // governance is the server's custody trust root and the lock that
 // serialises trust root and policy changes.
@@ -39,16 +38,8 @@ type governance struct {
 	root *trust.Document // newest accepted version; nil: none
 }
 
-// TrustChange is the detail of a "trust.changed" audit entry.
-type TrustChange struct {
-	// Version is the accepted version; Previous the one it replaced (0:
-	// none, the version the server was started with).
-	Version  int `json:"version"`
-	Previous int `json:"previous"`
-	// Digest is "sha256:HEX" of Document.
-	Digest   string          `json:"digest"`
-	Document json.RawMessage `json:"document"`
-}
+// Deprecated: use api.TrustChange.
+type TrustChange = api.TrustChange
 
 var trustFile = regexp.MustCompile(`^([1-9][0-9]{0,8})\.json$`)
 
@@ -245,7 +236,7 @@ func (s *Server) servePushTrustRoot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if next.Version == cur.Version && samePayload(cur, next) {
-		writeJSONStatus(w, http.StatusOK, trustPushAnswer{Version: next.Version, Existed: true})
+		writeJSONStatus(w, http.StatusOK, api.TrustPushAnswer{Version: next.Version, Existed: true})
 		return
 	}
 	if err := trust.Update(cur, next, time.Now()); err != nil {
@@ -268,12 +259,7 @@ func (s *Server) servePushTrustRoot(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "couldn't store trust root")
 		return
 	}
-	writeJSONStatus(w, http.StatusCreated, trustPushAnswer{Version: next.Version})
-}
-
-type trustPushAnswer struct {
-	Version int  `json:"version"`
-	Existed bool `json:"existed"`
+	writeJSONStatus(w, http.StatusCreated, api.TrustPushAnswer{Version: next.Version})
 }
 
 func writeJSONStatus(w http.ResponseWriter, code int, v any) {
