@@ -8,8 +8,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/custody-dev/custody/internal/fsutil"
 )
 
 // ErrEmptyPassword is returned by WriteKeyPair for an empty password: a key
@@ -67,10 +68,10 @@ func WriteKeyPair(prefix string, alg Algorithm, password []byte, force bool) (ke
 // writePair writes a private key file (0600) and its public key file (0644).
 func writePair(keyPath, pubPath string, keyPEM, pubPEM []byte, force bool) error {
 	if force {
-		if err := replaceFile(keyPath, keyPEM, 0o600); err != nil {
+		if err := fsutil.WriteFileDurable(keyPath, keyPEM, 0o600); err != nil {
 			return err
 		}
-		return replaceFile(pubPath, pubPEM, 0o644)
+		return fsutil.WriteFileDurable(pubPath, pubPEM, 0o644)
 	}
 	if err := createFile(keyPath, keyPEM, 0o600); err != nil {
 		return err
@@ -96,28 +97,6 @@ func createFile(path string, b []byte, perm fs.FileMode) error {
 	if err := writeAndClose(f, b, perm); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceFile atomically replaces path with a file holding b.
-func replaceFile(path string, b []byte, perm fs.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*") // created 0600
-	if err != nil {
-		return fmt.Errorf("couldn't create temporary file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	if err := writeAndClose(f, b, perm); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("couldn't write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("couldn't replace %s: %w", path, err)
 	}
 	return nil
 }

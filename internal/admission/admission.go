@@ -78,6 +78,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"golang.org/x/sync/errgroup"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -85,7 +86,6 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
 	"github.com/custody-dev/custody/internal/gate"
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -508,13 +508,20 @@ func (w *Webhook) decideAll(ctx context.Context, q query, digests []string, buf 
 	}
 	results := make([]result, len(digests))
 	ds := slices.Clone(digests) // so that the caller's (on its stack) is not shared with the workers
-	// fn never fails, so ForEach returns when every digest is decided or
-	// the deadline has passed (decide returns then).
-	_ = par.ForEach(ctx, len(ds), w.cfg.Concurrency, func(ctx context.Context, i int) error {
-		v, err := w.decide(ctx, q, ds[i])
-		results[i] = result{v, err}
-		return nil
-	})
+	// A job that starts after the deadline leaves its result empty; decide
+	// returns once the deadline has passed, so Wait returns then too.
+	var g errgroup.Group
+	g.SetLimit(w.cfg.Concurrency)
+	for i, d := range ds {
+		g.Go(func() error {
+			if ctx.Err() == nil {
+				v, err := w.decide(ctx, q, d)
+				results[i] = result{v, err}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	for i, r := range results {
 		if r.v == nil && r.err == nil { // never handed out: the deadline passed first
 			results[i].err = w.lateErr(stageQueued, q.timeout)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/osv"
-	"github.com/custody-dev/custody/internal/par"
 )
 
 // SignFunc signs an in-toto statement and returns its Sigstore bundle: with
@@ -185,15 +187,22 @@ type EvidenceJob struct {
 // cores: a build with thousands of outputs should not wait on one
 // signature at a time. The first failure stops the rest.
 func SignEvidence(ctx context.Context, sign SignFunc, jobs []EvidenceJob) error {
-	return par.ForEach(ctx, len(jobs), 0, func(ctx context.Context, i int) error {
-		j := jobs[i]
-		b, err := SignStatement(ctx, sign, j.Subjects, j.PredicateType, j.Predicate)
-		if err != nil {
-			return err
-		}
-		if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
-			return fmt.Errorf("couldn't write bundle: %w", err)
-		}
-		return nil
-	})
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, j := range jobs {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil { // canceled, or an earlier job failed
+				return err
+			}
+			b, err := SignStatement(ctx, sign, j.Subjects, j.PredicateType, j.Predicate)
+			if err != nil {
+				return err
+			}
+			if err := fsutil.WriteFileAtomic(j.Bundle, b, 0o644); err != nil {
+				return fmt.Errorf("couldn't write bundle: %w", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

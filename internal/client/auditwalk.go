@@ -20,9 +20,9 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -226,15 +226,22 @@ func (c *Client) walkLog(ctx context.Context, cp *tlog.Checkpoint, auditKey cryp
 	}
 	results := make([]result, n)
 	keys := &keyMatcher{want: auditKey, seen: map[string]bool{}}
-	err := par.ForEach(ctx, int(n), walkWorkers, func(ctx context.Context, i int) error {
-		rng, audit, err := c.walkBundle(ctx, uint64(i), cp.Size, keys)
-		if err != nil {
-			return err
-		}
-		results[i] = result{rng, audit}
-		return nil
-	})
-	if err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(walkWorkers)
+	for i := range n {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil { // canceled, or another bundle failed
+				return err
+			}
+			rng, audit, err := c.walkBundle(gctx, i, cp.Size, keys)
+			if err != nil {
+				return err
+			}
+			results[i] = result{rng, audit}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	all := leafRanges.NewEmptyRange(0)

@@ -22,15 +22,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -285,14 +286,18 @@ func (c *Client) searchOnce(ctx context.Context, q store.Query) (*server.SearchR
 
 // parseBundles parses every bundle of found, on every CPU.
 func parseBundles(found []Found) {
-	// The jobs never fail, and nothing cancels the background context.
-	_ = par.ForEach(context.Background(), len(found), 0, func(_ context.Context, i int) error {
-		pb := new(protobundle.Bundle)
-		if protojson.Unmarshal(found[i].Evidence.Bundle, pb) == nil {
-			found[i].Bundle = pb
-		}
-		return nil
-	})
+	var g errgroup.Group // the jobs never fail
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i := range found {
+		g.Go(func() error {
+			pb := new(protobundle.Bundle)
+			if protojson.Unmarshal(found[i].Evidence.Bundle, pb) == nil {
+				found[i].Bundle = pb
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // Log returns a client of the server's transparency log, whose origin and

@@ -18,10 +18,11 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
-	"github.com/custody-dev/custody/internal/par"
+	"golang.org/x/sync/errgroup"
 )
 
 // Algorithm names, as used in in-toto digest sets.
@@ -218,13 +219,23 @@ func hashOpen(ctx context.Context, f *os.File, path string, hs []hash.Hash, algs
 // to workers files at once (workers <= 0 means GOMAXPROCS). The first error
 // cancels the remaining work and is returned.
 func Files(ctx context.Context, paths []string, workers int) ([]Digest, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	out := make([]Digest, len(paths))
-	err := par.ForEach(ctx, len(paths), workers, func(ctx context.Context, i int) error {
-		d, err := file(ctx, paths[i])
-		out[i] = d
-		return err
-	})
-	if err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i, p := range paths {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil { // canceled, or an earlier file failed
+				return err
+			}
+			d, err := file(gctx, p)
+			out[i] = d
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -41,3 +41,29 @@ func TestWriteFile(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateFileDurable(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	created, err := CreateFileDurable(p, []byte("first"), 0o640)
+	if err != nil || !created {
+		t.Fatalf("first create: %v, %v", created, err)
+	}
+	created, err = CreateFileDurable(p, []byte("second"), 0o640)
+	if err != nil || created {
+		t.Fatalf("second create: %v, %v (want false, nil)", created, err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "first" {
+		t.Fatalf("read %q, %v; want the first content kept", b, err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, %v", fi.Mode(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	if _, err := CreateFileDurable(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err == nil {
+		t.Fatal("create in a missing directory succeeded")
+	}
+}

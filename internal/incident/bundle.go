@@ -1,11 +1,11 @@
 package incident
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -13,10 +13,10 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/par"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/verify"
 )
@@ -194,25 +194,28 @@ func FromBundles(es []*store.Evidence, parsed []*protobundle.Bundle, tm root.Tru
 		err error
 	}
 	res := make([]result, len(es))
-	// The jobs never fail, and nothing cancels the background context.
-	_ = par.ForEach(context.Background(), len(es), 0, func(_ context.Context, i int) error {
-		se := es[i]
-		source := fmt.Sprintf("server:%d", se.ID)
-		var (
-			e   *Evidence
-			err error
-		)
-		if parsed != nil && parsed[i] != nil {
-			e, err = fromParsed(source, se.Bundle, parsed[i], tm, since)
-		} else {
-			e, err = FromBundle(source, se.Bundle, tm, since)
-		}
-		if err == nil {
-			e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
-		}
-		res[i] = result{e, err}
-		return nil
-	})
+	var g errgroup.Group // the jobs never fail
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, se := range es {
+		g.Go(func() error {
+			source := fmt.Sprintf("server:%d", se.ID)
+			var (
+				e   *Evidence
+				err error
+			)
+			if parsed != nil && parsed[i] != nil {
+				e, err = fromParsed(source, se.Bundle, parsed[i], tm, since)
+			} else {
+				e, err = FromBundle(source, se.Bundle, tm, since)
+			}
+			if err == nil {
+				e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
+			}
+			res[i] = result{e, err}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	var (
 		out        []*Evidence
 		unreadable []Unreadable

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/internal/fsutil"
 )
 
 // maxCheckpointBytes bounds a checkpoint note, cosignatures included.
@@ -98,45 +100,11 @@ func parseCheckpointBody(text string) (*Checkpoint, error) {
 	return &Checkpoint{Origin: origin, Size: size, Hash: hash}, nil
 }
 
-// writeIfAbsent atomically creates path with data unless it already exists,
-// reporting whether it wrote.
+// writeIfAbsent atomically creates path (0600, creating its directory) with
+// data unless it already exists, reporting whether it wrote.
 func writeIfAbsent(path string, data []byte) (bool, error) {
-	if _, err := os.Stat(path); err == nil {
-		return false, nil
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("couldn't create %s: %w", filepath.Dir(path), err)
 	}
-	tmp, err := writeTemp(filepath.Dir(path), data)
-	if err != nil {
-		return false, err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("couldn't create %s: %w", path, err)
-	}
-	return true, nil
-}
-
-// writeTemp writes data to a new synced temporary file in dir.
-func writeTemp(dir string, data []byte) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("couldn't create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("couldn't create temporary file: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("couldn't write temporary file: %w", err)
-	}
-	return f.Name(), nil
+	return fsutil.CreateFileDurable(path, data, 0o600)
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/internal/fsutil"
 )
 
 // Client reads a log over HTTP and checks that it only ever grows.
@@ -249,16 +251,10 @@ func (s *CheckpointStore) Save(v note.Verifier, cp *Checkpoint, proof [][]byte) 
 			return nil
 		}
 	}
-	tmp, err := writeTemp(s.dir, checked.Note)
-	if err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		os.Remove(tmp)
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("couldn't save checkpoint: %w", err)
 	}
-	if err := os.Rename(tmp, s.path(v.Name())); err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFileDurable(s.path(v.Name()), checked.Note, 0o644); err != nil {
 		return fmt.Errorf("couldn't save checkpoint: %w", err)
 	}
 	return nil
