@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/verify/match"
 )
 
 // Requirement names a Failure can carry; required evidence fails as
@@ -174,7 +176,7 @@ func (p *Policy) checkOneProvenance(d *Decision, pv *Provenance, now time.Time) 
 	f := pv.Facts
 	builderOK := false
 	for _, b := range p.TrustedBuilders {
-		builderOK = builderOK || sameBuilder(f.BuilderID, b)
+		builderOK = builderOK || match.Builder(f.BuilderID, b)
 	}
 	if builderOK {
 		d.pass("builder %s is trusted", f.BuilderID)
@@ -226,7 +228,7 @@ func (p *Policy) checkSource(d *Decision, uri, ref string) {
 	}
 	var allowed []string
 	for _, s := range p.Sources {
-		if uri == "" || normalizeSource(uri) != normalizeSource(s.Repo) {
+		if !match.Source(uri, s.Repo) {
 			allowed = append(allowed, s.Repo)
 			continue
 		}

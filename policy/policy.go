@@ -38,6 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/verify/match"
 )
 
 // APIVersion is the only policy apiVersion Parse accepts.
@@ -363,7 +364,7 @@ func (p *Policy) validate() error {
 		if err := checkName(fmt.Sprintf("sources[%d].repo", i), s.Repo); err != nil {
 			return err
 		}
-		if normalizeSource(s.Repo) == "" {
+		if match.NormalizeSource(s.Repo) == "" {
 			return fmt.Errorf("sources[%d].repo %q names no repository", i, s.Repo)
 		}
 		for j, r := range s.Refs {
@@ -558,33 +559,4 @@ func ParseDuration(v string) (time.Duration, error) {
 		return time.Duration(days) * 24 * time.Hour, nil
 	}
 	return time.ParseDuration(v)
-}
-
-// normalizeSource reduces a source URI to host/path for comparison, as
-// verify does for Requirements.SourceURI.
-func normalizeSource(s string) string {
-	s = strings.TrimPrefix(s, "git+")
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	if at := strings.LastIndexByte(s, '@'); at >= 0 && strings.Contains(s[:at], "/") {
-		s = s[:at]
-	}
-	if at := strings.IndexByte(s, '@'); at >= 0 && !strings.Contains(s[:at], "/") {
-		s = s[at+1:]
-	}
-	s = strings.TrimSuffix(s, "/")
-	s = strings.TrimSuffix(s, ".git")
-	return strings.ToLower(s)
-}
-
-// sameBuilder applies verify's builder ID rule.
-func sameBuilder(recorded, want string) bool {
-	if strings.Contains(want, "@") {
-		return recorded == want
-	}
-	if at := strings.LastIndexByte(recorded, '@'); at >= 0 {
-		recorded = recorded[:at]
-	}
-	return recorded == want
 }

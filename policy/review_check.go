@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/verify/match"
 )
 
 // commitHex is a full lowercase hex commit (SHA-1 or SHA-256 object format).
@@ -282,7 +283,7 @@ func (p *Policy) reviewState(ev *Evidence, src sourceCommit, now time.Time) *rev
 	for i := range ev.Reviews {
 		rv := &ev.Reviews[i]
 		switch {
-		case src.repo == "" || normalizeSource(rv.Repo) != normalizeSource(src.repo):
+		case src.repo == "" || !match.Source(rv.Repo, src.repo):
 			note(fmt.Sprintf("review by %s is of %s, not the artifact's source %s", rv.Signer, rv.Repo, orNone(src.repo)))
 			continue
 		case rv.ReviewedAt.After(now.Add(clockSkew)):
@@ -667,7 +668,7 @@ func (p *Policy) reviewedAuthors(ev *Evidence, now time.Time) map[string]string 
 		st := newReviewState()
 		for i := range ev.Reviews {
 			rv := &ev.Reviews[i]
-			if src.repo == "" || normalizeSource(rv.Repo) != normalizeSource(src.repo) || rv.ReviewedAt.After(now.Add(clockSkew)) {
+			if src.repo == "" || !match.Source(rv.Repo, src.repo) || rv.ReviewedAt.After(now.Add(clockSkew)) {
 				continue
 			}
 			st.add(rv, nil)

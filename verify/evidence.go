@@ -21,6 +21,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/verify/match"
 )
 
 // evidence is a parsed bundle and what it says.
@@ -510,7 +511,7 @@ func (ev *evidence) checkProvenance(rep *Report, req Requirements) {
 		return true
 	}
 	if need(CheckSourceURI, req.SourceURI) {
-		if sameSource(f.SourceURI, req.SourceURI) {
+		if match.Source(f.SourceURI, req.SourceURI) {
 			rep.add(CheckSourceURI, true, "source %q matches %q", f.SourceURI, req.SourceURI)
 		} else {
 			rep.add(CheckSourceURI, false, "source %q is not %q", f.SourceURI, req.SourceURI)
@@ -524,42 +525,10 @@ func (ev *evidence) checkProvenance(rep *Report, req Requirements) {
 		}
 	}
 	if need(CheckBuilderID, req.BuilderID) {
-		if sameBuilder(f.BuilderID, req.BuilderID) {
+		if match.Builder(f.BuilderID, req.BuilderID) {
 			rep.add(CheckBuilderID, true, "builder %q matches %q", f.BuilderID, req.BuilderID)
 		} else {
 			rep.add(CheckBuilderID, false, "builder %q is not %q", f.BuilderID, req.BuilderID)
 		}
 	}
-}
-
-// normalizeSource reduces a source URI to host/path for comparison.
-func normalizeSource(s string) string {
-	s = strings.TrimPrefix(s, "git+")
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	// A ref may still be attached (git+https://host/org/repo@refs/tags/v1).
-	if at := strings.LastIndexByte(s, '@'); at >= 0 && strings.Contains(s[:at], "/") {
-		s = s[:at]
-	}
-	if at := strings.IndexByte(s, '@'); at >= 0 && !strings.Contains(s[:at], "/") {
-		s = s[at+1:] // userinfo, as in ssh://git@host/...
-	}
-	s = strings.TrimSuffix(s, "/")
-	s = strings.TrimSuffix(s, ".git")
-	return strings.ToLower(s)
-}
-
-func sameSource(recorded, want string) bool {
-	return recorded != "" && normalizeSource(recorded) == normalizeSource(want)
-}
-
-func sameBuilder(recorded, want string) bool {
-	if strings.Contains(want, "@") {
-		return recorded == want
-	}
-	if at := strings.LastIndexByte(recorded, '@'); at >= 0 {
-		recorded = recorded[:at]
-	}
-	return recorded == want
 }
