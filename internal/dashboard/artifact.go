@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
@@ -168,6 +169,11 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 	byBundle := map[string]*store.Evidence{}
 	for _, r := range v.records {
 		byBundle[r.BundleSHA256] = r
+		if r.PredicateType == server.PredicateAudit {
+			// The server's own records name subjects for their purpose
+			// (a quarantine names the incident), not the artifact.
+			continue
+		}
 		for _, s := range r.Subjects {
 			if s.Digests["sha256"] == digest[len("sha256:"):] && s.Name != "" {
 				names[s.Name] = true

@@ -110,6 +110,21 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// headersWhole asserts that no one-word table header is broken inside
+	// the word ("B y", "Decisio n"): its text lies on a single line.
+	headersWhole := func(page string) {
+		t.Helper()
+		broken := value("broken headers", chromedp.Evaluate[string](`[...document.querySelectorAll('th')].filter(th => {
+			const t = th.textContent.trim();
+			if (t === '' || /\s/.test(t)) return false;
+			const r = document.createRange(); r.selectNodeContents(th);
+			return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1;
+		}).map(th => th.textContent.trim()).join(', ')`))
+		if broken != "" {
+			t.Errorf("%s: table headers broken inside a word: %s", page, broken)
+		}
+	}
+
 	// Not signed in: the login form; an auditor token signs in.
 	run("login", chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible("#token"))
 	shot("login")
@@ -197,6 +212,17 @@ func TestBrowser(t *testing.T) {
 	if b := text("p.quarantine"); !strings.Contains(b, "Quarantined by incident "+s.open) || !strings.Contains(b, evilDetail) {
 		t.Errorf("quarantine banner: %q", b)
 	}
+	// Its names are the names its evidence gives it, not the incident ID
+	// the server's quarantine audit entry names its subject by.
+	if names := text("dd.names"); !strings.Contains(names, "dist/app") || strings.Contains(names, s.open) {
+		t.Errorf("artifact names: %q; want dist/app and not the incident %s", names, s.open)
+	}
+	// Every deployment row says who: the actor, else the token that
+	// recorded it.
+	if n := count(`[...document.querySelectorAll('table.history tbody tr')].filter(r => r.cells.length > 4 && r.cells[4].textContent.trim() === '').length`); n != 0 {
+		t.Errorf("artifact deployments: %d rows with an empty By column", n)
+	}
+	headersWhole("quarantined artifact")
 	noInjection("quarantined artifact")
 	shot("artifact-quarantined")
 
@@ -220,6 +246,10 @@ func TestBrowser(t *testing.T) {
 	run("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible("#env-prod"))
 	if count(`document.documentElement.scrollWidth > window.innerWidth + 1 ? 1 : 0`) != 0 {
 		t.Error("environments page scrolls sideways on a phone")
+	}
+	headersWhole("environments on a phone")
+	if n := count(`[...document.querySelectorAll('table.history tbody tr')].filter(r => r.cells[4].textContent.trim() === '').length`); n != 0 {
+		t.Errorf("environments: %d history rows with an empty By column", n)
 	}
 	shot("environments-phone")
 	run("phone incidents", chromedp.Navigate(s.url+"/ui/incidents"), chromedp.WaitVisible("section.incident"))

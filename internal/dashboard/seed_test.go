@@ -265,6 +265,15 @@ approvals:
 			t.Fatalf("append incident record: %v", err)
 		}
 	}
+	// The server records the quarantine too, as custody incident open
+	// --server does: its audit entry names the incident as the subject's
+	// name, which is not a name of the artifact.
+	if _, err := cl(server.RoleAdmin).AppendIncidents(ctx, []*store.IncidentRecord{
+		{Incident: openID, Event: store.IncidentOpened, Actor: "oncall", Time: opened, Detail: sel.String() + " compromised"},
+		{Incident: openID, Event: store.IncidentQuarantined, Artifact: bad, Actor: "oncall", Time: opened.Add(time.Second), Detail: "quarantined"},
+	}); err != nil {
+		t.Fatalf("append incident records to the server: %v", err)
+	}
 	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad,
 		open: openID, closed: closedID, ledger: filepath.Join(ledger.Dir, "ledger.jsonl")}
 }
