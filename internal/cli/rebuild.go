@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,28 +11,22 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
-	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/internal/digest"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
 	"github.com/custody-dev/custody/internal/sandbox"
 	"github.com/custody-dev/custody/signer"
-	"github.com/custody-dev/custody/verify"
 )
 
 // DefaultRebuilderID is recorded as the rebuilder's ID when --rebuilder-id
 // is not given.
-const DefaultRebuilderID = "https://custody.dev/rebuilders/local@v1"
+const DefaultRebuilderID = rebuild.DefaultRebuilderID
 
 // rebuildSuffix ends the name of the rebuild attestation written beside an
 // artifact.
-const rebuildSuffix = ".rebuild" + bundleSuffix
+const rebuildSuffix = rebuild.AttestationSuffix
 
 type rebuildFlags struct {
 	verify                 verifyFlags // trust for the original: --key-pub, --trusted-root, identity
@@ -105,152 +97,89 @@ func sandboxErr(err error) error {
 	return usageErr(err, "install bubblewrap (apt-get install bubblewrap) and allow user namespaces; custody never runs a recorded command without its sandbox")
 }
 
-// rebuildReport is the --json output.
-type rebuildReport struct {
-	Matched     bool                    `json:"matched"`
-	Attestation string                  `json:"attestation,omitempty"`
-	EvidenceID  int64                   `json:"evidenceId,omitempty"`
-	Subjects    []rebuild.SubjectResult `json:"subjects"`
-	Toolchains  rebuild.Toolchains      `json:"toolchains"`
-	Original    rebuild.Original        `json:"original"`
-}
-
 func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) error {
 	// Fail closed, before anything is read or opened.
 	if err := sandbox.Check(); err != nil {
 		return sandboxErr(err)
 	}
-	if f.key == "" {
-		return usageErr(errors.New("--key is required"), "the rebuild attestation is signed with the rebuilder's own key: custody key generate --out rebuilder")
-	}
-	artifact, bundlePath := arg, f.bundle
-	if bundlePath == "" {
-		if strings.HasSuffix(arg, ".json") {
-			artifact, bundlePath = "", arg
-		} else {
-			bundlePath = arg + bundleSuffix
-		}
-	}
-	out := f.out
-	if out == "" {
-		base := artifact
-		if base == "" {
-			base = strings.TrimSuffix(strings.TrimSuffix(bundlePath, ".json"), ".sigstore")
-		}
-		out = base + rebuildSuffix
-	}
-	if !f.force {
-		if _, err := os.Stat(out); err == nil {
-			return usageErr(fmt.Errorf("rebuild attestation %s already exists", out), "pass --force to replace it, or --out elsewhere")
-		}
-	}
-
-	// 1. The provenance must verify before anything is replayed.
-	bundleJSON, err := readLimited(bundlePath, maxBundleBytes)
+	opts, tail, err := rebuildOptions(s, f, arg)
 	if err != nil {
-		return usageErr(fmt.Errorf("couldn't read bundle: %w", err), "")
+		return err
+	}
+	report, err := rebuild.Attest(ctx, *opts)
+	if err != nil {
+		return rebuildErr(s, err, tail, opts.Out)
+	}
+	if f.jsonOut {
+		if err := writeJSON(s.out, report); err != nil {
+			return err
+		}
+	} else {
+		printRebuild(s.out, report)
+	}
+	if !report.Matched {
+		var names []string
+		for _, r := range report.Subjects {
+			if r.Status != rebuild.StatusMatch {
+				names = append(names, r.Name)
+			}
+		}
+		return failErr(fmt.Errorf("rebuild did not reproduce %s (the failed rebuild is recorded in %s)", strings.Join(names, ", "), report.Attestation),
+			"outputs that embed times, paths or build IDs never match: build with -trimpath, SOURCE_DATE_EPOCH and no build ID")
+	}
+	return nil
+}
+
+// rebuildOptions turns the flags into rebuild.Attest's options. The tail
+// keeps the end of the build's output when it is not shown (no terminal).
+func rebuildOptions(s *streams, f *rebuildFlags, arg string) (*rebuild.AttestOptions, *tailBuffer, error) {
+	if f.key == "" {
+		return nil, nil, usageErr(errors.New("--key is required"), "the rebuild attestation is signed with the rebuilder's own key: custody key generate --out rebuilder")
 	}
 	if f.verify.key == "" && f.verify.trustedRoot == "" {
-		return usageErr(errors.New("nothing to verify the original with: no --key-pub or --trusted-root"),
+		return nil, nil, usageErr(errors.New("nothing to verify the original with: no --key-pub or --trusted-root"),
 			"pass --key-pub builder.pub (the original builder's public key) or --trusted-root")
 	}
 	tm, err := trustMaterial(&f.verify)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	req, err := f.verify.requirements()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	art := verify.Artifact{Path: artifact}
-	if artifact == "" {
-		d, err := firstSubjectDigest(bundleJSON)
+	opts := &rebuild.AttestOptions{Artifact: arg, Bundle: f.bundle, Out: f.out, Force: f.force, Trust: tm, Requirements: req,
+		RebuilderID: f.rebuilderID, KeyUnattended: keyOpensUnattended(f.key), Sign: keySigner}
+	if opts.Bundle == "" {
+		if strings.HasSuffix(arg, ".json") {
+			opts.Artifact, opts.Bundle = "", arg
+		} else {
+			opts.Bundle = arg + bundleSuffix
+		}
+	}
+	if opts.Out == "" {
+		opts.Out = rebuild.AttestationPath(opts.Artifact, opts.Bundle)
+	}
+	opts.OpenKey = func() (crypto.Signer, func(), error) { return loadSigner(s, f.key) }
+	if f.server != "" {
+		// Logged and timestamped by the server it is pushed to.
+		cl, err := newClient(serverURL(f.server))
 		if err != nil {
-			return usageErr(fmt.Errorf("%s: %w", bundlePath, err), "")
+			return nil, nil, err
 		}
-		art.Digests = d
-	}
-	rep, err := verify.Verify(ctx, bundleJSON, art, tm, req)
-	if err != nil {
-		if errors.Is(err, verify.ErrMalformed) {
-			return usageErr(fmt.Errorf("%s: %w", bundlePath, err), "")
-		}
-		return usageErr(err, "")
-	}
-	if !rep.Verified {
-		return failErr(fmt.Errorf("the original provenance does not verify: %s", firstFailure(rep)), "nothing was rebuilt; check --key-pub / --trusted-root")
-	}
-
-	// 2. The rebuilder key, and independence: the rebuilder is not the
-	// builder. Decrypting the key (scrypt) takes a noticeable part of a small
-	// rebuild, and opening a token or KMS key waits on the module or the
-	// network, so when no prompt is needed (keyOpensUnattended) it runs
-	// beside the rebuild, which it cancels on failure: a wrong password or
-	// PIN, or the builder's own key, still stop everything before anything
-	// is signed, with the error they gave when opened first.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	type loaded struct {
-		sg      crypto.Signer
-		release func()
-		err     error
-	}
-	keyCh := make(chan loaded, 1)
-	var k loaded
-	defer func() {
-		if k.release == nil { // returned before taking the key: wait for it
-			k = <-keyCh
-		}
-		k.release()
-	}()
-	openKey := func() {
-		sg, release, err := loadSigner(s, f.key)
-		if err == nil {
-			err = checkIndependent(sg, rep.Signer)
-		}
-		if err != nil {
-			cancel(err)
-		}
-		keyCh <- loaded{sg, release, err}
-	}
-	// keyErr waits for the key and returns its error, if any. It is asked
-	// before any other error is reported, so a key that fails to open gives
-	// the same error and exit code whether it opened first or beside the
-	// rebuild.
-	keyErr := func() error {
-		if k.release == nil {
-			k = <-keyCh
-		}
-		return k.err
-	}
-	if keyOpensUnattended(f.key) {
-		go openKey()
-	} else {
-		openKey()
-		if err := keyErr(); err != nil {
-			return err
+		opts.Sign = func(sg crypto.Signer) signFunc { return loggedKeySigner(sg, cl) }
+		opts.Push = func(ctx context.Context, b []byte) (int64, error) {
+			id, _, err := cl.Push(ctx, b)
+			return id, remoteErr(err, "push rebuild attestation (kept in "+opts.Out+")")
 		}
 	}
-
-	plan, err := rebuild.NewPlan(rep.Statement)
-	if err != nil {
-		if kerr := keyErr(); kerr != nil {
-			return kerr
-		}
-		if errors.Is(err, rebuild.ErrNotReplayable) {
-			return failErr(err, "only custody builds from a clean, committed source can be rebuilt")
-		}
-		return usageErr(err, "")
-	}
-
-	// 3. Rebuild.
 	tty := isTerminal(s.out)
 	var buildOut io.Writer = s.err
 	tail := &tailBuffer{max: 4 << 10}
 	if !tty {
 		buildOut = tail
 	}
-	opts := rebuild.Options{
+	opts.Rebuild = rebuild.Options{
 		AllowToolchainMismatch: f.allowToolchainMismatch,
 		EnvAllow:               f.env,
 		OutDir:                 f.outDir,
@@ -258,113 +187,45 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 		Stderr:                 buildOut,
 	}
 	if tty {
-		opts.Progress = func(stage, detail string) {
+		opts.Rebuild.Progress = func(stage, detail string) {
 			fmt.Fprintf(s.err, "custody: %s %s\n", stage, detail)
 		}
 	}
 	if p, err := exec.LookPath("diffoscope"); err == nil {
-		opts.Diffoscope = p
+		opts.Rebuild.Diffoscope = p
 	}
-	if artifact != "" && opts.Diffoscope != "" { // the original, for diffoscope on a mismatch
-		if d, err := digest.File(artifact); err == nil {
-			if sub, ok := rep.Statement.SubjectFor(d.Alg, d.Hex); ok {
-				opts.Originals = map[string]string{sub.Name: artifact}
-			}
-		}
-	}
-	res, err := rebuild.Run(ctx, plan, opts)
-	if kerr := keyErr(); kerr != nil {
-		return kerr
-	}
-	sg := k.sg
-	if err != nil {
-		var te *rebuild.ToolchainError
-		var ce *build.CommandError
-		switch {
-		case errors.As(err, &te):
-			return failErr(err, "install the recorded toolchains, or pass --allow-toolchain-mismatch (recorded in the attestation)")
-		case errors.Is(err, build.ErrHermeticUnavailable):
-			return sandboxErr(err)
-		case errors.As(err, &ce):
-			if t := strings.TrimSpace(tail.String()); t != "" {
-				fmt.Fprintf(s.err, "%s\n", t)
-			}
-			return failErr(fmt.Errorf("the rebuild could not complete: %w", err),
-				"nothing was recorded: a build that fails here (missing dependency without network?) says nothing about the artifact")
-		}
-		return usageErr(fmt.Errorf("couldn't rebuild: %w", err), "")
-	}
+	return opts, tail, nil
+}
 
-	// 4. Record the result, match or not.
-	bsum := sha256.Sum256(bundleJSON)
-	pred := rebuild.Predicate{
-		Original: rebuild.Original{
-			BuildID:      plan.BuildID,
-			BuilderID:    plan.BuilderID,
-			Bundle:       map[string]string{"sha256": hex.EncodeToString(bsum[:])},
-			Signer:       rep.Signer,
-			SourceURI:    plan.SourceURI,
-			SourceRef:    plan.SourceRef,
-			SourceCommit: plan.SourceCommit,
-			Command:      plan.Command,
-			WorkingDir:   plan.WorkingDir,
-		},
-		Rebuilder:          rebuild.Rebuilder{ID: f.rebuilderID, KeyID: signer.KeyID(sg.Public())},
-		Matched:            res.Matched,
-		Subjects:           res.Subjects,
-		Toolchains:         res.Toolchains,
-		Hermetic:           res.Sandbox != "",
-		Sandbox:            res.Sandbox,
-		RefusedEnvironment: res.RefusedEnvironment,
-		StartedOn:          res.StartedOn,
-		FinishedOn:         res.FinishedOn,
-	}
-	if err := pred.Validate(); err != nil {
-		return usageErr(fmt.Errorf("couldn't build the rebuild predicate: %w", err), "")
-	}
-	sign := keySigner(sg)
-	var cl *client.Client
-	if f.server != "" {
-		// Logged and timestamped by the server it is pushed to.
-		if cl, err = newClient(serverURL(f.server)); err != nil {
-			return err
-		}
-		sign = loggedKeySigner(sg, cl)
-	}
-	signed, err := signStatement(ctx, sign, plan.Subjects, rebuild.PredicateType, pred)
-	if err != nil {
+// rebuildErr maps rebuild.Attest's errors to exit codes and hints; a
+// build command that failed gets the tail of its output printed first.
+func rebuildErr(s *streams, err error, tail *tailBuffer, out string) error {
+	var ee *exitError
+	var te *rebuild.ToolchainError
+	var ce *build.CommandError
+	switch {
+	case errors.As(err, &ee): // from opening the key, signing or pushing
 		return err
-	}
-	if err := fsutil.WriteFileAtomic(out, signed, 0o644); err != nil {
-		return usageErr(fmt.Errorf("couldn't write rebuild attestation: %w", err), "")
-	}
-	report := rebuildReport{Matched: res.Matched, Attestation: out, Subjects: res.Subjects, Toolchains: res.Toolchains, Original: pred.Original}
-	if f.server != "" {
-		id, _, err := cl.Push(ctx, signed)
-		if err != nil {
-			return remoteErr(err, "push rebuild attestation (kept in "+out+")")
+	case errors.Is(err, rebuild.ErrAttestationExists):
+		return usageErr(fmt.Errorf("rebuild attestation %s already exists", out), "pass --force to replace it, or --out elsewhere")
+	case errors.Is(err, rebuild.ErrOriginalUnverified):
+		return failErr(err, "nothing was rebuilt; check --key-pub / --trusted-root")
+	case errors.Is(err, rebuild.ErrNotIndependent):
+		return failErr(err, "rebuild with a key of your own: custody key generate --out rebuilder")
+	case errors.Is(err, rebuild.ErrNotReplayable):
+		return failErr(err, "only custody builds from a clean, committed source can be rebuilt")
+	case errors.As(err, &te):
+		return failErr(err, "install the recorded toolchains, or pass --allow-toolchain-mismatch (recorded in the attestation)")
+	case errors.Is(err, build.ErrHermeticUnavailable):
+		return sandboxErr(err)
+	case errors.As(err, &ce):
+		if t := strings.TrimSpace(tail.String()); t != "" {
+			fmt.Fprintf(s.err, "%s\n", t)
 		}
-		report.EvidenceID = id
+		return failErr(fmt.Errorf("the rebuild could not complete: %w", err),
+			"nothing was recorded: a build that fails here (missing dependency without network?) says nothing about the artifact")
 	}
-
-	if f.jsonOut {
-		if err := writeJSON(s.out, report); err != nil {
-			return err
-		}
-	} else {
-		printRebuild(s.out, &report)
-	}
-	if !res.Matched {
-		var names []string
-		for _, r := range res.Subjects {
-			if r.Status != rebuild.StatusMatch {
-				names = append(names, r.Name)
-			}
-		}
-		return failErr(fmt.Errorf("rebuild did not reproduce %s (the failed rebuild is recorded in %s)", strings.Join(names, ", "), out),
-			"outputs that embed times, paths or build IDs never match: build with -trimpath, SOURCE_DATE_EPOCH and no build ID")
-	}
-	return nil
+	return usageErr(err, "")
 }
 
 // keyOpensUnattended reports whether opening the rebuilder key ref can
@@ -381,21 +242,7 @@ func keyOpensUnattended(ref string) bool {
 	return ok
 }
 
-// checkIndependent refuses a rebuilder key that signed the original
-// (originalSigner is the verified bundle's key hint).
-func checkIndependent(sg crypto.Signer, originalSigner string) error {
-	kp, err := signer.NewKeypair(sg)
-	if err != nil {
-		return usageErr(fmt.Errorf("couldn't use rebuilder key: %w", err), "")
-	}
-	if originalSigner != "" && originalSigner == string(kp.GetHint()) {
-		return failErr(errors.New("the rebuilder key is the key that signed the original provenance; a rebuild must be independent"),
-			"rebuild with a key of your own: custody key generate --out rebuilder")
-	}
-	return nil
-}
-
-func printRebuild(w io.Writer, r *rebuildReport) {
+func printRebuild(w io.Writer, r *rebuild.Report) {
 	if r.Matched {
 		fmt.Fprintf(w, "Rebuild MATCHED build %s (commit %s)\n", r.Original.BuildID, r.Original.SourceCommit)
 	} else {
@@ -426,25 +273,6 @@ func printRebuild(w io.Writer, r *rebuildReport) {
 	if r.EvidenceID != 0 {
 		fmt.Fprintf(w, "Pushed to the server as evidence %d\n", r.EvidenceID)
 	}
-}
-
-// firstSubjectDigest reads, unverified, the digests of the first subject of
-// a DSSE bundle's statement: when only a bundle is given, the artifact is
-// whatever it is about (the signature is still verified).
-func firstSubjectDigest(bundleJSON []byte) (map[string]string, error) {
-	var b bundle.Bundle
-	if err := b.UnmarshalJSON(bundleJSON); err != nil {
-		return nil, fmt.Errorf("couldn't parse bundle: %w", err)
-	}
-	env := b.GetDsseEnvelope()
-	if env == nil {
-		return nil, errors.New("the bundle carries no in-toto statement")
-	}
-	st, err := attest.ParseStatement(env.GetPayload())
-	if err != nil {
-		return nil, err
-	}
-	return st.Subject[0].Digest, nil
 }
 
 // isTerminal reports whether w is a terminal.

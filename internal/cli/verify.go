@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -166,19 +167,7 @@ const maxBundleBytes = 32 << 20
 
 // readLimited reads a file, refusing ones larger than limit.
 func readLimited(path string, limit int64) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	b, err := io.ReadAll(io.LimitReader(fh, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
+	return fsutil.ReadFileLimited(path, limit)
 }
 
 // trustMaterial is what verification trusts: a public key, a Sigstore

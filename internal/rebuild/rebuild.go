@@ -247,18 +247,6 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 	go func() {
 		probed <- probeToolchains(ctx, others, build.HermeticSandbox(scratch, scratch, opts.EnvAllow, toolPaths))
 	}()
-	var tc Toolchains
-	toolchainsOK := func(have map[string]string) error {
-		tc = Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
-		diffs := diffToolchains(plan.Toolchains, have)
-		if len(diffs) > 0 && !opts.AllowToolchainMismatch {
-			return &ToolchainError{Diffs: diffs}
-		}
-		for _, d := range diffs {
-			tc.Differs = append(tc.Differs, d.Name)
-		}
-		return nil
-	}
 
 	progress("fetch", cloneURL+" @ "+plan.SourceCommit)
 	if err := fetch(ctx, cloneURL, plan.SourceCommit, src); err != nil {
@@ -282,22 +270,74 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		all <- have
 	}()
 
+	progress("build", strings.Join(plan.Command, " "))
+	outputs, before, err := replayBuild(buildCtx, plan, opts, assign, src, dir, toolPaths)
+	tc, terr := checkToolchains(plan, <-all, opts.AllowToolchainMismatch)
+	if terr != nil {
+		return nil, terr
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	progress("compare", fmt.Sprintf("%d subject(s)", len(plan.Subjects)))
+	out := &Result{Toolchains: tc, StartedOn: started, RefusedEnvironment: refused, Sandbox: sandbox.Version()}
+	out.Matched, out.Subjects = compareAll(ctx, plan, opts, progress, outputs, before, src, scratch)
+	out.FinishedOn = now().UTC()
+	return out, nil
+}
+
+// compareAll compares every subject with what the rebuild wrote, running
+// diffoscope on a mismatch when asked to; the results are sorted by name.
+func compareAll(ctx context.Context, plan *Plan, opts Options, progress func(string, string), outputs []build.Output, before map[string]time.Time, src, scratch string) (bool, []SubjectResult) {
+	matched := true
+	var results []SubjectResult
+	for _, s := range plan.Subjects {
+		r, rebuilt := compare(s, outputs, before)
+		matched = matched && r.Status == StatusMatch
+		if r.Status == StatusMismatch && opts.Diffoscope != "" {
+			if orig := opts.Originals[s.Name]; orig != "" {
+				progress("diffoscope", s.Name)
+				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, src, rebuilt, scratch)
+			}
+		}
+		results = append(results, r)
+	}
+	slices.SortFunc(results, func(a, b SubjectResult) int { return strings.Compare(a.Name, b.Name) })
+	return matched, results
+}
+
+// checkToolchains compares the toolchains this machine has with the
+// recorded ones: a *ToolchainError when they differ, unless allowed.
+func checkToolchains(plan *Plan, have map[string]string, allowMismatch bool) (Toolchains, error) {
+	tc := Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
+	diffs := diffToolchains(plan.Toolchains, have)
+	if len(diffs) > 0 && !allowMismatch {
+		return tc, &ToolchainError{Diffs: diffs}
+	}
+	for _, d := range diffs {
+		tc.Differs = append(tc.Differs, d.Name)
+	}
+	return tc, nil
+}
+
+// replayBuild runs the recorded command in the clone src, in its working
+// directory dir, and returns the files it wrote where the subjects may be
+// (none when it wrote none of them), and the files that were there before.
+func replayBuild(ctx context.Context, plan *Plan, opts Options, assign []string, src, dir string, toolPaths []string) ([]build.Output, map[string]time.Time, error) {
 	var allPatterns []string
 	for _, s := range plan.Subjects {
 		allPatterns = append(allPatterns, subjectPatterns(s.Name, opts.OutDir)...)
 	}
 	before := existing(dir, allPatterns)
-
-	progress("build", strings.Join(plan.Command, " "))
 	command, err := replayCommand(plan.Command, assign)
 	if err != nil {
-		<-all
-		return nil, err
+		return nil, nil, err
 	}
 	// The toolchains and source were recorded by the original build and
 	// are checked here: build.Replay only runs the command hermetically
 	// and hashes what it wrote, beneath the clone.
-	built, err := build.Replay(buildCtx, build.Options{
+	built, err := build.Replay(ctx, build.Options{
 		Command:     command,
 		Dir:         dir,
 		SandboxRoot: src,
@@ -308,35 +348,11 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 		Stdout:      opts.Stdout,
 		Stderr:      opts.Stderr,
 	})
-	if terr := toolchainsOK(<-all); terr != nil {
-		return nil, terr
-	}
-	var outputs []build.Output
-	switch {
-	case errors.Is(err, build.ErrNoOutputs):
+	if errors.Is(err, build.ErrNoOutputs) {
 		// Nothing of the recorded names was produced: every subject is missing.
-	case err != nil:
-		return nil, err
-	default:
-		outputs = built
+		return nil, before, nil
 	}
-
-	progress("compare", fmt.Sprintf("%d subject(s)", len(plan.Subjects)))
-	out := &Result{Matched: true, Toolchains: tc, StartedOn: started, RefusedEnvironment: refused, Sandbox: sandbox.Version()}
-	for _, s := range plan.Subjects {
-		r, rebuilt := compare(s, outputs, before)
-		out.Matched = out.Matched && r.Status == StatusMatch
-		if r.Status == StatusMismatch && opts.Diffoscope != "" {
-			if orig := opts.Originals[s.Name]; orig != "" {
-				progress("diffoscope", s.Name)
-				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, src, rebuilt, scratch)
-			}
-		}
-		out.Subjects = append(out.Subjects, r)
-	}
-	slices.SortFunc(out.Subjects, func(a, b SubjectResult) int { return strings.Compare(a.Name, b.Name) })
-	out.FinishedOn = now().UTC()
-	return out, nil
+	return built, before, err
 }
 
 // workingDir returns the recorded working directory wd inside the clone
