@@ -12,7 +12,6 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -118,7 +117,7 @@ func earliestClaim(bu *bundle.Bundle) (time.Time, string) {
 			return time.Time{}, ""
 		}
 		if best.IsZero() || t.Before(best) {
-			best, what = t.UTC(), "rfc3161 timestamp"
+			best, what = t.UTC(), verify.ProofTimestamp
 		}
 	}
 	for _, e := range vm.GetTlogEntries() {
@@ -126,54 +125,20 @@ func earliestClaim(bu *bundle.Bundle) (time.Time, string) {
 			continue
 		}
 		if t := time.Unix(e.GetIntegratedTime(), 0).UTC(); best.IsZero() || t.Before(best) {
-			best, what = t, "log entry"
+			best, what = t, verify.ProofLogEntry
 		}
 	}
 	return best, what
 }
 
-// provenTime returns the earliest time a verified RFC 3161 timestamp or
-// log entry places the signature at, and what proved it.
+// provenTime is verify.ProvenSigningTime with its failure as the proof
+// ("not proven: why").
 func provenTime(bu *bundle.Bundle, tm root.TrustedMaterial) (time.Time, string) {
-	if tm == nil {
-		return time.Time{}, "not proven: no trusted root given"
+	at, proof, err := verify.ProvenSigningTime(bu, tm)
+	if err != nil {
+		return time.Time{}, "not proven: " + err.Error()
 	}
-	var best time.Time
-	proof := ""
-	consider := func(t time.Time, what string) {
-		if !t.IsZero() && (best.IsZero() || t.Before(best)) {
-			best, proof = t.UTC(), what
-		}
-	}
-	var problems []string
-	if len(tm.TimestampingAuthorities()) > 0 {
-		ts, errs, err := sgverify.VerifyTimestampAuthority(bu, tm)
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-		for _, e := range errs {
-			problems = append(problems, "timestamp: "+e.Error())
-		}
-		for _, t := range ts {
-			consider(t.Time, "rfc3161 timestamp")
-		}
-	}
-	if len(tm.RekorLogs()) > 0 && len(bu.GetVerificationMaterial().GetTlogEntries()) > 0 {
-		ts, err := sgverify.VerifyTlogEntry(bu, tm, 1, true)
-		if err != nil {
-			problems = append(problems, "log entry: "+err.Error())
-		}
-		for _, t := range ts {
-			consider(t.Time, "log entry")
-		}
-	}
-	if best.IsZero() {
-		if len(problems) == 0 {
-			return time.Time{}, "not proven: no timestamp or log entry"
-		}
-		return time.Time{}, "not proven: " + strings.Join(problems, "; ")
-	}
-	return best, proof
+	return at, proof
 }
 
 // FromBundles reads evidence from an index (a custody server's search
