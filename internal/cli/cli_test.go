@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,8 +23,6 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
-
-	"github.com/custody-dev/custody/internal/incident"
 )
 
 func TestMain(m *testing.M) {
@@ -205,24 +202,4 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
-}
-
-// Below the admin threshold the revoked trust root is not pushed: the
-// report says what to run, and nothing is sent to the server.
-func TestIncidentPushNeedsThreshold(t *testing.T) {
-	tr := &incident.TrustRoot{Path: "root.json", Version: 2, Signed: 1, Needed: 2}
-	p := pushRevocation(context.Background(), nil, nil, tr, "https://custody.example", "alice")
-	if p.Accepted || p.Version != 0 {
-		t.Errorf("push = %+v; want not accepted", p)
-	}
-	for _, w := range []string{"needs 1 more admin signature", "custody trust sign --root root.json", "custody trust push root.json --server https://custody.example"} {
-		if !strings.Contains(p.Detail, w) {
-			t.Errorf("push detail %q does not say %q", p.Detail, w)
-		}
-	}
-	var b strings.Builder
-	(&incident.Report{Found: &incident.Findings{}, TrustRoot: &incident.TrustRoot{Path: "root.json", Push: p}}).WriteText(&b)
-	if !strings.Contains(b.String(), "TRUST ROOT NOT ON THE SERVER: https://custody.example: not pushed") {
-		t.Errorf("report text:\n%s", b.String())
-	}
 }

@@ -7,21 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/store"
-	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -126,29 +122,68 @@ func newIncidentOpenCmd(s *streams) *cobra.Command {
 }
 
 func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command []string) error {
+	o, err := incidentOptions(ctx, s, f, command)
+	if err != nil {
+		return err
+	}
+	rep, err := incident.Open(ctx, o)
+	if err != nil {
+		return incidentOpenErr(err)
+	}
+	if f.jsonOut {
+		if err := writeJSON(s.out, rep); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteText(s.out)
+		if f.data != "" {
+			fmt.Fprintf(s.out, "report: %s\n", filepath.Join(o.ReportDir, rep.ID+".json"))
+		} else {
+			fmt.Fprintf(s.out, "report: recorded on %s as incident record %d (custody incident show %s --server %s)\n",
+				o.ServerURL, rep.Record, rep.ID, o.ServerURL)
+		}
+	}
+	if still := rep.StillRunning(); len(still) > 0 {
+		return failErr(fmt.Errorf("incident %s: %s still run(s) an affected artifact", rep.ID, strings.Join(still, ", ")),
+			"deploy a known-good artifact there by hand; the quarantine already refuses the affected ones")
+	}
+	if t := rep.TrustRoot; t != nil && t.Push != nil && !t.Push.Accepted && t.Signed >= t.Needed {
+		return failErr(fmt.Errorf("incident %s: the server does not hold the revoked trust root: %s", rep.ID, t.Push.Detail),
+			"the quarantine is recorded; once the server can take it: custody trust push "+t.Path+" --server "+t.Push.Server)
+	}
+	return nil
+}
+
+// incidentSelector reads the compromised signer and time from the flags.
+func incidentSelector(f *incidentFlags) (incident.Selector, time.Time, error) {
 	sel := incident.Selector{Identity: f.identity, Builder: f.builder}
 	if f.key != "" {
 		id, err := incidentKeyID(f.key)
 		if err != nil {
-			return err
+			return sel, time.Time{}, err
 		}
 		sel.KeyID = id
 	}
 	if err := sel.Validate(); err != nil {
-		return usageErr(err, "pass one of --key, --identity, --builder")
+		return sel, time.Time{}, usageErr(err, "pass one of --key, --identity, --builder")
 	}
 	if f.since == "" {
-		return usageErr(errors.New("--compromised-since is required"), "")
+		return sel, time.Time{}, usageErr(errors.New("--compromised-since is required"), "")
 	}
 	since, err := parseTimeFlag("--compromised-since", f.since)
 	if err != nil {
-		return err
+		return sel, time.Time{}, err
 	}
 	if now := time.Now(); since.After(now.Add(time.Minute)) {
-		return usageErr(fmt.Errorf("--compromised-since %s is in the future (now %s)", since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)),
+		return sel, time.Time{}, usageErr(fmt.Errorf("--compromised-since %s is in the future (now %s)", since.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)),
 			"give when the compromise began; if unsure, an earlier time")
 	}
-	f.server = sourceServer(f.server, f.data, f.evidence)
+	return sel, since, nil
+}
+
+// checkIncidentSources checks the flags that say where to search, what to
+// revoke and which environments to look at (after sourceServer).
+func checkIncidentSources(f *incidentFlags, sel incident.Selector) error {
 	switch {
 	case f.data != "" && f.server != "":
 		return usageErr(errors.New("give either --data (with --evidence) or --server, not both"), "")
@@ -168,311 +203,100 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 			return usageErr(fmt.Errorf("--env %q is not an environment name", e), "")
 		}
 	}
+	return nil
+}
+
+// incidentOptions turns the flags into incident.Open's options: files
+// read, keys loaded, the server's client, ledger and history opened.
+func incidentOptions(ctx context.Context, s *streams, f *incidentFlags, command []string) (incident.Options, error) {
+	sel, since, err := incidentSelector(f)
+	if err != nil {
+		return incident.Options{}, err
+	}
+	f.server = sourceServer(f.server, f.data, f.evidence)
+	if err := checkIncidentSources(f, sel); err != nil {
+		return incident.Options{}, err
+	}
 	policies := map[string]string{}
 	for _, p := range f.policies {
 		pol, err := loadPolicy(p)
 		if err != nil {
-			return err
+			return incident.Options{}, err
 		}
 		if prev, dup := policies[pol.Environment]; dup {
-			return usageErr(fmt.Errorf("%s and %s are both policies of %s", prev, p, pol.Environment), "")
+			return incident.Options{}, usageErr(fmt.Errorf("%s and %s are both policies of %s", prev, p, pol.Environment), "")
 		}
 		policies[pol.Environment] = p
 	}
-	actor := f.actor
-	if actor == "" {
-		actor = os.Getenv("USER")
+	o := incident.Options{Selector: sel, Since: since, Actor: f.actor, Environments: f.envs}
+	if o.Actor == "" {
+		o.Actor = os.Getenv("USER")
 	}
 	var cl *client.Client
 	if f.data == "" {
 		if cl, err = newClient(serverURL(f.server)); err != nil {
-			return err
+			return o, err
 		}
+		o.Server, o.ServerURL = cl, serverURL(f.server)
+	} else {
+		o.EvidenceDir, o.ReportDir = f.evidence, filepath.Join(f.data, "incidents")
 	}
-	tm, err := incidentTimeMaterial(ctx, f, cl)
-	if err != nil {
-		return err
+	if o.TrustedMaterial, err = incidentTimeMaterial(ctx, f, cl); err != nil {
+		return o, err
 	}
 	// The revoked trust root is made (read, revoked, signed) before anything
 	// is recorded: a trust root without the key, or an admin key that
-	// cannot sign, is bad input, and must not leave a half-opened incident
-	// (quarantined and rolled back, with no report). It is written in step 5.
-	var revoked *trust.Document
-	var revokedRoot *incident.TrustRoot
+	// cannot sign, is bad input, and must not leave a half-opened incident.
 	if f.trustRoot != "" {
-		if revokedRoot, revoked, err = revokeInRoot(ctx, s, f, sel.KeyID, since); err != nil {
-			return err
+		if o.Revocation, err = revokeInRoot(ctx, s, f, sel.KeyID, since); err != nil {
+			return o, err
 		}
 	}
-
-	// 1. find
-	openedAt := time.Now().UTC()
-	id, err := incident.NewID(openedAt)
-	if err != nil {
-		return err
+	if o.History, err = deployHistory(&deployFlags{data: f.data, policyFlags: policyFlags{server: f.server}}); err != nil {
+		return o, err
 	}
-	rep := &incident.Report{ID: id, Selector: sel, CompromisedSince: since.UTC(), OpenedAt: openedAt, Actor: actor,
-		Running: []incident.Placement{}, Quarantined: []incident.Quarantined{}, PromotionHalted: []incident.Placement{},
-		Rollbacks: []incident.Rollback{}}
-	var evs []*incident.Evidence
-	if f.data != "" {
-		bundles, err := gate.ReadDir(f.evidence)
-		if err != nil {
-			return usageErr(err, "")
-		}
-		for _, b := range bundles {
-			e, err := incident.FromBundle(b.Name, b.JSON, tm, since)
-			if err != nil {
-				rep.Unreadable = append(rep.Unreadable, incident.Unreadable{Source: b.Name, Reason: err.Error()})
-				continue
-			}
-			evs = append(evs, e)
-		}
-	} else {
-		// The next page is fetched while this one is read.
-		type page struct {
-			found []client.Found
-			err   error
-		}
-		sctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		pages := make(chan page, 1)
-		go func() {
-			defer close(pages)
-			q := sel.Query()
-			q.Limit = store.MaxLimit
-			for {
-				found, err := cl.SearchBundles(sctx, q)
-				select {
-				case pages <- page{found, err}:
-				case <-sctx.Done():
-					return
-				}
-				if err != nil || len(found) < q.Limit {
-					return
-				}
-				q.AfterID = found[len(found)-1].Evidence.ID
-			}
-		}()
-		for p := range pages {
-			if p.err != nil {
-				return remoteErr(p.err, "search the evidence index")
-			}
-			// Each bundle was parsed once, by the client (which checked
-			// its log entries); FromBundles reads the parsed form.
-			es := make([]*store.Evidence, len(p.found))
-			parsed := make([]*protobundle.Bundle, len(p.found))
-			for i, f := range p.found {
-				es[i], parsed[i] = f.Evidence, f.Bundle
-			}
-			read, unreadable := incident.FromBundles(es, parsed, tm, since)
-			evs = append(evs, read...)
-			rep.Unreadable = append(rep.Unreadable, unreadable...)
-		}
+	if o.Ledger, err = incidentLedger(f.data, f.server); err != nil {
+		return o, err
 	}
-	rep.Found = incident.Find(evs, sel, since)
-	affected := map[string]bool{}
-	for _, a := range rep.Found.Affected {
-		affected[a.Digest] = true
-	}
-
-	// where they run
-	hist, err := deployHistory(&deployFlags{data: f.data, policyFlags: policyFlags{server: f.server}})
-	if err != nil {
-		return err
-	}
-	recs, err := hist.List(ctx, "")
-	if err != nil {
-		return deployErr(fmt.Errorf("couldn't read deployment history: %w", err), nil)
-	}
-	envSet := map[string]bool{}
-	for _, r := range recs {
-		envSet[r.Environment] = true
-	}
-	if len(f.envs) > 0 {
-		envSet = map[string]bool{}
-		for _, e := range f.envs {
-			envSet[e] = true
-		}
-	}
-	var envs []string
-	for e := range envSet {
-		envs = append(envs, e)
-	}
-	sort.Strings(envs)
-	for _, e := range envs {
-		st := deploy.Current(e, recs)
-		if st.Running != nil && affected[st.Running.Artifact] {
-			p := incident.Placement{Environment: e, Artifact: st.Running.Artifact, Name: st.Running.Name, Since: st.Since}
-			rep.Running = append(rep.Running, p)
-			rep.PromotionHalted = append(rep.PromotionHalted, p)
-		}
-	}
-
-	// 2, 3. quarantine: from these records on, the gate refuses them
-	ledger, err := incidentLedger(f.data, f.server)
-	if err != nil {
-		return err
-	}
-	// One batch: the opening and every quarantine (a server ledger sends it
-	// in as few requests as fit, each all or none).
-	detail := fmt.Sprintf("evidence signed by %s not proven before %s", sel, since.UTC().Format(time.RFC3339Nano))
-	batch := make([]*store.IncidentRecord, 0, 1+len(rep.Found.Affected))
-	batch = append(batch, &store.IncidentRecord{Incident: id, Event: store.IncidentOpened, Actor: actor, Time: openedAt,
-		Detail: fmt.Sprintf("%s compromised since %s", sel, since.UTC().Format(time.RFC3339Nano))})
-	now := time.Now().UTC()
-	for _, a := range rep.Found.Affected {
-		batch = append(batch, &store.IncidentRecord{Incident: id, Event: store.IncidentQuarantined, Artifact: a.Digest,
-			Actor: actor, Time: now, Detail: detail})
-	}
-	recorded, err := ledger.AppendAll(ctx, batch)
-	if err != nil {
-		return incidentErr(err, fmt.Sprintf("record the incident and quarantine %d artifact(s)", len(rep.Found.Affected)))
-	}
-	for _, r := range recorded[1:] {
-		rep.Quarantined = append(rep.Quarantined, incident.Quarantined{Artifact: r.Artifact, At: r.Time, Record: r.ID})
-	}
-
-	// 4. roll back
-	for _, p := range rep.Running {
-		rb := incident.Rollback{Environment: p.Environment, From: p.Artifact}
-		pol, ok := policies[p.Environment]
-		switch {
-		case !ok:
-			rb.Outcome, rb.Detail = incident.NotAttempted, fmt.Sprintf("no --policy for %s given; run 'custody rollback --env %s ...'", p.Environment, p.Environment)
-		case len(command) == 0:
-			rb.Outcome, rb.Detail = incident.NotAttempted, "no deploy command given after --; run 'custody rollback --env "+p.Environment+" ...'"
-		default:
-			df := &deployFlags{policyFlags: policyFlags{policy: pol, evidence: f.evidence, server: f.server,
-				trustedRoot: f.rollbackRoot, keys: f.verifyKeys}, env: p.Environment, data: f.data, verifierKey: f.verifierKey, verifierID: f.verifierID,
-				healthCmd: f.healthCmd, actor: actor}
-			g, _, release, err := newGate(s, df, command)
-			if err != nil {
-				rb.Outcome, rb.Detail = incident.RollbackFail, err.Error()
-				break
-			}
-			res, err := g.Rollback(ctx)
-			release()
-			if res != nil {
-				rb.Skipped = res.Skipped
-			}
-			switch {
-			case err == nil && res.RolledBackTo != nil:
-				rb.Outcome, rb.To, rb.ToName, rb.At = incident.RolledBack, res.RolledBackTo.Artifact, res.RolledBackTo.Name, res.RolledBackTo.Time
-			case errors.Is(err, deploy.ErrNoRollback):
-				rb.Outcome, rb.Detail = incident.NoRollback, err.Error()
-			case err != nil:
-				rb.Outcome, rb.Detail = incident.RollbackFail, err.Error()
-			default:
-				rb.Outcome, rb.Detail = incident.RollbackFail, "rollback recorded nothing"
-			}
-		}
-		rep.Rollbacks = append(rep.Rollbacks, rb)
-	}
-
-	// 5. revoke
-	if revoked != nil {
-		tr, d := revokedRoot, revoked
-		b, err := d.Marshal()
-		if err != nil {
-			return usageErr(err, "")
-		}
-		if err := fsutil.WriteFileAtomic(f.trustRoot, b, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write %s: %w", f.trustRoot, err), "")
-		}
-		if cl != nil {
-			// The server checks policy changes against its trust root and
-			// serves it to every client that pulls: it must learn the
-			// revocation too.
-			tr.Push = pushRevocation(ctx, cl, d, tr, serverURL(f.server), actor)
-		}
-		rep.TrustRoot = tr
-	}
-
-	// 6. report
-	rep.Finish()
-	b, err := json.Marshal(rep)
-	if err != nil {
-		return fmt.Errorf("couldn't encode report: %w", err)
-	}
-	// The recorded report must fit in one ledger record: one request to a
-	// server. A large incident records it abridged; the whole report is
-	// printed (and written to DATA/incidents).
-	maxRecorded := store.MaxReportSize
-	if f.data == "" {
-		maxRecorded = client.MaxIncidentRequestBytes * 2 / 3
-	}
-	recordedReport, err := rep.MarshalAtMost(maxRecorded)
-	if err != nil {
-		return fmt.Errorf("couldn't encode report: %w", err)
-	}
-	repRec, err := ledger.Append(ctx, &store.IncidentRecord{Incident: id, Event: store.IncidentReported, Actor: actor,
-		Time: time.Now().UTC(), Report: recordedReport})
-	if err != nil {
-		return incidentErr(err, "record the report")
-	}
-	if f.data != "" {
-		var txt strings.Builder
-		rep.WriteText(&txt)
-		dir := filepath.Join(f.data, "incidents")
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, id+".json"), b, 0o600); err != nil {
-			return fmt.Errorf("couldn't write report: %w", err)
-		}
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, id+".txt"), []byte(txt.String()), 0o600); err != nil {
-			return fmt.Errorf("couldn't write report: %w", err)
-		}
-	}
-	if f.jsonOut {
-		if err := writeJSON(s.out, rep); err != nil {
-			return err
-		}
-	} else {
-		rep.WriteText(s.out)
-		if f.data != "" {
-			fmt.Fprintf(s.out, "report: %s\n", filepath.Join(f.data, "incidents", id+".json"))
-		} else {
-			fmt.Fprintf(s.out, "report: recorded on %s as incident record %d (custody incident show %s --server %s)\n",
-				serverURL(f.server), repRec.ID, id, serverURL(f.server))
-		}
-	}
-	var still []string
-	for _, rb := range rep.Rollbacks {
-		if rb.Outcome != incident.RolledBack {
-			still = append(still, rb.Environment)
-		}
-	}
-	if len(still) > 0 {
-		return failErr(fmt.Errorf("incident %s: %s still run(s) an affected artifact", id, strings.Join(still, ", ")),
-			"deploy a known-good artifact there by hand; the quarantine already refuses the affected ones")
-	}
-	if t := rep.TrustRoot; t != nil && t.Push != nil && !t.Push.Accepted && t.Signed >= t.Needed {
-		return failErr(fmt.Errorf("incident %s: the server does not hold the revoked trust root: %s", id, t.Push.Detail),
-			"the quarantine is recorded; once the server can take it: custody trust push "+t.Path+" --server "+t.Push.Server)
-	}
-	return nil
+	o.Rollback = incidentRollback(s, f, policies, o.Actor, command)
+	return o, nil
 }
 
-// pushRevocation sends the revoked trust root version d to the server when
-// it carries the admin threshold, and says what became of it.
-func pushRevocation(ctx context.Context, cl *client.Client, d *trust.Document, tr *incident.TrustRoot, server, actor string) *incident.TrustPush {
-	p := &incident.TrustPush{Server: server}
-	push := fmt.Sprintf("custody trust push %s --server %s", tr.Path, server)
-	if tr.Signed < tr.Needed {
-		p.Detail = fmt.Sprintf("not pushed: it needs %d more admin signature(s); run custody trust sign --root %s --key ADMIN.key, then %s",
-			tr.Needed-tr.Signed, tr.Path, push)
-		return p
-	}
-	v, _, err := cl.PushTrustRoot(ctx, d, actor)
-	if err != nil {
-		p.Detail = fmt.Sprintf("refused: %v; once that is fixed, run %s", err, push)
-		var apiErr *client.APIError
-		if errors.Is(err, client.ErrUnreachable) || !errors.As(err, &apiErr) {
-			p.Detail = fmt.Sprintf("not pushed: %v; run %s", err, push)
+// incidentRollback rolls an environment back as 'custody rollback' does,
+// with its --policy and the deploy command after --.
+func incidentRollback(s *streams, f *incidentFlags, policies map[string]string, actor string, command []string) incident.RollbackFunc {
+	return func(ctx context.Context, env string) (*deploy.Result, error) {
+		pol, ok := policies[env]
+		switch {
+		case !ok:
+			return nil, &incident.NotAttemptedError{Reason: fmt.Sprintf("no --policy for %s given; run 'custody rollback --env %s ...'", env, env)}
+		case len(command) == 0:
+			return nil, &incident.NotAttemptedError{Reason: "no deploy command given after --; run 'custody rollback --env " + env + " ...'"}
 		}
-		return p
+		df := &deployFlags{policyFlags: policyFlags{policy: pol, evidence: f.evidence, server: f.server,
+			trustedRoot: f.rollbackRoot, keys: f.verifyKeys}, env: env, data: f.data, verifierKey: f.verifierKey, verifierID: f.verifierID,
+			healthCmd: f.healthCmd, actor: actor}
+		g, _, release, err := newGate(s, df, command)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		return g.Rollback(ctx)
 	}
-	p.Accepted, p.Version = true, v
-	return p
+}
+
+// incidentOpenErr maps incident.Open's errors to exit codes.
+func incidentOpenErr(err error) error {
+	var oe *incident.OpError
+	switch {
+	case !errors.As(err, &oe):
+		return err
+	case oe.Op == incident.OpSearch:
+		return remoteErr(oe.Err, oe.Op)
+	case oe.Op == incident.OpReadHistory:
+		return deployErr(err, nil)
+	}
+	return incidentErr(oe.Err, oe.Op)
 }
 
 // incidentKeyID accepts a key ID (hex SHA-256) or a .pub file.
@@ -532,36 +356,27 @@ func incidentTimeMaterial(ctx context.Context, f *incidentFlags, cl *client.Clie
 }
 
 // revokeInRoot marks keyID compromised in --trust-root and signs the new
-// version with every --admin-key; the caller writes it.
-func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.TrustRoot, *trust.Document, error) {
+// version with every --admin-key; incident.Open writes it.
+func revokeInRoot(ctx context.Context, s *streams, f *incidentFlags, keyID string, since time.Time) (*incident.Revocation, error) {
 	d, err := readRoot(f.trustRoot)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := d.RevokeKey(keyID, since.UTC()); err != nil {
-		return nil, nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
+		return nil, usageErr(fmt.Errorf("couldn't revoke %s in %s: %w", keyID, f.trustRoot, err), "add the key to the trust root first, or leave --trust-root out")
 	}
 	for _, k := range f.adminKeys {
 		sg, release, err := loadSigner(s, k)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		err = d.Sign(ctx, sg)
 		release()
 		if err != nil {
-			return nil, nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
+			return nil, usageErr(fmt.Errorf("couldn't sign the trust root with %s: %w", k, err), "")
 		}
 	}
-	if _, err := d.Marshal(); err != nil {
-		return nil, nil, usageErr(err, "")
-	}
-	tr := &incident.TrustRoot{Path: f.trustRoot, Version: d.Version, KeyID: keyID, Signed: len(d.Signatures), Needed: d.Threshold}
-	if tr.Signed >= tr.Needed {
-		tr.Note = "signed by the admin threshold; verifiers that trust the previous version accept it"
-	} else {
-		tr.Note = fmt.Sprintf("needs %d more admin signature(s): custody trust sign --root %s --key ADMIN.key", tr.Needed-tr.Signed, f.trustRoot)
-	}
-	return tr, d, nil
+	return &incident.Revocation{Path: f.trustRoot, Document: d}, nil
 }
 
 // incidentErr maps ledger errors to exit codes.

@@ -45,6 +45,9 @@ type Report struct {
 	// report fits in one ledger record (the quarantine records still name
 	// every artifact).
 	Abridged string `json:"abridged,omitempty"`
+	// Record is the ID of the ledger record that holds the report (set by
+	// Open; not part of the JSON form).
+	Record int64 `json:"-"`
 }
 
 // MarshalAtMost returns the report as JSON of at most max bytes: whole
