@@ -2,14 +2,13 @@ package tlog
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
+	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/fsutil"
@@ -46,58 +45,52 @@ func (c *Checkpoint) clone() *Checkpoint {
 }
 
 // ParseCheckpoint verifies the signed note signed by v (whose name must be
-// the checkpoint's origin) and parses the checkpoint it carries. Signatures
-// by other keys (cosignatures) are allowed and left unverified.
+// the checkpoint's origin) and parses the checkpoint it carries, with
+// transparency-dev/formats' log.ParseCheckpoint and custody's stricter
+// rules on the text (checkCanonical). Signatures by other keys
+// (cosignatures) are allowed and left unverified.
 func ParseCheckpoint(signed []byte, v note.Verifier) (*Checkpoint, error) {
 	if len(signed) > maxCheckpointBytes {
 		return nil, fmt.Errorf("checkpoint of %d bytes is too large", len(signed))
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	c, _, n, err := log.ParseCheckpoint(signed, v.Name(), v)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't verify checkpoint signature: %w", err)
+		return nil, fmt.Errorf("couldn't verify checkpoint: %w", err)
 	}
-	cp, err := parseCheckpointBody(n.Text)
-	if err != nil {
+	if err := checkCanonical(n.Text, c); err != nil {
 		return nil, err
 	}
-	if cp.Origin != v.Name() {
-		return nil, fmt.Errorf("checkpoint origin %q is not %q", cp.Origin, v.Name())
-	}
-	cp.Note = append([]byte(nil), signed...)
-	return cp, nil
+	return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Note: bytes.Clone(signed)}, nil
 }
 
 // parseCheckpointBody parses the text of a checkpoint note.
 func parseCheckpointBody(text string) (*Checkpoint, error) {
-	lines := strings.SplitAfter(text, "\n")
-	if len(lines) < 4 {
-		return nil, errors.New("checkpoint has fewer than three lines")
+	var c log.Checkpoint
+	if _, err := c.Unmarshal([]byte(text)); err != nil {
+		return nil, err
 	}
-	for _, l := range lines[:len(lines)-1] {
-		if l == "\n" {
-			return nil, errors.New("checkpoint has an empty line")
-		}
+	if err := checkCanonical(text, &c); err != nil {
+		return nil, err
 	}
-	if lines[len(lines)-1] != "" {
-		return nil, errors.New("checkpoint does not end with a newline")
+	return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash}, nil
+}
+
+// checkCanonical holds the text of a checkpoint formats parsed as c to
+// what C2SP tlog-checkpoint allows and formats does not check: the size in
+// decimal without sign or leading zeros, the root hash 32 bytes of
+// canonical base64, every line (extension lines too) non-empty and ended
+// by a newline.
+func checkCanonical(text string, c *log.Checkpoint) error {
+	if len(c.Hash) != 32 {
+		return errors.New("checkpoint root hash is not 32 bytes of base64")
 	}
-	origin := strings.TrimSuffix(lines[0], "\n")
-	sizeStr := strings.TrimSuffix(lines[1], "\n")
-	if origin == "" {
-		return nil, errors.New("checkpoint has an empty origin")
+	if !strings.HasPrefix(text, string(c.Marshal())) {
+		return errors.New("checkpoint size or root hash is not in canonical form")
 	}
-	if sizeStr == "" || (len(sizeStr) > 1 && sizeStr[0] == '0') || strings.TrimLeft(sizeStr, "0123456789") != "" {
-		return nil, fmt.Errorf("checkpoint size %q is not a decimal number", sizeStr)
+	if strings.Contains(text, "\n\n") || !strings.HasSuffix(text, "\n") {
+		return errors.New("checkpoint has an empty line or does not end with a newline")
 	}
-	size, err := strconv.ParseUint(sizeStr, 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint size %q: %w", sizeStr, err)
-	}
-	hash, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSuffix(lines[2], "\n"))
-	if err != nil || len(hash) != 32 {
-		return nil, errors.New("checkpoint root hash is not 32 bytes of base64")
-	}
-	return &Checkpoint{Origin: origin, Size: size, Hash: hash}, nil
+	return nil
 }
 
 // writeIfAbsent atomically creates path (0600, creating its directory) with

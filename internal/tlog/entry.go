@@ -1,25 +1,26 @@
 package tlog
 
 import (
-	"bytes"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/sigstore/rekor-tiles/v2/pkg/types/hashedrekord"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // CreateEntryRequest is the Rekor v2 write request: a hashedrekord v0.0.2
-// or a (deprecated upstream) DSSE v0.0.2 request.
+// or a (deprecated upstream) DSSE v0.0.2 request, which the log writes as
+// the hashedrekord entry of the envelope's PAE (see [CanonicalEntry]).
 type CreateEntryRequest = rekorpb.CreateEntryRequest
 
 // ErrInvalidEntry is returned (wrapped) for a request that is malformed, too
@@ -27,7 +28,9 @@ type CreateEntryRequest = rekorpb.CreateEntryRequest
 // HTTP API answers 400.
 var ErrInvalidEntry = errors.New("invalid entry")
 
-// Entry kinds and versions written by this log.
+// Entry kinds and versions. The log writes only KindHashedRekord entries;
+// logs written before custody stopped writing the deprecated DSSE type
+// also hold KindDSSE entries, which readers still parse.
 const (
 	KindHashedRekord = "hashedrekord"
 	KindDSSE         = "dsse"
@@ -64,19 +67,25 @@ func ParseCreateEntryRequest(body []byte, maxBytes int) (*CreateEntryRequest, er
 
 // CanonicalEntry validates req (the signature must verify with the
 // request's key or certificate) and returns the log entry it becomes: the
-// canonicalized (RFC 8785) protojson of a rekor v2 Entry, which is the leaf
-// stored in the log, and its kind and version. Errors wrap ErrInvalidEntry.
+// canonicalized (RFC 8785) protojson of a rekor v2 hashedrekord Entry,
+// which is the leaf stored in the log, and its kind and version. A DSSE
+// request becomes the hashedrekord entry of its envelope's PAE, as Rekor v2
+// clients log envelopes (dsseAsHashedRekord). Errors wrap ErrInvalidEntry.
 func CanonicalEntry(req *CreateEntryRequest) ([]byte, *protorekor.KindVersion, error) {
-	var entry *rekorpb.Entry
+	var hr *rekorpb.HashedRekordRequestV002
 	var err error
 	switch spec := req.GetSpec().(type) {
 	case *rekorpb.CreateEntryRequest_HashedRekordRequestV002:
-		entry, err = hashedRekordEntry(spec.HashedRekordRequestV002)
+		hr = spec.HashedRekordRequestV002
 	case *rekorpb.CreateEntryRequest_DsseRequestV002:
-		entry, err = dsseEntry(spec.DsseRequestV002)
+		hr, err = dsseAsHashedRekord(spec.DsseRequestV002)
 	default:
 		err = invalid("request has neither hashedRekordRequestV002 nor dsseRequestV002")
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	entry, err := hashedRekordEntry(hr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,23 +155,19 @@ func verifierKey(v *rekorpb.Verifier) (crypto.PublicKey, *rekorpb.Verifier, erro
 	}
 }
 
+// hashedRekordEntry validates hr and returns its entry with rekor-tiles'
+// hashedrekord.ToLogEntry, after custody's stricter rules: the key is
+// re-encoded as PKIX DER (verifierKey), and the key details must be the
+// default ones for the key, which is what sigstore-go assumes when it
+// rebuilds the entry to verify inclusion.
 func hashedRekordEntry(hr *rekorpb.HashedRekordRequestV002) (*rekorpb.Entry, error) {
 	if hr == nil {
 		return nil, invalid("empty hashedrekord request")
 	}
-	sig := hr.GetSignature()
-	if len(sig.GetContent()) == 0 {
-		return nil, invalid("missing signature")
-	}
-	if len(hr.GetDigest()) == 0 {
-		return nil, invalid("missing digest")
-	}
-	pub, v, err := verifierKey(sig.GetVerifier())
+	pub, v, err := verifierKey(hr.GetSignature().GetVerifier())
 	if err != nil {
 		return nil, err
 	}
-	// The key details must be the default ones for the key: that is what
-	// sigstore-go assumes when it rebuilds the entry to verify inclusion.
 	want, err := signature.GetDefaultAlgorithmDetails(pub, options.WithED25519ph())
 	if err != nil {
 		return nil, invalid("unsupported key: %v", err)
@@ -170,32 +175,43 @@ func hashedRekordEntry(hr *rekorpb.HashedRekordRequestV002) (*rekorpb.Entry, err
 	if v.KeyDetails != want.GetSignatureAlgorithm() {
 		return nil, invalid("key details %s do not match the key (want %s)", v.KeyDetails, want.GetSignatureAlgorithm())
 	}
-	hf := want.GetHashType()
-	if len(hr.Digest) != hf.Size() {
-		return nil, invalid("digest is %d bytes, want %d for %s", len(hr.Digest), hf.Size(), hf)
-	}
-	sv, err := signature.LoadVerifierWithOpts(pub, options.WithED25519ph(), options.WithHash(hf))
+	registry, err := entryAlgorithms()
 	if err != nil {
-		return nil, invalid("couldn't load verifier: %v", err)
+		return nil, err
 	}
-	if err := sv.VerifySignature(bytes.NewReader(sig.Content), nil,
-		options.WithDigest(hr.Digest), options.WithCryptoSignerOpts(hf)); err != nil {
-		return nil, invalid("signature does not verify: %v", err)
+	entry, err := hashedrekord.ToLogEntry(&rekorpb.HashedRekordRequestV002{
+		Digest:    hr.Digest,
+		Signature: &rekorpb.Signature{Content: hr.GetSignature().GetContent(), Verifier: v},
+	}, registry)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
-	return &rekorpb.Entry{
-		Kind:       KindHashedRekord,
-		ApiVersion: APIVersion,
-		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-			Data:      &protocommon.HashOutput{Algorithm: want.GetProtoHashType(), Digest: hr.Digest},
-			Signature: &rekorpb.Signature{Content: sig.Content, Verifier: v},
-		}}},
-	}, nil
+	return entry, nil
 }
 
-// maxDSSEParties bounds the signatures and verifiers of one DSSE request.
-const maxDSSEParties = 16
+// entryAlgorithms is the algorithm registry of hashedrekord entries: every
+// key type's default algorithm (the only ones hashedRekordEntry accepts).
+var entryAlgorithms = sync.OnceValues(func() (*signature.AlgorithmRegistryConfig, error) {
+	return signature.NewAlgorithmRegistryConfig([]protocommon.PublicKeyDetails{
+		protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+		protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384,
+		protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512,
+		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
+		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256,
+		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256,
+		protocommon.PublicKeyDetails_PKIX_ED25519_PH,
+	})
+})
 
-func dsseEntry(d *rekorpb.DSSERequestV002) (*rekorpb.Entry, error) {
+// dsseAsHashedRekord returns the hashedrekord request of a DSSE request:
+// the digest of the envelope's PAE and its signature, which is how Rekor
+// v2 logs an envelope (rekor-tiles' CLIENTS.md, "DSSE / signed
+// attestations"; sigstore-go does the same). The DSSE entry type is
+// deprecated upstream, so the log writes no new entries of it. A
+// hashedrekord holds one signature over a digest: the request needs one
+// signature and one verifier, with a key that signs a digest (ECDSA, RSA;
+// a pure Ed25519 signature over the PAE has no hashedrekord form).
+func dsseAsHashedRekord(d *rekorpb.DSSERequestV002) (*rekorpb.HashedRekordRequestV002, error) {
 	env := d.GetEnvelope()
 	if env == nil {
 		return nil, invalid("missing envelope")
@@ -203,66 +219,28 @@ func dsseEntry(d *rekorpb.DSSERequestV002) (*rekorpb.Entry, error) {
 	if env.PayloadType == "" || len(env.Payload) == 0 {
 		return nil, invalid("envelope has no payload or payloadType")
 	}
-	if len(env.Signatures) == 0 || len(d.GetVerifiers()) == 0 {
-		return nil, invalid("dsse request needs signatures and verifiers")
+	if len(env.Signatures) != 1 || len(d.GetVerifiers()) != 1 {
+		return nil, invalid("a dsse request is logged as a hashedrekord entry and needs one signature and one verifier, not %d and %d", len(env.Signatures), len(d.GetVerifiers()))
 	}
-	if len(env.Signatures) > maxDSSEParties || len(d.Verifiers) > maxDSSEParties {
-		return nil, invalid("too many signatures or verifiers (max %d)", maxDSSEParties)
+	pub, v, err := verifierKey(d.Verifiers[0])
+	if err != nil {
+		return nil, err
 	}
-	type party struct {
-		v  *rekorpb.Verifier
-		sv signature.Verifier
+	details, err := signature.GetDefaultAlgorithmDetails(pub)
+	if err != nil {
+		return nil, invalid("unsupported key: %v", err)
 	}
-	parties := make([]party, 0, len(d.Verifiers))
-	for _, pv := range d.Verifiers {
-		pub, v, err := verifierKey(pv)
-		if err != nil {
-			return nil, err
-		}
-		details, err := signature.GetDefaultAlgorithmDetails(pub)
-		if err != nil {
-			return nil, invalid("unsupported key: %v", err)
-		}
-		if v.KeyDetails == protocommon.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
-			v.KeyDetails = details.GetSignatureAlgorithm()
-		}
-		sv, err := signature.LoadVerifier(pub, details.GetHashType())
-		if err != nil {
-			return nil, invalid("couldn't load verifier: %v", err)
-		}
-		parties = append(parties, party{v: v, sv: sv})
+	hf := details.GetHashType()
+	if hf == crypto.Hash(0) {
+		return nil, invalid("a dsse request signed with Ed25519 can't be logged as hashedrekord: log the envelope as a hashedrekord signed with Ed25519ph, ECDSA or RSA")
 	}
-	pae := ssldsse.PAE(env.PayloadType, env.Payload)
-	used := make([]bool, len(parties))
-	sigs := make([]*rekorpb.Signature, 0, len(env.Signatures))
-	for i, s := range env.Signatures {
-		if len(s.GetSig()) == 0 {
-			return nil, invalid("signature %d is empty", i)
-		}
-		found := false
-		for j, p := range parties {
-			if p.sv.VerifySignature(bytes.NewReader(s.Sig), bytes.NewReader(pae)) == nil {
-				sigs = append(sigs, &rekorpb.Signature{Content: s.Sig, Verifier: p.v})
-				used[j], found = true, true
-				break
-			}
-		}
-		if !found {
-			return nil, invalid("signature %d does not verify with any verifier", i)
-		}
+	if v.KeyDetails == protocommon.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
+		v.KeyDetails = details.GetSignatureAlgorithm()
 	}
-	for j, u := range used {
-		if !u {
-			return nil, invalid("verifier %d verifies no signature", j)
-		}
-	}
-	sum := sha256.Sum256(env.Payload)
-	return &rekorpb.Entry{
-		Kind:       KindDSSE,
-		ApiVersion: APIVersion,
-		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_DsseV002{DsseV002: &rekorpb.DSSELogEntryV002{
-			PayloadHash: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: sum[:]},
-			Signatures:  sigs,
-		}}},
+	h := hf.New()
+	h.Write(ssldsse.PAE(env.PayloadType, env.Payload))
+	return &rekorpb.HashedRekordRequestV002{
+		Digest:    h.Sum(nil),
+		Signature: &rekorpb.Signature{Content: env.Signatures[0].GetSig(), Verifier: v},
 	}, nil
 }

@@ -3,6 +3,7 @@ package tlog
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -27,6 +28,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -311,33 +313,107 @@ func TestRejectedRequests(t *testing.T) {
 	}
 }
 
+// dsseRequest is a DSSE request for payload signed by key, which must be
+// ECDSA or Ed25519.
+func dsseRequest(t *testing.T, key crypto.Signer, payload []byte) *CreateEntryRequest {
+	t.Helper()
+	pae := ssldsse.PAE("application/vnd.in-toto+json", payload)
+	var sig []byte
+	var err error
+	if _, ok := key.Public().(ed25519.PublicKey); ok {
+		sig, err = key.Sign(rand.Reader, pae, crypto.Hash(0))
+	} else {
+		h := sha256.Sum256(pae)
+		sig, err = key.Sign(rand.Reader, h[:], crypto.SHA256)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_DsseRequestV002{DsseRequestV002: &rekorpb.DSSERequestV002{
+		Envelope: &protodsse.Envelope{Payload: payload, PayloadType: "application/vnd.in-toto+json",
+			Signatures: []*protodsse.Signature{{Sig: sig}}},
+		Verifiers: []*rekorpb.Verifier{{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}}}},
+	}}}
+}
+
+// TestDSSERequest: a DSSE request is logged as the hashedrekord entry of
+// its envelope's PAE (the deprecated DSSE entry type is no longer
+// written), the same leaf sigstore-go's own hashedrekord request of that
+// envelope gives; what has no hashedrekord form is refused.
 func TestDSSERequest(t *testing.T) {
 	l := openLog(t, t.TempDir(), newECDSAKey(t))
 	defer l.Close()
 	k := newECDSAKey(t).(*ecdsa.PrivateKey)
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)
-	pae := ssldsse.PAE("application/vnd.in-toto+json", payload)
-	h := sha256.Sum256(pae)
-	sig, _ := ecdsa.SignASN1(rand.Reader, k, h[:])
-	der, _ := x509.MarshalPKIXPublicKey(k.Public())
-	req := &CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_DsseRequestV002{DsseRequestV002: &rekorpb.DSSERequestV002{
-		Envelope: &protodsse.Envelope{Payload: payload, PayloadType: "application/vnd.in-toto+json",
-			Signatures: []*protodsse.Signature{{Sig: sig}}},
-		Verifiers: []*rekorpb.Verifier{{
-			Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},
-			KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
-		}},
-	}}}
+	req := dsseRequest(t, k, payload)
 	tle, err := l.AddEntry(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tle.KindVersion.Kind != KindDSSE || tle.KindVersion.Version != APIVersion {
-		t.Errorf("kind = %v", tle.KindVersion)
+	if tle.KindVersion.Kind != KindHashedRekord || tle.KindVersion.Version != APIVersion {
+		t.Errorf("kind = %v, want hashedrekord", tle.KindVersion)
 	}
-	req.GetDsseRequestV002().Envelope.Payload = []byte("changed")
-	if _, err := l.AddEntry(context.Background(), req); !errors.Is(err, ErrInvalidEntry) {
-		t.Errorf("tampered envelope: %v", err)
+	env := req.GetDsseRequestV002().GetEnvelope()
+	pae := sha256.Sum256(ssldsse.PAE(env.PayloadType, env.Payload))
+	der, _ := x509.MarshalPKIXPublicKey(k.Public())
+	want, _, err := CanonicalEntry(&CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
+		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{Digest: pae[:], Signature: &rekorpb.Signature{
+			Content: env.Signatures[0].Sig,
+			Verifier: &rekorpb.Verifier{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},
+				KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256},
+		}}}})
+	if err != nil || !bytes.Equal(tle.CanonicalizedBody, want) {
+		t.Errorf("entry %s, want the hashedrekord of the PAE %s (%v)", tle.CanonicalizedBody, want, err)
+	}
+	changed := dsseRequest(t, k, payload)
+	changed.GetDsseRequestV002().Envelope.Payload = []byte("changed")
+	twoSigs := dsseRequest(t, k, payload)
+	twoSigs.GetDsseRequestV002().Envelope.Signatures = append(twoSigs.GetDsseRequestV002().Envelope.Signatures, env.Signatures[0])
+	for name, bad := range map[string]*CreateEntryRequest{
+		"tampered envelope": changed,
+		"two signatures":    twoSigs,
+		"ed25519":           dsseRequest(t, newEd25519Key(t), payload),
+	} {
+		if _, err := l.AddEntry(context.Background(), bad); !errors.Is(err, ErrInvalidEntry) {
+			t.Errorf("%s: %v, want ErrInvalidEntry", name, err)
+		}
+	}
+	if n := latest(t, l).Size; n != 1 {
+		t.Errorf("log size %d after refused requests, want 1", n)
+	}
+}
+
+// TestOldDSSEEntryStillProves: a log that holds a DSSE v0.0.2 entry,
+// written by custody before it logged envelopes as hashedrekord, still
+// proves its inclusion after a restart.
+func TestOldDSSEEntryStillProves(t *testing.T) {
+	old, err := os.ReadFile("testdata/dsse-entry-v0.0.2.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old = bytes.TrimSuffix(old, []byte("\n"))
+	dir, key := t.TempDir(), newECDSAKey(t)
+	l := openLog(t, dir, key)
+	add(t, l, "before")
+	idx, _, err := l.awaiter.Await(context.Background(), l.add(context.Background(), tessera.NewEntry(old)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, l, "after")
+	l.Close()
+	l = openLog(t, dir, key)
+	defer l.Close()
+	cp := latest(t, l)
+	p, err := l.InclusionProof(context.Background(), idx.Index, cp.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx.Index, cp.Size, rfc6962.DefaultHasher.HashLeaf(old), p, cp.Hash); err != nil {
+		t.Errorf("old DSSE entry %d of %d: %v", idx.Index, cp.Size, err)
 	}
 }
 

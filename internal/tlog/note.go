@@ -28,73 +28,41 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	rnote "github.com/sigstore/rekor-tiles/v2/pkg/note"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// Signature type bytes of C2SP signed-note key IDs.
-const (
-	sigTypeEd25519     = 0x01
-	sigTypeCosignature = 0x04
-)
-
-// validName reports whether name can be a signed-note key name.
-func validName(name string) bool {
-	return name != "" && utf8.ValidString(name) &&
-		strings.IndexFunc(name, unicode.IsSpace) < 0 && !strings.Contains(name, "+")
-}
-
 // keyHash returns the signed-note key ID (first four bytes) and the full
-// SHA-256 it was cut from, computed as Rekor v2 (and so sigstore-go) does:
-// Ed25519 keys use the C2SP form SHA-256(name || "\n" || 0x01 || key),
-// ECDSA keys use SHA-256 of the PKIX DER public key.
+// SHA-256 it was cut from, as Rekor v2 (and so sigstore-go) computes them
+// (rekor-tiles' note.KeyHash): Ed25519 keys use the C2SP form
+// SHA-256(name || "\n" || 0x01 || key), ECDSA keys SHA-256 of the PKIX DER
+// public key. custody's log keys are Ed25519 or ECDSA; rekor-tiles also
+// takes RSA, which custody refuses here.
 func keyHash(name string, pub crypto.PublicKey) (uint32, []byte, error) {
 	switch k := pub.(type) {
 	case ed25519.PublicKey:
-		h := sha256.New()
-		h.Write([]byte(name))
-		h.Write([]byte{'\n', sigTypeEd25519})
-		h.Write(k)
-		sum := h.Sum(nil)
-		return binary.BigEndian.Uint32(sum), sum, nil
-	case *ecdsa.PublicKey:
-		der, err := x509.MarshalPKIXPublicKey(k)
-		if err != nil {
-			return 0, nil, fmt.Errorf("couldn't marshal ecdsa key: %w", err)
+		if len(k) != ed25519.PublicKeySize {
+			return 0, nil, errors.New("ed25519 log key is not 32 bytes")
 		}
-		sum := sha256.Sum256(der)
-		return binary.BigEndian.Uint32(sum[:]), sum[:], nil
+	case *ecdsa.PublicKey:
 	default:
 		return 0, nil, fmt.Errorf("unsupported log key type %T (want Ed25519 or ECDSA)", pub)
 	}
-}
-
-// ecdsaHash is the digest an ECDSA key of this curve signs notes with.
-func ecdsaHash(k *ecdsa.PublicKey) crypto.Hash {
-	switch k.Curve.Params().BitSize {
-	case 384:
-		return crypto.SHA384
-	case 521:
-		return crypto.SHA512
-	default:
-		return crypto.SHA256
-	}
+	return rnote.KeyHash(name, pub)
 }
 
 // noteSigner signs notes with a crypto.Signer, so that the key can live in
-// a file, a KMS or a PKCS#11 token.
+// a file, a KMS or a PKCS#11 token (rekor-tiles' note signer takes a
+// sigstore signature.Signer, which loads only in-memory private keys).
 type noteSigner struct {
 	name   string
 	hash   uint32
 	signer crypto.Signer
+	digest crypto.Hash // 0 for Ed25519, which signs the note itself
 	// after, if set, is called with every note body and its signature.
 	after func(msg, sig []byte) error
 }
@@ -106,36 +74,32 @@ func NewNoteSigner(name string, s crypto.Signer) (note.Signer, error) {
 }
 
 func newNoteSigner(name string, s crypto.Signer) (*noteSigner, error) {
-	if !validName(name) {
-		return nil, fmt.Errorf("invalid note name %q", name)
-	}
 	if s == nil {
 		return nil, errors.New("no signer")
 	}
-	h, _, err := keyHash(name, s.Public())
+	// rekor-tiles' verifier checks the name and key as the signer must.
+	v, err := NewNoteVerifier(name, s.Public())
 	if err != nil {
 		return nil, err
 	}
-	return &noteSigner{name: name, hash: h, signer: s}, nil
+	details, err := signature.GetDefaultAlgorithmDetails(s.Public())
+	if err != nil {
+		return nil, err
+	}
+	return &noteSigner{name: name, hash: v.KeyHash(), signer: s, digest: details.GetHashType()}, nil
 }
 
 func (n *noteSigner) Name() string    { return n.name }
 func (n *noteSigner) KeyHash() uint32 { return n.hash }
 
 func (n *noteSigner) Sign(msg []byte) ([]byte, error) {
-	var sig []byte
-	var err error
-	switch k := n.signer.Public().(type) {
-	case ed25519.PublicKey:
-		sig, err = n.signer.Sign(rand.Reader, msg, crypto.Hash(0))
-	case *ecdsa.PublicKey:
-		hf := ecdsaHash(k)
-		h := hf.New()
+	signed := msg
+	if n.digest != 0 {
+		h := n.digest.New()
 		h.Write(msg)
-		sig, err = n.signer.Sign(rand.Reader, h.Sum(nil), hf)
-	default:
-		err = fmt.Errorf("unsupported log key type %T", k)
+		signed = h.Sum(nil)
 	}
+	sig, err := n.signer.Sign(rand.Reader, signed, n.digest)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't sign note: %w", err)
 	}
@@ -147,39 +111,22 @@ func (n *noteSigner) Sign(msg []byte) ([]byte, error) {
 	return sig, nil
 }
 
-// noteVerifier verifies notes signed by a noteSigner.
-type noteVerifier struct {
-	name string
-	hash uint32
-	pub  crypto.PublicKey
-}
-
 // NewNoteVerifier returns a note.Verifier for checkpoints signed by the log
-// named origin with the public key pub (Ed25519 or ECDSA).
+// named origin with the public key pub (Ed25519 or ECDSA, with the digest
+// Sigstore's algorithm registry gives the key): rekor-tiles' note verifier.
 func NewNoteVerifier(origin string, pub crypto.PublicKey) (note.Verifier, error) {
-	if !validName(origin) {
-		return nil, fmt.Errorf("invalid note name %q", origin)
-	}
-	h, _, err := keyHash(origin, pub)
-	if err != nil {
+	if _, _, err := keyHash(origin, pub); err != nil {
 		return nil, err
 	}
-	return &noteVerifier{name: origin, hash: h, pub: pub}, nil
-}
-
-func (n *noteVerifier) Name() string    { return n.name }
-func (n *noteVerifier) KeyHash() uint32 { return n.hash }
-
-func (n *noteVerifier) Verify(msg, sig []byte) bool {
-	switch k := n.pub.(type) {
-	case ed25519.PublicKey:
-		return len(k) == ed25519.PublicKeySize && ed25519.Verify(k, msg, sig)
-	case *ecdsa.PublicKey:
-		h := ecdsaHash(k).New()
-		h.Write(msg)
-		return ecdsa.VerifyASN1(k, h.Sum(nil), sig)
+	sv, err := signature.LoadDefaultVerifier(pub)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load log key: %w", err)
 	}
-	return false
+	v, err := rnote.NewNoteVerifier(origin, sv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid note name %q", origin)
+	}
+	return v, nil
 }
 
 // LogID returns the ID of the log with this origin and checkpoint key, as

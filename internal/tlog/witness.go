@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/binary"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,94 +13,54 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// cosignatureKeyHash is the C2SP tlog-cosignature key ID:
-// SHA-256(name || "\n" || 0x04 || key)[:4].
-func cosignatureKeyHash(name string, pub ed25519.PublicKey) uint32 {
-	h := sha256.New()
-	h.Write([]byte(name))
-	h.Write([]byte{'\n', sigTypeCosignature})
-	h.Write(pub)
-	return binary.BigEndian.Uint32(h.Sum(nil))
-}
-
-// cosignedMessage is what a tlog-cosignature/v1 signature covers.
-func cosignedMessage(t uint64, body []byte) []byte {
-	m := fmt.Appendf(nil, "cosignature/v1\ntime %d\n", t)
-	return append(m, body...)
-}
-
-// cosigVerifier verifies C2SP tlog-cosignature/v1 signatures.
-type cosigVerifier struct {
-	name string
-	hash uint32
-	pub  ed25519.PublicKey
-}
-
 // NewCosignatureVerifier returns the note verifier for cosignatures
-// (C2SP tlog-cosignature/v1) by the witness named name with key pub.
+// (C2SP tlog-cosignature/v1) by the witness named name with key pub:
+// transparency-dev/formats' cosignature/v1 verifier.
 func NewCosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, error) {
-	if !validName(name) {
-		return nil, fmt.Errorf("invalid witness name %q", name)
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		return nil, fmt.Errorf("invalid witness name %q or key: %w", name, err)
 	}
-	if len(pub) != ed25519.PublicKeySize {
-		return nil, errors.New("witness key is not an Ed25519 public key")
-	}
-	return &cosigVerifier{name: name, hash: cosignatureKeyHash(name, pub), pub: pub}, nil
-}
-
-func (v *cosigVerifier) Name() string    { return v.name }
-func (v *cosigVerifier) KeyHash() uint32 { return v.hash }
-
-func (v *cosigVerifier) Verify(msg, sig []byte) bool {
-	if len(sig) != 8+ed25519.SignatureSize {
-		return false
-	}
-	t := binary.BigEndian.Uint64(sig)
-	return ed25519.Verify(v.pub, cosignedMessage(t, msg), sig[8:])
+	// formats reads an Ed25519 verifier key as a cosignature/v1 key.
+	return fnote.NewVerifierForCosignatureV1(vkey)
 }
 
 // Witness cosigns checkpoints of logs it has checked for consistency.
+// Its note.Signer methods are those of transparency-dev/formats'
+// cosignature/v1 signer: the signature is the 8-byte big-endian time
+// followed by the Ed25519 signature of the cosigned message.
 type Witness struct {
-	name string
-	key  ed25519.PrivateKey
-	hash uint32
-	now  func() time.Time
+	*fnote.Signer
 }
 
 // NewWitness returns a witness named name signing with key.
 func NewWitness(name string, key ed25519.PrivateKey) (*Witness, error) {
-	if !validName(name) {
-		return nil, fmt.Errorf("invalid witness name %q", name)
-	}
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("witness key is not an Ed25519 private key")
 	}
-	pub := key.Public().(ed25519.PublicKey)
-	return &Witness{name: name, key: key, hash: cosignatureKeyHash(name, pub), now: time.Now}, nil
+	vkey, err := note.NewEd25519VerifierKey(name, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("invalid witness name %q: %w", name, err)
+	}
+	// The signer key in signed-note form: PRIVATE+KEY+name+hash+0x01||seed.
+	hash := strings.Split(vkey, "+")[1]
+	skey := "PRIVATE+KEY+" + name + "+" + hash + "+" +
+		base64.StdEncoding.EncodeToString(append([]byte{1}, key.Seed()...))
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		return nil, fmt.Errorf("invalid witness key: %w", err)
+	}
+	return &Witness{s}, nil
 }
 
 // Verifier returns the note verifier of this witness's cosignatures, for
 // Options.Witnesses.
-func (w *Witness) Verifier() note.Verifier {
-	v, _ := NewCosignatureVerifier(w.name, w.key.Public().(ed25519.PublicKey))
-	return v
-}
-
-func (w *Witness) Name() string    { return w.name }
-func (w *Witness) KeyHash() uint32 { return w.hash }
-
-// Sign implements note.Signer: the signature is the 8-byte big-endian
-// timestamp followed by the Ed25519 signature of the cosigned message.
-func (w *Witness) Sign(msg []byte) ([]byte, error) {
-	t := uint64(w.now().Unix())
-	sig := binary.BigEndian.AppendUint64(nil, t)
-	return append(sig, ed25519.Sign(w.key, cosignedMessage(t, msg))...), nil
-}
+func (w *Witness) Verifier() note.Verifier { return w.Signer.Verifier() }
 
 // Cosign verifies checkpoint (a signed note) with the log's verifier and,
 // if previous (the last checkpoint this witness saw of that log; nil when
