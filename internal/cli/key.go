@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 
@@ -182,7 +183,12 @@ func loadSigner(s *streams, ref string) (sg crypto.Signer, release func(), err e
 		case signer.IsPKCS11URI(ref):
 			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 		case errors.Is(err, os.ErrNotExist):
-			return nil, nop, usageErr(fmt.Errorf("couldn't open key: %w", err), "create one with 'custody key generate --out NAME'")
+			// The file error alone: the signer's own "couldn't open key"
+			// would say it twice.
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "create one with 'custody key generate --out NAME'")
 		}
 		return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")
 	}

@@ -44,7 +44,7 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := c.ev
 	if tok := tokenFrom(r); !pushAllowed(tok.Role, ev.PredicateType) {
-		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not push %s evidence", tok.Role, ev.PredicateType))
+		fail(w, http.StatusForbidden, fmt.Sprintf("%s may not push %s evidence", roleToken(tok.Role), ev.PredicateType))
 		return
 	}
 	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[c.reason == "ok"], c.reason).Inc()

@@ -535,6 +535,15 @@ func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
 				return
 			}
 		}
-		fail(w, http.StatusForbidden, fmt.Sprintf("a %s token may not do this", info.Role))
+		fail(w, http.StatusForbidden, roleToken(info.Role)+" may not do this")
 	}
+}
+
+// roleToken names a token of role r with its article: "an auditor token",
+// "a builder token".
+func roleToken(r Role) string {
+	if r != "" && strings.ContainsRune("aeiou", rune(r[0])) {
+		return "an " + string(r) + " token"
+	}
+	return "a " + string(r) + " token"
 }

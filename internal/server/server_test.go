@@ -339,8 +339,13 @@ func TestRoleMatrix(t *testing.T) {
 						}
 					}
 				}
-				if got := do(t, ts, ep.method, ep.path, tok, body); got.status != want {
+				got := do(t, ts, ep.method, ep.path, tok, body)
+				if got.status != want {
 					t.Errorf("status %d (%s), want %d", got.status, strings.TrimSpace(got.body), want)
+				}
+				// The refusal names the role with the right article.
+				if a := map[string]string{"auditor": "an auditor token", "admin": "an admin token", "builder": "a builder token"}[name]; want == http.StatusForbidden && a != "" && !strings.Contains(got.body, a) {
+					t.Errorf("refusal %q does not say %q", strings.TrimSpace(got.body), a)
 				}
 			})
 		}

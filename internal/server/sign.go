@@ -139,7 +139,7 @@ func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string
 	if predicateType == predicateVSA {
 		switch {
 		case tok.Role != RoleDeployer && tok.Role != RoleAdmin:
-			return "", nil, fmt.Errorf("a %s token may not have decisions (%s) signed", tok.Role, predicateVSA)
+			return "", nil, fmt.Errorf("%s may not have decisions (%s) signed", roleToken(tok.Role), predicateVSA)
 		case asked != "" && asked != AuditKeyName:
 			return "", nil, fmt.Errorf("decisions (%s) are signed with the server's audit key, not builder key %q", predicateVSA, asked)
 		}
