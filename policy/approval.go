@@ -77,50 +77,6 @@ func (p *ApprovalPredicate) validate() error {
 	return nil
 }
 
-// RebuildPredicate is the part of PredicateRebuild the policy reads: did an
-// independent rebuild produce the same artifact, and which build did it
-// replay (original.buildId, original.bundle.sha256).
-type RebuildPredicate struct {
-	Matched          bool
-	BuildID          string
-	ProvenanceBundle string // lowercase hex SHA-256
-}
-
-// ParseRebuild reads the matched flag and the replayed build of a rebuild
-// predicate from untrusted bytes (other fields are allowed and ignored). A
-// predicate without a boolean "matched" is an error, and so is an
-// original.bundle.sha256 that is not 64 hex digits.
-func ParseRebuild(predicate []byte) (*RebuildPredicate, error) {
-	if len(predicate) > attest.MaxStatementBytes {
-		return nil, fmt.Errorf("rebuild predicate is %d bytes, more than the limit of %d", len(predicate), attest.MaxStatementBytes)
-	}
-	var raw struct {
-		Matched  *bool `json:"matched"`
-		Original struct {
-			BuildID string            `json:"buildId"`
-			Bundle  map[string]string `json:"bundle"`
-		} `json:"original"`
-	}
-	if err := json.Unmarshal(predicate, &raw); err != nil {
-		return nil, fmt.Errorf("couldn't parse rebuild predicate: %w", err)
-	}
-	if raw.Matched == nil {
-		return nil, errors.New("rebuild predicate has no boolean \"matched\"")
-	}
-	if len(raw.Original.BuildID) > maxNameLen {
-		return nil, errors.New("rebuild predicate original.buildId is over 1024 bytes")
-	}
-	out := &RebuildPredicate{Matched: *raw.Matched, BuildID: raw.Original.BuildID}
-	if h, ok := raw.Original.Bundle["sha256"]; ok {
-		h = strings.ToLower(h)
-		if !sha256Digest.MatchString("sha256:" + h) {
-			return nil, fmt.Errorf("rebuild predicate original.bundle.sha256 %q is not 64 hex digits", h)
-		}
-		out.ProvenanceBundle = h
-	}
-	return out, nil
-}
-
 // ParseVulnScan reads the findings of an in-toto vulnerability predicate
 // (PredicateVulnsV01 or PredicateVulnsV02,
 // https://github.com/in-toto/attestation/blob/main/spec/predicates/vulns_02.md):

@@ -23,7 +23,7 @@ type Evidence struct {
 	Attestations []Attestation `json:"attestations"`
 	// Approvals are verified approval statements (PredicateApproval).
 	Approvals []Approval `json:"approvals"`
-	// Rebuilds are verified rebuild results (PredicateRebuild).
+	// Rebuilds are verified rebuild results (attest.PredicateRebuild).
 	Rebuilds []Rebuild `json:"rebuilds"`
 	// VulnScans are verified vulnerability scans with their findings.
 	VulnScans []VulnScan `json:"vulnScans"`

@@ -220,13 +220,8 @@ func ParseSeverity(s string) (Severity, error) {
 
 // Predicate types of the evidence kinds RequiredEvidence may name.
 const (
-	PredicateCycloneDX   = "https://cyclonedx.org/bom"
-	PredicateSPDX        = "https://spdx.dev/Document"
 	PredicateVulnsV01    = "https://in-toto.io/attestation/vulns/v0.1"
 	PredicateVulnsV02    = "https://in-toto.io/attestation/vulns/v0.2"
-	PredicateCosignVuln  = "https://cosign.sigstore.dev/attestation/vuln/v1"
-	PredicateTestResult  = "https://in-toto.io/attestation/test-result/v0.1"
-	PredicateRebuild     = "https://custody.dev/rebuild/v1"
 	PredicateApproval    = "https://custody.dev/approval/v1"
 	PredicateVSA         = "https://slsa.dev/verification_summary/v1"
 	EvidenceProvenance   = "provenance"
@@ -234,7 +229,7 @@ const (
 	EvidenceVulnScan     = "vuln-scan"
 	EvidenceRebuild      = "rebuild"
 	EvidenceTestResults  = "test-results"
-	spdxVersionedPrefix  = PredicateSPDX + "/"
+	spdxVersionedPrefix  = attest.PredicateSPDX + "/"
 	maxNameLen           = 1024
 	maxListLen           = 1000
 	maxApprovalThreshold = 1000
@@ -246,10 +241,10 @@ const (
 // versioned types (https://spdx.dev/Document/v2.3).
 var EvidenceKinds = map[string][]string{
 	EvidenceProvenance:  {attest.PredicateSLSAv1, attest.PredicateSLSAv02},
-	EvidenceSBOM:        {PredicateCycloneDX, PredicateSPDX},
-	EvidenceVulnScan:    {PredicateVulnsV01, PredicateVulnsV02, PredicateCosignVuln},
-	EvidenceRebuild:     {PredicateRebuild},
-	EvidenceTestResults: {PredicateTestResult},
+	EvidenceSBOM:        {attest.PredicateCycloneDX, attest.PredicateSPDX},
+	EvidenceVulnScan:    {PredicateVulnsV01, PredicateVulnsV02, attest.PredicateCosignVuln},
+	EvidenceRebuild:     {attest.PredicateRebuild},
+	EvidenceTestResults: {attest.PredicateTestResult},
 }
 
 type requiredKind struct {
@@ -259,7 +254,7 @@ type requiredKind struct {
 
 func (k requiredKind) matches(predicateType string) bool {
 	for _, t := range k.types {
-		if predicateType == t || (t == PredicateSPDX && strings.HasPrefix(predicateType, spdxVersionedPrefix)) {
+		if predicateType == t || (t == attest.PredicateSPDX && strings.HasPrefix(predicateType, spdxVersionedPrefix)) {
 			return true
 		}
 	}

@@ -57,7 +57,7 @@ func goodEvidence() *Evidence {
 			BuilderID: "https://custody.dev/builders/local@v1", SourceURI: "git+https://github.com/org/app.git",
 			SourceRef: "refs/tags/v1.2.0", FinishedOn: now.Add(-2 * time.Hour), BuildID: "build-1",
 		}}},
-		Attestations: []Attestation{{Signature: sig(builder), PredicateType: PredicateCycloneDX, Predicate: json.RawMessage(`{}`)}},
+		Attestations: []Attestation{{Signature: sig(builder), PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(`{}`)}},
 		VulnScans: []VulnScan{{Signature: sig(builder), PredicateType: PredicateVulnsV02, Findings: []Vulnerability{
 			{ID: "CVE-2026-0001", Severity: SeverityMedium}, {ID: "CVE-2026-1234", Severity: SeverityCritical},
 		}}},
@@ -126,7 +126,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "non-member approval", mutate: func(e *Evidence) { e.Approvals[0] = approval(builder, "prod") },
 			failReq: []string{"approval:release-managers"}, msg: "counts for no group"},
 		{name: "rego deny", mutate: func(e *Evidence) {
-			e.Attestations = append(e.Attestations, Attestation{Signature: sig(builder), PredicateType: PredicateTestResult, Predicate: json.RawMessage(`{"result":"FAILED"}`)})
+			e.Attestations = append(e.Attestations, Attestation{Signature: sig(builder), PredicateType: attest.PredicateTestResult, Predicate: json.RawMessage(`{"result":"FAILED"}`)})
 		}, failReq: []string{ReqRego}, msg: "test results report FAILED"},
 		{name: "bad artifact", mutate: func(e *Evidence) { e.Artifact = "sha256:XYZ" }, failReq: []string{ReqArtifact}},
 	}
@@ -404,7 +404,7 @@ func TestParseVulnScan(t *testing.T) {
 			t.Errorf("%s: %s, want %s", f.ID, f.Severity, want[i])
 		}
 	}
-	if _, _, err := ParseVulnScan(PredicateCosignVuln, []byte(`{}`)); err == nil {
+	if _, _, err := ParseVulnScan(attest.PredicateCosignVuln, []byte(`{}`)); err == nil {
 		t.Error("cosign vuln predicate parsed")
 	}
 }

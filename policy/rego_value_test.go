@@ -23,8 +23,8 @@ func benchEvidence() *Evidence {
 		SourceCommit: strings.Repeat("0", 40), FinishedOn: now.Add(-2 * 60 * 60 * 1e9), BuildID: "b1",
 	}
 	ev.Attestations = []Attestation{
-		{Signature: sig(builder), PredicateType: PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
-		{Signature: sig(builder), PredicateType: PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
+		{Signature: sig(builder), PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
+		{Signature: sig(builder), PredicateType: attest.PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
 	}
 	ev.VulnScans = []VulnScan{{Signature: sig(builder), PredicateType: PredicateVulnsV02, Scanner: "grype", Findings: findings}}
 	return ev

@@ -69,8 +69,8 @@ rego: |
 			SourceCommit: key("0")[:40], FinishedOn: now.Add(-2 * time.Hour), BuildID: "b1",
 		}}},
 		Attestations: []policy.Attestation{
-			{Signature: sig("1"), PredicateType: policy.PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
-			{Signature: sig("1"), PredicateType: policy.PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
+			{Signature: sig("1"), PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
+			{Signature: sig("1"), PredicateType: attest.PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
 		},
 		VulnScans: []policy.VulnScan{{Signature: sig("1"), PredicateType: policy.PredicateVulnsV02, Scanner: "grype", Findings: findings}},
 		Approvals: []policy.Approval{appr("a", "alice"), appr("b", "bob"), appr("d", "dave")},

@@ -76,7 +76,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	prod := mustPolicy(t, fmt.Sprintf(policyTmpl, "prod", id, "requiredEvidence: [provenance, sbom]\n"))
 	dev := mustPolicy(t, fmt.Sprintf(policyTmpl, "dev", id, ""))
 	f.evidence[goodDigest] = [][]byte{f.sign(goodDigest, attest.PredicateSLSAv1, f.provenance()),
-		f.sign(goodDigest, policy.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"})}
+		f.sign(goodDigest, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"})}
 	f.evidence[noSBOM] = [][]byte{f.sign(noSBOM, attest.PredicateSLSAv1, f.provenance())}
 	tm, err := gate.KeyMaterial(f.key.Public())
 	if err != nil {
@@ -479,7 +479,7 @@ func TestCache(t *testing.T) {
 	if decide(denyBody) || decide(denyBody) || f.fetches.Load() != 1 {
 		t.Fatalf("deny: %d fetches, want 1", f.fetches.Load())
 	}
-	f.evidence[noSBOM] = append(f.evidence[noSBOM], f.sign(noSBOM, policy.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"}))
+	f.evidence[noSBOM] = append(f.evidence[noSBOM], f.sign(noSBOM, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"}))
 	if decide(denyBody) {
 		t.Fatal("allowed before the denial expired from the cache")
 	}

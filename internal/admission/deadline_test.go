@@ -12,9 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/gate"
-	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -280,7 +280,7 @@ func TestVSAOncePerDecision(t *testing.T) {
 	ask("r3")
 	recorded(2)
 	// Another decision (the SBOM arrived): recorded at once.
-	f.evidence[noSBOM] = append(f.evidence[noSBOM], f.sign(noSBOM, policy.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"}))
+	f.evidence[noSBOM] = append(f.evidence[noSBOM], f.sign(noSBOM, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"}))
 	f.advance(6 * time.Second)
 	if !ask("r4") {
 		t.Fatal("denied with an SBOM")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/osv"
 	"github.com/custody-dev/custody/internal/sbom"
 )
@@ -109,7 +110,7 @@ func signBuildEvidence(ctx context.Context, sopts SignOptions, bundles []SignedB
 				return err
 			}
 			path := EvidencePath(b.Bundle, SBOMSuffix)
-			jobs = append(jobs, EvidenceJob{Bundle: path, Subjects: b.Subjects, PredicateType: sbom.PredicateType, Predicate: json.RawMessage(pred)})
+			jobs = append(jobs, EvidenceJob{Bundle: path, Subjects: b.Subjects, PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(pred)})
 			out.SBOMs = append(out.SBOMs, SignedBundle{Bundle: path, Subjects: b.Subjects})
 		}
 		if db != nil {

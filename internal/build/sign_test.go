@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/sbom"
 )
 
 // statementSigner "signs" by returning the statement itself, so tests can
@@ -74,7 +73,7 @@ func TestReleaseBundlePerSubject(t *testing.T) {
 		if st.PredicateType != attest.PredicateSLSAv1 || st.Subject[0].Name != b.Subjects[0].Name {
 			t.Errorf("%s: predicate %s about %+v", b.Bundle, st.PredicateType, st.Subject)
 		}
-		if st := readStatement(t, EvidencePath(b.Bundle, SBOMSuffix)); st.PredicateType != sbom.PredicateType {
+		if st := readStatement(t, EvidencePath(b.Bundle, SBOMSuffix)); st.PredicateType != attest.PredicateCycloneDX {
 			t.Errorf("SBOM beside %s has predicate %s", b.Bundle, st.PredicateType)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/rebuild"
 	"github.com/custody-dev/custody/internal/sandbox"
@@ -48,7 +49,7 @@ func newRebuildCmd(s *streams) *cobra.Command {
 			"command in a sandbox (bubblewrap: no network, no capabilities, nothing of this machine but the\n" +
 			"base system, the recorded toolchains and the clone; allow-listed variables only) in the recorded working directory and\n" +
 			"compares every output with the recorded subjects. The result, match or not, is signed with the\n" +
-			"rebuilder's key (predicate " + rebuild.PredicateType + ") and written beside the artifact\n" +
+			"rebuilder's key (predicate " + attest.PredicateRebuild + ") and written beside the artifact\n" +
 			"(ARTIFACT" + rebuildSuffix + ") or pushed with --server. Exit 0 on a match, 1 on a mismatch.",
 		Args: argsBetween(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -120,7 +121,7 @@ func runRebuild(ctx context.Context, s *streams, f *rebuildFlags, arg string) er
 	if !report.Matched {
 		var names []string
 		for _, r := range report.Subjects {
-			if r.Status != rebuild.StatusMatch {
+			if r.Status != attest.RebuildMatch {
 				names = append(names, r.Name)
 			}
 		}
@@ -250,11 +251,11 @@ func printRebuild(w io.Writer, r *rebuild.Report) {
 	}
 	for _, sr := range r.Subjects {
 		switch sr.Status {
-		case rebuild.StatusMatch:
+		case attest.RebuildMatch:
 			fmt.Fprintf(w, "  match     %s sha256:%s\n", sr.Name, sr.Expected["sha256"])
-		case rebuild.StatusMismatch:
+		case attest.RebuildMismatch:
 			fmt.Fprintf(w, "  MISMATCH  %s expected sha256:%s, got sha256:%s\n", sr.Name, sr.Expected["sha256"], sr.Got["sha256"])
-		case rebuild.StatusMissing:
+		case attest.RebuildMissing:
 			fmt.Fprintf(w, "  MISSING   %s expected sha256:%s, the rebuild produced no such file\n", sr.Name, sr.Expected["sha256"])
 		}
 		if sr.Diffoscope != "" {

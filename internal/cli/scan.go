@@ -185,8 +185,8 @@ func sbomPredicate(b []byte, sha256Hex string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse statement: %w", err)
 	}
-	if st.PredicateType != sbom.PredicateType {
-		return nil, fmt.Errorf("predicate type is %s, not %s", st.PredicateType, sbom.PredicateType)
+	if st.PredicateType != attest.PredicateCycloneDX {
+		return nil, fmt.Errorf("predicate type is %s, not %s", st.PredicateType, attest.PredicateCycloneDX)
 	}
 	for _, sub := range st.Subject {
 		if strings.EqualFold(sub.Digest["sha256"], sha256Hex) {

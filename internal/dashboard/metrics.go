@@ -159,7 +159,7 @@ func (d *Dashboard) computeStats(ctx context.Context) (*stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	rebuilds, err := d.newest(ctx, policy.PredicateRebuild)
+	rebuilds, err := d.newest(ctx, attest.PredicateRebuild)
 	if err != nil {
 		return nil, err
 	}

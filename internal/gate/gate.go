@@ -299,12 +299,12 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id, pt string
 			return err.Error()
 		}
 		ev.Approvals = append(ev.Approvals, policy.Approval{Signature: sig, ApprovalPredicate: *a})
-	case pt == policy.PredicateRebuild:
-		r, err := policy.ParseRebuild(st.Predicate)
+	case pt == attest.PredicateRebuild:
+		r, err := attest.ParseRebuild(st.Predicate)
 		if err != nil {
 			return err.Error()
 		}
-		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched, BuildID: r.BuildID, ProvenanceBundle: r.ProvenanceBundle})
+		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched, BuildID: r.Original.BuildID, ProvenanceBundle: r.ProvenanceBundle()})
 	case pt == policy.PredicateVulnsV01 || pt == policy.PredicateVulnsV02:
 		scanner, findings, err := policy.ParseVulnScan(pt, st.Predicate)
 		if err != nil {

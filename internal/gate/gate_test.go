@@ -72,7 +72,7 @@ func TestGather(t *testing.T) {
 		t.Fatal(err)
 	}
 	apprBundle := sign(t, alice, policy.PredicateApproval, json.RawMessage(appr.Predicate))
-	sbom := sign(t, alice, policy.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"})
+	sbom := sign(t, alice, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"})
 	scan := sign(t, builder, policy.PredicateVulnsV02, map[string]any{"scanner": map[string]any{"uri": "grype", "result": []any{
 		map[string]any{"id": "CVE-1", "severity": []any{map[string]any{"method": "nvd", "score": "9.8"}}},
 	}}})
@@ -90,7 +90,7 @@ func TestGather(t *testing.T) {
 	if len(ev.Approvals) != 1 || ev.Approvals[0].Signer.KeyID != aliceID || ev.Approvals[0].Approver != "alice" {
 		t.Errorf("approvals %+v", ev.Approvals)
 	}
-	if len(ev.Attestations) != 1 || ev.Attestations[0].PredicateType != policy.PredicateCycloneDX {
+	if len(ev.Attestations) != 1 || ev.Attestations[0].PredicateType != attest.PredicateCycloneDX {
 		t.Errorf("attestations %+v", ev.Attestations)
 	}
 	if len(ev.VulnScans) != 1 || ev.VulnScans[0].Findings[0].Severity != policy.SeverityCritical {
@@ -160,7 +160,7 @@ func TestKeyMaterialByHint(t *testing.T) {
 func TestCandidates(t *testing.T) {
 	k, _ := newKey(t)
 	prov := sign(t, k, attest.PredicateSLSAv1, provenance())
-	sbom := sign(t, k, policy.PredicateCycloneDX, map[string]any{})
+	sbom := sign(t, k, attest.PredicateCycloneDX, map[string]any{})
 	got := Candidates([]Bundle{{JSON: prov}, {JSON: sbom}, {JSON: []byte("x")}})
 	if len(got) != 1 || got[0] != digest {
 		t.Fatalf("candidates %v", got)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -160,9 +159,9 @@ func TestForArtifact(t *testing.T) {
 	prov := sign(t, builder, attest.PredicateSLSAv1, provenance())
 	good := signReview(t, builder, src)
 	other := signReview(t, builder, strings.Repeat("3", 40))
-	sbom := sign(t, builder, policy.PredicateCycloneDX, map[string]any{})
+	sbom := sign(t, builder, attest.PredicateCycloneDX, map[string]any{})
 	elsewhere := func() []byte {
-		st, _ := attest.NewStatement([]attest.Subject{{Name: "x", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, policy.PredicateCycloneDX, map[string]any{})
+		st, _ := attest.NewStatement([]attest.Subject{{Name: "x", Digest: map[string]string{"sha256": strings.Repeat("0", 64)}}}, attest.PredicateCycloneDX, map[string]any{})
 		b, _ := st.Marshal()
 		out, err := signer.SignStatement(context.Background(), builder, b)
 		if err != nil {

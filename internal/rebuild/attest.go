@@ -87,12 +87,12 @@ type AttestOptions struct {
 // Report is what Attest did. A rebuild that does not match is a Report
 // with Matched false, not an error: the attestation records it.
 type Report struct {
-	Matched     bool            `json:"matched"`
-	Attestation string          `json:"attestation,omitempty"`
-	EvidenceID  int64           `json:"evidenceId,omitempty"`
-	Subjects    []SubjectResult `json:"subjects"`
-	Toolchains  Toolchains      `json:"toolchains"`
-	Original    Original        `json:"original"`
+	Matched     bool                     `json:"matched"`
+	Attestation string                   `json:"attestation,omitempty"`
+	EvidenceID  int64                    `json:"evidenceId,omitempty"`
+	Subjects    []attest.RebuildSubject  `json:"subjects"`
+	Toolchains  attest.RebuildToolchains `json:"toolchains"`
+	Original    attest.RebuildOriginal   `json:"original"`
 }
 
 // AttestationPath is where a rebuild attestation goes by default: beside
@@ -110,7 +110,7 @@ func AttestationPath(artifact, bundlePath string) string {
 // match or not, with the rebuilder's key: it verifies the original's
 // provenance, opens the key and refuses the one that signed the original,
 // replays the build (NewPlan, Run), and writes (and pushes) the rebuild
-// attestation (PredicateType).
+// attestation (attest.PredicateRebuild).
 //
 // Errors: ErrAttestationExists, ErrOriginalUnverified, ErrNotIndependent,
 // errors wrapping verify.ErrMalformed (the bundle) or ErrNotReplayable,
@@ -287,14 +287,14 @@ func replay(ctx context.Context, opts AttestOptions, rep *verify.Report) (*Plan,
 }
 
 // predicate records the rebuild of the original bundle by the key sg.
-func predicate(opts AttestOptions, plan *Plan, res *Result, originalSigner string, bundleJSON []byte, sg crypto.Signer) *Predicate {
+func predicate(opts AttestOptions, plan *Plan, res *Result, originalSigner string, bundleJSON []byte, sg crypto.Signer) *attest.RebuildPredicate {
 	bsum := sha256.Sum256(bundleJSON)
 	id := opts.RebuilderID
 	if id == "" {
 		id = DefaultRebuilderID
 	}
-	return &Predicate{
-		Original: Original{
+	return &attest.RebuildPredicate{
+		Original: attest.RebuildOriginal{
 			BuildID:      plan.BuildID,
 			BuilderID:    plan.BuilderID,
 			Bundle:       map[string]string{"sha256": hex.EncodeToString(bsum[:])},
@@ -305,7 +305,7 @@ func predicate(opts AttestOptions, plan *Plan, res *Result, originalSigner strin
 			Command:      plan.Command,
 			WorkingDir:   plan.WorkingDir,
 		},
-		Rebuilder:          Rebuilder{ID: id, KeyID: signer.KeyID(sg.Public())},
+		Rebuilder:          attest.Rebuilder{ID: id, KeyID: signer.KeyID(sg.Public())},
 		Matched:            res.Matched,
 		Subjects:           res.Subjects,
 		Toolchains:         res.Toolchains,
@@ -319,14 +319,14 @@ func predicate(opts AttestOptions, plan *Plan, res *Result, originalSigner strin
 
 // writeAttestation signs pred about the plan's subjects, writes it to
 // opts.Out and pushes it when opts.Push is set.
-func writeAttestation(ctx context.Context, opts AttestOptions, plan *Plan, res *Result, pred *Predicate, sg crypto.Signer) (*Report, error) {
+func writeAttestation(ctx context.Context, opts AttestOptions, plan *Plan, res *Result, pred *attest.RebuildPredicate, sg crypto.Signer) (*Report, error) {
 	sign := func(ctx context.Context, payload []byte) ([]byte, error) {
 		return signer.SignStatement(ctx, sg, payload)
 	}
 	if opts.Sign != nil {
 		sign = opts.Sign(sg)
 	}
-	signed, err := build.SignStatement(ctx, sign, plan.Subjects, PredicateType, pred)
+	signed, err := build.SignStatement(ctx, sign, plan.Subjects, attest.PredicateRebuild, pred)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/verify"
@@ -89,7 +90,7 @@ func TestAttest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Matched || rep.Attestation != app+AttestationSuffix || len(rep.Subjects) != 1 || rep.Subjects[0].Status != StatusMatch {
+	if !rep.Matched || rep.Attestation != app+AttestationSuffix || len(rep.Subjects) != 1 || rep.Subjects[0].Status != attest.RebuildMatch {
 		t.Fatalf("report = %+v", rep)
 	}
 	// The attestation verifies with the rebuilder's key and says it matched.
@@ -101,11 +102,11 @@ func TestAttest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vr, err := verify.Verify(context.Background(), b, verify.Artifact{Path: app}, tm, verify.Requirements{PredicateType: PredicateType})
+	vr, err := verify.Verify(context.Background(), b, verify.Artifact{Path: app}, tm, verify.Requirements{PredicateType: attest.PredicateRebuild})
 	if err != nil || !vr.Verified {
 		t.Fatalf("attestation does not verify: %v %+v", err, vr)
 	}
-	pred, err := ParsePredicate(vr.Statement.Predicate)
+	pred, err := attest.ParseRebuild(vr.Statement.Predicate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestAttestRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Matched || rep.Subjects[0].Status != StatusMismatch || rep.Attestation != app+AttestationSuffix {
+	if rep.Matched || rep.Subjects[0].Status != attest.RebuildMismatch || rep.Attestation != app+AttestationSuffix {
 		t.Fatalf("report = %+v", rep)
 	}
 	if !strings.HasPrefix(rep.Original.SourceURI, "git+file://") {

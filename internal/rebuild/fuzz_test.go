@@ -1,31 +1,9 @@
 package rebuild
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 )
-
-// FuzzParsePredicate: never panics, and whatever parses validates and
-// survives a round trip.
-func FuzzParsePredicate(f *testing.F) {
-	f.Add([]byte(`{"matched": true, "subjects": [{"name": "app", "status": "match", "expected": {"sha256": "ab"}, "got": {"sha256": "ab"}}]}`))
-	f.Add([]byte(`{"matched": false, "subjects": [{"name": "app", "status": "missing", "expected": {"sha256": "ab"}}], "toolchains": {"differs": ["go"]}}`))
-	f.Add([]byte(`{"matched": null}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := ParsePredicate(b)
-		if err != nil {
-			return
-		}
-		again, err := json.Marshal(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ParsePredicate(again); err != nil {
-			t.Fatalf("round trip: %v", err)
-		}
-	})
-}
 
 // FuzzReplayEnv: whatever a provenance records, a replayed variable is on
 // the allow-list with a value that passes its check and has no control

@@ -143,7 +143,7 @@ func TestRunMalicious(t *testing.T) {
 	if strings.Contains(built, "LEAK") {
 		t.Errorf("the recorded command reached the rebuilder's machine:\n%s", built)
 	}
-	if res.Matched || res.Subjects[0].Status == StatusMatch {
+	if res.Matched || res.Subjects[0].Status == attest.RebuildMatch {
 		t.Errorf("the shipped artifact was taken for a rebuilt one: %+v", res.Subjects)
 	}
 	if b, _ := os.ReadFile(filepath.Join(e.home, ".bashrc")); string(b) != "# rc\n" {
@@ -179,7 +179,7 @@ func TestRunMalicious(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Matched || res.Subjects[0].Status != StatusMissing {
+	if res.Matched || res.Subjects[0].Status != attest.RebuildMissing {
 		t.Errorf("command true with a symlinked dist/: %+v", res.Subjects)
 	}
 }
@@ -235,10 +235,10 @@ func TestDiffoscopeSandboxed(t *testing.T) {
 		t.Fatal(err)
 	}
 	app, env := res.Subjects[0], res.Subjects[1]
-	if app.Status != StatusMismatch || !strings.Contains(app.Diffoscope, "original line") || !strings.Contains(app.Diffoscope, "rebuilt line") {
+	if app.Status != attest.RebuildMismatch || !strings.Contains(app.Diffoscope, "original line") || !strings.Contains(app.Diffoscope, "rebuilt line") {
 		t.Errorf("app.txt: %s\n%s", app.Status, app.Diffoscope)
 	}
-	if env.Status != StatusMissing || env.Diffoscope != "" {
+	if env.Status != attest.RebuildMissing || env.Diffoscope != "" {
 		t.Errorf("env.txt, a symlink to /proc/self/environ: %+v", env)
 	}
 	for _, r := range res.Subjects {

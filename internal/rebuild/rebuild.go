@@ -7,7 +7,7 @@
 // environment) in the recorded working directory, and every output digest
 // is compared with its in-toto subject.
 //
-// The outcome is the rebuild predicate (PredicateType,
+// The outcome is the rebuild predicate (attest.PredicateRebuild,
 // https://custody.dev/rebuild/v1), whose schema PREDICATE.md documents; a
 // failed rebuild is evidence as much as a matching one. The package also
 // reads the commits of a range for the source review predicate
@@ -170,8 +170,8 @@ type Result struct {
 	RefusedEnvironment []string
 	// Sandbox is the sandbox tool's version ("bubblewrap 0.8.0").
 	Sandbox    string
-	Subjects   []SubjectResult // sorted by name
-	Toolchains Toolchains
+	Subjects   []attest.RebuildSubject // sorted by name
+	Toolchains attest.RebuildToolchains
 	StartedOn  time.Time
 	FinishedOn time.Time
 }
@@ -289,13 +289,13 @@ func Run(ctx context.Context, plan *Plan, opts Options) (*Result, error) {
 
 // compareAll compares every subject with what the rebuild wrote, running
 // diffoscope on a mismatch when asked to; the results are sorted by name.
-func compareAll(ctx context.Context, plan *Plan, opts Options, progress func(string, string), outputs []build.Output, before map[string]time.Time, src, scratch string) (bool, []SubjectResult) {
+func compareAll(ctx context.Context, plan *Plan, opts Options, progress func(string, string), outputs []build.Output, before map[string]time.Time, src, scratch string) (bool, []attest.RebuildSubject) {
 	matched := true
-	var results []SubjectResult
+	var results []attest.RebuildSubject
 	for _, s := range plan.Subjects {
 		r, rebuilt := compare(s, outputs, before)
-		matched = matched && r.Status == StatusMatch
-		if r.Status == StatusMismatch && opts.Diffoscope != "" {
+		matched = matched && r.Status == attest.RebuildMatch
+		if r.Status == attest.RebuildMismatch && opts.Diffoscope != "" {
 			if orig := opts.Originals[s.Name]; orig != "" {
 				progress("diffoscope", s.Name)
 				r.Diffoscope = runDiffoscope(ctx, opts.Diffoscope, orig, src, rebuilt, scratch)
@@ -303,14 +303,14 @@ func compareAll(ctx context.Context, plan *Plan, opts Options, progress func(str
 		}
 		results = append(results, r)
 	}
-	slices.SortFunc(results, func(a, b SubjectResult) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(results, func(a, b attest.RebuildSubject) int { return strings.Compare(a.Name, b.Name) })
 	return matched, results
 }
 
 // checkToolchains compares the toolchains this machine has with the
 // recorded ones: a *ToolchainError when they differ, unless allowed.
-func checkToolchains(plan *Plan, have map[string]string, allowMismatch bool) (Toolchains, error) {
-	tc := Toolchains{Recorded: plan.Toolchains, Rebuilder: have}
+func checkToolchains(plan *Plan, have map[string]string, allowMismatch bool) (attest.RebuildToolchains, error) {
+	tc := attest.RebuildToolchains{Recorded: plan.Toolchains, Rebuilder: have}
 	diffs := diffToolchains(plan.Toolchains, have)
 	if len(diffs) > 0 && !allowMismatch {
 		return tc, &ToolchainError{Diffs: diffs}
@@ -448,8 +448,8 @@ func existing(dir string, patterns []string) map[string]time.Time {
 // rebuilt file's path. A file that was there before the build and was not
 // rewritten is not an output; among several, one with the recorded digest
 // is taken.
-func compare(s attest.Subject, outputs []build.Output, before map[string]time.Time) (SubjectResult, string) {
-	r := SubjectResult{Name: s.Name, Status: StatusMissing, Expected: s.Digest}
+func compare(s attest.Subject, outputs []build.Output, before map[string]time.Time) (attest.RebuildSubject, string) {
+	r := attest.RebuildSubject{Name: s.Name, Status: attest.RebuildMissing, Expected: s.Digest}
 	want := s.Digest[digest.SHA256]
 	var cands []build.Output
 	for _, o := range outputs {
@@ -476,9 +476,9 @@ func compare(s attest.Subject, outputs []build.Output, before map[string]time.Ti
 	r.Path = pick.Name
 	r.Got = map[string]string{pick.Digest.Alg: pick.Digest.Hex}
 	if want != "" && pick.Digest.Alg == digest.SHA256 && pick.Digest.Hex == want {
-		r.Status = StatusMatch
+		r.Status = attest.RebuildMatch
 	} else {
-		r.Status = StatusMismatch
+		r.Status = attest.RebuildMismatch
 	}
 	return r, pick.Path
 }

@@ -21,9 +21,6 @@ import (
 	"github.com/custody-dev/custody/attest"
 )
 
-// PredicateType is the in-toto predicate type of a CycloneDX SBOM.
-const PredicateType = "https://cyclonedx.org/bom"
-
 // MaxBytes bounds an SBOM read by Parse.
 const MaxBytes = attest.MaxStatementBytes
 

@@ -1,44 +1,39 @@
-package rebuild
+package attest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
 
-// PredicateType is the in-toto predicate type of a rebuild attestation
-// (schema in PREDICATE.md). It is the type policy.PredicateRebuild names.
-const PredicateType = "https://custody.dev/rebuild/v1"
-
-// MaxPredicateBytes bounds the predicates ParsePredicate and ParseReview
-// read.
-const MaxPredicateBytes = 1 << 20
+// PredicateRebuild is the in-toto predicate type of a rebuild attestation,
+// written by `custody rebuild` (schema in internal/rebuild/PREDICATE.md):
+// an independent rebuilder replayed a recorded build from its source commit
+// and compared the outputs with the recorded subjects. Its statement's
+// subjects are the original subjects with their recorded digests, so
+// evidence about an artifact finds it, whether the rebuild matched or not.
+const PredicateRebuild = "https://custody.dev/rebuild/v1"
 
 // Statuses of one subject in a rebuild.
 const (
-	StatusMatch    = "match"    // the rebuilt file has the recorded digest
-	StatusMismatch = "mismatch" // the rebuilt file has another digest
-	StatusMissing  = "missing"  // the rebuild produced no file of that name
+	RebuildMatch    = "match"    // the rebuilt file has the recorded digest
+	RebuildMismatch = "mismatch" // the rebuilt file has another digest
+	RebuildMissing  = "missing"  // the rebuild produced no file of that name
 )
 
-// Predicate is the predicate of a rebuild attestation: an independent
-// rebuilder replayed a recorded build from its source commit and compared
-// the outputs with the recorded subjects. Its statement's subjects are the
-// original subjects with their recorded digests, so evidence about an
-// artifact finds it, whether the rebuild matched or not.
-type Predicate struct {
+// RebuildPredicate is the predicate of PredicateRebuild.
+type RebuildPredicate struct {
 	// Original identifies the build that was replayed.
-	Original Original `json:"original"`
+	Original RebuildOriginal `json:"original"`
 	// Rebuilder identifies who rebuilt it.
 	Rebuilder Rebuilder `json:"rebuilder"`
-	// Matched is true only when every subject's status is StatusMatch.
+	// Matched is true only when every subject's status is RebuildMatch.
 	Matched bool `json:"matched"`
 	// Subjects has one result per subject of the original statement,
 	// sorted by name.
-	Subjects []SubjectResult `json:"subjects"`
+	Subjects []RebuildSubject `json:"subjects"`
 	// Toolchains compares the recorded toolchains with the rebuilder's.
-	Toolchains Toolchains `json:"toolchains"`
+	Toolchains RebuildToolchains `json:"toolchains"`
 	// Hermetic is true when the rebuild ran in the sandbox (always, for
 	// custody rebuild, which refuses to run without it).
 	Hermetic bool `json:"hermetic"`
@@ -53,8 +48,8 @@ type Predicate struct {
 	FinishedOn time.Time `json:"finishedOn"`
 }
 
-// Original is the replayed build as its provenance recorded it.
-type Original struct {
+// RebuildOriginal is the replayed build as its provenance recorded it.
+type RebuildOriginal struct {
 	// BuildID is the provenance's invocation ID.
 	BuildID string `json:"buildId"`
 	// BuilderID is the provenance's runDetails.builder.id.
@@ -81,12 +76,12 @@ type Rebuilder struct {
 	KeyID string `json:"keyId,omitempty"` // lowercase hex SHA-256 of the PKIX public key
 }
 
-// SubjectResult is the outcome for one recorded subject.
-type SubjectResult struct {
+// RebuildSubject is the outcome for one recorded subject.
+type RebuildSubject struct {
 	Name     string            `json:"name"`
 	Status   string            `json:"status"`
 	Expected map[string]string `json:"expected"`
-	// Got is the rebuilt file's digest; absent when Status is StatusMissing.
+	// Got is the rebuilt file's digest; absent when Status is RebuildMissing.
 	Got map[string]string `json:"got,omitempty"`
 	// Path is where the rebuilt file was found, relative to the working
 	// directory.
@@ -96,8 +91,8 @@ type SubjectResult struct {
 	Diffoscope string `json:"diffoscope,omitempty"`
 }
 
-// Toolchains are the recorded and the rebuilder's toolchain versions.
-type Toolchains struct {
+// RebuildToolchains are the recorded and the rebuilder's toolchain versions.
+type RebuildToolchains struct {
 	Recorded  map[string]string `json:"recorded,omitempty"`
 	Rebuilder map[string]string `json:"rebuilder,omitempty"`
 	// Differs names the toolchains whose versions differ (or that the
@@ -105,24 +100,26 @@ type Toolchains struct {
 	Differs []string `json:"differs,omitempty"`
 }
 
-// ParsePredicate parses a rebuild predicate from untrusted bytes. It
-// refuses input over MaxPredicateBytes, a missing "matched", a subject with
-// an unknown status, and "matched": true with a subject that did not match.
-func ParsePredicate(b []byte) (*Predicate, error) {
-	if len(b) > MaxPredicateBytes {
-		return nil, fmt.Errorf("rebuild predicate is %d bytes, more than the limit of %d", len(b), MaxPredicateBytes)
-	}
+// ProvenanceBundle is the lowercase hex SHA-256 of the bundle that carried
+// the replayed provenance, "" when the predicate does not record it.
+func (p *RebuildPredicate) ProvenanceBundle() string { return p.Original.Bundle["sha256"] }
+
+// ParseRebuild parses a rebuild predicate from untrusted bytes. Members it
+// does not know are ignored. Besides what decodePredicate refuses (over
+// MaxStatementBytes, a duplicate member, invalid UTF-8), it refuses a
+// missing boolean "matched" and what Validate refuses.
+func ParseRebuild(b []byte) (*RebuildPredicate, error) {
 	var raw struct {
-		Predicate
+		RebuildPredicate
 		Matched *bool `json:"matched"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("couldn't parse rebuild predicate: %w", err)
+	if err := decodePredicate("rebuild", b, MaxStatementBytes, false, &raw); err != nil {
+		return nil, err
 	}
 	if raw.Matched == nil {
 		return nil, errors.New("rebuild predicate has no boolean \"matched\"")
 	}
-	p := raw.Predicate
+	p := raw.RebuildPredicate
 	p.Matched = *raw.Matched
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -131,26 +128,34 @@ func ParsePredicate(b []byte) (*Predicate, error) {
 }
 
 // Validate checks that p is consistent: at least one subject, every
-// subject named with a known status and an expected digest, and Matched
-// true exactly when every subject matched.
-func (p *Predicate) Validate() error {
+// subject named with a known status and an expected digest, Matched true
+// exactly when every subject matched, an original.buildId of at most 1024
+// bytes, and an original.bundle.sha256, when given, of 64 lowercase hex
+// digits.
+func (p *RebuildPredicate) Validate() error {
 	if len(p.Subjects) == 0 {
 		return errors.New("rebuild predicate has no subjects")
 	}
 	all := true
 	for i, s := range p.Subjects {
 		switch s.Status {
-		case StatusMatch, StatusMismatch, StatusMissing:
+		case RebuildMatch, RebuildMismatch, RebuildMissing:
 		default:
 			return fmt.Errorf("rebuild subject %d (%q) has unknown status %q", i, s.Name, s.Status)
 		}
 		if len(s.Expected) == 0 {
 			return fmt.Errorf("rebuild subject %d (%q) has no expected digest", i, s.Name)
 		}
-		all = all && s.Status == StatusMatch
+		all = all && s.Status == RebuildMatch
 	}
 	if p.Matched != all {
 		return fmt.Errorf("rebuild predicate says matched=%t but its subjects say %t", p.Matched, all)
+	}
+	if len(p.Original.BuildID) > maxNameLen {
+		return errors.New("rebuild predicate original.buildId is over 1024 bytes")
+	}
+	if h, ok := p.Original.Bundle["sha256"]; ok && !sha256Hex.MatchString(h) {
+		return fmt.Errorf("rebuild predicate original.bundle.sha256 %q is not 64 lowercase hex digits", h)
 	}
 	return nil
 }
