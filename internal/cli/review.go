@@ -2,17 +2,15 @@ package cli
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/rebuild"
 )
 
@@ -57,12 +55,6 @@ func newReviewCmd(s *streams) *cobra.Command {
 	return c
 }
 
-type reviewReport struct {
-	Bundle     string                  `json:"bundle"`
-	EvidenceID int64                   `json:"evidenceId,omitempty"`
-	Predicate  *attest.ReviewPredicate `json:"predicate"`
-}
-
 func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 	switch {
 	case f.key == "":
@@ -79,91 +71,54 @@ func runReview(ctx context.Context, s *streams, f *reviewFlags) error {
 			return usageErr(errors.New("--reviewer is empty"), "")
 		}
 	}
-	var (
-		repo    string
-		rng     attest.ReviewRange
-		commits []attest.ReviewCommit
-		err     error
-	)
-	if f.fromRoot {
-		if f.rangeSpec == "" {
-			f.rangeSpec = "HEAD"
-		}
-		repo, rng, commits, err = rebuild.ReviewedFromRoot(ctx, f.repo, f.rangeSpec)
-	} else {
-		repo, rng, commits, err = rebuild.ReviewedCommits(ctx, f.repo, f.rangeSpec)
+	if f.fromRoot && f.rangeSpec == "" {
+		f.rangeSpec = "HEAD"
 	}
-	if err != nil {
-		return usageErr(err, "")
-	}
-	pred := &attest.ReviewPredicate{
-		Repo:       repo,
-		Range:      rng,
-		Commits:    commits,
-		Reviewers:  f.reviewers,
-		ReviewedAt: time.Now().UTC().Truncate(time.Second),
-	}
-	if err := pred.Validate(); err != nil {
-		return usageErr(err, "")
-	}
-	out := f.bundle
-	if out == "" {
-		out = "review-" + rng.Head[:12] + bundleSuffix
-	}
-	if !f.force {
-		if _, err := os.Stat(out); err == nil {
-			return usageErr(fmt.Errorf("bundle %s already exists", out), "pass --force to replace it, or --bundle elsewhere")
-		}
-	}
-	subjects := make([]attest.Subject, len(commits))
-	for i, c := range commits {
-		subjects[i] = attest.Subject{Name: repo, Digest: map[string]string{"gitCommit": c.Commit}}
-	}
-	sg, release, err := loadSigner(s, f.key)
-	if err != nil {
-		return err
-	}
-	defer release()
-	sign := keySigner(sg)
-	var cl *client.Client
+	opts := rebuild.ReviewOptions{Repo: f.repo, Range: f.rangeSpec, FromRoot: f.fromRoot, Reviewers: f.reviewers, Bundle: f.bundle, Force: f.force,
+		OpenKey: func() (crypto.Signer, func(), error) { return loadSigner(s, f.key) }, Sign: keySigner}
 	if f.server != "" {
 		// Logged and timestamped by the server it is pushed to.
-		if cl, err = newClient(serverURL(f.server)); err != nil {
+		cl, err := newClient(serverURL(f.server))
+		if err != nil {
 			return err
 		}
-		sign = loggedKeySigner(sg, cl)
-	}
-	signed, err := signStatement(ctx, sign, subjects, attest.PredicateReview, pred)
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(out, signed, 0o644); err != nil {
-		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
-	}
-	report := reviewReport{Bundle: out, Predicate: pred}
-	if f.server != "" {
-		id, _, err := cl.Push(ctx, signed)
-		if err != nil {
-			return remoteErr(err, "push review attestation (kept in "+out+")")
+		opts.Sign = func(sg crypto.Signer) signFunc { return loggedKeySigner(sg, cl) }
+		opts.Push = func(ctx context.Context, path string, b []byte) (int64, error) {
+			id, _, err := cl.Push(ctx, b)
+			return id, remoteErr(err, "push review attestation (kept in "+path+")")
 		}
-		report.EvidenceID = id
+	}
+	report, err := rebuild.Review(ctx, opts)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee): // opening the key, signing, pushing
+		return err
+	case errors.Is(err, rebuild.ErrReviewExists):
+		return usageErr(err, "pass --force to replace it, or --bundle elsewhere")
+	case err != nil:
+		return usageErr(err, "")
 	}
 	if f.jsonOut {
 		return writeJSON(s.out, report)
 	}
+	printReview(s.out, f, report)
+	return nil
+}
+
+func printReview(w io.Writer, f *reviewFlags, report *rebuild.ReviewReport) {
+	pred := report.Predicate
 	from := ""
-	if rng.Root {
+	if pred.Range.Root {
 		from = " from the root commit"
 		if !f.fromRoot {
-			fmt.Fprintf(s.out, "BASE is the repository's root commit: the review starts at the root and includes it (range.root)\n")
+			fmt.Fprintf(w, "BASE is the repository's root commit: the review starts at the root and includes it (range.root)\n")
 		}
 	}
-	fmt.Fprintf(s.out, "review of %s%s (%d commit(s)) by %s written to %s\n", f.rangeSpec, from, len(commits), strings.Join(f.reviewers, ", "), out)
-	for _, c := range commits {
-		fmt.Fprintf(s.out, "  %s %s <%s> %s\n", c.Commit[:12], c.Author.Name, c.Author.Email, c.Subject)
+	fmt.Fprintf(w, "review of %s%s (%d commit(s)) by %s written to %s\n", f.rangeSpec, from, len(pred.Commits), strings.Join(f.reviewers, ", "), report.Bundle)
+	for _, c := range pred.Commits {
+		fmt.Fprintf(w, "  %s %s <%s> %s\n", c.Commit[:12], c.Author.Name, c.Author.Email, c.Subject)
 	}
 	if report.EvidenceID != 0 {
-		fmt.Fprintf(s.out, "pushed to the server as evidence %d\n", report.EvidenceID)
+		fmt.Fprintf(w, "pushed to the server as evidence %d\n", report.EvidenceID)
 	}
-	return nil
 }
