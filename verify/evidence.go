@@ -125,10 +125,10 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 
 	if ev.nTlog > 0 && !useTlog {
 		if keyless {
-			rep.add(CheckTlog, false, "bundle has %d transparency log entr(ies) but the trust material has no transparency log to check them against", ev.nTlog)
+			rep.add(CheckTlog, false, "bundle has %s but the trust material has no transparency log to check them against", plural(ev.nTlog, "transparency log entry", "transparency log entries"))
 			return nil
 		}
-		rep.add(CheckTlog, true, "not checked: %d entr(ies) present but the trust material has no transparency log; their times are not used", ev.nTlog)
+		rep.add(CheckTlog, true, "not checked: %s present but the trust material has no transparency log; their times are not used", plural(ev.nTlog, "entry", "entries"))
 	}
 	if ev.nTSA > 0 && !useTSA {
 		if keyless {
@@ -207,7 +207,7 @@ func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify
 		}
 	}
 	if useTlog {
-		rep.add(CheckTlog, true, "%d entr(ies) verified against the trusted log(s); integrated at %s", ev.nTlog, orNone(tlogTimes))
+		rep.add(CheckTlog, true, "%s verified against the trusted log(s); integrated at %s", plural(ev.nTlog, "entry", "entries"), orNone(tlogTimes))
 	}
 	if useTSA {
 		rep.add(CheckTimestamp, true, "%d RFC 3161 timestamp(s) verified: %s", ev.nTSA, orNone(dedupe(tsaTimes)))

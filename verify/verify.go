@@ -276,6 +276,14 @@ func (ev *evidence) describe() string {
 	} else {
 		b.WriteString("signed with a public key")
 	}
-	fmt.Fprintf(&b, ", %d tlog entr(ies), %d RFC 3161 timestamp(s)", ev.nTlog, ev.nTSA)
+	fmt.Fprintf(&b, ", %s, %s", plural(ev.nTlog, "tlog entry", "tlog entries"), plural(ev.nTSA, "RFC 3161 timestamp", "RFC 3161 timestamps"))
 	return b.String()
+}
+
+// plural is "1 ONE" or "N MANY".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -106,6 +106,14 @@ func classify(err error) int {
 	return ExitUsage
 }
 
+// plural is "1 ONE" or "N MANY".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\r", " ")
 	return strings.ReplaceAll(s, "\n", "; ")

@@ -681,7 +681,7 @@ func newPolicyHistoryCmd(s *streams) *cobra.Command {
 				}
 			}
 			if len(bad) > 0 {
-				return failErr(fmt.Errorf("%d audit entr(ies) failed verification: %s", len(bad), strings.Join(bad, "; ")), "")
+				return failErr(fmt.Errorf("%s failed verification: %s", plural(len(bad), "audit entry", "audit entries"), strings.Join(bad, "; ")), "")
 			}
 			return nil
 		},
