@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -306,6 +307,9 @@ func deployErr(err error, res *deploy.Result) error {
 	case errors.Is(err, deploy.ErrDenied) && res != nil && res.Verdict != nil && len(res.Verdict.Decision.Failures) > 0:
 		first := res.Verdict.Decision.Failures[0]
 		return failErr(fmt.Errorf("%w: %s: %s", err, first.Requirement, first.Message), first.Fix)
+	case errors.Is(err, deploy.ErrNoRollback) && res != nil && slices.ContainsFunc(res.Skipped, func(sk deploy.Skipped) bool { return sk.Restore }):
+		return failErr(err, "a rollback runs the file that was deployed, at the path it was deployed from: put the earlier artifact back there "+
+			"(each is listed with its digest), or build each release to a path of its own (go build -o dist/app-v1.2.0)")
 	case errors.Is(err, deploy.ErrNoRollback) && res != nil && len(res.Skipped) > 0:
 		return failErr(err, "no earlier artifact could be rolled back to (each is listed with why): fix the environment by hand, or deploy a known-good artifact")
 	case errors.Is(err, deploy.ErrNoRollback) && (errors.Is(err, deploy.ErrUnhealthy) || errors.Is(err, deploy.ErrDeployFailed)):

@@ -118,6 +118,10 @@ type Skipped struct {
 	// Tried: the candidate was deployed, and its deploy command or health
 	// check failed. Otherwise it was refused before its command ran.
 	Tried bool `json:"tried,omitempty"`
+	// Restore: the candidate was refused only because its file is no
+	// longer at Name with its bytes (gone, or overwritten by a later
+	// build); putting the artifact back there makes it a candidate again.
+	Restore bool `json:"restore,omitempty"`
 }
 
 // deniedError is ErrDenied with the decision that denied.
@@ -392,8 +396,9 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 			skip("its recorded name is not a file path")
 			continue
 		}
-		if _, err := os.Stat(a.Path); err != nil {
-			skip(fmt.Sprintf("its file is gone: %v", err))
+		if reason := fileMissing(a); reason != "" {
+			skip(reason)
+			res.Skipped[len(res.Skipped)-1].Restore = true
 			continue
 		}
 		err := g.install(ctx, a, res, rbFrom)
@@ -426,6 +431,22 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 			ErrNoRollback, len(res.Skipped), tried, len(res.Skipped)-tried)
 	}
 	return fmt.Errorf("%w: no earlier artifact was healthy in %s", ErrNoRollback, g.Environment)
+}
+
+// fileMissing says why a's bytes are not at a.Path any more, and what to do,
+// or "" when they are. A rollback can run only the file that was deployed.
+func fileMissing(a Artifact) string {
+	restore := fmt.Sprintf("put %s back at %s (copy or rebuild it), or build each release to a path of its own", a.Digest, a.Path)
+	got, err := digest.File(a.Path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("its file is gone: %s", restore)
+	case err != nil:
+		return fmt.Sprintf("its file cannot be read (%v): %s", err, restore)
+	case got.String() != a.Digest:
+		return fmt.Sprintf("its file was overwritten: %s now holds %s; %s", a.Path, got.String(), restore)
+	}
+	return ""
 }
 
 // checkQuarantine refuses a quarantined artifact, and any artifact when

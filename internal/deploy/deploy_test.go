@@ -259,3 +259,31 @@ func TestFileHistoryTruncated(t *testing.T) {
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
+
+// The README's own flow builds every release to the same path (-o
+// dist/app): the earlier artifact's file then holds the new one, and a
+// rollback to it cannot run. The skip says so and what to do.
+func TestRollbackWhenFileOverwritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	v1 := writeArtifact(t, dir, "app", "one")
+	pol := &fakePolicy{env: "prod", allowed: map[string]bool{v1.Digest: true}}
+	g, _ := newGate(t, pol, `test "$CUSTODY_DIGEST" = "`+v1.Digest+`"`)
+	if _, err := g.Deploy(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	v2 := writeArtifact(t, dir, "app", "two") // same path: v1's file is gone
+	pol.allowed[v2.Digest] = true
+	res, err := g.Deploy(ctx, v2)
+	if !errors.Is(err, ErrNoRollback) {
+		t.Fatalf("Deploy(v2) = %v, want ErrNoRollback", err)
+	}
+	if len(res.Skipped) != 1 || !res.Skipped[0].Restore {
+		t.Fatalf("skipped = %+v, want v1 with Restore", res.Skipped)
+	}
+	for _, w := range []string{v1.Path + " now holds sha256:", "put " + v1.Digest + " back at " + v1.Path} {
+		if !strings.Contains(res.Skipped[0].Reason, w) {
+			t.Errorf("reason %q does not say %q", res.Skipped[0].Reason, w)
+		}
+	}
+}
