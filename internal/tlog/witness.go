@@ -31,12 +31,16 @@ func NewCosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, 
 }
 
 // Witness cosigns checkpoints of logs it has checked for consistency.
-// Its note.Signer methods are those of transparency-dev/formats'
-// cosignature/v1 signer: the signature is the 8-byte big-endian time
-// followed by the Ed25519 signature of the cosigned message.
+// It is a note.Signer: transparency-dev/formats' cosignature/v1 signer,
+// whose signature is the 8-byte big-endian time followed by the Ed25519
+// signature of the cosigned message.
 type Witness struct {
-	*fnote.Signer
+	s *fnote.Signer
 }
+
+func (w *Witness) Name() string                    { return w.s.Name() }
+func (w *Witness) KeyHash() uint32                 { return w.s.KeyHash() }
+func (w *Witness) Sign(msg []byte) ([]byte, error) { return w.s.Sign(msg) }
 
 // NewWitness returns a witness named name signing with key.
 func NewWitness(name string, key ed25519.PrivateKey) (*Witness, error) {
@@ -60,7 +64,7 @@ func NewWitness(name string, key ed25519.PrivateKey) (*Witness, error) {
 
 // Verifier returns the note verifier of this witness's cosignatures, for
 // Options.Witnesses.
-func (w *Witness) Verifier() note.Verifier { return w.Signer.Verifier() }
+func (w *Witness) Verifier() note.Verifier { return w.s.Verifier() }
 
 // Cosign verifies checkpoint (a signed note) with the log's verifier and,
 // if previous (the last checkpoint this witness saw of that log; nil when
