@@ -198,7 +198,7 @@ func skipReason(reason string) string {
 		return "denied by policy"
 	case strings.Contains(reason, "file is gone"), strings.Contains(reason, "not a file path"):
 		return "artifact file missing"
-	case strings.Contains(reason, "changed"):
+	case strings.Contains(reason, "changed"), strings.Contains(reason, "overwritten"):
 		return "artifact changed"
 	}
 	return "deploy or health check failed"
