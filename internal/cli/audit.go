@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	srv "github.com/custody-dev/custody/internal/server"
@@ -39,117 +40,35 @@ func newAuditCmd(s *streams) *cobra.Command {
 			"Exit 1 if any entry fails or the index hides one.",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			q := client.AuditQuery{Action: action, Actor: actor}
 			if complete && (action != "" || actor != "" || artifact != "" || since != "" || until != "") {
 				return usageErr(errors.New("--complete checks the whole trail; it does not combine with --action, --actor, --artifact, --since or --until"),
 					"run 'custody audit --complete' first, then filter")
 			}
-			if artifact != "" {
-				d, err := digest.Parse(artifact)
-				if err != nil || d.Alg != "sha256" {
-					return usageErr(fmt.Errorf("--artifact %q is not sha256:HEX", artifact), "")
-				}
-				q.Artifact = d.String()
-			}
-			var err error
-			var root *trust.Document
-			switch {
-			case rootPath != "":
-				if root, err = readRoot(rootPath); err != nil {
-					return err
-				}
-				if _, err := acceptRoot(root, time.Now()); err != nil {
-					return err
-				}
-			case requireTrusted:
-				return usageErr(errors.New("--require-trusted needs --trust-root root.json"), "")
-			}
-			if q.Since, err = parseTimeFlag("--since", since); err != nil {
+			o, err := auditOptions(action, actor, artifact, since, until, rootPath, requireTrusted)
+			if err != nil {
 				return err
 			}
-			if q.Until, err = parseTimeFlag("--until", until); err != nil {
-				return err
-			}
+			o.Complete = complete
 			cl, err := newClient(serverURL(server))
 			if err != nil {
 				return err
 			}
-			key, err := auditKeyFor(c.Context(), s, cl, auditKey)
-			if err != nil {
+			if o.AuditKey, err = auditKeyFor(c.Context(), s, cl, auditKey); err != nil {
 				return err
 			}
-			var trail []*client.AuditEntry
-			var walk *client.LogWalk
-			var incomplete error
-			if complete {
-				trail, walk, err = cl.CompleteAuditTrail(c.Context(), key)
-				var ie *client.IncompleteError
-				switch {
-				case errors.As(err, &ie):
-					incomplete = err
-				case errors.Is(err, client.ErrIncomplete):
-					return failErr(fmt.Errorf("walk the server's log: %w", err), "the server's log does not match its checkpoint; do not trust its audit trail")
-				case err != nil:
-					return remoteErr(err, "walk the server's log")
-				}
-			} else if trail, err = cl.AuditTrail(c.Context(), q, key); err != nil {
+			rep, err := audit.Check(c.Context(), cl, o)
+			switch {
+			case err != nil && complete && errors.Is(err, client.ErrIncomplete):
+				return failErr(fmt.Errorf("walk the server's log: %w", err), "the server's log does not match its checkpoint; do not trust its audit trail")
+			case err != nil && complete:
+				return remoteErr(err, "walk the server's log")
+			case err != nil:
 				return remoteErr(err, "read the audit trail")
 			}
-			if root != nil {
-				client.NameSigners(trail, root, key)
+			if err := printAuditReport(s, rep, jsonOut); err != nil {
+				return err
 			}
-			if jsonOut {
-				if trail == nil {
-					trail = []*client.AuditEntry{}
-				}
-				if err := writeJSON(s.out, trail); err != nil {
-					return err
-				}
-			} else {
-				printAudit(s, trail)
-			}
-			if walk != nil {
-				w := s.out
-				if jsonOut {
-					w = s.err
-				}
-				switch {
-				case incomplete != nil:
-					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, NOT all in the trail\n", walk.Size, len(walk.Audit))
-				case len(walk.Copies) > 0:
-					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail (%d logged again)\n", walk.Size, len(walk.Audit), len(walk.Copies))
-				default:
-					fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail\n", walk.Size, len(walk.Audit))
-				}
-			}
-			if incomplete != nil {
-				return failErr(incomplete, "the server's index answers leave out entries its log holds; do not trust its audit trail")
-			}
-			var bad []string
-			for _, e := range trail {
-				if !e.Verified && !e.Pushed {
-					bad = append(bad, fmt.Sprintf("entry %d (%s, log index %d): %s", e.EvidenceID, e.Action, e.LogIndex, e.Problem))
-				}
-			}
-			if len(bad) > 0 {
-				return failErr(fmt.Errorf("%d of %d audit trail entries failed verification: %s", len(bad), len(trail), strings.Join(bad, "; ")),
-					"do not trust these entries; find out how they got into the index")
-			}
-			if requireTrusted {
-				var untrusted []string
-				for _, e := range trail {
-					for _, sg := range e.Signers {
-						if sg.Problem != "" {
-							untrusted = append(untrusted, fmt.Sprintf("entry %d (%s, log index %d) signer %s: %s", e.EvidenceID, e.Action, e.LogIndex, shortKeyID(sg.KeyID), sg.Problem))
-						}
-					}
-				}
-				if len(untrusted) > 0 {
-					return failErr(fmt.Errorf("%d signature(s) by keys trust root version %d does not trust: %s", len(untrusted), root.Version, strings.Join(untrusted, "; ")),
-						"find out who holds these keys; if they should be trusted, add them with 'custody trust add-key' and push the new version")
-				}
-			}
-			return nil
+			return auditVerdict(rep, o.TrustRoot, requireTrusted)
 		},
 	}
 	fl := c.Flags()
@@ -167,8 +86,87 @@ func newAuditCmd(s *streams) *cobra.Command {
 	return c
 }
 
-// shortKeyID is the first 16 characters of a key ID.
-func shortKeyID(id string) string { return id[:min(16, len(id))] }
+// auditOptions reads the query and the trust root from the flags.
+func auditOptions(action, actor, artifact, since, until, rootPath string, requireTrusted bool) (audit.Options, error) {
+	q := client.AuditQuery{Action: action, Actor: actor}
+	if artifact != "" {
+		d, err := digest.Parse(artifact)
+		if err != nil || d.Alg != "sha256" {
+			return audit.Options{}, usageErr(fmt.Errorf("--artifact %q is not sha256:HEX", artifact), "")
+		}
+		q.Artifact = d.String()
+	}
+	var err error
+	var root *trust.Document
+	switch {
+	case rootPath != "":
+		if root, err = readRoot(rootPath); err != nil {
+			return audit.Options{}, err
+		}
+		if _, err := acceptRoot(root, time.Now()); err != nil {
+			return audit.Options{}, err
+		}
+	case requireTrusted:
+		return audit.Options{}, usageErr(errors.New("--require-trusted needs --trust-root root.json"), "")
+	}
+	if q.Since, err = parseTimeFlag("--since", since); err != nil {
+		return audit.Options{}, err
+	}
+	if q.Until, err = parseTimeFlag("--until", until); err != nil {
+		return audit.Options{}, err
+	}
+	return audit.Options{Query: q, TrustRoot: root}, nil
+}
+
+// printAuditReport prints the trail and, after a complete check, what the
+// log walk found (to stderr with --json).
+func printAuditReport(s *streams, rep *audit.Report, jsonOut bool) error {
+	if jsonOut {
+		trail := rep.Trail
+		if trail == nil {
+			trail = []*client.AuditEntry{}
+		}
+		if err := writeJSON(s.out, trail); err != nil {
+			return err
+		}
+	} else {
+		printAudit(s, rep.Trail)
+	}
+	walk := rep.Walk
+	if walk == nil {
+		return nil
+	}
+	w := s.out
+	if jsonOut {
+		w = s.err
+	}
+	switch {
+	case rep.Incomplete != nil:
+		fmt.Fprintf(w, "log walked: %d entries, %d audit entries, NOT all in the trail\n", walk.Size, len(walk.Audit))
+	case len(walk.Copies) > 0:
+		fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail (%d logged again)\n", walk.Size, len(walk.Audit), len(walk.Copies))
+	default:
+		fmt.Fprintf(w, "log walked: %d entries, %d audit entries, all in the trail\n", walk.Size, len(walk.Audit))
+	}
+	return nil
+}
+
+// auditVerdict is the exit status of custody audit: 1 when the index
+// hides entries, an entry failed, or (with --require-trusted) a signer is
+// not trusted.
+func auditVerdict(rep *audit.Report, root *trust.Document, requireTrusted bool) error {
+	switch {
+	case rep.Incomplete != nil:
+		return failErr(rep.Incomplete, "the server's index answers leave out entries its log holds; do not trust its audit trail")
+	case len(rep.Failed) > 0:
+		return failErr(fmt.Errorf("%d of %d audit trail entries failed verification: %s", len(rep.Failed), len(rep.Trail), strings.Join(rep.Failed, "; ")),
+			"do not trust these entries; find out how they got into the index")
+	case requireTrusted && len(rep.Untrusted) > 0:
+		return failErr(fmt.Errorf("%d signature(s) by keys trust root version %d does not trust: %s", len(rep.Untrusted), root.Version, strings.Join(rep.Untrusted, "; ")),
+			"find out who holds these keys; if they should be trusted, add them with 'custody trust add-key' and push the new version")
+	}
+	return nil
+}
 
 // auditKeyFor returns the audit key to verify audit entries with: the
 // pinned --audit-key, which the server's must equal, or the server's.
@@ -212,7 +210,7 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 		case e.SignerIdentity != "":
 			who = e.SignerIdentity
 		case e.SignerKeyID != "":
-			who = "key " + shortKeyID(e.SignerKeyID)
+			who = "key " + audit.ShortKeyID(e.SignerKeyID)
 		}
 		ok := "verified"
 		switch {
@@ -231,7 +229,7 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 					name += " (" + sg.Problem + ")"
 				}
 			}
-			fmt.Fprintf(s.out, "    signer %-16s %s\n", shortKeyID(sg.KeyID), name)
+			fmt.Fprintf(s.out, "    signer %-16s %s\n", audit.ShortKeyID(sg.KeyID), name)
 		}
 	}
 	fmt.Fprintf(s.out, "%d entries\n", len(trail))
