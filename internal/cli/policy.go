@@ -17,10 +17,10 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/gate"
-	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/trust"
@@ -518,7 +518,7 @@ func newPolicyPushCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var ans *srv.PolicyPushAnswer
+			var ans *api.PolicyPushAnswer
 			err = pushChange(server, actor, "push the policy", "collect more admin signatures with 'custody policy sign'",
 				func(cl *client.Client, actor string) (err error) {
 					ans, err = cl.PushPolicy(c.Context(), sp, actor)
@@ -646,14 +646,14 @@ func newPolicyHistoryCmd(s *streams) *cobra.Command {
 			}
 			// The server selects the environment's entries (subject
 			// "policy/ENV"); each one's record is still checked below.
-			trail, err := cl.AuditTrail(c.Context(), client.AuditQuery{Action: "policy.changed", Subject: srv.SubjectPolicyPrefix + env}, key)
+			trail, err := cl.AuditTrail(c.Context(), client.AuditQuery{Action: "policy.changed", Subject: api.SubjectPolicyPrefix + env}, key)
 			if err != nil {
 				return remoteErr(err, "read the audit trail")
 			}
 			out := []policyVersion{}
 			var bad []string
 			for _, e := range trail {
-				var ch srv.PolicyChange
+				var ch api.PolicyChange
 				if json.Unmarshal(e.Detail, &ch) != nil || ch.Environment != env {
 					if !e.Verified {
 						bad = append(bad, fmt.Sprintf("audit entry %d (log index %d): %s", e.EvidenceID, e.LogIndex, e.Problem))

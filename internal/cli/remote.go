@@ -18,11 +18,10 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
-	srv "github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/verify"
 )
@@ -153,8 +152,8 @@ type searchFlags struct {
 	jsonOut                                                     bool
 }
 
-func (f *searchFlags) query() (store.Query, error) {
-	q := store.Query{
+func (f *searchFlags) query() (api.Query, error) {
+	q := api.Query{
 		Digest: f.digest, SubjectName: f.name, PredicateType: f.predicateType, SignerKeyID: f.key,
 		SignerIdentity: f.identity, BuilderID: f.builder, SourceURI: f.source, SourceCommit: f.commit,
 		BuildID: f.buildID, Limit: f.limit, AfterID: f.after,
@@ -204,35 +203,21 @@ func addSearchFlags(c *cobra.Command, f *searchFlags) {
 	fl.BoolVar(&f.jsonOut, "json", false, "print as JSON")
 }
 
-// evidenceView is what search prints for one record.
-type evidenceView struct {
-	ID             int64           `json:"id"`
-	Subjects       []store.Subject `json:"subjects"`
-	PredicateType  string          `json:"predicateType"`
-	SignerKeyID    string          `json:"signerKeyId,omitempty"`
-	SignerIdentity string          `json:"signerIdentity,omitempty"`
-	BuilderID      string          `json:"builderId,omitempty"`
-	SourceURI      string          `json:"sourceUri,omitempty"`
-	SourceCommit   string          `json:"sourceCommit,omitempty"`
-	BuildID        string          `json:"buildId,omitempty"`
-	LogIndex       int64           `json:"logIndex"`
-	IntegratedTime time.Time       `json:"integratedTime,omitzero"`
-	IndexedAt      time.Time       `json:"indexedAt"`
-	Verified       bool            `json:"verified"`         // see server.EvidenceJSON
-	Bundle         string          `json:"bundle,omitempty"` // raw JSON, only with fetch --json
-}
-
-func viewEvidence(e *store.Evidence, withBundle bool) evidenceView {
-	v := evidenceView{ID: e.ID, Subjects: e.Subjects, PredicateType: e.PredicateType, SignerKeyID: e.SignerKeyID,
-		SignerIdentity: e.SignerIdentity, BuilderID: e.BuilderID, SourceURI: e.SourceURI, SourceCommit: e.SourceCommit,
-		BuildID: e.BuildID, LogIndex: e.LogIndex, IntegratedTime: e.IntegratedTime, IndexedAt: e.IndexedAt, Verified: srv.Attributed(e)}
-	if withBundle {
-		v.Bundle = string(e.Bundle)
+// evidenceJSON prints evidence as the server's API answers it
+// (api.Evidence), bundles only withBundle.
+func evidenceJSON(w io.Writer, list []*api.Evidence, withBundle bool) error {
+	out := make([]api.Evidence, 0, len(list))
+	for _, e := range list {
+		v := *e
+		if !withBundle {
+			v.Bundle = nil
+		}
+		out = append(out, v)
 	}
-	return v
+	return writeJSON(w, out)
 }
 
-func printEvidence(s *streams, list []*store.Evidence) {
+func printEvidence(s *streams, list []*api.Evidence) {
 	if len(list) == 0 {
 		fmt.Fprintln(s.out, "no evidence found")
 		return
@@ -249,11 +234,7 @@ func printEvidence(s *streams, list []*store.Evidence) {
 		case e.SignerKeyID == "":
 			signer = "unverified"
 		}
-		when := e.IntegratedTime
-		if when.IsZero() {
-			when = e.IndexedAt
-		}
-		fmt.Fprintf(s.out, "%d  %s  %s  %s", e.ID, when.UTC().Format(time.RFC3339), e.PredicateType, signer)
+		fmt.Fprintf(s.out, "%d  %s  %s  %s", e.ID, e.When().UTC().Format(time.RFC3339), e.PredicateType, signer)
 		if e.BuilderID != "" {
 			fmt.Fprintf(s.out, "  builder %s", e.BuilderID)
 		}
@@ -284,11 +265,7 @@ func newSearchCmd(s *streams) *cobra.Command {
 				return remoteErr(err, "search")
 			}
 			if f.jsonOut {
-				views := make([]evidenceView, 0, len(list))
-				for _, e := range list {
-					views = append(views, viewEvidence(e, false))
-				}
-				return writeJSON(s.out, views)
+				return evidenceJSON(s.out, list, false)
 			}
 			printEvidence(s, list)
 			return nil
@@ -313,18 +290,9 @@ func newFetchCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []*store.Evidence
-			q := store.Query{Digest: dgst, Limit: store.MaxLimit}
-			for {
-				page, err := cl.Search(c.Context(), q)
-				if err != nil {
-					return remoteErr(err, "fetch")
-				}
-				all = append(all, page...)
-				if len(page) < q.Limit {
-					break
-				}
-				q.AfterID = page[len(page)-1].ID
+			all, err := cl.SearchAll(c.Context(), api.Query{Digest: dgst})
+			if err != nil {
+				return remoteErr(err, "fetch")
 			}
 			if outDir != "" {
 				if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -338,11 +306,7 @@ func newFetchCmd(s *streams) *cobra.Command {
 				}
 			}
 			if jsonOut {
-				views := make([]evidenceView, 0, len(all))
-				for _, e := range all {
-					views = append(views, viewEvidence(e, true))
-				}
-				return writeJSON(s.out, views)
+				return evidenceJSON(s.out, all, true)
 			}
 			printEvidence(s, all)
 			if outDir != "" && len(all) > 0 {
@@ -624,18 +588,9 @@ func verifyFromServer(ctx context.Context, s *streams, f *verifyFlags, art verif
 	if err != nil {
 		return remoteErr(err, "log")
 	}
-	var all []*store.Evidence
-	q := store.Query{Digest: dg, Limit: store.MaxLimit}
-	for {
-		page, err := cl.Search(ctx, q)
-		if err != nil {
-			return remoteErr(err, "fetch evidence")
-		}
-		all = append(all, page...)
-		if len(page) < q.Limit {
-			break
-		}
-		q.AfterID = page[len(page)-1].ID
+	all, err := cl.SearchAll(ctx, api.Query{Digest: dg})
+	if err != nil {
+		return remoteErr(err, "fetch evidence")
 	}
 	v := serverVerdict{Digest: dg, Checkpoint: cur.Size}
 	logOK := true

@@ -22,8 +22,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -171,7 +171,7 @@ func TestServeDurability(t *testing.T) {
 
 	// Every acknowledged entry is indexed and in the log at its index.
 	for id, b := range acked {
-		got, err := c.Search(ctx, store.Query{BuildID: id})
+		got, err := c.Search(ctx, api.Query{BuildID: id})
 		if err != nil || len(got) != 1 {
 			t.Fatalf("acknowledged %s: search = %d results, %v", id, len(got), err)
 		}
@@ -179,7 +179,7 @@ func TestServeDurability(t *testing.T) {
 	}
 	// The index agrees with the log: every record's entry is in the log at
 	// its recorded index, and nothing in the index is beyond the log.
-	all, err := c.Search(ctx, store.Query{Limit: store.MaxLimit})
+	all, err := c.Search(ctx, api.Query{Limit: api.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

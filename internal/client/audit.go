@@ -24,8 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/trust"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -42,7 +41,7 @@ const (
 // actionTypes maps the predicate types of the audit trail to actions; ""
 // means the audit predicate's own Action.
 var actionTypes = []struct{ predicateType, action string }{
-	{server.PredicateAudit, ""},
+	{api.PredicateAudit, ""},
 	{attest.PredicateSLSAv1, ActionSign},
 	{attest.PredicateSLSAv02, ActionSign},
 	{"https://custody.dev/approval/v1", ActionApprove},
@@ -62,7 +61,7 @@ type AuditQuery struct {
 	Artifact string
 	// Subject matches a subject's name exactly, on the server: audit
 	// entries about an environment's policy are named "policy/ENV"
-	// (server.SubjectPolicyPrefix), trust root changes "trust-root".
+	// (api.SubjectPolicyPrefix), trust root changes "trust-root".
 	Subject string
 	// Since (inclusive) and Until (exclusive) bound the entry's log time.
 	Since, Until time.Time
@@ -97,7 +96,7 @@ type AuditEntry struct {
 	Problem  string `json:"problem,omitempty"`
 	// Pushed marks a bundle that was pushed to the server, which verified
 	// it against nothing it trusts and so neither logged it nor
-	// attributes it (server.EvidenceJSON.Verified): it is in the trail,
+	// attributes it (api.Evidence.Verified): it is in the trail,
 	// not verified, and not a failure of the trail. A bundle the server
 	// verified is logged when pushed, so one without its entry fails.
 	Pushed bool `json:"pushed,omitempty"`
@@ -172,7 +171,7 @@ func NameSigners(trail []*AuditEntry, root *trust.Document, auditKey crypto.Publ
 		}
 		ids, revocable := e.signerKeyIDs()
 		e.Signers = []AuditSigner{}
-		if e.PredicateType != server.PredicateAudit && auditID != "" && e.SignerKeyID == auditID {
+		if e.PredicateType != api.PredicateAudit && auditID != "" && e.SignerKeyID == auditID {
 			e.Signers = append(e.Signers, AuditSigner{KeyID: auditID, Role: AuditKeyRole})
 			continue
 		}
@@ -196,7 +195,7 @@ func NameSigners(trail []*AuditEntry, root *trust.Document, auditKey crypto.Publ
 // signerKeyIDs returns the IDs of the keys that signed what e records, and
 // whether the keys' revocation applies at e.Time.
 func (e *AuditEntry) signerKeyIDs() ([]string, bool) {
-	if e.PredicateType != server.PredicateAudit {
+	if e.PredicateType != api.PredicateAudit {
 		if e.SignerKeyID == "" {
 			return nil, true
 		}
@@ -204,12 +203,12 @@ func (e *AuditEntry) signerKeyIDs() ([]string, bool) {
 	}
 	switch e.Action {
 	case "policy.changed":
-		var ch server.PolicyChange
+		var ch api.PolicyChange
 		if json.Unmarshal(e.Detail, &ch) == nil {
 			return ch.Admins, true
 		}
 	case "trust.changed":
-		var ch server.TrustChange
+		var ch api.TrustChange
 		if json.Unmarshal(e.Detail, &ch) != nil {
 			return nil, false
 		}
@@ -266,7 +265,7 @@ func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, 
 		if q.Action != "" && at.action == "" && (q.Action == ActionSign || q.Action == ActionApprove || q.Action == ActionDecide) {
 			continue
 		}
-		sq := store.Query{PredicateType: at.predicateType, Digest: q.Artifact, SubjectName: q.Subject, Since: q.Since, Until: q.Until, Limit: auditPage}
+		sq := api.Query{PredicateType: at.predicateType, Digest: q.Artifact, SubjectName: q.Subject, Since: q.Since, Until: q.Until, Limit: auditPage}
 		for {
 			page, err := c.searchPage(ctx, &sq)
 			if err != nil {
@@ -342,7 +341,7 @@ func matchAction(want, got string) bool {
 
 // describe fills in what the statement says; payload is nil when the
 // bundle did not verify far enough to read it (the index's record is used).
-func (e *AuditEntry) describe(payload []byte, j server.EvidenceJSON) {
+func (e *AuditEntry) describe(payload []byte, j api.Evidence) {
 	for _, s := range j.Subjects {
 		e.Subjects = append(e.Subjects, subjectString(s))
 	}
@@ -360,10 +359,10 @@ func (e *AuditEntry) describe(payload []byte, j server.EvidenceJSON) {
 	for _, s := range st.Subject {
 		e.Subjects = append(e.Subjects, subjectString(s))
 	}
-	if st.PredicateType != server.PredicateAudit {
+	if st.PredicateType != api.PredicateAudit {
 		return
 	}
-	var p server.AuditPredicate
+	var p api.AuditPredicate
 	if err := json.Unmarshal(st.Predicate, &p); err != nil {
 		e.Verified, e.Problem = false, "audit predicate is malformed"
 		return
@@ -389,7 +388,7 @@ const auditPage = 100
 // after q.AfterID, so a server that ignores it cannot loop the caller. An
 // empty page is the end; a short one is not (a server may cap pages below
 // q.Limit).
-func (c *Client) searchPage(ctx context.Context, q *store.Query) ([]server.EvidenceJSON, error) {
+func (c *Client) searchPage(ctx context.Context, q *api.Query) ([]api.Evidence, error) {
 	for {
 		page, err := c.searchRaw(ctx, *q)
 		if errors.Is(err, errTooLarge) && q.Limit > 1 {
@@ -411,8 +410,8 @@ var errTooLarge = errors.New("server's answer is larger than the client reads")
 
 // searchRaw is Search without checkBundles: AuditTrail verifies each
 // bundle itself and reports failures per entry.
-func (c *Client) searchRaw(ctx context.Context, q store.Query) ([]server.EvidenceJSON, error) {
-	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
+func (c *Client) searchRaw(ctx context.Context, q api.Query) ([]api.Evidence, error) {
+	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+q.Values().Encode(), "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +419,7 @@ func (c *Client) searchRaw(ctx context.Context, q store.Query) ([]server.Evidenc
 		return nil, fmt.Errorf("%w (%d bytes) for a page of %d", errTooLarge, MaxResponseBytes, q.Limit)
 	}
 	var resp struct {
-		Evidence []server.EvidenceJSON `json:"evidence"`
+		Evidence []api.Evidence `json:"evidence"`
 	}
 	if err := json.Unmarshal(b, &resp); err != nil {
 		return nil, errors.New("server answered a malformed search response")

@@ -19,10 +19,11 @@ import (
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
-	"github.com/transparency-dev/tessera/api"
+	tesseraapi "github.com/transparency-dev/tessera/api"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 )
@@ -31,7 +32,7 @@ import (
 type auditServer struct {
 	*server.Server
 	url    string
-	tokens map[server.Role]string
+	tokens map[api.Role]string
 	// rewrite, when set, may change the body of a GET answer for path.
 	rewrite func(path string, body []byte) []byte
 }
@@ -48,7 +49,7 @@ func startAuditServer(t *testing.T) *auditServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := &auditServer{Server: s, url: url, tokens: map[server.Role]string{}}
+	as := &auditServer{Server: s, url: url, tokens: map[api.Role]string{}}
 	h := s.Handler()
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if as.rewrite == nil || r.Method != http.MethodGet {
@@ -72,7 +73,7 @@ func startAuditServer(t *testing.T) *auditServer {
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	for _, r := range server.Roles() {
+	for _, r := range api.Roles() {
 		tok, err := server.CreateToken(dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +83,7 @@ func startAuditServer(t *testing.T) *auditServer {
 	return as
 }
 
-func (as *auditServer) client(t *testing.T, r server.Role) *Client {
+func (as *auditServer) client(t *testing.T, r api.Role) *Client {
 	t.Helper()
 	c, err := New(as.url, as.tokens[r], WithCheckpointDir(t.TempDir()))
 	if err != nil {
@@ -96,7 +97,7 @@ func (as *auditServer) client(t *testing.T, r server.Role) *Client {
 func fill(t *testing.T, as *auditServer, n int) {
 	t.Helper()
 	ctx := context.Background()
-	b, dep := as.client(t, server.RoleBuilder), as.client(t, server.RoleDeployer)
+	b, dep := as.client(t, api.RoleBuilder), as.client(t, api.RoleDeployer)
 	for i := range n {
 		sum := sha256.Sum256(fmt.Appendf(nil, "app %d", i))
 		digest := hex.EncodeToString(sum[:])
@@ -133,12 +134,12 @@ func dropEvidence(index int64) func(string, []byte) []byte {
 			return body
 		}
 		var resp struct {
-			Evidence []server.EvidenceJSON `json:"evidence"`
+			Evidence []api.Evidence `json:"evidence"`
 		}
 		if json.Unmarshal(body, &resp) != nil {
 			return body
 		}
-		resp.Evidence = slices.DeleteFunc(resp.Evidence, func(e server.EvidenceJSON) bool { return e.LogIndex == index })
+		resp.Evidence = slices.DeleteFunc(resp.Evidence, func(e api.Evidence) bool { return e.LogIndex == index })
 		out, _ := json.Marshal(resp)
 		return out
 	}
@@ -147,7 +148,7 @@ func dropEvidence(index int64) func(string, []byte) []byte {
 func auditIndexes(trail []*AuditEntry) []int64 {
 	var out []int64
 	for _, e := range trail {
-		if e.PredicateType == server.PredicateAudit {
+		if e.PredicateType == api.PredicateAudit {
 			out = append(out, e.LogIndex)
 		}
 	}
@@ -158,7 +159,7 @@ func TestCompleteAuditTrail(t *testing.T) {
 	as := startAuditServer(t)
 	fill(t, as, 3)
 	ctx := context.Background()
-	aud := as.client(t, server.RoleAuditor)
+	aud := as.client(t, api.RoleAuditor)
 	trail, walk, err := aud.CompleteAuditTrail(ctx, as.AuditPublicKey())
 	if err != nil {
 		t.Fatalf("CompleteAuditTrail of an honest server: %v", err)
@@ -183,11 +184,11 @@ func TestCompleteAuditTrail(t *testing.T) {
 	// notice, the walk does.
 	hidden := audits[1]
 	as.rewrite = dropEvidence(hidden)
-	plain, err := as.client(t, server.RoleAuditor).AuditTrail(ctx, AuditQuery{}, as.AuditPublicKey())
+	plain, err := as.client(t, api.RoleAuditor).AuditTrail(ctx, AuditQuery{}, as.AuditPublicKey())
 	if err != nil || len(plain) != len(trail)-1 {
 		t.Fatalf("plain trail with an entry hidden: %d entries, %v; want %d", len(plain), err, len(trail)-1)
 	}
-	_, _, err = as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	_, _, err = as.client(t, api.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
 	var ie *IncompleteError
 	if !errors.As(err, &ie) || !errors.Is(err, ErrIncomplete) || !slices.Equal(ie.Hidden, []int64{hidden}) || len(ie.NotAudit) != 0 {
 		t.Fatalf("walk with audit entry %d hidden: %v; want it named hidden", hidden, err)
@@ -203,7 +204,7 @@ func TestCompleteAuditTrailNotAudit(t *testing.T) {
 	as := startAuditServer(t)
 	fill(t, as, 2)
 	ctx := context.Background()
-	trail, _, err := as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	trail, _, err := as.client(t, api.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestCompleteAuditTrailNotAudit(t *testing.T) {
 			return body
 		}
 		var resp struct {
-			Evidence []server.EvidenceJSON `json:"evidence"`
+			Evidence []api.Evidence `json:"evidence"`
 		}
 		json.Unmarshal(body, &resp)
 		for i, e := range resp.Evidence {
@@ -239,13 +240,13 @@ func TestCompleteAuditTrailNotAudit(t *testing.T) {
 	}
 	// Read the builder's bundle first (the sign entries come after the
 	// audit entries in the trail's queries).
-	if _, err := as.client(t, server.RoleAuditor).Search(ctx, store.Query{PredicateType: "https://slsa.dev/provenance/v1"}); err != nil {
+	if _, err := as.client(t, api.RoleAuditor).Search(ctx, api.Query{PredicateType: "https://slsa.dev/provenance/v1"}); err != nil {
 		t.Fatal(err)
 	}
 	if builderBundle == nil {
 		t.Fatal("test did not see the builder's bundle")
 	}
-	_, _, err = as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+	_, _, err = as.client(t, api.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
 	var ie *IncompleteError
 	if !errors.As(err, &ie) || !slices.Equal(ie.NotAudit, []int64{signed.LogIndex}) || !slices.Equal(ie.Hidden, []int64{victim}) {
 		t.Fatalf("walk with audit entry %d swapped for the bundle at %d: %v", victim, signed.LogIndex, err)
@@ -260,12 +261,12 @@ func TestCompleteAuditTrailLogTampered(t *testing.T) {
 	ctx := context.Background()
 	for name, rw := range map[string]func([]byte) []byte{
 		"leaf dropped": func(b []byte) []byte {
-			var eb api.EntryBundle
+			var eb tesseraapi.EntryBundle
 			eb.UnmarshalText(b)
 			return marshalBundle(eb.Entries[1:])
 		},
 		"leaves swapped": func(b []byte) []byte {
-			var eb api.EntryBundle
+			var eb tesseraapi.EntryBundle
 			eb.UnmarshalText(b)
 			eb.Entries[0], eb.Entries[1] = eb.Entries[1], eb.Entries[0]
 			return marshalBundle(eb.Entries)
@@ -279,7 +280,7 @@ func TestCompleteAuditTrailLogTampered(t *testing.T) {
 				}
 				return body
 			}
-			_, _, err := as.client(t, server.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
+			_, _, err := as.client(t, api.RoleAuditor).CompleteAuditTrail(ctx, as.AuditPublicKey())
 			var ie *IncompleteError
 			if !errors.Is(err, ErrIncomplete) || errors.As(err, &ie) {
 				t.Fatalf("walk of a tampered log: %v; want ErrIncomplete about the log", err)
@@ -306,8 +307,8 @@ func TestCompleteAuditTrailCopy(t *testing.T) {
 	as := startAuditServer(t)
 	fill(t, as, 1)
 	ctx := context.Background()
-	aud := as.client(t, server.RoleAuditor)
-	found, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit})
+	aud := as.client(t, api.RoleAuditor)
+	found, err := aud.Search(ctx, api.Query{PredicateType: api.PredicateAudit})
 	if err != nil || len(found) == 0 {
 		t.Fatalf("Search: %d, %v", len(found), err)
 	}
@@ -321,7 +322,7 @@ func TestCompleteAuditTrailCopy(t *testing.T) {
 	}
 	req := &rekorpb.DSSERequestV002{Envelope: pb.GetDsseEnvelope(),
 		Verifiers: []*rekorpb.Verifier{{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}}}}}
-	for _, role := range []server.Role{server.RoleBuilder, server.RoleAdmin} {
+	for _, role := range []api.Role{api.RoleBuilder, api.RoleAdmin} {
 		_, err := logWriter{as.client(t, role)}.Add(ctx, req)
 		if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "reserved") {
 			t.Fatalf("%s logging the audit envelope again: %v, want 403 reserved", role, err)
@@ -369,7 +370,7 @@ func TestCompareTrailPastWalk(t *testing.T) {
 	leaves := []auditLeaf{{index: 1, info: &leafInfo{}}}
 	key := []byte("audit key DER")
 	entry := func(i int64) *AuditEntry {
-		return &AuditEntry{PredicateType: server.PredicateAudit, LogIndex: i, logged: &loggedEnvelope{logIndex: i, key: key}}
+		return &AuditEntry{PredicateType: api.PredicateAudit, LogIndex: i, logged: &loggedEnvelope{logIndex: i, key: key}}
 	}
 	trail := []*AuditEntry{entry(1), entry(3)} // 3: past the walk
 	if err := compareTrail(trail, leaves, key, walk); err != nil {

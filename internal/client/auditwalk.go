@@ -18,12 +18,12 @@ import (
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
+	tesseraapi "github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
@@ -162,7 +162,7 @@ func compareTrail(trail []*AuditEntry, leaves []auditLeaf, auditDER []byte, walk
 	var signed []*loggedEnvelope // what the trail's audit-key entries sign
 	ie := &IncompleteError{}
 	for _, e := range trail {
-		byAuditKey := e.PredicateType == server.PredicateAudit
+		byAuditKey := e.PredicateType == api.PredicateAudit
 		if e.logged != nil {
 			byAuditKey = bytes.Equal(e.logged.key, auditDER)
 			inTrail[e.logged.logIndex] = true
@@ -286,7 +286,7 @@ func (c *Client) walkBundle(ctx context.Context, i, size uint64, keys *keyMatche
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't read entry bundle %d: %w", i, err)
 	}
-	var b api.EntryBundle
+	var b tesseraapi.EntryBundle
 	if err := b.UnmarshalText(raw); err != nil {
 		return nil, nil, fmt.Errorf("%w: entry bundle %d is malformed: %v", ErrIncomplete, i, err)
 	}

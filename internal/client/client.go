@@ -32,7 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/trust"
@@ -146,9 +146,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 // Sign asks the server to sign statementJSON with the builder key the
 // token is scoped to, log it and timestamp it, and returns the bundle JSON.
 func (c *Client) Sign(ctx context.Context, statementJSON []byte) ([]byte, error) {
-	req, err := json.Marshal(struct {
-		Statement json.RawMessage `json:"statement"`
-	}{json.RawMessage(statementJSON)})
+	req, err := json.Marshal(api.SignRequest{Statement: statementJSON})
 	if err != nil {
 		return nil, fmt.Errorf("statement is not JSON: %w", err)
 	}
@@ -156,13 +154,11 @@ func (c *Client) Sign(ctx context.Context, statementJSON []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	var resp struct {
-		Bundle json.RawMessage `json:"bundle"`
+	resp, err := api.DecodeSignAnswer(b)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Bundle) == 0 {
-		return nil, errors.New("server answered a malformed sign response")
-	}
-	if err := c.checkBundles(ctx, []Found{{Evidence: &store.Evidence{Bundle: resp.Bundle}}}); err != nil {
+	if err := c.checkBundles(ctx, []Found{{Evidence: &api.Evidence{Bundle: resp.Bundle}}}); err != nil {
 		return nil, err
 	}
 	return resp.Bundle, nil
@@ -181,39 +177,54 @@ func (c *Client) TrustedRoot(ctx context.Context) ([]byte, error) {
 // Push stores a bundle in the server's index and returns its evidence ID;
 // existed is true when the same bundle was stored before.
 func (c *Client) Push(ctx context.Context, bundleJSON []byte) (id int64, existed bool, err error) {
-	if err := c.checkBundles(ctx, []Found{{Evidence: &store.Evidence{Bundle: bundleJSON}}}); err != nil {
+	if err := c.checkBundles(ctx, []Found{{Evidence: &api.Evidence{Bundle: bundleJSON}}}); err != nil {
 		return 0, false, err
 	}
 	b, err := c.do(ctx, http.MethodPost, "/api/v1/evidence", "application/json", bundleJSON)
 	if err != nil {
 		return 0, false, err
 	}
-	var resp struct {
-		ID      int64 `json:"id"`
-		Existed bool  `json:"existed"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
-		return 0, false, errors.New("server answered a malformed push response")
+	resp, err := api.DecodePushAnswer(b)
+	if err != nil {
+		return 0, false, err
 	}
 	return resp.ID, resp.Existed, nil
 }
 
 // Search returns the evidence matching q.
-func (c *Client) Search(ctx context.Context, q store.Query) ([]*store.Evidence, error) {
+func (c *Client) Search(ctx context.Context, q api.Query) ([]*api.Evidence, error) {
 	found, err := c.SearchBundles(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*store.Evidence, len(found))
+	out := make([]*api.Evidence, len(found))
 	for i, f := range found {
 		out[i] = f.Evidence
 	}
 	return out, nil
 }
 
+// SearchAll returns all the evidence matching q from q.AfterID on, paging
+// by MaxLimit (q.Limit is ignored).
+func (c *Client) SearchAll(ctx context.Context, q api.Query) ([]*api.Evidence, error) {
+	var all []*api.Evidence
+	q.Limit = api.MaxLimit
+	for {
+		page, err := c.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < q.Limit {
+			return all, nil
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+}
+
 // Found is one search result: the index record and its bundle, parsed.
 type Found struct {
-	Evidence *store.Evidence
+	Evidence *api.Evidence
 	// Bundle is Evidence.Bundle parsed as sigstore-go's bundle.UnmarshalJSON
 	// parses it (protojson, unknown fields refused), not yet validated; nil
 	// when it does not parse.
@@ -225,17 +236,17 @@ type Found struct {
 // The entries of the server's log are checked as Search checks them.
 //
 // A server caps its pages by bytes as well as by count: when a page ends
-// early it names where the matches continue (server.SearchResponse.Next),
+// early it names where the matches continue (api.SearchResponse.Next),
 // and SearchBundles follows until it has q.Limit records (DefaultLimit
 // when zero, at most MaxLimit) or the matches end. So, as before, fewer
 // than q.Limit records means there are no more.
-func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, error) {
+func (c *Client) SearchBundles(ctx context.Context, q api.Query) ([]Found, error) {
 	want := q.Limit
 	switch {
 	case want <= 0:
-		want = store.DefaultLimit
-	case want > store.MaxLimit:
-		want = store.MaxLimit
+		want = api.DefaultLimit
+	case want > api.MaxLimit:
+		want = api.MaxLimit
 	}
 	var out []Found
 	for len(out) < want {
@@ -244,8 +255,8 @@ func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, err
 		if err != nil {
 			return nil, err
 		}
-		for _, j := range page.Evidence {
-			out = append(out, Found{Evidence: server.FromJSON(j)})
+		for i := range page.Evidence {
+			out = append(out, Found{Evidence: &page.Evidence[i]})
 		}
 		if page.Next == 0 || len(page.Evidence) == 0 {
 			break
@@ -262,26 +273,12 @@ func (c *Client) SearchBundles(ctx context.Context, q store.Query) ([]Found, err
 // searchOnce reads one page of q, checking that it advances: records in
 // increasing ID order after q.AfterID, and a continuation past them, so
 // that a server cannot loop its client.
-func (c *Client) searchOnce(ctx context.Context, q store.Query) (*server.SearchResponse, error) {
-	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+server.QueryParams(q).Encode(), "", nil)
+func (c *Client) searchOnce(ctx context.Context, q api.Query) (*api.SearchResponse, error) {
+	b, err := c.do(ctx, http.MethodGet, "/api/v1/evidence?"+q.Values().Encode(), "", nil)
 	if err != nil {
 		return nil, err
 	}
-	var page server.SearchResponse
-	if err := json.Unmarshal(b, &page); err != nil {
-		return nil, errors.New("server answered a malformed search response")
-	}
-	last := q.AfterID
-	for _, j := range page.Evidence {
-		if j.ID <= last {
-			return nil, fmt.Errorf("server answered evidence %d out of order (after %d)", j.ID, last)
-		}
-		last = j.ID
-	}
-	if page.Next != 0 && (len(page.Evidence) == 0 || page.Next < last) {
-		return nil, fmt.Errorf("server answered a continuation (%d) that does not follow its page", page.Next)
-	}
-	return &page, nil
+	return api.DecodeSearchResponse(b, q.AfterID)
 }
 
 // parseBundles parses every bundle of found, on every CPU.
@@ -468,7 +465,7 @@ func (c *Client) Deployments(ctx context.Context, env string) ([]*store.Deployme
 			v.Set("environment", env)
 		}
 		v.Set("after", fmt.Sprint(after))
-		v.Set("limit", fmt.Sprint(store.MaxLimit))
+		v.Set("limit", fmt.Sprint(api.MaxLimit))
 		b, err := c.do(ctx, http.MethodGet, "/api/v1/deployments?"+v.Encode(), "", nil)
 		if err != nil {
 			return nil, err
@@ -486,7 +483,7 @@ func (c *Client) Deployments(ctx context.Context, env string) ([]*store.Deployme
 			after = d.ID
 			out = append(out, d)
 		}
-		if len(page.Deployments) < store.MaxLimit {
+		if len(page.Deployments) < api.MaxLimit {
 			return out, nil
 		}
 	}

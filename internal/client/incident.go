@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -127,7 +128,7 @@ func (c *Client) Incidents(ctx context.Context, q store.IncidentQuery) ([]*store
 				v.Set(k, s)
 			}
 		}
-		limit := store.MaxLimit
+		limit := api.MaxLimit
 		if q.Limit > 0 && q.Limit-len(out) < limit {
 			limit = q.Limit - len(out)
 		}

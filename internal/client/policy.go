@@ -2,13 +2,11 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -16,7 +14,7 @@ import (
 // (recorded in the audit entry). The server makes it the environment's
 // current policy only when enough admins of its trust root signed it and
 // its version is above the current one.
-func (c *Client) PushPolicy(ctx context.Context, sp *policy.Signed, actor string) (*server.PolicyPushAnswer, error) {
+func (c *Client) PushPolicy(ctx context.Context, sp *policy.Signed, actor string) (*api.PolicyPushAnswer, error) {
 	body, err := sp.Marshal()
 	if err != nil {
 		return nil, err
@@ -25,11 +23,7 @@ func (c *Client) PushPolicy(ctx context.Context, sp *policy.Signed, actor string
 	if err != nil {
 		return nil, err
 	}
-	var resp server.PolicyPushAnswer
-	if err := json.Unmarshal(b, &resp); err != nil || resp.Digest != sp.Digest() {
-		return nil, errors.New("server answered a malformed policy push response")
-	}
-	return &resp, nil
+	return api.DecodePolicyPushAnswer(b, sp.Digest())
 }
 
 // Policy returns env's current signed policy as the server holds it,

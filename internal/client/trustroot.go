@@ -2,12 +2,11 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -47,12 +46,9 @@ func (c *Client) PushTrustRoot(ctx context.Context, d *trust.Document, actor str
 	if err != nil {
 		return 0, false, err
 	}
-	var resp struct {
-		Version int  `json:"version"`
-		Existed bool `json:"existed"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil || resp.Version != d.Version {
-		return 0, false, errors.New("server answered a malformed trust root push response")
+	resp, err := api.DecodeTrustPushAnswer(b, d.Version)
+	if err != nil {
+		return 0, false, err
 	}
 	return resp.Version, resp.Existed, nil
 }

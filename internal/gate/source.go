@@ -12,9 +12,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/verify"
 )
@@ -89,8 +88,8 @@ func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) (
 	// Decisions (VSAs) and audit entries about the artifact are outputs of
 	// the gate, never its inputs; they accumulate with every decision, so
 	// the index leaves them out rather than sending them to be skipped.
-	out, err := search(ctx, cl, store.Query{Digest: artifactDigest, Limit: store.MaxLimit,
-		ExcludePredicateTypes: []string{policy.PredicateVSA, server.PredicateAudit}})
+	out, err := search(ctx, cl, api.Query{Digest: artifactDigest,
+		ExcludePredicateTypes: []string{policy.PredicateVSA, api.PredicateAudit}})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +105,7 @@ func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) (
 			continue
 		}
 		asked[c] = true
-		rs, err := search(ctx, cl, store.Query{Digest: "gitCommit:" + c, PredicateType: attest.PredicateReview, Limit: store.MaxLimit})
+		rs, err := search(ctx, cl, api.Query{Digest: "gitCommit:" + c, PredicateType: attest.PredicateReview})
 		if err != nil {
 			return nil, err
 		}
@@ -218,21 +217,16 @@ func claimedCommits(bs []Bundle) []string {
 	return out
 }
 
-func search(ctx context.Context, cl *client.Client, q store.Query) ([]Bundle, error) {
-	var out []Bundle
-	for {
-		page, err := cl.Search(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range page {
-			out = append(out, Bundle{Name: fmt.Sprintf("server:%d", e.ID), JSON: e.Bundle})
-		}
-		if len(page) < q.Limit || len(page) == 0 {
-			return out, nil
-		}
-		q.AfterID = page[len(page)-1].ID
+func search(ctx context.Context, cl *client.Client, q api.Query) ([]Bundle, error) {
+	found, err := cl.SearchAll(ctx, q)
+	if err != nil {
+		return nil, err
 	}
+	out := make([]Bundle, 0, len(found))
+	for _, e := range found {
+		out = append(out, Bundle{Name: fmt.Sprintf("server:%d", e.ID), JSON: e.Bundle})
+	}
+	return out, nil
 }
 
 // ProvenanceOnServer returns every bundle of SLSA provenance (v1 and v0.2)
@@ -240,7 +234,7 @@ func search(ctx context.Context, cl *client.Client, q store.Query) ([]Bundle, er
 func ProvenanceOnServer(ctx context.Context, cl *client.Client) ([]Bundle, error) {
 	var out []Bundle
 	for _, pt := range []string{attest.PredicateSLSAv1, attest.PredicateSLSAv02} {
-		b, err := search(ctx, cl, store.Query{PredicateType: pt, Limit: store.MaxLimit})
+		b, err := search(ctx, cl, api.Query{PredicateType: pt})
 		if err != nil {
 			return nil, err
 		}

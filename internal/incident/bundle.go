@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/verify"
 )
@@ -150,7 +151,7 @@ func provenTime(bu *bundle.Bundle, tm root.TrustedMaterial) (time.Time, string) 
 // parsed, when not nil, holds each bundle already parsed as FromBundle
 // parses it (client.SearchBundles does): parsed[i] is es[i].Bundle, or nil
 // to parse it here.
-func FromBundles(es []*store.Evidence, parsed []*protobundle.Bundle, tm root.TrustedMaterial, since time.Time) ([]*Evidence, []Unreadable) {
+func FromBundles(es []*api.Evidence, parsed []*protobundle.Bundle, tm root.TrustedMaterial, since time.Time) ([]*Evidence, []Unreadable) {
 	if parsed != nil && len(parsed) != len(es) {
 		parsed = nil
 	}

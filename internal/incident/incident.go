@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -63,10 +64,10 @@ func (s Selector) String() string {
 	return "builder " + s.Builder
 }
 
-// Query is the index query that finds the selector's evidence (at any
-// time: Find decides about time itself).
-func (s Selector) Query() store.Query {
-	return store.Query{SignerKeyID: s.KeyID, SignerIdentity: s.Identity, BuilderID: s.Builder}
+// Query is the search (GET /api/v1/evidence) that finds the selector's
+// evidence (at any time: Find decides about time itself).
+func (s Selector) Query() api.Query {
+	return api.Query{SignerKeyID: s.KeyID, SignerIdentity: s.Identity, BuilderID: s.Builder}
 }
 
 // Matches reports whether e was made by what s names.

@@ -13,6 +13,7 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
 	"github.com/custody-dev/custody/internal/fsutil"
@@ -25,7 +26,7 @@ import (
 // evidence index, searched page by page, and its trust root, which must
 // learn a revocation.
 type Server interface {
-	SearchBundles(ctx context.Context, q store.Query) ([]client.Found, error)
+	SearchBundles(ctx context.Context, q api.Query) ([]client.Found, error)
 	PushTrustRoot(ctx context.Context, d *trust.Document, actor string) (version int, existed bool, err error)
 }
 
@@ -249,7 +250,7 @@ func (o *Options) search(ctx context.Context, rep *Report) ([]*Evidence, error) 
 	go func() {
 		defer close(pages)
 		q := o.Selector.Query()
-		q.Limit = store.MaxLimit
+		q.Limit = api.MaxLimit
 		for {
 			found, err := o.Server.SearchBundles(sctx, q)
 			select {
@@ -270,7 +271,7 @@ func (o *Options) search(ctx context.Context, rep *Report) ([]*Evidence, error) 
 		}
 		// Each bundle was parsed once, by the client (which checked its
 		// log entries); FromBundles reads the parsed form.
-		es := make([]*store.Evidence, len(p.found))
+		es := make([]*api.Evidence, len(p.found))
 		parsed := make([]*protobundle.Bundle, len(p.found))
 		for i, f := range p.found {
 			es[i], parsed[i] = f.Evidence, f.Bundle

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/deploy"
 	dg "github.com/custody-dev/custody/internal/digest"
@@ -239,7 +240,7 @@ type fakeServer struct {
 	pushed []*trust.Document
 }
 
-func (s *fakeServer) SearchBundles(_ context.Context, q store.Query) ([]client.Found, error) {
+func (s *fakeServer) SearchBundles(_ context.Context, q api.Query) ([]client.Found, error) {
 	var out []client.Found
 	for _, f := range s.found {
 		if f.Evidence.SignerKeyID == q.SignerKeyID && f.Evidence.ID > q.AfterID {
@@ -266,7 +267,7 @@ func TestOpenServerRevokes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.found = append(srv.found, client.Found{Evidence: &store.Evidence{ID: int64(i + 1), Bundle: b, SignerKeyID: signer.KeyID(k.Public())}})
+		srv.found = append(srv.found, client.Found{Evidence: &api.Evidence{ID: int64(i + 1), Bundle: b, SignerKeyID: signer.KeyID(k.Public())}})
 	}
 	admin := newKey(t)
 	d, err := trust.NewDocument([]trust.Key{{PublicKey: admin.Public()}}, 1, time.Now().Add(24*time.Hour))

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/cli"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/crashpoint"
@@ -612,7 +613,7 @@ func (r *crashRig) checkIndexed(ctx context.Context, after string, size uint64) 
 	t.Helper()
 	c := r.client(server.RoleAuditor)
 	seen := map[int64]bool{}
-	q := store.Query{Limit: store.MaxLimit}
+	q := api.Query{Limit: api.MaxLimit}
 	for {
 		page, err := c.Search(ctx, q)
 		if err != nil {
@@ -654,12 +655,12 @@ func (r *crashRig) checkAcked(ctx context.Context, after string, served *loggedS
 	r.mu.Unlock()
 	c := r.client(server.RoleAuditor)
 	for _, id := range a.builds {
-		if got, err := c.Search(ctx, store.Query{BuildID: id}); err != nil || len(got) != 1 {
+		if got, err := c.Search(ctx, api.Query{BuildID: id}); err != nil || len(got) != 1 {
 			t.Errorf("after %s: acknowledged build %s: %d records, %v", after, id, len(got), err)
 		}
 	}
 	for _, d := range a.digests {
-		if got, err := c.Search(ctx, store.Query{Digest: "sha256:" + d}); err != nil || len(got) != 1 {
+		if got, err := c.Search(ctx, api.Query{Digest: "sha256:" + d}); err != nil || len(got) != 1 {
 			t.Errorf("after %s: acknowledged bundle about sha256:%s: %d records, %v", after, d, len(got), err)
 		}
 	}

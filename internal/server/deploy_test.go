@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -45,11 +46,11 @@ func TestDeployments(t *testing.T) {
 	}
 	// Each append wrote an audit entry first: in the log, signed with the
 	// audit key, naming the token and the artifact.
-	audits, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit})
+	audits, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit})
 	if err != nil || len(audits) != 2 {
 		t.Fatalf("audit entries = %d, %v; want 2", len(audits), err)
 	}
-	if rest, err := aud.Search(ctx, store.Query{Digest: d.Artifact, ExcludePredicateTypes: []string{server.PredicateAudit}}); err != nil || len(rest) != 0 {
+	if rest, err := aud.Search(ctx, api.Query{Digest: d.Artifact, ExcludePredicateTypes: []string{server.PredicateAudit}}); err != nil || len(rest) != 0 {
 		t.Errorf("evidence about the artifact without audit entries = %d, %v; want none", len(rest), err)
 	}
 	auditPub, err := aud.PublicKey(ctx, server.AuditKeyName)
@@ -61,7 +62,7 @@ func TestDeployments(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range audits {
-		if e.SignerKeyID != signer.KeyID(pub) || e.LogIndex < 0 || e.Subjects[0].Digests["sha256"] != hex.EncodeToString(sum[:]) {
+		if e.SignerKeyID != signer.KeyID(pub) || e.LogIndex < 0 || e.Subjects[0].Digest["sha256"] != hex.EncodeToString(sum[:]) {
 			t.Errorf("audit entry %+v: want signed by the audit key, logged, about the artifact", e)
 		}
 		st, err := attest.ParseStatement(dssePayload(t, e.Bundle))
@@ -148,7 +149,7 @@ func TestPushByRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vsas, err := dep.Search(ctx, store.Query{PredicateType: "https://slsa.dev/verification_summary/v1", SignerKeyID: signer.KeyID(auditPub)}); err != nil || len(vsas) != 1 {
+	if vsas, err := dep.Search(ctx, api.Query{PredicateType: "https://slsa.dev/verification_summary/v1", SignerKeyID: signer.KeyID(auditPub)}); err != nil || len(vsas) != 1 {
 		t.Errorf("VSAs signed with the audit key = %d, %v; want 1", len(vsas), err)
 	}
 	var apiErr *client.APIError

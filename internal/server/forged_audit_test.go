@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -280,7 +281,7 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 	}
 	// The audit key's own entries are logged by the server only.
 	aud := newClient(t, ts, server.RoleAuditor)
-	real, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit, Limit: 1})
+	real, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit, Limit: 1})
 	if err != nil || len(real) != 1 {
 		t.Fatalf("audit entries = %d, %v", len(real), err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -66,7 +67,7 @@ func TestIncidents(t *testing.T) {
 
 	// The audit trail: one entry for the opening, several for the
 	// quarantines, each quarantined artifact a subject of one of them.
-	audits, err := aud.Search(ctx, store.Query{PredicateType: server.PredicateAudit, Limit: store.MaxLimit})
+	audits, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit, Limit: api.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestIncidents(t *testing.T) {
 			t.Fatalf("artifact %s is the subject of %d quarantine audit entries, want 1", r.Artifact, subjects[r.Artifact])
 		}
 	}
-	if found, err := aud.Search(ctx, store.Query{Digest: art, PredicateType: server.PredicateAudit}); err != nil || len(found) != 1 {
+	if found, err := aud.Search(ctx, api.Query{Digest: art, PredicateType: server.PredicateAudit}); err != nil || len(found) != 1 {
 		t.Errorf("audit entries found by the artifact's digest = %d, %v; want 1", len(found), err)
 	}
 

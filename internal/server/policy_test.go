@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/trust"
 )
@@ -110,9 +110,9 @@ func wantStatus(t *testing.T, what string, err error, status int) {
 	}
 }
 
-func policyAudits(t *testing.T, c *client.Client) []*store.Evidence {
+func policyAudits(t *testing.T, c *client.Client) []*api.Evidence {
 	t.Helper()
-	es, err := c.Search(context.Background(), store.Query{PredicateType: server.PredicateAudit, SubjectName: "policy/prod"})
+	es, err := c.Search(context.Background(), api.Query{PredicateType: server.PredicateAudit, SubjectName: "policy/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestPolicyPush(t *testing.T) {
 		t.Errorf("prod.yaml = %q, %v; want the signed bytes", b, err)
 	}
 	audits := policyAudits(t, aud)
-	if len(audits) != 1 || "sha256:"+audits[0].Subjects[0].Digests["sha256"] != v1.Digest() {
+	if len(audits) != 1 || "sha256:"+audits[0].Subjects[0].Digest["sha256"] != v1.Digest() {
 		t.Fatalf("policy audit entries = %+v; want one naming the policy digest", audits)
 	}
 	st, err := attest.ParseStatement(dssePayload(t, audits[0].Bundle))
@@ -332,7 +332,7 @@ func TestTrustRootPush(t *testing.T) {
 	// Rollback to version 1: refused.
 	_, _, err = admin.PushTrustRoot(ctx, g.root, "mallory")
 	wantStatus(t, "rollback to v1", err, http.StatusConflict)
-	es, err := newClient(t, g.testServer, server.RoleAuditor).Search(ctx, store.Query{PredicateType: server.PredicateAudit, SubjectName: server.SubjectTrustRoot})
+	es, err := newClient(t, g.testServer, server.RoleAuditor).Search(ctx, api.Query{PredicateType: server.PredicateAudit, SubjectName: server.SubjectTrustRoot})
 	if err != nil || len(es) != 2 {
 		t.Errorf("trust.changed audit entries = %d, %v; want 2 (start, v2)", len(es), err)
 	}

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/server"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
@@ -58,7 +58,7 @@ func TestSearchPages(t *testing.T) {
 	cl := newClient(t, ts, server.RoleAuditor)
 	for _, limit := range []int{1, 7, 20, 1000} {
 		var got []int64
-		q := store.Query{Limit: limit}
+		q := api.Query{Limit: limit}
 		for {
 			es, err := cl.Search(context.Background(), q)
 			if err != nil {

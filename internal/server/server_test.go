@@ -22,6 +22,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -164,7 +165,7 @@ func TestSignVerifySearchReplay(t *testing.T) {
 	verifyWithSigstoreGo(t, c, b, "app.tar.gz")
 
 	// Indexed, searchable by any role.
-	for _, q := range []store.Query{{BuildID: "build-1"}, {SourceCommit: strings.Repeat("ab", 20)}, {SubjectName: "app.tar.gz"}} {
+	for _, q := range []api.Query{{BuildID: "build-1"}, {SourceCommit: strings.Repeat("ab", 20)}, {SubjectName: "app.tar.gz"}} {
 		got, err := newClient(t, ts, server.RoleAuditor).Search(ctx, q)
 		if err != nil {
 			t.Fatal(err)
@@ -481,7 +482,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.Search(context.Background(), store.Query{BuildID: id})
+	got, err := c.Search(context.Background(), api.Query{BuildID: id})
 	if err != nil || len(got) != 1 || !bytes.Equal(got[0].Bundle, b) {
 		t.Fatalf("search = %v, %v", got, err)
 	}
@@ -542,7 +543,7 @@ func TestPushSharedBuildID(t *testing.T) {
 	if _, _, err := c.Push(ctx, b); err != nil {
 		t.Fatalf("push by an untrusted key: %v", err)
 	}
-	got, err := c.Search(ctx, store.Query{BuildID: "build-shared"})
+	got, err := c.Search(ctx, api.Query{BuildID: "build-shared"})
 	if err != nil || len(got) != 3 {
 		t.Fatalf("search = %d records, %v; want 3", len(got), err)
 	}

@@ -35,6 +35,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
@@ -455,8 +456,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 	var found int
 	for range runs {
 		t0, c0 := time.Now(), selfCPU()
-		q := sel.Query()
-		q.Limit = store.MaxLimit
+		q := store.Query{SignerKeyID: sel.KeyID, SignerIdentity: sel.Identity, BuilderID: sel.Builder, Limit: store.MaxLimit}
 		found = 0
 		for {
 			page, err := s.Index().Search(ctx, q)
@@ -477,11 +477,11 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 	// Baseline 2: the same search over HTTP, as incident open pages it.
 	var httpT timing
 	httpT.what = "baseline: GET /api/v1/evidence by key, paged by 1,000"
-	var evs []*store.Evidence
+	var evs []*api.Evidence
 	for range runs {
 		t0, c0 := time.Now(), selfCPU()
 		q := sel.Query()
-		q.Limit = store.MaxLimit
+		q.Limit = api.MaxLimit
 		evs = evs[:0]
 		for {
 			page, err := cl.Search(ctx, q)
