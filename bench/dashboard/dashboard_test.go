@@ -60,7 +60,7 @@ func hexOf(s string) string {
 
 // fixture opens (building on first use) the index, and returns the store
 // and the public key that signed the running artifacts' provenance.
-func fixture(b *testing.B) (store.Store, crypto.PublicKey) {
+func fixture(b *testing.B) (*store.SQLite, crypto.PublicKey) {
 	b.Helper()
 	ctx := context.Background()
 	dir := os.Getenv("CUSTODY_BENCH_DIR")
@@ -144,7 +144,7 @@ func fixture(b *testing.B) (store.Store, crypto.PublicKey) {
 // incidents records, once, 20 incidents (one open) that quarantined 5
 // filler artifacts each: no running artifact is quarantined, so every
 // environment stays green, and each render looks each one up.
-func incidents(ctx context.Context, st store.Store) error {
+func incidents(ctx context.Context, st *store.SQLite) error {
 	have, err := st.Incidents(ctx, store.IncidentQuery{Limit: 1})
 	if err != nil || len(have) > 0 {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
@@ -108,7 +109,17 @@ func newServeCmd(s *streams) *cobra.Command {
 			logger := slog.New(slog.NewTextHandler(s.err, nil))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, DB: db,
+			var index server.Index // default: SQLite in the data directory
+			if db != "" {
+				pg, err := store.OpenPostgres(ctx, db)
+				if err != nil {
+					ln.Close()
+					return usageErr(fmt.Errorf("couldn't open index: %w", err), "")
+				}
+				defer pg.Close()
+				index = pg
+			}
+			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, Index: index,
 				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey, AuditKey: auditKey,
 				MaxBody: maxBody, MaxInflight: maxInflight, MaxSearches: maxSearches, AdminReserve: adminReserve,
 				MaxPageBytes: maxPageBytes, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,

@@ -69,10 +69,18 @@ type Log interface {
 	ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error)
 }
 
+// Index is what the dashboard reads of the registry index (store.SQLite,
+// store.Postgres; a server's UIDeps.Index).
+type Index interface {
+	Get(ctx context.Context, id int64) (*store.Evidence, error)
+	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
+	Deployments(ctx context.Context, q store.DeploymentQuery) ([]*store.Deployment, error)
+}
+
 // Config configures the dashboard. Index, Log and Trust are required.
 type Config struct {
 	// Index is the evidence index and deployment history.
-	Index store.Store
+	Index Index
 	// Log is the transparency log.
 	Log Log
 	// LogVerifier verifies the log's checkpoints; Witnesses verify witness
@@ -91,7 +99,7 @@ type Config struct {
 	// policies, so no environment is shown green.
 	Policies func() (map[string]*policy.Policy, error)
 	// Incidents lists incident records in ID order, paged by q.AfterID and
-	// q.Limit (store.Store.Incidents, incident.FileLedger.List). Nil: the
+	// q.Limit (store.SQLite.Incidents, incident.FileLedger.List). Nil: the
 	// incidents page says incidents are not available, and artifact pages
 	// say whether one is quarantined is unknown.
 	Incidents func(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)

@@ -34,7 +34,7 @@ const (
 
 // UIDeps is what Config.UI gets to build the dashboard from.
 type UIDeps struct {
-	Index store.Store
+	Index IndexReader
 	Log   *tlog.Log
 	// Witnesses verify witness cosignatures (Config.Witnesses).
 	Witnesses []note.Verifier
@@ -54,7 +54,7 @@ type UIDeps struct {
 	// Policies returns the policies in DIR/policies/*.yaml by environment,
 	// read again on every call.
 	Policies func() (map[string]*policy.Policy, error)
-	// Incidents lists incident records (store.Store.Incidents: in ID order,
+	// Incidents lists incident records (store.SQLite.Incidents: in ID order,
 	// paged by q.AfterID and q.Limit). Nil: the dashboard says incidents
 	// are not available.
 	Incidents func(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)

@@ -139,7 +139,7 @@
 //	DIR/keys/builder.key     the default builder key "builder" (ECDSA P-256)
 //	DIR/keys/audit.key       the audit key: signs audit entries (ECDSA P-256)
 //	DIR/log/                 the transparency log (tlog.Options.Dir)
-//	DIR/index.db             the SQLite evidence index, unless Config.DB is a Postgres DSN
+//	DIR/index.db             the SQLite evidence index, unless Config.Index is another
 //	DIR/tokens               API tokens: one JSON object per line holding the token's
 //	                         SHA-256, role, builder key, name, creation, expiry and
 //	                         revocation (0600; rewritten by custody token, read again

@@ -49,9 +49,11 @@ type Config struct {
 	// log and TSA in the trusted root, and its host name is the log's
 	// origin. Default DefaultPublicURL.
 	PublicURL string
-	// DB is a PostgreSQL DSN (postgres://…) for the index. Default: SQLite
-	// in Dir/index.db.
-	DB string
+	// Index is the registry index (evidence, deployment history, incident
+	// records), opened by the caller, who closes it after Close:
+	// store.OpenPostgres for custody serve --db, store.Memory in tests.
+	// Default: SQLite in Dir/index.db, opened and closed by the server.
+	Index Index
 	// Password encrypts the private keys at rest. Default none: keys are
 	// plain PKCS#8 files of mode 0600.
 	Password []byte
@@ -124,7 +126,8 @@ type Server struct {
 	created  time.Time
 	log      *tlog.Log
 	tsa      *tsa.Authority
-	index    store.Store
+	index    Index
+	ownIndex *store.SQLite // the default index, closed by Close
 	builders map[string]crypto.Signer
 	auditKey crypto.Signer
 	tokens   *tokenStore
@@ -155,6 +158,46 @@ var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // (see Crash safety in the package documentation) and returns the server.
 // Call Close to stop it.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
+	u, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	if err := tightenDataDir(cfg.Dir, cfg.Index == nil, cfg.Logger); err != nil {
+		return nil, err
+	}
+	m, err := loadMeta(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, created: m.Created, builders: map[string]crypto.Signer{},
+		tokens: newTokenStore(cfg.Dir, cfg.Logger), journal: filepath.Join(cfg.Dir, "journal"),
+		sessions: newSessions(), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
+		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
+		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{},
+		metrics: newMetrics()}
+	logKey, chain, err := s.openKeys()
+	if err != nil {
+		s.closeKeys()
+		return nil, err
+	}
+	if err := s.openLogAndIndex(ctx, u.Hostname(), logKey); err != nil {
+		s.closeKeys()
+		return nil, err
+	}
+	if err := s.start(ctx, chain); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
+	return s, nil
+}
+
+// withDefaults checks cfg, fills in its defaults and returns the parsed
+// public URL.
+func (cfg *Config) withDefaults() (*url.URL, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("data directory not set")
 	}
@@ -178,132 +221,118 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxPageBytes <= 0 {
 		cfg.MaxPageBytes = DefaultMaxPageBytes
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("couldn't create data directory: %w", err)
-	}
-	if err := tightenDataDir(cfg.Dir, cfg.DB == "", logger); err != nil {
-		return nil, err
-	}
-	m, err := loadMeta(cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, logger: logger, created: m.Created, builders: map[string]crypto.Signer{},
-		tokens: newTokenStore(cfg.Dir, logger), journal: filepath.Join(cfg.Dir, "journal"),
-		sessions: newSessions(), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
-		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
-		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{}}
-	keys := filepath.Join(cfg.Dir, "keys")
-	opened := false
-	defer func() {
-		if !opened {
-			s.closeKeys()
-		}
-	}()
-	logKey, err := s.openKey(cfg.LogKey, filepath.Join(keys, "log.key"))
-	if err != nil {
-		return nil, fmt.Errorf("log key: %w", err)
+	return u, nil
+}
+
+// openKeys opens (creating on first start) the log, TSA, audit and builder
+// keys, starts the timestamp authority and returns the log key and the
+// TSA's certificate chain. On error the caller closes the keys opened.
+func (s *Server) openKeys() (logKey crypto.Signer, chain []*x509.Certificate, err error) {
+	keys := filepath.Join(s.cfg.Dir, "keys")
+	if logKey, err = s.openKey(s.cfg.LogKey, filepath.Join(keys, "log.key")); err != nil {
+		return nil, nil, fmt.Errorf("log key: %w", err)
 	}
 	if err := checkLogPublicKey(filepath.Join(keys, "log.pub"), logKey.Public()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tsaKey, err := s.openKey(cfg.TSAKey, filepath.Join(keys, "tsa.key"))
+	tsaKey, err := s.openKey(s.cfg.TSAKey, filepath.Join(keys, "tsa.key"))
 	if err != nil {
-		return nil, fmt.Errorf("TSA key: %w", err)
+		return nil, nil, fmt.Errorf("TSA key: %w", err)
 	}
-	chain, err := loadOrCreateChain(filepath.Join(keys, "tsa-chain.pem"), tsaKey, m.Created)
-	if err != nil {
-		return nil, err
+	if chain, err = loadOrCreateChain(filepath.Join(keys, "tsa-chain.pem"), tsaKey, s.created); err != nil {
+		return nil, nil, err
 	}
-	if s.tsa, err = tsa.NewAuthority(tsaKey, chain, tsa.WithLogger(logger)); err != nil {
-		return nil, fmt.Errorf("couldn't start timestamp authority: %w", err)
+	if s.tsa, err = tsa.NewAuthority(tsaKey, chain, tsa.WithLogger(s.logger)); err != nil {
+		return nil, nil, fmt.Errorf("couldn't start timestamp authority: %w", err)
 	}
-	if _, ok := cfg.BuilderKeys[DefaultBuilderKey]; !ok {
-		if s.builders[DefaultBuilderKey], err = loadOrCreateKey(filepath.Join(keys, "builder.key"), cfg.Password); err != nil {
-			return nil, err
-		}
-	}
-	if s.auditKey, err = s.openKey(cfg.AuditKey, filepath.Join(keys, "audit.key")); err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+	if s.auditKey, err = s.openKey(s.cfg.AuditKey, filepath.Join(keys, "audit.key")); err != nil {
+		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
 	if _, err := signer.NewKeypair(s.auditKey); err != nil {
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
-	for name, ref := range cfg.BuilderKeys {
+	if err := s.openBuilderKeys(filepath.Join(keys, "builder.key")); err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(s.journal, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("couldn't create journal: %w", err)
+	}
+	return logKey, chain, nil
+}
+
+// openBuilderKeys opens the builder keys of Config.BuilderKeys, and the
+// default one at defaultPath (created on first start) unless it names one.
+func (s *Server) openBuilderKeys(defaultPath string) error {
+	var err error
+	if _, ok := s.cfg.BuilderKeys[DefaultBuilderKey]; !ok {
+		if s.builders[DefaultBuilderKey], err = loadOrCreateKey(defaultPath, s.cfg.Password); err != nil {
+			return err
+		}
+	}
+	for name, ref := range s.cfg.BuilderKeys {
 		if !keyName.MatchString(name) {
-			return nil, fmt.Errorf("builder key name %q is not a simple name", name)
+			return fmt.Errorf("builder key name %q is not a simple name", name)
 		}
 		if name == AuditKeyName {
-			return nil, fmt.Errorf("builder key name %q is the audit key's", name)
+			return fmt.Errorf("builder key name %q is the audit key's", name)
 		}
 		if s.builders[name], err = s.openKey(ref, ""); err != nil {
-			return nil, fmt.Errorf("builder key %s: %w", name, err)
+			return fmt.Errorf("builder key %s: %w", name, err)
 		}
 	}
 	for name, k := range s.builders {
 		if _, err := signer.NewKeypair(k); err != nil {
-			return nil, fmt.Errorf("builder key %s: %w", name, err)
+			return fmt.Errorf("builder key %s: %w", name, err)
 		}
 	}
-	if err := os.MkdirAll(s.journal, 0o700); err != nil {
-		return nil, fmt.Errorf("couldn't create journal: %w", err)
-	}
+	return nil
+}
 
-	s.metrics = newMetrics()
-	s.log, err = tlog.Open(ctx, tlog.Options{Dir: filepath.Join(cfg.Dir, "log"), Origin: u.Hostname(), Signer: logKey,
-		Logger: logger, ValidFrom: m.Created, MaxEntryBytes: int(cfg.MaxBody),
-		CheckpointInterval: cfg.CheckpointInterval, BatchMaxAge: cfg.BatchMaxAge, Witnesses: cfg.Witnesses})
+// openLogAndIndex opens the transparency log (origin: the public URL's
+// host name) and, unless Config.Index names one, the default index.
+func (s *Server) openLogAndIndex(ctx context.Context, origin string, logKey crypto.Signer) error {
+	var err error
+	s.log, err = tlog.Open(ctx, tlog.Options{Dir: filepath.Join(s.cfg.Dir, "log"), Origin: origin, Signer: logKey,
+		Logger: s.logger, ValidFrom: s.created, MaxEntryBytes: int(s.cfg.MaxBody),
+		CheckpointInterval: s.cfg.CheckpointInterval, BatchMaxAge: s.cfg.BatchMaxAge, Witnesses: s.cfg.Witnesses})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if cfg.DB != "" {
-		s.index, err = store.OpenPostgres(ctx, cfg.DB)
-	} else {
-		s.index, err = store.OpenSQLite(filepath.Join(cfg.Dir, "index.db"))
+	s.index = s.cfg.Index
+	if s.index == nil {
+		if s.ownIndex, err = store.OpenSQLite(filepath.Join(s.cfg.Dir, "index.db")); err != nil {
+			s.log.Close()
+			return fmt.Errorf("couldn't open index: %w", err)
+		}
+		s.index = s.ownIndex
 	}
-	if err != nil {
-		s.log.Close()
-		return nil, fmt.Errorf("couldn't open index: %w", err)
-	}
-	if s.trustedRoot, err = trustedRootJSON(cfg.PublicURL, m.Created, s.log.PublicKey(), s.log.LogID(), chain); err != nil {
-		s.Close()
-		return nil, err
+	return nil
+}
+
+// start builds the trusted root and the dashboard, reconciles the index,
+// the records, the policies and the trust roots with the log (see Crash
+// safety in the package documentation) and starts the token store.
+func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
+	var err error
+	if s.trustedRoot, err = trustedRootJSON(s.cfg.PublicURL, s.created, s.log.PublicKey(), s.log.LogID(), chain); err != nil {
+		return err
 	}
 	s.metrics.register(s)
-	if cfg.UI != nil {
-		if s.ui, err = cfg.UI(s.uiDeps()); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("couldn't start the dashboard: %w", err)
+	if s.cfg.UI != nil {
+		if s.ui, err = s.cfg.UI(s.uiDeps()); err != nil {
+			return fmt.Errorf("couldn't start the dashboard: %w", err)
 		}
 	}
-	if err := s.reconcile(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.reconcileRecords(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.reconcilePolicies(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.reconcileTrustRoots(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.openTrustRoot(ctx); err != nil {
-		s.Close()
-		return nil, err
+	for _, step := range []func(context.Context) error{s.reconcile, s.reconcileRecords, s.reconcilePolicies, s.reconcileTrustRoots, s.openTrustRoot} {
+		if err := step(ctx); err != nil {
+			return err
+		}
 	}
 	s.tokens.start()
-	logger.Info("custody server open", "dir", cfg.Dir, "public_url", cfg.PublicURL, "origin", u.Hostname())
-	opened = true
-	return s, nil
+	return nil
 }
 
 // trustedRootJSON is the Sigstore trusted_root.json of a server at
@@ -374,12 +403,12 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 }
 
 // Close stops the log (after publishing every accepted entry) and closes
-// the index.
+// the index it opened (none when Config.Index was given).
 func (s *Server) Close() error {
 	s.tokens.stop()
 	err := s.log.Close()
-	if s.index != nil {
-		err = errors.Join(err, s.index.Close())
+	if s.ownIndex != nil {
+		err = errors.Join(err, s.ownIndex.Close())
 	}
 	return errors.Join(err, s.closeKeys())
 }
@@ -421,8 +450,8 @@ func (s *Server) TSAChain() []*x509.Certificate { return s.tsa.Chain() }
 // Log returns the transparency log.
 func (s *Server) Log() *tlog.Log { return s.log }
 
-// Index returns the evidence index.
-func (s *Server) Index() store.Store { return s.index }
+// Index returns the registry index (Config.Index or the default one).
+func (s *Server) Index() Index { return s.index }
 
 // Handler returns the HTTP API; routes are listed in the package
 // documentation.

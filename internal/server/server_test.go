@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +27,26 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
 
 type testServer struct {
 	*server.Server
+	index  storetest.Store // Config.Index: SQLite in dir unless the test gave one
 	url    string
 	dir    string
 	tokens map[server.Role]string
+}
+
+// Index returns the server's index with every method of a backend: the
+// one the test gave, or the server's default SQLite index.
+func (ts *testServer) Index() storetest.Store {
+	if ts.index != nil {
+		return ts.index
+	}
+	return ts.Server.Index().(storetest.Store)
 }
 
 func start(t *testing.T, cfg server.Config) *testServer {
@@ -62,13 +74,24 @@ func startWith(t *testing.T, cfg server.Config, serve func(http.Handler, net.Lis
 	}
 	cfg.PublicURL = "http://" + ln.Addr().String()
 	cfg.BatchMaxAge = 5 * time.Millisecond
+	if cfg.Index == nil {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		idx, err := store.OpenSQLite(filepath.Join(cfg.Dir, "index.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { idx.Close() })
+		cfg.Index = idx
+	}
 	s, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := serve(s.Handler(), ln)
 	t.Cleanup(func() { stop(); s.Close() })
-	ts := &testServer{Server: s, url: cfg.PublicURL, dir: cfg.Dir, tokens: map[server.Role]string{}}
+	ts := &testServer{Server: s, index: cfg.Index.(storetest.Store), url: cfg.PublicURL, dir: cfg.Dir, tokens: map[server.Role]string{}}
 	for _, r := range server.Roles() {
 		tok, err := server.CreateToken(cfg.Dir, r, "", "test "+string(r))
 		if err != nil {
@@ -475,7 +498,12 @@ func TestPostgres(t *testing.T) {
 	if dsn == "" {
 		t.Skip("CUSTODY_TEST_POSTGRES not set (scripts/postgres starts a server)")
 	}
-	ts := start(t, server.Config{DB: dsn})
+	pg, err := store.OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	ts := start(t, server.Config{Index: pg})
 	c := newClient(t, ts, server.RoleBuilder)
 	id := fmt.Sprintf("pg-%d", time.Now().UnixNano())
 	b, err := c.Sign(context.Background(), statement(t, id, "pg.bin"))

@@ -168,20 +168,29 @@ func (s *sqlDB) appendDeployment(ctx context.Context, d *Deployment) (int64, err
 	return id, nil
 }
 
-func (s *sqlDB) deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
+// checkDeploymentQuery validates q and applies the default limit.
+func checkDeploymentQuery(q DeploymentQuery) (DeploymentQuery, error) {
 	switch {
 	case q.Limit < 0:
-		return nil, fmt.Errorf("%w: negative limit %d", ErrInvalidQuery, q.Limit)
+		return q, fmt.Errorf("%w: negative limit %d", ErrInvalidQuery, q.Limit)
 	case q.Limit == 0:
 		q.Limit = DefaultLimit
 	case q.Limit > MaxLimit:
 		q.Limit = MaxLimit
 	}
 	if q.AfterID < 0 {
-		return nil, fmt.Errorf("%w: negative after id %d", ErrInvalidQuery, q.AfterID)
+		return q, fmt.Errorf("%w: negative after id %d", ErrInvalidQuery, q.AfterID)
 	}
 	if q.Environment != "" && !ValidEnvironment(q.Environment) {
-		return nil, fmt.Errorf("%w: environment %q is not a name", ErrInvalidQuery, q.Environment)
+		return q, fmt.Errorf("%w: environment %q is not a name", ErrInvalidQuery, q.Environment)
+	}
+	return q, nil
+}
+
+func (s *sqlDB) deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
+	q, err := checkDeploymentQuery(q)
+	if err != nil {
+		return nil, err
 	}
 	var args []any
 	arg := func(v any) string {

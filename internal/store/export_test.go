@@ -12,7 +12,7 @@ import (
 
 // Hooks for the external tests in package store_test.
 
-func backend(s Store) *sqlDB {
+func backend(s any) *sqlDB {
 	switch v := s.(type) {
 	case *SQLite:
 		return &v.sqlDB
@@ -24,22 +24,22 @@ func backend(s Store) *sqlDB {
 
 // SetBeforeCommit makes every later Put call f after writing and before
 // committing.
-func SetBeforeCommit(s Store, f func() error) { backend(s).beforeCommit = f }
+func SetBeforeCommit(s any, f func() error) { backend(s).beforeCommit = f }
 
 // RawExec runs stmt on the store's database.
-func RawExec(ctx context.Context, s Store, stmt string, args ...any) error {
+func RawExec(ctx context.Context, s any, stmt string, args ...any) error {
 	_, err := backend(s).db.ExecContext(ctx, stmt, args...)
 	return err
 }
 
 // SchemaVersion returns the store's schema version.
-func SchemaVersion(ctx context.Context, s Store) (int, error) { return backend(s).schemaVersion(ctx) }
+func SchemaVersion(ctx context.Context, s any) (int, error) { return backend(s).schemaVersion(ctx) }
 
 // LatestSchemaVersion is the newest schema version this code knows.
-func LatestSchemaVersion(s Store) int { return len(backend(s).d.migrations) }
+func LatestSchemaVersion(s any) int { return len(backend(s).d.migrations) }
 
 // PutBatch stores es in one transaction (for loading benchmarks quickly).
-func PutBatch(ctx context.Context, s Store, es []*Evidence) error {
+func PutBatch(ctx context.Context, s any, es []*Evidence) error {
 	b := backend(s)
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -96,7 +96,7 @@ func migrateTo(ctx context.Context, db *sql.DB, d *dialect, version int, es []*E
 }
 
 // IndexColumns returns the columns of the named index, in order.
-func IndexColumns(ctx context.Context, s Store, index string) ([]string, error) {
+func IndexColumns(ctx context.Context, s any, index string) ([]string, error) {
 	b := backend(s)
 	stmt := `SELECT name FROM pragma_index_info(?) ORDER BY seqno`
 	if b.d == postgresDialect {

@@ -8,7 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// Postgres is the scale-out Store on PostgreSQL (13 or newer). Its tables
+// Postgres is the scale-out index on PostgreSQL (13 or newer). Its tables
 // live in the connection's current schema, so one database can hold several
 // indexes (set search_path in the DSN). Writers are serialised by a
 // transaction-scoped advisory lock so that IDs become visible in increasing
@@ -16,8 +16,6 @@ import (
 type Postgres struct {
 	sqlDB
 }
-
-var _ Store = (*Postgres)(nil)
 
 var postgresDialect = &dialect{
 	placeholder: dollarPlaceholder,
@@ -110,37 +108,37 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	return &Postgres{sqlDB{db: db, d: postgresDialect}}, nil
 }
 
-// Put implements [Store.Put].
+// Put is [SQLite.Put] on PostgreSQL.
 func (s *Postgres) Put(ctx context.Context, e *Evidence) (int64, bool, error) { return s.put(ctx, e) }
 
-// Get implements [Store.Get].
+// Get is [SQLite.Get] on PostgreSQL.
 func (s *Postgres) Get(ctx context.Context, id int64) (*Evidence, error) { return s.get(ctx, id) }
 
-// Search implements [Store.Search].
+// Search is [SQLite.Search] on PostgreSQL.
 func (s *Postgres) Search(ctx context.Context, q Query) ([]*Evidence, error) { return s.search(ctx, q) }
 
-// Count implements [Store.Count].
+// Count is [SQLite.Count] on PostgreSQL.
 func (s *Postgres) Count(ctx context.Context) (int64, error) { return s.count(ctx) }
 
-// AppendDeployment implements [Store.AppendDeployment].
+// AppendDeployment is [SQLite.AppendDeployment] on PostgreSQL.
 func (s *Postgres) AppendDeployment(ctx context.Context, d *Deployment) (int64, error) {
 	return s.appendDeployment(ctx, d)
 }
 
-// Deployments implements [Store.Deployments].
+// Deployments is [SQLite.Deployments] on PostgreSQL.
 func (s *Postgres) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
 	return s.deployments(ctx, q)
 }
 
-// AppendIncidents implements [Store.AppendIncidents].
+// AppendIncidents is [SQLite.AppendIncidents] on PostgreSQL.
 func (s *Postgres) AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error) {
 	return s.appendIncidents(ctx, rs)
 }
 
-// Incidents implements [Store.Incidents].
+// Incidents is [SQLite.Incidents] on PostgreSQL.
 func (s *Postgres) Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error) {
 	return s.incidents(ctx, q)
 }
 
-// Close implements [Store.Close].
+// Close is [SQLite.Close] on PostgreSQL.
 func (s *Postgres) Close() error { return s.close() }

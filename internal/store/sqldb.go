@@ -24,7 +24,8 @@ type dialect struct {
 	cacheStmts bool
 }
 
-// sqlDB implements Store over database/sql; SQLite and Postgres wrap it.
+// sqlDB implements the index over database/sql; SQLite and Postgres wrap
+// it.
 type sqlDB struct {
 	db *sql.DB
 	d  *dialect

@@ -9,15 +9,13 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
 
-// SQLite is the embedded Store: one SQLite database file (plus its -wal and
+// SQLite is the embedded index: one SQLite database file (plus its -wal and
 // -shm files) in the data directory. It is safe for concurrent use by one
 // process; writers are serialised by SQLite's write lock and wait up to the
 // busy timeout for it.
 type SQLite struct {
 	sqlDB
 }
-
-var _ Store = (*SQLite)(nil)
 
 // sqliteBusyTimeoutMS is how long a writer waits for another writer's lock.
 const sqliteBusyTimeoutMS = 30000
@@ -121,39 +119,54 @@ func OpenSQLite(path string) (*SQLite, error) {
 	return &SQLite{sqlDB{db: db, d: sqliteDialect}}, nil
 }
 
-// Put implements [Store.Put].
+// Put stores e and returns its ID. When a bundle with the same SHA-256 was
+// stored before, Put returns that record's ID with existed true and changes
+// nothing. Put rejects malformed evidence with an error wrapping ErrInvalid,
+// having stored nothing. Put does not modify e.
 func (s *SQLite) Put(ctx context.Context, e *Evidence) (int64, bool, error) { return s.put(ctx, e) }
 
-// Get implements [Store.Get].
+// Get returns the evidence with the given ID, or an error wrapping
+// ErrNotFound.
 func (s *SQLite) Get(ctx context.Context, id int64) (*Evidence, error) { return s.get(ctx, id) }
 
-// Search implements [Store.Search].
+// Search returns the evidence matching q in ID order, at most q.Limit of
+// it. A malformed query returns an error wrapping ErrInvalidQuery.
 func (s *SQLite) Search(ctx context.Context, q Query) ([]*Evidence, error) { return s.search(ctx, q) }
 
-// Count implements [Store.Count].
+// Count returns the number of evidence records.
 func (s *SQLite) Count(ctx context.Context) (int64, error) { return s.count(ctx) }
 
-// AppendDeployment implements [Store.AppendDeployment].
+// AppendDeployment appends a deployment record (see CheckDeployment) and
+// returns its ID. A malformed record is rejected with an error wrapping
+// ErrInvalid, having stored nothing.
 func (s *SQLite) AppendDeployment(ctx context.Context, d *Deployment) (int64, error) {
 	return s.appendDeployment(ctx, d)
 }
 
-// Deployments implements [Store.Deployments].
+// Deployments returns the deployment records matching q in ID order. A
+// malformed query returns an error wrapping ErrInvalidQuery.
 func (s *SQLite) Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error) {
 	return s.deployments(ctx, q)
 }
 
-// AppendIncidents implements [Store.AppendIncidents].
+// AppendIncidents appends incident records (see CheckIncidentRecord; 1 to
+// MaxIncidentBatch of them) in one transaction and returns their IDs, in
+// order: all are stored or none. The store sets RecordedAt; RecordedBy is
+// kept as given (the server sets it from the token). A malformed record
+// rejects the whole batch with an error wrapping ErrInvalid, having stored
+// nothing. The records are not modified.
 func (s *SQLite) AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error) {
 	return s.appendIncidents(ctx, rs)
 }
 
-// Incidents implements [Store.Incidents].
+// Incidents returns the incident records matching q in ID order, at most
+// q.Limit of them. A malformed query returns an error wrapping
+// ErrInvalidQuery.
 func (s *SQLite) Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error) {
 	return s.incidents(ctx, q)
 }
 
-// Close implements [Store.Close]. It first lets SQLite refresh the query
+// Close releases the index. It first lets SQLite refresh the query
 // planner's statistics (PRAGMA optimize), as SQLite recommends.
 func (s *SQLite) Close() error {
 	_, err := s.db.Exec(`PRAGMA optimize`)

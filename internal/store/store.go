@@ -3,9 +3,12 @@
 // receives is recorded with the facts needed to find it again: subject
 // digests, predicate type, signer, builder, source and log position.
 //
-// Two backends implement [Store]: [SQLite] (embedded, one file in the data
-// directory) and [Postgres] (scale-out). Both pass the same conformance suite
-// in package storetest.
+// Three backends hold it: [SQLite] (embedded, one file in the data
+// directory), [Postgres] (scale-out) and [Memory] (tests: in memory, with
+// fault hooks). They have the same methods, documented on [SQLite], and pass
+// the same conformance suite in package storetest. The package declares no
+// interface: each consumer declares the few methods it uses (server.Index,
+// dashboard.Index, storetest.Store).
 //
 // Besides evidence it holds environments' deployment history ([Deployment]
 // records, schema version 2) and incident records ([IncidentRecord], schema
@@ -18,7 +21,6 @@
 package store
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -50,7 +52,7 @@ const (
 	MaxLimit = 1000
 )
 
-// Errors returned by every [Store]; check them with errors.Is.
+// Errors returned by every backend; check them with errors.Is.
 var (
 	// ErrNotFound means no evidence has the requested ID. An HTTP server
 	// answers 404.
@@ -148,43 +150,6 @@ type Query struct {
 	// at least one record), so that a page of large bundles holds about
 	// MaxBytes plus one bundle. Records past it are not read.
 	MaxBytes int64
-}
-
-// Store is the registry index. Implementations are safe for concurrent use.
-type Store interface {
-	// Put stores e and returns its ID. When a bundle with the same SHA-256
-	// was stored before, Put returns that record's ID with existed true and
-	// changes nothing. Put rejects malformed evidence with an error wrapping
-	// ErrInvalid, having stored nothing. Put does not modify e.
-	Put(ctx context.Context, e *Evidence) (id int64, existed bool, err error)
-	// Get returns the evidence with the given ID, or an error wrapping
-	// ErrNotFound.
-	Get(ctx context.Context, id int64) (*Evidence, error)
-	// Search returns the evidence matching q in ID order, at most q.Limit
-	// of it. A malformed query returns an error wrapping ErrInvalidQuery.
-	Search(ctx context.Context, q Query) ([]*Evidence, error)
-	// Count returns the number of evidence records.
-	Count(ctx context.Context) (int64, error)
-	// AppendDeployment appends a deployment record (see CheckDeployment)
-	// and returns its ID. A malformed record is rejected with an error
-	// wrapping ErrInvalid, having stored nothing.
-	AppendDeployment(ctx context.Context, d *Deployment) (int64, error)
-	// Deployments returns the deployment records matching q in ID order.
-	// A malformed query returns an error wrapping ErrInvalidQuery.
-	Deployments(ctx context.Context, q DeploymentQuery) ([]*Deployment, error)
-	// AppendIncidents appends incident records (see CheckIncidentRecord;
-	// 1 to MaxIncidentBatch of them) in one transaction and returns their
-	// IDs, in order: all are stored or none. The store sets RecordedAt;
-	// RecordedBy is kept as given (the server sets it from the token). A
-	// malformed record rejects the whole batch with an error wrapping
-	// ErrInvalid, having stored nothing. The records are not modified.
-	AppendIncidents(ctx context.Context, rs []*IncidentRecord) ([]int64, error)
-	// Incidents returns the incident records matching q in ID order, at
-	// most q.Limit of them. A malformed query returns an error wrapping
-	// ErrInvalidQuery.
-	Incidents(ctx context.Context, q IncidentQuery) ([]*IncidentRecord, error)
-	// Close releases the store's resources.
-	Close() error
 }
 
 // minTime and maxTime bound the times the store accepts. minTime is one

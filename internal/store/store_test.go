@@ -98,23 +98,26 @@ func withSearchPath(t testing.TB, dsn, schema string) string {
 // backends lists the stores under test; Postgres only when configured.
 func backends() []struct {
 	name string
-	open func(t testing.TB) store.Store
+	open func(t testing.TB) storetest.Store
 } {
 	return []struct {
 		name string
-		open func(t testing.TB) store.Store
+		open func(t testing.TB) storetest.Store
 	}{
-		{"sqlite", func(t testing.TB) store.Store { return openSQLite(t) }},
-		{"postgres", func(t testing.TB) store.Store { return openPostgres(t) }},
+		{"sqlite", func(t testing.TB) storetest.Store { return openSQLite(t) }},
+		{"postgres", func(t testing.TB) storetest.Store { return openPostgres(t) }},
 	}
 }
 
 func TestConformance(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) store.Store { return b.open(t) })
+			storetest.Run(t, func(t *testing.T) storetest.Store { return b.open(t) })
 		})
 	}
+	t.Run("memory", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) storetest.Store { return new(store.Memory) })
+	})
 }
 
 func TestAppendOnly(t *testing.T) {
@@ -343,9 +346,9 @@ func TestUpgradeSinceIndexes(t *testing.T) {
 	}
 	for _, b := range []struct {
 		name string
-		open func(t *testing.T) store.Store
+		open func(t *testing.T) storetest.Store
 	}{
-		{"sqlite", func(t *testing.T) store.Store {
+		{"sqlite", func(t *testing.T) storetest.Store {
 			path := filepath.Join(t.TempDir(), "index.db")
 			if err := store.MigrateSQLiteTo(ctx, path, 2, es); err != nil {
 				t.Fatal(err)
@@ -356,7 +359,7 @@ func TestUpgradeSinceIndexes(t *testing.T) {
 			}
 			return s
 		}},
-		{"postgres", func(t *testing.T) store.Store {
+		{"postgres", func(t *testing.T) storetest.Store {
 			dsn := postgresSchema(t)
 			if err := store.MigratePostgresTo(ctx, dsn, 2, es); err != nil {
 				t.Fatal(err)

@@ -95,21 +95,51 @@ func readState(dir string) (*state, error) {
 	return &st, json.Unmarshal(b, &st)
 }
 
+// benchIndex is what the benchmark uses of the index besides the server.
+type benchIndex interface {
+	server.Index
+	Count(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// openIndex opens the index: PostgreSQL at -db, else SQLite in dir.
+func openIndex(ctx context.Context, dir string) (benchIndex, error) {
+	if dbDSN != "" {
+		return store.OpenPostgres(ctx, dbDSN)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return store.OpenSQLite(filepath.Join(dir, "index.db"))
+}
+
+// benchServer is a server under test, on a loopback port, and its index.
+type benchServer struct {
+	*server.Server
+	index benchIndex
+}
+
 // serve opens the server on a loopback port.
-func serve(ctx context.Context, dir string) (*server.Server, string, func(), error) {
+func serve(ctx context.Context, dir string) (*benchServer, string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", nil, err
 	}
 	url := "http://" + ln.Addr().String()
-	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, DB: dbDSN})
+	idx, err := openIndex(ctx, dir)
 	if err != nil {
 		ln.Close()
 		return nil, "", nil, err
 	}
+	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, Index: idx})
+	if err != nil {
+		ln.Close()
+		idx.Close()
+		return nil, "", nil, err
+	}
 	hs := &http.Server{Handler: s.Handler()}
 	go hs.Serve(ln)
-	return s, url, func() { hs.Close(); s.Close() }, nil
+	return &benchServer{s, idx}, url, func() { hs.Close(); s.Close(); idx.Close() }, nil
 }
 
 // bearer adds a token to every request.
@@ -130,7 +160,7 @@ func fill(ctx context.Context, dir string, n, affected, spared int) (*state, err
 	if err != nil {
 		return nil, err
 	}
-	if c, err := s.Index().Count(ctx); err != nil || c != 0 {
+	if c, err := s.index.Count(ctx); err != nil || c != 0 {
 		stop()
 		return nil, fmt.Errorf("the index must start empty (it holds %d bundles, %v): give -db an empty database", c, err)
 	}
@@ -202,7 +232,7 @@ func fill(ctx context.Context, dir string, n, affected, spared int) (*state, err
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(all); i += 8 {
-				if _, _, err := s.Index().Put(ctx, all[i]); err != nil {
+				if _, _, err := s.index.Put(ctx, all[i]); err != nil {
 					errs <- err
 					return
 				}
@@ -435,7 +465,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 	if err != nil {
 		return err
 	}
-	count, err := s.Index().Count(ctx)
+	count, err := s.index.Count(ctx)
 	if err != nil {
 		return err
 	}
@@ -459,7 +489,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 		q := store.Query{SignerKeyID: sel.KeyID, SignerIdentity: sel.Identity, BuilderID: sel.Builder, Limit: store.MaxLimit}
 		found = 0
 		for {
-			page, err := s.Index().Search(ctx, q)
+			page, err := s.index.Search(ctx, q)
 			if err != nil {
 				return err
 			}

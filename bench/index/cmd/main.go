@@ -71,10 +71,19 @@ func main() {
 	}
 }
 
-// db is one index under test: the Store and a bare connection to the same
+// index is what the benchmark uses of a store backend (store.SQLite,
+// store.Postgres).
+type index interface {
+	Put(ctx context.Context, e *store.Evidence) (int64, bool, error)
+	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
+	Count(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// db is one index under test: the store and a bare connection to the same
 // database for the baseline queries.
 type db struct {
-	s    store.Store
+	s    index
 	bare bareDB
 	n    int // records it holds (a prefix of the corpus)
 	name string
@@ -491,7 +500,7 @@ func measure(ctx context.Context, c config, d *db, total int, out io.Writer) *re
 
 // pageAll pages through every record matching q with the largest page and
 // returns how many records and pages there were.
-func pageAll(ctx context.Context, s store.Store, q store.Query) (n, pages int) {
+func pageAll(ctx context.Context, s index, q store.Query) (n, pages int) {
 	q.Limit = store.MaxLimit
 	for {
 		es := must(s.Search(ctx, q))

@@ -25,7 +25,7 @@ func Deployment(env string, n int, event string) *store.Deployment {
 	}
 }
 
-func testDeploymentsRoundTrip(t *testing.T, s store.Store) {
+func testDeploymentsRoundTrip(t *testing.T, s Store) {
 	ctx := context.Background()
 	in := Deployment("prod", 1, store.EventRolledBack)
 	in.RollbackFrom = "sha256:" + Digest("2")
@@ -62,7 +62,7 @@ func testDeploymentsRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeploymentsQuery(t *testing.T, s store.Store) {
+func testDeploymentsQuery(t *testing.T, s Store) {
 	ctx := context.Background()
 	var prod []int64
 	for i := range 7 {
@@ -118,7 +118,7 @@ func testDeploymentsQuery(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeploymentsInvalid(t *testing.T, s store.Store) {
+func testDeploymentsInvalid(t *testing.T, s Store) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
@@ -154,7 +154,7 @@ func testDeploymentsInvalid(t *testing.T, s store.Store) {
 	}
 }
 
-func testDeploymentsCanceled(t *testing.T, s store.Store) {
+func testDeploymentsCanceled(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.AppendDeployment(ctx, Deployment("prod", 1, store.EventDeployed)); err == nil {

@@ -29,7 +29,7 @@ func Quarantine(inc string, n int) *store.IncidentRecord {
 	}
 }
 
-func incidentRecords(t *testing.T, s store.Store, q store.IncidentQuery) []*store.IncidentRecord {
+func incidentRecords(t *testing.T, s Store, q store.IncidentQuery) []*store.IncidentRecord {
 	t.Helper()
 	rs, err := s.Incidents(context.Background(), q)
 	if err != nil {
@@ -38,7 +38,7 @@ func incidentRecords(t *testing.T, s store.Store, q store.IncidentQuery) []*stor
 	return rs
 }
 
-func testIncidentsRoundTrip(t *testing.T, s store.Store) {
+func testIncidentsRoundTrip(t *testing.T, s Store) {
 	ctx := context.Background()
 	inc := IncidentID(1)
 	opened := &store.IncidentRecord{Incident: inc, Event: store.IncidentOpened, Actor: "alice",
@@ -101,7 +101,7 @@ func testIncidentsRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-func testIncidentsQuery(t *testing.T, s store.Store) {
+func testIncidentsQuery(t *testing.T, s Store) {
 	ctx := context.Background()
 	a, b := IncidentID(1), IncidentID(2)
 	var batchA, batchB []*store.IncidentRecord
@@ -178,7 +178,7 @@ func testIncidentsQuery(t *testing.T, s store.Store) {
 	}
 }
 
-func testIncidentsLargeBatch(t *testing.T, s store.Store) {
+func testIncidentsLargeBatch(t *testing.T, s Store) {
 	ctx := context.Background()
 	inc := IncidentID(3)
 	batch := make([]*store.IncidentRecord, store.MaxIncidentBatch)
@@ -208,7 +208,7 @@ func testIncidentsLargeBatch(t *testing.T, s store.Store) {
 	}
 }
 
-func testIncidentsInvalid(t *testing.T, s store.Store) {
+func testIncidentsInvalid(t *testing.T, s Store) {
 	ctx := context.Background()
 	inc := IncidentID(4)
 	tests := []struct {
@@ -253,7 +253,7 @@ func testIncidentsInvalid(t *testing.T, s store.Store) {
 	}
 }
 
-func testIncidentsCanceled(t *testing.T, s store.Store) {
+func testIncidentsCanceled(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.AppendIncidents(ctx, []*store.IncidentRecord{Quarantine(IncidentID(5), 1)}); err == nil {

@@ -1,6 +1,6 @@
-// Package storetest is the conformance suite every [store.Store] backend
-// must pass. A backend's test calls [Run] with a function that opens a new,
-// empty store.
+// Package storetest is the conformance suite every backend of the registry
+// index (store.SQLite, store.Postgres, store.Memory) must pass. A backend's
+// test calls [Run] with a function that opens a new, empty store.
 package storetest
 
 import (
@@ -19,12 +19,26 @@ import (
 	"github.com/custody-dev/custody/internal/store"
 )
 
+// Store is what the suite checks: every method of an index backend, as
+// documented on store.SQLite. It is safe for concurrent use.
+type Store interface {
+	Put(ctx context.Context, e *store.Evidence) (id int64, existed bool, err error)
+	Get(ctx context.Context, id int64) (*store.Evidence, error)
+	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
+	Count(ctx context.Context) (int64, error)
+	AppendDeployment(ctx context.Context, d *store.Deployment) (int64, error)
+	Deployments(ctx context.Context, q store.DeploymentQuery) ([]*store.Deployment, error)
+	AppendIncidents(ctx context.Context, rs []*store.IncidentRecord) ([]int64, error)
+	Incidents(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error)
+	Close() error
+}
+
 // Run runs the conformance suite. open must return a new, empty store each
 // time it is called; Run closes it.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := []struct {
 		name string
-		f    func(t *testing.T, s store.Store)
+		f    func(t *testing.T, s Store)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"Idempotent", testIdempotent},
@@ -100,7 +114,7 @@ func Evidence(n int) *store.Evidence {
 	}
 }
 
-func put(t *testing.T, s store.Store, e *store.Evidence) int64 {
+func put(t *testing.T, s Store, e *store.Evidence) int64 {
 	t.Helper()
 	id, existed, err := s.Put(context.Background(), e)
 	if err != nil {
@@ -112,7 +126,7 @@ func put(t *testing.T, s store.Store, e *store.Evidence) int64 {
 	return id
 }
 
-func count(t *testing.T, s store.Store) int64 {
+func count(t *testing.T, s Store) int64 {
 	t.Helper()
 	n, err := s.Count(context.Background())
 	if err != nil {
@@ -129,7 +143,7 @@ func ids(es []*store.Evidence) []int64 {
 	return out
 }
 
-func testRoundTrip(t *testing.T, s store.Store) {
+func testRoundTrip(t *testing.T, s Store) {
 	ctx := context.Background()
 	in := Evidence(1)
 	in.Subjects = append(in.Subjects, store.Subject{
@@ -202,7 +216,7 @@ func testRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-func testIdempotent(t *testing.T, s store.Store) {
+func testIdempotent(t *testing.T, s Store) {
 	ctx := context.Background()
 	id := put(t, s, Evidence(1))
 	first, err := s.Get(ctx, id)
@@ -234,7 +248,7 @@ func testIdempotent(t *testing.T, s store.Store) {
 	}
 }
 
-func testNotFound(t *testing.T, s store.Store) {
+func testNotFound(t *testing.T, s Store) {
 	id := put(t, s, Evidence(1))
 	for _, missing := range []int64{0, -1, id + 1, 1 << 60} {
 		t.Run(fmt.Sprint(missing), func(t *testing.T) {
@@ -250,7 +264,7 @@ func testNotFound(t *testing.T, s store.Store) {
 	}
 }
 
-func testQueryFields(t *testing.T, s store.Store) {
+func testQueryFields(t *testing.T, s Store) {
 	ctx := context.Background()
 	// Six records that differ field by field. Records 0 and 1 share the
 	// artifact bin (under different digest sets); 2 shares the name of 0's
@@ -345,7 +359,7 @@ func testQueryFields(t *testing.T, s store.Store) {
 	}
 }
 
-func testTimeRanges(t *testing.T, s store.Store) {
+func testTimeRanges(t *testing.T, s Store) {
 	ctx := context.Background()
 	base := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	var id [5]int64
@@ -388,7 +402,7 @@ func testTimeRanges(t *testing.T, s store.Store) {
 	}
 }
 
-func testIndexedAtFallback(t *testing.T, s store.Store) {
+func testIndexedAtFallback(t *testing.T, s Store) {
 	ctx := context.Background()
 	old := Evidence(1) // integrated in 2025
 	oldID := put(t, s, old)
@@ -422,7 +436,7 @@ func testIndexedAtFallback(t *testing.T, s store.Store) {
 	}
 }
 
-func testPagination(t *testing.T, s store.Store) {
+func testPagination(t *testing.T, s Store) {
 	var want []int64
 	for i := range 23 {
 		e := Evidence(i)
@@ -450,7 +464,7 @@ func testPagination(t *testing.T, s store.Store) {
 
 // pageAll pages through q to its end (at most n+1 pages), calling check
 // on each page with the number of records before it, and returns the IDs.
-func pageAll(t *testing.T, s store.Store, q store.Query, n int, check func(page []*store.Evidence, before int)) []int64 {
+func pageAll(t *testing.T, s Store, q store.Query, n int, check func(page []*store.Evidence, before int)) []int64 {
 	t.Helper()
 	var got []int64
 	for pages := 0; ; pages++ {
@@ -472,7 +486,7 @@ func pageAll(t *testing.T, s store.Store, q store.Query, n int, check func(page 
 
 // testPageBytes: Query.MaxBytes ends a page at the record whose bundle
 // reaches it, and paging by it still returns every record once.
-func testPageBytes(t *testing.T, s store.Store) {
+func testPageBytes(t *testing.T, s Store) {
 	var want []int64
 	size := int64(0)
 	for i := range 10 {
@@ -502,7 +516,7 @@ func testPageBytes(t *testing.T, s store.Store) {
 	}
 }
 
-func testLimits(t *testing.T, s store.Store) {
+func testLimits(t *testing.T, s Store) {
 	ctx := context.Background()
 	n := store.DefaultLimit + 5
 	for i := range n {
@@ -533,7 +547,7 @@ func testLimits(t *testing.T, s store.Store) {
 	}
 }
 
-func testInvalidEvidence(t *testing.T, s store.Store) {
+func testInvalidEvidence(t *testing.T, s Store) {
 	ctx := context.Background()
 	put(t, s, Evidence(0))
 	big := make([]byte, store.MaxBundleSize+1)
@@ -600,7 +614,7 @@ func testInvalidEvidence(t *testing.T, s store.Store) {
 	}
 }
 
-func testInvalidQuery(t *testing.T, s store.Store) {
+func testInvalidQuery(t *testing.T, s Store) {
 	put(t, s, Evidence(0))
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -626,7 +640,7 @@ func testInvalidQuery(t *testing.T, s store.Store) {
 	}
 }
 
-func testConcurrentPuts(t *testing.T, s store.Store) {
+func testConcurrentPuts(t *testing.T, s Store) {
 	ctx := context.Background()
 	const workers, each = 8, 12
 	type result struct {
@@ -698,7 +712,7 @@ func testConcurrentPuts(t *testing.T, s store.Store) {
 	}
 }
 
-func testCanceled(t *testing.T, s store.Store) {
+func testCanceled(t *testing.T, s Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := s.Put(ctx, Evidence(1)); err == nil {
