@@ -1,7 +1,6 @@
 package signer
 
 import (
-	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -125,8 +124,7 @@ func writeAndClose(f *os.File, b []byte, perm fs.FileMode) error {
 //     the token until closed: call Close(s) when done with any signer Load
 //     returns.
 //   - a KMS reference ("awskms://", "gcpkms://", "azurekms://",
-//     "hashivault://"): parsed, then refused as OpenKMS refuses it without
-//     a KMSOpener (missing credentials, or no client built in).
+//     "hashivault://"): refused with an error wrapping ErrKMSUnsupported.
 //   - otherwise the path of a key file in the Sigstore encrypted format (see
 //     DecryptPrivateKey); password is called only once the file has been
 //     read and looks like an encrypted key.
@@ -146,7 +144,7 @@ func Load(ref string, password func() ([]byte, error)) (crypto.Signer, error) {
 		return s, nil
 	}
 	if IsKMSRef(ref) {
-		return OpenKMS(context.Background(), ref, nil)
+		return nil, refuseKMS(ref)
 	}
 	if scheme, _, ok := strings.Cut(ref, "://"); ok && !strings.ContainsAny(scheme, `/\.`) {
 		return nil, fmt.Errorf("%w: %q keys are not supported", ErrUnsupportedKeyRef, scheme)

@@ -155,9 +155,9 @@ func newKeyPublicCmd(s *streams) *cobra.Command {
 	return c
 }
 
-// loadSigner opens a signing key (a key file, a pkcs11: URI or a KMS
-// reference), asking for a file's password only when needed. Messages show
-// a PKCS#11 URI without its PIN.
+// loadSigner opens a signing key (a key file or a pkcs11: URI; a KMS
+// reference is refused in one line), asking for a file's password only
+// when needed. Messages show a PKCS#11 URI without its PIN.
 //
 // The returned release is never nil, also on error: call it (defer it) when
 // the command is done signing. For a pkcs11: key it ends the command's hold
@@ -178,7 +178,7 @@ func loadSigner(s *streams, ref string) (sg crypto.Signer, release func(), err e
 			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "check CUSTODY_PKCS11_PIN, or the URI's pin-value / pin-source")
 		case errors.Is(err, signer.ErrKeyNotFound):
 			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "create it with 'custody key generate --pkcs11 URI --out NAME'")
-		case errors.Is(err, signer.ErrNoKMSCredentials), errors.Is(err, signer.ErrKMSUnavailable):
+		case errors.Is(err, signer.ErrKMSUnsupported):
 			return nil, nop, usageErr(err, "")
 		case signer.IsPKCS11URI(ref):
 			return nil, nop, usageErr(fmt.Errorf("couldn't open key %s: %w", shown, err), "")

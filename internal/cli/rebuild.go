@@ -232,8 +232,8 @@ func rebuildErr(s *streams, err error, tail *tailBuffer, out string) error {
 // keyOpensUnattended reports whether opening the rebuilder key ref can
 // never ask on the terminal, so that it may run beside the rebuild: a
 // pkcs11: URI (its PIN comes from the URI, its pin-source or
-// $CUSTODY_PKCS11_PIN, never a prompt), a KMS key (credentials from the
-// environment), or a key file when $CUSTODY_PASSWORD is set, even to "".
+// $CUSTODY_PKCS11_PIN, never a prompt), a KMS reference (refused at
+// once), or a key file when $CUSTODY_PASSWORD is set, even to "".
 // A key file without it may prompt, and is opened before the rebuild.
 func keyOpensUnattended(ref string) bool {
 	if signer.IsPKCS11URI(ref) || signer.IsKMSRef(ref) {
