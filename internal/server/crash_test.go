@@ -205,14 +205,21 @@ func (r *crashRig) launch(crashAt string, wait bool) {
 		r.t.Fatalf("custody serve did not start (%s): %q", cmd.ProcessState, line)
 	}
 	r.started = true
-	if r.auditPub == nil {
-		pemBytes, err := r.client(server.RoleAuditor).PublicKey(context.Background(), server.AuditKeyName)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		if r.auditPub, err = signer.ParsePublicKey(pemBytes); err != nil {
-			r.t.Fatal(err)
-		}
+	r.fetchAuditKey()
+}
+
+// fetchAuditKey asks the server for its audit key, once.
+func (r *crashRig) fetchAuditKey() {
+	r.t.Helper()
+	if r.auditPub != nil {
+		return
+	}
+	pemBytes, err := r.client(server.RoleAuditor).PublicKey(context.Background(), server.AuditKeyName)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if r.auditPub, err = signer.ParsePublicKey(pemBytes); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
