@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -176,5 +177,27 @@ func TestGenuineCorpus(t *testing.T) {
 			}
 			t.Logf("signer %q issuer %q\n%s", rep.Signer, rep.Issuer, dump(rep))
 		})
+	}
+}
+
+// TestSourceAndBuilderNotRequired: a report that verifies without source
+// and builder requirements says they were not checked, rather than
+// leaving them out as if nothing were there to check.
+func TestSourceAndBuilderNotRequired(t *testing.T) {
+	c := genuineCases()[2]
+	rep := mustVerify(t, c, readCorpus(t, c.bundle))
+	if !rep.Verified || len(rep.NotChecked()) != 0 {
+		t.Fatalf("with every requirement: verified %v, not checked %v\n%s", rep.Verified, rep.NotChecked(), dump(rep))
+	}
+	c.req.SourceURI, c.req.SourceRef, c.req.BuilderID = "", "", ""
+	rep = mustVerify(t, c, readCorpus(t, c.bundle))
+	if !rep.Verified {
+		t.Fatalf("not verified:\n%s", dump(rep))
+	}
+	if got := strings.Join(rep.NotChecked(), ","); got != CheckSourceURI+","+CheckBuilderID {
+		t.Fatalf("not checked = %q, want source-uri and builder-id\n%s", got, dump(rep))
+	}
+	if rep.Passed(CheckSourceURI) || rep.Passed(CheckBuilderID) {
+		t.Fatal("a check that did not run reads as passed")
 	}
 }

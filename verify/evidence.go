@@ -6,19 +6,14 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/verify/match"
@@ -111,216 +106,6 @@ func parseEvidence(bundleJSON []byte) (*evidence, error) {
 		return nil, malformed("message digest has %d hex digits, want %d for %s", len(ev.msgDigest), hexLen[ev.msgAlg], ev.msgAlg)
 	}
 	return ev, nil
-}
-
-// verifyCrypto runs sigstore-go over the bundle: transparency log entries,
-// RFC 3161 timestamps, certificate chain and SCTs or key validity, and the
-// signature. It records the tlog, timestamp and signature checks and returns
-// nil when any of them failed.
-func (ev *evidence) verifyCrypto(tm root.TrustedMaterial, rep *Report) *sgverify.VerificationResult {
-	keyless := ev.cert != nil
-	useTlog := ev.nTlog > 0 && len(tm.RekorLogs()) > 0
-	useTSA := ev.nTSA > 0 && len(tm.TimestampingAuthorities()) > 0
-	opts := []sgverify.VerifierOption{sgverify.WithoutStatementPredicate()}
-
-	if ev.nTlog > 0 && !useTlog {
-		if keyless {
-			rep.add(CheckTlog, false, "bundle has %s but the trust material has no transparency log to check them against", plural(ev.nTlog, "transparency log entry", "transparency log entries"))
-			return nil
-		}
-		rep.add(CheckTlog, true, "not checked: %s present but the trust material has no transparency log; their times are not used", plural(ev.nTlog, "entry", "entries"))
-	}
-	if ev.nTSA > 0 && !useTSA {
-		if keyless {
-			rep.add(CheckTimestamp, false, "bundle has %d RFC 3161 timestamp(s) but the trust material has no timestamp authority to check them against", ev.nTSA)
-			return nil
-		}
-		rep.add(CheckTimestamp, true, "not checked: %d RFC 3161 timestamp(s) present but the trust material has no timestamp authority; not used", ev.nTSA)
-	}
-	if useTlog {
-		opts = append(opts, sgverify.WithTransparencyLog(ev.nTlog))
-	}
-	if useTSA {
-		opts = append(opts, sgverify.WithSignedTimestamps(ev.nTSA))
-	}
-	integrated := false // Rekor v2 entries carry no integrated time
-	for _, e := range ev.b.GetVerificationMaterial().GetTlogEntries() {
-		integrated = integrated || e.GetIntegratedTime() > 0
-	}
-	switch {
-	case useTSA || (useTlog && integrated):
-		opts = append(opts, sgverify.WithObserverTimestamps(1))
-	case useTlog && keyless:
-		rep.add(CheckTimestamp, false, "certificate-signed bundle's transparency log entries carry no integrated time and it has no RFC 3161 timestamp to prove when it was signed")
-		return nil
-	case keyless:
-		rep.add(CheckTimestamp, false, "certificate-signed bundle has no transparency log entry or RFC 3161 timestamp to prove when it was signed")
-		return nil
-	default:
-		opts = append(opts, sgverify.WithCurrentTime())
-	}
-	if keyless && len(tm.CTLogs()) > 0 {
-		opts = append(opts, sgverify.WithSignedCertificateTimestamps(1))
-	}
-	v, err := sgverify.NewVerifier(tm, opts...)
-	if err != nil {
-		rep.add(CheckSignature, false, "couldn't configure verifier: %v", err)
-		return nil
-	}
-
-	artifactOpt := sgverify.WithoutArtifactUnsafe() // DSSE: the subject check is ours
-	if !ev.envelope {
-		// The signature is over the digest the bundle declares; whether that
-		// is the artifact's digest is the subject check.
-		d, _ := hex.DecodeString(ev.msgDigest)
-		artifactOpt = sgverify.WithArtifactDigest(ev.msgAlg, d)
-	}
-	policyOpt := sgverify.WithoutIdentitiesUnsafe() // the identity check is ours
-	if !keyless {
-		policyOpt = sgverify.WithKey()
-	}
-	res, err := v.Verify(ev.b, sgverify.NewPolicy(artifactOpt, policyOpt))
-	if err != nil {
-		msg := err.Error()
-		switch {
-		case strings.HasPrefix(msg, "failed to verify log inclusion"):
-			rep.add(CheckTlog, false, "%s", msg)
-			ev.signatureOnly(tm, rep, CheckTlog)
-		case strings.HasPrefix(msg, "failed to verify timestamps"):
-			rep.add(CheckTimestamp, false, "%s", msg)
-			ev.signatureOnly(tm, rep, CheckTimestamp)
-		case errors.Is(err, sgverify.ErrDSSEInvalidSignatureCount):
-			rep.add(CheckSignature, false, "DSSE envelope has %d signatures; exactly one is accepted, since a bundle's verification material names one signer", ev.nSigs)
-		default:
-			rep.add(CheckSignature, false, "%s", msg)
-		}
-		return nil
-	}
-
-	var tlogTimes, tsaTimes []string
-	for _, ts := range res.VerifiedTimestamps {
-		switch ts.Type {
-		case "Tlog":
-			tlogTimes = append(tlogTimes, ts.Timestamp.UTC().Format("2006-01-02T15:04:05Z"))
-		case "TimestampAuthority":
-			tsaTimes = append(tsaTimes, ts.Timestamp.UTC().Format("2006-01-02T15:04:05Z"))
-		}
-	}
-	if useTlog {
-		rep.add(CheckTlog, true, "%s verified against the trusted log(s); integrated at %s", plural(ev.nTlog, "entry", "entries"), orNone(tlogTimes))
-	}
-	if useTSA {
-		rep.add(CheckTimestamp, true, "%d RFC 3161 timestamp(s) verified: %s", ev.nTSA, orNone(dedupe(tsaTimes)))
-	}
-	if keyless {
-		sct := ""
-		if len(tm.CTLogs()) > 0 {
-			sct = ", certificate transparency SCT verified"
-		}
-		rep.add(CheckSignature, true, "signature verified with a certificate chaining to a trusted CA at the signing time%s", sct)
-	} else {
-		when := "at the current time"
-		if useTSA || (useTlog && integrated) {
-			when = "at the verified signing time"
-		}
-		rep.add(CheckSignature, true, "signature verified with the trusted public key (hint %q), valid %s", ev.keyHint, when)
-	}
-	return res
-}
-
-// signatureOnly reports on the bare signature when sigstore-go stopped
-// before reaching it, so that a tampered bundle names the signature too. The
-// check never passes: chain and signing time were not verified.
-func (ev *evidence) signatureOnly(tm root.TrustedMaterial, rep *Report, failed string) {
-	sc, err1 := ev.b.SignatureContent()
-	vc, err2 := ev.b.VerificationContent()
-	if err := errors.Join(err1, err2); err != nil {
-		rep.add(CheckSignature, false, "not checked: %v", err)
-		return
-	}
-	var err error
-	if ev.envelope {
-		err = sgverify.VerifySignature(sc, vc, tm)
-	} else {
-		d, _ := hex.DecodeString(ev.msgDigest)
-		err = sgverify.VerifySignatureWithArtifactDigests(sc, vc, tm, []sgverify.ArtifactDigest{{Algorithm: ev.msgAlg, Digest: d}})
-	}
-	switch {
-	case errors.Is(err, sgverify.ErrDSSEInvalidSignatureCount):
-		rep.add(CheckSignature, false, "DSSE envelope has %d signatures; exactly one is accepted, since a bundle's verification material names one signer", ev.nSigs)
-	case err != nil:
-		rep.add(CheckSignature, false, "signature does not verify: %v", err)
-	default:
-		rep.add(CheckSignature, false, "not checked: the signature matches the bundle's own key, but the %s check failed, so the signer and signing time are not established", failed)
-	}
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "(no integrated time)"
-	}
-	return strings.Join(s, ", ")
-}
-
-func dedupe(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// identityMatcher is the keyless identity requirement, compiled.
-type identityMatcher struct {
-	san, issuer     string
-	sanRe, issuerRe *regexp.Regexp
-}
-
-func compileIdentity(req Requirements) (identityMatcher, error) {
-	m := identityMatcher{san: req.CertificateIdentity, issuer: req.CertificateOIDCIssuer}
-	var err error
-	if req.CertificateIdentityRegexp != "" {
-		if m.sanRe, err = regexp.Compile(req.CertificateIdentityRegexp); err != nil {
-			return m, malformed("invalid certificate identity regexp: %w", err)
-		}
-	}
-	if req.CertificateOIDCIssuerRegexp != "" {
-		if m.issuerRe, err = regexp.Compile(req.CertificateOIDCIssuerRegexp); err != nil {
-			return m, malformed("invalid certificate OIDC issuer regexp: %w", err)
-		}
-	}
-	return m, nil
-}
-
-func checkIdentity(rep *Report, m identityMatcher, sum *certificate.Summary) {
-	if m.san == "" && m.sanRe == nil {
-		rep.add(CheckIdentity, false, "certificate identity %q was not checked: no identity required (set CertificateIdentity or CertificateIdentityRegexp)", sum.SubjectAlternativeName)
-		return
-	}
-	if m.issuer == "" && m.issuerRe == nil {
-		rep.add(CheckIdentity, false, "certificate issuer %q was not checked: no issuer required (set CertificateOIDCIssuer or CertificateOIDCIssuerRegexp)", sum.Issuer)
-		return
-	}
-	if m.san != "" && sum.SubjectAlternativeName != m.san {
-		rep.add(CheckIdentity, false, "certificate identity %q is not %q", sum.SubjectAlternativeName, m.san)
-		return
-	}
-	if m.sanRe != nil && !m.sanRe.MatchString(sum.SubjectAlternativeName) {
-		rep.add(CheckIdentity, false, "certificate identity %q does not match %q", sum.SubjectAlternativeName, m.sanRe)
-		return
-	}
-	if m.issuer != "" && sum.Issuer != m.issuer {
-		rep.add(CheckIdentity, false, "certificate issuer %q is not %q", sum.Issuer, m.issuer)
-		return
-	}
-	if m.issuerRe != nil && !m.issuerRe.MatchString(sum.Issuer) {
-		rep.add(CheckIdentity, false, "certificate issuer %q does not match %q", sum.Issuer, m.issuerRe)
-		return
-	}
-	rep.add(CheckIdentity, true, "certificate identity %q, issuer %q", sum.SubjectAlternativeName, sum.Issuer)
 }
 
 var hexLen = map[string]int{"sha256": 64, "sha384": 96, "sha512": 128}
@@ -509,6 +294,12 @@ func (ev *evidence) checkProvenance(rep *Report, req Requirements) {
 			return false
 		}
 		return true
+	}
+	if f != nil && req.SourceURI == "" {
+		rep.skip(CheckSourceURI, "source %q not checked: no source required", f.SourceURI)
+	}
+	if f != nil && req.BuilderID == "" {
+		rep.skip(CheckBuilderID, "builder %q not checked: no builder required", f.BuilderID)
 	}
 	if need(CheckSourceURI, req.SourceURI) {
 		if match.Source(f.SourceURI, req.SourceURI) {

@@ -115,8 +115,14 @@ func TestInteropOtherKeyFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := failedCheck(rep, CheckSignature); !ok || rep.Verified {
+	c, ok := failedCheck(rep, CheckSignature)
+	if !ok || rep.Verified {
 		t.Fatalf("verified with another key:\n%s", dump(rep))
+	}
+	// Say what it means, not sigstore-go's "accepted signatures do not
+	// match threshold, Found: 0, Expected 1".
+	if !strings.Contains(c.Reason, "not signed by the given key") || strings.Contains(c.Reason, "threshold") {
+		t.Fatalf("signature reason = %q", c.Reason)
 	}
 }
 
@@ -209,8 +215,8 @@ func TestKeySignedWithTlogEntryAndBareKey(t *testing.T) {
 			tl = c
 		}
 	}
-	if !strings.HasPrefix(tl.Reason, "not checked") {
-		t.Fatalf("tlog check = %+v", tl)
+	if !strings.HasPrefix(tl.Reason, "not checked") || !tl.NotChecked || rep.Passed(CheckTlog) {
+		t.Fatalf("tlog check = %+v, want not checked (and not passed)", tl)
 	}
 
 	withLog := root.TrustedMaterialCollection{publicGood(t), s.tm}

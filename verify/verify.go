@@ -101,9 +101,16 @@ type Requirements struct {
 
 // Check is the outcome of one named verification step.
 type Check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Reason string `json:"reason"`
+	Name string `json:"name"`
+	// OK is true when the check did not fail verification: it passed, or
+	// (NotChecked) it did not run and that is allowed.
+	OK bool `json:"ok"`
+	// NotChecked is true for a check that did not run: nothing was
+	// required of it (no SourceURI, no BuilderID), or the trust material
+	// cannot check what the bundle carries (log entries or timestamps with
+	// a bare key). It is not a pass: Reason says what was not checked.
+	NotChecked bool   `json:"notChecked,omitempty"`
+	Reason     string `json:"reason"`
 }
 
 // Report is the result of Verify. Verified is true only when every check
@@ -135,7 +142,38 @@ func (r *Report) Failed() []Check {
 }
 
 func (r *Report) add(name string, ok bool, format string, args ...any) {
-	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Reason: fmt.Sprintf(format, args...)})
+	r.Checks = append(r.Checks, Check{Name: name, OK: ok, Reason: oneLine(fmt.Sprintf(format, args...))})
+}
+
+// oneLine keeps a reason on one line: some sigstore-go errors span several.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// skip records a check that did not run and does not fail verification.
+func (r *Report) skip(name string, format string, args ...any) {
+	r.Checks = append(r.Checks, Check{Name: name, OK: true, NotChecked: true, Reason: fmt.Sprintf(format, args...)})
+}
+
+// NotChecked returns the names of the checks that did not run.
+func (r *Report) NotChecked() []string {
+	var out []string
+	for _, c := range r.Checks {
+		if c.NotChecked {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// Passed reports whether the named check ran and passed.
+func (r *Report) Passed(name string) bool {
+	for _, c := range r.Checks {
+		if c.Name == name && c.OK && !c.NotChecked {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Report) finish() {
@@ -143,7 +181,7 @@ func (r *Report) finish() {
 	ok := len(r.Checks) > 0
 	for _, c := range r.Checks {
 		ok = ok && c.OK
-		if c.OK {
+		if c.OK && !c.NotChecked {
 			ran[c.Name] = true
 		}
 	}
@@ -178,7 +216,7 @@ func Verify(ctx context.Context, bundleJSON []byte, art Artifact, tm root.Truste
 	if tm == nil {
 		return nil, errors.New("no trust material given")
 	}
-	idm, err := compileIdentity(req)
+	idr, err := compileIdentity(req)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +232,7 @@ func Verify(ctx context.Context, bundleJSON []byte, art Artifact, tm root.Truste
 	if res != nil {
 		if sum := res.Signature.Certificate; sum != nil {
 			rep.Signer, rep.Issuer = sum.SubjectAlternativeName, sum.Issuer
-			checkIdentity(rep, idm, sum)
+			checkIdentity(rep, idr, sum)
 		} else {
 			rep.Signer = ev.keyHint
 		}

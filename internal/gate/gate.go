@@ -372,16 +372,8 @@ func signatureOf(b []byte, rep *verify.Report, tm root.TrustedMaterial) (policy.
 			return s, err
 		}
 	}
-	checked := func(name string) bool {
-		for _, c := range rep.Checks {
-			if c.Name == name && c.OK && !strings.HasPrefix(c.Reason, "not checked") {
-				return true
-			}
-		}
-		return false
-	}
-	s.LogVerified = checked(verify.CheckTlog)
-	s.TimestampVerified = (s.LogVerified || checked(verify.CheckTimestamp)) && !rep.SignedAt.IsZero()
+	s.LogVerified = rep.Passed(verify.CheckTlog)
+	s.TimestampVerified = (s.LogVerified || rep.Passed(verify.CheckTimestamp)) && !rep.SignedAt.IsZero()
 	s.SignedAt = rep.SignedAt
 	return s, nil
 }
