@@ -546,6 +546,10 @@ type serverEvidence struct {
 	// that is not consistent with the log's current checkpoint.
 	LogConsistent bool   `json:"logConsistent"`
 	LogProblem    string `json:"logProblem,omitempty"`
+	// NotProvenance is true for evidence about the artifact that is not
+	// SLSA provenance (an SBOM, a review, a scan) when no predicate type
+	// was required: it is listed apart and is neither a pass nor a failure.
+	NotProvenance bool `json:"notProvenance,omitempty"`
 }
 
 type serverVerdict struct {
@@ -599,7 +603,7 @@ func verifyFromServer(ctx context.Context, s *streams, f *verifyFlags, art verif
 		if err != nil {
 			rep = &verify.Report{Checks: []verify.Check{{Name: "bundle", Reason: err.Error()}}}
 		}
-		se := serverEvidence{ID: e.ID, Report: rep, LogConsistent: true}
+		se := serverEvidence{ID: e.ID, Report: rep, LogConsistent: true, NotProvenance: notProvenance(rep, req)}
 		if problem := checkEntryConsistency(ctx, lc, cur, e.Bundle); problem != "" {
 			se.LogConsistent, se.LogProblem = false, problem
 			logOK = false
@@ -615,14 +619,7 @@ func verifyFromServer(ctx context.Context, s *streams, f *verifyFlags, art verif
 			return err
 		}
 	} else {
-		fmt.Fprintf(s.out, "%d bundle(s) for %s; log checkpoint %d consistent with the last one seen\n", len(all), dg, cur.Size)
-		for _, se := range v.Evidence {
-			fmt.Fprintf(s.out, "evidence %d: ", se.ID)
-			printReport(s.out, se.Report)
-			if !se.LogConsistent {
-				fmt.Fprintf(s.out, "  FAIL  log              %s\n", se.LogProblem)
-			}
-		}
+		printServerVerdict(s.out, &v)
 	}
 	switch {
 	case len(all) == 0:

@@ -229,42 +229,140 @@ func parseAge(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// notCheckedHints tells how to make a check that did not run run.
+var notCheckedHints = map[string]string{
+	verify.CheckSourceURI: "require it with --source-uri",
+	verify.CheckBuilderID: "require it with --builder-id",
+	verify.CheckTlog:      "check them with a --trusted-root or --trust-root that holds the log",
+	verify.CheckTimestamp: "check them with a --trusted-root or --trust-root that holds the timestamp authority",
+}
+
+// printReport prints the verdict and every check: PASS, FAIL, or SKIP for
+// one that did not run (with how to require it). A verdict that passed with
+// checks skipped says so in its first line. The provenance is printed as a
+// result only when its signature verified.
 func printReport(w io.Writer, rep *verify.Report) {
-	if rep.Verified {
-		fmt.Fprintln(w, "Verified OK")
-	} else {
+	switch skipped := rep.NotChecked(); {
+	case !rep.Verified:
 		fmt.Fprintln(w, "Verification FAILED")
+	case len(skipped) > 0:
+		fmt.Fprintf(w, "Verified OK, but not checked: %s (see SKIP)\n", strings.Join(skipped, ", "))
+	default:
+		fmt.Fprintln(w, "Verified OK")
 	}
 	for _, c := range rep.Checks {
-		mark := "PASS"
-		if !c.OK {
+		mark, reason := "PASS", c.Reason
+		switch {
+		case c.NotChecked:
+			mark = "SKIP"
+			if h := notCheckedHints[c.Name]; h != "" {
+				reason += "; " + h
+			}
+		case !c.OK:
 			mark = "FAIL"
 		}
-		fmt.Fprintf(w, "  %s  %-16s %s\n", mark, c.Name, c.Reason)
+		fmt.Fprintf(w, "  %s  %-16s %s\n", mark, c.Name, reason)
 	}
-	if p := rep.Provenance; p != nil {
-		fmt.Fprintf(w, "Provenance: builder %s", p.BuilderID)
-		if p.SourceURI != "" {
-			fmt.Fprintf(w, ", source %s", p.SourceURI)
-			if p.SourceRef != "" {
-				fmt.Fprintf(w, "@%s", p.SourceRef)
-			}
-			if p.SourceCommit != "" {
-				fmt.Fprintf(w, " (%s)", p.SourceCommit)
-			}
-		}
-		if p.BuildID != "" {
-			fmt.Fprintf(w, ", build %s", p.BuildID)
-		}
-		fmt.Fprintln(w)
+	printProvenance(w, rep)
+}
+
+func printProvenance(w io.Writer, rep *verify.Report) {
+	p := rep.Provenance
+	if p == nil {
+		return
 	}
+	if !rep.Passed(verify.CheckSignature) {
+		fmt.Fprintln(w, "Provenance not shown: its signature did not verify (custody inspect shows what the bundle claims)")
+		return
+	}
+	fmt.Fprintf(w, "Provenance: builder %s", p.BuilderID)
+	if p.SourceURI != "" {
+		fmt.Fprintf(w, ", source %s", p.SourceURI)
+		if p.SourceRef != "" {
+			fmt.Fprintf(w, "@%s", p.SourceRef)
+		}
+		if p.SourceCommit != "" {
+			fmt.Fprintf(w, " (%s)", p.SourceCommit)
+		}
+	}
+	if p.BuildID != "" {
+		fmt.Fprintf(w, ", build %s", p.BuildID)
+	}
+	fmt.Fprintln(w)
 }
 
 func firstFailure(rep *verify.Report) string {
+	if f := firstFailureExcept(rep, ""); f != "" {
+		return f
+	}
+	return "no check passed"
+}
+
+// notProvenance reports whether rep is about a statement that is not SLSA
+// provenance while no predicate type was required.
+func notProvenance(rep *verify.Report, req verify.Requirements) bool {
+	return req.PredicateType == "" && rep.Statement != nil && rep.Provenance == nil
+}
+
+// printServerVerdict prints verify --server's result: the provenance
+// bundles with their checks, then the evidence that is not provenance (one
+// line each: neither a pass nor a failure), then one verdict line.
+func printServerVerdict(w io.Writer, v *serverVerdict) {
+	fmt.Fprintf(w, "%d bundle(s) for %s; log checkpoint %d consistent with the last one seen\n", len(v.Evidence), v.Digest, v.Checkpoint)
+	verified, failed := 0, 0
+	var other []serverEvidence
+	for _, se := range v.Evidence {
+		if se.NotProvenance && se.LogConsistent {
+			other = append(other, se)
+			continue
+		}
+		if se.Report.Verified && se.LogConsistent {
+			verified++
+		} else {
+			failed++
+		}
+		fmt.Fprintf(w, "evidence %d: ", se.ID)
+		printReport(w, se.Report)
+		if !se.LogConsistent {
+			fmt.Fprintf(w, "  FAIL  log              %s\n", se.LogProblem)
+		}
+	}
+	if len(other) > 0 {
+		fmt.Fprintln(w, "Other evidence about this artifact (not provenance, not counted):")
+	}
+	for _, se := range other {
+		rep := se.Report
+		status := "signed and about this artifact"
+		if !rep.Passed(verify.CheckSignature) || !rep.Passed(verify.CheckSubject) {
+			status = "does not verify with the given trust: " + firstFailureExcept(rep, verify.CheckPredicateType)
+			if c, ok := failedCheck(rep, verify.CheckSignature); ok {
+				status = "does not verify with the given trust: " + c
+			}
+		}
+		fmt.Fprintf(w, "  evidence %d: %s, %s\n", se.ID, rep.Statement.PredicateType, status)
+	}
+	verdict := "Verification FAILED"
+	if v.Verified {
+		verdict = "Verified OK"
+	}
+	fmt.Fprintf(w, "%s: %d provenance bundle(s) verify, %d do not; %d other\n", verdict, verified, failed, len(other))
+}
+
+// failedCheck returns "name: reason" of the named check when it failed.
+func failedCheck(rep *verify.Report, name string) (string, bool) {
 	for _, c := range rep.Checks {
-		if !c.OK {
+		if c.Name == name && !c.OK {
+			return c.Name + ": " + c.Reason, true
+		}
+	}
+	return "", false
+}
+
+func firstFailureExcept(rep *verify.Report, skip string) string {
+	for _, c := range rep.Checks {
+		if !c.OK && c.Name != skip {
 			return c.Name + ": " + c.Reason
 		}
 	}
-	return "no check passed"
+	return ""
 }
