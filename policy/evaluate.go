@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/verify/match"
 )
 
@@ -408,7 +409,7 @@ func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) 
 	}
 	if len(ev.VulnScans) == 0 {
 		d.fail(ReqVulnerabilities, fmt.Sprintf("maxSeverity is %s but there is no verified vulnerability scan", p.maxSev),
-			fmt.Sprintf("attest a scan: custody attest --predicate-type %s --predicate scan.json ARTIFACT", PredicateVulnsV02))
+			fmt.Sprintf("attest a scan: custody attest --predicate-type %s --predicate scan.json ARTIFACT", attest.PredicateVulnsV02))
 		return
 	}
 	exc := map[string]Exception{}
@@ -547,7 +548,7 @@ func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 				can = append(can, name)
 			}
 		}
-		fix := fmt.Sprintf("%d of %s must sign an approval (%s) of %s for environment %s", r.Count-have, orNone(strings.Join(can, ", ")), PredicateApproval, ev.Artifact, p.Environment)
+		fix := fmt.Sprintf("%d of %s must sign an approval (%s) of %s for environment %s", r.Count-have, orNone(strings.Join(can, ", ")), attest.PredicateApproval, ev.Artifact, p.Environment)
 		if len(can) < r.Count-have {
 			fix = fmt.Sprintf("group %s has too few members who did not build or author this artifact; add approvers to the group", r.Group)
 		}

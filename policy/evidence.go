@@ -21,7 +21,7 @@ type Evidence struct {
 	// (SBOMs, vulnerability scans, test results, rebuilds, ...), approvals
 	// excluded.
 	Attestations []Attestation `json:"attestations"`
-	// Approvals are verified approval statements (PredicateApproval).
+	// Approvals are verified approval statements (attest.PredicateApproval).
 	Approvals []Approval `json:"approvals"`
 	// Rebuilds are verified rebuild results (attest.PredicateRebuild).
 	Rebuilds []Rebuild `json:"rebuilds"`
@@ -70,7 +70,7 @@ type Attestation struct {
 // Approval is one verified approval statement.
 type Approval struct {
 	Signature
-	ApprovalPredicate
+	attest.ApprovalPredicate
 }
 
 // Rebuild is one verified independent rebuild result.

@@ -3,6 +3,8 @@ package policy
 import (
 	"os"
 	"testing"
+
+	"github.com/custody-dev/custody/attest"
 )
 
 // FuzzParse: Parse never panics, and a policy it accepts has a stable digest.
@@ -29,33 +31,17 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzParseApproval: the approval parser never panics and what it accepts
-// round-trips through NewApproval.
-func FuzzParseApproval(f *testing.F) {
-	f.Add([]byte(`{"environment":"prod","artifact":"sha256:abababababababababababababababababababababababababababababababab","approver":"alice","reason":"ok","time":"2026-01-01T00:00:00Z"}`))
-	f.Add([]byte(`{"environment":"prod"}`))
-	f.Add([]byte(`{} {}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := ParseApproval(b)
-		if err != nil {
-			return
-		}
-		if _, err := NewApproval(*a); err != nil {
-			t.Fatalf("accepted approval does not build: %v", err)
-		}
-	})
-}
-
-// FuzzParseVulnScan: never panics.
-func FuzzParseVulnScan(f *testing.F) {
+// FuzzVulnFindings: never panics, and every finding of a scan that parses
+// has a severity in range.
+func FuzzVulnFindings(f *testing.F) {
 	f.Add([]byte(`{"scanner":{"uri":"grype","result":[{"id":"CVE-1","severity":[{"method":"nvd","score":"9.8"},{"method":"x","score":"LOW"}]}]}}`))
 	f.Add([]byte(`{"scanner":{"result":[{"id":"CVE-1","severity":[{"score":1e999}]}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, fs, err := ParseVulnScan(PredicateVulnsV02, b)
+		p, err := attest.ParseVulns(b)
 		if err != nil {
 			return
 		}
-		for _, v := range fs {
+		for _, v := range VulnFindings(p) {
 			if v.Severity < SeverityNone || v.Severity > SeverityCritical {
 				t.Fatalf("severity %d out of range", v.Severity)
 			}

@@ -220,10 +220,6 @@ func ParseSeverity(s string) (Severity, error) {
 
 // Predicate types of the evidence kinds RequiredEvidence may name.
 const (
-	PredicateVulnsV01    = "https://in-toto.io/attestation/vulns/v0.1"
-	PredicateVulnsV02    = "https://in-toto.io/attestation/vulns/v0.2"
-	PredicateApproval    = "https://custody.dev/approval/v1"
-	PredicateVSA         = "https://slsa.dev/verification_summary/v1"
 	EvidenceProvenance   = "provenance"
 	EvidenceSBOM         = "sbom"
 	EvidenceVulnScan     = "vuln-scan"
@@ -242,7 +238,7 @@ const (
 var EvidenceKinds = map[string][]string{
 	EvidenceProvenance:  {attest.PredicateSLSAv1, attest.PredicateSLSAv02},
 	EvidenceSBOM:        {attest.PredicateCycloneDX, attest.PredicateSPDX},
-	EvidenceVulnScan:    {PredicateVulnsV01, PredicateVulnsV02, attest.PredicateCosignVuln},
+	EvidenceVulnScan:    {attest.PredicateVulnsV01, attest.PredicateVulnsV02, attest.PredicateCosignVuln},
 	EvidenceRebuild:     {attest.PredicateRebuild},
 	EvidenceTestResults: {attest.PredicateTestResult},
 }

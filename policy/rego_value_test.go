@@ -26,7 +26,7 @@ func benchEvidence() *Evidence {
 		{Signature: sig(builder), PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
 		{Signature: sig(builder), PredicateType: attest.PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
 	}
-	ev.VulnScans = []VulnScan{{Signature: sig(builder), PredicateType: PredicateVulnsV02, Scanner: "grype", Findings: findings}}
+	ev.VulnScans = []VulnScan{{Signature: sig(builder), PredicateType: attest.PredicateVulnsV02, Scanner: "grype", Findings: findings}}
 	return ev
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sort"
 	"strings"
@@ -10,45 +11,9 @@ import (
 	"github.com/custody-dev/custody/attest"
 )
 
-// VSA verification results.
-const (
-	VSAPassed = "PASSED"
-	VSAFailed = "FAILED"
-)
-
-// VSAPredicate is the SLSA Verification Summary Attestation v1 predicate
-// (https://slsa.dev/spec/v1.0/verification_summary), plus custody's
-// decision details under "custody" (consumers ignore unknown fields).
-type VSAPredicate struct {
-	Verifier           VSAVerifier     `json:"verifier"`
-	TimeVerified       time.Time       `json:"timeVerified"`
-	ResourceURI        string          `json:"resourceUri"`
-	Policy             VSAPolicy       `json:"policy"`
-	InputAttestations  []VSAInput      `json:"inputAttestations,omitempty"`
-	VerificationResult string          `json:"verificationResult"`
-	VerifiedLevels     []string        `json:"verifiedLevels"`
-	SLSAVersion        string          `json:"slsaVersion,omitempty"`
-	Custody            *VSADecisionExt `json:"custody,omitempty"`
-}
-
-// VSAVerifier identifies who verified.
-type VSAVerifier struct {
-	ID string `json:"id"`
-}
-
-// VSAPolicy names the policy version that decided.
-type VSAPolicy struct {
-	URI    string            `json:"uri"`
-	Digest map[string]string `json:"digest"`
-}
-
-// VSAInput is one bundle whose evidence was considered.
-type VSAInput struct {
-	URI    string            `json:"uri,omitempty"`
-	Digest map[string]string `json:"digest"`
-}
-
-// VSADecisionExt records why: the environment, failures and passed checks.
+// VSADecisionExt is custody's member "custody" of a VSA
+// (attest.VSAPredicate.Custody): the environment, failures and passed
+// checks.
 type VSADecisionExt struct {
 	Environment string    `json:"environment"`
 	Failures    []Failure `json:"failures"`
@@ -77,24 +42,28 @@ func (d *Decision) VSA(verifierID string) ([]byte, error) {
 		return nil, errors.New("decision has no sha256 artifact digest")
 	}
 	pdAlg, pdHex, _ := strings.Cut(d.PolicyDigest, ":")
-	pred := VSAPredicate{
-		Verifier:           VSAVerifier{ID: verifierID},
+	ext, err := json.Marshal(&VSADecisionExt{Environment: d.Environment, Failures: d.Failures, Passed: d.Passed})
+	if err != nil {
+		return nil, err
+	}
+	pred := attest.VSAPredicate{
+		Verifier:           attest.VSAVerifier{ID: verifierID},
 		TimeVerified:       d.Time.UTC(),
 		ResourceURI:        EnvironmentURI(d.Environment),
-		Policy:             VSAPolicy{URI: PolicyURI(d.Environment), Digest: map[string]string{pdAlg: pdHex}},
-		VerificationResult: VSAFailed,
+		Policy:             attest.VSAPolicy{URI: PolicyURI(d.Environment), Digest: map[string]string{pdAlg: pdHex}},
+		VerificationResult: attest.VSAFailed,
 		VerifiedLevels:     []string{"FAILED"},
 		SLSAVersion:        "1.0",
-		Custody:            &VSADecisionExt{Environment: d.Environment, Failures: d.Failures, Passed: d.Passed},
+		Custody:            ext,
 	}
 	if d.Allowed {
-		pred.VerificationResult = VSAPassed
+		pred.VerificationResult = attest.VSAPassed
 		pred.VerifiedLevels = []string{"SLSA_BUILD_LEVEL_1"}
 	}
 	for _, in := range d.Inputs {
-		pred.InputAttestations = append(pred.InputAttestations, VSAInput{Digest: map[string]string{"sha256": in}})
+		pred.InputAttestations = append(pred.InputAttestations, attest.VSAInput{Digest: map[string]string{"sha256": in}})
 	}
-	st, err := attest.NewStatement([]attest.Subject{{Digest: map[string]string{alg: hex}}}, PredicateVSA, pred)
+	st, err := attest.NewStatement([]attest.Subject{{Digest: map[string]string{alg: hex}}}, attest.PredicateVSA, pred)
 	if err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ rego: |
 	}
 	art := "sha256:" + key("f")
 	appr := func(k, name string) policy.Approval {
-		return policy.Approval{Signature: sig(k), ApprovalPredicate: policy.ApprovalPredicate{Environment: "prod", Artifact: art, Approver: name, Time: now.Add(-time.Minute)}}
+		return policy.Approval{Signature: sig(k), ApprovalPredicate: attest.ApprovalPredicate{Environment: "prod", Artifact: art, Approver: name, Time: now.Add(-time.Minute)}}
 	}
 	var findings []policy.Vulnerability
 	for i := 0; i < 50; i++ {
@@ -72,7 +72,7 @@ rego: |
 			{Signature: sig("1"), PredicateType: attest.PredicateCycloneDX, Predicate: json.RawMessage(`{"bomFormat":"CycloneDX","components":[{"name":"x"},{"name":"y"}]}`)},
 			{Signature: sig("1"), PredicateType: attest.PredicateTestResult, Predicate: json.RawMessage(`{"result":"PASSED","passedTests":["a","b"]}`)},
 		},
-		VulnScans: []policy.VulnScan{{Signature: sig("1"), PredicateType: policy.PredicateVulnsV02, Scanner: "grype", Findings: findings}},
+		VulnScans: []policy.VulnScan{{Signature: sig("1"), PredicateType: attest.PredicateVulnsV02, Scanner: "grype", Findings: findings}},
 		Approvals: []policy.Approval{appr("a", "alice"), appr("b", "bob"), appr("d", "dave")},
 	}
 	return p, ev

@@ -137,7 +137,7 @@ func sbomAndScan(tb testing.TB) (nFindings int) {
 	}
 	start := time.Now()
 	fs := db.Scan(ts)
-	p := osv.NewPredicate(fs, osv.Scanner{URI: "bench"}, start, time.Now())
+	p := osv.NewPredicate(fs, attest.VulnsScanner{URI: "bench"}, start, time.Now())
 	if _, err := json.Marshal(p); err != nil {
 		tb.Fatal(err)
 	}

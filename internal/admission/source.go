@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/gate"
-	"github.com/custody-dev/custody/policy"
 )
 
 // Source finds the bundles about an artifact digest ("sha256:HEX"). It must
@@ -47,7 +47,7 @@ func ServerSource(cl *client.Client) Source {
 func withoutDecisions(bs []gate.Bundle) []gate.Bundle {
 	out := bs[:0:0]
 	for _, b := range bs {
-		if predicateType(b.JSON) == policy.PredicateVSA {
+		if predicateType(b.JSON) == attest.PredicateVSA {
 			continue
 		}
 		out = append(out, b)

@@ -96,7 +96,7 @@ type vsaExt struct {
 }
 
 type vsaPredicate struct {
-	policy.VSAPredicate
+	attest.VSAPredicate
 	Custody *vsaExt `json:"custody"`
 }
 

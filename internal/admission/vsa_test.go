@@ -64,7 +64,7 @@ func readVSA(t *testing.T, bundle []byte, digest string, verifier crypto.PublicK
 		t.Fatal(err)
 	}
 	rep, err := verify.Verify(context.Background(), bundle, verify.Artifact{Digests: map[string]string{"sha256": strings.TrimPrefix(digest, "sha256:")}},
-		tm, verify.Requirements{PredicateType: policy.PredicateVSA})
+		tm, verify.Requirements{PredicateType: attest.PredicateVSA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +164,8 @@ func TestDecisionsRecorded(t *testing.T) {
 	cases := []struct {
 		env, digest, result, ns, uid string
 	}{
-		{"dev", goodDigest, policy.VSAPassed, "web", "a1"},
-		{"prod", noSBOM, policy.VSAFailed, "shop", "d1"},
+		{"dev", goodDigest, attest.VSAPassed, "web", "a1"},
+		{"prod", noSBOM, attest.VSAFailed, "shop", "d1"},
 	}
 	for _, c := range cases {
 		t.Run(c.env, func(t *testing.T) {
@@ -197,7 +197,7 @@ func TestDecisionsRecorded(t *testing.T) {
 			if pred.Custody.Environment != c.env {
 				t.Errorf("custody.environment %s", pred.Custody.Environment)
 			}
-			denied := c.result == policy.VSAFailed
+			denied := c.result == attest.VSAFailed
 			if denied != (len(pred.Custody.Failures) > 0) {
 				t.Errorf("failures %+v for %s", pred.Custody.Failures, c.result)
 			}
@@ -258,7 +258,7 @@ func TestQuarantineRecorded(t *testing.T) {
 		t.Fatalf("%d decisions recorded, want 1 (retries are not recorded again while the identical denial's record is recent)", len(got))
 	}
 	pred, _ := readVSA(t, got[0].bundle, goodDigest, vk.Public())
-	if pred.VerificationResult != policy.VSAFailed || pred.Custody == nil || len(pred.Custody.Failures) != 1 ||
+	if pred.VerificationResult != attest.VSAFailed || pred.Custody == nil || len(pred.Custody.Failures) != 1 ||
 		pred.Custody.Failures[0].Requirement != "quarantine" || !strings.Contains(pred.Custody.Failures[0].Message, id) {
 		t.Fatalf("quarantine VSA: %+v", pred)
 	}
@@ -362,7 +362,7 @@ func TestSourcesSkipDecisions(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
 		"prov.json":                 f.evidence[noSBOM][0],
-		"decisions/vsa-prod-1.json": f.sign(noSBOM, policy.PredicateVSA, map[string]any{"verificationResult": "PASSED"}),
+		"decisions/vsa-prod-1.json": f.sign(noSBOM, attest.PredicateVSA, map[string]any{"verificationResult": "PASSED"}),
 	}
 	for name, b := range files {
 		p := filepath.Join(dir, name)

@@ -37,8 +37,8 @@ func ScanTargets(comps []sbom.Component) []osv.Target {
 
 // VulnsPredicate is the vulnerability predicate of a scan against db that
 // ran from started to finished.
-func VulnsPredicate(db *osv.DB, findings []osv.Finding, started, finished time.Time) *osv.VulnsPredicate {
-	sc := osv.Scanner{URI: ScannerURI, DB: osv.ScanDB{URI: "https://osv.dev"}}
+func VulnsPredicate(db *osv.DB, findings []osv.Finding, started, finished time.Time) *attest.VulnsPredicate {
+	sc := attest.VulnsScanner{URI: ScannerURI, DB: attest.VulnsDB{URI: "https://osv.dev"}}
 	if t := db.LastModified(); !t.IsZero() {
 		sc.DB.LastUpdate = t.Format(time.RFC3339)
 		sc.DB.Version = fmt.Sprintf("%d entries, last modified %s", db.Len(), sc.DB.LastUpdate)
@@ -117,7 +117,7 @@ func signBuildEvidence(ctx context.Context, sopts SignOptions, bundles []SignedB
 			started := time.Now()
 			findings := db.Scan(ScanTargets(comps))
 			path := EvidencePath(b.Bundle, VulnsSuffix)
-			jobs = append(jobs, EvidenceJob{Bundle: path, Subjects: b.Subjects, PredicateType: osv.PredicateType, Predicate: VulnsPredicate(db, findings, started, time.Now())})
+			jobs = append(jobs, EvidenceJob{Bundle: path, Subjects: b.Subjects, PredicateType: attest.PredicateVulnsV01, Predicate: VulnsPredicate(db, findings, started, time.Now())})
 			out.Scans = append(out.Scans, SignedBundle{Bundle: path, Subjects: b.Subjects})
 			for _, f := range findings {
 				if k := f.ID + " " + f.PURL; !seen[k] {

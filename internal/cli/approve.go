@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
@@ -103,7 +104,7 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 	if approver == "" {
 		approver = strings.TrimSuffix(filepath.Base(f.key), filepath.Ext(f.key))
 	}
-	st, err := policy.NewApproval(policy.ApprovalPredicate{Environment: f.env, Artifact: dg, Approver: approver,
+	st, err := attest.NewApproval(attest.ApprovalPredicate{Environment: f.env, Artifact: dg, Approver: approver,
 		Reason: f.reason, Time: time.Now().UTC().Truncate(time.Second)})
 	if err != nil {
 		return usageErr(fmt.Errorf("couldn't build approval: %w", err), "")
@@ -218,7 +219,7 @@ func runApprovals(ctx context.Context, s *streams, f *approvalsFlags, args []str
 	}
 	// Only approvals are judged here: the artifact's provenance, SBOM or
 	// decisions signed by keys not given are not failures of this listing.
-	bundles = gate.OfPredicateType(bundles, policy.PredicateApproval)
+	bundles = gate.OfPredicateType(bundles, attest.PredicateApproval)
 	ev, rej, err := gate.Gather(ctx, dg, gate.JSONs(bundles), tm)
 	if err != nil {
 		return usageErr(err, "")

@@ -44,7 +44,7 @@ func newScanCmd(s *streams) *cobra.Command {
 			"file; default ARTIFACT" + sbomSuffix + ", else a Go binary's embedded build information),\n" +
 			"matches every Go module and npm package against the OSV database in DIR (OSV JSON files as\n" +
 			"published per ecosystem, e.g. DIR/Go/*.json, or all.zip), and signs an in-toto vulnerability\n" +
-			"attestation (" + osv.PredicateType + ") about the artifact: ARTIFACT" + vulnsSuffix + " or --bundle.\n" +
+			"attestation (" + attest.PredicateVulnsV01 + ") about the artifact: ARTIFACT" + vulnsSuffix + " or --bundle.\n" +
 			"Exit 0 when the scan is done, whatever it found: policy (maxSeverity) decides.",
 		Args: argsBetween(1, 1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -101,7 +101,7 @@ func runScan(ctx context.Context, s *streams, f *scanFlags, artifact string) err
 	if out == "" {
 		out = artifact + vulnsSuffix
 	}
-	jobs := []build.EvidenceJob{{Bundle: out, Subjects: []attest.Subject{subject}, PredicateType: osv.PredicateType, Predicate: pred}}
+	jobs := []build.EvidenceJob{{Bundle: out, Subjects: []attest.Subject{subject}, PredicateType: attest.PredicateVulnsV01, Predicate: pred}}
 	if err := build.SignEvidence(ctx, keySigner(sg), jobs); err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func printFindings(w io.Writer, findings []osv.Finding) {
 		if len(f.Scores) > 0 {
 			var parts []string
 			for _, sc := range f.Scores {
-				parts = append(parts, sc.Method+" "+sc.Score)
+				parts = append(parts, sc.Method+" "+string(sc.Score))
 			}
 			sev = strings.Join(parts, ", ")
 		}

@@ -44,7 +44,7 @@ var actionTypes = []struct{ predicateType, action string }{
 	{api.PredicateAudit, ""},
 	{attest.PredicateSLSAv1, ActionSign},
 	{attest.PredicateSLSAv02, ActionSign},
-	{"https://custody.dev/approval/v1", ActionApprove},
+	{attest.PredicateApproval, ActionApprove},
 	{"https://slsa.dev/verification_summary/v1", ActionDecide},
 }
 

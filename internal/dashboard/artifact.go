@@ -96,9 +96,9 @@ func kindOf(predicateType string) string {
 		}
 	}
 	switch predicateType {
-	case policy.PredicateApproval:
+	case attest.PredicateApproval:
 		return "approval"
-	case policy.PredicateVSA:
+	case attest.PredicateVSA:
 		return "decision (VSA)"
 	}
 	return predicateType

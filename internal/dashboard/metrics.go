@@ -15,7 +15,6 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/store"
-	"github.com/custody-dev/custody/policy"
 )
 
 const (
@@ -175,7 +174,7 @@ func (d *Dashboard) computeStats(ctx context.Context) (*stats, error) {
 			}
 		}
 	}
-	approvals, err := d.newest(ctx, policy.PredicateApproval)
+	approvals, err := d.newest(ctx, attest.PredicateApproval)
 	if err != nil {
 		return nil, err
 	}

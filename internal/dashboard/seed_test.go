@@ -23,7 +23,6 @@ import (
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
-	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -99,7 +98,7 @@ func provenance(t *testing.T, buildID, name, content string) []byte {
 
 func approval(t *testing.T, key crypto.Signer, env, content string) []byte {
 	t.Helper()
-	st, err := policy.NewApproval(policy.ApprovalPredicate{Environment: env, Artifact: "sha256:" + digestOf(content),
+	st, err := attest.NewApproval(attest.ApprovalPredicate{Environment: env, Artifact: "sha256:" + digestOf(content),
 		Approver: evilApprover, Reason: "release", Time: time.Now().UTC()})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@
 // bundles that do not verify are rejected with the reason and never reach
 // the policy, and the rest are classified by predicate type: SLSA
 // provenance (https://slsa.dev/spec/v1.0/provenance), approvals
-// (policy.PredicateApproval), rebuilds, in-toto vulnerability scans, source
+// (attest.PredicateApproval), rebuilds, in-toto vulnerability scans, source
 // reviews (attest.PredicateReview, about the commit the verified
 // provenance was built from, not the artifact) and any other attestation.
 package gate
@@ -293,8 +293,8 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id, pt string
 	switch {
 	case rep.Provenance != nil:
 		ev.Provenance = append(ev.Provenance, policy.Provenance{Signature: sig, Facts: *rep.Provenance})
-	case pt == policy.PredicateApproval:
-		a, err := policy.ParseApproval(st.Predicate)
+	case pt == attest.PredicateApproval:
+		a, err := attest.ParseApproval(st.Predicate)
 		if err != nil {
 			return err.Error()
 		}
@@ -305,12 +305,12 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id, pt string
 			return err.Error()
 		}
 		ev.Rebuilds = append(ev.Rebuilds, policy.Rebuild{Signature: sig, Matched: r.Matched, BuildID: r.Original.BuildID, ProvenanceBundle: r.ProvenanceBundle()})
-	case pt == policy.PredicateVulnsV01 || pt == policy.PredicateVulnsV02:
-		scanner, findings, err := policy.ParseVulnScan(pt, st.Predicate)
+	case pt == attest.PredicateVulnsV01 || pt == attest.PredicateVulnsV02:
+		v, err := attest.ParseVulns(st.Predicate)
 		if err != nil {
 			return err.Error()
 		}
-		ev.VulnScans = append(ev.VulnScans, policy.VulnScan{Signature: sig, PredicateType: pt, Scanner: scanner, Findings: findings})
+		ev.VulnScans = append(ev.VulnScans, policy.VulnScan{Signature: sig, PredicateType: pt, Scanner: v.Scanner.URI, Findings: policy.VulnFindings(v)})
 	default:
 		ev.Attestations = append(ev.Attestations, policy.Attestation{Signature: sig, PredicateType: pt, Predicate: st.Predicate})
 	}

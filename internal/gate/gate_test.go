@@ -67,16 +67,16 @@ func TestGather(t *testing.T) {
 		t.Fatal(err)
 	}
 	prov := sign(t, builder, attest.PredicateSLSAv1, provenance())
-	appr, err := policy.NewApproval(policy.ApprovalPredicate{Environment: "prod", Artifact: digest, Approver: "alice", Time: time.Now()})
+	appr, err := attest.NewApproval(attest.ApprovalPredicate{Environment: "prod", Artifact: digest, Approver: "alice", Time: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apprBundle := sign(t, alice, policy.PredicateApproval, json.RawMessage(appr.Predicate))
+	apprBundle := sign(t, alice, attest.PredicateApproval, json.RawMessage(appr.Predicate))
 	sbom := sign(t, alice, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX"})
-	scan := sign(t, builder, policy.PredicateVulnsV02, map[string]any{"scanner": map[string]any{"uri": "grype", "result": []any{
+	scan := sign(t, builder, attest.PredicateVulnsV02, map[string]any{"scanner": map[string]any{"uri": "grype", "result": []any{
 		map[string]any{"id": "CVE-1", "severity": []any{map[string]any{"method": "nvd", "score": "9.8"}}},
 	}}})
-	badApproval := sign(t, alice, policy.PredicateApproval, map[string]any{"environment": "prod"})
+	badApproval := sign(t, alice, attest.PredicateApproval, map[string]any{"environment": "prod"})
 	untrusted := sign(t, stranger, attest.PredicateSLSAv1, provenance())
 	tampered := tamper(t, prov)
 

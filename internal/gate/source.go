@@ -14,7 +14,6 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
-	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -89,7 +88,7 @@ func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) (
 	// the gate, never its inputs; they accumulate with every decision, so
 	// the index leaves them out rather than sending them to be skipped.
 	out, err := search(ctx, cl, api.Query{Digest: artifactDigest,
-		ExcludePredicateTypes: []string{policy.PredicateVSA, api.PredicateAudit}})
+		ExcludePredicateTypes: []string{attest.PredicateVSA, api.PredicateAudit}})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/custody-dev/custody/attest"
 )
 
 // DB is an in-memory OSV database indexed by ecosystem and package name.
@@ -283,19 +285,12 @@ func (db *DB) Query(ecosystem, name, version string) []Match {
 	return slices.CompactFunc(out, func(a, b Match) bool { return a.Entry == b.Entry })
 }
 
-// Score is one severity rating of a match, in the in-toto vulns
-// predicate's {method, score} form.
-type Score struct {
-	Method string `json:"method"`
-	Score  string `json:"score"`
-}
-
 // Scores returns the severity ratings of m: each CVSS v2/v3 vector of the
 // affected package or the entry scored as a base score ("7.5"), and the
 // database_specific.severity name ("HIGH") when present. Vectors that
 // cannot be scored (CVSS v4) are left out; Vectors lists them all.
-func (m Match) Scores() []Score {
-	var out []Score
+func (m Match) Scores() []attest.VulnsScore {
+	var out []attest.VulnsScore
 	for _, s := range append(slices.Clone(m.Affected.Severity), m.Entry.Severity...) {
 		if !strings.HasPrefix(s.Type, "CVSS_") {
 			continue
@@ -304,7 +299,7 @@ func (m Match) Scores() []Score {
 		if err != nil {
 			continue
 		}
-		out = append(out, Score{Method: s.Type, Score: fmt.Sprintf("%.1f", f)})
+		out = append(out, attest.VulnsScore{Method: s.Type, Score: attest.ScoreValue(fmt.Sprintf("%.1f", f))})
 	}
 	for _, raw := range []json.RawMessage{m.Affected.DatabaseSpecific, m.Entry.DatabaseSpecific} {
 		var ds struct {
@@ -314,7 +309,7 @@ func (m Match) Scores() []Score {
 			continue
 		}
 		if s, ok := ds.Severity.(string); ok && s != "" {
-			out = append(out, Score{Method: "osv:database_specific", Score: s})
+			out = append(out, attest.VulnsScore{Method: "osv:database_specific", Score: attest.ScoreValue(s)})
 		}
 	}
 	return slices.Compact(out)

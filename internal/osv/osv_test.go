@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/attest"
 )
 
 func loadTestDB(t *testing.T) *DB {
@@ -79,12 +81,12 @@ func TestScores(t *testing.T) {
 	db := loadTestDB(t)
 	tests := []struct {
 		eco, name, version string
-		want               []Score
+		want               []attest.VulnsScore
 	}{
 		{"Go", "golang.org/x/text", "v0.3.6", nil},
-		{"Go", "github.com/example/legacy", "v3.0.0", []Score{{"CVSS_V3", "9.8"}}},
-		{"Go", "github.com/example/twice", "v1.0.0", []Score{{"osv:database_specific", "LOW"}}},
-		{"npm", "@example/parser", "1.0.0", []Score{{"osv:database_specific", "MODERATE"}}},
+		{"Go", "github.com/example/legacy", "v3.0.0", []attest.VulnsScore{{Method: "CVSS_V3", Score: "9.8"}}},
+		{"Go", "github.com/example/twice", "v1.0.0", []attest.VulnsScore{{Method: "osv:database_specific", Score: "LOW"}}},
+		{"npm", "@example/parser", "1.0.0", []attest.VulnsScore{{Method: "osv:database_specific", Score: "MODERATE"}}},
 		{"npm", "left-pad", "1.0.0", nil}, // CVSS v4 is not scored
 	}
 	for _, tt := range tests {
@@ -193,7 +195,7 @@ func TestScanAndPredicate(t *testing.T) {
 		t.Fatalf("findings %+v", fs)
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p := NewPredicate(fs, Scanner{URI: "https://custody.dev/scanner"}, now, now)
+	p := NewPredicate(fs, attest.VulnsScanner{URI: "https://custody.dev/scanner"}, now, now)
 	if len(p.Scanner.Result) != 2 || p.Scanner.Result[1].Severity == nil {
 		t.Fatalf("predicate %+v", p)
 	}

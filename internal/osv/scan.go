@@ -4,11 +4,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// PredicateType is the in-toto vulnerability predicate a scan is written
-// as (https://github.com/in-toto/attestation/blob/main/spec/predicates/vuln.md).
-const PredicateType = "https://in-toto.io/attestation/vulns/v0.1"
+	"github.com/custody-dev/custody/attest"
+)
 
 // Target is one package version to scan.
 type Target struct {
@@ -20,15 +18,15 @@ type Target struct {
 
 // Finding is one advisory affecting one scanned package.
 type Finding struct {
-	ID      string   `json:"id"`
-	Aliases []string `json:"aliases,omitempty"`
-	Summary string   `json:"summary,omitempty"`
-	PURL    string   `json:"purl"`
-	Package string   `json:"package"`
-	Version string   `json:"version"`
-	Fixed   string   `json:"fixed,omitempty"`
-	Scores  []Score  `json:"severity"`
-	Vectors []string `json:"vectors,omitempty"`
+	ID      string              `json:"id"`
+	Aliases []string            `json:"aliases,omitempty"`
+	Summary string              `json:"summary,omitempty"`
+	PURL    string              `json:"purl"`
+	Package string              `json:"package"`
+	Version string              `json:"version"`
+	Fixed   string              `json:"fixed,omitempty"`
+	Scores  []attest.VulnsScore `json:"severity"`
+	Vectors []string            `json:"vectors,omitempty"`
 }
 
 // Scan matches every package against db and returns the findings sorted
@@ -63,59 +61,17 @@ func cmpOr(a, b int) int {
 	return b
 }
 
-// VulnsPredicate is the in-toto vulns v0.1 predicate.
-type VulnsPredicate struct {
-	Invocation *Invocation  `json:"invocation,omitempty"`
-	Scanner    Scanner      `json:"scanner"`
-	Metadata   ScanMetadata `json:"metadata"`
-}
-
-// Invocation says what ran the scan.
-type Invocation struct {
-	URI      string `json:"uri,omitempty"`
-	EventID  string `json:"event_id,omitempty"`
-	Producer string `json:"builder.id,omitempty"`
-}
-
-// Scanner names the scanner, its database and the results.
-type Scanner struct {
-	URI     string   `json:"uri"`
-	Version string   `json:"version,omitempty"`
-	DB      ScanDB   `json:"db"`
-	Result  []Result `json:"result"`
-}
-
-// ScanDB describes the vulnerability database.
-type ScanDB struct {
-	URI        string `json:"uri,omitempty"`
-	Version    string `json:"version,omitempty"`
-	LastUpdate string `json:"lastUpdate"`
-}
-
-// Result is one vulnerability in the predicate.
-type Result struct {
-	ID          string           `json:"id"`
-	Severity    []Score          `json:"severity"`
-	Annotations []map[string]any `json:"annotations,omitempty"`
-}
-
-// ScanMetadata holds the scan's times.
-type ScanMetadata struct {
-	ScanStartedOn  time.Time `json:"scanStartedOn"`
-	ScanFinishedOn time.Time `json:"scanFinishedOn"`
-}
-
 // NewPredicate writes findings as a vulns predicate: one result per
 // advisory and package, its severity the scores the advisory gives (an
 // advisory without any is left without, which policy counts as critical),
 // and annotations naming the package, version, fix, aliases and vectors.
-func NewPredicate(findings []Finding, scanner Scanner, started, finished time.Time) *VulnsPredicate {
-	p := &VulnsPredicate{Scanner: scanner, Metadata: ScanMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()}}
-	p.Scanner.Result = make([]Result, 0, len(findings))
+func NewPredicate(findings []Finding, scanner attest.VulnsScanner, started, finished time.Time) *attest.VulnsPredicate {
+	p := &attest.VulnsPredicate{Scanner: scanner, Metadata: attest.VulnsMetadata{ScanStartedOn: started.UTC(), ScanFinishedOn: finished.UTC()}}
+	p.Scanner.Result = make([]attest.VulnsResult, 0, len(findings))
 	for _, f := range findings {
-		r := Result{ID: f.ID, Severity: f.Scores}
+		r := attest.VulnsResult{ID: f.ID, Severity: f.Scores}
 		if r.Severity == nil {
-			r.Severity = []Score{}
+			r.Severity = []attest.VulnsScore{}
 		}
 		r.Annotations = append(r.Annotations, map[string]any{"purl": f.PURL}, map[string]any{"installedVersion": f.Version})
 		if f.Fixed != "" {

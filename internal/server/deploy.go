@@ -11,13 +11,6 @@ import (
 	"github.com/custody-dev/custody/internal/store"
 )
 
-// Predicate types that tokens other than builder tokens may push or have
-// signed (see pushAllowed and signAllowed).
-const (
-	predicateApproval = "https://custody.dev/approval/v1"
-	predicateVSA      = "https://slsa.dev/verification_summary/v1"
-)
-
 // pushAllowed reports whether a token of role may push a bundle of
 // predicateType: builders and admins anything, approvers only approvals,
 // deployers only decisions (VSAs).
@@ -26,9 +19,9 @@ func pushAllowed(role Role, predicateType string) bool {
 	case RoleBuilder, RoleAdmin:
 		return true
 	case RoleApprover:
-		return predicateType == predicateApproval
+		return predicateType == attest.PredicateApproval
 	case RoleDeployer:
-		return predicateType == predicateVSA
+		return predicateType == attest.PredicateVSA
 	}
 	return false
 }

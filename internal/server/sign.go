@@ -136,19 +136,19 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 // it names (default DefaultBuilderKey); deployer tokens may have only
 // decisions signed.
 func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string, crypto.Signer, error) {
-	if predicateType == predicateVSA {
+	if predicateType == attest.PredicateVSA {
 		switch {
 		case tok.Role != RoleDeployer && tok.Role != RoleAdmin:
-			return "", nil, fmt.Errorf("%s may not have decisions (%s) signed", roleToken(tok.Role), predicateVSA)
+			return "", nil, fmt.Errorf("%s may not have decisions (%s) signed", roleToken(tok.Role), attest.PredicateVSA)
 		case asked != "" && asked != AuditKeyName:
-			return "", nil, fmt.Errorf("decisions (%s) are signed with the server's audit key, not builder key %q", predicateVSA, asked)
+			return "", nil, fmt.Errorf("decisions (%s) are signed with the server's audit key, not builder key %q", attest.PredicateVSA, asked)
 		}
 		return AuditKeyName, s.auditKey, nil
 	}
 	name := tok.Key
 	switch {
 	case tok.Role == RoleDeployer:
-		return "", nil, errors.New("a deployer token may have only decisions (" + predicateVSA + ") signed")
+		return "", nil, errors.New("a deployer token may have only decisions (" + attest.PredicateVSA + ") signed")
 	case asked == AuditKeyName:
 		return "", nil, errors.New("the audit key signs only the server's records and decisions")
 	case tok.Role == RoleAdmin && asked != "":
