@@ -15,18 +15,6 @@ import (
 // RegoQuery is the query custom rules answer: a set of deny messages.
 const RegoQuery = "data.custody.deny"
 
-// regoUnsafe are the builtins a policy's Rego may not call: they reach the
-// network or the process environment, which would let a rule depend on data
-// that was never verified.
-var regoUnsafe = map[string]struct{}{
-	"http.send":            {},
-	"net.lookup_ip_addr":   {},
-	"opa.runtime":          {},
-	"trace":                {},
-	"rego.parse_module":    {},
-	"io.jwt.decode_verify": {},
-}
-
 // Rules is a prepared custom rule module (see PrepareRules).
 type Rules struct {
 	pq rego.PreparedEvalQuery
@@ -46,8 +34,8 @@ func (p *Policy) prepared() (*Rules, error) {
 }
 
 // PrepareRules compiles a custom rule module (package custody, a "deny" set
-// of strings) into a prepared query of RegoQuery. Network and runtime
-// builtins are refused. Exported for benchmarks and tools that want the
+// of strings) into a prepared query of RegoQuery. Only the builtins in
+// regoAllowed may be called; any other is refused with an error naming it. Exported for benchmarks and tools that want the
 // bare OPA query.
 func PrepareRules(ctx context.Context, module string) (*Rules, error) {
 	mod, err := ast.ParseModuleWithOpts("policy.rego", module, ast.ParserOptions{RegoVersion: ast.RegoV1})
@@ -57,11 +45,14 @@ func PrepareRules(ctx context.Context, module string) (*Rules, error) {
 	if got := mod.Package.Path.String(); got != "data.custody" {
 		return nil, fmt.Errorf("rego package is %s, want package custody", got)
 	}
+	if err := checkBuiltins(mod); err != nil {
+		return nil, err
+	}
 	pq, err := rego.New(
 		rego.Query(RegoQuery),
 		rego.ParsedModule(mod),
 		rego.Store(inmem.New()),
-		rego.UnsafeBuiltins(regoUnsafe),
+		rego.Capabilities(regoCapabilities()),
 		rego.StrictBuiltinErrors(true),
 		rego.SetRegoVersion(ast.RegoV1),
 	).PrepareForEval(ctx)
