@@ -458,79 +458,113 @@ func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 	if len(p.Approvals) == 0 {
 		return
 	}
-	excluded := map[Principal]bool{}
+	t := p.newApprovalTally(ev, now)
+	for _, a := range ev.Approvals {
+		t.count(a, ev.Artifact, now)
+	}
+	t.judge(d, ev.Artifact)
+}
+
+// approvalTally collects, for checkApprovals, who approved per group and
+// notes on approvals that did not count, each note once.
+type approvalTally struct {
+	p        *Policy
+	excluded map[Principal]bool         // provenance signers
+	authors  map[string]bool            // lowercased ev.Authors
+	reviewed map[string]string          // see reviewedAuthors
+	approved map[string]map[string]bool // group -> member names
+	notes    []string
+	noted    map[string]bool
+}
+
+func (p *Policy) newApprovalTally(ev *Evidence, now time.Time) *approvalTally {
+	t := &approvalTally{
+		p:        p,
+		excluded: map[Principal]bool{},
+		authors:  map[string]bool{},
+		reviewed: p.reviewedAuthors(ev, now),
+		approved: map[string]map[string]bool{},
+		noted:    map[string]bool{},
+	}
 	for _, pv := range ev.Provenance {
-		excluded[pv.Signer] = true
+		t.excluded[pv.Signer] = true
 	}
-	authors := map[string]bool{}
 	for _, a := range ev.Authors {
-		authors[strings.ToLower(a)] = true
+		t.authors[strings.ToLower(a)] = true
 	}
-	reviewed := p.reviewedAuthors(ev, now)
-	conflict := func(m *Member) bool {
-		if authors[strings.ToLower(m.Name)] || p.authoredReviewed(m.Name, reviewed) != "" {
+	return t
+}
+
+// conflict reports whether m built or authored the artifact, so that m's
+// approval does not count (separation of duties).
+func (t *approvalTally) conflict(m *Member) bool {
+	if t.authors[strings.ToLower(m.Name)] || t.p.authoredReviewed(m.Name, t.reviewed) != "" {
+		return true
+	}
+	for _, k := range m.KeyIDs {
+		if t.excluded[Principal{KeyID: k}] {
 			return true
 		}
-		for _, k := range m.KeyIDs {
-			if excluded[Principal{KeyID: k}] {
-				return true
-			}
-		}
-		for _, id := range m.Identities {
-			if excluded[Principal{Identity: id.Identity, Issuer: id.Issuer}] || authors[strings.ToLower(id.Identity)] {
-				return true
-			}
-		}
-		return false
 	}
+	for _, id := range m.Identities {
+		if t.excluded[Principal{Identity: id.Identity, Issuer: id.Issuer}] || t.authors[strings.ToLower(id.Identity)] {
+			return true
+		}
+	}
+	return false
+}
 
-	approved := map[string]map[string]bool{} // group -> member names
-	var notes []string
-	noted := map[string]bool{}
-	note := func(s string) {
-		if !noted[s] {
-			noted[s] = true
-			notes = append(notes, s)
-		}
+func (t *approvalTally) note(s string) {
+	if !t.noted[s] {
+		t.noted[s] = true
+		t.notes = append(t.notes, s)
 	}
-	for _, a := range ev.Approvals {
-		switch {
-		case a.Environment != p.Environment:
-			note(fmt.Sprintf("approval by %s is for environment %s, not %s", a.Signer, a.Environment, p.Environment))
-			continue
-		case a.Artifact != ev.Artifact:
-			note(fmt.Sprintf("approval by %s is for %s, not this artifact", a.Signer, a.Artifact))
-			continue
-		case a.Time.After(now.Add(clockSkew)):
-			note(fmt.Sprintf("approval by %s is dated in the future (%s)", a.Signer, a.Time.UTC().Format(time.RFC3339)))
-			continue
-		}
-		member := false
-		for g, ms := range p.members {
-			for _, m := range ms {
-				if !m.holds(a.Signer) {
+}
+
+// count adds approval a to every group where its signer is a member
+// without a conflict, or notes why it does not count.
+func (t *approvalTally) count(a Approval, artifact string, now time.Time) {
+	p := t.p
+	switch {
+	case a.Environment != p.Environment:
+		t.note(fmt.Sprintf("approval by %s is for environment %s, not %s", a.Signer, a.Environment, p.Environment))
+		return
+	case a.Artifact != artifact:
+		t.note(fmt.Sprintf("approval by %s is for %s, not this artifact", a.Signer, a.Artifact))
+		return
+	case a.Time.After(now.Add(clockSkew)):
+		t.note(fmt.Sprintf("approval by %s is dated in the future (%s)", a.Signer, a.Time.UTC().Format(time.RFC3339)))
+		return
+	}
+	member := false
+	for g, ms := range p.members {
+		for _, m := range ms {
+			if !m.holds(a.Signer) {
+				continue
+			}
+			member = true
+			if t.conflict(m) {
+				if c := p.authoredReviewed(m.Name, t.reviewed); c != "" {
+					t.note(fmt.Sprintf("%s's approval does not count: %s authored %s, in the reviewed source (separation of duties)", m.Name, m.Name, c))
 					continue
 				}
-				member = true
-				if conflict(m) {
-					if c := p.authoredReviewed(m.Name, reviewed); c != "" {
-						note(fmt.Sprintf("%s's approval does not count: %s authored %s, in the reviewed source (separation of duties)", m.Name, m.Name, c))
-						continue
-					}
-					note(fmt.Sprintf("%s's approval does not count: %s built or authored this artifact (separation of duties)", m.Name, m.Name))
-					continue
-				}
-				if approved[g] == nil {
-					approved[g] = map[string]bool{}
-				}
-				approved[g][m.Name] = true
+				t.note(fmt.Sprintf("%s's approval does not count: %s built or authored this artifact (separation of duties)", m.Name, m.Name))
+				continue
 			}
-		}
-		if !member {
-			note(fmt.Sprintf("approval signed by %s counts for no group: that signer is not a member", a.Signer))
+			if t.approved[g] == nil {
+				t.approved[g] = map[string]bool{}
+			}
+			t.approved[g][m.Name] = true
 		}
 	}
+	if !member {
+		t.note(fmt.Sprintf("approval signed by %s counts for no group: that signer is not a member", a.Signer))
+	}
+}
 
+// judge passes or fails each approval rule on the tally.
+func (t *approvalTally) judge(d *Decision, artifact string) {
+	p, approved := t.p, t.approved
 	soFar := approvedSoFar(approved)
 	for _, r := range p.Approvals {
 		have := len(approved[r.Group])
@@ -539,16 +573,16 @@ func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
 			continue
 		}
 		msg := fmt.Sprintf("needs %d more approval(s) from group %s; approved so far: %s", r.Count-have, r.Group, soFar)
-		if len(notes) > 0 {
-			msg += "; " + strings.Join(notes, "; ")
+		if len(t.notes) > 0 {
+			msg += "; " + strings.Join(t.notes, "; ")
 		}
 		var can []string
 		for _, name := range sortedMemberNames(p.members[r.Group]) {
-			if !approved[r.Group][name] && !conflict(p.members[r.Group][name]) {
+			if !approved[r.Group][name] && !t.conflict(p.members[r.Group][name]) {
 				can = append(can, name)
 			}
 		}
-		fix := fmt.Sprintf("%d of %s must sign an approval (%s) of %s for environment %s", r.Count-have, orNone(strings.Join(can, ", ")), attest.PredicateApproval, ev.Artifact, p.Environment)
+		fix := fmt.Sprintf("%d of %s must sign an approval (%s) of %s for environment %s", r.Count-have, orNone(strings.Join(can, ", ")), attest.PredicateApproval, artifact, p.Environment)
 		if len(can) < r.Count-have {
 			fix = fmt.Sprintf("group %s has too few members who did not build or author this artifact; add approvers to the group", r.Group)
 		}

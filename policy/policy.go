@@ -331,6 +331,27 @@ func (p *Policy) canonical() ([]byte, error) {
 }
 
 func (p *Policy) validate() error {
+	for _, step := range []func() error{
+		p.validateHeader,
+		p.validateBuilders,
+		p.validateSources,
+		p.validateSigners,
+		p.validateRequiredEvidence,
+		p.validateLimits,
+		p.validateExceptions,
+		p.validateGroups,
+		p.validateApprovalRules,
+		p.validateReviews,
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateHeader checks apiVersion, environment and version.
+func (p *Policy) validateHeader() error {
 	if p.APIVersion != APIVersion {
 		return fmt.Errorf("apiVersion is %q, want %q", p.APIVersion, APIVersion)
 	}
@@ -340,9 +361,10 @@ func (p *Policy) validate() error {
 	if p.Version < 0 {
 		return fmt.Errorf("version %d is negative", p.Version)
 	}
-	if err := checkName("environment", p.Environment); err != nil {
-		return err
-	}
+	return checkName("environment", p.Environment)
+}
+
+func (p *Policy) validateBuilders() error {
 	if len(p.TrustedBuilders) == 0 {
 		return errors.New("trustedBuilders is empty: name at least one builder ID")
 	}
@@ -351,6 +373,10 @@ func (p *Policy) validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+func (p *Policy) validateSources() error {
 	for i, s := range p.Sources {
 		if err := checkName(fmt.Sprintf("sources[%d].repo", i), s.Repo); err != nil {
 			return err
@@ -367,6 +393,10 @@ func (p *Policy) validate() error {
 			}
 		}
 	}
+	return nil
+}
+
+func (p *Policy) validateSigners() error {
 	if len(p.Signers) == 0 {
 		return errors.New("signers is empty: name at least one keyId, or identity and issuer")
 	}
@@ -375,6 +405,12 @@ func (p *Policy) validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateRequiredEvidence checks requiredEvidence and records the kinds
+// the policy requires besides provenance.
+func (p *Policy) validateRequiredEvidence() error {
 	seenKind := map[string]bool{}
 	for i, e := range p.RequiredEvidence {
 		if seenKind[e] {
@@ -395,6 +431,12 @@ func (p *Policy) validate() error {
 		}
 		p.kinds = append(p.kinds, requiredKind{name: e, types: []string{e}})
 	}
+	return nil
+}
+
+// validateLimits checks maxAge, rebuilders and maxSeverity and records the
+// parsed age and severity limits.
+func (p *Policy) validateLimits() error {
 	if p.MaxAge != "" {
 		d, err := ParseDuration(p.MaxAge)
 		if err != nil || d <= 0 {
@@ -413,6 +455,12 @@ func (p *Policy) validate() error {
 		}
 		p.maxSev = s
 	}
+	return nil
+}
+
+// validateExceptions checks the vulnerability exceptions and records each
+// one's exclusive end (the day after until, UTC).
+func (p *Policy) validateExceptions() error {
 	seenExc := map[string]bool{}
 	for i := range p.Exceptions {
 		e := &p.Exceptions[i]
@@ -432,12 +480,24 @@ func (p *Policy) validate() error {
 		}
 		e.until = t.AddDate(0, 0, 1) // inclusive: valid through that day, UTC
 	}
+	return nil
+}
+
+// groupOwners tracks which member owns each key ID and identity across all
+// groups: one key or identity may not stand for two people.
+type groupOwners struct {
+	keys map[string]string
+	ids  map[Identity]string
+}
+
+// validateGroups checks the approval groups and indexes their members by
+// group and name.
+func (p *Policy) validateGroups() error {
 	if len(p.Groups) > maxListLen {
 		return fmt.Errorf("more than %d groups", maxListLen)
 	}
 	p.members = map[string]map[string]*Member{}
-	keyOwner := map[string]string{}
-	idOwner := map[Identity]string{}
+	owners := groupOwners{keys: map[string]string{}, ids: map[Identity]string{}}
 	for g, ms := range p.Groups {
 		if err := checkName("group name", g); err != nil {
 			return err
@@ -454,39 +514,54 @@ func (p *Policy) validate() error {
 			if byName[m.Name] != nil {
 				return fmt.Errorf("group %q lists %q twice", g, m.Name)
 			}
-			if len(m.KeyIDs) == 0 && len(m.Identities) == 0 {
-				return fmt.Errorf("member %q of group %q has no keyIds or identities", m.Name, g)
-			}
-			for _, k := range m.KeyIDs {
-				if !hexKeyID.MatchString(k) {
-					return fmt.Errorf("member %q of group %q: keyId %q is not the lowercase hex SHA-256 of a PKIX public key", m.Name, g, k)
-				}
-				if o, ok := keyOwner[k]; ok && o != m.Name {
-					return fmt.Errorf("keyId %s belongs to both %q and %q", k, o, m.Name)
-				}
-				keyOwner[k] = m.Name
-			}
-			for _, id := range m.Identities {
-				if id.Identity == "" || id.Issuer == "" {
-					return fmt.Errorf("member %q of group %q: an identity needs both identity and issuer", m.Name, g)
-				}
-				if o, ok := idOwner[id]; ok && o != m.Name {
-					return fmt.Errorf("identity %s (%s) belongs to both %q and %q", id.Identity, id.Issuer, o, m.Name)
-				}
-				idOwner[id] = m.Name
-			}
-			if len(m.Emails) > maxListLen {
-				return fmt.Errorf("member %q of group %q lists more than %d emails", m.Name, g, maxListLen)
-			}
-			for _, e := range m.Emails {
-				if err := checkName(fmt.Sprintf("member %q of group %q: email", m.Name, g), strings.TrimSpace(e)); err != nil {
-					return err
-				}
+			if err := owners.checkMember(g, m); err != nil {
+				return err
 			}
 			byName[m.Name] = m
 		}
 		p.members[g] = byName
 	}
+	return nil
+}
+
+// checkMember checks one member of group g: it has keys or identities,
+// each well formed and not owned by another member, and its emails.
+func (o groupOwners) checkMember(g string, m *Member) error {
+	if len(m.KeyIDs) == 0 && len(m.Identities) == 0 {
+		return fmt.Errorf("member %q of group %q has no keyIds or identities", m.Name, g)
+	}
+	for _, k := range m.KeyIDs {
+		if !hexKeyID.MatchString(k) {
+			return fmt.Errorf("member %q of group %q: keyId %q is not the lowercase hex SHA-256 of a PKIX public key", m.Name, g, k)
+		}
+		if owner, ok := o.keys[k]; ok && owner != m.Name {
+			return fmt.Errorf("keyId %s belongs to both %q and %q", k, owner, m.Name)
+		}
+		o.keys[k] = m.Name
+	}
+	for _, id := range m.Identities {
+		if id.Identity == "" || id.Issuer == "" {
+			return fmt.Errorf("member %q of group %q: an identity needs both identity and issuer", m.Name, g)
+		}
+		if owner, ok := o.ids[id]; ok && owner != m.Name {
+			return fmt.Errorf("identity %s (%s) belongs to both %q and %q", id.Identity, id.Issuer, owner, m.Name)
+		}
+		o.ids[id] = m.Name
+	}
+	if len(m.Emails) > maxListLen {
+		return fmt.Errorf("member %q of group %q lists more than %d emails", m.Name, g, maxListLen)
+	}
+	for _, e := range m.Emails {
+		if err := checkName(fmt.Sprintf("member %q of group %q: email", m.Name, g), strings.TrimSpace(e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateApprovalRules checks each approval rule against the groups
+// validateGroups indexed.
+func (p *Policy) validateApprovalRules() error {
 	seenRule := map[string]bool{}
 	for i, r := range p.Approvals {
 		ms, ok := p.members[r.Group]
@@ -504,7 +579,7 @@ func (p *Policy) validate() error {
 			return fmt.Errorf("approvals[%d] needs %d of group %q, which has only %d member(s)", i, r.Count, r.Group, len(ms))
 		}
 	}
-	return p.validateReviews()
+	return nil
 }
 
 func checkName(what, v string) error {
