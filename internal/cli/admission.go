@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,18 +25,21 @@ import (
 	"github.com/custody-dev/custody/policy"
 )
 
+// admissionFlags are the flags of custody admission.
+type admissionFlags struct {
+	policy                             policyFlags
+	listen, tlsCert, tlsKey, policyDir string
+	data, verifierKey, verifierID      string
+	namespaceEnv                       []string
+	timeout, allowTTL, denyTTL         time.Duration
+	qInterval, qMaxStale               time.Duration
+	maxImages, concurrency             int
+	verbose                            bool
+	limits                             httplimit.Options
+}
+
 func newAdmissionCmd(s *streams) *cobra.Command {
-	var (
-		f                                  policyFlags
-		listen, tlsCert, tlsKey, policyDir string
-		data, verifierKey, verifierID      string
-		namespaceEnv                       []string
-		timeout, allowTTL, denyTTL         time.Duration
-		qInterval, qMaxStale               time.Duration
-		maxImages, concurrency             int
-		verbose                            bool
-		limits                             httplimit.Options
-	)
+	var f admissionFlags
 	c := &cobra.Command{
 		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
@@ -71,176 +75,156 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 			"its last successful sync and its sync errors).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tlsCert == "" || tlsKey == "" {
-				return usageErr(errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over TLS only"), "")
-			}
-			if policyDir == "" {
-				return usageErr(errors.New("--policies is required"), "a directory with one policy file per environment")
-			}
-			if err := checkSource(&f); err != nil {
-				return err
-			}
-			if maxImages < 1 || concurrency < 1 || timeout <= 0 {
-				return usageErr(errors.New("--max-images, --concurrency and --timeout must be positive"), "")
-			}
-			policies, err := loadPolicyDir(policyDir)
-			if err != nil {
-				return err
-			}
-			namespaces, err := parseNamespaceEnv(namespaceEnv)
-			if err != nil {
-				return err
-			}
-			tm, err := policyTrust(&f)
-			if err != nil {
-				return err
-			}
-			cfg := admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm,
-				Timeout: timeout, MaxImages: maxImages, Concurrency: concurrency, AllowTTL: allowTTL, DenyTTL: denyTTL, VerifierID: verifierID}
-			if data != "" {
-				if st, err := os.Stat(data); err != nil || !st.IsDir() {
-					return usageErr(fmt.Errorf("--data %s is not a directory", data), "")
-				}
-			}
-			// The incident quarantine: DATA/incidents, else the server's,
-			// through a local copy synced in the background (a request to
-			// the server per decision would cost every cached answer a
-			// round trip).
-			var watcher *incident.Watcher
-			if data == "" && serverURL(f.server) != "" {
-				l, err := incidentLedger("", f.server)
-				if err != nil {
-					return err
-				}
-				watcher = &incident.Watcher{Ledger: l, Interval: qInterval, MaxStale: qMaxStale}
-				if err := watcher.Validate(); err != nil {
-					return usageErr(err, "--quarantine-max-stale must be longer than --quarantine-interval")
-				}
-				cfg.Quarantine = watcher
-			} else {
-				q, err := incidentQuarantine(data, f.server)
-				if err != nil {
-					return err
-				}
-				cfg.Quarantine = q
-			}
-			var cl *client.Client
-			if f.server != "" {
-				if cl, err = newClient(serverURL(f.server)); err != nil {
-					return err
-				}
-			}
-			if f.evidence != "" {
-				if st, err := os.Stat(f.evidence); err != nil || !st.IsDir() {
-					return usageErr(fmt.Errorf("--evidence %s is not a directory", f.evidence), "")
-				}
-				cfg.Source = admission.DirSource(f.evidence)
-			} else {
-				cfg.Source = admission.ServerSource(cl)
-			}
-			dw, release, err := admissionDecisions(s, cl, data, verifierKey)
-			if err != nil {
-				return err
-			}
-			defer release()
-			cfg.Decisions = admission.RecorderFunc(func(ctx context.Context, env, digest string, vsa []byte) error {
-				_, err := dw.write(ctx, vsa, func(sha string) string {
-					return fmt.Sprintf("vsa-%s-%s-%s.json", env, strings.TrimPrefix(digest, "sha256:")[:12], sha[:12])
-				})
-				return err
-			})
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			opts := &slog.HandlerOptions{Level: level}
-			var h slog.Handler = slog.NewTextHandler(s.err, opts)
-			if f.jsonOut {
-				h = slog.NewJSONHandler(s.err, opts)
-			}
-			logger := slog.New(h)
-			cfg.Logger = logger
-			if watcher != nil {
-				watcher.Logger = logger
-				// Read the quarantine once before serving, so that the
-				// first requests are not denied for want of it; a failure
-				// is logged and retried (until then everything is denied).
-				sctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-				_ = watcher.Sync(sctx)
-				cancel()
-			}
-			wh, err := admission.New(cfg)
-			if err != nil {
-				return usageErr(err, "")
-			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return usageErr(fmt.Errorf("couldn't listen on %s: %w", listen, err), "choose another --listen address")
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if watcher != nil {
-				wctx, cancelWatch := context.WithCancel(ctx)
-				watchDone := make(chan struct{})
-				go func() { defer close(watchDone); _ = watcher.Run(wctx) }()
-				defer func() { cancelWatch(); <-watchDone }()
-			}
-			if err := limits.Validate(); err != nil {
-				return usageErr(err, "")
-			}
-			// An answer may take the whole decision deadline.
-			limits.WriteTimeout = max(limits.WriteTimeout, timeout+5*time.Second)
-			limits.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-			hs := httplimit.New(wh.Handler(), limits)
-			errc := make(chan error, 1)
-			go func() { errc <- hs.ServeTLS(ln, tlsCert, tlsKey) }()
-			envs := make([]string, 0, len(policies))
-			for env := range policies {
-				envs = append(envs, env)
-			}
-			sort.Strings(envs)
-			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", ln.Addr(), strings.Join(envs, ", "))
-			select {
-			case err = <-errc:
-			case <-ctx.Done():
-				logger.Info("shutting down")
-				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err = hs.Shutdown(sctx)
-				cancel()
-			}
-			// Write the decisions still queued before exiting.
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if cerr := wh.Close(cctx); cerr != nil {
-				logger.Warn("decisions not recorded at shutdown", "err", cerr.Error())
-			}
-			cancel()
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return usageErr(fmt.Errorf("couldn't serve: %w", err), "check --tls-cert and --tls-key")
-			}
-			return nil
+			return runAdmission(cmd.Context(), s, &f)
 		},
 	}
-	addEvidenceFlags(c, &f)
+	addEvidenceFlags(c, &f.policy)
 	c.Flags().Lookup("json").Usage = "log as JSON lines"
 	fl := c.Flags()
-	fl.StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on")
-	fl.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
-	fl.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	fl.StringVar(&data, "data", "", "local data directory: its incident ledger quarantines digests (as for custody deploy); without --server, decisions are written to DATA/decisions/admission")
-	fl.StringVar(&verifierKey, "verifier-key", "", "key that signs every decision (VSA); default with --server: the server's signing service")
-	fl.StringVar(&verifierID, "verifier-id", admission.DefaultVerifierID, "verifier.id recorded in the VSAs")
-	fl.StringVar(&policyDir, "policies", "", "directory of policy files, one environment each")
-	fl.StringSliceVar(&namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
-	fl.DurationVar(&timeout, "timeout", admission.DefaultTimeout, "deadline for answering one request, end to end (reading it, evidence fetches, verification, policy)")
-	fl.IntVar(&maxImages, "max-images", admission.DefaultMaxImages, "most distinct image digests one request may name; a request naming more is denied")
-	fl.IntVar(&concurrency, "concurrency", admission.DefaultConcurrency, "most evaluations (evidence fetch, verification, policy of one digest) in progress at once")
-	fl.DurationVar(&allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
-	fl.DurationVar(&denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
-	fl.BoolVar(&verbose, "verbose", false, "log allowed requests too")
-	addHTTPLimitFlags(c, &limits)
-	fl.DurationVar(&qInterval, "quarantine-interval", incident.DefaultWatchInterval, "with --server: how often the server's incident quarantine is synced (a quarantine reaches the webhook within about this)")
-	fl.DurationVar(&qMaxStale, "quarantine-max-stale", 0, "with --server: deny every request when the quarantine has not synced for this long (default 10s, or 10 intervals when longer)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to listen on")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.StringVar(&f.data, "data", "", "local data directory: its incident ledger quarantines digests (as for custody deploy); without --server, decisions are written to DATA/decisions/admission")
+	fl.StringVar(&f.verifierKey, "verifier-key", "", "key that signs every decision (VSA); default with --server: the server's signing service")
+	fl.StringVar(&f.verifierID, "verifier-id", admission.DefaultVerifierID, "verifier.id recorded in the VSAs")
+	fl.StringVar(&f.policyDir, "policies", "", "directory of policy files, one environment each")
+	fl.StringSliceVar(&f.namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
+	fl.DurationVar(&f.timeout, "timeout", admission.DefaultTimeout, "deadline for answering one request, end to end (reading it, evidence fetches, verification, policy)")
+	fl.IntVar(&f.maxImages, "max-images", admission.DefaultMaxImages, "most distinct image digests one request may name; a request naming more is denied")
+	fl.IntVar(&f.concurrency, "concurrency", admission.DefaultConcurrency, "most evaluations (evidence fetch, verification, policy of one digest) in progress at once")
+	fl.DurationVar(&f.allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
+	fl.DurationVar(&f.denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
+	fl.BoolVar(&f.verbose, "verbose", false, "log allowed requests too")
+	addHTTPLimitFlags(c, &f.limits)
+	fl.DurationVar(&f.qInterval, "quarantine-interval", incident.DefaultWatchInterval, "with --server: how often the server's incident quarantine is synced (a quarantine reaches the webhook within about this)")
+	fl.DurationVar(&f.qMaxStale, "quarantine-max-stale", 0, "with --server: deny every request when the quarantine has not synced for this long (default 10s, or 10 intervals when longer)")
 	return c
+}
+
+func runAdmission(ctx context.Context, s *streams, f *admissionFlags) error {
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return usageErr(errors.New("--tls-cert and --tls-key are required: the API server calls webhooks over TLS only"), "")
+	}
+	if f.policyDir == "" {
+		return usageErr(errors.New("--policies is required"), "a directory with one policy file per environment")
+	}
+	if err := checkSource(&f.policy); err != nil {
+		return err
+	}
+	if f.maxImages < 1 || f.concurrency < 1 || f.timeout <= 0 {
+		return usageErr(errors.New("--max-images, --concurrency and --timeout must be positive"), "")
+	}
+	cfg, watcher, release, err := admissionConfig(s, f)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = admission.Serve(ctx, *cfg, admission.ServeOptions{Listen: f.listen, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Limits: f.limits, Watcher: watcher,
+		Listening: func(addr net.Addr) {
+			envs := slices.Sorted(maps.Keys(cfg.Policies))
+			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", addr, strings.Join(envs, ", "))
+		}})
+	var le *httplimit.ListenError
+	switch {
+	case errors.As(err, &le):
+		return usageErr(err, "choose another --listen address")
+	case errors.Is(err, admission.ErrServe):
+		return usageErr(err, "check --tls-cert and --tls-key")
+	case err != nil:
+		return usageErr(err, "")
+	}
+	return nil
+}
+
+// admissionConfig is the webhook's configuration from the flags: its
+// policies, trust, evidence source, quarantine (watcher, when synced from
+// a server), decision recorder and logger. Call release when done.
+func admissionConfig(s *streams, f *admissionFlags) (*admission.Config, *incident.Watcher, func(), error) {
+	policies, err := loadPolicyDir(f.policyDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	namespaces, err := parseNamespaceEnv(f.namespaceEnv)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tm, err := policyTrust(&f.policy)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := &admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm, Timeout: f.timeout, MaxImages: f.maxImages,
+		Concurrency: f.concurrency, AllowTTL: f.allowTTL, DenyTTL: f.denyTTL, VerifierID: f.verifierID}
+	if f.data != "" {
+		if st, err := os.Stat(f.data); err != nil || !st.IsDir() {
+			return nil, nil, nil, usageErr(fmt.Errorf("--data %s is not a directory", f.data), "")
+		}
+	}
+	watcher, err := admissionQuarantine(f, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var cl *client.Client
+	if f.policy.server != "" {
+		if cl, err = newClient(serverURL(f.policy.server)); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if f.policy.evidence != "" {
+		if st, err := os.Stat(f.policy.evidence); err != nil || !st.IsDir() {
+			return nil, nil, nil, usageErr(fmt.Errorf("--evidence %s is not a directory", f.policy.evidence), "")
+		}
+		cfg.Source = admission.DirSource(f.policy.evidence)
+	} else {
+		cfg.Source = admission.ServerSource(cl)
+	}
+	dw, release, err := admissionDecisions(s, cl, f.data, f.verifierKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg.Decisions = admission.RecorderFunc(func(ctx context.Context, env, digest string, vsa []byte) error {
+		_, err := dw.write(ctx, vsa, func(sha string) string {
+			return fmt.Sprintf("vsa-%s-%s-%s.json", env, strings.TrimPrefix(digest, "sha256:")[:12], sha[:12])
+		})
+		return err
+	})
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(s.err, opts)
+	if f.policy.jsonOut {
+		h = slog.NewJSONHandler(s.err, opts)
+	}
+	cfg.Logger = slog.New(h)
+	return cfg, watcher, release, nil
+}
+
+// admissionQuarantine sets cfg's incident quarantine: DATA/incidents, else
+// the server's, through a local copy synced in the background (the
+// watcher returned; a request to the server per decision would cost every
+// cached answer a round trip).
+func admissionQuarantine(f *admissionFlags, cfg *admission.Config) (*incident.Watcher, error) {
+	if f.data == "" && serverURL(f.policy.server) != "" {
+		l, err := incidentLedger("", f.policy.server)
+		if err != nil {
+			return nil, err
+		}
+		watcher := &incident.Watcher{Ledger: l, Interval: f.qInterval, MaxStale: f.qMaxStale}
+		if err := watcher.Validate(); err != nil {
+			return nil, usageErr(err, "--quarantine-max-stale must be longer than --quarantine-interval")
+		}
+		cfg.Quarantine = watcher
+		return watcher, nil
+	}
+	q, err := incidentQuarantine(f.data, f.policy.server)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Quarantine = q
+	return nil, nil
 }
 
 // admissionDecisions is where the webhook records its decisions: signed by

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,17 +25,20 @@ import (
 	"github.com/custody-dev/custody/trust"
 )
 
+// serveFlags are the flags of custody serve.
+type serveFlags struct {
+	dataDir, listen, publicURL, db, tlsCert, tlsKey string
+	logKey, tsaKey, auditKey, trustRoot             string
+	maxBody                                         int64
+	maxInflight, maxSearches, adminReserve          int
+	maxPageBytes                                    int64
+	limits                                          httplimit.Options
+	checkpointInterval, batchMaxAge                 time.Duration
+	builderKeys, witnesses                          []string
+}
+
 func newServeCmd(s *streams) *cobra.Command {
-	var (
-		dataDir, listen, publicURL, db, tlsCert, tlsKey string
-		logKey, tsaKey, auditKey, trustRoot             string
-		maxBody                                         int64
-		maxInflight, maxSearches, adminReserve          int
-		maxPageBytes                                    int64
-		limits                                          httplimit.Options
-		checkpointInterval, batchMaxAge                 time.Duration
-		builderKeys, witnesses                          []string
-	)
+	var f serveFlags
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry: transparency log, timestamp authority, signing service and evidence index",
@@ -45,140 +47,130 @@ func newServeCmd(s *streams) *cobra.Command {
 			"--audit-key and --builder-key also take RFC 7512 pkcs11: URIs (keys in a token; PIN from the URI or CUSTODY_PKCS11_PIN).",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dataDir == "" {
-				return usageErr(errors.New("--data is required"), "custody serve --data ./custody-data")
-			}
-			if checkpointInterval < tlog.MinCheckpointInterval {
-				return usageErr(fmt.Errorf("--checkpoint-interval %s is below the minimum of %s", checkpointInterval, tlog.MinCheckpointInterval), "")
-			}
-			if batchMaxAge <= 0 {
-				return usageErr(fmt.Errorf("--batch-max-age %s is not positive", batchMaxAge), "")
-			}
-			if err := limits.Validate(); err != nil {
-				return usageErr(err, "")
-			}
-			if (tlsCert == "") != (tlsKey == "") {
-				return usageErr(errors.New("--tls-cert and --tls-key go together"), "")
-			}
-			keys := map[string]string{}
-			for _, kv := range builderKeys {
-				name, path, ok := strings.Cut(kv, "=")
-				if !ok || name == "" || path == "" {
-					return usageErr(fmt.Errorf("--builder-key %q is not NAME=PATH or NAME=PKCS11-URI", signer.RedactKeyRef(kv)), "")
-				}
-				keys[name] = path
-			}
-			var wvs []note.Verifier
-			for _, kv := range witnesses {
-				name, path, ok := strings.Cut(kv, "=")
-				if !ok || name == "" || path == "" {
-					return usageErr(fmt.Errorf("--witness %q is not NAME=PUBLIC-KEY-FILE", kv), "")
-				}
-				pub, err := loadPublicKey(path)
-				if err != nil {
-					return err
-				}
-				edpub, ok := pub.(ed25519.PublicKey)
-				if !ok {
-					return usageErr(fmt.Errorf("witness %s: key is not Ed25519", name), "custody key generate --algorithm ed25519 --out witness")
-				}
-				v, err := tlog.NewCosignatureVerifier(name, edpub)
-				if err != nil {
-					return usageErr(fmt.Errorf("witness %s: %w", name, err), "")
-				}
-				wvs = append(wvs, v)
-			}
-			scheme := "http"
-			if tlsCert != "" {
-				scheme = "https"
-			}
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return usageErr(fmt.Errorf("couldn't listen on %s: %w", listen, err), "choose another --listen address")
-			}
-			if publicURL == "" {
-				publicURL = scheme + "://" + ln.Addr().String()
-			}
-			var rootDoc []byte
-			if trustRoot != "" {
-				if rootDoc, err = readLimited(trustRoot, trust.MaxDocumentBytes); err != nil {
-					ln.Close()
-					return usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
-				}
-			}
-			logger := slog.New(slog.NewTextHandler(s.err, nil))
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			var index server.Index // default: SQLite in the data directory
-			if db != "" {
-				pg, err := store.OpenPostgres(ctx, db)
-				if err != nil {
-					ln.Close()
-					return usageErr(fmt.Errorf("couldn't open index: %w", err), "")
-				}
-				defer pg.Close()
-				index = pg
-			}
-			srv, err := server.Open(ctx, server.Config{Dir: dataDir, PublicURL: publicURL, Index: index,
-				Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: logKey, TSAKey: tsaKey, AuditKey: auditKey,
-				MaxBody: maxBody, MaxInflight: maxInflight, MaxSearches: maxSearches, AdminReserve: adminReserve,
-				MaxPageBytes: maxPageBytes, Logger: logger, Witnesses: wvs, UI: dashboard.ForServer,
-				CheckpointInterval: checkpointInterval, BatchMaxAge: batchMaxAge, TrustRoot: rootDoc})
-			if err != nil {
-				ln.Close()
-				return usageErr(err, "")
-			}
-			limits.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-			hs := httplimit.New(srv.Handler(), limits)
-			errc := make(chan error, 1)
-			go func() {
-				if tlsCert != "" {
-					errc <- hs.ServeTLS(ln, tlsCert, tlsKey)
-				} else {
-					errc <- hs.Serve(ln)
-				}
-			}()
-			fmt.Fprintf(s.out, "custody serving on %s://%s (public URL %s)\n", scheme, ln.Addr(), publicURL)
-			select {
-			case err = <-errc:
-			case <-ctx.Done():
-				logger.Info("shutting down")
-				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err = hs.Shutdown(sctx)
-				cancel()
-			}
-			if cerr := srv.Close(); cerr != nil && err == nil {
-				err = cerr
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return failErr(err, "")
-			}
-			return nil
+			return runServe(cmd.Context(), s, &f)
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&dataDir, "data", "", "data directory (created on first start)")
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on")
-	f.StringVar(&publicURL, "public-url", "", "URL clients use (default: the listen address); its host name is the log's origin")
-	f.StringVar(&db, "db", "", "PostgreSQL DSN for the index (default: SQLite in the data directory)")
-	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
-	f.StringVar(&tlsKey, "tls-key", "", "TLS private key file (PEM)")
-	f.Int64Var(&maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
-	f.IntVar(&maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests (counted once their body is read) before answering 503")
-	f.IntVar(&maxSearches, "max-searches", server.DefaultMaxSearches, "concurrent evidence searches; more wait for a slot, then get 503")
-	f.IntVar(&adminReserve, "admin-reserve", 0, "write and search slots only admin tokens may take (default an eighth of each; -1: none)")
-	f.Int64Var(&maxPageBytes, "max-page-bytes", server.DefaultMaxPageBytes, "bundle bytes in one page of search results; clients follow the page's continuation")
-	addHTTPLimitFlags(c, &limits)
-	f.DurationVar(&checkpointInterval, "checkpoint-interval", tlog.MinCheckpointInterval,
+	fl := c.Flags()
+	fl.StringVar(&f.dataDir, "data", "", "data directory (created on first start)")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fl.StringVar(&f.publicURL, "public-url", "", "URL clients use (default: the listen address); its host name is the log's origin")
+	fl.StringVar(&f.db, "db", "", "PostgreSQL DSN for the index (default: SQLite in the data directory)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.Int64Var(&f.maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
+	fl.IntVar(&f.maxInflight, "max-inflight", server.DefaultMaxInflight, "concurrent write requests (counted once their body is read) before answering 503")
+	fl.IntVar(&f.maxSearches, "max-searches", server.DefaultMaxSearches, "concurrent evidence searches; more wait for a slot, then get 503")
+	fl.IntVar(&f.adminReserve, "admin-reserve", 0, "write and search slots only admin tokens may take (default an eighth of each; -1: none)")
+	fl.Int64Var(&f.maxPageBytes, "max-page-bytes", server.DefaultMaxPageBytes, "bundle bytes in one page of search results; clients follow the page's continuation")
+	addHTTPLimitFlags(c, &f.limits)
+	fl.DurationVar(&f.checkpointInterval, "checkpoint-interval", tlog.MinCheckpointInterval,
 		"how often the log publishes a checkpoint while it grows; appends wait for it (minimum 100ms)")
-	f.DurationVar(&batchMaxAge, "batch-max-age", tlog.DefaultBatchMaxAge, "longest an entry waits to be sequenced with others")
-	f.StringArrayVar(&builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
-	f.StringVar(&logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
-	f.StringVar(&tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
-	f.StringVar(&auditKey, "audit-key", "", "the key that signs audit entries and decisions: key file or pkcs11: URI (default DATA/keys/audit.key, created on first start)")
-	f.StringVar(&trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
-	f.StringArrayVar(&witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
+	fl.DurationVar(&f.batchMaxAge, "batch-max-age", tlog.DefaultBatchMaxAge, "longest an entry waits to be sequenced with others")
+	fl.StringArrayVar(&f.builderKeys, "builder-key", nil, "another builder key as NAME=PATH or NAME=pkcs11:URI (repeatable; NAME builder replaces the default)")
+	fl.StringVar(&f.logKey, "log-key", "", "the log's signing key: key file or pkcs11: URI (default DATA/keys/log.key, created on first start)")
+	fl.StringVar(&f.tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
+	fl.StringVar(&f.auditKey, "audit-key", "", "the key that signs audit entries and decisions: key file or pkcs11: URI (default DATA/keys/audit.key, created on first start)")
+	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
+	fl.StringArrayVar(&f.witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	return c
+}
+
+func runServe(ctx context.Context, s *streams, f *serveFlags) error {
+	cfg, err := serveConfig(s, f)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.db != "" { // default: SQLite in the data directory, opened by the server
+		pg, err := store.OpenPostgres(ctx, f.db)
+		if err != nil {
+			return usageErr(fmt.Errorf("couldn't open index: %w", err), "")
+		}
+		defer pg.Close() // after the server closed
+		cfg.Index = pg
+	}
+	err = server.ListenAndServe(ctx, *cfg, server.ServeOptions{Listen: f.listen, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Limits: f.limits,
+		Listening: func(addr net.Addr, scheme, publicURL string) {
+			fmt.Fprintf(s.out, "custody serving on %s://%s (public URL %s)\n", scheme, addr, publicURL)
+		}})
+	var le *httplimit.ListenError
+	var se *server.ServeError
+	switch {
+	case errors.As(err, &le):
+		return usageErr(err, "choose another --listen address")
+	case errors.As(err, &se):
+		return failErr(err, "")
+	case err != nil:
+		return usageErr(err, "")
+	}
+	return nil
+}
+
+// serveConfig checks the flags and turns them into the server's Config.
+func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
+	switch {
+	case f.dataDir == "":
+		return nil, usageErr(errors.New("--data is required"), "custody serve --data ./custody-data")
+	case f.checkpointInterval < tlog.MinCheckpointInterval:
+		return nil, usageErr(fmt.Errorf("--checkpoint-interval %s is below the minimum of %s", f.checkpointInterval, tlog.MinCheckpointInterval), "")
+	case f.batchMaxAge <= 0:
+		return nil, usageErr(fmt.Errorf("--batch-max-age %s is not positive", f.batchMaxAge), "")
+	}
+	if err := f.limits.Validate(); err != nil {
+		return nil, usageErr(err, "")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, usageErr(errors.New("--tls-cert and --tls-key go together"), "")
+	}
+	keys := map[string]string{}
+	for _, kv := range f.builderKeys {
+		name, path, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || path == "" {
+			return nil, usageErr(fmt.Errorf("--builder-key %q is not NAME=PATH or NAME=PKCS11-URI", signer.RedactKeyRef(kv)), "")
+		}
+		keys[name] = path
+	}
+	wvs, err := witnessVerifiers(f.witnesses)
+	if err != nil {
+		return nil, err
+	}
+	var rootDoc []byte
+	if f.trustRoot != "" {
+		if rootDoc, err = readLimited(f.trustRoot, trust.MaxDocumentBytes); err != nil {
+			return nil, usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
+		}
+	}
+	return &server.Config{Dir: f.dataDir, PublicURL: f.publicURL,
+		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
+		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
+		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
+		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc}, nil
+}
+
+// witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.
+func witnessVerifiers(witnesses []string) ([]note.Verifier, error) {
+	var wvs []note.Verifier
+	for _, kv := range witnesses {
+		name, path, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || path == "" {
+			return nil, usageErr(fmt.Errorf("--witness %q is not NAME=PUBLIC-KEY-FILE", kv), "")
+		}
+		pub, err := loadPublicKey(path)
+		if err != nil {
+			return nil, err
+		}
+		edpub, ok := pub.(ed25519.PublicKey)
+		if !ok {
+			return nil, usageErr(fmt.Errorf("witness %s: key is not Ed25519", name), "custody key generate --algorithm ed25519 --out witness")
+		}
+		v, err := tlog.NewCosignatureVerifier(name, edpub)
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("witness %s: %w", name, err), "")
+		}
+		wvs = append(wvs, v)
+	}
+	return wvs, nil
 }
 
 // addHTTPLimitFlags adds the flags of a server's connection limits
