@@ -105,8 +105,8 @@ func checkAll(rs []*store.IncidentRecord) ([]*store.IncidentRecord, error) {
 
 // List implements Ledger.
 func (l FileLedger) List(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error) {
-	if q.Limit < 0 || q.AfterID < 0 {
-		return nil, fmt.Errorf("%w: negative limit or after id", store.ErrInvalidQuery)
+	if err := checkPaging(q); err != nil {
+		return nil, err
 	}
 	all, err := l.file().Read()
 	if err != nil {
@@ -164,5 +164,16 @@ func (l ServerLedger) AppendAll(ctx context.Context, rs []*store.IncidentRecord)
 
 // List implements Ledger.
 func (l ServerLedger) List(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error) {
+	if err := checkPaging(q); err != nil {
+		return nil, err
+	}
 	return l.Client.Incidents(ctx, q)
+}
+
+// checkPaging refuses a negative limit or after ID, as the index does.
+func checkPaging(q store.IncidentQuery) error {
+	if q.Limit < 0 || q.AfterID < 0 {
+		return fmt.Errorf("%w: negative limit or after id", store.ErrInvalidQuery)
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 // Server is a running server of a test.
@@ -53,4 +55,27 @@ func (s *Server) Client(t testing.TB, role server.Role) *client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Backend is an index backend a server can run on.
+type Backend struct {
+	Name string
+	// Open returns a new, empty index, closed when the test ends (nil:
+	// the server's default SQLite index).
+	Open func(t *testing.T) server.Index
+}
+
+// Backends are the index backends to run a server's clients against:
+// SQLite (the default), store.Memory and PostgreSQL (skipped unless
+// CUSTODY_TEST_POSTGRES is set, see scripts/postgres).
+func Backends() []Backend {
+	return []Backend{
+		{"sqlite", func(*testing.T) server.Index { return nil }},
+		{"memory", func(*testing.T) server.Index { return new(store.Memory) }},
+		{"postgres", func(t *testing.T) server.Index {
+			pg := storetest.OpenPostgres(t)
+			t.Cleanup(func() { pg.Close() })
+			return pg
+		}},
+	}
 }
