@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,14 +79,7 @@ func freePort() (int, error) {
 var goEnv = map[string]string{}
 
 func TestScripts(t *testing.T) {
-	if out, err := exec.Command("go", "env", "GOCACHE", "GOPATH", "GOMODCACHE", "GOROOT").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		for i, k := range []string{"GOCACHE", "GOPATH", "GOMODCACHE", "GOROOT"} {
-			if i < len(lines) && lines[i] != "" {
-				goEnv[k] = lines[i]
-			}
-		}
-	}
+	loadGoEnv()
 	corpus, err := filepath.Abs("../../testdata/corpus")
 	if err != nil {
 		t.Fatal(err)
@@ -172,34 +164,40 @@ func TestScripts(t *testing.T) {
 				ts.Fatalf("server at %s did not come up", args[0])
 			},
 		},
-		Setup: func(env *testscript.Env) error {
-			env.Setenv("CORPUS", corpus)
-			// A free port for scripts that start custody serve.
-			port, err := freePort()
-			if err != nil {
-				return err
-			}
-			env.Setenv("FREEPORT", strconv.Itoa(port))
-			env.Setenv("CUSTODY_PASSWORD", "correct horse battery staple")
-			env.Setenv("GIT_AUTHOR_NAME", "Test Author")
-			env.Setenv("GIT_AUTHOR_EMAIL", "author@example.com")
-			env.Setenv("GIT_COMMITTER_NAME", "Test Author")
-			env.Setenv("GIT_COMMITTER_EMAIL", "author@example.com")
-			env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-			// HOME outside the work tree: tools the build probes (go, rustup)
-			// write there, and the script's git repository must stay clean.
-			home := env.WorkDir + "-home"
-			if err := os.MkdirAll(home, 0o755); err != nil {
-				return err
-			}
-			env.Setenv("HOME", home)
-			// Keep the real Go caches: HOME moved, and a script that builds
-			// Go code should not start from an empty cache.
-			for k, v := range goEnv {
-				env.Setenv(k, v)
-			}
-			pkcs11ScriptEnv(env)
-			return nil
-		},
+		Setup: scriptSetup(corpus),
 	})
+}
+
+// scriptSetup prepares each script's environment: a free port, a key
+// password, a git identity, HOME outside the work tree, the real Go caches.
+func scriptSetup(corpus string) func(env *testscript.Env) error {
+	return func(env *testscript.Env) error {
+		env.Setenv("CORPUS", corpus)
+		// A free port for scripts that start custody serve.
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		env.Setenv("FREEPORT", strconv.Itoa(port))
+		env.Setenv("CUSTODY_PASSWORD", "correct horse battery staple")
+		env.Setenv("GIT_AUTHOR_NAME", "Test Author")
+		env.Setenv("GIT_AUTHOR_EMAIL", "author@example.com")
+		env.Setenv("GIT_COMMITTER_NAME", "Test Author")
+		env.Setenv("GIT_COMMITTER_EMAIL", "author@example.com")
+		env.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+		// HOME outside the work tree: tools the build probes (go, rustup)
+		// write there, and the script's git repository must stay clean.
+		home := env.WorkDir + "-home"
+		if err := os.MkdirAll(home, 0o755); err != nil {
+			return err
+		}
+		env.Setenv("HOME", home)
+		// Keep the real Go caches: HOME moved, and a script that builds
+		// Go code should not start from an empty cache.
+		for k, v := range goEnv {
+			env.Setenv(k, v)
+		}
+		pkcs11ScriptEnv(env)
+		return nil
+	}
 }
