@@ -165,10 +165,32 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 	if err != nil {
 		return nil, fmt.Errorf("couldn't load policies: %w", err)
 	}
+	av.Names = subjectNames(v.records, digest)
+
+	rb := newRowBuilder(v.records, av.LogSize)
+	av.Builds = rb.addProvenance(v.ev.Provenance)
+	rb.addApprovals(v.ev.Approvals, pols)
+	rb.addRebuilds(v.ev.Rebuilds)
+	rb.addVulnScans(v.ev.VulnScans)
+	for _, a := range v.ev.Attestations {
+		rb.row(a.Signature)
+	}
+	av.Evidence, av.Unverified = rb.finish(v)
+
+	if av.Deployments, err = d.deploymentsOf(ctx, digest); err != nil {
+		return nil, err
+	}
+	if av.Decisions, err = d.decisions(ctx, v.ev, pols, av.Quarantine); err != nil {
+		return nil, err
+	}
+	return av, nil
+}
+
+// subjectNames lists, sorted, the names the records give digest as a
+// subject, leaving out the server's own audit records.
+func subjectNames(records []*store.Evidence, digest string) []string {
 	names := map[string]bool{}
-	byBundle := map[string]*store.Evidence{}
-	for _, r := range v.records {
-		byBundle[r.BundleSHA256] = r
+	for _, r := range records {
 		if r.PredicateType == server.PredicateAudit {
 			// The server's own records name subjects for their purpose
 			// (a quarantine names the incident), not the artifact.
@@ -180,45 +202,84 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 			}
 		}
 	}
+	var out []string
 	for n := range names {
-		av.Names = append(av.Names, n)
+		out = append(out, n)
 	}
-	sort.Strings(av.Names)
+	sort.Strings(out)
+	return out
+}
 
-	rows := map[string]*evidenceRow{}
-	row := func(sig policy.Signature) *evidenceRow {
-		rec := byBundle[sig.Bundle]
-		if rec == nil {
-			return nil
-		}
-		r := rows[sig.Bundle]
-		if r == nil {
-			r = &evidenceRow{Record: rec, Kind: kindOf(rec.PredicateType), Verified: true, Checks: sigChecks(sig, rec, av.LogSize)}
-			rows[sig.Bundle] = r
-		}
-		return r
+// rowBuilder makes one evidence row per verified bundle, adding what each
+// kind of evidence says about the artifact.
+type rowBuilder struct {
+	byBundle map[string]*store.Evidence
+	rows     map[string]*evidenceRow
+	logSize  uint64
+}
+
+func newRowBuilder(records []*store.Evidence, logSize uint64) *rowBuilder {
+	rb := &rowBuilder{byBundle: map[string]*store.Evidence{}, rows: map[string]*evidenceRow{}, logSize: logSize}
+	for _, r := range records {
+		rb.byBundle[r.BundleSHA256] = r
 	}
-	for _, p := range v.ev.Provenance {
-		r := row(p.Signature)
+	return rb
+}
+
+// row returns the verified row of sig's bundle, nil if no record holds it.
+func (rb *rowBuilder) row(sig policy.Signature) *evidenceRow {
+	rec := rb.byBundle[sig.Bundle]
+	if rec == nil {
+		return nil
+	}
+	r := rb.rows[sig.Bundle]
+	if r == nil {
+		r = &evidenceRow{Record: rec, Kind: kindOf(rec.PredicateType), Verified: true, Checks: sigChecks(sig, rec, rb.logSize)}
+		rb.rows[sig.Bundle] = r
+	}
+	return r
+}
+
+// addProvenance adds builder details to provenance rows and returns the
+// builds, with the toolchains custody's own provenance records.
+func (rb *rowBuilder) addProvenance(provs []policy.Provenance) []buildView {
+	var builds []buildView
+	for _, p := range provs {
+		r := rb.row(p.Signature)
 		if r == nil {
 			continue
 		}
 		b := buildView{Facts: p.Facts, Signer: p.Signer.String(), EvidenceID: r.Record.ID}
-		if st, err := statementOf(r.Record.Bundle); err == nil && st.PredicateType == attest.PredicateSLSAv1 {
-			var prov struct {
-				BuildDefinition struct {
-					InternalParameters attest.CustodyInternalParameters `json:"internalParameters"`
-				} `json:"buildDefinition"`
-			}
-			if json.Unmarshal(st.Predicate, &prov) == nil {
-				b.Toolchains = prov.BuildDefinition.InternalParameters.Toolchains
-			}
-		}
-		av.Builds = append(av.Builds, b)
+		b.Toolchains = toolchainsOf(r.Record.Bundle)
+		builds = append(builds, b)
 		r.Detail = append(r.Detail, "builder "+p.Facts.BuilderID, "build ID "+p.Facts.BuildID)
 	}
-	for _, a := range v.ev.Approvals {
-		r := row(a.Signature)
+	return builds
+}
+
+// toolchainsOf returns the toolchains a SLSA v1 provenance bundle records in
+// custody's internal parameters, nil if none.
+func toolchainsOf(bundle []byte) map[string]string {
+	st, err := statementOf(bundle)
+	if err != nil || st.PredicateType != attest.PredicateSLSAv1 {
+		return nil
+	}
+	var prov struct {
+		BuildDefinition struct {
+			InternalParameters attest.CustodyInternalParameters `json:"internalParameters"`
+		} `json:"buildDefinition"`
+	}
+	if json.Unmarshal(st.Predicate, &prov) != nil {
+		return nil
+	}
+	return prov.BuildDefinition.InternalParameters.Toolchains
+}
+
+// addApprovals says who approved for which environment, and in which of
+// that environment's policy groups the signer is.
+func (rb *rowBuilder) addApprovals(approvals []policy.Approval, pols map[string]*policy.Policy) {
+	for _, a := range approvals {
+		r := rb.row(a.Signature)
 		if r == nil {
 			continue
 		}
@@ -232,19 +293,26 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 			r.Detail = append(r.Detail, "reason: "+a.Reason)
 		}
 	}
-	for _, rb := range v.ev.Rebuilds {
-		r := row(rb.Signature)
+}
+
+func (rb *rowBuilder) addRebuilds(rebuilds []policy.Rebuild) {
+	for _, x := range rebuilds {
+		r := rb.row(x.Signature)
 		if r == nil {
 			continue
 		}
-		c := Check{Name: "rebuild agrees", Pass: rb.Matched, Reason: "the rebuild produced the same digest"}
-		if !rb.Matched {
+		c := Check{Name: "rebuild agrees", Pass: x.Matched, Reason: "the rebuild produced the same digest"}
+		if !x.Matched {
 			c.Reason = "the rebuild produced a different digest"
 		}
 		r.Checks = append(r.Checks, c)
 	}
-	for _, s := range v.ev.VulnScans {
-		r := row(s.Signature)
+}
+
+// addVulnScans lists each scan's scanner and its first ten findings.
+func (rb *rowBuilder) addVulnScans(scans []policy.VulnScan) {
+	for _, s := range scans {
+		r := rb.row(s.Signature)
 		if r == nil {
 			continue
 		}
@@ -257,11 +325,14 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 			r.Detail = append(r.Detail, fmt.Sprintf("%s (%v)", f.ID, f.Severity))
 		}
 	}
-	for _, a := range v.ev.Attestations {
-		row(a.Signature)
-	}
+}
+
+// finish returns one row per record, in the records' order, with a failed
+// signature check for each record not used as verified evidence, and the
+// unverified provenance records.
+func (rb *rowBuilder) finish(v *verified) (rows []evidenceRow, unverified []*store.Evidence) {
 	for _, rec := range v.records {
-		r := rows[rec.BundleSHA256]
+		r := rb.rows[rec.BundleSHA256]
 		if r == nil {
 			reason, ok := v.rejected[rec.BundleSHA256]
 			if !ok {
@@ -269,37 +340,48 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 			}
 			r = &evidenceRow{Record: rec, Kind: kindOf(rec.PredicateType),
 				Checks: []Check{{Name: "signature", Pass: false, Reason: reason}}}
-			rows[rec.BundleSHA256] = r
+			rb.rows[rec.BundleSHA256] = r
 			if r.Kind == policy.EvidenceProvenance {
-				av.Unverified = append(av.Unverified, rec)
+				unverified = append(unverified, rec)
 			}
 		}
-		av.Evidence = append(av.Evidence, *r)
+		rows = append(rows, *r)
 	}
+	return rows, unverified
+}
 
+// deploymentsOf lists the deployments of digest and rollbacks from it.
+func (d *Dashboard) deploymentsOf(ctx context.Context, digest string) ([]*store.Deployment, error) {
 	deps, err := d.allDeployments(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read deployments: %w", err)
 	}
+	var out []*store.Deployment
 	for _, dep := range deps {
 		if dep.Artifact == digest || dep.RollbackFrom == digest {
-			av.Deployments = append(av.Deployments, dep)
+			out = append(out, dep)
 		}
 	}
+	return out, nil
+}
+
+// decisions evaluates every environment's policy on ev, by environment name.
+func (d *Dashboard) decisions(ctx context.Context, ev *policy.Evidence, pols map[string]*policy.Policy, q quarantineView) ([]decisionView, error) {
 	var envs []string
 	for e := range pols {
 		envs = append(envs, e)
 	}
 	sort.Strings(envs)
+	var out []decisionView
 	for _, e := range envs {
-		dec, err := pols[e].Evaluate(ctx, v.ev, d.cfg.Now())
+		dec, err := pols[e].Evaluate(ctx, ev, d.cfg.Now())
 		if err != nil {
 			return nil, fmt.Errorf("couldn't evaluate the policy of %s: %w", e, err)
 		}
-		av.Decisions = append(av.Decisions, decisionView{Environment: e, Decision: dec, Quarantined: len(av.Quarantine.Records) > 0,
-			QuarantineUnknown: !av.Quarantine.Checked && d.cfg.Incidents != nil})
+		out = append(out, decisionView{Environment: e, Decision: dec, Quarantined: len(q.Records) > 0,
+			QuarantineUnknown: !q.Checked && d.cfg.Incidents != nil})
 	}
-	return av, nil
+	return out, nil
 }
 
 func (d *Dashboard) artifact(r *http.Request) view {
