@@ -297,8 +297,8 @@ func (p *Policy) checkRequiredEvidence(d *Decision, ev *Evidence) {
 			}
 		}
 		if len(found) == 0 {
-			d.fail(req, fmt.Sprintf("no verified %s evidence (predicate type %s)", k.name, strings.Join(k.types, " or ")),
-				fmt.Sprintf("attest it: custody attest --predicate-type %s --predicate FILE ARTIFACT", k.types[0]))
+			msg, fix := missingEvidence(k.name, k.types, ev)
+			d.fail(req, msg, fix)
 			continue
 		}
 		// One piece that meets the log and timestamp requirements suffices.
@@ -316,6 +316,30 @@ func (p *Policy) checkRequiredEvidence(d *Decision, ev *Evidence) {
 		}
 		d.pass("%s evidence present (%d verified)", k.name, len(found))
 	}
+}
+
+// scanHint says how to get a vulnerability scan.
+const scanHint = "scan it: custody scan --key KEY --osv-db DIR ARTIFACT (or sign one with the build: custody build --osv-db DIR)"
+
+// missingEvidence is the failure message and fix of required evidence of
+// kind (predicate types) that ev lacks: the command that produces it, and
+// for a rebuild that ran but did not reproduce this build, that it did not.
+func missingEvidence(kind string, types []string, ev *Evidence) (msg, fix string) {
+	msg = fmt.Sprintf("no verified %s evidence (predicate type %s)", kind, strings.Join(types, " or "))
+	switch kind {
+	case EvidenceRebuild:
+		for _, r := range ev.Rebuilds {
+			if !r.Matched && ev.rebuildOfThisBuild(r) {
+				return fmt.Sprintf("the rebuild by %s of %s did not reproduce %s, and no rebuild did", r.Signer, describeRebuildOf(r), ev.Artifact),
+					"see which outputs differ, with both digests and diffoscope's report when it ran: custody inspect --json ARTIFACT.rebuild.sigstore.json; " +
+						"make the build reproducible (-trimpath, SOURCE_DATE_EPOCH, no build ID) and rebuild: custody rebuild --key REBUILDER_KEY ARTIFACT"
+			}
+		}
+		return msg, "have another machine and key rebuild it from its provenance bundle: custody rebuild --key REBUILDER_KEY ARTIFACT"
+	case EvidenceVulnScan:
+		return msg, scanHint
+	}
+	return msg, fmt.Sprintf("attest it: custody attest --predicate-type %s --predicate FILE ARTIFACT", types[0])
 }
 
 // rebuildOfThisBuild reports whether r replayed a build whose verified
@@ -409,7 +433,7 @@ func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) 
 	}
 	if len(ev.VulnScans) == 0 {
 		d.fail(ReqVulnerabilities, fmt.Sprintf("maxSeverity is %s but there is no verified vulnerability scan", p.maxSev),
-			fmt.Sprintf("attest a scan: custody attest --predicate-type %s --predicate scan.json ARTIFACT", attest.PredicateVulnsV02))
+			scanHint)
 		return
 	}
 	exc := map[string]Exception{}
