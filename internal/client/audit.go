@@ -16,7 +16,6 @@ import (
 	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
@@ -533,15 +532,8 @@ func loggedSignature(body, pae, payload, sig []byte) (key []byte, problem string
 	switch {
 	case e.GetSpec().GetHashedRekordV002() != nil:
 		hr := e.GetSpec().GetHashedRekordV002()
-		var h crypto.Hash
-		switch hr.GetData().GetAlgorithm() {
-		case protocommon.HashAlgorithm_SHA2_256:
-			h = crypto.SHA256
-		case protocommon.HashAlgorithm_SHA2_384:
-			h = crypto.SHA384
-		case protocommon.HashAlgorithm_SHA2_512:
-			h = crypto.SHA512
-		default:
+		h, ok := tlog.HashFunc(hr.GetData().GetAlgorithm())
+		if !ok {
 			return nil, "unknown digest algorithm"
 		}
 		hh := h.New()

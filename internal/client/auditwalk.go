@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -365,14 +364,7 @@ func parseLeaf(leaf []byte) (*leafInfo, error) {
 	switch {
 	case e.GetSpec().GetHashedRekordV002() != nil:
 		hr := e.GetSpec().GetHashedRekordV002()
-		switch hr.GetData().GetAlgorithm() {
-		case protocommon.HashAlgorithm_SHA2_256:
-			info.digestAlg = crypto.SHA256
-		case protocommon.HashAlgorithm_SHA2_384:
-			info.digestAlg = crypto.SHA384
-		case protocommon.HashAlgorithm_SHA2_512:
-			info.digestAlg = crypto.SHA512
-		}
+		info.digestAlg, _ = tlog.HashFunc(hr.GetData().GetAlgorithm())
 		info.digest = hr.GetData().GetDigest()
 		sigs = []*rekorpb.Signature{hr.GetSignature()}
 	case e.GetSpec().GetDsseV002() != nil:

@@ -19,7 +19,6 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -397,16 +396,8 @@ func entryRequest(b *protobundle.Bundle, kp *signer.Keypair) (*tlog.CreateEntryR
 	if env == nil || len(env.GetSignatures()) != 1 {
 		return nil, errors.New("bundle is not a DSSE envelope with one signature")
 	}
-	hf := kp.GetHashAlgorithm()
-	var h crypto.Hash
-	switch hf {
-	case protocommon.HashAlgorithm_SHA2_256:
-		h = crypto.SHA256
-	case protocommon.HashAlgorithm_SHA2_384:
-		h = crypto.SHA384
-	case protocommon.HashAlgorithm_SHA2_512:
-		h = crypto.SHA512
-	default:
+	h, ok := tlog.HashFunc(kp.GetHashAlgorithm())
+	if !ok {
 		return nil, fmt.Errorf("builder key of algorithm %s can't be logged as hashedrekord", kp.GetSigningAlgorithm())
 	}
 	der, err := x509.MarshalPKIXPublicKey(kp.GetPublicKey())
