@@ -199,4 +199,11 @@
 // Likewise a trust root version whose verified "trust.changed" entry is in
 // the index but whose DIR/trust-root/N.json a crash took is written again; another
 // document stored under that version is a fork (trust.ErrFork).
+//
+// Two tests hold these promises: crash_test.go kills a real custody serve
+// with SIGKILL at every crashpoint (package crashpoint) and at random
+// moments, and indexfault_test.go makes the index (a store.Memory with
+// fault hooks) fail before or after each kind of write. After each, the
+// restarted server must serve exactly what its log records and every write
+// it acknowledged.
 package server
