@@ -1,9 +1,3 @@
-// Package attest builds, parses and validates in-toto statements and the
-// predicates custody uses: SLSA Provenance v1 (https://slsa.dev/spec/v1.0/provenance),
-// read-only SLSA Provenance v0.2, and arbitrary predicates.
-//
-// Statements follow in-toto Statement v1:
-// https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md
 package attest
 
 import (

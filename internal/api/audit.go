@@ -2,38 +2,21 @@ package api
 
 import (
 	"encoding/json"
-	"time"
+
+	"github.com/custody-dev/custody/attest"
 )
 
-// PredicateAudit is the predicate type of the server's audit entries: one
-// in-toto statement per action that changes state (a deployment record, an
-// incident step, a policy or trust root change), signed with the server's
-// audit key (GET /api/v1/keys/audit), timestamped, appended to the
-// transparency log and indexed like any evidence. Signing and approving
-// need no audit entry of their own: the signed bundle is the log entry, and
-// it names its signer.
-const PredicateAudit = "https://custody.dev/audit/v1"
+// PredicateAudit is the predicate type of the server's audit entries,
+// defined in attest with the predicate's one parser (attest.ParseAudit).
+const PredicateAudit = attest.PredicateAudit
 
 // AuditKeyName is the name under which GET /api/v1/keys/{name} serves the
 // audit key's public key. No builder key may have this name.
 const AuditKeyName = "audit"
 
-// AuditPredicate is the predicate of an audit entry (PredicateAudit).
-type AuditPredicate struct {
-	// Action names what happened: "deployment.deployed", "incident.quarantined",
-	// "policy.changed", "trust.changed", "token.revoked", ….
-	Action string `json:"action"`
-	// Actor is who did it, as the client says (a user or CI job).
-	Actor string `json:"actor,omitempty"`
-	// Token is the authenticated token that asked for it: "role" or
-	// "role:name". Unlike Actor, the server vouches for it.
-	Token string `json:"token"`
-	// Time is when the server recorded the action (UTC).
-	Time time.Time `json:"time"`
-	// Detail is the action's record as the API received it (a deployment
-	// record, incident records, the signed policy …).
-	Detail json.RawMessage `json:"detail,omitempty"`
-}
+// AuditPredicate is the predicate of an audit entry: attest's type, which
+// the API also carries.
+type AuditPredicate = attest.AuditPredicate
 
 // SubjectPolicyPrefix prefixes the environment in the subject name of
 // "policy.changed" audit entries ("policy/prod"); the digest is the SHA-256

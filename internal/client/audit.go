@@ -361,8 +361,8 @@ func (e *AuditEntry) describe(payload []byte, j api.Evidence) {
 	if st.PredicateType != api.PredicateAudit {
 		return
 	}
-	var p api.AuditPredicate
-	if err := json.Unmarshal(st.Predicate, &p); err != nil {
+	p, err := attest.ParseAudit(st.Predicate)
+	if err != nil {
 		e.Verified, e.Problem = false, "audit predicate is malformed"
 		return
 	}

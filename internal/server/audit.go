@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
@@ -28,8 +27,6 @@ const AuditKeyName = api.AuditKeyName
 // Deprecated: use api.AuditPredicate.
 type AuditPredicate = api.AuditPredicate
 
-var auditAction = regexp.MustCompile(`^[a-z]+(\.[a-z-]+)+$`)
-
 // auditEvent is one action to record.
 type auditEvent struct {
 	action string
@@ -45,7 +42,7 @@ type auditEvent struct {
 // (write-ahead): an action whose audit entry cannot be written is not
 // carried out, so nothing changes without a log entry saying who asked.
 func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int64, error) {
-	if !auditAction.MatchString(e.action) {
+	if !attest.AuditAction.MatchString(e.action) {
 		return 0, fmt.Errorf("audit action %q is malformed", e.action)
 	}
 	detail, err := json.Marshal(e.detail)

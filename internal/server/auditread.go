@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -116,11 +115,11 @@ func (a *auditReader) verify(ctx context.Context, e *store.Evidence) (*loggedAud
 	if st.PredicateType != PredicateAudit {
 		return bad("predicate type %q is not an audit entry's", st.PredicateType)
 	}
-	la := &loggedAudit{ID: e.ID, LogIndex: uint64(idx), Statement: st}
-	if err := json.Unmarshal(st.Predicate, &la.Predicate); err != nil {
-		return bad("audit predicate: %v", err)
+	p, err := attest.ParseAudit(st.Predicate)
+	if err != nil {
+		return bad("%v", err)
 	}
-	return la, nil
+	return &loggedAudit{ID: e.ID, LogIndex: uint64(idx), Statement: st, Predicate: *p}, nil
 }
 
 // each calls fn with every audit entry of the index that q selects (its
