@@ -113,6 +113,7 @@ func TestKeyWindowsWithRealBundles(t *testing.T) {
 
 	admin := genKey(t)
 	oldKey, newKey, revoked, stranger := genKey(t), genKey(t), genKey(t), genKey(t)
+	stillborn := genKey(t) // revoked from the start of its window: its window is empty
 	doc, err := trust.NewDocument([]trust.Key{{PublicKey: admin.Public()}}, 1, now.AddDate(1, 0, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +135,13 @@ func TestKeyWindowsWithRealBundles(t *testing.T) {
 		func() error {
 			id, _ := trust.KeyID(revoked.Public())
 			return doc.RevokeKey(id, compromisedAt)
+		},
+		func() error {
+			return doc.AddKey(trust.Key{PublicKey: stillborn.Public(), Role: trust.RoleBuilder, Identity: "old-laptop@example", Window: trust.Window{Start: start}})
+		},
+		func() error {
+			id, _ := trust.KeyID(stillborn.Public())
+			return doc.RevokeKey(id, start)
 		},
 		func() error { return doc.Sign(context.Background(), admin) },
 	}
@@ -184,6 +192,10 @@ func TestKeyWindowsWithRealBundles(t *testing.T) {
 		{name: "revoked key, timestamped after compromise", key: revoked, stamp: stampA, at: compromisedAt.Add(day), wantErr: "validity window"},
 		{name: "revoked key, timestamped at compromise", key: revoked, stamp: stampA, at: compromisedAt, wantErr: "validity window"},
 		{name: "revoked key, no timestamp (fails closed)", key: revoked, wantErr: "validity window"},
+		// An empty effective window refuses every signature; the reason
+		// must name the window, not claim another key signed.
+		{name: "key revoked at its start, timestamped inside its window", key: stillborn, stamp: stampA, at: start.Add(day), wantErr: "validity window"},
+		{name: "key revoked at its start, no timestamp", key: stillborn, wantErr: "validity window"},
 		{name: "revoked key, backdated by an untrusted TSA", key: revoked, stamp: rogue, at: compromisedAt.Add(-day), wantErr: "timestamp"},
 		// sigstore-go reports an unknown key hint as a key outside its
 		// window; verify names it.

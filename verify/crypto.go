@@ -173,15 +173,37 @@ func (ev *evidence) diagnose(v *sgverify.Verifier, tm root.TrustedMaterial, p cr
 // signature (a Rekor v2 entry is even rebuilt from the trusted key), so
 // they fail too, with messages that hide the cause.
 func (ev *evidence) diagnoseKey(tm root.TrustedMaterial, rep *Report) bool {
-	if _, err := tm.PublicKeyVerifier(ev.keyHint); err != nil {
+	kv, err := tm.PublicKeyVerifier(ev.keyHint)
+	if err != nil {
 		rep.add(CheckSignature, false, "no trusted key has the bundle's key hint %q", ev.keyHint)
 		return true
 	}
 	if err := ev.checkSignature(tm); err != nil {
+		if ev.signedByBareKey(kv) {
+			// The trust material refuses a signature the key made: a key
+			// whose window is empty (trust.Window.ExpiringKey).
+			rep.add(CheckSignature, false, "signature time outside of public key validity window: the trusted key with hint %q signed the bundle, but the trust material refuses every signature of it (its validity window is empty: revoked or rotated out when or before it started)", ev.keyHint)
+			return true
+		}
 		rep.add(CheckSignature, false, "%s", ev.signatureFailure(err))
 		return true
 	}
 	return false
+}
+
+// signedByBareKey reports whether the signature verifies with kv's public
+// key alone, without the trust material's refusals. It only words a
+// failure; it never makes a signature count.
+func (ev *evidence) signedByBareKey(kv root.TimeConstrainedVerifier) bool {
+	pub, err := kv.PublicKey()
+	if err != nil {
+		return false
+	}
+	bare, err := PublicKeyMaterial(pub)
+	if err != nil {
+		return false
+	}
+	return ev.checkSignature(bare) == nil
 }
 
 func describeTime(ts sgverify.TimestampVerificationResult) string {
