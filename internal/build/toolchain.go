@@ -238,6 +238,27 @@ func probeVersion(ctx context.Context, path string, args []string, dir string, e
 	cmd := childenv.Command(ctx, path, args...)
 	cmd.Dir = dir
 	cmd.Env = childenv.Filter(env)
+	return RunVersionProbe(cmd)
+}
+
+// VersionArgs are the arguments that make toolchain name print its version
+// on the first line, as build records it; ok is false for a toolchain
+// custody does not probe.
+func VersionArgs(name string) (args []string, ok bool) {
+	for _, p := range toolchainProbes {
+		if p.name == name {
+			return p.args, true
+		}
+	}
+	return nil, false
+}
+
+// RunVersionProbe runs cmd (a toolchain with its VersionArgs, bound by a
+// context with a deadline) and returns its version as build records it:
+// the first non-empty line of the combined output, trimmed, at most 200
+// bytes, valid UTF-8. It returns "" when the command fails. A rebuild
+// probes through this too, so both sides compare the same string.
+func RunVersionProbe(cmd *exec.Cmd) string {
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -8,29 +8,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/sandbox"
 )
 
 // toolchainTimeout bounds each version probe.
 const toolchainTimeout = 10 * time.Second
 
-// versionArgs are the arguments internal/build runs each toolchain with to
-// record its version (the first line of the output).
-var versionArgs = map[string][]string{
-	"go":      {"version"},
-	"node":    {"--version"},
-	"gcc":     {"--version"},
-	"rustc":   {"--version"},
-	"cargo":   {"--version"},
-	"python3": {"--version"},
-	"java":    {"-version"},
-}
-
 // toolchainNames are the names of recorded that custody can probe.
 func toolchainNames(recorded map[string]string) []string {
 	var out []string
 	for name := range recorded {
-		if _, ok := versionArgs[name]; ok {
+		if _, ok := build.VersionArgs(name); ok {
 			out = append(out, name)
 		}
 	}
@@ -51,7 +40,7 @@ func probeToolchains(ctx context.Context, recorded map[string]string, cfg sandbo
 		got = map[string]string{}
 	)
 	for name := range recorded {
-		args, ok := versionArgs[name]
+		args, ok := build.VersionArgs(name)
 		if !ok {
 			continue
 		}
@@ -73,6 +62,8 @@ func probeToolchains(ctx context.Context, recorded map[string]string, cfg sandbo
 	return got
 }
 
+// probe runs one version probe in the sandbox, as build.RunVersionProbe
+// reads it.
 func probe(ctx context.Context, path string, args []string, cfg sandbox.Config) string {
 	ctx, cancel := context.WithTimeout(ctx, toolchainTimeout)
 	defer cancel()
@@ -81,20 +72,7 @@ func probe(ctx context.Context, path string, args []string, cfg sandbox.Config) 
 		return ""
 	}
 	defer cleanup()
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	s := strings.TrimLeft(string(out), "\r\n")
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.TrimSpace(s)
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return strings.ToValidUTF8(s, "")
+	return build.RunVersionProbe(cmd)
 }
 
 // ToolchainDiff is one recorded toolchain the rebuilder does not have in
