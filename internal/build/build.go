@@ -37,7 +37,8 @@ const DefaultBuilderID = "https://custody.dev/builders/local@v1"
 // Sentinel errors returned by Run; check them with errors.Is.
 var (
 	// ErrDirty means the git working tree had uncommitted or untracked
-	// files (outside OutDir and the Artifacts patterns). Commit them, or set
+	// files (outside OutDir and the Artifacts patterns; untracked bundles
+	// custody wrote, *.sigstore.json, do not count). Commit them, or set
 	// AllowDirty to build anyway and record source.dirty=true.
 	ErrDirty = errors.New("source tree has uncommitted changes")
 	// ErrHermeticUnavailable means the machine cannot provide the sandbox
@@ -212,6 +213,12 @@ func prepareRun(ctx context.Context, opts Options) (*run, error) {
 	r.pinning = findUnpinned(r.dir, r.outDir)
 	for _, p := range r.pinning {
 		r.findings = append(r.findings, fmt.Sprintf("unpinned input %s: %s", p.File, p.Detail))
+	}
+	if r.outDir != "" {
+		// The command writes its outputs there; it need not create it.
+		if err := os.MkdirAll(r.outDir, 0o755); err != nil {
+			return nil, fmt.Errorf("couldn't create the output directory: %w", err)
+		}
 	}
 	r.env = childenv.Environ()
 	if opts.Hermetic {

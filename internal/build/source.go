@@ -87,7 +87,13 @@ func detectSource(ctx context.Context, dir, outDir string, artifacts []string) (
 	if outDir != "" {
 		realOut = realPath(outDir)
 	}
+	bundles := untrackedBundles(status)
+	var ignored []string
 	for _, p := range parseStatusZ(status) {
+		if bundles[p] {
+			ignored = append(ignored, p)
+			continue
+		}
 		abs := filepath.Join(src.root, filepath.FromSlash(p))
 		if realOut != "" && within(realOut, abs) {
 			continue
@@ -99,7 +105,25 @@ func detectSource(ctx context.Context, dir, outDir string, artifacts []string) (
 	}
 	slices.Sort(src.dirtyFiles)
 	src.dirtyFiles = slices.Compact(src.dirtyFiles)
+	if len(ignored) > 0 {
+		findings = append(findings, "untracked bundles of earlier custody runs ignored (not part of the source): "+listSome(ignored))
+	}
 	return src, findings, nil
+}
+
+// untrackedBundles are the untracked files in `git status --porcelain=v1
+// -z` output whose names end in BundleSuffix: the provenance, SBOM, scan,
+// rebuild and review bundles custody writes beside artifacts. They are
+// custody's outputs, not source, and do not make the tree dirty; a
+// tracked bundle that changed still does.
+func untrackedBundles(status string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Split(status, "\x00") {
+		if p, ok := strings.CutPrefix(f, "?? "); ok && strings.HasSuffix(p, BundleSuffix) {
+			m[p] = true
+		}
+	}
+	return m
 }
 
 // headRef returns refs/tags/T when HEAD is exactly tag T (the highest
