@@ -88,3 +88,64 @@ func DecodeTrustPushAnswer(b []byte, version int) (*TrustPushAnswer, error) {
 	}
 	return &a, nil
 }
+
+// DecodeDeploymentPage parses an answer of GET /api/v1/deployments asked
+// with after: records in increasing ID order above after.
+func DecodeDeploymentPage(b []byte, after int64) (*DeploymentPage, error) {
+	var page DeploymentPage
+	if err := json.Unmarshal(b, &page); err != nil {
+		return nil, errors.New("server answered a malformed deployments response")
+	}
+	for _, d := range page.Deployments {
+		if d == nil || d.ID <= after {
+			return nil, errors.New("server answered deployments out of order")
+		}
+		after = d.ID
+	}
+	return &page, nil
+}
+
+// DecodeIncidentPage parses an answer of GET /api/v1/incidents asked with
+// after and limit: at most limit records, in increasing ID order above
+// after.
+func DecodeIncidentPage(b []byte, after int64, limit int) (*IncidentPage, error) {
+	var page IncidentPage
+	if err := json.Unmarshal(b, &page); err != nil {
+		return nil, errors.New("server answered a malformed incidents response")
+	}
+	if len(page.Records) > limit {
+		return nil, errors.New("server answered more incident records than asked for")
+	}
+	for _, r := range page.Records {
+		if r == nil || r.ID <= after {
+			return nil, errors.New("server answered incident records out of order")
+		}
+		after = r.ID
+	}
+	return &page, nil
+}
+
+// DecodeIDAnswer parses the answer of an append of one record (what is
+// "deployment" or "incident"): a positive ID.
+func DecodeIDAnswer(b []byte, what string) (int64, error) {
+	var a IDAnswer
+	if err := json.Unmarshal(b, &a); err != nil || a.ID <= 0 {
+		return 0, fmt.Errorf("server answered a malformed %s response", what)
+	}
+	return a.ID, nil
+}
+
+// DecodeIDsAnswer parses the answer of a batch of n incident records: n
+// positive IDs in increasing order.
+func DecodeIDsAnswer(b []byte, n int) ([]int64, error) {
+	var a IDsAnswer
+	if err := json.Unmarshal(b, &a); err != nil || len(a.IDs) != n {
+		return nil, errors.New("server answered a malformed incident response")
+	}
+	for i, id := range a.IDs {
+		if id <= 0 || (i > 0 && id <= a.IDs[i-1]) {
+			return nil, errors.New("server answered a malformed incident response")
+		}
+	}
+	return a.IDs, nil
+}

@@ -24,6 +24,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"evidence":[{"id":3}],"next":1}`), int64(1))
 	f.Add([]byte(`{"evidence":[],"next":5}`), int64(0))
 	f.Add([]byte(`{"evidence":[{"id":1,"integratedTime":"x"}]}`), int64(0))
+	f.Add([]byte(`{"deployments":[{"id":2},{"id":2}]}`), int64(0))
+	f.Add([]byte(`{"records":[{"id":1},{"id":2},{"id":3},{"id":4}]}`), int64(0))
+	f.Add([]byte(`{"records":[null]}`), int64(0))
+	f.Add([]byte(`{"ids":[3,2]}`), int64(0))
 	f.Fuzz(func(t *testing.T, b []byte, after int64) {
 		if page, err := DecodeSearchResponse(b, after); err == nil {
 			last := after
@@ -48,6 +52,33 @@ func FuzzDecode(f *testing.F) {
 		}
 		if a, err := DecodeTrustPushAnswer(b, 2); err == nil && a.Version != 2 {
 			t.Fatal("accepted a trust root push answer for another version")
+		}
+		if page, err := DecodeDeploymentPage(b, after); err == nil {
+			last := after
+			for _, d := range page.Deployments {
+				if d.ID <= last {
+					t.Fatalf("accepted deployment %d after %d", d.ID, last)
+				}
+				last = d.ID
+			}
+		}
+		if page, err := DecodeIncidentPage(b, after, 3); err == nil {
+			if len(page.Records) > 3 {
+				t.Fatalf("accepted %d incident records when 3 were asked for", len(page.Records))
+			}
+			last := after
+			for _, r := range page.Records {
+				if r.ID <= last {
+					t.Fatalf("accepted incident record %d after %d", r.ID, last)
+				}
+				last = r.ID
+			}
+		}
+		if id, err := DecodeIDAnswer(b, "x"); err == nil && id <= 0 {
+			t.Fatalf("accepted ID %d", id)
+		}
+		if ids, err := DecodeIDsAnswer(b, 2); err == nil && (len(ids) != 2 || ids[0] <= 0 || ids[1] <= ids[0]) {
+			t.Fatalf("accepted IDs %v for 2 records", ids)
 		}
 		DecodePushAnswer(b)
 		DecodeTokenList(b)

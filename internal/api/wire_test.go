@@ -31,6 +31,11 @@ func wireSamples() []struct {
 		IndexedAt: t1, Bundle: json.RawMessage(`{}`)}
 	tok := TokenStatus{ID: "0123456789ab", Name: "ci", Role: RoleBuilder, Key: DefaultBuilderKey, Created: t0,
 		Expires: t1, Revoked: t1, LastUsed: t0}
+	dep := Deployment{ID: 5, Environment: "prod", Event: "rolled-back", Artifact: "sha256:aa", Name: "app", Actor: "ci",
+		Time: t0, PolicyDigest: "sha256:bb", Decision: "allowed", DecisionBundle: "cc", RollbackFrom: "sha256:dd",
+		Detail: "health check failed", RecordedBy: "deployer:ci", RecordedAt: t1}
+	inc := IncidentRecord{ID: 6, Incident: "INC-20260304T050607Z-0123abcd", Event: "quarantined", Artifact: "sha256:aa",
+		Actor: "sec", Time: t0, Detail: "key leaked", RecordedBy: "admin", RecordedAt: t1}
 	return []struct {
 		name string
 		v    any
@@ -57,6 +62,15 @@ func wireSamples() []struct {
 		{"TrustChange", TrustChange{Version: 2, Previous: 1, Digest: "sha256:cc", Document: json.RawMessage(`{}`)}},
 		{"PolicyPushAnswer", PolicyPushAnswer{Environment: "prod", Version: 2, Digest: "sha256:bb", Existed: true}},
 		{"TrustPushAnswer", TrustPushAnswer{Version: 2}},
+		{"Deployment", dep},
+		{"Deployment minimal", Deployment{Environment: "prod", Event: "deployed", Artifact: "sha256:aa", Time: t0}},
+		{"DeploymentPage", DeploymentPage{Deployments: []*Deployment{&dep}}},
+		{"IncidentRecord", inc},
+		{"IncidentRecord report", IncidentRecord{Incident: "INC-1", Event: "reported", Time: t0, Report: json.RawMessage(`{"id":"INC-1"}`)}},
+		{"IncidentBatch", IncidentBatch{Records: []*IncidentRecord{&inc}}},
+		{"IncidentPage", IncidentPage{Records: []*IncidentRecord{}}},
+		{"IDAnswer", IDAnswer{ID: 12}},
+		{"IDsAnswer", IDsAnswer{IDs: []int64{13, 14}}},
 	}
 }
 
@@ -139,6 +153,20 @@ func newLike(v any) any {
 		return new(PolicyPushAnswer)
 	case TrustPushAnswer:
 		return new(TrustPushAnswer)
+	case Deployment:
+		return new(Deployment)
+	case DeploymentPage:
+		return new(DeploymentPage)
+	case IncidentRecord:
+		return new(IncidentRecord)
+	case IncidentBatch:
+		return new(IncidentBatch)
+	case IncidentPage:
+		return new(IncidentPage)
+	case IDAnswer:
+		return new(IDAnswer)
+	case IDsAnswer:
+		return new(IDsAnswer)
 	}
 	panic(fmt.Sprintf("no sample type %T", v))
 }

@@ -33,7 +33,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/trust"
 )
@@ -435,7 +434,7 @@ func (c *Client) checkBundles(ctx context.Context, found []Found) error {
 // AppendDeployment appends a record to the server's deployment history
 // (deployer or admin token) and returns its ID. The server sets who
 // recorded it from the token.
-func (c *Client) AppendDeployment(ctx context.Context, d *store.Deployment) (int64, error) {
+func (c *Client) AppendDeployment(ctx context.Context, d *api.Deployment) (int64, error) {
 	body, err := json.Marshal(d)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't encode deployment: %w", err)
@@ -444,20 +443,14 @@ func (c *Client) AppendDeployment(ctx context.Context, d *store.Deployment) (int
 	if err != nil {
 		return 0, err
 	}
-	var resp struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil || resp.ID <= 0 {
-		return 0, errors.New("server answered a malformed deployment response")
-	}
-	return resp.ID, nil
+	return api.DecodeIDAnswer(b, "deployment")
 }
 
 // Deployments returns every deployment record of env ("" for all
 // environments) in the order the server recorded them, paging through the
 // server's answers.
-func (c *Client) Deployments(ctx context.Context, env string) ([]*store.Deployment, error) {
-	var out []*store.Deployment
+func (c *Client) Deployments(ctx context.Context, env string) ([]*api.Deployment, error) {
+	var out []*api.Deployment
 	after := int64(0)
 	for {
 		v := url.Values{}
@@ -470,19 +463,14 @@ func (c *Client) Deployments(ctx context.Context, env string) ([]*store.Deployme
 		if err != nil {
 			return nil, err
 		}
-		var page struct {
-			Deployments []*store.Deployment `json:"deployments"`
+		page, err := api.DecodeDeploymentPage(b, after)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return nil, errors.New("server answered a malformed deployments response")
+		if n := len(page.Deployments); n > 0 {
+			after = page.Deployments[n-1].ID
 		}
-		for _, d := range page.Deployments {
-			if d == nil || d.ID <= after {
-				return nil, errors.New("server answered deployments out of order")
-			}
-			after = d.ID
-			out = append(out, d)
-		}
+		out = append(out, page.Deployments...)
 		if len(page.Deployments) < api.MaxLimit {
 			return out, nil
 		}

@@ -16,7 +16,7 @@ func TestClientDoesNotLinkServer(t *testing.T) {
 		t.Skip("no go command to list dependencies")
 	}
 	const mod = "github.com/custody-dev/custody/"
-	forbidden := []string{mod + "internal/server", mod + "internal/dashboard"}
+	forbidden := []string{mod + "internal/server", mod + "internal/store", mod + "internal/dashboard"}
 	for _, pkg := range []string{"./", "../gate"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).Output()
 		if err != nil {

@@ -9,12 +9,11 @@ import (
 	"net/url"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/store"
 )
 
 // AppendIncident appends an incident record (admin token) and returns its
 // ID. The server sets who recorded it from the token.
-func (c *Client) AppendIncident(ctx context.Context, r *store.IncidentRecord) (int64, error) {
+func (c *Client) AppendIncident(ctx context.Context, r *api.IncidentRecord) (int64, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't encode incident record: %w", err)
@@ -23,13 +22,7 @@ func (c *Client) AppendIncident(ctx context.Context, r *store.IncidentRecord) (i
 	if err != nil {
 		return 0, err
 	}
-	var resp struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil || resp.ID <= 0 {
-		return 0, errors.New("server answered a malformed incident response")
-	}
-	return resp.ID, nil
+	return api.DecodeIDAnswer(b, "incident")
 }
 
 // MaxIncidentRequestBytes is the most record bytes AppendIncidents puts in
@@ -39,11 +32,11 @@ const MaxIncidentRequestBytes = 768 << 10
 
 // AppendIncidents appends incident records (admin token) and returns their
 // IDs in order. The records go in as few requests as fit: at most
-// store.MaxIncidentBatch records and MaxIncidentRequestBytes of JSON each,
+// api.MaxIncidentBatch records and MaxIncidentRequestBytes of JSON each,
 // halved again when the server answers 413 (a smaller body cap). Each
 // request is all or none; when one fails, the records of the requests
 // before it stay recorded and the error says how many.
-func (c *Client) AppendIncidents(ctx context.Context, rs []*store.IncidentRecord) ([]int64, error) {
+func (c *Client) AppendIncidents(ctx context.Context, rs []*api.IncidentRecord) ([]int64, error) {
 	if len(rs) == 0 {
 		return nil, nil
 	}
@@ -58,7 +51,7 @@ func (c *Client) AppendIncidents(ctx context.Context, rs []*store.IncidentRecord
 	ids := make([]int64, 0, len(rs))
 	for start := 0; start < len(lines); {
 		end, size := start, 0
-		for end < len(lines) && end-start < store.MaxIncidentBatch && (end == start || size+len(lines[end])+1 <= MaxIncidentRequestBytes) {
+		for end < len(lines) && end-start < api.MaxIncidentBatch && (end == start || size+len(lines[end])+1 <= MaxIncidentRequestBytes) {
 			size += len(lines[end]) + 1
 			end++
 		}
@@ -101,25 +94,14 @@ func (c *Client) appendIncidentBatch(ctx context.Context, lines []json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	var resp struct {
-		IDs []int64 `json:"ids"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil || len(resp.IDs) != len(lines) {
-		return nil, errors.New("server answered a malformed incident response")
-	}
-	for i, id := range resp.IDs {
-		if id <= 0 || (i > 0 && id <= resp.IDs[i-1]) {
-			return nil, errors.New("server answered a malformed incident response")
-		}
-	}
-	return resp.IDs, nil
+	return api.DecodeIDsAnswer(b, len(lines))
 }
 
 // Incidents returns the incident records matching q in the order the
 // server recorded them. With q.Limit zero it pages through every match;
 // otherwise it returns at most q.Limit records.
-func (c *Client) Incidents(ctx context.Context, q store.IncidentQuery) ([]*store.IncidentRecord, error) {
-	var out []*store.IncidentRecord
+func (c *Client) Incidents(ctx context.Context, q api.IncidentQuery) ([]*api.IncidentRecord, error) {
+	var out []*api.IncidentRecord
 	after := q.AfterID
 	for {
 		v := url.Values{}
@@ -138,22 +120,14 @@ func (c *Client) Incidents(ctx context.Context, q store.IncidentQuery) ([]*store
 		if err != nil {
 			return nil, err
 		}
-		var page struct {
-			Records []*store.IncidentRecord `json:"records"`
+		page, err := api.DecodeIncidentPage(b, after, limit)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return nil, errors.New("server answered a malformed incidents response")
+		if n := len(page.Records); n > 0 {
+			after = page.Records[n-1].ID
 		}
-		if len(page.Records) > limit {
-			return nil, errors.New("server answered more incident records than asked for")
-		}
-		for _, r := range page.Records {
-			if r == nil || r.ID <= after {
-				return nil, errors.New("server answered incident records out of order")
-			}
-			after = r.ID
-			out = append(out, r)
-		}
+		out = append(out, page.Records...)
 		if len(page.Records) < limit || (q.Limit > 0 && len(out) >= q.Limit) {
 			return out, nil
 		}

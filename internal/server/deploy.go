@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 )
@@ -24,11 +25,6 @@ func pushAllowed(role Role, predicateType string) bool {
 		return predicateType == attest.PredicateVSA
 	}
 	return false
-}
-
-// deploymentPage answers GET /api/v1/deployments.
-type deploymentPage struct {
-	Deployments []*store.Deployment `json:"deployments"`
 }
 
 // serveAppendDeployment appends one deployment record (a store.Deployment
@@ -75,9 +71,7 @@ func (s *Server) serveAppendDeployment(w http.ResponseWriter, r *http.Request) {
 	crashpoint.Reach(crashpoint.RecordAppended)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(struct {
-		ID int64 `json:"id"`
-	}{id})
+	json.NewEncoder(w).Encode(api.IDAnswer{ID: id})
 }
 
 // serveDeployments lists deployment records: environment, after and limit
@@ -86,5 +80,5 @@ func (s *Server) serveDeployments(w http.ResponseWriter, r *http.Request) {
 	q := store.DeploymentQuery{Environment: r.URL.Query().Get("environment")}
 	serveRecordPage(s, w, r, "deployments", &q.AfterID, &q.Limit,
 		func(ctx context.Context) ([]*store.Deployment, error) { return s.index.Deployments(ctx, q) },
-		func(list []*store.Deployment) any { return deploymentPage{Deployments: list} })
+		func(list []*store.Deployment) any { return api.DeploymentPage{Deployments: list} })
 }

@@ -183,29 +183,6 @@ func ToJSON(e *store.Evidence) api.Evidence {
 	return j
 }
 
-// FromJSON converts the wire form back to an index record.
-func FromJSON(j api.Evidence) *store.Evidence {
-	e := &store.Evidence{ID: j.ID, BundleSHA256: j.BundleSHA256, Bundle: j.Bundle, PredicateType: j.PredicateType,
-		SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, SignerIssuer: j.SignerIssuer,
-		BuilderID: j.BuilderID, SourceURI: j.SourceURI, SourceCommit: j.SourceCommit, BuildID: j.BuildID,
-		LogIndex: j.LogIndex, IntegratedTime: j.IntegratedTime, IndexedAt: j.IndexedAt}
-	for _, sub := range j.Subjects {
-		e.Subjects = append(e.Subjects, store.Subject{Name: sub.Name, Digests: sub.Digest})
-	}
-	return e
-}
-
-// QueryParams encodes q as the query string of GET /api/v1/evidence.
-func QueryParams(q store.Query) url.Values { return wireQuery(q).Values() }
-
-// wireQuery is q as a client sends it (its MaxBytes is the server's).
-func wireQuery(q store.Query) api.Query {
-	return api.Query{Digest: q.Digest, SubjectName: q.SubjectName, PredicateType: q.PredicateType,
-		SignerKeyID: q.SignerKeyID, SignerIdentity: q.SignerIdentity, BuilderID: q.BuilderID,
-		SourceURI: q.SourceURI, SourceCommit: q.SourceCommit, BuildID: q.BuildID,
-		ExcludePredicateTypes: q.ExcludePredicateTypes, Since: q.Since, Until: q.Until, AfterID: q.AfterID, Limit: q.Limit}
-}
-
 // indexQuery is the index query of a client's query.
 func indexQuery(q api.Query) store.Query {
 	return store.Query{Digest: q.Digest, SubjectName: q.SubjectName, PredicateType: q.PredicateType,

@@ -13,19 +13,10 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/store"
 )
-
-// incidentBatch is the batch form of POST /api/v1/incidents.
-type incidentBatch struct {
-	Records []*store.IncidentRecord `json:"records"`
-}
-
-// incidentPage answers GET /api/v1/incidents.
-type incidentPage struct {
-	Records []*store.IncidentRecord `json:"records"`
-}
 
 // auditIncidentRecord is an incident record as its audit entry carries it:
 // the record as received, except that a report is replaced by its SHA-256
@@ -140,14 +131,10 @@ func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	if single {
-		json.NewEncoder(w).Encode(struct {
-			ID int64 `json:"id"`
-		}{ids[0]})
+		json.NewEncoder(w).Encode(api.IDAnswer{ID: ids[0]})
 		return
 	}
-	json.NewEncoder(w).Encode(struct {
-		IDs []int64 `json:"ids"`
-	}{ids})
+	json.NewEncoder(w).Encode(api.IDsAnswer{IDs: ids})
 }
 
 // parseIncidentRequest reads one record or a batch; single reports which.
@@ -160,7 +147,7 @@ func parseIncidentRequest(body []byte) (recs []*store.IncidentRecord, single boo
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if batch {
-		var b incidentBatch
+		var b api.IncidentBatch
 		if err := dec.Decode(&b); err != nil || dec.More() {
 			return nil, false, errors.New(`request is not {"records": [incident records]}`)
 		}
@@ -299,5 +286,5 @@ func (s *Server) serveIncidents(w http.ResponseWriter, r *http.Request) {
 	q := store.IncidentQuery{Incident: v.Get("incident"), Artifact: v.Get("artifact"), Event: v.Get("event")}
 	serveRecordPage(s, w, r, "incident records", &q.AfterID, &q.Limit,
 		func(ctx context.Context) ([]*store.IncidentRecord, error) { return s.index.Incidents(ctx, q) },
-		func(list []*store.IncidentRecord) any { return incidentPage{Records: list} })
+		func(list []*store.IncidentRecord) any { return api.IncidentPage{Records: list} })
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // Deployment events: what happened to an artifact in an environment.
@@ -37,42 +39,10 @@ func ValidEnvironment(name string) bool { return envName.MatchString(name) }
 
 var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
-// Deployment is one record of an environment's history (custody's own
-// record kind, append-only like evidence). Its JSON form is the wire format
-// of the deployments API and the line format of a local history file.
-type Deployment struct {
-	// ID is assigned by the store, increasing in the order records
-	// become visible (ignored by AppendDeployment).
-	ID int64 `json:"id,omitempty"`
-	// Environment is the environment's name (see ValidEnvironment).
-	Environment string `json:"environment"`
-	// Event is one of Events().
-	Event string `json:"event"`
-	// Artifact is the artifact's digest, "sha256:HEX" in lowercase.
-	Artifact string `json:"artifact"`
-	// Name is how the artifact was named (file path or image reference).
-	Name string `json:"name,omitempty"`
-	// Actor is who did it (user, CI job), as the client says.
-	Actor string `json:"actor,omitempty"`
-	// Time is when it happened, as the client says (required; stored in UTC
-	// with microsecond precision).
-	Time time.Time `json:"time"`
-	// PolicyDigest names the policy version that allowed the artifact.
-	PolicyDigest string `json:"policyDigest,omitempty"`
-	// Decision is "allowed" or "denied" when a policy decided; the
-	// SHA-256 of the signed decision (VSA bundle) is in DecisionBundle.
-	Decision       string `json:"decision,omitempty"`
-	DecisionBundle string `json:"decisionBundle,omitempty"`
-	// RollbackFrom is the digest of the artifact a rollback replaced.
-	RollbackFrom string `json:"rollbackFrom,omitempty"`
-	// Detail says more in one line (the failing command, a reason).
-	Detail string `json:"detail,omitempty"`
-	// RecordedBy is who the store was told wrote it (the server sets the
-	// name or role of the token; ignored from clients).
-	RecordedBy string `json:"recordedBy,omitempty"`
-	// RecordedAt is when the store recorded it (set by the store).
-	RecordedAt time.Time `json:"recordedAt,omitzero"`
-}
+// Deployment is one record of an environment's history; see
+// api.Deployment. Its JSON form is the wire format of the deployments API
+// and the line format of a local history file.
+type Deployment = api.Deployment
 
 // DeploymentQuery selects deployment records, in ID order.
 type DeploymentQuery struct {

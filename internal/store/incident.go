@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // Incident record events.
@@ -34,8 +36,8 @@ func IncidentEvents() []string {
 const MaxReportSize = 4 << 20
 
 // MaxIncidentBatch is the largest number of records one AppendIncidents
-// call takes.
-const MaxIncidentBatch = 10000
+// call takes (api.MaxIncidentBatch).
+const MaxIncidentBatch = api.MaxIncidentBatch
 
 var incidentID = regexp.MustCompile(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 
@@ -43,47 +45,13 @@ var incidentID = regexp.MustCompile(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 // INC-YYYYMMDDTHHMMSSZ-8 hex digits.
 func ValidIncidentID(id string) bool { return incidentID.MatchString(id) }
 
-// IncidentRecord is one record of an incident (custody's own record kind,
-// schema version 4, append-only like evidence). Its JSON form is the wire
-// format of the incidents API and the line format of a local incident
-// ledger.
-type IncidentRecord struct {
-	// ID is assigned by the store, increasing in the order records become
-	// visible (ignored on append).
-	ID int64 `json:"id,omitempty"`
-	// Incident is the incident's ID (see ValidIncidentID).
-	Incident string `json:"incident"`
-	// Event is one of IncidentEvents().
-	Event string `json:"event"`
-	// Artifact is "sha256:HEX" (lowercase); required for quarantined,
-	// empty otherwise.
-	Artifact string `json:"artifact,omitempty"`
-	// Actor is who did it, as the client says.
-	Actor string `json:"actor,omitempty"`
-	// Time is when it happened, as the client says (required).
-	Time time.Time `json:"time"`
-	// Detail says more in one line (why an artifact is quarantined).
-	Detail string `json:"detail,omitempty"`
-	// Report is the incident report (JSON), for reported records only.
-	Report json.RawMessage `json:"report,omitempty"`
-	// RecordedBy and RecordedAt are set by the store (as for Deployment).
-	RecordedBy string    `json:"recordedBy,omitempty"`
-	RecordedAt time.Time `json:"recordedAt,omitzero"`
-}
+// IncidentRecord is one record of an incident (schema version 4); see
+// api.IncidentRecord. Its JSON form is the wire format of the incidents
+// API and the line format of a local incident ledger.
+type IncidentRecord = api.IncidentRecord
 
-// IncidentQuery selects incident records, in ID order.
-type IncidentQuery struct {
-	// Incident, when set, selects one incident's records.
-	Incident string
-	// Artifact, when set, selects the records about one artifact.
-	Artifact string
-	// Event, when set, selects one kind of record.
-	Event string
-	// AfterID returns only records with a larger ID (paging).
-	AfterID int64
-	// Limit is the page size: DefaultLimit when zero, at most MaxLimit.
-	Limit int
-}
+// IncidentQuery selects incident records, in ID order (api.IncidentQuery).
+type IncidentQuery = api.IncidentQuery
 
 // CheckIncidentRecord validates r as an append does and returns it
 // normalised (time in UTC with microsecond precision, ID and RecordedAt

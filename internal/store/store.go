@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // Limits on what Put accepts. Evidence beyond them is rejected with
@@ -47,9 +49,9 @@ const (
 // Query limits.
 const (
 	// DefaultLimit is the page size when Query.Limit is zero.
-	DefaultLimit = 100
+	DefaultLimit = api.DefaultLimit
 	// MaxLimit is the largest page; a larger Query.Limit is lowered to it.
-	MaxLimit = 1000
+	MaxLimit = api.MaxLimit
 )
 
 // Errors returned by every backend; check them with errors.Is.
