@@ -43,36 +43,16 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
-		Long: "admission serves POST /validate (AdmissionReview v1, over TLS) for Pods, ReplicationControllers and the\n" +
-			"apps/v1 and batch/v1 workloads that create pods, and GET /healthz. Every image (containers, init and\n" +
-			"ephemeral containers, image volumes) must be referenced by digest (NAME@sha256:HEX), and the digest's\n" +
-			"verified evidence must pass the policy of the namespace's environment.\n\n" +
-			"The deadline holds end to end: a request is answered within --timeout (or the API server's shorter\n" +
-			"?timeout=, less a tenth), reading the review, the evidence fetches, their verification and the policy\n" +
-			"all included; anything not decided by then is denied, naming the timeout. A request naming more than\n" +
-			"--max-images distinct image digests is denied at once, naming the cap (no evidence fetched, no\n" +
-			"decision recorded). At most --concurrency evaluations (fetch, verify, judge one digest) run at once,\n" +
-			"across all requests.\n\n" +
-			"--policies is a directory of policy files (*.yaml, *.yml), one environment each. Namespaces map to\n" +
-			"environments with --namespace-env NS=ENV (comma-separated or repeated); '*=ENV' is the environment of\n" +
-			"every other namespace. An AdmissionReview does not carry the namespace's labels, so the mapping is\n" +
-			"configuration, not a label; without '*' an unmapped namespace is denied (exclude system namespaces in\n" +
-			"the webhook's namespaceSelector). With --server the token comes from CUSTODY_TOKEN.\n\n" +
-			"With --data DIR every decision, cached or not, first consults the quarantine the deploy gate uses (the\n" +
-			"incident ledger in DIR/incidents): a quarantined digest is denied naming the incident, and a ledger that\n" +
-			"cannot be read denies everything. With --server and no --data the quarantine is the server's, kept as a\n" +
-			"local copy synced every --quarantine-interval (only new quarantine records are fetched): a quarantine\n" +
-			"reaches the webhook within about one interval, and when no sync has succeeded for --quarantine-max-stale\n" +
-			"every request is denied, saying the quarantine is stale.\n\n" +
-			"Every decision it computes (not each cached answer) is recorded as a signed SLSA VSA naming the policy\n" +
-			"version and the request (namespace, kind, name), once: an identical decision (same digest, environment,\n" +
-			"policy version, verdict and evidence) recorded less than --cache-ttl before is not recorded again. With\n" +
-			"--server, signed by the server's signing service (CUSTODY_TOKEN of role deployer) or by --verifier-key and\n" +
-			"pushed; without a server, signed by --verifier-key and written to DATA/decisions/admission/. Recording\n" +
-			"never delays an answer: decisions wait in a bounded queue (1,024), and one that finds it full is dropped\n" +
-			"and counted. GET /metrics serves Prometheus metrics (decisions, latency, cache, evidence errors,\n" +
-			"evaluations in progress, VSA writes, quarantine denials, and with a synced quarantine the seconds since\n" +
-			"its last successful sync and its sync errors).",
+		Long: "Serves POST /validate (AdmissionReview v1, over TLS), GET /healthz and GET /metrics. Every image of a\n" +
+			"Pod or pod-making workload must be pinned by digest, and the digest's verified evidence must pass the\n" +
+			"policy of the namespace's environment; the incident quarantine is consulted first. Every computed\n" +
+			"decision is recorded as a signed VSA. Fails closed within --timeout.\n\n" +
+			"How it decides, caches, syncs the quarantine and records decisions: docs/admission.md.",
+		Example: "  CUSTODY_TOKEN=$DEPLOYER_TOKEN custody admission --listen 0.0.0.0:8443 --tls-cert tls.crt --tls-key tls.key \\\n" +
+			"    --server $URL --policies policies/ --namespace-env 'prod=prod,*=staging' \\\n" +
+			"    --key builder.pub --trusted-root trusted_root.json --timeout 2s\n" +
+			"  custody admission --tls-cert tls.crt --tls-key tls.key --policies policies/ --evidence ev/ \\\n" +
+			"    --data deploy-data --verifier-key verifier.key --namespace-env '*=staging'",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAdmission(cmd.Context(), s, &f)

@@ -25,19 +25,14 @@ func newAuditCmd(s *streams) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "audit [--server URL] [--action A] [--actor X] [--artifact sha256:HEX] [--since T] [--until T] [--complete] [--audit-key audit.pub] [--trust-root root.json [--require-trusted]] [--json]",
 		Short: "List the server's audit trail — who did what, when — and verify every entry",
-		Long: "Lists the server's audit entries (deployment records, incident steps, policy and trust root changes,\n" +
-			"signed with its audit key) and the signed bundles that are actions themselves: provenance (sign),\n" +
-			"approvals (approve) and deploy decisions (decide). Each entry's signature is verified against the key\n" +
-			"the log recorded for it (audit entries: the audit key, pinned with --audit-key or fetched from the\n" +
-			"server) and its inclusion in the transparency log against a checkpoint consistent with the one this\n" +
-			"client verified. --action matches an action or its prefix (deployment). With --trust-root (a custody\n" +
-			"trust root, accepted as 'policy show' does) each signer key (a bundle's signer, the admins counted for a\n" +
-			"policy change, a trust root version's signers) is named by its role and holder, or marked \"not in trust\n" +
-			"root\"; --require-trusted makes such a signer, or one revoked before the entry, a failure.\n" +
-			"--complete also proves the index left no audit entry out: it reads every entry of the server's log up\n" +
-			"to the checkpoint verified, checks they hash to its root, and checks every entry the audit key signed\n" +
-			"is in the trail (the whole trail: not with --action, --actor, --artifact, --since or --until).\n" +
-			"Exit 1 if any entry fails or the index hides one.",
+		Long: "Lists the server's audit entries (deployment records, incident steps, policy and trust root changes)\n" +
+			"and the signed bundles that are actions (sign, approve, decide), verifying each entry's signature and\n" +
+			"log inclusion. --complete also proves the index left no audit entry out (the whole trail only).\n" +
+			"Exit 1 if any entry fails or the index hides one. More: docs/audit.md.",
+		Example: "  custody audit --server $URL --action policy.changed --since 7d\n" +
+			"  custody audit --server $URL --action deployment --artifact sha256:HEX --json\n" +
+			"  custody audit --server $URL --trust-root root.json --require-trusted\n" +
+			"  custody audit --server $URL --audit-key audit.pub --complete",
 		Args: argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if complete && (action != "" || actor != "" || artifact != "" || since != "" || until != "") {

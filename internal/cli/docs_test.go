@@ -16,8 +16,9 @@ import (
 )
 
 // The docs cannot rot: TestDocsCommands checks every custody command line
-// in the shell blocks of README.md and docs/*.md against the command tree
-// (each subcommand and flag must exist), TestDocsLinks that every relative
+// in the shell blocks of README.md and docs/*.md, and in each command's
+// --help examples, against the command tree (each subcommand and flag must
+// exist), TestDocsLinks that every relative
 // link of those files names a file that exists, and TestReadmeTour runs
 // the README's five-minute tour as written. They read the files from the
 // repository; nothing is generated.
@@ -227,6 +228,22 @@ func TestDocsCommands(t *testing.T) {
 			}
 		}
 	}
+	// The examples of --help are held to the same tree.
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, l := range strings.Split(strings.ReplaceAll(c.Example, "\\\n", " "), "\n") {
+			for _, words := range commandsIn(l) {
+				seen++
+				if _, err := checkCommand(root, words); err != nil {
+					t.Errorf("%s --help example: %v (in %q)", c.CommandPath(), err, strings.TrimSpace(l))
+				}
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 	if seen < 80 {
 		t.Errorf("found only %d custody commands in the docs; the extraction is broken", seen)
 	}
