@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
-	srv "github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -166,7 +166,7 @@ func auditVerdict(rep *audit.Report, root *trust.Document, requireTrusted bool) 
 // auditKeyFor returns the audit key to verify audit entries with: the
 // pinned --audit-key, which the server's must equal, or the server's.
 func auditKeyFor(ctx context.Context, s *streams, cl *client.Client, pinned string) (crypto.PublicKey, error) {
-	b, err := cl.PublicKey(ctx, srv.AuditKeyName)
+	b, err := cl.PublicKey(ctx, api.AuditKeyName)
 	if err != nil {
 		return nil, remoteErr(err, "fetch the audit key")
 	}
