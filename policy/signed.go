@@ -16,6 +16,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	"github.com/custody-dev/custody/internal/jsonstrict"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -198,6 +199,11 @@ func (s *Signed) Marshal() ([]byte, error) {
 func ParseSigned(b []byte) (*Signed, error) {
 	if len(b) > MaxSignedBytes {
 		return nil, malformed("signed policy is %d bytes, more than the limit of %d", len(b), MaxSignedBytes)
+	}
+	// A member named twice would be read as its last value here and maybe
+	// as its first by another reader of the same envelope.
+	if err := jsonstrict.Check(b); err != nil {
+		return nil, malformed("signed policy is not a DSSE envelope: %w", err)
 	}
 	var e signedJSON
 	dec := json.NewDecoder(bytes.NewReader(b))

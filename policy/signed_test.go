@@ -117,6 +117,9 @@ func TestParseSignedMalformed(t *testing.T) {
 		"trailing":      append(append([]byte{}, b...), []byte("{}")...),
 		"bad policy":    []byte(`{"payloadType":"` + SignedPayloadType + `","payload":"eDogMQ==","signatures":[]}`),
 		"empty sig":     []byte(`{"payloadType":"` + SignedPayloadType + `","payload":"eDogMQ==","signatures":[{"keyid":"a","sig":""}]}`),
+		// Which payload did the admins sign? encoding/json took the last.
+		"duplicate payload": bytes.Replace(b, []byte(`"payload":`), []byte(`"payload":"eDogMQ==","payload":`), 1),
+		"invalid utf-8":     bytes.Replace(b, []byte(`"payload":`), []byte("\"payl\xffad\":1,\"payload\":"), 1),
 	} {
 		if _, err := ParseSigned(in); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: ParseSigned = %v; want ErrMalformed", name, err)

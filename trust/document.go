@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/jsonstrict"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -228,6 +229,11 @@ func ParseDocument(b []byte) (*Document, error) {
 func parseDocument(b []byte) (*Document, error) {
 	if len(b) > MaxDocumentBytes {
 		return nil, fmt.Errorf("trust root is larger than %d bytes", MaxDocumentBytes)
+	}
+	// A member named twice would be read as its last value here and maybe
+	// as its first by another reader of the same envelope.
+	if err := jsonstrict.Check(b); err != nil {
+		return nil, fmt.Errorf("not a trust root envelope: %w", err)
 	}
 	var env envelopeJSON
 	if err := strictUnmarshal(b, &env); err != nil {

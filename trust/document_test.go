@@ -246,6 +246,14 @@ func TestDocumentTampered(t *testing.T) {
 			t.Errorf("%s: ParseDocument = %v, want ErrMalformed", name, err)
 		}
 	}
+	// An envelope naming a member twice: encoding/json took the last one.
+	dup := strings.Replace(string(raw), `"payloadType":`, `"payloadType":"application/vnd.in-toto+json","payloadType":`, 1)
+	if dup == string(raw) {
+		t.Fatal("payloadType not found in the envelope")
+	}
+	if _, err := ParseDocument([]byte(dup)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "duplicate") {
+		t.Errorf("duplicate payloadType: ParseDocument = %v, want ErrMalformed for the duplicate", err)
+	}
 	env["payload"] = base64.StdEncoding.EncodeToString(payload)
 	env["payloadType"] = "application/vnd.in-toto+json"
 	b3, _ := json.Marshal(env)
