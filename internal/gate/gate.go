@@ -72,26 +72,52 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 	if tm == nil {
 		return nil, nil, errors.New("no trust material given")
 	}
-	ev := &policy.Evidence{Artifact: artifactDigest}
-	var rejected []Rejected
-	seen := map[string]bool{}
-	art := verify.Artifact{Digests: map[string]string{"sha256": strings.TrimPrefix(artifactDigest, "sha256:")}}
-	type pending struct {
-		index int
-		id    string
-		st    *attest.Statement
-	}
-	var reviews []pending
-	reject := func(i int, id, reason string) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rejected = append(rejected, Rejected{Index: i, SHA256: id, Reason: reason})
-		return nil
-	}
-	for i, b := range bundles {
-		if err := ctx.Err(); err != nil {
+	g := &gatherer{ctx: ctx, tm: tm, bundles: bundles, ev: &policy.Evidence{Artifact: artifactDigest}}
+	for _, step := range []func() error{g.nonReviews, g.reviewChain, g.rejectUnreached} {
+		if err := step(); err != nil {
 			return nil, nil, err
+		}
+	}
+	return g.ev, g.rejected, nil
+}
+
+// gatherer holds Gather's state between its steps.
+type gatherer struct {
+	ctx      context.Context
+	tm       root.TrustedMaterial
+	bundles  [][]byte
+	ev       *policy.Evidence
+	rejected []Rejected
+	reviews  []pendingReview // in bundle order
+	done     []bool          // per review: verified or rejected
+	sources  []string        // source commits of the verified provenance
+}
+
+// pendingReview is a review bundle waiting until the provenance has said
+// which commits count.
+type pendingReview struct {
+	index int
+	id    string
+	st    *attest.Statement
+}
+
+// reject records bundle i as rejected, unless ctx is done.
+func (g *gatherer) reject(i int, id, reason string) error {
+	if err := g.ctx.Err(); err != nil {
+		return err
+	}
+	g.rejected = append(g.rejected, Rejected{Index: i, SHA256: id, Reason: reason})
+	return nil
+}
+
+// nonReviews verifies every distinct bundle but reviews, which it sets
+// aside for reviewChain.
+func (g *gatherer) nonReviews() error {
+	seen := map[string]bool{}
+	art := verify.Artifact{Digests: map[string]string{"sha256": strings.TrimPrefix(g.ev.Artifact, "sha256:")}}
+	for i, b := range g.bundles {
+		if err := g.ctx.Err(); err != nil {
+			return err
 		}
 		sum := sha256.Sum256(b)
 		id := hex.EncodeToString(sum[:])
@@ -101,49 +127,53 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 		seen[id] = true
 		st, err := statementOf(b)
 		if err != nil {
-			if err := reject(i, id, err.Error()); err != nil {
-				return nil, nil, err
+			if err := g.reject(i, id, err.Error()); err != nil {
+				return err
 			}
 			continue
 		}
-		// Reviews wait until the provenance has said which commits count.
 		if st.PredicateType == attest.PredicateReview {
-			reviews = append(reviews, pending{i, id, st})
+			g.reviews = append(g.reviews, pendingReview{i, id, st})
 			continue
 		}
-		if reason := gatherOne(ctx, ev, b, id, st.PredicateType, art, tm); reason != "" {
-			if err := reject(i, id, reason); err != nil {
-				return nil, nil, err
+		if reason := gatherOne(g.ctx, g.ev, b, id, st.PredicateType, art, g.tm); reason != "" {
+			if err := g.reject(i, id, reason); err != nil {
+				return err
 			}
 		}
 	}
-	// A review counts when it names a source commit of the verified
-	// provenance, or the base of a review that verified (an earlier range
-	// that chains to it): repeat until no more reviews verify.
-	sources := SourceCommits(ev)
+	return nil
+}
+
+// reviewChain verifies the reviews that count: a review counts when it
+// names a source commit of the verified provenance, or the base of a review
+// that verified (an earlier range that chains to it). It repeats until no
+// more reviews verify.
+func (g *gatherer) reviewChain() error {
+	g.sources = SourceCommits(g.ev)
 	wanted := map[string]bool{}
-	for _, c := range sources {
+	for _, c := range g.sources {
 		wanted[c] = true
 	}
-	done := make([]bool, len(reviews))
+	g.done = make([]bool, len(g.reviews))
 	for progress := true; progress; {
 		progress = false
-		for i, r := range reviews {
-			if done[i] {
+		for i, r := range g.reviews {
+			if g.done[i] {
 				continue
 			}
-			if err := ctx.Err(); err != nil {
-				return nil, nil, err
+			if err := g.ctx.Err(); err != nil {
+				return err
 			}
 			commit := namedCommit(r.st, wanted)
 			if commit == "" {
 				continue
 			}
-			done[i] = true
-			base, reason := gatherReview(ctx, ev, bundles[r.index], r.id, commit, tm)
+			g.done[i] = true
+			base, reason := gatherReview(g.ctx, g.ev, g.bundles[r.index], r.id, commit, g.tm)
 			if reason != "" {
-				if err := reject(r.index, r.id, reason); err != nil {
-					return nil, nil, err
+				if err := g.reject(r.index, r.id, reason); err != nil {
+					return err
 				}
 				continue
 			}
@@ -153,19 +183,25 @@ func Gather(ctx context.Context, artifactDigest string, bundles [][]byte, tm roo
 			}
 		}
 	}
-	for i, r := range reviews {
-		if done[i] {
+	return nil
+}
+
+// rejectUnreached rejects the reviews reviewChain never reached, saying
+// which source commits would have counted.
+func (g *gatherer) rejectUnreached() error {
+	for i, r := range g.reviews {
+		if g.done[i] {
 			continue
 		}
 		reason := "review attestation ignored: no verified provenance of the artifact records a source commit"
-		if len(sources) > 0 {
-			reason = fmt.Sprintf("review attestation is not about the artifact's source commit (%s, from its verified provenance) or a commit a verified review of it starts from", strings.Join(sources, ", "))
+		if len(g.sources) > 0 {
+			reason = fmt.Sprintf("review attestation is not about the artifact's source commit (%s, from its verified provenance) or a commit a verified review of it starts from", strings.Join(g.sources, ", "))
 		}
-		if err := reject(r.index, r.id, reason); err != nil {
-			return nil, nil, err
+		if err := g.reject(r.index, r.id, reason); err != nil {
+			return err
 		}
 	}
-	return ev, rejected, nil
+	return nil
 }
 
 // namedCommit returns a commit of wanted that st names as a subject
