@@ -37,9 +37,13 @@ const (
 	ActionDecide  = "decide"  // a deploy decision (SLSA VSA)
 )
 
+// actionType is a predicate type of the audit trail and the action it
+// stands for.
+type actionType struct{ predicateType, action string }
+
 // actionTypes maps the predicate types of the audit trail to actions; ""
 // means the audit predicate's own Action.
-var actionTypes = []struct{ predicateType, action string }{
+var actionTypes = []actionType{
 	{api.PredicateAudit, ""},
 	{attest.PredicateSLSAv1, ActionSign},
 	{attest.PredicateSLSAv02, ActionSign},
@@ -258,64 +262,110 @@ func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, 
 	v := &entryVerifier{c: c, lc: lc, latest: latest, consistent: map[uint64]bool{}}
 	var out []*AuditEntry
 	for _, at := range actionTypes {
-		if q.Action != "" && at.action != "" && !matchAction(q.Action, at.action) {
+		if !at.wanted(q.Action) {
 			continue
 		}
-		if q.Action != "" && at.action == "" && (q.Action == ActionSign || q.Action == ActionApprove || q.Action == ActionDecide) {
-			continue
+		es, err := c.auditOfType(ctx, v, q, at, auditDER)
+		if err != nil {
+			return nil, err
 		}
-		sq := api.Query{PredicateType: at.predicateType, Digest: q.Artifact, SubjectName: q.Subject, Since: q.Since, Until: q.Until, Limit: auditPage}
-		for {
-			page, err := c.searchPage(ctx, &sq)
+		out = append(out, es...)
+	}
+	sortAuditEntries(out)
+	return out, nil
+}
+
+// wanted reports whether entries of at can match the action filter action
+// ("" matches all).
+func (at actionType) wanted(action string) bool {
+	if action == "" {
+		return true
+	}
+	if at.action != "" {
+		return matchAction(action, at.action)
+	}
+	// The audit predicate's own actions are never these.
+	return action != ActionSign && action != ActionApprove && action != ActionDecide
+}
+
+// auditOfType pages through the server's index for at's predicate type and
+// returns the entries, verified, that match q.
+func (c *Client) auditOfType(ctx context.Context, v *entryVerifier, q AuditQuery, at actionType, auditDER []byte) ([]*AuditEntry, error) {
+	var out []*AuditEntry
+	sq := api.Query{PredicateType: at.predicateType, Digest: q.Artifact, SubjectName: q.Subject, Since: q.Since, Until: q.Until, Limit: auditPage}
+	for {
+		page, err := c.searchPage(ctx, &sq)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			return out, nil
+		}
+		for _, j := range page {
+			e, err := v.auditEntry(ctx, j, at.action, auditDER)
 			if err != nil {
 				return nil, err
 			}
-			if len(page) == 0 {
-				break
-			}
-			for _, j := range page {
-				e := &AuditEntry{EvidenceID: j.ID, Action: at.action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
-					SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.When(), Subjects: []string{}}
-				var want []byte
-				if at.action == "" {
-					want = auditDER
-				}
-				le, problem, err := v.verify(ctx, j.Bundle, want)
-				if err != nil {
-					return nil, err
-				}
-				e.Verified, e.Problem = problem == "", problem
-				if problem == problemNotLogged && at.action != "" && !j.Verified {
-					e.Pushed, e.Problem = true, "pushed unverified: the server trusts no key or CA that verifies it, so it did not log it"
-				}
-				var payload []byte
-				if e.Verified {
-					// The log's word, not the index's: a bundle may hold
-					// entries of other logs too.
-					e.logged, e.LogIndex, payload = le, le.logIndex, le.payload
-				}
-				if e.Verified && at.action != "" {
-					// Name a bundle by the key the log recorded, not by the
-					// index's word.
-					sum := sha256.Sum256(le.key)
-					if id := hex.EncodeToString(sum[:]); e.SignerKeyID != "" && e.SignerKeyID != id {
-						e.Verified, e.Problem = false, fmt.Sprintf("the index names signer key %s but the log records %s", e.SignerKeyID, id)
-					} else {
-						e.SignerKeyID = id
-					}
-				}
-				e.describe(payload, j)
-				if q.Action != "" && !matchAction(q.Action, e.Action) {
-					continue
-				}
-				if q.Actor != "" && q.Actor != e.Actor && q.Actor != e.Token && q.Actor != e.SignerKeyID && q.Actor != e.SignerIdentity {
-					continue
-				}
+			if q.matches(e) {
 				out = append(out, e)
 			}
-			sq.AfterID = page[len(page)-1].ID
+		}
+		sq.AfterID = page[len(page)-1].ID
+	}
+}
+
+// auditEntry verifies the indexed bundle j against the log and describes
+// it. action is the action its predicate type stands for, "" for the audit
+// predicate, whose bundles must be signed by the audit key auditDER.
+func (v *entryVerifier) auditEntry(ctx context.Context, j api.Evidence, action string, auditDER []byte) (*AuditEntry, error) {
+	e := &AuditEntry{EvidenceID: j.ID, Action: action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
+		SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.When(), Subjects: []string{}}
+	var want []byte
+	if action == "" {
+		want = auditDER
+	}
+	le, problem, err := v.verify(ctx, j.Bundle, want)
+	if err != nil {
+		return nil, err
+	}
+	e.Verified, e.Problem = problem == "", problem
+	if problem == problemNotLogged && action != "" && !j.Verified {
+		e.Pushed, e.Problem = true, "pushed unverified: the server trusts no key or CA that verifies it, so it did not log it"
+	}
+	var payload []byte
+	if e.Verified {
+		// The log's word, not the index's: a bundle may hold
+		// entries of other logs too.
+		e.logged, e.LogIndex, payload = le, le.logIndex, le.payload
+	}
+	if e.Verified && action != "" {
+		// Name a bundle by the key the log recorded, not by the
+		// index's word.
+		sum := sha256.Sum256(le.key)
+		if id := hex.EncodeToString(sum[:]); e.SignerKeyID != "" && e.SignerKeyID != id {
+			e.Verified, e.Problem = false, fmt.Sprintf("the index names signer key %s but the log records %s", e.SignerKeyID, id)
+		} else {
+			e.SignerKeyID = id
 		}
 	}
+	e.describe(payload, j)
+	return e, nil
+}
+
+// matches reports whether e passes q's action and actor filters.
+func (q AuditQuery) matches(e *AuditEntry) bool {
+	if q.Action != "" && !matchAction(q.Action, e.Action) {
+		return false
+	}
+	if q.Actor != "" && q.Actor != e.Actor && q.Actor != e.Token && q.Actor != e.SignerKeyID && q.Actor != e.SignerIdentity {
+		return false
+	}
+	return true
+}
+
+// sortAuditEntries orders entries by log index, those not in the log last,
+// then by evidence ID.
+func sortAuditEntries(out []*AuditEntry) {
 	slices.SortStableFunc(out, func(a, b *AuditEntry) int {
 		switch {
 		case a.LogIndex < 0 && b.LogIndex >= 0:
@@ -327,7 +377,6 @@ func (c *Client) auditTrail(ctx context.Context, q AuditQuery, auditDER []byte, 
 		}
 		return int(a.EvidenceID - b.EvidenceID)
 	})
-	return out, nil
 }
 
 func matchAction(want, got string) bool {
