@@ -333,27 +333,38 @@ func newLogCmd(s *streams) *cobra.Command {
 		},
 	}
 	c.PersistentFlags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
-	// syncLog fetches the checkpoint and checks it against the remembered one.
-	syncLog := func(ctx context.Context) (*tlog.Client, *tlog.Checkpoint, error) {
-		cl, err := newClient(serverURL(server))
-		if err != nil {
-			return nil, nil, err
-		}
-		lc, err := cl.Log(ctx)
-		if err != nil {
-			return nil, nil, remoteErr(err, "log")
-		}
-		dir, err := checkpointDir()
-		if err != nil {
-			return nil, nil, usageErr(err, "")
-		}
-		cp, err := lc.Sync(ctx, tlog.NewCheckpointStore(dir))
-		if err != nil {
-			return nil, nil, remoteErr(err, "log")
-		}
-		return lc, cp, nil
+	sync := func(ctx context.Context) (*tlog.Client, *tlog.Checkpoint, error) { return syncLog(ctx, server) }
+	c.AddCommand(newLogCheckpointCmd(s, sync), newLogInclusionCmd(s, sync), newLogConsistencyCmd(s, sync))
+	return c
+}
+
+// logSyncer fetches the log's checkpoint and checks it against the
+// remembered one.
+type logSyncer func(ctx context.Context) (*tlog.Client, *tlog.Checkpoint, error)
+
+// syncLog fetches server's checkpoint and checks it against the remembered one.
+func syncLog(ctx context.Context, server string) (*tlog.Client, *tlog.Checkpoint, error) {
+	cl, err := newClient(serverURL(server))
+	if err != nil {
+		return nil, nil, err
 	}
-	checkpoint := &cobra.Command{
+	lc, err := cl.Log(ctx)
+	if err != nil {
+		return nil, nil, remoteErr(err, "log")
+	}
+	dir, err := checkpointDir()
+	if err != nil {
+		return nil, nil, usageErr(err, "")
+	}
+	cp, err := lc.Sync(ctx, tlog.NewCheckpointStore(dir))
+	if err != nil {
+		return nil, nil, remoteErr(err, "log")
+	}
+	return lc, cp, nil
+}
+
+func newLogCheckpointCmd(s *streams, syncLog logSyncer) *cobra.Command {
+	return &cobra.Command{
 		Use:   "checkpoint",
 		Short: "Print the log's current signed checkpoint, after checking it is consistent with the last one seen",
 		Args:  argsBetween(0, 0),
@@ -366,6 +377,9 @@ func newLogCmd(s *streams) *cobra.Command {
 			return err
 		},
 	}
+}
+
+func newLogInclusionCmd(s *streams, syncLog logSyncer) *cobra.Command {
 	var index, size uint64
 	inclusion := &cobra.Command{
 		Use:   "inclusion --index N [--size M]",
@@ -396,6 +410,10 @@ func newLogCmd(s *streams) *cobra.Command {
 	}
 	inclusion.Flags().Uint64Var(&index, "index", 0, "log index of the entry")
 	inclusion.Flags().Uint64Var(&size, "size", 0, "tree size (default: the current checkpoint)")
+	return inclusion
+}
+
+func newLogConsistencyCmd(s *streams, syncLog logSyncer) *cobra.Command {
 	var oldSize, newSize uint64
 	consistency := &cobra.Command{
 		Use:   "consistency --old N [--new M]",
@@ -423,8 +441,7 @@ func newLogCmd(s *streams) *cobra.Command {
 	}
 	consistency.Flags().Uint64Var(&oldSize, "old", 0, "older tree size")
 	consistency.Flags().Uint64Var(&newSize, "new", 0, "newer tree size (default: current)")
-	c.AddCommand(checkpoint, inclusion, consistency)
-	return c
+	return consistency
 }
 
 func newWitnessCmd(s *streams) *cobra.Command {
