@@ -104,8 +104,6 @@ func kindOf(predicateType string) string {
 	return predicateType
 }
 
-func signerString(p policy.Principal) string { return p.String() }
-
 // groupsOf names the approval groups of env's policy the signer belongs to.
 func groupsOf(p *policy.Policy, s policy.Principal) []string {
 	if p == nil {
