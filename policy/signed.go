@@ -5,18 +5,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/custody-dev/custody/internal/jsonstrict"
+	"github.com/custody-dev/custody/internal/envelope"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -28,9 +25,6 @@ const SignedPayloadType = "application/vnd.custody.policy+yaml"
 // MaxSignedBytes is the largest signed policy envelope ParseSigned reads:
 // the policy (at most MaxPolicyBytes) in base64 plus its signatures.
 const MaxSignedBytes = MaxPolicyBytes*4/3 + 64<<10
-
-// maxPolicySignatures bounds the signatures of a signed policy.
-const maxPolicySignatures = 64
 
 // ErrThreshold is wrapped by Signed.Verify's error when fewer than the
 // trust root's threshold of its current admins signed the policy. It wraps
@@ -112,31 +106,18 @@ func (s *Signed) Sign(ctx context.Context, sg crypto.Signer) error {
 // tally, and an error wrapping ErrThreshold when fewer than root.Threshold
 // admins signed.
 func (s *Signed) Verify(root *trust.Document, now time.Time) (trust.Tally, error) {
-	t := trust.Tally{Threshold: root.Threshold}
-	pae := dsse.PAE(SignedPayloadType, s.Payload)
-	counted := map[string]bool{}
-	for _, sig := range s.Signatures {
-		admin := adminKey(root, sig.KeyID)
+	lookup := func(id string) (crypto.PublicKey, string) {
+		admin := adminKey(root, id)
 		switch {
-		case counted[sig.KeyID]:
-			t.Ignored = append(t.Ignored, shortID(sig.KeyID)+": repeated signature by the same key")
-			continue
 		case admin == nil:
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: not an admin of trust root version %d", shortID(sig.KeyID), root.Version))
-			continue
+			return nil, fmt.Sprintf("not an admin of trust root version %d", root.Version)
 		case !admin.ValidAt(now):
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: admin key is revoked or outside its window", shortID(sig.KeyID)))
-			continue
+			return nil, "admin key is revoked or outside its window"
 		}
-		v, err := signature.LoadDefaultVerifier(admin.PublicKey)
-		if err != nil || v.VerifySignature(bytes.NewReader(sig.Sig), bytes.NewReader(pae)) != nil {
-			t.Ignored = append(t.Ignored, shortID(sig.KeyID)+": signature does not verify over this policy")
-			continue
-		}
-		counted[sig.KeyID] = true
-		t.Valid = append(t.Valid, sig.KeyID)
+		return admin.PublicKey, ""
 	}
-	if root.Threshold < 1 || !t.Met() {
+	t := envelope.Count(SignedPayloadType, s.Payload, s.Signatures, root.Threshold, lookup, "this policy")
+	if !t.Met() {
 		ignored := ""
 		if len(t.Ignored) > 0 {
 			ignored = " (ignored: " + strings.Join(t.Ignored, "; ") + ")"
@@ -159,36 +140,9 @@ func adminKey(root *trust.Document, id string) *trust.Key {
 	return nil
 }
 
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12] + "…"
-	}
-	return id
-}
-
-type signedJSON struct {
-	PayloadType string          `json:"payloadType"`
-	Payload     string          `json:"payload"`
-	Signatures  []signatureJSON `json:"signatures"`
-}
-
-type signatureJSON struct {
-	KeyID string `json:"keyid"`
-	Sig   string `json:"sig"`
-}
-
 // Marshal returns the DSSE envelope as JSON.
 func (s *Signed) Marshal() ([]byte, error) {
-	e := signedJSON{PayloadType: SignedPayloadType, Payload: base64.StdEncoding.EncodeToString(s.Payload),
-		Signatures: []signatureJSON{}}
-	for _, sig := range s.Signatures {
-		e.Signatures = append(e.Signatures, signatureJSON{KeyID: sig.KeyID, Sig: base64.StdEncoding.EncodeToString(sig.Sig)})
-	}
-	b, err := json.MarshalIndent(e, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return envelope.Marshal(SignedPayloadType, s.Payload, s.Signatures)
 }
 
 // ParseSigned parses a signed policy envelope from untrusted bytes: one
@@ -200,38 +154,11 @@ func ParseSigned(b []byte) (*Signed, error) {
 	if len(b) > MaxSignedBytes {
 		return nil, malformed("signed policy is %d bytes, more than the limit of %d", len(b), MaxSignedBytes)
 	}
-	// A member named twice would be read as its last value here and maybe
-	// as its first by another reader of the same envelope.
-	if err := jsonstrict.Check(b); err != nil {
-		return nil, malformed("signed policy is not a DSSE envelope: %w", err)
-	}
-	var e signedJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return nil, malformed("signed policy is not a DSSE envelope: %w", err)
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, malformed("signed policy has data after the envelope")
-	}
-	if e.PayloadType != SignedPayloadType {
-		return nil, malformed("payloadType is %q, want %q", e.PayloadType, SignedPayloadType)
-	}
-	payload, err := base64.StdEncoding.DecodeString(e.Payload)
+	payload, sigs, err := envelope.Parse(b, SignedPayloadType)
 	if err != nil {
-		return nil, malformed("payload is not standard base64")
+		return nil, malformed("signed policy: %w", err)
 	}
-	if len(e.Signatures) > maxPolicySignatures {
-		return nil, malformed("more than %d signatures", maxPolicySignatures)
-	}
-	s := &Signed{Payload: payload}
-	for i, sj := range e.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(sj.Sig)
-		if err != nil || len(sig) == 0 || sj.KeyID == "" {
-			return nil, malformed("signature %d has no keyid or no standard base64 sig", i)
-		}
-		s.Signatures = append(s.Signatures, trust.Signature{KeyID: sj.KeyID, Sig: sig})
-	}
+	s := &Signed{Payload: payload, Signatures: sigs}
 	if err := s.parse(); err != nil {
 		return nil, err
 	}

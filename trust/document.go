@@ -10,7 +10,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -20,9 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/custody-dev/custody/internal/jsonstrict"
+	"github.com/custody-dev/custody/internal/envelope"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // Identifiers of a signed trust root document; see ROOT.md.
@@ -35,8 +33,6 @@ const (
 	DocumentType = "https://custody.dev/trust-root/v1"
 	// MaxDocumentBytes is the largest document ParseDocument reads.
 	MaxDocumentBytes = 4 << 20
-	// maxSignatures bounds the signatures a document may carry.
-	maxSignatures = 256
 )
 
 // Reasons Update refuses a document. Each error Update returns wraps exactly
@@ -80,14 +76,10 @@ type Document struct {
 	Signatures []Signature
 }
 
-// Signature is one DSSE signature of a Document.
-type Signature struct {
-	// KeyID is KeyID of the signing key's public key.
-	KeyID string
-	// Sig is the signature over the DSSE pre-authentication encoding of
-	// the payload.
-	Sig []byte
-}
+// Signature is one DSSE signature of a Document or signed policy: KeyID is
+// KeyID of the signing key's public key, Sig the signature over the DSSE
+// pre-authentication encoding of the payload.
+type Signature = envelope.Signature
 
 // NewDocument starts version 1 of a trust root with the given admin keys
 // (their Role is set to RoleAdmin), threshold and expiry. It is unsigned.
@@ -195,22 +187,7 @@ func (d *Document) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := envelopeJSON{
-		PayloadType: DocumentPayloadType,
-		Payload:     base64.StdEncoding.EncodeToString(payload),
-		Signatures:  []signatureJSON{},
-	}
-	for _, s := range d.Signatures {
-		env.Signatures = append(env.Signatures, signatureJSON{KeyID: s.KeyID, Sig: base64.StdEncoding.EncodeToString(s.Sig)})
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(env); err != nil {
-		return nil, fmt.Errorf("couldn't encode trust root envelope: %w", err)
-	}
-	return buf.Bytes(), nil
+	return envelope.Marshal(DocumentPayloadType, payload, d.Signatures)
 }
 
 // ParseDocument reads a trust root document written by Marshal. Anything
@@ -230,24 +207,9 @@ func parseDocument(b []byte) (*Document, error) {
 	if len(b) > MaxDocumentBytes {
 		return nil, fmt.Errorf("trust root is larger than %d bytes", MaxDocumentBytes)
 	}
-	// A member named twice would be read as its last value here and maybe
-	// as its first by another reader of the same envelope.
-	if err := jsonstrict.Check(b); err != nil {
-		return nil, fmt.Errorf("not a trust root envelope: %w", err)
-	}
-	var env envelopeJSON
-	if err := strictUnmarshal(b, &env); err != nil {
-		return nil, fmt.Errorf("not a trust root envelope: %w", err)
-	}
-	if env.PayloadType != DocumentPayloadType {
-		return nil, fmt.Errorf("payload type %q, want %q", env.PayloadType, DocumentPayloadType)
-	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	payload, sigs, err := envelope.Parse(b, DocumentPayloadType)
 	if err != nil {
-		return nil, fmt.Errorf("payload is not standard base64: %w", err)
-	}
-	if len(env.Signatures) > maxSignatures {
-		return nil, fmt.Errorf("%d signatures, at most %d are read", len(env.Signatures), maxSignatures)
+		return nil, fmt.Errorf("trust root: %w", err)
 	}
 	var p payloadJSON
 	if err := strictUnmarshal(payload, &p); err != nil {
@@ -275,13 +237,7 @@ func parseDocument(b []byte) (*Document, error) {
 		}
 		d.Root.Keys = append(d.Root.Keys, k)
 	}
-	for i, s := range env.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err != nil {
-			return nil, fmt.Errorf("signature %d is not standard base64: %w", i, err)
-		}
-		d.Signatures = append(d.Signatures, Signature{KeyID: s.KeyID, Sig: sig})
-	}
+	d.Signatures = sigs
 	canonical, err := d.Payload()
 	if err != nil {
 		return nil, err
@@ -317,18 +273,8 @@ func (d *Document) Sign(ctx context.Context, s crypto.Signer) error {
 }
 
 // Tally is the outcome of counting one set of admins' signatures on a
-// document.
-type Tally struct {
-	// Valid lists the IDs of distinct admin keys whose signature verified.
-	Valid []string
-	// Threshold is how many were needed.
-	Threshold int
-	// Ignored says why the other signatures did not count.
-	Ignored []string
-}
-
-// Met reports whether enough admins signed.
-func (t Tally) Met() bool { return len(t.Valid) >= t.Threshold }
+// document or signed policy. Its Met is false for a threshold below 1.
+type Tally = envelope.Tally
 
 // CountSignatures counts the signatures on d made by admins of by (by may be
 // d itself) at time now: keys of Role RoleAdmin in by.Root.Keys whose
@@ -340,34 +286,22 @@ func (d *Document) CountSignatures(by *Document, now time.Time) (Tally, error) {
 }
 
 func (d *Document) countSignatures(by *Document, now time.Time, windows bool) (Tally, error) {
-	t := Tally{Threshold: by.Threshold}
 	payload, err := d.Payload()
 	if err != nil {
-		return t, err
+		return Tally{Threshold: by.Threshold}, err
 	}
-	pae := dsse.PAE(DocumentPayloadType, payload)
-	counted := map[string]bool{}
-	for _, s := range d.Signatures {
-		admin := by.admin(s.KeyID)
+	lookup := func(id string) (crypto.PublicKey, string) {
+		admin := by.admin(id)
 		switch {
-		case counted[s.KeyID]:
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: repeated signature by the same key", short(s.KeyID)))
-			continue
 		case admin == nil:
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: not an admin of version %d", short(s.KeyID), by.Version))
-			continue
+			return nil, fmt.Sprintf("not an admin of version %d", by.Version)
 		case windows && !admin.ValidAt(now):
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: admin key of version %d is revoked or outside its window", short(s.KeyID), by.Version))
-			continue
+			return nil, fmt.Sprintf("admin key of version %d is revoked or outside its window", by.Version)
 		}
-		if err := verifySig(admin.PublicKey, s.Sig, pae); err != nil {
-			t.Ignored = append(t.Ignored, fmt.Sprintf("%s: signature does not verify over version %d's payload", short(s.KeyID), d.Version))
-			continue
-		}
-		counted[s.KeyID] = true
-		t.Valid = append(t.Valid, s.KeyID)
+		return admin.PublicKey, ""
 	}
-	return t, nil
+	what := fmt.Sprintf("version %d's payload", d.Version)
+	return envelope.Count(DocumentPayloadType, payload, d.Signatures, by.Threshold, lookup, what), nil
 }
 
 // admin returns the admin key of d whose KeyID is id, or nil.
@@ -510,34 +444,10 @@ func SignMessage(s crypto.Signer, msg []byte) ([]byte, error) {
 	return s.Sign(rand.Reader, hh.Sum(nil), h)
 }
 
-func verifySig(pub crypto.PublicKey, sig, msg []byte) error {
-	v, err := signature.LoadDefaultVerifier(pub)
-	if err != nil {
-		return err
-	}
-	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg))
-}
-
 // short abbreviates a key ID for messages.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12] + "…"
-	}
-	return id
-}
+func short(id string) string { return envelope.Short(id) }
 
 // Wire format. Field order here is the canonical order.
-
-type envelopeJSON struct {
-	PayloadType string          `json:"payloadType"`
-	Payload     string          `json:"payload"`
-	Signatures  []signatureJSON `json:"signatures"`
-}
-
-type signatureJSON struct {
-	KeyID string `json:"keyid"`
-	Sig   string `json:"sig"`
-}
 
 type payloadJSON struct {
 	Type        string          `json:"type"`
