@@ -14,8 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/custody-dev/custody/attest"
 )
@@ -288,82 +289,69 @@ func parseSRI(s string) (map[string]string, error) {
 	return dg, nil
 }
 
+// cargoPackage is the part of a Cargo.lock [[package]] table that pins it.
+type cargoPackage struct{ Name, Version, Source, Checksum string }
+
+// cargoPackages decodes the [[package]] tables of a Cargo.lock. Keys are
+// matched exactly, as Cargo does (go-toml's struct decoding would also take
+// "Checksum" for "checksum"), and must hold strings.
+func cargoPackages(b []byte) ([]cargoPackage, error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("invalid TOML: %s", short(err.Error()))
+	}
+	raw, ok := doc["package"]
+	if !ok {
+		return nil, nil
+	}
+	tables, ok := raw.([]any)
+	if !ok {
+		return nil, errors.New("package is not an array of tables")
+	}
+	pkgs := make([]cargoPackage, len(tables))
+	for i, t := range tables {
+		m, ok := t.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("package %d is not a table", i+1)
+		}
+		p := &pkgs[i]
+		for key, dst := range map[string]*string{"name": &p.Name, "version": &p.Version, "source": &p.Source, "checksum": &p.Checksum} {
+			v, present := m[key]
+			if !present {
+				continue
+			}
+			if *dst, ok = v.(string); !ok {
+				return nil, fmt.Errorf("package %d: %s: want a string", i+1, key)
+			}
+		}
+	}
+	return pkgs, nil
+}
+
 // parseCargoLock parses the [[package]] tables of a Cargo.lock. Packages
 // without a source (workspace members) are skipped; "checksum" becomes a
 // sha256 digest and a git source's "#COMMIT" a gitCommit digest.
 func parseCargoLock(b []byte) ([]attest.ResourceDescriptor, error) {
-	type pkg struct{ name, version, source, checksum string }
-	var pkgs []pkg
-	var cur *pkg
-	inArray := false
-	for i, line := range strings.Split(string(b), "\n") {
-		n := i + 1
-		line = strings.TrimSpace(line)
-		if inArray {
-			if strings.HasPrefix(line, "]") {
-				inArray = false
-			}
-			continue
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if strings.HasPrefix(line, "[") {
-			cur = nil
-			if line == "[[package]]" {
-				pkgs = append(pkgs, pkg{})
-				cur = &pkgs[len(pkgs)-1]
-			}
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("line %d: want KEY = VALUE", n)
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if strings.HasPrefix(v, "[") {
-			inArray = !strings.HasSuffix(v, "]")
-			continue
-		}
-		if cur == nil {
-			continue
-		}
-		switch k {
-		case "name", "version", "source", "checksum":
-		default:
-			continue
-		}
-		s, err := tomlString(v)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %s: %w", n, k, err)
-		}
-		switch k {
-		case "name":
-			cur.name = s
-		case "version":
-			cur.version = s
-		case "source":
-			cur.source = s
-		case "checksum":
-			cur.checksum = s
-		}
+	pkgs, err := cargoPackages(b)
+	if err != nil {
+		return nil, err
 	}
 	var deps []attest.ResourceDescriptor
 	for _, p := range pkgs {
-		if p.source == "" {
+		if p.Source == "" {
 			continue
 		}
-		if p.name == "" {
+		if p.Name == "" {
 			return nil, errors.New("package without a name")
 		}
-		d := attest.ResourceDescriptor{URI: purl("cargo", p.name, p.version)}
-		if p.checksum != "" {
-			if len(p.checksum) != 64 || !isHex(p.checksum) {
-				return nil, fmt.Errorf("package %q: malformed checksum", short(p.name))
+		d := attest.ResourceDescriptor{URI: purl("cargo", p.Name, p.Version)}
+		if p.Checksum != "" {
+			if len(p.Checksum) != 64 || !isHex(p.Checksum) {
+				return nil, fmt.Errorf("package %q: malformed checksum", short(p.Name))
 			}
-			d.Digest = map[string]string{"sha256": strings.ToLower(p.checksum)}
+			d.Digest = map[string]string{"sha256": strings.ToLower(p.Checksum)}
 		}
-		if rest, ok := strings.CutPrefix(p.source, "git+"); ok {
+		if rest, ok := strings.CutPrefix(p.Source, "git+"); ok {
 			loc, commit, _ := strings.Cut(rest, "#")
 			d.DownloadLocation = loc
 			if len(commit) == 40 && isHex(commit) {
@@ -376,22 +364,6 @@ func parseCargoLock(b []byte) ([]attest.ResourceDescriptor, error) {
 		deps = append(deps, d)
 	}
 	return sortDeps(deps), nil
-}
-
-// tomlString decodes a TOML basic ("…") or literal ('…') string that is
-// the whole value.
-func tomlString(v string) (string, error) {
-	switch {
-	case len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'':
-		return v[1 : len(v)-1], nil
-	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
-		s, err := strconv.Unquote(v)
-		if err != nil {
-			return "", errors.New("malformed string")
-		}
-		return s, nil
-	}
-	return "", errors.New("want a string")
 }
 
 // parseRequirements parses a pip requirements file. A requirement

@@ -114,6 +114,9 @@ func TestLockParsersReject(t *testing.T) {
 		{"cargo bad checksum", parseCargoLock, "[[package]]\nname = \"a\"\nversion = \"1\"\nsource = \"registry+x\"\nchecksum = \"zz\"\n"},
 		{"cargo not key value", parseCargoLock, "[[package]]\nname\n"},
 		{"cargo unquoted", parseCargoLock, "[[package]]\nname = a\n"},
+		{"cargo duplicate key", parseCargoLock, "[[package]]\nname = \"a\"\nname = \"b\"\nsource = \"registry+x\"\n"},
+		{"cargo package not tables", parseCargoLock, "package = \"a\"\n"},
+		{"cargo unterminated table", parseCargoLock, "[[package]\nname = \"a\"\n"},
 		{"requirements bad hash", parseRequirements, "a==1 --hash=sha256:abc\n"},
 		{"requirements bad alg", parseRequirements, "a==1 --hash=md5:d41d8cd98f00b204e9800998ecf8427e\n"},
 		{"requirements no name", parseRequirements, "==1.0\n"},
@@ -124,6 +127,21 @@ func TestLockParsersReject(t *testing.T) {
 				t.Fatalf("parsed %q as %+v, want error", tt.in, got)
 			}
 		})
+	}
+}
+
+// TestCargoLockKeysExact checks that keys are matched as Cargo matches
+// them: a "Checksum" Cargo ignores is not recorded as a digest, and valid
+// TOML the old line-based subset refused (trailing comments) is read.
+func TestCargoLockKeysExact(t *testing.T) {
+	in := "[[package]]\nname = \"a\" # comment\nversion = \"1\"\nsource = \"registry+x\"\n" +
+		"Checksum = \"" + strings.Repeat("ab", 32) + "\"\n"
+	got, err := parseCargoLock([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].URI != "pkg:cargo/a@1" || len(got[0].Digest) != 0 {
+		t.Fatalf("got %+v, want pkg:cargo/a@1 without a digest", got)
 	}
 }
 
