@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/bench/internal/benchdata"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 )
@@ -45,7 +46,7 @@ func envInt(name string, def int) int {
 type fixture struct {
 	url    string
 	srv    *server.Server
-	tokens map[server.Role]string
+	tokens map[api.Role]string
 }
 
 var (
@@ -77,8 +78,8 @@ func fill(entries, audits int) (*fixture, error) {
 	}
 	hs.Config.Handler = srv.Handler()
 	hs.Start()
-	f := &fixture{url: url, srv: srv, tokens: map[server.Role]string{}}
-	for _, r := range []server.Role{server.RoleBuilder, server.RoleDeployer, server.RoleAuditor} {
+	f := &fixture{url: url, srv: srv, tokens: map[api.Role]string{}}
+	for _, r := range []api.Role{api.RoleBuilder, api.RoleDeployer, api.RoleAuditor} {
 		if f.tokens[r], err = server.CreateToken(dir, r, "", "bench "+string(r)); err != nil {
 			return nil, err
 		}
@@ -101,7 +102,7 @@ func fill(entries, audits int) (*fixture, error) {
 		}()
 	}
 	var nextDep atomic.Int64
-	dep, err := client.New(url, f.tokens[server.RoleDeployer], client.WithHTTPClient(hc))
+	dep, err := client.New(url, f.tokens[api.RoleDeployer], client.WithHTTPClient(hc))
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +138,7 @@ func appendEntry(hc *http.Client, f *fixture, k *ecdsa.PrivateKey, der []byte) e
 		return err
 	}
 	r, _ := http.NewRequest(http.MethodPost, f.url+"/api/v2/log/entries", bytes.NewReader(body))
-	r.Header.Set("Authorization", "Bearer "+f.tokens[server.RoleBuilder])
+	r.Header.Set("Authorization", "Bearer "+f.tokens[api.RoleBuilder])
 	r.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(r)
 	if err != nil {
@@ -158,7 +159,7 @@ func BenchmarkAudit(b *testing.B) {
 	f := setup(b)
 	key := f.srv.AuditPublicKey()
 	newClient := func() *client.Client {
-		c, err := client.New(f.url, f.tokens[server.RoleAuditor])
+		c, err := client.New(f.url, f.tokens[api.RoleAuditor])
 		if err != nil {
 			b.Fatal(err)
 		}

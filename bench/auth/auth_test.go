@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 )
 
@@ -36,7 +37,7 @@ func tokenFile(b *testing.B, dir string, n int) string {
 	for i := range n {
 		var raw [32]byte
 		rand.Read(raw[:])
-		tok := server.TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+		tok := api.TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 		sum := sha256.Sum256([]byte(tok))
 		line, _ := json.Marshal(map[string]any{"sha256": hex.EncodeToString(sum[:]), "role": "builder", "key": "builder",
 			"name": fmt.Sprintf("bench-%d", i), "created": time.Now().UTC()})
@@ -69,7 +70,7 @@ func BenchmarkAuth(b *testing.B) {
 			}{
 				{"none", "", http.StatusUnauthorized}, // baseline: no lookup
 				{"valid", "Bearer " + tok, http.StatusForbidden},
-				{"unknown", "Bearer " + server.TokenPrefix + "unknown", http.StatusUnauthorized},
+				{"unknown", "Bearer " + api.TokenPrefix + "unknown", http.StatusUnauthorized},
 			} {
 				b.Run("token="+c.name, func(b *testing.B) {
 					req := httptest.NewRequest("POST", "/api/v1/incidents", nil)

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/signer"
@@ -77,7 +78,7 @@ func open(b *testing.B) *fixture {
 	}
 	hs := httptest.NewServer(s.Handler())
 	b.Cleanup(func() { hs.Close(); s.Close() })
-	tok, err := server.CreateToken(filepath.Join(dir, "data"), server.RoleBuilder, "", "bench")
+	tok, err := server.CreateToken(filepath.Join(dir, "data"), api.RoleBuilder, "", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
 )
@@ -139,7 +140,7 @@ func BenchmarkServeAppend(b *testing.B) {
 	for _, tc := range tunings {
 		b.Run(tc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			tok, err := server.CreateToken(dir, server.RoleBuilder, "", "bench")
+			tok, err := server.CreateToken(dir, api.RoleBuilder, "", "bench")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/bench/internal/benchdata"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/server"
@@ -112,7 +113,7 @@ func crashState(base, clean, crashed string, n int) error {
 	if err != nil {
 		return err
 	}
-	tok, err := server.CreateToken(clean, server.RoleDeployer, "", "bench deployer")
+	tok, err := server.CreateToken(clean, api.RoleDeployer, "", "bench deployer")
 	if err != nil {
 		s.Close()
 		return err

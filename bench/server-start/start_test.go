@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -47,7 +48,7 @@ func setup(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		tok, err := server.CreateToken(d, server.RoleDeployer, "", "")
+		tok, err := server.CreateToken(d, api.RoleDeployer, "", "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func BenchmarkUnverifiedRead(b *testing.B) {
 	defer idx.Close()
 	for b.Loop() {
 		n := 0
-		q := store.Query{PredicateType: server.PredicateAudit, Limit: 64}
+		q := store.Query{PredicateType: api.PredicateAudit, Limit: 64}
 		for {
 			page, err := idx.Search(ctx, q)
 			if err != nil {
@@ -151,7 +152,7 @@ func BenchmarkUnverifiedRead(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var pred server.AuditPredicate
+				var pred api.AuditPredicate
 				if err := json.Unmarshal(st.Predicate, &pred); err != nil {
 					b.Fatal(err)
 				}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -42,7 +43,7 @@ func trailServer(t *testing.T) (*client.Client, crypto.PublicKey) {
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	newClient := func(r server.Role) *client.Client {
+	newClient := func(r api.Role) *client.Client {
 		tok, err := server.CreateToken(dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
@@ -68,18 +69,18 @@ func trailServer(t *testing.T) (*client.Client, crypto.PublicKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newClient(server.RoleBuilder).Sign(ctx, payload); err != nil {
+	if _, err := newClient(api.RoleBuilder).Sign(ctx, payload); err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
-	dep := newClient(server.RoleDeployer)
+	dep := newClient(api.RoleDeployer)
 	for _, env := range []string{"staging", "prod"} {
 		d := &store.Deployment{Environment: env, Event: store.EventDeployed, Artifact: "sha256:" + digest, Name: "app", Actor: "ci", Time: time.Now()}
 		if _, err := dep.AppendDeployment(ctx, d); err != nil {
 			t.Fatalf("AppendDeployment: %v", err)
 		}
 	}
-	cl := newClient(server.RoleAuditor)
-	b, err := cl.PublicKey(ctx, server.AuditKeyName)
+	cl := newClient(api.RoleAuditor)
+	b, err := cl.PublicKey(ctx, api.AuditKeyName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 )
 
@@ -56,7 +57,7 @@ func newTokenCreateCmd(s *streams) *cobra.Command {
 			if dataDir == "" || role == "" {
 				return usageErr(errors.New("--data and --role are required"), "custody token create --role builder --name ci --data ./custody-data")
 			}
-			r, err := server.ParseRole(role)
+			r, err := api.ParseRole(role)
 			if err != nil {
 				return usageErr(err, "")
 			}
@@ -126,7 +127,7 @@ func newTokenListCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l *server.TokenList
+			var l *api.TokenList
 			if url == "" {
 				l, err = server.ListTokens(where.data)
 			} else {
@@ -156,7 +157,7 @@ func newTokenListCmd(s *streams) *cobra.Command {
 }
 
 // writeTokenTable prints tokens as a table; a time never set is "-".
-func writeTokenTable(w io.Writer, toks []server.TokenStatus, now time.Time) {
+func writeTokenTable(w io.Writer, toks []api.TokenStatus, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tID\tCREATED\tEXPIRES\tLAST USED\tSTATE")
 	ts := func(t time.Time) string {
@@ -171,7 +172,7 @@ func writeTokenTable(w io.Writer, toks []server.TokenStatus, now time.Time) {
 			state += " " + ts(t.Revoked)
 		}
 		role := string(t.Role)
-		if t.Key != "" && t.Key != server.DefaultBuilderKey {
+		if t.Key != "" && t.Key != api.DefaultBuilderKey {
 			role += " (key " + t.Key + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(t.Name), role, t.ID, ts(t.Created), ts(t.Expires), ts(t.LastUsed), state)
@@ -190,9 +191,9 @@ func newTokenRevokeCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var st *server.TokenStatus
+			var st *api.TokenStatus
 			if url == "" {
-				var v server.TokenStatus
+				var v api.TokenStatus
 				v, err = server.RevokeToken(where.data, args[0])
 				st = &v
 				switch {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
@@ -189,7 +189,7 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 func subjectNames(records []*store.Evidence, digest string) []string {
 	names := map[string]bool{}
 	for _, r := range records {
-		if r.PredicateType == server.PredicateAudit {
+		if r.PredicateType == api.PredicateAudit {
 			// The server's own records name subjects for their purpose
 			// (a quarantine names the incident), not the artifact.
 			continue

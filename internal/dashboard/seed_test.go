@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/gate"
@@ -147,7 +148,7 @@ func seed(t *testing.T) *seeded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	builderKey, _ := s.BuilderPublicKey(server.DefaultBuilderKey)
+	builderKey, _ := s.BuilderPublicKey(api.DefaultBuilderKey)
 	builderKeyID, _ := gate.KeyID(builderKey)
 	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
 	pol := fmt.Sprintf(`apiVersion: custody.dev/policy/v1
@@ -171,20 +172,20 @@ approvals:
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
 
-	tok := map[server.Role]string{}
-	for _, r := range server.Roles() {
+	tok := map[api.Role]string{}
+	for _, r := range api.Roles() {
 		if tok[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cl := func(r server.Role) *client.Client {
+	cl := func(r api.Role) *client.Client {
 		c, err := client.New(url, tok[r], client.WithCheckpointDir(t.TempDir()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	build, appr, dep := cl(server.RoleBuilder), cl(server.RoleApprover), cl(server.RoleDeployer)
+	build, appr, dep := cl(api.RoleBuilder), cl(api.RoleApprover), cl(api.RoleDeployer)
 	for i, content := range []string{"app v1", "app v2"} {
 		if _, err := build.Sign(ctx, provenance(t, fmt.Sprintf("build-%d", i+1), evilName, content)); err != nil {
 			t.Fatalf("sign provenance: %v", err)
@@ -267,12 +268,12 @@ approvals:
 	// The server records the quarantine too, as custody incident open
 	// --server does: its audit entry names the incident as the subject's
 	// name, which is not a name of the artifact.
-	if _, err := cl(server.RoleAdmin).AppendIncidents(ctx, []*store.IncidentRecord{
+	if _, err := cl(api.RoleAdmin).AppendIncidents(ctx, []*store.IncidentRecord{
 		{Incident: openID, Event: store.IncidentOpened, Actor: "oncall", Time: opened, Detail: sel.String() + " compromised"},
 		{Incident: openID, Event: store.IncidentQuarantined, Artifact: bad, Actor: "oncall", Time: opened.Add(time.Second), Detail: "quarantined"},
 	}); err != nil {
 		t.Fatalf("append incident records to the server: %v", err)
 	}
-	return &seeded{url: url, srv: s, auditor: tok[server.RoleAuditor], deployer: tok[server.RoleDeployer], good: good, bad: bad,
+	return &seeded{url: url, srv: s, auditor: tok[api.RoleAuditor], deployer: tok[api.RoleDeployer], good: good, bad: bad,
 		open: openID, closed: closedID, ledger: filepath.Join(ledger.Dir, "ledger.jsonl")}
 }

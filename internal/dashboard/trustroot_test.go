@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/gate"
@@ -89,13 +90,13 @@ func TestTrustRootRevocation(t *testing.T) {
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	tok := map[server.Role]string{}
-	for _, r := range []server.Role{server.RoleAdmin, server.RoleAuditor, server.RoleBuilder, server.RoleApprover, server.RoleDeployer} {
+	tok := map[api.Role]string{}
+	for _, r := range []api.Role{api.RoleAdmin, api.RoleAuditor, api.RoleBuilder, api.RoleApprover, api.RoleDeployer} {
 		if tok[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cl := func(r server.Role) *client.Client {
+	cl := func(r api.Role) *client.Client {
 		c, err := client.New(url, tok[r], client.WithCheckpointDir(t.TempDir()))
 		if err != nil {
 			t.Fatal(err)
@@ -104,13 +105,13 @@ func TestTrustRootRevocation(t *testing.T) {
 	}
 
 	// Version 2 trusts the server's builder key as a builder.
-	builderKey, _ := s.BuilderPublicKey(server.DefaultBuilderKey)
+	builderKey, _ := s.BuilderPublicKey(api.DefaultBuilderKey)
 	builderKeyID, _ := gate.KeyID(builderKey)
 	if err := doc.AddKey(trust.Key{PublicKey: builderKey, Role: trust.RoleBuilder, Identity: "ci"}); err != nil {
 		t.Fatal(err)
 	}
 	sign()
-	if _, _, err := cl(server.RoleAdmin).PushTrustRoot(ctx, doc, "alice"); err != nil {
+	if _, _, err := cl(api.RoleAdmin).PushTrustRoot(ctx, doc, "alice"); err != nil {
 		t.Fatalf("push trust root version 2: %v", err)
 	}
 
@@ -135,7 +136,7 @@ approvals:
 
 	// "app before" is signed, then the compromise time passes (a whole
 	// second: the TSA's times are whole seconds), then "app after".
-	build := cl(server.RoleBuilder)
+	build := cl(api.RoleBuilder)
 	if _, err := build.Sign(ctx, provenance(t, "build-1", "dist/app", "app before")); err != nil {
 		t.Fatalf("sign provenance: %v", err)
 	}
@@ -146,18 +147,18 @@ approvals:
 	}
 	before, after := "sha256:"+digestOf("app before"), "sha256:"+digestOf("app after")
 	for env, content := range map[string]string{"before": "app before", "after": "app after"} {
-		if _, _, err := cl(server.RoleApprover).Push(ctx, approval(t, approver, env, content)); err != nil {
+		if _, _, err := cl(api.RoleApprover).Push(ctx, approval(t, approver, env, content)); err != nil {
 			t.Fatalf("push approval: %v", err)
 		}
 	}
 	for env, art := range map[string]string{"before": before, "after": after} {
-		if _, err := cl(server.RoleDeployer).AppendDeployment(ctx, &store.Deployment{Environment: env, Event: store.EventDeployed,
+		if _, err := cl(api.RoleDeployer).AppendDeployment(ctx, &store.Deployment{Environment: env, Event: store.EventDeployed,
 			Artifact: art, Name: "dist/app", Actor: "release-bot", Time: time.Now()}); err != nil {
 			t.Fatalf("append deployment: %v", err)
 		}
 	}
 
-	_, page := get(t, url+"/ui/", tok[server.RoleAuditor])
+	_, page := get(t, url+"/ui/", tok[api.RoleAuditor])
 	for _, env := range []string{"before", "after"} {
 		if sec := envSection(t, page, env); !strings.Contains(sec, `data-status="pass">verified`) {
 			t.Fatalf("%s is not green while the builder key is trusted:\n%s", env, sec)
@@ -169,11 +170,11 @@ approvals:
 		t.Fatal(err)
 	}
 	sign()
-	if v, _, err := cl(server.RoleAdmin).PushTrustRoot(ctx, doc, "alice"); err != nil || v != 3 {
+	if v, _, err := cl(api.RoleAdmin).PushTrustRoot(ctx, doc, "alice"); err != nil || v != 3 {
 		t.Fatalf("push trust root version 3: %d, %v", v, err)
 	}
 
-	_, page = get(t, url+"/ui/", tok[server.RoleAuditor])
+	_, page = get(t, url+"/ui/", tok[api.RoleAuditor])
 	if sec := envSection(t, page, "before"); !strings.Contains(sec, `data-status="pass">verified`) {
 		t.Errorf("before (signed before the compromise, proven by the server's timestamp) is not green:\n%s", sec)
 	}
@@ -182,14 +183,14 @@ approvals:
 		t.Errorf("after (signed after the compromise) is not shown failing:\n%s", sec)
 	}
 
-	_, art := get(t, url+"/ui/artifact/"+after, tok[server.RoleAuditor])
+	_, art := get(t, url+"/ui/artifact/"+after, tok[api.RoleAuditor])
 	for _, w := range []string{"No provenance about this artifact verifies now.",
 		`<li class="check fail"><b>fail</b> signature: does not verify: signature: signature time outside of public key validity window`} {
 		if !strings.Contains(art, w) {
 			t.Errorf("artifact page of the artifact signed after the compromise: missing %q\n%s", w, art)
 		}
 	}
-	_, art = get(t, url+"/ui/artifact/"+before, tok[server.RoleAuditor])
+	_, art = get(t, url+"/ui/artifact/"+before, tok[api.RoleAuditor])
 	if strings.Contains(art, "No provenance about this artifact verifies now.") || !strings.Contains(art, `<span class="status pass">allowed</span>`) {
 		t.Errorf("artifact page of the artifact signed before the compromise does not show it allowed:\n%s", art)
 	}

@@ -3,9 +3,9 @@ package deploy_test
 import (
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/deploy"
 	"github.com/custody-dev/custody/internal/deploy/historytest"
-	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/server/servertest"
 )
 
@@ -19,7 +19,7 @@ func TestHistoryConformance(t *testing.T) {
 		t.Run("server-"+b.Name, func(t *testing.T) {
 			historytest.Run(t, func(t *testing.T) deploy.History {
 				s := servertest.Start(t, b.Open(t))
-				return deploy.ServerHistory{Client: s.Client(t, server.RoleDeployer)}
+				return deploy.ServerHistory{Client: s.Client(t, api.RoleDeployer)}
 			})
 		})
 	}

@@ -3,9 +3,9 @@ package incident_test
 import (
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/incident/ledgertest"
-	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/server/servertest"
 )
 
@@ -19,7 +19,7 @@ func TestLedgerConformance(t *testing.T) {
 		t.Run("server-"+b.Name, func(t *testing.T) {
 			ledgertest.Run(t, func(t *testing.T) incident.Ledger {
 				s := servertest.Start(t, b.Open(t))
-				return incident.ServerLedger{Client: s.Client(t, server.RoleAdmin)}
+				return incident.ServerLedger{Client: s.Client(t, api.RoleAdmin)}
 			})
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
@@ -113,8 +114,8 @@ func selfSignedBundle(t *testing.T, identity string, stmt []byte) []byte {
 func TestPushAttributesOnlyVerified(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
-	builderPub, _ := ts.BuilderPublicKey(server.DefaultBuilderKey)
+	c := newClient(t, ts, api.RoleBuilder)
+	builderPub, _ := ts.BuilderPublicKey(api.DefaultBuilderKey)
 	builderHint, err := trust.KeyID(builderPub)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestPushAttributesOnlyVerified(t *testing.T) {
 		{"entry of another log", otherLog("otherlog.bin")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], tc.bundle)
+			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[api.RoleBuilder], tc.bundle)
 			if resp.status != http.StatusCreated {
 				t.Fatalf("push: status %d (%s), want 201 (stored unverified)", resp.status, resp.body)
 			}
@@ -194,7 +195,7 @@ func TestPushAttributesOnlyVerified(t *testing.T) {
 				t.Errorf("unverified claims indexed as facts: builder %q build %q source %q %q", e.BuilderID, e.BuildID, e.SourceURI, e.SourceCommit)
 			}
 			sum := sha256.Sum256([]byte(e.Subjects[0].Name))
-			a := do(t, ts, http.MethodGet, "/api/v1/evidence?digest=sha256:"+hex.EncodeToString(sum[:]), ts.tokens[server.RoleAuditor], nil)
+			a := do(t, ts, http.MethodGet, "/api/v1/evidence?digest=sha256:"+hex.EncodeToString(sum[:]), ts.tokens[api.RoleAuditor], nil)
 			var sr struct{ Evidence []map[string]any }
 			if err := json.Unmarshal([]byte(a.body), &sr); err != nil || len(sr.Evidence) != 1 {
 				t.Fatalf("search by digest: %s, %v", a.body, err)

@@ -14,19 +14,6 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 )
 
-// PredicateAudit is the predicate type of the server's audit entries
-// (api.PredicateAudit).
-const PredicateAudit = api.PredicateAudit
-
-// AuditKeyName is the name under which GET /api/v1/keys/{name} serves the
-// audit key's public key (api.AuditKeyName).
-const AuditKeyName = api.AuditKeyName
-
-// AuditPredicate is the predicate of an audit entry.
-//
-// Deprecated: use api.AuditPredicate.
-type AuditPredicate = api.AuditPredicate
-
 // auditEvent is one action to record.
 type auditEvent struct {
 	action string
@@ -50,13 +37,13 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int6
 		return 0, fmt.Errorf("couldn't encode audit detail: %w", err)
 	}
 	tok := tokenName(tokenFrom(r))
-	pred := AuditPredicate{Action: e.action, Actor: e.actor, Token: tok, Time: time.Now().UTC(), Detail: detail}
+	pred := api.AuditPredicate{Action: e.action, Actor: e.actor, Token: tok, Time: time.Now().UTC(), Detail: detail}
 	subjects := e.subjects
 	if len(subjects) == 0 {
 		sum := sha256.Sum256(detail)
 		subjects = []attest.Subject{{Name: "custody-audit/" + e.action, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}}
 	}
-	stmt, err := attest.NewStatement(subjects, PredicateAudit, pred)
+	stmt, err := attest.NewStatement(subjects, api.PredicateAudit, pred)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't make audit statement: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
@@ -25,7 +26,7 @@ type loggedAudit struct {
 	LogIndex uint64
 	// Statement and Predicate are what the audit key signed.
 	Statement *attest.Statement
-	Predicate AuditPredicate
+	Predicate api.AuditPredicate
 }
 
 // auditReader reads the server's audit entries from the index and keeps
@@ -112,7 +113,7 @@ func (a *auditReader) verify(ctx context.Context, e *store.Evidence) (*loggedAud
 	if err != nil {
 		return bad("%v", err)
 	}
-	if st.PredicateType != PredicateAudit {
+	if st.PredicateType != api.PredicateAudit {
 		return bad("predicate type %q is not an audit entry's", st.PredicateType)
 	}
 	p, err := attest.ParseAudit(st.Predicate)
@@ -132,7 +133,7 @@ func (a *auditReader) verify(ctx context.Context, e *store.Evidence) (*loggedAud
 // last row read, verified or not. An error is returned when the index or
 // the log cannot be read, or fn fails.
 func (a *auditReader) each(ctx context.Context, q store.Query, fn func(*loggedAudit) error) (last int64, err error) {
-	q.PredicateType = PredicateAudit
+	q.PredicateType = api.PredicateAudit
 	if q.Limit <= 0 {
 		q.Limit = reconcilePage
 	}

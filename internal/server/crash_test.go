@@ -88,7 +88,7 @@ type crashRig struct {
 	logPath  string // the server processes' stderr
 	rootFile string // trust root version 1
 	admins   []*ecdsa.PrivateKey
-	tokens   map[server.Role]string
+	tokens   map[api.Role]string
 	auditPub crypto.PublicKey
 
 	cmd     *exec.Cmd
@@ -114,7 +114,7 @@ func newCrashRig(t *testing.T) *crashRig {
 	t.Helper()
 	tmp := t.TempDir()
 	r := &crashRig{t: t, dir: filepath.Join(tmp, "data"), cliHome: filepath.Join(tmp, "home"),
-		logPath: filepath.Join(tmp, "serve.log"), rootFile: filepath.Join(tmp, "root.json"), tokens: map[server.Role]string{}}
+		logPath: filepath.Join(tmp, "serve.log"), rootFile: filepath.Join(tmp, "root.json"), tokens: map[api.Role]string{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func newCrashRig(t *testing.T) *crashRig {
 	if err := os.WriteFile(r.rootFile, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range server.Roles() {
+	for _, role := range api.Roles() {
 		if r.tokens[role], err = server.CreateToken(r.dir, role, "", "crash "+string(role)); err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func (r *crashRig) fetchAuditKey() {
 	if r.auditPub != nil {
 		return
 	}
-	pemBytes, err := r.client(server.RoleAuditor).PublicKey(context.Background(), server.AuditKeyName)
+	pemBytes, err := r.client(api.RoleAuditor).PublicKey(context.Background(), api.AuditKeyName)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func (r *crashRig) stop() {
 	r.cmd = nil
 }
 
-func (r *crashRig) client(role server.Role) *client.Client {
+func (r *crashRig) client(role api.Role) *client.Client {
 	c, err := client.New(r.url, r.tokens[role], client.WithCheckpointDir(filepath.Join(r.cliHome, "client-"+string(role))))
 	if err != nil {
 		r.t.Fatal(err)
@@ -284,7 +284,7 @@ func (r *crashRig) write(ctx context.Context, kind string) error {
 	}
 	switch kind {
 	case "sign":
-		if _, err := r.client(server.RoleBuilder).Sign(ctx, durableStatement(name, name)); err != nil {
+		if _, err := r.client(api.RoleBuilder).Sign(ctx, durableStatement(name, name)); err != nil {
 			return err
 		}
 		ack(func(a *acked) { a.builds = append(a.builds, name) })
@@ -305,7 +305,7 @@ func (r *crashRig) write(ctx context.Context, kind string) error {
 			return err
 		}
 		if kind == "decide" {
-			_, err = r.client(server.RoleDeployer).Sign(ctx, b)
+			_, err = r.client(api.RoleDeployer).Sign(ctx, b)
 		} else {
 			err = r.pushOffline(ctx, b)
 		}
@@ -320,7 +320,7 @@ func (r *crashRig) write(ctx context.Context, kind string) error {
 	case "deployment":
 		d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: "sha256:" + hexSum, Name: name,
 			Actor: "ci", Time: time.Now()}
-		if _, err := r.client(server.RoleDeployer).AppendDeployment(ctx, d); err != nil {
+		if _, err := r.client(api.RoleDeployer).AppendDeployment(ctx, d); err != nil {
 			return err
 		}
 		ack(func(a *acked) { a.artifacts = append(a.artifacts, d.Artifact) })
@@ -334,7 +334,7 @@ func (r *crashRig) write(ctx context.Context, kind string) error {
 			{Incident: inc, Event: store.IncidentQuarantined, Artifact: "sha256:" + hex.EncodeToString(other[:]), Actor: "alice", Time: now},
 			{Incident: inc, Event: store.IncidentReported, Actor: "alice", Time: now, Report: json.RawMessage(`{"incident":"` + inc + `","n":` + strconv.Itoa(n) + `}`)},
 		}
-		if _, err := r.client(server.RoleAdmin).AppendIncidents(ctx, recs); err != nil {
+		if _, err := r.client(api.RoleAdmin).AppendIncidents(ctx, recs); err != nil {
 			return err
 		}
 		ack(func(a *acked) { a.incidents = append(a.incidents, inc) })
@@ -363,13 +363,13 @@ func (r *crashRig) pushOffline(ctx context.Context, stmt []byte) error {
 	if err != nil {
 		return err
 	}
-	_, _, err = r.client(server.RoleBuilder).Push(ctx, b)
+	_, _, err = r.client(api.RoleBuilder).Push(ctx, b)
 	return err
 }
 
 // pushPolicy pushes the version after the one the server serves.
 func (r *crashRig) pushPolicy(ctx context.Context) error {
-	admin := r.client(server.RoleAdmin)
+	admin := r.client(api.RoleAdmin)
 	v := 1
 	cur, err := admin.Policy(ctx, "prod")
 	var apiErr *client.APIError
@@ -400,7 +400,7 @@ func (r *crashRig) pushPolicy(ctx context.Context) error {
 // pushTrustRoot pushes the version after the one the server serves, with
 // the same admins.
 func (r *crashRig) pushTrustRoot(ctx context.Context) error {
-	admin := r.client(server.RoleAdmin)
+	admin := r.client(api.RoleAdmin)
 	cur, err := admin.TrustRootDocument(ctx, 0)
 	if err != nil {
 		return err
@@ -463,7 +463,7 @@ func recordedState(trail []*client.AuditEntry) (*loggedState, error) {
 		}
 		switch {
 		case e.Action == "policy.changed":
-			var c server.PolicyChange
+			var c api.PolicyChange
 			if err := json.Unmarshal(e.Detail, &c); err != nil {
 				return nil, err
 			}
@@ -471,7 +471,7 @@ func recordedState(trail []*client.AuditEntry) (*loggedState, error) {
 				st.policyVersion, st.policyDigest = c.Version, c.Digest
 			}
 		case e.Action == "trust.changed":
-			var c server.TrustChange
+			var c api.TrustChange
 			if err := json.Unmarshal(e.Detail, &c); err != nil {
 				return nil, err
 			}
@@ -524,7 +524,7 @@ func recordedState(trail []*client.AuditEntry) (*loggedState, error) {
 
 // servedState reads the state the server serves.
 func (r *crashRig) servedState(ctx context.Context) (*loggedState, error) {
-	c := r.client(server.RoleAuditor)
+	c := r.client(api.RoleAuditor)
 	st := &loggedState{deployments: map[string]int{}, incidents: map[string]int{}}
 	sp, err := c.Policy(ctx, "prod")
 	var apiErr *client.APIError
@@ -568,12 +568,12 @@ func (r *crashRig) check(ctx context.Context, after string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "audit", "--complete", "--server", r.url)
-	cmd.Env = append(os.Environ(), cliEnv+"=1", "CUSTODY_TOKEN="+r.tokens[server.RoleAuditor], "XDG_CONFIG_HOME="+r.cliHome)
+	cmd.Env = append(os.Environ(), cliEnv+"=1", "CUSTODY_TOKEN="+r.tokens[api.RoleAuditor], "XDG_CONFIG_HOME="+r.cliHome)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		t.Errorf("after %s: custody audit --complete: %v: %s", after, err, strings.Join(lines[max(0, len(lines)-3):], " | "))
 	}
-	trail, walk, err := r.client(server.RoleAuditor).CompleteAuditTrail(ctx, r.auditPub)
+	trail, walk, err := r.client(api.RoleAuditor).CompleteAuditTrail(ctx, r.auditPub)
 	if err != nil {
 		t.Fatalf("after %s: complete audit trail: %v", after, err)
 	}
@@ -618,7 +618,7 @@ func diffCounts(t *testing.T, after, what string, served, logged map[string]int)
 func (r *crashRig) checkIndexed(ctx context.Context, after string, size uint64) {
 	t := r.t
 	t.Helper()
-	c := r.client(server.RoleAuditor)
+	c := r.client(api.RoleAuditor)
 	seen := map[int64]bool{}
 	q := api.Query{Limit: api.MaxLimit}
 	for {
@@ -660,7 +660,7 @@ func (r *crashRig) checkAcked(ctx context.Context, after string, served *loggedS
 	r.mu.Lock()
 	a := r.acked
 	r.mu.Unlock()
-	c := r.client(server.RoleAuditor)
+	c := r.client(api.RoleAuditor)
 	for _, id := range a.builds {
 		if got, err := c.Search(ctx, api.Query{BuildID: id}); err != nil || len(got) != 1 {
 			t.Errorf("after %s: acknowledged build %s: %d records, %v", after, id, len(got), err)

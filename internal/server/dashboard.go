@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/policy"
@@ -144,7 +145,7 @@ func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
 }
 
 // uiRole reports whether a token role may read the dashboard.
-func uiRole(r Role) bool { return r == RoleAuditor || r == RoleAdmin }
+func uiRole(r api.Role) bool { return r == api.RoleAuditor || r == api.RoleAdmin }
 
 // uiAuth admits dashboard requests of an auditor or admin: with
 // "Authorization: Bearer TOKEN", or in a session the form at /ui/login
@@ -152,7 +153,7 @@ func uiRole(r Role) bool { return r == RoleAuditor || r == RoleAdmin }
 func (s *Server) uiAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); bearer {
-			s.auth(h.ServeHTTP, RoleAuditor, RoleAdmin)(w, r)
+			s.auth(h.ServeHTTP, api.RoleAuditor, api.RoleAdmin)(w, r)
 			return
 		}
 		r2, ok, err := s.sessionAuth(r)

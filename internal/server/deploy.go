@@ -15,13 +15,13 @@ import (
 // pushAllowed reports whether a token of role may push a bundle of
 // predicateType: builders and admins anything, approvers only approvals,
 // deployers only decisions (VSAs).
-func pushAllowed(role Role, predicateType string) bool {
+func pushAllowed(role api.Role, predicateType string) bool {
 	switch role {
-	case RoleBuilder, RoleAdmin:
+	case api.RoleBuilder, api.RoleAdmin:
 		return true
-	case RoleApprover:
+	case api.RoleApprover:
 		return predicateType == attest.PredicateApproval
-	case RoleDeployer:
+	case api.RoleDeployer:
 		return predicateType == attest.PredicateVSA
 	}
 	return false

@@ -21,8 +21,8 @@ import (
 func TestDeployments(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	dep := newClient(t, ts, server.RoleDeployer)
-	aud := newClient(t, ts, server.RoleAuditor)
+	dep := newClient(t, ts, api.RoleDeployer)
+	aud := newClient(t, ts, api.RoleAuditor)
 	sum := sha256.Sum256([]byte("app"))
 	d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: "sha256:" + hex.EncodeToString(sum[:]),
 		Name: "app", Actor: "ci", Time: time.Now(), RecordedBy: "forged"}
@@ -46,14 +46,14 @@ func TestDeployments(t *testing.T) {
 	}
 	// Each append wrote an audit entry first: in the log, signed with the
 	// audit key, naming the token and the artifact.
-	audits, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit})
+	audits, err := aud.Search(ctx, api.Query{PredicateType: api.PredicateAudit})
 	if err != nil || len(audits) != 2 {
 		t.Fatalf("audit entries = %d, %v; want 2", len(audits), err)
 	}
-	if rest, err := aud.Search(ctx, api.Query{Digest: d.Artifact, ExcludePredicateTypes: []string{server.PredicateAudit}}); err != nil || len(rest) != 0 {
+	if rest, err := aud.Search(ctx, api.Query{Digest: d.Artifact, ExcludePredicateTypes: []string{api.PredicateAudit}}); err != nil || len(rest) != 0 {
 		t.Errorf("evidence about the artifact without audit entries = %d, %v; want none", len(rest), err)
 	}
-	auditPub, err := aud.PublicKey(ctx, server.AuditKeyName)
+	auditPub, err := aud.PublicKey(ctx, api.AuditKeyName)
 	if err != nil {
 		t.Fatalf("audit key: %v", err)
 	}
@@ -69,7 +69,7 @@ func TestDeployments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p server.AuditPredicate
+		var p api.AuditPredicate
 		if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Action != "deployment.deployed" || p.Token != "deployer:test deployer" || p.Actor != "ci" {
 			t.Errorf("audit predicate = %+v, %v", p, err)
 		}
@@ -112,15 +112,15 @@ func TestPushByRole(t *testing.T) {
 		"approver": "alice", "time": "2026-01-01T00:00:00Z"})
 	vsa := bundleOf("https://slsa.dev/verification_summary/v1", map[string]any{"verificationResult": "PASSED"})
 	for _, tt := range []struct {
-		role   server.Role
+		role   api.Role
 		bundle []byte
 		ok     bool
 	}{
-		{server.RoleApprover, approval, true},
-		{server.RoleApprover, vsa, false},
-		{server.RoleDeployer, vsa, true},
-		{server.RoleDeployer, approval, false},
-		{server.RoleAuditor, approval, false},
+		{api.RoleApprover, approval, true},
+		{api.RoleApprover, vsa, false},
+		{api.RoleDeployer, vsa, true},
+		{api.RoleDeployer, approval, false},
+		{api.RoleAuditor, approval, false},
 	} {
 		_, _, err := newClient(t, ts, tt.role).Push(ctx, tt.bundle)
 		var apiErr *client.APIError
@@ -132,7 +132,7 @@ func TestPushByRole(t *testing.T) {
 		}
 	}
 	// A deployer has decisions signed, and nothing else.
-	dep := newClient(t, ts, server.RoleDeployer)
+	dep := newClient(t, ts, api.RoleDeployer)
 	st, _ := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
 		"https://slsa.dev/verification_summary/v1", map[string]any{"verificationResult": "PASSED"})
 	b, _ := st.Marshal()
@@ -141,7 +141,7 @@ func TestPushByRole(t *testing.T) {
 	}
 	// ... with the audit key, not a builder key: a compromised builder key
 	// must not taint every deployment decision.
-	auditPEM, err := dep.PublicKey(ctx, server.AuditKeyName)
+	auditPEM, err := dep.PublicKey(ctx, api.AuditKeyName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,6 @@ import (
 	"github.com/custody-dev/custody/verify"
 )
 
-// EvidenceJSON is the wire form of store.Evidence in the evidence API.
-//
-// Deprecated: use api.Evidence.
-type EvidenceJSON = api.Evidence
-
 func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r)
 	if !ok {

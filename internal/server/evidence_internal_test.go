@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -21,7 +22,7 @@ func TestSearchResponseKeepsBundles(t *testing.T) {
 		{ID: 2, Bundle: []byte(`{"s":"\"quoted\" \u00e9"}`), IndexedAt: now},
 		{ID: 3, IndexedAt: now},
 	}
-	want, err := json.Marshal(SearchResponse{Evidence: []EvidenceJSON{ToJSON(found[0]), ToJSON(found[1]), ToJSON(found[2])}, Next: 3})
+	want, err := json.Marshal(api.SearchResponse{Evidence: []api.Evidence{ToJSON(found[0]), ToJSON(found[1]), ToJSON(found[2])}, Next: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,8 +76,8 @@ func openLogged(t *testing.T, dir string, root []byte, logs *syncBuffer) (ts *te
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[server.Role]string{}}
-	for _, r := range server.Roles() {
+	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[api.Role]string{}}
+	for _, r := range api.Roles() {
 		if ts.tokens[r], err = server.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func openLogged(t *testing.T, dir string, root []byte, logs *syncBuffer) (ts *te
 }
 
 // forgedAudit is an audit statement as the server writes them (predicate
-// type predicateType, normally server.PredicateAudit), made by an
+// type predicateType, normally api.PredicateAudit), made by an
 // attacker: its JSON and the bundle of it signed with key, never logged.
 func forgedAudit(t *testing.T, key *ecdsa.PrivateKey, predicateType, action string, subject attest.Subject, detail any) (stmt, bundle []byte) {
 	t.Helper()
@@ -94,7 +94,7 @@ func forgedAudit(t *testing.T, key *ecdsa.PrivateKey, predicateType, action stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	pred := server.AuditPredicate{Action: action, Token: "admin", Time: time.Now().UTC(), Detail: d}
+	pred := api.AuditPredicate{Action: action, Token: "admin", Time: time.Now().UTC(), Detail: d}
 	st, err := attest.NewStatement([]attest.Subject{subject}, predicateType, pred)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func forgedAudit(t *testing.T, key *ecdsa.PrivateKey, predicateType, action stri
 
 // attackerPolicy is policy version of prod signed only by the attacker,
 // and the policy.changed detail and subject that would install it.
-func attackerPolicy(t *testing.T, attacker *ecdsa.PrivateKey, version int) (attest.Subject, server.PolicyChange) {
+func attackerPolicy(t *testing.T, attacker *ecdsa.PrivateKey, version int) (attest.Subject, api.PolicyChange) {
 	t.Helper()
 	sp := signedPolicy(t, fmt.Sprint(version), attacker)
 	env, err := sp.Marshal()
@@ -119,14 +119,14 @@ func attackerPolicy(t *testing.T, attacker *ecdsa.PrivateKey, version int) (atte
 	}
 	id, _ := trust.KeyID(attacker.Public())
 	sum := sha256.Sum256(sp.Payload)
-	return attest.Subject{Name: server.SubjectPolicyPrefix + "prod", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}},
-		server.PolicyChange{Environment: "prod", Version: version, Previous: 1, Digest: sp.Digest(), TrustRootVersion: 1, Admins: []string{id}, Envelope: env}
+	return attest.Subject{Name: api.SubjectPolicyPrefix + "prod", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}},
+		api.PolicyChange{Environment: "prod", Version: version, Previous: 1, Digest: sp.Digest(), TrustRootVersion: 1, Admins: []string{id}, Envelope: env}
 }
 
 // attackerRoot is the next version of root (version 1 for nil) holding
 // the attacker as admin and builder, signed by the attacker alone, and the
 // trust.changed detail and subject that would install it.
-func attackerRoot(t *testing.T, root *trust.Document, attacker *ecdsa.PrivateKey) (*trust.Document, attest.Subject, server.TrustChange) {
+func attackerRoot(t *testing.T, root *trust.Document, attacker *ecdsa.PrivateKey) (*trust.Document, attest.Subject, api.TrustChange) {
 	t.Helper()
 	var d *trust.Document
 	var err error
@@ -147,8 +147,8 @@ func attackerRoot(t *testing.T, root *trust.Document, attacker *ecdsa.PrivateKey
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(raw)
-	return d, attest.Subject{Name: server.SubjectTrustRoot, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}},
-		server.TrustChange{Version: d.Version, Previous: d.Version - 1, Digest: "sha256:" + hex.EncodeToString(sum[:]), Document: raw}
+	return d, attest.Subject{Name: api.SubjectTrustRoot, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}},
+		api.TrustChange{Version: d.Version, Previous: d.Version - 1, Digest: "sha256:" + hex.EncodeToString(sum[:]), Document: raw}
 }
 
 // dsseLogRequest is a Rekor v2 DSSE entry request for a bundle signed
@@ -230,7 +230,7 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 	var logs syncBuffer
 	ts, stop := openLogged(t, dir, rootRaw, &logs)
 	v1 := signedPolicy(t, "1", admins[0], admins[1])
-	if _, err := newClient(t, ts, server.RoleAdmin).PushPolicy(ctx, v1, "alice"); err != nil {
+	if _, err := newClient(t, ts, api.RoleAdmin).PushPolicy(ctx, v1, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	attacker := newKey(t)
@@ -238,7 +238,7 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 	_, rootSub, rootChange := attackerRoot(t, root, attacker)
 	type forged struct{ name, stmt, bundle []byte }
 	var all []forged
-	for _, pt := range []string{server.PredicateAudit, "HTTPS://Custody.dev/audit/v1", "https://custody.dev/audit/v2", "https://custody.dev/trust-root/v1"} {
+	for _, pt := range []string{api.PredicateAudit, "HTTPS://Custody.dev/audit/v1", "https://custody.dev/audit/v2", "https://custody.dev/trust-root/v1"} {
 		for _, f := range []struct {
 			action  string
 			subject attest.Subject
@@ -250,7 +250,7 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 	}
 	before := count(t, ts)
 	for _, f := range all {
-		for _, role := range []server.Role{server.RoleBuilder, server.RoleAdmin} {
+		for _, role := range []api.Role{api.RoleBuilder, api.RoleAdmin} {
 			if a := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[role], f.bundle); a.status != http.StatusForbidden || !strings.Contains(a.body, "reserved") {
 				t.Errorf("%s push of %s = %d %q; want 403 reserved", role, f.name, a.status, a.body)
 			}
@@ -266,26 +266,26 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 	// A duplicate predicateType member hides nothing: every one counts.
 	dup := bytes.Replace(all[0].stmt, []byte(`"predicateType":`), []byte(`"predicateType":"https://example.com/x","PredicateType":`), 1)
 	req, _ := json.Marshal(map[string]json.RawMessage{"statement": dup})
-	if a := do(t, ts, http.MethodPost, "/api/v1/sign", ts.tokens[server.RoleBuilder], req); a.status != http.StatusForbidden {
+	if a := do(t, ts, http.MethodPost, "/api/v1/sign", ts.tokens[api.RoleBuilder], req); a.status != http.StatusForbidden {
 		t.Errorf("sign of a statement with a second, reserved predicateType member = %d %q; want 403", a.status, a.body)
 	}
 	// The documents that are server state go only through their routes.
 	sp := signedPolicy(t, "99", attacker)
 	for _, pt := range []string{policy.SignedPayloadType, trust.DocumentPayloadType, "Application/vnd.custody.policy+YAML; x=y"} {
-		if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[server.RoleAdmin], dsseRequest(t, attacker, pt, sp.Payload)); a.status != http.StatusForbidden {
+		if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[api.RoleAdmin], dsseRequest(t, attacker, pt, sp.Payload)); a.status != http.StatusForbidden {
 			t.Errorf("log append of a DSSE entry of payload type %s = %d %q; want 403", pt, a.status, a.body)
 		}
 	}
-	if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[server.RoleBuilder], dsseRequest(t, attacker, attest.PayloadType, statement(t, "b-1", "app"))); a.status != http.StatusCreated {
+	if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[api.RoleBuilder], dsseRequest(t, attacker, attest.PayloadType, statement(t, "b-1", "app"))); a.status != http.StatusCreated {
 		t.Errorf("log append of a DSSE entry of provenance = %d %q; want 201", a.status, a.body)
 	}
 	// The audit key's own entries are logged by the server only.
-	aud := newClient(t, ts, server.RoleAuditor)
-	real, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit, Limit: 1})
+	aud := newClient(t, ts, api.RoleAuditor)
+	real, err := aud.Search(ctx, api.Query{PredicateType: api.PredicateAudit, Limit: 1})
 	if err != nil || len(real) != 1 {
 		t.Fatalf("audit entries = %d, %v", len(real), err)
 	}
-	if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[server.RoleBuilder], replayLogRequest(t, real[0].Bundle, ts.AuditPublicKey())); a.status != http.StatusForbidden {
+	if a := do(t, ts, http.MethodPost, "/api/v2/log/entries", ts.tokens[api.RoleBuilder], replayLogRequest(t, real[0].Bundle, ts.AuditPublicKey())); a.status != http.StatusForbidden {
 		t.Errorf("log append of an audit entry's signature = %d %q; want 403", a.status, a.body)
 	}
 	if n := count(t, ts); n != before {
@@ -295,7 +295,7 @@ func TestForgedAuditEntriesRefused(t *testing.T) {
 
 	ts, stop = openLogged(t, dir, nil, &logs)
 	defer stop()
-	c := newClient(t, ts, server.RoleAdmin)
+	c := newClient(t, ts, api.RoleAdmin)
 	if got, err := c.Policy(ctx, "prod"); err != nil || got.Digest() != v1.Digest() {
 		t.Errorf("served policy after restart = %v, %v; want the admins' version 1", got, err)
 	}
@@ -334,7 +334,7 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 	var logs syncBuffer
 	ts, stop := openLogged(t, dir, rootRaw, &logs)
 	v1 := signedPolicy(t, "1", admins[0], admins[1])
-	if _, err := newClient(t, ts, server.RoleAdmin).PushPolicy(ctx, v1, "alice"); err != nil {
+	if _, err := newClient(t, ts, api.RoleAdmin).PushPolicy(ctx, v1, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	attacker := newKey(t)
@@ -342,14 +342,14 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 	_, rootSub, rootChange := attackerRoot(t, root, attacker)
 	_, rootSub1, rootChange1 := attackerRoot(t, nil, attacker)
 	// Logged in this server's log, but under the attacker's key.
-	stmt, _ := forgedAudit(t, attacker, server.PredicateAudit, "policy.changed", polSub, polChange)
-	logged, err := signer.SignStatement(ctx, attacker, stmt, signer.WithTransparencyLog(newClient(t, ts, server.RoleBuilder).Transparency()))
+	stmt, _ := forgedAudit(t, attacker, api.PredicateAudit, "policy.changed", polSub, polChange)
+	logged, err := signer.SignStatement(ctx, attacker, stmt, signer.WithTransparencyLog(newClient(t, ts, api.RoleBuilder).Transparency()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One of the server's own entries with the audit key's envelope but a
 	// bundle claiming another log position.
-	real, err := ts.Index().Search(ctx, store.Query{PredicateType: server.PredicateAudit, SubjectName: "policy/prod"})
+	real, err := ts.Index().Search(ctx, store.Query{PredicateType: api.PredicateAudit, SubjectName: "policy/prod"})
 	if err != nil || len(real) != 1 {
 		t.Fatalf("policy audit entries = %d, %v", len(real), err)
 	}
@@ -361,18 +361,18 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 	stop()
 
 	forgedRows := map[string][]byte{"logged under the attacker's key": logged, "moved": moved}
-	_, forgedRows["policy v99"] = forgedAudit(t, attacker, server.PredicateAudit, "policy.changed", polSub, polChange)
-	_, forgedRows["trust root v2"] = forgedAudit(t, attacker, server.PredicateAudit, "trust.changed", rootSub, rootChange)
+	_, forgedRows["policy v99"] = forgedAudit(t, attacker, api.PredicateAudit, "policy.changed", polSub, polChange)
+	_, forgedRows["trust root v2"] = forgedAudit(t, attacker, api.PredicateAudit, "trust.changed", rootSub, rootChange)
 	// Before the fix this one made Open fail (a fork of version 1) ...
-	_, forgedRows["trust root v1 fork"] = forgedAudit(t, attacker, server.PredicateAudit, "trust.changed", rootSub1, rootChange1)
+	_, forgedRows["trust root v1 fork"] = forgedAudit(t, attacker, api.PredicateAudit, "trust.changed", rootSub1, rootChange1)
 	// ... and so did this one (a policy.changed whose detail is not one).
-	_, forgedRows["malformed"] = forgedAudit(t, attacker, server.PredicateAudit, "policy.changed", polSub, map[string]int{"envelope": 1})
+	_, forgedRows["malformed"] = forgedAudit(t, attacker, api.PredicateAudit, "policy.changed", polSub, map[string]int{"envelope": 1})
 	// A quarantine of a victim's artifact, which the records reconciliation
 	// would append as an incident record.
 	victim := "sha256:" + strings.Repeat("ab", 32)
 	quarantine := []map[string]any{{"incident": "INC-20260101T000000Z-0badc0de", "event": "quarantined",
 		"time": time.Now().UTC(), "artifacts": []string{victim}}}
-	_, forgedRows["quarantine"] = forgedAudit(t, attacker, server.PredicateAudit, "incident.quarantined",
+	_, forgedRows["quarantine"] = forgedAudit(t, attacker, api.PredicateAudit, "incident.quarantined",
 		attest.Subject{Name: "INC-20260101T000000Z-0badc0de", Digest: map[string]string{"sha256": strings.Repeat("ab", 32)}}, quarantine)
 	// Signed by the audit key itself (a copy of the key, a restored backup
 	// of another server's index) but never in this server's log.
@@ -391,10 +391,10 @@ func TestReconcileSkipsForgedAuditRows(t *testing.T) {
 			t.Errorf("no warning names the forged row %q (id %d); log:\n%s", name, id, out)
 		}
 	}
-	if a := do(t, ts, http.MethodGet, "/api/v1/incidents?artifact="+victim, ts.tokens[server.RoleAuditor], nil); a.status != http.StatusOK || strings.Contains(a.body, victim) {
+	if a := do(t, ts, http.MethodGet, "/api/v1/incidents?artifact="+victim, ts.tokens[api.RoleAuditor], nil); a.status != http.StatusOK || strings.Contains(a.body, victim) {
 		t.Errorf("incident records of the victim's artifact after restart = %d %q; want none", a.status, a.body)
 	}
-	c := newClient(t, ts, server.RoleAdmin)
+	c := newClient(t, ts, api.RoleAdmin)
 	if got, err := c.Policy(ctx, "prod"); err != nil || got.Digest() != v1.Digest() {
 		t.Errorf("served policy after restart = %v, %v; want the admins' version 1", got, err)
 	}
@@ -429,8 +429,8 @@ func TestForgedTrustRootOnServerWithout(t *testing.T) {
 	ts, stop := openLogged(t, dir, nil, &logs)
 	attacker := newKey(t)
 	_, sub, change := attackerRoot(t, nil, attacker)
-	_, b := forgedAudit(t, attacker, server.PredicateAudit, "trust.changed", sub, change)
-	if a := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], b); a.status != http.StatusForbidden {
+	_, b := forgedAudit(t, attacker, api.PredicateAudit, "trust.changed", sub, change)
+	if a := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[api.RoleBuilder], b); a.status != http.StatusForbidden {
 		t.Errorf("push of a forged trust.changed = %d %q; want 403", a.status, a.body)
 	}
 	stop()

@@ -23,8 +23,8 @@ import (
 func TestIncidents(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	adm := newClient(t, ts, server.RoleAdmin)
-	aud := newClient(t, ts, server.RoleAuditor)
+	adm := newClient(t, ts, api.RoleAdmin)
+	aud := newClient(t, ts, api.RoleAuditor)
 	inc := storetest.IncidentID(1)
 	opened := &store.IncidentRecord{Incident: inc, Event: store.IncidentOpened, Actor: "alice", Time: time.Now(),
 		Detail: "key K compromised", RecordedBy: "forged"}
@@ -67,7 +67,7 @@ func TestIncidents(t *testing.T) {
 
 	// The audit trail: one entry for the opening, several for the
 	// quarantines, each quarantined artifact a subject of one of them.
-	audits, err := aud.Search(ctx, api.Query{PredicateType: server.PredicateAudit, Limit: api.MaxLimit})
+	audits, err := aud.Search(ctx, api.Query{PredicateType: api.PredicateAudit, Limit: api.MaxLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestIncidents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var p server.AuditPredicate
+		var p api.AuditPredicate
 		if err := json.Unmarshal(st.Predicate, &p); err != nil || p.Token != "admin:test admin" || p.Actor != "alice" {
 			t.Errorf("audit predicate = %+v, %v", p, err)
 		}
@@ -128,7 +128,7 @@ func TestIncidents(t *testing.T) {
 			t.Fatalf("artifact %s is the subject of %d quarantine audit entries, want 1", r.Artifact, subjects[r.Artifact])
 		}
 	}
-	if found, err := aud.Search(ctx, api.Query{Digest: art, PredicateType: server.PredicateAudit}); err != nil || len(found) != 1 {
+	if found, err := aud.Search(ctx, api.Query{Digest: art, PredicateType: api.PredicateAudit}); err != nil || len(found) != 1 {
 		t.Errorf("audit entries found by the artifact's digest = %d, %v; want 1", len(found), err)
 	}
 
@@ -149,14 +149,14 @@ func TestIncidents(t *testing.T) {
 	if _, err := aud.AppendIncident(ctx, opened); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
 		t.Errorf("auditor AppendIncident = %v, want 403", err)
 	}
-	if _, err := newClient(t, ts, server.RoleDeployer).AppendIncidents(ctx, batch[:2]); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
+	if _, err := newClient(t, ts, api.RoleDeployer).AppendIncidents(ctx, batch[:2]); !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden {
 		t.Errorf("deployer AppendIncidents = %v, want 403", err)
 	}
 	bad := []*store.IncidentRecord{storetest.Quarantine(inc, 1), {Incident: inc, Event: "exploded", Time: time.Now()}}
 	if _, err := adm.AppendIncidents(ctx, bad); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || !strings.Contains(apiErr.Message, "record 1") {
 		t.Errorf("malformed batch = %v, want 400 naming record 1", err)
 	}
-	tok := ts.tokens[server.RoleAdmin]
+	tok := ts.tokens[api.RoleAdmin]
 	for _, body := range []string{
 		``, `[]`, `{"records": []}`, `{"records": [{}]}`, `{"records": [], "extra": 1}`, `{"incident": "` + inc + `", "event": "opened"}`,
 		`{"incident": "` + inc + `", "event": "opened", "time": "2026-01-01T00:00:00Z", "bogus": 1}`,
@@ -169,7 +169,7 @@ func TestIncidents(t *testing.T) {
 		t.Errorf("POST without token = %d, want 401", a.status)
 	}
 	for _, q := range []string{"limit=-1", "after=x", "artifact=sha256:ABC", "event=exploded", "incident=INC-1"} {
-		if a := do(t, ts, http.MethodGet, "/api/v1/incidents?"+q, ts.tokens[server.RoleAuditor], nil); a.status != http.StatusBadRequest {
+		if a := do(t, ts, http.MethodGet, "/api/v1/incidents?"+q, ts.tokens[api.RoleAuditor], nil); a.status != http.StatusBadRequest {
 			t.Errorf("GET ?%s = %d, want 400", q, a.status)
 		}
 	}
@@ -193,7 +193,7 @@ func TestIncidentBatchCap(t *testing.T) {
 		recs = append(recs, string(b))
 	}
 	body := fmt.Sprintf(`{"records": [%s]}`, strings.Join(recs, ","))
-	a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[server.RoleAdmin], []byte(body))
+	a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[api.RoleAdmin], []byte(body))
 	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "limit of 10000") {
 		t.Errorf("POST of %d records = %d %s, want 400", len(recs), a.status, a.body)
 	}
@@ -207,7 +207,7 @@ func TestIncidentBatchCap(t *testing.T) {
 // nothing is stored.
 func TestIncidentAuditFails(t *testing.T) {
 	ts := start(t, server.Config{})
-	adm := newClient(t, ts, server.RoleAdmin)
+	adm := newClient(t, ts, api.RoleAdmin)
 	journal := filepath.Join(ts.dir, "journal")
 	if err := os.RemoveAll(journal); err != nil {
 		t.Fatal(err)
@@ -243,11 +243,11 @@ func TestIncidentLargeAudit(t *testing.T) {
 	b, _ := json.Marshal(struct {
 		Records []*store.IncidentRecord `json:"records"`
 	}{batch})
-	a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[server.RoleAdmin], b)
+	a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[api.RoleAdmin], b)
 	if a.status != http.StatusCreated {
 		t.Fatalf("POST of %d records (%d bytes) = %d %s", len(batch), len(b), a.status, a.body)
 	}
-	audits, err := ts.Index().Search(ctx, store.Query{PredicateType: server.PredicateAudit})
+	audits, err := ts.Index().Search(ctx, store.Query{PredicateType: api.PredicateAudit})
 	if err != nil {
 		t.Fatal(err)
 	}

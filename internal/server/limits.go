@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/httplimit"
 )
 
@@ -37,9 +38,9 @@ func adminReserve(n int) int {
 // acquire takes a slot for a token of role, waiting at most wait (0: not
 // at all) or until ctx ends; release gives it back. ok is false when no
 // slot came free.
-func (p *pool) acquire(ctx context.Context, role Role, wait time.Duration) (release func(), ok bool) {
+func (p *pool) acquire(ctx context.Context, role api.Role, wait time.Duration) (release func(), ok bool) {
 	reserved := p.reserved
-	if role != RoleAdmin {
+	if role != api.RoleAdmin {
 		reserved = nil // a nil channel never receives the slot
 	}
 	take := func(c chan struct{}) func() { return func() { <-c } }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // Builders cannot take the write slots kept for admins: with every shared
@@ -17,8 +19,8 @@ func TestWritePool(t *testing.T) {
 	dir := t.TempDir()
 	s := &Server{cfg: Config{MaxBody: 1 << 10}, metrics: newMetrics(), writes: newPool(4, 1),
 		tokens: newTokenStore(dir, slog.New(slog.DiscardHandler))}
-	infos := map[Role]*TokenInfo{}
-	for _, role := range Roles() {
+	infos := map[api.Role]*TokenInfo{}
+	for _, role := range api.Roles() {
 		tok, err := CreateToken(dir, role, "", "")
 		if err != nil {
 			t.Fatal(err)
@@ -34,7 +36,7 @@ func TestWritePool(t *testing.T) {
 		<-hold
 		w.WriteHeader(http.StatusOK)
 	})
-	send := func(role Role) *httptest.ResponseRecorder {
+	send := func(role api.Role) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/api/v1/sign", strings.NewReader("{}"))
 		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, infos[role]))
 		rec := httptest.NewRecorder()
@@ -44,17 +46,17 @@ func TestWritePool(t *testing.T) {
 	for range 3 {
 		started.Add(1)
 		done.Add(1)
-		go func() { defer done.Done(); send(RoleBuilder) }()
+		go func() { defer done.Done(); send(api.RoleBuilder) }()
 	}
 	started.Wait()
-	for _, role := range []Role{RoleBuilder, RoleDeployer, RoleApprover} {
+	for _, role := range []api.Role{api.RoleBuilder, api.RoleDeployer, api.RoleApprover} {
 		if rec := send(role); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
 			t.Errorf("%s write with the shared slots taken: %d, Retry-After %q", role, rec.Code, rec.Header().Get("Retry-After"))
 		}
 	}
 	started.Add(1)
 	adm := make(chan int)
-	go func() { adm <- send(RoleAdmin).Code }()
+	go func() { adm <- send(api.RoleAdmin).Code }()
 	started.Wait() // the admin's handler runs
 	close(hold)
 	if code := <-adm; code != http.StatusOK {
@@ -62,7 +64,7 @@ func TestWritePool(t *testing.T) {
 	}
 	done.Wait()
 	started.Add(1)
-	if rec := send(RoleBuilder); rec.Code != http.StatusOK {
+	if rec := send(api.RoleBuilder); rec.Code != http.StatusOK {
 		t.Errorf("builder write once the slots are free: %d", rec.Code)
 	}
 }

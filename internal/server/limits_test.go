@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -64,7 +65,7 @@ func waitConns(t *testing.T, hs *httplimit.Server, n int) {
 func TestSlowBuildersDoNotStarveWrites(t *testing.T) {
 	const slow = 300 // more than DefaultMaxInflight
 	ts, hs := startLimited(t, server.Config{}, httplimit.Options{BodyTimeout: time.Hour, MaxConns: 2 * slow})
-	builder := ts.tokens[server.RoleBuilder]
+	builder := ts.tokens[api.RoleBuilder]
 	var conns []net.Conn
 	for i := range slow {
 		path := "/api/v1/sign"
@@ -78,7 +79,7 @@ func TestSlowBuildersDoNotStarveWrites(t *testing.T) {
 
 	body := fmt.Sprintf(`{"incident":%q,"event":"opened","actor":"alice","time":%q,"detail":"builder key compromised"}`,
 		storetest.IncidentID(7), time.Now().UTC().Format(time.RFC3339Nano))
-	if a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[server.RoleAdmin], []byte(body)); a.status/100 != 2 {
+	if a := do(t, ts, http.MethodPost, "/api/v1/incidents", ts.tokens[api.RoleAdmin], []byte(body)); a.status/100 != 2 {
 		t.Fatalf("admin's incident while %d builders stall: %d %q", slow, a.status, a.body)
 	}
 	// Writes of other builders go through too: a stalled body holds no
@@ -102,7 +103,7 @@ func TestSlowBuildersDoNotStarveWrites(t *testing.T) {
 func TestSlowClientsCutOff(t *testing.T) {
 	ts, hs := startLimited(t, server.Config{}, httplimit.Options{HeaderTimeout: 300 * time.Millisecond,
 		BodyTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
-	builder := ts.tokens[server.RoleBuilder]
+	builder := ts.tokens[api.RoleBuilder]
 
 	// Bodies that never come: each gets one line of 408 and its
 	// connection closed.

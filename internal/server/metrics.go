@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own,
@@ -119,5 +121,5 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := promhttp.HandlerFor(prometheus.Gatherers{s.metrics.reg, s.metrics.restricted}, promhttp.HandlerOpts{})
-	s.auth(all.ServeHTTP, RoleAuditor, RoleAdmin)(w, r)
+	s.auth(all.ServeHTTP, api.RoleAuditor, api.RoleAdmin)(w, r)
 }

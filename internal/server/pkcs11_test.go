@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
 )
@@ -70,7 +71,7 @@ func TestPKCS11Keys(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	b, err := c.Sign(ctx, statement(t, "hsm-build-1", "app.tar.gz"))
 	if err != nil {
 		t.Fatal(err)

@@ -20,15 +20,10 @@ import (
 	"github.com/custody-dev/custody/policy"
 )
 
-const SubjectPolicyPrefix = api.SubjectPolicyPrefix
-
 // envelopeSuffix names an environment's current signed policy:
 // DIR/policies/ENV.envelope.json beside DIR/policies/ENV.yaml (the policy
 // bytes, which the dashboard reads).
 const envelopeSuffix = ".envelope.json"
-
-// Deprecated: use api.PolicyChange.
-type PolicyChange = api.PolicyChange
 
 // currentPolicy reads env's current signed policy; nil when there is none.
 func (s *Server) currentPolicy(env string) (*policy.Signed, []byte, error) {
@@ -97,10 +92,10 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusInternalServerError, "couldn't read the current policy")
 		return
 	}
-	change := PolicyChange{Environment: env, Version: p.Version, Digest: sp.Digest(), TrustRootVersion: root.Version, Admins: tally.Valid}
+	change := api.PolicyChange{Environment: env, Version: p.Version, Digest: sp.Digest(), TrustRootVersion: root.Version, Admins: tally.Valid}
 	if cur != nil {
 		if cur.Digest() == sp.Digest() {
-			writeJSONStatus(w, http.StatusOK, PolicyPushAnswer{Environment: env, Version: p.Version, Digest: sp.Digest(), Existed: true})
+			writeJSONStatus(w, http.StatusOK, api.PolicyPushAnswer{Environment: env, Version: p.Version, Digest: sp.Digest(), Existed: true})
 			return
 		}
 		if p.Version <= cur.Policy().Version {
@@ -118,7 +113,7 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 	change.Envelope = env2
 	sum := sha256.Sum256(sp.Payload)
 	if _, err := s.audit(r.Context(), r, auditEvent{action: "policy.changed", actor: r.URL.Query().Get("actor"),
-		subjects: []attest.Subject{{Name: SubjectPolicyPrefix + env, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		subjects: []attest.Subject{{Name: api.SubjectPolicyPrefix + env, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
 		detail:   change}); err != nil {
 		s.failAudit(w, err)
 		return
@@ -139,11 +134,8 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.InfoContext(r.Context(), "policy changed", "env", env, "version", p.Version, "digest", sp.Digest())
-	writeJSONStatus(w, http.StatusCreated, PolicyPushAnswer{Environment: env, Version: p.Version, Digest: sp.Digest()})
+	writeJSONStatus(w, http.StatusCreated, api.PolicyPushAnswer{Environment: env, Version: p.Version, Digest: sp.Digest()})
 }
-
-// Deprecated: use api.PolicyPushAnswer.
-type PolicyPushAnswer = api.PolicyPushAnswer
 
 // servePolicy answers GET /api/v1/policies/{env}: the current signed
 // policy envelope, as pushed. Clients verify its signatures themselves.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
@@ -78,7 +79,7 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 	}
 	last, err := ar.each(ctx, store.Query{AfterID: mark.AfterID}, func(la *loggedAudit) error {
 		for _, sub := range la.Statement.Subject {
-			if env, ok := strings.CutPrefix(sub.Name, SubjectPolicyPrefix); ok && store.ValidEnvironment(env) {
+			if env, ok := strings.CutPrefix(sub.Name, api.SubjectPolicyPrefix); ok && store.ValidEnvironment(env) {
 				envs[env] = true
 			}
 		}
@@ -139,7 +140,7 @@ func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env strin
 		logged *policy.Signed
 		at     uint64
 	)
-	_, err := ar.each(ctx, store.Query{SubjectName: SubjectPolicyPrefix + env}, func(la *loggedAudit) error {
+	_, err := ar.each(ctx, store.Query{SubjectName: api.SubjectPolicyPrefix + env}, func(la *loggedAudit) error {
 		if logged != nil && la.LogIndex < at {
 			return nil
 		}
@@ -216,7 +217,7 @@ func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env strin
 // are one, and they are env's. It returns nil, nil for an audit entry of
 // another action.
 func loggedPolicy(la *loggedAudit, env string) (*policy.Signed, error) {
-	var change PolicyChange
+	var change api.PolicyChange
 	if ok, err := loggedChange(la, "policy.changed", &change); !ok || err != nil {
 		return nil, err
 	}
@@ -227,13 +228,13 @@ func loggedPolicy(la *loggedAudit, env string) (*policy.Signed, error) {
 	sum := sha256.Sum256(sp.Payload)
 	var subjectOK bool
 	for _, sub := range la.Statement.Subject {
-		if sub.Name == SubjectPolicyPrefix+env && sub.Digest["sha256"] == hex.EncodeToString(sum[:]) {
+		if sub.Name == api.SubjectPolicyPrefix+env && sub.Digest["sha256"] == hex.EncodeToString(sum[:]) {
 			subjectOK = true
 		}
 	}
 	switch {
 	case !subjectOK:
-		return nil, fmt.Errorf("its subject is not %s%s@%s", SubjectPolicyPrefix, env, sp.Digest())
+		return nil, fmt.Errorf("its subject is not %s%s@%s", api.SubjectPolicyPrefix, env, sp.Digest())
 	case change.Environment != env || sp.Policy().Environment != env:
 		return nil, fmt.Errorf("it records a policy of environment %q", sp.Policy().Environment)
 	case change.Digest != sp.Digest() || change.Version != sp.Policy().Version:

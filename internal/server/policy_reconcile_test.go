@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/policy"
 )
@@ -35,8 +36,8 @@ func reopen(t *testing.T, dir string, root []byte) (ts *testServer, stop func())
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[server.Role]string{}}
-	for _, r := range []server.Role{server.RoleAdmin, server.RoleAuditor} {
+	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[api.Role]string{}}
+	for _, r := range []api.Role{api.RoleAdmin, api.RoleAuditor} {
 		if ts.tokens[r], err = server.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestPolicyCrashBetweenAuditAndFiles(t *testing.T) {
 	dir := t.TempDir()
 	_, rootRaw, admins := governedRoot(t)
 	first, stopFirst := reopen(t, dir, rootRaw)
-	admin := newClient(t, first, server.RoleAdmin)
+	admin := newClient(t, first, api.RoleAdmin)
 	v1 := signedPolicy(t, "1", admins[0], admins[1])
 	if _, err := admin.PushPolicy(ctx, v1, "alice"); err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func TestPolicyCrashBetweenAuditAndFiles(t *testing.T) {
 		if sp, err := policy.ParseSigned(f.envelope); err != nil || sp.Digest() != want.Digest() {
 			t.Errorf("%s.envelope.json after restart: %v; want %s", env, err, want.Digest())
 		}
-		got, err := newClient(t, ts, server.RoleAuditor).Policy(ctx, env)
+		got, err := newClient(t, ts, api.RoleAuditor).Policy(ctx, env)
 		if err != nil || got.Digest() != want.Digest() {
 			t.Errorf("served policy of %s after restart = %v, %v; want version %d %s", env, got, err, want.Policy().Version, want.Digest())
 		}
@@ -142,7 +143,7 @@ func TestPolicyCrashBetweenAuditAndFiles(t *testing.T) {
 		filesV1.restore(t, dir, "prod")
 		ts, stop := reopen(t, dir, nil)
 		defer stop()
-		_, err := newClient(t, ts, server.RoleAdmin).PushPolicy(ctx, v1, "mallory")
+		_, err := newClient(t, ts, api.RoleAdmin).PushPolicy(ctx, v1, "mallory")
 		wantStatus(t, "replay of v1 after a crash left v1's files", err, http.StatusConflict)
 	})
 

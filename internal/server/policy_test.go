@@ -112,7 +112,7 @@ func wantStatus(t *testing.T, what string, err error, status int) {
 
 func policyAudits(t *testing.T, c *client.Client) []*api.Evidence {
 	t.Helper()
-	es, err := c.Search(context.Background(), api.Query{PredicateType: server.PredicateAudit, SubjectName: "policy/prod"})
+	es, err := c.Search(context.Background(), api.Query{PredicateType: api.PredicateAudit, SubjectName: "policy/prod"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +122,8 @@ func policyAudits(t *testing.T, c *client.Client) []*api.Evidence {
 func TestPolicyPush(t *testing.T) {
 	g := startGoverned(t)
 	ctx := context.Background()
-	admin := newClient(t, g.testServer, server.RoleAdmin)
-	aud := newClient(t, g.testServer, server.RoleAuditor)
+	admin := newClient(t, g.testServer, api.RoleAdmin)
+	aud := newClient(t, g.testServer, api.RoleAuditor)
 
 	// One admin of a 2-of-3 root: refused, nothing changed, nothing audited.
 	_, err := admin.PushPolicy(ctx, signedPolicy(t, "1", g.admins[0]), "alice")
@@ -141,7 +141,7 @@ func TestPolicyPush(t *testing.T) {
 		t.Errorf("%d policy audit entries after refused pushes; want 0", n)
 	}
 	// Not an admin token: 403 whatever the signatures.
-	_, err = newClient(t, g.testServer, server.RoleBuilder).PushPolicy(ctx, signedPolicy(t, "1", g.admins...), "ci")
+	_, err = newClient(t, g.testServer, api.RoleBuilder).PushPolicy(ctx, signedPolicy(t, "1", g.admins...), "ci")
 	wantStatus(t, "builder token push", err, http.StatusForbidden)
 	// Unversioned: 400.
 	sp0, _ := policy.NewSigned([]byte(strings.Replace(prodPolicy, "version: %VERSION%\n", "", 1)))
@@ -172,8 +172,8 @@ func TestPolicyPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pred server.AuditPredicate
-	var change server.PolicyChange
+	var pred api.AuditPredicate
+	var change api.PolicyChange
 	if err := json.Unmarshal(st.Predicate, &pred); err != nil || json.Unmarshal(pred.Detail, &change) != nil {
 		t.Fatalf("audit predicate: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestPolicyPush(t *testing.T) {
 	}
 	// The server selects an environment's entries by subject.
 	for env, want := range map[string]int{"prod": 2, "staging": 0} {
-		got, err := aud.AuditTrail(ctx, client.AuditQuery{Action: "policy.changed", Subject: server.SubjectPolicyPrefix + env}, g.AuditPublicKey())
+		got, err := aud.AuditTrail(ctx, client.AuditQuery{Action: "policy.changed", Subject: api.SubjectPolicyPrefix + env}, g.AuditPublicKey())
 		if err != nil || len(got) != want {
 			t.Errorf("AuditTrail(subject policy/%s) = %d entries, %v; want %d", env, len(got), err, want)
 		}
@@ -272,7 +272,7 @@ func TestPolicyPush(t *testing.T) {
 
 func TestPolicyPushWithoutTrustRoot(t *testing.T) {
 	ts := start(t, server.Config{})
-	admin := newClient(t, ts, server.RoleAdmin)
+	admin := newClient(t, ts, api.RoleAdmin)
 	k := newKey(t)
 	_, err := admin.PushPolicy(context.Background(), signedPolicy(t, "1", k), "alice")
 	wantStatus(t, "push to a server without a trust root", err, http.StatusConflict)
@@ -283,7 +283,7 @@ func TestPolicyPushWithoutTrustRoot(t *testing.T) {
 func TestTrustRootPush(t *testing.T) {
 	g := startGoverned(t)
 	ctx := context.Background()
-	admin := newClient(t, g.testServer, server.RoleAdmin)
+	admin := newClient(t, g.testServer, api.RoleAdmin)
 	pub := newClient(t, g.testServer, "")
 
 	// Version 2 replaces the admins; signed only by its own new admins it
@@ -316,7 +316,7 @@ func TestTrustRootPush(t *testing.T) {
 		t.Fatalf("trust root after refused push = %v, %v; want version 1", d, err)
 	}
 	// Not an admin token.
-	_, _, err = newClient(t, g.testServer, server.RoleBuilder).PushTrustRoot(ctx, v2, "ci")
+	_, _, err = newClient(t, g.testServer, api.RoleBuilder).PushTrustRoot(ctx, v2, "ci")
 	wantStatus(t, "builder token trust push", err, http.StatusForbidden)
 
 	signRoot(t, v2, g.admins[0], g.admins[1])
@@ -332,7 +332,7 @@ func TestTrustRootPush(t *testing.T) {
 	// Rollback to version 1: refused.
 	_, _, err = admin.PushTrustRoot(ctx, g.root, "mallory")
 	wantStatus(t, "rollback to v1", err, http.StatusConflict)
-	es, err := newClient(t, g.testServer, server.RoleAuditor).Search(ctx, api.Query{PredicateType: server.PredicateAudit, SubjectName: server.SubjectTrustRoot})
+	es, err := newClient(t, g.testServer, api.RoleAuditor).Search(ctx, api.Query{PredicateType: api.PredicateAudit, SubjectName: api.SubjectTrustRoot})
 	if err != nil || len(es) != 2 {
 		t.Errorf("trust.changed audit entries = %d, %v; want 2 (start, v2)", len(es), err)
 	}
@@ -400,10 +400,10 @@ func TestDashboardShowsSignedPolicy(t *testing.T) {
 	_, raw, admins := governedRoot(t)
 	ts := start(t, server.Config{TrustRoot: raw, UI: dashboard.ForServer})
 	ctx := context.Background()
-	admin := newClient(t, ts, server.RoleAdmin)
+	admin := newClient(t, ts, api.RoleAdmin)
 	page := func() string {
 		t.Helper()
-		a := do(t, ts, http.MethodGet, "/ui/environment/prod", ts.tokens[server.RoleAuditor], nil)
+		a := do(t, ts, http.MethodGet, "/ui/environment/prod", ts.tokens[api.RoleAuditor], nil)
 		if a.status != http.StatusOK {
 			t.Fatalf("environment page: %d %s", a.status, a.body)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
@@ -26,7 +27,7 @@ func TestPushedBundleIsLogged(t *testing.T) {
 	}
 	ts := start(t, server.Config{Password: pw, BuilderKeys: map[string]string{"ci": ciKey}})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	key, err := signer.Load(ciKey, func() ([]byte, error) { return pw, nil })
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestPushedBundleIsLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], unknown)
+	resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[api.RoleBuilder], unknown)
 	if resp.status != http.StatusCreated {
 		t.Fatalf("push by an untrusted key: %d %s", resp.status, resp.body)
 	}
@@ -73,7 +74,7 @@ func TestPushedBundleIsLogged(t *testing.T) {
 	json.Unmarshal([]byte(resp.body), &pr)
 
 	auditPub := ts.AuditPublicKey()
-	trail, err := newClient(t, ts, server.RoleAuditor).AuditTrail(ctx, client.AuditQuery{}, crypto.PublicKey(auditPub))
+	trail, err := newClient(t, ts, api.RoleAuditor).AuditTrail(ctx, client.AuditQuery{}, crypto.PublicKey(auditPub))
 	if err != nil {
 		t.Fatal(err)
 	}

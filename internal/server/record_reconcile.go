@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 )
@@ -218,7 +219,7 @@ type loggedIncident struct {
 }
 
 // loggedDeployment reads the record a deployment.* audit entry holds.
-func loggedDeployment(pred *AuditPredicate) (*store.Deployment, error) {
+func loggedDeployment(pred *api.AuditPredicate) (*store.Deployment, error) {
 	var d store.Deployment
 	if err := json.Unmarshal(pred.Detail, &d); err != nil {
 		return nil, err
@@ -235,7 +236,7 @@ func loggedDeployment(pred *AuditPredicate) (*store.Deployment, error) {
 
 // loggedIncidentRecords reads the records an incident.* audit entry holds
 // (see incidentAuditEvents).
-func loggedIncidentRecords(pred *AuditPredicate) ([]*loggedIncident, error) {
+func loggedIncidentRecords(pred *api.AuditPredicate) ([]*loggedIncident, error) {
 	event := strings.TrimPrefix(pred.Action, "incident.")
 	var out []*loggedIncident
 	if event == store.IncidentQuarantined {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -34,9 +34,9 @@ func TestReconcileRecordsSkipsForgedAuditRows(t *testing.T) {
 	sub := attest.Subject{Name: "backdoor", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}
 	now := time.Now().UTC().Truncate(time.Second)
 	rows := map[string][]byte{}
-	_, rows["deployment"] = forgedAudit(t, attacker, server.PredicateAudit, "deployment.deployed", sub,
+	_, rows["deployment"] = forgedAudit(t, attacker, api.PredicateAudit, "deployment.deployed", sub,
 		store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: art, Time: now, RecordedBy: "deployer"})
-	_, rows["incident"] = forgedAudit(t, attacker, server.PredicateAudit, "incident.opened", sub,
+	_, rows["incident"] = forgedAudit(t, attacker, api.PredicateAudit, "incident.opened", sub,
 		[]store.IncidentRecord{{Incident: "INC-20260101T000000Z-0000abcd", Event: store.IncidentOpened, Time: now, RecordedBy: "admin"}})
 	ids := putRows(t, dir, rows)
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/api"
 )
 
 func TestReservedPredicate(t *testing.T) {
@@ -13,7 +14,7 @@ func TestReservedPredicate(t *testing.T) {
 		t    string
 		want bool
 	}{
-		{PredicateAudit, true},
+		{api.PredicateAudit, true},
 		{"https://custody.dev/audit/v2", true},
 		{"HTTP://CUSTODY.DEV/Audit/v1", true},
 		{" https://custody.dev/audit/v1 ", true},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 )
 
@@ -19,7 +20,7 @@ import (
 // timeout) after revocation took effect.
 func TestRevokedDuringBody(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, err := server.CreateToken(ts.dir, server.RoleBuilder, "", "ci")
+	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}

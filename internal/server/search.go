@@ -11,18 +11,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 )
 
 // searchWait is how long a search waits for a slot (Config.MaxSearches)
 // before it is answered 503.
 const searchWait = 10 * time.Second
-
-// SearchResponse is the answer of GET /api/v1/evidence.
-//
-// Deprecated: use api.SearchResponse.
-type SearchResponse = api.SearchResponse
 
 // serveSearch answers a search one page at a time: at most limit records
 // and about Config.MaxPageBytes of bundles, read from the index (which

@@ -46,8 +46,8 @@ func TestSearchPages(t *testing.T) {
 	const size = 2000
 	ts := start(t, server.Config{MaxPageBytes: 5 * size})
 	ids := putLarge(t, ts, 23, size)
-	a := do(t, ts, http.MethodGet, "/api/v1/evidence?limit=20", ts.tokens[server.RoleAuditor], nil)
-	var page server.SearchResponse
+	a := do(t, ts, http.MethodGet, "/api/v1/evidence?limit=20", ts.tokens[api.RoleAuditor], nil)
+	var page api.SearchResponse
 	if err := json.Unmarshal([]byte(a.body), &page); err != nil || a.status != http.StatusOK {
 		t.Fatalf("search: %d %v", a.status, err)
 	}
@@ -55,7 +55,7 @@ func TestSearchPages(t *testing.T) {
 		t.Fatalf("a page capped at 5 bundles holds %d records, next %d (want 5, %d)", len(page.Evidence), page.Next, ids[4])
 	}
 
-	cl := newClient(t, ts, server.RoleAuditor)
+	cl := newClient(t, ts, api.RoleAuditor)
 	for _, limit := range []int{1, 7, 20, 1000} {
 		var got []int64
 		q := api.Query{Limit: limit}
@@ -80,8 +80,8 @@ func TestSearchPages(t *testing.T) {
 		}
 	}
 	// The last page names no continuation.
-	a = do(t, ts, http.MethodGet, "/api/v1/evidence?after="+strconv.FormatInt(ids[20], 10), ts.tokens[server.RoleAuditor], nil)
-	page = server.SearchResponse{}
+	a = do(t, ts, http.MethodGet, "/api/v1/evidence?after="+strconv.FormatInt(ids[20], 10), ts.tokens[api.RoleAuditor], nil)
+	page = api.SearchResponse{}
 	if err := json.Unmarshal([]byte(a.body), &page); err != nil || len(page.Evidence) != 2 || page.Next != 0 {
 		t.Errorf("last page: %d records, next %d, %v", len(page.Evidence), page.Next, err)
 	}
@@ -130,7 +130,7 @@ func TestSearchMemoryBounded(t *testing.T) {
 	)
 	ts, _ := startLimited(t, server.Config{MaxPageBytes: pageBytes}, httplimit.Options{WriteTimeout: 2 * time.Second})
 	putLarge(t, ts, bundles, size)
-	tok := ts.tokens[server.RoleAuditor]
+	tok := ts.tokens[api.RoleAuditor]
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)

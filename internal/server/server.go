@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"golang.org/x/mod/sumdb/note"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,8 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/sigstore/sigstore-go/pkg/root"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -267,8 +269,8 @@ func (s *Server) openKeys() (logKey crypto.Signer, chain []*x509.Certificate, er
 // default one at defaultPath (created on first start) unless it names one.
 func (s *Server) openBuilderKeys(defaultPath string) error {
 	var err error
-	if _, ok := s.cfg.BuilderKeys[DefaultBuilderKey]; !ok {
-		if s.builders[DefaultBuilderKey], err = loadOrCreateKey(defaultPath, s.cfg.Password); err != nil {
+	if _, ok := s.cfg.BuilderKeys[api.DefaultBuilderKey]; !ok {
+		if s.builders[api.DefaultBuilderKey], err = loadOrCreateKey(defaultPath, s.cfg.Password); err != nil {
 			return err
 		}
 	}
@@ -276,7 +278,7 @@ func (s *Server) openBuilderKeys(defaultPath string) error {
 		if !keyName.MatchString(name) {
 			return fmt.Errorf("builder key name %q is not a simple name", name)
 		}
-		if name == AuditKeyName {
+		if name == api.AuditKeyName {
 			return fmt.Errorf("builder key name %q is the audit key's", name)
 		}
 		if s.builders[name], err = s.openKey(ref, ""); err != nil {
@@ -469,28 +471,28 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
 		handle(p, lh.ServeHTTP)
 	}
-	handle("POST /api/v2/log/entries", s.auth(s.write(s.serveLogAppend(lh)), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
-	handle("POST /cosignature", s.auth(lh.ServeHTTP, RoleAdmin))
-	handle("POST "+tsa.Path, s.auth(s.write(s.tsa.Handler().ServeHTTP), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
+	handle("POST /api/v2/log/entries", s.auth(s.write(s.serveLogAppend(lh)), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
+	handle("POST /cosignature", s.auth(lh.ServeHTTP, api.RoleAdmin))
+	handle("POST "+tsa.Path, s.auth(s.write(s.tsa.Handler().ServeHTTP), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
 	handle("GET /api/v1/trusted-root", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(s.trustedRoot)
 	})
 	handle("GET /api/v1/keys/{name}", s.serveKey)
-	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), RoleBuilder, RoleAdmin, RoleDeployer))
-	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), RoleBuilder, RoleAdmin, RoleApprover, RoleDeployer))
-	handle("GET /api/v1/evidence", s.auth(s.serveSearch, Roles()...))
-	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), RoleDeployer, RoleAdmin))
-	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, Roles()...))
+	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), api.RoleBuilder, api.RoleAdmin, api.RoleDeployer))
+	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
+	handle("GET /api/v1/evidence", s.auth(s.serveSearch, api.Roles()...))
+	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), api.RoleDeployer, api.RoleAdmin))
+	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, api.Roles()...))
 	handle("GET /api/v1/trust-root", s.serveTrustRoot)
 	handle("GET /api/v1/trust-root/{version}", s.serveTrustRoot)
-	handle("POST /api/v1/trust-root", s.auth(s.write(s.servePushTrustRoot), RoleAdmin))
-	handle("GET /api/v1/policies/{env}", s.auth(s.servePolicy, Roles()...))
-	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), RoleAdmin))
-	handle("POST /api/v1/incidents", s.auth(s.write(s.serveAppendIncidents), RoleAdmin))
-	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, Roles()...))
-	handle("GET /api/v1/tokens", s.auth(s.serveTokens, RoleAdmin))
-	handle("POST /api/v1/tokens/revoke", s.auth(s.write(s.serveRevokeToken), RoleAdmin))
+	handle("POST /api/v1/trust-root", s.auth(s.write(s.servePushTrustRoot), api.RoleAdmin))
+	handle("GET /api/v1/policies/{env}", s.auth(s.servePolicy, api.Roles()...))
+	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), api.RoleAdmin))
+	handle("POST /api/v1/incidents", s.auth(s.write(s.serveAppendIncidents), api.RoleAdmin))
+	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, api.Roles()...))
+	handle("GET /api/v1/tokens", s.auth(s.serveTokens, api.RoleAdmin))
+	handle("POST /api/v1/tokens/revoke", s.auth(s.write(s.serveRevokeToken), api.RoleAdmin))
 	if s.ui != nil {
 		handle("GET /ui/static/", s.ui.ServeHTTP)
 		handle("GET "+uiLoginPath, s.serveLogin)
@@ -503,7 +505,7 @@ func (s *Server) Handler() http.Handler {
 
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 	pub, ok := s.BuilderPublicKey(r.PathValue("name"))
-	if r.PathValue("name") == AuditKeyName {
+	if r.PathValue("name") == api.AuditKeyName {
 		pub, ok = s.AuditPublicKey(), true
 	}
 	if !ok {
@@ -539,7 +541,7 @@ func tokenFrom(r *http.Request) *TokenInfo {
 }
 
 // auth admits requests with a valid bearer token of one of roles.
-func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
+func (s *Server) auth(h http.HandlerFunc, roles ...api.Role) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" {
@@ -570,7 +572,7 @@ func (s *Server) auth(h http.HandlerFunc, roles ...Role) http.HandlerFunc {
 
 // roleToken names a token of role r with its article: "an auditor token",
 // "a builder token".
-func roleToken(r Role) string {
+func roleToken(r api.Role) string {
 	if r != "" && strings.ContainsRune("aeiou", rune(r[0])) {
 		return "an " + string(r) + " token"
 	}

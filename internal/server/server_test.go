@@ -37,7 +37,7 @@ type testServer struct {
 	index  storetest.Store // Config.Index: SQLite in dir unless the test gave one
 	url    string
 	dir    string
-	tokens map[server.Role]string
+	tokens map[api.Role]string
 }
 
 // Index returns the server's index with every method of a backend: the
@@ -91,8 +91,8 @@ func startWith(t *testing.T, cfg server.Config, serve func(http.Handler, net.Lis
 	}
 	stop := serve(s.Handler(), ln)
 	t.Cleanup(func() { stop(); s.Close() })
-	ts := &testServer{Server: s, index: cfg.Index.(storetest.Store), url: cfg.PublicURL, dir: cfg.Dir, tokens: map[server.Role]string{}}
-	for _, r := range server.Roles() {
+	ts := &testServer{Server: s, index: cfg.Index.(storetest.Store), url: cfg.PublicURL, dir: cfg.Dir, tokens: map[api.Role]string{}}
+	for _, r := range api.Roles() {
 		tok, err := server.CreateToken(cfg.Dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +124,7 @@ func statement(t *testing.T, buildID string, artifact string) []byte {
 	return b
 }
 
-func newClient(t *testing.T, ts *testServer, role server.Role) *client.Client {
+func newClient(t *testing.T, ts *testServer, role api.Role) *client.Client {
 	t.Helper()
 	c, err := client.New(ts.url, ts.tokens[role], client.WithCheckpointDir(t.TempDir()))
 	if err != nil {
@@ -180,7 +180,7 @@ func verifyWithSigstoreGo(t *testing.T, c *client.Client, b []byte, artifact str
 func TestSignVerifySearchReplay(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	b, err := c.Sign(ctx, statement(t, "build-1", "app.tar.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestSignVerifySearchReplay(t *testing.T) {
 
 	// Indexed, searchable by any role.
 	for _, q := range []api.Query{{BuildID: "build-1"}, {SourceCommit: strings.Repeat("ab", 20)}, {SubjectName: "app.tar.gz"}} {
-		got, err := newClient(t, ts, server.RoleAuditor).Search(ctx, q)
+		got, err := newClient(t, ts, api.RoleAuditor).Search(ctx, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func TestSignVerifySearchReplay(t *testing.T) {
 func TestPush(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	signed, err := c.Sign(ctx, statement(t, "build-p", "p.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestPush(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, _ := ts.Index().Count(ctx)
-			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], tc.body)
+			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[api.RoleBuilder], tc.body)
 			if resp.status != tc.status {
 				t.Fatalf("status %d (%s), want %d", resp.status, resp.body, tc.status)
 			}
@@ -298,43 +298,43 @@ func do(t *testing.T, ts *testServer, method, path, token string, body []byte) a
 
 func TestRoleMatrix(t *testing.T) {
 	ts := start(t, server.Config{})
-	all := append([]server.Role{}, server.Roles()...)
+	all := append([]api.Role{}, api.Roles()...)
 	type endpoint struct {
 		method, path string
 		body         func() []byte
-		allowed      []server.Role // nil: public
-		okStatus     int           // status for an allowed caller
+		allowed      []api.Role // nil: public
+		okStatus     int        // status for an allowed caller
 	}
 	n := 0
 	signBody := func() []byte {
 		n++
 		return []byte(fmt.Sprintf(`{"statement":%s}`, statement(t, fmt.Sprintf("matrix-%d", n), "m.bin")))
 	}
-	builders := []server.Role{server.RoleBuilder, server.RoleAdmin}
+	builders := []api.Role{api.RoleBuilder, api.RoleAdmin}
 	// Approvers and deployers log and timestamp what they sign themselves
 	// (approvals, decisions); auditors write nothing.
-	writers := []server.Role{server.RoleBuilder, server.RoleAdmin, server.RoleApprover, server.RoleDeployer}
+	writers := []api.Role{api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer}
 	endpoints := []endpoint{
 		{"GET", "/healthz", nil, nil, 200},
 		// /metrics: the public series without a token (anonymous); with
 		// one, all series for auditors and admins, lower roles refused.
-		{"GET", "/metrics", nil, []server.Role{server.RoleAuditor, server.RoleAdmin}, 200},
+		{"GET", "/metrics", nil, []api.Role{api.RoleAuditor, api.RoleAdmin}, 200},
 		{"GET", "/checkpoint", nil, nil, 200},
 		{"GET", "/checkpoints/0", nil, nil, 200},
 		{"GET", "/proof/consistency?old=0&new=0", nil, nil, 200},
 		{"GET", "/api/v1/trusted-root", nil, nil, 200},
 		{"GET", "/api/v1/keys/builder", nil, nil, 200},
 		{"POST", "/api/v2/log/entries", func() []byte { return []byte("{}") }, writers, 400},
-		{"POST", "/cosignature", func() []byte { return []byte("x") }, []server.Role{server.RoleAdmin}, 400},
+		{"POST", "/cosignature", func() []byte { return []byte("x") }, []api.Role{api.RoleAdmin}, 400},
 		{"POST", "/api/v1/timestamp", func() []byte { return []byte("x") }, writers, 400},
 		{"POST", "/api/v1/sign", signBody, builders, 200},
 		{"POST", "/api/v1/evidence", func() []byte { return []byte("{") },
-			append([]server.Role{server.RoleApprover, server.RoleDeployer}, builders...), 400},
+			append([]api.Role{api.RoleApprover, api.RoleDeployer}, builders...), 400},
 		{"GET", "/api/v1/evidence?limit=1", nil, all, 200},
-		{"POST", "/api/v1/deployments", func() []byte { return []byte("{}") }, []server.Role{server.RoleDeployer, server.RoleAdmin}, 400},
+		{"POST", "/api/v1/deployments", func() []byte { return []byte("{}") }, []api.Role{api.RoleDeployer, api.RoleAdmin}, 400},
 		{"GET", "/api/v1/deployments?environment=prod", nil, all, 200},
-		{"GET", "/api/v1/tokens", nil, []server.Role{server.RoleAdmin}, 200},
-		{"POST", "/api/v1/tokens/revoke", func() []byte { return []byte("{}") }, []server.Role{server.RoleAdmin}, 400},
+		{"GET", "/api/v1/tokens", nil, []api.Role{api.RoleAdmin}, 200},
+		{"POST", "/api/v1/tokens/revoke", func() []byte { return []byte("{}") }, []api.Role{api.RoleAdmin}, 400},
 	}
 	// Allowed without a token too (a token, when sent, is checked).
 	anonymous := map[string]bool{"/metrics": true}
@@ -379,7 +379,7 @@ func TestRoleMatrix(t *testing.T) {
 func TestLimits(t *testing.T) {
 	ts := start(t, server.Config{MaxBody: 4096, MaxInflight: 1})
 	ctx := context.Background()
-	tok := ts.tokens[server.RoleBuilder]
+	tok := ts.tokens[api.RoleBuilder]
 	logSize := func() uint64 {
 		cp, err := ts.Log().Checkpoint(ctx)
 		if err != nil {
@@ -464,7 +464,7 @@ func TestBuilderKeyScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := start(t, server.Config{Dir: dir + "/data", Password: []byte("pw"), BuilderKeys: map[string]string{"release": path}})
-	tok, err := server.CreateToken(ts.dir, server.RoleBuilder, "release", "")
+	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "release", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { pg.Close() })
 	ts := start(t, server.Config{Index: pg})
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	id := fmt.Sprintf("pg-%d", time.Now().UnixNano())
 	b, err := c.Sign(context.Background(), statement(t, id, "pg.bin"))
 	if err != nil {
@@ -532,7 +532,7 @@ func TestPushSharedBuildID(t *testing.T) {
 	}
 	ts := start(t, server.Config{Password: pw, BuilderKeys: map[string]string{"ci": ciKey, "other": otherKey}})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	load := func(path string) crypto.Signer {
 		k, err := signer.Load(path, func() ([]byte, error) { return pw, nil })
 		if err != nil {
@@ -582,7 +582,7 @@ func TestPushSharedBuildID(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	ts := start(t, server.Config{})
 	ctx := context.Background()
-	c := newClient(t, ts, server.RoleBuilder)
+	c := newClient(t, ts, api.RoleBuilder)
 	if _, err := c.Sign(ctx, statement(t, "build-m", "m.bin")); err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +650,7 @@ func TestPushIndexesCertificateIdentity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[server.RoleBuilder], b)
+			resp := do(t, ts, http.MethodPost, "/api/v1/evidence", ts.tokens[api.RoleBuilder], b)
 			if resp.status != http.StatusCreated {
 				t.Fatalf("push: status %d (%s)", resp.status, resp.body)
 			}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
@@ -103,7 +104,7 @@ func (b *browser) signIn(tok string) {
 // token bound to the browser's login cookie, and starts no session then.
 func TestLoginCSRF(t *testing.T) {
 	ts := startUI(t)
-	tok := ts.tokens[server.RoleAuditor]
+	tok := ts.tokens[api.RoleAuditor]
 	b := newBrowser(t, ts.url)
 	if code, hdr, _ := b.do("GET", "/ui/", nil); code != http.StatusSeeOther || hdr.Get("Location") != "/ui/login" {
 		t.Fatalf("GET /ui/ signed out: %d → %q; want the login form", code, hdr.Get("Location"))
@@ -137,7 +138,7 @@ func TestLoginCSRF(t *testing.T) {
 		t.Fatal("a refused sign-in set a session cookie")
 	}
 	// Lower roles do not sign in.
-	for _, r := range []server.Role{server.RoleBuilder, server.RoleApprover, server.RoleDeployer} {
+	for _, r := range []api.Role{api.RoleBuilder, api.RoleApprover, api.RoleDeployer} {
 		csrf := b.loginForm()
 		if code, _, _ := b.do("POST", "/ui/login", url.Values{"token": {ts.tokens[r]}, "csrf": {csrf}}, "Origin", ts.url); code != http.StatusUnauthorized || b.cookie("custody_session") != "" {
 			t.Errorf("%s token: %d, want 401 and no session", r, code)
@@ -150,11 +151,11 @@ func TestLoginCSRF(t *testing.T) {
 // session's CSRF token from this origin and ends the session for good.
 func TestSessionLogout(t *testing.T) {
 	ts := startUI(t)
-	tok := ts.tokens[server.RoleAdmin]
+	tok := ts.tokens[api.RoleAdmin]
 	b := newBrowser(t, ts.url)
 	b.signIn(tok)
 	sid := b.cookie("custody_session")
-	if sid == tok || strings.Contains(sid, tok) || strings.HasPrefix(sid, server.TokenPrefix) {
+	if sid == tok || strings.Contains(sid, tok) || strings.HasPrefix(sid, api.TokenPrefix) {
 		t.Fatal("the session cookie holds the token")
 	}
 	code, _, page := b.do("GET", "/ui/", nil)
@@ -202,7 +203,7 @@ func TestSessionLogout(t *testing.T) {
 // seconds; so does its expiry.
 func TestSessionDiesWithToken(t *testing.T) {
 	ts := startUI(t)
-	tok, err := server.CreateToken(ts.dir, server.RoleAuditor, "", "alice")
+	tok, err := server.CreateToken(ts.dir, api.RoleAuditor, "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestSessionDiesWithToken(t *testing.T) {
 		return code == http.StatusSeeOther
 	})
 	// Ended, not suspended: a new token of the same name does not revive it.
-	if _, err := server.CreateToken(ts.dir, server.RoleAuditor, "", "alice"); err != nil {
+	if _, err := server.CreateToken(ts.dir, api.RoleAuditor, "", "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, _ := b.do("GET", "/ui/", nil); code != http.StatusSeeOther {
@@ -243,7 +244,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // malformed line in the tokens file is skipped, not a 500 for everyone.
 func TestTokenLifecycle(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, err := server.CreateToken(ts.dir, server.RoleBuilder, "", "ci")
+	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestTokenLifecycle(t *testing.T) {
 	if code, msg := get(tok); code != http.StatusOK {
 		t.Fatalf("with malformed lines in the tokens file: %d %s", code, msg)
 	}
-	if code, msg := get(server.TokenPrefix + "wrong"); code != http.StatusUnauthorized || msg != "invalid token" {
+	if code, msg := get(api.TokenPrefix + "wrong"); code != http.StatusUnauthorized || msg != "invalid token" {
 		t.Errorf("unknown token: %d %q", code, msg)
 	}
 	if _, err := server.RevokeToken(ts.dir, "ci"); err != nil {
@@ -280,7 +281,7 @@ func TestTokenLifecycle(t *testing.T) {
 		code, msg := get(tok)
 		return code == http.StatusUnauthorized && msg == "token revoked"
 	})
-	short, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: server.RoleAuditor, Name: "short", Expires: time.Now().Add(time.Second)})
+	short, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "short", Expires: time.Now().Add(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,16 +294,16 @@ func TestTokenLifecycle(t *testing.T) {
 // Lower roles are refused by the token API; an admin lists and revokes.
 func TestTokenAPIRoles(t *testing.T) {
 	ts := start(t, server.Config{})
-	for _, r := range []server.Role{server.RoleBuilder, server.RoleApprover, server.RoleDeployer, server.RoleAuditor} {
+	for _, r := range []api.Role{api.RoleBuilder, api.RoleApprover, api.RoleDeployer, api.RoleAuditor} {
 		c := newClient(t, ts, r)
 		_, err := c.Tokens(context.Background())
 		wantStatus(t, string(r)+" lists tokens", err, http.StatusForbidden)
 		_, err = c.RevokeToken(context.Background(), "test admin")
 		wantStatus(t, string(r)+" revokes a token", err, http.StatusForbidden)
 	}
-	adm := newClient(t, ts, server.RoleAdmin)
+	adm := newClient(t, ts, api.RoleAdmin)
 	l, err := adm.Tokens(context.Background())
-	if err != nil || len(l.Tokens) != len(server.Roles()) {
+	if err != nil || len(l.Tokens) != len(api.Roles()) {
 		t.Fatalf("Tokens = %+v, %v", l, err)
 	}
 	raw, _ := json.Marshal(l)
@@ -312,7 +313,7 @@ func TestTokenAPIRoles(t *testing.T) {
 		}
 	}
 	st, err := adm.RevokeToken(context.Background(), "test builder")
-	if err != nil || st.Role != server.RoleBuilder || st.Revoked.IsZero() {
+	if err != nil || st.Role != api.RoleBuilder || st.Revoked.IsZero() {
 		t.Fatalf("RevokeToken = %+v, %v", st, err)
 	}
 	_, err = adm.RevokeToken(context.Background(), "test builder")
@@ -324,7 +325,7 @@ func TestTokenAPIRoles(t *testing.T) {
 // time to detect went negative).
 func TestIncidentFutureCompromise(t *testing.T) {
 	ts := start(t, server.Config{})
-	adm := newClient(t, ts, server.RoleAdmin)
+	adm := newClient(t, ts, api.RoleAdmin)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	report := func(since, opened time.Time) json.RawMessage {

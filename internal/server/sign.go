@@ -137,23 +137,23 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string, crypto.Signer, error) {
 	if predicateType == attest.PredicateVSA {
 		switch {
-		case tok.Role != RoleDeployer && tok.Role != RoleAdmin:
+		case tok.Role != api.RoleDeployer && tok.Role != api.RoleAdmin:
 			return "", nil, fmt.Errorf("%s may not have decisions (%s) signed", roleToken(tok.Role), attest.PredicateVSA)
-		case asked != "" && asked != AuditKeyName:
+		case asked != "" && asked != api.AuditKeyName:
 			return "", nil, fmt.Errorf("decisions (%s) are signed with the server's audit key, not builder key %q", attest.PredicateVSA, asked)
 		}
-		return AuditKeyName, s.auditKey, nil
+		return api.AuditKeyName, s.auditKey, nil
 	}
 	name := tok.Key
 	switch {
-	case tok.Role == RoleDeployer:
+	case tok.Role == api.RoleDeployer:
 		return "", nil, errors.New("a deployer token may have only decisions (" + attest.PredicateVSA + ") signed")
-	case asked == AuditKeyName:
+	case asked == api.AuditKeyName:
 		return "", nil, errors.New("the audit key signs only the server's records and decisions")
-	case tok.Role == RoleAdmin && asked != "":
+	case tok.Role == api.RoleAdmin && asked != "":
 		name = asked
-	case tok.Role == RoleAdmin:
-		name = DefaultBuilderKey
+	case tok.Role == api.RoleAdmin:
+		name = api.DefaultBuilderKey
 	case asked != "" && asked != tok.Key:
 		return "", nil, fmt.Errorf("this token may sign only with builder key %q", tok.Key)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
 )
@@ -63,7 +64,7 @@ func TestStrictJSON(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := count(t, ts)
 			size := logSize(t, ts)
-			resp := do(t, ts, http.MethodPost, tc.path, ts.tokens[server.RoleBuilder], tc.body)
+			resp := do(t, ts, http.MethodPost, tc.path, ts.tokens[api.RoleBuilder], tc.body)
 			if resp.status != http.StatusBadRequest {
 				t.Fatalf("status %d (%s), want 400", resp.status, resp.body)
 			}

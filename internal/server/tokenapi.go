@@ -17,9 +17,6 @@ import (
 //	GET  /api/v1/tokens         admin  → TokenList (never a secret)
 //	POST /api/v1/tokens/revoke  admin  {"name": NAME-OR-ID} → TokenStatus (audited: token.revoked)
 
-// Deprecated: use api.RevokeRequest.
-type RevokeRequest = api.RevokeRequest
-
 // serveTokens lists the tokens, with their last use as of now.
 func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request) {
 	s.tokens.flush()
@@ -41,7 +38,7 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req RevokeRequest
+	var req api.RevokeRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || dec.More() || req.Name == "" {

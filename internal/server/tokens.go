@@ -21,30 +21,6 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 )
 
-// Role is what a token may do.
-type Role = api.Role
-
-// Roles a token can have.
-const (
-	RoleBuilder  = api.RoleBuilder
-	RoleApprover = api.RoleApprover
-	RoleDeployer = api.RoleDeployer
-	RoleAuditor  = api.RoleAuditor
-	RoleAdmin    = api.RoleAdmin
-)
-
-// Roles lists every role.
-func Roles() []Role { return api.Roles() }
-
-// ParseRole parses a role name.
-func ParseRole(s string) (Role, error) { return api.ParseRole(s) }
-
-// TokenPrefix starts every token.
-const TokenPrefix = api.TokenPrefix
-
-// DefaultBuilderKey is the name of the builder key created on first start.
-const DefaultBuilderKey = api.DefaultBuilderKey
-
 // Token files in the data directory.
 const (
 	tokensFile     = "tokens"      // one tokenRecord per line (0600)
@@ -68,7 +44,7 @@ var (
 // then named ROLE-ID).
 type tokenRecord struct {
 	SHA256  string    `json:"sha256"`
-	Role    Role      `json:"role"`
+	Role    api.Role  `json:"role"`
 	Key     string    `json:"key,omitempty"`
 	Name    string    `json:"name,omitempty"`
 	Created time.Time `json:"created"`
@@ -76,13 +52,10 @@ type tokenRecord struct {
 	Revoked time.Time `json:"revoked,omitzero"`
 }
 
-// TokenIDLen is the length of a token ID (api.TokenIDLen).
-const TokenIDLen = api.TokenIDLen
-
 // maxTokenName bounds a token's name, in bytes.
 const maxTokenName = 64
 
-func (r *tokenRecord) id() string { return r.SHA256[:TokenIDLen] }
+func (r *tokenRecord) id() string { return r.SHA256[:api.TokenIDLen] }
 
 // name is the record's name, or ROLE-ID for an unnamed (older) record.
 func (r *tokenRecord) name() string {
@@ -100,7 +73,7 @@ func (r *tokenRecord) check() error {
 	if _, err := hex.DecodeString(r.SHA256); err != nil {
 		return errors.New("sha256 is not 64 lowercase hex digits")
 	}
-	if _, err := ParseRole(string(r.Role)); err != nil {
+	if _, err := api.ParseRole(string(r.Role)); err != nil {
 		return err
 	}
 	return nil
@@ -143,7 +116,7 @@ func parseTokens(b []byte) []tokenLine {
 
 // TokenSpec describes a token to create.
 type TokenSpec struct {
-	Role Role
+	Role api.Role
 	// Key is the builder key a builder token signs with (default
 	// DefaultBuilderKey); other roles have none.
 	Key string
@@ -154,11 +127,8 @@ type TokenSpec struct {
 	Expires time.Time
 }
 
-// Deprecated: use api.TokenStatus.
-type TokenStatus = api.TokenStatus
-
-func statusOf(r *tokenRecord, used map[string]time.Time) TokenStatus {
-	return TokenStatus{ID: r.id(), Name: r.name(), Role: r.Role, Key: r.Key, Created: r.Created,
+func statusOf(r *tokenRecord, used map[string]time.Time) api.TokenStatus {
+	return api.TokenStatus{ID: r.id(), Name: r.name(), Role: r.Role, Key: r.Key, Created: r.Created,
 		Expires: r.Expires, Revoked: r.Revoked, LastUsed: used[r.SHA256]}
 }
 
@@ -172,7 +142,7 @@ func checkTokenName(name string) error {
 	case strings.TrimSpace(name) != name:
 		return errors.New("token name starts or ends with a space")
 	case looksLikeID(name):
-		return fmt.Errorf("token name %q looks like a token ID (%d or more hex digits)", name, TokenIDLen)
+		return fmt.Errorf("token name %q looks like a token ID (%d or more hex digits)", name, api.TokenIDLen)
 	}
 	for _, c := range name {
 		if !unicode.IsPrint(c) {
@@ -185,7 +155,7 @@ func checkTokenName(name string) error {
 // looksLikeID reports whether s could be a token ID or a longer prefix of
 // a token's SHA-256, which revoke also accepts.
 func looksLikeID(s string) bool {
-	if len(s) < TokenIDLen || len(s) > 2*sha256.Size {
+	if len(s) < api.TokenIDLen || len(s) > 2*sha256.Size {
 		return false
 	}
 	_, err := hex.DecodeString(s + strings.Repeat("0", len(s)%2))
@@ -193,7 +163,7 @@ func looksLikeID(s string) bool {
 }
 
 // CreateToken makes a token of role r that never expires (NewToken).
-func CreateToken(dir string, r Role, key, name string) (string, error) {
+func CreateToken(dir string, r api.Role, key, name string) (string, error) {
 	tok, _, err := NewToken(dir, TokenSpec{Role: r, Key: key, Name: name})
 	return tok, err
 }
@@ -203,26 +173,26 @@ func CreateToken(dir string, r Role, key, name string) (string, error) {
 // the token, which is stored nowhere, and its status. A running server
 // accepts it from its next request. A name in use by a token that is not
 // revoked is refused (ErrTokenExists).
-func NewToken(dir string, spec TokenSpec) (string, TokenStatus, error) {
-	if _, err := ParseRole(string(spec.Role)); err != nil {
-		return "", TokenStatus{}, err
+func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
+	if _, err := api.ParseRole(string(spec.Role)); err != nil {
+		return "", api.TokenStatus{}, err
 	}
-	if spec.Role == RoleBuilder && spec.Key == "" {
-		spec.Key = DefaultBuilderKey
+	if spec.Role == api.RoleBuilder && spec.Key == "" {
+		spec.Key = api.DefaultBuilderKey
 	}
-	if spec.Role != RoleBuilder && spec.Key != "" {
-		return "", TokenStatus{}, errors.New("only builder tokens are scoped to a key")
+	if spec.Role != api.RoleBuilder && spec.Key != "" {
+		return "", api.TokenStatus{}, errors.New("only builder tokens are scoped to a key")
 	}
 	if err := checkTokenName(spec.Name); err != nil {
-		return "", TokenStatus{}, err
+		return "", api.TokenStatus{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	if !spec.Expires.IsZero() && !spec.Expires.After(now) {
-		return "", TokenStatus{}, fmt.Errorf("expiry %s is not in the future", spec.Expires.UTC().Format(time.RFC3339))
+		return "", api.TokenStatus{}, fmt.Errorf("expiry %s is not in the future", spec.Expires.UTC().Format(time.RFC3339))
 	}
 	var raw [32]byte
 	rand.Read(raw[:])
-	tok := TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	tok := api.TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	rec := &tokenRecord{SHA256: hashToken(tok), Role: spec.Role, Key: spec.Key, Name: spec.Name, Created: now}
 	if !spec.Expires.IsZero() {
 		rec.Expires = spec.Expires.UTC().Truncate(time.Second)
@@ -240,7 +210,7 @@ func NewToken(dir string, spec TokenSpec) (string, TokenStatus, error) {
 		return append(lines, tokenLine{raw: b, rec: rec}), nil
 	})
 	if err != nil {
-		return "", TokenStatus{}, err
+		return "", api.TokenStatus{}, err
 	}
 	return tok, statusOf(rec, nil), nil
 }
@@ -251,13 +221,13 @@ func NewToken(dir string, spec TokenSpec) (string, TokenStatus, error) {
 // dashboard sessions. The record stays, marked, so lists keep showing who
 // held what. ErrTokenNotFound when no token that is not revoked matches;
 // a name that several older tokens share is refused: name the ID.
-func RevokeToken(dir, nameOrID string) (TokenStatus, error) {
+func RevokeToken(dir, nameOrID string) (api.TokenStatus, error) {
 	return revokeToken(dir, func(lines []tokenLine) (int, error) { return findToken(lines, nameOrID) })
 }
 
 // revokeTokenID revokes the token whose ID is id, never one merely named
 // so (the token API, which has resolved the name and audited the ID).
-func revokeTokenID(dir, id string) (TokenStatus, error) {
+func revokeTokenID(dir, id string) (api.TokenStatus, error) {
 	return revokeToken(dir, func(lines []tokenLine) (int, error) {
 		for i, l := range lines {
 			if l.rec != nil && l.rec.Revoked.IsZero() && l.rec.id() == id {
@@ -270,8 +240,8 @@ func revokeTokenID(dir, id string) (TokenStatus, error) {
 
 // revokeToken marks revoked the token of the line find picks: that line
 // and any other that lists the same token (a hand-edited file may).
-func revokeToken(dir string, find func([]tokenLine) (int, error)) (TokenStatus, error) {
-	var st TokenStatus
+func revokeToken(dir string, find func([]tokenLine) (int, error)) (api.TokenStatus, error) {
+	var st api.TokenStatus
 	err := editTokens(dir, func(lines []tokenLine) ([]tokenLine, error) {
 		i, err := find(lines)
 		if err != nil {
@@ -311,7 +281,7 @@ func findToken(lines []tokenLine, nameOrID string) (int, error) {
 		if l.rec.name() == nameOrID {
 			byName = append(byName, i)
 		}
-		if len(nameOrID) >= TokenIDLen && strings.HasPrefix(l.rec.SHA256, nameOrID) && !idHashes[l.rec.SHA256] {
+		if len(nameOrID) >= api.TokenIDLen && strings.HasPrefix(l.rec.SHA256, nameOrID) && !idHashes[l.rec.SHA256] {
 			idHashes[l.rec.SHA256] = true
 			byID = append(byID, i)
 		}
@@ -334,25 +304,22 @@ func findToken(lines []tokenLine, nameOrID string) (int, error) {
 }
 
 // FindToken returns the token RevokeToken(dir, nameOrID) would revoke.
-func FindToken(dir, nameOrID string) (TokenStatus, error) {
+func FindToken(dir, nameOrID string) (api.TokenStatus, error) {
 	b, err := os.ReadFile(filepath.Join(dir, tokensFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return TokenStatus{}, fmt.Errorf("couldn't read tokens: %w", err)
+		return api.TokenStatus{}, fmt.Errorf("couldn't read tokens: %w", err)
 	}
 	lines := parseTokens(b)
 	i, err := findToken(lines, nameOrID)
 	if err != nil {
-		return TokenStatus{}, err
+		return api.TokenStatus{}, err
 	}
 	return statusOf(lines[i].rec, nil), nil
 }
 
-// Deprecated: use api.TokenList.
-type TokenList = api.TokenList
-
 // ListTokens reads the tokens of the data directory dir, with their last
 // use as the server last recorded it.
-func ListTokens(dir string) (*TokenList, error) {
+func ListTokens(dir string) (*api.TokenList, error) {
 	b, err := os.ReadFile(filepath.Join(dir, tokensFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("couldn't read tokens: %w", err)
@@ -361,7 +328,7 @@ func ListTokens(dir string) (*TokenList, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &TokenList{Tokens: []TokenStatus{}}
+	out := &api.TokenList{Tokens: []api.TokenStatus{}}
 	for _, l := range parseTokens(b) {
 		if l.bad != nil {
 			out.Skipped = append(out.Skipped, l.bad.Error())

@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"testing"
+
+	"github.com/custody-dev/custody/internal/api"
 )
 
 // parseTokens reads a file people edit by hand: whatever it holds, it
@@ -23,7 +25,7 @@ func FuzzParseTokens(f *testing.F) {
 				if err := l.rec.check(); err != nil {
 					t.Fatalf("returned record fails its check: %v", err)
 				}
-				if len(l.rec.id()) != TokenIDLen || l.rec.name() == "" {
+				if len(l.rec.id()) != api.TokenIDLen || l.rec.name() == "" {
 					t.Fatalf("record without ID or name: %+v", l.rec)
 				}
 			}

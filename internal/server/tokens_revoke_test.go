@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -21,11 +22,11 @@ import (
 // audit entry names.
 func TestRevokeNameLikeID(t *testing.T) {
 	ts := start(t, server.Config{})
-	victim, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: server.RoleBuilder, Name: "stolen"})
+	victim, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleBuilder, Name: "stolen"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: server.RoleBuilder, Name: st.ID}); err == nil {
+	if _, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleBuilder, Name: st.ID}); err == nil {
 		t.Errorf("a token named like the ID %s was created", st.ID)
 	}
 	// The same name in a hand-edited file.
@@ -34,7 +35,7 @@ func TestRevokeNameLikeID(t *testing.T) {
 	if _, err := server.RevokeToken(ts.dir, st.ID); !errors.Is(err, server.ErrTokenAmbiguous) {
 		t.Errorf("revoking %s, a name of one token and the ID of another: %v, want ambiguous", st.ID, err)
 	}
-	got, err := newClient(t, ts, server.RoleAdmin).RevokeToken(context.Background(), "stolen")
+	got, err := newClient(t, ts, api.RoleAdmin).RevokeToken(context.Background(), "stolen")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRevokeNameLikeID(t *testing.T) {
 			if tk.State(time.Now()) != "revoked" {
 				t.Errorf("token stolen is %s after the API revoked it", tk.State(time.Now()))
 			}
-		case strings.Repeat("0", server.TokenIDLen):
+		case strings.Repeat("0", api.TokenIDLen):
 			if tk.State(time.Now()) != "active" {
 				t.Errorf("token named %s is %s: the API revoked the wrong token", tk.Name, tk.State(time.Now()))
 			}
@@ -72,7 +73,7 @@ func TestRevokeNameLikeID(t *testing.T) {
 // lines is revoked or expired.
 func TestRevokeDuplicateLine(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: server.RoleAuditor, Name: "first"})
+	tok, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "first"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestRevokeDuplicateLine(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "token revoked")
 	})
 
-	tok2, st2, err := server.NewToken(ts.dir, server.TokenSpec{Role: server.RoleAuditor, Name: "third"})
+	tok2, st2, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "third"})
 	if err != nil {
 		t.Fatal(err)
 	}

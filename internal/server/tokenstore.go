@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/fsutil"
 )
 
@@ -45,7 +46,7 @@ func tokenRefused(err error) bool {
 
 // TokenInfo describes the holder of a valid token.
 type TokenInfo struct {
-	Role Role
+	Role api.Role
 	Key  string // builder key the token is scoped to (builder role)
 	Name string // never empty: the name, or ROLE-ID for an unnamed token
 	ID   string // first TokenIDLen hex digits of the token's SHA-256

@@ -29,17 +29,12 @@ import (
 // change policies (policy.go).
 const trustRootDir = "trust-root"
 
-const SubjectTrustRoot = api.SubjectTrustRoot
-
 // governance is the server's custody trust root and the lock that
 // serialises trust root and policy changes.
 type governance struct {
 	mu   sync.Mutex
 	root *trust.Document // newest accepted version; nil: none
 }
-
-// Deprecated: use api.TrustChange.
-type TrustChange = api.TrustChange
 
 var trustFile = regexp.MustCompile(`^([1-9][0-9]{0,8})\.json$`)
 
@@ -149,9 +144,9 @@ func (s *Server) acceptTrustRoot(ctx context.Context, r *http.Request, d *trust.
 	if s.gov.root != nil {
 		prev = s.gov.root.Version
 	}
-	change := TrustChange{Version: d.Version, Previous: prev, Digest: "sha256:" + hex.EncodeToString(sum[:]), Document: raw}
+	change := api.TrustChange{Version: d.Version, Previous: prev, Digest: "sha256:" + hex.EncodeToString(sum[:]), Document: raw}
 	if _, err := s.audit(ctx, r, auditEvent{action: "trust.changed", actor: actor,
-		subjects: []attest.Subject{{Name: SubjectTrustRoot, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		subjects: []attest.Subject{{Name: api.SubjectTrustRoot, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
 		detail:   change}); err != nil {
 		return fmt.Errorf("%w: %w", errAudit, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/trust"
@@ -27,7 +28,7 @@ func (s *Server) reconcileTrustRoots(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = ar.each(ctx, store.Query{SubjectName: SubjectTrustRoot}, func(la *loggedAudit) error {
+	_, err = ar.each(ctx, store.Query{SubjectName: api.SubjectTrustRoot}, func(la *loggedAudit) error {
 		d, err := loggedTrustRoot(la)
 		if err != nil {
 			s.logger.WarnContext(ctx, "skipping a trust.changed audit entry that does not agree with itself",
@@ -68,7 +69,7 @@ func (s *Server) reconcileTrustRoots(ctx context.Context) error {
 // loggedTrustRoot reads the document a verified trust.changed audit entry
 // records; nil, nil for an entry of another action.
 func loggedTrustRoot(la *loggedAudit) (*trust.Document, error) {
-	var change TrustChange
+	var change api.TrustChange
 	if ok, err := loggedChange(la, "trust.changed", &change); !ok || err != nil {
 		return nil, err
 	}

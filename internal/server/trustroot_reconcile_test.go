@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/trust"
 )
@@ -49,7 +50,7 @@ func TestTrustRootCrashBetweenAuditAndFile(t *testing.T) {
 		return d
 	}
 	newAdmins := []*ecdsa.PrivateKey{newKey(t), newKey(t)}
-	if _, _, err := newClient(t, first, server.RoleAdmin).PushTrustRoot(ctx, nextRoot(newAdmins...), "alice"); err != nil {
+	if _, _, err := newClient(t, first, api.RoleAdmin).PushTrustRoot(ctx, nextRoot(newAdmins...), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	stop()
@@ -63,7 +64,7 @@ func TestTrustRootCrashBetweenAuditAndFile(t *testing.T) {
 	if d := ts.TrustRootDocument(); d == nil || d.Version != 2 {
 		t.Errorf("trust root after restart = %v; want version 2", d)
 	}
-	_, err := newClient(t, ts, server.RoleAdmin).PushPolicy(ctx, signedPolicy(t, "1", admins[0], admins[1]), "mallory")
+	_, err := newClient(t, ts, api.RoleAdmin).PushPolicy(ctx, signedPolicy(t, "1", admins[0], admins[1]), "mallory")
 	wantStatus(t, "policy signed by the admins version 2 revoked", err, http.StatusForbidden)
 	stop()
 

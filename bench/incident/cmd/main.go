@@ -164,7 +164,7 @@ func fill(ctx context.Context, dir string, n, affected, spared int) (*state, err
 		stop()
 		return nil, fmt.Errorf("the index must start empty (it holds %d bundles, %v): give -db an empty database", c, err)
 	}
-	tok, err := server.CreateToken(dir, server.RoleBuilder, "", "bench builder")
+	tok, err := server.CreateToken(dir, api.RoleBuilder, "", "bench builder")
 	if err != nil {
 		stop()
 		return nil, err
@@ -457,7 +457,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 		return err
 	}
 	defer stop()
-	admin, err := server.CreateToken(dir, server.RoleAdmin, "", "bench admin")
+	admin, err := server.CreateToken(dir, api.RoleAdmin, "", "bench admin")
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -44,7 +45,7 @@ func Start(t testing.TB, index server.Index) *Server {
 
 // Client returns a client of the server with a new token of role, its
 // checkpoints in a temporary directory.
-func (s *Server) Client(t testing.TB, role server.Role) *client.Client {
+func (s *Server) Client(t testing.TB, role api.Role) *client.Client {
 	t.Helper()
 	tok, err := server.CreateToken(s.Dir, role, "", "test "+string(role))
 	if err != nil {
