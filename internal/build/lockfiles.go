@@ -19,6 +19,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/sbom"
 )
 
 // maxLockFile bounds how much of a lock file is read.
@@ -137,31 +138,10 @@ func resolvedDependencies(src source, dir string, before map[string]lockFile) ([
 	return deps, findings
 }
 
-// purl returns a package URL pkg:TYPE/NAME@VERSION, percent-encoding each
-// path segment of name and the version.
+// purl returns a package URL pkg:TYPE/NAME@VERSION as sbom.PURL formats it,
+// so build records and SBOM components spell a package the same way.
 func purl(typ, name, version string) string {
-	segs := strings.Split(name, "/")
-	for i, s := range segs {
-		segs[i] = purlEscape(s)
-	}
-	u := "pkg:" + typ + "/" + strings.Join(segs, "/")
-	if version != "" {
-		u += "@" + purlEscape(version)
-	}
-	return u
-}
-
-func purlEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
+	return sbom.PURL{Type: typ, Name: name, Version: version}.String()
 }
 
 // sortDeps sorts by URI then digest and drops exact duplicates.
