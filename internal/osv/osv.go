@@ -15,7 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/custody-dev/custody/internal/sbom"
 )
 
 // MaxEntryBytes bounds one OSV file.
@@ -112,58 +113,18 @@ func Parse(b []byte) (*Entry, error) {
 	return &e, nil
 }
 
-// ecosystemFromPURL maps pkg:golang/NAME and pkg:npm/NAME (without a
-// version) to an OSV ecosystem and package name.
-func ecosystemFromPURL(p string) (eco, name string, ok bool) {
-	rest, ok := strings.CutPrefix(p, "pkg:")
-	if !ok {
+// ecosystemFromPURL maps pkg:golang/NAME and pkg:npm/NAME to an OSV
+// ecosystem and package name, parsing with sbom.ParsePURL.
+func ecosystemFromPURL(s string) (eco, name string, ok bool) {
+	p, err := sbom.ParsePURL(s)
+	if err != nil {
 		return "", "", false
 	}
-	typ, name, ok := strings.Cut(rest, "/")
-	if !ok {
-		return "", "", false
-	}
-	name, _, _ = strings.Cut(name, "@")
-	name, _, _ = strings.Cut(name, "?")
-	name, _, _ = strings.Cut(name, "#")
-	name = unescapePath(name)
-	switch typ {
+	switch p.Type {
 	case "golang":
-		return EcosystemGo, name, true
+		return EcosystemGo, p.Name, true
 	case "npm":
-		return EcosystemNPM, name, true
+		return EcosystemNPM, p.Name, true
 	}
 	return "", "", false
-}
-
-// unescapePath percent-decodes each segment of a purl path; a malformed
-// escape is kept as is.
-func unescapePath(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }

@@ -394,3 +394,27 @@ func TestScanSameAsNaive(t *testing.T) {
 		t.Errorf("Len %d/%d LastModified %v/%v", full.Len(), part.Len(), full.LastModified(), part.LastModified())
 	}
 }
+
+// TestEcosystemFromPURL checks package URLs in advisories are read as
+// sbom.ParsePURL reads them: an unescaped npm scope names the scoped package
+// (the old parser cut at its '@' and named nothing), the type's case is
+// ignored, and a malformed escape names no package.
+func TestEcosystemFromPURL(t *testing.T) {
+	tests := []struct {
+		purl, eco, name string
+		ok              bool
+	}{
+		{"pkg:npm/@types/node@20.11.0", EcosystemNPM, "@types/node", true},
+		{"pkg:npm/%40types/node", EcosystemNPM, "@types/node", true},
+		{"pkg:golang/github.com/BurntSushi/toml@v1.4.0", EcosystemGo, "github.com/BurntSushi/toml", true},
+		{"pkg:NPM/left-pad", EcosystemNPM, "left-pad", true},
+		{"pkg:npm/a%zz", "", "", false},
+		{"pkg:pypi/flask", "", "", false},
+	}
+	for _, tt := range tests {
+		eco, name, ok := ecosystemFromPURL(tt.purl)
+		if eco != tt.eco || name != tt.name || ok != tt.ok {
+			t.Errorf("ecosystemFromPURL(%q) = %q, %q, %v; want %q, %q, %v", tt.purl, eco, name, ok, tt.eco, tt.name, tt.ok)
+		}
+	}
+}
