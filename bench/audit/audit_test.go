@@ -34,6 +34,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 func envInt(name string, def int) int {
@@ -80,7 +81,7 @@ func fill(entries, audits int) (*fixture, error) {
 	hs.Start()
 	f := &fixture{url: url, srv: srv, tokens: map[api.Role]string{}}
 	for _, r := range []api.Role{api.RoleBuilder, api.RoleDeployer, api.RoleAuditor} {
-		if f.tokens[r], err = server.CreateToken(dir, r, "", "bench "+string(r)); err != nil {
+		if f.tokens[r], err = tokenfile.CreateToken(dir, r, "", "bench "+string(r)); err != nil {
 			return nil, err
 		}
 	}

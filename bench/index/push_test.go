@@ -38,6 +38,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -78,7 +79,7 @@ func open(b *testing.B) *fixture {
 	}
 	hs := httptest.NewServer(s.Handler())
 	b.Cleanup(func() { hs.Close(); s.Close() })
-	tok, err := server.CreateToken(filepath.Join(dir, "data"), api.RoleBuilder, "", "bench")
+	tok, err := tokenfile.CreateToken(filepath.Join(dir, "data"), api.RoleBuilder, "", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 func clients() int {
@@ -140,7 +141,7 @@ func BenchmarkServeAppend(b *testing.B) {
 	for _, tc := range tunings {
 		b.Run(tc.name, func(b *testing.B) {
 			dir := b.TempDir()
-			tok, err := server.CreateToken(dir, api.RoleBuilder, "", "bench")
+			tok, err := tokenfile.CreateToken(dir, api.RoleBuilder, "", "bench")
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -40,6 +40,7 @@ import (
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 const publicURL = "http://127.0.0.1:1"
@@ -113,7 +114,7 @@ func crashState(base, clean, crashed string, n int) error {
 	if err != nil {
 		return err
 	}
-	tok, err := server.CreateToken(clean, api.RoleDeployer, "", "bench deployer")
+	tok, err := tokenfile.CreateToken(clean, api.RoleDeployer, "", "bench deployer")
 	if err != nil {
 		s.Close()
 		return err

@@ -27,6 +27,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 const entries = 500
@@ -48,7 +49,7 @@ func setup(b *testing.B) string {
 		if err != nil {
 			b.Fatal(err)
 		}
-		tok, err := server.CreateToken(d, api.RoleDeployer, "", "")
+		tok, err := tokenfile.CreateToken(d, api.RoleDeployer, "", "")
 		if err != nil {
 			b.Fatal(err)
 		}

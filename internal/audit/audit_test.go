@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -44,7 +45,7 @@ func trailServer(t *testing.T) (*client.Client, crypto.PublicKey) {
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	newClient := func(r api.Role) *client.Client {
-		tok, err := server.CreateToken(dir, r, "", "test "+string(r))
+		tok, err := tokenfile.CreateToken(dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // tokenWhere is how a token command reaches the tokens: a data directory,
@@ -61,14 +61,14 @@ func newTokenCreateCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return usageErr(err, "")
 			}
-			spec := server.TokenSpec{Role: r, Key: key, Name: name}
+			spec := tokenfile.TokenSpec{Role: r, Key: key, Name: name}
 			if expires != "" {
 				if spec.Expires, err = parseExpiry(expires, time.Now()); err != nil {
 					return usageErr(err, "--expires takes a duration (30d, 12h, 90m) or an RFC 3339 time")
 				}
 			}
-			tok, st, err := server.NewToken(dataDir, spec)
-			if errors.Is(err, server.ErrTokenExists) {
+			tok, st, err := tokenfile.NewToken(dataDir, spec)
+			if errors.Is(err, tokenfile.ErrTokenExists) {
 				return failErr(err, "custody token list --data "+dataDir)
 			}
 			if err != nil {
@@ -129,7 +129,7 @@ func newTokenListCmd(s *streams) *cobra.Command {
 			}
 			var l *api.TokenList
 			if url == "" {
-				l, err = server.ListTokens(where.data)
+				l, err = tokenfile.ListTokens(where.data)
 			} else {
 				cl, cerr := newClient(url)
 				if cerr != nil {
@@ -194,12 +194,12 @@ func newTokenRevokeCmd(s *streams) *cobra.Command {
 			var st *api.TokenStatus
 			if url == "" {
 				var v api.TokenStatus
-				v, err = server.RevokeToken(where.data, args[0])
+				v, err = tokenfile.RevokeToken(where.data, args[0])
 				st = &v
 				switch {
-				case errors.Is(err, server.ErrTokenNotFound):
+				case errors.Is(err, tokenfile.ErrTokenNotFound):
 					return usageErr(err, "custody token list --data "+where.data)
-				case errors.Is(err, server.ErrTokenAmbiguous):
+				case errors.Is(err, tokenfile.ErrTokenAmbiguous):
 					return failErr(err, "")
 				}
 			} else {

@@ -26,6 +26,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // auditServer is a custody server whose answers a test may rewrite.
@@ -74,7 +75,7 @@ func startAuditServer(t *testing.T) *auditServer {
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	for _, r := range api.Roles() {
-		tok, err := server.CreateToken(dir, r, "", "test "+string(r))
+		tok, err := tokenfile.CreateToken(dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -174,7 +175,7 @@ approvals:
 
 	tok := map[api.Role]string{}
 	for _, r := range api.Roles() {
-		if tok[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
+		if tok[r], err = tokenfile.CreateToken(dir, r, "", "test "+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -92,7 +93,7 @@ func TestTrustRootRevocation(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	tok := map[api.Role]string{}
 	for _, r := range []api.Role{api.RoleAdmin, api.RoleAuditor, api.RoleBuilder, api.RoleApprover, api.RoleDeployer} {
-		if tok[r], err = server.CreateToken(dir, r, "", "test "+string(r)); err != nil {
+		if tok[r], err = tokenfile.CreateToken(dir, r, "", "test "+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}

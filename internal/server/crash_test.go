@@ -36,6 +36,7 @@ import (
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
@@ -128,7 +129,7 @@ func newCrashRig(t *testing.T) *crashRig {
 		t.Fatal(err)
 	}
 	for _, role := range api.Roles() {
-		if r.tokens[role], err = server.CreateToken(r.dir, role, "", "crash "+string(role)); err != nil {
+		if r.tokens[role], err = tokenfile.CreateToken(r.dir, role, "", "crash "+string(role)); err != nil {
 			t.Fatal(err)
 		}
 	}

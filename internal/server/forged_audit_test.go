@@ -34,6 +34,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
@@ -78,7 +79,7 @@ func openLogged(t *testing.T, dir string, root []byte, logs *syncBuffer) (ts *te
 	hs.Start()
 	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[api.Role]string{}}
 	for _, r := range api.Roles() {
-		if ts.tokens[r], err = server.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
+		if ts.tokens[r], err = tokenfile.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // Builders cannot take the write slots kept for admins: with every shared
@@ -21,7 +22,7 @@ func TestWritePool(t *testing.T) {
 		tokens: newTokenStore(dir, slog.New(slog.DiscardHandler))}
 	infos := map[api.Role]*TokenInfo{}
 	for _, role := range api.Roles() {
-		tok, err := CreateToken(dir, role, "", "")
+		tok, err := tokenfile.CreateToken(dir, role, "", "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,13 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // privateFiles are the files directly in the data directory that must be
 // readable by the server's user only: the SQLite index (with its WAL and
 // shared-memory files, which SQLite creates with the index's mode), the API
 // token hashes and meta.json.
-var privateFiles = []string{"index.db", "index.db-wal", "index.db-shm", tokensFile, "meta.json"}
+var privateFiles = []string{"index.db", "index.db-wal", "index.db-shm", tokenfile.File, "meta.json"}
 
 // tightenDataDir makes the data directory 0700 and its private files 0600,
 // also when they already existed with wider modes (a directory created as

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // A data directory that already existed as 0755, with an index.db and
@@ -25,7 +27,7 @@ func TestDataDirPermissions(t *testing.T) {
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			for _, f := range []string{"index.db", tokensFile} {
+			for _, f := range []string{"index.db", tokenfile.File} {
 				if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -38,11 +40,11 @@ func TestDataDirPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
-		want := map[string]os.FileMode{".": 0o700, "index.db": 0o600, tokensFile: 0o600, "meta.json": 0o600}
+		want := map[string]os.FileMode{".": 0o700, "index.db": 0o600, tokenfile.File: 0o600, "meta.json": 0o600}
 		for name, mode := range want {
 			fi, err := os.Stat(filepath.Join(dir, name))
 			if err != nil {
-				if name == tokensFile && !existed {
+				if name == tokenfile.File && !existed {
 					continue
 				}
 				t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -38,7 +39,7 @@ func reopen(t *testing.T, dir string, root []byte) (ts *testServer, stop func())
 	hs.Start()
 	ts = &testServer{Server: s, url: cfg.PublicURL, dir: dir, tokens: map[api.Role]string{}}
 	for _, r := range []api.Role{api.RoleAdmin, api.RoleAuditor} {
-		if ts.tokens[r], err = server.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
+		if ts.tokens[r], err = tokenfile.CreateToken(dir, r, "", ""); err != nil { // a restart: names ROLE-ID stay unique
 			t.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // A write whose headers arrived before its token was revoked, and whose
@@ -20,7 +21,7 @@ import (
 // timeout) after revocation took effect.
 func TestRevokedDuringBody(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
+	tok, err := tokenfile.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestRevokedDuringBody(t *testing.T) {
 	if _, err := conn.Write(body[:half]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.RevokeToken(ts.dir, "ci"); err != nil {
+	if _, err := tokenfile.RevokeToken(ts.dir, "ci"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the revoked token to be refused", func() bool {

@@ -28,6 +28,7 @@ import (
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -93,7 +94,7 @@ func startWith(t *testing.T, cfg server.Config, serve func(http.Handler, net.Lis
 	t.Cleanup(func() { stop(); s.Close() })
 	ts := &testServer{Server: s, index: cfg.Index.(storetest.Store), url: cfg.PublicURL, dir: cfg.Dir, tokens: map[api.Role]string{}}
 	for _, r := range api.Roles() {
-		tok, err := server.CreateToken(cfg.Dir, r, "", "test "+string(r))
+		tok, err := tokenfile.CreateToken(cfg.Dir, r, "", "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -464,7 +465,7 @@ func TestBuilderKeyScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := start(t, server.Config{Dir: dir + "/data", Password: []byte("pw"), BuilderKeys: map[string]string{"release": path}})
-	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "release", "")
+	tok, err := tokenfile.CreateToken(ts.dir, api.RoleBuilder, "release", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // startUI starts a server whose dashboard answers "page CSRF", CSRF being
@@ -203,7 +204,7 @@ func TestSessionLogout(t *testing.T) {
 // seconds; so does its expiry.
 func TestSessionDiesWithToken(t *testing.T) {
 	ts := startUI(t)
-	tok, err := server.CreateToken(ts.dir, api.RoleAuditor, "", "alice")
+	tok, err := tokenfile.CreateToken(ts.dir, api.RoleAuditor, "", "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestSessionDiesWithToken(t *testing.T) {
 	if code, _, _ := b.do("GET", "/ui/", nil); code != http.StatusOK {
 		t.Fatalf("signed in: %d", code)
 	}
-	if _, err := server.RevokeToken(ts.dir, "alice"); err != nil {
+	if _, err := tokenfile.RevokeToken(ts.dir, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the session of a revoked token to end", func() bool {
@@ -220,7 +221,7 @@ func TestSessionDiesWithToken(t *testing.T) {
 		return code == http.StatusSeeOther
 	})
 	// Ended, not suspended: a new token of the same name does not revive it.
-	if _, err := server.CreateToken(ts.dir, api.RoleAuditor, "", "alice"); err != nil {
+	if _, err := tokenfile.CreateToken(ts.dir, api.RoleAuditor, "", "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if code, _, _ := b.do("GET", "/ui/", nil); code != http.StatusSeeOther {
@@ -244,7 +245,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // malformed line in the tokens file is skipped, not a 500 for everyone.
 func TestTokenLifecycle(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, err := server.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
+	tok, err := tokenfile.CreateToken(ts.dir, api.RoleBuilder, "", "ci")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func TestTokenLifecycle(t *testing.T) {
 	// Malformed lines, appended by hand.
 	appendLine(t, ts.dir+"/tokens", "{not json\n{\"sha256\":\"00\",\"role\":\"admin\"}\n{\"sha256\":\""+strings.Repeat("a", 64)+"\",\"role\":\"root\"}\n")
 	waitFor(t, "the tokens file to be read again", func() bool {
-		l, _ := server.ListTokens(ts.dir)
+		l, _ := tokenfile.ListTokens(ts.dir)
 		return len(l.Skipped) == 3
 	})
 	if code, msg := get(tok); code != http.StatusOK {
@@ -274,14 +275,14 @@ func TestTokenLifecycle(t *testing.T) {
 	if code, msg := get(api.TokenPrefix + "wrong"); code != http.StatusUnauthorized || msg != "invalid token" {
 		t.Errorf("unknown token: %d %q", code, msg)
 	}
-	if _, err := server.RevokeToken(ts.dir, "ci"); err != nil {
+	if _, err := tokenfile.RevokeToken(ts.dir, "ci"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the revoked token to be refused", func() bool {
 		code, msg := get(tok)
 		return code == http.StatusUnauthorized && msg == "token revoked"
 	})
-	short, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "short", Expires: time.Now().Add(time.Second)})
+	short, _, err := tokenfile.NewToken(ts.dir, tokenfile.TokenSpec{Role: api.RoleAuditor, Name: "short", Expires: time.Now().Add(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // The token API: admins list and revoke tokens remotely (custody token list
@@ -20,7 +21,7 @@ import (
 // serveTokens lists the tokens, with their last use as of now.
 func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request) {
 	s.tokens.flush()
-	l, err := ListTokens(s.cfg.Dir)
+	l, err := tokenfile.ListTokens(s.cfg.Dir)
 	if err != nil {
 		s.logger.Error("couldn't list tokens", "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't read tokens")
@@ -45,7 +46,7 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, `request is not a JSON object {"name": NAME-OR-ID}`)
 		return
 	}
-	st, err := FindToken(s.cfg.Dir, req.Name)
+	st, err := tokenfile.FindToken(s.cfg.Dir, req.Name)
 	if err == nil {
 		_, err = s.audit(r.Context(), r, auditEvent{action: "token.revoked",
 			detail: map[string]string{"id": st.ID, "name": st.Name, "role": string(st.Role)}})
@@ -53,13 +54,13 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 			s.failAudit(w, err)
 			return
 		}
-		st, err = revokeTokenID(s.cfg.Dir, st.ID)
+		st, err = tokenfile.RevokeID(s.cfg.Dir, st.ID)
 	}
 	switch {
-	case errors.Is(err, ErrTokenNotFound):
+	case errors.Is(err, tokenfile.ErrTokenNotFound):
 		fail(w, http.StatusNotFound, err.Error())
 		return
-	case errors.Is(err, ErrTokenAmbiguous):
+	case errors.Is(err, tokenfile.ErrTokenAmbiguous):
 		fail(w, http.StatusConflict, err.Error())
 		return
 	case err != nil:

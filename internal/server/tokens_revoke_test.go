@@ -13,6 +13,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // A name that looks like another token's ID cannot make a revocation hit
@@ -22,17 +23,17 @@ import (
 // audit entry names.
 func TestRevokeNameLikeID(t *testing.T) {
 	ts := start(t, server.Config{})
-	victim, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleBuilder, Name: "stolen"})
+	victim, st, err := tokenfile.NewToken(ts.dir, tokenfile.TokenSpec{Role: api.RoleBuilder, Name: "stolen"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleBuilder, Name: st.ID}); err == nil {
+	if _, _, err := tokenfile.NewToken(ts.dir, tokenfile.TokenSpec{Role: api.RoleBuilder, Name: st.ID}); err == nil {
 		t.Errorf("a token named like the ID %s was created", st.ID)
 	}
 	// The same name in a hand-edited file.
 	appendLine(t, ts.dir+"/tokens", fmt.Sprintf(`{"sha256":"%s","role":"auditor","name":"%s","created":"2026-01-01T00:00:00Z"}`+"\n",
 		strings.Repeat("0", 64), st.ID))
-	if _, err := server.RevokeToken(ts.dir, st.ID); !errors.Is(err, server.ErrTokenAmbiguous) {
+	if _, err := tokenfile.RevokeToken(ts.dir, st.ID); !errors.Is(err, tokenfile.ErrTokenAmbiguous) {
 		t.Errorf("revoking %s, a name of one token and the ID of another: %v, want ambiguous", st.ID, err)
 	}
 	got, err := newClient(t, ts, api.RoleAdmin).RevokeToken(context.Background(), "stolen")
@@ -42,7 +43,7 @@ func TestRevokeNameLikeID(t *testing.T) {
 	if got.ID != st.ID || got.Name != "stolen" {
 		t.Errorf("API revoked %s (%s), want %s (stolen)", got.ID, got.Name, st.ID)
 	}
-	l, err := server.ListTokens(ts.dir)
+	l, err := tokenfile.ListTokens(ts.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestRevokeNameLikeID(t *testing.T) {
 // lines is revoked or expired.
 func TestRevokeDuplicateLine(t *testing.T) {
 	ts := start(t, server.Config{})
-	tok, st, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "first"})
+	tok, st, err := tokenfile.NewToken(ts.dir, tokenfile.TokenSpec{Role: api.RoleAuditor, Name: "first"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestRevokeDuplicateLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendLine(t, ts.dir+"/tokens", strings.Replace(b, `"name":"first"`, `"name":"second"`, 1)+"\n")
-	if _, err := server.RevokeToken(ts.dir, "second"); err != nil {
+	if _, err := tokenfile.RevokeToken(ts.dir, "second"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := newClientTok(ts, tok)
@@ -94,7 +95,7 @@ func TestRevokeDuplicateLine(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "token revoked")
 	})
 
-	tok2, st2, err := server.NewToken(ts.dir, server.TokenSpec{Role: api.RoleAuditor, Name: "third"})
+	tok2, st2, err := tokenfile.NewToken(ts.dir, tokenfile.TokenSpec{Role: api.RoleAuditor, Name: "third"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestRevokeDuplicateLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendLine(t, ts.dir+"/tokens", b+"\n")
-	if _, err := server.RevokeToken(ts.dir, st2.ID); err != nil {
+	if _, err := tokenfile.RevokeToken(ts.dir, st2.ID); err != nil {
 		t.Fatalf("revoking a token listed twice by its ID: %v", err)
 	}
 	c2, err := newClientTok(ts, tok2)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // tokenReloadInterval is how long a running server goes on using what it
@@ -108,7 +109,7 @@ type tokenStore struct {
 }
 
 func newTokenStore(dir string, logger *slog.Logger) *tokenStore {
-	t := &tokenStore{path: filepath.Join(dir, tokensFile), usedPath: filepath.Join(dir, tokensUsedFile),
+	t := &tokenStore{path: filepath.Join(dir, tokenfile.File), usedPath: filepath.Join(dir, tokenfile.UsedFile),
 		logger: logger, now: time.Now}
 	t.set.Store(&tokenSet{})
 	return t
@@ -181,24 +182,24 @@ func (t *tokenStore) refresh(now time.Time, force bool) error {
 		t.logger.Error("couldn't read tokens", "err", err)
 		return fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	t.set.Store(t.build(parseTokens(b), t.set.Load()))
+	t.set.Store(t.build(tokenfile.Parse(b), t.set.Load()))
 	t.fi = fi
 	t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
 	return nil
 }
 
 // build makes the set of lines, carrying the last use over from old.
-func (t *tokenStore) build(lines []tokenLine, old *tokenSet) *tokenSet {
+func (t *tokenStore) build(lines []tokenfile.Line, old *tokenSet) *tokenSet {
 	s := &tokenSet{bySelector: map[uint64][]*liveToken{}}
 	for _, l := range lines {
-		if l.bad != nil {
-			t.logger.Error("tokens file: line skipped", "file", t.path, "reason", l.bad.Error())
+		if l.Err != nil {
+			t.logger.Error("tokens file: line skipped", "file", t.path, "reason", l.Err.Error())
 			continue
 		}
-		r := l.rec
+		r := l.Rec
 		lt := &liveToken{hexHash: r.SHA256, expires: r.Expires, revoked: !r.Revoked.IsZero(),
-			info: TokenInfo{Role: r.Role, Key: r.Key, Name: r.name(), ID: r.id()}}
-		hex.Decode(lt.hash[:], []byte(r.SHA256)) // checked by parseTokens
+			info: TokenInfo{Role: r.Role, Key: r.Key, Name: r.DisplayName(), ID: r.ID()}}
+		hex.Decode(lt.hash[:], []byte(r.SHA256)) // checked by tokenfile.Parse
 		lt.info.hash = lt.hash
 		if prev := old.find(&lt.hash); prev != nil {
 			lt.lastUsed.Store(prev.lastUsed.Load())
@@ -207,7 +208,7 @@ func (t *tokenStore) build(lines []tokenLine, old *tokenSet) *tokenSet {
 		if first := s.find(&lt.hash); first != nil {
 			// The first line's role and key count; a revocation or an
 			// expiry on any line holds.
-			t.logger.Error("tokens file: a token is listed twice; the first line counts, revoked or expired if any is", "file", t.path, "id", r.id())
+			t.logger.Error("tokens file: a token is listed twice; the first line counts, revoked or expired if any is", "file", t.path, "id", r.ID())
 			first.revoked = first.revoked || lt.revoked
 			if !lt.expires.IsZero() && (first.expires.IsZero() || lt.expires.Before(first.expires)) {
 				first.expires = lt.expires
@@ -226,7 +227,7 @@ func (t *tokenStore) start() {
 	if err := t.refresh(t.now(), true); err != nil {
 		t.logger.Error("couldn't read tokens", "err", err)
 	}
-	used, err := readLastUsed(t.usedPath)
+	used, err := tokenfile.ReadLastUsed(t.usedPath)
 	if err != nil {
 		t.logger.Error("couldn't read token use", "err", err)
 	}

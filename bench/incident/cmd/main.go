@@ -40,6 +40,7 @@ import (
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/signer"
 )
 
@@ -164,7 +165,7 @@ func fill(ctx context.Context, dir string, n, affected, spared int) (*state, err
 		stop()
 		return nil, fmt.Errorf("the index must start empty (it holds %d bundles, %v): give -db an empty database", c, err)
 	}
-	tok, err := server.CreateToken(dir, api.RoleBuilder, "", "bench builder")
+	tok, err := tokenfile.CreateToken(dir, api.RoleBuilder, "", "bench builder")
 	if err != nil {
 		stop()
 		return nil, err
@@ -457,7 +458,7 @@ func measure(ctx context.Context, dir string, st *state, custody string, runs in
 		return err
 	}
 	defer stop()
-	admin, err := server.CreateToken(dir, api.RoleAdmin, "", "bench admin")
+	admin, err := tokenfile.CreateToken(dir, api.RoleAdmin, "", "bench admin")
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
 // Server is a running server of a test.
@@ -47,7 +48,7 @@ func Start(t testing.TB, index server.Index) *Server {
 // checkpoints in a temporary directory.
 func (s *Server) Client(t testing.TB, role api.Role) *client.Client {
 	t.Helper()
-	tok, err := server.CreateToken(s.Dir, role, "", "test "+string(role))
+	tok, err := tokenfile.CreateToken(s.Dir, role, "", "test "+string(role))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,9 @@
-package server
+// Package tokenfile reads and edits the API tokens of a custody data
+// directory (DIR/tokens, one JSON record per line holding only the token's
+// SHA-256, and DIR/tokens.used). The `custody token` commands edit it
+// directly; the server reads it and checks presented tokens against it.
+// Edits are serialised by a lock file and written durably (0600).
+package tokenfile
 
 import (
 	"bytes"
@@ -19,13 +24,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/fsutil"
 )
 
 // Token files in the data directory.
 const (
-	tokensFile     = "tokens"      // one tokenRecord per line (0600)
-	tokensLockFile = "tokens.lock" // serialises the commands that rewrite tokensFile
-	tokensUsedFile = "tokens.used" // last use of each token, written by the server in batches
+	File     = "tokens"      // one Record per line (0600)
+	lockFile = "tokens.lock" // serialises the commands that rewrite File
+	UsedFile = "tokens.used" // last use of each token, written by the server in batches
 )
 
 // Errors of the token commands.
@@ -38,11 +44,11 @@ var (
 	ErrTokenAmbiguous = errors.New("several tokens have that name")
 )
 
-// tokenRecord is one line of the tokens file. Only the token's SHA-256 is
+// Record is one line of the tokens file. Only the token's SHA-256 is
 // kept. Lines written before expiry and revocation existed lack Expires
 // and Revoked (never expires, not revoked) and may lack Name (the token is
 // then named ROLE-ID).
-type tokenRecord struct {
+type Record struct {
 	SHA256  string    `json:"sha256"`
 	Role    api.Role  `json:"role"`
 	Key     string    `json:"key,omitempty"`
@@ -55,18 +61,18 @@ type tokenRecord struct {
 // maxTokenName bounds a token's name, in bytes.
 const maxTokenName = 64
 
-func (r *tokenRecord) id() string { return r.SHA256[:api.TokenIDLen] }
+func (r *Record) ID() string { return r.SHA256[:api.TokenIDLen] }
 
 // name is the record's name, or ROLE-ID for an unnamed (older) record.
-func (r *tokenRecord) name() string {
+func (r *Record) DisplayName() string {
 	if r.Name != "" {
 		return r.Name
 	}
-	return string(r.Role) + "-" + r.id()
+	return string(r.Role) + "-" + r.ID()
 }
 
 // check reports why a parsed line is not a usable record.
-func (r *tokenRecord) check() error {
+func (r *Record) check() error {
 	if len(r.SHA256) != 2*sha256.Size || strings.ToLower(r.SHA256) != r.SHA256 {
 		return errors.New("sha256 is not 64 lowercase hex digits")
 	}
@@ -79,34 +85,34 @@ func (r *tokenRecord) check() error {
 	return nil
 }
 
-// tokenLine is one line of the tokens file: its bytes, and the record when
-// the line holds one (bad says why not).
-type tokenLine struct {
+// Line is one line of the tokens file: its bytes, and the record when
+// the line holds one (Err says why not).
+type Line struct {
 	raw []byte
-	rec *tokenRecord
-	bad error
+	Rec *Record
+	Err error
 }
 
-// parseTokens splits a tokens file into lines. A line that is not a token
+// Parse splits a tokens file into lines. A line that is not a token
 // record is kept with the reason (never its content, which might hold a
 // pasted secret); blank lines are dropped.
-func parseTokens(b []byte) []tokenLine {
-	var out []tokenLine
+func Parse(b []byte) []Line {
+	var out []Line
 	for n, line := range bytes.Split(b, []byte("\n")) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		tl := tokenLine{raw: line}
-		var r tokenRecord
+		tl := Line{raw: line}
+		var r Record
 		switch err := json.Unmarshal(line, &r); {
 		case err != nil:
-			tl.bad = fmt.Errorf("line %d is not a token record (JSON object)", n+1)
+			tl.Err = fmt.Errorf("line %d is not a token record (JSON object)", n+1)
 		default:
 			if err := r.check(); err != nil {
-				tl.bad = fmt.Errorf("line %d: %v", n+1, err)
+				tl.Err = fmt.Errorf("line %d: %v", n+1, err)
 			} else {
-				tl.rec = &r
+				tl.Rec = &r
 			}
 		}
 		out = append(out, tl)
@@ -127,8 +133,8 @@ type TokenSpec struct {
 	Expires time.Time
 }
 
-func statusOf(r *tokenRecord, used map[string]time.Time) api.TokenStatus {
-	return api.TokenStatus{ID: r.id(), Name: r.name(), Role: r.Role, Key: r.Key, Created: r.Created,
+func statusOf(r *Record, used map[string]time.Time) api.TokenStatus {
+	return api.TokenStatus{ID: r.ID(), Name: r.DisplayName(), Role: r.Role, Key: r.Key, Created: r.Created,
 		Expires: r.Expires, Revoked: r.Revoked, LastUsed: used[r.SHA256]}
 }
 
@@ -193,21 +199,21 @@ func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
 	var raw [32]byte
 	rand.Read(raw[:])
 	tok := api.TokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	rec := &tokenRecord{SHA256: hashToken(tok), Role: spec.Role, Key: spec.Key, Name: spec.Name, Created: now}
+	rec := &Record{SHA256: hashToken(tok), Role: spec.Role, Key: spec.Key, Name: spec.Name, Created: now}
 	if !spec.Expires.IsZero() {
 		rec.Expires = spec.Expires.UTC().Truncate(time.Second)
 	}
-	err := editTokens(dir, func(lines []tokenLine) ([]tokenLine, error) {
+	err := editTokens(dir, func(lines []Line) ([]Line, error) {
 		for _, l := range lines {
-			if l.rec != nil && l.rec.Revoked.IsZero() && l.rec.name() == rec.name() {
-				return nil, fmt.Errorf("%w: %s (revoke it first, or choose another --name)", ErrTokenExists, rec.name())
+			if l.Rec != nil && l.Rec.Revoked.IsZero() && l.Rec.DisplayName() == rec.DisplayName() {
+				return nil, fmt.Errorf("%w: %s (revoke it first, or choose another --name)", ErrTokenExists, rec.DisplayName())
 			}
 		}
 		b, err := json.Marshal(rec)
 		if err != nil {
 			return nil, err
 		}
-		return append(lines, tokenLine{raw: b, rec: rec}), nil
+		return append(lines, Line{raw: b, Rec: rec}), nil
 	})
 	if err != nil {
 		return "", api.TokenStatus{}, err
@@ -222,15 +228,15 @@ func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
 // held what. ErrTokenNotFound when no token that is not revoked matches;
 // a name that several older tokens share is refused: name the ID.
 func RevokeToken(dir, nameOrID string) (api.TokenStatus, error) {
-	return revokeToken(dir, func(lines []tokenLine) (int, error) { return findToken(lines, nameOrID) })
+	return revokeToken(dir, func(lines []Line) (int, error) { return findToken(lines, nameOrID) })
 }
 
-// revokeTokenID revokes the token whose ID is id, never one merely named
+// RevokeID revokes the token whose ID is id, never one merely named
 // so (the token API, which has resolved the name and audited the ID).
-func revokeTokenID(dir, id string) (api.TokenStatus, error) {
-	return revokeToken(dir, func(lines []tokenLine) (int, error) {
+func RevokeID(dir, id string) (api.TokenStatus, error) {
+	return revokeToken(dir, func(lines []Line) (int, error) {
 		for i, l := range lines {
-			if l.rec != nil && l.rec.Revoked.IsZero() && l.rec.id() == id {
+			if l.Rec != nil && l.Rec.Revoked.IsZero() && l.Rec.ID() == id {
 				return i, nil
 			}
 		}
@@ -240,25 +246,25 @@ func revokeTokenID(dir, id string) (api.TokenStatus, error) {
 
 // revokeToken marks revoked the token of the line find picks: that line
 // and any other that lists the same token (a hand-edited file may).
-func revokeToken(dir string, find func([]tokenLine) (int, error)) (api.TokenStatus, error) {
+func revokeToken(dir string, find func([]Line) (int, error)) (api.TokenStatus, error) {
 	var st api.TokenStatus
-	err := editTokens(dir, func(lines []tokenLine) ([]tokenLine, error) {
+	err := editTokens(dir, func(lines []Line) ([]Line, error) {
 		i, err := find(lines)
 		if err != nil {
 			return nil, err
 		}
-		hash, now := lines[i].rec.SHA256, time.Now().UTC().Truncate(time.Second)
+		hash, now := lines[i].Rec.SHA256, time.Now().UTC().Truncate(time.Second)
 		for j, l := range lines {
-			if l.rec == nil || l.rec.SHA256 != hash || !l.rec.Revoked.IsZero() {
+			if l.Rec == nil || l.Rec.SHA256 != hash || !l.Rec.Revoked.IsZero() {
 				continue
 			}
-			rec := *l.rec
+			rec := *l.Rec
 			rec.Revoked = now
 			b, err := json.Marshal(&rec)
 			if err != nil {
 				return nil, err
 			}
-			lines[j] = tokenLine{raw: b, rec: &rec}
+			lines[j] = Line{raw: b, Rec: &rec}
 			if j == i {
 				st = statusOf(&rec, nil)
 			}
@@ -271,30 +277,30 @@ func revokeToken(dir string, find func([]tokenLine) (int, error)) (api.TokenStat
 // findToken returns the index of the one line whose record is not revoked
 // and is named, or has an ID (hash prefix of at least TokenIDLen digits),
 // nameOrID.
-func findToken(lines []tokenLine, nameOrID string) (int, error) {
+func findToken(lines []Line, nameOrID string) (int, error) {
 	var byName, byID []int
 	idHashes := map[string]bool{}
 	for i, l := range lines {
-		if l.rec == nil || !l.rec.Revoked.IsZero() {
+		if l.Rec == nil || !l.Rec.Revoked.IsZero() {
 			continue
 		}
-		if l.rec.name() == nameOrID {
+		if l.Rec.DisplayName() == nameOrID {
 			byName = append(byName, i)
 		}
-		if len(nameOrID) >= api.TokenIDLen && strings.HasPrefix(l.rec.SHA256, nameOrID) && !idHashes[l.rec.SHA256] {
-			idHashes[l.rec.SHA256] = true
+		if len(nameOrID) >= api.TokenIDLen && strings.HasPrefix(l.Rec.SHA256, nameOrID) && !idHashes[l.Rec.SHA256] {
+			idHashes[l.Rec.SHA256] = true
 			byID = append(byID, i)
 		}
 	}
 	switch {
-	case len(byName) > 0 && len(byID) > 0 && (len(byName) > 1 || len(byID) > 1 || lines[byName[0]].rec.SHA256 != lines[byID[0]].rec.SHA256):
+	case len(byName) > 0 && len(byID) > 0 && (len(byName) > 1 || len(byID) > 1 || lines[byName[0]].Rec.SHA256 != lines[byID[0]].Rec.SHA256):
 		return 0, fmt.Errorf("%w: %q is the name of one token and the ID of another: revoke by the full ID (SHA-256 prefix) of the one you mean", ErrTokenAmbiguous, nameOrID)
 	case len(byName) == 1:
 		return byName[0], nil
 	case len(byName) > 1:
 		ids := make([]string, len(byName))
 		for j, i := range byName {
-			ids[j] = lines[i].rec.id()
+			ids[j] = lines[i].Rec.ID()
 		}
 		return 0, fmt.Errorf("%w: %d tokens are named %q (IDs %s): revoke one by its ID", ErrTokenAmbiguous, len(byName), nameOrID, strings.Join(ids, ", "))
 	case len(byID) == 1:
@@ -305,36 +311,36 @@ func findToken(lines []tokenLine, nameOrID string) (int, error) {
 
 // FindToken returns the token RevokeToken(dir, nameOrID) would revoke.
 func FindToken(dir, nameOrID string) (api.TokenStatus, error) {
-	b, err := os.ReadFile(filepath.Join(dir, tokensFile))
+	b, err := os.ReadFile(filepath.Join(dir, File))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return api.TokenStatus{}, fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	lines := parseTokens(b)
+	lines := Parse(b)
 	i, err := findToken(lines, nameOrID)
 	if err != nil {
 		return api.TokenStatus{}, err
 	}
-	return statusOf(lines[i].rec, nil), nil
+	return statusOf(lines[i].Rec, nil), nil
 }
 
 // ListTokens reads the tokens of the data directory dir, with their last
 // use as the server last recorded it.
 func ListTokens(dir string) (*api.TokenList, error) {
-	b, err := os.ReadFile(filepath.Join(dir, tokensFile))
+	b, err := os.ReadFile(filepath.Join(dir, File))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	used, err := readLastUsed(filepath.Join(dir, tokensUsedFile))
+	used, err := ReadLastUsed(filepath.Join(dir, UsedFile))
 	if err != nil {
 		return nil, err
 	}
 	out := &api.TokenList{Tokens: []api.TokenStatus{}}
-	for _, l := range parseTokens(b) {
-		if l.bad != nil {
-			out.Skipped = append(out.Skipped, l.bad.Error())
+	for _, l := range Parse(b) {
+		if l.Err != nil {
+			out.Skipped = append(out.Skipped, l.Err.Error())
 			continue
 		}
-		out.Tokens = append(out.Tokens, statusOf(l.rec, used))
+		out.Tokens = append(out.Tokens, statusOf(l.Rec, used))
 	}
 	return out, nil
 }
@@ -343,11 +349,11 @@ func ListTokens(dir string) (*api.TokenList, error) {
 // lines, holding DIR/tokens.lock. Lines edit leaves alone are written back
 // byte for byte (also those that hold no record). The new file replaces the
 // old one atomically (0600), so the server reads the old or the new.
-func editTokens(dir string, edit func([]tokenLine) ([]tokenLine, error)) error {
+func editTokens(dir string, edit func([]Line) ([]Line, error)) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("couldn't create data directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, tokensLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("couldn't lock tokens: %w", err)
 	}
@@ -355,12 +361,12 @@ func editTokens(dir string, edit func([]tokenLine) ([]tokenLine, error)) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("couldn't lock tokens: %w", err)
 	}
-	path := filepath.Join(dir, tokensFile)
+	path := filepath.Join(dir, File)
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	lines, err := edit(parseTokens(b))
+	lines, err := edit(Parse(b))
 	if err != nil {
 		return err
 	}
@@ -369,14 +375,14 @@ func editTokens(dir string, edit func([]tokenLine) ([]tokenLine, error)) error {
 		out.Write(l.raw)
 		out.WriteByte('\n')
 	}
-	if err := writeFileAtomic(path, out.Bytes(), 0o600); err != nil {
+	if err := fsutil.WriteFileDurable(path, out.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("couldn't write tokens: %w", err)
 	}
 	return nil
 }
 
-// readLastUsed reads DIR/tokens.used: token SHA-256 → last use.
-func readLastUsed(path string) (map[string]time.Time, error) {
+// ReadLastUsed reads DIR/tokens.used: token SHA-256 → last use.
+func ReadLastUsed(path string) (map[string]time.Time, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]time.Time{}, nil
