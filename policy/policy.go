@@ -38,6 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/verify/match"
 )
 
@@ -258,8 +259,7 @@ func (k requiredKind) matches(predicateType string) bool {
 }
 
 var (
-	hexKeyID = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	dateRe   = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	dateRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 )
 
 // Parse parses and validates a policy from untrusted bytes. It refuses
@@ -400,8 +400,8 @@ func (p *Policy) validateSigners() error {
 	if len(p.Signers) == 0 {
 		return errors.New("signers is empty: name at least one keyId, or identity and issuer")
 	}
-	for i, s := range p.Signers {
-		if err := checkPrincipal(fmt.Sprintf("signers[%d]", i), s); err != nil {
+	for i := range p.Signers {
+		if err := checkPrincipal(fmt.Sprintf("signers[%d]", i), &p.Signers[i]); err != nil {
 			return err
 		}
 	}
@@ -530,10 +530,12 @@ func (o groupOwners) checkMember(g string, m *Member) error {
 	if len(m.KeyIDs) == 0 && len(m.Identities) == 0 {
 		return fmt.Errorf("member %q of group %q has no keyIds or identities", m.Name, g)
 	}
-	for _, k := range m.KeyIDs {
-		if !hexKeyID.MatchString(k) {
-			return fmt.Errorf("member %q of group %q: keyId %q is not the lowercase hex SHA-256 of a PKIX public key", m.Name, g, k)
+	for i, k := range m.KeyIDs {
+		k, err := keyid.Normalize(k)
+		if err != nil {
+			return fmt.Errorf("member %q of group %q: %w", m.Name, g, err)
 		}
+		m.KeyIDs[i] = k
 		if owner, ok := o.keys[k]; ok && owner != m.Name {
 			return fmt.Errorf("keyId %s belongs to both %q and %q", k, owner, m.Name)
 		}
@@ -592,14 +594,18 @@ func checkName(what, v string) error {
 	return nil
 }
 
-func checkPrincipal(what string, s Principal) error {
+// checkPrincipal checks s and turns its keyId, which a policy may give in
+// either form (see package keyid), into the printed form.
+func checkPrincipal(what string, s *Principal) error {
 	switch {
 	case s.KeyID != "" && (s.Identity != "" || s.Issuer != ""):
 		return fmt.Errorf("%s: give either keyId, or identity and issuer, not both", what)
 	case s.KeyID != "":
-		if !hexKeyID.MatchString(s.KeyID) {
-			return fmt.Errorf("%s: keyId %q is not the lowercase hex SHA-256 of a PKIX public key", what, s.KeyID)
+		k, err := keyid.Normalize(s.KeyID)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
+		s.KeyID = k
 	case s.Identity == "" || s.Issuer == "":
 		return fmt.Errorf("%s: a keyless signer needs both identity and issuer", what)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/keyid"
 )
 
 var (
@@ -263,7 +264,7 @@ func TestParse(t *testing.T) {
 		{"wrong version", strings.Replace(minimal, "v1\n", "v2\n", 1), "apiVersion"},
 		{"no builders", strings.Replace(minimal, "trustedBuilders: [https://custody.dev/builders/local]", "trustedBuilders: []", 1), "trustedBuilders is empty"},
 		{"no signers", strings.Replace(minimal, "signers: [{keyId: 1111111111111111111111111111111111111111111111111111111111111111}]", "", 1), "signers is empty"},
-		{"bad key id", strings.Replace(minimal, "keyId: 1111", "keyId: X111", 1), "lowercase hex"},
+		{"bad key id", strings.Replace(minimal, "keyId: 1111", "keyId: X111", 1), "neither 64 hex digits nor the base64"},
 		{"identity without issuer", minimal + "# x\n", ""},
 		{"bad evidence", minimal + "requiredEvidence: [sbom, magic]\n", `"magic" is neither`},
 		{"evidence URI", minimal + "requiredEvidence: [https://example.com/p/v1]\n", ""},
@@ -382,5 +383,30 @@ func TestVulnFindings(t *testing.T) {
 		if f.Severity != want[i] {
 			t.Errorf("%s: %s, want %s", f.ID, f.Severity, want[i])
 		}
+	}
+}
+
+// A policy may name a key by either form of its ID; it holds the printed
+// (hex) form, so the base64 and the hex of one key are the same signer.
+func TestKeyIDEitherForm(t *testing.T) {
+	hexID := strings.Repeat("1", 64)
+	id, err := keyid.Parse(hexID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(minimal, "keyId: "+hexID, "keyId: '"+id.Base64()+"'", 1)
+	if doc == minimal {
+		t.Fatal("minimal policy has no keyId to replace")
+	}
+	p, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Signers[0].KeyID != hexID {
+		t.Errorf("signer keyId = %q, want %q", p.Signers[0].KeyID, hexID)
+	}
+	shared := minimal + "groups: {sec: [{name: a, keyIds: [" + hexID + "]}, {name: b, keyIds: ['" + id.Base64() + "']}]}\n"
+	if _, err := Parse([]byte(shared)); err == nil || !strings.Contains(err.Error(), "belongs to both") {
+		t.Errorf("one key as hex and base64 in two members: err = %v, want belongs to both", err)
 	}
 }

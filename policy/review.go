@@ -83,8 +83,8 @@ func (p *Policy) validateReviews() error {
 			return fmt.Errorf("reviews.releaseRefs[%d] %q is not a valid glob: %w", i, g, err)
 		}
 	}
-	for i, s := range r.Signers {
-		if err := checkPrincipal(fmt.Sprintf("reviews.signers[%d]", i), s); err != nil {
+	for i := range r.Signers {
+		if err := checkPrincipal(fmt.Sprintf("reviews.signers[%d]", i), &r.Signers[i]); err != nil {
 			return err
 		}
 	}

@@ -296,7 +296,7 @@ func TestParseReviewsPolicy(t *testing.T) {
 		{"absolute path", "reviews: {protectedPaths: [{group: security, count: 1, paths: [/etc/x]}]}", "relative to the repository root"},
 		{"too many stars", "reviews: {protectedPaths: [{group: security, count: 1, paths: [\"**/a/**/b/**/c/**/d/**\"]}]}", "more than 4"},
 		{"bad release glob", "reviews: {everyCommit: true, releaseRefs: [\"refs/[\"]}", "not a valid glob"},
-		{"bad signer", "reviews: {everyCommit: true, signers: [{keyId: xyz}]}", "not the lowercase hex"},
+		{"bad signer", "reviews: {everyCommit: true, signers: [{keyId: xyz}]}", "is neither 64 hex digits nor the base64"},
 		{"unknown field", "reviews: {everyCommit: true, colour: blue}", "colour"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,11 +5,12 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/custody-dev/custody/keyid"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 )
@@ -187,11 +188,11 @@ func ParsePublicKey(pemBytes []byte) (crypto.PublicKey, error) {
 // if pub cannot be encoded. The Sigstore bundle hint (see Keypair.GetHint)
 // is the same digest in standard base64.
 func KeyID(pub crypto.PublicKey) string {
-	sum, err := pkixDigest(pub)
+	id, err := keyid.Of(pub)
 	if err != nil {
 		return ""
 	}
-	return hex.EncodeToString(sum[:])
+	return id.String()
 }
 
 func pkixDigest(pub crypto.PublicKey) ([sha256.Size]byte, error) {

@@ -41,11 +41,12 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/custody-dev/custody/keyid"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -248,13 +249,15 @@ type Root struct {
 // KeyID returns the default ID of a key: the standard base64 encoding of the
 // SHA-256 digest of its PKIX DER encoding. sigstore-go's sign package writes
 // this as the key hint of the bundles it makes.
+//
+// This is the stored form (see package keyid): trust root documents and
+// their signatures keep it. Print keyid.Display of it.
 func KeyID(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	id, err := keyid.Of(pub)
 	if err != nil {
-		return "", fmt.Errorf("couldn't encode public key: %w", err)
+		return "", err
 	}
-	sum := sha256.Sum256(der)
-	return base64.StdEncoding.EncodeToString(sum[:]), nil
+	return id.Base64(), nil
 }
 
 // logID returns l.LogID or the SHA-256 of its PKIX public key.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -98,4 +99,7 @@ func Check(ctx context.Context, cl *client.Client, o Options) (*Report, error) {
 
 // ShortKeyID is the first 16 characters of a key ID, as the trail is
 // printed.
-func ShortKeyID(id string) string { return id[:min(16, len(id))] }
+func ShortKeyID(id string) string {
+	id = keyid.Display(id)
+	return id[:min(16, len(id))]
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/internal/audit"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -83,6 +84,9 @@ func newAuditCmd(s *streams) *cobra.Command {
 
 // auditOptions reads the query and the trust root from the flags.
 func auditOptions(action, actor, artifact, since, until, rootPath string, requireTrusted bool) (audit.Options, error) {
+	if id, err := keyid.Parse(actor); err == nil {
+		actor = id.String() // a key ID in either form names the signer
+	}
 	q := client.AuditQuery{Action: action, Actor: actor}
 	if artifact != "" {
 		d, err := digest.Parse(artifact)

@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/incident"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -299,13 +300,13 @@ func incidentOpenErr(err error) error {
 	return incidentErr(oe.Err, oe.Op)
 }
 
-// incidentKeyID accepts a key ID (hex SHA-256) or a .pub file.
+// incidentKeyID accepts a key ID (hex or base64 SHA-256) or a .pub file.
 func incidentKeyID(v string) (string, error) {
-	if h := strings.ToLower(v); len(h) == 64 && strings.Trim(h, "0123456789abcdef") == "" {
-		return h, nil
+	if id, err := keyid.Parse(v); err == nil {
+		return id.String(), nil
 	}
 	if _, err := os.Stat(v); err != nil {
-		return "", usageErr(fmt.Errorf("--key %q is neither a key ID (64 hex digits) nor a public key file", v), "custody policy key-id KEY.pub prints a key's ID")
+		return "", usageErr(fmt.Errorf("--key %q is neither a key ID (64 hex digits or base64) nor a public key file", v), "custody policy key-id KEY.pub prints a key's ID")
 	}
 	pub, err := loadPublicKey(v)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/keyid"
 )
 
 // inspection is the human and JSON view of a bundle. Nothing in it is verified.
@@ -170,7 +171,7 @@ func printInspection(w io.Writer, name string, in *inspection) {
 		}
 		fmt.Fprintf(w, "  issued by:    %s, valid %s to %s\n", c.CA, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339))
 	case in.KeyHint != "":
-		fmt.Fprintf(w, "  public key:   %s\n", in.KeyHint)
+		fmt.Fprintf(w, "  public key:   %s\n", keyid.Display(in.KeyHint))
 	}
 	fmt.Fprintf(w, "  content:      %s, %d signature(s)\n", in.Content, in.Signatures)
 	if in.MessageDigest != "" {

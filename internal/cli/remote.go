@@ -23,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -159,6 +160,11 @@ func (f *searchFlags) query() (api.Query, error) {
 		BuildID: f.buildID, Limit: f.limit, AfterID: f.after,
 	}
 	var err error
+	if f.key != "" {
+		if q.SignerKeyID, err = keyid.Normalize(f.key); err != nil {
+			return q, usageErr(fmt.Errorf("--key-id: %w", err), "custody policy key-id KEY.pub prints a key's ID")
+		}
+	}
 	if q.Since, err = parseTimeFlag("--since", f.since); err != nil {
 		return q, err
 	}
@@ -190,7 +196,7 @@ func addSearchFlags(c *cobra.Command, f *searchFlags) {
 	fl.StringVar(&f.digest, "digest", "", "artifact digest ALG:HEX")
 	fl.StringVar(&f.name, "name", "", "subject name")
 	fl.StringVar(&f.predicateType, "predicate-type", "", "predicate type URI")
-	fl.StringVar(&f.key, "key-id", "", "signer key ID (hex SHA-256 of the public key)")
+	fl.StringVar(&f.key, "key-id", "", "signer key ID (hex or base64 SHA-256 of the public key)")
 	fl.StringVar(&f.identity, "identity", "", "signer certificate identity")
 	fl.StringVar(&f.builder, "builder-id", "", "builder ID")
 	fl.StringVar(&f.source, "source-uri", "", "source repository URI")

@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/fsutil"
 	srv "github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -874,8 +875,11 @@ func viewRoot(d *trust.Document, now time.Time) rootView {
 	if v.Signatures.Valid == nil {
 		v.Signatures.Valid = []string{}
 	}
+	for i, id := range v.Signatures.Valid {
+		v.Signatures.Valid[i] = keyid.Display(id)
+	}
 	for _, k := range d.Root.Keys {
-		kv := keyView{ID: k.ID, Role: string(k.Role), Identity: k.Identity}
+		kv := keyView{ID: keyid.Display(k.ID), Role: string(k.Role), Identity: k.Identity}
 		if !k.Window.Start.IsZero() {
 			kv.ValidFrom = ptr(k.Window.Start)
 		}

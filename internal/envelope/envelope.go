@@ -25,6 +25,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/custody-dev/custody/internal/jsonstrict"
+	"github.com/custody-dev/custody/keyid"
 )
 
 // MaxSignatures is the most signatures Parse reads from one envelope.
@@ -152,8 +153,10 @@ func verify(pub crypto.PublicKey, sig, msg []byte) error {
 	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg))
 }
 
-// Short abbreviates a key ID for messages.
+// Short abbreviates a key ID for messages, in the printed (hex) form if it
+// is a SHA-256 key ID (see package keyid).
 func Short(id string) string {
+	id = keyid.Display(id)
 	if len(id) > 12 {
 		return id[:12] + "…"
 	}

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -24,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/custody-dev/custody/keyid"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -310,11 +311,8 @@ func untrustedKey(b []byte, tm root.TrustedMaterial) string {
 // a key hint names: custody and cosign write its base64. Any other hint
 // is returned quoted.
 func hintKeyID(hint string) string {
-	if raw, err := base64.StdEncoding.DecodeString(hint); err == nil && len(raw) == sha256.Size {
-		return hex.EncodeToString(raw)
-	}
-	if raw, err := hex.DecodeString(hint); err == nil && len(raw) == sha256.Size {
-		return strings.ToLower(hint)
+	if id, err := keyid.Parse(hint); err == nil {
+		return id.String()
 	}
 	return strconv.Quote(hint)
 }
@@ -417,12 +415,11 @@ func signatureOf(b []byte, rep *verify.Report, tm root.TrustedMaterial) (policy.
 // KeyID returns the lowercase hex SHA-256 of pub's PKIX encoding, the key
 // ID policies name signers and approvers by.
 func KeyID(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	id, err := keyid.Of(pub)
 	if err != nil {
-		return "", fmt.Errorf("couldn't encode public key: %w", err)
+		return "", err
 	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
+	return id.String(), nil
 }
 
 // KeyMaterial returns trust material holding the given public keys, each
