@@ -141,11 +141,16 @@ func (m *Memory) Search(ctx context.Context, q Query) ([]*Evidence, error) {
 	var out []*Evidence
 	err = m.read(ctx, func() {
 		var total int64
-		for _, e := range m.evidence[min(n.AfterID, int64(len(m.evidence))):] {
+		rows := m.evidence[min(n.AfterID, int64(len(m.evidence))):]
+		if n.Newest {
+			rows = slices.Clone(rows)
+			slices.Reverse(rows)
+		}
+		for _, e := range rows {
 			if len(out) == n.Limit || (q.MaxBytes > 0 && total >= q.MaxBytes) {
 				break
 			}
-			if n.matches(e) {
+			if n.matches(e) && (n.BeforeID == 0 || e.ID < n.BeforeID) {
 				out = append(out, copyEvidence(e))
 				total += int64(len(e.Bundle))
 			}

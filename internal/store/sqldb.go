@@ -171,6 +171,9 @@ func (s *sqlDB) search(ctx context.Context, q Query) ([]*Evidence, error) {
 		return s.d.placeholder(len(args))
 	}
 	where = append(where, "id > "+arg(n.AfterID))
+	if n.BeforeID > 0 {
+		where = append(where, "id < "+arg(n.BeforeID))
+	}
 	switch {
 	case n.alg != "" && n.SubjectName != "":
 		where = append(where, "id IN (SELECT evidence_id FROM evidence_subject WHERE alg = "+arg(n.alg)+
@@ -207,8 +210,11 @@ func (s *sqlDB) search(ctx context.Context, q Query) ([]*Evidence, error) {
 	if !n.Until.IsZero() {
 		where = append(where, "sort_us < "+arg(ceilMicros(n.Until)))
 	}
-	stmt := `SELECT ` + evidenceColumns + ` FROM evidence WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY id LIMIT ` + arg(n.Limit)
+	order := ` ORDER BY id LIMIT `
+	if n.Newest {
+		order = ` ORDER BY id DESC LIMIT `
+	}
+	stmt := `SELECT ` + evidenceColumns + ` FROM evidence WHERE ` + strings.Join(where, " AND ") + order + arg(n.Limit)
 	rows, err := s.query(ctx, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't search evidence: %w", err)

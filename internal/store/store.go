@@ -144,6 +144,12 @@ type Query struct {
 	// AfterID returns only evidence with a larger ID: pass the last ID of
 	// one page to get the next.
 	AfterID int64
+	// BeforeID, when positive, returns only evidence with a smaller ID.
+	BeforeID int64
+	// Newest orders the results by decreasing ID (newest first), so that a
+	// page of Limit holds the newest matches: the history of a lineage
+	// without reading it all. Page on with BeforeID = the last ID.
+	Newest bool
 	// Limit is the page size: DefaultLimit when zero, at most MaxLimit
 	// (larger values are lowered to it), never negative.
 	Limit int
@@ -367,8 +373,8 @@ func normalizeQuery(q Query) (*query, error) {
 	case q.Limit > MaxLimit:
 		n.Limit = MaxLimit
 	}
-	if q.AfterID < 0 {
-		return nil, fmt.Errorf("%w: negative after id %d", ErrInvalidQuery, q.AfterID)
+	if q.AfterID < 0 || q.BeforeID < 0 {
+		return nil, fmt.Errorf("%w: negative after or before id", ErrInvalidQuery)
 	}
 	if len(q.ExcludePredicateTypes) > MaxExcludedTypes {
 		return nil, fmt.Errorf("%w: more than %d excluded predicate types", ErrInvalidQuery, MaxExcludedTypes)

@@ -336,6 +336,12 @@ func testQueryFields(t *testing.T, s Store) {
 		{"excluding an absent predicate", store.Query{SignerKeyID: Key("k1"), ExcludePredicateTypes: []string{"https://example.com/none"}}, []int{0, 1, 4, 5}},
 		{"after id", store.Query{SignerKeyID: Key("k1"), AfterID: id[0]}, []int{1, 4, 5}},
 		{"limit", store.Query{SignerKeyID: Key("k1"), Limit: 2}, []int{0, 1}},
+		{"newest first", store.Query{SignerKeyID: Key("k1"), Newest: true}, []int{5, 4, 1, 0}},
+		{"newest page", store.Query{SignerKeyID: Key("k1"), Newest: true, Limit: 2}, []int{5, 4}},
+		{"newest before id", store.Query{SignerKeyID: Key("k1"), Newest: true, BeforeID: id[4]}, []int{1, 0}},
+		{"before and after id", store.Query{SignerKeyID: Key("k1"), AfterID: id[0], BeforeID: id[5]}, []int{1, 4}},
+		{"newest of a subject and source", store.Query{SubjectName: "bin", SourceURI: es[0].SourceURI, Newest: true, Limit: 1}, []int{2}},
+		{"newest of a subject before", store.Query{SubjectName: "bin", Newest: true, BeforeID: id[2]}, []int{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
