@@ -183,6 +183,10 @@ type Config struct {
 	// DecisionTimeout bounds recording one decision (default
 	// DefaultDecisionTimeout).
 	DecisionTimeout time.Duration
+	// Modes say what happens to a request its environment's policy
+	// denies: denied (ModeEnforce, the default), or admitted with warnings
+	// (ModeWarn) or silently (ModeAudit); see Mode.
+	Modes Modes
 }
 
 // Webhook decides admission reviews. It is safe for concurrent use.
@@ -252,6 +256,9 @@ func New(cfg Config) (*Webhook, error) {
 		if _, ok := cfg.Policies[env]; !ok {
 			return nil, fmt.Errorf("namespace %s maps to environment %q, which has no policy", ns, env)
 		}
+	}
+	if err := cfg.Modes.validate(func(env string) bool { return cfg.Policies[env] != nil }); err != nil {
+		return nil, err
 	}
 	if cfg.Source == nil {
 		return nil, errors.New("no evidence source")
@@ -388,16 +395,47 @@ func (w *Webhook) review(ctx context.Context, req *Request, timeout time.Duratio
 	if len(images) == 0 {
 		return allow(uid), ReasonNoImages
 	}
+	q := query{env: env, mode: w.cfg.Modes.Of(req.Namespace, env), req: req, timeout: timeout}
+	j := w.judge(ctx, q, images)
+	if len(j.lines) > 0 {
+		if q.mode != ModeEnforce && !j.quarantined {
+			return w.relaxed(ctx, q, j), j.reason
+		}
+		return w.denied(ctx, req, env, j.lines), j.reason
+	}
+	if w.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations
+		w.log.Debug("admission allowed", "uid", clip(req.UID), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
+			"environment", env, "policy", w.cfg.Policies[env].Digest(), "images", len(images))
+	}
+	resp := allow(uid)
+	resp.AuditAnnotations = w.annotations[env]
+	return resp, ReasonPassed
+}
 
-	var lines []string
+// judgement is what the images of one request come to: no lines when
+// every one passed.
+type judgement struct {
+	lines  []string // one per reason to deny
+	reason string   // the reason class counted
+	// quarantined: an incident quarantined one of the images, which no
+	// mode admits.
+	quarantined bool
+	// failed are the policy's denials (for warn and audit modes, which
+	// record them).
+	failed []*policy.Decision
+}
+
+// judge decides every image of q.req in q.env.
+func (w *Webhook) judge(ctx context.Context, q query, images []Image) judgement {
+	var j judgement
 	var buf [4]string
 	digests := buf[:0] // distinct, in order; a pod names few
 	var index map[string]int
-	reason := ReasonPassed
+	j.reason = ReasonPassed
 	for _, im := range images {
 		if im.Digest == "" {
-			lines = append(lines, fmt.Sprintf("%s image %q: %s", im.Where, im.Ref, im.Problem))
-			reason = ReasonImageRef
+			j.lines = append(j.lines, fmt.Sprintf("%s image %q: %s", im.Where, im.Ref, im.Problem))
+			j.reason = ReasonImageRef
 			continue
 		}
 		digests, index = addDigest(digests, index, im.Digest)
@@ -405,11 +443,11 @@ func (w *Webhook) review(ctx context.Context, req *Request, timeout time.Duratio
 	if len(digests) > w.cfg.MaxImages {
 		line := fmt.Sprintf("the object names %d distinct image digests, more than the %d custody admission decides in one request (--max-images); nothing was checked",
 			len(digests), w.cfg.MaxImages)
-		return w.denied(ctx, req, env, append([]string{line}, lines...)), ReasonTooManyImages
+		return judgement{lines: append([]string{line}, j.lines...), reason: ReasonTooManyImages}
 	}
 
 	var one [1]result
-	results := w.decideAll(ctx, query{env, req, timeout}, digests, one[:0])
+	results := w.decideAll(ctx, q, digests, one[:0])
 	for _, im := range images {
 		i := digestIndex(digests, index, im.Digest)
 		if i < 0 || results[i].v == nil && results[i].err == nil {
@@ -419,30 +457,25 @@ func (w *Webhook) review(ctx context.Context, req *Request, timeout time.Duratio
 		switch {
 		case r.err != nil:
 			results[i] = result{}
-			lines = append(lines, fmt.Sprintf("%s image %q: couldn't decide in environment %s: %s", im.Where, im.Ref, env, r.err))
-			reason = worse(reason, ReasonUndecided)
+			j.lines = append(j.lines, fmt.Sprintf("%s image %q: couldn't decide in environment %s: %s", im.Where, im.Ref, q.env, r.err))
+			j.reason = worse(j.reason, ReasonUndecided)
 		case !r.v.allowed:
 			results[i] = result{}
 			if r.v.quarantine != "" {
-				reason = worse(reason, ReasonQuarantine)
+				j.reason = worse(j.reason, ReasonQuarantine)
+				j.quarantined = true
 			} else {
-				reason = worse(reason, ReasonPolicy)
+				j.reason = worse(j.reason, ReasonPolicy)
+				if q.mode != ModeEnforce && r.v.decision != nil {
+					j.failed = append(j.failed, r.v.decision)
+				}
 			}
 			for _, why := range r.v.reasons {
-				lines = append(lines, fmt.Sprintf("%s image %s: %s", im.Where, shortRef(im.Ref), why))
+				j.lines = append(j.lines, fmt.Sprintf("%s image %s: %s", im.Where, shortRef(im.Ref), why))
 			}
 		}
 	}
-	if len(lines) > 0 {
-		return w.denied(ctx, req, env, lines), reason
-	}
-	if w.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations
-		w.log.Debug("admission allowed", "uid", clip(req.UID), "namespace", clip(req.Namespace), "kind", clip(req.Kind.Kind), "name", clip(req.Name),
-			"environment", env, "policy", w.cfg.Policies[env].Digest(), "images", len(images))
-	}
-	resp := allow(uid)
-	resp.AuditAnnotations = w.annotations[env]
-	return resp, ReasonPassed
+	return j
 }
 
 // denied logs the denial of req in env and returns it.
@@ -492,8 +525,9 @@ type result struct {
 
 // query is what deciding a digest for one request needs of it.
 type query struct {
-	env string
-	req *Request
+	env  string
+	mode Mode // of the request's namespace and environment
+	req  *Request
 	// timeout is what the request's deadline was set from.
 	timeout time.Duration
 }
@@ -571,7 +605,7 @@ func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict,
 	if v, err := w.quarantined(ctx, digest); v != nil || err != nil {
 		if v != nil {
 			w.metrics.quarantined.Inc()
-			w.recordQuarantine(q.env, digest, v, q.req)
+			w.recordQuarantine(q, digest, v)
 		}
 		return v, err
 	}
@@ -594,6 +628,7 @@ func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict,
 			var res *Resource
 			if w.rec != nil {
 				res = resourceOf(q.req)
+				res.Mode = q.mode
 			}
 			go w.fly(key, f, res, q.timeout)
 		}
@@ -641,17 +676,20 @@ func (w *Webhook) quarantined(ctx context.Context, digest string) (*verdict, err
 	return &verdict{quarantine: id, reasons: []string{fmt.Sprintf("%s by incident %s (see custody incident show %s)", deploy.ErrQuarantined, id, id)}}, nil
 }
 
-// recordQuarantine records the quarantine denial v of digest in env (the
+// recordQuarantine records the quarantine denial v of digest in q.env (the
 // recorder skips it while the identical denial's record is recent).
-func (w *Webhook) recordQuarantine(env, digest string, v *verdict, req *Request) {
+func (w *Webhook) recordQuarantine(q query, digest string, v *verdict) {
 	if w.rec == nil {
 		return
 	}
+	env := q.env
 	d := &policy.Decision{Environment: env, PolicyDigest: w.cfg.Policies[env].Digest(), Artifact: digest, Time: w.cfg.Now().UTC(),
 		Failures: []policy.Failure{{Requirement: "quarantine", Message: v.reasons[0],
 			Fix: "deploy an artifact the incident does not affect ('custody incident show " + v.quarantine + "')"}},
 		Passed: []string{}}
-	w.rec.enqueue(d, resourceOf(req))
+	res := resourceOf(q.req)
+	res.Mode = q.mode
+	w.rec.enqueue(d, res, true)
 }
 
 // fly runs the evaluation f until its deadline. res is the request that
@@ -672,7 +710,7 @@ func (w *Webhook) fly(key cacheKey, f *flight, res *Resource, timeout time.Durat
 	// Queued before the waiters are answered (enqueue never blocks), so
 	// that a Close after the answer finds the decision in the queue.
 	if err == nil && w.rec != nil && v.decision != nil {
-		w.rec.enqueue(v.decision, res)
+		w.rec.enqueue(v.decision, res, true)
 	}
 	close(f.done)
 }

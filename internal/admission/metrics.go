@@ -37,6 +37,7 @@ type Metrics struct {
 	evidenceErrors *prometheus.CounterVec
 	vsaWrites      *prometheus.CounterVec
 	quarantined    prometheus.Counter
+	wouldDeny      *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -61,6 +62,9 @@ func newMetrics() *Metrics {
 		quarantined: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "custody_admission_quarantine_denials_total", Help: "Digests denied because an incident quarantined them.",
 		}),
+		wouldDeny: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_admission_would_deny_total", Help: "Requests the policy denies that were admitted because their namespace or environment is in warn or audit mode, by mode, environment and reason class.",
+		}, []string{"mode", "environment", "reason"}),
 	}
 	// Zero series, so that rates and alerts see them before the first event.
 	for _, r := range []string{"ok", "failed", "dropped", "duplicate"} {
@@ -69,7 +73,7 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"hit", "miss"} {
 		m.cache.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined)
+	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined, m.wouldDeny)
 	return m
 }
 

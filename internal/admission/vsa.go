@@ -59,6 +59,10 @@ type Resource struct {
 	Operation string `json:"operation"`
 	// User is the user name the API server authenticated for the request.
 	User string `json:"user,omitempty"`
+	// Mode is the admission mode of the request's namespace (see Mode): a
+	// FAILED decision recorded in warn or audit mode was admitted, unless
+	// an incident quarantined the image (denied in every mode).
+	Mode Mode `json:"mode,omitempty"`
 }
 
 // resourceOf is the request as its VSA records it, each field cut to
@@ -143,12 +147,13 @@ type record struct {
 // are left out, so that the same decision a minute later is the same.
 type fingerprint [sha256.Size]byte
 
-func fingerprintOf(d *policy.Decision) fingerprint {
+func fingerprintOf(d *policy.Decision, mode Mode) fingerprint {
 	h := sha256.New()
 	field := func(s string) { // length-prefixed, so fields cannot run into each other
 		binary.Write(h, binary.BigEndian, uint64(len(s)))
 		h.Write([]byte(s))
 	}
+	field(string(mode))
 	field(d.Environment)
 	field(d.Artifact)
 	field(d.PolicyDigest)
@@ -213,13 +218,20 @@ func newRecorder(rec Recorder, cfg recorderConfig, m *Metrics, log logger) *reco
 	return r
 }
 
-// enqueue queues d for writing, or skips it when an identical decision
-// was recorded recently or waits to be, or drops it when the queue is
-// full or closed.
-func (r *recorder) enqueue(d *policy.Decision, res *Resource) {
-	fp := fingerprintOf(d)
+// enqueue queues d, decided for the request res, for writing, or skips
+// it when an identical decision in the same mode was recorded recently or
+// waits to be (counted as a duplicate when countDuplicate), or drops it
+// when the queue is full or closed.
+func (r *recorder) enqueue(d *policy.Decision, res *Resource, countDuplicate bool) {
+	var mode Mode
+	if res != nil {
+		mode = res.Mode
+	}
+	fp := fingerprintOf(d, mode)
 	if !r.claim(fp) {
-		r.m.vsaWrites.WithLabelValues("duplicate").Inc()
+		if countDuplicate {
+			r.m.vsaWrites.WithLabelValues("duplicate").Inc()
+		}
 		return
 	}
 	select {

@@ -190,7 +190,7 @@ func TestDecisionsRecorded(t *testing.T) {
 			if pred.Custody == nil || pred.Custody.Admission == nil {
 				t.Fatalf("no custody.admission in the predicate")
 			}
-			want := Resource{UID: c.uid, Namespace: c.ns, Kind: "v1/Pod", Name: "web", Operation: "CREATE"}
+			want := Resource{UID: c.uid, Namespace: c.ns, Kind: "v1/Pod", Name: "web", Operation: "CREATE", Mode: ModeEnforce}
 			if *pred.Custody.Admission != want {
 				t.Errorf("custody.admission %+v, want %+v", *pred.Custody.Admission, want)
 			}

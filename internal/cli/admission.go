@@ -30,6 +30,7 @@ type admissionFlags struct {
 	policy                             policyFlags
 	listen, tlsCert, tlsKey, policyDir string
 	data, verifierKey, verifierID      string
+	modes                              string
 	namespaceEnv                       []string
 	timeout, allowTTL, denyTTL         time.Duration
 	qInterval, qMaxStale               time.Duration
@@ -68,6 +69,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.verifierKey, "verifier-key", "", "key that signs every decision (VSA); default with --server: the server's signing service")
 	fl.StringVar(&f.verifierID, "verifier-id", admission.DefaultVerifierID, "verifier.id recorded in the VSAs")
 	fl.StringVar(&f.policyDir, "policies", "", "directory of policy files, one environment each")
+	fl.StringVar(&f.modes, "modes", "", "YAML file of modes (enforce, warn, audit) by environment and namespace: what happens to a request the policy denies (default enforce: denied)")
 	fl.StringSliceVar(&f.namespaceEnv, "namespace-env", nil, "NS=ENV: the environment of a namespace ('*=ENV' for all others); comma-separated or repeated")
 	fl.DurationVar(&f.timeout, "timeout", admission.DefaultTimeout, "deadline for answering one request, end to end (reading it, evidence fetches, verification, policy)")
 	fl.IntVar(&f.maxImages, "max-images", admission.DefaultMaxImages, "most distinct image digests one request may name; a request naming more is denied")
@@ -103,8 +105,7 @@ func runAdmission(ctx context.Context, s *streams, f *admissionFlags) error {
 	defer stop()
 	err = admission.Serve(ctx, *cfg, admission.ServeOptions{Listen: f.listen, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Limits: f.limits, Watcher: watcher,
 		Listening: func(addr net.Addr) {
-			envs := slices.Sorted(maps.Keys(cfg.Policies))
-			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", addr, strings.Join(envs, ", "))
+			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", addr, describeModes(cfg))
 		}})
 	var le *httplimit.ListenError
 	switch {
@@ -136,6 +137,9 @@ func admissionConfig(s *streams, f *admissionFlags) (*admission.Config, *inciden
 	}
 	cfg := &admission.Config{Policies: policies, Namespaces: namespaces, Trust: tm, Timeout: f.timeout, MaxImages: f.maxImages,
 		Concurrency: f.concurrency, AllowTTL: f.allowTTL, DenyTTL: f.denyTTL, VerifierID: f.verifierID}
+	if cfg.Modes, err = loadModes(f.modes, policies); err != nil {
+		return nil, nil, nil, err
+	}
 	if f.data != "" {
 		if st, err := os.Stat(f.data); err != nil || !st.IsDir() {
 			return nil, nil, nil, usageErr(fmt.Errorf("--data %s is not a directory", f.data), "")
@@ -280,4 +284,44 @@ func parseNamespaceEnv(pairs []string) (map[string]string, error) {
 		out[ns] = env
 	}
 	return out, nil
+}
+
+// loadModes reads the --modes file, refusing an unknown mode and a mode
+// for an environment without a policy; none: every request is enforced.
+func loadModes(file string, policies map[string]*policy.Policy) (admission.Modes, error) {
+	if file == "" {
+		return admission.Modes{}, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return admission.Modes{}, usageErr(fmt.Errorf("couldn't read --modes: %w", err), "")
+	}
+	m, err := admission.ParseModes(b)
+	if err != nil {
+		return admission.Modes{}, usageErr(fmt.Errorf("--modes %s: %w", file, err), "modes are enforce, warn and audit (docs/admission.md)")
+	}
+	for env := range m.Environments {
+		if policies[env] == nil {
+			return admission.Modes{}, usageErr(fmt.Errorf("--modes %s: environment %s has a mode but no policy", file, env), "")
+		}
+	}
+	return m, nil
+}
+
+// describeModes lists the environments with their modes, and the
+// namespaces whose mode differs from their environment's.
+func describeModes(cfg *admission.Config) string {
+	var parts []string
+	for _, env := range slices.Sorted(maps.Keys(cfg.Policies)) {
+		parts = append(parts, env+" "+string(cfg.Modes.Of("", env)))
+	}
+	out := strings.Join(parts, ", ")
+	if ns := slices.Sorted(maps.Keys(cfg.Modes.Namespaces)); len(ns) > 0 {
+		var nparts []string
+		for _, n := range ns {
+			nparts = append(nparts, n+" "+string(cfg.Modes.Namespaces[n]))
+		}
+		out += "; namespaces " + strings.Join(nparts, ", ")
+	}
+	return out
 }
