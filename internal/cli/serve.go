@@ -27,7 +27,7 @@ import (
 
 // serveFlags are the flags of custody serve.
 type serveFlags struct {
-	dataDir, listen, publicURL, db, tlsCert, tlsKey string
+	dataDir, listen, publicURL, db, log, tlsCert, tlsKey string
 	logKey, tsaKey, auditKey, trustRoot             string
 	maxBody                                         int64
 	maxInflight, maxSearches, adminReserve          int
@@ -55,6 +55,9 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL clients use (default: the listen address); its host name is the log's origin")
 	fl.StringVar(&f.db, "db", "", "PostgreSQL DSN for the index (default: SQLite in the data directory)")
+	fl.StringVar(&f.log, "log", "", "where the transparency log lives: mysql://USER@HOST:PORT/DATABASE for replicas sharing one log\n"+
+		"(Tessera's MySQL driver on MySQL or MariaDB; password from CUSTODY_MYSQL_PASSWORD; checkpoints at least 1s apart)\n"+
+		"(default: the POSIX log in DATA/log)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fl.Int64Var(&f.maxBody, "max-body", server.DefaultMaxBody, "largest request body in bytes")
@@ -120,6 +123,11 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 	if err := f.limits.Validate(); err != nil {
 		return nil, usageErr(err, "")
 	}
+	if f.log != "" {
+		if _, err := tlog.ParseMySQLURL(f.log); err != nil {
+			return nil, usageErr(fmt.Errorf("--log: %w", err), "custody serve --log mysql://custody@db.internal:3306/custody_log")
+		}
+	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, usageErr(errors.New("--tls-cert and --tls-key go together"), "")
 	}
@@ -145,7 +153,7 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
-		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc}, nil
+		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log}, nil
 }
 
 // witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.

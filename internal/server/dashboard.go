@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto"
 	"crypto/hmac"
-	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,23 +70,9 @@ func (s *Server) uiDeps() UIDeps {
 		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger}
 }
 
-// checkpointSizes lists the sizes of the checkpoints the log published
-// (the file names of its checkpoint history, tlog's Dir/checkpoints).
+// checkpointSizes lists the sizes of the checkpoints the log published.
 func (s *Server) checkpointSizes() ([]uint64, error) {
-	ents, err := os.ReadDir(filepath.Join(s.cfg.Dir, "log", "checkpoints"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	for _, e := range ents {
-		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return s.log.CheckpointSizes(context.Background())
 }
 
 // dashboardKeys returns the audit key, every builder public key and every

@@ -98,6 +98,11 @@ type Config struct {
 	MaxPageBytes int64
 	// Logger receives operational logs; nil discards them.
 	Logger *slog.Logger
+	// LogMySQL, a mysql://USER@HOST:PORT/DATABASE URL, keeps the
+	// transparency log in that MySQL or MariaDB database (Tessera's MySQL
+	// driver: tlog.Options.MySQL), so that several replicas append to one
+	// log. Default: Tessera's POSIX driver in Dir/log.
+	LogMySQL string
 	// CheckpointInterval and BatchMaxAge tune the log (tlog.Options).
 	// Defaults are tlog's.
 	CheckpointInterval time.Duration
@@ -297,7 +302,11 @@ func (s *Server) openBuilderKeys(defaultPath string) error {
 // host name) and, unless Config.Index names one, the default index.
 func (s *Server) openLogAndIndex(ctx context.Context, origin string, logKey crypto.Signer) error {
 	var err error
-	s.log, err = tlog.Open(ctx, tlog.Options{Dir: filepath.Join(s.cfg.Dir, "log"), Origin: origin, Signer: logKey,
+	logDir := filepath.Join(s.cfg.Dir, "log")
+	if s.cfg.LogMySQL != "" {
+		logDir = ""
+	}
+	s.log, err = tlog.Open(ctx, tlog.Options{Dir: logDir, MySQL: s.cfg.LogMySQL, Origin: origin, Signer: logKey,
 		Logger: s.logger, ValidFrom: s.created, MaxEntryBytes: int(s.cfg.MaxBody),
 		CheckpointInterval: s.cfg.CheckpointInterval, BatchMaxAge: s.cfg.BatchMaxAge, Witnesses: s.cfg.Witnesses})
 	if err != nil {

@@ -7,13 +7,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/x509"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +36,14 @@ import (
 type Options struct {
 	// Dir holds the log: Tessera's POSIX layout (checkpoint, tile/, .state/)
 	// plus checkpoints/{size} (every published checkpoint) and
-	// cosignatures/{size}/ (witness cosignature lines).
+	// cosignatures/{size}/ (witness cosignature lines). Unused with MySQL.
 	Dir string
+	// MySQL, a mysql://USER@HOST:PORT/DATABASE URL (ParseMySQLURL), puts
+	// the log in that database with Tessera's MySQL driver instead of
+	// Dir: several processes (replicas) may then append to one log, each
+	// sequencing under the database's row lock on the tree state, and the
+	// checkpoint history and cosignatures live in tables beside it.
+	MySQL string
 	// Origin is the checkpoint origin line and the log's note key name.
 	// For sigstore-go it must be the host name of the log's baseUrl.
 	Origin string
@@ -85,6 +91,8 @@ type Log struct {
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
 	proofs   *proofCache
+	hist     history
+	db       *sql.DB // the MySQL log's database; nil for POSIX
 
 	// published is the last checkpoint parsePublished verified; cpMu
 	// serializes verifications, so that a new checkpoint is verified once
@@ -96,7 +104,7 @@ type Log struct {
 // Open opens (creating if needed) the log in opts.Dir and starts
 // sequencing. Call Close to stop it.
 func Open(ctx context.Context, opts Options) (*Log, error) {
-	if opts.Dir == "" {
+	if opts.Dir == "" && opts.MySQL == "" {
 		return nil, errors.New("log directory not set")
 	}
 	if opts.BatchMaxAge <= 0 {
@@ -104,6 +112,9 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	}
 	if opts.CheckpointInterval < MinCheckpointInterval {
 		opts.CheckpointInterval = MinCheckpointInterval
+	}
+	if opts.MySQL != "" && opts.CheckpointInterval < MySQLCheckpointInterval {
+		opts.CheckpointInterval = MySQLCheckpointInterval
 	}
 	if opts.MaxEntryBytes <= 0 {
 		opts.MaxEntryBytes = DefaultMaxEntryBytes
@@ -137,19 +148,14 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{opts: opts, log: logger, verifier: verifier, logID: logID, pubDER: der, details: details}
-	for _, d := range []string{opts.Dir, l.historyDir(), filepath.Join(opts.Dir, "cosignatures")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("couldn't create log directory: %w", err)
-		}
-	}
 	// Every checkpoint Tessera signs is kept before it can be published.
 	signer.after = l.recordCheckpoint
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	driver, err := posix.New(bg, posix.Config{Path: opts.Dir})
+	driver, err := l.openStorage(bg)
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("couldn't open log storage: %w", err)
+		return nil, err
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
@@ -158,13 +164,53 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		WithCheckpointRepublishInterval(0))
 	if err != nil {
 		cancel()
+		l.closeDB()
 		return nil, fmt.Errorf("couldn't start log: %w", err)
+	}
+	poll := 10 * time.Millisecond
+	if l.db != nil {
+		reader, poll = trimmingReader{reader}, 25*time.Millisecond
 	}
 	l.cancel, l.shutdown, l.add, l.reader = cancel, shutdown, appender.Add, reader
 	l.proofs = &proofCache{read: l.readTile}
-	l.awaiter = tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, 10*time.Millisecond)
-	logger.Info("transparency log open", "dir", opts.Dir, "origin", opts.Origin)
+	l.awaiter = tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, poll)
+	logger.Info("transparency log open", "dir", opts.Dir, "mysql", opts.MySQL != "", "origin", opts.Origin)
 	return l, nil
+}
+
+// openStorage opens the Tessera driver the options name (POSIX in Dir, or
+// MySQL) and the history beside it.
+func (l *Log) openStorage(ctx context.Context) (tessera.Driver, error) {
+	if l.opts.MySQL != "" {
+		db, err := openMySQL(ctx, l.opts.MySQL)
+		if err != nil {
+			return nil, err
+		}
+		d, err := newMySQLDriver(ctx, db)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		l.db, l.hist = db, sqlHistory{db}
+		return d, nil
+	}
+	l.hist = fileHistory{l.opts.Dir}
+	for _, d := range []string{l.opts.Dir, filepath.Join(l.opts.Dir, "checkpoints"), filepath.Join(l.opts.Dir, "cosignatures")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("couldn't create log directory: %w", err)
+		}
+	}
+	d, err := posix.New(ctx, posix.Config{Path: l.opts.Dir})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open log storage: %w", err)
+	}
+	return d, nil
+}
+
+func (l *Log) closeDB() {
+	if l.db != nil {
+		l.db.Close()
+	}
 }
 
 func keyDetails(pub crypto.PublicKey) (protocommon.PublicKeyDetails, error) {
@@ -191,6 +237,7 @@ func (l *Log) Close() error {
 	defer cancel()
 	err := l.shutdown(ctx)
 	l.cancel()
+	l.closeDB()
 	if err != nil {
 		return fmt.Errorf("couldn't shut down log: %w", err)
 	}
@@ -327,7 +374,8 @@ var ErrNoCheckpoint = errors.New("no checkpoint of that size")
 // CheckpointAt returns the checkpoint the log published for size, from its
 // history, with stored cosignatures appended.
 func (l *Log) CheckpointAt(size uint64) (*Checkpoint, error) {
-	raw, err := os.ReadFile(l.historyPath(size))
+	ctx := context.Background()
+	raw, err := l.hist.checkpoint(ctx, size)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("checkpoint of size %d: %w", size, ErrNoCheckpoint)
 	}
@@ -342,10 +390,10 @@ func (l *Log) CheckpointAt(size uint64) (*Checkpoint, error) {
 	return cp, nil
 }
 
-func (l *Log) historyDir() string { return filepath.Join(l.opts.Dir, "checkpoints") }
-
-func (l *Log) historyPath(size uint64) string {
-	return filepath.Join(l.historyDir(), strconv.FormatUint(size, 10))
+// CheckpointSizes lists the sizes of the checkpoints the log published
+// (its checkpoint history).
+func (l *Log) CheckpointSizes(ctx context.Context) ([]uint64, error) {
+	return l.hist.sizes(ctx)
 }
 
 // recordCheckpoint stores a checkpoint Tessera just signed, before Tessera
@@ -359,7 +407,7 @@ func (l *Log) recordCheckpoint(msg, sig []byte) error {
 	if err != nil {
 		return fmt.Errorf("signed a malformed checkpoint: %w", err)
 	}
-	wrote, err := writeIfAbsent(l.historyPath(cp.Size), signed)
+	wrote, err := l.hist.putCheckpoint(context.Background(), cp.Size, signed)
 	if err != nil {
 		return fmt.Errorf("couldn't record checkpoint: %w", err)
 	}

@@ -100,6 +100,9 @@ func (l *Log) readTile(ctx context.Context, level, index uint64, p uint8) ([]byt
 	if full, ferr := l.reader.ReadTile(ctx, level, index, 0); ferr == nil && len(full) >= want {
 		return full[:want], nil
 	}
+	if l.db != nil {
+		return nil, err // trimmingReader already cut the widest stored tile
+	}
 	dir := filepath.Join(l.opts.Dir, layout.TilePath(level, index, 0)+".p")
 	names, derr := os.ReadDir(dir)
 	if derr != nil {

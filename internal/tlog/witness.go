@@ -8,10 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -112,12 +108,11 @@ func (l *Log) AddCosignature(ctx context.Context, cosigned []byte) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("no cosignature verifies: %w", err)
 	}
-	dir := filepath.Join(l.opts.Dir, "cosignatures", strconv.FormatUint(cp.Size, 10))
 	stored := 0
 	for _, s := range n.Sigs {
 		line := fmt.Sprintf("— %s %s\n", s.Name, s.Base64)
-		file := fmt.Sprintf("%08x-%s", s.Hash, hex.EncodeToString([]byte(s.Name)))
-		if _, err := writeIfAbsent(filepath.Join(dir, file), []byte(line)); err != nil {
+		key := fmt.Sprintf("%08x-%s", s.Hash, hex.EncodeToString([]byte(s.Name)))
+		if err := l.hist.putCosignature(ctx, cp.Size, key, []byte(line)); err != nil {
 			return stored, fmt.Errorf("couldn't store cosignature: %w", err)
 		}
 		stored++
@@ -128,26 +123,9 @@ func (l *Log) AddCosignature(ctx context.Context, cosigned []byte) (int, error) 
 
 // cosignatures returns the stored cosignature lines for size.
 func (l *Log) cosignatures(size uint64) []byte {
-	dir := filepath.Join(l.opts.Dir, "cosignatures", strconv.FormatUint(size, 10))
-	entries, err := os.ReadDir(dir)
+	out, err := l.hist.cosignatures(context.Background(), size)
 	if err != nil {
-		return nil
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".") {
-			names = append(names, e.Name())
-		}
-	}
-	slices.Sort(names)
-	var out []byte
-	for _, name := range names {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			l.log.Warn("couldn't read cosignature", "size", size, "file", name, "err", err)
-			continue
-		}
-		out = append(out, b...)
+		l.log.Warn("couldn't read cosignatures", "size", size, "err", err)
 	}
 	return out
 }

@@ -1,0 +1,180 @@
+package tlog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+	tmysql "github.com/transparency-dev/tessera/storage/mysql"
+)
+
+// MySQLCheckpointInterval is the smallest checkpoint interval of a log on
+// MySQL (Tessera's MySQL driver refuses less).
+const MySQLCheckpointInterval = time.Second
+
+// MySQLPasswordEnv names the environment variable that holds the MySQL
+// password when the URL has none (so it stays out of process listings).
+const MySQLPasswordEnv = "CUSTODY_MYSQL_PASSWORD"
+
+// IsMySQLURL reports whether s selects the MySQL storage (mysql://…).
+func IsMySQLURL(s string) bool { return strings.HasPrefix(s, "mysql://") }
+
+// ParseMySQLURL turns mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?socket=PATH]
+// into a go-sql-driver DSN. The password, when the URL has none, comes
+// from $CUSTODY_MYSQL_PASSWORD. Errors never repeat the password.
+func ParseMySQLURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "mysql" {
+		return "", errors.New("log storage URL is not mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if db == "" || strings.Contains(db, "/") || u.User == nil || u.User.Username() == "" {
+		return "", errors.New("log storage URL must name a user and a database: mysql://USER@HOST[:PORT]/DATABASE")
+	}
+	c := gomysql.NewConfig()
+	c.User = u.User.Username()
+	c.Passwd, _ = u.User.Password()
+	if c.Passwd == "" {
+		c.Passwd = os.Getenv(MySQLPasswordEnv)
+	}
+	c.DBName = db
+	if sock := u.Query().Get("socket"); sock != "" {
+		c.Net, c.Addr = "unix", sock
+	} else {
+		if u.Host == "" {
+			return "", errors.New("log storage URL names no host")
+		}
+		c.Net, c.Addr = "tcp", u.Host
+		if u.Port() == "" {
+			c.Addr = u.Host + ":3306"
+		}
+	}
+	c.Timeout = 10 * time.Second
+	c.ReadTimeout, c.WriteTimeout = 30*time.Second, 30*time.Second
+	return c.FormatDSN(), nil
+}
+
+// mysqlSchema creates Tessera's tables (the layout its MySQL driver reads:
+// storage/mysql/schema.sql, compatibility version 1) and custody's own
+// checkpoint history and cosignatures. Every statement is idempotent.
+var mysqlSchema = []string{
+	"CREATE TABLE IF NOT EXISTS Tessera (id TINYINT UNSIGNED NOT NULL, compatibilityVersion BIGINT UNSIGNED NOT NULL, PRIMARY KEY (id))",
+	"INSERT IGNORE INTO Tessera (id, compatibilityVersion) VALUES (0, 1)",
+	"CREATE TABLE IF NOT EXISTS Checkpoint (id TINYINT UNSIGNED NOT NULL, note MEDIUMBLOB NOT NULL, published_at BIGINT NOT NULL, PRIMARY KEY (id))",
+	"CREATE TABLE IF NOT EXISTS TreeState (id TINYINT UNSIGNED NOT NULL, size BIGINT UNSIGNED NOT NULL, root TINYBLOB NOT NULL, PRIMARY KEY (id))",
+	"CREATE TABLE IF NOT EXISTS Subtree (level TINYINT UNSIGNED NOT NULL, `index` BIGINT UNSIGNED NOT NULL, nodes MEDIUMBLOB NOT NULL, PRIMARY KEY (level, `index`))",
+	"CREATE TABLE IF NOT EXISTS TiledLeaves (tile_index BIGINT UNSIGNED NOT NULL, size SMALLINT UNSIGNED NOT NULL, data LONGBLOB NOT NULL, PRIMARY KEY (tile_index))",
+	"CREATE TABLE IF NOT EXISTS CustodyCheckpoints (size BIGINT UNSIGNED NOT NULL, note MEDIUMBLOB NOT NULL, PRIMARY KEY (size))",
+	"CREATE TABLE IF NOT EXISTS CustodyCosignatures (size BIGINT UNSIGNED NOT NULL, name VARBINARY(255) NOT NULL, line BLOB NOT NULL, PRIMARY KEY (size, name))",
+}
+
+// openMySQL connects to the log's database and creates its tables, under
+// the database's named lock custody-log-schema so that replicas starting
+// together do not race on the DDL.
+func openMySQL(ctx context.Context, rawURL string) (*sql.DB, error) {
+	dsn, err := ParseMySQLURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open log database: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxLifetime(5 * time.Minute)
+	if err := createMySQLSchema(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func createMySQLSchema(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't reach log database: %w", err)
+	}
+	defer conn.Close()
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('custody-log-schema', 30)").Scan(&got); err != nil || got.Int64 != 1 {
+		return fmt.Errorf("couldn't lock the log database's schema: %v", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK('custody-log-schema')")
+	for _, q := range mysqlSchema {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("couldn't create the log's tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// newMySQLDriver returns Tessera's MySQL driver on db.
+func newMySQLDriver(ctx context.Context, db *sql.DB) (tessera.Driver, error) {
+	d, err := tmysql.New(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open log storage: %w", err)
+	}
+	return d, nil
+}
+
+// trimmingReader answers partial tile and entry bundle reads with exactly
+// the width asked for. Tessera's MySQL driver returns the widest stored
+// tile or bundle (which may hold entries the published checkpoint does not
+// commit to yet); tlog-tiles clients and the proof builder expect the
+// partial width.
+type trimmingReader struct{ tessera.LogReader }
+
+func (r trimmingReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	t, err := r.LogReader.ReadTile(ctx, level, index, p)
+	if err != nil {
+		return nil, err
+	}
+	want := layout.TileWidth * 32
+	if p > 0 {
+		want = int(p) * 32
+	}
+	if len(t) < want {
+		return nil, fs.ErrNotExist
+	}
+	return t[:want], nil
+}
+
+func (r trimmingReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	b, err := r.LogReader.ReadEntryBundle(ctx, index, p)
+	if err != nil {
+		return nil, err
+	}
+	n := int(p)
+	if n == 0 {
+		n = layout.EntryBundleWidth
+	}
+	return firstEntries(b, n)
+}
+
+// firstEntries cuts an entry bundle (each entry a big-endian uint16 length
+// and its bytes) to its first n entries.
+func firstEntries(b []byte, n int) ([]byte, error) {
+	off := 0
+	for range n {
+		if len(b)-off < 2 {
+			return nil, fs.ErrNotExist
+		}
+		l := int(binary.BigEndian.Uint16(b[off:]))
+		if len(b)-off-2 < l {
+			return nil, errors.New("stored entry bundle is truncated")
+		}
+		off += 2 + l
+	}
+	return b[:off], nil
+}
