@@ -1,0 +1,16 @@
+package oci_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func writeFile(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

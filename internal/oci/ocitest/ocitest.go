@@ -1,0 +1,109 @@
+// Package ocitest gives tests OCI registries and images of their own: an
+// in-process registry (go-containerregistry's pkg/registry, with or without
+// the referrers API), the real registries scripts/test starts, and random
+// images pushed to them. Nothing is pulled from the internet.
+package ocitest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/oci"
+)
+
+// Environment variables scripts/test sets for the real registries it
+// starts on 127.0.0.1 (host:port, plain HTTP).
+const (
+	// EnvRegistry: Debian's docker-registry (distribution 2.8), no
+	// referrers API, so custody uses the tag-schema fallback.
+	EnvRegistry = "CUSTODY_TEST_REGISTRY"
+	// EnvRegistryReferrers: distribution v3, with the referrers API.
+	EnvRegistryReferrers = "CUSTODY_TEST_REGISTRY_REFERRERS"
+)
+
+// Registry is one registry a test can use.
+type Registry struct {
+	Name      string // for t.Run
+	Host      string // host:port, plain HTTP
+	Referrers bool   // serves the OCI 1.1 referrers API
+}
+
+// InProcess starts go-containerregistry's registry on 127.0.0.1 for the
+// test's lifetime and returns its host:port.
+func InProcess(t testing.TB, referrers bool) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(discard()), registry.WithReferrersSupport(referrers)))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// Registries is every registry the suite runs against: the two in-process
+// ones always, the real ones when scripts/test started them.
+func Registries(t testing.TB) []Registry {
+	t.Helper()
+	regs := []Registry{
+		{Name: "inprocess-referrers", Host: InProcess(t, true), Referrers: true},
+		{Name: "inprocess-fallback", Host: InProcess(t, false)},
+	}
+	if h := os.Getenv(EnvRegistry); h != "" {
+		regs = append(regs, Registry{Name: "docker-registry-2.8", Host: h})
+	}
+	if h := os.Getenv(EnvRegistryReferrers); h != "" {
+		regs = append(regs, Registry{Name: "distribution-v3", Host: h, Referrers: true})
+	}
+	return regs
+}
+
+// Real returns the registry scripts/test started under env, skipping the
+// test when there is none.
+func Real(t testing.TB, env string) string {
+	t.Helper()
+	h := os.Getenv(env)
+	if h == "" {
+		t.Skipf("%s not set (scripts/test starts the registry)", env)
+	}
+	return h
+}
+
+// RandomRepo is a repository name no other test uses.
+func RandomRepo(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// PushImage pushes a random one-layer image to host/repo:tag over plain
+// HTTP and returns its reference, pinned to the digest.
+func PushImage(t testing.TB, host, repo, tag string) oci.Ref {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(host+"/"+repo+":"+tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(context.Background())); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oci.Ref{Registry: host, Repository: repo, Tag: tag, Digest: d.String()}
+}
+
+func discard() *log.Logger { return log.New(io.Discard, "", 0) }
