@@ -1,3 +1,5 @@
+//go:build !custody_norego
+
 package policy
 
 import (

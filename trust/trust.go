@@ -192,10 +192,13 @@ const (
 	RoleLog       Role = "log"
 	RoleTSA       Role = "tsa"
 	RoleAdmin     Role = "admin"
+	// RolePacker keys sign evidence packs (package pack): the pack's
+	// manifest, never artifact evidence.
+	RolePacker Role = "packer"
 )
 
 // Roles lists every Role, in the order documents show them.
-var Roles = []Role{RoleAdmin, RoleBuilder, RoleApprover, RoleRebuilder, RoleLog, RoleTSA}
+var Roles = []Role{RoleAdmin, RoleBuilder, RoleApprover, RoleRebuilder, RoleLog, RoleTSA, RolePacker}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
@@ -204,7 +207,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key role %q (want admin, builder, approver, rebuilder, log or tsa)", s)
+	return "", fmt.Errorf("unknown key role %q (want admin, builder, approver, rebuilder, log, tsa or packer)", s)
 }
 
 // SignsEvidence reports whether keys of role r verify artifact evidence in

@@ -133,7 +133,7 @@ func newRoot(s *streams) *cobra.Command {
 	root.AddCommand(
 		newKeyCmd(s),
 		newBuildCmd(s),
-		newVerifyCmd(s),
+		newVerifyCmd(s), newPackCmd(s),
 		withReview(newAttestCmd(s), s),
 		newInspectCmd(s),
 		newDemoCmd(s),

@@ -22,6 +22,7 @@ import (
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
@@ -281,18 +282,7 @@ func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bun
 }
 
 func printDecision(w io.Writer, d *policy.Decision, rej []rejectedBundle) {
-	verdict := "ALLOWED"
-	if !d.Allowed {
-		verdict = "DENIED"
-	}
-	fmt.Fprintf(w, "%s: %s in environment %s (policy %s)\n", verdict, d.Artifact, d.Environment, d.PolicyDigest)
-	for _, fl := range d.Failures {
-		fmt.Fprintf(w, "  FAIL  %-24s %s\n", fl.Requirement, fl.Message)
-		fmt.Fprintf(w, "        %-24s fix: %s\n", "", fl.Fix)
-	}
-	for _, ps := range d.Passed {
-		fmt.Fprintf(w, "  PASS  %s\n", ps)
-	}
+	pack.WriteDecision(w, d)
 	for _, r := range rej {
 		fmt.Fprintf(w, "  IGNORED %s: %s\n", r.Bundle, r.Reason)
 	}

@@ -28,6 +28,9 @@ type verifyFlags struct {
 	digest                                     string
 	jsonOut                                    bool
 	server                                     string
+	// pack, env, state and packKeys are verify --pack's (pack.Device).
+	pack, env, state string
+	packKeys         []string
 }
 
 func newVerifyCmd(s *streams) *cobra.Command {
@@ -61,10 +64,14 @@ func newVerifyCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the verification report as JSON")
 	fl.StringVar(&f.server, "server", "", "verify every bundle custody serve holds for the artifact (and the log's consistency)")
+	addPackFlags(c, &f)
 	return c
 }
 
 func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) error {
+	if f.pack != "" {
+		return runVerifyPack(ctx, s, f, args)
+	}
 	var art verify.Artifact
 	switch {
 	case len(args) == 1 && f.digest != "":

@@ -13,7 +13,6 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -71,6 +70,13 @@ func readLimited(p string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// Searcher pages through a server's evidence index: *client.Client. It is
+// an interface so that gate (and the lean verifier built on it) does not
+// link the HTTP client.
+type Searcher interface {
+	SearchAll(ctx context.Context, q api.Query) ([]*api.Evidence, error)
+}
+
 // MaxSourceCommits bounds how many distinct source commits FromServer and
 // ForArtifact look up review attestations for.
 const MaxSourceCommits = 16
@@ -83,7 +89,7 @@ const MaxSourceCommits = 16
 // checks log consistency; nothing else is verified here (Gather verifies
 // the provenance before it lets a review count). Errors are the client's
 // (client.ErrUnreachable for a server that cannot be reached).
-func FromServer(ctx context.Context, cl *client.Client, artifactDigest string) ([]Bundle, error) {
+func FromServer(ctx context.Context, cl Searcher, artifactDigest string) ([]Bundle, error) {
 	// Decisions (VSAs) and audit entries about the artifact are outputs of
 	// the gate, never its inputs; they accumulate with every decision, so
 	// the index leaves them out rather than sending them to be skipped.
@@ -216,7 +222,7 @@ func claimedCommits(bs []Bundle) []string {
 	return out
 }
 
-func search(ctx context.Context, cl *client.Client, q api.Query) ([]Bundle, error) {
+func search(ctx context.Context, cl Searcher, q api.Query) ([]Bundle, error) {
 	found, err := cl.SearchAll(ctx, q)
 	if err != nil {
 		return nil, err
@@ -230,7 +236,7 @@ func search(ctx context.Context, cl *client.Client, q api.Query) ([]Bundle, erro
 
 // ProvenanceOnServer returns every bundle of SLSA provenance (v1 and v0.2)
 // on the server, for finding candidate artifacts.
-func ProvenanceOnServer(ctx context.Context, cl *client.Client) ([]Bundle, error) {
+func ProvenanceOnServer(ctx context.Context, cl Searcher) ([]Bundle, error) {
 	var out []Bundle
 	for _, pt := range []string{attest.PredicateSLSAv1, attest.PredicateSLSAv02} {
 		b, err := search(ctx, cl, api.Query{PredicateType: pt})

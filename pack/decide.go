@@ -1,0 +1,65 @@
+package pack
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/policy"
+)
+
+// Result is the decision a pack gives: the environment's policy evaluated
+// on the evidence that verified, as custody policy check decides with the
+// server, and the quarantine the packer found.
+type Result struct {
+	Decision *policy.Decision `json:"decision"`
+	// Rejected are the pack's bundles that did not become evidence.
+	Rejected []gate.Rejected `json:"rejected"`
+	// Quarantined is the incident that quarantined the artifact, or "".
+	Quarantined string `json:"quarantined,omitempty"`
+	// Allowed is the decision's Allowed and not quarantined.
+	Allowed     bool          `json:"allowed"`
+	Checkpoints []*Checkpoint `json:"checkpoints"`
+	TrustRoot   int           `json:"trustRootVersion"`
+	Created     time.Time     `json:"packCreated"`
+}
+
+// Decide evaluates the pack's policy on its bundles, verified with extra
+// (the device's --key/--trusted-root, may be nil), the trust root's keys
+// and logs and the pack's trusted root, at now.
+func (o *Opened) Decide(ctx context.Context, extra root.TrustedMaterial, now time.Time) (*Result, error) {
+	var tms root.TrustedMaterialCollection
+	if extra != nil {
+		tms = append(tms, extra)
+	}
+	tm, err := o.Root.Root.TrustedMaterial()
+	if err != nil {
+		return nil, fmt.Errorf("trust root version %d: %w", o.Root.Version, err)
+	}
+	tms = append(tms, tm)
+	if o.TrustedRoot != nil {
+		tr, err := root.NewTrustedRootFromJSON(o.TrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("%w: trusted-root.json: %v", ErrContents, err)
+		}
+		tms = append(tms, tr)
+	}
+	ev, rej, err := gate.Gather(ctx, o.Artifact, o.Bundles, tms)
+	if err != nil {
+		return nil, err
+	}
+	d, err := o.Policy.Policy().Evaluate(ctx, ev, now)
+	if err != nil {
+		return nil, err
+	}
+	if rej == nil {
+		rej = []gate.Rejected{}
+	}
+	r := &Result{Decision: d, Rejected: rej, Quarantined: o.Manifest.Quarantine.Incident,
+		Checkpoints: o.Checkpoints, TrustRoot: o.Root.Version, Created: o.Manifest.Created}
+	r.Allowed = d.Allowed && r.Quarantined == ""
+	return r, nil
+}

@@ -1,0 +1,119 @@
+package pack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/trust"
+)
+
+// Check is a device's whole check of a pack: Open, the rollback check
+// against st (checkpoints and trust root version), remembering what the
+// pack proved in st, then Decide with extra trust (may be nil). A pack
+// refused before Decide changes nothing in st.
+func Check(ctx context.Context, b []byte, o Options, st *State, extra root.TrustedMaterial) (*Result, error) {
+	op, err := Open(ctx, b, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Check(op.Checkpoints); err != nil {
+		return nil, err
+	}
+	if op.Root.Version < st.TrustRoot {
+		return nil, fmt.Errorf("%w: it verifies under trust root version %d, older than the version %d this device has seen", ErrRollback, op.Root.Version, st.TrustRoot)
+	}
+	if err := st.Record(op.Checkpoints, op.Root.Version); err != nil {
+		return nil, err
+	}
+	return op.Decide(ctx, extra, o.Now)
+}
+
+// WriteText writes the result as custody policy check prints a decision
+// (the verdict line, FAIL with fix, PASS, IGNORED bundles), then the
+// quarantine and what the pack was checked against.
+func (r *Result) WriteText(w io.Writer) {
+	WriteDecision(w, r.Decision)
+	d := r.Decision
+	for _, rj := range r.Rejected {
+		fmt.Fprintf(w, "  IGNORED bundle/%04d: %s\n", rj.Index, rj.Reason)
+	}
+	if r.Quarantined != "" {
+		fmt.Fprintf(w, "QUARANTINED: incident %s quarantined %s\n", r.Quarantined, d.Artifact)
+	}
+	var cps []string
+	for _, c := range r.Checkpoints {
+		cps = append(cps, fmt.Sprintf("%s size %d (%d cosignature(s))", c.Origin, c.Size, c.Cosignatures))
+	}
+	fmt.Fprintf(w, "pack made %s under trust root version %d; checkpoint %s\n", r.Created.Format("2006-01-02T15:04:05Z07:00"), r.TrustRoot, strings.Join(cps, ", "))
+}
+
+// WriteDecision writes a decision as custody policy check prints it: the
+// verdict line, each failure with its fix, each requirement that passed.
+func WriteDecision(w io.Writer, d *policy.Decision) {
+	verdict := "ALLOWED"
+	if !d.Allowed {
+		verdict = "DENIED"
+	}
+	fmt.Fprintf(w, "%s: %s in environment %s (policy %s)\n", verdict, d.Artifact, d.Environment, d.PolicyDigest)
+	for _, fl := range d.Failures {
+		fmt.Fprintf(w, "  FAIL  %-24s %s\n", fl.Requirement, fl.Message)
+		fmt.Fprintf(w, "        %-24s fix: %s\n", "", fl.Fix)
+	}
+	for _, ps := range d.Passed {
+		fmt.Fprintf(w, "  PASS  %s\n", ps)
+	}
+}
+
+// Device is a device's configuration for checking a pack from files.
+type Device struct {
+	// PackPath is the pack file.
+	PackPath string
+	// Options: Artifact ("sha256:HEX"), Environment, PackKeys, Now; Anchor
+	// is read from TrustRootPath when nil.
+	Options
+	// TrustRootPath is the custody trust root the device trusts.
+	TrustRootPath string
+	// StatePath is the device's state file (DefaultStatePath when empty).
+	StatePath string
+	// Extra is trust material besides the pack's (the device's --key and
+	// --trusted-root); may be nil.
+	Extra root.TrustedMaterial
+}
+
+// Verify reads the pack, the trust root and the state, and runs Check.
+func (d *Device) Verify(ctx context.Context) (*Result, error) {
+	b, err := fsutil.ReadFileLimited(d.PackPath, MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: couldn't read pack: %v", ErrMalformed, err)
+	}
+	if d.Anchor == nil {
+		if d.TrustRootPath == "" {
+			return nil, errors.New("no trust root: the device's custody trust root (--trust-root) anchors the pack")
+		}
+		rb, err := fsutil.ReadFileLimited(d.TrustRootPath, trust.MaxDocumentBytes)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read trust root: %w", err)
+		}
+		if d.Anchor, err = trust.ParseDocument(rb); err != nil {
+			return nil, fmt.Errorf("trust root %s: %w", d.TrustRootPath, err)
+		}
+	}
+	path := d.StatePath
+	if path == "" {
+		if path, err = DefaultStatePath(); err != nil {
+			return nil, err
+		}
+	}
+	st, err := LoadState(path)
+	if err != nil {
+		return nil, err
+	}
+	return Check(ctx, b, d.Options, st, d.Extra)
+}

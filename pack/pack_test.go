@@ -1,0 +1,342 @@
+package pack_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/pack"
+	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
+)
+
+// fixture is a trust root (one admin, one packer key), a log, the signed
+// policy of prod and an artifact: enough to build and open packs.
+type fixture struct {
+	admin, packer, builder crypto.Signer
+	logKey                 crypto.Signer
+	root                   *trust.Document
+	policy                 *policy.Signed
+	artifact               string
+	now                    time.Time
+}
+
+func newKey(t *testing.T) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{admin: newKey(t), packer: newKey(t), builder: newKey(t), now: time.Now()}
+	_, lk, _ := ed25519.GenerateKey(rand.Reader)
+	f.logKey = lk
+	d, err := trust.NewDocument([]trust.Key{{PublicKey: f.admin.Public()}}, 1, f.now.Add(365*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Root.Keys = append(d.Root.Keys, trust.Key{PublicKey: f.packer.Public(), Role: trust.RolePacker},
+		trust.Key{PublicKey: f.builder.Public(), Role: trust.RoleBuilder})
+	d.Root.Tlogs = []trust.TransparencyLog{{BaseURL: "https://log.test", PublicKey: lk.Public(), Window: trust.Window{Start: f.now.Add(-time.Hour)}}}
+	if err := d.Sign(context.Background(), f.admin); err != nil {
+		t.Fatal(err)
+	}
+	f.root = d
+	f.policy = f.signedPolicy(t, "prod", "")
+	sum := sha256.Sum256([]byte("the artifact"))
+	f.artifact = "sha256:" + hex.EncodeToString(sum[:])
+	return f
+}
+
+func (f *fixture) signedPolicy(t *testing.T, env, extra string) *policy.Signed {
+	t.Helper()
+	sp, err := policy.NewSigned([]byte("apiVersion: custody.dev/policy/v1\nenvironment: " + env + "\nversion: 1\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{keyId: " + strings.Repeat("a", 64) + "}]\n" + extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Sign(context.Background(), f.admin); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// checkpoint signs a checkpoint of size n with key as origin.
+func checkpoint(t *testing.T, origin string, key crypto.Signer, n uint64) []byte {
+	t.Helper()
+	s, err := tlog.NewNoteSigner(origin, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte(fmt.Sprint(n)))
+	b, err := note.Sign(&note.Note{Text: string(log.Checkpoint{Origin: origin, Size: n, Hash: h[:]}.Marshal())}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) contents(t *testing.T) *pack.Contents {
+	b, _ := f.policy.Marshal()
+	return &pack.Contents{Artifact: f.artifact, Environment: "prod", Created: f.now, TrustRoots: []*trust.Document{f.root},
+		SignedPolicy: b, PolicyDigest: f.policy.Digest(), Checkpoints: [][]byte{checkpoint(t, "log.test", f.logKey, 10)},
+		Bundles: [][]byte{[]byte(`{"not":"a bundle"}`)}, Quarantine: pack.Quarantine{Checked: true}}
+}
+
+func (f *fixture) build(t *testing.T, c *pack.Contents, key crypto.Signer) []byte {
+	t.Helper()
+	b, err := pack.Build(context.Background(), c, func(ctx context.Context, st []byte) ([]byte, error) {
+		return signer.SignStatement(ctx, key, st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) options() pack.Options {
+	return pack.Options{Artifact: f.artifact, Environment: "prod", Anchor: f.root, Now: f.now}
+}
+
+func TestOpenGoodPack(t *testing.T) {
+	f := newFixture(t)
+	op, err := pack.Open(context.Background(), f.build(t, f.contents(t), f.packer), f.options())
+	if err != nil {
+		t.Fatalf("a good pack is refused: %v", err)
+	}
+	if len(op.Checkpoints) != 1 || op.Checkpoints[0].Size != 10 || op.Policy.Digest() != f.policy.Digest() || len(op.Bundles) != 1 {
+		t.Fatalf("opened pack: %+v", op)
+	}
+	res, err := op.Decide(context.Background(), nil, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Allowed || len(res.Rejected) != 1 {
+		t.Fatalf("a pack whose only bundle is not a bundle must deny, rejecting it: %+v", res)
+	}
+}
+
+// edit rewrites the pack document with change applied to its entries.
+func edit(t *testing.T, b []byte, change func(m map[string]any, es []any) []any) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["entries"] = change(m, m["entries"].([]any))
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func entry(name string, content []byte) map[string]any {
+	return map[string]any{"name": name, "content": content}
+}
+
+// TestHostilePacks: what an attacker who can change the pack file (but
+// holds no packer or admin key) tries, each refused with its error.
+func TestHostilePacks(t *testing.T) {
+	f := newFixture(t)
+	good := f.build(t, f.contents(t), f.packer)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(bytes.Repeat([]byte{'{'}, 10<<20)) // a 10 MiB bomb, compressed to a few KiB
+	zw.Close()
+	otherPolicy := f.signedPolicy(t, "prod", "maxAge: 30d\n")
+	otherPolicyJSON, _ := otherPolicy.Marshal()
+	cases := []struct {
+		name string
+		b    []byte
+		want error
+		msg  string
+	}{
+		{"extra entry", edit(t, good, func(_ map[string]any, es []any) []any {
+			return append(es, entry("bundle/0001", []byte(`{}`)))
+		}), pack.ErrContents, `"bundle/0001" is not in the signed manifest`},
+		{"duplicated entry", edit(t, good, func(_ map[string]any, es []any) []any { return append(es, es[0]) }), pack.ErrMalformed, "given twice"},
+		{"missing entry", edit(t, good, func(_ map[string]any, es []any) []any { return es[1:] }), pack.ErrContents, "is missing"},
+		{"oversized entry", edit(t, good, func(_ map[string]any, es []any) []any {
+			return append(es, entry("checkpoint/1", bytes.Repeat([]byte("a"), 65<<10)))
+		}), pack.ErrMalformed, "larger than"},
+		{"path traversal", edit(t, good, func(_ map[string]any, es []any) []any {
+			return append(es, entry("../../etc/passwd", []byte("x")))
+		}), pack.ErrMalformed, "not a name a pack has"},
+		{"traversal inside a kind", edit(t, good, func(_ map[string]any, es []any) []any {
+			return append(es, entry("bundle/../../x", []byte("x")))
+		}), pack.ErrMalformed, "not a name a pack has"},
+		{"absolute name", edit(t, good, func(_ map[string]any, es []any) []any {
+			return append(es, entry("/bundle/0001", []byte("x")))
+		}), pack.ErrMalformed, "not a name a pack has"},
+		{"entry changed", edit(t, good, func(_ map[string]any, es []any) []any {
+			es[0].(map[string]any)["content"] = []byte(`{"also":"not a bundle"}`)
+			return es
+		}), pack.ErrContents, "does not match the signed manifest"},
+		{"policy swapped for another admin-signed policy", edit(t, good, func(_ map[string]any, es []any) []any {
+			for _, e := range es {
+				if e.(map[string]any)["name"] == "policy.signed.json" {
+					e.(map[string]any)["content"] = otherPolicyJSON
+				}
+			}
+			return es
+		}), pack.ErrContents, "does not match the signed manifest"},
+		{"gzip bomb", gz.Bytes(), pack.ErrMalformed, "compressed or archived"},
+		{"tar", append([]byte("app.custody\x00"), make([]byte, 500)...), pack.ErrMalformed, "not a JSON document"},
+		{"too large", bytes.Repeat([]byte(" "), pack.MaxBytes+1), pack.ErrMalformed, "larger than"},
+		{"unknown member", bytes.Replace(good, []byte(`"mediaType"`), []byte(`"extra": 1, "mediaType"`), 1), pack.ErrMalformed, "unknown field"},
+		{"repeated member", bytes.Replace(good, []byte(`"mediaType"`), []byte(`"entries": [], "mediaType"`), 1), pack.ErrMalformed, "duplicate"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := pack.Open(context.Background(), c.b, f.options())
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want %v with %q", err, c.want, c.msg)
+			}
+		})
+	}
+}
+
+// TestRefusedSigners: packs signed right but by the wrong party, or
+// carrying what the trust does not vouch for.
+func TestRefusedSigners(t *testing.T) {
+	f := newFixture(t)
+	other := newKey(t)
+	stranger := f.contents(t)
+	stranger.Checkpoints = [][]byte{checkpoint(t, "log.test", newKey(t), 10)}
+	anotherLog := f.contents(t)
+	anotherLog.Checkpoints = append(anotherLog.Checkpoints, checkpoint(t, "other.log.test", other, 99))
+	staging := f.signedPolicy(t, "staging", "")
+	stagingJSON, _ := staging.Marshal()
+	wrongEnv := f.contents(t)
+	wrongEnv.SignedPolicy, wrongEnv.PolicyDigest = stagingJSON, staging.Digest()
+	unsigned, _ := policy.NewSigned([]byte("apiVersion: custody.dev/policy/v1\nenvironment: prod\nversion: 2\ntrustedBuilders: [x]\nsigners: [{keyId: " + strings.Repeat("a", 64) + "}]\n"))
+	unsigned.Sign(context.Background(), other)
+	unsignedJSON, _ := unsigned.Marshal()
+	notAdmin := f.contents(t)
+	notAdmin.SignedPolicy, notAdmin.PolicyDigest = unsignedJSON, unsigned.Digest()
+	cases := []struct {
+		name string
+		b    []byte
+		want error
+		msg  string
+	}{
+		{"builder key is not a packer", f.build(t, f.contents(t), f.builder), pack.ErrSignature, "signature"},
+		{"key outside the trust root", f.build(t, f.contents(t), other), pack.ErrSignature, "signature"},
+		{"checkpoint signed by another key", f.build(t, stranger, f.packer), pack.ErrCheckpoint, "not signed by a transparency log"},
+		{"checkpoint of another log", f.build(t, anotherLog, f.packer), pack.ErrCheckpoint, "not signed by a transparency log"},
+		{"policy of another environment", f.build(t, wrongEnv, f.packer), pack.ErrContents, `policy of "staging"`},
+		{"policy not signed by the admins", f.build(t, notAdmin, f.packer), pack.ErrContents, "not signed by the admins"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := pack.Open(context.Background(), c.b, f.options())
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want %v with %q", err, c.want, c.msg)
+			}
+		})
+	}
+	// a pinned key (a server's audit key) is accepted as a pack signer
+	o := f.options()
+	o.PackKeys = []crypto.PublicKey{other.Public()}
+	if _, err := pack.Open(context.Background(), f.build(t, f.contents(t), other), o); err != nil {
+		t.Fatalf("a pack signed by a pinned key: %v", err)
+	}
+}
+
+func TestTamperedArtifactAndStale(t *testing.T) {
+	f := newFixture(t)
+	good := f.build(t, f.contents(t), f.packer)
+	o := f.options()
+	o.Artifact = "sha256:" + strings.Repeat("ab", 32)
+	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrSignature) || !strings.Contains(err.Error(), "not about this artifact") {
+		t.Fatalf("another artifact: %v", err)
+	}
+	o = f.options()
+	o.Environment = "staging"
+	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrContents) {
+		t.Fatalf("another environment: %v", err)
+	}
+	o = f.options()
+	o.Now = f.now.Add(pack.DefaultValidity + time.Minute)
+	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrStale) {
+		t.Fatalf("expired pack: %v", err)
+	}
+	o.Now = f.now.Add(366 * 24 * time.Hour)
+	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrStale) || !strings.Contains(err.Error(), "trust root") {
+		t.Fatalf("expired trust root: %v", err)
+	}
+	c := f.contents(t)
+	short := f.signedPolicy(t, "prod", "maxAge: 1h\n")
+	c.SignedPolicy, _ = short.Marshal()
+	c.PolicyDigest = short.Digest()
+	o = f.options()
+	o.Now = f.now.Add(2 * time.Hour)
+	if _, err := pack.Open(context.Background(), f.build(t, c, f.packer), o); !errors.Is(err, pack.ErrStale) || !strings.Contains(err.Error(), "maxAge") {
+		t.Fatalf("older than the policy's maxAge: %v", err)
+	}
+}
+
+// TestRollback: the device refuses a pack whose checkpoint is older than
+// one it saw, and a fork at the same size; its state survives on disk.
+func TestRollback(t *testing.T) {
+	f := newFixture(t)
+	path := filepath.Join(t.TempDir(), "state", "edge.json")
+	mk := func(n uint64, seed string) []byte {
+		c := f.contents(t)
+		c.Checkpoints = [][]byte{checkpoint(t, "log.test", f.logKey, n)}
+		if seed != "" {
+			c.Created = c.Created.Add(time.Second)
+			var s note.Signer
+			s, _ = tlog.NewNoteSigner("log.test", f.logKey)
+			h := sha256.Sum256([]byte(seed))
+			c.Checkpoints[0], _ = note.Sign(&note.Note{Text: string(log.Checkpoint{Origin: "log.test", Size: n, Hash: h[:]}.Marshal())}, s)
+		}
+		return f.build(t, c, f.packer)
+	}
+	check := func(b []byte) error {
+		st, err := pack.LoadState(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pack.Check(context.Background(), b, f.options(), st, nil)
+		return err
+	}
+	if err := check(mk(20, "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(mk(10, "")); !errors.Is(err, pack.ErrRollback) || !strings.Contains(err.Error(), "older than the 20") {
+		t.Fatalf("rolled-back pack: %v", err)
+	}
+	if err := check(mk(20, "fork")); !errors.Is(err, pack.ErrRollback) || !strings.Contains(err.Error(), "forked") {
+		t.Fatalf("forked pack: %v", err)
+	}
+	if err := check(mk(30, "")); err != nil {
+		t.Fatalf("a newer pack: %v", err)
+	}
+	if err := check(mk(20, "")); !errors.Is(err, pack.ErrRollback) {
+		t.Fatalf("the state did not keep size 30: %v", err)
+	}
+}
