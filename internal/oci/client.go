@@ -203,8 +203,9 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// errTooLarge is returned when a registry sends more than a limit.
-var errTooLarge = errors.New("response too large")
+// ErrTooLarge is wrapped when a registry sends more than custody reads
+// (MaxManifestBytes, MaxBundleBytes).
+var ErrTooLarge = errors.New("response too large")
 
 type capped struct {
 	rc   io.ReadCloser
@@ -213,7 +214,7 @@ type capped struct {
 
 func (c *capped) Read(p []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, fmt.Errorf("%w (over %d bytes)", errTooLarge, maxResponseBytes)
+		return 0, fmt.Errorf("%w (over %d bytes)", ErrTooLarge, maxResponseBytes)
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -258,7 +259,7 @@ func readAll(r io.Reader, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w (over %d bytes)", errTooLarge, limit)
+		return nil, fmt.Errorf("%w (over %d bytes)", ErrTooLarge, limit)
 	}
 	return b, nil
 }

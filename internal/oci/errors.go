@@ -58,8 +58,8 @@ func explain(err error) (string, error) {
 		return "no answer in time (timeout)", context.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		return "canceled", context.Canceled
-	case errors.Is(err, errTooLarge):
-		return "sent more than custody reads (" + err.Error() + ")", errTooLarge
+	case errors.Is(err, ErrTooLarge):
+		return "sent more than custody reads (" + err.Error() + ")", ErrTooLarge
 	case errors.Is(err, ErrDigestMismatch):
 		return oneLine(err.Error()), ErrDigestMismatch
 	case errors.As(err, &terr):

@@ -96,7 +96,7 @@ func (c *Client) referrers(ctx context.Context, repo name.Repository, subject st
 		return nil, err
 	}
 	if len(raw) > MaxManifestBytes {
-		return nil, fmt.Errorf("referrers list: %w (over %d bytes)", errTooLarge, MaxManifestBytes)
+		return nil, fmt.Errorf("referrers list: %w (over %d bytes)", ErrTooLarge, MaxManifestBytes)
 	}
 	var list v1.IndexManifest
 	if err := json.Unmarshal(raw, &list); err != nil {
@@ -158,7 +158,7 @@ func (c *Client) referrer(ctx context.Context, repo name.Repository, subject, dg
 	case len(man.Layers) == 0 || string(man.Layers[0].MediaType) != BundleMediaType:
 		return skip("first layer is not a Sigstore bundle")
 	case man.Layers[0].Size > MaxBundleBytes:
-		return nil, fmt.Errorf("referrer %s: bundle of %d bytes: %w (over %d bytes)", dg, man.Layers[0].Size, errTooLarge, MaxBundleBytes)
+		return nil, fmt.Errorf("referrer %s: bundle of %d bytes: %w (over %d bytes)", dg, man.Layers[0].Size, ErrTooLarge, MaxBundleBytes)
 	case !validDigest(man.Layers[0].Digest.String()):
 		return skip("bundle digest is not sha256")
 	}

@@ -70,7 +70,7 @@ func (c *Client) manifest(ctx context.Context, ref name.Reference, want string, 
 		return nil, err
 	}
 	if len(desc.Manifest) > MaxManifestBytes {
-		return nil, fmt.Errorf("manifest %s: %w (over %d bytes)", ref.Identifier(), errTooLarge, MaxManifestBytes)
+		return nil, fmt.Errorf("manifest %s: %w (over %d bytes)", ref.Identifier(), ErrTooLarge, MaxManifestBytes)
 	}
 	sum := sha256.Sum256(desc.Manifest)
 	got := "sha256:" + hex.EncodeToString(sum[:])

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -17,8 +18,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/custody-dev/custody/internal/oci"
 )
@@ -107,3 +111,47 @@ func PushImage(t testing.TB, host, repo, tag string) oci.Ref {
 }
 
 func discard() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// Layer is one layer of a manifest PushTag writes.
+type Layer struct {
+	MediaType   string
+	Blob        []byte
+	Annotations map[string]string
+}
+
+// PushTag pushes an OCI image manifest of the given layers (and an empty
+// JSON config) to host/repo:tag over plain HTTP, the way cosign v1/v2
+// store signatures and attestations under sha256-HEX.sig / .att.
+func PushTag(t testing.TB, host, repo, tag string, layers []Layer) {
+	t.Helper()
+	r, err := name.NewRepository(host+"/"+repo, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	for i, l := range append([]Layer{{MediaType: string(types.OCIConfigJSON), Blob: []byte("{}")}}, layers...) {
+		sl := static.NewLayer(l.Blob, types.MediaType(l.MediaType))
+		if err := remote.WriteLayer(r, sl); err != nil {
+			t.Fatalf("pushing layer: %v", err)
+		}
+		d, _ := sl.Digest()
+		desc := v1.Descriptor{MediaType: types.MediaType(l.MediaType), Digest: d, Size: int64(len(l.Blob)), Annotations: l.Annotations}
+		if i == 0 {
+			man.Config = desc
+		} else {
+			man.Layers = append(man.Layers, desc)
+		}
+	}
+	raw, err := json.Marshal(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(r.Tag(tag), rawManifest(raw)); err != nil {
+		t.Fatalf("pushing %s: %v", tag, err)
+	}
+}
+
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
