@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/httplimit"
 	"github.com/custody-dev/custody/internal/server"
@@ -35,6 +36,7 @@ type serveFlags struct {
 	limits                                          httplimit.Options
 	checkpointInterval, batchMaxAge                 time.Duration
 	builderKeys, witnesses                          []string
+	oidcIssuers, caKey, ctKey                       string
 }
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -75,6 +77,9 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.auditKey, "audit-key", "", "the key that signs audit entries and decisions: key file or pkcs11: URI (default DATA/keys/audit.key, created on first start)")
 	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
 	fl.StringArrayVar(&f.witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
+	fl.StringVar(&f.oidcIssuers, "oidc-issuers", "", "run the certificate authority for keyless signing, trusting the OIDC issuers of this file (docs/keyless.md)")
+	fl.StringVar(&f.caKey, "ca-key", "", "the certificate authority's key: key file or pkcs11: URI (default DATA/keys/ca.key, created on first start)")
+	fl.StringVar(&f.ctKey, "ct-key", "", "the key that signs the CA's certificate transparency SCTs: key file or pkcs11: URI (default DATA/keys/ct.key)")
 	return c
 }
 
@@ -149,7 +154,11 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 			return nil, usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
 		}
 	}
-	return &server.Config{Dir: f.dataDir, PublicURL: f.publicURL,
+	caCfg, err := serveCAConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	return &server.Config{CA: caCfg, Dir: f.dataDir, PublicURL: f.publicURL,
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
@@ -191,4 +200,23 @@ func addHTTPLimitFlags(c *cobra.Command, o *httplimit.Options) {
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", httplimit.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
 	f.IntVar(&o.MaxConns, "max-conns", 0, fmt.Sprintf("open connections at most (default %d, or half the open-file limit when lower); "+
 		"beyond it the oldest idle one is closed, or with none idle the new one refused", httplimit.DefaultMaxConns))
+}
+
+// serveCAConfig reads --oidc-issuers; nil when the CA is off.
+func serveCAConfig(f *serveFlags) (*server.CAConfig, error) {
+	if f.oidcIssuers == "" {
+		if f.caKey != "" || f.ctKey != "" {
+			return nil, usageErr(errors.New("--ca-key and --ct-key need --oidc-issuers"), "custody serve --oidc-issuers issuers.yaml")
+		}
+		return nil, nil
+	}
+	b, err := readLimited(f.oidcIssuers, ca.MaxIssuersFileBytes)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("couldn't read issuers file: %w", err), "")
+	}
+	issuers, err := ca.ParseIssuers(b)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("%s: %w", f.oidcIssuers, err), "see docs/keyless.md for the issuers file")
+	}
+	return &server.CAConfig{Issuers: issuers, Key: f.caKey, CTKey: f.ctKey}, nil
 }

@@ -47,6 +47,9 @@ func (s *Server) evidenceTrust() (tm root.TrustedMaterial, keys []trust.Key, err
 			r.TSAs = append(r.TSAs, a)
 		}
 	}
+	// The server's own CA and its CT log (server_ca.go).
+	r.CertificateAuthorities = append(slices.Clone(r.CertificateAuthorities), own.CertificateAuthorities...)
+	r.CTLogs = append(slices.Clone(r.CTLogs), own.CTLogs...)
 	ownKeys := []crypto.PublicKey{s.auditKey.Public()}
 	for _, k := range s.builders {
 		ownKeys = append(ownKeys, k.Public())

@@ -130,6 +130,14 @@ func reserveFor(r, n int) int {
 // the reason, or 403). It answers the refusals itself.
 func (s *Server) recheckToken(w http.ResponseWriter, r *http.Request) bool {
 	was := tokenFrom(r)
+	if was.keyless {
+		if !time.Now().Before(was.expires) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
+			fail(w, http.StatusUnauthorized, "identity token expired during the request")
+			return false
+		}
+		return true
+	}
 	now, err := s.tokens.lookupHash(&was.hash)
 	switch {
 	case tokenRefused(err):

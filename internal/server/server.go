@@ -19,11 +19,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -123,6 +125,11 @@ type Config struct {
 	// newest one. Default none: the newest stored version, if any; with
 	// none, policy and trust root pushes are refused.
 	TrustRoot []byte
+	// CA, when set, runs the certificate authority for keyless signing
+	// (server_ca.go): Fulcio's v2 API, ID tokens of its issuers accepted
+	// as builder tokens, its chain and CT key in the trusted root.
+	// Default none.
+	CA *CAConfig
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -156,6 +163,9 @@ type Server struct {
 	keyClosers []io.Closer // keys in tokens, closed by Close
 
 	gov governance // custody trust root and policy changes
+
+	ca       *ca.Authority      // Config.CA; nil when off
+	caIssued prometheus.Counter // certificates issued
 }
 
 var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -187,6 +197,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics()}
 	logKey, chain, err := s.openKeys()
 	if err != nil {
+		s.closeKeys()
+		return nil, err
+	}
+	if err := s.openCA(); err != nil {
 		s.closeKeys()
 		return nil, err
 	}
@@ -328,7 +342,11 @@ func (s *Server) openLogAndIndex(ctx context.Context, origin string, logKey cryp
 // safety in the package documentation) and starts the token store.
 func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 	var err error
-	if s.trustedRoot, err = trustedRootJSON(s.cfg.PublicURL, s.created, s.log.PublicKey(), s.log.LogID(), chain); err != nil {
+	var cat *caTrust
+	if s.ca != nil {
+		cat = &caTrust{chain: s.ca.Chain(), ctPub: s.ca.CTPublicKey()}
+	}
+	if s.trustedRoot, err = trustedRootJSON(s.cfg.PublicURL, s.created, s.log.PublicKey(), s.log.LogID(), chain, cat); err != nil {
 		return err
 	}
 	s.metrics.register(s)
@@ -347,14 +365,16 @@ func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 }
 
 // trustedRootJSON is the Sigstore trusted_root.json of a server at
-// publicURL: its log and its TSA, valid from the data directory's creation.
-func trustedRootJSON(publicURL string, created time.Time, logPub crypto.PublicKey, logID []byte, chain []*x509.Certificate) ([]byte, error) {
+// publicURL: its log and its TSA (and its CA with its CT key, when cat is
+// set), valid from the data directory's creation.
+func trustedRootJSON(publicURL string, created time.Time, logPub crypto.PublicKey, logID []byte, chain []*x509.Certificate, cat *caTrust) ([]byte, error) {
 	root := &trust.Root{
 		Tlogs: []trust.TransparencyLog{{BaseURL: publicURL, PublicKey: logPub, LogID: logID,
 			Window: trust.Window{Start: created}}},
 		TSAs: []trust.TimestampAuthority{{URI: publicURL + tsa.Path, Chain: chain,
 			Window: trust.Window{Start: created}}},
 	}
+	cat.addTo(root, publicURL, created)
 	b, err := root.MarshalTrustedRootJSON()
 	if err != nil {
 		return nil, fmt.Errorf("couldn't export trusted root: %w", err)
@@ -410,7 +430,11 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return trustedRootJSON(publicURL, m.Created, logPub, logID, chain)
+	cat, err := readCATrust(dir)
+	if err != nil {
+		return nil, err
+	}
+	return trustedRootJSON(publicURL, m.Created, logPub, logID, chain, cat)
 }
 
 // Close stops the log (after publishing every accepted entry) and closes
@@ -502,6 +526,10 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, api.Roles()...))
 	handle("GET /api/v1/tokens", s.auth(s.serveTokens, api.RoleAdmin))
 	handle("POST /api/v1/tokens/revoke", s.auth(s.write(s.serveRevokeToken), api.RoleAdmin))
+	if s.ca != nil {
+		handle("POST /api/v2/signingCert", s.serveSigningCert)
+		handle("GET /api/v2/trustBundle", s.serveTrustBundle)
+	}
 	if s.ui != nil {
 		handle("GET /ui/static/", s.ui.ServeHTTP)
 		handle("GET "+uiLoginPath, s.serveLogin)
@@ -558,8 +586,11 @@ func (s *Server) auth(h http.HandlerFunc, roles ...api.Role) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
-		info, err := s.tokens.lookup(strings.TrimSpace(tok))
+		info, err := s.lookupBearer(r.Context(), strings.TrimSpace(tok))
 		switch {
+		case errors.Is(err, ca.ErrDenied):
+			fail(w, http.StatusForbidden, err.Error())
+			return
 		case tokenRefused(err):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)
 			fail(w, http.StatusUnauthorized, err.Error())

@@ -146,6 +146,8 @@ func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string
 	}
 	name := tok.Key
 	switch {
+	case tok.keyless && tok.Key == "":
+		return "", nil, fmt.Errorf("identity %s is not mapped to a builder key (builderKey in its issuer entry)", strings.TrimPrefix(tok.Name, "oidc:"))
 	case tok.Role == api.RoleDeployer:
 		return "", nil, errors.New("a deployer token may have only decisions (" + attest.PredicateVSA + ") signed")
 	case asked == api.AuditKeyName:

@@ -53,6 +53,10 @@ type TokenInfo struct {
 	ID   string // first TokenIDLen hex digits of the token's SHA-256
 
 	hash [sha256.Size]byte
+	// keyless marks an OIDC ID token of a trusted issuer (server_ca.go),
+	// valid until expires.
+	keyless bool
+	expires time.Time
 }
 
 // liveToken is a token record as the server uses it.
