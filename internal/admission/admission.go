@@ -130,7 +130,8 @@ type Config struct {
 	// the environment of every other namespace. A namespace with no
 	// environment is denied. Every environment named must have a policy.
 	Namespaces map[string]string
-	// Source finds the bundles about a digest. Required.
+	// Source finds the bundles about a digest. Required unless Attached
+	// is set.
 	Source Source
 	// Trust is what the bundles are verified against (keys by hint, trusted
 	// roots). Required.
@@ -183,6 +184,19 @@ type Config struct {
 	// DecisionTimeout bounds recording one decision (default
 	// DefaultDecisionTimeout).
 	DecisionTimeout time.Duration
+	// Attached, when set, finds the evidence attached to each image in
+	// its registry (one of Registries), in addition to Source's; a
+	// decision is then about a digest in one repository.
+	Attached Attached
+	// Resolver, when set, resolves tags to digests for POST /mutate
+	// (see Mutate); nil: /mutate is not served.
+	Resolver Resolver
+	// Registries are the registries (host[:port]; "docker.io" for Docker
+	// Hub, "*" for any) at which /mutate resolves tags and from which
+	// Attached reads evidence; an image at another is refused. Required
+	// with Resolver or Attached: both make the webhook call the registry
+	// an object names.
+	Registries []string
 	// Modes say what happens to a request its environment's policy
 	// denies: denied (ModeEnforce, the default), or admitted with warnings
 	// (ModeWarn) or silently (ModeAudit); see Mode.
@@ -206,7 +220,9 @@ type Webhook struct {
 	annotations map[string]map[string]string
 }
 
-type cacheKey struct{ env, digest string }
+// cacheKey is what a verdict is about: a digest in an environment, and
+// with registry evidence the repository it was found in (see unit).
+type cacheKey struct{ env, unit string }
 
 // verdict is the decision about one digest in one environment.
 type verdict struct {
@@ -260,8 +276,14 @@ func New(cfg Config) (*Webhook, error) {
 	if err := cfg.Modes.validate(func(env string) bool { return cfg.Policies[env] != nil }); err != nil {
 		return nil, err
 	}
-	if cfg.Source == nil {
+	if cfg.Resolver != nil && len(cfg.Registries) == 0 {
+		return nil, errors.New("a tag resolver but no registries to resolve tags at")
+	}
+	if cfg.Source == nil && cfg.Attached == nil {
 		return nil, errors.New("no evidence source")
+	}
+	if cfg.Attached != nil && len(cfg.Registries) == 0 {
+		return nil, errors.New("registry evidence but no registries to read it from")
 	}
 	if cfg.Trust == nil {
 		return nil, errors.New("no trusted material")
@@ -359,6 +381,16 @@ func (w *Webhook) answer(ctx context.Context, req *Request, start time.Time, tim
 	return resp
 }
 
+// observeMutate counts one answered /mutate request.
+func (w *Webhook) observeMutate(start time.Time, allowed bool, reason string) {
+	result := "denied"
+	if allowed {
+		result = "allowed"
+	}
+	w.metrics.mutations.WithLabelValues(result, reason).Inc()
+	w.metrics.mutateLatency.Observe(time.Since(start).Seconds())
+}
+
 // observe counts one answered request.
 func (w *Webhook) observe(start time.Time, allowed bool, reason string) {
 	result := "denied"
@@ -438,7 +470,13 @@ func (w *Webhook) judge(ctx context.Context, q query, images []Image) judgement 
 			j.reason = ReasonImageRef
 			continue
 		}
-		digests, index = addDigest(digests, index, im.Digest)
+		u, problem := w.unit(im)
+		if problem != "" && w.cfg.Source == nil {
+			j.lines = append(j.lines, fmt.Sprintf("%s image %q: %s", im.Where, im.Ref, problem))
+			j.reason = ReasonImageRef
+			continue
+		}
+		digests, index = addDigest(digests, index, u)
 	}
 	if len(digests) > w.cfg.MaxImages {
 		line := fmt.Sprintf("the object names %d distinct image digests, more than the %d custody admission decides in one request (--max-images); nothing was checked",
@@ -449,7 +487,8 @@ func (w *Webhook) judge(ctx context.Context, q query, images []Image) judgement 
 	var one [1]result
 	results := w.decideAll(ctx, q, digests, one[:0])
 	for _, im := range images {
-		i := digestIndex(digests, index, im.Digest)
+		u, _ := w.unit(im)
+		i := digestIndex(digests, index, u)
 		if i < 0 || results[i].v == nil && results[i].err == nil {
 			continue // not by digest, or its result already reported
 		}
@@ -594,7 +633,8 @@ func shortRef(ref string) string {
 //
 // q.req is the request asking, recorded in the VSA of a decision it
 // causes (read only then: a cache hit costs no more for it).
-func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict, error) {
+func (w *Webhook) decide(ctx context.Context, q query, unit string) (*verdict, error) {
+	digest, _ := splitUnit(unit)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(q.timeout)
@@ -609,7 +649,7 @@ func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict,
 		}
 		return v, err
 	}
-	key := cacheKey{q.env, digest}
+	key := cacheKey{q.env, unit}
 	for {
 		now := w.cfg.Now()
 		w.mu.Lock()
@@ -641,9 +681,19 @@ func (w *Webhook) decide(ctx context.Context, q query, digest string) (*verdict,
 			}
 			return f.v, f.err
 		case <-ctx.Done():
-			return nil, w.lateErr(f.stage.Load(), q.timeout)
+			return nil, w.lateFor(f.stage.Load(), q.timeout, unit)
 		}
 	}
+}
+
+// lateFor is lateErr for unit: a fetch that did not end names the
+// registry read with the evidence source, if any.
+func (w *Webhook) lateFor(stage int32, timeout time.Duration, unit string) error {
+	if _, repo := splitUnit(unit); stage == stageFetch && repo != "" {
+		reg, _, _ := strings.Cut(repo, "/")
+		return fmt.Errorf("no answer from the evidence sources (registry %s) within the deadline (timeout %s)", reg, timeout)
+	}
+	return w.lateErr(stage, timeout)
 }
 
 // lateErr is the reason of a digest not decided by the deadline, set
@@ -698,7 +748,7 @@ func (w *Webhook) recordQuarantine(q query, digest string, v *verdict) {
 func (w *Webhook) fly(key cacheKey, f *flight, res *Resource, timeout time.Duration) {
 	ctx, cancel := context.WithDeadline(context.Background(), f.deadline)
 	defer cancel()
-	v, err := w.evaluate(ctx, key.env, key.digest, f, timeout)
+	v, err := w.evaluate(ctx, key.env, key.unit, f, timeout)
 	f.v, f.err = v, err
 	f.late = err != nil && ctx.Err() != nil
 	w.mu.Lock()
@@ -741,7 +791,8 @@ func (w *Webhook) store(key cacheKey, v *verdict) {
 // evaluate takes an evaluation slot, fetches, verifies and judges the
 // evidence about digest, recording its stage in f. An error after ctx's
 // deadline is the deadline's, naming timeout.
-func (w *Webhook) evaluate(ctx context.Context, env, digest string, f *flight, timeout time.Duration) (*verdict, error) {
+func (w *Webhook) evaluate(ctx context.Context, env, unit string, f *flight, timeout time.Duration) (*verdict, error) {
+	digest, repo := splitUnit(unit)
 	select {
 	case w.slots <- struct{}{}:
 		defer func() { <-w.slots }()
@@ -750,12 +801,12 @@ func (w *Webhook) evaluate(ctx context.Context, env, digest string, f *flight, t
 		return nil, w.lateErr(stageQueued, timeout)
 	}
 	f.stage.Store(stageFetch)
-	bundles, err := w.cfg.Source.Bundles(ctx, digest)
+	bundles, err := w.bundles(ctx, digest, repo)
 	if err != nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			w.metrics.evidenceErrors.WithLabelValues("timeout").Inc()
-			return nil, w.lateErr(stageFetch, timeout)
+			return nil, w.lateFor(stageFetch, timeout, unit)
 		case errors.Is(err, client.ErrUnreachable):
 			w.metrics.evidenceErrors.WithLabelValues("unreachable").Inc()
 			return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
@@ -892,12 +943,25 @@ func (w *Webhook) Handler() http.Handler {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(rw, "ok\n")
 	})
-	mux.HandleFunc("POST /validate", w.serveValidate)
+	mux.HandleFunc("POST /validate", func(rw http.ResponseWriter, r *http.Request) { w.serveReview(rw, r, false) })
+	if w.cfg.Resolver != nil {
+		mux.HandleFunc("POST /mutate", func(rw http.ResponseWriter, r *http.Request) { w.serveReview(rw, r, true) })
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
 }
 
-func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
+// answerMutate is Mutate under ctx, whose deadline is timeout after start,
+// counted.
+func (w *Webhook) answerMutate(ctx context.Context, req *Request, start time.Time, timeout time.Duration) *admissionv1.AdmissionResponse {
+	resp, reason := w.mutate(ctx, req, timeout)
+	w.observeMutate(start, resp.Allowed, reason)
+	return resp
+}
+
+// serveReview reads an AdmissionReview and answers it: /mutate's answer
+// when mutating, else /validate's.
+func (w *Webhook) serveReview(rw http.ResponseWriter, r *http.Request, mutating bool) {
 	// The deadline starts now: reading and parsing the review count.
 	start := time.Now()
 	timeout := w.requestTimeout(r)
@@ -933,7 +997,13 @@ func (w *Webhook) serveValidate(rw http.ResponseWriter, r *http.Request) {
 		}
 		w.log.Info("admission denied", "uid", clip(string(uid)), "reason", clip(err.Error()))
 		resp = deny(uid, err.Error())
-		w.observe(start, false, ReasonMalformed)
+		if mutating {
+			w.observeMutate(start, false, ReasonMalformed)
+		} else {
+			w.observe(start, false, ReasonMalformed)
+		}
+	} else if mutating {
+		resp = w.answerMutate(ctx, req, start, timeout)
 	} else {
 		resp = w.answer(ctx, req, start, timeout)
 	}

@@ -204,6 +204,11 @@ func (s *scanner) request(r *Request) bool {
 // custody does not know) is an error wrapping ErrMalformed (the request is
 // denied).
 func Images(req *Request) ([]Image, error) {
+	return images(req, false)
+}
+
+// images is Images; with pointers, each Image's Pointer is set.
+func images(req *Request, pointers bool) ([]Image, error) {
 	raw := req.Object
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: request has no object", ErrMalformed)
@@ -223,6 +228,7 @@ func Images(req *Request) ([]Image, error) {
 	}
 	w := getWalker(raw)
 	defer putWalker(w)
+	w.pointers = pointers
 	ok := w.s.Value(func() bool {
 		if w.s.Peek() != '{' {
 			w.s.fail("the object is not a JSON object")
@@ -303,6 +309,8 @@ type walker struct {
 	path   []byte // of the value being walked, under spec (for messages)
 	cat    int    // the category of the next list walked
 	nimgs  int    // len of the imgs, together
+	// pointers: set each image's Pointer (for /mutate's patches).
+	pointers bool
 }
 
 // walkers are reused: their buffers stay allocated.
@@ -317,6 +325,7 @@ func getWalker(b []byte) *walker {
 	}
 	w.others = w.others[:0]
 	w.nimgs = 0
+	w.pointers = false
 	return w
 }
 
@@ -345,6 +354,28 @@ func (w *walker) addImage(cat int, ref, where string) {
 	}
 	w.nimgs++
 	w.imgs[cat] = append(w.imgs[cat], newImage(ref, where))
+}
+
+// pointerOf is the JSON pointer (RFC 6901) of the image reference of the
+// container or volume at path ("spec.template.spec.containers[3]"): every
+// member name on the way to a container or volume is one of the fixed
+// names walk follows, none with a character a pointer escapes.
+func pointerOf(path []byte, volume bool) string {
+	b := make([]byte, 0, len(path)+len("/image/reference")+1)
+	b = append(b, '/')
+	for _, c := range path {
+		switch c {
+		case '.', '[':
+			b = append(b, '/')
+		case ']':
+		default:
+			b = append(b, c)
+		}
+	}
+	if volume {
+		return string(append(b, "/image/reference"...))
+	}
+	return string(append(b, "/image"...))
 }
 
 // otherImage is a member "image" with a string value that is not where
@@ -531,6 +562,9 @@ func (w *walker) list(n node, inSpec bool) bool {
 		})
 		if hasImage {
 			w.addImage(cat, ref, catWhere[cat]+name)
+			if w.pointers && w.s.Err == nil {
+				w.imgs[cat][len(w.imgs[cat])-1].Pointer = pointerOf(w.path, cat == catVolume)
+			}
 		}
 		return ok
 	})

@@ -2,8 +2,10 @@ package admission
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +90,68 @@ func FuzzParseDigest(f *testing.F) {
 			t.Fatalf("%q: digest %q", ref, dg)
 		}
 	})
+}
+
+// FuzzImagePointers: for every review whose object Images reads, the JSON
+// pointer /mutate would patch for each image leads, in the object as the
+// API server decodes it, to exactly that image's reference, so a patch
+// can only ever replace an image reference.
+func FuzzImagePointers(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, fn := range files {
+		if b, err := os.ReadFile(fn); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","operation":"CREATE","kind":{"group":"batch","version":"v1","kind":"CronJob"},"object":{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[null,{"image":"b:1"}],"containers":[{"name":"a","image":"a:1"}]}}}}}}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x","operation":"CREATE","kind":{"group":"","version":"v1","kind":"Pod"},"object":{"spec":{"ephemeralContainers":[{"image":"e:1"}],"volumes":[{"name":"v","image":{"reference":"r:1"}},{"name":"w"}]}}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseReview(b)
+		if err != nil || r.Object == nil {
+			return
+		}
+		imgs, err := images(r, true)
+		if err != nil {
+			return
+		}
+		var doc any
+		if err := json.Unmarshal(r.Object, &doc); err != nil {
+			t.Fatalf("Images read an object encoding/json refuses: %v", err)
+		}
+		for _, im := range imgs {
+			v, ok := atPointer(doc, im.Pointer)
+			if im.Ref == "" && !ok {
+				continue // a null container or one without an image: nothing to patch
+			}
+			if s, _ := v.(string); !ok || s != im.Ref {
+				t.Fatalf("pointer %q of %s leads to %v (%v), want %q", im.Pointer, im.Where, v, ok, im.Ref)
+			}
+		}
+	})
+}
+
+// atPointer resolves a JSON pointer of object members and array indices
+// (no escapes) in doc.
+func atPointer(doc any, ptr string) (any, bool) {
+	if !strings.HasPrefix(ptr, "/") {
+		return nil, false
+	}
+	for _, p := range strings.Split(ptr[1:], "/") {
+		switch v := doc.(type) {
+		case map[string]any:
+			var ok bool
+			if doc, ok = v[p]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil, false
+			}
+			doc = v[i]
+		default:
+			return nil, false
+		}
+	}
+	return doc, true
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	kjson "sigs.k8s.io/json"
 )
 
@@ -115,5 +118,86 @@ func TestManifests(t *testing.T) {
 	}
 	if !found {
 		t.Error("no Deployment in deployment.yaml")
+	}
+}
+
+// TestManifestsMutating checks deploy/kubernetes/mutating.yaml against the
+// Kubernetes types: /mutate fails closed, has no side effects, is
+// reinvoked after other mutating webhooks, and sees every object the
+// validating webhook sees, in the same namespaces; the modes ConfigMap
+// parses and names only known modes; the Deployment serves /mutate with an
+// allow-list of registries and reads the modes from the ConfigMap it
+// mounts.
+func TestManifestsMutating(t *testing.T) {
+	docs := manifests(t, "../../deploy/kubernetes/mutating.yaml")
+	if len(docs) != 1 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	strictDecode(t, docs[0], &mwc)
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	strictDecode(t, manifests(t, "../../deploy/kubernetes/webhook.yaml")[0], &vwc)
+	if len(mwc.Webhooks) != 1 {
+		t.Fatalf("%d webhooks", len(mwc.Webhooks))
+	}
+	mw, vw := mwc.Webhooks[0], vwc.Webhooks[0]
+	if mw.FailurePolicy == nil || *mw.FailurePolicy != admissionregistrationv1.Fail {
+		t.Error("failurePolicy is not Fail")
+	}
+	if mw.SideEffects == nil || *mw.SideEffects != admissionregistrationv1.SideEffectClassNone {
+		t.Error("sideEffects is not None")
+	}
+	if mw.ReinvocationPolicy == nil || *mw.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+		t.Error("reinvocationPolicy is not IfNeeded: an image a later mutating webhook adds would stay unpinned")
+	}
+	if mw.ClientConfig.Service == nil || mw.ClientConfig.Service.Path == nil || *mw.ClientConfig.Service.Path != "/mutate" {
+		t.Error("clientConfig does not call /mutate")
+	}
+	if ms, vs := mw.ClientConfig.Service, vw.ClientConfig.Service; ms == nil || vs == nil || ms.Name != vs.Name || ms.Namespace != vs.Namespace {
+		t.Error("the mutating and validating webhooks call different services")
+	}
+	if mw.TimeoutSeconds == nil || *mw.TimeoutSeconds < 3 {
+		t.Error("timeoutSeconds missing or not above the webhook's 2s default timeout")
+	}
+	if !reflect.DeepEqual(mw.Rules, vw.Rules) {
+		t.Errorf("mutating rules %v differ from the validating rules %v: some objects would be validated unpinned", mw.Rules, vw.Rules)
+	}
+	if !reflect.DeepEqual(mw.NamespaceSelector, vw.NamespaceSelector) {
+		t.Error("the namespace selectors differ")
+	}
+
+	var cm corev1.ConfigMap
+	strictDecode(t, manifests(t, "../../deploy/kubernetes/modes.yaml")[0], &cm)
+	modes, err := ParseModes([]byte(cm.Data["modes.yaml"]))
+	if err != nil {
+		t.Fatalf("modes ConfigMap: %v", err)
+	}
+	if modes.Of("elsewhere", "prod") != ModeEnforce {
+		t.Error("the modes ConfigMap does not enforce by default")
+	}
+
+	for _, d := range manifests(t, "../../deploy/kubernetes/deployment.yaml") {
+		var dep appsv1.Deployment
+		if json.Unmarshal(d, &dep); dep.Kind != "Deployment" {
+			continue
+		}
+		spec := dep.Spec.Template.Spec
+		args := strings.Join(spec.Containers[0].Args, " ")
+		for _, want := range []string{"--mutate", "--allow-registry=", "--registry-evidence", "--modes=/etc/custody/modes/modes.yaml"} {
+			if !strings.Contains(args, want) {
+				t.Errorf("the webhook's args lack %s", want)
+			}
+		}
+		mounted := false
+		for _, m := range spec.Containers[0].VolumeMounts {
+			for _, v := range spec.Volumes {
+				if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == cm.Name && m.MountPath == "/etc/custody/modes" {
+					mounted = true
+				}
+			}
+		}
+		if !mounted {
+			t.Errorf("the modes ConfigMap %s is not mounted at /etc/custody/modes", cm.Name)
+		}
 	}
 }

@@ -38,6 +38,8 @@ type Metrics struct {
 	vsaWrites      *prometheus.CounterVec
 	quarantined    prometheus.Counter
 	wouldDeny      *prometheus.CounterVec
+	mutations      *prometheus.CounterVec
+	mutateLatency  prometheus.Histogram
 }
 
 func newMetrics() *Metrics {
@@ -66,6 +68,13 @@ func newMetrics() *Metrics {
 			Name: "custody_admission_would_deny_total", Help: "Requests the policy denies that were admitted because their namespace or environment is in warn or audit mode, by mode, environment and reason class.",
 		}, []string{"mode", "environment", "reason"}),
 	}
+	m.mutations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "custody_admission_mutations_total", Help: "/mutate requests answered, by result (allowed, denied) and reason class (mutated: tags pinned, no_images: nothing to pin, image_ref: a reference that cannot be pinned, undecided: a registry that did not resolve a tag in time).",
+	}, []string{"result", "reason"})
+	m.mutateLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "custody_admission_mutate_seconds", Help: "Time to answer one /mutate request, tag resolution included.",
+		Buckets: prometheus.ExponentialBuckets(0.00025, 2, 15),
+	})
 	// Zero series, so that rates and alerts see them before the first event.
 	for _, r := range []string{"ok", "failed", "dropped", "duplicate"} {
 		m.vsaWrites.WithLabelValues(r)
@@ -73,7 +82,7 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"hit", "miss"} {
 		m.cache.WithLabelValues(r)
 	}
-	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined, m.wouldDeny)
+	m.reg.MustRegister(m.decisions, m.latency, m.cache, m.evidenceErrors, m.vsaWrites, m.quarantined, m.wouldDeny, m.mutations, m.mutateLatency)
 	return m
 }
 

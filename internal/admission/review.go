@@ -27,6 +27,9 @@ type Image struct {
 	Digest string
 	// Problem says why Ref is not acceptable when Digest is empty.
 	Problem string
+	// Pointer is the JSON pointer (RFC 6901) of Ref in the object
+	// ("/spec/containers/0/image"); set for /mutate only.
+	Pointer string
 }
 
 func gvk(group, version, kind string) string {

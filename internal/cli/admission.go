@@ -31,6 +31,7 @@ type admissionFlags struct {
 	listen, tlsCert, tlsKey, policyDir string
 	data, verifierKey, verifierID      string
 	modes                              string
+	registry                           admissionRegistryFlags
 	namespaceEnv                       []string
 	timeout, allowTTL, denyTTL         time.Duration
 	qInterval, qMaxStale               time.Duration
@@ -77,6 +78,7 @@ func newAdmissionCmd(s *streams) *cobra.Command {
 	fl.DurationVar(&f.allowTTL, "cache-ttl", admission.DefaultAllowTTL, "longest an allow is cached (evidence aging out of maxAge ends it sooner)")
 	fl.DurationVar(&f.denyTTL, "deny-ttl", admission.DefaultDenyTTL, "how long a denial is cached")
 	fl.BoolVar(&f.verbose, "verbose", false, "log allowed requests too")
+	addAdmissionRegistryFlags(c, &f.registry)
 	addHTTPLimitFlags(c, &f.limits)
 	fl.DurationVar(&f.qInterval, "quarantine-interval", incident.DefaultWatchInterval, "with --server: how often the server's incident quarantine is synced (a quarantine reaches the webhook within about this)")
 	fl.DurationVar(&f.qMaxStale, "quarantine-max-stale", 0, "with --server: deny every request when the quarantine has not synced for this long (default 10s, or 10 intervals when longer)")
@@ -90,8 +92,10 @@ func runAdmission(ctx context.Context, s *streams, f *admissionFlags) error {
 	if f.policyDir == "" {
 		return usageErr(errors.New("--policies is required"), "a directory with one policy file per environment")
 	}
-	if err := checkSource(&f.policy); err != nil {
-		return err
+	if !f.registry.evidence || f.policy.evidence != "" || f.policy.server != "" {
+		if err := checkSource(&f.policy); err != nil {
+			return err
+		}
 	}
 	if f.maxImages < 1 || f.concurrency < 1 || f.timeout <= 0 {
 		return usageErr(errors.New("--max-images, --concurrency and --timeout must be positive"), "")
@@ -155,13 +159,17 @@ func admissionConfig(s *streams, f *admissionFlags) (*admission.Config, *inciden
 			return nil, nil, nil, err
 		}
 	}
-	if f.policy.evidence != "" {
+	switch {
+	case f.policy.evidence != "":
 		if st, err := os.Stat(f.policy.evidence); err != nil || !st.IsDir() {
 			return nil, nil, nil, usageErr(fmt.Errorf("--evidence %s is not a directory", f.policy.evidence), "")
 		}
 		cfg.Source = admission.DirSource(f.policy.evidence)
-	} else {
+	case cl != nil:
 		cfg.Source = admission.ServerSource(cl)
+	}
+	if err := f.registry.configure(cfg, f.timeout); err != nil {
+		return nil, nil, nil, err
 	}
 	dw, release, err := admissionDecisions(s, cl, f.data, f.verifierKey)
 	if err != nil {
