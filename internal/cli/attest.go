@@ -19,16 +19,18 @@ type attestFlags struct {
 	key, predicateType, predicate, bundle string
 	subjects                              []string
 	force, jsonOut                        bool
+	registry                              registryFlags
 }
 
 func newAttestCmd(s *streams) *cobra.Command {
 	var f attestFlags
 	c := &cobra.Command{
-		Use:   "attest --key KEY --predicate-type URI --predicate FILE [--bundle OUT] ARTIFACT...",
+		Use:   "attest --key KEY --predicate-type URI --predicate FILE [--bundle OUT] (ARTIFACT | oci://IMAGE)...",
 		Short: "Sign any in-toto predicate about one or more artifacts",
 		Long: "Signs an in-toto statement whose subjects are the given artifacts (and --subject NAME@sha256:HEX)\n" +
 			"and whose predicate is the JSON in FILE. Writes one bundle: --bundle, or ARTIFACT.att.sigstore.json\n" +
-			"for a single artifact.",
+			"for a single artifact. An oci://HOST/REPO[:TAG|@sha256:HEX] image is resolved to its digest\n" +
+			"once and the bundle is attached to it in its registry (OCI 1.1 referrer, Sigstore bundle v0.3).",
 		Args: argsBetween(0, -1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runAttest(c.Context(), s, &f, args)
@@ -42,6 +44,7 @@ func newAttestCmd(s *streams) *cobra.Command {
 	fl.StringArrayVar(&f.subjects, "subject", nil, "non-file subject NAME@sha256:HEX (repeatable)")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing bundle")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	addRegistryFlags(fl, &f.registry)
 	return c
 }
 
@@ -56,14 +59,15 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 	case len(artifacts) == 0 && len(f.subjects) == 0:
 		return usageErr(errors.New("no artifact to attest"), "name artifact files or --subject NAME@sha256:HEX")
 	}
+	files, images := splitImages(artifacts)
 	out := f.bundle
-	if out == "" {
+	if out == "" && len(images) == 0 {
 		if len(artifacts) != 1 {
 			return usageErr(errors.New("--bundle is required with more than one subject"), "")
 		}
 		out = artifacts[0] + ".att" + bundleSuffix
 	}
-	if !f.force {
+	if !f.force && out != "" {
 		if _, err := os.Stat(out); err == nil {
 			return usageErr(fmt.Errorf("bundle %s already exists", out), "pass --force to replace it, or --bundle elsewhere")
 		}
@@ -77,12 +81,19 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 		return usageErr(fmt.Errorf("predicate %s is not a JSON object", f.predicate), "")
 	}
 	var subjects []attest.Subject
-	digests, err := digest.Files(ctx, artifacts, 0)
+	digests, err := digest.Files(ctx, files, 0)
 	if err != nil {
 		return usageErr(fmt.Errorf("couldn't hash artifact: %w", err), "")
 	}
 	for i, d := range digests {
-		subjects = append(subjects, attest.Subject{Name: artifacts[i], Digest: map[string]string{d.Alg: d.Hex}})
+		subjects = append(subjects, attest.Subject{Name: files[i], Digest: map[string]string{d.Alg: d.Hex}})
+	}
+	ims, err := resolveImages(ctx, s, &f.registry, images)
+	if err != nil {
+		return err
+	}
+	for _, im := range ims {
+		subjects = append(subjects, im.subject())
 	}
 	for _, v := range f.subjects {
 		sub, err := build.ParseSubject(v)
@@ -100,12 +111,23 @@ func runAttest(ctx context.Context, s *streams, f *attestFlags, artifacts []stri
 	if err != nil {
 		return err
 	}
-	if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
-		return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+	if out != "" {
+		if err := fsutil.WriteFileAtomic(out, b, 0o644); err != nil {
+			return usageErr(fmt.Errorf("couldn't write bundle: %w", err), "")
+		}
+	}
+	attached, err := attachAll(ctx, ims, b)
+	if err != nil {
+		return err
 	}
 	if f.jsonOut {
-		return writeJSON(s.out, build.SignedBundle{Bundle: out, Subjects: subjects})
+		return writeJSON(s.out, attestResult{SignedBundle: build.SignedBundle{Bundle: out, Subjects: subjects}, Attached: attached})
 	}
-	fmt.Fprintf(s.out, "attestation %s about %d subject(s) written to %s\n", f.predicateType, len(subjects), out)
+	if out != "" {
+		fmt.Fprintf(s.out, "attestation %s about %d subject(s) written to %s\n", f.predicateType, len(subjects), out)
+	}
+	for _, a := range attached {
+		fmt.Fprintf(s.out, "attestation %s attached to %s as referrer %s\n", f.predicateType, a.Image, a.Referrer)
+	}
 	return nil
 }

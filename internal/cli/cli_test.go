@@ -80,6 +80,7 @@ var goEnv = map[string]string{}
 
 func TestScripts(t *testing.T) {
 	loadGoEnv()
+	startScriptRegistries(t)
 	corpus, err := filepath.Abs("../../testdata/corpus")
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ func TestScripts(t *testing.T) {
 		Dir:       "testdata/script",
 		Condition: scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"pushimage": pushImageCmd,
 			// envfile NAME FILE sets NAME to the last non-empty line of FILE.
 			"envfile": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
@@ -198,6 +200,7 @@ func scriptSetup(corpus string) func(env *testscript.Env) error {
 			env.Setenv(k, v)
 		}
 		pkcs11ScriptEnv(env)
+		registryScriptEnv(env)
 		return nil
 	}
 }

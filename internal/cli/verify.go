@@ -15,6 +15,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/oci"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -28,6 +29,7 @@ type verifyFlags struct {
 	digest                                     string
 	jsonOut                                    bool
 	server                                     string
+	registry                                   registryFlags
 	// pack, env, state and packKeys are verify --pack's (pack.Device).
 	pack, env, state string
 	packKeys         []string
@@ -36,12 +38,14 @@ type verifyFlags struct {
 func newVerifyCmd(s *streams) *cobra.Command {
 	var f verifyFlags
 	c := &cobra.Command{
-		Use:   "verify [--bundle B] (--key PUB | --trusted-root ROOT --certificate-identity ID --certificate-oidc-issuer ISS) [checks] (ARTIFACT | --digest sha256:HEX)",
+		Use:   "verify [--bundle B] (--key PUB | --trusted-root ROOT --certificate-identity ID --certificate-oidc-issuer ISS) [checks] (ARTIFACT | oci://IMAGE | --digest sha256:HEX)",
 		Short: "Verify an artifact against its signed provenance",
 		Long: "Checks that the artifact is a subject of the signed statement, that the signature is valid for\n" +
 			"the trusted key or a certificate chaining to the trusted root with the given identity, that\n" +
 			"transparency-log entries and timestamps verify, and then the provenance checks given as flags.\n" +
-			"Works offline. Exit 0 only when every check passed; 1 when one failed; 2 for bad input.",
+			"Works offline. An oci://HOST/REPO[:TAG|@sha256:HEX] image is resolved to its digest once, and the\n" +
+			"bundles attached to it in its registry are verified (or --bundle, or --server's for that digest).\n" +
+			"Exit 0 only when every check passed; 1 when one failed; 2 for bad input; 3 registry unreachable.",
 		Args: argsBetween(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runVerify(c.Context(), s, &f, args)
@@ -65,6 +69,7 @@ func newVerifyCmd(s *streams) *cobra.Command {
 	fl.BoolVar(&f.jsonOut, "json", false, "print the verification report as JSON")
 	fl.StringVar(&f.server, "server", "", "verify every bundle custody serve holds for the artifact (and the log's consistency)")
 	addPackFlags(c, &f)
+	addRegistryFlags(fl, &f.registry)
 	return c
 }
 
@@ -76,6 +81,15 @@ func runVerify(ctx context.Context, s *streams, f *verifyFlags, args []string) e
 	switch {
 	case len(args) == 1 && f.digest != "":
 		return usageErr(errors.New("give either an artifact or --digest, not both"), "")
+	case len(args) == 1 && oci.IsRef(args[0]):
+		im, err := resolveImage(ctx, s, &f.registry, args[0])
+		if err != nil {
+			return err
+		}
+		art.Digests = map[string]string{"sha256": im.ref.Hex()}
+		if f.server == "" && f.bundle == "" {
+			return verifyFromRegistry(ctx, s, f, im)
+		}
 	case len(args) == 1:
 		fi, err := os.Stat(args[0])
 		if err != nil {
@@ -316,43 +330,70 @@ func notProvenance(rep *verify.Report, req verify.Requirements) bool {
 // line each: neither a pass nor a failure), then one verdict line.
 func printServerVerdict(w io.Writer, v *serverVerdict) {
 	fmt.Fprintf(w, "%d bundle(s) for %s; log checkpoint %d consistent with the last one seen\n", len(v.Evidence), v.Digest, v.Checkpoint)
-	verified, failed := 0, 0
-	var other []serverEvidence
+	items := make([]listedEvidence, 0, len(v.Evidence))
 	for _, se := range v.Evidence {
-		if se.NotProvenance && se.LogConsistent {
-			other = append(other, se)
+		le := listedEvidence{label: strconv.FormatInt(se.ID, 10), rep: se.Report,
+			other: se.NotProvenance && se.LogConsistent, ok: se.Report.Verified && se.LogConsistent}
+		if !se.LogConsistent {
+			le.problem = fmt.Sprintf("  FAIL  log              %s\n", se.LogProblem)
+		}
+		items = append(items, le)
+	}
+	printEvidenceList(w, items, v.Verified)
+}
+
+// listedEvidence is one bundle of a verdict over several bundles.
+type listedEvidence struct {
+	label   string         // what names the bundle: an index ID, a registry source
+	rep     *verify.Report //
+	other   bool           // not provenance: listed apart, not counted
+	ok      bool           // counts as verified
+	problem string         // an extra FAIL line, or ""
+}
+
+// printEvidenceList prints the provenance bundles with their checks, then
+// the evidence that is not provenance (one line each: neither a pass nor
+// a failure), then one verdict line.
+func printEvidenceList(w io.Writer, items []listedEvidence, ok bool) {
+	verified, failed := 0, 0
+	var other []listedEvidence
+	for _, e := range items {
+		if e.other {
+			other = append(other, e)
 			continue
 		}
-		if se.Report.Verified && se.LogConsistent {
+		if e.ok {
 			verified++
 		} else {
 			failed++
 		}
-		fmt.Fprintf(w, "evidence %d: ", se.ID)
-		printReport(w, se.Report)
-		if !se.LogConsistent {
-			fmt.Fprintf(w, "  FAIL  log              %s\n", se.LogProblem)
-		}
+		fmt.Fprintf(w, "evidence %s: ", e.label)
+		printReport(w, e.rep)
+		fmt.Fprint(w, e.problem)
 	}
 	if len(other) > 0 {
 		fmt.Fprintln(w, "Other evidence about this artifact (not provenance, not counted):")
 	}
-	for _, se := range other {
-		rep := se.Report
-		status := "signed and about this artifact"
-		if !rep.Passed(verify.CheckSignature) || !rep.Passed(verify.CheckSubject) {
-			status = "does not verify with the given trust: " + firstFailureExcept(rep, verify.CheckPredicateType)
-			if c, ok := failedCheck(rep, verify.CheckSignature); ok {
-				status = "does not verify with the given trust: " + c
-			}
-		}
-		fmt.Fprintf(w, "  evidence %d: %s, %s\n", se.ID, rep.Statement.PredicateType, status)
+	for _, e := range other {
+		fmt.Fprintf(w, "  evidence %s: %s, %s\n", e.label, e.rep.Statement.PredicateType, otherStatus(e.rep))
 	}
 	verdict := "Verification FAILED"
-	if v.Verified {
+	if ok {
 		verdict = "Verified OK"
 	}
 	fmt.Fprintf(w, "%s: %d provenance bundle(s) verify, %d do not; %d other\n", verdict, verified, failed, len(other))
+}
+
+// otherStatus says whether evidence that is not provenance is signed by a
+// trusted key and about the artifact.
+func otherStatus(rep *verify.Report) string {
+	if rep.Passed(verify.CheckSignature) && rep.Passed(verify.CheckSubject) {
+		return "signed and about this artifact"
+	}
+	if c, ok := failedCheck(rep, verify.CheckSignature); ok {
+		return "does not verify with the given trust: " + c
+	}
+	return "does not verify with the given trust: " + firstFailureExcept(rep, verify.CheckPredicateType)
 }
 
 // failedCheck returns "name: reason" of the named check when it failed.

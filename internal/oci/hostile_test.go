@@ -206,7 +206,7 @@ func TestHostileFallbackLoop(t *testing.T) {
 	}})
 	host, f := serve(t, map[string]http.HandlerFunc{
 		"/v2/app/manifests/sha256-" + strings.Repeat("ab", 32): body(ociIndex, loop),
-		"/v2/app/manifests/" + self:                             body(ociIndex, idx),
+		"/v2/app/manifests/" + self:                            body(ociIndex, idx),
 	})
 	found, err := client(t, host).Evidence(context.Background(), oci.Ref{Registry: host, Repository: "app", Digest: subject})
 	if err != nil || len(found) != 0 {

@@ -88,9 +88,26 @@ func RandomRepo(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
+// T is what the push helpers need of a test: testing.TB has it, and so can
+// a testscript command.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// RealOr returns the real registry scripts/test started under env, or
+// else starts an in-process one (with the referrers API or without).
+func RealOr(t testing.TB, env string, referrers bool) string {
+	if h := os.Getenv(env); h != "" {
+		return h
+	}
+	return InProcess(t, referrers)
+}
+
 // PushImage pushes a random one-layer image to host/repo:tag over plain
 // HTTP and returns its reference, pinned to the digest.
-func PushImage(t testing.TB, host, repo, tag string) oci.Ref {
+func PushImage(t T, host, repo, tag string) oci.Ref {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -122,7 +139,7 @@ type Layer struct {
 // PushTag pushes an OCI image manifest of the given layers (and an empty
 // JSON config) to host/repo:tag over plain HTTP, the way cosign v1/v2
 // store signatures and attestations under sha256-HEX.sig / .att.
-func PushTag(t testing.TB, host, repo, tag string, layers []Layer) {
+func PushTag(t T, host, repo, tag string, layers []Layer) {
 	t.Helper()
 	r, err := name.NewRepository(host+"/"+repo, name.Insecure)
 	if err != nil {

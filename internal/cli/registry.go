@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/gate"
+	"github.com/custody-dev/custody/internal/oci"
+	"github.com/custody-dev/custody/verify"
+)
+
+// registryFlags are the flags of every command that takes an oci:// image.
+type registryFlags struct {
+	config, ca string
+	insecure   []string
+	timeout    time.Duration
+}
+
+func addRegistryFlags(fl *pflag.FlagSet, f *registryFlags) {
+	fl.StringVar(&f.config, "registry-config", "", "Docker config.json with registry credentials and credential helpers (default: the standard locations)")
+	fl.StringVar(&f.ca, "registry-ca", "", "PEM bundle of CAs trusted for registry TLS, besides the system's")
+	fl.StringArrayVar(&f.insecure, "insecure-registry", nil, "registry HOST[:PORT] that may be reached over plain HTTP (repeatable)")
+	fl.DurationVar(&f.timeout, "registry-timeout", oci.DefaultTimeout, "give up on a registry operation after this long")
+}
+
+func (f *registryFlags) client() (*oci.Client, error) {
+	c, err := oci.New(oci.Options{ConfigPath: f.config, CAFile: f.ca, Insecure: f.insecure, Timeout: f.timeout})
+	if err != nil {
+		return nil, usageErr(err, "")
+	}
+	return c, nil
+}
+
+// registryErr gives a registry failure its exit code: 2 for a reference
+// the registry does not have, 3 for a registry that failed or misbehaved.
+func registryErr(err error) error {
+	switch {
+	case errors.Is(err, oci.ErrRef), errors.Is(err, oci.ErrNotBundle):
+		return usageErr(err, "")
+	case errors.Is(err, oci.ErrNotFound):
+		return usageErr(err, "check the image reference; custody never guesses another registry")
+	case errors.Is(err, context.DeadlineExceeded):
+		return &exitError{code: ExitUnreachable, err: err, hint: "raise --registry-timeout if the registry is only slow"}
+	}
+	return &exitError{code: ExitUnreachable, err: err, hint: ""}
+}
+
+// image is an oci:// artifact argument, its tag resolved once.
+type image struct {
+	ref oci.Ref
+	cl  *oci.Client
+}
+
+// digest is "sha256:HEX".
+func (im *image) digest() string { return im.ref.Digest }
+
+// resolveImage parses arg (which must be an oci:// reference), resolves a
+// tag to its digest once, and prints the pinned reference on stderr: from
+// then on only the digest is used.
+func resolveImage(ctx context.Context, s *streams, f *registryFlags, arg string) (*image, error) {
+	ref, err := oci.ParseRef(arg)
+	if err != nil {
+		return nil, usageErr(err, "write the image as oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]")
+	}
+	cl, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := cl.Resolve(ctx, ref)
+	if err != nil {
+		return nil, registryErr(err)
+	}
+	if ref.Pinned() {
+		fmt.Fprintf(s.err, "image %s\n", pinned)
+	} else {
+		fmt.Fprintf(s.err, "image %s resolved to %s\n", ref, pinned)
+	}
+	return &image{ref: pinned, cl: cl}, nil
+}
+
+// bundles reads the evidence attached to the image in its registry, as
+// gate bundles named by where they were found. cosign .sig signatures are
+// left out: they sign a payload naming the image, not a statement.
+func (im *image) bundles(ctx context.Context) ([]gate.Bundle, error) {
+	found, err := im.cl.Evidence(ctx, im.ref)
+	if err != nil {
+		return nil, registryErr(err)
+	}
+	var out []gate.Bundle
+	for _, f := range found {
+		if f.Format == oci.FormatCosignSignature {
+			continue
+		}
+		out = append(out, gate.Bundle{Name: im.ref.Registry + ": " + f.Source, JSON: f.Bundle})
+	}
+	return out, nil
+}
+
+// registryVerdict is verify oci://'s result.
+type registryVerdict struct {
+	Verified bool               `json:"verified"`
+	Image    string             `json:"image"`
+	Evidence []registryEvidence `json:"evidence"`
+}
+
+type registryEvidence struct {
+	Source string         `json:"source"`
+	Report *verify.Report `json:"report"`
+	// NotProvenance: evidence that is not SLSA provenance when no predicate
+	// type was required; listed apart, neither a pass nor a failure.
+	NotProvenance bool `json:"notProvenance,omitempty"`
+}
+
+// verifyFromRegistry verifies every bundle attached to the image exactly as
+// verify does a bundle file. It passes when at least one provenance bundle
+// verifies; the registry can withhold bundles, never make one verify.
+func verifyFromRegistry(ctx context.Context, s *streams, f *verifyFlags, im *image) error {
+	tm, err := trustMaterial(f)
+	if err != nil {
+		return err
+	}
+	req, err := f.requirements()
+	if err != nil {
+		return err
+	}
+	bundles, err := im.bundles(ctx)
+	if err != nil {
+		return err
+	}
+	art := verify.Artifact{Digests: map[string]string{"sha256": im.ref.Hex()}}
+	v := registryVerdict{Image: im.ref.String(), Evidence: []registryEvidence{}}
+	for _, b := range bundles {
+		rep, err := verify.Verify(ctx, b.JSON, art, tm, req)
+		if err != nil {
+			rep = &verify.Report{Checks: []verify.Check{{Name: "bundle", Reason: err.Error()}}}
+		}
+		v.Evidence = append(v.Evidence, registryEvidence{Source: b.Name, Report: rep, NotProvenance: notProvenance(rep, req)})
+		v.Verified = v.Verified || rep.Verified && !notProvenance(rep, req)
+	}
+	if f.jsonOut {
+		if err := writeJSON(s.out, v); err != nil {
+			return err
+		}
+	} else {
+		printRegistryVerdict(s.out, &v)
+	}
+	switch {
+	case len(bundles) == 0:
+		return failErr(fmt.Errorf("no evidence attached to %s in its registry", im.ref),
+			"attach it with custody attest/build --attach, or verify --bundle FILE or --server URL")
+	case !v.Verified:
+		return failErr(errors.New("verification failed: no provenance attached to the image verifies"), "")
+	}
+	return nil
+}
+
+func printRegistryVerdict(w io.Writer, v *registryVerdict) {
+	fmt.Fprintf(w, "%d bundle(s) attached to %s\n", len(v.Evidence), v.Image)
+	items := make([]listedEvidence, 0, len(v.Evidence))
+	for _, e := range v.Evidence {
+		items = append(items, listedEvidence{label: e.Source, rep: e.Report, other: e.NotProvenance, ok: e.Report.Verified})
+	}
+	printEvidenceList(w, items, v.Verified)
+}
+
+// splitImages separates oci:// references from file arguments. Only the
+// oci:// prefix makes an argument an image: a mistyped path stays a path.
+func splitImages(args []string) (files, images []string) {
+	for _, a := range args {
+		if oci.IsRef(a) {
+			images = append(images, a)
+		} else {
+			files = append(files, a)
+		}
+	}
+	return files, images
+}
+
+// resolveImages resolves every oci:// argument once.
+func resolveImages(ctx context.Context, s *streams, f *registryFlags, args []string) ([]*image, error) {
+	var out []*image
+	for _, a := range args {
+		im, err := resolveImage(ctx, s, f, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+// subject is the in-toto subject naming the image: its repository (as
+// cosign names it) and its manifest digest.
+func (im *image) subject() attest.Subject {
+	return attest.Subject{Name: im.ref.Registry + "/" + im.ref.Repository, Digest: map[string]string{"sha256": im.ref.Hex()}}
+}
+
+// attachedBundle is one bundle attached to an image.
+type attachedBundle struct {
+	Image    string `json:"image"`
+	Referrer string `json:"referrer"`
+}
+
+// attestResult is attest --json's output.
+type attestResult struct {
+	build.SignedBundle
+	Attached []attachedBundle `json:"attached,omitempty"`
+}
+
+// attachAll attaches bundle b to every image.
+func attachAll(ctx context.Context, ims []*image, b []byte) ([]attachedBundle, error) {
+	var out []attachedBundle
+	for _, im := range ims {
+		d, err := im.cl.Attach(ctx, im.ref, b)
+		if err != nil {
+			return nil, registryErr(err)
+		}
+		out = append(out, attachedBundle{Image: im.ref.String(), Referrer: d})
+	}
+	return out, nil
+}

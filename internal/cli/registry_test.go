@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/custody-dev/custody/internal/oci/ocitest"
+)
+
+// scriptRegistries are the registries the scripts push images to: the real
+// ones scripts/test starts (docker-registry 2.8 without the referrers API,
+// distribution v3 with it), else in-process ones of the same two kinds.
+var scriptRegistries struct{ fallback, referrers string }
+
+func startScriptRegistries(t *testing.T) {
+	scriptRegistries.fallback = ocitest.RealOr(t, ocitest.EnvRegistry, false)
+	scriptRegistries.referrers = ocitest.RealOr(t, ocitest.EnvRegistryReferrers, true)
+}
+
+// registryScriptEnv sets REGISTRY (no referrers API: the tag-schema
+// fallback) and REGISTRY_REFERRERS (host:port, plain HTTP).
+func registryScriptEnv(env *testscript.Env) {
+	env.Setenv("REGISTRY", scriptRegistries.fallback)
+	env.Setenv("REGISTRY_REFERRERS", scriptRegistries.referrers)
+}
+
+// pushImageCmd: pushimage HOST REPO TAG pushes a random image and sets
+// IMAGE (oci://HOST/REPO:TAG), IMAGE_DIGEST (sha256:HEX) and IMAGE_PINNED
+// (oci://HOST/REPO@sha256:HEX). The repository gets a random suffix so
+// scripts sharing a registry never see each other's images.
+func pushImageCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: pushimage HOST REPO TAG")
+	}
+	ref := ocitest.PushImage(tsTB{ts}, args[0], ocitest.RandomRepo(args[1]), args[2])
+	pinned := ref
+	pinned.Tag = ""
+	ref.Digest = ""
+	ts.Setenv("IMAGE", ref.String())
+	ts.Setenv("IMAGE_DIGEST", pinned.Digest)
+	ts.Setenv("IMAGE_PINNED", pinned.String())
+}
+
+// tsTB lets ocitest's helpers report through a testscript.
+type tsTB struct{ ts *testscript.TestScript }
+
+func (t tsTB) Helper()                   {}
+func (t tsTB) Fatal(args ...any)         { t.ts.Fatalf("%v", args...) }
+func (t tsTB) Fatalf(f string, a ...any) { t.ts.Fatalf(f, a...) }
