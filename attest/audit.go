@@ -28,6 +28,13 @@ type AuditPredicate struct {
 	// Token is the authenticated token that asked for it: "role" or
 	// "role:name". Unlike Actor, the server vouches for it.
 	Token string `json:"token"`
+	// Identity, Issuer and Session name the person who asked, when they
+	// signed in through an OIDC provider: the identity (email or
+	// subject) and issuer of their verified ID token, and the short form
+	// of their session ID (a hash prefix, never the ID).
+	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
+	Session  string `json:"session,omitempty"`
 	// Time is when the server recorded the action (UTC).
 	Time time.Time `json:"time"`
 	// Detail is the action's record as the API received it (a deployment

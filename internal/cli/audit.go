@@ -202,6 +202,8 @@ func printAudit(s *streams, trail []*client.AuditEntry) {
 	for _, e := range trail {
 		who := e.Actor
 		switch {
+		case e.Identity != "":
+			who = e.Identity + " via " + e.Issuer + " (" + e.Token + ", session " + e.Session + ")"
 		case e.Token != "" && who != "":
 			who += " (" + e.Token + ")"
 		case e.Token != "":

@@ -138,6 +138,7 @@ func newRoot(s *streams) *cobra.Command {
 		newInspectCmd(s),
 		newDemoCmd(s),
 		newServeCmd(s), newTokenCmd(s), newAuditCmd(s),
+		newLoginCmd(s), newLogoutCmd(s),
 		newPushCmd(s),
 		newFetchCmd(s),
 		newSearchCmd(s),

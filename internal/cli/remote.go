@@ -67,7 +67,8 @@ func checkpointDir() (string, error) {
 	return filepath.Join(dir, "custody", "checkpoints"), nil
 }
 
-// newClient connects to a custody server with the token from $CUSTODY_TOKEN.
+// newClient connects to a custody server with the token from
+// $CUSTODY_TOKEN, else the session custody login kept for it.
 func newClient(url string) (*client.Client, error) {
 	if url == "" {
 		return nil, usageErr(errors.New("no server given"), "pass --server URL or set CUSTODY_SERVER")
@@ -76,7 +77,7 @@ func newClient(url string) (*client.Client, error) {
 	if err != nil {
 		return nil, usageErr(err, "")
 	}
-	c, err := client.New(url, os.Getenv(tokenEnv), client.WithCheckpointDir(dir))
+	c, err := client.New(url, sessionToken(url), client.WithCheckpointDir(dir))
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("bad server URL %q: %w", url, err), "")
 	}
@@ -98,7 +99,7 @@ func remoteErr(err error, what string) error {
 	case errors.As(err, &apiErr):
 		switch {
 		case apiErr.Status == http.StatusUnauthorized:
-			return usageErr(fmt.Errorf("%s: %w", what, err), "set CUSTODY_TOKEN to a token from 'custody token create'")
+			return usageErr(fmt.Errorf("%s: %w", what, err), "set CUSTODY_TOKEN to a token from 'custody token create', or run 'custody login'")
 		case apiErr.Status == http.StatusForbidden:
 			return usageErr(fmt.Errorf("%s: %w", what, err), "this token's role may not do that")
 		case apiErr.Status == http.StatusConflict:

@@ -29,14 +29,15 @@ import (
 // serveFlags are the flags of custody serve.
 type serveFlags struct {
 	dataDir, listen, publicURL, db, log, tlsCert, tlsKey string
-	logKey, tsaKey, auditKey, trustRoot             string
-	maxBody                                         int64
-	maxInflight, maxSearches, adminReserve          int
-	maxPageBytes                                    int64
-	limits                                          httplimit.Options
-	checkpointInterval, batchMaxAge                 time.Duration
-	builderKeys, witnesses                          []string
-	oidcIssuers, caKey, ctKey                       string
+	logKey, tsaKey, auditKey, trustRoot                  string
+	maxBody                                              int64
+	maxInflight, maxSearches, adminReserve               int
+	maxPageBytes                                         int64
+	limits                                               httplimit.Options
+	checkpointInterval, batchMaxAge                      time.Duration
+	builderKeys, witnesses                               []string
+	oidcIssuers, caKey, ctKey                            string
+	oidc                                                 oidcFlags
 }
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -80,6 +81,7 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.oidcIssuers, "oidc-issuers", "", "run the certificate authority for keyless signing, trusting the OIDC issuers of this file (docs/keyless.md)")
 	fl.StringVar(&f.caKey, "ca-key", "", "the certificate authority's key: key file or pkcs11: URI (default DATA/keys/ca.key, created on first start)")
 	fl.StringVar(&f.ctKey, "ct-key", "", "the key that signs the CA's certificate transparency SCTs: key file or pkcs11: URI (default DATA/keys/ct.key)")
+	addOIDCFlags(c, &f.oidc)
 	return c
 }
 
@@ -158,7 +160,11 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server.Config{CA: caCfg, Dir: f.dataDir, PublicURL: f.publicURL,
+	provider, err := f.oidc.provider()
+	if err != nil {
+		return nil, err
+	}
+	return &server.Config{CA: caCfg, Dir: f.dataDir, SSO: provider, PublicURL: f.publicURL,
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,

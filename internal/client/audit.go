@@ -77,8 +77,13 @@ type AuditEntry struct {
 	// Actor is who the client said acted (audit entries), Token the
 	// token the server authenticated ("role:name"); bundles have neither,
 	// and are named by their signer.
-	Actor          string    `json:"actor,omitempty"`
-	Token          string    `json:"token,omitempty"`
+	Actor string `json:"actor,omitempty"`
+	Token string `json:"token,omitempty"`
+	// Identity, Issuer and Session name a person who signed in through
+	// an OIDC provider (attest.AuditPredicate).
+	Identity       string    `json:"identity,omitempty"`
+	Issuer         string    `json:"issuer,omitempty"`
+	Session        string    `json:"session,omitempty"`
 	SignerKeyID    string    `json:"signerKeyId,omitempty"`
 	SignerIdentity string    `json:"signerIdentity,omitempty"`
 	Time           time.Time `json:"time"`
@@ -357,7 +362,7 @@ func (q AuditQuery) matches(e *AuditEntry) bool {
 	if q.Action != "" && !matchAction(q.Action, e.Action) {
 		return false
 	}
-	if q.Actor != "" && q.Actor != e.Actor && q.Actor != e.Token && q.Actor != e.SignerKeyID && q.Actor != e.SignerIdentity {
+	if q.Actor != "" && q.Actor != e.Actor && q.Actor != e.Token && q.Actor != e.Identity && q.Actor != e.SignerKeyID && q.Actor != e.SignerIdentity {
 		return false
 	}
 	return true
@@ -416,6 +421,7 @@ func (e *AuditEntry) describe(payload []byte, j api.Evidence) {
 		return
 	}
 	e.Action, e.Actor, e.Token, e.Time, e.Detail = p.Action, p.Actor, p.Token, p.Time, p.Detail
+	e.Identity, e.Issuer, e.Session = p.Identity, p.Issuer, p.Session
 }
 
 func subjectString(s attest.Subject) string {

@@ -117,6 +117,9 @@ type Config struct {
 	// (server.SessionCSRF); when it returns one, every page has a sign-out
 	// form posting it to /ui/logout. Nil: no sign-out form.
 	CSRF func(r *http.Request) string
+	// Holder returns who is signed in (server.SessionHolder), shown in
+	// every page's header. Nil: nobody shown.
+	Holder func(r *http.Request) string
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -209,6 +212,9 @@ func (d *Dashboard) page(h func(r *http.Request) view) http.HandlerFunc {
 		if d.cfg.CSRF != nil {
 			pd.CSRF = d.cfg.CSRF(r)
 		}
+		if d.cfg.Holder != nil {
+			pd.Holder = d.cfg.Holder(r)
+		}
 		err := t.ExecuteTemplate(w, "layout", pd)
 		if err != nil {
 			d.logger.Error("couldn't render page", "page", name, "err", err)
@@ -222,6 +228,8 @@ type pageData struct {
 	Now   time.Time
 	Data  any
 	CSRF  string // the session's CSRF token for the sign-out form; "": none
+	// Holder is who is signed in, as server.SessionHolder says.
+	Holder string
 }
 
 func fail(code int, msg string) view {
@@ -264,7 +272,7 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 	}
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
 		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
-		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Logger: deps.Logger})
+		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Holder: server.SessionHolder, Logger: deps.Logger})
 	if err != nil {
 		return nil, err
 	}

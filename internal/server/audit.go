@@ -36,8 +36,12 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int6
 	if err != nil {
 		return 0, fmt.Errorf("couldn't encode audit detail: %w", err)
 	}
-	tok := tokenName(tokenFrom(r))
+	info := tokenFrom(r)
+	tok := tokenName(info)
 	pred := api.AuditPredicate{Action: e.action, Actor: e.actor, Token: tok, Time: time.Now().UTC(), Detail: detail}
+	if info != nil && info.Person != nil {
+		pred.Identity, pred.Issuer, pred.Session = info.Person.Identity, info.Person.Issuer, info.Person.Session
+	}
 	subjects := e.subjects
 	if len(subjects) == 0 {
 		sum := sha256.Sum256(detail)
@@ -57,7 +61,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int6
 		return 0, fmt.Errorf("couldn't write audit entry: %w", err)
 	}
 	s.metrics.audits.WithLabelValues("ok").Inc()
-	s.logger.InfoContext(ctx, "audit", "action", e.action, "token", tok, "log_index", tle.GetLogIndex(), "id", id)
+	s.logger.InfoContext(ctx, "audit", "action", e.action, "token", tok, "session", pred.Session, "log_index", tle.GetLogIndex(), "id", id)
 	return id, nil
 }
 

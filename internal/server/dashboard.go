@@ -157,6 +157,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <title>Sign in · custody</title><link rel="stylesheet" href="/ui/static/style.css"></head>
 <body><main><h1>custody dashboard</h1>
 {{with .Msg}}<p class="status fail">{{.}}</p>{{end}}
+{{with .SSO}}<p><a id="sso" class="button" href="/ui/sso/start">Sign in with {{.}}</a></p>{{end}}
 <form class="search" method="post" action="/ui/login">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <label for="token">Auditor or admin token</label>
@@ -169,7 +170,11 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, code int, msg
 	v := randomID()
 	s.setCookie(w, r, loginCookie, v, uiLoginPath, 3600)
 	w.WriteHeader(code)
-	loginPage.Execute(w, struct{ Msg, CSRF string }{msg, s.sessions.loginCSRF(v)})
+	var provider string
+	if s.cfg.SSO != nil {
+		provider = s.cfg.SSO.Config().Issuer
+	}
+	loginPage.Execute(w, struct{ Msg, CSRF, SSO string }{msg, s.sessions.loginCSRF(v), provider})
 }
 
 // serveLogin shows the login form (GET) or, for a form from this origin
@@ -201,7 +206,13 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusUnauthorized, "That is not a valid auditor or admin token.")
 		return
 	}
-	s.setCookie(w, r, sessionCookie, s.sessions.create(info.hash), "/ui/", int(SessionLifetime.Seconds()))
+	id, err := s.sessions.create(r.Context(), info.hash)
+	if err != nil {
+		s.logger.Error("couldn't start session", "err", err)
+		fail(w, http.StatusInternalServerError, "couldn't start session")
+		return
+	}
+	s.setCookie(w, r, sessionCookie, id, "/ui/", int(SessionLifetime.Seconds()))
 	s.setCookie(w, r, loginCookie, "", uiLoginPath, -1)
 	s.setCookie(w, r, legacyCookie, "", "/ui/", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)

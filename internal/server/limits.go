@@ -130,6 +130,9 @@ func reserveFor(r, n int) int {
 // the reason, or 403). It answers the refusals itself.
 func (s *Server) recheckToken(w http.ResponseWriter, r *http.Request) bool {
 	was := tokenFrom(r)
+	if was.Person != nil {
+		return s.recheckSession(w, r, was)
+	}
 	if was.keyless {
 		if !time.Now().Before(was.expires) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="custody", error="invalid_token"`)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/sso"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -130,6 +131,13 @@ type Config struct {
 	// as builder tokens, its chain and CT key in the trusted root.
 	// Default none.
 	CA *CAConfig
+	// SSO signs people in through an OIDC provider (server_sso.go):
+	// the dashboard at /ui/sso/start and `custody login` at
+	// /api/v1/sessions. Default none: tokens only.
+	SSO *sso.Provider
+	// Sessions keeps the dashboard's and people's sessions. Default in
+	// memory (a restart signs everyone out).
+	Sessions SessionStore
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -191,7 +199,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger, created: m.Created, builders: map[string]crypto.Signer{},
 		tokens: newTokenStore(cfg.Dir, cfg.Logger), journal: filepath.Join(cfg.Dir, "journal"),
-		sessions: newSessions(), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
+		sessions: newSessions(cfg.Sessions), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
 		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
 		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{},
 		metrics: newMetrics()}
@@ -537,6 +545,7 @@ func (s *Server) Handler() http.Handler {
 		handle("POST "+uiLogoutPath, s.serveLogout)
 		handle("GET /ui/", s.uiAuth(s.ui).ServeHTTP)
 	}
+	s.ssoRoutes(handle)
 	return mux
 }
 
@@ -586,6 +595,12 @@ func (s *Server) auth(h http.HandlerFunc, roles ...api.Role) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "missing bearer token")
 			return
 		}
+		if sid, ok := strings.CutPrefix(strings.TrimSpace(tok), SessionPrefix); ok && s.cfg.SSO != nil {
+			if r2, ok := s.personAuth(w, r, sid, roles); ok {
+				h(w, r2)
+			}
+			return
+		}
 		info, err := s.lookupBearer(r.Context(), strings.TrimSpace(tok))
 		switch {
 		case errors.Is(err, ca.ErrDenied):
@@ -602,7 +617,7 @@ func (s *Server) auth(h http.HandlerFunc, roles ...api.Role) http.HandlerFunc {
 		}
 		for _, role := range roles {
 			if info.Role == role {
-				h(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, info)))
+				h(w, r.WithContext(withToken(r.Context(), info)))
 				return
 			}
 		}

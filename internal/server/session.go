@@ -7,10 +7,15 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/custody-dev/custody/internal/sso"
 )
 
 // Dashboard sessions. Signing in with an auditor or admin token at
@@ -36,24 +41,132 @@ const (
 	maxFormBytes  = 4096
 )
 
-type session struct {
-	token    [sha256.Size]byte // SHA-256 of the token that signed in
-	csrf     string            // the logout form's CSRF token
-	created  time.Time
-	lastSeen time.Time
+// Session is one signed-in session: a browser's (cookie) or, for a
+// person signed in through the OIDC provider, the CLI's too (bearer
+// secret). Stores keep it by the SHA-256 of its ID, never the ID.
+type Session struct {
+	// Token is the SHA-256 of the bearer token a dashboard session was
+	// started with; zero when Person started it.
+	Token [sha256.Size]byte `json:"token,omitzero"`
+	// Person is who signed in through the OIDC provider (sso).
+	Person *sso.Identity `json:"person,omitempty"`
+	// Login is a sign-in in progress (the callback's state, nonce and
+	// PKCE verifier), kept under the browser's binding cookie.
+	Login *pendingLogin `json:"login,omitempty"`
+	CSRF  string        `json:"csrf,omitempty"` // the logout form's CSRF token
+	// Created and LastSeen; the session ends at Expires, and Idle after
+	// LastSeen (0: never idle).
+	Created, LastSeen, Expires time.Time
+	Idle                       time.Duration
 }
 
-// sessions holds the dashboard sessions by the SHA-256 of their IDs.
-type sessions struct {
-	now func() time.Time
-	key [32]byte // MACs the sign-in form's CSRF tokens
+// pendingLogin is a dashboard sign-in between the redirect to the
+// provider and its callback.
+type pendingLogin struct {
+	sso.Login
+	Return string `json:"return"` // dashboard path to go to afterwards
+}
 
+// Expired reports whether s has ended at now.
+func (s *Session) Expired(now time.Time) bool {
+	return !now.Before(s.Expires) || (s.Idle > 0 && !now.Before(s.LastSeen.Add(s.Idle)))
+}
+
+// ErrSessionExists is Put's answer for a key already stored.
+var ErrSessionExists = errors.New("session exists")
+
+// SessionStore keeps sessions by the SHA-256 of their IDs (or of what
+// else names them: a sign-in's binding cookie, an exchanged ID token).
+// Config.Sessions; the default keeps them in memory, so that a restart
+// signs everyone out.
+type SessionStore interface {
+	// Put stores s under key unless key is taken (ErrSessionExists).
+	Put(ctx context.Context, key [sha256.Size]byte, s *Session) error
+	// Get returns a copy of the session under key, marked seen at now;
+	// nil when there is none or it expired (and is then deleted).
+	Get(ctx context.Context, key [sha256.Size]byte, now time.Time) (*Session, error)
+	// Delete ends the session under key (none: no error).
+	Delete(ctx context.Context, key [sha256.Size]byte) error
+}
+
+// memSessions is the in-memory SessionStore, holding at most maxSessions:
+// the least recently used one is ended to make room.
+type memSessions struct {
 	mu sync.Mutex
-	m  map[[sha256.Size]byte]*session
+	m  map[[sha256.Size]byte]*Session
 }
 
-func newSessions() *sessions {
-	ss := &sessions{now: time.Now, m: map[[sha256.Size]byte]*session{}}
+// NewMemorySessions returns an in-memory SessionStore.
+func NewMemorySessions() SessionStore { return &memSessions{m: map[[sha256.Size]byte]*Session{}} }
+
+func (ms *memSessions) Put(_ context.Context, key [sha256.Size]byte, s *Session) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if old := ms.m[key]; old != nil && !old.Expired(s.Created) {
+		return ErrSessionExists
+	}
+	if len(ms.m) >= maxSessions {
+		ms.sweep(s.Created)
+	}
+	if len(ms.m) >= maxSessions {
+		var oldest [sha256.Size]byte
+		var seen time.Time
+		for k, s := range ms.m {
+			if seen.IsZero() || s.LastSeen.Before(seen) {
+				oldest, seen = k, s.LastSeen
+			}
+		}
+		delete(ms.m, oldest)
+	}
+	c := *s
+	ms.m[key] = &c
+	return nil
+}
+
+// sweep ends expired sessions; ms.mu is held.
+func (ms *memSessions) sweep(now time.Time) {
+	for k, s := range ms.m {
+		if s.Expired(now) {
+			delete(ms.m, k)
+		}
+	}
+}
+
+func (ms *memSessions) Get(_ context.Context, key [sha256.Size]byte, now time.Time) (*Session, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	s := ms.m[key]
+	if s == nil {
+		return nil, nil
+	}
+	if s.Expired(now) {
+		delete(ms.m, key)
+		return nil, nil
+	}
+	s.LastSeen = now
+	c := *s
+	return &c, nil
+}
+
+func (ms *memSessions) Delete(_ context.Context, key [sha256.Size]byte) error {
+	ms.mu.Lock()
+	delete(ms.m, key)
+	ms.mu.Unlock()
+	return nil
+}
+
+// sessions is the server's view of its session store.
+type sessions struct {
+	now   func() time.Time
+	key   [32]byte // MACs the sign-in form's CSRF tokens
+	store SessionStore
+}
+
+func newSessions(store SessionStore) *sessions {
+	if store == nil {
+		store = NewMemorySessions()
+	}
+	ss := &sessions{now: time.Now, store: store}
 	rand.Read(ss.key[:])
 	return ss
 }
@@ -64,69 +177,46 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for the token whose SHA-256 is token and returns
-// its ID.
-func (ss *sessions) create(token [sha256.Size]byte) string {
+// sessionKey is the key a session of ID id is stored under.
+func sessionKey(id string) [sha256.Size]byte { return sha256.Sum256([]byte(id)) }
+
+// shortSession is the form of a session ID that audit entries and logs
+// name: the first 12 hex digits of the SHA-256 of the ID (never the ID).
+func shortSession(id string) string {
+	k := sessionKey(id)
+	return hex.EncodeToString(k[:6])
+}
+
+// create starts a browser session for the token whose SHA-256 is token
+// and returns its ID.
+func (ss *sessions) create(ctx context.Context, token [sha256.Size]byte) (string, error) {
+	return ss.start(ctx, &Session{Token: token, Idle: SessionIdle})
+}
+
+// start stores s (its times and CSRF token set now) under a new random
+// ID and returns the ID.
+func (ss *sessions) start(ctx context.Context, s *Session) (string, error) {
 	id := randomID()
 	now := ss.now()
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if len(ss.m) >= maxSessions {
-		ss.sweep(now)
+	s.Created, s.LastSeen, s.CSRF = now, now, randomID()
+	if s.Expires.IsZero() || s.Expires.After(now.Add(SessionLifetime)) {
+		s.Expires = now.Add(SessionLifetime)
 	}
-	if len(ss.m) >= maxSessions {
-		var oldest [sha256.Size]byte
-		var seen time.Time
-		for k, s := range ss.m {
-			if seen.IsZero() || s.lastSeen.Before(seen) {
-				oldest, seen = k, s.lastSeen
-			}
-		}
-		delete(ss.m, oldest)
+	if err := ss.store.Put(ctx, sessionKey(id), s); err != nil {
+		return "", fmt.Errorf("couldn't store session: %w", err)
 	}
-	ss.m[sha256.Sum256([]byte(id))] = &session{token: token, csrf: randomID(), created: now, lastSeen: now}
-	return id
+	return id, nil
 }
 
-// sweep ends expired sessions; ss.mu is held.
-func (ss *sessions) sweep(now time.Time) {
-	for k, s := range ss.m {
-		if s.expired(now) {
-			delete(ss.m, k)
-		}
-	}
-}
-
-func (s *session) expired(now time.Time) bool {
-	return !now.Before(s.created.Add(SessionLifetime)) || !now.Before(s.lastSeen.Add(SessionIdle))
-}
-
-// get returns the session of id, marked seen now; nil when there is none or
-// it expired (and is ended).
-func (ss *sessions) get(id string) *session {
-	k := sha256.Sum256([]byte(id))
-	now := ss.now()
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.m[k]
-	if s == nil {
-		return nil
-	}
-	if s.expired(now) {
-		delete(ss.m, k)
-		return nil
-	}
-	s.lastSeen = now
-	c := *s
-	return &c
+// get returns the session of id, marked seen now; nil when there is none
+// or it expired (and is ended).
+func (ss *sessions) get(ctx context.Context, id string) (*Session, error) {
+	return ss.store.Get(ctx, sessionKey(id), ss.now())
 }
 
 // end ends the session of id.
-func (ss *sessions) end(id string) {
-	k := sha256.Sum256([]byte(id))
-	ss.mu.Lock()
-	delete(ss.m, k)
-	ss.mu.Unlock()
+func (ss *sessions) end(ctx context.Context, id string) error {
+	return ss.store.Delete(ctx, sessionKey(id))
 }
 
 // loginCSRF is the sign-in form's CSRF token for the login cookie value v.
@@ -145,6 +235,24 @@ type csrfKey struct{}
 func SessionCSRF(r *http.Request) string {
 	s, _ := r.Context().Value(csrfKey{}).(string)
 	return s
+}
+
+// SessionHolder says who authenticated r, for the dashboard's header: a
+// person signed in through the OIDC provider with identity, role, whether
+// their token showed MFA and the issuer, or the token's role and name.
+func SessionHolder(r *http.Request) string {
+	info := tokenFrom(r)
+	switch {
+	case info == nil:
+		return ""
+	case info.Person != nil:
+		mfa := "no MFA: admin actions refused"
+		if info.Person.MFA {
+			mfa = "MFA"
+		}
+		return fmt.Sprintf("%s · %s · %s · via %s", info.Person.Identity, info.Role, mfa, info.Person.Issuer)
+	}
+	return fmt.Sprintf("token %s", tokenName(info))
 }
 
 // crossOrigin builds the dashboard's check of the origin of state-changing
@@ -180,28 +288,35 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request, valid func(to
 	return true
 }
 
-// sessionAuth authenticates a dashboard request by its session cookie: the
-// session and the token that started it must both be valid. It returns r
-// with the token holder and the session's CSRF token, or false when there
-// is no valid session (a session whose token was refused is ended).
+// sessionAuth authenticates a dashboard request by its session cookie: a
+// session a token started (the token must still be valid) or a person
+// signed in through the OIDC provider with a dashboard role. It returns r
+// with the holder and the session's CSRF token, or false when there is no
+// valid session (a session whose token was refused is ended).
 func (s *Server) sessionAuth(r *http.Request) (*http.Request, bool, error) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil, false, nil
 	}
-	sess := s.sessions.get(c.Value)
-	if sess == nil {
-		return nil, false, nil
-	}
-	info, err := s.tokens.lookupHash(&sess.token)
-	switch {
-	case tokenRefused(err) || (err == nil && !uiRole(info.Role)):
-		s.sessions.end(c.Value)
-		return nil, false, nil
-	case err != nil:
+	sess, err := s.sessions.get(r.Context(), c.Value)
+	if sess == nil || err != nil {
 		return nil, false, err
 	}
-	ctx := context.WithValue(context.WithValue(r.Context(), tokenKey{}, info), csrfKey{}, sess.csrf)
+	var info *TokenInfo
+	if sess.Person != nil {
+		if info = personInfo(sess.Person, c.Value, uiRoles(sess.Person)); info == nil {
+			return nil, false, s.sessions.end(r.Context(), c.Value)
+		}
+	} else {
+		info, err = s.tokens.lookupHash(&sess.Token)
+		switch {
+		case tokenRefused(err) || (err == nil && !uiRole(info.Role)):
+			return nil, false, s.sessions.end(r.Context(), c.Value)
+		case err != nil:
+			return nil, false, err
+		}
+	}
+	ctx := context.WithValue(context.WithValue(r.Context(), tokenKey{}, info), csrfKey{}, sess.CSRF)
 	return r.WithContext(ctx), true, nil
 }
 
@@ -209,18 +324,22 @@ func (s *Server) sessionAuth(r *http.Request) (*http.Request, bool, error) {
 // cookie.
 func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(sessionCookie)
-	var sess *session
+	var sess *Session
 	if err == nil {
-		sess = s.sessions.get(c.Value)
+		sess, _ = s.sessions.get(r.Context(), c.Value)
 	}
 	if sess != nil {
 		ok := s.checkForm(w, r, func(tok string) bool {
-			return subtle.ConstantTimeCompare([]byte(tok), []byte(sess.csrf)) == 1
+			return subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) == 1
 		})
 		if !ok {
 			return
 		}
-		s.sessions.end(c.Value)
+		if err := s.sessions.end(r.Context(), c.Value); err != nil {
+			s.logger.Error("couldn't end session", "err", err)
+			fail(w, http.StatusInternalServerError, "couldn't end session")
+			return
+		}
 	}
 	s.setCookie(w, r, sessionCookie, "", "/ui/", -1)
 	http.Redirect(w, r, uiLoginPath, http.StatusSeeOther)

@@ -51,12 +51,17 @@ type TokenInfo struct {
 	Key  string // builder key the token is scoped to (builder role)
 	Name string // never empty: the name, or ROLE-ID for an unnamed token
 	ID   string // first TokenIDLen hex digits of the token's SHA-256
+	// Person is who signed in through the OIDC provider, when a session
+	// of theirs authenticated the request (Name is then their identity
+	// and ID the session's short form); nil for a token.
+	Person *Person
 
 	hash [sha256.Size]byte
 	// keyless marks an OIDC ID token of a trusted issuer (server_ca.go),
 	// valid until expires.
 	keyless bool
 	expires time.Time
+	sid     string // the session ID, when Person is set
 }
 
 // liveToken is a token record as the server uses it.

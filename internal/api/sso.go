@@ -1,0 +1,26 @@
+package api
+
+import "time"
+
+// SSOInfo is GET /api/v1/sso: where `custody login` signs in.
+type SSOInfo struct {
+	Issuer   string `json:"issuer"`
+	ClientID string `json:"client_id"`
+}
+
+// SessionRequest is POST /api/v1/sessions: an ID token the provider issued
+// to the CLI's client, to exchange for a session.
+type SessionRequest struct {
+	IDToken string `json:"id_token"`
+}
+
+// SessionAnswer is the answer to POST /api/v1/sessions. Session is the
+// secret to send as bearer token until Expires.
+type SessionAnswer struct {
+	Session  string    `json:"session"`
+	Identity string    `json:"identity"`
+	Issuer   string    `json:"issuer"`
+	Roles    []Role    `json:"roles"`
+	MFA      bool      `json:"mfa"`
+	Expires  time.Time `json:"expires"`
+}

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/sso"
+	"github.com/custody-dev/custody/internal/ssotest"
+)
+
+// ssoServe runs a custody server signing people in through h, with the
+// CLI's public client registered at h.
+func ssoServe(t *testing.T, h *ssotest.Hydra) string {
+	t.Helper()
+	p, err := sso.New(sso.Config{Issuer: h.Issuer, ClientID: "custody-cli", Roles: map[string]api.Role{
+		"custody-admins": api.RoleAdmin, "custody-auditors": api.RoleAuditor}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	s, err := server.Open(context.Background(), server.Config{Dir: t.TempDir(), PublicURL: url, SSO: p, BatchMaxAge: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.Handler()}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	h.Client(t, "custody-cli", "", "http://127.0.0.1/callback")
+	return url
+}
+
+// run runs custody with args and returns its exit code, stdout and stderr.
+func runCustody(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, nil, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// custody login through hydra (loopback redirect, PKCE): the session is
+// kept 0600 under XDG_CONFIG_HOME and used by commands against --server;
+// admin commands need a sign-in with MFA; custody logout ends it.
+func TestLoginHydra(t *testing.T) {
+	h := ssotest.StartHydra(t)
+	url := ssoServe(t, h)
+	cfg := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", cfg)
+	t.Setenv("CUSTODY_TOKEN", "")
+	t.Setenv("BROWSER", "")
+	browser := ssotest.Browser()
+	old := openURL
+	openURL = func(s *streams, u string) error {
+		go func() {
+			if resp, err := browser.Get(u); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return nil
+	}
+	t.Cleanup(func() { openURL = old })
+
+	h.SetUser(ssotest.User{Subject: "bob", Email: "bob@example.com", Groups: []string{"custody-admins"}, AMR: []string{"pwd"}})
+	code, out, errs := runCustody("login", "--server", url)
+	if code != 0 || !strings.Contains(out, "signed in as bob@example.com via "+h.Issuer+" (without MFA: admin and approver actions will be refused), roles admin") {
+		t.Fatalf("login = %d %q %q", code, out, errs)
+	}
+	files, _ := filepath.Glob(filepath.Join(cfg, "custody", "sessions", "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("session files %v; want one", files)
+	}
+	if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("session file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	code, _, errs = runCustody("token", "list", "--server", url)
+	if code != ExitUsage || !strings.Contains(errs, "admin actions require multi-factor authentication") || !strings.Contains(errs, "custody login") {
+		t.Errorf("token list without MFA = %d %q; want refused saying MFA is required and how", code, errs)
+	}
+
+	h.SetUser(ssotest.User{Subject: "alice", Email: "alice@example.com", Groups: []string{"custody-admins"}, AMR: []string{"pwd", "otp"}})
+	if code, out, errs := runCustody("login", "--server", url); code != 0 || !strings.Contains(out, "(with MFA)") {
+		t.Fatalf("login with MFA = %d %q %q", code, out, errs)
+	}
+	if code, out, errs := runCustody("token", "list", "--server", url); code != 0 {
+		t.Errorf("token list with MFA = %d %q %q", code, out, errs)
+	}
+	if code, out, errs := runCustody("logout", "--server", url); code != 0 || !strings.Contains(out, "signed out") {
+		t.Fatalf("logout = %d %q %q", code, out, errs)
+	}
+	if files, _ := filepath.Glob(filepath.Join(cfg, "custody", "sessions", "*.json")); len(files) != 0 {
+		t.Errorf("session kept after logout: %v", files)
+	}
+	if code, _, errs := runCustody("token", "list", "--server", url); code == 0 || !strings.Contains(errs, "custody login") {
+		t.Errorf("token list after logout = %d %q; want refused", code, errs)
+	}
+}
+
+// custody login against a server without single sign-on says so.
+func TestLoginNoSSO(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	s, err := server.Open(context.Background(), server.Config{Dir: t.TempDir(), PublicURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.Handler()}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	if code, _, errs := runCustody("login", "--server", url); code != ExitUsage || !strings.Contains(errs, "no single sign-on") {
+		t.Errorf("login without SSO = %d %q", code, errs)
+	}
+}
