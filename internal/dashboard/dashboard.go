@@ -120,6 +120,11 @@ type Config struct {
 	// Holder returns who is signed in (server.SessionHolder), shown in
 	// every page's header. Nil: nobody shown.
 	Holder func(r *http.Request) string
+	// DecisionSigners returns the key IDs (hex) whose admission decisions
+	// (VSAs) the environments page reports: the modes namespaces were
+	// decided in and the FAILED decisions warn or audit mode admitted.
+	// Nil: not shown.
+	DecisionSigners func() []string
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -272,7 +277,8 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 	}
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
 		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
-		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Holder: server.SessionHolder, Logger: deps.Logger})
+		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Holder: server.SessionHolder, Logger: deps.Logger,
+		DecisionSigners: deps.DecisionSigners})
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,9 @@ type envView struct {
 	// the server, the SHA-256 of the signed bytes), it names the version
 	// that decides.
 	PolicyVersion int
+	// Admission is what the admission webhook's recorded decisions say
+	// about the environment (nil: none, or not shown).
+	Admission *admissionView
 }
 
 // check re-verifies digest's evidence now and evaluates env's policy.
@@ -217,11 +220,15 @@ func (d *Dashboard) environmentViews(ctx context.Context, recs []*store.Deployme
 		}
 	}
 	sort.Strings(names)
+	adm, err := d.admissionModes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read admission decisions: %w", err)
+	}
 	var ck checked
 	var out []envView
 	for _, n := range names {
 		hist := byEnv[n]
-		ev := envView{Name: n, State: store.CurrentState(n, hist), Total: len(hist)}
+		ev := envView{Name: n, State: store.CurrentState(n, hist), Total: len(hist), Admission: adm[n]}
 		if p := pols[n]; p != nil {
 			ev.PolicyName, ev.PolicyVersion = p.Digest(), p.Version
 		}

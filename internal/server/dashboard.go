@@ -18,6 +18,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
@@ -61,13 +62,16 @@ type UIDeps struct {
 	// Restricted is the registry served at /metrics only to auditor and
 	// admin tokens: series about incidents and quarantine.
 	Restricted *prometheus.Registry
-	Logger     *slog.Logger
+	// DecisionSigners returns the key IDs that sign admission decisions
+	// for deployers: the audit key's.
+	DecisionSigners func() []string
+	Logger          *slog.Logger
 }
 
 func (s *Server) uiDeps() UIDeps {
 	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
 		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, TrustRoot: s.TrustRootDocument, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
-		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger}
+		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger, DecisionSigners: s.decisionSigners}
 }
 
 // checkpointSizes lists the sizes of the checkpoints the log published.
@@ -216,4 +220,14 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, r, loginCookie, "", uiLoginPath, -1)
 	s.setCookie(w, r, legacyCookie, "", "/ui/", -1)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// decisionSigners is the key ID of the audit key, which signs the
+// decisions (VSAs) deployers have signed (the admission webhook's).
+func (s *Server) decisionSigners() []string {
+	id, err := keyid.Of(s.auditKey.Public())
+	if err != nil {
+		return nil
+	}
+	return []string{id.String()}
 }
