@@ -25,13 +25,14 @@ import (
 
 type approveFlags struct {
 	env, key, reason, approver, digest, evidence, server string
-	jsonOut                                              bool
+	jsonOut, attach                                      bool
+	registry                                             registryFlags
 }
 
 func newApproveCmd(s *streams) *cobra.Command {
 	var f approveFlags
 	c := &cobra.Command{
-		Use:   "approve --env ENV --key KEY [--reason R] [--approver NAME] (ARTIFACT | --digest sha256:HEX) (--server URL | --evidence DIR)",
+		Use:   "approve --env ENV --key KEY [--reason R] [--approver NAME] (ARTIFACT | oci://IMAGE | --digest sha256:HEX) (--server URL | --evidence DIR | --attach)",
 		Short: "Sign an approval of an artifact for an environment",
 		Long: "Signs an approval (predicate https://custody.dev/approval/v1) bound to the artifact's digest and the\n" +
 			"environment with the approver's key, and stores it: pushed to the server (an approver token in\n" +
@@ -51,6 +52,8 @@ func newApproveCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.evidence, "evidence", "", "write the approval bundle into this evidence directory")
 	fl.StringVar(&f.server, "server", "", "push the approval to this custody server (default $CUSTODY_SERVER)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the result as JSON")
+	fl.BoolVar(&f.attach, "attach", false, "also attach the approval to the oci:// image in its registry")
+	addRegistryFlags(fl, &f.registry)
 	return c
 }
 
@@ -93,8 +96,12 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		return usageErr(errors.New("--key is required"), "the approver signs with their own key: custody key generate --out NAME")
 	case f.evidence != "" && f.server != "":
 		return usageErr(errors.New("give either --evidence or --server, not both"), "")
-	case f.evidence == "" && serverURL(f.server) == "":
-		return usageErr(errors.New("nowhere to store the approval"), "pass --server URL (approver token in CUSTODY_TOKEN) or --evidence DIR")
+	case f.evidence == "" && serverURL(f.server) == "" && !f.attach:
+		return usageErr(errors.New("nowhere to store the approval"), "pass --server URL (approver token in CUSTODY_TOKEN), --evidence DIR, or --attach for an oci:// image")
+	}
+	im, args, err := approveImage(ctx, s, f, args)
+	if err != nil {
+		return err
 	}
 	dg, err := artifactDigest(args, f.digest)
 	if err != nil {
@@ -120,7 +127,7 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 	defer release()
 	var cl *client.Client
 	sign := keySigner(sg)
-	if f.evidence == "" {
+	if f.evidence == "" && serverURL(f.server) != "" {
 		// Through the server: logged and timestamped there, so the
 		// approval is in the audit trail and its time is proven.
 		if cl, err = newClient(serverURL(f.server)); err != nil {
@@ -133,28 +140,55 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		return err
 	}
 	res := approvalResult{Environment: f.env, Artifact: dg, Approver: approver}
-	if f.evidence != "" {
-		sum := sha256.Sum256(b)
-		p := filepath.Join(f.evidence, fmt.Sprintf("approval-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], hex.EncodeToString(sum[:6])))
-		if err := os.MkdirAll(f.evidence, 0o755); err != nil {
-			return usageErr(fmt.Errorf("couldn't create evidence directory: %w", err), "")
-		}
-		if err := fsutil.WriteFileAtomic(p, b, 0o644); err != nil {
-			return usageErr(fmt.Errorf("couldn't write approval: %w", err), "")
-		}
-		res.Stored = p
-	} else {
-		id, _, err := cl.Push(ctx, b)
-		if err != nil {
-			return remoteErr(err, "push approval")
-		}
-		res.Stored = fmt.Sprintf("server:%d", id)
+	if res.Stored, err = storeApproval(ctx, f, cl, im, dg, b); err != nil {
+		return err
 	}
 	if f.jsonOut {
 		return writeJSON(s.out, res)
 	}
 	fmt.Fprintf(s.out, "approval of %s for %s by %s stored in %s\n", dg, f.env, approver, res.Stored)
 	return nil
+}
+
+// storeApproval writes the approval bundle b into --evidence or pushes it
+// to the server, and with --attach attaches it to the image; it says where.
+func storeApproval(ctx context.Context, f *approveFlags, cl *client.Client, im *image, dg string, b []byte) (string, error) {
+	var where []string
+	if f.evidence != "" {
+		sum := sha256.Sum256(b)
+		p := filepath.Join(f.evidence, fmt.Sprintf("approval-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], hex.EncodeToString(sum[:6])))
+		if err := os.MkdirAll(f.evidence, 0o755); err != nil {
+			return "", usageErr(fmt.Errorf("couldn't create evidence directory: %w", err), "")
+		}
+		if err := fsutil.WriteFileAtomic(p, b, 0o644); err != nil {
+			return "", usageErr(fmt.Errorf("couldn't write approval: %w", err), "")
+		}
+		where = append(where, p)
+	} else if cl != nil {
+		id, _, err := cl.Push(ctx, b)
+		if err != nil {
+			return "", remoteErr(err, "push approval")
+		}
+		where = append(where, fmt.Sprintf("server:%d", id))
+	}
+	if f.attach {
+		attached, err := attachAll(ctx, []*image{im}, b)
+		if err != nil {
+			return "", err
+		}
+		where = append(where, attached[0].Image+" (referrer "+attached[0].Referrer+")")
+	}
+	return strings.Join(where, ", "), nil
+}
+
+// approveImage resolves approve's oci:// argument (see imageArg); --attach
+// needs one.
+func approveImage(ctx context.Context, s *streams, f *approveFlags, args []string) (*image, []string, error) {
+	im, args, err := imageArg(ctx, s, &f.registry, &f.digest, args)
+	if err == nil && im == nil && f.attach {
+		return nil, nil, usageErr(errors.New("--attach needs an oci:// image"), "")
+	}
+	return im, args, err
 }
 
 type approvalsFlags struct {
@@ -165,7 +199,7 @@ type approvalsFlags struct {
 func newApprovalsCmd(s *streams) *cobra.Command {
 	var f approvalsFlags
 	c := &cobra.Command{
-		Use:   "approvals (ARTIFACT | --digest sha256:HEX) (--evidence DIR | --server URL) --key PUB... [--env ENV] [--policy FILE]",
+		Use:   "approvals (ARTIFACT | oci://IMAGE | --digest sha256:HEX) (--evidence DIR | --server URL) --key PUB... [--env ENV] [--policy FILE]",
 		Short: "List the verified approvals of an artifact",
 		Long: "Verifies every approval of the artifact against the trusted keys (--key, --trusted-root) and lists\n" +
 			"who approved it for which environment and when; with --policy, the policy's groups each approver's\n" +
@@ -179,6 +213,7 @@ func newApprovalsCmd(s *streams) *cobra.Command {
 	c.Flags().StringVar(&f.env, "env", "", "only approvals for this environment")
 	c.Flags().StringVar(&f.policy, "policy", "", "policy whose groups to show")
 	addEvidenceFlags(c, &f.policyFlags)
+	addRegistryFlags(c.Flags(), &f.registry)
 	return c
 }
 
@@ -196,6 +231,10 @@ type approvalView struct {
 
 func runApprovals(ctx context.Context, s *streams, f *approvalsFlags, args []string) error {
 	f.server = sourceServer(f.server, f.evidence)
+	args, err := f.takeImage(ctx, s, args)
+	if err != nil {
+		return err
+	}
 	if err := checkSource(&f.policyFlags); err != nil {
 		return err
 	}
@@ -295,14 +334,28 @@ func groupsOf(p *policy.Policy, signer policy.Principal) (string, []string) {
 	return member, groups
 }
 
-// evidenceBundles are the bundles about dg from --evidence or --server.
+// evidenceBundles are the bundles about dg attached to the oci:// image
+// it was resolved from (if any), and from --evidence or --server. A
+// directory holds evidence about many artifacts: only what is about dg is
+// kept (the rest is not "rejected").
 func evidenceBundles(ctx context.Context, f *policyFlags, dg string) ([]gate.Bundle, error) {
-	if f.evidence != "" {
+	var out []gate.Bundle
+	if f.image != nil && f.image.digest() == dg {
+		bs, err := f.image.bundles(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = bs
+	}
+	switch {
+	case f.evidence != "":
 		all, err := gate.ReadDir(f.evidence)
 		if err != nil {
 			return nil, usageErr(err, "")
 		}
-		return aboutArtifact(all, dg), nil
+		return append(out, aboutArtifact(all, dg)...), nil
+	case f.image != nil && f.server == "":
+		return out, nil
 	}
 	cl, err := newClient(serverURL(f.server))
 	if err != nil {
@@ -312,5 +365,5 @@ func evidenceBundles(ctx context.Context, f *policyFlags, dg string) ([]gate.Bun
 	if err != nil {
 		return nil, remoteErr(err, "fetch evidence")
 	}
-	return bs, nil
+	return append(out, bs...), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
 	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/oci"
 	"github.com/custody-dev/custody/internal/sandbox"
 	"github.com/custody-dev/custody/signer"
 )
@@ -35,6 +36,8 @@ type buildFlags struct {
 	server       string
 	sbom         bool
 	osvDB        string
+	attach       bool
+	registry     registryFlags
 }
 
 func newBuildCmd(s *streams) *cobra.Command {
@@ -75,6 +78,8 @@ func newBuildCmd(s *streams) *cobra.Command {
 	fl.BoolVar(&f.sbom, "sbom", true, "also sign a CycloneDX SBOM of the resolved dependencies (NAME.sbom.sigstore.json)")
 	fl.StringVar(&f.osvDB, "osv-db", "", "also scan the dependencies against this offline OSV database and sign the result (NAME.vulns.sigstore.json)")
 	fl.StringVar(&f.server, "server", "", "have custody serve sign, log and timestamp the provenance (token from $CUSTODY_TOKEN) instead of --key")
+	fl.BoolVar(&f.attach, "attach", false, "attach each bundle to the images among its subjects (--subject oci://HOST/REPO@sha256:HEX) in their registry")
+	addRegistryFlags(fl, &f.registry)
 	withSandboxStatus(c)
 	return c
 }
@@ -95,6 +100,12 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 		return err
 	}
 	defer release()
+	var cl *oci.Client
+	if f.attach {
+		if cl, err = attachClient(f, subjects); err != nil {
+			return err
+		}
+	}
 	rel, err := build.Release(ctx, build.Options{
 		Command:    command,
 		Dir:        ".",
@@ -111,11 +122,18 @@ func runBuild(ctx context.Context, s *streams, f *buildFlags, command []string) 
 	if err != nil {
 		return buildErr(err)
 	}
+	attached, err := attachBuild(ctx, cl, rel)
 	if f.jsonOut {
-		return writeJSON(s.out, rel)
+		if werr := writeJSON(s.out, builtAndAttached{rel, attached}); werr != nil {
+			return werr
+		}
+	} else {
+		printBuild(s.out, rel)
+		for _, a := range attached {
+			fmt.Fprintf(s.out, "  attached to %s as referrer %s\n", a.Image, a.Referrer)
+		}
 	}
-	printBuild(s.out, rel)
-	return nil
+	return err
 }
 
 // checkBuildFlags refuses flags that cannot make a build.

@@ -36,6 +36,10 @@ type policyFlags struct {
 	// evidence, and its admins must have signed a policy taken from the
 	// server. checkEnv is policy check's --env (the server's policy).
 	trustRoot, checkEnv string
+	// registry configures the client of an oci:// artifact; image is that
+	// artifact once resolved (its registry is one more evidence source).
+	registry registryFlags
+	image    *image
 }
 
 func newPolicyCmd(s *streams) *cobra.Command {
@@ -76,6 +80,7 @@ func newPolicyCheckCmd(s *streams) *cobra.Command {
 	c.Flags().StringVar(&f.checkEnv, "env", "", "without --policy: use the server's current policy of this environment")
 	c.Flags().StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
 	addEvidenceFlags(c, &f)
+	addRegistryFlags(c.Flags(), &f.registry)
 	return c
 }
 
@@ -168,8 +173,8 @@ func checkSource(f *policyFlags) error {
 	switch {
 	case f.evidence != "" && f.server != "":
 		return usageErr(errors.New("give either --evidence or --server, not both"), "")
-	case f.evidence == "" && f.server == "":
-		return usageErr(errors.New("no evidence: give --evidence DIR or --server URL"), "")
+	case f.evidence == "" && f.server == "" && f.image == nil:
+		return usageErr(errors.New("no evidence: give --evidence DIR or --server URL"), "or an oci:// image, whose registry holds its evidence")
 	}
 	return nil
 }
@@ -189,6 +194,10 @@ func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []stri
 	f.server = sourceServer(f.server, f.evidence)
 	if f.policy == "" && (f.checkEnv == "" || f.server == "") {
 		return usageErr(errors.New("no policy: give --policy FILE, or --server URL --env ENV for the server's current policy"), "")
+	}
+	args, err := f.takeImage(ctx, s, args)
+	if err != nil {
+		return err
 	}
 	if err := checkSource(f); err != nil {
 		return err
@@ -220,24 +229,9 @@ func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []stri
 	if err != nil {
 		return err
 	}
-	var bundles []gate.Bundle
-	if f.evidence != "" {
-		if bundles, err = gate.ReadDir(f.evidence); err != nil {
-			return usageErr(err, "")
-		}
-	} else {
-		cl, err := newClient(serverURL(f.server))
-		if err != nil {
-			return err
-		}
-		if bundles, err = gate.FromServer(ctx, cl, dg); err != nil {
-			return remoteErr(err, "fetch evidence")
-		}
-	}
-	// A directory holds evidence about many artifacts; only what is about
-	// this one is considered (the rest is not "rejected").
-	if f.evidence != "" {
-		bundles = aboutArtifact(bundles, dg)
+	bundles, err := evidenceBundles(ctx, f, dg)
+	if err != nil {
+		return err
 	}
 	d, rej, err := decide(ctx, p, dg, bundles, tm)
 	if err != nil {

@@ -226,3 +226,90 @@ func attachAll(ctx context.Context, ims []*image, b []byte) ([]attachedBundle, e
 	}
 	return out, nil
 }
+
+// takeImage resolves an oci:// artifact argument once: its digest becomes
+// f.digest (so the command goes on as with --digest) and its registry one
+// more evidence source. Other arguments are returned as they are.
+func (f *policyFlags) takeImage(ctx context.Context, s *streams, args []string) ([]string, error) {
+	im, args, err := imageArg(ctx, s, &f.registry, &f.digest, args)
+	if im != nil {
+		f.image = im
+	}
+	return args, err
+}
+
+// imageArg resolves a lone oci:// argument and sets *digestFlag to its
+// digest; any other arguments are returned as they are, with a nil image.
+func imageArg(ctx context.Context, s *streams, rf *registryFlags, digestFlag *string, args []string) (*image, []string, error) {
+	if len(args) != 1 || !oci.IsRef(args[0]) {
+		return nil, args, nil
+	}
+	if *digestFlag != "" {
+		return nil, nil, usageErr(errors.New("give either an image or --digest, not both"), "")
+	}
+	im, err := resolveImage(ctx, s, rf, args[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	*digestFlag = im.digest()
+	return im, nil, nil
+}
+
+// builtAndAttached is build --json's output with --attach.
+type builtAndAttached struct {
+	*build.Released
+	Attached []attachedBundle `json:"attached,omitempty"`
+}
+
+// attachClient checks, before the build runs, that build --attach has an
+// image among its subjects, each a valid pinned reference.
+func attachClient(f *buildFlags, subjects []attest.Subject) (*oci.Client, error) {
+	n := 0
+	for _, sub := range subjects {
+		if !oci.IsRef(sub.Name) {
+			continue
+		}
+		if _, err := subjectRef(sub); err != nil {
+			return nil, usageErr(fmt.Errorf("--subject %s: %w", sub.Name, err), "use --subject oci://HOST/REPO@sha256:HEX")
+		}
+		n++
+	}
+	if n == 0 {
+		return nil, usageErr(errors.New("--attach needs an image subject"), "name it with --subject oci://HOST/REPO@sha256:HEX")
+	}
+	return f.registry.client()
+}
+
+// subjectRef is the image a subject named oci://HOST/REPO[:TAG] is.
+func subjectRef(sub attest.Subject) (oci.Ref, error) {
+	return oci.ParseRef(sub.Name + "@sha256:" + sub.Digest["sha256"])
+}
+
+// attachBuild attaches every bundle build wrote (provenance, SBOM, scan)
+// to the images among its subjects. A nil client attaches nothing.
+func attachBuild(ctx context.Context, cl *oci.Client, rel *build.Released) ([]attachedBundle, error) {
+	if cl == nil {
+		return nil, nil
+	}
+	var out []attachedBundle
+	for _, group := range [][]build.SignedBundle{rel.Bundles, rel.SBOMs, rel.Scans} {
+		for _, sb := range group {
+			b, err := readLimited(sb.Bundle, maxBundleBytes)
+			if err != nil {
+				return out, usageErr(fmt.Errorf("couldn't read bundle to attach: %w", err), "")
+			}
+			for _, sub := range sb.Subjects {
+				ref, err := subjectRef(sub)
+				if !oci.IsRef(sub.Name) || err != nil {
+					continue
+				}
+				d, err := cl.Attach(ctx, ref, b)
+				if err != nil {
+					return out, registryErr(err)
+				}
+				out = append(out, attachedBundle{Image: ref.String(), Referrer: d})
+			}
+		}
+	}
+	return out, nil
+}

@@ -26,8 +26,8 @@ func registryScriptEnv(env *testscript.Env) {
 }
 
 // pushImageCmd: pushimage HOST REPO TAG pushes a random image and sets
-// IMAGE (oci://HOST/REPO:TAG), IMAGE_DIGEST (sha256:HEX) and IMAGE_PINNED
-// (oci://HOST/REPO@sha256:HEX). The repository gets a random suffix so
+// IMAGE (oci://HOST/REPO:TAG), IMAGE_DIGEST (sha256:HEX), IMAGE_PINNED
+// (oci://HOST/REPO@sha256:HEX) and IMAGE_REPO (oci://HOST/REPO). The repository gets a random suffix so
 // scripts sharing a registry never see each other's images.
 func pushImageCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 {
@@ -40,6 +40,7 @@ func pushImageCmd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("IMAGE", ref.String())
 	ts.Setenv("IMAGE_DIGEST", pinned.Digest)
 	ts.Setenv("IMAGE_PINNED", pinned.String())
+	ts.Setenv("IMAGE_REPO", "oci://"+ref.Registry+"/"+ref.Repository)
 }
 
 // tsTB lets ocitest's helpers report through a testscript.
