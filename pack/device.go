@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
@@ -19,6 +20,9 @@ import (
 // pack proved in st, then Decide with extra trust (may be nil). A pack
 // refused before Decide changes nothing in st.
 func Check(ctx context.Context, b []byte, o Options, st *State, extra root.TrustedMaterial) (*Result, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
 	op, err := Open(ctx, b, o)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/pack"
+	"github.com/custody-dev/custody/pack/packtest"
 )
 
 // FuzzParse: Parse never panics, and whatever it accepts Open handles
@@ -27,8 +28,8 @@ func FuzzParse(f *testing.F) {
 			}
 			seen[e.Name] = true
 		}
-		fx := newFixture(t)
-		o := fx.options()
+		fx := packtest.New(t)
+		o := fx.Options()
 		o.Now = time.Now()
 		if _, err := pack.Open(context.Background(), b, o); err == nil {
 			t.Fatal("an unsigned pack opened")

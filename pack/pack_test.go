@@ -5,15 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,112 +18,20 @@ import (
 
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/pack"
+	"github.com/custody-dev/custody/pack/packtest"
 	"github.com/custody-dev/custody/policy"
-	"github.com/custody-dev/custody/signer"
-	"github.com/custody-dev/custody/trust"
 )
 
-// fixture is a trust root (one admin, one packer key), a log, the signed
-// policy of prod and an artifact: enough to build and open packs.
-type fixture struct {
-	admin, packer, builder crypto.Signer
-	logKey                 crypto.Signer
-	root                   *trust.Document
-	policy                 *policy.Signed
-	artifact               string
-	now                    time.Time
-}
-
-func newKey(t *testing.T) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	f := &fixture{admin: newKey(t), packer: newKey(t), builder: newKey(t), now: time.Now()}
-	_, lk, _ := ed25519.GenerateKey(rand.Reader)
-	f.logKey = lk
-	d, err := trust.NewDocument([]trust.Key{{PublicKey: f.admin.Public()}}, 1, f.now.Add(365*24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Root.Keys = append(d.Root.Keys, trust.Key{PublicKey: f.packer.Public(), Role: trust.RolePacker},
-		trust.Key{PublicKey: f.builder.Public(), Role: trust.RoleBuilder})
-	d.Root.Tlogs = []trust.TransparencyLog{{BaseURL: "https://log.test", PublicKey: lk.Public(), Window: trust.Window{Start: f.now.Add(-time.Hour)}}}
-	if err := d.Sign(context.Background(), f.admin); err != nil {
-		t.Fatal(err)
-	}
-	f.root = d
-	f.policy = f.signedPolicy(t, "prod", "")
-	sum := sha256.Sum256([]byte("the artifact"))
-	f.artifact = "sha256:" + hex.EncodeToString(sum[:])
-	return f
-}
-
-func (f *fixture) signedPolicy(t *testing.T, env, extra string) *policy.Signed {
-	t.Helper()
-	sp, err := policy.NewSigned([]byte("apiVersion: custody.dev/policy/v1\nenvironment: " + env + "\nversion: 1\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{keyId: " + strings.Repeat("a", 64) + "}]\n" + extra))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.Sign(context.Background(), f.admin); err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
-// checkpoint signs a checkpoint of size n with key as origin.
-func checkpoint(t *testing.T, origin string, key crypto.Signer, n uint64) []byte {
-	t.Helper()
-	s, err := tlog.NewNoteSigner(origin, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.Sum256([]byte(fmt.Sprint(n)))
-	b, err := note.Sign(&note.Note{Text: string(log.Checkpoint{Origin: origin, Size: n, Hash: h[:]}.Marshal())}, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func (f *fixture) contents(t *testing.T) *pack.Contents {
-	b, _ := f.policy.Marshal()
-	return &pack.Contents{Artifact: f.artifact, Environment: "prod", Created: f.now, TrustRoots: []*trust.Document{f.root},
-		SignedPolicy: b, PolicyDigest: f.policy.Digest(), Checkpoints: [][]byte{checkpoint(t, "log.test", f.logKey, 10)},
-		Bundles: [][]byte{[]byte(`{"not":"a bundle"}`)}, Quarantine: pack.Quarantine{Checked: true}}
-}
-
-func (f *fixture) build(t *testing.T, c *pack.Contents, key crypto.Signer) []byte {
-	t.Helper()
-	b, err := pack.Build(context.Background(), c, func(ctx context.Context, st []byte) ([]byte, error) {
-		return signer.SignStatement(ctx, key, st)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func (f *fixture) options() pack.Options {
-	return pack.Options{Artifact: f.artifact, Environment: "prod", Anchor: f.root, Now: f.now}
-}
-
 func TestOpenGoodPack(t *testing.T) {
-	f := newFixture(t)
-	op, err := pack.Open(context.Background(), f.build(t, f.contents(t), f.packer), f.options())
+	f := packtest.New(t)
+	op, err := pack.Open(context.Background(), f.Build(t, f.Contents(t), f.Packer), f.Options())
 	if err != nil {
 		t.Fatalf("a good pack is refused: %v", err)
 	}
-	if len(op.Checkpoints) != 1 || op.Checkpoints[0].Size != 10 || op.Policy.Digest() != f.policy.Digest() || len(op.Bundles) != 1 {
+	if len(op.Checkpoints) != 1 || op.Checkpoints[0].Size != 10 || op.Policy.Digest() != f.Policy.Digest() || len(op.Bundles) != 1 {
 		t.Fatalf("opened pack: %+v", op)
 	}
-	res, err := op.Decide(context.Background(), nil, f.now)
+	res, err := op.Decide(context.Background(), nil, f.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,13 +62,13 @@ func entry(name string, content []byte) map[string]any {
 // TestHostilePacks: what an attacker who can change the pack file (but
 // holds no packer or admin key) tries, each refused with its error.
 func TestHostilePacks(t *testing.T) {
-	f := newFixture(t)
-	good := f.build(t, f.contents(t), f.packer)
+	f := packtest.New(t)
+	good := f.Build(t, f.Contents(t), f.Packer)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(bytes.Repeat([]byte{'{'}, 10<<20)) // a 10 MiB bomb, compressed to a few KiB
 	zw.Close()
-	otherPolicy := f.signedPolicy(t, "prod", "maxAge: 30d\n")
+	otherPolicy := f.SignedPolicy(t, "prod", "maxAge: 30d\n")
 	otherPolicyJSON, _ := otherPolicy.Marshal()
 	cases := []struct {
 		name string
@@ -211,7 +113,7 @@ func TestHostilePacks(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := pack.Open(context.Background(), c.b, f.options())
+			_, err := pack.Open(context.Background(), c.b, f.Options())
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("got %v, want %v with %q", err, c.want, c.msg)
 			}
@@ -222,20 +124,20 @@ func TestHostilePacks(t *testing.T) {
 // TestRefusedSigners: packs signed right but by the wrong party, or
 // carrying what the trust does not vouch for.
 func TestRefusedSigners(t *testing.T) {
-	f := newFixture(t)
-	other := newKey(t)
-	stranger := f.contents(t)
-	stranger.Checkpoints = [][]byte{checkpoint(t, "log.test", newKey(t), 10)}
-	anotherLog := f.contents(t)
-	anotherLog.Checkpoints = append(anotherLog.Checkpoints, checkpoint(t, "other.log.test", other, 99))
-	staging := f.signedPolicy(t, "staging", "")
+	f := packtest.New(t)
+	other := packtest.NewKey(t)
+	stranger := f.Contents(t)
+	stranger.Checkpoints = [][]byte{packtest.Checkpoint(t, "log.test", packtest.NewKey(t), 10)}
+	anotherLog := f.Contents(t)
+	anotherLog.Checkpoints = append(anotherLog.Checkpoints, packtest.Checkpoint(t, "other.log.test", other, 99))
+	staging := f.SignedPolicy(t, "staging", "")
 	stagingJSON, _ := staging.Marshal()
-	wrongEnv := f.contents(t)
+	wrongEnv := f.Contents(t)
 	wrongEnv.SignedPolicy, wrongEnv.PolicyDigest = stagingJSON, staging.Digest()
 	unsigned, _ := policy.NewSigned([]byte("apiVersion: custody.dev/policy/v1\nenvironment: prod\nversion: 2\ntrustedBuilders: [x]\nsigners: [{keyId: " + strings.Repeat("a", 64) + "}]\n"))
 	unsigned.Sign(context.Background(), other)
 	unsignedJSON, _ := unsigned.Marshal()
-	notAdmin := f.contents(t)
+	notAdmin := f.Contents(t)
 	notAdmin.SignedPolicy, notAdmin.PolicyDigest = unsignedJSON, unsigned.Digest()
 	cases := []struct {
 		name string
@@ -243,58 +145,58 @@ func TestRefusedSigners(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"builder key is not a packer", f.build(t, f.contents(t), f.builder), pack.ErrSignature, "signature"},
-		{"key outside the trust root", f.build(t, f.contents(t), other), pack.ErrSignature, "signature"},
-		{"checkpoint signed by another key", f.build(t, stranger, f.packer), pack.ErrCheckpoint, "not signed by a transparency log"},
-		{"checkpoint of another log", f.build(t, anotherLog, f.packer), pack.ErrCheckpoint, "not signed by a transparency log"},
-		{"policy of another environment", f.build(t, wrongEnv, f.packer), pack.ErrContents, `policy of "staging"`},
-		{"policy not signed by the admins", f.build(t, notAdmin, f.packer), pack.ErrContents, "not signed by the admins"},
+		{"builder key is not a packer", f.Build(t, f.Contents(t), f.Builder), pack.ErrSignature, "signature"},
+		{"key outside the trust root", f.Build(t, f.Contents(t), other), pack.ErrSignature, "signature"},
+		{"checkpoint signed by another key", f.Build(t, stranger, f.Packer), pack.ErrCheckpoint, "not signed by a transparency log"},
+		{"checkpoint of another log", f.Build(t, anotherLog, f.Packer), pack.ErrCheckpoint, "not signed by a transparency log"},
+		{"policy of another environment", f.Build(t, wrongEnv, f.Packer), pack.ErrContents, `policy of "staging"`},
+		{"policy not signed by the admins", f.Build(t, notAdmin, f.Packer), pack.ErrContents, "not signed by the admins"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := pack.Open(context.Background(), c.b, f.options())
+			_, err := pack.Open(context.Background(), c.b, f.Options())
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("got %v, want %v with %q", err, c.want, c.msg)
 			}
 		})
 	}
 	// a pinned key (a server's audit key) is accepted as a pack signer
-	o := f.options()
+	o := f.Options()
 	o.PackKeys = []crypto.PublicKey{other.Public()}
-	if _, err := pack.Open(context.Background(), f.build(t, f.contents(t), other), o); err != nil {
+	if _, err := pack.Open(context.Background(), f.Build(t, f.Contents(t), other), o); err != nil {
 		t.Fatalf("a pack signed by a pinned key: %v", err)
 	}
 }
 
 func TestTamperedArtifactAndStale(t *testing.T) {
-	f := newFixture(t)
-	good := f.build(t, f.contents(t), f.packer)
-	o := f.options()
+	f := packtest.New(t)
+	good := f.Build(t, f.Contents(t), f.Packer)
+	o := f.Options()
 	o.Artifact = "sha256:" + strings.Repeat("ab", 32)
 	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrSignature) || !strings.Contains(err.Error(), "not about this artifact") {
 		t.Fatalf("another artifact: %v", err)
 	}
-	o = f.options()
+	o = f.Options()
 	o.Environment = "staging"
 	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrContents) {
 		t.Fatalf("another environment: %v", err)
 	}
-	o = f.options()
-	o.Now = f.now.Add(pack.DefaultValidity + time.Minute)
+	o = f.Options()
+	o.Now = f.Now.Add(pack.DefaultValidity + time.Minute)
 	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrStale) {
 		t.Fatalf("expired pack: %v", err)
 	}
-	o.Now = f.now.Add(366 * 24 * time.Hour)
+	o.Now = f.Now.Add(366 * 24 * time.Hour)
 	if _, err := pack.Open(context.Background(), good, o); !errors.Is(err, pack.ErrStale) || !strings.Contains(err.Error(), "trust root") {
 		t.Fatalf("expired trust root: %v", err)
 	}
-	c := f.contents(t)
-	short := f.signedPolicy(t, "prod", "maxAge: 1h\n")
+	c := f.Contents(t)
+	short := f.SignedPolicy(t, "prod", "maxAge: 1h\n")
 	c.SignedPolicy, _ = short.Marshal()
 	c.PolicyDigest = short.Digest()
-	o = f.options()
-	o.Now = f.now.Add(2 * time.Hour)
-	if _, err := pack.Open(context.Background(), f.build(t, c, f.packer), o); !errors.Is(err, pack.ErrStale) || !strings.Contains(err.Error(), "maxAge") {
+	o = f.Options()
+	o.Now = f.Now.Add(2 * time.Hour)
+	if _, err := pack.Open(context.Background(), f.Build(t, c, f.Packer), o); !errors.Is(err, pack.ErrStale) || !strings.Contains(err.Error(), "maxAge") {
 		t.Fatalf("older than the policy's maxAge: %v", err)
 	}
 }
@@ -302,26 +204,26 @@ func TestTamperedArtifactAndStale(t *testing.T) {
 // TestRollback: the device refuses a pack whose checkpoint is older than
 // one it saw, and a fork at the same size; its state survives on disk.
 func TestRollback(t *testing.T) {
-	f := newFixture(t)
+	f := packtest.New(t)
 	path := filepath.Join(t.TempDir(), "state", "edge.json")
 	mk := func(n uint64, seed string) []byte {
-		c := f.contents(t)
-		c.Checkpoints = [][]byte{checkpoint(t, "log.test", f.logKey, n)}
+		c := f.Contents(t)
+		c.Checkpoints = [][]byte{packtest.Checkpoint(t, "log.test", f.LogKey, n)}
 		if seed != "" {
 			c.Created = c.Created.Add(time.Second)
 			var s note.Signer
-			s, _ = tlog.NewNoteSigner("log.test", f.logKey)
+			s, _ = tlog.NewNoteSigner("log.test", f.LogKey)
 			h := sha256.Sum256([]byte(seed))
 			c.Checkpoints[0], _ = note.Sign(&note.Note{Text: string(log.Checkpoint{Origin: "log.test", Size: n, Hash: h[:]}.Marshal())}, s)
 		}
-		return f.build(t, c, f.packer)
+		return f.Build(t, c, f.Packer)
 	}
 	check := func(b []byte) error {
 		st, err := pack.LoadState(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = pack.Check(context.Background(), b, f.options(), st, nil)
+		_, err = pack.Check(context.Background(), b, f.Options(), st, nil)
 		return err
 	}
 	if err := check(mk(20, "")); err != nil {
