@@ -201,6 +201,7 @@ func scriptSetup(corpus string) func(env *testscript.Env) error {
 		}
 		pkcs11ScriptEnv(env)
 		registryScriptEnv(env)
+		cosignScriptEnv(env)
 		return nil
 	}
 }

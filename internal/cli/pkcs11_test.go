@@ -14,6 +14,9 @@ import (
 // scriptCondition adds [softhsm] to the scripts: true when the SoftHSM2
 // test token of scripts/softhsm is configured (SOFTHSM2_CONF set).
 func scriptCondition(cond string) (bool, error) {
+	if has, ok := cosignCondition(cond); ok {
+		return has, nil
+	}
 	if cond == "softhsm" {
 		return os.Getenv("SOFTHSM2_CONF") != "", nil
 	}

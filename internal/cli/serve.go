@@ -38,6 +38,8 @@ type serveFlags struct {
 	builderKeys, witnesses                               []string
 	oidcIssuers, caKey, ctKey                            string
 	oidc                                                 oidcFlags
+	openWrites                                           string
+	openRate                                             float64
 }
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -77,6 +79,9 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.tsaKey, "tsa-key", "", "the timestamp authority's key: key file or pkcs11: URI (default DATA/keys/tsa.key, created on first start)")
 	fl.StringVar(&f.auditKey, "audit-key", "", "the key that signs audit entries and decisions: key file or pkcs11: URI (default DATA/keys/audit.key, created on first start)")
 	fl.StringVar(&f.trustRoot, "trust-root", "", "custody trust root whose admins approve policy changes and the next trust root (first start: signed by its own threshold)")
+	fl.StringVar(&f.openWrites, "open-writes", "", "let clients without a token write: log (Rekor v2 appends), tsa (RFC 3161), or log,tsa;\n"+
+		"for cosign and other stock Sigstore clients (default none: every write needs a token)")
+	fl.Float64Var(&f.openRate, "open-rate", server.DefaultOpenRate, "open writes per second one client address may make (bursts of twice that)")
 	fl.StringArrayVar(&f.witnesses, "witness", nil, "accept cosignatures from this witness: NAME=ED25519-PUBLIC-KEY.pem (repeatable)")
 	fl.StringVar(&f.oidcIssuers, "oidc-issuers", "", "run the certificate authority for keyless signing, trusting the OIDC issuers of this file (docs/keyless.md)")
 	fl.StringVar(&f.caKey, "ca-key", "", "the certificate authority's key: key file or pkcs11: URI (default DATA/keys/ca.key, created on first start)")
@@ -150,6 +155,14 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	open, err := server.ParseOpenWrites(f.openWrites)
+	if err != nil {
+		return nil, usageErr(fmt.Errorf("--open-writes: %w", err), "custody serve --open-writes log,tsa")
+	}
+	if !(f.openRate > 0) || f.openRate > 1e6 {
+		return nil, usageErr(fmt.Errorf("--open-rate %v is not a positive number of requests per second", f.openRate), "")
+	}
+	open.Rate = f.openRate
 	var rootDoc []byte
 	if f.trustRoot != "" {
 		if rootDoc, err = readLimited(f.trustRoot, trust.MaxDocumentBytes); err != nil {
@@ -168,7 +181,7 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
-		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log}, nil
+		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log, Open: open}, nil
 }
 
 // witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.

@@ -38,7 +38,7 @@ func newTrustCmd(s *streams) *cobra.Command {
 	}
 	c.AddCommand(newTrustExportCmd(s), newTrustInitCmd(s), newTrustAddKeyCmd(s), newTrustRotateCmd(s),
 		newTrustRevokeCmd(s), newTrustSetCmd(s), newTrustSignCmd(s), newTrustShowCmd(s), newTrustVerifyCmd(s),
-		newTrustPushCmd(s), newTrustPullCmd(s))
+		newTrustPushCmd(s), newTrustPullCmd(s), newTrustSigningConfigCmd(s))
 	return c
 }
 
@@ -75,26 +75,15 @@ func newTrustExportCmd(s *streams) *cobra.Command {
 					return usageErr(err, "")
 				}
 			} else {
-				cl, err := newClient(serverURL(server))
-				if err != nil {
+				var err error
+				if b, err = fetchTrustedRoot(c.Context(), server); err != nil {
 					return err
-				}
-				if b, err = cl.TrustedRoot(c.Context()); err != nil {
-					return remoteErr(err, "couldn't fetch the trusted root")
 				}
 			}
 			if _, err := root.NewTrustedRootFromJSON(b); err != nil {
 				return failErr(fmt.Errorf("the server sent an unusable trusted root: %w", err), "")
 			}
-			if out == "" {
-				_, err := s.out.Write(b)
-				return err
-			}
-			if err := writeOut(out, b); err != nil {
-				return err
-			}
-			fmt.Fprintf(s.out, "trusted root written to %s\n", out)
-			return nil
+			return emit(s, out, b, "trusted root")
 		},
 	}
 	export.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")

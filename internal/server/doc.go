@@ -14,10 +14,12 @@
 //	GET  /checkpoints/{size}             public   checkpoint history (tlog)
 //	GET  /tile/...                       public   Merkle tiles and entry bundles (tlog)
 //	GET  /proof/inclusion, /proof/consistency     public (tlog)
-//	POST /api/v2/log/entries             builder  Rekor v2 CreateEntryRequest (tlog); approvers and deployers too
-//	                                     (reserved types and the audit key's signatures: 403)
+//	POST /api/v2/log/entries             builder  Rekor v2 hashedrekord CreateEntryRequest (tlog); approvers and
+//	                                     deployers too; anyone with Config.Open.Log (reserved types and the
+//	                                     audit key's signatures: 403; DSSE requests: 400; a duplicate: 409)
 //	POST /cosignature                    admin    witness cosignature (tlog)
-//	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa); approvers and deployers too
+//	POST /api/v1/timestamp               builder  RFC 3161 TimeStampReq (tsa); approvers and deployers too;
+//	                                     anyone with Config.Open.TSA
 //	GET  /api/v1/trusted-root            public   Sigstore trusted_root.json (this log and TSA)
 //	GET  /api/v1/keys/{name}             public   builder public key, PKIX PEM ("audit": the audit key)
 //	POST /api/v1/sign                    builder  {"statement": <in-toto statement>} → {"bundle": <bundle>}
@@ -43,6 +45,9 @@
 //	GET  /ui/..., POST /ui/login, POST /ui/logout  the dashboard (Config.UI) and its sessions (session.go)
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
+// Open writes (Config.Open, openwrites.go) take requests without a token
+// on the two routes that say so, rate-limited per client address (429);
+// a request that sends a token is checked as on a closed route.
 // Tokens are sent as "Authorization: Bearer TOKEN". A request without a
 // token gets 401, one with a token of the wrong role 403. Every failure is
 // answered with one line of text/plain. Request bodies are capped

@@ -80,21 +80,8 @@ func (s *Server) overloaded(w http.ResponseWriter) {
 // holds no slot. The handler gets the body read.
 func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.MaxBody {
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBody))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
-			return
-		case httplimit.IsTimeout(err):
-			fail(w, http.StatusRequestTimeout, "request body was not received in time")
-			return
-		case err != nil:
-			fail(w, http.StatusBadRequest, "couldn't read request body")
+		body, ok := s.readWriteBody(w, r)
+		if !ok {
 			return
 		}
 		release, ok := s.writes.acquire(r.Context(), tokenFrom(r).Role, 0)
@@ -106,11 +93,37 @@ func (s *Server) write(h http.HandlerFunc) http.HandlerFunc {
 		if !s.recheckToken(w, r) {
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = readerOf(body)
 		r.ContentLength = int64(len(body))
 		h(w, r)
 	}
 }
+
+// readWriteBody reads a write request's body, capped at Config.MaxBody
+// (413) within the body deadline (408); it answers the failures itself.
+func (s *Server) readWriteBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > s.cfg.MaxBody {
+		fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", s.cfg.MaxBody))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
+		return nil, false
+	case httplimit.IsTimeout(err):
+		fail(w, http.StatusRequestTimeout, "request body was not received in time")
+		return nil, false
+	case err != nil:
+		fail(w, http.StatusBadRequest, "couldn't read request body")
+		return nil, false
+	}
+	return body, true
+}
+
+// readerOf is a request body of b, read already.
+func readerOf(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // reserveFor is the admin reserve of a pool of n for Config.AdminReserve
 // r: r itself, the default when zero, none when negative.

@@ -13,7 +13,8 @@ import (
 	"github.com/custody-dev/custody/internal/tlog"
 )
 
-// serveLogAppend answers POST /api/v2/log/entries for client tokens: the
+// serveLogAppend answers POST /api/v2/log/entries for client tokens (and
+// without one, when Config.Open.Log opens it): the
 // request is the log's (tlog), except that an entry the server alone may
 // cause is refused with 403 before the log sees it: a DSSE entry whose
 // payload type or statement predicate type is reserved (checkReserved),
@@ -32,7 +33,7 @@ func (s *Server) serveLogAppend(lh http.Handler) http.HandlerFunc {
 			return
 		}
 		if err := s.checkLogRequest(req); err != nil {
-			s.logger.WarnContext(r.Context(), "log entry refused", "token", tokenName(tokenFrom(r)), "err", err)
+			s.logger.WarnContext(r.Context(), "log entry refused", "token", writerName(r), "err", err)
 			fail(w, http.StatusForbidden, "log entry refused: "+err.Error())
 			return
 		}
@@ -94,6 +95,15 @@ func verifierPublicKey(v *rekorpb.Verifier) crypto.PublicKey {
 func samePublicKey(a, b crypto.PublicKey) bool {
 	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(b)
+}
+
+// writerName names who made a log append: its token, or "open" and the
+// client address for a write without one (OpenWrites).
+func writerName(r *http.Request) string {
+	if t := tokenFrom(r); t != nil {
+		return tokenName(t)
+	}
+	return "open:" + r.RemoteAddr
 }
 
 // tokenName is "role" or "role:name" of the token t ("server" when nil),

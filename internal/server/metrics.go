@@ -27,6 +27,7 @@ type metrics struct {
 	requests      *prometheus.HistogramVec
 	rejected      prometheus.Counter
 	audits        *prometheus.CounterVec
+	openWrites    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -57,8 +58,12 @@ func newMetrics() *metrics {
 		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custody_audit_entries_total", Help: "Audit entries written to the log, by result (an action whose entry fails is refused).",
 		}, []string{"result"}),
+		openWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "custody_open_writes_total", Help: "Writes without a token (serve --open-writes), by service (log, tsa) and result " +
+				"(accepted, duplicate, refused, rate_limited, overloaded, failed).",
+		}, []string{"service", "result"}),
 	}
-	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected, m.audits)
+	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected, m.audits, m.openWrites)
 	return m
 }
 

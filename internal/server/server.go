@@ -119,6 +119,9 @@ type Config struct {
 	// the form at /ui/login sets (dashboard.go). Default none: no /ui/
 	// routes.
 	UI func(UIDeps) (http.Handler, error)
+	// Open lets clients without a token append to the log and ask the
+	// timestamp authority (OpenWrites, openwrites.go). Default closed.
+	Open OpenWrites
 	// TrustRoot is a custody trust root document (trust.Document JSON)
 	// whose admins and threshold decide policy changes and the next trust
 	// root version (trustroot.go). On first use it must be signed by its
@@ -160,8 +163,9 @@ type Server struct {
 	secureCookies bool
 
 	trustedRoot []byte
-	writes      *pool // write requests (Config.MaxInflight)
-	searches    *pool // evidence searches (Config.MaxSearches)
+	writes      *pool     // write requests (Config.MaxInflight)
+	open        *openGate // writes without a token (Config.Open)
+	searches    *pool     // evidence searches (Config.MaxSearches)
 	metrics     *metrics
 	ui          http.Handler
 
@@ -202,7 +206,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: newSessions(cfg.Sessions), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
 		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
 		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{},
-		metrics: newMetrics()}
+		metrics: newMetrics(), open: newOpenGate(cfg.Open)}
 	logKey, chain, err := s.openKeys()
 	if err != nil {
 		s.closeKeys()
@@ -252,6 +256,9 @@ func (cfg *Config) withDefaults() (*url.URL, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Open.withDefaults(cfg.MaxInflight); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
@@ -512,9 +519,11 @@ func (s *Server) Handler() http.Handler {
 	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
 		handle(p, lh.ServeHTTP)
 	}
-	handle("POST /api/v2/log/entries", s.auth(s.write(s.serveLogAppend(lh)), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
+	writers := []api.Role{api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer}
+	handle("POST /api/v2/log/entries", s.openOr(s.cfg.Open.Log, "log", s.auth(s.write(s.serveLogAppend(lh)), writers...), s.serveLogAppend(lh)))
 	handle("POST /cosignature", s.auth(lh.ServeHTTP, api.RoleAdmin))
-	handle("POST "+tsa.Path, s.auth(s.write(s.tsa.Handler().ServeHTTP), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
+	stamp := s.tsa.Handler().ServeHTTP
+	handle("POST "+tsa.Path, s.openOr(s.cfg.Open.TSA, "tsa", s.auth(s.write(stamp), writers...), stamp))
 	handle("GET /api/v1/trusted-root", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(s.trustedRoot)

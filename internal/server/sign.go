@@ -364,6 +364,9 @@ func (s *Server) journalAndLog(ctx context.Context, path string, pb *protobundle
 	crashpoint.Reach(crashpoint.SignJournaled)
 	start := time.Now()
 	tle, err := s.log.AddEntry(context.WithoutCancel(ctx), req)
+	if errors.Is(err, tlog.ErrDuplicate) {
+		err = nil // already logged (a bundle pushed again): tle is that entry
+	}
 	if err != nil {
 		if errors.Is(err, tlog.ErrInvalidEntry) || errors.Is(err, tessera.ErrPushback) {
 			removeJournal(path)

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
-	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
@@ -18,9 +17,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// CreateEntryRequest is the Rekor v2 write request: a hashedrekord v0.0.2
-// or a (deprecated upstream) DSSE v0.0.2 request, which the log writes as
-// the hashedrekord entry of the envelope's PAE (see [CanonicalEntry]).
+// CreateEntryRequest is the Rekor v2 write request. The log accepts the
+// hashedrekord v0.0.2 request only; a DSSE v0.0.2 request (deprecated
+// upstream, still sent by cosign's attest-blob) is refused, as rekor-tiles
+// refuses it: see [CanonicalEntry].
 type CreateEntryRequest = rekorpb.CreateEntryRequest
 
 // ErrInvalidEntry is returned (wrapped) for a request that is malformed, too
@@ -65,25 +65,33 @@ func ParseCreateEntryRequest(body []byte, maxBytes int) (*CreateEntryRequest, er
 	return req, nil
 }
 
+// ErrNotHashedRekord is wrapped by CanonicalEntry's error for a request of
+// another type than hashedrekord (a DSSE v0.0.2 request). Its text is
+// rekor-tiles v2.3.0's answer to such a request.
+var ErrNotHashedRekord = errors.New("invalid type, must be hashedrekord")
+
 // CanonicalEntry validates req (the signature must verify with the
 // request's key or certificate) and returns the log entry it becomes: the
 // canonicalized (RFC 8785) protojson of a rekor v2 hashedrekord Entry,
-// which is the leaf stored in the log, and its kind and version. A DSSE
-// request becomes the hashedrekord entry of its envelope's PAE, as Rekor v2
-// clients log envelopes (dsseAsHashedRekord). Errors wrap ErrInvalidEntry.
+// which is the leaf stored in the log, and its kind and version.
+//
+// Only hashedrekord requests are accepted. A DSSE v0.0.2 request is
+// refused (ErrNotHashedRekord), as rekor-tiles v2.3.0 refuses it: Rekor v2
+// verifiers (sigstore-go, custody) have no DSSE v0.0.2 implementation, so
+// an entry of that type, or a hashedrekord the client did not ask for,
+// would be logged and then refused by every verifier. A client logs an
+// envelope as the hashedrekord of its PAE, as sigstore-go does. Errors
+// wrap ErrInvalidEntry.
 func CanonicalEntry(req *CreateEntryRequest) ([]byte, *protorekor.KindVersion, error) {
 	var hr *rekorpb.HashedRekordRequestV002
-	var err error
 	switch spec := req.GetSpec().(type) {
 	case *rekorpb.CreateEntryRequest_HashedRekordRequestV002:
 		hr = spec.HashedRekordRequestV002
 	case *rekorpb.CreateEntryRequest_DsseRequestV002:
-		hr, err = dsseAsHashedRekord(spec.DsseRequestV002)
+		return nil, nil, fmt.Errorf("%w: %w: a dsse v0.0.2 request is not logged; log the envelope's signature "+
+			"as a hashedrekord of its PAE (sigstore-go does; cosign attest-blob does not yet)", ErrInvalidEntry, ErrNotHashedRekord)
 	default:
-		err = invalid("request has neither hashedRekordRequestV002 nor dsseRequestV002")
-	}
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, invalid("request has neither hashedRekordRequestV002 nor dsseRequestV002")
 	}
 	entry, err := hashedRekordEntry(hr)
 	if err != nil {
@@ -202,45 +210,3 @@ var entryAlgorithms = sync.OnceValues(func() (*signature.AlgorithmRegistryConfig
 		protocommon.PublicKeyDetails_PKIX_ED25519_PH,
 	})
 })
-
-// dsseAsHashedRekord returns the hashedrekord request of a DSSE request:
-// the digest of the envelope's PAE and its signature, which is how Rekor
-// v2 logs an envelope (rekor-tiles' CLIENTS.md, "DSSE / signed
-// attestations"; sigstore-go does the same). The DSSE entry type is
-// deprecated upstream, so the log writes no new entries of it. A
-// hashedrekord holds one signature over a digest: the request needs one
-// signature and one verifier, with a key that signs a digest (ECDSA, RSA;
-// a pure Ed25519 signature over the PAE has no hashedrekord form).
-func dsseAsHashedRekord(d *rekorpb.DSSERequestV002) (*rekorpb.HashedRekordRequestV002, error) {
-	env := d.GetEnvelope()
-	if env == nil {
-		return nil, invalid("missing envelope")
-	}
-	if env.PayloadType == "" || len(env.Payload) == 0 {
-		return nil, invalid("envelope has no payload or payloadType")
-	}
-	if len(env.Signatures) != 1 || len(d.GetVerifiers()) != 1 {
-		return nil, invalid("a dsse request is logged as a hashedrekord entry and needs one signature and one verifier, not %d and %d", len(env.Signatures), len(d.GetVerifiers()))
-	}
-	pub, v, err := verifierKey(d.Verifiers[0])
-	if err != nil {
-		return nil, err
-	}
-	details, err := signature.GetDefaultAlgorithmDetails(pub)
-	if err != nil {
-		return nil, invalid("unsupported key: %v", err)
-	}
-	hf := details.GetHashType()
-	if hf == crypto.Hash(0) {
-		return nil, invalid("a dsse request signed with Ed25519 can't be logged as hashedrekord: log the envelope as a hashedrekord signed with Ed25519ph, ECDSA or RSA")
-	}
-	if v.KeyDetails == protocommon.PublicKeyDetails_PUBLIC_KEY_DETAILS_UNSPECIFIED {
-		v.KeyDetails = details.GetSignatureAlgorithm()
-	}
-	h := hf.New()
-	h.Write(ssldsse.PAE(env.PayloadType, env.Payload))
-	return &rekorpb.HashedRekordRequestV002{
-		Digest:    h.Sum(nil),
-		Signature: &rekorpb.Signature{Content: env.Signatures[0].GetSig(), Verifier: v},
-	}, nil
-}

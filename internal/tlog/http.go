@@ -23,6 +23,10 @@ const (
 	contentTile    = "application/octet-stream"
 )
 
+// DuplicateIndexHeader is the header of a 409 answer to a duplicate
+// entry that names the index of the entry already logged (rekor-tiles').
+const DuplicateIndexHeader = "X-Log-Index"
+
 // Handler returns the log's HTTP API; the paths are listed in the package
 // documentation.
 func (l *Log) Handler() http.Handler {
@@ -198,7 +202,13 @@ func (l *Log) serveAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tle, err := l.AddEntry(r.Context(), req)
+	var dup *DuplicateError
 	switch {
+	case errors.As(err, &dup):
+		// As rekor-tiles answers a duplicate: 409 and the existing index.
+		w.Header().Set(DuplicateIndexHeader, strconv.FormatUint(dup.Index, 10))
+		fail(w, http.StatusConflict, dup.Error())
+		return
 	case errors.Is(err, ErrInvalidEntry):
 		l.log.InfoContext(r.Context(), "entry rejected", "err", err)
 		fail(w, http.StatusBadRequest, err.Error())

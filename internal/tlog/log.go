@@ -69,6 +69,28 @@ type Options struct {
 	ValidFrom time.Time
 }
 
+// DedupEntries is how many recent entries the log remembers to answer a
+// request for one of them with ErrDuplicate instead of appending it again
+// (Tessera's in-memory antispam, as rekor-tiles uses it: an entry older
+// than that, or from before a restart, is appended again).
+const DedupEntries = 1 << 16
+
+// ErrDuplicate is wrapped by AddEntry's error (a *DuplicateError) for an
+// entry the log already holds: nothing is appended.
+var ErrDuplicate = errors.New("an equivalent entry already exists in the transparency log")
+
+// DuplicateError names the index of the entry a request duplicates. Its
+// text is rekor-tiles' (Rekor v2 answers it with 409 and the index in the
+// x-log-index header).
+type DuplicateError struct{ Index uint64 }
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("an equivalent entry already exists in the transparency log with index %d", e.Index)
+}
+
+// Is makes a *DuplicateError match ErrDuplicate.
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicate }
+
 // MinCheckpointInterval is the default and smallest
 // Options.CheckpointInterval (Tessera's minimum).
 const MinCheckpointInterval = 100 * time.Millisecond
@@ -161,7 +183,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		WithCheckpointSigner(signer).
 		WithBatching(tessera.DefaultBatchMaxSize, opts.BatchMaxAge).
 		WithCheckpointInterval(opts.CheckpointInterval).
-		WithCheckpointRepublishInterval(0))
+		WithCheckpointRepublishInterval(0).
+		WithAntispam(DedupEntries, nil))
 	if err != nil {
 		cancel()
 		l.closeDB()
@@ -279,7 +302,10 @@ func (l *Log) TrustedRootInstance(baseURL string) *prototrustroot.TransparencyLo
 // commits to it and returns the Rekor v2 TransparencyLogEntry with an
 // inclusion proof (integratedTime is 0: Rekor v2 has no integrated time).
 // Errors wrap ErrInvalidEntry for rejected requests (nothing is stored) and
-// tessera.ErrPushback when the log is overloaded.
+// tessera.ErrPushback when the log is overloaded. For an entry the log
+// already holds (a request posted again) AddEntry appends nothing and
+// returns the entry at its existing index, with a *DuplicateError: callers
+// that only need the entry logged may take it.
 func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protorekor.TransparencyLogEntry, error) {
 	if n := proto.Size(req); n > l.opts.MaxEntryBytes {
 		return nil, invalid("request of %d bytes is over the limit of %d", n, l.opts.MaxEntryBytes)
@@ -315,6 +341,10 @@ func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protoreko
 		return nil, fmt.Errorf("inclusion proof for entry %d does not verify: %w", idx.Index, err)
 	}
 	l.log.InfoContext(ctx, "entry added", "index", idx.Index, "kind", kv.Kind, "size", cp.Size, "dup", idx.IsDup)
+	var dup error
+	if idx.IsDup {
+		dup = &DuplicateError{Index: idx.Index}
+	}
 	return &protorekor.TransparencyLogEntry{
 		LogIndex:          int64(idx.Index),
 		LogId:             &protocommon.LogId{KeyId: l.LogID()},
@@ -328,7 +358,7 @@ func (l *Log) AddEntry(ctx context.Context, req *CreateEntryRequest) (*protoreko
 			Hashes:     hashes,
 			Checkpoint: &protorekor.Checkpoint{Envelope: string(rawCP)},
 		},
-	}, nil
+	}, dup
 }
 
 // Checkpoint returns the latest published checkpoint, with the stored

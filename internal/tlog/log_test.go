@@ -340,50 +340,82 @@ func dsseRequest(t *testing.T, key crypto.Signer, payload []byte) *CreateEntryRe
 	}}}
 }
 
-// TestDSSERequest: a DSSE request is logged as the hashedrekord entry of
-// its envelope's PAE (the deprecated DSSE entry type is no longer
-// written), the same leaf sigstore-go's own hashedrekord request of that
-// envelope gives; what has no hashedrekord form is refused.
-func TestDSSERequest(t *testing.T) {
+// TestDSSERequestRefused: a DSSE v0.0.2 request, as cosign attest-blob
+// sends it, is refused over HTTP with a one-line 400 that names
+// hashedrekord (rekor-tiles v2.3.0's answer), valid or not, and nothing
+// is appended: no verifier could check the entry it would become.
+func TestDSSERequestRefused(t *testing.T) {
 	l := openLog(t, t.TempDir(), newECDSAKey(t))
 	defer l.Close()
-	k := newECDSAKey(t).(*ecdsa.PrivateKey)
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	add(t, l, "baseline")
 	payload := []byte(`{"_type":"https://in-toto.io/Statement/v1"}`)
-	req := dsseRequest(t, k, payload)
-	tle, err := l.AddEntry(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tle.KindVersion.Kind != KindHashedRekord || tle.KindVersion.Version != APIVersion {
-		t.Errorf("kind = %v, want hashedrekord", tle.KindVersion)
-	}
-	env := req.GetDsseRequestV002().GetEnvelope()
-	pae := sha256.Sum256(ssldsse.PAE(env.PayloadType, env.Payload))
-	der, _ := x509.MarshalPKIXPublicKey(k.Public())
-	want, _, err := CanonicalEntry(&CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
-		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{Digest: pae[:], Signature: &rekorpb.Signature{
-			Content: env.Signatures[0].Sig,
-			Verifier: &rekorpb.Verifier{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},
-				KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256},
-		}}}})
-	if err != nil || !bytes.Equal(tle.CanonicalizedBody, want) {
-		t.Errorf("entry %s, want the hashedrekord of the PAE %s (%v)", tle.CanonicalizedBody, want, err)
-	}
-	changed := dsseRequest(t, k, payload)
-	changed.GetDsseRequestV002().Envelope.Payload = []byte("changed")
-	twoSigs := dsseRequest(t, k, payload)
-	twoSigs.GetDsseRequestV002().Envelope.Signatures = append(twoSigs.GetDsseRequestV002().Envelope.Signatures, env.Signatures[0])
-	for name, bad := range map[string]*CreateEntryRequest{
-		"tampered envelope": changed,
-		"two signatures":    twoSigs,
-		"ed25519":           dsseRequest(t, newEd25519Key(t), payload),
+	for name, req := range map[string]*CreateEntryRequest{
+		"ecdsa":   dsseRequest(t, newECDSAKey(t), payload),
+		"ed25519": dsseRequest(t, newEd25519Key(t), payload),
 	} {
-		if _, err := l.AddEntry(context.Background(), bad); !errors.Is(err, ErrInvalidEntry) {
-			t.Errorf("%s: %v, want ErrInvalidEntry", name, err)
+		if _, err := l.AddEntry(context.Background(), req); !errors.Is(err, ErrNotHashedRekord) || !errors.Is(err, ErrInvalidEntry) {
+			t.Errorf("%s: AddEntry: %v, want ErrNotHashedRekord", name, err)
+		}
+		body, err := protojson.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(srv.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "must be hashedrekord") || strings.Count(string(b), "\n") != 1 {
+			t.Errorf("%s: %d %q, want one line of 400 naming hashedrekord", name, resp.StatusCode, b)
 		}
 	}
 	if n := latest(t, l).Size; n != 1 {
-		t.Errorf("log size %d after refused requests, want 1", n)
+		t.Errorf("log size %d after refused DSSE requests, want 1", n)
+	}
+}
+
+// TestDuplicateEntry: the same hashedrekord request posted twice is
+// appended once; the second answer is Rekor v2's for a duplicate: 409,
+// the existing index in X-Log-Index, one line of text. AddEntry itself
+// returns the logged entry with a *DuplicateError.
+func TestDuplicateEntry(t *testing.T) {
+	l := openLog(t, t.TempDir(), newECDSAKey(t))
+	defer l.Close()
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	add(t, l, "baseline")
+	req := hashedRekord(t, "posted twice")
+	body, err := protojson.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func() (*http.Response, string) {
+		resp, err := http.Post(srv.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	if resp, b := post(); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("first post: %d %s", resp.StatusCode, b)
+	}
+	resp, b := post()
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("X-Log-Index") != "1" ||
+		b != "an equivalent entry already exists in the transparency log with index 1\n" {
+		t.Errorf("second post: %d x-log-index=%q %q, want 409 naming index 1", resp.StatusCode, resp.Header.Get("X-Log-Index"), b)
+	}
+	tle, err := l.AddEntry(context.Background(), req)
+	var dup *DuplicateError
+	if !errors.As(err, &dup) || !errors.Is(err, ErrDuplicate) || dup.Index != 1 || tle == nil || tle.LogIndex != 1 {
+		t.Errorf("AddEntry again: %v, %v; want the entry at 1 and a DuplicateError", tle, err)
+	}
+	if n := latest(t, l).Size; n != 2 {
+		t.Errorf("log size %d, want 2 (the duplicate not appended)", n)
 	}
 }
 
