@@ -33,7 +33,9 @@ const (
 	// EnvRegistry: Debian's docker-registry (distribution 2.8), no
 	// referrers API, so custody uses the tag-schema fallback.
 	EnvRegistry = "CUSTODY_TEST_REGISTRY"
-	// EnvRegistryReferrers: distribution v3, with the referrers API.
+	// EnvRegistryReferrers: a registry with the referrers API. scripts/test
+	// starts none (see docs/design/oci-client.md); the in-process registry
+	// covers that path.
 	EnvRegistryReferrers = "CUSTODY_TEST_REGISTRY_REFERRERS"
 )
 
@@ -65,7 +67,7 @@ func Registries(t testing.TB) []Registry {
 		regs = append(regs, Registry{Name: "docker-registry-2.8", Host: h})
 	}
 	if h := os.Getenv(EnvRegistryReferrers); h != "" {
-		regs = append(regs, Registry{Name: "distribution-v3", Host: h, Referrers: true})
+		regs = append(regs, Registry{Name: "referrers-api", Host: h, Referrers: true})
 	}
 	return regs
 }
