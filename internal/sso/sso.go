@@ -36,7 +36,8 @@ const MaxTokenAge = 10 * time.Minute
 // Config configures sign-in through one OIDC provider.
 type Config struct {
 	// Issuer is the provider's issuer URL (discovery at
-	// Issuer/.well-known/openid-configuration).
+	// Issuer/.well-known/openid-configuration), exactly as its ID tokens
+	// name it (a trailing slash matters).
 	Issuer string
 	// ClientID and ClientSecret are the dashboard's client at the
 	// provider; the secret is empty for a public client (PKCE alone).
@@ -123,7 +124,6 @@ func New(cfg Config) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
 	if cfg.CLIClientID == "" {
 		cfg.CLIClientID = cfg.ClientID
 	}

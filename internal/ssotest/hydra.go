@@ -43,7 +43,8 @@ type User struct {
 
 // Hydra is a running hydra with its login and consent app.
 type Hydra struct {
-	// Issuer is hydra's public URL (its issuer); Admin its admin API.
+	// Issuer is hydra's issuer as its tokens name it (its public URL,
+	// with a trailing slash); Admin its admin API.
 	Issuer, Admin string
 
 	app *httptest.Server
@@ -96,6 +97,19 @@ func StartHydra(t testing.TB) *Hydra {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The issuer exactly as hydra names it in its tokens.
+	resp, err := http.Get(h.Issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var disc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || disc.Issuer == "" {
+		t.Fatalf("hydra discovery: %v", err)
+	}
+	h.Issuer = disc.Issuer
 	return h
 }
 
