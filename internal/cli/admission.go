@@ -43,18 +43,23 @@ type admissionFlags struct {
 func newAdmissionCmd(s *streams) *cobra.Command {
 	var f admissionFlags
 	c := &cobra.Command{
-		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL) [--namespace-env NS=ENV,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
+		Use:   "admission --tls-cert F --tls-key F --policies DIR (--evidence DIR | --server URL | --registry-evidence) [--namespace-env NS=ENV,...] [--modes F] [--mutate --allow-registry HOST,...] [--key PUB]... [--trusted-root F] [--data DIR] [--verifier-key KEY]",
 		Short: "Serve a Kubernetes validating admission webhook that admits only images whose evidence passes policy",
 		Long: "Serves POST /validate (AdmissionReview v1, over TLS), GET /healthz and GET /metrics. Every image of a\n" +
 			"Pod or pod-making workload must be pinned by digest, and the digest's verified evidence must pass the\n" +
 			"policy of the namespace's environment; the incident quarantine is consulted first. Every computed\n" +
 			"decision is recorded as a signed VSA. Fails closed within --timeout.\n\n" +
+			"--modes sets enforce, warn or audit per environment and namespace; --mutate also serves POST /mutate,\n" +
+			"pinning tags to digests at the registries --allow-registry names; --registry-evidence reads the\n" +
+			"evidence attached to the images there.\n\n" +
 			"How it decides, caches, syncs the quarantine and records decisions: docs/admission.md.",
 		Example: "  CUSTODY_TOKEN=$DEPLOYER_TOKEN custody admission --listen 0.0.0.0:8443 --tls-cert tls.crt --tls-key tls.key \\\n" +
 			"    --server $URL --policies policies/ --namespace-env 'prod=prod,*=staging' \\\n" +
 			"    --key builder.pub --trusted-root trusted_root.json --timeout 2s\n" +
 			"  custody admission --tls-cert tls.crt --tls-key tls.key --policies policies/ --evidence ev/ \\\n" +
-			"    --data deploy-data --verifier-key verifier.key --namespace-env '*=staging'",
+			"    --data deploy-data --verifier-key verifier.key --namespace-env '*=staging'\n" +
+			"  custody admission --tls-cert tls.crt --tls-key tls.key --policies policies/ --server $URL --key builder.pub \\\n" +
+			"    --modes modes.yaml --mutate --registry-evidence --allow-registry registry.example.com --registry-config config.json",
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAdmission(cmd.Context(), s, &f)
@@ -109,7 +114,11 @@ func runAdmission(ctx context.Context, s *streams, f *admissionFlags) error {
 	defer stop()
 	err = admission.Serve(ctx, *cfg, admission.ServeOptions{Listen: f.listen, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Limits: f.limits, Watcher: watcher,
 		Listening: func(addr net.Addr) {
-			fmt.Fprintf(s.out, "custody admission serving on https://%s/validate (environments %s)\n", addr, describeModes(cfg))
+			paths := "/validate"
+			if cfg.Resolver != nil {
+				paths = "/validate and /mutate"
+			}
+			fmt.Fprintf(s.out, "custody admission serving on https://%s%s (environments %s)\n", addr, paths, describeModes(cfg))
 		}})
 	var le *httplimit.ListenError
 	switch {
