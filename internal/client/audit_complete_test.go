@@ -22,7 +22,6 @@ import (
 	tesseraapi "github.com/transparency-dev/tessera/api"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -100,23 +99,9 @@ func fill(t *testing.T, as *auditServer, n int) {
 	ctx := context.Background()
 	b, dep := as.client(t, api.RoleBuilder), as.client(t, api.RoleDeployer)
 	for i := range n {
+		st := testStatement(t, "app", i)
 		sum := sha256.Sum256(fmt.Appendf(nil, "app %d", i))
 		digest := hex.EncodeToString(sum[:])
-		prov := attest.ProvenanceV1{
-			BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
-				ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
-					Source: attest.CustodySource{URI: "git+https://example.com/org/repo", Commit: strings.Repeat("ab", 20)}}},
-			RunDetails: attest.RunDetails{Builder: attest.Builder{ID: "https://custody.dev/builders/test@v1"},
-				Metadata: &attest.BuildMetadata{InvocationID: fmt.Sprintf("build-%d", i)}},
-		}
-		stmt, err := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": digest}}}, attest.PredicateSLSAv1, prov)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := stmt.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
 		if _, err := b.Sign(ctx, st); err != nil {
 			t.Fatalf("Sign: %v", err)
 		}

@@ -149,7 +149,7 @@ func (c *Client) update(ctx context.Context, last *Checkpoint) (*Checkpoint, [][
 func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint, error) {
 	store.mu.Lock()
 	defer store.mu.Unlock()
-	unlock, err := store.lock(c.verifier.Name())
+	unlock, err := store.lock(c.verifier)
 	if err != nil {
 		return nil, err
 	}
@@ -168,10 +168,12 @@ func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint,
 	return cp, nil
 }
 
-// CheckpointStore remembers the newest checkpoint seen of each log (by
-// origin) in a directory, one file per origin. Checkpoints are public
-// data; files are written atomically (0644) and never replaced by a
-// smaller or inconsistent checkpoint.
+// CheckpointStore remembers the newest checkpoint seen of each log in a
+// directory, one file per log: a log is its origin and its key (the note
+// verifier's name and key hash), so two servers on one host, whose logs
+// share the origin, are remembered apart. Checkpoints are public data;
+// files are written atomically (0644) and never replaced by a smaller or
+// inconsistent checkpoint.
 type CheckpointStore struct {
 	dir string
 	mu  sync.Mutex // serializes Sync
@@ -180,13 +182,13 @@ type CheckpointStore struct {
 // NewCheckpointStore returns a store in dir (created on first Save).
 func NewCheckpointStore(dir string) *CheckpointStore { return &CheckpointStore{dir: dir} }
 
-// lock takes an exclusive flock on the origin's lock file (beside its
+// lock takes an exclusive flock on the log's lock file (beside its
 // checkpoint) and returns its release.
-func (s *CheckpointStore) lock(origin string) (func(), error) {
+func (s *CheckpointStore) lock(v note.Verifier) (func(), error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("couldn't lock checkpoint: %w", err)
 	}
-	f, err := os.OpenFile(s.path(origin)+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(s.path(v)+".lock", os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't lock checkpoint: %w", err)
 	}
@@ -197,9 +199,16 @@ func (s *CheckpointStore) lock(origin string) (func(), error) {
 	return func() { f.Close() }, nil // closing releases the lock
 }
 
-// path names the file of an origin: a readable, sanitized origin plus a
-// hash of the exact origin, so no two origins share a file.
-func (s *CheckpointStore) path(origin string) string {
+// path names the file of the log v verifies: the origin's file
+// (legacyPath) plus the log key's hash, so that no two logs share a file.
+func (s *CheckpointStore) path(v note.Verifier) string {
+	return strings.TrimSuffix(s.legacyPath(v.Name()), ".checkpoint") + fmt.Sprintf("-%08x.checkpoint", v.KeyHash())
+}
+
+// legacyPath names the file custody clients kept an origin's checkpoint
+// in before they told logs apart by key: a readable, sanitized origin
+// plus a hash of the exact origin.
+func (s *CheckpointStore) legacyPath(origin string) string {
 	safe := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
 			return r
@@ -214,11 +223,20 @@ func (s *CheckpointStore) path(origin string) string {
 }
 
 // Load returns the remembered checkpoint of the log v verifies (v's name
-// is the origin), or nil if there is none. A stored checkpoint that does
-// not verify is an error.
+// is the origin), or nil if there is none. A checkpoint remembered under
+// the origin alone (by an older client) is taken when it verifies with v,
+// and otherwise left alone: it is another log's of that origin. A
+// checkpoint remembered for this origin and key that does not verify is
+// an error naming the log, its key and the file.
 func (s *CheckpointStore) Load(v note.Verifier) (*Checkpoint, error) {
-	b, err := os.ReadFile(s.path(v.Name()))
+	path := s.path(v)
+	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if old, err := os.ReadFile(s.legacyPath(v.Name())); err == nil {
+			if cp, err := ParseCheckpoint(old, v); err == nil {
+				return cp, nil
+			}
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -226,7 +244,9 @@ func (s *CheckpointStore) Load(v note.Verifier) (*Checkpoint, error) {
 	}
 	cp, err := ParseCheckpoint(b, v)
 	if err != nil {
-		return nil, fmt.Errorf("remembered checkpoint of %s: %w", v.Name(), err)
+		return nil, fmt.Errorf("the checkpoint remembered for log %q with key %08x (%s) does not verify with that key: %w; "+
+			"the file was changed or damaged: remove it to start over with this log, after checking with its operator that it was not rewound",
+			v.Name(), v.KeyHash(), path, err)
 	}
 	return cp, nil
 }
@@ -254,7 +274,7 @@ func (s *CheckpointStore) Save(v note.Verifier, cp *Checkpoint, proof [][]byte) 
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("couldn't save checkpoint: %w", err)
 	}
-	if err := fsutil.WriteFileDurable(s.path(v.Name()), checked.Note, 0o644); err != nil {
+	if err := fsutil.WriteFileDurable(s.path(v), checked.Note, 0o644); err != nil {
 		return fmt.Errorf("couldn't save checkpoint: %w", err)
 	}
 	return nil

@@ -558,7 +558,7 @@ func TestCheckpointStore(t *testing.T) {
 	if cp, err := c.Sync(ctx, store); err != nil || cp.Size != 3 {
 		t.Fatalf("second sync: %v", err)
 	}
-	file := store.path(testOrigin)
+	file := store.path(c.Verifier())
 	saved, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
