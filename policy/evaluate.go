@@ -191,7 +191,7 @@ func (p *Policy) checkOneProvenance(d *Decision, pv *Provenance, now time.Time) 
 		d.fail(ReqSource, "built from a work tree with uncommitted changes (dirty)", "commit the changes and rebuild from a clean checkout")
 	}
 
-	if p.trustedSigner(pv.Signer) {
+	if p.trustedSigner(pv.Signature) {
 		d.pass("provenance signed by trusted %s", pv.Signer)
 	} else {
 		d.fail(ReqSigner, fmt.Sprintf("provenance signed by %s, which is not a trusted signer (trusted: %s)", pv.Signer, principals(p.Signers)),
@@ -677,16 +677,47 @@ func sortedMemberNames(m map[string]*Member) []string {
 	return out
 }
 
-func (p *Policy) trustedSigner(s Principal) bool {
+// trustedSigner reports whether sig's signer is one of the policy's
+// signers: the same key, or the same identity and issuer, or (for a signer
+// named by certificate extensions) the same issuer and a certificate whose
+// extensions match.
+func (p *Policy) trustedSigner(sig Signature) bool {
+	s := sig.Signer
 	if s.KeyID == "" && (s.Identity == "" || s.Issuer == "") {
 		return false
 	}
 	for _, t := range p.Signers {
-		if t == s {
+		if t.admits(s, sig.Certificate) {
 			return true
 		}
 	}
 	return false
+}
+
+// admits reports whether signer s, with certificate facts c, is t.
+func (t Principal) admits(s Principal, c *CertificateFacts) bool {
+	switch {
+	case t.KeyID != "" || s.KeyID != "":
+		return t.KeyID == s.KeyID
+	case t.Issuer != s.Issuer || (t.Identity != "" && t.Identity != s.Identity):
+		return false
+	case !t.byExtensions():
+		return t.Identity == s.Identity
+	case c == nil:
+		return false
+	case t.SourceRepository != "" && t.SourceRepository != c.SourceRepository:
+		return false
+	}
+	return globMatch(t.Ref, c.Ref) && globMatch(t.Workflow, c.Workflow())
+}
+
+// globMatch matches v against the path.Match pattern g; "" matches all.
+func globMatch(g, v string) bool {
+	if g == "" {
+		return true
+	}
+	ok, _ := path.Match(g, v)
+	return ok && v != ""
 }
 
 // String renders a principal for messages.
@@ -698,6 +729,14 @@ func (s Principal) String() string {
 			k = k[:16] + "…"
 		}
 		return "key " + k
+	case s.byExtensions():
+		var parts []string
+		for _, f := range [][2]string{{"identity", s.Identity}, {"repository", s.SourceRepository}, {"ref", s.Ref}, {"workflow", s.Workflow}} {
+			if f[1] != "" {
+				parts = append(parts, f[0]+" "+f[1])
+			}
+		}
+		return fmt.Sprintf("%s (issuer %s)", strings.Join(parts, ", "), s.Issuer)
 	case s.Identity != "":
 		return fmt.Sprintf("identity %s (issuer %s)", s.Identity, s.Issuer)
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
@@ -52,6 +53,38 @@ type Signature struct {
 	SignedAt time.Time `json:"signedAt,omitzero"`
 	// Bundle is the lowercase hex SHA-256 of the bundle it came from.
 	Bundle string `json:"bundle,omitempty"`
+	// Certificate is what the verified certificate of a keyless signer
+	// says of the build; nil for a key.
+	Certificate *CertificateFacts `json:"certificate,omitempty"`
+}
+
+// CertificateFacts are Fulcio certificate extensions of a keyless signer
+// (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
+type CertificateFacts struct {
+	// SourceRepository is the source repository URI (1.3.6.1.4.1.57264.1.12).
+	SourceRepository string `json:"sourceRepository,omitempty"`
+	// Ref is the source repository ref (1.3.6.1.4.1.57264.1.14).
+	Ref string `json:"ref,omitempty"`
+	// BuildSignerURI is the workflow that signed, at its ref
+	// (1.3.6.1.4.1.57264.1.9).
+	BuildSignerURI string `json:"buildSignerURI,omitempty"`
+}
+
+// Workflow is the path of the signing workflow: BuildSignerURI without its
+// "@ref", and without the source repository URI when it lies in it
+// (".github/workflows/release.yml"; a reusable workflow of another
+// repository keeps its full URI).
+func (c *CertificateFacts) Workflow() string {
+	w := c.BuildSignerURI
+	if i := strings.LastIndex(w, "@"); i >= 0 {
+		w = w[:i]
+	}
+	if c.SourceRepository != "" {
+		if rest, ok := strings.CutPrefix(w, strings.TrimRight(c.SourceRepository, "/")+"/"); ok {
+			return rest
+		}
+	}
+	return w
 }
 
 // Provenance is one verified SLSA provenance statement.

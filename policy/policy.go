@@ -127,10 +127,27 @@ type Source struct {
 // Principal is a signer: a key (KeyID, the lowercase hex SHA-256 of its PKIX
 // public key) or a keyless certificate identity with its OIDC issuer (both
 // required, compared exactly).
+//
+// In a policy's signers, a keyless signer may instead (or as well) be
+// named by its issuer and its certificate's Fulcio extensions (see
+// CertificateFacts): SourceRepository must equal the source repository
+// URI ("https://github.com/octo-org/app"); Ref and Workflow are path.Match
+// globs over the source ref ("refs/heads/main", "refs/tags/v*") and over
+// the workflow that signed (".github/workflows/release.yml"). Signers of
+// evidence carry KeyID, or Identity and Issuer, only.
 type Principal struct {
-	KeyID    string `yaml:"keyId,omitempty" json:"keyId,omitempty"`
-	Identity string `yaml:"identity,omitempty" json:"identity,omitempty"`
-	Issuer   string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
+	KeyID            string `yaml:"keyId,omitempty" json:"keyId,omitempty"`
+	Identity         string `yaml:"identity,omitempty" json:"identity,omitempty"`
+	Issuer           string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
+	SourceRepository string `yaml:"sourceRepository,omitempty" json:"sourceRepository,omitempty"`
+	Ref              string `yaml:"ref,omitempty" json:"ref,omitempty"`
+	Workflow         string `yaml:"workflow,omitempty" json:"workflow,omitempty"`
+}
+
+// byExtensions reports whether p names a keyless signer by certificate
+// extensions.
+func (p Principal) byExtensions() bool {
+	return p.SourceRepository != "" || p.Ref != "" || p.Workflow != ""
 }
 
 // Exception waives one vulnerability until a date (inclusive, UTC).
@@ -597,9 +614,18 @@ func checkName(what, v string) error {
 // checkPrincipal checks s and turns its keyId, which a policy may give in
 // either form (see package keyid), into the printed form.
 func checkPrincipal(what string, s *Principal) error {
+	for _, g := range []string{s.Ref, s.Workflow} {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("%s: pattern %q is malformed", what, g)
+		}
+	}
 	switch {
-	case s.KeyID != "" && (s.Identity != "" || s.Issuer != ""):
+	case s.KeyID != "" && (s.Identity != "" || s.Issuer != "" || s.byExtensions()):
 		return fmt.Errorf("%s: give either keyId, or identity and issuer, not both", what)
+	case s.KeyID == "" && s.byExtensions() && (s.Issuer == "" || (s.SourceRepository == "" && s.Identity == "")):
+		return fmt.Errorf("%s: a keyless signer named by certificate extensions needs its issuer and sourceRepository (or identity)", what)
+	case s.KeyID == "" && s.byExtensions():
+		return nil
 	case s.KeyID != "":
 		k, err := keyid.Normalize(s.KeyID)
 		if err != nil {

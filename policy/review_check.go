@@ -121,7 +121,7 @@ func (p *Policy) sourceCommits(ev *Evidence) []sourceCommit {
 	seen := map[sourceCommit]bool{}
 	for _, pv := range ev.Provenance {
 		s := sourceCommit{commit: strings.ToLower(pv.Facts.SourceCommit), repo: pv.Facts.SourceURI}
-		if !p.trustedSigner(pv.Signer) || !commitHex.MatchString(s.commit) || seen[s] {
+		if !p.trustedSigner(pv.Signature) || !commitHex.MatchString(s.commit) || seen[s] {
 			continue
 		}
 		seen[s] = true

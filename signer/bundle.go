@@ -65,9 +65,43 @@ func SignStatement(ctx context.Context, s crypto.Signer, statementJSON []byte, o
 	if err != nil {
 		return nil, err
 	}
-	content := &sign.DSSEData{Data: statementJSON, PayloadType: attest.PayloadType}
-	pb, err := sign.Bundle(content, kp, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted,
+	return signBundle(ctx, kp, statementJSON, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted,
 		TransparencyLogs: o.logs, TimestampAuthorities: o.tsas})
+}
+
+// SignStatementKeyless signs an in-toto statement as SignStatement does,
+// with an ephemeral key certified by ca (a Fulcio v2 API, such as custody
+// serve's: sign.NewFulcio) for the holder of the OIDC ID token idToken.
+// The bundle carries the certificate; the key is forgotten. Log and
+// timestamp it (WithTransparencyLog, WithTimestampAuthority): a
+// certificate lives minutes, so only they prove the signing time.
+func SignStatementKeyless(ctx context.Context, statementJSON []byte, ca sign.CertificateProvider, idToken string, opts ...SignOption) ([]byte, error) {
+	var o signOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if ctx == nil {
+		return nil, errors.New("nil context")
+	}
+	if idToken == "" {
+		return nil, errors.New("keyless signing needs an identity token")
+	}
+	if _, err := attest.ParseStatement(statementJSON); err != nil {
+		return nil, fmt.Errorf("refusing to sign: %w", err)
+	}
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		return nil, err
+	}
+	return signBundle(ctx, kp, statementJSON, sign.BundleOptions{Context: ctx, TrustedRoot: o.trusted,
+		CertificateProvider: ca, CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: idToken},
+		TransparencyLogs: o.logs, TimestampAuthorities: o.tsas})
+}
+
+// signBundle signs statementJSON with kp per opts and encodes the bundle.
+func signBundle(_ context.Context, kp sign.Keypair, statementJSON []byte, opts sign.BundleOptions) ([]byte, error) {
+	content := &sign.DSSEData{Data: statementJSON, PayloadType: attest.PayloadType}
+	pb, err := sign.Bundle(content, kp, opts)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't build signed bundle: %w", err)
 	}

@@ -37,6 +37,22 @@ func SignerIdentity(b *bundle.Bundle) string {
 	return ""
 }
 
+// SignerIssuer is the OIDC issuer a keyless bundle's signing certificate
+// names (Fulcio's issuer extension), read as SignerIdentity reads the
+// identity; "" for a key-signed bundle. It is what the bundle claims:
+// Verify checks it.
+func SignerIssuer(b *bundle.Bundle) string {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return ""
+	}
+	sum, err := certificate.SummarizeCertificate(vc.Certificate())
+	if err != nil {
+		return ""
+	}
+	return sum.Issuer
+}
+
 // identityRequirement is the keyless identity requirement as sigstore-go's
 // typed identity policy.
 type identityRequirement struct {

@@ -118,10 +118,13 @@ type Check struct {
 // signature did not verify, the subject and provenance checks still run, for
 // diagnosis, but on unauthenticated content.
 type Report struct {
-	Verified   bool                    `json:"verified"`
-	Checks     []Check                 `json:"checks"`
-	Signer     string                  `json:"signer,omitempty"` // key hint or certificate SAN
-	Issuer     string                  `json:"issuer,omitempty"` // OIDC issuer of a certificate
+	Verified bool    `json:"verified"`
+	Checks   []Check `json:"checks"`
+	Signer   string  `json:"signer,omitempty"` // key hint or certificate SAN
+	Issuer   string  `json:"issuer,omitempty"` // OIDC issuer of a certificate
+	// Extensions are the Fulcio extensions of a certificate that verified
+	// (nil otherwise): source repository, ref, build signer, ...
+	Extensions *certificate.Extensions `json:"certificateExtensions,omitempty"`
 	Statement  *attest.Statement       `json:"statement,omitempty"`
 	Provenance *attest.ProvenanceFacts `json:"provenance,omitempty"`
 	// SignedAt is the earliest signing time a verified transparency log
@@ -232,6 +235,8 @@ func Verify(ctx context.Context, bundleJSON []byte, art Artifact, tm root.Truste
 	if res != nil {
 		if sum := res.Signature.Certificate; sum != nil {
 			rep.Signer, rep.Issuer = sum.SubjectAlternativeName, sum.Issuer
+			ext := sum.Extensions
+			rep.Extensions = &ext
 			checkIdentity(rep, idr, sum)
 		} else {
 			rep.Signer = ev.keyHint

@@ -38,6 +38,7 @@ type buildFlags struct {
 	osvDB        string
 	attach       bool
 	registry     registryFlags
+	identity     identityFlags
 }
 
 func newBuildCmd(s *streams) *cobra.Command {
@@ -80,6 +81,7 @@ func newBuildCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.server, "server", "", "have custody serve sign, log and timestamp the provenance (token from $CUSTODY_TOKEN) instead of --key")
 	fl.BoolVar(&f.attach, "attach", false, "attach each bundle to the images among its subjects (--subject oci://HOST/REPO@sha256:HEX) in their registry")
 	addRegistryFlags(fl, &f.registry)
+	addIdentityFlags(c, &f.identity)
 	withSandboxStatus(c)
 	return c
 }
@@ -143,6 +145,8 @@ func checkBuildFlags(f *buildFlags) error {
 		return usageErr(errors.New("--key or --server is required"), "create a key with 'custody key generate --out NAME', or sign through custody serve with --server URL")
 	case f.key != "" && f.server != "":
 		return usageErr(errors.New("give either --key or --server, not both"), "")
+	case f.identity.token != "" && f.server == "":
+		return usageErr(errors.New("--identity-token needs --server"), "custody build --server URL --identity-token @token ...")
 	case f.outDir == "" && len(f.artifacts) == 0 && len(f.subjects) == 0 && f.subjectsFile == "":
 		return usageErr(errors.New("no outputs named"), "pass --out-dir DIR, --artifact GLOB or --subject NAME@sha256:HEX")
 	}
@@ -186,6 +190,10 @@ func buildSigner(ctx context.Context, s *streams, f *buildFlags) (signFunc, func
 			return nil, nil, err
 		}
 		return keySigner(sg), release, nil
+	}
+	if f.identity.wanted() {
+		sign, err := keylessSigner(ctx, s, f.server, &f.identity)
+		return sign, func() {}, err
 	}
 	cl, err := newClient(f.server)
 	if err != nil {

@@ -141,6 +141,12 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Fatalf("GET %s: still %d, want %d", args[1], last, want)
 			},
+			// oidcissuer starts a GitHub-Actions-shaped OIDC issuer on
+			// loopback for the script and sets $ISSUER to its URL.
+			"oidcissuer": scriptOIDCIssuer,
+			// oidctoken FILE REPO WORKFLOW REF [CLAIM=VALUE...] writes an
+			// ID token of the script's issuer for that job.
+			"oidctoken": scriptOIDCToken,
 			// waitserver URL waits until custody serve answers /healthz.
 			"waitserver": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

@@ -62,21 +62,21 @@ func newIncidentCmd(s *streams) *cobra.Command {
 }
 
 type incidentFlags struct {
-	key, identity, builder, since string
-	data, evidence, server        string
-	envs, policies, verifyKeys    []string
-	trustedRoot, trustRoot        string
-	rollbackRoot                  string
-	adminKeys                     []string
-	verifierKey, verifierID       string
-	healthCmd, actor, reason      string
-	jsonOut                       bool
+	key, identity, issuer, builder, since string
+	data, evidence, server                string
+	envs, policies, verifyKeys            []string
+	trustedRoot, trustRoot                string
+	rollbackRoot                          string
+	adminKeys                             []string
+	verifierKey, verifierID               string
+	healthCmd, actor, reason              string
+	jsonOut                               bool
 }
 
 func newIncidentOpenCmd(s *streams) *cobra.Command {
 	var f incidentFlags
 	c := &cobra.Command{
-		Use: "open (--key KEYID | --identity ID | --builder URI) --compromised-since T (--data DIR --evidence DIR | --server URL)\n" +
+		Use: "open (--key KEYID | --identity ID --certificate-oidc-issuer URL | --builder URI) --compromised-since T (--data DIR --evidence DIR | --server URL)\n" +
 			"  [--env ENV]... [--policy FILE --verify-key PUB... --verifier-key KEY -- DEPLOY_CMD...] [--trust-root root.json --admin-key K...]",
 		Short: "Open an incident: list, quarantine and roll back every artifact signed by the compromised signer since T",
 		Long: "Finds every artifact with evidence signed by the key, identity or builder at or after T (a signature\n" +
@@ -101,7 +101,8 @@ func newIncidentOpenCmd(s *streams) *cobra.Command {
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.key, "key", "", "compromised signing key: its ID (hex SHA-256 of the public key) or its .pub file")
-	fl.StringVar(&f.identity, "identity", "", "compromised keyless identity (certificate SAN)")
+	fl.StringVar(&f.identity, "identity", "", "compromised keyless identity (certificate SAN), with --certificate-oidc-issuer")
+	fl.StringVar(&f.issuer, "certificate-oidc-issuer", "", "the OIDC issuer of the compromised --identity (both must match)")
 	fl.StringVar(&f.builder, "builder", "", "compromised builder (SLSA builder.id)")
 	fl.StringVar(&f.since, "compromised-since", "", "when the compromise began (RFC 3339)")
 	fl.StringVar(&f.data, "data", "", "local data directory: deployment history and incident ledger")
@@ -157,7 +158,7 @@ func runIncidentOpen(ctx context.Context, s *streams, f *incidentFlags, command 
 
 // incidentSelector reads the compromised signer and time from the flags.
 func incidentSelector(f *incidentFlags) (incident.Selector, time.Time, error) {
-	sel := incident.Selector{Identity: f.identity, Builder: f.builder}
+	sel := incident.Selector{Identity: f.identity, Issuer: f.issuer, Builder: f.builder}
 	if f.key != "" {
 		id, err := incidentKeyID(f.key)
 		if err != nil {
@@ -166,7 +167,7 @@ func incidentSelector(f *incidentFlags) (incident.Selector, time.Time, error) {
 		sel.KeyID = id
 	}
 	if err := sel.Validate(); err != nil {
-		return sel, time.Time{}, usageErr(err, "pass one of --key, --identity, --builder")
+		return sel, time.Time{}, usageErr(err, "pass one of --key, --identity with --certificate-oidc-issuer, --builder")
 	}
 	if f.since == "" {
 		return sel, time.Time{}, usageErr(errors.New("--compromised-since is required"), "")

@@ -389,6 +389,9 @@ func signatureOf(b []byte, rep *verify.Report, tm root.TrustedMaterial) (policy.
 	}
 	if vc.Certificate() != nil {
 		s.Signer = policy.Principal{Identity: rep.Signer, Issuer: rep.Issuer}
+		if e := rep.Extensions; e != nil {
+			s.Certificate = &policy.CertificateFacts{SourceRepository: e.SourceRepositoryURI, Ref: e.SourceRepositoryRef, BuildSignerURI: e.BuildSignerURI}
+		}
 	} else {
 		pk := vc.PublicKey()
 		if pk == nil {

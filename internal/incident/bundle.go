@@ -81,7 +81,7 @@ func fromParsed(source string, b []byte, pb *protobundle.Bundle, tm root.Trusted
 	if hint := vm.GetPublicKey().GetHint(); hint != "" {
 		e.SignerKeyID = keyIDFromHint(hint)
 	}
-	e.SignerIdentity = verify.SignerIdentity(bu)
+	e.SignerIdentity, e.SignerIssuer = verify.SignerIdentity(bu), verify.SignerIssuer(bu)
 	if claimed, what := earliestClaim(bu); !since.IsZero() && !claimed.IsZero() && !claimed.Before(since) {
 		e.ProvenAt, e.Proof = claimed, what+" (claimed, not verified: at or after the compromise, affected either way)"
 	} else {
@@ -175,7 +175,7 @@ func FromBundles(es []*api.Evidence, parsed []*protobundle.Bundle, tm root.Trust
 				e, err = FromBundle(source, se.Bundle, tm, since)
 			}
 			if err == nil {
-				e.SignerKeyID, e.SignerIdentity, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.BuilderID
+				e.SignerKeyID, e.SignerIdentity, e.SignerIssuer, e.BuilderID = se.SignerKeyID, se.SignerIdentity, se.SignerIssuer, se.BuilderID
 			}
 			res[i] = result{e, err}
 			return nil

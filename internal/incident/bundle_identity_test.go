@@ -15,6 +15,8 @@ const (
 	corpus   = "../../testdata/corpus"
 	delegate = "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/delegator_generic_slsa3.yml@refs/tags/"
 	trw      = "https://github.com/slsa-framework/example-trw/.github/workflows/builder_high-perms_slsa3.yml@refs/tags/"
+	// githubActions is the issuer of the corpus's keyless bundles.
+	githubActions = "https://token.actions.githubusercontent.com"
 )
 
 // Keyless bundles of every media type carry the signer's certificate:
@@ -54,13 +56,20 @@ func TestFromBundleKeylessIdentity(t *testing.T) {
 			if !e.ProvenAt.Equal(c.integrated) || e.Proof != "log entry" {
 				t.Errorf("proven %v by %q, want %v by log entry", e.ProvenAt, e.Proof, c.integrated)
 			}
-			if !(Selector{Identity: c.identity}).Matches(e) {
+			if !(Selector{Identity: c.identity, Issuer: githubActions}).Matches(e) {
 				t.Errorf("--identity %s does not match its own bundle", c.identity)
 			}
 			// the SAN is compared exactly: no prefix, no other tag
 			for _, other := range []string{strings.TrimSuffix(c.identity, "@refs/tags/v1.10.0"), delegate + "v9.9.9", c.identity + "x"} {
-				if other != c.identity && (Selector{Identity: other}).Matches(e) {
+				if other != c.identity && (Selector{Identity: other, Issuer: githubActions}).Matches(e) {
 					t.Errorf("--identity %s matches %s", other, c.identity)
+				}
+			}
+			// and so is the issuer: the same SAN from another issuer is
+			// another signer
+			for _, iss := range []string{"", "https://token.actions.githubusercontent.com/", "https://evil.example"} {
+				if (Selector{Identity: c.identity, Issuer: iss}).Matches(e) {
+					t.Errorf("--identity %s with issuer %q matches a bundle of %s", c.identity, iss, githubActions)
 				}
 			}
 		})

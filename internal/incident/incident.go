@@ -30,8 +30,11 @@ import (
 type Selector struct {
 	// KeyID is the lowercase hex SHA-256 of the signer's PKIX public key.
 	KeyID string `json:"keyId,omitempty"`
-	// Identity is a keyless signer's certificate identity (SAN).
+	// Identity is a keyless signer's certificate identity (SAN), with
+	// Issuer, its certificate's OIDC issuer: an identity means something
+	// only with its issuer, and both must match.
 	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
 	// Builder is the SLSA builder.id.
 	Builder string `json:"builder,omitempty"`
 }
@@ -47,6 +50,9 @@ func (s Selector) Validate() error {
 	if n != 1 {
 		return errors.New("name exactly one of a key, an identity or a builder")
 	}
+	if (s.Identity != "") != (s.Issuer != "") {
+		return errors.New("an identity goes with its OIDC issuer: name both")
+	}
 	if s.KeyID != "" && (len(s.KeyID) != 64 || strings.Trim(s.KeyID, "0123456789abcdef") != "") {
 		return fmt.Errorf("key ID %q is not a lowercase hex SHA-256", s.KeyID)
 	}
@@ -59,7 +65,7 @@ func (s Selector) String() string {
 	case s.KeyID != "":
 		return "key " + s.KeyID
 	case s.Identity != "":
-		return "identity " + s.Identity
+		return "identity " + s.Identity + " (issuer " + s.Issuer + ")"
 	}
 	return "builder " + s.Builder
 }
@@ -76,7 +82,7 @@ func (s Selector) Matches(e *Evidence) bool {
 	case s.KeyID != "":
 		return e.SignerKeyID == s.KeyID
 	case s.Identity != "":
-		return e.SignerIdentity == s.Identity
+		return e.SignerIdentity == s.Identity && e.SignerIssuer == s.Issuer
 	case s.Builder != "":
 		return e.BuilderID == s.Builder
 	}

@@ -13,10 +13,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -118,28 +122,7 @@ func hexString(b []byte) string {
 func TestKeylessSigningThroughCA(t *testing.T) {
 	srv := startCA(t)
 	ctx := context.Background()
-	tok := srv.token(t, nil)
-	cl, err := client.New(srv.url, tok, client.WithCheckpointDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := sign.NewEphemeralKeypair(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, digest := caStatement(t)
-	pb, err := sign.Bundle(&sign.DSSEData{Data: raw, PayloadType: attest.PayloadType}, kp, sign.BundleOptions{Context: ctx,
-		CertificateProvider:        sign.NewFulcio(&sign.FulcioOptions{BaseURL: srv.url, Timeout: 10 * time.Second}),
-		CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: tok},
-		TransparencyLogs:           []sign.Transparency{cl.Transparency()},
-		TimestampAuthorities:       []*sign.TimestampAuthority{cl.TimestampAuthority()}})
-	if err != nil {
-		t.Fatalf("keyless signing: %v", err)
-	}
-	bundleJSON, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, pb, bundleJSON, digest := keylessBundle(t, srv)
 	tr, err := root.NewTrustedRootFromJSON(srv.TrustedRoot())
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +159,68 @@ func TestKeylessSigningThroughCA(t *testing.T) {
 	pushed, err := srv.Index().Search(ctx, store.Query{SubjectName: "app"})
 	if err != nil || len(pushed) != 1 || pushed[0].SignerIdentity != caIdentity {
 		t.Fatalf("pushed evidence: %v %+v", err, pushed)
+	}
+}
+
+// keylessBundle signs the test statement keylessly through srv with
+// sigstore-go's own Fulcio client: a CI job's identity token is all it
+// holds. It returns the client (with that token) and the bundle.
+func keylessBundle(t *testing.T, srv *caServer) (*client.Client, *protobundle.Bundle, []byte, map[string]string) {
+	t.Helper()
+	tok := srv.token(t, nil)
+	cl, err := client.New(srv.url, tok, client.WithCheckpointDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, digest := caStatement(t)
+	pb, err := sign.Bundle(&sign.DSSEData{Data: raw, PayloadType: attest.PayloadType}, kp, sign.BundleOptions{Context: context.Background(),
+		CertificateProvider:        sign.NewFulcio(&sign.FulcioOptions{BaseURL: srv.url, Timeout: 10 * time.Second}),
+		CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: tok},
+		TransparencyLogs:           []sign.Transparency{cl.Transparency()},
+		TimestampAuthorities:       []*sign.TimestampAuthority{cl.TimestampAuthority()}})
+	if err != nil {
+		t.Fatalf("keyless signing: %v", err)
+	}
+	bundleJSON, err := (&bundle.Bundle{Bundle: pb}).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, pb, bundleJSON, digest
+}
+
+// Stock cosign v3 verifies the keyless bundle against custody's trusted
+// root by identity and issuer, SCT included (no --insecure-ignore-sct),
+// and refuses it for another identity.
+func TestCosignVerifiesKeylessBundle(t *testing.T) {
+	cosign := os.Getenv("CUSTODY_TEST_COSIGN")
+	if cosign == "" {
+		t.Skip("CUSTODY_TEST_COSIGN not set (scripts/test sets it: scripts/tool cosign-v3)")
+	}
+	srv := startCA(t)
+	_, _, bundleJSON, _ := keylessBundle(t, srv)
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"app": []byte("app binary"), "app.sigstore.json": bundleJSON, "trusted_root.json": srv.TrustedRoot()} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(identity string) (string, error) {
+		cmd := exec.Command(cosign, "verify-blob-attestation", "--bundle", "app.sigstore.json", "--new-bundle-format",
+			"--trusted-root", "trusted_root.json", "--type", "slsaprovenance1", "--use-signed-timestamps",
+			"--certificate-identity", identity, "--certificate-oidc-issuer", srv.issuer.URL(), "app")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(caIdentity); err != nil {
+		t.Fatalf("cosign verify-blob-attestation: %v\n%s", err, out)
+	}
+	if out, err := run(strings.Replace(caIdentity, "release.yml", "other.yml", 1)); err == nil {
+		t.Fatalf("cosign accepted another identity:\n%s", out)
 	}
 }
 
