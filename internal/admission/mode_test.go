@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -145,6 +146,22 @@ func TestModes(t *testing.T) {
 	p.Namespace = "shop-canary"
 	if r := ask("l1", "shop", p); r.Allowed {
 		t.Fatal("an object's labels switched its namespace to audit mode")
+	}
+
+	// over --max-images in audit mode: admitted, nothing evaluated, counted
+	fetched := f.fetches.Load()
+	many := make([]string, 70)
+	for i := range many {
+		many[i] = "app@sha256:" + strings.Repeat(fmt.Sprintf("%02x", i), 32)
+	}
+	if r := ask("c1", "shop-canary", pod(many...)); !r.Allowed || !strings.Contains(r.AuditAnnotations["would-deny"], "more than the 64") {
+		t.Fatalf("over the cap in audit mode: %+v", r)
+	}
+	if f.fetches.Load() != fetched {
+		t.Fatal("evidence fetched for a review over the cap")
+	}
+	if n := f.scrape()[`custody_admission_would_deny_total{environment="prod",mode="audit",reason="too_many_images"}`]; n != 1 {
+		t.Fatalf("would_deny too_many_images = %v", n)
 	}
 
 	// malformed: denied in audit mode
