@@ -40,6 +40,7 @@ func addDeployFlags(c *cobra.Command, f *deployFlags, withEnv bool) {
 	fl.StringVar(&f.healthCmd, "health-cmd", "", `health check run with sh -c after deploying, the artifact's path as "$1" ({artifact} means "$1"); non-zero exit is unhealthy`)
 	fl.StringVar(&f.actor, "actor", "", "who deploys (default $USER)")
 	addEvidenceFlags(c, &f.policyFlags)
+	addRegistryFlags(fl, &f.registry)
 }
 
 func needCommand(what string) cobra.PositionalArgs {
@@ -65,7 +66,7 @@ const commandHelp = "The deploy command gets the artifact as {artifact} (absolut
 func newDeployCmd(s *streams) *cobra.Command {
 	var f deployFlags
 	c := &cobra.Command{
-		Use:   "deploy --env ENV --policy FILE (--evidence DIR | --server URL) --key PUB... (--data DIR | --server URL) ARTIFACT [--health-cmd CMD] -- DEPLOY_CMD...",
+		Use:   "deploy --env ENV --policy FILE (--evidence DIR | --server URL) --key PUB... (--data DIR | --server URL) (ARTIFACT | oci://IMAGE) [--health-cmd CMD] -- DEPLOY_CMD...",
 		Short: "Deploy an artifact only when the environment's policy allows it; roll back when it fails",
 		Long: "Verifies the artifact's evidence, evaluates the policy and records the decision as a signed VSA. Denied:\n" +
 			"every failure with its fix, exit 1, the command never runs. Allowed: the artifact's digest is checked\n" +
@@ -150,6 +151,10 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 		f.env = f.to
 	}
 	f.server = sourceServer(f.server, f.evidence, f.data)
+	args, err := f.deployImage(ctx, s, args)
+	if err != nil {
+		return err
+	}
 	switch {
 	case f.env == "":
 		return usageErr(errors.New("--env is required"), "")

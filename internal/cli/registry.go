@@ -313,3 +313,23 @@ func attachBuild(ctx context.Context, cl *oci.Client, rel *build.Released) ([]at
 	}
 	return out, nil
 }
+
+// deployImage resolves deploy's and promote's oci:// artifact once: the
+// gate deploys the pinned reference (the deploy command gets it as
+// {artifact}), and the image's registry is one more evidence source.
+func (f *deployFlags) deployImage(ctx context.Context, s *streams, args []string) ([]string, error) {
+	if len(args) != 1 || !oci.IsRef(args[0]) {
+		return args, nil
+	}
+	if f.evidence == "" && f.server == "" {
+		// The signed decisions need a home; the registry is evidence only.
+		return nil, usageErr(errors.New("deploy records its decisions in --evidence DIR or on --server URL"),
+			"pass --evidence DIR (the image's registry is read as well)")
+	}
+	if _, err := f.takeImage(ctx, s, args); err != nil {
+		return nil, err
+	}
+	pinned := f.image.ref
+	pinned.Tag = ""
+	return []string{pinned.String()}, nil
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/digest"
+	"github.com/custody-dev/custody/internal/oci"
 	"github.com/custody-dev/custody/policy"
 )
 
@@ -66,12 +67,50 @@ type Verdict struct {
 // decision: nothing is deployed.
 type Decider func(ctx context.Context, digest string) (*Verdict, error)
 
-// Artifact is an artifact file to deploy.
+// Artifact is an artifact to deploy: a file, or a container image named by
+// a pinned reference (oci://HOST/REPO@sha256:HEX).
 type Artifact struct {
-	// Path is the file; commands get it absolute.
+	// Path is the file (commands get it absolute) or the pinned image
+	// reference (commands get it as it is).
 	Path string
-	// Digest is its "sha256:HEX"; Deploy computes it when empty.
+	// Digest is its "sha256:HEX"; Deploy computes it when empty (an
+	// image's is the one its reference pins).
 	Digest string
+}
+
+// isImage reports whether a names an image. An image reference is content
+// addressed: what it names cannot change, so it is never hashed again.
+func (a Artifact) isImage() bool { return oci.IsRef(a.Path) }
+
+// resolve makes a's path absolute (a file) or checks its reference is
+// pinned (an image), and fills in its digest.
+func (a *Artifact) resolve() error {
+	if a.isImage() {
+		ref, err := oci.ParseRef(a.Path)
+		switch {
+		case err != nil:
+			return err
+		case !ref.Pinned():
+			return fmt.Errorf("image %s is not pinned to a digest", a.Path)
+		case a.Digest != "" && a.Digest != ref.Digest:
+			return fmt.Errorf("image %s is not %s", a.Path, a.Digest)
+		}
+		a.Digest = ref.Digest
+		return nil
+	}
+	abs, err := filepath.Abs(a.Path)
+	if err != nil {
+		return fmt.Errorf("couldn't resolve artifact path: %w", err)
+	}
+	if a.Digest == "" {
+		d, err := digest.File(abs)
+		if err != nil {
+			return fmt.Errorf("couldn't hash artifact: %w", err)
+		}
+		a.Digest = d.String()
+	}
+	a.Path = abs
+	return nil
 }
 
 // Gate deploys to one environment. Command and HealthCommand run with
@@ -202,18 +241,9 @@ func (g *Gate) Deploy(ctx context.Context, a Artifact) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Environment: g.Environment}
-	abs, err := filepath.Abs(a.Path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't resolve artifact path: %w", err)
+	if err := a.resolve(); err != nil {
+		return nil, err
 	}
-	if a.Digest == "" {
-		d, err := digest.File(abs)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't hash artifact: %w", err)
-		}
-		a.Digest = d.String()
-	}
-	a.Path = abs
 	if err := g.install(ctx, a, res, ""); err != nil {
 		if errors.Is(err, ErrDenied) || errors.Is(err, ErrSwapped) || !isRunFailure(err) {
 			return res, err
@@ -253,12 +283,8 @@ func (g *Gate) Promote(ctx context.Context, a Artifact, sourceEnv string, source
 	if err := g.check(); err != nil {
 		return nil, err
 	}
-	if a.Digest == "" {
-		d, err := digest.File(a.Path)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't hash artifact: %w", err)
-		}
-		a.Digest = d.String()
+	if err := a.resolve(); err != nil {
+		return nil, err
 	}
 	// Promotion of a quarantined artifact is halted before anything else,
 	// so the refusal names the incident even when the artifact no longer
@@ -318,12 +344,8 @@ func (g *Gate) install(ctx context.Context, a Artifact, res *Result, rollbackFro
 		g.afterDecision()
 	}
 	// Right before the command: the file must still be what was decided on.
-	got, err := digest.File(a.Path)
-	if err != nil {
-		return fmt.Errorf("%w: couldn't hash %s again: %v", ErrSwapped, a.Path, err)
-	}
-	if got.String() != a.Digest {
-		return fmt.Errorf("%w: %s is now %s, the policy allowed %s", ErrSwapped, a.Path, got.String(), a.Digest)
+	if err := checkUnchanged(a); err != nil {
+		return err
 	}
 	// An incident opened while deciding counts too.
 	if err := g.checkQuarantine(ctx, a.Digest); err != nil {
@@ -392,7 +414,7 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 			res.Skipped = append(res.Skipped, Skipped{Artifact: a.Digest, Name: a.Path, Reason: reason})
 		}
 		var de *deniedError
-		if !filepath.IsAbs(a.Path) {
+		if !filepath.IsAbs(a.Path) && !a.isImage() {
 			skip("its recorded name is not a file path")
 			continue
 		}
@@ -433,9 +455,28 @@ func (g *Gate) rollback(ctx context.Context, res *Result, from string) error {
 	return fmt.Errorf("%w: no earlier artifact was healthy in %s", ErrNoRollback, g.Environment)
 }
 
+// checkUnchanged fails with ErrSwapped when a's file no longer holds
+// a.Digest. An image reference pins its content: nothing to check.
+func checkUnchanged(a Artifact) error {
+	if a.isImage() {
+		return nil
+	}
+	got, err := digest.File(a.Path)
+	if err != nil {
+		return fmt.Errorf("%w: couldn't hash %s again: %v", ErrSwapped, a.Path, err)
+	}
+	if got.String() != a.Digest {
+		return fmt.Errorf("%w: %s is now %s, the policy allowed %s", ErrSwapped, a.Path, got.String(), a.Digest)
+	}
+	return nil
+}
+
 // fileMissing says why a's bytes are not at a.Path any more, and what to do,
 // or "" when they are. A rollback can run only the file that was deployed.
 func fileMissing(a Artifact) string {
+	if a.isImage() {
+		return "" // a registry keeps an image by digest; a deploy command that cannot pull it fails
+	}
 	restore := fmt.Sprintf("put %s back at %s (copy or rebuild it), or build each release to a path of its own", a.Digest, a.Path)
 	got, err := digest.File(a.Path)
 	switch {
