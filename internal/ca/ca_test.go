@@ -472,3 +472,62 @@ func TestParseIssuers(t *testing.T) {
 		}
 	}
 }
+
+// A GitLab CI token maps as Fulcio's gitlab-pipeline type does: the SAN is
+// the CI config's URI, the repository and run URIs hang off the instance.
+func TestIssueGitLab(t *testing.T) {
+	is := startIssuer(t)
+	a := newAuthority(t, nil, ca.Issuer{URL: is.URL(), Kind: ca.KindGitLab, Repositories: []string{"platform/*"}, Refs: []string{"refs/tags/v*"}})
+	now := time.Now()
+	claims := map[string]any{"iss": is.URL(), "aud": "sigstore", "sub": "project_path:platform/api:ref_type:tag:ref:v1.2.0",
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "project_path": "platform/api", "project_id": "42",
+		"namespace_path": "platform", "namespace_id": "7", "ref": "v1.2.0", "ref_type": "tag", "sha": strings.Repeat("b", 40),
+		"ci_config_ref_uri": "gitlab.example.com/platform/api//.gitlab-ci.yml@refs/tags/v1.2.0", "ci_config_sha": strings.Repeat("c", 40),
+		"pipeline_source": "push", "job_id": "9001", "runner_environment": "gitlab-hosted"}
+	tok, err := is.Token(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := certificate.Extensions{Issuer: is.URL(), BuildSignerURI: "https://gitlab.example.com/platform/api//.gitlab-ci.yml@refs/tags/v1.2.0",
+		BuildSignerDigest: strings.Repeat("c", 40), RunnerEnvironment: "gitlab-hosted", SourceRepositoryURI: is.URL() + "/platform/api",
+		SourceRepositoryDigest: strings.Repeat("b", 40), SourceRepositoryRef: "refs/tags/v1.2.0", SourceRepositoryIdentifier: "42",
+		SourceRepositoryOwnerURI: is.URL() + "/platform", SourceRepositoryOwnerIdentifier: "7",
+		BuildConfigURI: "https://gitlab.example.com/platform/api//.gitlab-ci.yml@refs/tags/v1.2.0", BuildConfigDigest: strings.Repeat("c", 40),
+		BuildTrigger: "push", RunInvocationURI: is.URL() + "/platform/api/-/jobs/9001"}
+	if p.Extensions != want || p.SAN != want.BuildSignerURI {
+		t.Fatalf("principal\n got %+v\nwant %+v", p.Extensions, want)
+	}
+	claims["ref"], claims["ref_type"] = "main", "branch"
+	tok, _ = is.Token(claims)
+	if _, err := a.Verify(context.Background(), tok); !errors.Is(err, ca.ErrDenied) || !strings.Contains(err.Error(), "ref") {
+		t.Fatalf("branch outside refs/tags/v*: %v", err)
+	}
+}
+
+// A CSR is its own proof of possession; a CSR whose signature does not
+// verify, or with a weak key, is refused.
+func TestCheckCSR(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ca.CheckCSR(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	if err != nil || !k.PublicKey.Equal(pub) {
+		t.Fatalf("good CSR: %v", err)
+	}
+	bad := append([]byte(nil), der...)
+	bad[len(bad)-3] ^= 1
+	if _, err := ca.CheckCSR(bad); !errors.Is(err, ca.ErrRequest) {
+		t.Fatalf("tampered CSR: %v", err)
+	}
+	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
+	wder, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, weak)
+	if _, err := ca.CheckCSR(wder); !errors.Is(err, ca.ErrRequest) || !strings.Contains(err.Error(), "1024") {
+		t.Fatalf("RSA-1024 CSR: %v", err)
+	}
+}

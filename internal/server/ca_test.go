@@ -46,12 +46,13 @@ const (
 type caServer struct {
 	*server.Server
 	url    string
+	dir    string
 	issuer *catest.Issuer
 }
 
 // startCA runs a server whose CA trusts a GitHub-Actions-shaped issuer on
 // loopback for octo-org's release workflow on main.
-func startCA(t *testing.T) *caServer {
+func startCA(t *testing.T, edits ...func(*server.Config)) *caServer {
 	t.Helper()
 	is, err := catest.New()
 	if err != nil {
@@ -60,10 +61,14 @@ func startCA(t *testing.T) *caServer {
 	t.Cleanup(is.Close)
 	hs := httptest.NewUnstartedServer(nil)
 	url := "http://" + hs.Listener.Addr().String()
-	s, err := server.Open(context.Background(), server.Config{Dir: t.TempDir(), PublicURL: url, Index: new(store.Memory),
+	cfg := server.Config{Dir: t.TempDir(), PublicURL: url, Index: new(store.Memory),
 		BatchMaxAge: 5 * time.Millisecond, CA: &server.CAConfig{Issuers: []ca.Issuer{{URL: is.URL(), Kind: ca.KindGitHubActions,
 			Repositories: []string{"octo-org/*"}, Workflows: []string{"octo-org/*/.github/workflows/release.yml@refs/heads/main"},
-			BuilderKey: "builder"}}}})
+			BuilderKey: "builder"}}}}
+	for _, e := range edits {
+		e(&cfg)
+	}
+	s, err := server.Open(context.Background(), cfg)
 	if err != nil {
 		hs.Close()
 		t.Fatal(err)
@@ -71,7 +76,7 @@ func startCA(t *testing.T) *caServer {
 	hs.Config.Handler = s.Handler()
 	hs.Start()
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	return &caServer{Server: s, url: url, issuer: is}
+	return &caServer{Server: s, url: url, dir: cfg.Dir, issuer: is}
 }
 
 func (c *caServer) token(t *testing.T, edit func(map[string]any)) string {
@@ -366,5 +371,12 @@ func TestIdentityTokenAsBearer(t *testing.T) {
 	}), req)
 	if code != http.StatusUnauthorized || !strings.Contains(body, "expired") {
 		t.Fatalf("expired identity token: %d %s", code, body)
+	}
+	// without builderKey in its issuer entry, an identity may not use a
+	// server key
+	unmapped := startCA(t, func(c *server.Config) { c.CA.Issuers[0].BuilderKey = "" })
+	code, body = post(t, unmapped.url+"/api/v1/sign", unmapped.token(t, nil), req)
+	if code != http.StatusForbidden || !strings.Contains(body, "not mapped to a builder key") {
+		t.Fatalf("unmapped identity: %d %s", code, body)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/verify"
 )
 
 // tokenKey creates a key in the SoftHSM2 token scripts/softhsm initializes
@@ -109,5 +110,28 @@ func TestPKCS11KeyErrors(t *testing.T) {
 	_, err = server.Open(context.Background(), server.Config{Dir: t.TempDir(), TSAKey: missing})
 	if err == nil || !strings.Contains(err.Error(), "TSA key") || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("missing key: %v", err)
+	}
+}
+
+// TestPKCS11CA runs the certificate authority with its CA and CT keys in
+// a token: keyless bundles verify with the SCT, and no key file is
+// written for them.
+func TestPKCS11CA(t *testing.T) {
+	caURI, ctURI := tokenKey(t, "ca"), tokenKey(t, "ct")
+	srv := startCA(t, func(c *server.Config) { c.CA.Key, c.CA.CTKey = caURI, ctURI })
+	for _, f := range []string{"ca.key", "ct.key"} {
+		if _, err := os.Stat(filepath.Join(srv.dir, "keys", f)); err == nil {
+			t.Errorf("keys/%s written although the key is in the token", f)
+		}
+	}
+	_, _, bundleJSON, digest := keylessBundle(t, srv)
+	tm, err := srv.TrustedMaterial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Verify(context.Background(), bundleJSON, verify.Artifact{Digests: digest}, tm,
+		verify.Requirements{CertificateIdentity: caIdentity, CertificateOIDCIssuer: srv.issuer.URL()})
+	if err != nil || !rep.Verified {
+		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
