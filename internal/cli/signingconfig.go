@@ -12,6 +12,7 @@ import (
 
 func newTrustSigningConfigCmd(s *streams) *cobra.Command {
 	var server, trustedRoot, out string
+	var withoutLog bool
 	c := &cobra.Command{
 		Use:   "signing-config (--server URL | --trusted-root trusted_root.json) [--out signing_config.json]",
 		Short: "Write a Sigstore signing config naming a custody server's log (Rekor v2) and TSA, for cosign",
@@ -19,7 +20,9 @@ func newTrustSigningConfigCmd(s *streams) *cobra.Command {
 			"server's trusted root: its transparency log as a Rekor v2 log and its timestamp authority, each\n" +
 			"valid from when the trusted root says. cosign sign-blob --signing-config F --trusted-root\n" +
 			"trusted_root.json --key k.key then logs and timestamps with custody; the server must run with\n" +
-			"--open-writes log,tsa, since cosign sends no token. See docs/cosign.md.",
+			"--open-writes log,tsa, since cosign sends no token. cosign v3 logs images, signatures of images\n" +
+			"and attestations as DSSE entries, which custody's log refuses (as Rekor v2 does): for those, write\n" +
+			"a config --without-log, so cosign timestamps with custody's TSA and logs nothing. See docs/cosign.md.",
 		Example: "  custody trust export --server http://127.0.0.1:8080 --out trusted_root.json\n" +
 			"  custody trust signing-config --server http://127.0.0.1:8080 --out signing_config.json\n" +
 			"  cosign sign-blob --signing-config signing_config.json --trusted-root trusted_root.json --key k.key --bundle b.json blob",
@@ -43,6 +46,9 @@ func newTrustSigningConfigCmd(s *streams) *cobra.Command {
 			if err != nil {
 				return failErr(fmt.Errorf("unusable trusted root: %w", err), "")
 			}
+			if withoutLog {
+				r.Tlogs = nil
+			}
 			sc, err := r.MarshalSigningConfigJSON()
 			if err != nil {
 				return failErr(err, "")
@@ -53,6 +59,7 @@ func newTrustSigningConfigCmd(s *streams) *cobra.Command {
 	c.Flags().StringVar(&server, "server", "", "custody server URL (default $CUSTODY_SERVER)")
 	c.Flags().StringVar(&trustedRoot, "trusted-root", "", "read the services from this trusted_root.json instead of a server")
 	c.Flags().StringVar(&out, "out", "", "write to this file instead of standard output")
+	c.Flags().BoolVar(&withoutLog, "without-log", false, "name the TSA only, no log (for cosign sign and attest of images)")
 	return c
 }
 
