@@ -5,10 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/custody-dev/custody/internal/oci"
 	"github.com/custody-dev/custody/internal/oci/ocitest"
@@ -130,4 +133,43 @@ func FuzzCosignLayerBundle(f *testing.F) {
 			t.Fatalf("bundle is not JSON: %s", got.Bundle)
 		}
 	})
+}
+
+// cosign's .sig tag: each layer is a signed simple-signing payload. It is
+// read (never written) and turned into a bundle over that payload, which
+// sigstore-go parses; it is not a statement about the image, so callers
+// use Payload, not the image digest, as its artifact.
+func TestCosignSigTag(t *testing.T) {
+	host := ocitest.InProcess(t, false)
+	img := ocitest.PushImage(t, host, "app", "v1")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"critical":{"identity":{"docker-reference":"` + host + `/app"},"image":{"docker-manifest-digest":"` + img.Digest + `"},"type":"cosign container image signature"},"optional":null}`)
+	sum := sha256.Sum256(payload)
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocitest.PushTag(t, host, "app", "sha256-"+img.Hex()+".sig", []ocitest.Layer{{
+		MediaType:   "application/vnd.dev.cosign.simplesigning.v1+json",
+		Blob:        payload,
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)},
+	}})
+	found, err := client(t, host).Evidence(context.Background(), img)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("Evidence = %d, %v; want the .sig layer", len(found), err)
+	}
+	f := found[0]
+	if f.Format != oci.FormatCosignSignature || string(f.Payload) != string(payload) {
+		t.Fatalf("found %s with payload %q", f.Format, f.Payload)
+	}
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(f.Bundle); err != nil {
+		t.Fatalf("the .sig bundle does not parse: %v", err)
+	}
+	if !ecdsa.VerifyASN1(&key.PublicKey, sum[:], b.GetMessageSignature().GetSignature()) {
+		t.Fatal("the bundle does not carry cosign's signature over the payload")
+	}
 }

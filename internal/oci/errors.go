@@ -113,11 +113,12 @@ func validCode(s string) bool {
 	return true
 }
 
-// oneLine keeps the first line of s, at most 200 bytes.
+// oneLine keeps the first line of s, at most 300 bytes (room for two
+// digests and a reference).
 func oneLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if len(s) > 300 {
+		s = s[:300] + "…"
 	}
 	return s
 }

@@ -351,3 +351,44 @@ func TestNewRefusesBadFiles(t *testing.T) {
 		}
 	}
 }
+
+// A registry that redirects to another host does not get that host the
+// credentials: they are sent only to the registry they are for.
+func TestRedirectDoesNotCarryCredentials(t *testing.T) {
+	var otherAuth atomic.Value
+	otherAuth.Store("unset")
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAuth.Store(r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer other.Close()
+	reg := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/v2/app/manifests/v1" {
+			http.Redirect(w, r, other.URL+"/elsewhere", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer reg.Close()
+	var ca []byte
+	for _, s := range []*httptest.Server{reg, other} {
+		ca = append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})...)
+	}
+	host := strings.TrimPrefix(reg.URL, "https://")
+	auth := base64.StdEncoding.EncodeToString([]byte("ci:secret"))
+	c, err := oci.New(oci.Options{CAFile: writeFile(t, "ca.pem", string(ca)),
+		ConfigPath: writeFile(t, "config.json", `{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Resolve(context.Background(), oci.Ref{Registry: host, Repository: "app", Tag: "v1"})
+	if err == nil {
+		t.Fatal("Resolve succeeded")
+	}
+	if got := otherAuth.Load().(string); got != "" {
+		t.Fatalf("the host redirected to got Authorization %q", got)
+	}
+}
