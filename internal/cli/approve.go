@@ -25,6 +25,7 @@ import (
 
 type approveFlags struct {
 	env, key, reason, approver, digest, evidence, server string
+	identityToken                                        string
 	jsonOut, attach                                      bool
 	registry                                             registryFlags
 }
@@ -32,12 +33,14 @@ type approveFlags struct {
 func newApproveCmd(s *streams) *cobra.Command {
 	var f approveFlags
 	c := &cobra.Command{
-		Use:   "approve --env ENV --key KEY [--reason R] [--approver NAME] (ARTIFACT | oci://IMAGE | --digest sha256:HEX) (--server URL | --evidence DIR | --attach)",
+		Use:   "approve --env ENV (--key KEY | --identity-token TOKEN|@FILE) [--reason R] [--approver NAME] (ARTIFACT | oci://IMAGE | --digest sha256:HEX) (--server URL | --evidence DIR | --attach)",
 		Short: "Sign an approval of an artifact for an environment",
 		Long: "Signs an approval (predicate https://custody.dev/approval/v1) bound to the artifact's digest and the\n" +
 			"environment with the approver's key, and stores it: pushed to the server (an approver token in\n" +
 			"CUSTODY_TOKEN) or written into a local evidence directory. The policy counts the approval by the\n" +
-			"signing key, never by the --approver name (default: the key file's name).",
+			"signing key, never by the --approver name (default: the key file's name). With --identity-token (an OIDC\n" +
+			"ID token of the person, or @FILE holding one) the approval is keyless: an ephemeral key, certified for\n" +
+			"minutes by the server's CA, so policies count it by the certificate's identity and issuer.",
 		Args: argsBetween(0, 1),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runApprove(c.Context(), s, &f, args)
@@ -46,6 +49,7 @@ func newApproveCmd(s *streams) *cobra.Command {
 	fl := c.Flags()
 	fl.StringVar(&f.env, "env", "", "environment the approval is for")
 	fl.StringVar(&f.key, "key", "", "approver's signing key (encrypted key file, pkcs11: URI or KMS reference)")
+	fl.StringVar(&f.identityToken, "identity-token", "", "keyless: the approver's OIDC ID token, or @FILE holding it (certificate from --server's CA)")
 	fl.StringVar(&f.reason, "reason", "", "why it is approved")
 	fl.StringVar(&f.approver, "approver", "", "approver's name recorded in the approval (default: the key file's name)")
 	fl.StringVar(&f.digest, "digest", "", "artifact digest sha256:HEX (instead of the artifact file)")
@@ -92,8 +96,12 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 		return usageErr(errors.New("--env is required"), "")
 	case !store.ValidEnvironment(f.env):
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
-	case f.key == "":
-		return usageErr(errors.New("--key is required"), "the approver signs with their own key: custody key generate --out NAME")
+	case f.key != "" && f.identityToken != "":
+		return usageErr(errors.New("give either --key or --identity-token, not both"), "")
+	case f.key == "" && f.identityToken == "":
+		return usageErr(errors.New("--key or --identity-token is required"), "the approver signs with their own key (custody key generate --out NAME) or keyless with an OIDC ID token")
+	case f.identityToken != "" && f.evidence != "":
+		return usageErr(errors.New("--identity-token needs --server: the certificate comes from the server's CA"), "")
 	case f.evidence != "" && f.server != "":
 		return usageErr(errors.New("give either --evidence or --server, not both"), "")
 	case f.evidence == "" && serverURL(f.server) == "" && !f.attach:
@@ -107,10 +115,11 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 	if err != nil {
 		return err
 	}
-	approver := f.approver
-	if approver == "" {
-		approver = strings.TrimSuffix(filepath.Base(f.key), filepath.Ext(f.key))
+	sign, cl, approver, release, err := approvalSigner(ctx, s, f)
+	if err != nil {
+		return err
 	}
+	defer release()
 	st, err := attest.NewApproval(attest.ApprovalPredicate{Environment: f.env, Artifact: dg, Approver: approver,
 		Reason: f.reason, Time: time.Now().UTC().Truncate(time.Second)})
 	if err != nil {
@@ -119,21 +128,6 @@ func runApprove(ctx context.Context, s *streams, f *approveFlags, args []string)
 	payload, err := st.Marshal()
 	if err != nil {
 		return usageErr(err, "")
-	}
-	sg, release, err := loadSigner(s, f.key)
-	if err != nil {
-		return err
-	}
-	defer release()
-	var cl *client.Client
-	sign := keySigner(sg)
-	if f.evidence == "" && serverURL(f.server) != "" {
-		// Through the server: logged and timestamped there, so the
-		// approval is in the audit trail and its time is proven.
-		if cl, err = newClient(serverURL(f.server)); err != nil {
-			return err
-		}
-		sign = loggedKeySigner(sg, cl)
 	}
 	b, err := sign(ctx, payload)
 	if err != nil {
@@ -189,6 +183,33 @@ func approveImage(ctx context.Context, s *streams, f *approveFlags, args []strin
 		return nil, nil, usageErr(errors.New("--attach needs an oci:// image"), "")
 	}
 	return im, args, err
+}
+
+// approvalSigner returns how approve signs: with --key (through the
+// server when there is one: logged and timestamped there) or keyless with
+// --identity-token; the server's client (nil with --evidence), the
+// approver's name and what to release when done.
+func approvalSigner(ctx context.Context, s *streams, f *approveFlags) (signFunc, *client.Client, string, func(), error) {
+	if f.identityToken != "" {
+		return keylessApprovalSigner(ctx, f)
+	}
+	approver := f.approver
+	if approver == "" {
+		approver = strings.TrimSuffix(filepath.Base(f.key), filepath.Ext(f.key))
+	}
+	sg, release, err := loadSigner(s, f.key)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	if f.evidence != "" || serverURL(f.server) == "" {
+		return keySigner(sg), nil, approver, release, nil
+	}
+	cl, err := newClient(serverURL(f.server))
+	if err != nil {
+		release()
+		return nil, nil, "", nil, err
+	}
+	return loggedKeySigner(sg, cl), cl, approver, release, nil
 }
 
 type approvalsFlags struct {

@@ -70,6 +70,11 @@ func checkpointDir() (string, error) {
 // newClient connects to a custody server with the token from
 // $CUSTODY_TOKEN, else the session custody login kept for it.
 func newClient(url string) (*client.Client, error) {
+	return newClientToken(url, sessionToken(url))
+}
+
+// newClientToken connects to a custody server with bearer token tok.
+func newClientToken(url, tok string) (*client.Client, error) {
 	if url == "" {
 		return nil, usageErr(errors.New("no server given"), "pass --server URL or set CUSTODY_SERVER")
 	}
@@ -77,7 +82,7 @@ func newClient(url string) (*client.Client, error) {
 	if err != nil {
 		return nil, usageErr(err, "")
 	}
-	c, err := client.New(url, sessionToken(url), client.WithCheckpointDir(dir))
+	c, err := client.New(url, tok, client.WithCheckpointDir(dir))
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("bad server URL %q: %w", url, err), "")
 	}

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // HydraEnv names the hydra binary the tests run.
@@ -83,34 +85,41 @@ func StartHydra(t testing.TB) *Hydra {
 			t.Logf("hydra output:\n%s", logs.String())
 		}
 	})
+	// Ready when the public port serves the discovery document and the
+	// admin port is ready (either may answer first); the issuer exactly
+	// as hydra's tokens name it.
+	var disc struct {
+		Issuer string `json:"issuer"`
+	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		resp, err := http.Get(h.Admin + "/health/ready")
+		var health map[string]any
+		err := getJSON(h.Issuer+"/.well-known/openid-configuration", &disc)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+			err = getJSON(h.Admin+"/health/ready", &health)
+		}
+		if err == nil && disc.Issuer != "" {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("hydra not ready after 90 s: %v\n%s", err, logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The issuer exactly as hydra names it in its tokens.
-	resp, err := http.Get(h.Issuer + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var disc struct {
-		Issuer string `json:"issuer"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil || disc.Issuer == "" {
-		t.Fatalf("hydra discovery: %v", err)
-	}
 	h.Issuer = disc.Issuer
 	return h
+}
+
+func getJSON(u string, out any) error {
+	resp, err := http.Get(u)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func freePort(t testing.TB) int {
@@ -226,6 +235,42 @@ func (h *Hydra) serveApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, redirect.To, http.StatusFound)
+}
+
+// IDToken signs the current user in with the public client clientID
+// (registered with redirect URI http://127.0.0.1/callback) through the
+// authorization code flow with PKCE, as a CLI would, and returns the raw
+// ID token.
+func (h *Hydra) IDToken(t testing.TB, clientID string) string {
+	t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	cfg := &oauth2.Config{ClientID: clientID, RedirectURL: "http://127.0.0.1/callback", Scopes: []string{"openid", "email", "profile"},
+		Endpoint: oauth2.Endpoint{AuthURL: h.Issuer + "oauth2/auth", TokenURL: h.Issuer + "oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	b := Browser()
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := b.Get(cfg.AuthCodeURL("state-"+verifier[:8], oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", verifier[8:20])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("sign-in at hydra ended at %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	tok, err := cfg.Exchange(context.Background(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		t.Fatal("hydra sent no ID token")
+	}
+	return raw
 }
 
 // Browser is an HTTP client with a cookie jar that follows redirects, as
