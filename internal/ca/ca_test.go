@@ -531,3 +531,33 @@ func TestCheckCSR(t *testing.T) {
 		t.Fatalf("RSA-1024 CSR: %v", err)
 	}
 }
+
+// A key the issuer withdraws from its JWKS stops verifying tokens once the
+// cached key set is old, without a restart.
+func TestWithdrawnKey(t *testing.T) {
+	is := startIssuer(t)
+	now := time.Now()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, _ := ca.GenerateChain(key, now)
+	a, err := ca.New(ca.Config{Issuers: []ca.Issuer{githubIssuer(is)}, Key: key, Chain: chain, CTKey: key,
+		Record: (&recorder{}).record, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(context.Background(), token(t, is, nil)); err != nil {
+		t.Fatal(err)
+	}
+	// the issuer rotates: a new key replaces the old one in its JWKS
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	is.OverrideJWKS(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &other.PublicKey, KeyID: "new", Algorithm: "RS256", Use: "sig"}}})
+	tok := token(t, is, func(c map[string]any) {
+		c["iat"], c["exp"] = now.Unix(), now.Add(time.Hour).Unix()
+	})
+	if _, err := a.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("cached key set, before it is old: %v", err)
+	}
+	now = now.Add(11 * time.Minute)
+	if _, err := a.Verify(context.Background(), tok); !errors.Is(err, ca.ErrToken) {
+		t.Fatalf("withdrawn key still verifies: %v", err)
+	}
+}

@@ -31,6 +31,9 @@ const (
 	// JWKS, so that tokens naming unknown keys cannot make the server hammer
 	// the issuer.
 	jwksRefresh = 30 * time.Second
+	// jwksMaxAge is how long a fetched JWKS is used before it is fetched
+	// again, so that a key the issuer withdrew stops verifying tokens.
+	jwksMaxAge = 10 * time.Minute
 )
 
 // signingAlgs are the JWS algorithms accepted: asymmetric only, so neither
@@ -107,7 +110,8 @@ func unverifiedIssuer(raw string) (string, error) {
 
 // keySet is an issuer's JWKS: oidc.KeySet over a static file or the
 // discovery document's jwks_uri, refetched when a token names a key it
-// does not hold (at most every jwksRefresh).
+// does not hold (at most every jwksRefresh) and once it is jwksMaxAge old
+// (a failed refetch keeps the keys held, and is retried on the next token).
 type keySet struct {
 	issuer string
 	hc     *http.Client
@@ -159,7 +163,8 @@ func (k *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, 
 	if k.static {
 		return k.keys, nil
 	}
-	stale := k.keys == nil || (refresh && k.now().Sub(k.fetched) >= jwksRefresh)
+	age := k.now().Sub(k.fetched)
+	stale := k.keys == nil || age >= jwksMaxAge || (refresh && age >= jwksRefresh)
 	if !stale {
 		return k.keys, nil
 	}

@@ -43,8 +43,13 @@
 //	GET  /api/v1/tokens                  admin    TokenList: names, roles, times; never a secret (tokenapi.go)
 //	POST /api/v1/tokens/revoke           admin    {"name": NAME-OR-ID} → TokenStatus (audited)
 //	GET  /ui/..., POST /ui/login, POST /ui/logout  the dashboard (Config.UI) and its sessions (session.go)
+//	POST /api/v2/signingCert             ID token of a trusted issuer (Config.CA, server_ca.go): Fulcio v2
+//	                                     request → certificate with an embedded SCT (ca.issued audited first)
+//	GET  /api/v2/trustBundle             public   the CA's chain (Config.CA)
 //
 // "builder" means a builder or admin token; "any role" means any valid token.
+// With Config.CA, an OIDC ID token of a trusted issuer also counts as a
+// builder token (scoped to its issuer entry's builder key, or to none).
 // Open writes (Config.Open, openwrites.go) take requests without a token
 // on the two routes that say so, rate-limited per client address (429);
 // a request that sends a token is checked as on a closed route.

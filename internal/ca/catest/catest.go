@@ -27,6 +27,7 @@ type Issuer struct {
 
 	mu        sync.Mutex
 	jwksExtra []jose.JSONWebKey
+	jwks      *jose.JSONWebKeySet                               // replaces the key set when set
 	discovery func(w http.ResponseWriter, r *http.Request) bool // overrides the discovery answer when it returns true
 }
 
@@ -60,6 +61,13 @@ func (is *Issuer) AddJWKSKey(k jose.JSONWebKey) {
 	is.jwksExtra = append(is.jwksExtra, k)
 }
 
+// OverrideJWKS makes the issuer publish set instead of its own key.
+func (is *Issuer) OverrideJWKS(set jose.JSONWebKeySet) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.jwks = &set
+}
+
 // OverrideDiscovery makes f answer discovery requests when it returns true.
 func (is *Issuer) OverrideDiscovery(f func(w http.ResponseWriter, r *http.Request) bool) {
 	is.mu.Lock()
@@ -89,6 +97,9 @@ func (is *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 func (is *Issuer) JWKS() []byte {
 	is.mu.Lock()
 	keys := append([]jose.JSONWebKey{{Key: &is.key.PublicKey, KeyID: is.kid, Algorithm: "RS256", Use: "sig"}}, is.jwksExtra...)
+	if is.jwks != nil {
+		keys = is.jwks.Keys
+	}
 	is.mu.Unlock()
 	b, _ := json.Marshal(jose.JSONWebKeySet{Keys: keys})
 	return b
