@@ -380,3 +380,35 @@ func TestIdentityTokenAsBearer(t *testing.T) {
 		t.Fatalf("unmapped identity: %d %s", code, body)
 	}
 }
+
+// Once the CA ran, the trusted root keeps listing it (served and exported
+// from the data directory alike), so certificates it issued still verify
+// after it is turned off.
+func TestCAStaysInTrustedRoot(t *testing.T) {
+	srv := startCA(t)
+	withCA, err := root.NewTrustedRootFromJSON(srv.TrustedRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	s, err := server.Open(context.Background(), server.Config{Dir: srv.dir, PublicURL: srv.url, Index: new(store.Memory)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exported, err := server.ExportTrustedRoot(srv.dir, srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"served": s.TrustedRoot(), "exported": exported} {
+		tr, err := root.NewTrustedRootFromJSON(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.FulcioCertificateAuthorities()) != 1 || len(tr.CTLogs()) != 1 ||
+			!tr.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root.Equal(
+				withCA.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root) {
+			t.Fatalf("%s trusted root without the CA: %d CAs, %d CT logs", name, len(tr.FulcioCertificateAuthorities()), len(tr.CTLogs()))
+		}
+	}
+}

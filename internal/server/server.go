@@ -357,7 +357,13 @@ func (s *Server) openLogAndIndex(ctx context.Context, origin string, logKey cryp
 // safety in the package documentation) and starts the token store.
 func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 	var err error
-	var cat *caTrust
+	// The CA stays in the trusted root once it ran, so that what it
+	// certified still verifies when it is turned off (as ExportTrustedRoot
+	// reads it from the data directory).
+	cat, err := readCATrust(s.cfg.Dir)
+	if err != nil {
+		return err
+	}
 	if s.ca != nil {
 		cat = &caTrust{chain: s.ca.Chain(), ctPub: s.ca.CTPublicKey()}
 	}
