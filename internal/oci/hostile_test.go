@@ -392,3 +392,18 @@ func TestRedirectDoesNotCarryCredentials(t *testing.T) {
 		t.Fatalf("the host redirected to got Authorization %q", got)
 	}
 }
+
+// The digest a tag resolves to is the hash of the manifest bytes received,
+// whatever Docker-Content-Digest header the registry sends with them.
+func TestResolveIgnoresDigestHeader(t *testing.T) {
+	man := []byte(`{"schemaVersion":2,"mediaType":"` + ociManifest + `","config":{},"layers":[]}`)
+	host, _ := serve(t, map[string]http.HandlerFunc{"/v2/app/manifests/v1": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Content-Digest", subject)
+		w.Header().Set("Content-Type", ociManifest)
+		w.Write(man)
+	}})
+	got, err := client(t, host).Resolve(context.Background(), oci.Ref{Registry: host, Repository: "app", Tag: "v1"})
+	if err != nil || got.Digest != sha(man) {
+		t.Fatalf("Resolve = %s, %v; want %s (the hash of the bytes, not the header's %s)", got.Digest, err, sha(man), subject)
+	}
+}
