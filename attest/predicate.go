@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 
 	"github.com/custody-dev/custody/internal/jsonstrict"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Predicate types custody knows by name but does not parse: the evidence
@@ -22,9 +22,9 @@ const (
 const maxNameLen = 1024
 
 var (
-	commitHex    = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
-	sha256Hex    = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	commitHex    = lazyre.New(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	sha256Hex    = lazyre.New(`^[0-9a-f]{64}$`)
+	sha256Digest = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 )
 
 // decodePredicate is the first step of every predicate parser: b is at most

@@ -3,7 +3,7 @@ package attest
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"time"
 )
 
@@ -92,7 +92,7 @@ type DependencyChange struct {
 	To     string `json:"to,omitempty"`
 }
 
-var redFlagKind = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
+var redFlagKind = lazyre.New(`^[a-z][a-z0-9-]{0,63}$`)
 
 // ParseRedFlags parses a red flags predicate from untrusted bytes. Besides
 // what decodePredicate refuses (over MaxStatementBytes, a duplicate member,

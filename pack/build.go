@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -85,7 +85,7 @@ type SignFunc func(ctx context.Context, statementJSON []byte) ([]byte, error)
 // zero.
 const DefaultValidity = 7 * 24 * time.Hour
 
-var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var digestRe = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 
 // Build writes a pack of c, its manifest signed by sign.
 func Build(ctx context.Context, c *Contents, sign SignFunc) ([]byte, error) {

@@ -26,12 +26,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/custody-dev/custody/internal/jsonstrict"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -68,7 +68,7 @@ const (
 var ErrMalformed = errors.New("malformed evidence pack")
 
 var (
-	nameRe = regexp.MustCompile(`^(bundle/[0-9]{4}|trust-root/[1-9][0-9]{0,5}|trusted-root\.json|policy\.signed\.json|checkpoint/[0-9]{1,2}|consistency/[0-9]{1,2}/[1-9][0-9]{0,18})$`)
+	nameRe = lazyre.New(`^(bundle/[0-9]{4}|trust-root/[1-9][0-9]{0,5}|trusted-root\.json|policy\.signed\.json|checkpoint/[0-9]{1,2}|consistency/[0-9]{1,2}/[1-9][0-9]{0,18})$`)
 )
 
 // kindOf returns the kind of a valid entry name and its size cap.

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -38,6 +37,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/verify/match"
 )
@@ -276,7 +276,7 @@ func (k requiredKind) matches(predicateType string) bool {
 }
 
 var (
-	dateRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+	dateRe = lazyre.New(`^\d{4}-\d{2}-\d{2}$`)
 )
 
 // Parse parses and validates a policy from untrusted bytes. It refuses

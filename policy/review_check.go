@@ -3,17 +3,17 @@ package policy
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/verify/match"
 )
 
 // commitHex is a full lowercase hex commit (SHA-1 or SHA-256 object format).
-var commitHex = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+var commitHex = lazyre.New(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // Requirement names of review failures: ReqReview for everyCommit,
 // "review:" + the group for a protectedPaths rule.

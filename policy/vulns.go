@@ -2,14 +2,14 @@ package policy
 
 import (
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
-var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var sha256Digest = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 
 // VulnFindings reads the findings of an in-toto vulnerability predicate
 // (attest.ParseVulns): scanner.result[].id with severity[].score. A score

@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/verify"
 )
@@ -42,7 +42,7 @@ type Rejected struct {
 	Reason string `json:"reason"`
 }
 
-var sha256Re = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var sha256Re = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 
 // Gather verifies each bundle against tm as evidence about the artifact
 // (artifactDigest "sha256:HEX") and returns the verified evidence and the
@@ -233,7 +233,7 @@ func SourceCommits(ev *policy.Evidence) []string {
 	return out
 }
 
-var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+var commitRe = lazyre.New(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // gatherReview verifies a review attestation as a statement about commit
 // and adds it to ev, returning its range's base commit, or returns why

@@ -2,12 +2,12 @@ package rebuild
 
 import (
 	"errors"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/build"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // A provenance's recorded environment is the builder's word: a variable
@@ -28,10 +28,10 @@ var machineLocal = map[string]bool{
 }
 
 var (
-	word      = regexp.MustCompile(`^[A-Za-z0-9._,+@-]{0,64}$`)
-	digits    = regexp.MustCompile(`^[0-9]{1,19}$`)
-	program   = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,64}$`) // a bare program name: no path, no arguments
-	toolchain = regexp.MustCompile(`^(local|auto|path|go[0-9][0-9a-z.-]*(\+(auto|path))?)$`)
+	word      = lazyre.New(`^[A-Za-z0-9._,+@-]{0,64}$`)
+	digits    = lazyre.New(`^[0-9]{1,19}$`)
+	program   = lazyre.New(`^[A-Za-z0-9._+-]{1,64}$`) // a bare program name: no path, no arguments
+	toolchain = lazyre.New(`^(local|auto|path|go[0-9][0-9a-z.-]*(\+(auto|path))?)$`)
 )
 
 // replayable are the variables a rebuild replays, each with its check.
@@ -54,7 +54,7 @@ var replayable = map[string]func(string) error{
 
 var errValue = errors.New("value not allowed")
 
-func matches(re *regexp.Regexp) func(string) error {
+func matches(re *lazyre.Regexp) func(string) error {
 	return func(v string) error {
 		if !re.MatchString(v) {
 			return errValue

@@ -9,18 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/internal/childenv"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // gitTimeout bounds each git command; a clone of a large repository over
 // the network can take a while.
 const gitTimeout = 10 * time.Minute
 
-var commitRe = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+var commitRe = lazyre.New(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // CloneURL turns a recorded source URI into something git clone accepts:
 // "git+" is stripped, https, http, ssh, git and file URLs are kept, and an

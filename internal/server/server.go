@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/internal/sso"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -180,7 +180,7 @@ type Server struct {
 	caIssued prometheus.Counter // certificates issued
 }
 
-var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var keyName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Open opens (creating on first start) the data directory, the log, the
 // timestamp authority and the index, reconciles the index with the log

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -36,7 +36,7 @@ type governance struct {
 	root *trust.Document // newest accepted version; nil: none
 }
 
-var trustFile = regexp.MustCompile(`^([1-9][0-9]{0,8})\.json$`)
+var trustFile = lazyre.New(`^([1-9][0-9]{0,8})\.json$`)
 
 // storedTrustRoots returns the stored versions, ascending.
 func (s *Server) storedTrustRoots() ([]int, error) {

@@ -3,11 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Deployment events: what happened to an artifact in an environment.
@@ -31,13 +31,13 @@ func Events() []string {
 }
 
 // envName is what an environment name may look like.
-var envName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var envName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // ValidEnvironment reports whether name is an environment name: 1 to 64
 // letters, digits, '.', '_' or '-', not starting with a punctuation mark.
 func ValidEnvironment(name string) bool { return envName.MatchString(name) }
 
-var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var sha256Digest = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 
 // Deployment is one record of an environment's history; see
 // api.Deployment. Its JSON form is the wire format of the deployments API

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Incident record events.
@@ -39,7 +39,7 @@ const MaxReportSize = 4 << 20
 // call takes (api.MaxIncidentBatch).
 const MaxIncidentBatch = api.MaxIncidentBatch
 
-var incidentID = regexp.MustCompile(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
+var incidentID = lazyre.New(`^INC-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$`)
 
 // ValidIncidentID reports whether id looks like an incident ID:
 // INC-YYYYMMDDTHHMMSSZ-8 hex digits.
