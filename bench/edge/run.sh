@@ -42,7 +42,7 @@ hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/h.json" --export-mar
 # peak RSS: the median of 5 runs each
 rss() { for i in 1 2 3 4 5; do /usr/bin/time -v "$@" 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'; done | sort -n | sed -n 3p; }
 rss_lean=$(rss $lean); rss_full=$(rss $full); rss_cos=$(rss $cos)
-cpu() { jq -r --arg n "$1" '.results[] | select(.command == $n) | (.user + .system) * 1000' "$work/h.json"; }
+cpu() { jq -r --arg n "$1" '.results[] | select(.command == $n) | (.user + .system) * 1000 | . * 10 | round / 10' "$work/h.json"; }
 c_lean=$(cpu custody-verify); c_full=$(cpu "custody verify"); c_cos=$(cpu cosign)
 size() { stat -c %s "$1"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
