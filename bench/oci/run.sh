@@ -13,7 +13,7 @@ command -v hyperfine >/dev/null || { echo "bench/oci: needs hyperfine (apt-get i
 work=$(mktemp -d)
 cleanup() {
 	[ -f "$work/registry/registry.pid" ] && kill "$(cat "$work/registry/registry.pid")" 2>/dev/null || true
-	rm -rf "$work"
+	rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 results=${RESULTS:-bench/oci/results.md}
