@@ -59,7 +59,7 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data", "", "data directory (created on first start)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	fl.StringVar(&f.publicURL, "public-url", "", "URL clients use (default: the listen address); its host name is the log's origin")
-	fl.StringVar(&f.db, "db", "", "PostgreSQL DSN for the index (default: SQLite in the data directory)")
+	fl.StringVar(&f.db, "db", "", "PostgreSQL DSN for the index and all server state, shared by replicas (default: SQLite and files in the data directory)")
 	fl.StringVar(&f.log, "log", "", "where the transparency log lives: mysql://USER@HOST:PORT/DATABASE for replicas sharing one log\n"+
 		"(Tessera's MySQL driver on MySQL or MariaDB; password from CUSTODY_MYSQL_PASSWORD; checkpoints at least 1s apart)\n"+
 		"(default: the POSIX log in DATA/log)")
@@ -104,6 +104,9 @@ func runServe(ctx context.Context, s *streams, f *serveFlags) error {
 		}
 		defer pg.Close() // after the server closed
 		cfg.Index = pg
+		if cfg.State, err = pg.State(ctx); err != nil {
+			return usageErr(fmt.Errorf("couldn't open server state: %w", err), "")
+		}
 	}
 	err = server.ListenAndServe(ctx, *cfg, server.ServeOptions{Listen: f.listen, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Limits: f.limits,
 		Listening: func(addr net.Addr, scheme, publicURL string) {

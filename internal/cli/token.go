@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
@@ -48,14 +50,14 @@ func newTokenCmd(s *streams) *cobra.Command {
 }
 
 func newTokenCreateCmd(s *streams) *cobra.Command {
-	var dataDir, role, key, name, expires string
+	var dataDir, db, role, key, name, expires string
 	c := &cobra.Command{
 		Use:   "create",
 		Short: "Create a token; prints it on the last line, once (only its hash is stored)",
 		Args:  argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dataDir == "" || role == "" {
-				return usageErr(errors.New("--data and --role are required"), "custody token create --role builder --name ci --data ./custody-data")
+			if (dataDir == "") == (db == "") || role == "" {
+				return usageErr(errors.New("--role and one of --data or --db are required"), "custody token create --role builder --name ci --data ./custody-data")
 			}
 			r, err := api.ParseRole(role)
 			if err != nil {
@@ -67,9 +69,9 @@ func newTokenCreateCmd(s *streams) *cobra.Command {
 					return usageErr(err, "--expires takes a duration (30d, 12h, 90m) or an RFC 3339 time")
 				}
 			}
-			tok, st, err := tokenfile.NewToken(dataDir, spec)
+			tok, st, err := newToken(cmd.Context(), dataDir, db, spec)
 			if errors.Is(err, tokenfile.ErrTokenExists) {
-				return failErr(err, "custody token list --data "+dataDir)
+				return failErr(err, "custody token list --data DATA (or --server URL)")
 			}
 			if err != nil {
 				return usageErr(err, "")
@@ -85,11 +87,30 @@ func newTokenCreateCmd(s *streams) *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&dataDir, "data", "", "data directory of custody serve")
+	f.StringVar(&db, "db", "", "PostgreSQL DSN of replicated custody serve (serve --db), whose tokens live there")
 	f.StringVar(&role, "role", "", "builder, approver, deployer, auditor or admin")
 	f.StringVar(&key, "key", "", "builder key the token may sign with (builder tokens; default \"builder\")")
 	f.StringVar(&name, "name", "", "unique name of the token, used by list, revoke and the audit trail (default ROLE-ID)")
 	f.StringVar(&expires, "expires", "", "when the token stops working: a duration such as 30d or 12h, or an RFC 3339 time (default never)")
 	return c
+}
+
+// newToken creates a token in the data directory, or in the state of
+// replicas in PostgreSQL.
+func newToken(ctx context.Context, dataDir, db string, spec tokenfile.TokenSpec) (string, api.TokenStatus, error) {
+	if db == "" {
+		return tokenfile.NewToken(dataDir, spec)
+	}
+	pg, err := store.OpenPostgres(ctx, db)
+	if err != nil {
+		return "", api.TokenStatus{}, err
+	}
+	defer pg.Close()
+	st, err := pg.State(ctx)
+	if err != nil {
+		return "", api.TokenStatus{}, err
+	}
+	return tokenfile.NewTokenIn(ctx, st, spec)
 }
 
 // parseExpiry reads --expires: a positive duration from now (Go syntax, or

@@ -92,6 +92,7 @@ type crashRig struct {
 	tokens   map[api.Role]string
 	auditPub crypto.PublicKey
 
+	extra   []string // more serve flags (replicas_test.go)
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd exited
 	started bool          // the first process started (with --trust-root)
@@ -160,6 +161,7 @@ func (r *crashRig) start(crashAt string) {
 func (r *crashRig) launch(crashAt string, wait bool) {
 	r.t.Helper()
 	args := []string{"serve", "--data", r.dir, "--listen", r.addr, "--batch-max-age", "5ms"}
+	args = append(args, r.extra...)
 	if !r.started {
 		args = append(args, "--trust-root", r.rootFile)
 	}

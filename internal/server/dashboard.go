@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -109,13 +110,17 @@ func (s *Server) dashboardKeys() ([]crypto.PublicKey, error) {
 // dashboardPolicies reads DIR/policies/*.yaml, by environment (a pushed
 // policy as signed: dashboardPolicy).
 func (s *Server) dashboardPolicies() (map[string]*policy.Policy, error) {
-	files, err := filepath.Glob(filepath.Join(s.cfg.Dir, policiesDir, "*.yaml"))
+	ctx := context.Background()
+	names, err := s.state.List(ctx, policiesDir+"/")
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]*policy.Policy{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, f := range names {
+		if path.Dir(f) != policiesDir || !strings.HasSuffix(f, ".yaml") {
+			continue
+		}
+		b, err := s.state.Get(ctx, f)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read policy: %w", err)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/tsa"
 	"github.com/custody-dev/custody/signer"
 )
@@ -25,18 +27,15 @@ type meta struct {
 	Created time.Time `json:"created"`
 }
 
-// loadMeta reads DIR/meta.json, creating it on first start.
-func loadMeta(dir string) (*meta, error) {
-	p := filepath.Join(dir, "meta.json")
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		m := &meta{Created: time.Now().UTC().Truncate(time.Second)}
-		b, _ := json.Marshal(m)
-		if err := writeFileAtomic(p, b, 0o600); err != nil {
-			return nil, err
-		}
-		return m, nil
+// loadMeta reads meta.json of st, creating it on first start (the first
+// replica to start creates it; the others read it).
+func loadMeta(ctx context.Context, st state.Store) (*meta, error) {
+	const p = "meta.json"
+	nm, _ := json.Marshal(&meta{Created: time.Now().UTC().Truncate(time.Second)})
+	if _, err := st.Create(ctx, p, nm); err != nil {
+		return nil, fmt.Errorf("couldn't create %s: %w", p, err)
 	}
+	b, err := st.Get(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read data directory: %w", err)
 	}
@@ -47,10 +46,17 @@ func loadMeta(dir string) (*meta, error) {
 	return &m, nil
 }
 
+// errSharedKeyMissing refuses to generate a key for one replica alone.
+var errSharedKeyMissing = errors.New("replicas share their keys: deliver the same key file to every replica (or name a pkcs11: key), see docs/replicas.md")
+
 // loadOrCreateKey reads the private key at path, or generates an ECDSA P-256
-// key and writes it there (0600), encrypted when password is set.
-func loadOrCreateKey(path string, password []byte) (crypto.Signer, error) {
+// key and writes it there (0600), encrypted when password is set; unless
+// shared (replicas), where a missing key is an error.
+func loadOrCreateKey(path string, password []byte, shared bool) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && shared {
+		return nil, fmt.Errorf("%s: %w", path, errSharedKeyMissing)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -116,7 +122,7 @@ func parseKeyFile(path string, b, password []byte) (crypto.Signer, error) {
 func (s *Server) openKey(ref, def string) (crypto.Signer, error) {
 	switch {
 	case ref == "":
-		return loadOrCreateKey(def, s.cfg.Password)
+		return loadOrCreateKey(def, s.cfg.Password, s.state.Shared())
 	case signer.IsPKCS11URI(ref):
 		k, err := signer.LoadPKCS11(ref)
 		if err != nil {
@@ -142,17 +148,17 @@ func (s *Server) closeKeys() error {
 	return err
 }
 
-// checkLogPublicKey records the log's public key at path on first start,
-// and refuses a log key that differs from the recorded one.
-func checkLogPublicKey(path string, pub crypto.PublicKey) error {
+// checkLogPublicKey records the log's public key as path of st on first
+// start, and refuses a log key that differs from the recorded one.
+func checkLogPublicKey(ctx context.Context, st state.Store, path string, pub crypto.PublicKey) error {
 	pemBytes, err := signer.MarshalPublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("log key: %w", err)
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return writeFileAtomic(path, pemBytes, 0o644)
+	if _, err := st.Create(ctx, path, pemBytes); err != nil {
+		return fmt.Errorf("couldn't record log public key: %w", err)
 	}
+	b, err := st.Get(ctx, path)
 	if err != nil {
 		return fmt.Errorf("couldn't read log public key: %w", err)
 	}
@@ -185,9 +191,10 @@ func readLogPublicKey(dir string, password []byte) (crypto.PublicKey, error) {
 	return k.Public(), nil
 }
 
-// loadOrCreateChain reads the TSA chain at path, or generates one for key.
-func loadOrCreateChain(path string, key crypto.Signer, now time.Time) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+// loadOrCreateChain reads the TSA chain at path of st, or generates one for
+// key (replicas starting together: the first one stored counts).
+func loadOrCreateChain(ctx context.Context, st state.Store, path string, key crypto.Signer, now time.Time) ([]*x509.Certificate, error) {
+	b, err := st.Get(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		leaf, root, _, err := tsa.GenerateChain(key, "custody timestamp authority", now)
 		if err != nil {
@@ -197,10 +204,12 @@ func loadOrCreateChain(path string, key crypto.Signer, now time.Time) ([]*x509.C
 		for _, c := range []*x509.Certificate{leaf, root} {
 			out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 		}
-		if err := writeFileAtomic(path, out, 0o644); err != nil {
-			return nil, err
+		if _, err := st.Create(ctx, path, out); err != nil {
+			return nil, fmt.Errorf("couldn't store TSA chain: %w", err)
 		}
-		return []*x509.Certificate{leaf, root}, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err = st.Get(ctx, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read TSA chain: %w", err)

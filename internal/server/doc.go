@@ -8,6 +8,7 @@
 // # Routes
 //
 //	GET  /healthz                        public   "ok"
+//	GET  /readyz                         public   "ready", or 503 when the log, state or index does not answer (replicas.go)
 //	GET  /metrics                        public   Prometheus exposition format; incident and quarantine
 //	                                              series only with an auditor or admin token (metrics.go)
 //	GET  /checkpoint                     public   latest checkpoint (tlog)

@@ -111,7 +111,7 @@ func (s *Server) serveAppendIncidents(w http.ResponseWriter, r *http.Request) {
 	// appends the records of logged entries reads the reports from there.
 	// A request that fails keeps them for that restart (which removes
 	// them).
-	unstash, err := s.stashReports(ns)
+	unstash, err := s.stashReports(r.Context(), ns)
 	if err != nil {
 		s.failWrite(w, err)
 		return

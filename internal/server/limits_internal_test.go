@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestWritePool(t *testing.T) {
 	dir := t.TempDir()
 	s := &Server{cfg: Config{MaxBody: 1 << 10}, metrics: newMetrics(), writes: newPool(4, 1),
-		tokens: newTokenStore(dir, slog.New(slog.DiscardHandler))}
+		tokens: newTokenStore(state.Dir(dir), slog.New(slog.DiscardHandler))}
 	infos := map[api.Role]*TokenInfo{}
 	for _, role := range api.Roles() {
 		tok, err := tokenfile.CreateToken(dir, role, "", "")

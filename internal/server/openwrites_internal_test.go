@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
@@ -25,7 +26,7 @@ func TestOpenWritesKeepTokenSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Server{cfg: Config{MaxBody: 1 << 10, Open: open}, logger: slog.New(slog.DiscardHandler), metrics: newMetrics(),
-		writes: newPool(8, 1), open: newOpenGate(open), tokens: newTokenStore(dir, slog.New(slog.DiscardHandler))}
+		writes: newPool(8, 1), open: newOpenGate(open), tokens: newTokenStore(state.Dir(dir), slog.New(slog.DiscardHandler))}
 	tok, err := tokenfile.CreateToken(dir, api.RoleBuilder, "", "")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,10 +16,13 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
+
+// policyName is the state name of env's policy document with suffix
+// (envelopeSuffix or ".yaml").
+func policyName(env, suffix string) string { return policiesDir + "/" + env + suffix }
 
 // envelopeSuffix names an environment's current signed policy:
 // DIR/policies/ENV.envelope.json beside DIR/policies/ENV.yaml (the policy
@@ -26,8 +30,8 @@ import (
 const envelopeSuffix = ".envelope.json"
 
 // currentPolicy reads env's current signed policy; nil when there is none.
-func (s *Server) currentPolicy(env string) (*policy.Signed, []byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, policiesDir, env+envelopeSuffix))
+func (s *Server) currentPolicy(ctx context.Context, env string) (*policy.Signed, []byte, error) {
+	b, err := s.state.Get(ctx, policyName(env, envelopeSuffix))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -71,6 +75,7 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	s.gov.mu.Lock()
 	defer s.gov.mu.Unlock()
+	s.syncTrustRoot()
 	root := s.gov.root
 	now := time.Now()
 	switch {
@@ -86,7 +91,7 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, err.Error())
 		return
 	}
-	cur, _, err := s.currentPolicy(env)
+	cur, _, err := s.currentPolicy(r.Context(), env)
 	if err != nil {
 		s.logger.Error("couldn't read current policy", "env", env, "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't read the current policy")
@@ -119,14 +124,11 @@ func (s *Server) servePushPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	crashpoint.Reach(crashpoint.PolicyAudited)
-	dir := filepath.Join(s.cfg.Dir, policiesDir)
-	err = os.MkdirAll(dir, 0o700)
-	if err == nil {
-		err = fsutil.WriteFileAtomic(filepath.Join(dir, env+envelopeSuffix), env2, 0o644)
-	}
+	ctx := context.WithoutCancel(r.Context())
+	err = s.state.Put(ctx, policyName(env, envelopeSuffix), env2)
 	if err == nil {
 		crashpoint.Reach(crashpoint.PolicyEnvelope)
-		err = fsutil.WriteFileAtomic(filepath.Join(dir, env+".yaml"), sp.Payload, 0o644)
+		err = s.state.Put(ctx, policyName(env, ".yaml"), sp.Payload)
 	}
 	if err != nil {
 		s.logger.Error("couldn't store policy", "env", env, "err", err)
@@ -145,7 +147,7 @@ func (s *Server) servePolicy(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "not an environment name")
 		return
 	}
-	sp, raw, err := s.currentPolicy(env)
+	sp, raw, err := s.currentPolicy(r.Context(), env)
 	if err != nil {
 		s.logger.Error("couldn't read current policy", "env", env, "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't read the current policy")
@@ -171,7 +173,7 @@ func (s *Server) dashboardPolicy(path string, b []byte) (*policy.Policy, error) 
 	if !store.ValidEnvironment(env) {
 		return policy.Parse(b)
 	}
-	sp, _, err := s.currentPolicy(env)
+	sp, _, err := s.currentPolicy(context.Background(), env)
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
@@ -56,18 +55,17 @@ var ErrPolicyAhead = errors.New("stored policy is not the one the audit trail re
 // entry) are left alone. Call it after the journal is reconciled (so every
 // audit entry that reached the log is indexed) and before serving.
 func (s *Server) reconcilePolicies(ctx context.Context) error {
-	dir := filepath.Join(s.cfg.Dir, policiesDir)
 	envs := map[string]bool{}
-	files, err := filepath.Glob(filepath.Join(dir, "*"+envelopeSuffix))
+	files, err := s.state.List(ctx, policiesDir+"/")
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		if env := strings.TrimSuffix(filepath.Base(f), envelopeSuffix); store.ValidEnvironment(env) {
+		if env, ok := strings.CutSuffix(path.Base(f), envelopeSuffix); ok && store.ValidEnvironment(env) {
 			envs[env] = true
 		}
 	}
-	mark := s.readPolicyMark()
+	mark := s.readPolicyMark(ctx)
 	for _, env := range mark.Environments {
 		if store.ValidEnvironment(env) {
 			envs[env] = true
@@ -98,7 +96,7 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 		if err := s.reconcilePolicy(ctx, ar, env); err != nil {
 			return err
 		}
-		if _, err := os.Stat(filepath.Join(dir, env+envelopeSuffix)); err == nil {
+		if _, err := s.state.Get(ctx, policyName(env, envelopeSuffix)); err == nil {
 			governed = append(governed, env)
 		}
 	}
@@ -109,10 +107,7 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("couldn't create %s: %w", dir, err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, policyMarkFile), append(b, '\n'), 0o600); err != nil {
+	if err := s.state.Put(ctx, policiesDir+"/"+policyMarkFile, append(b, '\n')); err != nil {
 		return fmt.Errorf("couldn't record policy reconciliation: %w", err)
 	}
 	return nil
@@ -120,9 +115,9 @@ func (s *Server) reconcilePolicies(ctx context.Context) error {
 
 // readPolicyMark returns the recorded mark; none, or an unreadable one,
 // only costs reading every audit entry.
-func (s *Server) readPolicyMark() policyMark {
+func (s *Server) readPolicyMark(ctx context.Context) policyMark {
 	var m policyMark
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, policiesDir, policyMarkFile))
+	b, err := s.state.Get(ctx, policiesDir+"/"+policyMarkFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return m
 	}
@@ -158,9 +153,8 @@ func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env strin
 	if err != nil {
 		return fmt.Errorf("couldn't read the policy audit entries of %s: %w", env, err)
 	}
-	dir := filepath.Join(s.cfg.Dir, policiesDir)
-	envPath, yamlPath := filepath.Join(dir, env+envelopeSuffix), filepath.Join(dir, env+".yaml")
-	stored, _, err := s.currentPolicy(env)
+	envPath, yamlPath := policyName(env, envelopeSuffix), policyName(env, ".yaml")
+	stored, _, err := s.currentPolicy(ctx, env)
 	if err != nil {
 		// Files are renamed into place, so a torn write cannot happen;
 		// an unreadable envelope is replaced by the logged one when there
@@ -177,11 +171,11 @@ func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env strin
 	case logged == nil:
 		return fmt.Errorf("%w: %s (version %d, %s) has no policy.changed audit entry", ErrPolicyAhead, envPath, stored.Policy().Version, stored.Digest())
 	case stored != nil && stored.Digest() == logged.Digest():
-		if b, err := os.ReadFile(yamlPath); err == nil && bytes.Equal(b, logged.Payload) {
+		if b, err := s.state.Get(ctx, yamlPath); err == nil && bytes.Equal(b, logged.Payload) {
 			return nil
 		}
 		s.logger.Warn("policy file missing or stale after a crash; writing the logged version", "env", env, "file", env+".yaml", "version", logged.Policy().Version)
-		if err := fsutil.WriteFileAtomic(yamlPath, logged.Payload, 0o644); err != nil {
+		if err := s.state.Put(ctx, yamlPath, logged.Payload); err != nil {
 			return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
 		}
 		return nil
@@ -199,13 +193,10 @@ func (s *Server) reconcilePolicy(ctx context.Context, ar *auditReader, env strin
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("couldn't create %s: %w", dir, err)
-	}
-	if err := fsutil.WriteFileAtomic(envPath, raw, 0o644); err != nil {
+	if err := s.state.Put(ctx, envPath, raw); err != nil {
 		return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
 	}
-	if err := fsutil.WriteFileAtomic(yamlPath, logged.Payload, 0o644); err != nil {
+	if err := s.state.Put(ctx, yamlPath, logged.Payload); err != nil {
 		return fmt.Errorf("couldn't store the policy of %s: %w", env, err)
 	}
 	return nil

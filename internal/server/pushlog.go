@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -98,7 +97,7 @@ func (s *Server) logPushed(ctx context.Context, c *checked) (int64, bool, error)
 // is (see Crash safety in the package documentation), verifies it again
 // with its entry and indexes it.
 func (s *Server) logJournalledPush(ctx context.Context, pb *protobundle.Bundle, req *tlog.CreateEntryRequest) (int64, bool, error) {
-	path := filepath.Join(s.journal, rand.Text()+pushJournalSuffix)
+	path := s.journal + rand.Text() + pushJournalSuffix
 	tle, err := s.journalAndLog(ctx, path, pb, req, true)
 	if err != nil {
 		return 0, false, err
@@ -108,7 +107,7 @@ func (s *Server) logJournalledPush(ctx context.Context, pb *protobundle.Bundle, 
 	if err != nil {
 		return 0, false, fmt.Errorf("couldn't encode bundle: %w", err)
 	}
-	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+	if err := s.state.Put(context.WithoutCancel(ctx), path, raw); err != nil {
 		return 0, false, err
 	}
 	crashpoint.Reach(crashpoint.SignFinal)
@@ -122,7 +121,7 @@ func (s *Server) logJournalledPush(ctx context.Context, pb *protobundle.Bundle, 
 		return 0, false, err
 	}
 	crashpoint.Reach(crashpoint.SignIndexed)
-	removeJournal(path)
+	s.removeJournal(path)
 	return id, existed, nil
 }
 

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +20,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/custody-dev/custody/attest"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/signer"
@@ -32,7 +29,13 @@ import (
 // reconcile finishes the signing requests and pushes a crash interrupted
 // (see Crash safety in the package documentation).
 func (s *Server) reconcile(ctx context.Context) error {
-	files, err := filepath.Glob(filepath.Join(s.journal, "*.json"))
+	return s.reconcileJournal(ctx, s.journal)
+}
+
+// reconcileJournal replays the journal documents named prefix*.json (of
+// this server, or of a replica that died).
+func (s *Server) reconcileJournal(ctx context.Context, prefix string) error {
+	files, err := s.journalFiles(ctx, prefix)
 	if err != nil || len(files) == 0 {
 		return err
 	}
@@ -42,7 +45,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	}
 	pending := map[[32]byte]journalled{}
 	for _, f := range files {
-		j, err := s.readJournal(f)
+		j, err := s.readJournal(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -100,7 +103,7 @@ func (s *Server) reconcile(ctx context.Context) error {
 	}
 	for _, j := range pending {
 		s.logger.Info("dropping signing request that never reached the log", "path", j.path)
-		removeJournal(j.path)
+		s.removeJournal(j.path)
 	}
 	return nil
 }
@@ -120,15 +123,15 @@ type journalled struct {
 // for a file that is not replayed: an unreadable one (removed: files are
 // renamed into place, so it was never acknowledged) or one signed by a key
 // the server does not hold (kept).
-func (s *Server) readJournal(f string) (*journalled, error) {
-	raw, err := os.ReadFile(f)
+func (s *Server) readJournal(ctx context.Context, f string) (*journalled, error) {
+	raw, err := s.state.Get(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read journal: %w", err)
 	}
 	j := &journalled{path: f, b: new(protobundle.Bundle)}
 	if err := protojson.Unmarshal(raw, j.b); err != nil {
 		s.logger.Warn("dropping unreadable journal file", "path", f, "err", err)
-		removeJournal(f)
+		s.removeJournal(f)
 		return nil, nil
 	}
 	for _, tle := range j.b.GetVerificationMaterial().GetTlogEntries() {
@@ -138,7 +141,7 @@ func (s *Server) readJournal(f string) (*journalled, error) {
 	}
 	if strings.HasSuffix(f, pushJournalSuffix) {
 		// The entry is journalled before the bundle, so it is there.
-		if j.body, err = os.ReadFile(entryPath(f)); err != nil {
+		if j.body, err = s.state.Get(ctx, entryPath(f)); err != nil {
 			return nil, fmt.Errorf("couldn't read journal: %w", err)
 		}
 		return j, nil
@@ -158,7 +161,7 @@ func (s *Server) readJournal(f string) (*journalled, error) {
 	}
 	if err != nil {
 		s.logger.Warn("dropping journal file whose log entry cannot be made", "path", f, "err", err)
-		removeJournal(f)
+		s.removeJournal(f)
 		return nil, nil
 	}
 	return j, nil
@@ -177,7 +180,7 @@ func (s *Server) indexJournalled(ctx context.Context, j *journalled) error {
 	if err != nil {
 		return fmt.Errorf("couldn't encode journalled bundle: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(j.path, out, 0o600); err != nil {
+	if err := s.state.Put(ctx, j.path, out); err != nil {
 		return fmt.Errorf("couldn't journal bundle: %w", err)
 	}
 	var ev *store.Evidence
@@ -185,7 +188,7 @@ func (s *Server) indexJournalled(ctx context.Context, j *journalled) error {
 		c, err := s.checkBundle(ctx, out)
 		if err != nil {
 			s.logger.Error("journalled pushed bundle no longer parses; not indexed", "path", j.path, "err", err)
-			removeJournal(j.path)
+			s.removeJournal(j.path)
 			return nil
 		}
 		ev = c.ev
@@ -207,7 +210,7 @@ func (s *Server) indexJournalled(ctx context.Context, j *journalled) error {
 		return fmt.Errorf("couldn't index journalled bundle: %w", err)
 	}
 	s.logger.Info("recovered signed bundle", "id", id, "existed", existed, "log_index", ev.LogIndex)
-	removeJournal(j.path)
+	s.removeJournal(j.path)
 	return nil
 }
 
@@ -231,6 +234,11 @@ func (s *Server) keypairFor(pb *protobundle.Bundle) *signer.Keypair {
 // settledCheckpoint waits until the log has published a checkpoint over
 // everything it integrated before the restart.
 func (s *Server) settledCheckpoint(ctx context.Context) (*tlog.Checkpoint, error) {
+	if s.state.Shared() {
+		// Replicas keep appending: wait for what was integrated, not for
+		// the log to stop growing.
+		return s.log.Settled(ctx)
+	}
 	interval := s.cfg.CheckpointInterval
 	if interval < 100*time.Millisecond {
 		interval = 100 * time.Millisecond

@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 )
 
@@ -53,7 +51,7 @@ const reportsDir = "reports"
 // several entries (a server with a large body cap) gets the records of the
 // entries that reached the log. Call it after the journal is reconciled.
 func (s *Server) reconcileRecords(ctx context.Context) error {
-	mark := s.readRecordMark()
+	mark := s.readRecordMark(ctx)
 	var (
 		deps []*store.Deployment
 		incs [][]*loggedIncident
@@ -97,24 +95,26 @@ func (s *Server) reconcileRecords(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := fsutil.WriteFileAtomic(filepath.Join(s.cfg.Dir, recordMarkFile), append(b, '\n'), 0o600); err != nil {
+		if err := s.state.Put(ctx, recordMarkFile, append(b, '\n')); err != nil {
 			return fmt.Errorf("couldn't record record reconciliation: %w", err)
 		}
 	}
 	// Every logged report is appended now; what is left belongs to
 	// requests that never reached the log and were never acknowledged.
-	stale, _ := filepath.Glob(filepath.Join(s.journal, reportsDir, "*"))
+	// (Replicas append records under the lock "records", which the
+	// caller holds, so no request is in flight.)
+	stale, _ := s.reportFiles(ctx, "")
 	for _, f := range stale {
-		os.Remove(f)
+		s.state.Delete(ctx, f)
 	}
 	return nil
 }
 
 // readRecordMark returns the recorded mark; none, or an unreadable one,
 // only costs reading everything.
-func (s *Server) readRecordMark() recordMark {
+func (s *Server) readRecordMark(ctx context.Context) recordMark {
 	var m recordMark
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, recordMarkFile))
+	b, err := s.state.Get(ctx, recordMarkFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return m
 	}
@@ -187,7 +187,7 @@ func (s *Server) appendMissingIncidents(ctx context.Context, afterID int64, want
 				continue
 			}
 			if r.reportSHA != "" {
-				report, err := s.stashedReport(r.reportSHA)
+				report, err := s.stashedReport(ctx, r.reportSHA)
 				if err != nil {
 					s.logger.Error("incident record missing after a crash, and its report is gone; not appended", "incident", r.Incident,
 						"report_sha256", r.reportSHA, "err", err)
@@ -293,11 +293,11 @@ func incidentKey(r *store.IncidentRecord, reportSHA string) string {
 // stashReports writes the reports of recs to DIR/journal/reports before
 // their audit entries are written, and returns a function that removes
 // them (call it once the records are appended, or the request failed).
-func (s *Server) stashReports(recs []*store.IncidentRecord) (remove func(), err error) {
+func (s *Server) stashReports(ctx context.Context, recs []*store.IncidentRecord) (remove func(), err error) {
 	var paths []string
 	remove = func() {
 		for _, p := range paths {
-			os.Remove(p)
+			s.state.Delete(context.WithoutCancel(ctx), p)
 		}
 	}
 	for _, r := range recs {
@@ -305,8 +305,8 @@ func (s *Server) stashReports(recs []*store.IncidentRecord) (remove func(), err 
 			continue
 		}
 		sum := sha256.Sum256(r.Report)
-		p := filepath.Join(s.journal, reportsDir, hex.EncodeToString(sum[:])+"-"+rand.Text())
-		if err := writeFileAtomic(p, r.Report, 0o600); err != nil {
+		p := s.journal + reportsDir + "/" + hex.EncodeToString(sum[:]) + "-" + rand.Text()
+		if err := s.state.Put(ctx, p, r.Report); err != nil {
 			remove()
 			return nil, fmt.Errorf("couldn't journal incident report: %w", err)
 		}
@@ -316,13 +316,13 @@ func (s *Server) stashReports(recs []*store.IncidentRecord) (remove func(), err 
 }
 
 // stashedReport reads a stashed report of SHA-256 sha.
-func (s *Server) stashedReport(sha string) ([]byte, error) {
+func (s *Server) stashedReport(ctx context.Context, sha string) ([]byte, error) {
 	if len(sha) != 64 || strings.Trim(sha, "0123456789abcdef") != "" {
 		return nil, fmt.Errorf("report SHA-256 %q is malformed", sha)
 	}
-	files, _ := filepath.Glob(filepath.Join(s.journal, reportsDir, sha+"-*"))
+	files, _ := s.reportFiles(ctx, sha+"-")
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := s.state.Get(ctx, f)
 		if err != nil {
 			continue
 		}

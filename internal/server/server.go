@@ -27,6 +27,7 @@ import (
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/internal/sso"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
@@ -106,6 +107,12 @@ type Config struct {
 	// driver: tlog.Options.MySQL), so that several replicas append to one
 	// log. Default: Tessera's POSIX driver in Dir/log.
 	LogMySQL string
+	// State keeps the server's state documents (tokens, journal,
+	// policies, trust root versions, reconciliation marks: package
+	// state). store.PGState puts them in PostgreSQL, shared by replicas
+	// (with the index and LogMySQL there too, no replica keeps state on
+	// its disk; see replicas.go). Default: files in Dir.
+	State state.Store
 	// CheckpointInterval and BatchMaxAge tune the log (tlog.Options).
 	// Defaults are tlog's.
 	CheckpointInterval time.Duration
@@ -156,7 +163,9 @@ type Server struct {
 	builders map[string]crypto.Signer
 	auditKey crypto.Signer
 	tokens   *tokenStore
-	journal  string
+	journal  string      // prefix of this server's journal documents in state
+	state    state.Store // Config.State, or the data directory
+	replica  replica     // this replica, when state is shared (replicas.go)
 
 	sessions      *sessions                   // dashboard sessions (session.go)
 	origin        *http.CrossOriginProtection // checks the origin of dashboard forms
@@ -197,12 +206,20 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := tightenDataDir(cfg.Dir, cfg.Index == nil, cfg.Logger); err != nil {
 		return nil, err
 	}
-	m, err := loadMeta(cfg.Dir)
+	st := cfg.State
+	if st == nil {
+		st = state.Dir(cfg.Dir)
+	} else if st.Shared() {
+		if err := importDataDir(ctx, cfg.Dir, st); err != nil {
+			return nil, fmt.Errorf("couldn't import the data directory's state: %w", err)
+		}
+	}
+	m, err := loadMeta(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger, created: m.Created, builders: map[string]crypto.Signer{},
-		tokens: newTokenStore(cfg.Dir, cfg.Logger), journal: filepath.Join(cfg.Dir, "journal"),
+	s := &Server{cfg: cfg, logger: cfg.Logger, created: m.Created, builders: map[string]crypto.Signer{}, state: st,
+		tokens: newTokenStore(st, cfg.Logger), journal: journalDir + "/",
 		sessions: newSessions(cfg.Sessions), origin: crossOrigin(cfg.PublicURL), secureCookies: u.Scheme == "https",
 		writes:   newPool(cfg.MaxInflight, reserveFor(cfg.AdminReserve, cfg.MaxInflight)),
 		searches: newPool(cfg.MaxSearches, reserveFor(cfg.AdminReserve, cfg.MaxSearches)), building: map[string]bool{},
@@ -271,14 +288,14 @@ func (s *Server) openKeys() (logKey crypto.Signer, chain []*x509.Certificate, er
 	if logKey, err = s.openKey(s.cfg.LogKey, filepath.Join(keys, "log.key")); err != nil {
 		return nil, nil, fmt.Errorf("log key: %w", err)
 	}
-	if err := checkLogPublicKey(filepath.Join(keys, "log.pub"), logKey.Public()); err != nil {
+	if err := checkLogPublicKey(context.Background(), s.state, "keys/log.pub", logKey.Public()); err != nil {
 		return nil, nil, err
 	}
 	tsaKey, err := s.openKey(s.cfg.TSAKey, filepath.Join(keys, "tsa.key"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("TSA key: %w", err)
 	}
-	if chain, err = loadOrCreateChain(filepath.Join(keys, "tsa-chain.pem"), tsaKey, s.created); err != nil {
+	if chain, err = loadOrCreateChain(context.Background(), s.state, "keys/tsa-chain.pem", tsaKey, s.created); err != nil {
 		return nil, nil, err
 	}
 	if s.tsa, err = tsa.NewAuthority(tsaKey, chain, tsa.WithLogger(s.logger)); err != nil {
@@ -293,9 +310,6 @@ func (s *Server) openKeys() (logKey crypto.Signer, chain []*x509.Certificate, er
 	if err := s.openBuilderKeys(filepath.Join(keys, "builder.key")); err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(s.journal, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("couldn't create journal: %w", err)
-	}
 	return logKey, chain, nil
 }
 
@@ -304,7 +318,7 @@ func (s *Server) openKeys() (logKey crypto.Signer, chain []*x509.Certificate, er
 func (s *Server) openBuilderKeys(defaultPath string) error {
 	var err error
 	if _, ok := s.cfg.BuilderKeys[api.DefaultBuilderKey]; !ok {
-		if s.builders[api.DefaultBuilderKey], err = loadOrCreateKey(defaultPath, s.cfg.Password); err != nil {
+		if s.builders[api.DefaultBuilderKey], err = loadOrCreateKey(defaultPath, s.cfg.Password, s.state.Shared()); err != nil {
 			return err
 		}
 	}
@@ -376,12 +390,11 @@ func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 			return fmt.Errorf("couldn't start the dashboard: %w", err)
 		}
 	}
-	for _, step := range []func(context.Context) error{s.reconcile, s.reconcileRecords, s.reconcilePolicies, s.reconcileTrustRoots, s.openTrustRoot} {
-		if err := step(ctx); err != nil {
-			return err
-		}
+	if err := s.reconcileAll(ctx, true); err != nil {
+		return err
 	}
 	s.tokens.start()
+	s.startReplica()
 	return nil
 }
 
@@ -461,6 +474,7 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 // Close stops the log (after publishing every accepted entry) and closes
 // the index it opened (none when Config.Index was given).
 func (s *Server) Close() error {
+	s.stopReplica()
 	s.tokens.stop()
 	err := s.log.Close()
 	if s.ownIndex != nil {
@@ -522,6 +536,7 @@ func (s *Server) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	handle("GET /readyz", s.serveReady)
 	for _, p := range []string{"GET /checkpoint", "GET /checkpoints/{size}", "GET /tile/", "GET /proof/inclusion", "GET /proof/consistency"} {
 		handle(p, lh.ServeHTTP)
 	}
@@ -538,14 +553,14 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), api.RoleBuilder, api.RoleAdmin, api.RoleDeployer))
 	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
 	handle("GET /api/v1/evidence", s.auth(s.serveSearch, api.Roles()...))
-	handle("POST /api/v1/deployments", s.auth(s.write(s.serveAppendDeployment), api.RoleDeployer, api.RoleAdmin))
+	handle("POST /api/v1/deployments", s.auth(s.write(s.serialized(s.serveAppendDeployment)), api.RoleDeployer, api.RoleAdmin))
 	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, api.Roles()...))
 	handle("GET /api/v1/trust-root", s.serveTrustRoot)
 	handle("GET /api/v1/trust-root/{version}", s.serveTrustRoot)
-	handle("POST /api/v1/trust-root", s.auth(s.write(s.servePushTrustRoot), api.RoleAdmin))
+	handle("POST /api/v1/trust-root", s.auth(s.write(s.serialized(s.servePushTrustRoot)), api.RoleAdmin))
 	handle("GET /api/v1/policies/{env}", s.auth(s.servePolicy, api.Roles()...))
-	handle("POST /api/v1/policies", s.auth(s.write(s.servePushPolicy), api.RoleAdmin))
-	handle("POST /api/v1/incidents", s.auth(s.write(s.serveAppendIncidents), api.RoleAdmin))
+	handle("POST /api/v1/policies", s.auth(s.write(s.serialized(s.servePushPolicy)), api.RoleAdmin))
+	handle("POST /api/v1/incidents", s.auth(s.write(s.serialized(s.serveAppendIncidents)), api.RoleAdmin))
 	handle("GET /api/v1/incidents", s.auth(s.serveIncidents, api.Roles()...))
 	handle("GET /api/v1/tokens", s.auth(s.serveTokens, api.RoleAdmin))
 	handle("POST /api/v1/tokens/revoke", s.auth(s.write(s.serveRevokeToken), api.RoleAdmin))

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -260,7 +258,7 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
-	jpath := filepath.Join(s.journal, hex.EncodeToString(nonce[:])+".json")
+	jpath := s.journal + hex.EncodeToString(nonce[:]) + ".json"
 	lw := &journalingLog{s: s, path: jpath, kp: kp}
 	ta := sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{
 		URL: "http://in-process" + tsa.Path, Timeout: -1, Transport: authorityTransport{s.tsa},
@@ -277,7 +275,7 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 	}
 	// The entry is in the log: from here on the journal must let a restart
 	// index exactly these bytes.
-	if err := writeFileAtomic(jpath, out, 0o600); err != nil {
+	if err := s.state.Put(context.WithoutCancel(ctx), jpath, out); err != nil {
 		return nil, nil, 0, err
 	}
 	crashpoint.Reach(crashpoint.SignFinal)
@@ -288,7 +286,7 @@ func (s *Server) sign(ctx context.Context, key crypto.Signer, raw []byte, stmt *
 		return nil, nil, 0, fmt.Errorf("couldn't index bundle: %w", err)
 	}
 	crashpoint.Reach(crashpoint.SignIndexed)
-	if err := os.Remove(jpath); err != nil {
+	if err := s.state.Delete(context.WithoutCancel(ctx), jpath); err != nil {
 		s.logger.Warn("couldn't remove journal file", "path", jpath, "err", err)
 	}
 	return out, lw.entry, id, nil
@@ -354,11 +352,11 @@ func (s *Server) journalAndLog(ctx context.Context, path string, pb *protobundle
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(entryPath(path), body, 0o600); err != nil {
+		if err := s.state.Put(context.WithoutCancel(ctx), entryPath(path), body); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeFileAtomic(path, pending, 0o600); err != nil {
+	if err := s.state.Put(context.WithoutCancel(ctx), path, pending); err != nil {
 		return nil, err
 	}
 	crashpoint.Reach(crashpoint.SignJournaled)
@@ -369,7 +367,7 @@ func (s *Server) journalAndLog(ctx context.Context, path string, pb *protobundle
 	}
 	if err != nil {
 		if errors.Is(err, tlog.ErrInvalidEntry) || errors.Is(err, tessera.ErrPushback) {
-			removeJournal(path)
+			s.removeJournal(path)
 		}
 		return nil, err
 	}
@@ -386,11 +384,15 @@ const pushJournalSuffix = ".push.json"
 // entryPath is where the log entry of the journal file path is journalled.
 func entryPath(path string) string { return strings.TrimSuffix(path, ".json") + ".entry" }
 
-// removeJournal removes a journal file and the entry beside it, if any.
-func removeJournal(path string) {
-	os.Remove(path)
+// removeJournal removes a journal document and the entry beside it, if
+// any.
+func (s *Server) removeJournal(path string) {
+	ctx := context.Background()
+	if err := s.state.Delete(ctx, path); err != nil {
+		s.logger.Warn("couldn't remove journal document", "path", path, "err", err)
+	}
 	if strings.HasSuffix(path, pushJournalSuffix) {
-		os.Remove(entryPath(path))
+		s.state.Delete(ctx, entryPath(path))
 	}
 }
 

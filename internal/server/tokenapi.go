@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -21,7 +22,7 @@ import (
 // serveTokens lists the tokens, with their last use as of now.
 func (s *Server) serveTokens(w http.ResponseWriter, r *http.Request) {
 	s.tokens.flush()
-	l, err := tokenfile.ListTokens(s.cfg.Dir)
+	l, err := tokenfile.ListTokensIn(r.Context(), s.state)
 	if err != nil {
 		s.logger.Error("couldn't list tokens", "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't read tokens")
@@ -46,7 +47,7 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, `request is not a JSON object {"name": NAME-OR-ID}`)
 		return
 	}
-	st, err := tokenfile.FindToken(s.cfg.Dir, req.Name)
+	st, err := tokenfile.FindTokenIn(r.Context(), s.state, req.Name)
 	if err == nil {
 		_, err = s.audit(r.Context(), r, auditEvent{action: "token.revoked",
 			detail: map[string]string{"id": st.ID, "name": st.Name, "role": string(st.Role)}})
@@ -54,7 +55,7 @@ func (s *Server) serveRevokeToken(w http.ResponseWriter, r *http.Request) {
 			s.failAudit(w, err)
 			return
 		}
-		st, err = tokenfile.RevokeID(s.cfg.Dir, st.ID)
+		st, err = tokenfile.RevokeIDIn(context.WithoutCancel(r.Context()), s.state, st.ID)
 	}
 	switch {
 	case errors.Is(err, tokenfile.ErrTokenNotFound):

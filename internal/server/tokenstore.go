@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -10,14 +11,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/tokenfile"
 )
 
@@ -101,15 +100,15 @@ func (s *tokenSet) find(h *[sha256.Size]byte) *liveToken {
 // token it does not know). A line that holds no token record is skipped and
 // logged, never fatal.
 type tokenStore struct {
-	path, usedPath string
-	logger         *slog.Logger
-	now            func() time.Time
+	st     state.Store
+	logger *slog.Logger
+	now    func() time.Time
 
 	set       atomic.Pointer[tokenSet]
 	nextCheck atomic.Int64 // Unix nanoseconds
 
-	reloadMu sync.Mutex  // one reload at a time
-	fi       os.FileInfo // of the file read into set; nil: none
+	reloadMu sync.Mutex // one reload at a time
+	version  string     // of the tokens read into set; "": none
 
 	flushMu sync.Mutex
 	used    map[string]time.Time // DIR/tokens.used as last written
@@ -117,9 +116,8 @@ type tokenStore struct {
 	done    chan struct{}
 }
 
-func newTokenStore(dir string, logger *slog.Logger) *tokenStore {
-	t := &tokenStore{path: filepath.Join(dir, tokenfile.File), usedPath: filepath.Join(dir, tokenfile.UsedFile),
-		logger: logger, now: time.Now}
+func newTokenStore(st state.Store, logger *slog.Logger) *tokenStore {
+	t := &tokenStore{st: st, logger: logger, now: time.Now}
 	t.set.Store(&tokenSet{})
 	return t
 }
@@ -171,28 +169,26 @@ func (t *tokenStore) refresh(now time.Time, force bool) error {
 		return nil
 	}
 	defer t.reloadMu.Unlock()
-	fi, err := os.Stat(t.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.set.Store(&tokenSet{})
-		t.fi = nil
-		t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
-		return nil
-	}
+	ctx := context.Background()
+	v, err := t.st.Version(ctx, tokenfile.File)
 	if err != nil {
 		t.logger.Error("couldn't read tokens", "err", err)
 		return fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	if t.fi != nil && os.SameFile(t.fi, fi) && fi.ModTime().Equal(t.fi.ModTime()) && fi.Size() == t.fi.Size() {
+	if v == t.version {
 		t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
 		return nil
 	}
-	b, err := os.ReadFile(t.path)
+	b, err := t.st.Get(ctx, tokenfile.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		b, err, v = nil, nil, ""
+	}
 	if err != nil {
 		t.logger.Error("couldn't read tokens", "err", err)
 		return fmt.Errorf("couldn't read tokens: %w", err)
 	}
 	t.set.Store(t.build(tokenfile.Parse(b), t.set.Load()))
-	t.fi = fi
+	t.version = v
 	t.nextCheck.Store(now.Add(tokenReloadInterval).UnixNano())
 	return nil
 }
@@ -202,7 +198,7 @@ func (t *tokenStore) build(lines []tokenfile.Line, old *tokenSet) *tokenSet {
 	s := &tokenSet{bySelector: map[uint64][]*liveToken{}}
 	for _, l := range lines {
 		if l.Err != nil {
-			t.logger.Error("tokens file: line skipped", "file", t.path, "reason", l.Err.Error())
+			t.logger.Error("tokens file: line skipped", "file", tokenfile.File, "reason", l.Err.Error())
 			continue
 		}
 		r := l.Rec
@@ -217,7 +213,7 @@ func (t *tokenStore) build(lines []tokenfile.Line, old *tokenSet) *tokenSet {
 		if first := s.find(&lt.hash); first != nil {
 			// The first line's role and key count; a revocation or an
 			// expiry on any line holds.
-			t.logger.Error("tokens file: a token is listed twice; the first line counts, revoked or expired if any is", "file", t.path, "id", r.ID())
+			t.logger.Error("tokens file: a token is listed twice; the first line counts, revoked or expired if any is", "file", tokenfile.File, "id", r.ID())
 			first.revoked = first.revoked || lt.revoked
 			if !lt.expires.IsZero() && (first.expires.IsZero() || lt.expires.Before(first.expires)) {
 				first.expires = lt.expires
@@ -236,7 +232,7 @@ func (t *tokenStore) start() {
 	if err := t.refresh(t.now(), true); err != nil {
 		t.logger.Error("couldn't read tokens", "err", err)
 	}
-	used, err := tokenfile.ReadLastUsed(t.usedPath)
+	used, err := tokenfile.ReadLastUsedIn(context.Background(), t.st)
 	if err != nil {
 		t.logger.Error("couldn't read token use", "err", err)
 	}
@@ -291,10 +287,17 @@ func (t *tokenStore) flush() {
 	if !changed {
 		return
 	}
-	b, err := json.Marshal(t.used)
-	if err == nil {
-		err = fsutil.WriteFileAtomic(t.usedPath, b, 0o600)
-	}
+	// Replicas share the record: each merges its uses into it.
+	err := t.st.Edit(context.Background(), tokenfile.UsedFile, func(old []byte) ([]byte, error) {
+		merged := map[string]time.Time{}
+		json.Unmarshal(old, &merged) // a damaged record is started again
+		for h, tm := range t.used {
+			if tm.After(merged[h]) {
+				merged[h] = tm
+			}
+		}
+		return json.Marshal(merged)
+	})
 	if err != nil {
 		t.logger.Error("couldn't record token use", "err", err)
 	}

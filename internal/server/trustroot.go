@@ -10,16 +10,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/crashpoint"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/trust"
 )
@@ -40,16 +39,13 @@ var trustFile = lazyre.New(`^([1-9][0-9]{0,8})\.json$`)
 
 // storedTrustRoots returns the stored versions, ascending.
 func (s *Server) storedTrustRoots() ([]int, error) {
-	ents, err := os.ReadDir(filepath.Join(s.cfg.Dir, trustRootDir))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	names, err := s.state.List(context.Background(), trustRootDir+"/")
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read stored trust roots: %w", err)
 	}
 	var out []int
-	for _, e := range ents {
-		if m := trustFile.FindStringSubmatch(e.Name()); m != nil {
+	for _, name := range names {
+		if m := trustFile.FindStringSubmatch(strings.TrimPrefix(name, trustRootDir+"/")); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			out = append(out, n)
 		}
@@ -58,9 +54,29 @@ func (s *Server) storedTrustRoots() ([]int, error) {
 	return out, nil
 }
 
+// trustRootName is the state name of trust root version v.
+func trustRootName(v int) string { return trustRootDir + "/" + strconv.Itoa(v) + ".json" }
+
+// syncTrustRoot makes s.gov.root the newest stored version when another
+// replica stored a newer one. Call with s.gov.mu held.
+func (s *Server) syncTrustRoot() {
+	if !s.state.Shared() {
+		return
+	}
+	versions, err := s.storedTrustRoots()
+	if err != nil || len(versions) == 0 || (s.gov.root != nil && versions[len(versions)-1] <= s.gov.root.Version) {
+		return
+	}
+	if d, _, err := s.readTrustRoot(versions[len(versions)-1]); err == nil {
+		s.gov.root = d
+	} else {
+		s.logger.Error("couldn't read the newest trust root", "err", err)
+	}
+}
+
 // readTrustRoot reads the stored version v.
 func (s *Server) readTrustRoot(v int) (*trust.Document, []byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, trustRootDir, strconv.Itoa(v)+".json"))
+	b, err := s.state.Get(context.Background(), trustRootName(v))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -151,11 +167,7 @@ func (s *Server) acceptTrustRoot(ctx context.Context, r *http.Request, d *trust.
 		return fmt.Errorf("%w: %w", errAudit, err)
 	}
 	crashpoint.Reach(crashpoint.TrustAudited)
-	dir := filepath.Join(s.cfg.Dir, trustRootDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("couldn't store trust root: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, strconv.Itoa(d.Version)+".json"), raw, 0o644); err != nil {
+	if err := s.state.Put(context.WithoutCancel(ctx), trustRootName(d.Version), raw); err != nil {
 		return fmt.Errorf("couldn't store trust root: %w", err)
 	}
 	s.gov.root = d
@@ -171,6 +183,7 @@ var errAudit = errors.New("audit entry not written")
 func (s *Server) TrustRootDocument() *trust.Document {
 	s.gov.mu.Lock()
 	defer s.gov.mu.Unlock()
+	s.syncTrustRoot()
 	return s.gov.root
 }
 
@@ -178,6 +191,7 @@ func (s *Server) TrustRootDocument() *trust.Document {
 // /api/v1/trust-root/{version}.
 func (s *Server) serveTrustRoot(w http.ResponseWriter, r *http.Request) {
 	s.gov.mu.Lock()
+	s.syncTrustRoot()
 	cur := s.gov.root
 	s.gov.mu.Unlock()
 	if cur == nil {
@@ -225,6 +239,7 @@ func (s *Server) servePushTrustRoot(w http.ResponseWriter, r *http.Request) {
 	}
 	s.gov.mu.Lock()
 	defer s.gov.mu.Unlock()
+	s.syncTrustRoot()
 	cur := s.gov.root
 	if cur == nil {
 		fail(w, http.StatusConflict, "this server has no custody trust root to chain from; start it with --trust-root")

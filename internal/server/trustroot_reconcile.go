@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/trust"
 )
@@ -53,12 +50,8 @@ func (s *Server) reconcileTrustRoots(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		dir := filepath.Join(s.cfg.Dir, trustRootDir)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("couldn't store trust root: %w", err)
-		}
 		s.logger.Warn("trust root version missing after a crash; writing the logged version", "version", d.Version, "audit_id", la.ID)
-		if err := fsutil.WriteFileAtomic(filepath.Join(dir, strconv.Itoa(d.Version)+".json"), raw, 0o644); err != nil {
+		if err := s.state.Put(ctx, trustRootName(d.Version), raw); err != nil {
 			return fmt.Errorf("couldn't store trust root: %w", err)
 		}
 		return nil

@@ -178,3 +178,37 @@ func firstEntries(b []byte, n int) ([]byte, error) {
 	}
 	return b[:off], nil
 }
+
+// Settled waits for, and returns, a published checkpoint that commits to
+// every entry the log had integrated when it was called, whichever process
+// integrated them (an entry a replica sequenced just before it died is
+// covered: some live replica publishes the next checkpoint).
+func (l *Log) Settled(ctx context.Context) (*Checkpoint, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the log's size: %w", err)
+	}
+	for {
+		cp, err := l.Checkpoint(ctx)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if cp != nil && cp.Size >= size {
+			return cp, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Ready reports whether the log's storage answers (for a replica's
+// readiness: a replica whose database is unreachable cannot append).
+func (l *Log) Ready(ctx context.Context) error {
+	if _, err := l.reader.IntegratedSize(ctx); err != nil {
+		return fmt.Errorf("log storage: %w", err)
+	}
+	return nil
+}

@@ -2,11 +2,14 @@
 // directory (DIR/tokens, one JSON record per line holding only the token's
 // SHA-256, and DIR/tokens.used). The `custody token` commands edit it
 // directly; the server reads it and checks presented tokens against it.
-// Edits are serialised by a lock file and written durably (0600).
+// Edits are serialised by a lock file and written durably (0600). The
+// ...In functions do the same on any state.Store: the tokens of replicas
+// live in PostgreSQL (custody token --db).
 package tokenfile
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,15 +19,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/custody-dev/custody/internal/api"
-	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/state"
 )
 
 // Token files in the data directory.
@@ -180,6 +181,11 @@ func CreateToken(dir string, r api.Role, key, name string) (string, error) {
 // accepts it from its next request. A name in use by a token that is not
 // revoked is refused (ErrTokenExists).
 func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
+	return NewTokenIn(context.Background(), state.Dir(dir), spec)
+}
+
+// NewTokenIn is NewToken on the tokens of st.
+func NewTokenIn(ctx context.Context, st state.Store, spec TokenSpec) (string, api.TokenStatus, error) {
 	if _, err := api.ParseRole(string(spec.Role)); err != nil {
 		return "", api.TokenStatus{}, err
 	}
@@ -203,7 +209,7 @@ func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
 	if !spec.Expires.IsZero() {
 		rec.Expires = spec.Expires.UTC().Truncate(time.Second)
 	}
-	err := editTokens(dir, func(lines []Line) ([]Line, error) {
+	err := editTokens(ctx, st, func(lines []Line) ([]Line, error) {
 		for _, l := range lines {
 			if l.Rec != nil && l.Rec.Revoked.IsZero() && l.Rec.DisplayName() == rec.DisplayName() {
 				return nil, fmt.Errorf("%w: %s (revoke it first, or choose another --name)", ErrTokenExists, rec.DisplayName())
@@ -228,13 +234,23 @@ func NewToken(dir string, spec TokenSpec) (string, api.TokenStatus, error) {
 // held what. ErrTokenNotFound when no token that is not revoked matches;
 // a name that several older tokens share is refused: name the ID.
 func RevokeToken(dir, nameOrID string) (api.TokenStatus, error) {
-	return revokeToken(dir, func(lines []Line) (int, error) { return findToken(lines, nameOrID) })
+	return RevokeTokenIn(context.Background(), state.Dir(dir), nameOrID)
+}
+
+// RevokeTokenIn is RevokeToken on the tokens of st.
+func RevokeTokenIn(ctx context.Context, st state.Store, nameOrID string) (api.TokenStatus, error) {
+	return revokeToken(ctx, st, func(lines []Line) (int, error) { return findToken(lines, nameOrID) })
 }
 
 // RevokeID revokes the token whose ID is id, never one merely named
 // so (the token API, which has resolved the name and audited the ID).
 func RevokeID(dir, id string) (api.TokenStatus, error) {
-	return revokeToken(dir, func(lines []Line) (int, error) {
+	return RevokeIDIn(context.Background(), state.Dir(dir), id)
+}
+
+// RevokeIDIn is RevokeID on the tokens of st.
+func RevokeIDIn(ctx context.Context, st state.Store, id string) (api.TokenStatus, error) {
+	return revokeToken(ctx, st, func(lines []Line) (int, error) {
 		for i, l := range lines {
 			if l.Rec != nil && l.Rec.Revoked.IsZero() && l.Rec.ID() == id {
 				return i, nil
@@ -246,9 +262,9 @@ func RevokeID(dir, id string) (api.TokenStatus, error) {
 
 // revokeToken marks revoked the token of the line find picks: that line
 // and any other that lists the same token (a hand-edited file may).
-func revokeToken(dir string, find func([]Line) (int, error)) (api.TokenStatus, error) {
+func revokeToken(ctx context.Context, store state.Store, find func([]Line) (int, error)) (api.TokenStatus, error) {
 	var st api.TokenStatus
-	err := editTokens(dir, func(lines []Line) ([]Line, error) {
+	err := editTokens(ctx, store, func(lines []Line) ([]Line, error) {
 		i, err := find(lines)
 		if err != nil {
 			return nil, err
@@ -311,7 +327,12 @@ func findToken(lines []Line, nameOrID string) (int, error) {
 
 // FindToken returns the token RevokeToken(dir, nameOrID) would revoke.
 func FindToken(dir, nameOrID string) (api.TokenStatus, error) {
-	b, err := os.ReadFile(filepath.Join(dir, File))
+	return FindTokenIn(context.Background(), state.Dir(dir), nameOrID)
+}
+
+// FindTokenIn is FindToken on the tokens of st.
+func FindTokenIn(ctx context.Context, st state.Store, nameOrID string) (api.TokenStatus, error) {
+	b, err := st.Get(ctx, File)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return api.TokenStatus{}, fmt.Errorf("couldn't read tokens: %w", err)
 	}
@@ -326,11 +347,16 @@ func FindToken(dir, nameOrID string) (api.TokenStatus, error) {
 // ListTokens reads the tokens of the data directory dir, with their last
 // use as the server last recorded it.
 func ListTokens(dir string) (*api.TokenList, error) {
-	b, err := os.ReadFile(filepath.Join(dir, File))
+	return ListTokensIn(context.Background(), state.Dir(dir))
+}
+
+// ListTokensIn is ListTokens on the tokens of st.
+func ListTokensIn(ctx context.Context, st state.Store) (*api.TokenList, error) {
+	b, err := st.Get(ctx, File)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("couldn't read tokens: %w", err)
 	}
-	used, err := ReadLastUsed(filepath.Join(dir, UsedFile))
+	used, err := ReadLastUsedIn(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -345,45 +371,40 @@ func ListTokens(dir string) (*api.TokenList, error) {
 	return out, nil
 }
 
-// editTokens rewrites the tokens file of dir with what edit makes of its
-// lines, holding DIR/tokens.lock. Lines edit leaves alone are written back
-// byte for byte (also those that hold no record). The new file replaces the
-// old one atomically (0600), so the server reads the old or the new.
-func editTokens(dir string, edit func([]Line) ([]Line, error)) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("couldn't create data directory: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("couldn't lock tokens: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("couldn't lock tokens: %w", err)
-	}
-	path := filepath.Join(dir, File)
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("couldn't read tokens: %w", err)
-	}
-	lines, err := edit(Parse(b))
-	if err != nil {
-		return err
-	}
-	var out bytes.Buffer
-	for _, l := range lines {
-		out.Write(l.raw)
-		out.WriteByte('\n')
-	}
-	if err := fsutil.WriteFileDurable(path, out.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("couldn't write tokens: %w", err)
-	}
-	return nil
+// editTokens rewrites the tokens of st with what edit makes of its lines,
+// excluding other edits (a data directory: holding DIR/tokens.lock).
+// Lines edit leaves alone are written back byte for byte (also those that
+// hold no record). The new document replaces the old one atomically
+// (0600), so the server reads the old or the new.
+func editTokens(ctx context.Context, st state.Store, edit func([]Line) ([]Line, error)) error {
+	err := st.Edit(ctx, File, func(b []byte) ([]byte, error) {
+		lines, err := edit(Parse(b))
+		if err != nil {
+			return nil, err
+		}
+		var out bytes.Buffer
+		for _, l := range lines {
+			out.Write(l.raw)
+			out.WriteByte('\n')
+		}
+		return out.Bytes(), nil
+	})
+	return err
 }
 
 // ReadLastUsed reads DIR/tokens.used: token SHA-256 → last use.
 func ReadLastUsed(path string) (map[string]time.Time, error) {
 	b, err := os.ReadFile(path)
+	return parseLastUsed(b, err)
+}
+
+// ReadLastUsedIn reads the tokens' last use in st.
+func ReadLastUsedIn(ctx context.Context, st state.Store) (map[string]time.Time, error) {
+	b, err := st.Get(ctx, UsedFile)
+	return parseLastUsed(b, err)
+}
+
+func parseLastUsed(b []byte, err error) (map[string]time.Time, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]time.Time{}, nil
 	}

@@ -1,0 +1,371 @@
+//go:build linux
+
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/client"
+	"github.com/custody-dev/custody/internal/crashpoint"
+	"github.com/custody-dev/custody/internal/state"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/internal/tlog"
+	"github.com/custody-dev/custody/internal/tlog/mysqltest"
+	"github.com/custody-dev/custody/internal/tokenfile"
+)
+
+// replicaRig is n `custody serve` processes (crashRigs, each with a data
+// directory holding only its copy of the shared key files) serving one
+// registry: the log in MariaDB (--log mysql://), the index and every other
+// piece of state in PostgreSQL (--db).
+type replicaRig struct {
+	t      *testing.T
+	rigs   []*crashRig
+	state  state.Store
+	logPub *ecdsa.PublicKey
+}
+
+func newReplicaRig(t *testing.T, n int) *replicaRig {
+	t.Helper()
+	mysqlURL := mysqltest.NewDatabase(t)
+	dsn := storetest.PostgresSchema(t)
+	ctx := context.Background()
+	pg, err := store.OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	st, err := pg.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The keys every replica is given, as secrets would deliver them.
+	keys := map[string][]byte{}
+	rr := &replicaRig{t: t, state: st}
+	for _, name := range []string{"log", "tsa", "audit", "builder"} {
+		k := newKey(t)
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		if name == "log" {
+			rr.logPub = &k.PublicKey
+		}
+	}
+	tokens := map[api.Role]string{}
+	for _, role := range api.Roles() {
+		if tokens[role], _, err = tokenfile.NewTokenIn(ctx, st, tokenfile.TokenSpec{Role: role, Name: "replicas " + string(role)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		r := newCrashRig(t)
+		// newCrashRig made tokens in the directory; these replicas read PostgreSQL.
+		os.Remove(filepath.Join(r.dir, tokenfile.File))
+		os.Remove(filepath.Join(r.dir, "tokens.lock"))
+		if err := os.MkdirAll(filepath.Join(r.dir, "keys"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range keys {
+			if err := os.WriteFile(filepath.Join(r.dir, "keys", name+".key"), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.tokens = tokens
+		if i > 0 {
+			r.rootFile, r.admins = rr.rigs[0].rootFile, rr.rigs[0].admins
+		}
+		r.extra = []string{"--db", dsn, "--log", mysqlURL}
+		rr.rigs = append(rr.rigs, r)
+	}
+	return rr
+}
+
+// waitServing waits until r answers /healthz (launched without waiting).
+func (r *crashRig) waitServing() {
+	r.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.done:
+			r.t.Fatalf("custody serve exited (%s) before serving", r.cmd.ProcessState)
+		default:
+		}
+		if resp, err := http.Get(r.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				r.started = true
+				r.fetchAuditKey()
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatal("custody serve did not start serving within 2 minutes")
+}
+
+// startAll starts every replica at once (they race through their
+// start-up reconciliation) and waits until all serve.
+func (rr *replicaRig) startAll() {
+	for _, r := range rr.rigs {
+		r.launch("", false)
+	}
+	for _, r := range rr.rigs {
+		r.waitServing()
+	}
+}
+
+// check merges what every replica acknowledged and checks, through each
+// replica, that it serves exactly what the log records and everything
+// acknowledged (crashRig.check: custody audit --complete, records, index).
+func (rr *replicaRig) check(ctx context.Context, after string) {
+	var all acked
+	for _, r := range rr.rigs {
+		r.mu.Lock()
+		a := r.acked
+		r.mu.Unlock()
+		all.builds = append(all.builds, a.builds...)
+		all.digests = append(all.digests, a.digests...)
+		all.artifacts = append(all.artifacts, a.artifacts...)
+		all.incidents = append(all.incidents, a.incidents...)
+		all.policy, all.trust = max(all.policy, a.policy), max(all.trust, a.trust)
+	}
+	for i, r := range rr.rigs {
+		r.mu.Lock()
+		r.acked = all
+		r.mu.Unlock()
+		r.check(ctx, fmt.Sprintf("%s (through replica %d)", after, i))
+	}
+}
+
+// noStateOnDisk asserts that a replica's data directory holds nothing but
+// the key files it was given.
+func (rr *replicaRig) noStateOnDisk() {
+	for i, r := range rr.rigs {
+		filepath.WalkDir(r.dir, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			if rel, _ := filepath.Rel(r.dir, p); !strings.HasPrefix(rel, "keys"+string(filepath.Separator)) || !strings.HasSuffix(rel, ".key") {
+				rr.t.Errorf("replica %d keeps %s on its disk", i, rel)
+			}
+			return nil
+		})
+	}
+}
+
+// watchCheckpoints reads the checkpoint of each replica in turn until ctx
+// ends, checking that every one extends the one seen before (whichever
+// replica served either): a consistency proof, no rollback.
+func (rr *replicaRig) watchCheckpoints(ctx context.Context) (seen func() int) {
+	var mu sync.Mutex
+	n := 0
+	var last *tlog.Checkpoint
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			r := rr.rigs[i%len(rr.rigs)]
+			c, err := tlog.NewClient(r.url, "127.0.0.1", rr.logPub, nil)
+			if err != nil {
+				rr.t.Error(err)
+				return
+			}
+			next, err := c.Update(ctx, last)
+			switch {
+			case errors.Is(err, tlog.ErrRollback) || errors.Is(err, tlog.ErrInconsistent):
+				rr.t.Errorf("replica %d: %v", i%len(rr.rigs), err)
+				return
+			case err == nil:
+				mu.Lock()
+				last, n = next, n+1
+				mu.Unlock()
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	return func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// TestReplicasKillLoop runs three replicas of custody serve on one
+// PostgreSQL and one MariaDB, spreads writes of every kind across them,
+// and SIGKILLs one replica every couple of seconds and restarts it. Every
+// checkpoint any client saw must extend the one before; afterwards every
+// replica must serve exactly what the log records and every write any
+// replica acknowledged (custody audit --complete verifies each entry's
+// inclusion). Then a policy pushed through one replica is served by all,
+// and a token revoked through one is refused by all. No replica keeps
+// state on its disk.
+func TestReplicasKillLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts servers")
+	}
+	ctx := context.Background()
+	rr := newReplicaRig(t, 3)
+	rr.startAll()
+	wctx, cancel := context.WithCancel(ctx)
+	seen := rr.watchCheckpoints(wctx)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := w; wctx.Err() == nil; i++ {
+				// Load spread across the replicas, as a load balancer would.
+				rr.rigs[i%3].write(wctx, writeKinds[i%len(writeKinds)])
+			}
+		})
+	}
+	for round := range 6 {
+		time.Sleep(2 * time.Second)
+		victim := rr.rigs[round%3]
+		victim.kill()
+		victim.start("")
+	}
+	time.Sleep(time.Second)
+	cancel()
+	wg.Wait()
+	if seen() == 0 {
+		t.Error("no checkpoint was read")
+	}
+	// Writes whose clients left go on in the servers: stop every replica
+	// cleanly (each finishes what it accepted) and start them again
+	// together (their start-up reconciliation finishes what the killed
+	// ones left), so that what they serve is settled.
+	for _, r := range rr.rigs {
+		r.stop()
+	}
+	rr.startAll()
+	rr.check(ctx, "the kill loop")
+	rr.rigs[0].mu.Lock()
+	a := rr.rigs[0].acked
+	rr.rigs[0].mu.Unlock()
+	t.Logf("acknowledged: %d signed, %d decisions and pushes, policy v%d, trust root v%d, %d deployments, %d incidents; %d checkpoints read",
+		len(a.builds), len(a.digests), a.policy, a.trust, len(a.artifacts), len(a.incidents), seen())
+	rr.policySeenByAll(ctx)
+	rr.revokedRefusedByAll(ctx)
+	for _, r := range rr.rigs {
+		r.stop()
+	}
+	rr.noStateOnDisk()
+}
+
+// policySeenByAll pushes a policy through replica 0 and waits until every
+// replica serves it.
+func (rr *replicaRig) policySeenByAll(ctx context.Context) {
+	t := rr.t
+	if err := rr.rigs[0].pushPolicy(ctx); err != nil {
+		t.Fatalf("policy push: %v", err)
+	}
+	rr.rigs[0].mu.Lock()
+	want := rr.rigs[0].acked.policy
+	rr.rigs[0].mu.Unlock()
+	for i, r := range rr.rigs {
+		eventually(t, fmt.Sprintf("replica %d serves policy version %d", i, want), func() bool {
+			sp, err := r.client(api.RoleAuditor).Policy(ctx, "prod")
+			return err == nil && sp.Policy().Version == want
+		})
+	}
+}
+
+// revokedRefusedByAll creates a token, uses it on every replica, revokes
+// it through replica 1 and waits until every replica refuses it (401).
+func (rr *replicaRig) revokedRefusedByAll(ctx context.Context) {
+	t := rr.t
+	tok, _, err := tokenfile.NewTokenIn(ctx, rr.state, tokenfile.TokenSpec{Role: api.RoleAuditor, Name: "short-lived"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(r *crashRig) int {
+		c, err := client.New(r.url, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Deployments(ctx, "")
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) {
+			return apiErr.Status
+		}
+		if err != nil {
+			return -1
+		}
+		return http.StatusOK
+	}
+	for i, r := range rr.rigs {
+		eventually(t, fmt.Sprintf("replica %d accepts the new token", i), func() bool { return status(r) == http.StatusOK })
+	}
+	if _, err := rr.rigs[1].client(api.RoleAdmin).RevokeToken(ctx, "short-lived"); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	for i, r := range rr.rigs {
+		eventually(t, fmt.Sprintf("replica %d refuses the revoked token", i), func() bool { return status(r) == http.StatusUnauthorized })
+	}
+}
+
+// eventually polls cond until it holds; the test fails if it does not
+// within half a minute (a bound for a broken build, not a speed claim).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Errorf("%s: not within 30s", what)
+}
+
+// TestReplicasRaceToReconcile kills a replica where a crash leaves work
+// for reconciliation (a signed entry in the log but not indexed; a
+// deployment's audit entry without its record), then starts two replicas
+// at the same moment: both reconcile at start, under the lock, and the
+// entry is indexed once and the record appended once.
+func TestReplicasRaceToReconcile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts servers")
+	}
+	ctx := context.Background()
+	rr := newReplicaRig(t, 3)
+	a, b, c := rr.rigs[0], rr.rigs[1], rr.rigs[2]
+	// a dies with a signed entry in the log but not indexed (its journal
+	// holds it); b dies with an incident's audit entries logged but not
+	// its records (their reports stashed in b's journal).
+	rr.startAll() // the first start accepts the trust root (an audited write)
+	a.stop()
+	b.stop()
+	c.stop()
+	a.launch(crashpoint.SignLogged, false)
+	b.launch(crashpoint.IncidentAudited, false)
+	a.waitServing()
+	b.waitServing()
+	for _, w := range []struct {
+		r    *crashRig
+		kind string
+	}{{a, "sign"}, {b, "incident"}} {
+		err := w.r.write(ctx, w.kind)
+		if !w.r.waitKilled(30 * time.Second) {
+			t.Fatalf("%s did not reach its crash point (write: %v)", w.kind, err)
+		}
+	}
+	a.launch("", false)
+	c.launch("", false)
+	a.waitServing()
+	c.waitServing()
+	b.start("")
+	rr.check(ctx, "two replicas raced to reconcile")
+	for _, r := range rr.rigs {
+		r.stop()
+	}
+	rr.noStateOnDisk()
+}
