@@ -303,7 +303,7 @@ func importDataDir(ctx context.Context, dir string, to state.Store) error {
 func importName(name string) string {
 	switch {
 	case name == tokenfile.File, name == tokenfile.UsedFile, name == recordMarkFile,
-		name == "keys/log.pub", name == "keys/tsa-chain.pem",
+		name == "keys/log.pub", name == "keys/tsa-chain.pem", name == "keys/"+caChainFile, name == "keys/"+ctPubFile,
 		strings.HasPrefix(name, policiesDir+"/"), strings.HasPrefix(name, trustRootDir+"/"):
 		return name
 	case strings.HasPrefix(name, journalDir+"/"):

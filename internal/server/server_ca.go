@@ -29,6 +29,7 @@ import (
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/ca"
+	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -70,7 +71,7 @@ func (s *Server) openCA() error {
 	if err != nil {
 		return fmt.Errorf("CA key: %w", err)
 	}
-	chain, err := loadOrCreateCAChain(filepath.Join(keys, caChainFile), key, s.created)
+	chain, err := loadOrCreateCAChain(s.state, "keys/"+caChainFile, key, s.created)
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func (s *Server) openCA() error {
 	if err != nil {
 		return fmt.Errorf("CT key: %w", err)
 	}
-	if err := recordPublicKey(filepath.Join(keys, ctPubFile), ctKey.Public(), "CT"); err != nil {
+	if err := recordPublicKey(s.state, "keys/"+ctPubFile, ctKey.Public(), "CT"); err != nil {
 		return err
 	}
 	s.ca, err = ca.New(ca.Config{Issuers: c.Issuers, Key: key, Chain: chain, CTKey: ctKey, Record: s.recordCertificate,
@@ -93,20 +94,24 @@ func (s *Server) openCA() error {
 	return nil
 }
 
-// loadOrCreateCAChain reads the CA chain at path, or makes a self-signed
-// certificate for key there. A chain whose first certificate is not key's
+// loadOrCreateCAChain reads the CA chain at path of st, or makes a
+// self-signed certificate for key there (replicas starting together: the
+// first one stored counts). A chain whose first certificate is not key's
 // is refused.
-func loadOrCreateCAChain(path string, key crypto.Signer, created time.Time) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+func loadOrCreateCAChain(st state.Store, path string, key crypto.Signer, created time.Time) ([]*x509.Certificate, error) {
+	ctx := context.Background()
+	b, err := st.Get(ctx, path)
 	if errors.Is(err, os.ErrNotExist) {
 		chain, err := ca.GenerateChain(key, created)
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[0].Raw}), 0o644); err != nil {
+		if _, err := st.Create(ctx, path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[0].Raw})); err != nil {
 			return nil, err
 		}
-		return chain, nil
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		b, err = st.Get(ctx, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read CA chain: %w", err)
@@ -140,17 +145,18 @@ func parseCertificates(b []byte) ([]*x509.Certificate, error) {
 	return chain, nil
 }
 
-// recordPublicKey writes pub to path on first start and refuses a key
-// that differs from the one recorded.
-func recordPublicKey(path string, pub crypto.PublicKey, what string) error {
+// recordPublicKey writes pub to path of st on first start and refuses a
+// key that differs from the one recorded.
+func recordPublicKey(st state.Store, path string, pub crypto.PublicKey, what string) error {
 	pemBytes, err := signer.MarshalPublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("%s key: %w", what, err)
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return writeFileAtomic(path, pemBytes, 0o644)
+	ctx := context.Background()
+	if _, err := st.Create(ctx, path, pemBytes); err != nil {
+		return err
 	}
+	b, err := st.Get(ctx, path)
 	if err != nil {
 		return err
 	}
