@@ -163,6 +163,11 @@
 //	DIR/policies/ENV.yaml    an environment's current policy, as signed (the dashboard reads it)
 //	DIR/policies/ENV.envelope.json  its signed envelope (policy.Signed), served and checked for replays
 //
+// With Config.State in PostgreSQL (replicas: replicas.go), every file
+// above but the private keys, the log and the index is a row of
+// custody_state under the same name, the journal is journal/REPLICA/, and
+// the log is in MySQL (Config.LogMySQL).
+//
 // Private keys are PKCS#8 PEM files of mode 0600, encrypted in the Sigstore
 // encrypted key format (signer.EncryptPrivateKey) when Config.Password is set
 // (custody serve reads it from CUSTODY_SERVER_PASSWORD). Everything is created

@@ -88,6 +88,7 @@ func newReplicaRig(t *testing.T, n int) *replicaRig {
 			}
 		}
 		r.tokens = tokens
+		r.n = i * 1_000_000 // write names (and so digests) unique across replicas
 		if i > 0 {
 			r.rootFile, r.admins = rr.rigs[0].rootFile, rr.rigs[0].admins
 		}

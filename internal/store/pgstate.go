@@ -60,7 +60,9 @@ func pgGet(ctx context.Context, q queryer, name string) ([]byte, error) {
 const pgUpsert = `INSERT INTO custody_state (name, data) VALUES ($1, $2)
 	ON CONFLICT (name) DO UPDATE SET data = excluded.data, version = nextval('custody_state_version')`
 
-func (p *PGState) Get(ctx context.Context, name string) ([]byte, error) { return pgGet(ctx, p.db, name) }
+func (p *PGState) Get(ctx context.Context, name string) ([]byte, error) {
+	return pgGet(ctx, p.db, name)
+}
 
 func (p *PGState) Put(ctx context.Context, name string, b []byte) error {
 	_, err := p.db.ExecContext(ctx, pgUpsert, name, nonNil(b))

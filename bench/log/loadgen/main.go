@@ -5,7 +5,11 @@
 // against the checkpoint's root hash) count as appends. It prints one JSON
 // object: appends/s, request latency percentiles of acknowledged appends
 // (= time to inclusion, since the answer carries the proof), a latency
-// histogram and errors by status.
+// histogram and errors by status. With several -url (comma-separated:
+// replicas), client i starts on URL i mod n and moves to the next one
+// when a request fails in transport, as a load balancer would; the
+// failover gap of a client is the time from its first failed request to
+// its next acknowledged append.
 package main
 
 import (
@@ -27,6 +31,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +62,11 @@ type result struct {
 	Histogram   map[string]int `json:"histogram_ms"`
 	Errors      map[string]int `json:"errors"`
 	MaxTreeSize int64          `json:"max_tree_size"`
+	// Gaps are the failover gaps (ms) clients saw: from a failed request
+	// to the next acknowledged append.
+	Gaps     int     `json:"gaps,omitempty"`
+	GapP50ms float64 `json:"gap_p50_ms,omitempty"`
+	GapMaxms float64 `json:"gap_max_ms,omitempty"`
 }
 
 type sample struct {
@@ -69,7 +79,8 @@ type client struct {
 	key    *ecdsa.PrivateKey
 	der    []byte
 	http   *http.Client
-	url    string
+	urls   []string
+	at     int // index in urls
 	token  string
 	verify bool
 }
@@ -96,7 +107,7 @@ func (c *client) request() ([]byte, error) {
 // outcome of one POST: "" for an acknowledged append with a valid proof,
 // otherwise an error class.
 func (c *client) post(ctx context.Context, body []byte) (class string, retryAfter time.Duration, treeSize int64) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/api/v2/log/entries", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.urls[c.at%len(c.urls)]+"/api/v2/log/entries", bytes.NewReader(body))
 	if err != nil {
 		return "request", 0, 0
 	}
@@ -185,13 +196,15 @@ func main() {
 
 	var (
 		mu       sync.Mutex
+		gaps     []time.Duration
 		samples  []sample
 		errs     = map[string]int{}
 		requests int
 		maxTree  int64
 		wg       sync.WaitGroup
 	)
-	for range *clients {
+	urls := strings.Split(*url, ",")
+	for i := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -203,8 +216,10 @@ func main() {
 			if err != nil {
 				panic(err)
 			}
-			c := &client{key: k, der: der, http: hc, url: *url, token: *token, verify: *verify}
+			c := &client{key: k, der: der, http: hc, urls: urls, at: i, token: *token, verify: *verify}
 			var local []sample
+			var localGaps []time.Duration
+			var failedAt time.Time
 			localErr := map[string]int{}
 			n := 0
 			var tree int64
@@ -229,11 +244,18 @@ func main() {
 						if counted {
 							local = append(local, sample{done: t1, latency: t1.Sub(t0), e2e: t1.Sub(first)})
 						}
+						if !failedAt.IsZero() {
+							localGaps = append(localGaps, t1.Sub(failedAt))
+							failedAt = time.Time{}
+						}
 						tree = max(tree, ts)
 						break
 					}
 					if counted {
 						localErr[class]++
+					}
+					if failedAt.IsZero() && class != "503" && class != "429" {
+						failedAt = t0
 					}
 					if class == "503" || class == "429" {
 						// Retry the same entry, as a polite client would.
@@ -245,7 +267,8 @@ func main() {
 						continue
 					}
 					// Other errors: give up on this entry, make a new one.
-					if class == "transport" || class == "timeout" {
+					if class == "transport" || class == "timeout" || class == "502" || class == "500" {
+						c.at++ // the next replica, as a load balancer would
 						time.Sleep(10 * time.Millisecond)
 					}
 					break
@@ -253,6 +276,7 @@ func main() {
 			}
 			mu.Lock()
 			samples = append(samples, local...)
+			gaps = append(gaps, localGaps...)
 			for k, v := range localErr {
 				errs[k] += v
 			}
@@ -289,6 +313,10 @@ func main() {
 		P50ms:    pct(lat, 50), P90ms: pct(lat, 90), P99ms: pct(lat, 99), Maxms: pct(lat, 100),
 		E2EP50ms: pct(e2e, 50), E2EP99ms: pct(e2e, 99),
 		Histogram: hist, Errors: errs, MaxTreeSize: maxTree,
+	}
+	if len(gaps) > 0 {
+		slices.Sort(gaps)
+		r.Gaps, r.GapP50ms, r.GapMaxms = len(gaps), pct(gaps, 50), pct(gaps, 100)
 	}
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(r); err != nil {
