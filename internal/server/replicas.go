@@ -95,6 +95,9 @@ func (s *Server) reconcileAll(ctx context.Context, starting bool) error {
 			if err := s.openReplica(ctx); err != nil {
 				return err
 			}
+			if err := s.shareSessions(ctx); err != nil {
+				return err
+			}
 		}
 		lctx, cancel := context.WithTimeout(ctx, replicaLockTimeout)
 		release, err := s.state.Lock(lctx, lockAuditedWrites)

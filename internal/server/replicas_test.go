@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,6 +258,7 @@ func TestReplicasKillLoop(t *testing.T) {
 		len(a.builds), len(a.digests), a.policy, a.trust, len(a.artifacts), len(a.incidents), seen())
 	rr.policySeenByAll(ctx)
 	rr.revokedRefusedByAll(ctx)
+	rr.sessionSharedByAll()
 	for _, r := range rr.rigs {
 		r.stop()
 	}
@@ -312,6 +314,46 @@ func (rr *replicaRig) revokedRefusedByAll(ctx context.Context) {
 	}
 	for i, r := range rr.rigs {
 		eventually(t, fmt.Sprintf("replica %d refuses the revoked token", i), func() bool { return status(r) == http.StatusUnauthorized })
+	}
+}
+
+// sessionSharedByAll signs in to the dashboard through replica 0 (with
+// the form of replica 1: its CSRF token is MACed with the shared key),
+// uses the session through every replica, signs out through replica 2 and
+// checks that no replica takes the session any more. (Cookies name a host,
+// not a port, so one browser carries its cookies to every replica here, as
+// it would to one load balancer.)
+func (rr *replicaRig) sessionSharedByAll() {
+	t := rr.t
+	at := func(i int, b *browser) *browser { return &browser{t: t, base: rr.rigs[i].url, hc: b.hc} }
+	b := newBrowser(t, rr.rigs[1].url)
+	csrf := b.loginForm()
+	code, hdr, _ := at(0, b).do("POST", "/ui/login", url.Values{"token": {rr.rigs[0].tokens[api.RoleAuditor]}, "csrf": {csrf}}, "Origin", rr.rigs[0].url)
+	if code != http.StatusSeeOther || hdr.Get("Location") != "/ui/" || b.cookie("custody_session") == "" {
+		t.Fatalf("sign in through replica 0 with replica 1's form: %d → %q", code, hdr.Get("Location"))
+	}
+	sid := b.cookie("custody_session")
+	var page string
+	for i := range rr.rigs {
+		code, _, page = at(i, b).do("GET", "/ui/", nil)
+		if code != http.StatusOK {
+			t.Fatalf("the session through replica %d: %d, want 200", i, code)
+		}
+	}
+	m := csrfInput.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no sign-out form on the dashboard")
+	}
+	if code, _, _ := at(2, b).do("POST", "/ui/logout", url.Values{"csrf": {m[1]}}, "Origin", rr.rigs[2].url); code != http.StatusSeeOther {
+		t.Fatalf("sign out through replica 2: %d", code)
+	}
+	for i, r := range rr.rigs {
+		replay := newBrowser(t, r.url)
+		u, _ := url.Parse(r.url + "/ui/")
+		replay.hc.Jar.SetCookies(u, []*http.Cookie{{Name: "custody_session", Value: sid, Path: "/ui/"}})
+		if code, _, _ := replay.do("GET", "/ui/", nil); code != http.StatusSeeOther {
+			t.Errorf("replica %d takes a session signed out through replica 2: %d", i, code)
+		}
 	}
 }
 

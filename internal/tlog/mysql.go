@@ -74,6 +74,10 @@ var mysqlSchema = []string{
 	"CREATE TABLE IF NOT EXISTS TreeState (id TINYINT UNSIGNED NOT NULL, size BIGINT UNSIGNED NOT NULL, root TINYBLOB NOT NULL, PRIMARY KEY (id))",
 	"CREATE TABLE IF NOT EXISTS Subtree (level TINYINT UNSIGNED NOT NULL, `index` BIGINT UNSIGNED NOT NULL, nodes MEDIUMBLOB NOT NULL, PRIMARY KEY (level, `index`))",
 	"CREATE TABLE IF NOT EXISTS TiledLeaves (tile_index BIGINT UNSIGNED NOT NULL, size SMALLINT UNSIGNED NOT NULL, data LONGBLOB NOT NULL, PRIMARY KEY (tile_index))",
+	// The empty tree, as Tessera's maybeInitTree would write it: done
+	// here, under the lock, because replicas starting together on an empty
+	// database deadlock in maybeInitTree (both lock the missing row's gap).
+	"INSERT IGNORE INTO TreeState (id, size, root) VALUES (0, 0, UNHEX('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'))",
 	"CREATE TABLE IF NOT EXISTS CustodyCheckpoints (size BIGINT UNSIGNED NOT NULL, note MEDIUMBLOB NOT NULL, PRIMARY KEY (size))",
 	"CREATE TABLE IF NOT EXISTS CustodyCosignatures (size BIGINT UNSIGNED NOT NULL, name VARBINARY(255) NOT NULL, line BLOB NOT NULL, PRIMARY KEY (size, name))",
 }
