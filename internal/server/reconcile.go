@@ -235,9 +235,18 @@ func (s *Server) keypairFor(pb *protobundle.Bundle) *signer.Keypair {
 // everything it integrated before the restart.
 func (s *Server) settledCheckpoint(ctx context.Context) (*tlog.Checkpoint, error) {
 	if s.state.Shared() {
-		// Replicas keep appending: wait for what was integrated, not for
+		// Replicas keep appending: wait for what was sequenced, not for
 		// the log to stop growing.
 		return s.log.Settled(ctx)
+	}
+	// Alone: first everything sequenced before the restart (a loaded
+	// machine may integrate it after the log looked stable), then a
+	// checkpoint that stopped growing.
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err := s.log.Settled(sctx)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return nil, err
 	}
 	interval := s.cfg.CheckpointInterval
 	if interval < 100*time.Millisecond {

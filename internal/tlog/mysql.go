@@ -184,11 +184,12 @@ func firstEntries(b []byte, n int) ([]byte, error) {
 }
 
 // Settled waits for, and returns, a published checkpoint that commits to
-// every entry the log had integrated when it was called, whichever process
-// integrated them (an entry a replica sequenced just before it died is
-// covered: some live replica publishes the next checkpoint).
+// every entry the log had sequenced when it was called, whichever process
+// sequenced them (an entry a replica sequenced just before it died is
+// covered: some live replica publishes the next checkpoint; an entry a
+// killed POSIX server sequenced is integrated by the next one).
 func (l *Log) Settled(ctx context.Context) (*Checkpoint, error) {
-	size, err := l.reader.IntegratedSize(ctx)
+	size, err := l.reader.NextIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read the log's size: %w", err)
 	}
