@@ -10,7 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
+
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/sso"
 )
@@ -27,7 +28,7 @@ import (
 var openURL = func(s *streams, url string) error {
 	fmt.Fprintf(s.err, "Sign in at:\n  %s\n", url)
 	if b := os.Getenv("BROWSER"); b != "" {
-		if err := exec.Command(b, url).Start(); err != nil {
+		if err := childenv.Command(context.Background(), b, url).Start(); err != nil {
 			fmt.Fprintf(s.err, "couldn't start $BROWSER (%v): open the URL yourself\n", err)
 		}
 	}

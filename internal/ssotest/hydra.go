@@ -20,11 +20,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/custody-dev/custody/internal/childenv"
 
 	"golang.org/x/oauth2"
 )
@@ -68,8 +69,8 @@ func StartHydra(t testing.TB) *Hydra {
 	pub, adm := freePort(t), freePort(t)
 	h.Issuer = "http://127.0.0.1:" + strconv.Itoa(pub)
 	h.Admin = "http://127.0.0.1:" + strconv.Itoa(adm)
-	cmd := exec.Command(bin, "serve", "all", "--dev", "--sqa-opt-out")
-	cmd.Env = append(os.Environ(), "DSN=memory", "SECRETS_SYSTEM=custody-test-secret-0123456789abcdef",
+	cmd := childenv.Command(context.Background(), bin, "serve", "all", "--dev", "--sqa-opt-out")
+	cmd.Env = append(cmd.Env, "DSN=memory", "SECRETS_SYSTEM=custody-test-secret-0123456789abcdef",
 		"URLS_SELF_ISSUER="+h.Issuer+"/", "URLS_LOGIN="+h.app.URL+"/login", "URLS_CONSENT="+h.app.URL+"/consent",
 		"SERVE_PUBLIC_HOST=127.0.0.1", "SERVE_PUBLIC_PORT="+strconv.Itoa(pub),
 		"SERVE_ADMIN_HOST=127.0.0.1", "SERVE_ADMIN_PORT="+strconv.Itoa(adm), "LOG_LEVEL=warn")
