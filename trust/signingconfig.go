@@ -1,6 +1,8 @@
 package trust
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"time"
@@ -59,7 +61,16 @@ func (r *Root) MarshalSigningConfigJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sc.MarshalJSON()
+	b, err := sc.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	// protojson varies its whitespace from run to run; the file should not.
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // service is a signing config entry: the service at u, speaking major API
