@@ -72,7 +72,7 @@ point() {
 		waitup "${urls[0]}"
 		tok=$("$tmp/custody" token create --data "$tmp/$label" --role builder --name bench 2>/dev/null | tail -1)
 	else
-		db=custody_bench_$label
+		db=custody_bench_${label//-/_}
 		psqlc "DROP DATABASE IF EXISTS $db" >/dev/null; psqlc "CREATE DATABASE $db" >/dev/null
 		myc "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
 		local pgdsn="${PG%/*}/$db?sslmode=disable" mydsn="${MY%/*}/$db"
