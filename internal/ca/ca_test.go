@@ -561,3 +561,33 @@ func TestWithdrawnKey(t *testing.T) {
 		t.Fatalf("withdrawn key still verifies: %v", err)
 	}
 }
+
+// A client cannot keep a withdrawn key trusted by hanging up: a refetch
+// its request starts runs to the end even when the request is cancelled,
+// so the cancelled request does not count as a fetch that kept the old
+// keys (which would put the next refetch another ten minutes away).
+func TestWithdrawnKeyRefetchNotAbortable(t *testing.T) {
+	is := startIssuer(t)
+	now := time.Now()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	chain, _ := ca.GenerateChain(key, now)
+	a, err := ca.New(ca.Config{Issuers: []ca.Issuer{githubIssuer(is)}, Key: key, Chain: chain, CTKey: key,
+		Record: (&recorder{}).record, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := token(t, is, func(c map[string]any) { c["iat"], c["exp"] = now.Unix(), now.Add(time.Hour).Unix() })
+	if _, err := a.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	is.OverrideJWKS(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &other.PublicKey, KeyID: "new", Algorithm: "RS256", Use: "sig"}}})
+	now = now.Add(11 * time.Minute)
+	// The attacker's request: cancelled while the server refetches.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	a.Verify(gone, tok)
+	if _, err := a.Verify(context.Background(), tok); !errors.Is(err, ca.ErrToken) {
+		t.Fatalf("withdrawn key still verifies after a cancelled refetch: %v", err)
+	}
+}

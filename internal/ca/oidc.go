@@ -34,6 +34,11 @@ const (
 	// jwksMaxAge is how long a fetched JWKS is used before it is fetched
 	// again, so that a key the issuer withdrew stops verifying tokens.
 	jwksMaxAge = 10 * time.Minute
+	// fetchTimeout bounds one discovery and JWKS fetch. A fetch does not
+	// end with the request that started it: a client that hangs up must
+	// not make a refetch fail, since a failed one keeps the keys held
+	// (a withdrawn key among them) for another jwksMaxAge.
+	fetchTimeout = 10 * time.Second
 )
 
 // signingAlgs are the JWS algorithms accepted: asymmetric only, so neither
@@ -171,7 +176,9 @@ func (k *keySet) current(ctx context.Context, refresh bool) ([]jose.JSONWebKey, 
 	if k.keys == nil && k.lastErr != nil && k.now().Sub(k.fetched) < time.Second {
 		return nil, k.lastErr
 	}
-	keys, err := k.fetch(ctx)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	keys, err := k.fetch(fctx)
 	k.fetched = k.now()
 	if err != nil {
 		k.lastErr = err
