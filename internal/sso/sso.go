@@ -85,9 +85,15 @@ func (id *Identity) Name() string {
 // Has reports whether the identity has role r.
 func (id *Identity) Has(r api.Role) bool { return slices.Contains(id.Roles, r) }
 
-// mfaAMR are the RFC 8176 authentication methods that are a second factor
-// (or say there were several).
-var mfaAMR = []string{"mfa", "mca", "otp", "hwk", "sc", "sms", "tel", "fpt", "face", "iris", "retina", "vbm"}
+// amrFactor is the factor each RFC 8176 authentication method is: something
+// the person knows, has or is. "mfa" and "mca" say several were used.
+// One method alone is one factor whatever it is: a provider's passwordless
+// sign-in by SMS or e-mail code says ["sms"] or ["otp"].
+var amrFactor = map[string]string{
+	"pwd": "know", "pin": "know", "kba": "know",
+	"otp": "have", "sms": "have", "tel": "have", "hwk": "have", "swk": "have", "sc": "have",
+	"fpt": "are", "face": "are", "iris": "are", "retina": "are", "vbm": "are",
+}
 
 // Validate checks c.
 func (c *Config) Validate() error {
@@ -247,7 +253,7 @@ func (p *Provider) verify(ctx context.Context, op *oidc.Provider, raw, aud, nonc
 		return nil, fmt.Errorf("ID token refused: issued more than %s ago; run custody login again", MaxTokenAge)
 	}
 	id := &Identity{Issuer: t.Issuer, Subject: t.Subject, AMR: c.AMR, ACR: c.ACR, Expiry: t.Expiry, Token: sha256.Sum256([]byte(raw))}
-	if c.Verified == nil || *c.Verified {
+	if c.Verified != nil && *c.Verified { // absent: an address the person may have typed in
 		id.Email = c.Email
 	}
 	id.Roles = p.roles(all[p.cfg.GroupsClaim])
@@ -281,14 +287,20 @@ func (p *Provider) roles(v any) []api.Role {
 	return out
 }
 
-// mfa reports whether amr or acr shows multi-factor authentication.
+// mfa reports whether amr or acr shows multi-factor authentication: amr
+// saying "mfa" or "mca", or naming methods of two factors (a password and
+// a one-time code), or an acr configured as MFA.
 func (p *Provider) mfa(amr []string, acr string) bool {
+	factors := map[string]bool{}
 	for _, m := range amr {
-		if slices.Contains(mfaAMR, m) {
+		if m == "mfa" || m == "mca" {
 			return true
 		}
+		if f := amrFactor[m]; f != "" {
+			factors[f] = true
+		}
 	}
-	return acr != "" && slices.Contains(p.cfg.MFAACR, acr)
+	return len(factors) >= 2 || acr != "" && slices.Contains(p.cfg.MFAACR, acr)
 }
 
 // NeedsMFA reports whether role r's actions require multi-factor
