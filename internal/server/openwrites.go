@@ -27,7 +27,8 @@ import (
 // checked as before.
 //
 // Open writes are rate-limited per client address (the TCP peer address,
-// IPv6 by /64; never a forwarded header), run in write slots of their own
+// IPv6 by /64, the /64s of a /48 together at openNetFactor times that;
+// never a forwarded header), run in write slots of their own
 // so that they cannot take those of token holders, and are counted in
 // /metrics (custody_open_writes_total).
 type OpenWrites struct {
@@ -52,6 +53,11 @@ const (
 	DefaultOpenRate    = 5
 	DefaultOpenClients = 100_000
 )
+
+// openNetFactor is how many clients' worth of rate and burst the /64s of
+// one IPv6 /48 share: one holder of a /48 (often free) must not count as
+// 65,536 clients.
+const openNetFactor = 16
 
 // ParseOpenWrites parses the --open-writes list: "log", "tsa", both
 // comma-separated, or "" / "none" for none.
@@ -115,27 +121,58 @@ var errTooManyClients = errors.New("too many clients are writing without a token
 // admit takes one token of the client's bucket. It returns how long to
 // wait before the next one when there is none, and errTooManyClients when
 // the address is new and the table is full.
+// An IPv6 client's /64 also takes a token of its /48's bucket
+// (openNetFactor times a client's), first, so that the /64s of one /48
+// can neither write faster together nor fill the table.
 func (g *openGate) admit(addr netip.Prefix) (wait time.Duration, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	var nr *rate.Reservation
+	if addr.Addr().Is6() && addr.Bits() > 48 {
+		p, _ := addr.Addr().Prefix(48)
+		r, err := g.reserve(p, openNetFactor, now)
+		if r == nil || err != nil {
+			return 0, err
+		}
+		if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
+			return d, nil
+		}
+		nr = r
+	}
+	r, err := g.reserve(addr, 1, now)
+	if r == nil || err != nil {
+		if nr != nil {
+			nr.CancelAt(now)
+		}
+		return 0, err
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		if nr != nil {
+			nr.CancelAt(now)
+		}
+		return d, nil
+	}
+	return 0, nil
+}
+
+// reserve takes one token of addr's bucket (factor times a client's rate
+// and burst), making the bucket when addr is new and the table has room.
+func (g *openGate) reserve(addr netip.Prefix, factor int, now time.Time) (*rate.Reservation, error) {
 	lim := g.clients[addr]
 	if lim == nil {
 		if len(g.clients) >= g.cfg.MaxClients || now.Sub(g.swept) > time.Minute {
 			g.sweep(now)
 		}
 		if len(g.clients) >= g.cfg.MaxClients {
-			return 0, errTooManyClients
+			return nil, errTooManyClients
 		}
-		lim = rate.NewLimiter(rate.Limit(g.cfg.Rate), g.cfg.Burst)
+		lim = rate.NewLimiter(rate.Limit(g.cfg.Rate*float64(factor)), g.cfg.Burst*factor)
 		g.clients[addr] = lim
 	}
-	r := lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, nil
-	}
-	return 0, nil
+	return lim.ReserveN(now, 1), nil
 }
 
 // sweep forgets the clients whose bucket is full again: they are where a
@@ -143,7 +180,7 @@ func (g *openGate) admit(addr netip.Prefix) (wait time.Duration, err error) {
 func (g *openGate) sweep(now time.Time) {
 	g.swept = now
 	for a, lim := range g.clients {
-		if lim.TokensAt(now) >= float64(g.cfg.Burst) {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
 			delete(g.clients, a)
 		}
 	}

@@ -118,3 +118,34 @@ func TestClientPrefix(t *testing.T) {
 		}
 	}
 }
+
+// Whoever holds an IPv6 /48 (tunnel brokers and many hosts hand one out
+// for free) holds 65,536 /64s: one bucket per /64 alone let them write at
+// 65,536 times the rate and fill the table of client addresses, so that
+// every new client (IPv4 ones too) got 503. The /64s of one /48 share a
+// bucket of openNetFactor times a client's.
+func TestOpenGateIPv6Network(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	g := newOpenGate(OpenWrites{Rate: 1, Burst: 2, MaxInflight: 1, MaxClients: 1000})
+	g.now = func() time.Time { return now }
+	admitted := 0
+	for i := range 1000 {
+		p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i)}), 64)
+		if wait, err := g.admit(p); wait == 0 && err == nil {
+			admitted++
+		}
+	}
+	if max := openNetFactor * 2; admitted > max {
+		t.Errorf("one /48 made %d writes at once through distinct /64s; want at most %d", admitted, max)
+	}
+	if wait, err := g.admit(netip.MustParsePrefix("192.0.2.1/32")); wait != 0 || err != nil {
+		t.Errorf("a new IPv4 client after a /48 flooded: %v %v", wait, err)
+	}
+	if wait, err := g.admit(netip.MustParsePrefix("2001:db8:2::/64")); wait != 0 || err != nil {
+		t.Errorf("a /64 of another /48: %v %v", wait, err)
+	}
+	now = now.Add(time.Minute) // every bucket full again: the /48 writes again
+	if wait, err := g.admit(netip.MustParsePrefix("2001:db8:1:ffff::/64")); wait != 0 || err != nil {
+		t.Errorf("the /48 after it went idle: %v %v", wait, err)
+	}
+}
