@@ -44,20 +44,26 @@ cosign_cmd="$cosign verify-attestation --new-bundle-format --key release.pub --t
 # Both must verify before they are timed.
 $custody_cmd >/dev/null
 $cosign_cmd >/dev/null 2>&1
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 hyperfine -N --warmup 3 --runs "$runs" --export-markdown verify.md --export-json verify.json \
 	-n "custody verify oci://" "$custody_cmd" -n "cosign verify-attestation" "$cosign_cmd"
-ratio=$(python3 -c 'import json;r=json.load(open("verify.json"))["results"];print("%.2f" % (r[0]["mean"]/r[1]["mean"]))')
+ratios=$(python3 -c '
+import json
+r = json.load(open("verify.json"))["results"]
+cpu = [x["user"] + x["system"] for x in r]
+print("custody / cosign: mean time **%.2fx**, fastest run %.2fx, CPU (user+sys, mean) **%.2fx** (%.1f ms against %.1f ms)" % (
+    r[0]["mean"] / r[1]["mean"], r[0]["min"] / r[1]["min"], cpu[0] / cpu[1], cpu[0] * 1e3, cpu[1] * 1e3))')
 cd - >/dev/null
 {
 	echo "# bench/oci results"
 	echo
-	echo "date: $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(go version | cut -d' ' -f3-); registry: $reg ($([ -n "${CUSTODY_TEST_REGISTRY:-}" ] && echo "\$CUSTODY_TEST_REGISTRY" || echo "docker-registry 2.8, no referrers API: tag-schema fallback"))"
+	echo "date: $(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores; load $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after; $(go version | cut -d' ' -f3-); registry: $reg ($([ -n "${CUSTODY_TEST_REGISTRY:-}" ] && echo "\$CUSTODY_TEST_REGISTRY" || echo "docker-registry 2.8, no referrers API: tag-schema fallback"))"
 	echo
 	echo "An image with a SLSA provenance and a CycloneDX SBOM attestation attached by custody attest"
 	echo "(Sigstore bundle v0.3 referrers). custody verifies both bundles; cosign verifies the provenance."
 	echo
 	cat "$work/verify.md"
 	echo
-	echo "custody / cosign mean time: **${ratio}x** (goal <= 0.5x)"
+	echo "$ratios (goal <= 0.5x)"
 } > "$results"
 echo "results written to $results"

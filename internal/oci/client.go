@@ -83,14 +83,18 @@ func New(opts Options) (*Client, error) {
 			return nil, fmt.Errorf("insecure registry %w", err)
 		}
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
+	// No CA bundle: RootCAs stays nil and crypto/tls reads the system
+	// roots at the first TLS handshake. Parsing them costs more CPU than
+	// a whole verification of an image on a plain-HTTP registry
+	// (bench/oci), so a command that makes no TLS connection never does.
+	var pool *x509.CertPool
 	if opts.CAFile != "" {
 		pem, err := fsutil.ReadFileLimited(opts.CAFile, maxCAFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read registry CA bundle: %w", err)
+		}
+		if pool, err = x509.SystemCertPool(); err != nil {
+			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("registry CA bundle %s holds no PEM certificate", opts.CAFile)
