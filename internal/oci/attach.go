@@ -20,8 +20,8 @@ var ErrNotBundle = errors.New("not a Sigstore bundle")
 // format does: the bundle as a blob, and an OCI 1.1 manifest of artifact
 // type BundleMediaType whose subject is the image. A registry with the
 // referrers API lists it by itself; on one without, the `sha256-HEX` tag
-// index is updated (read, add, write back: two writers racing on one image
-// can drop each other's entry, so attach from one place at a time there).
+// index is updated with a conditional write that is read back (fallback.go
+// says how far that protects concurrent writers).
 // It returns the digest of the referrer manifest. The manifest carries no
 // time, so attaching the same bundle twice stores it once.
 func (c *Client) Attach(ctx context.Context, r Ref, bundleJSON []byte) (string, error) {
@@ -74,18 +74,12 @@ func (c *Client) Attach(ctx context.Context, r Ref, bundleJSON []byte) (string, 
 	if err != nil {
 		return "", err
 	}
-	md := hashOf(raw)
-	if err := remote.Put(repo.Digest(md.String()), rawManifest{raw}, opts...); err != nil {
+	add := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: hashOf(raw), Size: int64(len(raw)), ArtifactType: BundleMediaType, Annotations: ann}
+	if err := c.putReferrer(ctx, repo, raw, add, r.Digest); err != nil {
 		return "", fail(r.Registry, "writing referrer", err)
 	}
-	return md.String(), nil
+	return add.Digest.String(), nil
 }
-
-// rawManifest is a manifest pushed byte for byte.
-type rawManifest struct{ raw []byte }
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // bundleAnnotations checks that b looks like a Sigstore bundle and returns
 // the annotations cosign's bundle spec names: what the bundle holds and,
