@@ -13,8 +13,8 @@ import (
 )
 
 // testRegistry is a real OCI registry on 127.0.0.1: the one scripts/test
-// starts (distribution v3 with the referrers API, else Debian's
-// docker-registry 2.8) when it set their variables, else
+// starts (Debian's docker-registry 2.8; a registry with the referrers API
+// when CUSTODY_TEST_REGISTRY_REFERRERS names one), else
 // go-containerregistry's registry in process. Every test pushes to
 // repositories of its own (prefix).
 type testRegistry struct {

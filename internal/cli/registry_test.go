@@ -9,8 +9,9 @@ import (
 )
 
 // scriptRegistries are the registries the scripts push images to: the real
-// ones scripts/test starts (docker-registry 2.8 without the referrers API,
-// distribution v3 with it), else in-process ones of the same two kinds.
+// one scripts/test starts (docker-registry 2.8, without the referrers API)
+// or a real one with the API when CUSTODY_TEST_REGISTRY_REFERRERS names it,
+// else in-process ones of the same two kinds (docs/design/oci-client.md).
 var scriptRegistries struct{ fallback, referrers string }
 
 func startScriptRegistries(t *testing.T) {

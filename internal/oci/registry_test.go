@@ -41,7 +41,7 @@ func client(t testing.TB, insecure ...string) *oci.Client {
 
 // TestRegistries runs attach, evidence and resolve against every registry:
 // in-process with and without the referrers API, and the real
-// docker-registry 2.8 and distribution v3 when scripts/test started them.
+// docker-registry 2.8 scripts/test starts (and CUSTODY_TEST_REGISTRY_REFERRERS).
 func TestRegistries(t *testing.T) {
 	for _, reg := range ocitest.Registries(t) {
 		t.Run(reg.Name, func(t *testing.T) {
