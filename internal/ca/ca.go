@@ -137,6 +137,9 @@ func (a *Authority) Verify(ctx context.Context, raw string) (*Principal, error) 
 	if err := ti.allows(p); err != nil {
 		return nil, err
 	}
+	if err := ti.checkMFA(p, m); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

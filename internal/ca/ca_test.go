@@ -206,7 +206,7 @@ func TestIssueEmail(t *testing.T) {
 	person := func(verified bool, email string) string {
 		now := time.Now()
 		tok, err := is.Token(map[string]any{"iss": is.URL(), "aud": "sigstore", "sub": "u-1", "email": email,
-			"email_verified": verified, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
+			"email_verified": verified, "amr": []string{"pwd", "otp"}, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,6 +244,66 @@ func TestIssueEmail(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := a.Verify(context.Background(), person(tc.verified, tc.email)); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// A person's certificate signs approvals, an approver action: an email
+// issuer certifies only tokens that show multi-factor authentication (an
+// RFC 8176 second factor in amr, or an acr the entry names), unless the
+// entry says mfa: optional. The refusal says what is missing and how to
+// get it.
+func TestIssueEmailNeedsMFA(t *testing.T) {
+	is := startIssuer(t)
+	entry := ca.Issuer{URL: is.URL(), Kind: ca.KindEmail, Identities: []string{"*@example.com"}, MFAACR: []string{"urn:example:mfa"}}
+	a := newAuthority(t, nil, entry)
+	optional := entry
+	optional.MFA = ca.MFAOptional
+	lax := newAuthority(t, nil, optional)
+	person := func(amr any, acr string) string {
+		now := time.Now()
+		c := map[string]any{"iss": is.URL(), "aud": "sigstore", "sub": "u-1", "email": "alice@example.com",
+			"email_verified": true, "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+		if amr != nil {
+			c["amr"] = amr
+		}
+		if acr != "" {
+			c["acr"] = acr
+		}
+		tok, err := is.Token(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, tc := range []struct {
+		name string
+		tok  string
+		ok   bool
+		msg  string
+	}{
+		{"otp", person([]string{"pwd", "otp"}, ""), true, ""},
+		{"password and hardware key", person([]string{"pwd", "hwk"}, ""), true, ""},
+		{"mfa", person([]string{"mfa"}, ""), true, ""},
+		{"one factor: a code alone", person([]string{"otp"}, ""), false, "amr otp"},
+		{"configured acr", person([]string{"pwd"}, "urn:example:mfa"), true, ""},
+		{"password only", person([]string{"pwd"}, ""), false, "amr pwd"},
+		{"no amr", person(nil, ""), false, "amr none"},
+		{"other acr", person([]string{"pwd"}, "urn:example:weak"), false, "multi-factor"},
+		{"amr not a list", person("otp", ""), false, "amr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := a.Verify(context.Background(), tc.tok)
+			if tc.ok != (err == nil) {
+				t.Fatalf("Verify = %v; want ok=%v", err, tc.ok)
+			}
+			if !tc.ok && (!errors.Is(err, ca.ErrDenied) || !strings.Contains(err.Error(), tc.msg) ||
+				!strings.Contains(err.Error(), "alice@example.com") || !strings.Contains(err.Error(), "second factor")) {
+				t.Fatalf("refusal %q; want ErrDenied naming the person, %q and what to do", err, tc.msg)
+			}
+			if _, err := lax.Verify(context.Background(), tc.tok); err != nil {
+				t.Fatalf("mfa: optional refused: %v", err)
 			}
 		})
 	}
@@ -458,14 +518,16 @@ func TestParseIssuers(t *testing.T) {
 		t.Fatalf("%v %+v", err, iss)
 	}
 	for name, doc := range map[string]string{
-		"allows everyone": "issuers:\n- url: https://x.test\n  kind: github-actions\n",
-		"unknown kind":    "issuers:\n- url: https://x.test\n  kind: spiffe\n  identities: [x]\n",
-		"unknown field":   "issuers:\n- url: https://x.test\n  kind: email\n  identities: [x]\n  allowAll: true\n",
-		"not a URL":       "issuers:\n- url: x.test\n  kind: email\n  identities: [x]\n",
-		"twice":           "issuers:\n- {url: https://x.test, kind: email, identities: [x]}\n- {url: https://x.test, kind: email, identities: [y]}\n",
-		"bad pattern":     "issuers:\n- url: https://x.test\n  kind: email\n  identities: ['[']\n",
-		"email with repo": "issuers:\n- url: https://x.test\n  kind: email\n  repositories: [a/b]\n",
-		"none":            "issuers: []\n",
+		"allows everyone":    "issuers:\n- url: https://x.test\n  kind: github-actions\n",
+		"unknown kind":       "issuers:\n- url: https://x.test\n  kind: spiffe\n  identities: [x]\n",
+		"unknown field":      "issuers:\n- url: https://x.test\n  kind: email\n  identities: [x]\n  allowAll: true\n",
+		"not a URL":          "issuers:\n- url: x.test\n  kind: email\n  identities: [x]\n",
+		"twice":              "issuers:\n- {url: https://x.test, kind: email, identities: [x]}\n- {url: https://x.test, kind: email, identities: [y]}\n",
+		"bad pattern":        "issuers:\n- url: https://x.test\n  kind: email\n  identities: ['[']\n",
+		"email with repo":    "issuers:\n- url: https://x.test\n  kind: email\n  repositories: [a/b]\n",
+		"mfa of a CI issuer": "issuers:\n- url: https://x.test\n  kind: github-actions\n  repositories: [a/b]\n  mfa: optional\n",
+		"mfa misspelt":       "issuers:\n- url: https://x.test\n  kind: email\n  identities: [x]\n  mfa: no\n",
+		"none":               "issuers: []\n",
 	} {
 		if _, err := ca.ParseIssuers([]byte(doc)); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -589,5 +651,28 @@ func TestWithdrawnKeyRefetchNotAbortable(t *testing.T) {
 	a.Verify(gone, tok)
 	if _, err := a.Verify(context.Background(), tok); !errors.Is(err, ca.ErrToken) {
 		t.Fatalf("withdrawn key still verifies after a cancelled refetch: %v", err)
+	}
+}
+
+// The issuers file docs/keyless.md shows is one ParseIssuers takes, with
+// people's MFA required by default.
+func TestDocsIssuersFile(t *testing.T) {
+	b, err := os.ReadFile("../../docs/keyless.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\n# issuers.yaml\n")
+	doc, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/keyless.md shows no issuers.yaml")
+	}
+	iss, err := ca.ParseIssuers([]byte(doc))
+	if err != nil {
+		t.Fatalf("docs/keyless.md's issuers.yaml: %v", err)
+	}
+	for _, i := range iss {
+		if i.Kind == ca.KindEmail && i.MFA != ca.MFARequired {
+			t.Errorf("email issuer %s: mfa %q", i.URL, i.MFA)
+		}
 	}
 }

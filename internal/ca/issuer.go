@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/custody-dev/custody/internal/sso"
 )
 
 // Kind is the shape of an issuer's tokens: which claims name the identity
@@ -69,7 +71,22 @@ type Issuer struct {
 	// signing service (POST /api/v1/sign) with that builder key, as a
 	// builder token scoped to it would.
 	BuilderKey string `yaml:"builderKey,omitempty" json:"builderKey,omitempty"`
+	// MFA, for an email issuer (people): MFARequired (the default)
+	// certifies only tokens that show multi-factor authentication, since a
+	// person's certificate signs approvals, an action the seed reserves to
+	// sign-ins with MFA; MFAOptional certifies without. Empty for CI issuers.
+	MFA string `yaml:"mfa,omitempty" json:"mfa,omitempty"`
+	// MFAACR lists acr values that count as multi-factor authentication,
+	// besides an amr naming a second factor (sso.ShowsMFA), for an email
+	// issuer.
+	MFAACR []string `yaml:"mfaAcr,omitempty" json:"mfaAcr,omitempty"`
 }
+
+// Values of Issuer.MFA.
+const (
+	MFARequired = "required"
+	MFAOptional = "optional"
+)
 
 // IssuersFile is the file `custody serve --oidc-issuers` reads.
 type IssuersFile struct {
@@ -129,8 +146,18 @@ func (iss *Issuer) validate() error {
 		if len(iss.Repositories) > 0 || len(iss.Workflows) > 0 || len(iss.Refs) > 0 {
 			return fmt.Errorf("issuer %s: an email issuer allows identities, not repositories, workflows or refs", iss.URL)
 		}
+		switch iss.MFA {
+		case "":
+			iss.MFA = MFARequired
+		case MFARequired, MFAOptional:
+		default:
+			return fmt.Errorf("issuer %s: mfa %q is not %s or %s", iss.URL, iss.MFA, MFARequired, MFAOptional)
+		}
 	default:
 		return fmt.Errorf("issuer %s: kind %q is not github-actions, gitlab or email", iss.URL, iss.Kind)
+	}
+	if iss.Kind != KindEmail && (iss.MFA != "" || len(iss.MFAACR) > 0) {
+		return fmt.Errorf("issuer %s: mfa and mfaAcr are for email issuers (people); CI tokens show no second factor", iss.URL)
 	}
 	iss.BaseURL = strings.TrimRight(iss.BaseURL, "/")
 	if len(iss.Identities) == 0 && len(iss.Repositories) == 0 && len(iss.Workflows) == 0 {
@@ -167,6 +194,33 @@ func (iss *Issuer) allows(p *Principal) error {
 		}
 	}
 	return nil
+}
+
+// checkMFA refuses the token (claims m) of a person p when iss requires
+// multi-factor authentication and the token does not show it. An amr
+// that is not a list of strings shows none.
+func (iss *Issuer) checkMFA(p *Principal, m map[string]any) error {
+	if iss.Kind != KindEmail || iss.MFA == MFAOptional {
+		return nil
+	}
+	var amr []string
+	if list, ok := m["amr"].([]any); ok {
+		for _, v := range list {
+			if s, ok := v.(string); ok && len(s) <= 64 && pathSafe.MatchString(s) {
+				amr = append(amr, s)
+			}
+		}
+	}
+	acr, _ := m["acr"].(string)
+	if sso.ShowsMFA(amr, acr, iss.MFAACR) {
+		return nil
+	}
+	shown := "none"
+	if len(amr) > 0 {
+		shown = strings.Join(amr, ",")
+	}
+	return fmt.Errorf("%w: certificates for people require multi-factor authentication: %s signed in at %s without it (amr %s); "+
+		"sign in again with a second factor", ErrDenied, p.SAN, iss.URL, shown)
 }
 
 func matchAny(patterns []string, v string) bool {

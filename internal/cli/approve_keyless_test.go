@@ -64,6 +64,12 @@ func TestApproveKeylessHydra(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "eve@evil.example") {
 		t.Errorf("approve by an identity the CA does not allow = %d %q; want refused naming it", code, errs)
 	}
+	// an approval is an approver action: a sign-in without a second
+	// factor gets no certificate, and nothing is signed or pushed
+	code, _, errs = approve(ssotest.User{Subject: "carol", Email: "carol@example.com", AMR: []string{"pwd"}})
+	if code == 0 || !strings.Contains(errs, "require multi-factor authentication: carol@example.com") || !strings.Contains(errs, "second factor") {
+		t.Errorf("approve without MFA = %d %q; want refused saying MFA is required", code, errs)
+	}
 
 	root := filepath.Join(dir, "trusted_root.json")
 	resp, err := http.Get(url + "/api/v1/trusted-root")

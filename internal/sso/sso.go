@@ -287,10 +287,15 @@ func (p *Provider) roles(v any) []api.Role {
 	return out
 }
 
-// mfa reports whether amr or acr shows multi-factor authentication: amr
-// saying "mfa" or "mca", or naming methods of two factors (a password and
-// a one-time code), or an acr configured as MFA.
-func (p *Provider) mfa(amr []string, acr string) bool {
+// mfa reports whether amr or acr shows multi-factor authentication.
+func (p *Provider) mfa(amr []string, acr string) bool { return ShowsMFA(amr, acr, p.cfg.MFAACR) }
+
+// ShowsMFA reports whether an ID token's amr (RFC 8176 methods) or acr
+// shows multi-factor authentication: amr saying "mfa" or "mca", or naming
+// methods of two factors (a password and a one-time code), or an acr
+// listed in mfaACR. It is the one rule for sign-in (Provider) and for the
+// certificates of people (package ca).
+func ShowsMFA(amr []string, acr string, mfaACR []string) bool {
 	factors := map[string]bool{}
 	for _, m := range amr {
 		if m == "mfa" || m == "mca" {
@@ -300,7 +305,7 @@ func (p *Provider) mfa(amr []string, acr string) bool {
 			factors[f] = true
 		}
 	}
-	return len(factors) >= 2 || acr != "" && slices.Contains(p.cfg.MFAACR, acr)
+	return len(factors) >= 2 || acr != "" && slices.Contains(mfaACR, acr)
 }
 
 // NeedsMFA reports whether role r's actions require multi-factor
