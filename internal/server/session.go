@@ -89,45 +89,60 @@ type SessionStore interface {
 	Delete(ctx context.Context, key [sha256.Size]byte) error
 }
 
-// memSessions is the in-memory SessionStore, holding at most maxSessions:
-// the least recently used one is ended to make room.
+// memSessions is the in-memory SessionStore, holding at most maxSessions
+// sessions (the least recently used one is ended to make room) and, apart,
+// at most maxPendingLogins sign-ins in progress (the oldest is dropped).
+// Anyone may start a sign-in: kept apart, a flood of them cannot end a
+// session or forget an exchanged ID token.
 type memSessions struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]*Session
+	mu     sync.Mutex
+	m      map[[sha256.Size]byte]*Session
+	logins map[[sha256.Size]byte]*Session
 }
 
+// maxPendingLogins bounds the dashboard sign-ins in progress kept.
+const maxPendingLogins = 1024
+
 // NewMemorySessions returns an in-memory SessionStore.
-func NewMemorySessions() SessionStore { return &memSessions{m: map[[sha256.Size]byte]*Session{}} }
+func NewMemorySessions() SessionStore {
+	return &memSessions{m: map[[sha256.Size]byte]*Session{}, logins: map[[sha256.Size]byte]*Session{}}
+}
 
 func (ms *memSessions) Put(_ context.Context, key [sha256.Size]byte, s *Session) error {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	if old := ms.m[key]; old != nil && !old.Expired(s.Created) {
-		return ErrSessionExists
+	for _, t := range []map[[sha256.Size]byte]*Session{ms.m, ms.logins} {
+		if old := t[key]; old != nil && !old.Expired(s.Created) {
+			return ErrSessionExists
+		}
 	}
-	if len(ms.m) >= maxSessions {
-		ms.sweep(s.Created)
+	table, limit := ms.m, maxSessions
+	if s.Login != nil {
+		table, limit = ms.logins, maxPendingLogins
 	}
-	if len(ms.m) >= maxSessions {
+	if len(table) >= limit {
+		sweepExpired(table, s.Created)
+	}
+	if len(table) >= limit {
 		var oldest [sha256.Size]byte
 		var seen time.Time
-		for k, s := range ms.m {
+		for k, s := range table {
 			if seen.IsZero() || s.LastSeen.Before(seen) {
 				oldest, seen = k, s.LastSeen
 			}
 		}
-		delete(ms.m, oldest)
+		delete(table, oldest)
 	}
 	c := *s
-	ms.m[key] = &c
+	table[key] = &c
 	return nil
 }
 
-// sweep ends expired sessions; ms.mu is held.
-func (ms *memSessions) sweep(now time.Time) {
-	for k, s := range ms.m {
+// sweepExpired ends the expired sessions of table; ms.mu is held.
+func sweepExpired(table map[[sha256.Size]byte]*Session, now time.Time) {
+	for k, s := range table {
 		if s.Expired(now) {
-			delete(ms.m, k)
+			delete(table, k)
 		}
 	}
 }
@@ -135,12 +150,17 @@ func (ms *memSessions) sweep(now time.Time) {
 func (ms *memSessions) Get(_ context.Context, key [sha256.Size]byte, now time.Time) (*Session, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	s := ms.m[key]
+	table := ms.m
+	s := table[key]
+	if s == nil {
+		table = ms.logins
+		s = table[key]
+	}
 	if s == nil {
 		return nil, nil
 	}
 	if s.Expired(now) {
-		delete(ms.m, key)
+		delete(table, key)
 		return nil, nil
 	}
 	s.LastSeen = now
@@ -151,6 +171,7 @@ func (ms *memSessions) Get(_ context.Context, key [sha256.Size]byte, now time.Ti
 func (ms *memSessions) Delete(_ context.Context, key [sha256.Size]byte) error {
 	ms.mu.Lock()
 	delete(ms.m, key)
+	delete(ms.logins, key)
 	ms.mu.Unlock()
 	return nil
 }

@@ -240,3 +240,37 @@ func TestSSOTokenRefusals(t *testing.T) {
 		t.Errorf("made-up session = %d %s; want 401", code, body)
 	}
 }
+
+// Anyone may start a dashboard sign-in, and each start is kept until its
+// callback. A flood of starts must not end anyone's session (they shared
+// one bounded table, the least recently used entry evicted) nor forget
+// which ID tokens were already exchanged (a copy would then be worth a
+// second session).
+func TestSSOStartFloodKeepsSessions(t *testing.T) {
+	iss := ssotest.NewIssuer(t)
+	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, ""), UI: func(server.UIDeps) (http.Handler, error) {
+		return http.NotFoundHandler(), nil
+	}})
+	c := iss.Claims(cliClient)
+	c["groups"] = []string{"custody-auditors"}
+	idToken := iss.Sign(t, c)
+	code, sess := exchange(t, ts.url, idToken)
+	if code != http.StatusOK {
+		t.Fatalf("exchange = %d %s", code, sess)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for range 4200 {
+		resp, err := noRedirect.Get(ts.url + "/ui/sso/start")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if code, body := call(t, ts.url, "GET", "/api/v1/evidence?limit=1", sess, nil); code != http.StatusOK {
+		t.Errorf("session after a flood of sign-in starts = %d %q; want it kept", code, body)
+	}
+	if code, body := exchange(t, ts.url, idToken); code != http.StatusUnauthorized {
+		t.Errorf("second exchange of one ID token after a flood of sign-in starts = %d %q; want 401", code, body)
+	}
+}
