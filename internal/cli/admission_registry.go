@@ -2,6 +2,9 @@ package cli
 
 import (
 	"errors"
+	"net"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,7 +45,8 @@ func (f *admissionRegistryFlags) configure(cfg *admission.Config, timeout time.D
 		return usageErr(errors.New("--mutate and --registry-evidence call the registries objects name: say which with --allow-registry"),
 			"e.g. --allow-registry ghcr.io,registry.example.com:5000 (or '*' for any)")
 	}
-	cl, err := oci.New(oci.Options{ConfigPath: f.config, CAFile: f.caFile, Insecure: f.insecure, Timeout: timeout})
+	cl, err := oci.New(oci.Options{ConfigPath: f.config, CAFile: f.caFile, Insecure: f.insecure, Timeout: timeout,
+		AllowAddress: f.allowAddress()})
 	if err != nil {
 		return usageErr(err, "check --registry-config, --registry-ca and --insecure-registry")
 	}
@@ -54,4 +58,22 @@ func (f *admissionRegistryFlags) configure(cfg *admission.Config, timeout time.D
 		cfg.Attached = admission.OCIAttached(cl)
 	}
 	return nil
+}
+
+// allowAddress is the registry client's address check: with '*' among
+// the registries, whoever can send the webhook a review names the host,
+// so only public addresses are reached, except at hosts named on purpose
+// (--allow-registry HOST[:PORT], --insecure-registry). nil without '*'.
+func (f *admissionRegistryFlags) allowAddress() func(string, netip.Addr) bool {
+	if !slices.Contains(f.registries, "*") {
+		return nil
+	}
+	named := append(slices.Clone(f.registries), f.insecure...)
+	return func(host string, a netip.Addr) bool {
+		name, _, err := net.SplitHostPort(host)
+		if err != nil {
+			name = host
+		}
+		return oci.PublicAddress(a) || slices.Contains(named, host) || slices.Contains(named, name)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -57,7 +58,28 @@ type Options struct {
 	// Logger receives what was skipped and why (nil: discard). Credentials
 	// are never logged.
 	Logger *slog.Logger
+	// AllowAddress, when set, is asked before every request (token
+	// realms and redirects included) whether host, the URL's
+	// "host[:port]", may be reached at each address it resolves to; one
+	// refusal fails the request before any connection (ErrAddressRefused).
+	// nil: any address. PublicAddress is the usual answer for hosts not
+	// named on purpose.
+	AllowAddress func(host string, addr netip.Addr) bool
 }
+
+// ErrAddressRefused is wrapped when Options.AllowAddress refused a host's
+// address.
+var ErrAddressRefused = errors.New("address refused")
+
+// PublicAddress reports whether a is a unicast address of the internet:
+// not loopback, private (RFC 1918, IPv6 ULA), link-local (cloud metadata
+// at 169.254.169.254), shared (100.64.0.0/10), unspecified or multicast.
+func PublicAddress(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !shared.Contains(a)
+}
+
+var shared = netip.MustParsePrefix("100.64.0.0/10")
 
 // Client talks to OCI registries. It is safe for concurrent use.
 type Client struct {
@@ -117,7 +139,7 @@ func New(opts Options) (*Client, error) {
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       30 * time.Second,
 	}
-	c.rt = &guard{base: base, allowHTTP: c.allowsHTTP}
+	c.rt = &guard{base: base, allowHTTP: c.allowsHTTP, allowAddr: opts.AllowAddress}
 	return c, nil
 }
 
@@ -186,9 +208,36 @@ func (k *configKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) 
 type guard struct {
 	base      http.RoundTripper
 	allowHTTP func(host string) bool
+	allowAddr func(host string, addr netip.Addr) bool
+}
+
+// checkAddress asks allowAddr about every address host resolves to. The
+// transport resolves the name again to connect: a name whose answers
+// change between the two (DNS rebinding) is not covered.
+func (g *guard) checkAddress(req *http.Request) error {
+	name := req.URL.Hostname()
+	addrs := []netip.Addr{}
+	if a, err := netip.ParseAddr(name); err == nil {
+		addrs = append(addrs, a)
+	} else {
+		if addrs, err = net.DefaultResolver.LookupNetIP(req.Context(), "ip", name); err != nil {
+			return err
+		}
+	}
+	for _, a := range addrs {
+		if !g.allowAddr(req.URL.Host, a) {
+			return fmt.Errorf("%w: %s is at %s, an internal address (name it on purpose to reach it)", ErrAddressRefused, req.URL.Host, a)
+		}
+	}
+	return nil
 }
 
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if g.allowAddr != nil {
+		if err := g.checkAddress(req); err != nil {
+			return nil, err
+		}
+	}
 	switch req.URL.Scheme {
 	case "https":
 	case "http":
