@@ -329,6 +329,9 @@ func TestSigningCertRefusals(t *testing.T) {
 		{"token in the header only, no proof", good, certRequest(t, "", "", key), http.StatusBadRequest, "no proof of possession"},
 		{"malformed JSON", "", []byte(`{"publicKeyRequest":`), http.StatusBadRequest, "not JSON"},
 		{"unknown field", "", []byte(`{"publicKeyRequest":{"publicKey":{"content":"x"}},"admin":true}`), http.StatusBadRequest, "unknown field"},
+		// Anyone may call the route: its body was read whole into memory.
+		{"oversized body", "", []byte(`{"credentials":{"oidcIdentityToken":"` + strings.Repeat("a", 8<<20) + `"}}`),
+			http.StatusRequestEntityTooLarge, "over the limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := post(t, srv.url+"/api/v2/signingCert", tc.bearer, tc.body)

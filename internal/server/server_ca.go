@@ -238,8 +238,14 @@ func (s *Server) recordCertificate(ctx context.Context, p *ca.Principal, pre *x5
 	return err
 }
 
+// maxSigningCertBody bounds a certificate request: a token (at most
+// ca.MaxTokenBytes), a public key or CSR and a proof, base64 in JSON. The
+// route authenticates nobody before reading it.
+const maxSigningCertBody = 64 << 10
+
 // serveSigningCert answers POST /api/v2/signingCert.
 func (s *Server) serveSigningCert(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSigningCertBody)
 	body, ok := readBody(w, r)
 	if !ok {
 		return
