@@ -2,6 +2,7 @@ package oci_test
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"log"
 	"net/http"
@@ -11,7 +12,12 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/custody-dev/custody/internal/oci"
 
 	"github.com/custody-dev/custody/internal/oci/ocitest"
 )
@@ -198,5 +204,41 @@ func TestAttachRefusesForeignFallbackTag(t *testing.T) {
 	_, err := client(t, host).Attach(context.Background(), img, fakeBundle(t, 1))
 	if err == nil || !strings.Contains(err.Error(), "not an OCI image index") {
 		t.Fatalf("Attach over a foreign sha256- tag: %v", err)
+	}
+}
+
+// TestTLSRegistryWithCABundle: a registry over TLS whose CA is given as the
+// CA bundle (--registry-ca) takes attachments (the fallback index written
+// over TLS too) and serves them back; without the bundle it is refused.
+func TestTLSRegistryWithCABundle(t *testing.T) {
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c, err := oci.New(oci.Options{CAFile: writeFile(t, "ca.pem", string(ca)), ConfigPath: writeFile(t, "c.json", "{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(host + "/app:v1")
+	if err := remote.Write(tag, img, remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	ref := oci.Ref{Registry: host, Repository: "app", Tag: "v1"}
+	ctx := context.Background()
+	if _, err := c.Attach(ctx, ref, fakeBundle(t, 1)); err != nil {
+		t.Fatalf("Attach over TLS: %v", err)
+	}
+	found, err := c.Evidence(ctx, ref)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("Evidence over TLS: %d, %v", len(found), err)
+	}
+	if _, err := client(t).Evidence(ctx, ref); err == nil || !strings.Contains(err.Error(), "--registry-ca") {
+		t.Fatalf("without the CA bundle: %v", err)
 	}
 }
