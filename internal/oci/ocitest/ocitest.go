@@ -9,12 +9,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -23,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/custody-dev/custody/internal/oci"
 )
@@ -174,3 +180,77 @@ type rawManifest []byte
 
 func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+// DockerRegistryBin is Debian's docker-registry (distribution 2.8), which
+// scripts/registry installs.
+const DockerRegistryBin = "/usr/bin/docker-registry"
+
+// DockerRegistryWithAuth starts Debian's docker-registry on 127.0.0.1 for
+// the test's lifetime, requiring HTTP basic authentication as user with
+// password (htpasswd, bcrypt), and returns its host:port. The test fails
+// when scripts/test started the shared registry (so the binary should be
+// there) and it is missing; else it skips.
+func DockerRegistryWithAuth(t testing.TB, user, password string) string {
+	t.Helper()
+	if _, err := os.Stat(DockerRegistryBin); err != nil {
+		if os.Getenv(EnvRegistry) != "" {
+			t.Fatalf("%s: %v (scripts/registry installs it)", DockerRegistryBin, err)
+		}
+		t.Skipf("%s not installed (scripts/test installs it)", DockerRegistryBin)
+	}
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s/data
+auth:
+  htpasswd:
+    realm: custody-test
+    path: %s/htpasswd
+http:
+  addr: %s
+  secret: %s
+`, dir, dir, addr, RandomRepo("s"))
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(DockerRegistryBin, "serve", filepath.Join(dir, "config.yml"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		select {
+		case <-done:
+			t.Fatalf("docker-registry exited: %s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("docker-registry did not answer on %s: %s", addr, out.String())
+	return ""
+}
