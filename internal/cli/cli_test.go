@@ -147,6 +147,9 @@ func TestScripts(t *testing.T) {
 			// oidctoken FILE REPO WORKFLOW REF [CLAIM=VALUE...] writes an
 			// ID token of the script's issuer for that job.
 			"oidctoken": scriptOIDCToken,
+			// actionsjob REPO WORKFLOW REF sets the GitHub Actions token
+			// service variables of a job of REPO's WORKFLOW at REF.
+			"actionsjob": scriptActionsJob,
 			// waitserver URL waits until custody serve answers /healthz.
 			"waitserver": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

@@ -42,3 +42,20 @@ func scriptOIDCToken(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(tok+"\n"), 0o600))
 }
+
+// scriptActionsJob makes the script a GitHub Actions job of REPO's
+// WORKFLOW at REF: ACTIONS_ID_TOKEN_REQUEST_URL and
+// ACTIONS_ID_TOKEN_REQUEST_TOKEN name the script issuer's token service,
+// as a runner sets them for a job with id-token: write.
+func scriptActionsJob(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: actionsjob REPO WORKFLOW REF")
+	}
+	v, ok := scriptIssuers.Load(ts)
+	if !ok {
+		ts.Fatalf("actionsjob: run oidcissuer first")
+	}
+	u, tok := v.(*catest.Issuer).ActionsJob(catest.Workflow{Repository: args[0], Workflow: args[1], Ref: args[2]})
+	ts.Setenv("ACTIONS_ID_TOKEN_REQUEST_URL", u)
+	ts.Setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", tok)
+}

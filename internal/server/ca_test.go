@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
@@ -308,6 +310,17 @@ func TestSigningCertRefusals(t *testing.T) {
 	}
 	before := len(searchAudit(t, srv, "custody-ca/certificate/"))
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	other, err := catest.New() // an issuer the server does not trust
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherClaims := srv.issuer.Claims(catest.Workflow{Repository: caRepo, Workflow: caWorkflow, Ref: "refs/heads/main"})
+	otherIss := maps.Clone(otherClaims)
+	otherIss["iss"] = other.URL()
+	byOtherIssuer, _ := other.Token(otherIss)
+	otherKey, otherKid := other.Key()
+	unknownKey, _ := catest.SignToken(otherKey, jose.RS256, otherKid, otherClaims) // claims of the trusted issuer, a key it never published
 	for _, tc := range []struct {
 		name   string
 		bearer string
@@ -323,9 +336,16 @@ func TestSigningCertRefusals(t *testing.T) {
 		{"expired", "", certRequest(t, srv.token(t, func(c map[string]any) {
 			c["iat"], c["exp"] = time.Now().Add(-time.Hour).Unix(), time.Now().Add(-10*time.Minute).Unix()
 		}), sub, key), http.StatusUnauthorized, "expired"},
+		{"not yet valid", "", certRequest(t, srv.token(t, func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() }), sub, key),
+			http.StatusUnauthorized, "before"},
+		{"other issuer", "", certRequest(t, byOtherIssuer, sub, key), http.StatusUnauthorized, "not trusted"},
+		{"unknown key", "", certRequest(t, unknownKey, sub, key), http.StatusUnauthorized, "verifies the token"},
 		{"repository outside the patterns", "", certRequest(t, srv.token(t, func(c map[string]any) {
 			c["repository"] = "evil-org/app"
 		}), sub, key), http.StatusForbidden, "not allowed"},
+		{"workflow outside the patterns", "", certRequest(t, srv.token(t, func(c map[string]any) {
+			c["job_workflow_ref"] = "octo-org/app/.github/workflows/nightly.yml@refs/heads/main"
+		}), sub, key), http.StatusForbidden, "workflow"},
 		{"token in the header only, no proof", good, certRequest(t, "", "", key), http.StatusBadRequest, "no proof of possession"},
 		{"malformed JSON", "", []byte(`{"publicKeyRequest":`), http.StatusBadRequest, "not JSON"},
 		{"unknown field", "", []byte(`{"publicKeyRequest":{"publicKey":{"content":"x"}},"admin":true}`), http.StatusBadRequest, "unknown field"},

@@ -26,6 +26,7 @@ type Issuer struct {
 	kid string
 
 	mu        sync.Mutex
+	jobs      map[string]Workflow // Actions token service: request token → job
 	jwksExtra []jose.JSONWebKey
 	jwks      *jose.JSONWebKeySet                               // replaces the key set when set
 	discovery func(w http.ResponseWriter, r *http.Request) bool // overrides the discovery answer when it returns true
@@ -37,10 +38,11 @@ func New() (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	is := &Issuer{key: key, kid: fmt.Sprintf("test-%d", time.Now().UnixNano())}
+	is := &Issuer{key: key, kid: fmt.Sprintf("test-%d", time.Now().UnixNano()), jobs: map[string]Workflow{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", is.serveDiscovery)
 	mux.HandleFunc("GET /.well-known/jwks", is.serveJWKS)
+	mux.HandleFunc("GET /_apis/idtoken", is.serveActionsToken)
 	is.srv = httptest.NewServer(mux)
 	return is, nil
 }
@@ -149,6 +151,45 @@ func (is *Issuer) Claims(wf Workflow) map[string]any {
 		"workflow_ref": jobRef, "workflow_sha": wf.SHA, "job_workflow_ref": jobRef, "job_workflow_sha": wf.SHA,
 		"event_name": wf.Event, "head_ref": "", "base_ref": "",
 	}
+}
+
+// ActionsJob is what a GitHub Actions runner gives a job of wf that may
+// ask for ID tokens (permissions: id-token: write): the token service's
+// URL and the bearer token to ask it with, as the job sees them in
+// ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN. Asked
+// with that bearer token, the service answers {"count": N, "value": JWT}:
+// a fresh token of wf for the audience of the request's ?audience= (the
+// issuer URL when absent), as GitHub's does; else 401.
+func (is *Issuer) ActionsJob(wf Workflow) (requestURL, requestToken string) {
+	b := make([]byte, 16)
+	rand.Read(b)
+	requestToken = fmt.Sprintf("%x", b)
+	is.mu.Lock()
+	is.jobs[requestToken] = wf
+	is.mu.Unlock()
+	return is.URL() + "/_apis/idtoken?api-version=2.0", requestToken
+}
+
+func (is *Issuer) serveActionsToken(w http.ResponseWriter, r *http.Request) {
+	req, ok := strings.CutPrefix(r.Header.Get("Authorization"), "bearer ")
+	is.mu.Lock()
+	wf, known := is.jobs[req]
+	is.mu.Unlock()
+	if !ok || !known {
+		http.Error(w, `{"message":"bad request token"}`, http.StatusUnauthorized)
+		return
+	}
+	wf.Audience = r.URL.Query().Get("audience")
+	if wf.Audience == "" {
+		wf.Audience = is.URL()
+	}
+	tok, err := is.Token(is.Claims(wf))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"count": len(tok), "value": tok})
 }
 
 // Token signs claims with the issuer's key (RS256, its key ID).
