@@ -88,12 +88,13 @@ type Client struct {
 	keychain authn.Keychain
 	rt       http.RoundTripper
 	log      *slog.Logger
+	settle   time.Duration // fallbackSettle; tests of this package shorten it
 }
 
 // New checks opts and returns a Client. It reads the CA bundle and the
 // Docker config now, so a missing file is an error here, not at first use.
 func New(opts Options) (*Client, error) {
-	c := &Client{timeout: opts.Timeout, insecure: opts.Insecure, log: opts.Logger}
+	c := &Client{timeout: opts.Timeout, insecure: opts.Insecure, log: opts.Logger, settle: fallbackSettle}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
 	}

@@ -169,7 +169,7 @@ func (c *Client) addToFallback(ctx context.Context, h *registryHTTP, tag string,
 			cond = map[string]string{"Content-Type": string(types.OCIImageIndex), "If-Match": etag}
 		}
 		_, _, err = h.do(ctx, http.MethodPut, "manifests/"+tag, raw, cond, http.StatusOK, http.StatusCreated, http.StatusAccepted)
-		wait := max(fallbackSettle, 4*time.Since(start))
+		wait := max(c.settle, 4*time.Since(start))
 		switch {
 		case errors.Is(err, errPrecondition):
 			// Another writer won: read again soon, at a jittered time.
