@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench/edge: the lean verifier (cmd/custody-verify, -tags custody_norego,
-# stripped) against the full custody binary and stock cosign v3 on the same
-# real SLSA generator bundle from testdata/corpus, whole process, in the
-# same hyperfine run. Goals (issue 17): binary <= 15 MB, CPU (user+sys) of
+# bench/edge: the lean verifier (cmd/custody-verify built as docs/edge.md
+# says: -tags custody_norego,grpcnotrace,nethttpomithttp2, stripped)
+# against the full custody binary and stock cosign v3 on the same real SLSA
+# generator bundle from testdata/corpus, whole process, in the same
+# hyperfine run. Goals (issue 17): binary <= 15 MB, CPU (user+sys) of
 # startup + verify <= 0.3x cosign's, peak RSS <= 20 MiB (/usr/bin/time -v).
 # Also the startup of the full binary (custody version), and of the full
 # binary at BEFORE=<commit> when given (lazy initialisation).
@@ -15,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 RUNS=${RUNS:-30}
 results=${RESULTS:-bench/edge/results.md}
 go build -o "$work/custody" ./cmd/custody
-go build -tags custody_norego -trimpath -ldflags='-s -w' -o "$work/custody-verify" ./cmd/custody-verify
+go build -tags custody_norego,grpcnotrace,nethttpomithttp2 -trimpath -ldflags='-s -w' -o "$work/custody-verify" ./cmd/custody-verify
 go build -o "$work/custody-verify-default" ./cmd/custody-verify
 go build -trimpath -ldflags='-s -w' -o "$work/custody-stripped" ./cmd/custody
 if [ -n "${BEFORE:-}" ]; then
