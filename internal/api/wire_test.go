@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,7 @@ func wireSamples() []struct {
 		{"SignRequest", SignRequest{Statement: json.RawMessage(`{"_type":"x"}`), Key: "k"}},
 		{"SignRequest default key", SignRequest{Statement: json.RawMessage(`{}`)}},
 		{"SignAnswer", SignAnswer{ID: 11, Bundle: json.RawMessage(`{}`)}},
+		{"PackRequest", PackRequest{Artifact: "sha256:" + strings.Repeat("ab", 32), Environment: "prod", ValidForSeconds: 3600}},
 		{"TokenStatus", tok},
 		{"TokenStatus active", TokenStatus{ID: "0123456789ab", Name: "admin-1", Role: RoleAdmin, Created: t0}},
 		{"TokenList", TokenList{Tokens: []TokenStatus{tok}, Skipped: []string{"line 3"}}},
@@ -137,6 +139,8 @@ func newLike(v any) any {
 		return new(SignRequest)
 	case SignAnswer:
 		return new(SignAnswer)
+	case PackRequest:
+		return new(PackRequest)
 	case TokenStatus:
 		return new(TokenStatus)
 	case TokenList:

@@ -19,6 +19,7 @@ import (
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/dashboard"
 	"github.com/custody-dev/custody/internal/httplimit"
+	"github.com/custody-dev/custody/internal/packer"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
@@ -184,7 +185,7 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
-		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log, Open: open}, nil
+		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log, Open: open, Packs: packer.Loopback}, nil
 }
 
 // witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.

@@ -5,9 +5,12 @@
 package packer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/custody-dev/custody/internal/client"
@@ -165,4 +168,64 @@ func FromLocal(ctx context.Context, l *Local, artifact, env string, now time.Tim
 		c.Quarantine = pack.Quarantine{Checked: true, Incident: id}
 	}
 	return c, nil
+}
+
+// loopbackURL is the base URL of requests Loopback serves in process;
+// they never reach a network.
+const loopbackURL = "http://custody.loopback"
+
+// Loopback gathers the pack as FromServer does, reading through own (a
+// custody server's handler, in this process) with token: what
+// server.Config.Packs is for custody serve.
+func Loopback(ctx context.Context, own http.Handler, token, artifact, env string, now time.Time) (*pack.Contents, error) {
+	cl, err := client.New(loopbackURL, token, client.WithHTTPClient(&http.Client{Transport: loopback{own}}))
+	if err != nil {
+		return nil, err
+	}
+	return FromServer(ctx, cl, artifact, env, now)
+}
+
+// loopback is an http.RoundTripper that serves requests with a handler in
+// this process.
+type loopback struct{ h http.Handler }
+
+func (l loopback) RoundTrip(req *http.Request) (*http.Response, error) {
+	rw := &answer{header: http.Header{}}
+	req = req.Clone(req.Context())
+	req.RemoteAddr = "127.0.0.1:0"
+	req.RequestURI = req.URL.RequestURI()
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	l.h.ServeHTTP(rw, req)
+	if rw.code == 0 {
+		rw.code = http.StatusOK
+	}
+	return &http.Response{StatusCode: rw.code, Status: http.StatusText(rw.code), Header: rw.header,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: req,
+		Body: io.NopCloser(bytes.NewReader(rw.body.Bytes())), ContentLength: int64(rw.body.Len())}, nil
+}
+
+// answer records a handler's answer, at most client.MaxResponseBytes of
+// body (the client reads no more).
+type answer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (w *answer) Header() http.Header { return w.header }
+
+func (w *answer) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+func (w *answer) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	if w.body.Len()+len(b) > client.MaxResponseBytes {
+		return 0, errors.New("answer larger than a client reads")
+	}
+	return w.body.Write(b)
 }

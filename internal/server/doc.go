@@ -30,6 +30,10 @@
 //	                                     (approver: approvals only; deployer: VSAs only); see
 //	                                     Evidence attribution
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...], "next": N} (a page: see Limits)
+//	POST /api/v1/packs                   deployer api.PackRequest → the evidence pack (pack.MediaType) of the
+//	                                     artifact for the environment, made from this server's state by
+//	                                     Config.Packs and signed with the audit key (audited: pack.made);
+//	                                     admin too; 409 when it cannot be made (no policy), 501 without Packs
 //	POST /api/v1/deployments             deployer a store.Deployment record → {"id": N} (audited)
 //	GET  /api/v1/deployments?...         any role environment, after, limit → {"deployments": [...]}
 //	GET  /api/v1/trust-root              public   the newest custody trust root (trust.Document JSON)

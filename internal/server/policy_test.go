@@ -42,10 +42,15 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 
 func startGoverned(t *testing.T) *governed {
 	t.Helper()
+	return startGovernedWith(t, server.Config{})
+}
+
+// startGovernedWith starts a governed server with cfg and the trust root.
+func startGovernedWith(t *testing.T, cfg server.Config) *governed {
+	t.Helper()
 	g := &governed{}
-	var raw []byte
-	g.root, raw, g.admins = governedRoot(t)
-	g.testServer = start(t, server.Config{TrustRoot: raw})
+	g.root, cfg.TrustRoot, g.admins = governedRoot(t)
+	g.testServer = start(t, cfg)
 	return g
 }
 

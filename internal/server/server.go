@@ -31,6 +31,7 @@ import (
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/internal/tsa"
+	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -126,6 +127,11 @@ type Config struct {
 	// the form at /ui/login sets (dashboard.go). Default none: no /ui/
 	// routes.
 	UI func(UIDeps) (http.Handler, error)
+	// Packs gathers the contents of the evidence packs POST /api/v1/packs
+	// makes (custody serve: packer.Loopback), reading through own, this
+	// server's handler, with the caller's token. Nil: the server makes no
+	// packs (501).
+	Packs func(ctx context.Context, own http.Handler, token, artifact, env string, now time.Time) (*pack.Contents, error)
 	// Open lets clients without a token append to the log and ask the
 	// timestamp authority (OpenWrites, openwrites.go). Default closed.
 	Open OpenWrites
@@ -187,6 +193,9 @@ type Server struct {
 
 	ca       *ca.Authority      // Config.CA; nil when off
 	caIssued prometheus.Counter // certificates issued
+
+	ownOnce sync.Once
+	own     http.Handler // this server's handler for loopback reads (pack.go)
 }
 
 var keyName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -553,6 +562,7 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /api/v1/sign", s.auth(s.write(s.serveSign), api.RoleBuilder, api.RoleAdmin, api.RoleDeployer))
 	handle("POST /api/v1/evidence", s.auth(s.write(s.servePush), api.RoleBuilder, api.RoleAdmin, api.RoleApprover, api.RoleDeployer))
 	handle("GET /api/v1/evidence", s.auth(s.serveSearch, api.Roles()...))
+	handle("POST /api/v1/packs", s.auth(s.write(s.servePack), api.RoleDeployer, api.RoleAdmin))
 	handle("POST /api/v1/deployments", s.auth(s.write(s.serialized(s.serveAppendDeployment)), api.RoleDeployer, api.RoleAdmin))
 	handle("GET /api/v1/deployments", s.auth(s.serveDeployments, api.Roles()...))
 	handle("GET /api/v1/trust-root", s.serveTrustRoot)
