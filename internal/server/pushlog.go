@@ -49,11 +49,15 @@ func (s *Server) logPushed(ctx context.Context, c *checked) (int64, bool, error)
 	if err != nil || found {
 		return id, found, err
 	}
-	release, err := s.claimPush(sig)
+	release, err := s.claimPush(ctx, sig)
 	if err != nil {
 		return 0, false, err
 	}
 	defer release()
+	// A push of it that ended between the search and the claim.
+	if id, found, err := s.loggedCopy(ctx, c.ev, env.GetPayload(), sig); err != nil || found {
+		return id, found, err
+	}
 
 	pub := c.key
 	var cert []byte
@@ -163,21 +167,29 @@ func sameEnvelope(b, payload, sig []byte) bool {
 	return len(env.GetSignatures()) == 1 && bytes.Equal(env.GetSignatures()[0].GetSig(), sig) && bytes.Equal(env.GetPayload(), payload)
 }
 
-// claimPush reserves a signature for one push at a time.
-func (s *Server) claimPush(sig []byte) (release func(), err error) {
+// claimPush reserves a signature for one push at a time (among replicas
+// too: claimShared).
+func (s *Server) claimPush(ctx context.Context, sig []byte) (release func(), err error) {
 	sum := sha256.Sum256(sig)
 	k := "\x00push:" + string(sum[:]) // no build ID holds a NUL byte
 	s.buildMu.Lock()
-	defer s.buildMu.Unlock()
 	if s.building[k] {
+		s.buildMu.Unlock()
 		return nil, errPushInFlight
 	}
 	s.building[k] = true
-	return func() {
+	s.buildMu.Unlock()
+	forget := func() {
 		s.buildMu.Lock()
 		delete(s.building, k)
 		s.buildMu.Unlock()
-	}, nil
+	}
+	unclaim, err := s.claimShared(ctx, k, errPushInFlight)
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	return func() { unclaim(); forget() }, nil
 }
 
 // publicOnly is a crypto.Signer that only has a public key: what

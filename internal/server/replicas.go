@@ -116,32 +116,50 @@ func (s *Server) reconcileAll(ctx context.Context, starting bool) error {
 	return nil
 }
 
-// reconcileGone replays the journals of replicas that are gone: those
-// whose lock replica/ID is free.
+// reconcileGone replays the journals of replicas that are gone (those
+// whose lock replica/ID is free) and deletes their claims.
 func (s *Server) reconcileGone(ctx context.Context) error {
 	names, err := s.state.List(ctx, journalDir+"/")
 	if err != nil {
 		return err
 	}
+	claims, err := s.claimsByOwner(ctx)
+	if err != nil {
+		return err
+	}
 	owners := map[string]bool{}
+	for owner := range claims {
+		owners[owner] = true
+	}
 	for _, n := range names {
 		if owner, _, ok := strings.Cut(strings.TrimPrefix(n, journalDir+"/"), "/"); ok && owner != s.replica.id {
 			owners[owner] = true
 		}
 	}
 	for owner := range owners {
-		release, ok, err := s.state.TryLock(ctx, "replica/"+owner)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue // alive
-		}
-		s.logger.Info("replaying the journal of a replica that is gone", "replica", owner)
-		err = s.reconcileJournal(ctx, journalDir+"/"+owner+"/")
-		release()
-		if err != nil {
+		if err := s.replayGone(ctx, owner, claims[owner]); err != nil {
 			return fmt.Errorf("journal of replica %s: %w", owner, err)
+		}
+	}
+	return nil
+}
+
+// replayGone replays the journal of replica owner if it is gone, then
+// deletes its claims (a retry of what it was writing then finds its
+// record).
+func (s *Server) replayGone(ctx context.Context, owner string, claims []string) error {
+	release, ok, err := s.state.TryLock(ctx, "replica/"+owner)
+	if err != nil || !ok {
+		return err // or alive
+	}
+	defer release()
+	s.logger.Info("replaying the journal of a replica that is gone", "replica", owner)
+	if err := s.reconcileJournal(ctx, journalDir+"/"+owner+"/"); err != nil {
+		return err
+	}
+	for _, n := range claims {
+		if err := s.state.Delete(ctx, n); err != nil {
+			return err
 		}
 	}
 	return nil

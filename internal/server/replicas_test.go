@@ -251,6 +251,10 @@ func TestReplicasKillLoop(t *testing.T) {
 	}
 	rr.startAll()
 	rr.check(ctx, "the kill loop")
+	// What the killed replicas were writing is settled: no claim is left.
+	if left, err := rr.state.List(ctx, "claims/"); err != nil || len(left) > 0 {
+		t.Errorf("claims left after the kill loop: %v (%v)", left, err)
+	}
 	rr.rigs[0].mu.Lock()
 	a := rr.rigs[0].acked
 	rr.rigs[0].mu.Unlock()
@@ -407,8 +411,50 @@ func TestReplicasRaceToReconcile(t *testing.T) {
 	c.waitServing()
 	b.start("")
 	rr.check(ctx, "two replicas raced to reconcile")
+	rr.oneBuildOnce(ctx)
 	for _, r := range rr.rigs {
 		r.stop()
 	}
 	rr.noStateOnDisk()
+}
+
+// oneBuildOnce sends the statement of one build to two replicas at the
+// same moment: as on one server, one signs it and the other refuses it
+// (409: the build ID is being signed, or already recorded), and the index
+// holds the build once.
+func (rr *replicaRig) oneBuildOnce(ctx context.Context) {
+	t := rr.t
+	stmt := durableStatement("one-build-two-replicas", "one-build-two-replicas")
+	start := make(chan struct{})
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, r := range []*crashRig{rr.rigs[0], rr.rigs[2]} {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = r.client(api.RoleBuilder).Sign(ctx, stmt)
+		})
+	}
+	close(start)
+	wg.Wait()
+	signed := 0
+	for i, err := range errs {
+		var apiErr *client.APIError
+		switch {
+		case err == nil:
+			signed++
+		case errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict:
+		default:
+			t.Errorf("request %d: %v, want signed or 409", i, err)
+		}
+	}
+	if signed != 1 {
+		t.Errorf("one build sent to two replicas at once was signed %d times, want once", signed)
+	}
+	found, err := rr.rigs[1].client(api.RoleAuditor).Search(ctx, api.Query{BuildID: "one-build-two-replicas"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != signed {
+		t.Errorf("the index holds the build %d times, want %d", len(found), signed)
+	}
 }

@@ -199,9 +199,10 @@ func provenanceFacts(stmt *attest.Statement) (*attest.ProvenanceFacts, error) {
 	return &attest.ProvenanceFacts{}, nil
 }
 
-// claimBuildID refuses a build ID that is being written right now, or is
-// indexed by evidence other than the bundle whose SHA-256 is bundleSHA, and
-// otherwise reserves it until release is called.
+// claimBuildID refuses a build ID that is being written right now (by
+// this server, or by any replica: claimShared), or is indexed by evidence
+// other than the bundle whose SHA-256 is bundleSHA, and otherwise reserves
+// it until release is called.
 //
 // The signing service (pushed == nil) signs one statement per build, so any
 // earlier record of the build ID is a replay. A pushed bundle may share its
@@ -219,11 +220,17 @@ func (s *Server) claimBuildID(ctx context.Context, id, bundleSHA string, pushed 
 	}
 	s.building[id] = true
 	s.buildMu.Unlock()
-	release = func() {
+	forget := func() {
 		s.buildMu.Lock()
 		delete(s.building, id)
 		s.buildMu.Unlock()
 	}
+	unclaim, err := s.claimShared(ctx, id, fmt.Errorf("%w: %s is being signed right now", errReplay, id))
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	release = func() { unclaim(); forget() }
 	found, err := s.index.Search(ctx, store.Query{BuildID: id, Limit: store.MaxLimit})
 	if err != nil {
 		release()
