@@ -424,14 +424,21 @@ func TestCAStaysInTrustedRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, b := range map[string][]byte{"served": s.TrustedRoot(), "exported": exported} {
-		tr, err := root.NewTrustedRootFromJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tr.FulcioCertificateAuthorities()) != 1 || len(tr.CTLogs()) != 1 ||
-			!tr.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root.Equal(
-				withCA.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root) {
-			t.Fatalf("%s trusted root without the CA: %d CAs, %d CT logs", name, len(tr.FulcioCertificateAuthorities()), len(tr.CTLogs()))
-		}
+		checkHasCA(t, name, b, withCA)
+	}
+}
+
+// checkHasCA checks that the trusted root b holds the CA (and its CT log)
+// of withCA.
+func checkHasCA(t *testing.T, name string, b []byte, withCA *root.TrustedRoot) {
+	t.Helper()
+	tr, err := root.NewTrustedRootFromJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.FulcioCertificateAuthorities()) != 1 || len(tr.CTLogs()) != 1 ||
+		!tr.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root.Equal(
+			withCA.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root) {
+		t.Fatalf("%s trusted root without the CA: %d CAs, %d CT logs", name, len(tr.FulcioCertificateAuthorities()), len(tr.CTLogs()))
 	}
 }

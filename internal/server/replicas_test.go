@@ -19,9 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/crashpoint"
+	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/state"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/internal/store/storetest"
@@ -457,4 +460,48 @@ func (rr *replicaRig) oneBuildOnce(ctx context.Context) {
 	if len(found) != signed {
 		t.Errorf("the index holds the build %d times, want %d", len(found), signed)
 	}
+}
+
+// TestCAStaysInTrustedRootOfReplicas: a replica started without the CA
+// serves, in its trusted root, the CA another replica ran: the CA's chain
+// and CT key are in the shared state, not on the disk of the replica that
+// ran it.
+func TestCAStaysInTrustedRootOfReplicas(t *testing.T) {
+	ctx := context.Background()
+	pg, err := store.OpenPostgres(ctx, storetest.PostgresSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Close() })
+	st, err := pg.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{t.TempDir(), t.TempDir()}
+	for _, name := range []string{"log", "tsa", "audit", "builder", "ca", "ct"} {
+		der, err := x509.MarshalPKCS8PrivateKey(newKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(d, "keys"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "keys", name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	srv := startCA(t, func(c *server.Config) { c.Dir, c.State = dirs[0], st })
+	withCA, err := root.NewTrustedRootFromJSON(srv.TrustedRoot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	other, err := server.Open(ctx, server.Config{Dir: dirs[1], PublicURL: srv.url, Index: new(store.Memory), State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	checkHasCA(t, "a replica without the CA: its", other.TrustedRoot(), withCA)
 }

@@ -382,8 +382,8 @@ func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 	var err error
 	// The CA stays in the trusted root once it ran, so that what it
 	// certified still verifies when it is turned off (as ExportTrustedRoot
-	// reads it from the data directory).
-	cat, err := readCATrust(s.cfg.Dir)
+	// reads it from the data directory; replicas from their shared state).
+	cat, err := readCATrust(ctx, s.state)
 	if err != nil {
 		return err
 	}
@@ -473,7 +473,7 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := readCATrust(dir)
+	cat, err := readCATrust(context.Background(), state.Dir(dir))
 	if err != nil {
 		return nil, err
 	}

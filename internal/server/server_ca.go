@@ -176,10 +176,10 @@ type caTrust struct {
 	ctPub crypto.PublicKey
 }
 
-// readCATrust reads the CA's chain and CT key from the data directory;
-// nil when the CA never ran there.
-func readCATrust(dir string) (*caTrust, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "keys", caChainFile))
+// readCATrust reads the CA's chain and CT key from st (the data
+// directory, or the state replicas share); nil when the CA never ran.
+func readCATrust(ctx context.Context, st state.Store) (*caTrust, error) {
+	b, err := st.Get(ctx, "keys/"+caChainFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -190,7 +190,7 @@ func readCATrust(dir string) (*caTrust, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA chain: %w", err)
 	}
-	pb, err := os.ReadFile(filepath.Join(dir, "keys", ctPubFile))
+	pb, err := st.Get(ctx, "keys/"+ctPubFile)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read CT key: %w", err)
 	}
