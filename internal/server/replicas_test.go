@@ -9,7 +9,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -504,4 +506,126 @@ func TestCAStaysInTrustedRootOfReplicas(t *testing.T) {
 	}
 	defer other.Close()
 	checkHasCA(t, "a replica without the CA: its", other.TrustedRoot(), withCA)
+}
+
+// cutProxy forwards TCP connections to a database until it is cut: then
+// it drops every connection and refuses new ones (a network partition
+// between a replica and its database), until it is restored.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) serve(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	p.mu.Lock()
+	if err != nil || p.cut {
+		p.mu.Unlock()
+		c.Close()
+		if up != nil {
+			up.Close()
+		}
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+// setCut cuts (true) or restores (false) the way to the database.
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// through returns rawURL with its host replaced by the proxy's.
+func (p *cutProxy) through(t *testing.T, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = p.ln.Addr().String()
+	return u.String()
+}
+
+// TestReplicaReadiness cuts a replica off from PostgreSQL, then from
+// MariaDB: each time its readiness probe (GET /readyz) fails, so that a
+// load balancer stops sending it requests, and a write through it is not
+// acknowledged; once the database is back, it is ready and writes again.
+func TestReplicaReadiness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	ctx := context.Background()
+	rr := newReplicaRig(t, 1)
+	r := rr.rigs[0]
+	proxies := map[string]*cutProxy{}
+	for i := 0; i+1 < len(r.extra); i += 2 {
+		u, err := url.Parse(r.extra[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := newCutProxy(t, u.Host)
+		proxies[r.extra[i]] = p
+		r.extra[i+1] = p.through(t, r.extra[i+1])
+	}
+	r.start("")
+	ready := func() int {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz of a replica whose databases answer: %d, want 200", code)
+	}
+	for _, flag := range []string{"--db", "--log"} {
+		proxies[flag].setCut(true)
+		eventually(t, "/readyz fails with the "+flag+" database cut off", func() bool { return ready() == http.StatusServiceUnavailable })
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := r.write(wctx, "sign"); err == nil {
+			t.Errorf("a write was acknowledged with the %s database cut off", flag)
+		}
+		cancel()
+		proxies[flag].setCut(false)
+		eventually(t, "/readyz answers 200 with the "+flag+" database back", func() bool { return ready() == http.StatusOK })
+		if err := r.write(ctx, "sign"); err != nil {
+			t.Errorf("a write with the %s database back: %v", flag, err)
+		}
+	}
+	r.stop()
 }
