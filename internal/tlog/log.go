@@ -56,8 +56,10 @@ type Options struct {
 	// Default DefaultBatchMaxAge.
 	BatchMaxAge time.Duration
 	// CheckpointInterval is how often a new checkpoint is published while
-	// the log grows; AddEntry waits for it. Default and minimum (Tessera's)
-	// MinCheckpointInterval.
+	// the log grows; AddEntry waits for it. Default and minimum
+	// MinCheckpointInterval, on MySQL too (Tessera's MySQL driver publishes
+	// at most once a second; custody's publisher beside it publishes new
+	// sizes at this interval: mysqlDriver).
 	CheckpointInterval time.Duration
 	// MaxEntryBytes bounds a write request. Default DefaultMaxEntryBytes.
 	MaxEntryBytes int
@@ -135,9 +137,6 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	if opts.CheckpointInterval < MinCheckpointInterval {
 		opts.CheckpointInterval = MinCheckpointInterval
 	}
-	if opts.MySQL != "" && opts.CheckpointInterval < MySQLCheckpointInterval {
-		opts.CheckpointInterval = MySQLCheckpointInterval
-	}
 	if opts.MaxEntryBytes <= 0 {
 		opts.MaxEntryBytes = DefaultMaxEntryBytes
 	}
@@ -173,6 +172,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	// Every checkpoint Tessera signs is kept before it can be published.
 	signer.after = l.recordCheckpoint
 
+	tesseraInterval := opts.CheckpointInterval
+	if opts.MySQL != "" {
+		tesseraInterval = max(tesseraInterval, tesseraMySQLInterval)
+	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	driver, err := l.openStorage(bg)
 	if err != nil {
@@ -182,7 +185,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	appender, shutdown, reader, err := tessera.NewAppender(bg, driver, tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithBatching(tessera.DefaultBatchMaxSize, opts.BatchMaxAge).
-		WithCheckpointInterval(opts.CheckpointInterval).
+		WithCheckpointInterval(tesseraInterval).
 		WithCheckpointRepublishInterval(0).
 		WithAntispam(DedupEntries, nil))
 	if err != nil {
@@ -209,7 +212,7 @@ func (l *Log) openStorage(ctx context.Context) (tessera.Driver, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := newMySQLDriver(ctx, db)
+		d, err := newMySQLDriver(ctx, db, l.opts.CheckpointInterval, l.log)
 		if err != nil {
 			db.Close()
 			return nil, err

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,9 +21,10 @@ import (
 	tmysql "github.com/transparency-dev/tessera/storage/mysql"
 )
 
-// MySQLCheckpointInterval is the smallest checkpoint interval of a log on
-// MySQL (Tessera's MySQL driver refuses less).
-const MySQLCheckpointInterval = time.Second
+// tesseraMySQLInterval is the smallest checkpoint interval Tessera's MySQL
+// driver accepts; custody's publisher (mysqlDriver) publishes new sizes
+// more often when Options.CheckpointInterval asks.
+const tesseraMySQLInterval = time.Second
 
 // MySQLPasswordEnv names the environment variable that holds the MySQL
 // password when the URL has none (so it stays out of process listings).
@@ -123,13 +127,135 @@ func createMySQLSchema(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// newMySQLDriver returns Tessera's MySQL driver on db.
-func newMySQLDriver(ctx context.Context, db *sql.DB) (tessera.Driver, error) {
+// newMySQLDriver returns Tessera's MySQL driver on db, with custody's
+// checkpoint publisher beside it (mysqlDriver).
+func newMySQLDriver(ctx context.Context, db *sql.DB, interval time.Duration, logger *slog.Logger) (tessera.Driver, error) {
 	d, err := tmysql.New(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open log storage: %w", err)
 	}
-	return d, nil
+	return &mysqlDriver{Storage: d, db: db, interval: interval, log: logger, kick: make(chan struct{}, 1)}, nil
+}
+
+// mysqlDriver is Tessera's MySQL driver with a second checkpoint
+// publisher. Tessera's publishes on a ticker of the interval (at least 1
+// s) and skips when the stored checkpoint is younger than the interval:
+// a checkpoint published at a tick makes the next tick skip, so with one
+// replica under load checkpoints came every 2 s, and an append (or the
+// first append through another replica after one died) waited up to 2 s.
+// custody's publisher runs when this replica integrated entries and
+// publishes them as soon as the stored checkpoint is interval old, under
+// the same row locks as Tessera's (the Checkpoint row, then TreeState), so
+// that sizes published only grow, whichever replica publishes. Tessera's
+// own loop still republishes every second or so.
+type mysqlDriver struct {
+	*tmysql.Storage
+	db       *sql.DB
+	interval time.Duration
+	log      *slog.Logger
+	kick     chan struct{}
+	publish  func(ctx context.Context, size uint64, root []byte) ([]byte, error)
+}
+
+// Appender starts Tessera's appender and custody's publisher.
+func (d *mysqlDriver) Appender(ctx context.Context, opts *tessera.AppendOptions) (*tessera.Appender, tessera.LogReader, error) {
+	a, r, err := d.Storage.Appender(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.publish = opts.CheckpointPublisher(r, http.DefaultClient)
+	add := a.Add
+	a.Add = func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+		f := add(ctx, e)
+		return func() (tessera.Index, error) {
+			idx, err := f()
+			if err == nil && !idx.IsDup {
+				select {
+				case d.kick <- struct{}{}:
+				default:
+				}
+			}
+			return idx, err
+		}
+	}
+	go d.publishLoop(ctx)
+	return a, r, nil
+}
+
+// publishLoop publishes what this replica integrated once it may.
+func (d *mysqlDriver) publishLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		}
+		for {
+			wait, err := d.publishIfDue(ctx)
+			if err != nil {
+				d.log.Warn("couldn't publish a checkpoint; Tessera's publisher retries", "err", err)
+				break
+			}
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// publishIfDue publishes a checkpoint of the integrated tree when it is
+// larger than the stored one and that one is at least the interval old;
+// it returns how long to wait when it is younger (0: published, or
+// nothing new to publish).
+func (d *mysqlDriver) publishIfDue(ctx context.Context) (time.Duration, error) {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	var note []byte
+	var at int64
+	err = tx.QueryRowContext(ctx, "SELECT note, published_at FROM Checkpoint WHERE id = 0 FOR UPDATE").Scan(&note, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // the first checkpoint is Tessera's
+	}
+	if err != nil {
+		return 0, err
+	}
+	if age := time.Since(time.UnixMilli(at)); age < d.interval {
+		return d.interval - age, nil
+	}
+	var size uint64
+	var root []byte
+	if err := tx.QueryRowContext(ctx, "SELECT size, root FROM TreeState WHERE id = 0 FOR UPDATE").Scan(&size, &root); err != nil {
+		return 0, err
+	}
+	if published, err := noteSize(note); err == nil && size <= published {
+		return 0, nil
+	}
+	cp, err := d.publish(ctx, size, root)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "REPLACE INTO Checkpoint (id, note, published_at) VALUES (0, ?, ?)", cp, time.Now().UnixMilli()); err != nil {
+		return 0, err
+	}
+	return 0, tx.Commit()
+}
+
+// noteSize reads the tree size of a checkpoint note (its second line)
+// without verifying it: only to compare with the tree state.
+func noteSize(note []byte) (uint64, error) {
+	lines := strings.SplitN(string(note), "\n", 3)
+	if len(lines) < 3 {
+		return 0, errors.New("malformed checkpoint")
+	}
+	return strconv.ParseUint(lines[1], 10, 64)
 }
 
 // trimmingReader answers partial tile and entry bundle reads with exactly
