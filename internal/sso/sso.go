@@ -24,6 +24,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/jwks"
 )
 
 // DefaultGroupsClaim is the ID token claim roles are mapped from.
@@ -56,6 +57,8 @@ type Config struct {
 	// HTTPClient reaches the provider. Default http.DefaultClient with a
 	// 10 s timeout.
 	HTTPClient *http.Client
+	// Now is the clock ID tokens are checked by. Default time.Now.
+	Now func() time.Time
 }
 
 // Identity is a person as a verified ID token names them.
@@ -119,7 +122,8 @@ func (c *Config) Validate() error {
 // is down when the server starts does not stop it; sign-in fails until it
 // answers).
 type Provider struct {
-	cfg Config
+	cfg  Config
+	keys *jwks.Set // the provider's key set: go-oidc's own is never refreshed by age, and refetched for any unknown key
 
 	mu sync.Mutex
 	op *oidc.Provider
@@ -139,7 +143,10 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Provider{cfg: cfg}, nil
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Provider{cfg: cfg, keys: jwks.New(cfg.Issuer, cfg.HTTPClient, cfg.Now)}, nil
 }
 
 // Config returns the provider's configuration (defaults filled in).
@@ -205,17 +212,13 @@ func (p *Provider) Finish(ctx context.Context, l Login, code, redirect string) (
 	if raw == "" {
 		return nil, errors.New("the identity provider sent no ID token")
 	}
-	return p.verify(ctx, op, raw, p.cfg.ClientID, l.Nonce)
+	return p.verify(ctx, raw, p.cfg.ClientID, l.Nonce)
 }
 
 // VerifyCLI verifies an ID token `custody login` obtained: issued to the
 // CLI's client, no older than MaxTokenAge.
 func (p *Provider) VerifyCLI(ctx context.Context, raw string) (*Identity, error) {
-	op, err := p.discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return p.verify(oidc.ClientContext(ctx, p.cfg.HTTPClient), op, raw, p.cfg.CLIClientID, "")
+	return p.verify(ctx, raw, p.cfg.CLIClientID, "")
 }
 
 // claims are the ID token claims read besides the standard ones.
@@ -230,8 +233,8 @@ type claims struct {
 
 // verify checks raw (signature, issuer, audience aud, expiry; nonce when
 // not empty) and reads the identity from it.
-func (p *Provider) verify(ctx context.Context, op *oidc.Provider, raw, aud, nonce string) (*Identity, error) {
-	t, err := op.Verifier(&oidc.Config{ClientID: aud}).Verify(ctx, raw)
+func (p *Provider) verify(ctx context.Context, raw, aud, nonce string) (*Identity, error) {
+	t, err := oidc.NewVerifier(p.cfg.Issuer, p.keys, &oidc.Config{ClientID: aud, SupportedSigningAlgs: jwks.AlgNames(), Now: p.cfg.Now}).Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("ID token refused: %w", err)
 	}
@@ -249,7 +252,7 @@ func (p *Provider) verify(ctx context.Context, op *oidc.Provider, raw, aud, nonc
 	if len(t.Audience) > 1 && c.AZP != aud {
 		return nil, errors.New("ID token refused: issued to another client (azp)")
 	}
-	if nonce == "" && (c.IssuedAt == 0 || time.Since(time.Unix(c.IssuedAt, 0)) > MaxTokenAge) {
+	if nonce == "" && (c.IssuedAt == 0 || p.cfg.Now().Sub(time.Unix(c.IssuedAt, 0)) > MaxTokenAge) {
 		return nil, fmt.Errorf("ID token refused: issued more than %s ago; run custody login again", MaxTokenAge)
 	}
 	id := &Identity{Issuer: t.Issuer, Subject: t.Subject, AMR: c.AMR, ACR: c.ACR, Expiry: t.Expiry, Token: sha256.Sum256([]byte(raw))}

@@ -1,7 +1,15 @@
 package sso_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/sso"
@@ -88,5 +96,74 @@ func TestUnverifiedEmailIsNotTheName(t *testing.T) {
 		if id.Name() != tc.want {
 			t.Errorf("email_verified %v: acts as %q, want %q", tc.verified, id.Name(), tc.want)
 		}
+	}
+}
+
+// signKid signs claims with key under key ID kid.
+func signKid(t *testing.T, key *ecdsa.PrivateKey, kid string, claims map[string]any) string {
+	t.Helper()
+	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(claims)
+	jws, err := sg.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := jws.CompactSerialize()
+	return s
+}
+
+// POST /api/v1/sessions is anonymous: tokens naming keys the provider
+// does not have must not make the server fetch the provider's key set
+// once each (the server would hammer the provider for anyone).
+func TestUnknownKeysFetchRarely(t *testing.T) {
+	iss := ssotest.NewIssuer(t)
+	p := provider(t, iss.URL)
+	c := iss.Claims("custody-cli")
+	c["groups"] = "custody-admins"
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	before := iss.JWKSFetches()
+	for i := range 30 {
+		if _, err := p.VerifyCLI(t.Context(), signKid(t, forger, fmt.Sprintf("k-%d", i), c)); err == nil {
+			t.Fatal("a token of an unknown key verified")
+		}
+	}
+	if n := iss.JWKSFetches() - before; n > 1 {
+		t.Errorf("30 tokens of unknown keys made %d fetches of the provider's key set; want at most 1", n)
+	}
+}
+
+// A key the provider withdrew (rotated out after a leak) stops verifying
+// tokens once the key set is old, even when nobody sends a token of the
+// new key: whoever holds the old key sends only tokens it verifies.
+func TestWithdrawnProviderKey(t *testing.T) {
+	iss := ssotest.NewIssuer(t)
+	now := time.Now()
+	p, err := sso.New(sso.Config{Issuer: iss.URL, ClientID: "custody-cli", Roles: map[string]api.Role{"custody-admins": api.RoleAdmin},
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func() map[string]any {
+		c := iss.Claims("custody-cli")
+		c["groups"], c["iat"], c["exp"] = "custody-admins", now.Unix(), now.Add(time.Hour).Unix()
+		return c
+	}
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims())); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	iss.Publish(jose.JSONWebKey{Key: &rotated.PublicKey, KeyID: "k2", Algorithm: "ES256", Use: "sig"})
+	now = now.Add(11 * time.Minute)
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims())); err == nil {
+		t.Fatal("a token of the withdrawn key verified 11 minutes after the rotation")
+	}
+	if _, err := p.VerifyCLI(t.Context(), signKid(t, rotated, "k2", claims())); err != nil {
+		t.Fatalf("a token of the new key: %v", err)
 	}
 }

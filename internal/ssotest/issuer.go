@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,20 @@ import (
 type Issuer struct {
 	URL string
 	Key *ecdsa.PrivateKey
+
+	fetches   atomic.Int64
+	mu        sync.Mutex
+	published []jose.JSONWebKey // replaces Key in the JWKS when set
+}
+
+// JWKSFetches is how many times the JWKS was fetched.
+func (i *Issuer) JWKSFetches() int64 { return i.fetches.Load() }
+
+// Publish makes the JWKS hold keys instead of Key (a rotation).
+func (i *Issuer) Publish(keys ...jose.JSONWebKey) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.published = keys
 }
 
 // NewIssuer starts an issuer for t.
@@ -38,7 +54,14 @@ func NewIssuer(t testing.TB) *Issuer {
 			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"}})
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+		iss.fetches.Add(1)
+		keys := []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}
+		iss.mu.Lock()
+		if iss.published != nil {
+			keys = iss.published
+		}
+		iss.mu.Unlock()
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
 	})
 	return iss
 }
