@@ -92,6 +92,16 @@ type DependencyChange struct {
 	To     string `json:"to,omitempty"`
 }
 
+// RedFlagKinds are the kinds of red flags custody servers report
+// (internal/redflags.Kinds must list the same, a test holds them equal):
+// the names a policy's redFlags section may use. A kind a server reports
+// that is not listed here still reaches a policy's Rego as input.redFlags.
+var RedFlagKinds = []string{
+	"new-source", "builder-changed", "new-builder-key", "new-signer", "non-release-ref",
+	"new-dependency", "dependency-added", "dependency-removed", "dependency-changed", "dependencies-unchecked",
+	"toolchain-changed", "toolchain-downgrade", "newly-unpinned", "build-duration", "unusual-hour",
+}
+
 var redFlagKind = lazyre.New(`^[a-z][a-z0-9-]{0,63}$`)
 
 // ParseRedFlags parses a red flags predicate from untrusted bytes. Besides

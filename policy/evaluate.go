@@ -55,6 +55,12 @@ type Decision struct {
 	Passed []string `json:"passed"`
 	// Inputs are the SHA-256 of the bundles whose evidence was considered.
 	Inputs []string `json:"inputs,omitempty"`
+	// Cleared are the requirements that held only because of an approval
+	// or an exception (see Clearance).
+	Cleared []Clearance `json:"cleared,omitempty"`
+	// Latency is how long each step of the decision took, against the
+	// policy's latencyBudget; empty when the policy declares none.
+	Latency []StepLatency `json:"latency,omitempty"`
 }
 
 // ErrNoEvidence is returned by Evaluate for a nil Evidence.
@@ -91,19 +97,29 @@ func (p *Policy) Evaluate(ctx context.Context, ev *Evidence, now time.Time) (*De
 		d.Allowed = false
 		return d, nil
 	}
+	start := time.Now()
 	d.Inputs = ev.inputs()
+	var t *approvalTally
+	tally := func() *approvalTally {
+		if t == nil {
+			t = p.tallyApprovals(ev, now)
+		}
+		return t
+	}
 	p.checkProvenance(d, ev, now)
 	p.checkRequiredEvidence(d, ev)
 	p.checkRebuilds(d, ev)
 	p.checkVulnerabilities(d, ev, now)
-	p.checkApprovals(d, ev, now)
+	p.checkApprovals(d, ev, tally)
 	p.checkReviews(d, ev, now)
+	p.checkRedFlags(d, ev, now, tally)
 	if p.Rego != "" {
 		if err := p.checkRego(ctx, d, ev, now); err != nil {
 			return nil, err
 		}
 	}
 	d.Allowed = len(d.Failures) == 0
+	p.Measure(d, StepEvaluate, time.Since(start))
 	return d, nil
 }
 
@@ -138,6 +154,9 @@ func (ev *Evidence) inputs() []string {
 		add(x.Signature)
 	}
 	for _, x := range ev.Reviews {
+		add(x.Signature)
+	}
+	for _, x := range ev.RedFlagReports {
 		add(x.Signature)
 	}
 	out := make([]string, 0, len(seen))
@@ -467,6 +486,7 @@ func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) 
 		return
 	}
 	if len(waived) > 0 {
+		d.clear(ReqVulnerabilities, ClearedByException, strings.Join(waived, ", "))
 		d.pass("no vulnerability above %s except %s", p.maxSev, strings.Join(waived, ", "))
 		return
 	}
@@ -478,15 +498,20 @@ func (p *Policy) checkVulnerabilities(d *Decision, ev *Evidence, now time.Time) 
 // built the artifact (signed its provenance) or authored its source (per
 // ev.Authors, or a commit the verified reviews list up to the source
 // commit: see reviewedAuthors).
-func (p *Policy) checkApprovals(d *Decision, ev *Evidence, now time.Time) {
+func (p *Policy) checkApprovals(d *Decision, ev *Evidence, tally func() *approvalTally) {
 	if len(p.Approvals) == 0 {
 		return
 	}
+	tally().judge(d, ev.Artifact)
+}
+
+// tallyApprovals counts the approvals in ev (see checkApprovals).
+func (p *Policy) tallyApprovals(ev *Evidence, now time.Time) *approvalTally {
 	t := p.newApprovalTally(ev, now)
 	for _, a := range ev.Approvals {
 		t.count(a, ev.Artifact, now)
 	}
-	t.judge(d, ev.Artifact)
+	return t
 }
 
 // approvalTally collects, for checkApprovals, who approved per group and

@@ -32,6 +32,10 @@ type Evidence struct {
 	// whose subject is a source commit of the artifact's verified
 	// provenance.
 	Reviews []Review `json:"reviews"`
+	// RedFlagReports are verified red flags statements
+	// (attest.PredicateRedFlags) about the artifact, whoever signed them:
+	// the policy's redFlags.signers say which count.
+	RedFlagReports []RedFlagReport `json:"redFlagReports"`
 	// Authors are people who authored the source change, when the
 	// evidence records them (names, emails or identities). They never count
 	// as approvers.

@@ -15,6 +15,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte(minimal + "groups: {a: [{name: x, keyIds: [" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" + "]}]}\napprovals: [{group: a, count: 1}]\n"))
 	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Add([]byte(rfPolicy))
+	f.Add([]byte(rfPolicy + "latencyBudget: {fetch: 1s, verify: 200ms, evaluate: 5ms, total: 2s}\n"))
+	f.Add([]byte(minimal + "redFlags: {signers: [{identity: a, issuer: b}], missing: allow, exceptions: [{kind: new-source, until: 2026-01-01, approvedBy: x}]}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b)
 		if err != nil {

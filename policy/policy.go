@@ -101,8 +101,19 @@ type Policy struct {
 	// the commits the artifact was built from; see REVIEW.md. Nil: not
 	// required.
 	Reviews *Reviews `yaml:"reviews,omitempty" json:"reviews,omitempty"`
+	// RedFlags acts on the red flags a custody server found in the build
+	// (see RedFlags). Nil: red flags are not checked.
+	RedFlags *RedFlags `yaml:"redFlags,omitempty" json:"redFlags,omitempty"`
+	// LatencyBudget is how long each step of a decision may take: fetch
+	// (reading the evidence), verify (verifying it), evaluate (this
+	// policy) and total, each a Go duration ("200ms"). A decision records
+	// each step's time and whether it was over budget; it never changes
+	// the outcome. Empty: no budget, and no times recorded.
+	LatencyBudget map[string]string `yaml:"latencyBudget,omitempty" json:"latencyBudget,omitempty"`
 	// Rego is an optional module in package custody whose "deny" set of
-	// strings adds deny reasons. Its input is the Evidence as JSON.
+	// strings adds deny reasons. Its input is the Evidence as JSON, with
+	// redFlags: the red flags of the statements signed by a redFlags
+	// signer.
 	Rego string `yaml:"rego,omitempty" json:"rego,omitempty"`
 
 	digest   string
@@ -110,6 +121,7 @@ type Policy struct {
 	maxSev   Severity
 	kinds    []requiredKind
 	members  map[string]map[string]*Member // group -> member name -> member
+	budget   map[string]time.Duration      // step -> budget
 	regoOnce sync.Once
 	regoQ    *Rules
 	regoErr  error
@@ -359,6 +371,8 @@ func (p *Policy) validate() error {
 		p.validateGroups,
 		p.validateApprovalRules,
 		p.validateReviews,
+		p.validateRedFlags,
+		p.validateLatencyBudget,
 	} {
 		if err := step(); err != nil {
 			return err

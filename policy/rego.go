@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/custody-dev/custody/attest"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 )
@@ -101,18 +103,25 @@ func (q *Rules) Eval(ctx context.Context, input any, now time.Time) ([]string, e
 }
 
 // regoInput converts ev to the Rego input value (regoInputJSON, then
-// regoValue).
-func regoInput(ev *Evidence) (ast.Value, error) {
-	b, err := regoInputJSON(ev)
+// regoValue), with redFlags: the red flags p counts.
+func (p *Policy) regoInput(ev *Evidence) (ast.Value, error) {
+	b, err := regoInputJSON(ev, p.RegoRedFlags(ev))
 	if err != nil {
 		return nil, err
 	}
 	return regoValue(b)
 }
 
+// regoIn is the Rego input: the evidence and the red flags that count.
+type regoIn struct {
+	*Evidence
+	RedFlags []attest.RedFlag `json:"redFlags"`
+}
+
 // regoInputJSON is the JSON form of the Rego input: ev with empty lists as
-// [] (never null), so that count() and iteration work on them.
-func regoInputJSON(ev *Evidence) ([]byte, error) {
+// [] (never null), so that count() and iteration work on them, and
+// redFlags.
+func regoInputJSON(ev *Evidence, flags []attest.RedFlag) ([]byte, error) {
 	in := *ev
 	in.Provenance = nonNil(in.Provenance)
 	in.Attestations = nonNil(in.Attestations)
@@ -121,7 +130,8 @@ func regoInputJSON(ev *Evidence) ([]byte, error) {
 	in.VulnScans = nonNil(in.VulnScans)
 	in.Reviews = nonNil(in.Reviews)
 	in.Authors = nonNil(in.Authors)
-	return json.Marshal(&in)
+	in.RedFlagReports = nonNil(in.RedFlagReports)
+	return json.Marshal(regoIn{Evidence: &in, RedFlags: nonNil(flags)})
 }
 
 func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now time.Time) error {
@@ -130,7 +140,7 @@ func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now t
 		d.fail(ReqRego, "custom rules could not be prepared: "+err.Error(), "fix the policy's rego")
 		return nil
 	}
-	in, err := regoInput(ev)
+	in, err := p.regoInput(ev)
 	if err != nil {
 		d.fail(ReqRego, "evidence could not be given to the custom rules: "+err.Error(), "report this as a custody bug")
 		return nil

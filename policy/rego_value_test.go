@@ -35,7 +35,7 @@ func benchEvidence() *Evidence {
 // mustRegoInputJSON is regoInputJSON, failing the test on an error.
 func mustRegoInputJSON(t testing.TB, ev *Evidence) []byte {
 	t.Helper()
-	b, err := regoInputJSON(ev)
+	b, err := regoInputJSON(ev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestRegoValueDuplicateKeys(t *testing.T) {
 // OPA itself would make of its JSON.
 func TestRegoInputMatchesOPA(t *testing.T) {
 	for _, ev := range []*Evidence{goodEvidence(), benchEvidence(), {}} {
-		got, err := regoInput(ev)
+		got, err := (&Policy{}).regoInput(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func BenchmarkRegoInput(b *testing.B) {
 	ev := benchEvidence()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := regoInput(ev); err != nil {
+		if _, err := (&Policy{}).regoInput(ev); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -18,6 +18,9 @@ type VSADecisionExt struct {
 	Environment string    `json:"environment"`
 	Failures    []Failure `json:"failures"`
 	Passed      []string  `json:"passed"`
+	// Cleared and Latency are the Decision's (omitted when empty).
+	Cleared []Clearance   `json:"cleared,omitempty"`
+	Latency []StepLatency `json:"latency,omitempty"`
 }
 
 // EnvironmentURI is the resourceUri a VSA names for an environment.
@@ -42,7 +45,7 @@ func (d *Decision) VSA(verifierID string) ([]byte, error) {
 		return nil, errors.New("decision has no sha256 artifact digest")
 	}
 	pdAlg, pdHex, _ := strings.Cut(d.PolicyDigest, ":")
-	ext, err := json.Marshal(&VSADecisionExt{Environment: d.Environment, Failures: d.Failures, Passed: d.Passed})
+	ext, err := json.Marshal(&VSADecisionExt{Environment: d.Environment, Failures: d.Failures, Passed: d.Passed, Cleared: d.Cleared, Latency: d.Latency})
 	if err != nil {
 		return nil, err
 	}

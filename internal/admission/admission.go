@@ -801,6 +801,7 @@ func (w *Webhook) evaluate(ctx context.Context, env, unit string, f *flight, tim
 		return nil, w.lateErr(stageQueued, timeout)
 	}
 	f.stage.Store(stageFetch)
+	start := time.Now()
 	bundles, err := w.bundles(ctx, digest, repo)
 	if err != nil {
 		switch {
@@ -815,6 +816,7 @@ func (w *Webhook) evaluate(ctx context.Context, env, unit string, f *flight, tim
 		return nil, fmt.Errorf("couldn't fetch evidence: %w", err)
 	}
 	f.stage.Store(stageVerify)
+	fetched := time.Since(start)
 	ev, rejected, err := gate.Gather(ctx, digest, gate.JSONs(bundles), w.cfg.Trust)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -826,6 +828,7 @@ func (w *Webhook) evaluate(ctx context.Context, env, unit string, f *flight, tim
 	}
 	p := w.cfg.Policies[env]
 	now := w.cfg.Now()
+	verified := time.Since(start) - fetched
 	d, err := p.Evaluate(ctx, ev, now)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -833,6 +836,9 @@ func (w *Webhook) evaluate(ctx context.Context, env, unit string, f *flight, tim
 		}
 		return nil, fmt.Errorf("couldn't evaluate policy: %w", err)
 	}
+	p.Measure(d, policy.StepFetch, fetched)
+	p.Measure(d, policy.StepVerify, verified)
+	p.Measure(d, policy.StepTotal, time.Since(start))
 	if d.Allowed {
 		return &verdict{allowed: true, policy: d.PolicyDigest, expires: w.allowExpiry(p, ev, now), decision: d}, nil
 	}

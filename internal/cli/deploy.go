@@ -243,11 +243,12 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	}
 	var rejected []rejectedBundle
 	decide := func(ctx context.Context, dg string) (*deploy.Verdict, error) {
+		start := time.Now()
 		bundles, err := evidenceBundles(ctx, &f.policyFlags, dg)
 		if err != nil {
 			return nil, err
 		}
-		d, rej, err := decide(ctx, p, dg, bundles, tm)
+		d, rej, err := decide(ctx, p, dg, bundles, tm, start)
 		if err != nil {
 			return nil, err
 		}

@@ -229,11 +229,12 @@ func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []stri
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	bundles, err := evidenceBundles(ctx, f, dg)
 	if err != nil {
 		return err
 	}
-	d, rej, err := decide(ctx, p, dg, bundles, tm)
+	d, rej, err := decide(ctx, p, dg, bundles, tm, start)
 	if err != nil {
 		return usageErr(err, "")
 	}
@@ -259,7 +260,10 @@ func aboutArtifact(bs []gate.Bundle, dg string) []gate.Bundle {
 	return gate.ForArtifact(bs, dg)
 }
 
-func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bundle, tm root.TrustedMaterial) (*policy.Decision, []rejectedBundle, error) {
+// decide verifies bundles and evaluates p on them; start is when fetching
+// the bundles began, for the policy's latency budget (fetch: until now).
+func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bundle, tm root.TrustedMaterial, start time.Time) (*policy.Decision, []rejectedBundle, error) {
+	fetched := time.Since(start)
 	ev, rej, err := gate.Gather(ctx, dg, gate.JSONs(bundles), tm)
 	if err != nil {
 		return nil, nil, err
@@ -268,15 +272,33 @@ func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bun
 	for _, r := range rej {
 		out = append(out, rejectedBundle{Bundle: bundles[r.Index].Name, Reason: r.Reason})
 	}
+	verified := time.Since(start) - fetched
 	d, err := p.Evaluate(ctx, ev, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
+	p.Measure(d, policy.StepFetch, fetched)
+	p.Measure(d, policy.StepVerify, verified)
+	p.Measure(d, policy.StepTotal, time.Since(start))
 	return d, out, nil
 }
 
 func printDecision(w io.Writer, d *policy.Decision, rej []rejectedBundle) {
 	pack.WriteDecision(w, d)
+	for _, c := range d.Cleared {
+		fmt.Fprintf(w, "  CLEARED %s by %s: %s\n", c.Requirement, c.By, c.Detail)
+	}
+	for _, l := range d.Latency {
+		over := ""
+		if l.OverBudget {
+			over = " OVER BUDGET"
+		}
+		budget := ""
+		if l.BudgetSeconds > 0 {
+			budget = fmt.Sprintf(" (budget %s)", time.Duration(l.BudgetSeconds*float64(time.Second)))
+		}
+		fmt.Fprintf(w, "  TIME  %-8s %s%s%s\n", l.Step, time.Duration(l.Seconds*float64(time.Second)).Round(time.Microsecond), budget, over)
+	}
 	for _, r := range rej {
 		fmt.Fprintf(w, "  IGNORED %s: %s\n", r.Bundle, r.Reason)
 	}

@@ -5,7 +5,9 @@
 // bundles that do not verify are rejected with the reason and never reach
 // the policy, and the rest are classified by predicate type: SLSA
 // provenance (https://slsa.dev/spec/v1.0/provenance), approvals
-// (attest.PredicateApproval), rebuilds, in-toto vulnerability scans, source
+// (attest.PredicateApproval), rebuilds, in-toto vulnerability scans, red
+// flags (attest.PredicateRedFlags, by any signer: the policy says whose
+// count), source
 // reviews (attest.PredicateReview, about the commit the verified
 // provenance was built from, not the artifact) and any other attestation.
 package gate
@@ -48,8 +50,8 @@ var sha256Re = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 // (artifactDigest "sha256:HEX") and returns the verified evidence and the
 // rejected bundles with their reasons. A bundle is rejected when it does
 // not parse, is not a DSSE in-toto statement, is not about the artifact,
-// does not verify, or its approval, rebuild, vulnerability or review
-// predicate does not parse. The same bundle given twice counts once.
+// does not verify, or its approval, rebuild, vulnerability, red flags or
+// review predicate does not parse. The same bundle given twice counts once.
 //
 // Review attestations (attest.PredicateReview) are about commits: one is
 // verified against the source commit ({"gitCommit": HEX}) of a provenance
@@ -345,6 +347,12 @@ func gatherOne(ctx context.Context, ev *policy.Evidence, b []byte, id, pt string
 			return err.Error()
 		}
 		ev.VulnScans = append(ev.VulnScans, policy.VulnScan{Signature: sig, PredicateType: pt, Scanner: v.Scanner.URI, Findings: policy.VulnFindings(v)})
+	case pt == attest.PredicateRedFlags:
+		r, err := attest.ParseRedFlags(st.Predicate)
+		if err != nil {
+			return err.Error()
+		}
+		ev.RedFlagReports = append(ev.RedFlagReports, policy.RedFlagReport{Signature: sig, RedFlagsPredicate: *r})
 	default:
 		ev.Attestations = append(ev.Attestations, policy.Attestation{Signature: sig, PredicateType: pt, Predicate: st.Predicate})
 	}
