@@ -67,6 +67,7 @@ type artifactView struct {
 	Truncated   bool
 	LogSize     uint64
 	Quarantine  quarantineView
+	RedFlags    []redFlagsView
 }
 
 // statementOf returns the in-toto statement of a DSSE bundle, unverified:
@@ -100,6 +101,8 @@ func kindOf(predicateType string) string {
 		return "approval"
 	case attest.PredicateVSA:
 		return "decision (VSA)"
+	case attest.PredicateRedFlags:
+		return "red flags"
 	}
 	return predicateType
 }
@@ -170,6 +173,7 @@ func (d *Dashboard) artifactData(ctx context.Context, digest string) (*artifactV
 	rb.addApprovals(v.ev.Approvals, pols)
 	rb.addRebuilds(v.ev.Rebuilds)
 	rb.addVulnScans(v.ev.VulnScans)
+	av.RedFlags = d.redFlagViews(v.ev.RedFlagReports, rb)
 	for _, a := range v.ev.Attestations {
 		rb.row(a.Signature)
 	}

@@ -144,6 +144,11 @@ func TestBrowser(t *testing.T) {
 	if st := text("#env-staging h2"); !strings.Contains(st, "not checked") {
 		t.Errorf("staging without a policy shows %q, want not checked", st)
 	}
+	// prod's artifact has a red flag the server's audit key signed, which
+	// an approval by a release manager cleared.
+	if rf := text("#env-prod dl.redflags"); !strings.Contains(rf, "new-dependency") || !strings.Contains(rf, evilFlag) {
+		t.Errorf("prod red flags: %q", rf)
+	}
 	noInjection("environments")
 	shot("environments")
 
@@ -157,6 +162,26 @@ func TestBrowser(t *testing.T) {
 	}
 	if h := text("main h1"); !strings.Contains(h, s.good[:19]) {
 		t.Errorf("artifact page for %q, want %s", h, s.good)
+	}
+	// Red flags: the audit key's statement counts, with its flag and the
+	// dependency diff since the last release; the approver's does not.
+	if n := count(`document.querySelectorAll('section.redflags[data-counted="true"] li.flag[data-kind="new-dependency"]').length`); n != 1 {
+		t.Errorf("artifact: %d counted new-dependency flags, want 1", n)
+	}
+	if n := count(`document.querySelectorAll('section.redflags[data-counted="false"]').length`); n != 1 {
+		t.Errorf("artifact: %d red flags statements not counted, want 1 (the approver's)", n)
+	}
+	diff := text(`section.redflags[data-counted="true"] pre.diff`)
+	for _, w := range []string{"+ " + evilDep + " v1.0.0", "~ golang.org/x/mod v0.20.0 → v0.21.0", "- example.com/old v0.1.0"} {
+		if !strings.Contains(diff, w) {
+			t.Errorf("red flags diff: missing %q in\n%s", w, diff)
+		}
+	}
+	if n := count(`document.querySelectorAll('pre.diff .diff-add, pre.diff .diff-del, pre.diff .diff-chg').length`); n != 6 {
+		t.Errorf("red flags diff: %d classed lines, want 6 (3 per statement)", n)
+	}
+	if c := text("section.decision li.cleared"); !strings.Contains(c, "redflag:new-dependency by approval") {
+		t.Errorf("prod decision: the cleared red flag is not shown: %q", c)
 	}
 	noInjection("artifact")
 	shot("artifact")

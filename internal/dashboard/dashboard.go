@@ -125,6 +125,11 @@ type Config struct {
 	// decided in and the FAILED decisions warn or audit mode admitted.
 	// Nil: not shown.
 	DecisionSigners func() []string
+	// RedFlagSigners returns the key IDs (hex) whose red flags statements
+	// (attest.PredicateRedFlags) count: the server's audit key. The
+	// artifact and environments pages show the flags of these; any
+	// other signer's are shown as not counted. Nil: none count.
+	RedFlagSigners func() []string
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -278,7 +283,7 @@ func ForServer(deps server.UIDeps) (http.Handler, error) {
 	d, err := New(Config{Index: deps.Index, Log: deps.Log, LogVerifier: deps.Log.Verifier(), Witnesses: deps.Witnesses,
 		LogHistory: deps.LogHistory, Trust: trust, Policies: deps.Policies, Incidents: deps.Incidents, Gatherer: deps.Registry,
 		Registerer: deps.Registry, RestrictedRegisterer: deps.Restricted, CSRF: server.SessionCSRF, Holder: server.SessionHolder, Logger: deps.Logger,
-		DecisionSigners: deps.DecisionSigners})
+		DecisionSigners: deps.DecisionSigners, RedFlagSigners: deps.RedFlagSigners})
 	if err != nil {
 		return nil, err
 	}

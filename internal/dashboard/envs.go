@@ -65,6 +65,9 @@ type envView struct {
 	// Admission is what the admission webhook's recorded decisions say
 	// about the environment (nil: none, or not shown).
 	Admission *admissionView
+	// RedFlags are the running artifact's red flags (nil: nothing runs,
+	// or its evidence could not be read).
+	RedFlags *envRedFlags
 }
 
 // check re-verifies digest's evidence now and evaluates env's policy.
@@ -242,6 +245,9 @@ func (d *Dashboard) environmentViews(ctx context.Context, recs []*store.Deployme
 		}
 		if ev.State.Running != nil {
 			ev.Status = d.check(ctx, n, ev.State.Running.Artifact, pols, &ck)
+			if a, err := ck.get(ctx, d, ev.State.Running.Artifact); err == nil {
+				ev.RedFlags = d.envRedFlagsOf(a.ev)
+			}
 		} else {
 			ev.Status = Status{Class: "unknown", Label: "nothing deployed"}
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,6 +40,8 @@ const (
 	evilRef       = `refs/heads/<a id="inj-ref" href="javascript:alert(1)">main</a>`
 	evilResponder = `<script id="inj-incident">document.title="pwned"</script>oncall`
 	evilDetail    = `key leaked <img id="inj-detail" src=x> in a CI log`
+	evilFlag      = `<img id="inj-flag" src=x> never appeared in any earlier build`
+	evilDep       = `example.com/<b id="inj-dep">evil</b>`
 	commit        = "0123456789abcdef0123456789abcdef01234567"
 	builderID     = "https://custody.dev/builders/ci@v1"
 )
@@ -116,6 +120,53 @@ func approval(t *testing.T, key crypto.Signer, env, content string) []byte {
 	return out
 }
 
+// auditKey reads the server's audit key, which signs red flags.
+func auditKey(t *testing.T, dir string) crypto.Signer {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "keys", "audit.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("audit.key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer)
+}
+
+// redFlags is a red flags statement about content, a build whose
+// provenance bundle is prov, signed by key: two earlier builds compared,
+// a dependency added and one changed since the last release.
+func redFlags(t *testing.T, key crypto.Signer, content string, prov []byte, flags []attest.RedFlag) []byte {
+	t.Helper()
+	sum := sha256.Sum256(prov)
+	pred := attest.RedFlagsPredicate{ComputedBy: "https://custody.example", ComputedAt: time.Now().UTC(),
+		Build:   attest.RedFlagsBuild{Bundle: hex.EncodeToString(sum[:]), BuildID: "build-1"},
+		Lineage: attest.RedFlagsLineage{SubjectName: evilName, SourceURI: "git+https://example.com/org/app", Track: "release", Compared: 2},
+		Flags:   append([]attest.RedFlag{}, flags...),
+		Dependencies: []attest.DependencyChange{{Change: "added", Name: evilDep, To: "v1.0.0"},
+			{Change: "changed", Name: "golang.org/x/mod", From: "v0.20.0", To: "v0.21.0"},
+			{Change: "removed", Name: "example.com/old", From: "v0.1.0"}},
+	}
+	st, err := attest.NewStatement([]attest.Subject{{Name: evilName, Digest: map[string]string{"sha256": digestOf(content)}}}, attest.PredicateRedFlags, pred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := signer.SignStatement(context.Background(), key, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func seed(t *testing.T) *seeded {
 	t.Helper()
 	ctx := context.Background()
@@ -151,6 +202,7 @@ func seed(t *testing.T) *seeded {
 	}
 	builderKey, _ := s.BuilderPublicKey(api.DefaultBuilderKey)
 	builderKeyID, _ := gate.KeyID(builderKey)
+	auditKeyID, _ := gate.KeyID(s.AuditPublicKey())
 	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
 	pol := fmt.Sprintf(`apiVersion: custody.dev/policy/v1
 environment: prod
@@ -163,7 +215,10 @@ groups:
     - {name: eve, keyIds: [%s]}
 approvals:
   - {group: release-managers, count: 1}
-`, builderID, builderKeyID, approverID)
+redFlags:
+  signers: [{keyId: %s}]
+  requireApproval: {new-dependency: {group: release-managers, count: 1}}
+`, builderID, builderKeyID, approverID, auditKeyID)
 	if err := os.WriteFile(filepath.Join(dir, "policies", "prod.yaml"), []byte(pol), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,9 +242,25 @@ approvals:
 		return c
 	}
 	build, appr, dep := cl(api.RoleBuilder), cl(api.RoleApprover), cl(api.RoleDeployer)
+	var provBundles [][]byte
 	for i, content := range []string{"app v1", "app v2"} {
-		if _, err := build.Sign(ctx, provenance(t, fmt.Sprintf("build-%d", i+1), evilName, content)); err != nil {
+		b, err := build.Sign(ctx, provenance(t, fmt.Sprintf("build-%d", i+1), evilName, content))
+		if err != nil {
 			t.Fatalf("sign provenance: %v", err)
+		}
+		provBundles = append(provBundles, b)
+	}
+	// Red flags about app v1, signed as custody serve signs them, with its
+	// audit key; and a statement the approver signs, which does not count.
+	for _, rf := range []struct {
+		key   crypto.Signer
+		flags []attest.RedFlag
+	}{
+		{auditKey(t, dir), []attest.RedFlag{{Kind: "new-dependency", Subject: evilDep, Message: evilFlag, Clear: "review it and approve the build"}}},
+		{approver, nil},
+	} {
+		if _, _, err := build.Push(ctx, redFlags(t, rf.key, "app v1", provBundles[0], rf.flags)); err != nil {
+			t.Fatalf("push red flags: %v", err)
 		}
 	}
 	if _, _, err := appr.Push(ctx, approval(t, approver, "prod", "app v1")); err != nil {

@@ -66,13 +66,17 @@ type UIDeps struct {
 	// DecisionSigners returns the key IDs that sign admission decisions
 	// for deployers: the audit key's.
 	DecisionSigners func() []string
-	Logger          *slog.Logger
+	// RedFlagSigners returns the key IDs whose red flags statements
+	// count on the dashboard: the audit key's, which signs them.
+	RedFlagSigners func() []string
+	Logger         *slog.Logger
 }
 
 func (s *Server) uiDeps() UIDeps {
 	return UIDeps{Index: s.index, Log: s.log, Witnesses: s.cfg.Witnesses, LogHistory: s.checkpointSizes,
 		TrustedRoot: s.TrustedRoot(), Keys: s.dashboardKeys, TrustRoot: s.TrustRootDocument, Policies: s.dashboardPolicies, Incidents: s.index.Incidents,
-		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger, DecisionSigners: s.decisionSigners}
+		Registry: s.metrics.reg, Restricted: s.metrics.restricted, Logger: s.logger, DecisionSigners: s.decisionSigners,
+		RedFlagSigners: s.decisionSigners}
 }
 
 // checkpointSizes lists the sizes of the checkpoints the log published.
