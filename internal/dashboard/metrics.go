@@ -96,6 +96,7 @@ type stats struct {
 	rebuilds       int
 	rebuildMatched int
 	waits          []time.Duration // approval wait: approval signed − provenance signed
+	decisions      *decisionFigures
 }
 
 type statsCache struct {
@@ -198,6 +199,9 @@ func (d *Dashboard) computeStats(ctx context.Context) (*stats, error) {
 		}
 	}
 	sort.Slice(s.waits, func(i, j int) bool { return s.waits[i] < s.waits[j] })
+	if s.decisions, err = d.decisionFiguresOf(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -250,6 +254,7 @@ func (d *Dashboard) register(reg prometheus.Registerer) error {
 			return fmt.Errorf("couldn't register dashboard metrics: %w", err)
 		}
 	}
+	cs = append(cs, decisionCollector{d})
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("couldn't register dashboard metrics: %w", err)
@@ -347,6 +352,12 @@ type metricsView struct {
 	IncidentsProblem string
 	Incidents        incidentFigures
 	Detect, Contain  Chart // per incident, newest maxIncidentBars
+	// Decisions: nil without decision signers; else the latency budget
+	// and false positive figures of the recorded decisions.
+	Decisions      *decisionFigures
+	OverBudget     Chart
+	Cleared        Chart
+	FalsePositives []falsePositive
 }
 
 // maxIncidentBars is how many incidents the incident charts show.
@@ -442,6 +453,10 @@ func (d *Dashboard) metrics(r *http.Request) view {
 				[]float64{q(0.5), q(0.9), float64(s.waits[len(s.waits)-1])}, func(v float64) string { return time.Duration(v).Round(time.Second).String() })
 		} else {
 			mv.Waits = hbars("Approval wait (build signed → approval signed)", nil, nil, intf)
+		}
+		if s.decisions != nil {
+			mv.Decisions = s.decisions
+			mv.OverBudget, mv.Cleared, mv.FalsePositives = decisionCharts(s.decisions)
 		}
 	}
 	if d.cfg.Incidents == nil {
