@@ -138,3 +138,11 @@ type Vulnerability struct {
 	// severity could not be read count as critical.
 	Severity Severity `json:"severity"`
 }
+
+// nonNil returns s, or an empty slice for nil (JSON [] rather than null).
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

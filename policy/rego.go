@@ -161,10 +161,3 @@ func (p *Policy) checkRego(ctx context.Context, d *Decision, ev *Evidence, now t
 	}
 	return nil
 }
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
