@@ -29,8 +29,9 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 func key(c string) string { return strings.Repeat(c, 64) }
 
-func setup(b *testing.B) (*policy.Policy, *policy.Evidence) {
-	doc := `apiVersion: custody.dev/policy/v1
+// baseDoc is setup's policy document.
+func baseDoc() string {
+	return `apiVersion: custody.dev/policy/v1
 environment: prod
 trustedBuilders: [https://custody.dev/builders/local@v1]
 sources: [{repo: github.com/org/app, refs: [refs/tags/v*]}]
@@ -47,7 +48,10 @@ groups:
 approvals: [{group: release-managers, count: 2}, {group: security, count: 1}]
 rego: |
 ` + indent(rule)
-	p, err := policy.Parse([]byte(doc))
+}
+
+func setup(b *testing.B) (*policy.Policy, *policy.Evidence) {
+	p, err := policy.Parse([]byte(baseDoc()))
 	if err != nil {
 		b.Fatal(err)
 	}
