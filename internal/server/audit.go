@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/store"
 )
 
 // auditEvent is one action to record.
@@ -63,6 +64,29 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e auditEvent) (int6
 	s.metrics.audits.WithLabelValues("ok").Inc()
 	s.logger.InfoContext(ctx, "audit", "action", e.action, "token", tok, "session", pred.Session, "log_index", tle.GetLogIndex(), "id", id)
 	return id, nil
+}
+
+// auditPerson writes an audit entry of e when a person's session (single
+// sign-on) authenticates r, and does nothing for a token: every action of
+// a person names them and their session in the audit trail, also the
+// writes whose record is otherwise only the signed bundle (a push, whose
+// bundle names its signer, not who pushed it; a signature by a server
+// key). Machines' pushes and signatures are their bundles alone, as before.
+func (s *Server) auditPerson(ctx context.Context, r *http.Request, e auditEvent) error {
+	if info := tokenFrom(r); info == nil || info.Person == nil {
+		return nil
+	}
+	_, err := s.audit(ctx, r, e)
+	return err
+}
+
+// auditSubjects are the audit subjects of a statement's subjects.
+func auditSubjects(subs []store.Subject) []attest.Subject {
+	out := make([]attest.Subject, 0, len(subs))
+	for _, sub := range subs {
+		out = append(out, attest.Subject{Name: sub.Name, Digest: sub.Digests})
+	}
+	return out
 }
 
 // auditSubject is the subject of an action about the artifact digest

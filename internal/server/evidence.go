@@ -38,12 +38,27 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev := c.ev
+	var may []api.Role // the roles that may push it
+	for _, role := range api.Roles() {
+		if pushAllowed(role, ev.PredicateType) {
+			may = append(may, role)
+		}
+	}
+	if r, ok = s.actAs(w, r, may); !ok {
+		return
+	}
 	if tok := tokenFrom(r); !pushAllowed(tok.Role, ev.PredicateType) {
 		fail(w, http.StatusForbidden, fmt.Sprintf("%s may not push %s evidence", roleToken(tok.Role), ev.PredicateType))
 		return
 	}
 	s.metrics.verifications.WithLabelValues(map[bool]string{true: "verified", false: "unverified"}[c.reason == "ok"], c.reason).Inc()
 	sum := sha256.Sum256(body)
+	if err := s.auditPerson(r.Context(), r, auditEvent{action: "evidence.pushed", actor: tokenFrom(r).Name, subjects: auditSubjects(ev.Subjects),
+		detail: pushRecord{PredicateType: ev.PredicateType, BundleSHA256: hex.EncodeToString(sum[:]), SignerKeyID: ev.SignerKeyID,
+			SignerIdentity: ev.SignerIdentity, SignerIssuer: ev.SignerIssuer}}); err != nil {
+		s.failAudit(w, err)
+		return
+	}
 	release, err := s.claimBuildID(r.Context(), ev.BuildID, hex.EncodeToString(sum[:]), ev)
 	if err != nil {
 		s.failWrite(w, err)
@@ -67,6 +82,16 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 	}
 	json.NewEncoder(w).Encode(api.PushAnswer{ID: id, Existed: existed})
+}
+
+// pushRecord is the detail of an evidence.pushed audit entry: what a
+// person pushed (the signer as the server read it, before indexing).
+type pushRecord struct {
+	PredicateType  string `json:"predicateType"`
+	BundleSHA256   string `json:"bundleSha256"`
+	SignerKeyID    string `json:"signerKeyId,omitempty"`
+	SignerIdentity string `json:"signerIdentity,omitempty"`
+	SignerIssuer   string `json:"signerIssuer,omitempty"`
 }
 
 // checked is a pushed bundle as checkBundle found it.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,20 +140,52 @@ func (s *Server) recheckSession(w http.ResponseWriter, r *http.Request, was *Tok
 // MFA. Without a usable role it returns false, and the MFA role p lacks
 // MFA for (or "").
 func pickRole(p *sso.Identity, roles []api.Role) (api.Role, bool) {
+	return chooseRole(p.Has, p.MFA, roles)
+}
+
+// chooseRole is pickRole for a person who has the roles has says, with
+// MFA or not.
+func chooseRole(has func(api.Role) bool, mfa bool, roles []api.Role) (api.Role, bool) {
 	var needMFA api.Role
 	for _, r := range roles {
 		switch {
-		case !p.Has(r):
+		case !has(r):
 		case !sso.NeedsMFA(r):
 			return r, true
 		case needMFA == "":
 			needMFA = r
 		}
 	}
-	if needMFA != "" && p.MFA {
+	if needMFA != "" && mfa {
 		return needMFA, true
 	}
 	return needMFA, false
+}
+
+// actAs makes a person act in a role of roles, the roles that may do
+// what r asks once its body says what (push an approval, have a decision
+// signed): the route's auth chose a role before (pickRole: one that needs
+// no MFA first), which may not be one of them though another role of the
+// person's is. A token keeps its one role (the handler refuses it as
+// before). It answers the refusal itself: 403 saying MFA is needed, or
+// that none of the person's roles may.
+func (s *Server) actAs(w http.ResponseWriter, r *http.Request, roles []api.Role) (*http.Request, bool) {
+	tok := tokenFrom(r)
+	if tok.Person == nil || slices.Contains(roles, tok.Role) {
+		return r, true
+	}
+	role, ok := chooseRole(func(r api.Role) bool { return slices.Contains(tok.Person.Roles, r) }, tok.Person.MFA, roles)
+	switch {
+	case !ok && role != "":
+		fail(w, http.StatusForbidden, mfaRefusal(tok.Person, role))
+		return nil, false
+	case !ok:
+		fail(w, http.StatusForbidden, fmt.Sprintf("%s (roles from %s: %s) may not do this", tok.Name, tok.Person.Issuer, roleList(tok.Person.Roles)))
+		return nil, false
+	}
+	as := *tok
+	as.Role = role
+	return r.WithContext(withToken(r.Context(), &as)), true
 }
 
 func roleList(rs []api.Role) string {

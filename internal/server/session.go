@@ -356,6 +356,14 @@ func (s *Server) serveLogout(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		if sess.Person != nil {
+			r := r.WithContext(withToken(r.Context(), personInfo(sess.Person, c.Value, sess.Person.Roles)))
+			if _, err := s.audit(r.Context(), r, auditEvent{action: "session.ended", actor: sess.Person.Name(),
+				detail: map[string]string{"session": shortSession(c.Value)}}); err != nil {
+				s.failAudit(w, err)
+				return
+			}
+		}
 		if err := s.sessions.end(r.Context(), c.Value); err != nil {
 			s.logger.Error("couldn't end session", "err", err)
 			fail(w, http.StatusInternalServerError, "couldn't end session")

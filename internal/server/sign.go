@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -87,6 +88,13 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Sprintf("statement rejected: %v", err))
 		return
 	}
+	may := []api.Role{api.RoleBuilder, api.RoleAdmin} // the roles that may have it signed
+	if stmt.PredicateType == attest.PredicateVSA {
+		may = []api.Role{api.RoleDeployer, api.RoleAdmin}
+	}
+	if r, ok = s.actAs(w, r, may); !ok {
+		return
+	}
 	tok := tokenFrom(r)
 	keyName, key, err := s.signingKey(tok, req.Key, stmt.PredicateType)
 	if err != nil {
@@ -104,6 +112,12 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	sum := sha256.Sum256(req.Statement)
+	if err := s.auditPerson(r.Context(), r, auditEvent{action: "evidence.signed", actor: tok.Name, subjects: stmt.Subject,
+		detail: map[string]string{"predicateType": stmt.PredicateType, "key": keyName, "statementSha256": hex.EncodeToString(sum[:])}}); err != nil {
+		s.failAudit(w, err)
+		return
+	}
 
 	bundleJSON, tle, id, err := s.sign(r.Context(), key, req.Statement, stmt, facts)
 	if err != nil {

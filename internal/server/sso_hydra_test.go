@@ -108,6 +108,9 @@ func TestSSODashboardHydra(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if ended := lastAudit(t, ts, "session.ended"); ended.Identity != "alice@example.com" || ended.Issuer != h.Issuer || ended.Session != started.Session {
+		t.Errorf("dashboard sign-out: session.ended names %q %q %q; want alice's session %q", ended.Identity, ended.Issuer, ended.Session, started.Session)
+	}
 	replay := ssotest.Browser()
 	replay.Jar.SetCookies(u, old)
 	if resp, _ := stopAt(replay, "/ui/login").Get(ts.url + "/ui/"); resp == nil || resp.StatusCode != http.StatusSeeOther {

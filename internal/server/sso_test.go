@@ -4,8 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -14,9 +17,13 @@ import (
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/sso"
 	"github.com/custody-dev/custody/internal/ssotest"
+	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
+	"github.com/custody-dev/custody/signer"
 )
 
 const (
@@ -273,4 +280,118 @@ func TestSSOStartFloodKeepsSessions(t *testing.T) {
 	if code, body := exchange(t, ts.url, idToken); code != http.StatusUnauthorized {
 		t.Errorf("second exchange of one ID token after a flood of sign-in starts = %d %q; want 401", code, body)
 	}
+}
+
+// Every action a person takes through their session is in the audit
+// trail naming them, the issuer and the session: also the writes whose
+// record was only the signed bundle (a pushed approval names its signer,
+// not who pushed it; a signature by a server key names the key). A
+// machine's push adds no audit entry.
+func TestPersonActionsAudited(t *testing.T) {
+	iss := ssotest.NewIssuer(t)
+	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, "")})
+	ctx := t.Context()
+	c := iss.Claims(cliClient)
+	c["groups"], c["amr"] = []string{"custody-admins", "custody-approvers", "custody-deployers"}, []string{"pwd", "otp"}
+	code, sess := exchange(t, ts.url, iss.Sign(t, c))
+	if code != http.StatusOK {
+		t.Fatalf("exchange = %d %s", code, sess)
+	}
+	started := lastAudit(t, ts, "session.started")
+	person, err := client.New(ts.url, sess, client.WithCheckpointDir(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("app"))
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	key, err := signer.Generate(signer.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := attest.NewStatement([]attest.Subject{{Name: "app", Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		attest.PredicateApproval, map[string]any{"environment": "prod", "artifact": digest, "approver": "alice", "time": "2026-01-01T00:00:00Z"})
+	raw, _ := st.Marshal()
+	approval, err := signer.SignStatement(ctx, key, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	machineApproval, err := signer.SignStatement(ctx, key, statement(t, "machine-1", "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(audits(t, ts))
+	if _, _, err := newClient(t, ts, api.RoleBuilder).Push(ctx, machineApproval); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(audits(t, ts)); after != before {
+		t.Errorf("a builder token's push wrote %d audit entries; want none", after-before)
+	}
+
+	for _, tc := range []struct {
+		action string
+		do     func() error
+	}{
+		{"evidence.pushed", func() error { _, _, err := person.Push(ctx, approval); return err }},
+		{"evidence.signed", func() error { _, err := person.Sign(ctx, statement(t, "person-1", "app")); return err }},
+		{"deployment.deployed", func() error {
+			_, err := person.AppendDeployment(ctx, &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: digest,
+				Name: "app", Actor: "alice", Time: time.Now()})
+			return err
+		}},
+		{"incident.opened", func() error {
+			_, err := person.AppendIncident(ctx, &store.IncidentRecord{Incident: storetest.IncidentID(7), Event: store.IncidentOpened,
+				Actor: "alice", Time: time.Now(), Detail: "key K compromised"})
+			return err
+		}},
+		{"token.revoked", func() error {
+			code, body := call(t, ts.url, "POST", "/api/v1/tokens/revoke", sess, api.RevokeRequest{Name: "test builder"})
+			if code != http.StatusOK {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		}},
+		{"session.ended", func() error {
+			if code, body := call(t, ts.url, "POST", "/api/v1/sessions/end", sess, nil); code != http.StatusNoContent {
+				return fmt.Errorf("%d %s", code, body)
+			}
+			return nil
+		}},
+	} {
+		if err := tc.do(); err != nil {
+			t.Fatalf("%s: %v", tc.action, err)
+		}
+		e := lastAudit(t, ts, tc.action)
+		if e.Identity != "alice@example.com" || e.Issuer != iss.URL || e.Session != started.Session || len(e.Session) != 12 {
+			t.Errorf("%s names %q %q session %q; want alice, %s, session %s", tc.action, e.Identity, e.Issuer, e.Session, iss.URL, started.Session)
+		}
+	}
+	// A person acts in whichever of their roles may do what they ask: an
+	// approval is pushed as approver (not refused as a deployer's push),
+	// which needs MFA; without it the refusal says so.
+	c = iss.Claims(cliClient)
+	c["sub"], c["email"], c["groups"], c["amr"] = "bob", "bob@example.com", []string{"custody-approvers", "custody-deployers"}, []string{"pwd"}
+	if code, bob := exchange(t, ts.url, iss.Sign(t, c)); code != http.StatusOK {
+		t.Fatalf("exchange = %d %s", code, bob)
+	} else if a := do(t, ts, "POST", "/api/v1/evidence", bob, approval); a.status != http.StatusForbidden ||
+		!strings.Contains(a.body, "approver actions require multi-factor authentication: bob@example.com") {
+		t.Errorf("approval pushed without MFA = %d %s; want 403 saying MFA is needed", a.status, a.body)
+	}
+	pushed := lastAudit(t, ts, "evidence.pushed")
+	var d struct {
+		PredicateType, BundleSHA256 string
+	}
+	bsum := sha256.Sum256(approval)
+	if err := json.Unmarshal(pushed.Detail, &d); err != nil || d.PredicateType != attest.PredicateApproval || d.BundleSHA256 != hex.EncodeToString(bsum[:]) {
+		t.Errorf("evidence.pushed detail %s (%v); want the approval's type and the bundle's SHA-256", pushed.Detail, err)
+	}
+}
+
+// audits lists the server's audit entries.
+func audits(t *testing.T, ts *testServer) []*api.Evidence {
+	t.Helper()
+	evs, err := newClient(t, ts, api.RoleAuditor).Search(t.Context(), api.Query{PredicateType: api.PredicateAudit, Limit: api.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }
