@@ -366,6 +366,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"dot segments in the workflow", token(t, is, func(c map[string]any) {
 			c["job_workflow_ref"] = "octo-org/app/../../evil/x/.github/workflows/release.yml@" + mainRef
 		}), ca.ErrToken, "URI"},
+		{"percent-encoded dot segments in the workflow", token(t, is, func(c map[string]any) {
+			c["job_workflow_ref"] = "octo-org/app/%2e%2E/%2E%2e/evil/x/.github/workflows/release.yml@" + mainRef
+		}), ca.ErrToken, "URI"},
 		{"newline in a claim", token(t, is, func(c map[string]any) { c["ref"] = "refs/heads/main\nX" }), ca.ErrToken, "control"},
 		{"query in a URI claim", token(t, is, func(c map[string]any) { c["repository"] = "octo-org/app?x=1" }), ca.ErrToken, "URI"},
 		{"missing claim", token(t, is, func(c map[string]any) { delete(c, "sha") }), ca.ErrToken, "sha"},

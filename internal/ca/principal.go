@@ -86,9 +86,14 @@ func (c *claims) str(name string, required, uri bool) string {
 	return s
 }
 
+// hasDotSegment reports whether s has a "." or ".." segment, also when
+// percent-encoded ("%2e%2e" is ".." to anyone who normalizes the URI,
+// RFC 3986 6.2.2.2), an escaped slash or backslash, or an escape that
+// does not decode.
 func hasDotSegment(s string) bool {
 	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '/' || r == '@' }) {
-		if seg == "." || seg == ".." {
+		dec, err := url.PathUnescape(seg)
+		if err != nil || dec == "." || dec == ".." || strings.ContainsAny(dec, "/\\") {
 			return true
 		}
 	}
