@@ -27,9 +27,12 @@ type Checkpoint struct {
 	Size   uint64 `json:"size"`
 	Hash   []byte `json:"hash"`
 	// Cosignatures counts the signature lines besides the log's (witness
-	// cosignatures, https://c2sp.org/tlog-cosignature), carried as the
-	// log served them; they are not verified here.
+	// cosignatures, https://c2sp.org/tlog-cosignature), as the log served
+	// them.
 	Cosignatures int `json:"cosignatures"`
+	// Witnesses names the witnesses the trust root lists (RoleWitness)
+	// whose cosignatures of this checkpoint verified.
+	Witnesses []string `json:"witnesses,omitempty"`
 }
 
 // ErrCheckpoint is returned (wrapped) for a checkpoint that is not signed
@@ -57,8 +60,11 @@ func logVerifiers(logs []trust.TransparencyLog) []note.Verifier {
 	return out
 }
 
-// openCheckpoint verifies a signed checkpoint note against the logs.
-func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, error) {
+// openCheckpoint verifies a signed checkpoint note against the logs, then
+// the cosignatures of witnesses: a cosignature line of one of witnesses
+// that does not verify refuses the checkpoint; those that verify are
+// named in Witnesses.
+func openCheckpoint(b []byte, vs []note.Verifier, witnesses ...note.Verifier) (*Checkpoint, error) {
 	for _, v := range vs {
 		c, _, n, err := log.ParseCheckpoint(b, v.Name(), v)
 		if err != nil {
@@ -67,7 +73,21 @@ func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, error) {
 		if len(c.Hash) != 32 || !strings.HasPrefix(n.Text, string(c.Marshal())) {
 			return nil, fmt.Errorf("%w: checkpoint of %s is not in canonical form", ErrCheckpoint, c.Origin)
 		}
-		return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}, nil
+		out := &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}
+		if len(witnesses) == 0 {
+			return out, nil
+		}
+		// The log's signature verified: an error now is a witness's.
+		wn, err := note.Open(b, note.VerifierList(append([]note.Verifier{v}, witnesses...)...))
+		if err != nil {
+			return nil, fmt.Errorf("%w: checkpoint of %s: a witness cosignature does not verify: %v", ErrCheckpoint, c.Origin, err)
+		}
+		for _, s := range wn.Sigs {
+			if s.Name != v.Name() || s.Hash != v.KeyHash() {
+				out.Witnesses = append(out.Witnesses, s.Name)
+			}
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("%w: not signed by a transparency log the trust root or trusted root names", ErrCheckpoint)
 }

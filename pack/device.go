@@ -53,7 +53,11 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	var cps []string
 	for _, c := range r.Checkpoints {
-		cps = append(cps, fmt.Sprintf("%s size %d (%d cosignature(s))", c.Origin, c.Size, c.Cosignatures))
+		w := ""
+		if len(c.Witnesses) > 0 {
+			w = ", witnessed by " + strings.Join(c.Witnesses, ", ")
+		}
+		cps = append(cps, fmt.Sprintf("%s size %d (%d cosignature(s)%s)", c.Origin, c.Size, c.Cosignatures, w))
 	}
 	fmt.Fprintf(w, "pack made %s under trust root version %d; checkpoint %s\n", r.Created.Format("2006-01-02T15:04:05Z07:00"), r.TrustRoot, strings.Join(cps, ", "))
 }

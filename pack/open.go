@@ -302,7 +302,7 @@ func (out *Opened) readEntries(p *Pack, now time.Time) error {
 	if out.Policy == nil {
 		return fmt.Errorf("%w: no signed policy", ErrContents)
 	}
-	return out.readCheckpoints(notes, proofs)
+	return out.readCheckpoints(notes, proofs, now)
 }
 
 func (out *Opened) readPolicy(b []byte, now time.Time) error {
@@ -335,16 +335,27 @@ func (out *Opened) logs() []note.Verifier {
 	return logVerifiers(logs)
 }
 
-func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][]byte) error {
+// readCheckpoints opens the pack's checkpoints: each signed by a log the
+// trust names and, when the trust root lists witness keys valid now, with
+// a verified cosignature of at least one of them (a log showing this
+// device a view no trusted witness saw is refused).
+func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][]byte, now time.Time) error {
 	vs := out.logs()
+	ws, err := out.Root.Root.Witnesses(now)
+	if err != nil {
+		return fmt.Errorf("%w: trust root version %d: %v", ErrContents, out.Root.Version, err)
+	}
 	seen := map[string]bool{}
 	for i, n := range notes {
 		if n == nil {
 			return fmt.Errorf("%w: checkpoint/%d is missing", ErrContents, i)
 		}
-		c, err := openCheckpoint(n, vs)
+		c, err := openCheckpoint(n, vs, ws...)
 		if err != nil {
 			return fmt.Errorf("checkpoint/%d: %w", i, err)
+		}
+		if len(ws) > 0 && len(c.Witnesses) == 0 {
+			return fmt.Errorf("%w: checkpoint/%d of %s carries no cosignature of a witness trust root version %d names", ErrCheckpoint, i, c.Origin, out.Root.Version)
 		}
 		if seen[c.Origin] {
 			return fmt.Errorf("%w: two checkpoints of %s", ErrCheckpoint, c.Origin)
@@ -355,7 +366,6 @@ func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][
 	if len(out.Checkpoints) == 0 {
 		return fmt.Errorf("%w: the pack has no log checkpoint", ErrCheckpoint)
 	}
-	var err error
 	out.Proven, out.Unproven, err = checkBundleCheckpoints(out.Bundles, out.Checkpoints, proofs, vs)
 	return err
 }

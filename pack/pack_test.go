@@ -5,7 +5,10 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/pack/packtest"
 	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/trust"
 )
 
 func TestOpenGoodPack(t *testing.T) {
@@ -240,5 +244,71 @@ func TestRollback(t *testing.T) {
 	}
 	if err := check(mk(20, "")); !errors.Is(err, pack.ErrRollback) {
 		t.Fatalf("the state did not keep size 30: %v", err)
+	}
+}
+
+// TestWitnessCosignatures: when the trust root lists witness keys, a pack's
+// checkpoint needs a cosignature (C2SP tlog-cosignature/v1) of one of
+// them that verifies; a checkpoint without one, with a forged one, or
+// cosigned only by a witness the trust root does not list is refused.
+func TestWitnessCosignatures(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	_, wkey, _ := ed25519.GenerateKey(rand.Reader)
+	w, err := tlog.NewWitness("witness.test", wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, okey, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := tlog.NewWitness("other.test", okey)
+	f.Root.Root.Keys = append(f.Root.Root.Keys, trust.Key{PublicKey: wkey.Public(), Role: trust.RoleWitness, Identity: "witness.test"})
+	f.Root.Signatures = nil
+	if err := f.Root.Sign(ctx, f.Admin); err != nil {
+		t.Fatal(err)
+	}
+	logV, err := tlog.NewNoteVerifier("log.test", f.LogKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := packtest.Checkpoint(t, "log.test", f.LogKey, 10)
+	cosigned := func(w *tlog.Witness) []byte {
+		_, line, err := w.Cosign(logV, plain, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(append([]byte(nil), plain...), line...)
+	}
+	good := cosigned(w)
+	// the witness's line with the last byte of its signature changed
+	line := strings.Fields(string(good[len(plain):]))
+	sig, _ := base64.StdEncoding.DecodeString(line[2])
+	sig[len(sig)-1] ^= 1
+	forged := append(bytes.Clone(plain), []byte("— "+line[1]+" "+base64.StdEncoding.EncodeToString(sig)+"\n")...)
+	for _, tc := range []struct {
+		name       string
+		checkpoint []byte
+		want       string
+	}{
+		{"witnessed", good, ""},
+		{"both witnesses", append(cosigned(other), good[len(plain):]...), ""},
+		{"no cosignature", plain, "carries no cosignature of a witness"},
+		{"unlisted witness", cosigned(other), "carries no cosignature of a witness"},
+		{"forged cosignature", forged, "a witness cosignature does not verify"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := f.Contents(t)
+			c.Checkpoints = [][]byte{tc.checkpoint}
+			op, err := pack.Open(ctx, f.Build(t, c, f.Packer), f.Options())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Open = %v", err)
+			case tc.want == "":
+				if got := op.Checkpoints[0].Witnesses; len(got) != 1 || got[0] != "witness.test" {
+					t.Errorf("witnesses = %v; want [witness.test]", got)
+				}
+			case err == nil || !errors.Is(err, pack.ErrCheckpoint) || !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("Open = %v; want %s", err, tc.want)
+			}
+		})
 	}
 }

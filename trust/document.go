@@ -104,7 +104,7 @@ func NewDocument(admins []Key, threshold int, expires time.Time) (*Document, err
 
 // Validate checks that d can be written and signed: version, threshold and
 // expiry are set, every key has a known role and a unique ID and public key,
-// the Root exports, and there are at least Threshold admin keys that are not
+// every witness key is Ed25519 and named (its Identity), the Root exports, and there are at least Threshold admin keys that are not
 // revoked.
 func (d *Document) Validate() error {
 	if d.Version < 1 {
@@ -134,6 +134,15 @@ func (d *Document) Validate() error {
 			return fmt.Errorf("key %d: same public key as key %d", i, j)
 		}
 		seen[fp] = i
+		if k.Role == RoleWitness {
+			pub, ok := k.PublicKey.(ed25519.PublicKey)
+			if !ok {
+				return fmt.Errorf("key %d: a witness key must be Ed25519 (C2SP tlog-cosignature)", i)
+			}
+			if _, err := CosignatureVerifier(k.Identity, pub); err != nil {
+				return fmt.Errorf("key %d: a witness key's identity is the name it cosigns as: %w", i, err)
+			}
+		}
 		if k.Role == RoleAdmin && k.CompromisedSince.IsZero() {
 			admins++
 		}

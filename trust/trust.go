@@ -195,10 +195,15 @@ const (
 	// RolePacker keys sign evidence packs (package pack): the pack's
 	// manifest, never artifact evidence.
 	RolePacker Role = "packer"
+	// RoleWitness keys cosign log checkpoints (C2SP tlog-cosignature/v1,
+	// https://c2sp.org/tlog-cosignature): Ed25519 keys whose Identity is
+	// the witness's name. A pack's checkpoints must carry a cosignature of
+	// one of them when the trust root lists any (package pack).
+	RoleWitness Role = "witness"
 )
 
 // Roles lists every Role, in the order documents show them.
-var Roles = []Role{RoleAdmin, RoleBuilder, RoleApprover, RoleRebuilder, RoleLog, RoleTSA, RolePacker}
+var Roles = []Role{RoleAdmin, RoleBuilder, RoleApprover, RoleRebuilder, RoleLog, RoleTSA, RolePacker, RoleWitness}
 
 // ParseRole parses a role name.
 func ParseRole(s string) (Role, error) {
@@ -207,7 +212,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", fmt.Errorf("unknown key role %q (want admin, builder, approver, rebuilder, log, tsa or packer)", s)
+	return "", fmt.Errorf("unknown key role %q (want admin, builder, approver, rebuilder, log, tsa, packer or witness)", s)
 }
 
 // SignsEvidence reports whether keys of role r verify artifact evidence in

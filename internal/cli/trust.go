@@ -196,7 +196,7 @@ func newTrustAddKeyCmd(s *streams) *cobra.Command {
 	var rootPath, keyPath, role, identity, from, until string
 	c := &cobra.Command{
 		Use:   "add-key --root root.json --key KEY.pub --role ROLE [--identity ID] [--valid-from T] [--valid-until T]",
-		Short: "Add a key (admin, builder, approver, rebuilder, log, tsa or packer) to the trust root",
+		Short: "Add a key (admin, builder, approver, rebuilder, log, tsa, packer or witness) to the trust root",
 		Args:  argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if keyPath == "" || role == "" {
@@ -222,7 +222,7 @@ func newTrustAddKeyCmd(s *streams) *cobra.Command {
 	}
 	c.Flags().StringVar(&rootPath, "root", "", "trust root to edit")
 	c.Flags().StringVar(&keyPath, "key", "", "public key (PEM) to add")
-	c.Flags().StringVar(&role, "role", "", "admin, builder, approver, rebuilder, log, tsa or packer")
+	c.Flags().StringVar(&role, "role", "", "admin, builder, approver, rebuilder, log, tsa, packer or witness")
 	c.Flags().StringVar(&identity, "identity", "", "who holds the key, e.g. ci@example.com")
 	c.Flags().StringVar(&from, "valid-from", "", "start of the key's window (RFC 3339 or date; default: always)")
 	c.Flags().StringVar(&until, "valid-until", "", "end of the key's window, exclusive (default: open)")

@@ -12,18 +12,15 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/custody-dev/custody/trust"
 )
 
 // NewCosignatureVerifier returns the note verifier for cosignatures
 // (C2SP tlog-cosignature/v1) by the witness named name with key pub:
 // transparency-dev/formats' cosignature/v1 verifier.
 func NewCosignatureVerifier(name string, pub ed25519.PublicKey) (note.Verifier, error) {
-	vkey, err := note.NewEd25519VerifierKey(name, pub)
-	if err != nil {
-		return nil, fmt.Errorf("invalid witness name %q or key: %w", name, err)
-	}
-	// formats reads an Ed25519 verifier key as a cosignature/v1 key.
-	return fnote.NewVerifierForCosignatureV1(vkey)
+	return trust.CosignatureVerifier(name, pub)
 }
 
 // Witness cosigns checkpoints of logs it has checked for consistency.
