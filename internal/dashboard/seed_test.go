@@ -196,7 +196,13 @@ func seed(t *testing.T) *seeded {
 		deps.Incidents = ledger.List
 		return dashboard.ForServer(deps)
 	}
-	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, UI: ui})
+	// The test holds the index, so that it can put what only the server
+	// writes (red flags statements) as the server does.
+	index, err := store.OpenSQLite(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.Open(ctx, server.Config{Dir: dir, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, UI: ui, Index: index})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +232,7 @@ redFlags:
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	t.Cleanup(func() { hs.Close(); s.Close(); index.Close() })
 
 	tok := map[api.Role]string{}
 	for _, r := range api.Roles() {
@@ -252,6 +258,8 @@ redFlags:
 	}
 	// Red flags about app v1, signed as custody serve signs them, with its
 	// audit key; and a statement the approver signs, which does not count.
+	// No client may push red flags (the server reserves the type), so they
+	// go into the index directly.
 	for _, rf := range []struct {
 		key   crypto.Signer
 		flags []attest.RedFlag
@@ -259,8 +267,11 @@ redFlags:
 		{auditKey(t, dir), []attest.RedFlag{{Kind: "new-dependency", Subject: evilDep, Message: evilFlag, Clear: "review it and approve the build"}}},
 		{approver, nil},
 	} {
-		if _, _, err := build.Push(ctx, redFlags(t, rf.key, "app v1", provBundles[0], rf.flags)); err != nil {
-			t.Fatalf("push red flags: %v", err)
+		kid, _ := gate.KeyID(rf.key.Public())
+		rec := &store.Evidence{Bundle: redFlags(t, rf.key, "app v1", provBundles[0], rf.flags), PredicateType: attest.PredicateRedFlags,
+			Subjects: []store.Subject{{Name: evilName, Digests: map[string]string{"sha256": digestOf("app v1")}}}, SignerKeyID: kid, LogIndex: -1}
+		if _, _, err := index.Put(ctx, rec); err != nil {
+			t.Fatalf("index red flags: %v", err)
 		}
 	}
 	if _, _, err := appr.Push(ctx, approval(t, approver, "prod", "app v1")); err != nil {
