@@ -15,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/ca"
 	"github.com/custody-dev/custody/internal/server"
+	"github.com/custody-dev/custody/internal/sso"
 	"github.com/custody-dev/custody/internal/ssotest"
 	"github.com/custody-dev/custody/internal/tokenfile"
 )
@@ -108,5 +109,126 @@ func TestApproveKeylessHydra(t *testing.T) {
 	}
 	if len(views) != 2 || len(groups["alice@example.com"]) != 1 || groups["alice@example.com"][0] != "release" || len(groups["bob@example.com"]) != 0 {
 		t.Errorf("approvals = %s; want alice's counted for group release, bob's for none", out)
+	}
+}
+
+// Issue 14's "done when" for people: a person signs in with MFA (custody
+// login through hydra, loopback redirect and PKCE) and approves keylessly:
+// the certificate names them, the approval is pushed through their session,
+// and the audit trail names the person and the session for the certificate
+// and the push; a policy group listing them by identity and issuer counts
+// the approval. A person who signed in without MFA gets no certificate.
+func TestLoginApproveKeylessHydra(t *testing.T) {
+	h := ssotest.StartHydra(t)
+	h.Client(t, "custody-cli", "", "http://127.0.0.1/callback")
+	p, err := sso.New(sso.Config{Issuer: h.Issuer, ClientID: "custody-cli", Roles: map[string]api.Role{"release-approvers": api.RoleApprover}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	data := t.TempDir()
+	s, err := server.Open(context.Background(), server.Config{Dir: data, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, SSO: p,
+		CA: &server.CAConfig{Issuers: []ca.Issuer{{URL: h.Issuer, Kind: ca.KindEmail, Audience: "custody-cli", Identities: []string{"*@example.com"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.Handler()}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	t.Setenv("CUSTODY_TOKEN", "")
+	t.Setenv("BROWSER", "")
+	browser := ssotest.Browser()
+	old := openURL
+	openURL = func(s *streams, u string) error {
+		go func() {
+			if resp, err := browser.Get(u); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return nil
+	}
+	t.Cleanup(func() { openURL = old })
+
+	digest := "sha256:" + strings.Repeat("cd", 32)
+	signInAndApprove := func(u ssotest.User) (string, int, string, string) {
+		h.SetUser(u)
+		_, out, errs := runCustody("login", "--server", url)
+		f := filepath.Join(dir, u.Subject+".jwt")
+		if err := os.WriteFile(f, []byte(h.IDToken(t, "custody-cli")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, aout, aerrs := runCustody("approve", "--env", "prod", "--digest", digest, "--server", url, "--identity-token", "@"+f, "--reason", "release")
+		return out + errs, code, aout, aerrs
+	}
+	login, code, out, errs := signInAndApprove(ssotest.User{Subject: "alice", Email: "alice@example.com", Groups: []string{"release-approvers"}, AMR: []string{"pwd", "otp"}})
+	if !strings.Contains(login, "signed in as alice@example.com via "+h.Issuer+" (with MFA), roles approver") {
+		t.Fatalf("login = %q", login)
+	}
+	if code != 0 || !strings.Contains(out, "by alice@example.com stored in server:") {
+		t.Fatalf("keyless approve after login = %d %q %q", code, out, errs)
+	}
+	_, code, _, errs = signInAndApprove(ssotest.User{Subject: "bob", Email: "bob@example.com", Groups: []string{"release-approvers"}, AMR: []string{"pwd"}})
+	if code == 0 || !strings.Contains(errs, "require multi-factor authentication: bob@example.com") {
+		t.Errorf("keyless approve without MFA = %d %q; want refused saying MFA is required", code, errs)
+	}
+
+	// the audit trail: the certificate and the push, each naming alice,
+	// the issuer and her session (the one session.started names)
+	auditor, err := tokenfile.CreateToken(data, api.RoleAuditor, "", "auditor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CUSTODY_TOKEN", auditor)
+	code, out, errs = runCustody("audit", "--server", url, "--json")
+	if code != 0 {
+		t.Fatalf("audit = %d %q", code, errs)
+	}
+	var trail []struct {
+		Action, Actor, Identity, Issuer, Session, SignerIdentity string
+		Verified                                                 bool
+	}
+	if err := json.Unmarshal([]byte(out), &trail); err != nil {
+		t.Fatalf("audit --json %q: %v", out, err)
+	}
+	sessions := map[string]string{} // action → session, alice's entries
+	certified, approved := false, false
+	for _, e := range trail {
+		if e.Identity == "alice@example.com" && e.Issuer == h.Issuer {
+			sessions[e.Action] = e.Session
+		}
+		certified = certified || (e.Action == "ca.issued" && e.Actor == "alice@example.com")
+		approved = approved || (e.Action == "approve" && e.SignerIdentity == "alice@example.com" && e.Verified)
+	}
+	if sessions["session.started"] == "" || sessions["evidence.pushed"] != sessions["session.started"] {
+		t.Errorf("alice's audit entries by action and session: %v; want the push in her session. Trail: %s", sessions, out)
+	}
+	if !certified || !approved {
+		t.Errorf("trail: certificate for alice %v, her keyless approval verified %v; want both. Trail: %s", certified, approved, out)
+	}
+
+	root := filepath.Join(dir, "trusted_root.json")
+	resp, err := http.Get(url + "/api/v1/trusted-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(root, b, 0o644)
+	pol := filepath.Join(dir, "prod.yaml")
+	os.WriteFile(pol, []byte("apiVersion: custody.dev/policy/v1\nenvironment: prod\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{identity: https://ci.example/release, issuer: https://ci.example}]\n"+
+		"groups:\n  release: [{name: alice, identities: [{identity: alice@example.com, issuer: \""+h.Issuer+"\"}]}]\n"+
+		"approvals: [{group: release, count: 1}]\n"), 0o644)
+	code, out, errs = runCustody("approvals", "--digest", digest, "--server", url, "--trusted-root", root, "--policy", pol, "--json")
+	var res struct {
+		Approvals []approvalView `json:"approvals"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Approvals) != 1 || len(res.Approvals[0].Groups) != 1 {
+		t.Errorf("approvals = %d %q %q; want alice's, counted for group release", code, out, errs)
 	}
 }

@@ -575,6 +575,30 @@ func (v *entryVerifier) checkConsistent(ctx context.Context, cp *tlog.Checkpoint
 	return nil
 }
 
+// loggedKey is the key a log entry's verifier records, as PKIX DER and
+// parsed: a public key, or the public key of a certificate (a keyless
+// signature: the certificate's chain is verify's to judge; the trail
+// checks that the logged certificate's key made the signature).
+func loggedKey(v *rekorpb.Verifier) ([]byte, crypto.PublicKey, string) {
+	if c := v.GetX509Certificate(); c != nil {
+		cert, err := x509.ParseCertificate(c.GetRawBytes())
+		if err != nil {
+			return nil, nil, "the logged certificate is malformed"
+		}
+		der, err := x509.MarshalPKIXPublicKey(cert.PublicKey)
+		if err != nil {
+			return nil, nil, "the logged certificate's key is of an unsupported type"
+		}
+		return der, cert.PublicKey, ""
+	}
+	der := v.GetPublicKey().GetRawBytes()
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, nil, "the logged key is not a public key"
+	}
+	return der, pub, ""
+}
+
 // loggedSignature checks that a log entry body (hashedrekord v0.0.2 over
 // the PAE, or DSSE v0.0.2) records this envelope's signature and that it
 // verifies with the recorded key; it returns the key's PKIX DER.
@@ -612,10 +636,9 @@ func loggedSignature(body, pae, payload, sig []byte) (key []byte, problem string
 		if !bytes.Equal(s.GetContent(), sig) {
 			continue
 		}
-		der := s.GetVerifier().GetPublicKey().GetRawBytes()
-		pub, err := x509.ParsePKIXPublicKey(der)
-		if err != nil {
-			return nil, "the logged key is not a public key"
+		der, pub, problem := loggedKey(s.GetVerifier())
+		if problem != "" {
+			return nil, problem
 		}
 		sv, err := signature.LoadDefaultVerifier(pub)
 		if err != nil {
