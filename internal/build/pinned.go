@@ -11,11 +11,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/custody-dev/custody/attest"
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Kinds of unpinned input, the "kind" of a Pinning finding.
@@ -275,8 +275,8 @@ func isWorkflow(rel string) bool {
 }
 
 var (
-	usesRE   = regexp.MustCompile(`^\s*(?:-\s*)?["']?uses["']?\s*:\s*["']?([^"'\s#]+)`)
-	commitRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	usesRE   = lazyre.New(`^\s*(?:-\s*)?["']?uses["']?\s*:\s*["']?([^"'\s#]+)`)
+	commitRE = lazyre.New(`^[0-9a-f]{40}$`)
 )
 
 // checkWorkflow: every "uses: owner/repo[/path]@ref" of another repository

@@ -13,11 +13,12 @@
 package redact
 
 import (
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Marker replaces every redacted secret. It equals attest.Redacted.
@@ -106,7 +107,7 @@ type pass struct {
 	kind    string
 	fold    bool
 	hints   []string
-	re      *regexp.Regexp
+	re      *lazyre.Regexp
 	replace func(v string, m []int) (string, bool) // m: submatch indexes of one match
 }
 
@@ -142,13 +143,13 @@ func lastSegment(name string) string {
 }
 
 var passes = []pass{
-	{KindPEM, false, []string{"-----BEGIN"}, regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)`),
+	{KindPEM, false, []string{"-----BEGIN"}, lazyre.New(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY-----|$)`),
 		func(v string, m []int) (string, bool) { return Marker, true }},
 	// "Authorization: Bearer X" keeps its scheme; "Bearer X" alone too.
-	{KindAuthHeader, true, []string{"authorization"}, regexp.MustCompile(`(?i)\bauthorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s"',;]+)`), redactGroup},
-	{KindAuthHeader, true, []string{"bearer"}, regexp.MustCompile(`(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})`), redactGroup},
-	{KindURLUser, false, []string{"://"}, regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s"']+)@`), redactGroup},
-	{KindToken, false, tokenHints, regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|` +
+	{KindAuthHeader, true, []string{"authorization"}, lazyre.New(`(?i)\bauthorization\s*[:=]\s*(?:(?:bearer|basic|token|digest|negotiate)\s+)?([^\s"',;]+)`), redactGroup},
+	{KindAuthHeader, true, []string{"bearer"}, lazyre.New(`(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})`), redactGroup},
+	{KindURLUser, false, []string{"://"}, lazyre.New(`[A-Za-z][A-Za-z0-9+.-]*://([^/?#@\s"']+)@`), redactGroup},
+	{KindToken, false, tokenHints, lazyre.New(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|` +
 		`xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{35}|npm_[A-Za-z0-9]{36}|` +
 		`[sr]k_live_[A-Za-z0-9]{16,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)`),
 		func(v string, m []int) (string, bool) { return Marker, true }},
@@ -158,11 +159,11 @@ var passes = []pass{
 	{KindParameter, false, nil, nil, nil},
 	// name="value", 'value' and the JSON "name": "value" (redactParameters
 	// stops at quotes).
-	{KindParameter, false, []string{`"`, "'"}, regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_./-]*)"?[ \t]*[=:][ \t]*(?:"([^"\n]*)"|'([^'\n]*)')`),
+	{KindParameter, false, []string{`"`, "'"}, lazyre.New(`([A-Za-z_][A-Za-z0-9_./-]*)"?[ \t]*[=:][ \t]*(?:"([^"\n]*)"|'([^'\n]*)')`),
 		redactQuoted},
 	// --flag value inside one string (a shell script): Args handles it
 	// across arguments.
-	{KindParameter, false, []string{"-"}, regexp.MustCompile(`(?:^|[\s;&|(])(--?[A-Za-z][A-Za-z0-9_.-]*)[ \t]+("[^"\n]*"|'[^'\n]*'|[^\s"'` + "`" + `;&|)-][^\s"'` + "`" + `;&|)]*)`),
+	{KindParameter, false, []string{"-"}, lazyre.New(`(?:^|[\s;&|(])(--?[A-Za-z][A-Za-z0-9_.-]*)[ \t]+("[^"\n]*"|'[^'\n]*'|[^\s"'` + "`" + `;&|)-][^\s"'` + "`" + `;&|)]*)`),
 		redactFlagValue},
 }
 
@@ -246,7 +247,7 @@ func Value(v string) (string, []string) {
 // replaceAll rewrites every match of p.re in v with p.replace and reports
 // whether any was redacted.
 func replaceAll(v string, p pass) (string, bool) {
-	ms := p.re.FindAllStringSubmatchIndex(v, -1)
+	ms := p.re.Get().FindAllStringSubmatchIndex(v, -1)
 	if ms == nil {
 		return v, false
 	}
@@ -344,7 +345,7 @@ func isSecretFlag(a string) bool {
 // -ldflags=-X=main.token=S the pair main.token=S is seen. It is the
 // reference of FuzzParameters; redactParameters is 5-10x faster on a large
 // environment (bench/build).
-var parameterRE = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_./-]*)(?:=|:[ \t]+)([^\s\v&;,="'` + "`" + `]+)`)
+var parameterRE = lazyre.New(`([A-Za-z_][A-Za-z0-9_./-]*)(?:=|:[ \t]+)([^\s\v&;,="'` + "`" + `]+)`)
 
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '/' || c == '-'
