@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -65,6 +66,9 @@ func (o CLILogin) Login(ctx context.Context) (*api.SessionAnswer, error) {
 	defer ln.Close()
 	cfg := &oauth2.Config{ClientID: info.ClientID, Endpoint: op.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile"},
 		RedirectURL: fmt.Sprintf("http://%s/callback", ln.Addr())}
+	if err := checkAuthEndpoint(info.Issuer, cfg.Endpoint.AuthURL); err != nil {
+		return nil, err
+	}
 	l := NewLogin()
 	if err := o.Open(cfg.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))); err != nil {
 		return nil, err
@@ -175,6 +179,22 @@ func (o CLILogin) do(req *http.Request, out any) error {
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("malformed answer from %s: %w", req.URL.Path, err)
+	}
+	return nil
+}
+
+// checkAuthEndpoint refuses a provider's authorization endpoint that is
+// not an absolute https URL (http when the issuer is): the sign-in URL
+// starts with it and is handed to $BROWSER as an argument and printed,
+// so "--gpu-launcher=…" would be a browser switch, "file:" or
+// "javascript:" another kind of page, and control characters terminal
+// escapes.
+func checkAuthEndpoint(issuer, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	ok := err == nil && u.Host != "" && u.User == nil && (u.Scheme == "https" || u.Scheme == "http" && strings.HasPrefix(issuer, "http://")) &&
+		!strings.ContainsFunc(endpoint, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	if !ok {
+		return fmt.Errorf("identity provider %.200q names authorization endpoint %.200q, not an https URL: not opened", issuer, endpoint)
 	}
 	return nil
 }
