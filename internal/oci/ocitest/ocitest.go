@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/custody-dev/custody/internal/childenv"
 	"github.com/custody-dev/custody/internal/oci"
 )
 
@@ -231,7 +231,7 @@ http:
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(DockerRegistryBin, "serve", filepath.Join(dir, "config.yml"))
+	cmd := childenv.Command(context.Background(), DockerRegistryBin, "serve", filepath.Join(dir, "config.yml"))
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
