@@ -79,10 +79,16 @@ func FuzzVerify(f *testing.F) {
 func FuzzParseIssuers(f *testing.F) {
 	f.Add([]byte("issuers:\n- url: https://token.actions.githubusercontent.com\n  kind: github-actions\n  repositories: [a/*]\n"))
 	f.Add([]byte(`{"issuers":[{"url":"https://x.test","kind":"email","identities":["*@x.test"]}]}`))
+	f.Add([]byte("issuers:\n- url: https://login.x.test\n  kind: email\n  identities: ['*@x.test']\n  mfa: optional\n  mfaAcr: [urn:x:mfa]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		iss, err := ca.ParseIssuers(b)
 		if err == nil && len(iss) == 0 {
 			t.Fatal("no error and no issuer")
+		}
+		for _, i := range iss { // people's certificates never lose MFA by omission
+			if i.Kind == ca.KindEmail && i.MFA != ca.MFARequired && i.MFA != ca.MFAOptional {
+				t.Fatalf("email issuer %s with mfa %q", i.URL, i.MFA)
+			}
 		}
 	})
 }
