@@ -361,8 +361,12 @@ func groupsOf(p *policy.Policy, signer policy.Principal) (string, []string) {
 // kept (the rest is not "rejected").
 func evidenceBundles(ctx context.Context, f *policyFlags, dg string) ([]gate.Bundle, error) {
 	var out []gate.Bundle
-	if f.image != nil && f.image.digest() == dg {
-		bs, err := f.image.bundles(ctx)
+	if f.image != nil {
+		// The image's evidence, or, for another digest (a rollback's
+		// earlier image), what is attached to that digest in the same
+		// repository.
+		im := &image{ref: f.image.ref.WithDigest(dg), cl: f.image.cl}
+		bs, err := im.bundles(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -24,6 +24,8 @@ type deployFlags struct {
 	policyFlags
 	env, data, verifierKey, verifierID, healthCmd, actor string
 	from, to                                             string
+	// attach: each signed decision is attached to the oci:// image too.
+	attach bool
 }
 
 const defaultVerifierID = "https://custody.dev/verifiers/deploy@v1"
@@ -41,6 +43,7 @@ func addDeployFlags(c *cobra.Command, f *deployFlags, withEnv bool) {
 	fl.StringVar(&f.actor, "actor", "", "who deploys (default $USER)")
 	addEvidenceFlags(c, &f.policyFlags)
 	addRegistryFlags(fl, &f.registry)
+	fl.BoolVar(&f.attach, "attach", false, "attach each signed decision (VSA) to the oci:// image in its registry; with it the registry alone is enough (no --evidence or --server)")
 }
 
 func needCommand(what string) cobra.PositionalArgs {
@@ -66,7 +69,7 @@ const commandHelp = "The deploy command gets the artifact as {artifact} (absolut
 func newDeployCmd(s *streams) *cobra.Command {
 	var f deployFlags
 	c := &cobra.Command{
-		Use:   "deploy --env ENV --policy FILE (--evidence DIR | --server URL) --key PUB... (--data DIR | --server URL) (ARTIFACT | oci://IMAGE) [--health-cmd CMD] -- DEPLOY_CMD...",
+		Use:   "deploy --env ENV --policy FILE (--evidence DIR | --server URL | oci://IMAGE --attach) --key PUB... (--data DIR | --server URL) (ARTIFACT | oci://IMAGE) [--health-cmd CMD] -- DEPLOY_CMD...",
 		Short: "Deploy an artifact only when the environment's policy allows it; roll back when it fails",
 		Long: "Verifies the artifact's evidence, evaluates the policy and records the decision as a signed VSA. Denied:\n" +
 			"every failure with its fix, exit 1, the command never runs. Allowed: the artifact's digest is checked\n" +
@@ -257,7 +260,11 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 		if err != nil {
 			return nil, fmt.Errorf("couldn't build VSA: %w", err)
 		}
-		sha, err := dw.write(ctx, vsa, func(sha string) string {
+		w := *dw
+		if f.attach {
+			w.attach = func(ctx context.Context, b []byte) error { return attachDecision(ctx, f.image, dg, b) }
+		}
+		sha, err := w.write(ctx, vsa, func(sha string) string {
 			return fmt.Sprintf("vsa-%s-%s-%s.json", f.env, strings.TrimPrefix(dg, "sha256:")[:12], sha[:12])
 		})
 		if err != nil {

@@ -319,12 +319,15 @@ func attachBuild(ctx context.Context, cl *oci.Client, rel *build.Released) ([]at
 // {artifact}), and the image's registry is one more evidence source.
 func (f *deployFlags) deployImage(ctx context.Context, s *streams, args []string) ([]string, error) {
 	if len(args) != 1 || !oci.IsRef(args[0]) {
+		if f.attach {
+			return nil, usageErr(errors.New("--attach needs an oci:// image to deploy"), "")
+		}
 		return args, nil
 	}
-	if f.evidence == "" && f.server == "" {
-		// The signed decisions need a home; the registry is evidence only.
-		return nil, usageErr(errors.New("deploy records its decisions in --evidence DIR or on --server URL"),
-			"pass --evidence DIR (the image's registry is read as well)")
+	if f.evidence == "" && f.server == "" && !f.attach {
+		// The signed decisions need a home.
+		return nil, usageErr(errors.New("deploy records its decisions in --evidence DIR, on --server URL, or beside the image (--attach)"),
+			"pass --attach to keep them in the image's registry, or --evidence DIR (the registry is read as well)")
 	}
 	if _, err := f.takeImage(ctx, s, args); err != nil {
 		return nil, err
@@ -332,4 +335,13 @@ func (f *deployFlags) deployImage(ctx context.Context, s *streams, args []string
 	pinned := f.image.ref
 	pinned.Tag = ""
 	return []string{pinned.String()}, nil
+}
+
+// attachDecision attaches a signed decision about digest dg to the image
+// im names, or to dg in the same repository (a rollback's earlier image).
+func attachDecision(ctx context.Context, im *image, dg string, bundle []byte) error {
+	if _, err := im.cl.Attach(ctx, im.ref.WithDigest(dg), bundle); err != nil {
+		return registryErr(err)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -28,13 +29,19 @@ func registryScriptEnv(env *testscript.Env) {
 
 // pushImageCmd: pushimage HOST REPO TAG pushes a random image and sets
 // IMAGE (oci://HOST/REPO:TAG), IMAGE_DIGEST (sha256:HEX), IMAGE_PINNED
-// (oci://HOST/REPO@sha256:HEX) and IMAGE_REPO (oci://HOST/REPO). The repository gets a random suffix so
-// scripts sharing a registry never see each other's images.
+// (oci://HOST/REPO@sha256:HEX), IMAGE_REPO (oci://HOST/REPO) and
+// IMAGE_REPONAME (REPO). The repository gets a random suffix so scripts
+// sharing a registry never see each other's images; REPO written =NAME is
+// taken as it is (another image in a repository pushed before).
 func pushImageCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 {
 		ts.Fatalf("usage: pushimage HOST REPO TAG")
 	}
-	ref := ocitest.PushImage(tsTB{ts}, args[0], ocitest.RandomRepo(args[1]), args[2])
+	repo := ocitest.RandomRepo(args[1])
+	if exact, ok := strings.CutPrefix(args[1], "="); ok {
+		repo = exact
+	}
+	ref := ocitest.PushImage(tsTB{ts}, args[0], repo, args[2])
 	pinned := ref
 	pinned.Tag = ""
 	ref.Digest = ""
@@ -42,6 +49,7 @@ func pushImageCmd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("IMAGE_DIGEST", pinned.Digest)
 	ts.Setenv("IMAGE_PINNED", pinned.String())
 	ts.Setenv("IMAGE_REPO", "oci://"+ref.Registry+"/"+ref.Repository)
+	ts.Setenv("IMAGE_REPONAME", ref.Repository)
 }
 
 // tsTB lets ocitest's helpers report through a testscript.

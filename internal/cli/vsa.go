@@ -22,8 +22,10 @@ type decisionWriter struct {
 	key crypto.Signer
 	cl  *client.Client
 	// dir, when set, receives each signed bundle as a file; otherwise a
-	// locally signed bundle is pushed to cl.
+	// locally signed bundle is pushed to cl (when there is one).
 	dir string
+	// attach, when set, stores each signed bundle beside an image too.
+	attach func(ctx context.Context, bundle []byte) error
 }
 
 // write signs the statement vsa and stores the bundle, in dir under the
@@ -41,6 +43,11 @@ func (w *decisionWriter) write(ctx context.Context, vsa []byte, name func(sha st
 	}
 	sum := sha256.Sum256(b)
 	sha := hex.EncodeToString(sum[:])
+	if w.attach != nil {
+		if err := w.attach(ctx, b); err != nil {
+			return "", err
+		}
+	}
 	if w.dir != "" {
 		if err := os.MkdirAll(w.dir, 0o755); err != nil {
 			return "", fmt.Errorf("couldn't store decision: %w", err)
@@ -48,7 +55,7 @@ func (w *decisionWriter) write(ctx context.Context, vsa []byte, name func(sha st
 		if err := fsutil.WriteFileAtomic(filepath.Join(w.dir, name(sha)), b, 0o644); err != nil {
 			return "", fmt.Errorf("couldn't store decision: %w", err)
 		}
-	} else if w.key != nil {
+	} else if w.key != nil && w.cl != nil {
 		if _, _, err := w.cl.Push(ctx, b); err != nil {
 			return "", remoteErr(err, "push decision")
 		}
