@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custody-dev/custody/internal/state"
@@ -50,8 +51,50 @@ const (
 type replica struct {
 	id      string
 	release func() // the lock replica/ID
+	lost    atomic.Bool
 	stop    chan struct{}
 	done    sync.WaitGroup
+}
+
+// replicaLockCheck is how often a replica checks that it still holds its
+// lock replica/ID (a database restart or a network cut ends the session
+// that holds it).
+const replicaLockCheck = time.Second
+
+// lockHolder is a state store whose locks end with a session
+// (store.PGState).
+type lockHolder interface {
+	Held(ctx context.Context, name string) error
+}
+
+// keepLock takes the lock replica/ID again when the session that held it
+// ended: until then the replica is not ready (/readyz), since another
+// replica may take it for gone and replay its journal.
+func (s *Server) keepLock() {
+	h, ok := s.state.(lockHolder)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), replicaLockCheck)
+	defer cancel()
+	name := "replica/" + s.replica.id
+	if err := h.Held(ctx, name); err == nil {
+		return
+	} else if !s.replica.lost.Load() {
+		s.logger.Warn("this replica lost its lock with its database session; taking it again", "replica", s.replica.id, "err", err)
+		s.replica.lost.Store(true)
+	}
+	if s.replica.release != nil {
+		s.replica.release() // the old session's: a no-op on a dead connection
+		s.replica.release = nil
+	}
+	release, ok, err := s.state.TryLock(ctx, name)
+	if err != nil || !ok {
+		return // the database is away, or another replica is replaying: next time
+	}
+	s.replica.release = release
+	s.replica.lost.Store(false)
+	s.logger.Info("this replica holds its lock again", "replica", s.replica.id)
 }
 
 // openReplica takes this replica's identity and lock when state is shared.
@@ -173,13 +216,17 @@ func (s *Server) startReplica() {
 	}
 	s.replica.stop = make(chan struct{})
 	s.replica.done.Go(func() {
-		t := time.NewTicker(replicaSweep)
+		t := time.NewTicker(replicaLockCheck)
 		defer t.Stop()
-		for {
+		for i := 1; ; i++ {
 			select {
 			case <-s.replica.stop:
 				return
 			case <-t.C:
+			}
+			s.keepLock()
+			if i%int(replicaSweep/replicaLockCheck) != 0 || s.replica.lost.Load() {
+				continue
 			}
 			if err := s.sweep(); err != nil {
 				s.logger.Warn("replica sweep failed; retrying", "err", err)
@@ -341,6 +388,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	check := func() (string, error) {
+		if s.replica.lost.Load() {
+			return "lock replica/" + s.replica.id, errors.New("lost with its database session")
+		}
 		if err := s.log.Ready(ctx); err != nil {
 			return "log", err
 		}

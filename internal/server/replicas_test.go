@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -624,9 +625,38 @@ func TestReplicaReadiness(t *testing.T) {
 		cancel()
 		proxies[flag].setCut(false)
 		eventually(t, "/readyz answers 200 with the "+flag+" database back", func() bool { return ready() == http.StatusOK })
+		if flag == "--db" {
+			// The cut ended the session that held the lock replica/ID: the
+			// replica takes it again (or another replica would take it for
+			// gone and replay its journal while it writes).
+			id := r.replicaID()
+			eventually(t, "the replica holds its lock again", func() bool {
+				release, free, err := rr.state.TryLock(ctx, "replica/"+id)
+				if free {
+					release()
+				}
+				return err == nil && !free
+			})
+		}
 		// A pooled connection the cut broke may fail one write more (500,
 		// not acknowledged); the replica recovers without a restart.
 		eventually(t, "a write with the "+flag+" database back", func() bool { return r.write(ctx, "sign") == nil })
 	}
 	r.stop()
 }
+
+// replicaID reads the ID of the replica r runs from its log (its last
+// "replica started" line).
+func (r *crashRig) replicaID() string {
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m := replicaStarted.FindAllStringSubmatch(string(b), -1)
+	if m == nil {
+		r.t.Fatal("no replica started in the server log")
+	}
+	return m[len(m)-1][1]
+}
+
+var replicaStarted = regexp.MustCompile(`msg="replica started" replica=(\S+)`)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync"
 )
 
 // PGState is a state.Store in PostgreSQL, for replicas of custody serve
@@ -13,7 +14,12 @@ import (
 // connection's current schema, like the index), locks are PostgreSQL
 // advisory locks (session locks, released when the holder's connection
 // ends, so a replica that dies releases what it held).
-type PGState struct{ db *sql.DB }
+type PGState struct {
+	db *sql.DB
+
+	mu   sync.Mutex
+	held map[string]*sql.Conn // session locks taken, by name
+}
 
 const pgStateKey = `hashtextextended('custody/state/' || current_schema() || '/' || $1, 0)`
 
@@ -168,12 +174,41 @@ func (p *PGState) lock(ctx context.Context, name string, wait bool) (func(), boo
 		conn.Close()
 		return nil, false, err
 	}
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = map[string]*sql.Conn{}
+	}
+	p.held[name] = conn
+	p.mu.Unlock()
 	return func() {
+		p.mu.Lock()
+		if p.held[name] == conn {
+			delete(p.held, name)
+		}
+		p.mu.Unlock()
 		// A failed unlock leaves a broken connection, which the pool
 		// discards: PostgreSQL then drops the lock with the session.
 		conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(`+pgStateKey+`)`, name)
 		conn.Close()
 	}, true, nil
+}
+
+// Held reports whether the lock name this store took is still held: an
+// error when the session that holds it ended (a network cut, a database
+// restart), which released it, or when it was not taken.
+func (p *PGState) Held(ctx context.Context, name string) error {
+	p.mu.Lock()
+	conn := p.held[name]
+	p.mu.Unlock()
+	if conn == nil {
+		return errors.New("lock not held")
+	}
+	var held bool
+	err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted)`).Scan(&held)
+	if err == nil && !held {
+		err = errors.New("lock not held")
+	}
+	return err
 }
 
 // Shared is true: every replica on the database sees the same state.
