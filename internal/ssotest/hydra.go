@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,6 +109,22 @@ func StartHydra(t testing.TB) *Hydra {
 		time.Sleep(100 * time.Millisecond)
 	}
 	h.Issuer = disc.Issuer
+	// hydra makes its RSA signing keys (ID tokens, access tokens) on first
+	// use, which takes tens of seconds on a loaded machine; the key set
+	// document makes both now, so a test's own deadlines do not pay for it.
+	var keys struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	for {
+		err := getJSON(strings.TrimSuffix(h.Issuer, "/")+"/.well-known/jwks.json", &keys)
+		if err == nil && len(keys.Keys) >= 2 {
+			break
+		}
+		if time.Now().After(deadline.Add(90 * time.Second)) {
+			t.Fatalf("hydra made no signing keys after 180 s: %v (%d keys)\n%s", err, len(keys.Keys), logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return h
 }
 
