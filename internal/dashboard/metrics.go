@@ -387,8 +387,8 @@ func intf(v float64) string { return fmt.Sprintf("%.0f", v) }
 
 func durf(v float64) string { return time.Duration(v).Round(time.Microsecond).String() }
 
-func (d *Dashboard) metrics(r *http.Request) view {
-	mv := metricsView{}
+// failureCharts draws the live checks' failures by reason and by hour.
+func (d *Dashboard) failureCharts(mv *metricsView) {
 	now := d.cfg.Now()
 	d.rec.mu.Lock()
 	byReason := map[string]int{}
@@ -427,15 +427,12 @@ func (d *Dashboard) metrics(r *http.Request) view {
 			mv.FailuresHours.Bars[i].Label = ""
 		}
 	}
-	p, n := d.rec.percentiles()
-	mv.Samples = n
-	if n > 0 {
-		mv.Latency = hbars("Verification latency per bundle", []string{"p50", "p90", "p99"},
-			[]float64{float64(p[0]), float64(p[1]), float64(p[2])}, durf)
-	} else {
-		mv.Latency = hbars("Verification latency per bundle", nil, nil, durf)
-	}
-	s, err := d.stats.get(r.Context())
+}
+
+// indexCharts draws the figures computed from the index: rebuilds,
+// approval waits, recorded decisions.
+func (d *Dashboard) indexCharts(ctx context.Context, mv *metricsView) {
+	s, err := d.stats.get(ctx)
 	if err != nil {
 		mv.Problem = "couldn't compute index figures: " + err.Error()
 	} else {
@@ -459,6 +456,20 @@ func (d *Dashboard) metrics(r *http.Request) view {
 			mv.OverBudget, mv.Cleared, mv.FalsePositives = decisionCharts(s.decisions)
 		}
 	}
+}
+
+func (d *Dashboard) metrics(r *http.Request) view {
+	mv := metricsView{}
+	d.failureCharts(&mv)
+	p, n := d.rec.percentiles()
+	mv.Samples = n
+	if n > 0 {
+		mv.Latency = hbars("Verification latency per bundle", []string{"p50", "p90", "p99"},
+			[]float64{float64(p[0]), float64(p[1]), float64(p[2])}, durf)
+	} else {
+		mv.Latency = hbars("Verification latency per bundle", nil, nil, durf)
+	}
+	d.indexCharts(r.Context(), &mv)
 	if d.cfg.Incidents == nil {
 		mv.IncidentsAbsent = true
 	} else if f, err := d.incidentFigures(r.Context()); err != nil {
