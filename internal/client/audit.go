@@ -35,6 +35,9 @@ const (
 	ActionSign    = "sign"    // SLSA provenance: an artifact was built and signed
 	ActionApprove = "approve" // an approval
 	ActionDecide  = "decide"  // a deploy decision (SLSA VSA)
+	// ActionRedFlags: the red flags the server found comparing a build
+	// with its lineage (attest.PredicateRedFlags), signed by the audit key.
+	ActionRedFlags = "redflags"
 )
 
 // actionType is a predicate type of the audit trail and the action it
@@ -49,6 +52,7 @@ var actionTypes = []actionType{
 	{attest.PredicateSLSAv02, ActionSign},
 	{attest.PredicateApproval, ActionApprove},
 	{"https://slsa.dev/verification_summary/v1", ActionDecide},
+	{attest.PredicateRedFlags, ActionRedFlags},
 }
 
 // AuditQuery selects entries of the audit trail. Empty fields match all.
@@ -290,7 +294,7 @@ func (at actionType) wanted(action string) bool {
 		return matchAction(action, at.action)
 	}
 	// The audit predicate's own actions are never these.
-	return action != ActionSign && action != ActionApprove && action != ActionDecide
+	return action != ActionSign && action != ActionApprove && action != ActionDecide && action != ActionRedFlags
 }
 
 // auditOfType pages through the server's index for at's predicate type and
@@ -326,7 +330,7 @@ func (v *entryVerifier) auditEntry(ctx context.Context, j api.Evidence, action s
 	e := &AuditEntry{EvidenceID: j.ID, Action: action, PredicateType: j.PredicateType, LogIndex: j.LogIndex,
 		SignerKeyID: j.SignerKeyID, SignerIdentity: j.SignerIdentity, Time: j.When(), Subjects: []string{}}
 	var want []byte
-	if action == "" {
+	if action == "" || action == ActionRedFlags {
 		want = auditDER
 	}
 	le, problem, err := v.verify(ctx, j.Bundle, want)

@@ -76,6 +76,7 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		s.failWrite(w, err)
 		return
 	}
+	s.redFlags.indexed(ev, id, existed)
 	crashpoint.Reach(crashpoint.PushIndexed)
 	w.Header().Set("Content-Type", "application/json")
 	if !existed {

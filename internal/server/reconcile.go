@@ -210,6 +210,9 @@ func (s *Server) indexJournalled(ctx context.Context, j *journalled) error {
 		return fmt.Errorf("couldn't index journalled bundle: %w", err)
 	}
 	s.logger.Info("recovered signed bundle", "id", id, "existed", existed, "log_index", ev.LogIndex)
+	// Queued even when it was indexed before the crash: the red flags of
+	// a build that has them already are not signed again.
+	s.redFlags.indexed(ev, id, false)
 	s.removeJournal(j.path)
 	return nil
 }

@@ -27,6 +27,7 @@ var reservedNamespaces = []string{
 	"custody.dev/trust-root", // trust.DocumentType: a custody trust root version
 	"custody.dev/trust-keys", // trust.KeysMediaType: a trust root's key record
 	"custody.dev/policy",     // a policy (policy.APIVersion custody.dev/policy/v1)
+	"custody.dev/redflags",   // attest.PredicateRedFlags: what the server found comparing a build with its lineage
 }
 
 // reservedPayloadTypes are the DSSE payload types of documents that are

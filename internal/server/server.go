@@ -154,6 +154,10 @@ type Config struct {
 	// Sessions keeps the dashboard's and people's sessions. Default in
 	// memory (a restart signs everyone out).
 	Sessions SessionStore
+	// RedFlags configures the red flags computed for every provenance
+	// the server indexes (redflags.go). Default: computed, signed and
+	// logged, sent nowhere else.
+	RedFlags RedFlagsConfig
 }
 
 // Server is a running custody registry. Its methods are safe for concurrent
@@ -196,6 +200,8 @@ type Server struct {
 
 	ownOnce sync.Once
 	own     http.Handler // this server's handler for loopback reads (pack.go)
+
+	redFlags *redFlagger // red flags of indexed provenance (redflags.go)
 }
 
 var keyName = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -394,6 +400,9 @@ func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 		return err
 	}
 	s.metrics.register(s)
+	if s.redFlags, err = newRedFlagger(s, s.cfg.RedFlags); err != nil {
+		return err
+	}
 	if s.cfg.UI != nil {
 		if s.ui, err = s.cfg.UI(s.uiDeps()); err != nil {
 			return fmt.Errorf("couldn't start the dashboard: %w", err)
@@ -402,6 +411,10 @@ func (s *Server) start(ctx context.Context, chain []*x509.Certificate) error {
 	if err := s.reconcileAll(ctx, true); err != nil {
 		return err
 	}
+	if err := s.redFlags.catchUp(ctx); err != nil {
+		s.logger.Error("red flags catch-up failed; builds may be left without red flags", "err", err)
+	}
+	s.redFlags.start()
 	s.tokens.start()
 	s.startReplica()
 	return nil
@@ -483,6 +496,9 @@ func ExportTrustedRoot(dir, publicURL string, password []byte) ([]byte, error) {
 // Close stops the log (after publishing every accepted entry) and closes
 // the index it opened (none when Config.Index was given).
 func (s *Server) Close() error {
+	if s.redFlags != nil {
+		s.redFlags.close()
+	}
 	s.stopReplica()
 	s.tokens.stop()
 	err := s.log.Close()

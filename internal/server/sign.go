@@ -127,6 +127,7 @@ func (s *Server) serveSign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.appends.WithLabelValues("ok").Inc()
 	s.metrics.appendLatency.Observe(time.Since(start).Seconds())
+	s.redFlags.signed(id, stmt.PredicateType)
 	s.logger.InfoContext(r.Context(), "signed", "key", keyName, "token", tok.Name, "log_index", tle.GetLogIndex(), "id", id)
 	// The bundle goes out byte for byte as indexed (json.Marshal would
 	// compact it), so pushing it back finds the same record.
