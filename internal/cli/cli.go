@@ -151,7 +151,7 @@ func newRoot(s *streams) *cobra.Command {
 		newApproveCmd(s), newApprovalsCmd(s),
 		newDeployCmd(s), newRollbackCmd(s), newPromoteCmd(s), newStatusCmd(s),
 		newRebuildCmd(s),
-		newIncidentCmd(s),
+		newIncidentCmd(s), newRedFlagsCmd(s),
 		newVersionCmd(s),
 	)
 	setVersion(root)

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
+	"path"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +43,8 @@ type serveFlags struct {
 	oidc                                                 oidcFlags
 	openWrites                                           string
 	openRate                                             float64
+	redFlagsWebhook                                      string
+	releaseRefs                                          []string
 }
 
 func newServeCmd(s *streams) *cobra.Command {
@@ -87,9 +91,15 @@ func newServeCmd(s *streams) *cobra.Command {
 	fl.StringVar(&f.oidcIssuers, "oidc-issuers", "", "run the certificate authority for keyless signing, trusting the OIDC issuers of this file (docs/keyless.md)")
 	fl.StringVar(&f.caKey, "ca-key", "", "the certificate authority's key: key file or pkcs11: URI (default DATA/keys/ca.key, created on first start)")
 	fl.StringVar(&f.ctKey, "ct-key", "", "the key that signs the CA's certificate transparency SCTs: key file or pkcs11: URI (default DATA/keys/ct.key)")
+	fl.StringVar(&f.redFlagsWebhook, "redflags-webhook", "", "POST every build's red flags as JSON (Slack-compatible) to this URL (default $"+redFlagsWebhookEnv+",\n"+
+		"which keeps a URL holding a secret out of process listings; never logged)")
+	fl.StringArrayVar(&f.releaseRefs, "release-ref", nil, "a ref (glob) whose builds are releases, for red flags (repeatable; default refs/tags/*, main, master, release/*, release-*)")
 	addOIDCFlags(c, &f.oidc)
 	return c
 }
+
+// redFlagsWebhookEnv names the variable that may hold --redflags-webhook.
+const redFlagsWebhookEnv = "CUSTODY_REDFLAGS_WEBHOOK"
 
 func runServe(ctx context.Context, s *streams, f *serveFlags) error {
 	cfg, err := serveConfig(s, f)
@@ -181,11 +191,37 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	redFlags, err := serveRedFlagsConfig(f)
+	if err != nil {
+		return nil, err
+	}
 	return &server.Config{CA: caCfg, Dir: f.dataDir, SSO: provider, PublicURL: f.publicURL,
 		Password: []byte(os.Getenv("CUSTODY_SERVER_PASSWORD")), BuilderKeys: keys, LogKey: f.logKey, TSAKey: f.tsaKey, AuditKey: f.auditKey,
 		MaxBody: f.maxBody, MaxInflight: f.maxInflight, MaxSearches: f.maxSearches, AdminReserve: f.adminReserve,
 		MaxPageBytes: f.maxPageBytes, Logger: slog.New(slog.NewTextHandler(s.err, nil)), Witnesses: wvs, UI: dashboard.ForServer,
-		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log, Open: open, Packs: packer.Loopback}, nil
+		CheckpointInterval: f.checkpointInterval, BatchMaxAge: f.batchMaxAge, TrustRoot: rootDoc, LogMySQL: f.log, Open: open, Packs: packer.Loopback,
+		RedFlags: redFlags}, nil
+}
+
+// serveRedFlagsConfig checks the red flags flags.
+func serveRedFlagsConfig(f *serveFlags) (server.RedFlagsConfig, error) {
+	hook := f.redFlagsWebhook
+	if hook == "" {
+		hook = os.Getenv(redFlagsWebhookEnv)
+	}
+	if hook != "" {
+		u, err := url.Parse(hook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The URL may hold a secret: not repeated.
+			return server.RedFlagsConfig{}, usageErr(errors.New("--redflags-webhook is not an http(s) URL with a host"), "")
+		}
+	}
+	for _, g := range f.releaseRefs {
+		if _, err := path.Match(g, ""); err != nil {
+			return server.RedFlagsConfig{}, usageErr(fmt.Errorf("--release-ref %q is not a glob: %w", g, err), "")
+		}
+	}
+	return server.RedFlagsConfig{Webhook: hook, ReleaseRefs: f.releaseRefs}, nil
 }
 
 // witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.
