@@ -89,7 +89,9 @@ func TestScripts(t *testing.T) {
 		Dir:       "testdata/script",
 		Condition: scriptCondition,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"pushimage": pushImageCmd,
+			"pushimage":  pushImageCmd,
+			"hookserver": scriptHookServer,
+			"waitlines":  scriptWaitLines,
 			// envfile NAME FILE sets NAME to the last non-empty line of FILE.
 			"envfile": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {

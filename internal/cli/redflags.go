@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ type redFlagsResult struct {
 	AuditKey   string                `json:"auditKey"`
 	Statements []*redflags.Statement `json:"statements"`
 	Rejected   []rejectedBundle      `json:"rejected"`
+	// Missing are the verified provenance bundles (SHA-256) of the
+	// artifact the server indexed that no statement is about (--server
+	// only): builds whose red flags are not signed yet, or failed.
+	Missing []string `json:"missing"`
 }
 
 func newRedFlagsCmd(s *streams) *cobra.Command {
@@ -89,11 +94,11 @@ func runRedFlags(ctx context.Context, s *streams, f *redFlagsFlags, args []strin
 	res := &redFlagsResult{Artifact: art, AuditKey: signer.KeyID(audit), Statements: []*redflags.Statement{}, Rejected: []rejectedBundle{}}
 	deadline := time.Now().Add(f.wait)
 	for {
-		bs, err := read(ctx)
+		bs, builds, err := read(ctx)
 		if err != nil {
 			return err
 		}
-		res.Statements, res.Rejected = res.Statements[:0], res.Rejected[:0]
+		res.Statements, res.Rejected, res.Missing = res.Statements[:0], res.Rejected[:0], []string{}
 		for _, b := range bs {
 			st, err := redflags.Verify(ctx, b.JSON, b.Name, art, tm)
 			if err != nil {
@@ -102,7 +107,12 @@ func runRedFlags(ctx context.Context, s *streams, f *redFlagsFlags, args []strin
 			}
 			res.Statements = append(res.Statements, st)
 		}
-		if len(res.Statements) > 0 || !time.Now().Before(deadline) {
+		for _, b := range builds {
+			if !slices.ContainsFunc(res.Statements, func(st *redflags.Statement) bool { return st.RedFlags.Build.Bundle == b }) {
+				res.Missing = append(res.Missing, b)
+			}
+		}
+		if (len(res.Statements) > 0 && len(res.Missing) == 0) || !time.Now().Before(deadline) {
 			break
 		}
 		select {
@@ -118,17 +128,23 @@ func runRedFlags(ctx context.Context, s *streams, f *redFlagsFlags, args []strin
 	} else {
 		printRedFlags(s.out, res)
 	}
-	if len(res.Statements) == 0 {
-		return failErr(fmt.Errorf("no verified red flags statement about %s", art),
-			"custody serve signs one a moment after it indexes the build's provenance: retry with --wait 30s; "+
-				"none at all means the server could not compute them (its log and custody_redflags_failures_total say why)")
+	const hint = "custody serve signs them a moment after it indexes the build's provenance: retry with --wait 30s; " +
+		"none at all means the server could not compute them (its log and custody_redflags_failures_total say why)"
+	switch {
+	case len(res.Statements) == 0:
+		return failErr(fmt.Errorf("no verified red flags statement about %s", art), hint)
+	case len(res.Missing) > 0:
+		return failErr(fmt.Errorf("%d build(s) of %s have no verified red flags statement", len(res.Missing), art), hint)
 	}
 	return nil
 }
 
 // redFlagsSource returns how to read the candidate bundles about art, the
 // audit key and the trust material to verify them with.
-func redFlagsSource(ctx context.Context, s *streams, f *redFlagsFlags, art string) (read func(context.Context) ([]gate.Bundle, error), audit crypto.PublicKey, tm root.TrustedMaterial, err error) {
+//
+// read returns the red flags bundles and, from a server, the SHA-256 of
+// the verified provenance bundles about art.
+func redFlagsSource(ctx context.Context, s *streams, f *redFlagsFlags, art string) (read func(context.Context) ([]gate.Bundle, []string, error), audit crypto.PublicKey, tm root.TrustedMaterial, err error) {
 	var trusted root.TrustedMaterial
 	if f.trustedRoot != "" {
 		if trusted, err = verify.LoadTrustedRoot(f.trustedRoot); err != nil {
@@ -139,12 +155,12 @@ func redFlagsSource(ctx context.Context, s *streams, f *redFlagsFlags, art strin
 		if audit, err = loadPublicKey(f.auditKey); err != nil {
 			return nil, nil, nil, err
 		}
-		read = func(context.Context) ([]gate.Bundle, error) {
+		read = func(context.Context) ([]gate.Bundle, []string, error) {
 			bs, err := gate.ReadDir(f.evidence)
 			if err != nil {
-				return nil, usageErr(err, "")
+				return nil, nil, usageErr(err, "")
 			}
-			return gate.OfPredicateType(gate.ForArtifact(bs, art), attest.PredicateRedFlags), nil
+			return gate.OfPredicateType(gate.ForArtifact(bs, art), attest.PredicateRedFlags), nil, nil
 		}
 	} else {
 		cl, err := newClient(f.server)
@@ -163,16 +179,28 @@ func redFlagsSource(ctx context.Context, s *streams, f *redFlagsFlags, art strin
 				return nil, nil, nil, failErr(fmt.Errorf("the server's trusted root: %w", err), "")
 			}
 		}
-		read = func(ctx context.Context) ([]gate.Bundle, error) {
+		read = func(ctx context.Context) ([]gate.Bundle, []string, error) {
 			found, err := cl.SearchAll(ctx, api.Query{Digest: art, PredicateType: attest.PredicateRedFlags})
 			if err != nil {
-				return nil, remoteErr(err, "search red flags")
+				return nil, nil, remoteErr(err, "search red flags")
 			}
 			out := make([]gate.Bundle, 0, len(found))
 			for _, e := range found {
 				out = append(out, gate.Bundle{Name: fmt.Sprintf("server:%d", e.ID), JSON: e.Bundle})
 			}
-			return out, nil
+			var builds []string
+			for _, pt := range []string{attest.PredicateSLSAv1, attest.PredicateSLSAv02} {
+				prov, err := cl.SearchAll(ctx, api.Query{Digest: art, PredicateType: pt})
+				if err != nil {
+					return nil, nil, remoteErr(err, "search provenance")
+				}
+				for _, e := range prov {
+					if e.Verified {
+						builds = append(builds, e.BundleSHA256)
+					}
+				}
+			}
+			return out, builds, nil
 		}
 	}
 	km, err := gate.KeyMaterial(audit)
@@ -222,6 +250,9 @@ func printRedFlags(w io.Writer, res *redFlagsResult) {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
 		fmt.Fprintf(w, "  signed by audit key %s at %s (%s; computed by %s)\n", res.AuditKey, st.SignedAt.UTC().Format(time.RFC3339), st.Source, p.ComputedBy)
+	}
+	for _, m := range res.Missing {
+		fmt.Fprintf(w, "missing: no red flags statement about the build of provenance bundle sha256:%s\n", m)
 	}
 	for _, r := range res.Rejected {
 		fmt.Fprintf(w, "rejected %s: %s\n", r.Bundle, strings.ReplaceAll(r.Reason, "\n", " "))
