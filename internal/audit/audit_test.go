@@ -80,6 +80,7 @@ func trailServer(t *testing.T) (*client.Client, crypto.PublicKey) {
 			t.Fatalf("AppendDeployment: %v", err)
 		}
 	}
+	s.WaitRedFlags() // the build's red flags, signed by the audit key, are in the trail too
 	cl := newClient(api.RoleAuditor)
 	b, err := cl.PublicKey(ctx, api.AuditKeyName)
 	if err != nil {
@@ -140,10 +141,10 @@ func TestCheckWrongAuditKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// the two deployments fail; the build, signed by the server's builder
-	// key, still verifies
-	if len(rep.Trail) != 3 || len(rep.Failed) != 2 {
-		t.Errorf("trail %v, failed = %q; want both deployments of three entries failed", actions(rep), rep.Failed)
+	// the two deployments and the build's red flags fail; the build,
+	// signed by the server's builder key, still verifies
+	if len(rep.Trail) != 4 || len(rep.Failed) != 3 {
+		t.Errorf("trail %v, failed = %q; want the red flags and both deployments of four entries failed", actions(rep), rep.Failed)
 	}
 }
 

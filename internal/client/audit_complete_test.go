@@ -22,6 +22,7 @@ import (
 	tesseraapi "github.com/transparency-dev/tessera/api"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
@@ -110,6 +111,7 @@ func fill(t *testing.T, as *auditServer, n int) {
 			t.Fatalf("AppendDeployment: %v", err)
 		}
 	}
+	as.WaitRedFlags() // the builds' red flags: entries of the audit key too
 }
 
 // dropEvidence rewrites search answers to leave out the evidence whose
@@ -134,7 +136,7 @@ func dropEvidence(index int64) func(string, []byte) []byte {
 func auditIndexes(trail []*AuditEntry) []int64 {
 	var out []int64
 	for _, e := range trail {
-		if e.PredicateType == api.PredicateAudit {
+		if e.PredicateType == api.PredicateAudit || e.PredicateType == attest.PredicateRedFlags {
 			out = append(out, e.LogIndex)
 		}
 	}
@@ -201,7 +203,13 @@ func TestCompleteAuditTrailNotAudit(t *testing.T) {
 			break
 		}
 	}
-	victim := auditIndexes(trail)[0]
+	var victim int64 = -1
+	for _, e := range trail {
+		if e.PredicateType == api.PredicateAudit {
+			victim = e.LogIndex
+			break
+		}
+	}
 	// The audit entry at victim is replaced by the builder's bundle, still
 	// called an audit entry.
 	var builderBundle json.RawMessage

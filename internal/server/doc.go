@@ -114,8 +114,10 @@
 // trust-keys, policy) and the payload types of signed policies and trust
 // roots are refused with 403 from every client path (POST /api/v1/evidence,
 // /api/v1/sign, /api/v2/log/entries), as is a log append under the audit
-// key. The audit key signs nothing else but the server's decisions. See
-// docs/SECURITY.md for the trust boundary.
+// key. The audit key signs nothing else but the server's decisions and
+// the red flags it computes for every verified provenance it indexes
+// (redflags.go: off the write path, attest.PredicateRedFlags, whose
+// namespace is reserved too). See docs/SECURITY.md for the trust boundary.
 //
 // # Evidence attribution
 //
