@@ -100,7 +100,7 @@ func (c *comparison) earlier(q store.Query) ([]*Build, error) {
 			if !attributed(r) {
 				continue
 			}
-			if h, err := FromEvidence(r, c.cur.SubjectName); err == nil {
+			if h, err := c.opts.Cache.build(r, c.cur.SubjectName); err == nil {
 				out = append(out, h)
 			}
 		}

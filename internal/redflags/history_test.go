@@ -340,3 +340,33 @@ func TestDependencyCap(t *testing.T) {
 		t.Fatalf("flag counts %v", count)
 	}
 }
+
+// TestCacheSameFlags: with a Cache (as custody serve computes), a history
+// with a change now and then gets exactly the flags it gets without one.
+func TestCacheSameFlags(t *testing.T) {
+	h := newHistory(t, 13)
+	cache := NewCache(16) // smaller than the window: entries are dropped too
+	for i := range 60 {
+		s := h.ordinary()
+		switch i % 10 {
+		case 7:
+			s.builder = "https://evil.example/builder@v1"
+		case 9:
+			s.duration *= 10
+		}
+		e := h.put(s)
+		var got [2]string
+		for j, c := range []*Cache{nil, cache} {
+			res, err := Compute(context.Background(), h.idx, e, nil, Options{ComputedBy: "test", Cache: c,
+				Now: func() time.Time { return time.Unix(0, 0) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(res[0].Predicate)
+			got[j] = string(b)
+		}
+		if got[0] != got[1] {
+			t.Fatalf("build %d: without a cache %s, with one %s", i, got[0], got[1])
+		}
+	}
+}

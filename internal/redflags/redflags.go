@@ -86,6 +86,9 @@ type Options struct {
 	ComputedBy string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Cache, when set, keeps the earlier builds read, for the next
+	// computation (default none: every earlier build is parsed).
+	Cache *Cache
 }
 
 // Result is the red flags of one subject of a provenance.
@@ -247,7 +250,7 @@ func (c *comparison) readLineage() error {
 		if !attributed(r) || r.SourceURI != b.SourceURI {
 			continue
 		}
-		h, err := FromEvidence(r, b.SubjectName)
+		h, err := c.opts.Cache.build(r, b.SubjectName)
 		if err != nil {
 			unread++
 			continue

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func TestPackEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.WaitRedFlags() // the build's red flags are evidence of the artifact too
 	sum := sha256.Sum256([]byte("app"))
 	art := "sha256:" + hex.EncodeToString(sum[:])
 	req := api.PackRequest{Artifact: art, Environment: "prod", ValidForSeconds: 3600}
@@ -87,8 +89,8 @@ func TestPackEndpoint(t *testing.T) {
 		t.Fatalf("Open(server pack) = %v", err)
 	}
 	switch m := op.Manifest; {
-	case len(op.Bundles) != 1 || string(op.Bundles[0]) != string(bundle):
-		t.Errorf("pack bundles = %d; want the one bundle of the artifact", len(op.Bundles))
+	case len(op.Bundles) != 2 || !slices.ContainsFunc(op.Bundles, func(b []byte) bool { return string(b) == string(bundle) }):
+		t.Errorf("pack bundles = %d; want the two bundles of the artifact: its provenance and its red flags", len(op.Bundles))
 	case m.PolicyDigest != sp.Digest() || !m.Quarantine.Checked || m.Quarantine.Incident != "":
 		t.Errorf("manifest = %+v; want the pushed policy, quarantine checked and clear", m)
 	case m.Expires.Sub(m.Created) > time.Hour+time.Second || time.Since(m.Created) > time.Minute:

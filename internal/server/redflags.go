@@ -44,6 +44,9 @@ const (
 	redFlagTimeout = time.Minute
 	// maxRedFlagSBOMs bounds the SBOMs about an artifact that are read.
 	maxRedFlagSBOMs = 8
+	// redFlagCacheSize is how many parsed earlier builds are kept: the
+	// windows of about 64 busy lineages.
+	redFlagCacheSize = 4096
 	// redFlagCatchUp is how many of the newest provenance records the
 	// start-up catch-up looks at.
 	redFlagCatchUp = 256
@@ -74,7 +77,8 @@ type redFlagger struct {
 // newRedFlagger makes the red flagger of s; start starts it.
 func newRedFlagger(s *Server, cfg RedFlagsConfig) (*redFlagger, error) {
 	f := &redFlagger{s: s, queue: make(chan int64, redFlagQueue), stop: make(chan struct{}),
-		opts: redflags.Options{Window: cfg.Window, ReleaseRefs: cfg.ReleaseRefs, ComputedBy: s.cfg.PublicURL},
+		opts: redflags.Options{Window: cfg.Window, ReleaseRefs: cfg.ReleaseRefs, ComputedBy: s.cfg.PublicURL,
+			Cache: redflags.NewCache(redFlagCacheSize)},
 		flags: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "custody_redflags_total", Help: "Red flags found in builds the server indexed, by kind.",
 		}, []string{"kind"}),
