@@ -25,6 +25,7 @@ var sqliteDialect = &dialect{
 	// modernc.org/sqlite has no statement cache: without this every Search
 	// parses and plans its two statements again.
 	cacheStmts: true,
+	noIndex:    func(col string) string { return "+" + col },
 	migrations: []migration{
 		{name: "evidence", stmts: []string{
 			`CREATE TABLE evidence (
