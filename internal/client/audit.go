@@ -563,7 +563,20 @@ func (v *entryVerifier) checkConsistent(ctx context.Context, cp *tlog.Checkpoint
 		return nil
 	}
 	if cp.Size > v.latest.Size {
-		return fmt.Errorf("%w: a checkpoint of size %d is newer than the log's %d", tlog.ErrRollback, cp.Size, v.latest.Size)
+		// Appended after the trail's checkpoint was read (the server writes
+		// while a trail is read): cp must extend that checkpoint.
+		var p [][]byte
+		if v.latest.Size > 0 {
+			var err error
+			if p, err = v.lc.ConsistencyProof(ctx, v.latest.Size, cp.Size); err != nil {
+				return fmt.Errorf("server's log: %w", err)
+			}
+		}
+		if err := tlog.VerifyConsistency(v.latest, cp, p); err != nil {
+			return fmt.Errorf("server's log: %w", err)
+		}
+		v.consistent[cp.Size] = true
+		return nil
 	}
 	var p [][]byte
 	var err error

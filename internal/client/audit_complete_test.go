@@ -376,3 +376,48 @@ func TestCompareTrailPastWalk(t *testing.T) {
 		t.Fatalf("audit entry at a walked leaf the audit key did not sign: %v; want NotAudit [2]", err)
 	}
 }
+
+// TestAuditTrailWhileWriting: entries the server appends after the
+// trail's checkpoint was read (red flags, deployments of other clients)
+// are proved to extend that checkpoint, not reported as a log rollback.
+func TestAuditTrailWhileWriting(t *testing.T) {
+	as := startAuditServer(t)
+	fill(t, as, 2)
+	ctx := context.Background()
+	aud := as.client(t, api.RoleAuditor)
+	lc, err := aud.logClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := aud.sync(ctx, lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := as.client(t, api.RoleDeployer)
+	for i := range 2 { // appended after the trail's checkpoint
+		d := &store.Deployment{Environment: "prod", Event: store.EventDeployed, Artifact: fmt.Sprintf("sha256:%064x", i), Name: "app", Actor: "ci", Time: time.Now()}
+		if _, err := dep.AppendDeployment(ctx, d); err != nil {
+			t.Fatalf("AppendDeployment: %v", err)
+		}
+	}
+	auditDER, err := x509.MarshalPKIXPublicKey(as.AuditPublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := aud.auditTrail(ctx, AuditQuery{}, auditDER, lc, latest)
+	if err != nil {
+		t.Fatalf("trail read while the log grew: %v", err)
+	}
+	past := 0
+	for _, e := range trail {
+		if !e.Verified {
+			t.Errorf("entry %d: %s", e.EvidenceID, e.Problem)
+		}
+		if e.logged != nil && uint64(e.logged.logIndex) >= latest.Size {
+			past++
+		}
+	}
+	if past == 0 {
+		t.Errorf("no entry of the trail is past the checkpoint of size %d; the test did not test", latest.Size)
+	}
+}

@@ -116,6 +116,7 @@ func TestIndexFaults(t *testing.T) {
 			if f.op != "" {
 				what = fmt.Sprintf("%s with the index failing %s %s", f.kind, when, f.op)
 			}
+			r.srv.WaitRedFlags() // the last write's red flags must not take the fault
 			var hits atomic.Int32
 			r.mem.SetFault(func(op string, a bool) error {
 				if a == after && (f.op == "" || op == f.op) && hits.Add(1) == 1 {
@@ -136,6 +137,7 @@ func TestIndexFaults(t *testing.T) {
 			if err := r.write(ctx, f.kind); err != nil {
 				t.Errorf("%s: the next write, with the index working, failed: %v", what, err)
 			}
+			r.srv.WaitRedFlags()
 			r.restart()
 			r.check(ctx, what)
 			if t.Failed() {
