@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/transparency-dev/merkle/proof"
@@ -50,6 +51,11 @@ func (s *Server) newAuditReader(ctx context.Context) (*auditReader, error) {
 		return nil, fmt.Errorf("audit key: %w", err)
 	}
 	cp, err := s.log.Checkpoint(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A new log another replica just made: its first checkpoint is
+		// not published yet. Wait for one over what is sequenced.
+		cp, err = s.log.Settled(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
