@@ -557,35 +557,25 @@ func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) 
 // server's log.
 const problemNotLogged = "not in the server's transparency log (no inclusion proof of this log)"
 
-// checkConsistent proves cp consistent with the latest checkpoint.
+// checkConsistent proves cp consistent with the latest checkpoint: cp is
+// older, or was appended after the trail's checkpoint was read (the server
+// writes while a trail is read) and must extend it.
 func (v *entryVerifier) checkConsistent(ctx context.Context, cp *tlog.Checkpoint) error {
 	if v.consistent[cp.Size] {
 		return nil
 	}
+	older, newer := cp, v.latest
 	if cp.Size > v.latest.Size {
-		// Appended after the trail's checkpoint was read (the server writes
-		// while a trail is read): cp must extend that checkpoint.
-		var p [][]byte
-		if v.latest.Size > 0 {
-			var err error
-			if p, err = v.lc.ConsistencyProof(ctx, v.latest.Size, cp.Size); err != nil {
-				return fmt.Errorf("server's log: %w", err)
-			}
-		}
-		if err := tlog.VerifyConsistency(v.latest, cp, p); err != nil {
-			return fmt.Errorf("server's log: %w", err)
-		}
-		v.consistent[cp.Size] = true
-		return nil
+		older, newer = v.latest, cp
 	}
 	var p [][]byte
 	var err error
-	if cp.Size < v.latest.Size && cp.Size > 0 {
-		if p, err = v.lc.ConsistencyProof(ctx, cp.Size, v.latest.Size); err != nil {
+	if older.Size < newer.Size && older.Size > 0 {
+		if p, err = v.lc.ConsistencyProof(ctx, older.Size, newer.Size); err != nil {
 			return fmt.Errorf("server's log: %w", err)
 		}
 	}
-	if err := tlog.VerifyConsistency(cp, v.latest, p); err != nil {
+	if err := tlog.VerifyConsistency(older, newer, p); err != nil {
 		return fmt.Errorf("server's log: %w", err)
 	}
 	v.consistent[cp.Size] = true
