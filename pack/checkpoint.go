@@ -60,36 +60,21 @@ func logVerifiers(logs []trust.TransparencyLog) []note.Verifier {
 	return out
 }
 
-// openCheckpoint verifies a signed checkpoint note against the logs, then
-// the cosignatures of witnesses: a cosignature line of one of witnesses
-// that does not verify refuses the checkpoint; those that verify are
-// named in Witnesses.
-func openCheckpoint(b []byte, vs []note.Verifier, witnesses ...note.Verifier) (*Checkpoint, error) {
+// openCheckpoint verifies a signed checkpoint note against the logs and
+// returns it with the note as the log's verifier opened it (its
+// cosignature lines unverified, for trust.WitnessPolicy).
+func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, *note.Note, error) {
 	for _, v := range vs {
 		c, _, n, err := log.ParseCheckpoint(b, v.Name(), v)
 		if err != nil {
 			continue
 		}
 		if len(c.Hash) != 32 || !strings.HasPrefix(n.Text, string(c.Marshal())) {
-			return nil, fmt.Errorf("%w: checkpoint of %s is not in canonical form", ErrCheckpoint, c.Origin)
+			return nil, nil, fmt.Errorf("%w: checkpoint of %s is not in canonical form", ErrCheckpoint, c.Origin)
 		}
-		out := &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}
-		if len(witnesses) == 0 {
-			return out, nil
-		}
-		// The log's signature verified: an error now is a witness's.
-		wn, err := note.Open(b, note.VerifierList(append([]note.Verifier{v}, witnesses...)...))
-		if err != nil {
-			return nil, fmt.Errorf("%w: checkpoint of %s: a witness cosignature does not verify: %v", ErrCheckpoint, c.Origin, err)
-		}
-		for _, s := range wn.Sigs {
-			if s.Name != v.Name() || s.Hash != v.KeyHash() {
-				out.Witnesses = append(out.Witnesses, s.Name)
-			}
-		}
-		return out, nil
+		return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}, n, nil
 	}
-	return nil, fmt.Errorf("%w: not signed by a transparency log the trust root or trusted root names", ErrCheckpoint)
+	return nil, nil, fmt.Errorf("%w: not signed by a transparency log the trust root or trusted root names", ErrCheckpoint)
 }
 
 // encodeProof writes a consistency proof as one base64 hash per line.
@@ -147,7 +132,7 @@ func checkBundleCheckpoints(bundles [][]byte, cps []*Checkpoint, proofs map[int]
 	}
 	for bi, b := range bundles {
 		for _, env := range BundleCheckpoints(b) {
-			bc, err := openCheckpoint(env, vs)
+			bc, _, err := openCheckpoint(env, vs)
 			if err != nil {
 				continue // a log the trust does not name: gate rejects the bundle
 			}
@@ -189,7 +174,7 @@ func NewestCheckpoints(bundles [][]byte, logs []trust.TransparencyLog) [][]byte 
 	var order []string
 	for _, b := range bundles {
 		for _, env := range BundleCheckpoints(b) {
-			c, err := openCheckpoint(env, vs)
+			c, _, err := openCheckpoint(env, vs)
 			if err != nil {
 				continue
 			}

@@ -336,12 +336,13 @@ func (out *Opened) logs() []note.Verifier {
 }
 
 // readCheckpoints opens the pack's checkpoints: each signed by a log the
-// trust names and, when the trust root lists witness keys valid now, with
-// a verified cosignature of at least one of them (a log showing this
-// device a view no trusted witness saw is refused).
+// trust names and cosigned as the trust root's witness policy requires
+// (trust.Document.WitnessPolicy: its witness threshold, or by default one
+// witness when it lists any valid now), so a log cannot show this device a
+// view of itself that too few trusted witnesses saw.
 func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][]byte, now time.Time) error {
 	vs := out.logs()
-	ws, err := out.Root.Root.Witnesses(now)
+	wp, err := out.Root.WitnessPolicy(now)
 	if err != nil {
 		return fmt.Errorf("%w: trust root version %d: %v", ErrContents, out.Root.Version, err)
 	}
@@ -350,13 +351,15 @@ func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][
 		if n == nil {
 			return fmt.Errorf("%w: checkpoint/%d is missing", ErrContents, i)
 		}
-		c, err := openCheckpoint(n, vs, ws...)
+		c, cn, err := openCheckpoint(n, vs)
 		if err != nil {
 			return fmt.Errorf("checkpoint/%d: %w", i, err)
 		}
-		if len(ws) > 0 && len(c.Witnesses) == 0 {
-			return fmt.Errorf("%w: checkpoint/%d of %s carries no cosignature of a witness trust root version %d names", ErrCheckpoint, i, c.Origin, out.Root.Version)
+		cs, err := wp.Check(cn, now, fmt.Sprintf("checkpoint/%d of %s (size %d)", i, c.Origin, c.Size))
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 		}
+		c.Witnesses = cs.Witnesses
 		if seen[c.Origin] {
 			return fmt.Errorf("%w: two checkpoints of %s", ErrCheckpoint, c.Origin)
 		}

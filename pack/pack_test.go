@@ -247,10 +247,11 @@ func TestRollback(t *testing.T) {
 	}
 }
 
-// TestWitnessCosignatures: when the trust root lists witness keys, a pack's
-// checkpoint needs a cosignature (C2SP tlog-cosignature/v1) of one of
-// them that verifies; a checkpoint without one, with a forged one, or
-// cosigned only by a witness the trust root does not list is refused.
+// TestWitnessCosignatures: when the trust root lists witness keys and sets
+// no witness threshold, a pack's checkpoint needs a cosignature (C2SP
+// tlog-cosignature/v1) of one of them that verifies; a checkpoint without
+// one, with only a forged one, or cosigned only by a witness the trust
+// root does not list is refused.
 func TestWitnessCosignatures(t *testing.T) {
 	ctx := context.Background()
 	f := packtest.New(t)
@@ -291,9 +292,9 @@ func TestWitnessCosignatures(t *testing.T) {
 	}{
 		{"witnessed", good, ""},
 		{"both witnesses", append(cosigned(other), good[len(plain):]...), ""},
-		{"no cosignature", plain, "carries no cosignature of a witness"},
-		{"unlisted witness", cosigned(other), "carries no cosignature of a witness"},
-		{"forged cosignature", forged, "a witness cosignature does not verify"},
+		{"no cosignature", plain, "has valid cosignatures of 0 witness(es), the trust root requires 1 (of the 1"},
+		{"unlisted witness", cosigned(other), "other.test: not a witness the trust root lists now"},
+		{"forged cosignature", forged, "witness.test: cosignature does not verify over this checkpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := f.Contents(t)

@@ -70,6 +70,13 @@ type Document struct {
 	// Threshold is how many distinct admin keys (Role RoleAdmin in
 	// Root.Keys) must sign this version and the next.
 	Threshold int
+	// WitnessThreshold is how many distinct witnesses (keys of Role
+	// RoleWitness, one witness per Identity) must cosign a log checkpoint
+	// before a verifier relies on it (C2SP tlog-cosignature; see
+	// WitnessPolicy). Zero leaves it unset: one cosignature is needed when
+	// the root lists a witness key valid at the time, none otherwise, and
+	// custody's clients of a server do not look for cosignatures.
+	WitnessThreshold int
 	// Root is what the document trusts. Every key needs a Role.
 	Root Root
 	// Signatures are the admins' DSSE signatures over the payload.
@@ -104,7 +111,9 @@ func NewDocument(admins []Key, threshold int, expires time.Time) (*Document, err
 
 // Validate checks that d can be written and signed: version, threshold and
 // expiry are set, every key has a known role and a unique ID and public key,
-// every witness key is Ed25519 and named (its Identity), the Root exports, and there are at least Threshold admin keys that are not
+// every witness key is Ed25519 and named (its Identity), a witness
+// threshold names no more witnesses than are listed and not revoked, the
+// Root exports, and there are at least Threshold admin keys that are not
 // revoked.
 func (d *Document) Validate() error {
 	if d.Version < 1 {
@@ -115,6 +124,9 @@ func (d *Document) Validate() error {
 	}
 	if d.Threshold < 1 {
 		return fmt.Errorf("threshold %d: must be at least 1", d.Threshold)
+	}
+	if err := d.validateWitnessThreshold(); err != nil {
+		return err
 	}
 	admins := 0
 	seen := map[string]int{}
@@ -181,6 +193,9 @@ func (d *Document) Payload() ([]byte, error) {
 		}
 		p.Keys = append(p.Keys, kj)
 	}
+	if d.WitnessThreshold != 0 {
+		p.WitnessThreshold = &d.WitnessThreshold
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -228,6 +243,12 @@ func parseDocument(b []byte) (*Document, error) {
 		return nil, fmt.Errorf("payload type field %q, want %q", p.Type, DocumentType)
 	}
 	d := &Document{Version: p.Version, Threshold: p.Threshold}
+	if p.WitnessThreshold != nil {
+		if *p.WitnessThreshold < 1 {
+			return nil, fmt.Errorf("witnessThreshold %d: must be at least 1 (leave the field out for the default)", *p.WitnessThreshold)
+		}
+		d.WitnessThreshold = *p.WitnessThreshold
+	}
 	if d.Expires, err = parseTime(p.Expires); err != nil {
 		return nil, fmt.Errorf("expires: %w", err)
 	}
@@ -459,12 +480,15 @@ func short(id string) string { return envelope.Short(id) }
 // Wire format. Field order here is the canonical order.
 
 type payloadJSON struct {
-	Type        string          `json:"type"`
-	Version     int             `json:"version"`
-	Expires     string          `json:"expires"`
-	Threshold   int             `json:"threshold"`
-	Keys        []keyJSON       `json:"keys"`
-	TrustedRoot json.RawMessage `json:"trustedRoot"`
+	Type      string `json:"type"`
+	Version   int    `json:"version"`
+	Expires   string `json:"expires"`
+	Threshold int    `json:"threshold"`
+	// WitnessThreshold is left out when unset, so documents written
+	// before it existed keep their bytes (and signatures).
+	WitnessThreshold *int            `json:"witnessThreshold,omitempty"`
+	Keys             []keyJSON       `json:"keys"`
+	TrustedRoot      json.RawMessage `json:"trustedRoot"`
 }
 
 // keyJSON is custody's JSON record of one key: what a trusted_root.json

@@ -398,6 +398,9 @@ func FuzzParseDocument(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"payloadType":"application/vnd.custody.trust-root+json","payload":"e30=","signatures":[]}`))
+	if b, err := witnessed(f, 2, newWitness(f, "a.example/w"), newWitness(f, "b.example/w")).Marshal(); err == nil {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := ParseDocument(b)
 		if err != nil {

@@ -94,6 +94,13 @@ func (d *Document) SetThreshold(k int) error {
 	return d.edit(func(n *Document) error { n.Threshold = k; return nil })
 }
 
+// SetWitnessThreshold sets how many distinct witnesses must cosign a
+// checkpoint (Document.WitnessThreshold); 0 removes the setting, back to
+// the default.
+func (d *Document) SetWitnessThreshold(k int) error {
+	return d.edit(func(n *Document) error { n.WitnessThreshold = k; return nil })
+}
+
 // SetExpires sets the expiry.
 func (d *Document) SetExpires(t time.Time) error {
 	return d.edit(func(n *Document) error { n.Expires = t; return nil })
