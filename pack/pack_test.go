@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -311,5 +312,98 @@ func TestWitnessCosignatures(t *testing.T) {
 				t.Fatalf("Open = %v; want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestWitnessThresholdPack: a trust root that requires 2 of its 3
+// witnesses. A pack whose checkpoint two of them cosigned (with the
+// witness command's own cosigner, tlog.Witness) is made, copied to the
+// device and accepted there; one cosignature, one witness twice, or a
+// witness the root does not list is refused, and the refused pack leaves
+// the device's last seen checkpoint as it was.
+func TestWitnessThresholdPack(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	logV, err := tlog.NewNoteVerifier("log.test", f.LogKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []*tlog.Witness
+	for _, name := range []string{"w1.test", "w2.test", "w3.test", "unlisted.test"} {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		w, err := tlog.NewWitness(name, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+		if name != "unlisted.test" {
+			f.Root.Root.Keys = append(f.Root.Root.Keys, trust.Key{PublicKey: k.Public(), Role: trust.RoleWitness, Identity: name})
+		}
+	}
+	if err := f.Root.SetWitnessThreshold(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Root.Sign(ctx, f.Admin); err != nil {
+		t.Fatal(err)
+	}
+	cosigned := func(size uint64, by ...int) []byte {
+		cp := packtest.Checkpoint(t, "log.test", f.LogKey, size)
+		out := bytes.Clone(cp)
+		for _, i := range by {
+			_, line, err := ws[i].Cosign(logV, cp, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, line...)
+		}
+		return out
+	}
+	dir := t.TempDir()
+	device := func(name string, checkpoint []byte) (*pack.Result, error) {
+		c := f.Contents(t)
+		c.Checkpoints = [][]byte{checkpoint}
+		path := filepath.Join(dir, name+".custody") // made here, copied to the device's disk
+		if err := os.WriteFile(path, f.Build(t, c, f.Packer), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d := pack.Device{PackPath: path, Options: f.Options(), StatePath: filepath.Join(dir, "state.json")}
+		return d.Verify(ctx)
+	}
+	res, err := device("made", cosigned(10, 0, 2))
+	if err != nil {
+		t.Fatalf("a checkpoint 2 of 3 witnesses cosigned is refused: %v", err)
+	}
+	if got := res.Checkpoints[0].Witnesses; len(got) != 2 || got[0] != "w1.test" || got[1] != "w3.test" {
+		t.Fatalf("witnesses = %v", got)
+	}
+	var out bytes.Buffer
+	res.WriteText(&out)
+	if !strings.Contains(out.String(), "(2 cosignature(s), witnessed by w1.test, w3.test)") {
+		t.Errorf("the device does not say who witnessed:\n%s", out.String())
+	}
+	for _, tc := range []struct {
+		name       string
+		checkpoint []byte
+		want       string
+	}{
+		{"one", cosigned(20, 1), "has valid cosignatures of 1 witness(es), the trust root requires 2 (of the 3 it lists now)"},
+		{"one twice", append(cosigned(20, 1), cosigned(20, 1)[len(packtest.Checkpoint(t, "log.test", f.LogKey, 20)):]...), "has valid cosignatures of 1 witness(es)"},
+		{"unlisted", cosigned(20, 1, 3), "unlisted.test: not a witness the trust root lists now"},
+		{"none", cosigned(20), "has valid cosignatures of 0 witness(es)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+			_, err := device(tc.name, tc.checkpoint)
+			if !errors.Is(err, pack.ErrCheckpoint) || !errors.Is(err, trust.ErrWitnesses) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Verify = %v; want %q", err, tc.want)
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, "state.json")); !bytes.Equal(before, after) {
+				t.Fatalf("a refused pack changed the device state:\n%s\n%s", before, after)
+			}
+		})
+	}
+	// the state still holds size 10: a pack at 20 that meets the threshold is taken
+	if _, err := device("newer", cosigned(20, 1, 2)); err != nil {
+		t.Fatal(err)
 	}
 }
