@@ -297,14 +297,15 @@ func newTrustRevokeCmd(s *streams) *cobra.Command {
 
 func newTrustSetCmd(s *streams) *cobra.Command {
 	var rootPath, expires, trustedRoot string
-	var threshold int
+	var threshold, witnessThreshold int
 	c := &cobra.Command{
-		Use:   "set --root root.json [--threshold K] [--expires T] [--trusted-root trusted_root.json]",
-		Short: "Change the admin threshold, the expiry, or the logs and TSAs of the trust root",
+		Use:   "set --root root.json [--threshold K] [--witness-threshold K] [--expires T] [--trusted-root trusted_root.json]",
+		Short: "Change the admin or witness threshold, the expiry, or the logs and TSAs of the trust root",
 		Args:  argsBetween(0, 0),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if threshold == 0 && expires == "" && trustedRoot == "" {
-				return usageErr(errors.New("nothing to set"), "pass --threshold, --expires or --trusted-root")
+			setWitnesses := c.Flags().Changed("witness-threshold")
+			if threshold == 0 && !setWitnesses && expires == "" && trustedRoot == "" {
+				return usageErr(errors.New("nothing to set"), "pass --threshold, --witness-threshold, --expires or --trusted-root")
 			}
 			var exp time.Time
 			if expires != "" {
@@ -326,6 +327,11 @@ func newTrustSetCmd(s *streams) *cobra.Command {
 						return err
 					}
 				}
+				if setWitnesses {
+					if err := d.SetWitnessThreshold(witnessThreshold); err != nil {
+						return err
+					}
+				}
 				if !exp.IsZero() {
 					if err := d.SetExpires(exp); err != nil {
 						return err
@@ -340,6 +346,7 @@ func newTrustSetCmd(s *streams) *cobra.Command {
 	}
 	c.Flags().StringVar(&rootPath, "root", "", "trust root to edit")
 	c.Flags().IntVar(&threshold, "threshold", 0, "how many admins must sign each version")
+	c.Flags().IntVar(&witnessThreshold, "witness-threshold", 0, "how many distinct witnesses (role witness) must cosign a log checkpoint; 0 restores the default")
 	c.Flags().StringVar(&expires, "expires", "", "expiry: a duration from now (e.g. 365d) or an RFC 3339 time")
 	c.Flags().StringVar(&trustedRoot, "trusted-root", "", "Sigstore trusted_root.json whose logs, TSAs and CAs replace the current ones")
 	return c
@@ -827,16 +834,19 @@ func acceptRoot(d *trust.Document, now time.Time) (bool, error) {
 
 // rootView is what 'trust show' prints.
 type rootView struct {
-	Version    int       `json:"version"`
-	Expires    time.Time `json:"expires"`
-	Expired    bool      `json:"expired"`
-	Threshold  int       `json:"threshold"`
-	Signatures sigView   `json:"signatures"`
-	Keys       []keyView `json:"keys"`
-	Tlogs      []string  `json:"tlogs"`
-	TSAs       []string  `json:"timestampAuthorities"`
-	CAs        []string  `json:"certificateAuthorities"`
-	CTLogs     []string  `json:"ctlogs"`
+	Version   int       `json:"version"`
+	Expires   time.Time `json:"expires"`
+	Expired   bool      `json:"expired"`
+	Threshold int       `json:"threshold"`
+	// WitnessThreshold is the trust root's, or the default's (0 or 1).
+	WitnessThreshold int       `json:"witnessThreshold"`
+	WitnessDefault   bool      `json:"witnessThresholdDefault"`
+	Signatures       sigView   `json:"signatures"`
+	Keys             []keyView `json:"keys"`
+	Tlogs            []string  `json:"tlogs"`
+	TSAs             []string  `json:"timestampAuthorities"`
+	CAs              []string  `json:"certificateAuthorities"`
+	CTLogs           []string  `json:"ctlogs"`
 }
 
 type sigView struct {
@@ -859,6 +869,9 @@ type keyView struct {
 func viewRoot(d *trust.Document, now time.Time) rootView {
 	v := rootView{Version: d.Version, Expires: d.Expires, Expired: !now.Before(d.Expires), Threshold: d.Threshold,
 		Tlogs: []string{}, TSAs: []string{}, CAs: []string{}, CTLogs: []string{}, Keys: []keyView{}}
+	if wp, err := d.WitnessPolicy(now); err == nil {
+		v.WitnessThreshold, v.WitnessDefault = wp.Threshold, !wp.Explicit
+	}
 	t, _ := d.CountSignatures(d, now)
 	v.Signatures = sigView{Count: len(d.Signatures), Valid: t.Valid, Ignored: t.Ignored, Met: t.Met()}
 	if v.Signatures.Valid == nil {
@@ -921,6 +934,12 @@ func printRoot(w io.Writer, v rootView) {
 		len(v.Signatures.Valid), v.Threshold, v.Signatures.Count, state)
 	for _, why := range v.Signatures.Ignored {
 		fmt.Fprintf(w, "  ignored: %s\n", why)
+	}
+	switch {
+	case !v.WitnessDefault:
+		fmt.Fprintf(w, "witnesses: a log checkpoint needs valid cosignatures of %d distinct witnesses\n", v.WitnessThreshold)
+	case v.WitnessThreshold > 0:
+		fmt.Fprintln(w, "witnesses: default: a pack's checkpoints need 1 witness cosignature (set --witness-threshold to require k, and on clients of a server)")
 	}
 	fmt.Fprintln(w, "keys:")
 	for _, k := range v.Keys {
