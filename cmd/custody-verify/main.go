@@ -19,11 +19,15 @@ import (
 	"io"
 	"os"
 
+	"github.com/custody-dev/custody/internal/gcpolicy"
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/policy"
 )
 
 func main() {
+	// One verification, then exit: no GC cycle for memory the exit frees,
+	// a memory limit for hostile inputs (GOGC, GOMEMLIMIT override it).
+	gcpolicy.ShortLived()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
