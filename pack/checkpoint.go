@@ -21,7 +21,7 @@ import (
 )
 
 // Checkpoint is a verified C2SP tlog-checkpoint
-// (https://c2sp.org/tlog-checkpoint) of a log the trust names.
+// (https://c2sp.org/tlog-checkpoint) of a log the trust root names.
 type Checkpoint struct {
 	Origin string `json:"origin"`
 	Size   uint64 `json:"size"`
@@ -74,7 +74,14 @@ func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, *note.Note, erro
 		}
 		return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}, n, nil
 	}
-	return nil, nil, fmt.Errorf("%w: not signed by a transparency log the trust root or trusted root names", ErrCheckpoint)
+	return nil, nil, fmt.Errorf("%w: not signed by a transparency log the trust root names", ErrCheckpoint)
+}
+
+// VerifyCheckpoint opens a signed checkpoint note as a device does (Open):
+// signed by one of logs, each named after the host of its base URL.
+func VerifyCheckpoint(b []byte, logs []trust.TransparencyLog) (*Checkpoint, error) {
+	c, _, err := openCheckpoint(b, logVerifiers(logs))
+	return c, err
 }
 
 // encodeProof writes a consistency proof as one base64 hash per line.

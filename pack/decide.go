@@ -28,8 +28,11 @@ type Result struct {
 }
 
 // Decide evaluates the pack's policy on its bundles, verified with extra
-// (the device's --key/--trusted-root, may be nil), the trust root's keys
-// and logs and the pack's trusted root, at now.
+// (the device's --key/--trusted-root, may be nil) and the trust root's
+// keys, logs, CAs and TSAs, at now. The pack's own trusted-root.json is
+// not trusted: only the packer vouches for it, and a packer key must not
+// be able to add a CA or a log that the admins did not sign into the
+// trust root (custody policy check does not trust it either).
 func (o *Opened) Decide(ctx context.Context, extra root.TrustedMaterial, now time.Time) (*Result, error) {
 	var tms root.TrustedMaterialCollection
 	if extra != nil {
@@ -40,13 +43,6 @@ func (o *Opened) Decide(ctx context.Context, extra root.TrustedMaterial, now tim
 		return nil, fmt.Errorf("trust root version %d: %w", o.Root.Version, err)
 	}
 	tms = append(tms, tm)
-	if o.TrustedRoot != nil {
-		tr, err := root.NewTrustedRootFromJSON(o.TrustedRoot)
-		if err != nil {
-			return nil, fmt.Errorf("%w: trusted-root.json: %v", ErrContents, err)
-		}
-		tms = append(tms, tr)
-	}
 	ev, rej, err := gate.Gather(ctx, o.Artifact, o.Bundles, tms)
 	if err != nil {
 		return nil, err

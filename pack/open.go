@@ -63,7 +63,10 @@ type Opened struct {
 	// newer version the pack's chain leads to.
 	Root   *trust.Document
 	Policy *policy.Signed
-	// TrustedRoot is the pack's Sigstore trusted root, or nil.
+	// TrustedRoot is the pack's Sigstore trusted root, or nil. It is
+	// carried for the record and trusted for nothing: the device trusts
+	// its trust root (and its own --trusted-root), never what a packer
+	// adds.
 	TrustedRoot []byte
 	Bundles     [][]byte
 	Checkpoints []*Checkpoint
@@ -81,7 +84,7 @@ type Opened struct {
 // expiry, the trust root's expiry, the policy's maxAge since the pack was
 // made), the signed policy (the admin threshold of the trust root, the
 // environment, the manifest's digest) and the checkpoints (signed by a log
-// the trust names; bundle checkpoints not newer, consistent where proven).
+// the trust root names; bundle checkpoints not newer, consistent where proven).
 // The device's rollback check (State.Check) comes after.
 func Open(ctx context.Context, b []byte, o Options) (*Opened, error) {
 	if o.Now.IsZero() {
@@ -323,16 +326,11 @@ func (out *Opened) readPolicy(b []byte, now time.Time) error {
 	return nil
 }
 
-// logs returns the transparency logs the pack's trust names: the trust
-// root's and the trusted root's.
+// logs returns the transparency logs the trust root names (not the
+// pack's trusted root: a log only the packer vouches for could sign any
+// checkpoint, and move the device's state where no real log reaches).
 func (out *Opened) logs() []note.Verifier {
-	logs := append([]trust.TransparencyLog(nil), out.Root.Root.Tlogs...)
-	if out.TrustedRoot != nil {
-		if tr, err := trust.LoadTrustedRoot(out.TrustedRoot); err == nil {
-			logs = append(logs, tr.Tlogs...)
-		}
-	}
-	return logVerifiers(logs)
+	return logVerifiers(out.Root.Root.Tlogs)
 }
 
 // readCheckpoints opens the pack's checkpoints: each signed by a log the

@@ -97,7 +97,8 @@ func setPolicy(c *pack.Contents, sp *policy.Signed, now time.Time) error {
 }
 
 // serverCheckpoint sets the log's latest checkpoint and the consistency
-// proofs from each bundle checkpoint of that log.
+// proofs from each bundle checkpoint of that log. The newest trust root
+// must name the log: a device trusts no other.
 func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) error {
 	lc, err := cl.Log(ctx)
 	if err != nil {
@@ -106,6 +107,10 @@ func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) 
 	cp, err := lc.Checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("couldn't fetch the log's checkpoint: %w", err)
+	}
+	newest := c.TrustRoots[len(c.TrustRoots)-1]
+	if _, err := pack.VerifyCheckpoint(cp.Note, newest.Root.Tlogs); err != nil {
+		return fmt.Errorf("trust root version %d does not name this server's log, so a device would refuse the pack (put the server's trusted root in the trust root: custody trust export --server URL, custody trust set --trusted-root): %w", newest.Version, err)
 	}
 	c.Checkpoints = [][]byte{cp.Note}
 	var proofs []pack.Proof
@@ -144,22 +149,20 @@ type Local struct {
 
 // FromLocal gathers the pack of artifact for env from local files: the
 // bundles about the artifact (gate.ForArtifact), the checkpoints their
-// inclusion proofs end in (the newest of each log the trust names).
+// inclusion proofs end in (the newest of each log the trust root names).
 func FromLocal(ctx context.Context, l *Local, artifact, env string, now time.Time) (*pack.Contents, error) {
 	c := &pack.Contents{Artifact: artifact, Environment: env, Created: now,
 		Bundles: gate.JSONs(gate.ForArtifact(l.Bundles, artifact)), TrustRoots: []*trust.Document{l.TrustRoot}, TrustedRoot: l.TrustedRoot}
 	if err := setPolicy(c, l.SignedPolicy, now); err != nil {
 		return nil, err
 	}
-	logs := append([]trust.TransparencyLog(nil), l.TrustRoot.Root.Tlogs...)
 	if l.TrustedRoot != nil {
-		tr, err := trust.LoadTrustedRoot(l.TrustedRoot)
-		if err != nil {
+		if _, err := trust.LoadTrustedRoot(l.TrustedRoot); err != nil {
 			return nil, fmt.Errorf("trusted root: %w", err)
 		}
-		logs = append(logs, tr.Tlogs...)
 	}
-	c.Checkpoints = pack.NewestCheckpoints(c.Bundles, logs)
+	// Only the trust root's logs: a device trusts no other (pack.Open).
+	c.Checkpoints = pack.NewestCheckpoints(c.Bundles, l.TrustRoot.Root.Tlogs)
 	if l.Ledger != nil {
 		id, err := incident.Quarantine{Ledger: l.Ledger}.Quarantined(ctx, artifact)
 		if err != nil {

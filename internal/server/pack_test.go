@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/packer"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/signer"
+	"github.com/custody-dev/custody/trust"
 )
 
 // TestPackEndpoint: POST /api/v1/packs makes the pack of an artifact from
@@ -47,6 +49,15 @@ func TestPackEndpoint(t *testing.T) {
 	if _, err := admin.PushPolicy(ctx, sp, "alice"); err != nil {
 		t.Fatal(err)
 	}
+	// The trust root does not name this server's log yet: a device would
+	// refuse the pack's checkpoint, so none is made.
+	_, err = dep.Pack(ctx, req)
+	wantStatus(t, "pack under a trust root without the server's log", err, http.StatusConflict)
+	if err == nil || !strings.Contains(err.Error(), "does not name this server's log") {
+		t.Errorf("pack under a trust root without the server's log: %v", err)
+	}
+	pushServerLog(t, g, admin)
+
 	for _, role := range []api.Role{api.RoleBuilder, api.RoleApprover, api.RoleAuditor} {
 		_, err := newClient(t, g.testServer, role).Pack(ctx, req)
 		wantStatus(t, string(role)+" pack", err, http.StatusForbidden)
@@ -111,4 +122,35 @@ func TestPackEndpoint(t *testing.T) {
 	}
 	_, err = newClient(t, startGovernedWith(t, server.Config{}).testServer, api.RoleDeployer).Pack(ctx, req)
 	wantStatus(t, "pack from a server that makes none", err, http.StatusNotImplemented)
+}
+
+// pushServerLog pushes the next trust root version, naming the server's
+// log, TSA and CA (its trusted root), signed by two admins: as admins do
+// before devices take the server's packs.
+func pushServerLog(t *testing.T, g *governed, admin *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := g.root.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := trust.ParseDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := admin.TrustedRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorities, err := trust.LoadTrustedRoot(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.SetAuthorities(authorities); err != nil {
+		t.Fatal(err)
+	}
+	signRoot(t, next, g.admins[0], g.admins[1])
+	if _, _, err := admin.PushTrustRoot(ctx, next, "alice"); err != nil {
+		t.Fatal(err)
+	}
 }
