@@ -28,7 +28,8 @@
 //	                                     with the audit key, never a builder key; deployer: decisions only)
 //	POST /api/v1/evidence                builder  a Sigstore bundle → {"id": N, "existed": bool}
 //	                                     (approver: approvals only; deployer: VSAs only); see
-//	                                     Evidence attribution
+//	                                     Evidence attribution; a bundle the audit key signed or that
+//	                                     names it: 403 (auditkey.go); more than one DSSE signature: 400
 //	GET  /api/v1/evidence?...            any role search → {"evidence": [...], "next": N} (a page: see Limits)
 //	POST /api/v1/packs                   deployer api.PackRequest → the evidence pack (pack.MediaType) of the
 //	                                     artifact for the environment, made from this server's state by
@@ -114,7 +115,9 @@
 // trust-keys, policy) and the payload types of signed policies and trust
 // roots are refused with 403 from every client path (POST /api/v1/evidence,
 // /api/v1/sign, /api/v2/log/entries), as is a log append under the audit
-// key. The audit key signs nothing else but the server's decisions and
+// key and a pushed bundle of any type that the audit key signed or that
+// names it (checkAuditKeyBundle: the server's own decisions pushed back
+// included). The audit key signs nothing else but the server's decisions and
 // the red flags it computes for every verified provenance it indexes
 // (redflags.go: off the write path, attest.PredicateRedFlags, whose
 // namespace is reserved too). See docs/SECURITY.md for the trust boundary.

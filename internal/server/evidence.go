@@ -31,6 +31,15 @@ func (s *Server) servePush(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusForbidden, "bundle refused: "+err.Error())
 		return
 	}
+	if err := s.checkAuditKeyBundle(body); err != nil {
+		status := http.StatusForbidden
+		if errors.Is(err, errSignatureCount) {
+			status = http.StatusBadRequest
+		}
+		s.logger.WarnContext(r.Context(), "bundle refused", "token", writerName(r), "err", err)
+		fail(w, status, "bundle refused: "+err.Error())
+		return
+	}
 	c, err := s.checkBundle(r.Context(), body)
 	if err != nil {
 		s.metrics.verifications.WithLabelValues("rejected", c.reason).Inc()

@@ -113,16 +113,8 @@ func statement(t *testing.T, buildID string, artifact string) []byte {
 		RunDetails: attest.RunDetails{Builder: attest.Builder{ID: "https://custody.dev/builders/test@v1"},
 			Metadata: &attest.BuildMetadata{InvocationID: buildID}},
 	}
-	st, err := attest.NewStatement([]attest.Subject{{Name: artifact, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+	return mustStatement(t, []attest.Subject{{Name: artifact, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
 		attest.PredicateSLSAv1, prov)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := st.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func newClient(t *testing.T, ts *testServer, role api.Role) *client.Client {
