@@ -20,7 +20,11 @@ type Result struct {
 	Rejected []gate.Rejected `json:"rejected"`
 	// Quarantined is the incident that quarantined the artifact, or "".
 	Quarantined string `json:"quarantined,omitempty"`
-	// Allowed is the decision's Allowed and not quarantined.
+	// QuarantineChecked is true when the packer consulted an incident
+	// ledger. A pack whose packer did not cannot say the artifact is not
+	// quarantined, and allows nothing.
+	QuarantineChecked bool `json:"quarantineChecked"`
+	// Allowed is the decision's Allowed, the quarantine checked and clear.
 	Allowed     bool          `json:"allowed"`
 	Checkpoints []*Checkpoint `json:"checkpoints"`
 	TrustRoot   int           `json:"trustRootVersion"`
@@ -54,8 +58,30 @@ func (o *Opened) Decide(ctx context.Context, extra root.TrustedMaterial, now tim
 	if rej == nil {
 		rej = []gate.Rejected{}
 	}
-	r := &Result{Decision: d, Rejected: rej, Quarantined: o.Manifest.Quarantine.Incident,
+	q := o.Manifest.Quarantine
+	r := &Result{Decision: d, Rejected: rej, Quarantined: q.Incident, QuarantineChecked: q.Checked,
 		Checkpoints: o.Checkpoints, TrustRoot: o.Root.Version, Created: o.Manifest.Created}
-	r.Allowed = d.Allowed && r.Quarantined == ""
+	r.Allowed = d.Allowed && q.Checked && q.Incident == ""
 	return r, nil
+}
+
+// Refusal says why r does not allow the artifact and what would fix it;
+// "" when it is allowed. Quarantine comes first, then a quarantine nobody
+// consulted, then the policy's first failure.
+func (r *Result) Refusal() (reason, fix string) {
+	d := r.Decision
+	switch {
+	case r.Quarantined != "":
+		return fmt.Sprintf("%s is quarantined by incident %s", d.Artifact, r.Quarantined),
+			"an incident quarantined this artifact: 'custody incident list' shows which, and what to deploy instead"
+	case !r.QuarantineChecked:
+		return fmt.Sprintf("the packer of this pack of %s consulted no incident ledger: nothing says it is not quarantined", d.Artifact),
+			"make the pack with 'custody pack --server', or with --data DIR whose incident ledger it consults"
+	case !d.Allowed && len(d.Failures) > 0:
+		first := d.Failures[0]
+		return fmt.Sprintf("%s denied in %s: %s: %s", d.Artifact, d.Environment, first.Requirement, first.Message), first.Fix
+	case !d.Allowed:
+		return fmt.Sprintf("%s denied in %s", d.Artifact, d.Environment), ""
+	}
+	return "", ""
 }

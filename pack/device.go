@@ -48,8 +48,11 @@ func (r *Result) WriteText(w io.Writer) {
 	for _, rj := range r.Rejected {
 		fmt.Fprintf(w, "  IGNORED bundle/%04d: %s\n", rj.Index, rj.Reason)
 	}
-	if r.Quarantined != "" {
+	switch {
+	case r.Quarantined != "":
 		fmt.Fprintf(w, "QUARANTINED: incident %s quarantined %s\n", r.Quarantined, d.Artifact)
+	case !r.QuarantineChecked:
+		fmt.Fprintf(w, "REFUSED: the packer consulted no incident ledger: nothing says %s is not quarantined\n", d.Artifact)
 	}
 	var cps []string
 	for _, c := range r.Checkpoints {

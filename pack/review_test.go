@@ -3,7 +3,10 @@ package pack_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/pack/packtest"
@@ -33,19 +36,11 @@ signers: [{issuer: https://token.actions.githubusercontent.com, sourceRepository
 	return sp
 }
 
-// TestPackTrustedRootAddsNoTrust: the admins' trust root does not trust
-// the Sigstore public-good CA. A packer that puts a trusted root naming
-// it (any CA, any log) in the pack must not make the device trust it:
-// the device's trust is its trust root and its own --trusted-root, as
-// custody policy check's is.
-func TestPackTrustedRootAddsNoTrust(t *testing.T) {
-	ctx := context.Background()
-	f := packtest.New(t)
+// generatorContents is a pack of the generator's artifact for prod with
+// its real bundle and generatorPolicy, quarantine checked and clear.
+func generatorContents(t *testing.T, f *packtest.Fixture) *pack.Contents {
+	t.Helper()
 	bundle, err := os.ReadFile(corpus + "delegator-v2.0.0-workflow_dispatch.sigstore.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	publicGood, err := os.ReadFile(corpus + "public-good-trusted_root.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +50,34 @@ func TestPackTrustedRootAddsNoTrust(t *testing.T) {
 	c.Bundles = [][]byte{bundle}
 	c.SignedPolicy, _ = sp.Marshal()
 	c.PolicyDigest = sp.Digest()
-	c.TrustedRoot = publicGood
+	return c
+}
+
+// publicGood is the device's own --trusted-root: the public-good CA and
+// log that verify the generator's bundle.
+func publicGood(t *testing.T) root.TrustedMaterial {
+	t.Helper()
+	tm, err := verify.LoadTrustedRoot(corpus + "public-good-trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// TestPackTrustedRootAddsNoTrust: the admins' trust root does not trust
+// the Sigstore public-good CA. A packer that puts a trusted root naming
+// it (any CA, any log) in the pack must not make the device trust it:
+// the device's trust is its trust root and its own --trusted-root, as
+// custody policy check's is.
+func TestPackTrustedRootAddsNoTrust(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	packersRoot, err := os.ReadFile(corpus + "public-good-trusted_root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := generatorContents(t, f)
+	c.TrustedRoot = packersRoot
 	o := f.Options()
 	o.Artifact = c.Artifact
 	op, err := pack.Open(ctx, f.Build(t, c, f.Packer), o)
@@ -70,11 +92,51 @@ func TestPackTrustedRootAddsNoTrust(t *testing.T) {
 		t.Fatalf("a CA only the packer vouches for made evidence: allowed %v, rejected %v", res.Allowed, res.Rejected)
 	}
 	// The device's own trusted root is the device's trust: allowed.
-	own, err := verify.LoadTrustedRoot(corpus + "public-good-trusted_root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err = op.Decide(ctx, own, f.Now); err != nil || !res.Allowed {
+	if res, err = op.Decide(ctx, publicGood(t), f.Now); err != nil || !res.Allowed {
 		t.Fatalf("with the device's --trusted-root: %v %+v", err, res)
+	}
+}
+
+// TestUncheckedQuarantineRefuses: a pack whose packer consulted no
+// incident ledger cannot say the artifact is not quarantined, so the
+// device does not allow it, however the policy decides (custody policy
+// check with a server always consults the server's ledger). A pack
+// whose packer consulted one and found nothing allows.
+func TestUncheckedQuarantineRefuses(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	for _, tc := range []struct {
+		name    string
+		q       pack.Quarantine
+		allowed bool
+		reason  string
+	}{
+		{"consulted, clear", pack.Quarantine{Checked: true}, true, ""},
+		{"consulted, quarantined", pack.Quarantine{Checked: true, Incident: "7"}, false, "incident 7"},
+		{"not consulted", pack.Quarantine{}, false, "consulted no incident ledger"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := generatorContents(t, f)
+			c.Quarantine = tc.q
+			o := f.Options()
+			o.Artifact = c.Artifact
+			op, err := pack.Open(ctx, f.Build(t, c, f.Packer), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := op.Decide(ctx, publicGood(t), f.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Decision.Allowed {
+				t.Fatalf("the policy denies: %+v", res.Decision.Failures)
+			}
+			reason, _ := res.Refusal()
+			var out strings.Builder
+			res.WriteText(&out)
+			if res.Allowed != tc.allowed || !strings.Contains(reason, tc.reason) || (tc.reason != "" && !strings.Contains(out.String(), tc.reason)) {
+				t.Fatalf("allowed %v, refusal %q; want %v, %q\n%s", res.Allowed, reason, tc.allowed, tc.reason, out.String())
+			}
+		})
 	}
 }

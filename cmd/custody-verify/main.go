@@ -116,12 +116,9 @@ func runPack(ctx context.Context, f *flags, args []string, stdout io.Writer) err
 	} else {
 		res.WriteText(stdout)
 	}
-	dec := res.Decision
-	switch {
-	case res.Quarantined != "":
-		return failed(fmt.Errorf("%s is quarantined by incident %s", dec.Artifact, res.Quarantined), "")
-	case !dec.Allowed:
-		return failed(fmt.Errorf("%s denied in %s: %s: %s", dec.Artifact, dec.Environment, dec.Failures[0].Requirement, dec.Failures[0].Message), dec.Failures[0].Fix)
+	if res.Allowed {
+		return nil
 	}
-	return nil
+	reason, fix := res.Refusal()
+	return failed(errors.New(reason), fix)
 }

@@ -70,6 +70,8 @@ func runPack(ctx context.Context, s *streams, f *packFlags, args []string) error
 		return usageErr(errors.New("--out is required"), "pass --out app.custody")
 	case f.key == "" && f.evidence != "":
 		return usageErr(errors.New("--evidence needs --key: a pack made from local files is signed by a packer key"), "pass --key packer.key")
+	case f.evidence != "" && f.data == "":
+		return usageErr(errors.New("--evidence needs --data DIR: a device allows nothing from a pack whose packer consulted no incident ledger"), "pass --data with the data directory whose incidents/ ledger quarantines artifacts")
 	case f.env == "" || !store.ValidEnvironment(f.env):
 		return usageErr(fmt.Errorf("--env %q is not an environment name", f.env), "")
 	}

@@ -67,16 +67,11 @@ func runVerifyPack(ctx context.Context, s *streams, f *verifyFlags, args []strin
 
 // packVerdictErr is the exit of a decided pack.
 func packVerdictErr(res *pack.Result) error {
-	d := res.Decision
-	switch {
-	case res.Quarantined != "":
-		return failErr(fmt.Errorf("%s is quarantined by incident %s", d.Artifact, res.Quarantined),
-			"an incident quarantined this artifact: 'custody incident list' shows which, and what to deploy instead")
-	case !d.Allowed:
-		first := d.Failures[0]
-		return failErr(fmt.Errorf("%s denied in %s: %s: %s", d.Artifact, d.Environment, first.Requirement, first.Message), first.Fix)
+	if res.Allowed {
+		return nil
 	}
-	return nil
+	reason, fix := res.Refusal()
+	return failErr(errors.New(reason), fix)
 }
 
 func packHint(err error) string {
