@@ -336,7 +336,7 @@ func runPolicyDiff(ctx context.Context, s *streams, f *policyFlags, args []strin
 			return usageErr(err, "")
 		}
 	} else {
-		cl, err := newClient(serverURL(f.server))
+		cl, err := newClientTrusting(serverURL(f.server), f.trustRoot)
 		if err != nil {
 			return err
 		}

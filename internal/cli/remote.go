@@ -24,6 +24,7 @@ import (
 	"github.com/custody-dev/custody/internal/fsutil"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/keyid"
+	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -73,8 +74,30 @@ func newClient(url string) (*client.Client, error) {
 	return newClientToken(url, sessionToken(url))
 }
 
+// newClientTrusting is newClient for a command given a custody trust root
+// (--trust-root, "" for none): when the root sets a witness threshold, the
+// server's log checkpoints must meet it (client.WithWitnessPolicy). The
+// caller has accepted the root already (trustRootMaterial).
+func newClientTrusting(url, trustRoot string) (*client.Client, error) {
+	var opts []client.Option
+	if trustRoot != "" {
+		d, err := readRoot(trustRoot)
+		if err != nil {
+			return nil, err
+		}
+		p, err := d.WitnessPolicy(time.Now())
+		if err != nil {
+			return nil, usageErr(fmt.Errorf("%s: %w", trustRoot, err), "")
+		}
+		if p.Explicit {
+			opts = append(opts, client.WithWitnessPolicy(p))
+		}
+	}
+	return newClientToken(url, sessionToken(url), opts...)
+}
+
 // newClientToken connects to a custody server with bearer token tok.
-func newClientToken(url, tok string) (*client.Client, error) {
+func newClientToken(url, tok string, opts ...client.Option) (*client.Client, error) {
 	if url == "" {
 		return nil, usageErr(errors.New("no server given"), "pass --server URL or set CUSTODY_SERVER")
 	}
@@ -82,7 +105,7 @@ func newClientToken(url, tok string) (*client.Client, error) {
 	if err != nil {
 		return nil, usageErr(err, "")
 	}
-	c, err := client.New(url, tok, client.WithCheckpointDir(dir))
+	c, err := client.New(url, tok, append([]client.Option{client.WithCheckpointDir(dir)}, opts...)...)
 	if err != nil {
 		return nil, usageErr(fmt.Errorf("bad server URL %q: %w", url, err), "")
 	}
@@ -98,6 +121,9 @@ func remoteErr(err error, what string) error {
 		return nil
 	case errors.Is(err, client.ErrUnreachable):
 		return &exitError{code: ExitUnreachable, err: fmt.Errorf("%s: %w", what, err), hint: "is custody serve running at that address?"}
+	case errors.Is(err, trust.ErrWitnesses):
+		return failErr(fmt.Errorf("%s: %w", what, err),
+			"the trust root's witness threshold is not met yet: run 'custody witness' for each witness, then retry; the client remembers no checkpoint that does not meet it")
 	case errors.Is(err, tlog.ErrInconsistent), errors.Is(err, tlog.ErrRollback):
 		return failErr(fmt.Errorf("%s: the log is not consistent with the checkpoint this client saw before: %w", what, err),
 			"the log may have forked or been rewound; report it, do not trust its answers")
@@ -594,7 +620,7 @@ type serverVerdict struct {
 // verifies every bundle. It passes when at least one bundle verifies fully
 // and no log check failed.
 func verifyFromServer(ctx context.Context, s *streams, f *verifyFlags, art verify.Artifact, tm root.TrustedMaterial, req verify.Requirements) error {
-	cl, err := newClient(serverURL(f.server))
+	cl, err := newClientTrusting(serverURL(f.server), f.trustRoot)
 	if err != nil {
 		return err
 	}

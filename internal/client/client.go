@@ -65,6 +65,7 @@ type Client struct {
 	logID  []byte
 	cps    *tlog.CheckpointStore
 	lastCP *tlog.Checkpoint // when no checkpoint dir
+	wp     *trust.WitnessPolicy
 }
 
 // Option configures a Client.
@@ -77,6 +78,13 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 // (the CLI passes os.UserConfigDir()/custody/checkpoints). Without it the
 // client remembers checkpoints only while it lives.
 func WithCheckpointDir(dir string) Option { return func(c *Client) { c.cpDir = dir } }
+
+// WithWitnessPolicy makes the client accept the server's log checkpoints
+// only when they meet p (tlog.Client.RequireWitnesses): a checkpoint too
+// few witnesses cosigned is an error wrapping trust.ErrWitnesses, and is
+// never remembered. The CLI passes the policy of a trust root that sets a
+// witness threshold.
+func WithWitnessPolicy(p *trust.WitnessPolicy) Option { return func(c *Client) { c.wp = p } }
 
 // New returns a client of the server at baseURL that authenticates with
 // token ("" for public reads only).
@@ -339,6 +347,7 @@ func (c *Client) logClient(ctx context.Context) (*tlog.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	lc.RequireWitnesses(c.wp)
 	c.mu.Lock()
 	c.log, c.logID = lc, tl.LogID
 	c.mu.Unlock()

@@ -50,17 +50,24 @@ func (c *Checkpoint) clone() *Checkpoint {
 // rules on the text (checkCanonical). Signatures by other keys
 // (cosignatures) are allowed and left unverified.
 func ParseCheckpoint(signed []byte, v note.Verifier) (*Checkpoint, error) {
+	cp, _, err := parseCheckpointNote(signed, v)
+	return cp, err
+}
+
+// parseCheckpointNote is ParseCheckpoint that also returns the note as v
+// opened it (its cosignature lines in UnverifiedSigs).
+func parseCheckpointNote(signed []byte, v note.Verifier) (*Checkpoint, *note.Note, error) {
 	if len(signed) > maxCheckpointBytes {
-		return nil, fmt.Errorf("checkpoint of %d bytes is too large", len(signed))
+		return nil, nil, fmt.Errorf("checkpoint of %d bytes is too large", len(signed))
 	}
 	c, _, n, err := log.ParseCheckpoint(signed, v.Name(), v)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't verify checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("couldn't verify checkpoint: %w", err)
 	}
 	if err := checkCanonical(n.Text, c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Note: bytes.Clone(signed)}, nil
+	return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Note: bytes.Clone(signed)}, n, nil
 }
 
 // parseCheckpointBody parses the text of a checkpoint note.

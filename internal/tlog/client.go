@@ -17,17 +17,20 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/trust"
 )
 
 // Client reads a log over HTTP and checks that it only ever grows.
 type Client struct {
-	base     *url.URL
-	verifier note.Verifier
-	http     *http.Client
+	base      *url.URL
+	verifier  note.Verifier
+	http      *http.Client
+	witnesses *trust.WitnessPolicy
 }
 
 // NewClient returns a client of the log at baseURL whose checkpoints are
@@ -46,6 +49,13 @@ func NewClient(baseURL, origin string, pub crypto.PublicKey, hc *http.Client) (*
 	}
 	return &Client{base: u, verifier: v, http: hc}, nil
 }
+
+// RequireWitnesses makes every checkpoint Checkpoint returns (and so
+// Update and Sync, which remember only what it returned) meet p: enough
+// distinct witnesses' valid cosignatures (trust.WitnessPolicy.Check, at the
+// time of the fetch), else an error wrapping trust.ErrWitnesses. nil or a
+// zero threshold requires nothing. Call it before the client is used.
+func (c *Client) RequireWitnesses(p *trust.WitnessPolicy) { c.witnesses = p }
 
 // Verifier returns the note verifier of the log's checkpoints.
 func (c *Client) Verifier() note.Verifier { return c.verifier }
@@ -78,13 +88,23 @@ func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, err
 	return body, nil
 }
 
-// Checkpoint fetches and verifies the log's latest checkpoint.
+// Checkpoint fetches and verifies the log's latest checkpoint, and its
+// witness cosignatures when RequireWitnesses asked for them.
 func (c *Client) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	b, err := c.get(ctx, "checkpoint", maxCheckpointBytes)
 	if err != nil {
 		return nil, err
 	}
-	return ParseCheckpoint(b, c.verifier)
+	cp, n, err := parseCheckpointNote(b, c.verifier)
+	if err != nil {
+		return nil, err
+	}
+	if c.witnesses != nil && c.witnesses.Threshold > 0 {
+		if _, err := c.witnesses.Check(n, time.Now(), fmt.Sprintf("the log's checkpoint of %s at size %d", cp.Origin, cp.Size)); err != nil {
+			return nil, err
+		}
+	}
+	return cp, nil
 }
 
 // ConsistencyProof fetches the proof that the tree of size newSize extends
