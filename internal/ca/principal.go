@@ -3,11 +3,12 @@ package ca
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+
+	"github.com/custody-dev/custody/internal/lazyre"
 )
 
 // Principal is who a verified token names, and what the certificate for
@@ -41,10 +42,10 @@ const maxClaimBytes = 512
 
 // pathSafe is what a claim that goes into a URI may hold: no spaces,
 // control characters, query, fragment or backslash.
-var pathSafe = regexp.MustCompile(`^[A-Za-z0-9._~:/@%+=,!$&'()*;-]+$`)
+var pathSafe = lazyre.New(`^[A-Za-z0-9._~:/@%+=,!$&'()*;-]+$`)
 
 // emailAddr is an email address a certificate may name.
-var emailAddr = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+var emailAddr = lazyre.New(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 
 // claims reads string claims, refusing missing, oversized and unprintable
 // values: a certificate must not carry what the issuer did not state

@@ -7,18 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
+	"github.com/custody-dev/custody/internal/lazyre"
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/policy"
 )
 
-var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+var digestRe = lazyre.New(`^sha256:[0-9a-f]{64}$`)
 
 // Check is one named check with its outcome.
 type Check struct {

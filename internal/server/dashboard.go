@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -165,7 +166,9 @@ func (s *Server) uiAuth(h http.Handler) http.Handler {
 	})
 }
 
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+// loginPage is parsed on first use, not at every start of every command.
+var loginPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · custody</title><link rel="stylesheet" href="/ui/static/style.css"></head>
 <body><main><h1>custody dashboard</h1>
@@ -176,6 +179,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <label for="token">Auditor or admin token</label>
 <input id="token" name="token" type="password" autocomplete="off" required>
 <button type="submit">Sign in</button></form></main></body></html>`))
+})
 
 // showLogin renders the login form with status code and message msg, bound
 // to a new login cookie.
@@ -187,7 +191,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, code int, msg
 	if s.cfg.SSO != nil {
 		provider = s.cfg.SSO.Config().Issuer
 	}
-	loginPage.Execute(w, struct{ Msg, CSRF, SSO string }{msg, s.sessions.loginCSRF(v), provider})
+	loginPage().Execute(w, struct{ Msg, CSRF, SSO string }{msg, s.sessions.loginCSRF(v), provider})
 }
 
 // serveLogin shows the login form (GET) or, for a form from this origin

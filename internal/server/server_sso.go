@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/custody-dev/custody/internal/api"
@@ -270,10 +271,13 @@ func (s *Server) takeLogin(w http.ResponseWriter, r *http.Request) *pendingLogin
 	return p.Login
 }
 
-var continuePage = template.Must(template.New("continue").Parse(`<!doctype html>
+// continuePage is parsed on first use.
+var continuePage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("continue").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={{.}}">
 <title>Signed in · custody</title><link rel="stylesheet" href="/ui/static/style.css"></head>
 <body><main><p>Signed in. <a id="continue" href="{{.}}">Continue to the dashboard</a></p></main></body></html>`))
+})
 
 // serveSSOCallback finishes a dashboard sign-in: the code exchanged with
 // the PKCE verifier, the ID token verified against the nonce, a new
@@ -312,7 +316,7 @@ func (s *Server) serveSSOCallback(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, r, legacyCookie, "", "/ui/", -1)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'")
-	continuePage.Execute(w, l.Return)
+	continuePage().Execute(w, l.Return)
 }
 
 // startPersonSession starts a session for id (idle timeout idle), no
