@@ -24,6 +24,7 @@ import (
 	"github.com/custody-dev/custody/internal/store"
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
@@ -183,11 +184,15 @@ func checkSource(f *policyFlags) error {
 type policyResult struct {
 	Decision *policy.Decision `json:"decision"`
 	Rejected []rejectedBundle `json:"rejected"`
+	// RedFlags are the red flags statements the decision did not count
+	// (not signed by a --key), verified against the server's audit key.
+	RedFlags []redFlagsSeen `json:"redFlags"`
 }
 
 type rejectedBundle struct {
 	Bundle string `json:"bundle"`
 	Reason string `json:"reason"`
+	index  int    // in the bundles given to decide
 }
 
 func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []string) error {
@@ -238,12 +243,17 @@ func runPolicyCheck(ctx context.Context, s *streams, f *policyFlags, args []stri
 	if err != nil {
 		return usageErr(err, "")
 	}
+	rej, seen, err := f.redFlagsApart(ctx, dg, bundles, rej)
+	if err != nil {
+		return err
+	}
 	if f.jsonOut {
-		if err := writeJSON(s.out, policyResult{Decision: d, Rejected: rej}); err != nil {
+		if err := writeJSON(s.out, policyResult{Decision: d, Rejected: rej, RedFlags: seen}); err != nil {
 			return err
 		}
 	} else {
 		printDecision(s.out, d, rej)
+		printRedFlagsSeen(s.out, "  ", seen)
 	}
 	if !d.Allowed {
 		first := d.Failures[0]
@@ -270,7 +280,7 @@ func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bun
 	}
 	out := []rejectedBundle{}
 	for _, r := range rej {
-		out = append(out, rejectedBundle{Bundle: bundles[r.Index].Name, Reason: r.Reason})
+		out = append(out, rejectedBundle{Bundle: bundles[r.Index].Name, Reason: r.Reason, index: r.Index})
 	}
 	verified := time.Since(start) - fetched
 	d, err := p.Evaluate(ctx, ev, time.Now())
@@ -281,6 +291,51 @@ func decide(ctx context.Context, p *policy.Policy, dg string, bundles []gate.Bun
 	p.Measure(d, policy.StepVerify, verified)
 	p.Measure(d, policy.StepTotal, time.Since(start))
 	return d, out, nil
+}
+
+// redFlagsApart takes the red flags statements out of the bundles decide
+// rejected and verifies them against the server's audit key
+// (serverAuditTrust): they are the server's findings, not counted because
+// no --key is the audit key (or for the reason decide gave), never a
+// reason to trust anything more. The decision is not changed.
+func (f *policyFlags) redFlagsApart(ctx context.Context, dg string, bundles []gate.Bundle, rej []rejectedBundle) ([]rejectedBundle, []redFlagsSeen, error) {
+	kept, seen := []rejectedBundle{}, []redFlagsSeen{}
+	var at *auditTrust
+	for _, r := range rej {
+		b := bundles[r.index]
+		if !isRedFlags(b) {
+			kept = append(kept, r)
+			continue
+		}
+		if at == nil {
+			var cl *client.Client
+			if f.server != "" {
+				var err error
+				if cl, err = newClient(serverURL(f.server)); err != nil {
+					return nil, nil, err
+				}
+			}
+			a := serverAuditTrust(ctx, f.trustRoot, cl)
+			at = &a
+		}
+		rf := at.see(ctx, b, dg, "decided without it: "+r.Reason)
+		if rf.Verified && !f.hasKey(rf.AuditKey) {
+			rf.Reason = "the audit key is not among --key (a policy's redFlags: section counts the statements of the key it names: " +
+				"custody key public --name audit > audit.pub, then --key audit.pub)"
+		}
+		seen = append(seen, rf)
+	}
+	return kept, seen, nil
+}
+
+// hasKey reports whether one of the --key files is the key of ID id (hex).
+func (f *policyFlags) hasKey(id string) bool {
+	for _, k := range f.keys {
+		if pub, err := loadPublicKey(k); err == nil && signer.KeyID(pub) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func printDecision(w io.Writer, d *policy.Decision, rej []rejectedBundle) {

@@ -18,10 +18,12 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/client"
 	"github.com/custody-dev/custody/internal/digest"
 	"github.com/custody-dev/custody/internal/fsutil"
+	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/tlog"
 	"github.com/custody-dev/custody/keyid"
 	"github.com/custody-dev/custody/trust"
@@ -605,6 +607,9 @@ type serverEvidence struct {
 	// SLSA provenance (an SBOM, a review, a scan) when no predicate type
 	// was required: it is listed apart and is neither a pass nor a failure.
 	NotProvenance bool `json:"notProvenance,omitempty"`
+	// RedFlags is set for a red flags statement (not provenance, so not
+	// counted): as verified against the server's audit key.
+	RedFlags *redFlagsSeen `json:"redFlags,omitempty"`
 }
 
 type serverVerdict struct {
@@ -653,12 +658,21 @@ func verifyFromServer(ctx context.Context, s *streams, f *verifyFlags, art verif
 	}
 	v := serverVerdict{Digest: dg, Checkpoint: cur.Size}
 	logOK := true
+	var at *auditTrust
 	for _, e := range all {
 		rep, err := verify.Verify(ctx, e.Bundle, art, tm, req)
 		if err != nil {
 			rep = &verify.Report{Checks: []verify.Check{{Name: "bundle", Reason: err.Error()}}}
 		}
 		se := serverEvidence{ID: e.ID, Report: rep, LogConsistent: true, NotProvenance: notProvenance(rep, req)}
+		if se.NotProvenance && rep.Statement.PredicateType == attest.PredicateRedFlags {
+			if at == nil {
+				a := serverAuditTrust(ctx, f.trustRoot, cl)
+				at = &a
+			}
+			rf := at.see(ctx, gate.Bundle{Name: fmt.Sprintf("server:%d", e.ID), JSON: e.Bundle}, dg, "verify counts provenance only")
+			se.RedFlags = &rf
+		}
 		if problem := checkEntryConsistency(ctx, lc, cur, e.Bundle); problem != "" {
 			se.LogConsistent, se.LogProblem = false, problem
 			logOK = false

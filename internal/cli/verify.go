@@ -333,7 +333,7 @@ func printServerVerdict(w io.Writer, v *serverVerdict) {
 	items := make([]listedEvidence, 0, len(v.Evidence))
 	for _, se := range v.Evidence {
 		le := listedEvidence{label: strconv.FormatInt(se.ID, 10), rep: se.Report,
-			other: se.NotProvenance && se.LogConsistent, ok: se.Report.Verified && se.LogConsistent}
+			other: se.NotProvenance && se.LogConsistent, ok: se.Report.Verified && se.LogConsistent, redFlags: se.RedFlags}
 		if !se.LogConsistent {
 			le.problem = fmt.Sprintf("  FAIL  log              %s\n", se.LogProblem)
 		}
@@ -349,6 +349,9 @@ type listedEvidence struct {
 	other   bool           // not provenance: listed apart, not counted
 	ok      bool           // counts as verified
 	problem string         // an extra FAIL line, or ""
+	// redFlags, for a red flags statement that is other evidence: as
+	// verified against the server's audit key; listed apart.
+	redFlags *redFlagsSeen
 }
 
 // printEvidenceList prints the provenance bundles with their checks, then
@@ -357,7 +360,12 @@ type listedEvidence struct {
 func printEvidenceList(w io.Writer, items []listedEvidence, ok bool) {
 	verified, failed := 0, 0
 	var other []listedEvidence
+	var redFlags []redFlagsSeen
 	for _, e := range items {
+		if e.other && e.redFlags != nil {
+			redFlags = append(redFlags, *e.redFlags)
+			continue
+		}
 		if e.other {
 			other = append(other, e)
 			continue
@@ -377,11 +385,19 @@ func printEvidenceList(w io.Writer, items []listedEvidence, ok bool) {
 	for _, e := range other {
 		fmt.Fprintf(w, "  evidence %s: %s, %s\n", e.label, e.rep.Statement.PredicateType, otherStatus(e.rep))
 	}
+	if len(redFlags) > 0 {
+		fmt.Fprintln(w, "Red flags statements about this artifact (the server's findings about its builds, not counted):")
+		printRedFlagsSeen(w, "  ", redFlags)
+	}
 	verdict := "Verification FAILED"
 	if ok {
 		verdict = "Verified OK"
 	}
-	fmt.Fprintf(w, "%s: %d provenance bundle(s) verify, %d do not; %d other\n", verdict, verified, failed, len(other))
+	fmt.Fprintf(w, "%s: %d provenance bundle(s) verify, %d do not; %d other", verdict, verified, failed, len(other))
+	if len(redFlags) > 0 {
+		fmt.Fprintf(w, "; %d red flags statement(s)", len(redFlags))
+	}
+	fmt.Fprintln(w)
 }
 
 // otherStatus says whether evidence that is not provenance is signed by a
