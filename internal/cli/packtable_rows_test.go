@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -17,6 +18,8 @@ sources: [{repo: github.com/acme/app, refs: ["refs/heads/*", "refs/tags/*"]}]
 signers: [{keyId: @ci@}, {keyId: @b2@}, {keyId: @q4@}]
 requiredEvidence: [sbom, vuln-scan, rebuild]
 maxAge: 30d
+requireLog: true
+requireTimestamp: true
 maxSeverity: high
 rebuilders: 1
 exceptions:
@@ -44,6 +47,22 @@ signers: [{keyId: @ci@}]
 redFlags:
   signers: [{keyId: @packer@}]
   deny: [new-source]
+`
+
+const reviewedPolicy = `apiVersion: custody.dev/policy/v1
+environment: reviewed
+version: 1
+trustedBuilders: [https://custody.dev/builders/local]
+signers: [{keyId: @ci@}]
+groups:
+  devs:
+    - {name: alice, keyIds: [@alice@], emails: [alice@example.com]}
+    - {name: bob, keyIds: [@bob@], emails: [bob@example.com]}
+  security:
+    - {name: dave, keyIds: [@dave@], emails: [dave@example.com]}
+reviews:
+  everyCommit: true
+  protectedPaths: [{group: security, count: 1}]
 `
 
 const regoPolicy = `apiVersion: custody.dev/policy/v1
@@ -75,6 +94,7 @@ type evidence struct {
 	noApprovals          bool
 	earlierBuildKey      string // a build of the same name before, by this key
 	subject              string // default the row's name
+	reviewers            []string
 }
 
 // full makes the artifact's evidence.
@@ -93,6 +113,7 @@ func (e *tableEnv) full(name, env string, o evidence) (string, string) {
 	if b.ref == "" {
 		b.ref = "refs/heads/main"
 	}
+	b.commitSeed = fmt.Sprint(name, e.next())
 	subject := name
 	if o.subject != "" {
 		subject = o.subject
@@ -108,7 +129,7 @@ func (e *tableEnv) full(name, env string, o evidence) (string, string) {
 		provBundle, buildID = e.provenance(subject, digest, b)
 	}
 	if !o.noSBOM {
-		e.sbom(subject, digest)
+		e.signed(e.sbomStatement(subject, digest))
 	}
 	if !o.noScan {
 		e.scan(subject, digest, o.findings)
@@ -119,6 +140,9 @@ func (e *tableEnv) full(name, env string, o evidence) (string, string) {
 			k = "rebuilder"
 		}
 		e.rebuild(k, subject, digest, provBundle, buildID, !o.rebuildMismatch)
+	}
+	for _, r := range o.reviewers {
+		e.review(r, b)
 	}
 	if !o.noApprovals {
 		approvers := o.approvers
@@ -173,6 +197,10 @@ func tableRows() []tableRow {
 		row("red flag needs approval", "prod", evidence{earlierBuildKey: "ci", build: tbuild{key: "b2"}}, "redflag:new-builder-key"),
 		row("red flag approved", "prod", evidence{earlierBuildKey: "ci", build: tbuild{key: "b2"}, approvers: []string{"alice", "bob", "dave"}}),
 		row("no red flags statement", "rfmissing", evidence{noApprovals: true}, "redflags"),
+		row("no review", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true}, "review", "review:security"),
+		row("author reviews own commits", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true, reviewers: []string{"alice"}}, "review", "review", "review:security"),
+		row("workflow change without security", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true, reviewers: []string{"bob"}}, "review:security"),
+		row("reviewed", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true, reviewers: []string{"bob", "dave"}}).withCLI(),
 		row("rego denies", "rego", evidence{noApprovals: true}, "rego").withCLI(),
 		row("rego allows", "rego", evidence{approvers: []string{"alice"}}).withCLI(),
 	}

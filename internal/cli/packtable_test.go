@@ -68,7 +68,9 @@ type tableEnv struct {
 	lean    string // the lean verifier binary, or "" (built lazily)
 	leanErr error
 	once    sync.Once
+	mu      sync.Mutex // guards seq
 	seq     int
+	parent  *testing.T // e.t outside the subtests
 }
 
 // swapHandler serves with the handler of the server running now (the
@@ -135,7 +137,7 @@ func (e *tableEnv) newKey(name string) {
 }
 
 func newTableEnv(t *testing.T) *tableEnv {
-	e := &tableEnv{t: t, dir: t.TempDir(), tokens: map[string]string{}, pubs: map[string]crypto.PublicKey{},
+	e := &tableEnv{t: t, parent: t, dir: t.TempDir(), tokens: map[string]string{}, pubs: map[string]crypto.PublicKey{},
 		ids: map[string]string{}, signers: map[string]crypto.Signer{}}
 	e.data = filepath.Join(e.dir, "srv")
 	t.Setenv("CUSTODY_PASSWORD", tablePassword)
@@ -252,7 +254,12 @@ func (e *tableEnv) clientAs(name string) *client.Client {
 	return c
 }
 
-func (e *tableEnv) next() int { e.seq++; return e.seq }
+func (e *tableEnv) next() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	return e.seq
+}
 
 func (e *tableEnv) path(name string) string { return filepath.Join(e.dir, name) }
 
@@ -306,8 +313,9 @@ func (e *tableEnv) pushPolicy(env, tmpl string) {
 
 // artifact writes a new artifact file and returns its path and digest.
 func (e *tableEnv) artifact(name string) (path, digest string) {
-	content := fmt.Sprintf("%s %d\n", name, e.next())
-	path = e.path(fmt.Sprintf("art-%s-%d", name, e.seq))
+	n := e.next()
+	content := fmt.Sprintf("%s %d\n", name, n)
+	path = e.path(fmt.Sprintf("art-%s-%d", strings.ReplaceAll(name, " ", "-"), n))
 	e.write(filepath.Base(path), []byte(content))
 	sum := sha256.Sum256([]byte(content))
 	return path, "sha256:" + hex.EncodeToString(sum[:])
@@ -316,6 +324,7 @@ func (e *tableEnv) artifact(name string) (path, digest string) {
 // build is the provenance of one build.
 type tbuild struct {
 	key, builder, repo, ref string
+	commitSeed              string
 	dirty                   bool
 	finished                time.Time
 }
@@ -343,10 +352,11 @@ func (e *tableEnv) provenance(name, digest string, b tbuild) (bundleSHA, buildID
 		fin = time.Now().Add(-time.Minute)
 	}
 	start := fin.Add(-30 * time.Second)
+	_, _, head := commitsOf(b)
 	prov := attest.ProvenanceV1{
 		BuildDefinition: attest.BuildDefinition{BuildType: attest.BuildTypeCustody,
 			ExternalParameters: attest.CustodyExternalParameters{Command: []string{"make"}, WorkingDir: ".",
-				Source: attest.CustodySource{URI: "git+https://" + b.repo, Ref: b.ref, Commit: strings.Repeat("ab", 20), Dirty: b.dirty}}},
+				Source: attest.CustodySource{URI: "git+https://" + b.repo, Ref: b.ref, Commit: head, Dirty: b.dirty}}},
 		RunDetails: attest.RunDetails{Builder: attest.Builder{ID: b.builder},
 			Metadata: &attest.BuildMetadata{InvocationID: buildID, StartedOn: &start, FinishedOn: &fin}},
 	}
@@ -366,8 +376,43 @@ func (e *tableEnv) signed(st []byte) {
 	}
 }
 
-func (e *tableEnv) sbom(name, digest string) {
-	e.signed(e.statement(name, digest, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []any{}}))
+func (e *tableEnv) sbomStatement(name, digest string) []byte {
+	return e.statement(name, digest, attest.PredicateCycloneDX, map[string]any{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []any{}})
+}
+
+// Commits of a build's source: the release tag's commit, a change by
+// alice to main.go, then her change to the release workflow (the source
+// commit). Each build has commits of its own (the server finds reviews
+// by commit).
+func commitsOf(b tbuild) (base, feature, head string) {
+	h := func(s string) string {
+		sum := sha256.Sum256([]byte(b.commitSeed + s))
+		return hex.EncodeToString(sum[:20])
+	}
+	return h("base"), h("feature"), h("head")
+}
+
+// review signs, as reviewer (logged), a review of the build's commits
+// from the release to its source commit.
+func (e *tableEnv) review(reviewer string, b tbuild) {
+	e.t.Helper()
+	base, feature, head := commitsOf(b)
+	alice := attest.GitPerson{Name: "Alice", Email: "alice@example.com"}
+	p := attest.ReviewPredicate{Repo: "git+https://" + b.repo, Reviewers: []string{reviewer + "@example.com"}, ReviewedAt: time.Now().UTC(),
+		Range: attest.ReviewRange{Spec: "v1.0.0..HEAD", Base: base, BaseRef: "refs/tags/v1.0.0", Head: head},
+		Commits: []attest.ReviewCommit{
+			{Commit: feature, Parents: []string{base}, Author: alice, Committer: alice, Files: []string{"main.go"}},
+			{Commit: head, Parents: []string{feature}, Author: alice, Committer: alice, Files: []string{".github/workflows/release.yml"}},
+		}}
+	st, err := attest.NewStatement([]attest.Subject{{Name: b.repo, Digest: map[string]string{"gitCommit": head}}}, attest.PredicateReview, p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	raw, err := st.Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pushLogged("builder:ci", reviewer, raw)
 }
 
 // scan has the server sign a vulnerability scan with the findings (ID ->
@@ -589,13 +634,44 @@ func TestPackDecidesAsServer(t *testing.T) {
 	e.pushPolicy("prod", prodPolicy)
 	e.pushPolicy("rfmissing", rfMissingPolicy)
 	e.pushPolicy("rego", regoPolicy)
-	for _, r := range append(tableRows(), e.statefulRows()...) {
-		t.Run(r.name, func(t *testing.T) { e.check(t, r) })
+	e.pushPolicy("reviewed", reviewedPolicy)
+	// The evidence of the rows that change nothing else is made at once
+	// (each signature waits for its log entry); the decisions one by one.
+	rows := tableRows()
+	made := make([][2]string, len(rows))
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for i, r := range rows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done() // also when a helper's Fatalf ends this goroutine
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			made[i][0], made[i][1] = r.setup(e)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i, r := range rows {
+		t.Run(r.name, func(t *testing.T) { e.check(t, r, made[i][0], made[i][1]) })
+	}
+	for _, r := range e.statefulRows() {
+		t.Run(r.name, func(t *testing.T) {
+			e.t = t
+			defer func() { e.t = e.parent }()
+			path, digest := r.setup(e)
+			e.check(t, r, path, digest)
+		})
 	}
 }
 
-func (e *tableEnv) check(t *testing.T, r tableRow) {
-	path, digest := r.setup(e)
+// check decides the row's artifact (at path, of digest) on the server and
+// with its packs.
+func (e *tableEnv) check(t *testing.T, r tableRow, path, digest string) {
+	e.t = t
+	defer func() { e.t = e.parent }()
 	e.srv.WaitRedFlags()
 	sd := e.serverDecides(r.env, path, digest)
 	d := sd.result.Decision
@@ -605,7 +681,7 @@ func (e *tableEnv) check(t *testing.T, r tableRow) {
 	}
 	// The scenario is what it says.
 	if d.Allowed != r.allowed || !slices.Equal(failedRequirements(d), r.deny) {
-		t.Errorf("server: allowed %v, failures %q; want allowed %v, failures %q\n%s", d.Allowed, failedRequirements(d), r.allowed, r.deny, describe(d))
+		t.Errorf("server: allowed %v, failures %q; want allowed %v, failures %q\n%s\n%q", d.Allowed, failedRequirements(d), r.allowed, r.deny, describe(d), d.Passed)
 	}
 	if (sd.quarantined != "") != r.quarantined || sd.deployed != (r.allowed && !r.quarantined) {
 		t.Errorf("server: deployed %v, quarantined %q; want quarantined %v", sd.deployed, sd.quarantined, r.quarantined)
