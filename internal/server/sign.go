@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,6 +161,10 @@ func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string
 	}
 	name := tok.Key
 	switch {
+	case tok.Person != nil && tok.Role == api.RoleBuilder:
+		return "", nil, fmt.Errorf("%s is a signed-in person, and a person's session is scoped to no builder key: "+
+			"sign with your own key (custody build --key KEY) and push, or have an admin make a builder token for one of the server's keys "+
+			"(custody token create --role builder --key NAME)", tok.Name)
 	case tok.keyless && tok.Key == "":
 		return "", nil, fmt.Errorf("identity %s is not mapped to a builder key (builderKey in its issuer entry)", strings.TrimPrefix(tok.Name, "oidc:"))
 	case tok.Role == api.RoleDeployer:
@@ -173,10 +179,19 @@ func (s *Server) signingKey(tok *TokenInfo, asked, predicateType string) (string
 		return "", nil, fmt.Errorf("this token may sign only with builder key %q", tok.Key)
 	}
 	key, ok := s.builders[name]
-	if !ok {
-		return "", nil, fmt.Errorf("no builder key %q", name)
+	switch {
+	case !ok && tok.Role == api.RoleAdmin:
+		return "", nil, fmt.Errorf("builder key %q is not one this server holds (this server holds: %s): name one of those", name, s.builderNames())
+	case !ok:
+		return "", nil, fmt.Errorf("this token is scoped to builder key %q, which this server does not hold (this server holds: %s): "+
+			"start custody serve with --builder-key %s=FILE, or use a token of one of its keys", name, s.builderNames(), name)
 	}
 	return name, key, nil
+}
+
+// builderNames lists the names of the server's builder keys, sorted.
+func (s *Server) builderNames() string {
+	return strings.Join(slices.Sorted(maps.Keys(s.builders)), ", ")
 }
 
 // failWrite answers a failed write with the right status.
