@@ -36,6 +36,8 @@ type spec struct {
 	duration   time.Duration
 	subject    string
 	predicates int
+	// identity and issuer, when set, sign the build keyless (no key).
+	identity, issuer string
 }
 
 // ordinaryDeps are the dependencies of every ordinary build.
@@ -98,10 +100,14 @@ func (s spec) evidence(t testing.TB) *store.Evidence {
 		t.Fatal(err)
 	}
 	bundle, _ := json.Marshal(map[string]any{"dsseEnvelope": map[string]any{"payload": payload, "payloadType": attest.PayloadType}})
-	return &store.Evidence{Bundle: bundle, PredicateType: attest.PredicateSLSAv1,
+	e := &store.Evidence{Bundle: bundle, PredicateType: attest.PredicateSLSAv1,
 		Subjects:    []store.Subject{{Name: s.subject, Digests: map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
 		SignerKeyID: s.key, BuilderID: s.builder, SourceURI: s.source, SourceCommit: fmt.Sprintf("%040x", s.n),
 		BuildID: fmt.Sprintf("build-%d", s.n), LogIndex: int64(s.n), IntegratedTime: finished.Add(time.Second)}
+	if s.identity != "" {
+		e.SignerKeyID, e.SignerIdentity, e.SignerIssuer = "", s.identity, s.issuer
+	}
+	return e
 }
 
 // history holds synthetic builds in an index.
