@@ -71,6 +71,9 @@ var postgresDialect = &dialect{
 		{name: "incident", stmts: append(append([]string{
 			incidentTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA"),
 		}, incidentIndexes...), postgresAppendOnly("incident")...)},
+		{name: "first seen", stmts: append([]string{
+			firstSeenTable("BYTEA", "BIGINT"),
+		}, postgresAppendOnly("first_seen")...), fill: fillFirstSeen},
 	},
 }
 
@@ -116,6 +119,11 @@ func (s *Postgres) Get(ctx context.Context, id int64) (*Evidence, error) { retur
 
 // Search is [SQLite.Search] on PostgreSQL.
 func (s *Postgres) Search(ctx context.Context, q Query) ([]*Evidence, error) { return s.search(ctx, q) }
+
+// FirstSeen is [SQLite.FirstSeen] on PostgreSQL.
+func (s *Postgres) FirstSeen(ctx context.Context, q FirstSeenQuery) (int64, error) {
+	return s.firstSeen(ctx, q)
+}
 
 // Count is [SQLite.Count] on PostgreSQL.
 func (s *Postgres) Count(ctx context.Context) (int64, error) { return s.count(ctx) }

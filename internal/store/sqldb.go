@@ -128,6 +128,16 @@ func (s *sqlDB) insert(ctx context.Context, tx *sql.Tx, r *record, now time.Time
 			return 0, false, fmt.Errorf("couldn't insert subjects: %w", err)
 		}
 	}
+	if len(s.d.migrations) < firstSeenVersion {
+		return id, false, nil // an index of an older schema (tests make them)
+	}
+	var seen []seenRow
+	for _, k := range firstSeenKeys(e) {
+		seen = append(seen, seenRow{k, id})
+	}
+	if err := s.insertFirstSeen(ctx, tx, seen); err != nil {
+		return 0, false, err
+	}
 	return id, false, nil
 }
 
@@ -338,6 +348,9 @@ func (s *sqlDB) scanEvidence(ctx context.Context, rows *sql.Rows, maxBytes int64
 type migration struct {
 	name  string
 	stmts []string
+	// fill, when set, runs after stmts in the same transaction (a
+	// backfill computed in Go).
+	fill func(ctx context.Context, tx *sql.Tx, d *dialect) error
 }
 
 // sinceIndexes returns the statements of the schema version that replaces
@@ -389,6 +402,11 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		m := d.migrations[v-1]
 		for _, stmt := range m.stmts {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("couldn't migrate schema to version %d (%s): %w", v, m.name, err)
+			}
+		}
+		if m.fill != nil {
+			if err := m.fill(ctx, tx, d); err != nil {
 				return fmt.Errorf("couldn't migrate schema to version %d (%s): %w", v, m.name, err)
 			}
 		}

@@ -82,6 +82,11 @@ var sqliteDialect = &dialect{
 			sqliteAppendOnly("incident", "UPDATE"),
 			sqliteAppendOnly("incident", "DELETE"),
 		)},
+		{name: "first seen", stmts: []string{
+			firstSeenTable("BLOB", "INTEGER") + ` WITHOUT ROWID`,
+			sqliteAppendOnly("first_seen", "UPDATE"),
+			sqliteAppendOnly("first_seen", "DELETE"),
+		}, fill: fillFirstSeen},
 	},
 }
 
@@ -133,6 +138,15 @@ func (s *SQLite) Get(ctx context.Context, id int64) (*Evidence, error) { return 
 // Search returns the evidence matching q in ID order, at most q.Limit of
 // it. A malformed query returns an error wrapping ErrInvalidQuery.
 func (s *SQLite) Search(ctx context.Context, q Query) ([]*Evidence, error) { return s.search(ctx, q) }
+
+// FirstSeen returns the ID of the first attributed provenance record
+// (SLSA v1 or v0.2, with a signer key or identity and a builder) with a
+// subject named q.SubjectName that had q's builder, key or identity, or 0
+// when none had. It is one point lookup however many records the name
+// has. A malformed query returns an error wrapping ErrInvalidQuery.
+func (s *SQLite) FirstSeen(ctx context.Context, q FirstSeenQuery) (int64, error) {
+	return s.firstSeen(ctx, q)
+}
 
 // Count returns the number of evidence records.
 func (s *SQLite) Count(ctx context.Context) (int64, error) { return s.count(ctx) }

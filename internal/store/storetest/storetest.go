@@ -26,6 +26,7 @@ type Store interface {
 	Get(ctx context.Context, id int64) (*store.Evidence, error)
 	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
 	Count(ctx context.Context) (int64, error)
+	FirstSeen(ctx context.Context, q store.FirstSeenQuery) (int64, error)
 	AppendDeployment(ctx context.Context, d *store.Deployment) (int64, error)
 	Deployments(ctx context.Context, q store.DeploymentQuery) ([]*store.Deployment, error)
 	AppendIncidents(ctx context.Context, rs []*store.IncidentRecord) ([]int64, error)
@@ -53,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"InvalidQuery", testInvalidQuery},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"Canceled", testCanceled},
+		{"FirstSeen", testFirstSeen},
+		{"FirstSeenConcurrent", testFirstSeenConcurrent},
 		{"DeploymentsRoundTrip", testDeploymentsRoundTrip},
 		{"DeploymentsQuery", testDeploymentsQuery},
 		{"DeploymentsInvalid", testDeploymentsInvalid},
