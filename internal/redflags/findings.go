@@ -16,14 +16,18 @@ import (
 var provenanceTypes = []string{attest.PredicateSLSAv1, attest.PredicateSLSAv02}
 
 // identity flags a source repository, builder, builder key or signing
-// identity that no earlier build of the subject name had. It returns
-// false when there is no lineage to compare the rest with (the first
-// build of the subject name, or of it from this source).
+// identity that no earlier build of the subject name had. What the
+// builds compared (prior) do not show is looked up in the index's first
+// seen table: one point lookup, however long the name's history
+// (bench/redflags). An earlier build there is one the server verified and
+// indexed, so its provenance parsed. It returns false when there is no
+// lineage to compare the rest with (the first build of the subject name,
+// or of it from this source).
 func (c *comparison) identity() (bool, error) {
 	b := c.cur
 	prior := c.hist
 	if len(prior) == 0 {
-		others, err := c.earlier(store.Query{})
+		others, err := c.earlier()
 		if err != nil {
 			return false, err
 		}
@@ -44,26 +48,27 @@ func (c *comparison) identity() (bool, error) {
 	checks := []struct {
 		kind, value string
 		seen        func(*Build) bool
-		q           store.Query
+		q           store.FirstSeenQuery
 		what        string
 	}{
 		{KindBuilderChanged, b.BuilderID, func(h *Build) bool { return h.BuilderID == b.BuilderID },
-			store.Query{BuilderID: b.BuilderID}, "builder"},
+			store.FirstSeenQuery{Kind: store.FirstSeenBuilder, Value: b.BuilderID}, "builder"},
 		{KindNewBuilderKey, b.SignerKeyID, func(h *Build) bool { return h.SignerKeyID == b.SignerKeyID },
-			store.Query{SignerKeyID: b.SignerKeyID}, "builder key"},
+			store.FirstSeenQuery{Kind: store.FirstSeenKey, Value: b.SignerKeyID}, "builder key"},
 		{KindNewSigner, b.SignerIdentity, func(h *Build) bool {
 			return h.SignerIdentity == b.SignerIdentity && h.SignerIssuer == b.SignerIssuer
-		}, store.Query{SignerIdentity: b.SignerIdentity}, "signing identity"},
+		}, store.FirstSeenQuery{Kind: store.FirstSeenIdentity, Value: b.SignerIdentity, Issuer: b.SignerIssuer}, "signing identity"},
 	}
 	for _, ck := range checks {
 		if ck.value == "" || slices.ContainsFunc(prior, ck.seen) {
 			continue
 		}
-		found, err := c.earlier(ck.q)
+		ck.q.SubjectName = b.SubjectName
+		first, err := c.idx.FirstSeen(c.ctx, ck.q)
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("couldn't look up earlier builds: %w", err)
 		}
-		if slices.ContainsFunc(found, ck.seen) {
+		if first > 0 && first < b.EvidenceID {
 			continue
 		}
 		c.flag(ck.kind, ck.value, "build with the lineage's "+ck.what+", or have this build approved",
@@ -86,12 +91,12 @@ func describe(kind string, h *Build) string {
 	return h.SignerIdentity + " (" + h.SignerIssuer + ")"
 }
 
-// earlier returns attributed earlier provenance of the subject name that
-// also matches q's fields, newest first (a page of at most 16 per type).
-func (c *comparison) earlier(q store.Query) ([]*Build, error) {
+// earlier returns attributed earlier provenance of the subject name,
+// newest first (a page of at most 16 per type).
+func (c *comparison) earlier() ([]*Build, error) {
 	var out []*Build
 	for _, pt := range provenanceTypes {
-		q.SubjectName, q.PredicateType, q.BeforeID, q.Newest, q.Limit = c.cur.SubjectName, pt, c.cur.EvidenceID, true, 16
+		q := store.Query{SubjectName: c.cur.SubjectName, PredicateType: pt, BeforeID: c.cur.EvidenceID, Newest: true, Limit: 16}
 		rows, err := c.idx.Search(c.ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't search earlier builds: %w", err)

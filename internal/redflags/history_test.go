@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +76,8 @@ func (s spec) evidence(t testing.TB) *store.Evidence {
 		s.subject = "app"
 	}
 	deps := []attest.ResourceDescriptor{{URI: s.source + "@" + s.ref, Digest: map[string]string{"gitCommit": fmt.Sprintf("%040x", s.n)}}}
-	for uri, h := range s.deps {
-		deps = append(deps, attest.ResourceDescriptor{URI: uri, Digest: map[string]string{"dirHash": h}})
+	for _, uri := range slices.Sorted(maps.Keys(s.deps)) { // the same bytes every run
+		deps = append(deps, attest.ResourceDescriptor{URI: uri, Digest: map[string]string{"dirHash": s.deps[uri]}})
 	}
 	started := s.at
 	finished := started.Add(s.duration)

@@ -69,9 +69,11 @@ const (
 )
 
 // Index is what red flags need of the evidence index (store.SQLite,
-// store.Postgres, store.Memory).
+// store.Postgres, store.Memory): the lineage by Search, whether a name
+// was ever built by a builder, key or identity by FirstSeen.
 type Index interface {
 	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
+	FirstSeen(ctx context.Context, q store.FirstSeenQuery) (int64, error)
 }
 
 // Options configures Compute. The zero value uses the defaults.

@@ -6,11 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/custody-dev/custody/attest"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/varied-history.flags")
@@ -69,13 +72,35 @@ func variedHistory(t testing.TB, idx putIndex) []string {
 		if err != nil || len(got) != 1 {
 			t.Fatalf("couldn't read back build %d: %v", i, err)
 		}
-		res, err := Compute(context.Background(), idx, got[0], nil, Options{ComputedBy: "test", Window: 8,
-			Now: func() time.Time { return time.Unix(0, 0) }})
-		if err != nil {
-			t.Fatal(err)
+		out = append(out, variedFlags(t, idx, got[0]))
+	}
+	return out
+}
+
+// variedFlags is the red flags predicate of e, as variedHistory computes
+// it, in JSON.
+func variedFlags(t testing.TB, idx Index, e *store.Evidence) string {
+	res, err := Compute(context.Background(), idx, e, nil, Options{ComputedBy: "test", Window: 8,
+		Now: func() time.Time { return time.Unix(0, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res[0].Predicate)
+	return string(b)
+}
+
+// recompute computes again the red flags of every verified build in idx,
+// in ID order, as variedHistory did when each was the newest.
+func recompute(t testing.TB, idx Index) []string {
+	var out []string
+	rows, err := idx.Search(context.Background(), store.Query{PredicateType: attest.PredicateSLSAv1, Limit: store.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rows {
+		if attributed(e) {
+			out = append(out, variedFlags(t, idx, e))
 		}
-		b, _ := json.Marshal(res[0].Predicate)
-		out = append(out, string(b))
 	}
 	return out
 }
@@ -124,4 +149,47 @@ func TestVariedHistory(t *testing.T) {
 	if got != string(want) {
 		t.Errorf("flags differ from %s:\n%s", golden, got)
 	}
+}
+
+// TestBackendsSameFlags: the varied history has the same red flags,
+// byte for byte, on every backend (Memory finds first seen by scanning
+// every record; SQLite and PostgreSQL by their table), on an SQLite index
+// created before first seen and filled by the migration, and computed
+// again for every build once the history is complete.
+func TestBackendsSameFlags(t *testing.T) {
+	want := variedHistory(t, new(store.Memory))
+	same := func(t *testing.T, got []string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d predicates, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("build %d:\n got %s\nwant %s", i, got[i], want[i])
+			}
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "index.db")
+		s, err := store.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, variedHistory(t, s))
+		same(t, recompute(t, s))
+		s.Close()
+		storetest.SQLiteBeforeFirstSeen(t, path)
+		s, err = store.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		same(t, recompute(t, s))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		s := storetest.OpenPostgres(t)
+		defer s.Close()
+		same(t, variedHistory(t, s))
+		same(t, recompute(t, s))
+	})
 }

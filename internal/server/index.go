@@ -9,11 +9,12 @@ import (
 // EvidenceIndex is what the server needs of the evidence index: record
 // bundles it signs or receives (Put is idempotent by bundle digest, which
 // the start-up reconciliation relies on) and find them again (Get for the
-// dashboard's artifact pages).
+// dashboard's artifact pages, FirstSeen for red flags).
 type EvidenceIndex interface {
 	Put(ctx context.Context, e *store.Evidence) (id int64, existed bool, err error)
 	Get(ctx context.Context, id int64) (*store.Evidence, error)
 	Search(ctx context.Context, q store.Query) ([]*store.Evidence, error)
+	FirstSeen(ctx context.Context, q store.FirstSeenQuery) (int64, error)
 }
 
 // DeploymentIndex is what the server needs of environments' deployment

@@ -121,3 +121,8 @@ func IndexColumns(ctx context.Context, s any, index string) ([]string, error) {
 	}
 	return cols, rows.Err()
 }
+
+// RawQueryRow runs stmt on the store's database and scans its one row.
+func RawQueryRow(ctx context.Context, s any, stmt string, dest ...any) error {
+	return backend(s).db.QueryRowContext(ctx, stmt).Scan(dest...)
+}

@@ -356,3 +356,106 @@ func TestUpgradeSinceIndexes(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeFirstSeen: an index created before first seen (schema
+// version 4) is filled by the migration, and answers every first seen
+// query as an index created with it, and as Search does; records put
+// after the upgrade keep their first seen.
+func TestUpgradeFirstSeen(t *testing.T) {
+	ctx := context.Background()
+	var old, later []*store.Evidence
+	for n := range 90 {
+		if n < 60 {
+			old = append(old, storetest.SeenEvidence(n))
+		} else {
+			later = append(later, storetest.SeenEvidence(n))
+		}
+	}
+	for _, b := range []struct {
+		name  string
+		old   func(t *testing.T) storetest.Store
+		fresh func(t testing.TB) storetest.Store
+	}{
+		{"sqlite", func(t *testing.T) storetest.Store {
+			path := filepath.Join(t.TempDir(), "index.db")
+			if err := store.MigrateSQLiteTo(ctx, path, 4, old); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.OpenSQLite(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, func(t testing.TB) storetest.Store { return openSQLite(t) }},
+		{"postgres", func(t *testing.T) storetest.Store {
+			dsn := postgresSchema(t)
+			if err := store.MigratePostgresTo(ctx, dsn, 4, old); err != nil {
+				t.Fatal(err)
+			}
+			s, err := store.OpenPostgres(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, func(t testing.TB) storetest.Store { return openPostgres(t) }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			fresh := b.fresh(t)
+			defer fresh.Close()
+			s := b.old(t)
+			defer s.Close()
+			if v, err := store.SchemaVersion(ctx, s); err != nil || v != store.LatestSchemaVersion(s) {
+				t.Errorf("SchemaVersion = %d, %v; want %d", v, err, store.LatestSchemaVersion(s))
+			}
+			for _, e := range old {
+				if _, _, err := fresh.Put(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			storetest.CheckFirstSeen(t, s)
+			for _, q := range storetest.SeenQueries() {
+				got, err1 := s.FirstSeen(ctx, q)
+				want, err2 := fresh.FirstSeen(ctx, q)
+				if err1 != nil || err2 != nil || got != want {
+					t.Errorf("FirstSeen(%+v): upgraded %d, %v; created with it %d, %v", q, got, err1, want, err2)
+				}
+			}
+			for _, e := range later {
+				if _, _, err := s.Put(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			storetest.CheckFirstSeen(t, s)
+			if err := store.RawExec(ctx, s, "DELETE FROM first_seen"); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Errorf("DELETE FROM first_seen: %v, want the append-only trigger to reject it", err)
+			}
+		})
+	}
+}
+
+// TestFirstSeenReplicas: replicas sharing one PostgreSQL database, each
+// with its own connections, put the same records at once; every first
+// seen row is kept once, with the first record's ID.
+func TestFirstSeenReplicas(t *testing.T) {
+	dsn := postgresSchema(t)
+	var stores []storetest.Store
+	for range 3 {
+		s, err := store.OpenPostgres(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	storetest.PutConcurrently(t, stores, 12, 120)
+	for _, s := range stores {
+		storetest.CheckFirstSeen(t, s)
+	}
+	var rows, keys int
+	if err := store.RawQueryRow(context.Background(), stores[0], `SELECT count(*), count(DISTINCT key) FROM first_seen`, &rows, &keys); err != nil {
+		t.Fatal(err)
+	}
+	if rows != keys || rows == 0 {
+		t.Errorf("first_seen holds %d rows of %d keys", rows, keys)
+	}
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -188,5 +189,32 @@ func PutConcurrently(t testing.TB, stores []Store, workers, n int) {
 	wg.Wait()
 	for _, err := range errs {
 		t.Errorf("concurrent Put: %v", err)
+	}
+}
+
+// SQLiteBeforeFirstSeen makes the closed SQLite index at path what a
+// custody without first seen (schema version 4) left: no first_seen table,
+// no version 5. Opening it again runs the migration that fills it.
+func SQLiteBeforeFirstSeen(t testing.TB, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var trigger string
+	if err := db.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'schema_version_no_delete'`).Scan(&trigger); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`DROP TRIGGER schema_version_no_delete`,
+		`DELETE FROM schema_version WHERE version >= 5`,
+		trigger,
+		`DROP TABLE first_seen`,
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
 	}
 }
