@@ -11,8 +11,10 @@
 // dashboard.Index, storetest.Store).
 //
 // Besides evidence it holds environments' deployment history ([Deployment]
-// records, schema version 2) and incident records ([IncidentRecord], schema
-// version 4: incidents opened, artifacts quarantined, reports, closings).
+// records, schema version 2), incident records ([IncidentRecord], schema
+// version 4: incidents opened, artifacts quarantined, reports, closings)
+// and first seen (schema version 5: the first provenance record of each
+// subject name and builder, key or signing identity; see FirstSeen).
 //
 // The index is append-only. Nothing is ever updated or deleted; a change of
 // state is a new record. The code issues no UPDATE or DELETE statements and the
