@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	rnote "github.com/sigstore/rekor-tiles/v2/pkg/note"
@@ -82,6 +83,38 @@ func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, *note.Note, erro
 func VerifyCheckpoint(b []byte, logs []trust.TransparencyLog) (*Checkpoint, error) {
 	c, _, err := openCheckpoint(b, logVerifiers(logs))
 	return c, err
+}
+
+// CheckWitnesses opens a signed checkpoint note as a device does (Open)
+// under trust root d at now: signed by one of d's logs and cosigned as d's
+// witness policy requires (trust.Document.WitnessPolicy). A checkpoint too
+// few witnesses cosigned is an error wrapping ErrCheckpoint and
+// trust.ErrWitnesses. Packers call it so that no pack a device would
+// refuse is made.
+func CheckWitnesses(b []byte, d *trust.Document, now time.Time) (*Checkpoint, error) {
+	c, n, err := openCheckpoint(b, logVerifiers(d.Root.Tlogs))
+	if err != nil {
+		return nil, err
+	}
+	wp, err := d.WitnessPolicy(now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: trust root version %d: %v", ErrContents, d.Version, err)
+	}
+	if err := witnessed(c, n, wp, now, fmt.Sprintf("the checkpoint of %s (size %d)", c.Origin, c.Size)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// witnessed counts n's cosignatures against wp and names the witnesses
+// in c; what names the checkpoint in the error.
+func witnessed(c *Checkpoint, n *note.Note, wp *trust.WitnessPolicy, now time.Time, what string) error {
+	cs, err := wp.Check(n, now, what)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	c.Witnesses = cs.Witnesses
+	return nil
 }
 
 // encodeProof writes a consistency proof as one base64 hash per line.

@@ -353,11 +353,9 @@ func (out *Opened) readCheckpoints(notes [][]byte, proofs map[int]map[uint64][][
 		if err != nil {
 			return fmt.Errorf("checkpoint/%d: %w", i, err)
 		}
-		cs, err := wp.Check(cn, now, fmt.Sprintf("checkpoint/%d of %s (size %d)", i, c.Origin, c.Size))
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+		if err := witnessed(c, cn, wp, now, fmt.Sprintf("checkpoint/%d of %s (size %d)", i, c.Origin, c.Size)); err != nil {
+			return err
 		}
-		c.Witnesses = cs.Witnesses
 		if seen[c.Origin] {
 			return fmt.Errorf("%w: two checkpoints of %s", ErrCheckpoint, c.Origin)
 		}

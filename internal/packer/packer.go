@@ -112,6 +112,9 @@ func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) 
 	if _, err := pack.VerifyCheckpoint(cp.Note, newest.Root.Tlogs); err != nil {
 		return fmt.Errorf("trust root version %d does not name this server's log, so a device would refuse the pack (put the server's trusted root in the trust root: custody trust export --server URL, custody trust set --trusted-root): %w", newest.Version, err)
 	}
+	if _, err := pack.CheckWitnesses(cp.Note, newest, c.Created); err != nil {
+		return fmt.Errorf("a device would refuse the pack: %w (run custody witness for the trust root's witnesses, then make the pack again)", err)
+	}
 	c.Checkpoints = [][]byte{cp.Note}
 	var proofs []pack.Proof
 	seen := map[uint64]bool{}
@@ -163,6 +166,11 @@ func FromLocal(ctx context.Context, l *Local, artifact, env string, now time.Tim
 	}
 	// Only the trust root's logs: a device trusts no other (pack.Open).
 	c.Checkpoints = pack.NewestCheckpoints(c.Bundles, l.TrustRoot.Root.Tlogs)
+	for _, n := range c.Checkpoints {
+		if _, err := pack.CheckWitnesses(n, l.TrustRoot, now); err != nil {
+			return nil, fmt.Errorf("a device would refuse the pack: %w (the bundles' own checkpoints carry no cosignatures: make the pack with --server once the witnesses cosigned the log's checkpoint)", err)
+		}
+	}
 	if l.Ledger != nil {
 		id, err := incident.Quarantine{Ledger: l.Ledger}.Quarantined(ctx, artifact)
 		if err != nil {
