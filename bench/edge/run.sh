@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/edge: the lean verifier (cmd/custody-verify built as docs/edge.md
-# says: -tags custody_norego,grpcnotrace,nethttpomithttp2, stripped)
+# says: static (CGO_ENABLED=0), -tags custody_norego,grpcnotrace,nethttpomithttp2,
+# stripped)
 # against the full custody binary and stock cosign v3 on the same real SLSA
 # generator bundle from testdata/corpus, whole process, in the same
 # hyperfine run. Goals (issue 17): binary <= 15 MB, CPU (user+sys) of
@@ -16,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 RUNS=${RUNS:-30}
 results=${RESULTS:-bench/edge/results.md}
 go build -o "$work/custody" ./cmd/custody
-go build -tags custody_norego,grpcnotrace,nethttpomithttp2 -trimpath -ldflags='-s -w' -o "$work/custody-verify" ./cmd/custody-verify
+CGO_ENABLED=0 go build -tags custody_norego,grpcnotrace,nethttpomithttp2 -trimpath -ldflags='-s -w' -o "$work/custody-verify" ./cmd/custody-verify
 go build -o "$work/custody-verify-default" ./cmd/custody-verify
 go build -trimpath -ldflags='-s -w' -o "$work/custody-stripped" ./cmd/custody
 if [ -n "${BEFORE:-}" ]; then

@@ -18,8 +18,8 @@ import (
 const leanTags = "custody_norego,grpcnotrace,nethttpomithttp2"
 
 // leanBuild are the go build flags of the lean verifier, as docs/edge.md,
-// bench/edge and pack_serve.txtar build it (one set of flags: one build
-// cache entry per package).
+// bench/edge and pack_serve.txtar build it, always with CGO_ENABLED=0
+// (one set of flags: one build cache entry per package).
 var leanBuild = []string{"build", "-tags", leanTags, "-trimpath", "-ldflags=-s -w"}
 
 // maxLeanBytes is the size goal of issue 17.
@@ -60,6 +60,39 @@ func TestLeanDependencies(t *testing.T) {
 	}
 }
 
+// TestLeanLinksNoMoreThanSigstore: of other modules, custody-verify links
+// only what sigstore-go's verifier (pkg/verify, pkg/bundle, pkg/root)
+// links anyway, and transparency-dev/formats/note (checkpoint witness
+// cosignatures, with the ML-DSA it imports). Most of the lean verifier's
+// package initialisation (govalidator, go-openapi, gob, gRPC, loglist3,
+// x/crypto/ssh, sigstore-go/pkg/tuf) comes with sigstore-go: a dependency
+// custody's own packages add is one more paid at every start.
+func TestLeanLinksNoMoreThanSigstore(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to list dependencies")
+	}
+	deps := func(pkgs ...string) map[string]bool {
+		out, err := exec.Command("go", append([]string{"list", "-tags", leanTags, "-deps"}, pkgs...)...).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkgs, err)
+		}
+		m := map[string]bool{}
+		for _, p := range strings.Fields(string(out)) {
+			m[p] = true
+		}
+		return m
+	}
+	sigstore := deps("github.com/sigstore/sigstore-go/pkg/verify", "github.com/sigstore/sigstore-go/pkg/bundle", "github.com/sigstore/sigstore-go/pkg/root")
+	for dep := range deps(".") {
+		first, _, _ := strings.Cut(dep, "/")
+		if sigstore[dep] || !strings.Contains(first, ".") || strings.HasPrefix(dep, "github.com/custody-dev/custody/") ||
+			dep == "github.com/transparency-dev/formats/note" || strings.HasPrefix(dep, "filippo.io/mldsa") {
+			continue
+		}
+		t.Errorf("custody-verify links %s, which sigstore-go's verifier does not: its package initialisation runs at every start", dep)
+	}
+}
+
 // buildLean builds the lean verifier with leanBuild for linux/goarch
 // ("" for this machine) and returns the binary.
 func buildLean(t *testing.T, goarch string) string {
@@ -72,9 +105,9 @@ func buildLean(t *testing.T, goarch string) string {
 	}
 	bin := filepath.Join(t.TempDir(), "custody-verify")
 	cmd := exec.Command("go", append(leanBuild, "-o", bin, ".")...)
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if goarch != "" {
-		cmd.Env = append(cmd.Env, "GOOS=linux", "GOARCH="+goarch, "CGO_ENABLED=0", "GOARM=7")
+		cmd.Env = append(cmd.Env, "GOOS=linux", "GOARCH="+goarch, "GOARM=7")
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("GOARCH=%s go %s: %v\n%s", goarch, strings.Join(leanBuild, " "), err, out)
