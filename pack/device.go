@@ -27,11 +27,8 @@ func Check(ctx context.Context, b []byte, o Options, st *State, extra root.Trust
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Check(op.Checkpoints); err != nil {
+	if err := st.check(op.Checkpoints, op.Root.Version); err != nil {
 		return nil, err
-	}
-	if op.Root.Version < st.TrustRoot {
-		return nil, fmt.Errorf("%w: it verifies under trust root version %d, older than the version %d this device has seen", ErrRollback, op.Root.Version, st.TrustRoot)
 	}
 	if err := st.Record(op.Checkpoints, op.Root.Version); err != nil {
 		return nil, err

@@ -2,8 +2,11 @@ package pack_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -139,4 +142,141 @@ func TestUncheckedQuarantineRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// packAt is a pack whose checkpoint of log.test has size n.
+func packAt(t *testing.T, f *packtest.Fixture, n uint64) []byte {
+	t.Helper()
+	c := f.Contents(t)
+	c.Checkpoints = [][]byte{packtest.Checkpoint(t, "log.test", f.LogKey, n)}
+	return f.Build(t, c, f.Packer)
+}
+
+// TestStateRace: two runs on one device that loaded the state before
+// either wrote it. The second to record must not write back the older
+// checkpoint it loaded with: the device saw size 30, so a pack of size
+// 20 is a rollback, and a later pack of 25 is too.
+func TestStateRace(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	path := filepath.Join(t.TempDir(), "state.json")
+	first, err := pack.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := pack.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pack.Check(ctx, packAt(t, f, 30), f.Options(), first, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pack.Check(ctx, packAt(t, f, 20), f.Options(), second, nil); !errors.Is(err, pack.ErrRollback) {
+		t.Fatalf("a pack older than what another run recorded meanwhile: %v", err)
+	}
+	st, err := pack.LoadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Logs["log.test"].Size; got != 30 {
+		t.Fatalf("state holds size %d; want 30", got)
+	}
+	if _, err := pack.Check(ctx, packAt(t, f, 25), f.Options(), st, nil); !errors.Is(err, pack.ErrRollback) {
+		t.Fatalf("a pack of 25 after 30: %v", err)
+	}
+
+	// Runs at once: whichever order they record in, the state ends at the
+	// newest checkpoint any of them accepted.
+	path = filepath.Join(t.TempDir(), "state.json")
+	packs := make([][]byte, 8)
+	for i := range packs {
+		packs[i] = packAt(t, f, uint64(10+i))
+	}
+	accepted := make([]bool, len(packs))
+	var wg sync.WaitGroup
+	for i := range packs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := pack.LoadState(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, err = pack.Check(ctx, packs[i], f.Options(), st, nil)
+			accepted[i] = err == nil
+			if err != nil && !errors.Is(err, pack.ErrRollback) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	newest := uint64(0)
+	for i, ok := range accepted {
+		if ok {
+			newest = uint64(10 + i)
+		}
+	}
+	if st, err = pack.LoadState(path); err != nil || st.Logs["log.test"].Size != newest {
+		t.Fatalf("state %+v, %v; want size %d, the newest accepted", st, err, newest)
+	}
+}
+
+// TestStateFile: what the device does with its state file when it is
+// damaged, writable by others, a symbolic link, or cannot be written.
+// Refused packs leave the file as it was.
+func TestStateFile(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	check := func(path string, b []byte) error {
+		st, err := pack.LoadState(path)
+		if err != nil {
+			return err
+		}
+		_, err = pack.Check(ctx, b, f.Options(), st, nil)
+		return err
+	}
+	t.Run("damaged", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state.json")
+		os.WriteFile(path, []byte(`{"logs":{"log.test":{"size":30`), 0o600)
+		if err := check(path, packAt(t, f, 40)); err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Fatalf("damaged state: %v", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != `{"logs":{"log.test":{"size":30` {
+			t.Fatalf("damaged state rewritten: %s", b)
+		}
+	})
+	t.Run("writable by others", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "state.json")
+		if err := check(path, packAt(t, f, 30)); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, 0o666)
+		if err := check(path, packAt(t, f, 40)); err == nil || !strings.Contains(err.Error(), "writable by others") {
+			t.Fatalf("world-writable state: %v", err)
+		}
+	})
+	t.Run("symbolic link", func(t *testing.T) {
+		dir := t.TempDir()
+		persistent := filepath.Join(dir, "data", "state.json")
+		os.MkdirAll(filepath.Dir(persistent), 0o700)
+		link := filepath.Join(dir, "state.json")
+		if err := os.Symlink(persistent, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := check(link, packAt(t, f, 30)); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("the link was replaced by a file: %v %v", fi.Mode(), err)
+		}
+		if err := check(persistent, packAt(t, f, 20)); !errors.Is(err, pack.ErrRollback) {
+			t.Fatalf("the link's target does not hold what the device saw: %v", err)
+		}
+		// Its storage gone (not mounted): refused, not an empty state.
+		os.RemoveAll(filepath.Join(dir, "data"))
+		if err := check(link, packAt(t, f, 20)); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+			t.Fatalf("a link to missing storage: %v", err)
+		}
+	})
 }

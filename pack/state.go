@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/custody-dev/custody/internal/fsutil"
 )
@@ -51,22 +52,68 @@ func DefaultStatePath() (string, error) {
 
 // LoadState reads the state at path; a missing file is an empty state (a
 // device that has seen nothing yet). A damaged file is an error: the
-// device never forgets what it saw by accident.
+// device never forgets what it saw by accident. So is a file that others
+// than its owner may write (they could roll the device back). A symbolic
+// link is followed, and the state is written where it points (e.g. on
+// storage that survives updates); a link into a directory that does not
+// exist is an error (its storage may not be mounted), not an empty state.
 func LoadState(path string) (*State, error) {
-	s := &State{path: path, Logs: map[string]Seen{}}
-	b, err := fsutil.ReadFileLimited(path, maxStateBytes)
+	p, err := resolveState(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &State{path: p, Logs: map[string]Seen{}}
+	if err := s.read(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// resolveState follows symbolic links at path (at most 8) to the file the
+// state lives in, whose directory must exist.
+func resolveState(path string) (string, error) {
+	p := path
+	for range 8 {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			if p == path {
+				return p, nil
+			}
+			if _, err := os.Stat(filepath.Dir(p)); err != nil {
+				return "", fmt.Errorf("state %s is a symbolic link to %s, whose directory is missing (is its storage mounted?)", path, p)
+			}
+			return p, nil
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return "", fmt.Errorf("couldn't read state link %s: %w", p, err)
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
+	}
+	return "", fmt.Errorf("state %s is a symbolic link of more than 8 hops", path)
+}
+
+// read reads the file at s.path into s (nothing when it is missing).
+func (s *State) read() error {
+	b, err := fsutil.ReadFileLimited(s.path, maxStateBytes)
 	if errors.Is(err, os.ErrNotExist) {
-		return s, nil
+		return nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read state %s: %w", path, err)
+		return fmt.Errorf("couldn't read state %s: %w", s.path, err)
+	}
+	if fi, err := os.Stat(s.path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("state %s is writable by others (mode %04o): whoever can write it can roll this device back (chmod 600 it)", s.path, fi.Mode().Perm())
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(s); err != nil || s.Logs == nil {
-		return nil, fmt.Errorf("state %s is damaged (restore it; deleting it forgets the checkpoints this device saw): %v", path, err)
+		return fmt.Errorf("state %s is damaged (restore it; deleting it forgets the checkpoints this device saw): %v", s.path, err)
 	}
-	return s, nil
+	return nil
 }
 
 // Check refuses checkpoints older than the ones seen of the same log, or
@@ -85,30 +132,72 @@ func (s *State) Check(cps []*Checkpoint) error {
 	return nil
 }
 
-// Record remembers cps where they are newer and the trust root version
-// when newer, and writes the state atomically when something changed.
-func (s *State) Record(cps []*Checkpoint, trustRoot int) error {
-	changed := trustRoot > s.TrustRoot
-	if changed {
-		s.TrustRoot = trustRoot
+// check is Check, and refuses a trust root version older than one seen.
+func (s *State) check(cps []*Checkpoint, trustRoot int) error {
+	if err := s.Check(cps); err != nil {
+		return err
+	}
+	if trustRoot < s.TrustRoot {
+		return fmt.Errorf("%w: it verifies under trust root version %d, older than the version %d this device has seen", ErrRollback, trustRoot, s.TrustRoot)
+	}
+	return nil
+}
+
+// newer reports whether cps or trustRoot are newer than what s holds.
+func (s *State) newer(cps []*Checkpoint, trustRoot int) bool {
+	if trustRoot > s.TrustRoot {
+		return true
 	}
 	for _, c := range cps {
 		if seen, ok := s.Logs[c.Origin]; !ok || c.Size > seen.Size {
-			s.Logs[c.Origin] = Seen{Size: c.Size, Hash: c.Hash}
-			changed = true
+			return true
 		}
 	}
-	if !changed {
+	return false
+}
+
+// Record remembers cps where they are newer and the trust root version
+// when newer. When something changed it takes the state file's lock,
+// reads the file again (another run of the device may have recorded
+// since s was loaded), refuses cps as Check does against what it holds
+// now (ErrRollback), and writes the newest of both, atomically and
+// durably (synced before Record returns: an update installed after a
+// power loss must not meet a state that forgot its pack). A state that
+// cannot be written (a read-only file system) is an error: the pack is
+// then refused.
+func (s *State) Record(cps []*Checkpoint, trustRoot int) error {
+	if !s.newer(cps, trustRoot) {
 		return nil
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("couldn't write state: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
+	unlock, err := lockState(s.path + ".lock")
+	if err != nil {
+		return fmt.Errorf("couldn't lock state: %w", err)
+	}
+	defer unlock()
+	now := &State{path: s.path, Logs: map[string]Seen{}}
+	if err := now.read(); err != nil {
+		return err
+	}
+	if err := now.check(cps, trustRoot); err != nil {
+		return err
+	}
+	if trustRoot > now.TrustRoot {
+		now.TrustRoot = trustRoot
+	}
+	for _, c := range cps {
+		if seen, ok := now.Logs[c.Origin]; !ok || c.Size > seen.Size {
+			now.Logs[c.Origin] = Seen{Size: c.Size, Hash: c.Hash}
+		}
+	}
+	*s = *now
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileDurable(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("couldn't write state: %w", err)
 	}
 	return nil
