@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -105,5 +108,81 @@ func TestClientRequiresWitnesses(t *testing.T) {
 	plain, _ := NewClient(srv.URL, testOrigin, signer.Public(), nil)
 	if _, err := plain.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCosignatureHostile: what POST /cosignature is sent that it must not
+// store (a forged line of a listed witness, another checkpoint's
+// cosignature at the same size, an oversized or malformed body) answers
+// 400 and changes nothing the log serves; a replayed valid cosignature is
+// stored once.
+func TestCosignatureHostile(t *testing.T) {
+	ctx := context.Background()
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	w, err := NewWitness("w1.example", k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := newECDSAKey(t)
+	l, err := Open(ctx, Options{Dir: t.TempDir(), Origin: testOrigin, Signer: signer, Witnesses: []note.Verifier{w.Verifier()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	add(t, l, "one")
+	cp := latest(t, l)
+	_, line, err := w.Cosign(l.Verifier(), cp.Note, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(body []byte) int {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/cosignature", "text/plain", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	f := strings.Fields(string(line))
+	sig, _ := base64.StdEncoding.DecodeString(f[2])
+	sig[len(sig)-1] ^= 1
+	forged := append(bytes.Clone(cp.Note), "— "+f[1]+" "+base64.StdEncoding.EncodeToString(sig)+"\n"...)
+	// the witness's cosignature of a checkpoint of the same size with another root hash
+	other := *cp
+	other.Hash = bytes.Repeat([]byte{7}, 32)
+	logSigner, err := NewNoteSigner(testOrigin, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherNote, _ := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n", cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(other.Hash))}, logSigner)
+	_, otherLine, err := w.Cosign(l.Verifier(), otherNote, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{
+		"forged":           forged,
+		"other checkpoint": append(bytes.Clone(otherNote), otherLine...),
+		"moved line":       append(bytes.Clone(cp.Note), otherLine...),
+		"oversized":        append(append(bytes.Clone(cp.Note), line...), bytes.Repeat([]byte("x"), maxCheckpointBytes)...),
+		"malformed":        []byte("not a note\n"),
+		"no log signature": append([]byte(string(cp.Body())+"\n"), line...),
+	} {
+		if code := post(body); code != http.StatusBadRequest && code != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: POST /cosignature = %d", name, code)
+		}
+		if _, served := get(t, srv.URL+"/checkpoint"); !bytes.Equal(served, cp.Note) {
+			t.Fatalf("%s changed the served checkpoint:\n%s", name, served)
+		}
+	}
+	for range 2 {
+		if code := post(append(bytes.Clone(cp.Note), line...)); code != http.StatusOK {
+			t.Fatalf("POST /cosignature = %d", code)
+		}
+	}
+	if _, served := get(t, srv.URL+"/checkpoint"); !bytes.Equal(served, append(bytes.Clone(cp.Note), line...)) {
+		t.Fatalf("a replayed cosignature is served twice or not at all:\n%s", served)
 	}
 }
