@@ -182,6 +182,9 @@ func serveConfig(s *streams, f *serveFlags) (*server.Config, error) {
 		if rootDoc, err = readLimited(f.trustRoot, trust.MaxDocumentBytes); err != nil {
 			return nil, usageErr(fmt.Errorf("couldn't read trust root: %w", err), "")
 		}
+		if w := witnessGap(rootDoc, wvs); w != "" {
+			fmt.Fprintf(s.err, "custody: warning: %s\n", w)
+		}
 	}
 	caCfg, err := serveCAConfig(f)
 	if err != nil {
@@ -222,6 +225,35 @@ func serveRedFlagsConfig(f *serveFlags) (server.RedFlagsConfig, error) {
 		}
 	}
 	return server.RedFlagsConfig{Webhook: hook, ReleaseRefs: f.releaseRefs}, nil
+}
+
+// witnessGap says what is wrong when the trust root sets a witness
+// threshold that the witnesses this server accepts cosignatures from
+// (--witness) cannot meet: clients and devices requiring it would refuse
+// every checkpoint. "" when they can, or the root does not parse (the
+// server refuses it later with its reason).
+func witnessGap(rootDoc []byte, wvs []note.Verifier) string {
+	d, err := trust.ParseDocument(rootDoc)
+	if err != nil || d.WitnessThreshold == 0 {
+		return ""
+	}
+	p, err := d.WitnessPolicy(time.Now())
+	if err != nil {
+		return ""
+	}
+	names := map[string]bool{}
+	for _, v := range p.Witnesses {
+		for _, a := range wvs {
+			if v.Name() == a.Name() && v.KeyHash() == a.KeyHash() {
+				names[v.Name()] = true
+			}
+		}
+	}
+	if len(names) >= d.WitnessThreshold {
+		return ""
+	}
+	return fmt.Sprintf("trust root version %d requires cosignatures of %d witnesses, but --witness accepts them from only %d of its witnesses: "+
+		"clients and devices that require them will refuse this log's checkpoints (add --witness NAME=KEY.pub for each)", d.Version, d.WitnessThreshold, len(names))
 }
 
 // witnessVerifiers loads the --witness NAME=PUBLIC-KEY-FILE pairs.
