@@ -28,6 +28,7 @@ type metrics struct {
 	rejected      prometheus.Counter
 	audits        *prometheus.CounterVec
 	openWrites    *prometheus.CounterVec
+	sessionsSwept prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -62,8 +63,11 @@ func newMetrics() *metrics {
 			Name: "custody_open_writes_total", Help: "Writes without a token (serve --open-writes), by service (log, tsa) and result " +
 				"(accepted, duplicate, refused, rate_limited, overloaded, failed).",
 		}, []string{"service", "result"}),
+		sessionsSwept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "custody_sessions_swept_total", Help: "Ended sessions and sign-ins in progress deleted from the replicas' shared state by the periodic sweep.",
+		}),
 	}
-	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected, m.audits, m.openWrites)
+	m.reg.MustRegister(m.appends, m.appendLatency, m.integration, m.verifications, m.requests, m.rejected, m.audits, m.openWrites, m.sessionsSwept)
 	return m
 }
 

@@ -225,6 +225,11 @@ func (s *Server) startReplica() {
 			case <-t.C:
 			}
 			s.keepLock()
+			if i%int(sessionSweepEvery/replicaLockCheck) == 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				s.sweepSessions(ctx, s.sessions.now())
+				cancel()
+			}
 			if i%int(replicaSweep/replicaLockCheck) != 0 || s.replica.lost.Load() {
 				continue
 			}

@@ -481,20 +481,7 @@ func TestCAStaysInTrustedRootOfReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	dirs := []string{t.TempDir(), t.TempDir()}
-	for _, name := range []string{"log", "tsa", "audit", "builder", "ca", "ct"} {
-		der, err := x509.MarshalPKCS8PrivateKey(newKey(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dirs {
-			if err := os.MkdirAll(filepath.Join(d, "keys"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(d, "keys", name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	replicaKeys(t, dirs, "log", "tsa", "audit", "builder", "ca", "ct")
 	srv := startCA(t, func(c *server.Config) { c.Dir, c.State = dirs[0], st })
 	withCA, err := root.NewTrustedRootFromJSON(srv.TrustedRoot())
 	if err != nil {
@@ -660,3 +647,23 @@ func (r *crashRig) replicaID() string {
 }
 
 var replicaStarted = regexp.MustCompile(`msg="replica started" replica=(\S+)`)
+
+// replicaKeys delivers the same new key of each name to the data
+// directories of replicas (DIR/keys/NAME.key), as replicas need.
+func replicaKeys(t *testing.T, dirs []string, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		der, err := x509.MarshalPKCS8PrivateKey(newKey(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(d, "keys"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "keys", name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -178,6 +178,7 @@ type Server struct {
 	replica  replica     // this replica, when state is shared (replicas.go)
 
 	sessions      *sessions                   // dashboard sessions (session.go)
+	sessionSweep  *sessionSweeper             // ends shared sessions never read again (replicas_sessions.go)
 	origin        *http.CrossOriginProtection // checks the origin of dashboard forms
 	secureCookies bool
 

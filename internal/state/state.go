@@ -38,6 +38,13 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 	// List returns the names that start with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListAfter returns, sorted, at most limit (> 0) of the names that
+	// start with prefix and sort after after ("": from the first): a page
+	// of List, for walks that must do bounded work at a time. The order
+	// is the store's own (byte order for Dir, the database's collation
+	// for PostgreSQL); pages continue from the last name of the previous
+	// one.
+	ListAfter(ctx context.Context, prefix, after string, limit int) ([]string, error)
 	// Version returns a string that changes whenever name changes ("" when
 	// there is none): readers cache a document until it does.
 	Version(ctx context.Context, name string) (string, error)
@@ -148,6 +155,24 @@ func (d Dir) List(_ context.Context, prefix string) ([]string, error) {
 	})
 	slices.Sort(out)
 	return out, err
+}
+
+// ListAfter is List, from after on, cut at limit. It walks the whole
+// directory holding prefix: Dir keeps few documents of one kind.
+func (d Dir) ListAfter(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("ListAfter: limit %d is not positive", limit)
+	}
+	all, err := d.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearch(all, after)
+	if i < len(all) && all[i] == after {
+		i++
+	}
+	all = all[i:]
+	return all[:min(limit, len(all))], nil
 }
 
 func (d Dir) Version(_ context.Context, name string) (string, error) {

@@ -90,7 +90,22 @@ func (p *PGState) Delete(ctx context.Context, name string) error {
 }
 
 func (p *PGState) List(ctx context.Context, prefix string) ([]string, error) {
-	rows, err := p.db.QueryContext(ctx, `SELECT name FROM custody_state WHERE left(name, length($1)) = $1 ORDER BY name`, prefix)
+	return p.names(ctx, `SELECT name FROM custody_state WHERE left(name, length($1)) = $1 ORDER BY name`, prefix)
+}
+
+func (p *PGState) ListAfter(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("ListAfter: limit %d is not positive", limit)
+	}
+	// The primary key's index is walked in order from after, so a page
+	// costs about limit rows of the prefix.
+	return p.names(ctx, `SELECT name FROM custody_state
+		WHERE left(name, length($1)) = $1 AND ($2 = '' OR name > $2) ORDER BY name LIMIT $3`, prefix, after, limit)
+}
+
+// names runs a query of names.
+func (p *PGState) names(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := p.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

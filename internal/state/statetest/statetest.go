@@ -50,8 +50,48 @@ func Run(t *testing.T, st state.Store) {
 	if got, _ := st.List(ctx, "journal/a/"); !slices.Equal(got, []string{"journal/a/2.json"}) {
 		t.Fatalf("after Delete: %q", got)
 	}
+	listAfterPages(t, st)
 	editsNeverLoseUpdates(t, st)
 	locksExclude(t, st)
+}
+
+// listAfterPages checks that ListAfter pages through List: every name
+// once, in List's order, none of another prefix.
+func listAfterPages(t *testing.T, st state.Store) {
+	ctx := context.Background()
+	var want []string
+	for i := range 7 {
+		n := fmt.Sprintf("pages/%02d", i)
+		want = append(want, n)
+		if err := st.Put(ctx, n, []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Put(ctx, "pagesx", nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for range 10 {
+		page, err := st.ListAfter(ctx, "pages/", after, 3)
+		if err != nil {
+			t.Fatalf("ListAfter: %v", err)
+		}
+		if len(page) > 3 {
+			t.Fatalf("ListAfter gave %d names; limit 3", len(page))
+		}
+		got = append(got, page...)
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListAfter pages: %q; want %q", got, want)
+	}
+	if _, err := st.ListAfter(ctx, "pages/", "", 0); err == nil {
+		t.Fatal("ListAfter with limit 0: no error")
+	}
 }
 
 func editsNeverLoseUpdates(t *testing.T, st state.Store) {
