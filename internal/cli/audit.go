@@ -45,7 +45,7 @@ func newAuditCmd(s *streams) *cobra.Command {
 				return err
 			}
 			o.Complete = complete
-			cl, err := newClient(serverURL(server))
+			cl, err := newClientTrusting(serverURL(server), rootPath)
 			if err != nil {
 				return err
 			}

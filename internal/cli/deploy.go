@@ -222,7 +222,7 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	}
 	var cl *client.Client
 	if f.server != "" {
-		if cl, err = newClient(f.server); err != nil {
+		if cl, err = newClientTrusting(f.server, f.trustRoot); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -79,7 +79,8 @@ func newClient(url string) (*client.Client, error) {
 // newClientTrusting is newClient for a command given a custody trust root
 // (--trust-root, "" for none): when the root sets a witness threshold, the
 // server's log checkpoints must meet it (client.WithWitnessPolicy). The
-// caller has accepted the root already (trustRootMaterial).
+// root is only read here: accepting it is the caller's (trustRootMaterial),
+// and its threshold can only make the client refuse more.
 func newClientTrusting(url, trustRoot string) (*client.Client, error) {
 	var opts []client.Option
 	if trustRoot != "" {
