@@ -16,9 +16,10 @@ import (
 )
 
 // Check is a device's whole check of a pack: Open, the rollback check
-// against st (checkpoints and trust root version), remembering what the
-// pack proved in st, then Decide with extra trust (may be nil). A pack
-// refused before Decide changes nothing in st.
+// against st (checkpoints, trust root version, the environment's policy
+// version), remembering what the pack proved in st, then Decide with
+// extra trust (may be nil). A pack refused before Decide changes nothing
+// in st.
 func Check(ctx context.Context, b []byte, o Options, st *State, extra root.TrustedMaterial) (*Result, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -27,10 +28,11 @@ func Check(ctx context.Context, b []byte, o Options, st *State, extra root.Trust
 	if err != nil {
 		return nil, err
 	}
-	if err := st.check(op.Checkpoints, op.Root.Version); err != nil {
+	v := view{cps: op.Checkpoints, trustRoot: op.Root.Version, env: op.Manifest.Environment, policy: op.Policy.Policy().Version}
+	if err := st.check(v); err != nil {
 		return nil, err
 	}
-	if err := st.Record(op.Checkpoints, op.Root.Version); err != nil {
+	if err := st.record(v); err != nil {
 		return nil, err
 	}
 	return op.Decide(ctx, extra, o.Now)

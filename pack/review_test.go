@@ -3,6 +3,7 @@ package pack_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,4 +280,52 @@ func TestStateFile(t *testing.T) {
 			t.Fatalf("a link to missing storage: %v", err)
 		}
 	})
+}
+
+// TestPolicyRollback: the admins replaced prod's policy version 1 by a
+// stricter version 2. A packer (or a pack made from an old copy of the
+// signed policy) cannot take a device that decided under version 2 back
+// to version 1, even in a pack with a newer checkpoint. Other
+// environments' versions are their own.
+func TestPolicyRollback(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	path := filepath.Join(t.TempDir(), "state.json")
+	withPolicy := func(n uint64, env string, version int) ([]byte, pack.Options) {
+		sp, err := policy.NewSigned(fmt.Appendf(nil, "apiVersion: custody.dev/policy/v1\nenvironment: %s\nversion: %d\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{keyId: %s}]\n", env, version, strings.Repeat("a", 64)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.Sign(ctx, f.Admin); err != nil {
+			t.Fatal(err)
+		}
+		c := f.Contents(t)
+		c.Environment = env
+		c.Checkpoints = [][]byte{packtest.Checkpoint(t, "log.test", f.LogKey, n)}
+		c.SignedPolicy, _ = sp.Marshal()
+		c.PolicyDigest = sp.Digest()
+		o := f.Options()
+		o.Environment = env
+		return f.Build(t, c, f.Packer), o
+	}
+	check := func(b []byte, o pack.Options) error {
+		st, err := pack.LoadState(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = pack.Check(ctx, b, o, st, nil)
+		return err
+	}
+	if err := check(withPolicy(20, "prod", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(withPolicy(30, "prod", 1)); !errors.Is(err, pack.ErrRollback) || !strings.Contains(err.Error(), "policy version 1") {
+		t.Fatalf("an older policy of prod: %v", err)
+	}
+	if err := check(withPolicy(30, "staging", 1)); err != nil {
+		t.Fatalf("staging's own version 1: %v", err)
+	}
+	if err := check(withPolicy(40, "prod", 2)); err != nil {
+		t.Fatalf("prod's version 2 again: %v", err)
+	}
 }

@@ -28,6 +28,19 @@ type State struct {
 	Logs map[string]Seen `json:"logs"`
 	// TrustRoot is the newest trust root version a pack verified under.
 	TrustRoot int `json:"trustRootVersion"`
+	// Policies maps an environment to the newest version of its signed
+	// policy a pack carried.
+	Policies map[string]int `json:"policies,omitempty"`
+}
+
+// view is what one pack shows the device: its checkpoints, the trust
+// root version it verifies under, and its environment's policy version
+// (0: none).
+type view struct {
+	cps       []*Checkpoint
+	trustRoot int
+	env       string
+	policy    int
 }
 
 // Seen is a remembered checkpoint.
@@ -132,23 +145,27 @@ func (s *State) Check(cps []*Checkpoint) error {
 	return nil
 }
 
-// check is Check, and refuses a trust root version older than one seen.
-func (s *State) check(cps []*Checkpoint, trustRoot int) error {
-	if err := s.Check(cps); err != nil {
+// check is Check, and refuses a trust root version, or a policy version
+// of the environment, older than one seen.
+func (s *State) check(v view) error {
+	if err := s.Check(v.cps); err != nil {
 		return err
 	}
-	if trustRoot < s.TrustRoot {
-		return fmt.Errorf("%w: it verifies under trust root version %d, older than the version %d this device has seen", ErrRollback, trustRoot, s.TrustRoot)
+	if v.trustRoot < s.TrustRoot {
+		return fmt.Errorf("%w: it verifies under trust root version %d, older than the version %d this device has seen", ErrRollback, v.trustRoot, s.TrustRoot)
+	}
+	if seen := s.Policies[v.env]; v.policy < seen {
+		return fmt.Errorf("%w: it carries policy version %d of %s, older than the version %d this device has decided under", ErrRollback, v.policy, v.env, seen)
 	}
 	return nil
 }
 
-// newer reports whether cps or trustRoot are newer than what s holds.
-func (s *State) newer(cps []*Checkpoint, trustRoot int) bool {
-	if trustRoot > s.TrustRoot {
+// newer reports whether v shows something newer than what s holds.
+func (s *State) newer(v view) bool {
+	if v.trustRoot > s.TrustRoot || v.policy > s.Policies[v.env] {
 		return true
 	}
-	for _, c := range cps {
+	for _, c := range v.cps {
 		if seen, ok := s.Logs[c.Origin]; !ok || c.Size > seen.Size {
 			return true
 		}
@@ -157,7 +174,7 @@ func (s *State) newer(cps []*Checkpoint, trustRoot int) bool {
 }
 
 // Record remembers cps where they are newer and the trust root version
-// when newer. When something changed it takes the state file's lock,
+// when newer (and record a pack's policy version too). When something changed it takes the state file's lock,
 // reads the file again (another run of the device may have recorded
 // since s was loaded), refuses cps as Check does against what it holds
 // now (ErrRollback), and writes the newest of both, atomically and
@@ -166,7 +183,12 @@ func (s *State) newer(cps []*Checkpoint, trustRoot int) bool {
 // cannot be written (a read-only file system) is an error: the pack is
 // then refused.
 func (s *State) Record(cps []*Checkpoint, trustRoot int) error {
-	if !s.newer(cps, trustRoot) {
+	return s.record(view{cps: cps, trustRoot: trustRoot})
+}
+
+// record is Record of everything a pack shows (v).
+func (s *State) record(v view) error {
+	if !s.newer(v) {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
@@ -181,13 +203,19 @@ func (s *State) Record(cps []*Checkpoint, trustRoot int) error {
 	if err := now.read(); err != nil {
 		return err
 	}
-	if err := now.check(cps, trustRoot); err != nil {
+	if err := now.check(v); err != nil {
 		return err
 	}
-	if trustRoot > now.TrustRoot {
-		now.TrustRoot = trustRoot
+	if v.trustRoot > now.TrustRoot {
+		now.TrustRoot = v.trustRoot
 	}
-	for _, c := range cps {
+	if v.policy > now.Policies[v.env] {
+		if now.Policies == nil {
+			now.Policies = map[string]int{}
+		}
+		now.Policies[v.env] = v.policy
+	}
+	for _, c := range v.cps {
 		if seen, ok := now.Logs[c.Origin]; !ok || c.Size > seen.Size {
 			now.Logs[c.Origin] = Seen{Size: c.Size, Hash: c.Hash}
 		}
