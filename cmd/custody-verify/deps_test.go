@@ -94,7 +94,13 @@ func TestLeanLinksNoMoreThanSigstore(t *testing.T) {
 }
 
 // buildLean builds the lean verifier with leanBuild for linux/goarch
-// ("" for this machine) and returns the binary.
+// ("" for this machine) and returns the binary. The compiler runs with
+// GOGC=400: the same binary and the same build cache entries (the go
+// command does not key them on GOGC), for about an eighth less CPU on a
+// cold cache: each architecture compiles ~560 packages; the 362 that gRPC
+// and rekor's models import took 75 s of CPU for linux/arm at GOGC=100,
+// 65 s at 400 (63 s with GOGC=off, but up to 630 MB per compile, against
+// 395 MB).
 func buildLean(t *testing.T, goarch string) string {
 	t.Helper()
 	if testing.Short() {
@@ -105,7 +111,7 @@ func buildLean(t *testing.T, goarch string) string {
 	}
 	bin := filepath.Join(t.TempDir(), "custody-verify")
 	cmd := exec.Command("go", append(leanBuild, "-o", bin, ".")...)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOGC=400")
 	if goarch != "" {
 		cmd.Env = append(cmd.Env, "GOOS=linux", "GOARCH="+goarch, "GOARM=7")
 	}
@@ -174,8 +180,10 @@ func withoutGCEnv(env []string) []string {
 }
 
 // TestCrossCompiles: the lean verifier builds for 64- and 32-bit ARM
-// devices (built, not run). Each architecture compiles every dependency
-// once; the build cache keeps them for the next run.
+// devices, compiled and linked as docs/edge.md builds it (not run). Each
+// architecture compiles every dependency once (the build cache keeps them
+// for the next run); the two run one after the other, since running them
+// at once would spend the same CPU.
 func TestCrossCompiles(t *testing.T) {
 	for _, arch := range []string{"arm64", "arm"} {
 		t.Run(arch, func(t *testing.T) { buildLean(t, arch) })
