@@ -382,7 +382,7 @@ func evidenceBundles(ctx context.Context, f *policyFlags, dg string) ([]gate.Bun
 	case f.image != nil && f.server == "":
 		return out, nil
 	}
-	cl, err := newClient(serverURL(f.server))
+	cl, err := newClientTrusting(serverURL(f.server), f.trustRoot)
 	if err != nil {
 		return nil, err
 	}
