@@ -88,7 +88,8 @@ type Device struct {
 	// Options: Artifact ("sha256:HEX"), Environment, PackKeys, Now; Anchor
 	// is read from TrustRootPath when nil.
 	Options
-	// TrustRootPath is the custody trust root the device trusts.
+	// TrustRootPath is the custody trust root the device trusts, signed
+	// by its own admins (trust.VerifyStored).
 	TrustRootPath string
 	// StatePath is the device's state file (DefaultStatePath when empty).
 	StatePath string
@@ -112,6 +113,11 @@ func (d *Device) Verify(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("couldn't read trust root: %w", err)
 		}
 		if d.Anchor, err = trust.ParseDocument(rb); err != nil {
+			return nil, fmt.Errorf("trust root %s: %w", d.TrustRootPath, err)
+		}
+		// The anchor trusts no earlier version: its own admins sign it.
+		// Its expiry is left to Open (a pack's newer versions may follow).
+		if err := trust.VerifyStored(d.Anchor); err != nil {
 			return nil, fmt.Errorf("trust root %s: %w", d.TrustRootPath, err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/pack/packtest"
 	"github.com/custody-dev/custody/policy"
+	"github.com/custody-dev/custody/trust"
 	"github.com/custody-dev/custody/verify"
 )
 
@@ -327,5 +328,38 @@ func TestPolicyRollback(t *testing.T) {
 	}
 	if err := check(withPolicy(40, "prod", 2)); err != nil {
 		t.Fatalf("prod's version 2 again: %v", err)
+	}
+}
+
+// TestUnsignedAnchorRefused: the device's own trust root file must be
+// signed by its own admins (threshold), as custody-verify's --trust-root
+// without --pack already must: an unsigned draft, or one whose
+// signatures were stripped, anchors nothing.
+func TestUnsignedAnchorRefused(t *testing.T) {
+	f := packtest.New(t)
+	dir := t.TempDir()
+	raw, err := f.Root.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned, err := trust.ParseDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned.Signatures = nil
+	draft, err := unsigned.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "root.json"), draft, 0o644)
+	os.WriteFile(filepath.Join(dir, "app.custody"), f.Build(t, f.Contents(t), f.Packer), 0o644)
+	d := &pack.Device{PackPath: filepath.Join(dir, "app.custody"), TrustRootPath: filepath.Join(dir, "root.json"),
+		StatePath: filepath.Join(dir, "state.json"), Options: f.Options()}
+	d.Anchor = nil
+	if _, err := d.Verify(context.Background()); err == nil || !strings.Contains(err.Error(), "root.json") {
+		t.Fatalf("an unsigned trust root anchored the pack: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state written: %v", err)
 	}
 }
