@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
@@ -361,5 +362,38 @@ func TestUnsignedAnchorRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("state written: %v", err)
+	}
+}
+
+// TestRevokedPackerKey: trust root version 2 revokes the packer key. A
+// pack that key signs, carrying the chain to version 2, is refused; so
+// is one without the chain on a device that has seen version 2.
+func TestRevokedPackerKey(t *testing.T) {
+	ctx := context.Background()
+	f := packtest.New(t)
+	raw, _ := f.Root.Marshal()
+	v2, err := trust.ParseDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := trust.KeyID(f.Packer.Public())
+	if err := v2.RevokeKey(id, f.Now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := v2.Sign(ctx, f.Admin); err != nil {
+		t.Fatal(err)
+	}
+	c := f.Contents(t)
+	c.TrustRoots = append(c.TrustRoots, v2)
+	if _, err := pack.Open(ctx, f.Build(t, c, f.Packer), f.Options()); !errors.Is(err, pack.ErrSignature) {
+		t.Fatalf("a pack signed by a key its own chain revokes: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "state.json")
+	st, _ := pack.LoadState(path)
+	if err := st.Record(nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pack.Check(ctx, f.Build(t, f.Contents(t), f.Packer), f.Options(), st, nil); !errors.Is(err, pack.ErrRollback) {
+		t.Fatalf("a pack under version 1 on a device that saw version 2: %v", err)
 	}
 }

@@ -58,6 +58,14 @@ func TestPackEndpoint(t *testing.T) {
 	}
 	pushServerLog(t, g, admin)
 
+	anon, err := http.Post(g.url+"/api/v1/packs", "application/json", strings.NewReader(`{"artifact":"`+art+`","environment":"prod"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.Body.Close()
+	if anon.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pack without a token: %d; want 401", anon.StatusCode)
+	}
 	for _, role := range []api.Role{api.RoleBuilder, api.RoleApprover, api.RoleAuditor} {
 		_, err := newClient(t, g.testServer, role).Pack(ctx, req)
 		wantStatus(t, string(role)+" pack", err, http.StatusForbidden)
