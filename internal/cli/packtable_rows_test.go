@@ -245,12 +245,36 @@ func (e *tableEnv) statefulRows() []tableRow {
 				path, digest := e.full("revoked", "prod", evidence{})
 				root := e.path("root.json")
 				e.custody(0, "trust", "revoke", "--root", root, "--key", e.path("alice.pub"), "--compromised-since", "2021-01-01T00:00:00Z")
-				e.custody(0, "trust", "add-key", "--root", root, "--key", e.path("alice2.pub"), "--role", "approver",
+				e.nextRoot("add-key", "--key", e.path("alice2.pub"), "--role", "approver",
 					"--identity", "alice", "--valid-from", "2021-01-01T00:00:00Z")
-				e.custody(0, "trust", "sign", "--root", root, "--key", e.path("admin.key"))
-				e.custody(0, "trust", "push", root, "--server", e.url)
 				return path, digest
 			}},
 		row("approver's new key", "prod", evidence{approvers: []string{"alice2", "bob"}}).withCLI(),
+		{name: "approval made before its key was rotated out", env: "prod", allowed: true,
+			setup: func(e *tableEnv) (string, string) {
+				path, digest := e.full("rotated", "prod", evidence{approvers: []string{"alice2", "bob"}})
+				e.nextRoot("rotate", "--old", e.path("bob.pub"), "--new", e.path("bob2.pub"),
+					"--at", time.Now().Add(time.Second).UTC().Format(time.RFC3339))
+				return path, digest
+			}},
+		// The quarantined artifact again, under trust root version 4 that
+		// revokes q4 from before its build: its provenance no longer
+		// verifies (and alice's approval has not since version 2).
+		{name: "builder key revoked after the incident", env: "prod", quarantined: true,
+			deny: []string{"provenance", "evidence:rebuild", "rebuild", "approval:release", "redflags"},
+			setup: func(e *tableEnv) (string, string) {
+				e.nextRoot("revoke", "--key", e.path("q4.pub"), "--compromised-since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+				return qPath, qDigest
+			}},
 	}
+}
+
+// nextRoot makes, signs and pushes the next trust root version: root.json
+// changed by 'custody trust VERB ARGS...'.
+func (e *tableEnv) nextRoot(verb string, args ...string) {
+	e.t.Helper()
+	root := e.path("root.json")
+	e.custody(0, append([]string{"trust", verb, "--root", root}, args...)...)
+	e.custody(0, "trust", "sign", "--root", root, "--key", e.path("admin.key"))
+	e.custody(0, "trust", "push", root, "--server", e.url)
 }

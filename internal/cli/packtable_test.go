@@ -101,7 +101,7 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var (
 	tableBuilderKeys = []string{"ci", "b2", "c3", "q4"}
 	tableCLIKeys     = []string{"admin", "packer"}
-	tableLocalKeys   = []string{"admin", "packer", "alice", "alice2", "bob", "dave", "rebuilder"}
+	tableLocalKeys   = []string{"admin", "packer", "alice", "alice2", "bob", "bob2", "dave", "rebuilder"}
 )
 
 // newKey makes the key name: NAME.pub, and NAME.key for builder and CLI
