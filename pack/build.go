@@ -163,6 +163,9 @@ func (c *Contents) entries() ([]Entry, error) {
 			es = append(es, Entry{Name: fmt.Sprintf("consistency/%d/%d", i, p.From), Content: encodeProof(p.Hashes)})
 		}
 	}
+	if len(es) > MaxEntries {
+		return nil, fmt.Errorf("%d bundles make %d entries, more than the %d entries a device reads", len(c.Bundles), len(es), MaxEntries)
+	}
 	seen := map[string]bool{}
 	for _, e := range es {
 		if _, limit, ok := kindOf(e.Name); !ok || len(e.Content) == 0 || len(e.Content) > limit || seen[e.Name] {

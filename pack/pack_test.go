@@ -407,3 +407,27 @@ func TestWitnessThresholdPack(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBuildRefusesWhatDevicesRefuse: a pack of more entries than Parse
+// reads is refused when it is made, saying why, rather than written for
+// every device to refuse as malformed; one of MaxEntries opens.
+func TestBuildRefusesWhatDevicesRefuse(t *testing.T) {
+	f := packtest.New(t)
+	c := f.Contents(t)
+	fixed := 3 // trust root, policy, checkpoint
+	c.Bundles = nil
+	for i := 0; i < pack.MaxEntries-fixed; i++ {
+		c.Bundles = append(c.Bundles, []byte(`{"not":"a bundle"}`))
+	}
+	if _, err := pack.Open(context.Background(), f.Build(t, c, f.Packer), f.Options()); err != nil {
+		t.Fatalf("a pack of %d entries: %v", pack.MaxEntries, err)
+	}
+	c.Bundles = append(c.Bundles, []byte(`{"not":"a bundle"}`))
+	_, err := pack.Build(context.Background(), c, func(ctx context.Context, st []byte) ([]byte, error) {
+		t.Fatal("signed a pack no device reads")
+		return nil, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "more than the 1024 entries a device reads") {
+		t.Fatalf("Build of %d entries = %v; want refused", pack.MaxEntries+1, err)
+	}
+}
