@@ -18,6 +18,9 @@ type Result struct {
 	Decision *policy.Decision `json:"decision"`
 	// Rejected are the pack's bundles that did not become evidence.
 	Rejected []gate.Rejected `json:"rejected"`
+	// RedFlags are the red flags statements the decision did not count
+	// (the device was not given the audit key), shown apart.
+	RedFlags []RedFlagsSeen `json:"redFlags"`
 	// Quarantined is the incident that quarantined the artifact, or "".
 	Quarantined string `json:"quarantined,omitempty"`
 	// QuarantineChecked is true when the packer consulted an incident
@@ -55,11 +58,9 @@ func (o *Opened) Decide(ctx context.Context, extra root.TrustedMaterial, now tim
 	if err != nil {
 		return nil, err
 	}
-	if rej == nil {
-		rej = []gate.Rejected{}
-	}
+	rej, seen := o.redFlagsApart(ctx, rej)
 	q := o.Manifest.Quarantine
-	r := &Result{Decision: d, Rejected: rej, Quarantined: q.Incident, QuarantineChecked: q.Checked,
+	r := &Result{Decision: d, Rejected: rej, RedFlags: seen, Quarantined: q.Incident, QuarantineChecked: q.Checked,
 		Checkpoints: o.Checkpoints, TrustRoot: o.Root.Version, Created: o.Manifest.Created}
 	r.Allowed = d.Allowed && q.Checked && q.Incident == ""
 	return r, nil

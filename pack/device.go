@@ -47,6 +47,7 @@ func (r *Result) WriteText(w io.Writer) {
 	for _, rj := range r.Rejected {
 		fmt.Fprintf(w, "  IGNORED bundle/%04d: %s\n", rj.Index, rj.Reason)
 	}
+	WriteRedFlagsSeen(w, "  ", r.RedFlags)
 	switch {
 	case r.Quarantined != "":
 		fmt.Fprintf(w, "QUARANTINED: incident %s quarantined %s\n", r.Quarantined, d.Artifact)
@@ -65,7 +66,8 @@ func (r *Result) WriteText(w io.Writer) {
 }
 
 // WriteDecision writes a decision as custody policy check prints it: the
-// verdict line, each failure with its fix, each requirement that passed.
+// verdict line, each failure with its fix, each requirement that passed,
+// each one that held only because of an approval or an exception.
 func WriteDecision(w io.Writer, d *policy.Decision) {
 	verdict := "ALLOWED"
 	if !d.Allowed {
@@ -78,6 +80,9 @@ func WriteDecision(w io.Writer, d *policy.Decision) {
 	}
 	for _, ps := range d.Passed {
 		fmt.Fprintf(w, "  PASS  %s\n", ps)
+	}
+	for _, c := range d.Cleared {
+		fmt.Fprintf(w, "  CLEARED %s by %s: %s\n", c.Requirement, c.By, c.Detail)
 	}
 }
 

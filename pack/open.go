@@ -75,6 +75,8 @@ type Opened struct {
 	Proven, Unproven int
 	// Signer is the key hint of the manifest's signer.
 	Signer string
+
+	pinned []crypto.PublicKey // Options.PackKeys
 }
 
 // Open verifies a pack for o.Artifact and o.Environment: Parse, then the
@@ -97,7 +99,7 @@ func Open(ctx context.Context, b []byte, o Options) (*Opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &Opened{Artifact: o.Artifact}
+	out := &Opened{Artifact: o.Artifact, pinned: o.PackKeys}
 	if out.Root, err = rootChain(p, o.Anchor, o.Now); err != nil {
 		return nil, err
 	}

@@ -167,6 +167,8 @@ func row(name, env string, o evidence, deny ...string) tableRow {
 
 func (r tableRow) withCLI() tableRow { r.cli = true; return r }
 
+func (r tableRow) withoutAuditKey() tableRow { r.noAuditKey = true; return r }
+
 // tableRows are the deploy scenarios, in the order they run: the
 // incident and the trust root rotation change the server's state for
 // the rows after them.
@@ -185,7 +187,7 @@ func tableRows() []tableRow {
 		row("no scan", "prod", evidence{noScan: true}, "evidence:vuln-scan", "vulnerabilities"),
 		row("critical finding", "prod", evidence{findings: map[string]string{"CVE-2026-1234": "CRITICAL"}}, "vulnerabilities").withCLI(),
 		row("finding under an expired exception", "prod", evidence{findings: map[string]string{"CVE-2020-0001": "CRITICAL"}}, "vulnerabilities"),
-		row("finding under an exception", "prod", evidence{findings: map[string]string{"CVE-2099-0001": "CRITICAL"}}),
+		row("finding under an exception", "prod", evidence{findings: map[string]string{"CVE-2099-0001": "CRITICAL"}}).withCLI(),
 		row("no rebuild", "prod", evidence{noRebuild: true}, "evidence:rebuild", "rebuild"),
 		row("rebuild did not reproduce", "prod", evidence{rebuildMismatch: true}, "evidence:rebuild", "rebuild", "rebuild"),
 		row("rebuilt by its builder", "prod", evidence{rebuildKey: "ci"}, "rebuild"),
@@ -195,7 +197,7 @@ func tableRows() []tableRow {
 		row("builder approves own build", "prod", evidence{build: tbuild{key: "b2"}, approvers: []string{"alice", "carol"}}, "approval:release"),
 		row("red flag denies", "prod", evidence{earlierBuildKey: "ci", build: tbuild{ref: "refs/heads/feature"}}, "redflag:non-release-ref"),
 		row("red flag needs approval", "prod", evidence{earlierBuildKey: "ci", build: tbuild{key: "b2"}}, "redflag:new-builder-key"),
-		row("red flag approved", "prod", evidence{earlierBuildKey: "ci", build: tbuild{key: "b2"}, approvers: []string{"alice", "bob", "dave"}}),
+		row("red flag approved", "prod", evidence{earlierBuildKey: "ci", build: tbuild{key: "b2"}, approvers: []string{"alice", "bob", "dave"}}).withCLI(),
 		row("no red flags statement", "rfmissing", evidence{noApprovals: true}, "redflags"),
 		row("no review", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true}, "review", "review:security"),
 		row("author reviews own commits", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true, reviewers: []string{"alice"}}, "review", "review", "review:security"),
@@ -203,6 +205,8 @@ func tableRows() []tableRow {
 		row("reviewed", "reviewed", evidence{noSBOM: true, noScan: true, noRebuild: true, noApprovals: true, reviewers: []string{"bob", "dave"}}).withCLI(),
 		row("rego denies", "rego", evidence{noApprovals: true}, "rego").withCLI(),
 		row("rego allows", "rego", evidence{approvers: []string{"alice"}}).withCLI(),
+		row("without the audit key, no redFlags section", "rego", evidence{approvers: []string{"alice"}}).withoutAuditKey().withCLI(),
+		row("without the audit key, red flags not counted", "prod", evidence{}, "redflags").withoutAuditKey().withCLI(),
 	}
 }
 

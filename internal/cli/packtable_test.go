@@ -490,10 +490,11 @@ type serverDecision struct {
 
 var incidentRe = regexp.MustCompile(`quarantined by incident (INC-[0-9A-Za-z-]+)`)
 
-func (e *tableEnv) serverDecides(env, path, digest string, extra ...string) serverDecision {
+func (e *tableEnv) serverDecides(r tableRow, path, digest string) serverDecision {
 	e.t.Helper()
+	env, extra := r.env, e.auditKeyFlag(r)
 	args := append([]string{"policy", "check", "--server", e.url, "--env", env, "--trust-root", e.path("root.json"),
-		"--key", e.path("audit.pub"), "--json", "--digest", digest}, extra...)
+		"--json", "--digest", digest}, extra...)
 	code, out, errs := e.run("deployer", args...)
 	if code != 0 && code != 1 {
 		e.t.Fatalf("policy check: exit %d\n%s%s", code, out, errs)
@@ -505,8 +506,8 @@ func (e *tableEnv) serverDecides(env, path, digest string, extra ...string) serv
 	if code == 0 != sd.result.Decision.Allowed {
 		e.t.Fatalf("policy check exit %d for allowed=%v", code, sd.result.Decision.Allowed)
 	}
-	code, out, errs = e.run("deployer", append([]string{"deploy", "--env", env, "--server", e.url, "--trust-root", e.path("root.json"),
-		"--key", e.path("audit.pub"), path, "--", "true"}, extra...)...)
+	code, out, errs = e.run("deployer", append(append([]string{"deploy", "--env", env, "--server", e.url, "--trust-root", e.path("root.json")},
+		extra...), path, "--", "true")...)
 	switch {
 	case code == 0:
 		sd.deployed = true
@@ -558,15 +559,26 @@ func (e *tableEnv) makePack(env, digest string, serverSigned, cli bool) string {
 // deviceDecides decides the pack offline as a device: pack.Device under
 // the device's trust root (version 1), with the audit key as extra trust
 // (the red flags signer), a state of its own.
-func (e *tableEnv) deviceDecides(packPath, env, digest string) (*pack.Result, error) {
-	extra, err := gate.KeyMaterial(e.pubs["audit"])
-	if err != nil {
-		e.t.Fatal(err)
-	}
+func (e *tableEnv) deviceDecides(r tableRow, packPath, digest string) (*pack.Result, error) {
 	d := &pack.Device{PackPath: packPath, TrustRootPath: e.path("device-root.json"),
-		StatePath: filepath.Join(e.t.TempDir(), "edge.json"), Extra: extra,
-		Options: pack.Options{Artifact: digest, Environment: env}}
+		StatePath: filepath.Join(e.t.TempDir(), "edge.json"),
+		Options:   pack.Options{Artifact: digest, Environment: r.env}}
+	if !r.noAuditKey {
+		extra, err := gate.KeyMaterial(e.pubs["audit"])
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		d.Extra = extra
+	}
 	return d.Verify(context.Background())
+}
+
+// auditKeyFlag is --key audit.pub, unless the row decides without it.
+func (e *tableEnv) auditKeyFlag(r tableRow) []string {
+	if r.noAuditKey {
+		return nil
+	}
+	return []string{"--key", e.path("audit.pub")}
 }
 
 // ago stands for the durations in messages that depend on when a decision
@@ -587,9 +599,12 @@ type comparable struct {
 	Inputs       []string
 	Cleared      []policy.Clearance
 	Rejected     []string
+	// RedFlags are the red flags statements shown apart, but for how
+	// each names its bundle (server:ID, bundle/NNNN).
+	RedFlags []pack.RedFlagsSeen
 }
 
-func comparableOf(d *policy.Decision, rejected []string) comparable {
+func comparableOf(d *policy.Decision, rejected []string, redFlags []pack.RedFlagsSeen) comparable {
 	c := comparable{Allowed: d.Allowed, Environment: d.Environment, PolicyDigest: d.PolicyDigest, Artifact: d.Artifact,
 		Inputs: d.Inputs, Cleared: d.Cleared}
 	for _, f := range d.Failures {
@@ -600,6 +615,10 @@ func comparableOf(d *policy.Decision, rejected []string) comparable {
 	}
 	c.Rejected = append([]string{}, rejected...)
 	sort.Strings(c.Rejected)
+	for _, r := range redFlags {
+		r.Bundle = ""
+		c.RedFlags = append(c.RedFlags, r)
+	}
 	return c
 }
 
@@ -624,6 +643,9 @@ type tableRow struct {
 	quarantined bool
 	// cli: also decide with 'custody verify --pack' and the lean binary.
 	cli bool
+	// noAuditKey: decide without the server's audit key (--key
+	// audit.pub), which signs the red flags statements.
+	noAuditKey bool
 }
 
 func TestPackDecidesAsServer(t *testing.T) {
@@ -673,7 +695,7 @@ func (e *tableEnv) check(t *testing.T, r tableRow, path, digest string) {
 	e.t = t
 	defer func() { e.t = e.parent }()
 	e.srv.WaitRedFlags()
-	sd := e.serverDecides(r.env, path, digest)
+	sd := e.serverDecides(r, path, digest)
 	d := sd.result.Decision
 	var srvRejected []string
 	for _, rj := range sd.result.Rejected {
@@ -686,14 +708,14 @@ func (e *tableEnv) check(t *testing.T, r tableRow, path, digest string) {
 	if (sd.quarantined != "") != r.quarantined || sd.deployed != (r.allowed && !r.quarantined) {
 		t.Errorf("server: deployed %v, quarantined %q; want quarantined %v", sd.deployed, sd.quarantined, r.quarantined)
 	}
-	want := comparableOf(d, srvRejected)
+	want := comparableOf(d, srvRejected, sd.result.RedFlags)
 	for _, serverSigned := range []bool{false, true} {
 		how := "packer key"
 		if serverSigned {
 			how = "audit key"
 		}
 		p := e.makePack(r.env, digest, serverSigned, r.cli)
-		res, err := e.deviceDecides(p, r.env, digest)
+		res, err := e.deviceDecides(r, p, digest)
 		if err != nil {
 			t.Errorf("pack (%s): the device refused it: %v", how, err)
 			continue
@@ -702,7 +724,7 @@ func (e *tableEnv) check(t *testing.T, r tableRow, path, digest string) {
 		for _, rj := range res.Rejected {
 			rej = append(rej, rj.Reason)
 		}
-		if got := comparableOf(res.Decision, rej); !equalJSON(got, want) {
+		if got := comparableOf(res.Decision, rej, res.RedFlags); !equalJSON(got, want) {
 			t.Errorf("pack (%s) decides otherwise than the server:\n pack:   %s\n server: %s", how, js(got), js(want))
 		}
 		if res.Quarantined != sd.quarantined || res.Allowed != sd.deployed {
@@ -718,15 +740,17 @@ func (e *tableEnv) check(t *testing.T, r tableRow, path, digest string) {
 // the lean verifier.
 func (e *tableEnv) checkCLI(t *testing.T, r tableRow, p, digest string, want comparable, sd serverDecision) {
 	args := []string{"verify", "--pack", p, "--env", r.env, "--trust-root", e.path("device-root.json"),
-		"--state", filepath.Join(t.TempDir(), "s.json"), "--key", e.path("audit.pub"), "--json", "--digest", digest}
+		"--state", filepath.Join(t.TempDir(), "s.json"), "--json", "--digest", digest}
+	args = append(args, e.auditKeyFlag(r)...)
 	code, out, errs := e.run("", args...)
 	e.compareCLI(t, "custody verify --pack", code, out, errs, want, sd)
+	e.compareText(t, r, p, digest)
 	bin, err := e.leanBinary()
 	if err != nil {
 		t.Fatalf("couldn't build the lean verifier: %v", err)
 	}
-	cmd := exec.Command(bin, "--pack", p, "--env", r.env, "--trust-root", e.path("device-root.json"),
-		"--state", filepath.Join(t.TempDir(), "s.json"), "--key", e.path("audit.pub"), "--json", "--digest", digest)
+	cmd := exec.Command(bin, append([]string{"--pack", p, "--env", r.env, "--trust-root", e.path("device-root.json"),
+		"--state", filepath.Join(t.TempDir(), "s.json"), "--json", "--digest", digest}, e.auditKeyFlag(r)...)...)
 	var o, eb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &eb
 	cmd.Env = append(os.Environ(), "CUSTODY_TOKEN=")
@@ -744,6 +768,35 @@ func (e *tableEnv) checkCLI(t *testing.T, r tableRow, p, digest string, want com
 		return
 	}
 	e.compareCLI(t, "custody-verify --pack", code, o.String(), eb.String(), want, sd)
+}
+
+// decisionLine is a line of what policy check and verify --pack print
+// about the decision; bundleName a bundle's name in it.
+var (
+	decisionLine = regexp.MustCompile(`^(ALLOWED|DENIED|  FAIL|        |  PASS|  CLEARED|  RED FLAGS)`)
+	bundleName   = regexp.MustCompile(`(server:[0-9]+|bundle/[0-9]{4})`)
+)
+
+// compareText holds the text of custody verify --pack to that of custody
+// policy check: the verdict, each failure with its fix, what passed, what
+// was cleared and the red flags shown apart (bundle names aside).
+func (e *tableEnv) compareText(t *testing.T, r tableRow, p, digest string) {
+	lines := func(out string) []string {
+		var keep []string
+		for _, l := range strings.Split(out, "\n") {
+			if decisionLine.MatchString(l) {
+				keep = append(keep, bundleName.ReplaceAllString(normal(l), "BUNDLE"))
+			}
+		}
+		return keep
+	}
+	_, srv, _ := e.run("deployer", append([]string{"policy", "check", "--server", e.url, "--env", r.env, "--trust-root", e.path("root.json"),
+		"--digest", digest}, e.auditKeyFlag(r)...)...)
+	_, dev, _ := e.run("", append([]string{"verify", "--pack", p, "--env", r.env, "--trust-root", e.path("device-root.json"),
+		"--state", filepath.Join(t.TempDir(), "s.json"), "--digest", digest}, e.auditKeyFlag(r)...)...)
+	if s, d := lines(srv), lines(dev); !slices.Equal(s, d) {
+		t.Errorf("custody verify --pack prints otherwise than custody policy check:\n pack:\n%s\n server:\n%s", strings.Join(d, "\n"), strings.Join(s, "\n"))
+	}
 }
 
 func (e *tableEnv) compareCLI(t *testing.T, what string, code int, out, errs string, want comparable, sd serverDecision) {
@@ -764,7 +817,7 @@ func (e *tableEnv) compareCLI(t *testing.T, what string, code int, out, errs str
 	for _, rj := range res.Rejected {
 		rej = append(rej, rj.Reason)
 	}
-	if got := comparableOf(res.Decision, rej); !equalJSON(got, want) || res.Quarantined != sd.quarantined {
+	if got := comparableOf(res.Decision, rej, res.RedFlags); !equalJSON(got, want) || res.Quarantined != sd.quarantined {
 		t.Errorf("%s decides otherwise than the server:\n pack:   %s %s\n server: %s %s", what, js(got), res.Quarantined, js(want), sd.quarantined)
 	}
 }

@@ -320,8 +320,7 @@ func (f *policyFlags) redFlagsApart(ctx context.Context, dg string, bundles []ga
 		}
 		rf := at.see(ctx, b, dg, "decided without it: "+r.Reason)
 		if rf.Verified && !f.hasKey(rf.AuditKey) {
-			rf.Reason = "the audit key is not among --key (a policy's redFlags: section counts the statements of the key it names: " +
-				"custody key public --name audit > audit.pub, then --key audit.pub)"
+			rf.Reason = pack.AuditKeyNotGiven
 		}
 		seen = append(seen, rf)
 	}
@@ -340,9 +339,6 @@ func (f *policyFlags) hasKey(id string) bool {
 
 func printDecision(w io.Writer, d *policy.Decision, rej []rejectedBundle) {
 	pack.WriteDecision(w, d)
-	for _, c := range d.Cleared {
-		fmt.Fprintf(w, "  CLEARED %s by %s: %s\n", c.Requirement, c.By, c.Detail)
-	}
 	for _, l := range d.Latency {
 		over := ""
 		if l.OverBudget {

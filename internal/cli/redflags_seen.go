@@ -3,9 +3,7 @@ package cli
 import (
 	"context"
 	"crypto"
-	"fmt"
 	"io"
-	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/custody-dev/custody/internal/gate"
 	"github.com/custody-dev/custody/internal/redflags"
 	"github.com/custody-dev/custody/keyid"
+	"github.com/custody-dev/custody/pack"
 	"github.com/custody-dev/custody/signer"
 	"github.com/custody-dev/custody/trust"
 )
@@ -28,20 +27,9 @@ import (
 // against the server's audit key, listed apart from bundles that were
 // rejected, instead of as a rejected bundle or "other evidence".
 
-// redFlagsSeen is a red flags statement that a command did not count.
-type redFlagsSeen struct {
-	// Bundle names it: a file, or "server:ID".
-	Bundle string `json:"bundle"`
-	// Verified is true when the server's audit key (AuditKey, found as
-	// KeyFrom says) signed it and the server's log or TSA proved it.
-	Verified bool   `json:"verified"`
-	AuditKey string `json:"auditKey,omitempty"`
-	KeyFrom  string `json:"keyFrom,omitempty"`
-	// Flags are the kinds of the flags it holds (when Verified).
-	Flags []string `json:"flags"`
-	// Reason says why it did not verify, or why it was not counted.
-	Reason string `json:"reason"`
-}
+// redFlagsSeen is a red flags statement that a command did not count;
+// verify --pack shows those of a pack the same way.
+type redFlagsSeen = pack.RedFlagsSeen
 
 // auditTrust verifies red flags statements against a server's audit key.
 type auditTrust struct {
@@ -160,16 +148,5 @@ func isRedFlags(b gate.Bundle) bool {
 // printRedFlagsSeen prints the red flags statements a command did not
 // count, apart from everything else, each on one line.
 func printRedFlagsSeen(w io.Writer, indent string, seen []redFlagsSeen) {
-	for _, r := range seen {
-		if !r.Verified {
-			fmt.Fprintf(w, "%sRED FLAGS %s: not verified: %s\n", indent, r.Bundle, r.Reason)
-			continue
-		}
-		what := "no red flags"
-		if len(r.Flags) > 0 {
-			what = fmt.Sprintf("%d red flag(s): %s", len(r.Flags), strings.Join(r.Flags, ", "))
-		}
-		fmt.Fprintf(w, "%sRED FLAGS %s: %s; signed by the server's audit key %s from %s; not counted: %s\n",
-			indent, r.Bundle, what, r.AuditKey, r.KeyFrom, r.Reason)
-	}
+	pack.WriteRedFlagsSeen(w, indent, seen)
 }
