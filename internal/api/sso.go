@@ -12,6 +12,9 @@ type SSOInfo struct {
 // to the CLI's client, to exchange for a session.
 type SessionRequest struct {
 	IDToken string `json:"id_token"`
+	// Binding binds the ID token to the server: its nonce is
+	// sso.BindNonce(the server's URL, Binding).
+	Binding string `json:"binding"`
 }
 
 // SessionAnswer is the answer to POST /api/v1/sessions. Session is the

@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +24,15 @@ import (
 // ssoServe runs a custody server signing people in through h, with the
 // CLI's public client registered at h.
 func ssoServe(t *testing.T, h *ssotest.Hydra) string {
+	t.Helper()
+	url := ssoServer(t, h)
+	h.Client(t, "custody-cli", "", "http://127.0.0.1/callback")
+	return url
+}
+
+// ssoServer runs a custody server signing people in through h, whose
+// CLI client is registered already or by the caller.
+func ssoServer(t *testing.T, h *ssotest.Hydra) string {
 	t.Helper()
 	p, err := sso.New(sso.Config{Issuer: h.Issuer, ClientID: "custody-cli", Roles: map[string]api.Role{
 		"custody-admins": api.RoleAdmin, "custody-auditors": api.RoleAuditor}})
@@ -38,7 +51,6 @@ func ssoServe(t *testing.T, h *ssotest.Hydra) string {
 	hs := &http.Server{Handler: s.Handler()}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	h.Client(t, "custody-cli", "", "http://127.0.0.1/callback")
 	return url
 }
 
@@ -123,5 +135,77 @@ func TestLoginNoSSO(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); s.Close() })
 	if code, _, errs := runCustody("login", "--server", url); code != ExitUsage || !strings.Contains(errs, "no single sign-on") {
 		t.Errorf("login without SSO = %d %q", code, errs)
+	}
+}
+
+// An ID token custody login obtained for one server is no session at
+// another server of the same provider: a server the person was told to
+// log in to (here one that keeps what custody login sends it) replays it
+// at two real servers and is refused; the same person signs in at each
+// of them.
+func TestLoginBoundToServer(t *testing.T) {
+	h := ssotest.StartHydra(t)
+	a := ssoServe(t, h)
+	b := ssoServer(t, h)
+	var kept struct {
+		sync.Mutex
+		body []byte
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/sso": // the real servers' provider and CLI client
+			json.NewEncoder(w).Encode(api.SSOInfo{Issuer: h.Issuer, ClientID: "custody-cli"})
+		case "/api/v1/sessions":
+			body, _ := io.ReadAll(r.Body)
+			kept.Lock()
+			kept.body = body
+			kept.Unlock()
+			json.NewEncoder(w).Encode(api.SessionAnswer{Session: "x", Identity: "bob@example.com", Issuer: h.Issuer})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(evil.Close)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("CUSTODY_TOKEN", "")
+	t.Setenv("BROWSER", "")
+	browser := ssotest.Browser()
+	old := openURL
+	openURL = func(s *streams, u string) error {
+		go func() {
+			if resp, err := browser.Get(u); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return nil
+	}
+	t.Cleanup(func() { openURL = old })
+	h.SetUser(ssotest.User{Subject: "bob", Email: "bob@example.com", Groups: []string{"custody-admins"}, AMR: []string{"pwd", "otp"}})
+
+	if code, out, errs := runCustody("login", "--server", evil.URL); code != 0 {
+		t.Fatalf("login at the other server = %d %q %q", code, out, errs)
+	}
+	kept.Lock()
+	stolen := kept.body
+	kept.Unlock()
+	var req api.SessionRequest
+	if err := json.Unmarshal(stolen, &req); err != nil || req.IDToken == "" || req.Binding == "" {
+		t.Fatalf("custody login sent %q; want an ID token and its binding", stolen)
+	}
+	for _, srv := range []string{a, b} {
+		resp, err := http.Post(srv+"/api/v1/sessions", "application/json", bytes.NewReader(stolen))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(answer), "obtained for another custody server") {
+			t.Errorf("the other server's ID token at %s = %d %q; want 401", srv, resp.StatusCode, answer)
+		}
+	}
+	for _, srv := range []string{a, b} {
+		if code, out, errs := runCustody("login", "--server", srv); code != 0 || !strings.Contains(out, "signed in as bob@example.com") {
+			t.Errorf("login at %s = %d %q %q", srv, code, out, errs)
+		}
 	}
 }

@@ -32,7 +32,7 @@ func TestSessionSweepOnReplicas(t *testing.T) {
 	replicaKeys(t, []string{dir}, "log", "tsa", "audit", "builder")
 	ts := start(t, server.Config{Dir: dir, Index: pg, State: st, SSO: ssoProvider(t, iss.URL, ""), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		UI: func(server.UIDeps) (http.Handler, error) { return http.NotFoundHandler(), nil }})
-	c := iss.Claims(cliClient)
+	c := iss.CLIClaims(cliClient, ts.url)
 	c["groups"] = []string{"custody-auditors"}
 	code, sess := exchange(t, ts.url, iss.Sign(t, c))
 	if code != http.StatusOK {

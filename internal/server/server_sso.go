@@ -360,7 +360,7 @@ func (s *Server) serveSessionCreate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "body is not {\"id_token\": \"…\"} within 16 KiB")
 		return
 	}
-	id, err := s.cfg.SSO.VerifyCLI(r.Context(), req.IDToken)
+	id, err := s.cfg.SSO.VerifyCLI(r.Context(), req.IDToken, s.cfg.PublicURL, req.Binding)
 	if err != nil {
 		fail(w, http.StatusUnauthorized, oneLine(err.Error(), 300))
 		return

@@ -27,7 +27,7 @@ func TestSignKeyRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := start(t, server.Config{SSO: p})
-	c := iss.Claims(cliClient)
+	c := iss.CLIClaims(cliClient, ts.url)
 	c["groups"], c["amr"] = []string{"custody-builders"}, []string{"pwd", "otp"}
 	code, person := exchange(t, ts.url, iss.Sign(t, c))
 	if code != http.StatusOK {

@@ -72,7 +72,7 @@ func call(t *testing.T, base, method, path, bearer string, body any) (int, strin
 // the session secret ("" when refused) or the refusal.
 func exchange(t *testing.T, base, idToken string) (int, string) {
 	t.Helper()
-	code, body := call(t, base, "POST", "/api/v1/sessions", "", api.SessionRequest{IDToken: idToken})
+	code, body := call(t, base, "POST", "/api/v1/sessions", "", api.SessionRequest{IDToken: idToken, Binding: ssotest.CLIBinding})
 	if code != http.StatusOK {
 		return code, body
 	}
@@ -91,7 +91,7 @@ func TestSSOSessionMFA(t *testing.T) {
 	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, "")})
 
 	admin := func(amr ...string) map[string]any {
-		c := iss.Claims(cliClient)
+		c := iss.CLIClaims(cliClient, ts.url)
 		c["groups"], c["amr"] = []string{"custody-admins", "staff"}, amr
 		return c
 	}
@@ -161,7 +161,7 @@ func TestSSORoles(t *testing.T) {
 	iss := ssotest.NewIssuer(t)
 	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, "", "urn:example:mfa")})
 	sign := func(groups []string, acr string) string {
-		c := iss.Claims(cliClient)
+		c := iss.CLIClaims(cliClient, ts.url)
 		c["groups"], c["amr"] = groups, []string{"pwd"}
 		if acr != "" {
 			c["acr"] = acr
@@ -189,7 +189,7 @@ func TestSSORoles(t *testing.T) {
 	if code, body := call(t, ts.url, "GET", "/api/v1/tokens", acr, nil); code != http.StatusOK {
 		t.Errorf("admin with the configured acr = %d %s; want 200", code, body)
 	}
-	if code, body := exchange(t, ts.url, iss.Sign(t, iss.Claims(cliClient))); code != http.StatusForbidden || !strings.Contains(body, "no custody role") {
+	if code, body := exchange(t, ts.url, iss.Sign(t, iss.CLIClaims(cliClient, ts.url))); code != http.StatusForbidden || !strings.Contains(body, "no custody role") {
 		t.Errorf("no groups = %d %q; want 403", code, body)
 	}
 }
@@ -201,7 +201,7 @@ func TestSSOTokenRefusals(t *testing.T) {
 	other := ssotest.NewIssuer(t)
 	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, "")})
 	claims := func(edit func(map[string]any)) map[string]any {
-		c := iss.Claims(cliClient)
+		c := iss.CLIClaims(cliClient, ts.url)
 		c["groups"], c["amr"] = []string{"custody-admins"}, []string{"pwd", "otp"}
 		if edit != nil {
 			edit(c)
@@ -233,12 +233,27 @@ func TestSSOTokenRefusals(t *testing.T) {
 		{"other issuer claiming ours", other.Sign(t, claims(nil)), "signature", 401},
 		{"unsigned", unsigned(), "refused", 401},
 		{"garbage", "not.a.token", "refused", 401},
+		// An ID token of the CLI's client obtained for another custody
+		// server of the same provider (one that took it from custody
+		// login --server EVIL): its nonce binds it there.
+		{"obtained for another server", iss.Sign(t, claims(func(c map[string]any) { c["nonce"] = sso.BindNonce("https://evil.example.com", ssotest.CLIBinding) })), "another custody server", 401},
+		{"no nonce", iss.Sign(t, claims(func(c map[string]any) { delete(c, "nonce") })), "another custody server", 401},
 	}
 	for _, c := range cases {
 		code, body := exchange(t, ts.url, c.token)
 		if code != c.code || !strings.Contains(body, c.want) || strings.Count(strings.TrimSpace(body), "\n") != 0 {
 			t.Errorf("%s: %d %q; want %d naming %q on one line", c.name, code, body, c.code, c.want)
 		}
+	}
+	fresh := iss.Sign(t, claims(nil))
+	for _, b := range []string{"", "another-binding", strings.Repeat("b", sso.MaxBinding+1)} {
+		code, body := call(t, ts.url, "POST", "/api/v1/sessions", "", api.SessionRequest{IDToken: fresh, Binding: b})
+		if code != http.StatusUnauthorized || !strings.Contains(body, "refused") {
+			t.Errorf("binding %.20q = %d %q; want 401", b, code, body)
+		}
+	}
+	if code, body := exchange(t, ts.url, fresh); code != http.StatusOK {
+		t.Errorf("the same token with its binding after the refusals = %d %q; want a session (a refusal records nothing)", code, body)
 	}
 	if code, _ := call(t, ts.url, "POST", "/api/v1/sessions", "", strings.Repeat("x", 20000)); code != http.StatusBadRequest {
 		t.Errorf("oversized body = %d; want 400", code)
@@ -258,7 +273,7 @@ func TestSSOStartFloodKeepsSessions(t *testing.T) {
 	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, ""), UI: func(server.UIDeps) (http.Handler, error) {
 		return http.NotFoundHandler(), nil
 	}})
-	c := iss.Claims(cliClient)
+	c := iss.CLIClaims(cliClient, ts.url)
 	c["groups"] = []string{"custody-auditors"}
 	idToken := iss.Sign(t, c)
 	code, sess := exchange(t, ts.url, idToken)
@@ -291,7 +306,7 @@ func TestPersonActionsAudited(t *testing.T) {
 	iss := ssotest.NewIssuer(t)
 	ts := start(t, server.Config{SSO: ssoProvider(t, iss.URL, "")})
 	ctx := t.Context()
-	c := iss.Claims(cliClient)
+	c := iss.CLIClaims(cliClient, ts.url)
 	c["groups"], c["amr"] = []string{"custody-admins", "custody-approvers", "custody-deployers"}, []string{"pwd", "otp"}
 	code, sess := exchange(t, ts.url, iss.Sign(t, c))
 	if code != http.StatusOK {
@@ -368,7 +383,7 @@ func TestPersonActionsAudited(t *testing.T) {
 	// A person acts in whichever of their roles may do what they ask: an
 	// approval is pushed as approver (not refused as a deployer's push),
 	// which needs MFA; without it the refusal says so.
-	c = iss.Claims(cliClient)
+	c = iss.CLIClaims(cliClient, ts.url)
 	c["sub"], c["email"], c["groups"], c["amr"] = "bob", "bob@example.com", []string{"custody-approvers", "custody-deployers"}, []string{"pwd"}
 	if code, bob := exchange(t, ts.url, iss.Sign(t, c)); code != http.StatusOK {
 		t.Fatalf("exchange = %d %s", code, bob)

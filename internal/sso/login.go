@@ -69,7 +69,10 @@ func (o CLILogin) Login(ctx context.Context) (*api.SessionAnswer, error) {
 	if err := checkAuthEndpoint(info.Issuer, cfg.Endpoint.AuthURL); err != nil {
 		return nil, err
 	}
-	l := NewLogin()
+	// The ID token is bound to this server (binding.go): no other custody
+	// server of the provider takes it, whoever holds it.
+	l, binding := NewLogin(), oauth2.GenerateVerifier()
+	l.Nonce = BindNonce(server, binding)
 	if err := o.Open(cfg.AuthCodeURL(l.State, oidc.Nonce(l.Nonce), oauth2.S256ChallengeOption(l.Verifier))); err != nil {
 		return nil, err
 	}
@@ -90,7 +93,7 @@ func (o CLILogin) Login(ctx context.Context) (*api.SessionAnswer, error) {
 		return nil, errors.New("ID token refused: its nonce is not this sign-in's")
 	}
 	var a api.SessionAnswer
-	if err := o.postJSON(ctx, server+"/api/v1/sessions", api.SessionRequest{IDToken: raw}, &a); err != nil {
+	if err := o.postJSON(ctx, server+"/api/v1/sessions", api.SessionRequest{IDToken: raw, Binding: binding}, &a); err != nil {
 		return nil, err
 	}
 	return &a, nil

@@ -74,6 +74,8 @@ type Identity struct {
 	Expiry time.Time `json:"expiry"`
 	// Token is the SHA-256 of the raw ID token (replay detection).
 	Token [sha256.Size]byte `json:"-"`
+	// nonce is the token's nonce claim.
+	nonce string
 }
 
 // Name is how the identity is shown and recorded: the verified email when
@@ -215,10 +217,23 @@ func (p *Provider) Finish(ctx context.Context, l Login, code, redirect string) (
 	return p.verify(ctx, raw, p.cfg.ClientID, l.Nonce)
 }
 
-// VerifyCLI verifies an ID token `custody login` obtained: issued to the
-// CLI's client, no older than MaxTokenAge.
-func (p *Provider) VerifyCLI(ctx context.Context, raw string) (*Identity, error) {
-	return p.verify(ctx, raw, p.cfg.CLIClientID, "")
+// VerifyCLI verifies an ID token `custody login` obtained for the custody
+// server at server (its public URL): issued to the CLI's client, no older
+// than MaxTokenAge, its nonce BindNonce(server, binding) (binding.go). A
+// token obtained for another server, or with no binding, is refused.
+func (p *Provider) VerifyCLI(ctx context.Context, raw, server, binding string) (*Identity, error) {
+	if err := checkBinding(binding); err != nil {
+		return nil, err
+	}
+	id, err := p.verify(ctx, raw, p.cfg.CLIClientID, "")
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(id.nonce), []byte(BindNonce(server, binding))) != 1 {
+		return nil, fmt.Errorf("ID token refused: it was obtained for another custody server, not this one (%s): run custody login --server %s",
+			CanonicalServer(server), CanonicalServer(server))
+	}
+	return id, nil
 }
 
 // claims are the ID token claims read besides the standard ones.
@@ -255,7 +270,7 @@ func (p *Provider) verify(ctx context.Context, raw, aud, nonce string) (*Identit
 	if nonce == "" && (c.IssuedAt == 0 || p.cfg.Now().Sub(time.Unix(c.IssuedAt, 0)) > MaxTokenAge) {
 		return nil, fmt.Errorf("ID token refused: issued more than %s ago; run custody login again", MaxTokenAge)
 	}
-	id := &Identity{Issuer: t.Issuer, Subject: t.Subject, AMR: c.AMR, ACR: c.ACR, Expiry: t.Expiry, Token: sha256.Sum256([]byte(raw))}
+	id := &Identity{Issuer: t.Issuer, Subject: t.Subject, AMR: c.AMR, ACR: c.ACR, Expiry: t.Expiry, Token: sha256.Sum256([]byte(raw)), nonce: t.Nonce}
 	if c.Verified != nil && *c.Verified { // absent: an address the person may have typed in
 		id.Email = c.Email
 	}

@@ -16,6 +16,9 @@ import (
 	"github.com/custody-dev/custody/internal/ssotest"
 )
 
+// testServer is the custody server the tests' CLI ID tokens are bound to.
+const testServer = "https://custody.example.com"
+
 func provider(t *testing.T, issuer string) *sso.Provider {
 	t.Helper()
 	p, err := sso.New(sso.Config{Issuer: issuer, ClientID: "custody-cli", Roles: map[string]api.Role{"custody-admins": api.RoleAdmin}})
@@ -51,9 +54,9 @@ func TestMFANeedsTwoFactors(t *testing.T) {
 		{[]string{"pwd", "mfa"}, true},
 		{[]string{"mca"}, true},
 	} {
-		c := iss.Claims("custody-cli")
+		c := iss.CLIClaims("custody-cli", testServer)
 		c["groups"], c["amr"] = []string{"custody-admins"}, tc.amr
-		id, err := p.VerifyCLI(t.Context(), iss.Sign(t, c))
+		id, err := p.VerifyCLI(t.Context(), iss.Sign(t, c), testServer, ssotest.CLIBinding)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,14 +82,14 @@ func TestUnverifiedEmailIsNotTheName(t *testing.T) {
 		{nil, "mallory"},
 		{"true", "mallory"}, // a string is not the boolean the spec says
 	} {
-		c := iss.Claims("custody-cli")
+		c := iss.CLIClaims("custody-cli", testServer)
 		c["sub"], c["email"], c["groups"] = "mallory", "alice@example.com", "custody-admins"
 		if tc.verified == nil {
 			delete(c, "email_verified")
 		} else {
 			c["email_verified"] = tc.verified
 		}
-		id, err := p.VerifyCLI(t.Context(), iss.Sign(t, c))
+		id, err := p.VerifyCLI(t.Context(), iss.Sign(t, c), testServer, ssotest.CLIBinding)
 		if err != nil {
 			if tc.verified == "true" {
 				continue // refusing the token is as good
@@ -121,15 +124,15 @@ func signKid(t *testing.T, key *ecdsa.PrivateKey, kid string, claims map[string]
 func TestUnknownKeysFetchRarely(t *testing.T) {
 	iss := ssotest.NewIssuer(t)
 	p := provider(t, iss.URL)
-	c := iss.Claims("custody-cli")
+	c := iss.CLIClaims("custody-cli", testServer)
 	c["groups"] = "custody-admins"
-	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, c)); err != nil {
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, c), testServer, ssotest.CLIBinding); err != nil {
 		t.Fatal(err)
 	}
 	forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	before := iss.JWKSFetches()
 	for i := range 30 {
-		if _, err := p.VerifyCLI(t.Context(), signKid(t, forger, fmt.Sprintf("k-%d", i), c)); err == nil {
+		if _, err := p.VerifyCLI(t.Context(), signKid(t, forger, fmt.Sprintf("k-%d", i), c), testServer, ssotest.CLIBinding); err == nil {
 			t.Fatal("a token of an unknown key verified")
 		}
 	}
@@ -150,20 +153,20 @@ func TestWithdrawnProviderKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims := func() map[string]any {
-		c := iss.Claims("custody-cli")
+		c := iss.CLIClaims("custody-cli", testServer)
 		c["groups"], c["iat"], c["exp"] = "custody-admins", now.Unix(), now.Add(time.Hour).Unix()
 		return c
 	}
-	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims())); err != nil {
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims()), testServer, ssotest.CLIBinding); err != nil {
 		t.Fatal(err)
 	}
 	rotated, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	iss.Publish(jose.JSONWebKey{Key: &rotated.PublicKey, KeyID: "k2", Algorithm: "ES256", Use: "sig"})
 	now = now.Add(11 * time.Minute)
-	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims())); err == nil {
+	if _, err := p.VerifyCLI(t.Context(), iss.Sign(t, claims()), testServer, ssotest.CLIBinding); err == nil {
 		t.Fatal("a token of the withdrawn key verified 11 minutes after the rotation")
 	}
-	if _, err := p.VerifyCLI(t.Context(), signKid(t, rotated, "k2", claims())); err != nil {
+	if _, err := p.VerifyCLI(t.Context(), signKid(t, rotated, "k2", claims()), testServer, ssotest.CLIBinding); err != nil {
 		t.Fatalf("a token of the new key: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/custody-dev/custody/internal/sso"
 )
 
 // Issuer is a minimal OIDC issuer on loopback (discovery document and
@@ -72,6 +74,18 @@ func (i *Issuer) Claims(aud string) map[string]any {
 	now := time.Now()
 	return map[string]any{"iss": i.URL, "sub": "alice", "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		"email": "alice@example.com", "email_verified": true}
+}
+
+// CLIBinding is the binding of the ID tokens CLIClaims makes.
+const CLIBinding = "ssotest-binding"
+
+// CLIClaims are Claims of an ID token `custody login` obtained for the
+// custody server at server: issued to the CLI's client aud, its nonce
+// bound to server with CLIBinding (sso.BindNonce).
+func (i *Issuer) CLIClaims(aud, server string) map[string]any {
+	c := i.Claims(aud)
+	c["nonce"] = sso.BindNonce(server, CLIBinding)
+	return c
 }
 
 // Sign signs claims with the issuer's key.
