@@ -36,6 +36,7 @@ import (
 	"github.com/custody-dev/custody/internal/crashpoint"
 	"github.com/custody-dev/custody/internal/server"
 	"github.com/custody-dev/custody/internal/store"
+	"github.com/custody-dev/custody/internal/store/storetest"
 	"github.com/custody-dev/custody/internal/tokenfile"
 	"github.com/custody-dev/custody/policy"
 	"github.com/custody-dev/custody/signer"
@@ -806,6 +807,61 @@ func TestCrashAtEveryStep(t *testing.T) {
 	}
 	r.check(ctx, "writes after the crashes")
 	r.stop()
+	checkFirstSeen(t, filepath.Join(r.dir, "index.db"))
+}
+
+// checkFirstSeen checks the first seen table of a stopped server's SQLite
+// index against searches of its records: for every verified provenance,
+// its builder, key and identity were first seen at or before it, by the
+// record a search finds first. Every write path (signing, push, the
+// journal replayed at start) keeps the table, crash or not.
+func checkFirstSeen(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	idx, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	checked := 0
+	q := store.Query{Limit: store.MaxLimit}
+	for {
+		page, err := idx.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if e.PredicateType != attest.PredicateSLSAv1 || !server.Attributed(e) {
+				continue
+			}
+			for _, sub := range e.Subjects {
+				for _, fq := range []store.FirstSeenQuery{
+					{SubjectName: sub.Name, Kind: store.FirstSeenBuilder, Value: e.BuilderID},
+					{SubjectName: sub.Name, Kind: store.FirstSeenKey, Value: e.SignerKeyID},
+					{SubjectName: sub.Name, Kind: store.FirstSeenIdentity, Value: e.SignerIdentity, Issuer: e.SignerIssuer},
+				} {
+					if fq.Value == "" {
+						continue
+					}
+					got, err := idx.FirstSeen(ctx, fq)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := storetest.FirstSeenBySearch(t, idx, fq); got != want || got == 0 || got > e.ID {
+						t.Errorf("record %d: FirstSeen(%+v) = %d, want %d (by search)", e.ID, fq, got, want)
+					}
+					checked++
+				}
+			}
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.AfterID = page[len(page)-1].ID
+	}
+	if checked == 0 {
+		t.Error("no verified provenance to check first seen with")
+	}
 }
 
 // TestKillLoop runs writes of every kind from three clients against a real
@@ -856,4 +912,5 @@ func TestKillLoop(t *testing.T) {
 		len(r.acked.builds), len(r.acked.digests), r.acked.policy, r.acked.trust, len(r.acked.artifacts), len(r.acked.incidents))
 	r.mu.Unlock()
 	r.stop()
+	checkFirstSeen(t, filepath.Join(r.dir, "index.db"))
 }
