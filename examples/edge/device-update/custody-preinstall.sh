@@ -10,6 +10,10 @@
 #   - systemd: ExecStartPre= of the unit that installs (see custody-update.service)
 #   - RAUC: a pre-install handler; SWUpdate: a preinstall script;
 #     Mender: an ArtifactInstall_Enter state script
+# The agent must install the very bytes this checked: give it a payload in
+# a directory only the agent writes (custody-update.service copies it to
+# its private runtime directory first), never one another process can
+# replace between the check and the install.
 #
 # Configuration (environment, with the defaults a device image sets):
 #   CUSTODY_VERIFY      the lean verifier            (/usr/bin/custody-verify)

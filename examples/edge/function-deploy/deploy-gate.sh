@@ -24,11 +24,17 @@ pack=${2:?usage: deploy-gate.sh PACKAGE PACK -- UPLOAD-COMMAND...}
 shift 2
 [ "${1:-}" = "--" ] && shift
 [ $# -gt 0 ] || { echo "deploy-gate: no upload command" >&2; exit 2; }
+# One private copy is verified and uploaded: a package swapped in its
+# directory between the check and the upload is never the one uploaded.
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+copy="$tmp/$(basename "$pkg")"
+cp "$pkg" "$copy" || exit 2
 if ! "${CUSTODY_VERIFY:-custody-verify}" --pack "$pack" --env "${CUSTODY_ENV:-prod}" \
-	--trust-root "${CUSTODY_TRUST_ROOT:-root.json}" ${CUSTODY_STATE:+--state "$CUSTODY_STATE"} "$pkg"; then
+	--trust-root "${CUSTODY_TRUST_ROOT:-root.json}" ${CUSTODY_STATE:+--state "$CUSTODY_STATE"} "$copy"; then
 	echo "deploy-gate: $pkg REFUSED: not uploaded" >&2
 	exit 1
 fi
-# The command gets the package as its last argument, never pasted into a
-# shell string.
-exec "$@" "$pkg"
+# The command gets the verified copy (same file name) as its last
+# argument, never pasted into a shell string.
+"$@" "$copy"
