@@ -55,7 +55,7 @@ const tablePassword = "correct horse battery staple"
 
 // tableEnv is the server, the keys and the files of the table.
 type tableEnv struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string // work directory: keys, trust roots, policies, packs
 	data    string // the server's data directory
 	url     string
@@ -70,7 +70,7 @@ type tableEnv struct {
 	once    sync.Once
 	mu      sync.Mutex // guards seq
 	seq     int
-	parent  *testing.T // e.t outside the subtests
+	parent  testing.TB // e.t outside the subtests
 }
 
 // swapHandler serves with the handler of the server running now (the
@@ -136,7 +136,7 @@ func (e *tableEnv) newKey(name string) {
 	e.write(name+".key", priv)
 }
 
-func newTableEnv(t *testing.T) *tableEnv {
+func newTableEnv(t testing.TB) *tableEnv {
 	e := &tableEnv{t: t, parent: t, dir: t.TempDir(), tokens: map[string]string{}, pubs: map[string]crypto.PublicKey{},
 		ids: map[string]string{}, signers: map[string]crypto.Signer{}}
 	e.data = filepath.Join(e.dir, "srv")
