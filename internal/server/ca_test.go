@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -440,5 +441,37 @@ func checkHasCA(t *testing.T, name string, b []byte, withCA *root.TrustedRoot) {
 		!tr.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root.Equal(
 			withCA.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Root) {
 		t.Fatalf("%s trusted root without the CA: %d CAs, %d CT logs", name, len(tr.FulcioCertificateAuthorities()), len(tr.CTLogs()))
+	}
+}
+
+// An issuer entry that lets its identities use a builder key with the
+// audience public Fulcio uses too ("sigstore", the default) is named in a
+// warning at start: a CI token a job also sends to Fulcio would be a
+// builder token here. An entry with an audience of its own, or without a
+// builder key, is not.
+func TestCASharedAudienceWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name, audience, builderKey string
+		warn                       bool
+	}{
+		{"default audience, builder key", "", "builder", true},
+		{"sigstore, builder key", ca.DefaultAudience, "builder", true},
+		{"own audience, builder key", "custody.example.com", "builder", false},
+		{"default audience, no builder key", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			startCA(t, func(c *server.Config) {
+				c.CA.Issuers[0].Audience, c.CA.Issuers[0].BuilderKey = tc.audience, tc.builderKey
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			})
+			got := strings.Contains(logs.String(), "shares its audience with public Fulcio")
+			if got != tc.warn {
+				t.Errorf("warning logged %v; want %v. Log:\n%s", got, tc.warn, logs.String())
+			}
+			if tc.warn && (!strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "builder_key=builder")) {
+				t.Errorf("the warning does not name the builder key at level WARN:\n%s", logs.String())
+			}
+		})
 	}
 }

@@ -82,6 +82,14 @@ func (s *Server) openCA() error {
 	if err := recordPublicKey(s.state, "keys/"+ctPubFile, ctKey.Public(), "CT"); err != nil {
 		return err
 	}
+	for _, iss := range c.Issuers {
+		if iss.BuilderKey != "" && (iss.Audience == "" || iss.Audience == ca.DefaultAudience) {
+			s.logger.Warn("an issuer entry with a builder key shares its audience with public Fulcio: a CI token a job "+
+				"also sends to Fulcio (cosign keyless) is a builder token here; give the entry an audience of its own "+
+				"(audience: in the issuers file) and have its jobs ask for it (custody build --identity-audience AUD)",
+				"issuer", iss.URL, "builder_key", iss.BuilderKey, "audience", ca.DefaultAudience)
+		}
+	}
 	s.ca, err = ca.New(ca.Config{Issuers: c.Issuers, Key: key, Chain: chain, CTKey: ctKey, Record: s.recordCertificate,
 		Validity: c.Validity, HTTPClient: c.HTTPClient})
 	if err != nil {
