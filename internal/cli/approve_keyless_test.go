@@ -1,16 +1,13 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/custody-dev/custody/internal/api"
 	"github.com/custody-dev/custody/internal/ca"
@@ -27,20 +24,8 @@ import (
 func TestApproveKeylessHydra(t *testing.T) {
 	h := ssotest.StartHydra(t)
 	h.Client(t, "custody-cli", "", "http://127.0.0.1/callback")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
 	data := t.TempDir()
-	s, err := server.Open(context.Background(), server.Config{Dir: data, PublicURL: url, BatchMaxAge: 5 * time.Millisecond,
-		CA: &server.CAConfig{Issuers: []ca.Issuer{{URL: h.Issuer, Kind: ca.KindEmail, Audience: "custody-cli", Identities: []string{"*@example.com"}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: s.Handler()}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	url := hydraServer(t, server.Config{Dir: data, CA: peopleCA(h)})
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("CUSTODY_TOKEN", "")
@@ -72,18 +57,7 @@ func TestApproveKeylessHydra(t *testing.T) {
 		t.Errorf("approve without MFA = %d %q; want refused saying MFA is required", code, errs)
 	}
 
-	root := filepath.Join(dir, "trusted_root.json")
-	resp, err := http.Get(url + "/api/v1/trusted-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	os.WriteFile(root, b, 0o644)
-	pol := filepath.Join(dir, "prod.yaml")
-	os.WriteFile(pol, []byte("apiVersion: custody.dev/policy/v1\nenvironment: prod\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{identity: https://ci.example/release, issuer: https://ci.example}]\n"+
-		"groups:\n  release: [{name: alice, identities: [{identity: alice@example.com, issuer: \""+h.Issuer+"\"}]}]\n"+
-		"approvals: [{group: release, count: 1}]\n"), 0o644)
+	root, pol := approvalsPolicy(t, dir, url, h.Issuer)
 	auditor, err := tokenfile.CreateToken(data, api.RoleAuditor, "", "auditor")
 	if err != nil {
 		t.Fatal(err)
@@ -125,35 +99,11 @@ func TestLoginApproveKeylessHydra(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
 	data := t.TempDir()
-	s, err := server.Open(context.Background(), server.Config{Dir: data, PublicURL: url, BatchMaxAge: 5 * time.Millisecond, SSO: p,
-		CA: &server.CAConfig{Issuers: []ca.Issuer{{URL: h.Issuer, Kind: ca.KindEmail, Audience: "custody-cli", Identities: []string{"*@example.com"}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: s.Handler()}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	url := hydraServer(t, server.Config{Dir: data, SSO: p, CA: peopleCA(h)})
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
-	t.Setenv("CUSTODY_TOKEN", "")
-	t.Setenv("BROWSER", "")
-	browser := ssotest.Browser()
-	old := openURL
-	openURL = func(s *streams, u string) error {
-		go func() {
-			if resp, err := browser.Get(u); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		return nil
-	}
-	t.Cleanup(func() { openURL = old })
+	signInWithHydra(t)
 
 	digest := "sha256:" + strings.Repeat("cd", 32)
 	signInAndApprove := func(u ssotest.User) (string, int, string, string) {
@@ -212,18 +162,7 @@ func TestLoginApproveKeylessHydra(t *testing.T) {
 		t.Errorf("trail: certificate for alice %v, her keyless approval verified %v; want both. Trail: %s", certified, approved, out)
 	}
 
-	root := filepath.Join(dir, "trusted_root.json")
-	resp, err := http.Get(url + "/api/v1/trusted-root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	os.WriteFile(root, b, 0o644)
-	pol := filepath.Join(dir, "prod.yaml")
-	os.WriteFile(pol, []byte("apiVersion: custody.dev/policy/v1\nenvironment: prod\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{identity: https://ci.example/release, issuer: https://ci.example}]\n"+
-		"groups:\n  release: [{name: alice, identities: [{identity: alice@example.com, issuer: \""+h.Issuer+"\"}]}]\n"+
-		"approvals: [{group: release, count: 1}]\n"), 0o644)
+	root, pol := approvalsPolicy(t, dir, url, h.Issuer)
 	code, out, errs = runCustody("approvals", "--digest", digest, "--server", url, "--trusted-root", root, "--policy", pol, "--json")
 	var res struct {
 		Approvals []approvalView `json:"approvals"`
@@ -231,4 +170,34 @@ func TestLoginApproveKeylessHydra(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Approvals) != 1 || len(res.Approvals[0].Groups) != 1 {
 		t.Errorf("approvals = %d %q %q; want alice's, counted for group release", code, out, errs)
 	}
+}
+
+// peopleCA is a certificate authority for people of h: tokens of the CLI's
+// client with an example.com address.
+func peopleCA(h *ssotest.Hydra) *server.CAConfig {
+	return &server.CAConfig{Issuers: []ca.Issuer{{URL: h.Issuer, Kind: ca.KindEmail, Audience: "custody-cli", Identities: []string{"*@example.com"}}}}
+}
+
+// approvalsPolicy writes, into dir, the trusted root of the server at url
+// and a policy of prod whose group release is alice@example.com of issuer,
+// one approval needed; it returns their paths.
+func approvalsPolicy(t *testing.T, dir, url, issuer string) (root, pol string) {
+	t.Helper()
+	root, pol = filepath.Join(dir, "trusted_root.json"), filepath.Join(dir, "prod.yaml")
+	resp, err := http.Get(url + "/api/v1/trusted-root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := os.WriteFile(root, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := "apiVersion: custody.dev/policy/v1\nenvironment: prod\ntrustedBuilders: [https://custody.dev/builders/local]\nsigners: [{identity: https://ci.example/release, issuer: https://ci.example}]\n" +
+		"groups:\n  release: [{name: alice, identities: [{identity: alice@example.com, issuer: \"" + issuer + "\"}]}]\n" +
+		"approvals: [{group: release, count: 1}]\n"
+	if err := os.WriteFile(pol, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, pol
 }

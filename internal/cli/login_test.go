@@ -39,19 +39,42 @@ func ssoServer(t *testing.T, h *ssotest.Hydra) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hydraServer(t, server.Config{SSO: p})
+}
+
+// hydraServer runs a custody server of cfg (in a new data directory
+// unless cfg names one) on a loopback port, and returns its URL.
+func hydraServer(t *testing.T, cfg server.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String()
-	s, err := server.Open(context.Background(), server.Config{Dir: t.TempDir(), PublicURL: url, SSO: p, BatchMaxAge: 5 * time.Millisecond})
+	cfg.PublicURL, cfg.BatchMaxAge = "http://"+ln.Addr().String(), 5*time.Millisecond
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	s, err := server.Open(context.Background(), cfg)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: s.Handler()}
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close(); s.Close() })
-	return url
+	return cfg.PublicURL
+}
+
+// signInWithHydra makes custody login, for the rest of the test, sign in
+// through hydra (ssotest.SignIn: as the person Hydra.SetUser names), with
+// no CUSTODY_TOKEN and no $BROWSER.
+func signInWithHydra(t *testing.T) {
+	t.Setenv("CUSTODY_TOKEN", "")
+	t.Setenv("BROWSER", "")
+	open := ssotest.SignIn()
+	old := openURL
+	openURL = func(_ *streams, u string) error { open(u); return nil }
+	t.Cleanup(func() { openURL = old })
 }
 
 // run runs custody with args and returns its exit code, stdout and stderr.
@@ -69,19 +92,7 @@ func TestLoginHydra(t *testing.T) {
 	url := ssoServe(t, h)
 	cfg := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", cfg)
-	t.Setenv("CUSTODY_TOKEN", "")
-	t.Setenv("BROWSER", "")
-	browser := ssotest.Browser()
-	old := openURL
-	openURL = func(s *streams, u string) error {
-		go func() {
-			if resp, err := browser.Get(u); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		return nil
-	}
-	t.Cleanup(func() { openURL = old })
+	signInWithHydra(t)
 
 	h.SetUser(ssotest.User{Subject: "bob", Email: "bob@example.com", Groups: []string{"custody-admins"}, AMR: []string{"pwd"}})
 	code, out, errs := runCustody("login", "--server", url)
@@ -121,18 +132,7 @@ func TestLoginHydra(t *testing.T) {
 // custody login against a server without single sign-on says so.
 func TestLoginNoSSO(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	s, err := server.Open(context.Background(), server.Config{Dir: t.TempDir(), PublicURL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: s.Handler()}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close(); s.Close() })
+	url := hydraServer(t, server.Config{})
 	if code, _, errs := runCustody("login", "--server", url); code != ExitUsage || !strings.Contains(errs, "no single sign-on") {
 		t.Errorf("login without SSO = %d %q", code, errs)
 	}
@@ -167,19 +167,7 @@ func TestLoginBoundToServer(t *testing.T) {
 	}))
 	t.Cleanup(evil.Close)
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("CUSTODY_TOKEN", "")
-	t.Setenv("BROWSER", "")
-	browser := ssotest.Browser()
-	old := openURL
-	openURL = func(s *streams, u string) error {
-		go func() {
-			if resp, err := browser.Get(u); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		return nil
-	}
-	t.Cleanup(func() { openURL = old })
+	signInWithHydra(t)
 	h.SetUser(ssotest.User{Subject: "bob", Email: "bob@example.com", Groups: []string{"custody-admins"}, AMR: []string{"pwd", "otp"}})
 
 	if code, out, errs := runCustody("login", "--server", evil.URL); code != 0 {

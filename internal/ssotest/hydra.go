@@ -291,6 +291,21 @@ func (h *Hydra) IDToken(t testing.TB, clientID string) string {
 	return raw
 }
 
+// SignIn returns what a test opens a sign-in URL with (custody login's
+// browser): a Browser that follows the URL in the background, through
+// hydra's login and consent as the person SetUser names, to the
+// sign-in's redirect.
+func SignIn() func(url string) {
+	b := Browser()
+	return func(u string) {
+		go func() {
+			if resp, err := b.Get(u); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+}
+
 // Browser is an HTTP client with a cookie jar that follows redirects, as
 // a browser would through a sign-in.
 func Browser() *http.Client {
