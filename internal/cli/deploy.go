@@ -140,7 +140,10 @@ func deployHistory(f *deployFlags) (deploy.History, error) {
 type deployOutput struct {
 	Result   *deploy.Result   `json:"result"`
 	Rejected []rejectedBundle `json:"rejected"`
-	Error    string           `json:"error,omitempty"`
+	// RedFlags are the red flags statements the last decision did not
+	// count, as policy check lists them.
+	RedFlags []redFlagsSeen `json:"redFlags"`
+	Error    string         `json:"error,omitempty"`
 }
 
 func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, args, command []string) error {
@@ -180,9 +183,9 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 	case "rollback":
 		res, err = g.Rollback(ctx)
 	}
-	rejected := *rej
+	rejected := rej.rejected
 	if f.jsonOut {
-		out := deployOutput{Result: res, Rejected: rejected}
+		out := deployOutput{Result: res, Rejected: rejected, RedFlags: rej.redFlags}
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -198,10 +201,11 @@ func runDeploy(ctx context.Context, s *streams, f *deployFlags, mode string, arg
 // newGate is the deploy gate f describes: f.env's policy deciding on
 // verified evidence, decisions signed and stored, the history of --data or
 // the server, and the quarantine of incidents kept there. The bundles the
-// last decision rejected are in *rejected. Call release when done with the
+// last decision rejected, and the red flags statements it did not count,
+// are in *seen. Call release when done with the
 // gate: it closes the --verifier-key it signs decisions with. f.server is
 // already resolved with sourceServer.
-func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rejectedBundle, func(), error) {
+func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *gateSeen, func(), error) {
 	if err := checkSource(&f.policyFlags); err != nil {
 		return nil, nil, nil, err
 	}
@@ -244,7 +248,7 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	if f.evidence != "" {
 		dw.dir = filepath.Join(f.evidence, "decisions")
 	}
-	var rejected []rejectedBundle
+	seen := &gateSeen{rejected: []rejectedBundle{}, redFlags: []redFlagsSeen{}}
 	decide := func(ctx context.Context, dg string) (*deploy.Verdict, error) {
 		start := time.Now()
 		bundles, err := evidenceBundles(ctx, &f.policyFlags, dg)
@@ -255,7 +259,9 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 		if err != nil {
 			return nil, err
 		}
-		rejected = rej
+		if seen.rejected, seen.redFlags, err = f.redFlagsApart(ctx, dg, bundles, rej); err != nil {
+			return nil, err
+		}
 		vsa, err := d.VSA(f.verifierID)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't build VSA: %w", err)
@@ -279,7 +285,13 @@ func newGate(s *streams, f *deployFlags, command []string) (*deploy.Gate, *[]rej
 	}
 	g := &deploy.Gate{Environment: f.env, History: hist, Decide: decide, Command: command, HealthCommand: f.healthCmd,
 		Actor: actor, Stdout: s.err, Stderr: s.err, Quarantine: q}
-	return g, &rejected, release, nil
+	return g, seen, release, nil
+}
+
+// gateSeen is what the deploy gate's last decision did not count.
+type gateSeen struct {
+	rejected []rejectedBundle
+	redFlags []redFlagsSeen
 }
 
 func printDeploy(s *streams, res *deploy.Result, rej []rejectedBundle) {
