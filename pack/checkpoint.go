@@ -34,6 +34,10 @@ type Checkpoint struct {
 	// Witnesses names the witnesses the trust root lists (RoleWitness)
 	// whose cosignatures of this checkpoint verified.
 	Witnesses []string `json:"witnesses,omitempty"`
+	// KeyHash is the note key hash of the log key that signed it: with
+	// Origin, it tells apart two logs on one host (whose origins are
+	// both the host), as the device's state does.
+	KeyHash uint32 `json:"-"`
 }
 
 // ErrCheckpoint is returned (wrapped) for a checkpoint that is not signed
@@ -73,7 +77,7 @@ func openCheckpoint(b []byte, vs []note.Verifier) (*Checkpoint, *note.Note, erro
 		if len(c.Hash) != 32 || !strings.HasPrefix(n.Text, string(c.Marshal())) {
 			return nil, nil, fmt.Errorf("%w: checkpoint of %s is not in canonical form", ErrCheckpoint, c.Origin)
 		}
-		return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs)}, n, nil
+		return &Checkpoint{Origin: c.Origin, Size: c.Size, Hash: c.Hash, Cosignatures: len(n.UnverifiedSigs), KeyHash: v.KeyHash()}, n, nil
 	}
 	return nil, nil, fmt.Errorf("%w: not signed by a transparency log the trust root names", ErrCheckpoint)
 }

@@ -65,6 +65,11 @@ func FuzzLoadState(f *testing.F) {
 	f.Add([]byte(`{"logs":{}}`))
 	f.Add([]byte(`{"logs":null}`))
 	f.Add([]byte(`{"logs":{"log.test":{"size":-1}}}`))
+	f.Add([]byte(`{"checkpoints":{"fuzz.test+00000000":{"size":30,"hash":"AAAA"}},"logs":{},"trustRootVersion":2}`))
+	f.Add([]byte(`{"checkpoints":{"fuzz.test+00000000":{"size":1,"hash":"AAAA"}},"logs":{"fuzz.test":{"size":9,"hash":"AAAA"}}}`))
+	f.Add([]byte(`{"checkpoints":{},"logs":{}}`))
+	f.Add([]byte(`{"checkpoints":null,"logs":{}}`))
+	f.Add([]byte(`{"checkpoints":{"fuzz.test+00000000":{"size":"x"}},"logs":{}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -82,7 +87,7 @@ func FuzzLoadState(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the state Record wrote does not load: %v", err)
 		}
-		if again.TrustRoot != st.TrustRoot || len(again.Logs) != len(st.Logs) {
+		if again.TrustRoot != st.TrustRoot || len(again.Logs) != len(st.Logs) || len(again.Checkpoints) != len(st.Checkpoints) {
 			t.Fatalf("state read back %+v; wrote %+v", again, st)
 		}
 	})

@@ -181,7 +181,7 @@ func TestStateRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.Logs["log.test"].Size; got != 30 {
+	if got := st.Checkpoints[logKey(t, "log.test", f.LogKey)].Size; got != 30 {
 		t.Fatalf("state holds size %d; want 30", got)
 	}
 	if _, err := pack.Check(ctx, packAt(t, f, 25), f.Options(), st, nil); !errors.Is(err, pack.ErrRollback) {
@@ -220,7 +220,7 @@ func TestStateRace(t *testing.T) {
 			newest = uint64(10 + i)
 		}
 	}
-	if st, err = pack.LoadState(path); err != nil || st.Logs["log.test"].Size != newest {
+	if st, err = pack.LoadState(path); err != nil || st.Checkpoints[logKey(t, "log.test", f.LogKey)].Size != newest {
 		t.Fatalf("state %+v, %v; want size %d, the newest accepted", st, err, newest)
 	}
 }

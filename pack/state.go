@@ -24,7 +24,16 @@ const maxStateBytes = 1 << 20
 // atomically (0600).
 type State struct {
 	path string
-	// Logs maps a log origin to the newest checkpoint seen of it.
+	// Checkpoints maps a log to the newest checkpoint seen of it. A log is
+	// its origin and its key, "ORIGIN+KEYHASH" (the note key hash, 8 hex
+	// digits), as tlog.CheckpointStore tells logs apart: two logs on one
+	// host share the origin (the host), not the key.
+	Checkpoints map[string]Seen `json:"checkpoints,omitempty"`
+	// Logs is what versions before Checkpoints kept: a log origin (its
+	// host) to the newest checkpoint seen of it, without its key. It is
+	// kept as read and never written to: a checkpoint of that origin is
+	// held against it until its log has an entry in Checkpoints (see
+	// seen), since nothing tells which of the origin's logs it was.
 	Logs map[string]Seen `json:"logs"`
 	// TrustRoot is the newest trust root version a pack verified under.
 	TrustRoot int `json:"trustRootVersion"`
@@ -129,11 +138,32 @@ func (s *State) read() error {
 	return nil
 }
 
+// logKey names c's log in State.Checkpoints.
+func logKey(c *Checkpoint) string { return fmt.Sprintf("%s+%08x", c.Origin, c.KeyHash) }
+
+// seen returns the newest checkpoint s remembers of c's log: its entry
+// under origin and key or, when there is none yet, the entry an older
+// version kept under the origin alone. That entry was recorded of some
+// log of this origin, and which one is not known; holding it against
+// every log of the origin until each has its own entry is never an
+// acceptance an upgrade would not have allowed before (dropping it would
+// let an upgraded device go back), and only refuses, as before, a log
+// sharing its host with a larger one. Once a log has its own entry it is
+// at least as new as the old one (it was checked against it), so the old
+// one no longer counts for that log.
+func (s *State) seen(c *Checkpoint) (Seen, bool) {
+	if e, ok := s.Checkpoints[logKey(c)]; ok {
+		return e, true
+	}
+	e, ok := s.Logs[c.Origin]
+	return e, ok
+}
+
 // Check refuses checkpoints older than the ones seen of the same log, or
 // of the same size with another root hash.
 func (s *State) Check(cps []*Checkpoint) error {
 	for _, c := range cps {
-		seen, ok := s.Logs[c.Origin]
+		seen, ok := s.seen(c)
 		switch {
 		case !ok:
 		case c.Size < seen.Size:
@@ -166,7 +196,7 @@ func (s *State) newer(v view) bool {
 		return true
 	}
 	for _, c := range v.cps {
-		if seen, ok := s.Logs[c.Origin]; !ok || c.Size > seen.Size {
+		if seen, ok := s.seen(c); !ok || c.Size > seen.Size {
 			return true
 		}
 	}
@@ -216,8 +246,11 @@ func (s *State) record(v view) error {
 		now.Policies[v.env] = v.policy
 	}
 	for _, c := range v.cps {
-		if seen, ok := now.Logs[c.Origin]; !ok || c.Size > seen.Size {
-			now.Logs[c.Origin] = Seen{Size: c.Size, Hash: c.Hash}
+		if seen, ok := now.seen(c); !ok || c.Size > seen.Size {
+			if now.Checkpoints == nil {
+				now.Checkpoints = map[string]Seen{}
+			}
+			now.Checkpoints[logKey(c)] = Seen{Size: c.Size, Hash: c.Hash}
 		}
 	}
 	*s = *now
