@@ -423,6 +423,14 @@ func (c *Client) checkBundles(ctx context.Context, found []Found) error {
 			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
 				return fmt.Errorf("%w: entry %d is not in its checkpoint: %v", tlog.ErrInconsistent, tle.GetLogIndex(), err)
 			}
+			if cp.Size > latest.Size && lc.WitnessThreshold() > 0 {
+				// latest is the newest checkpoint enough witnesses
+				// cosigned: the entry must be in it, proven afresh.
+				if err := witnessedInclusion(ctx, lc, latest, uint64(ip.GetLogIndex()), leaf); err != nil {
+					return err
+				}
+				continue
+			}
 			if cp.Size > latest.Size {
 				return fmt.Errorf("%w: entry %d's checkpoint of size %d is newer than the log's %d", tlog.ErrRollback, tle.GetLogIndex(), cp.Size, latest.Size)
 			}
@@ -436,6 +444,23 @@ func (c *Client) checkBundles(ctx context.Context, found []Found) error {
 				return fmt.Errorf("server's log: entry %d: %w", tle.GetLogIndex(), err)
 			}
 		}
+	}
+	return nil
+}
+
+// witnessedInclusion proves the entry index (leaf hash leaf) is in the
+// witnessed checkpoint cp, or fails with tlog.NotWitnessedError if the
+// entry is newer than cp.
+func witnessedInclusion(ctx context.Context, lc *tlog.Client, cp *tlog.Checkpoint, index uint64, leaf []byte) error {
+	if index >= cp.Size {
+		return fmt.Errorf("server's log: %w", tlog.NotWitnessedError(index, cp.Size, lc.WitnessThreshold()))
+	}
+	p, err := lc.InclusionProof(ctx, index, cp.Size)
+	if err != nil {
+		return fmt.Errorf("server's log: %w", err)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, leaf, p, cp.Hash); err != nil {
+		return fmt.Errorf("%w: entry %d is not in the witnessed checkpoint of size %d: %v", tlog.ErrInconsistent, index, cp.Size, err)
 	}
 	return nil
 }

@@ -104,11 +104,17 @@ func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) 
 	if err != nil {
 		return fmt.Errorf("couldn't reach the server's log: %w", err)
 	}
-	cp, err := lc.Checkpoint(ctx)
+	// With a witness threshold, the newest checkpoint that many witnesses
+	// cosigned: the log publishes before they cosign.
+	newest := c.TrustRoots[len(c.TrustRoots)-1]
+	k := 0
+	if wp, err := newest.WitnessPolicy(c.Created); err == nil {
+		k = wp.Threshold
+	}
+	cp, err := lc.WitnessedCheckpoint(ctx, k)
 	if err != nil {
 		return fmt.Errorf("couldn't fetch the log's checkpoint: %w", err)
 	}
-	newest := c.TrustRoots[len(c.TrustRoots)-1]
 	if _, err := pack.VerifyCheckpoint(cp.Note, newest.Root.Tlogs); err != nil {
 		return fmt.Errorf("trust root version %d does not name this server's log, so a device would refuse the pack (put the server's trusted root in the trust root: custody trust export --server URL, custody trust set --trusted-root): %w", newest.Version, err)
 	}
@@ -121,6 +127,13 @@ func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) 
 	for _, b := range c.Bundles {
 		for _, n := range pack.BundleCheckpoints(b) {
 			bc, err := tlog.ParseCheckpoint(n, lc.Verifier())
+			if err == nil && bc.Size > cp.Size && k > 0 {
+				// cp is the newest checkpoint enough witnesses cosigned; a
+				// device proves the bundle's checkpoint consistent with it,
+				// so it must not be older.
+				return fmt.Errorf("a bundle's log checkpoint of size %d is newer than the newest checkpoint %d witness(es) cosigned (size %d): its entry is not yet covered by a witnessed checkpoint; retry after the witnesses run (custody witness)",
+					bc.Size, k, cp.Size)
+			}
 			if err != nil || bc.Size == 0 || bc.Size >= cp.Size || seen[bc.Size] {
 				continue
 			}

@@ -88,14 +88,22 @@ func (c *Client) get(ctx context.Context, path string, limit int64) ([]byte, err
 	return body, nil
 }
 
-// Checkpoint fetches and verifies the log's latest checkpoint, and its
-// witness cosignatures when RequireWitnesses asked for them.
-func (c *Client) Checkpoint(ctx context.Context) (*Checkpoint, error) {
-	b, err := c.get(ctx, "checkpoint", maxCheckpointBytes)
-	if err != nil {
-		return nil, err
+// WitnessThreshold is the number of witnesses RequireWitnesses asked
+// for (0: none).
+func (c *Client) WitnessThreshold() int {
+	if c.witnesses == nil {
+		return 0
 	}
-	cp, n, err := parseCheckpointNote(b, c.verifier)
+	return c.witnesses.Threshold
+}
+
+// Checkpoint fetches and verifies the log's latest checkpoint. When
+// RequireWitnesses asked for k witnesses, it is instead the newest
+// checkpoint the log holds k cosignatures of (GET /checkpoint?witnessed=k;
+// the log publishes before witnesses cosign), and its cosignatures are
+// verified: entries appended since are not covered by it (NotWitnessedError).
+func (c *Client) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	cp, n, err := c.fetchCheckpoint(ctx, c.WitnessThreshold())
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +113,34 @@ func (c *Client) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 		}
 	}
 	return cp, nil
+}
+
+// WitnessedCheckpoint fetches the newest checkpoint the log holds k
+// witnesses' cosignatures of (the latest if none has; k 0: the latest) and
+// verifies the log's signature only: counting the cosignatures is the
+// caller's (the packer checks them against the pack's trust root).
+func (c *Client) WitnessedCheckpoint(ctx context.Context, k int) (*Checkpoint, error) {
+	cp, _, err := c.fetchCheckpoint(ctx, k)
+	return cp, err
+}
+
+func (c *Client) fetchCheckpoint(ctx context.Context, k int) (*Checkpoint, *note.Note, error) {
+	path := "checkpoint"
+	if k > 0 {
+		path += "?witnessed=" + strconv.Itoa(k)
+	}
+	b, err := c.get(ctx, path, maxCheckpointBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return parseCheckpointNote(b, c.verifier)
+}
+
+// NotWitnessedError is an entry newer than the newest checkpoint enough
+// witnesses cosigned.
+func NotWitnessedError(index, size uint64, k int) error {
+	return fmt.Errorf("%w: log entry %d is not yet covered by a checkpoint %d witness(es) cosigned (the newest has size %d); retry after the witnesses run (custody witness)",
+		trust.ErrWitnesses, index, k, size)
 }
 
 // ConsistencyProof fetches the proof that the tree of size newSize extends

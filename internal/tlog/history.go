@@ -30,6 +30,9 @@ type history interface {
 	putCosignature(ctx context.Context, size uint64, key string, line []byte) error
 	// cosignatures returns the cosignature lines of size, in key order.
 	cosignatures(ctx context.Context, size uint64) ([]byte, error)
+	// witnessed returns the largest size with cosignature lines under at
+	// least k keys, and false if there is none.
+	witnessed(ctx context.Context, k int) (uint64, bool, error)
 }
 
 // fileHistory is the history of a POSIX log: DIR/checkpoints/SIZE and
@@ -101,6 +104,39 @@ func (h fileHistory) cosignatures(_ context.Context, size uint64) ([]byte, error
 	return out, nil
 }
 
+func (h fileHistory) witnessed(_ context.Context, k int) (uint64, bool, error) {
+	ents, err := os.ReadDir(filepath.Join(h.dir, "cosignatures"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var sizes []uint64
+	for _, e := range ents {
+		if n, err := strconv.ParseUint(e.Name(), 10, 64); err == nil {
+			sizes = append(sizes, n)
+		}
+	}
+	slices.Sort(sizes)
+	for _, size := range slices.Backward(sizes) {
+		keys, err := os.ReadDir(h.cosignatureDir(size))
+		if err != nil {
+			return 0, false, err
+		}
+		n := 0
+		for _, e := range keys {
+			if !strings.HasPrefix(e.Name(), ".") {
+				n++
+			}
+		}
+		if n >= k {
+			return size, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
 // sqlHistory is the history of a MySQL log, in the tables
 // CustodyCheckpoints and CustodyCosignatures (mysqlSchema).
 type sqlHistory struct{ db *sql.DB }
@@ -160,4 +196,13 @@ func (h sqlHistory) cosignatures(ctx context.Context, size uint64) ([]byte, erro
 		out = append(out, b...)
 	}
 	return out, rows.Err()
+}
+
+func (h sqlHistory) witnessed(ctx context.Context, k int) (uint64, bool, error) {
+	var size uint64
+	err := h.db.QueryRowContext(ctx, "SELECT size FROM CustodyCosignatures GROUP BY size HAVING COUNT(*) >= ? ORDER BY size DESC LIMIT 1", k).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return size, err == nil, err
 }

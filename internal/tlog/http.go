@@ -50,8 +50,23 @@ func fail(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintln(w, strings.ReplaceAll(msg, "\n", " "))
 }
 
+// maxWitnessedQuery bounds GET /checkpoint?witnessed=K: no trust root
+// needs more witnesses than that.
+const maxWitnessedQuery = 1000
+
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := l.Checkpoint(r.Context())
+	var cp *Checkpoint
+	var err error
+	if r.URL.Query().Has("witnessed") {
+		k, qerr := queryUint(r, "witnessed")
+		if qerr != nil || k < 1 || k > maxWitnessedQuery {
+			fail(w, http.StatusBadRequest, fmt.Sprintf("query parameter witnessed is not a number from 1 to %d", maxWitnessedQuery))
+			return
+		}
+		cp, err = l.WitnessedCheckpoint(r.Context(), int(k))
+	} else {
+		cp, err = l.Checkpoint(r.Context())
+	}
 	if err != nil {
 		l.log.ErrorContext(r.Context(), "couldn't read checkpoint", "err", err)
 		fail(w, http.StatusInternalServerError, "couldn't read checkpoint")

@@ -379,6 +379,22 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	return cp, nil
 }
 
+// WitnessedCheckpoint returns the newest checkpoint the log published
+// that has stored cosignatures of at least k witnesses (k at least 1),
+// with them appended, or, if none has, the latest checkpoint
+// (Checkpoint). The log counts only cosignatures it verified when they
+// were posted; clients verify them again against their own witness policy.
+func (l *Log) WitnessedCheckpoint(ctx context.Context, k int) (*Checkpoint, error) {
+	size, ok, err := l.hist.witnessed(ctx, max(k, 1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read cosignatures: %w", err)
+	}
+	if !ok {
+		return l.Checkpoint(ctx)
+	}
+	return l.CheckpointAt(size)
+}
+
 // parsePublished parses and verifies a checkpoint read back from the log's
 // storage. The signature of a given checkpoint is verified once: the last
 // checkpoint verified is kept, and bytes equal to its note are answered

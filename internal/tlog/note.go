@@ -10,6 +10,7 @@
 // HTTP paths served by [Log.Handler]:
 //
 //	GET  /checkpoint                       latest checkpoint, with stored cosignatures
+//	GET  /checkpoint?witnessed=K           newest checkpoint with K witnesses' cosignatures (else latest)
 //	GET  /tile/{L}/{N}[.p/{W}]             Merkle tiles (tlog-tiles)
 //	GET  /tile/entries/{N}[.p/{W}]         entry bundles (tlog-tiles)
 //	GET  /checkpoints/{size}               a published checkpoint of that size (history)

@@ -91,16 +91,50 @@ func TestClientRequiresWitnesses(t *testing.T) {
 		t.Fatalf("two of three witnesses cosigned: %v", err)
 	}
 
+	// A new entry: the log publishes size 2 before witnesses cosign it,
+	// so the newest witnessed checkpoint (what the client gets) is still
+	// size 1; the entry at index 1 is not covered by it.
 	add(t, l, "two")
-	refused("of 0 witness(es)")
-	if got, _ := store.Load(c.Verifier()); got.Size != first.Size {
-		t.Fatalf("store holds size %d, want %d", got.Size, first.Size)
+	if cp := latest(t, l); cp.Size != first.Size+1 {
+		t.Fatalf("latest size %d, want %d", cp.Size, first.Size+1)
+	}
+	if w, err := l.WitnessedCheckpoint(ctx, 2); err != nil || w.Size != first.Size {
+		t.Fatalf("WitnessedCheckpoint(2) = %v, %v; want size %d", w, err, first.Size)
+	}
+	again, err := c.Sync(ctx, store)
+	if err != nil || again.Size != first.Size {
+		t.Fatalf("Sync right after a new entry = %v, %v; want the witnessed size %d", again, err, first.Size)
+	}
+	if err := NotWitnessedError(first.Size, again.Size, 2); !errors.Is(err, trust.ErrWitnesses) ||
+		!strings.Contains(err.Error(), "log entry 1 is not yet covered by a checkpoint 2 witness(es) cosigned (the newest has size 1); retry after the witnesses run") {
+		t.Fatalf("NotWitnessedError = %v", err)
 	}
 	cosign(ws[0], first)
+	if w, _ := l.WitnessedCheckpoint(ctx, 2); w.Size != first.Size {
+		t.Fatalf("one cosignature of size 2 made it witnessed by 2: %d", w.Size)
+	}
 	cosign(ws[2], first)
+	if w, _ := l.WitnessedCheckpoint(ctx, 2); w.Size != first.Size+1 {
+		t.Fatalf("after two cosignatures, WitnessedCheckpoint(2) has size %d", w.Size)
+	}
 	second, err := c.Sync(ctx, store)
 	if err != nil || second.Size != first.Size+1 {
 		t.Fatalf("Sync = %v, %v", second, err)
+	}
+	// A server that serves an older witnessed checkpoint cannot rewind
+	// the client: the store refuses it.
+	if err := store.Save(c.Verifier(), first, nil); !errors.Is(err, ErrRollback) {
+		t.Fatalf("Save of the older checkpoint = %v; want ErrRollback", err)
+	}
+	// No checkpoint has 3 cosignatures: the latest is served (and the
+	// client counts, as before).
+	if w, err := l.WitnessedCheckpoint(ctx, 3); err != nil || w.Size != second.Size {
+		t.Fatalf("WitnessedCheckpoint(3) = %v, %v", w, err)
+	}
+	for _, q := range []string{"0", "x", "-1", "1001", ""} {
+		if resp, _ := get(t, srv.URL+"/checkpoint?witnessed="+q); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /checkpoint?witnessed=%s = %d; want 400", q, resp.StatusCode)
+		}
 	}
 
 	// Without a policy (the default for clients) nothing is required.
