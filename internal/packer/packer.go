@@ -131,8 +131,8 @@ func serverCheckpoint(ctx context.Context, cl *client.Client, c *pack.Contents) 
 				// cp is the newest checkpoint enough witnesses cosigned; a
 				// device proves the bundle's checkpoint consistent with it,
 				// so it must not be older.
-				return fmt.Errorf("a bundle's log checkpoint of size %d is newer than the newest checkpoint %d witness(es) cosigned (size %d): its entry is not yet covered by a witnessed checkpoint; retry after the witnesses run (custody witness)",
-					bc.Size, k, cp.Size)
+				return fmt.Errorf("%w: a bundle's log checkpoint of size %d is newer than the newest checkpoint %d witness(es) cosigned (size %d): its entry is not yet covered by a witnessed checkpoint; retry after the witnesses run (custody witness)",
+					trust.ErrWitnesses, bc.Size, k, cp.Size)
 			}
 			if err != nil || bc.Size == 0 || bc.Size >= cp.Size || seen[bc.Size] {
 				continue

@@ -167,30 +167,49 @@ func (c *Client) InclusionProof(ctx context.Context, index, treeSize uint64) ([]
 // the caller remembers; nil if none) is given, verifies that the log grew
 // consistently from it. Errors wrap ErrRollback if the log is smaller than
 // last and ErrInconsistent if it forked or rewrote history.
+//
+// With RequireWitnesses, the witnessed checkpoint may be older than last
+// (which a client without a threshold remembered, or one before the
+// witnesses fell behind): it is then proven consistent with last and
+// returned, and last stays the one to remember.
 func (c *Client) Update(ctx context.Context, last *Checkpoint) (*Checkpoint, error) {
-	cp, _, err := c.update(ctx, last)
+	cp, _, _, err := c.update(ctx, last)
 	return cp, err
 }
 
-func (c *Client) update(ctx context.Context, last *Checkpoint) (*Checkpoint, [][]byte, error) {
-	cp, err := c.Checkpoint(ctx)
+// update is Update; older reports a witnessed checkpoint older than last
+// (proven consistent with it), which is not to be remembered.
+func (c *Client) update(ctx context.Context, last *Checkpoint) (cp *Checkpoint, proof [][]byte, older bool, err error) {
+	cp, err = c.Checkpoint(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if last == nil {
-		return cp, nil, nil
+		return cp, nil, false, nil
+	}
+	if cp.Size < last.Size && c.WitnessThreshold() > 0 {
+		var p [][]byte
+		if cp.Size > 0 {
+			if p, err = c.ConsistencyProof(ctx, cp.Size, last.Size); err != nil {
+				return nil, nil, false, err
+			}
+		}
+		if err := VerifyConsistency(cp, last, p); err != nil {
+			return nil, nil, false, err
+		}
+		return cp, nil, true, nil
 	}
 	if cp.Size < last.Size {
-		return nil, nil, VerifyConsistency(last, cp, nil)
+		return nil, nil, false, VerifyConsistency(last, cp, nil)
 	}
 	p, err := c.ConsistencyProof(ctx, last.Size, cp.Size)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if err := VerifyConsistency(last, cp, p); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return cp, p, nil
+	return cp, p, false, nil
 }
 
 // Sync is Update with the remembered checkpoint kept in store: it loads
@@ -214,9 +233,12 @@ func (c *Client) Sync(ctx context.Context, store *CheckpointStore) (*Checkpoint,
 	if err != nil {
 		return nil, err
 	}
-	cp, p, err := c.update(ctx, last)
+	cp, p, older, err := c.update(ctx, last)
 	if err != nil {
 		return nil, err
+	}
+	if older {
+		return cp, nil
 	}
 	if err := store.Save(c.verifier, cp, p); err != nil {
 		return nil, err

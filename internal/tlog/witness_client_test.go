@@ -101,9 +101,19 @@ func TestClientRequiresWitnesses(t *testing.T) {
 	if w, err := l.WitnessedCheckpoint(ctx, 2); err != nil || w.Size != first.Size {
 		t.Fatalf("WitnessedCheckpoint(2) = %v, %v; want size %d", w, err, first.Size)
 	}
+	// a client without a threshold remembers the unwitnessed size 2 in
+	// the same store: the witnessed size 1 is proven consistent with it,
+	// used, and not remembered over it
+	unwitnessed, _ := NewClient(srv.URL, testOrigin, signer.Public(), nil)
+	if _, err := unwitnessed.Sync(ctx, store); err != nil {
+		t.Fatal(err)
+	}
 	again, err := c.Sync(ctx, store)
 	if err != nil || again.Size != first.Size {
 		t.Fatalf("Sync right after a new entry = %v, %v; want the witnessed size %d", again, err, first.Size)
+	}
+	if got, _ := store.Load(c.Verifier()); got.Size != first.Size+1 {
+		t.Fatalf("store holds size %d, want %d", got.Size, first.Size+1)
 	}
 	if err := NotWitnessedError(first.Size, again.Size, 2); !errors.Is(err, trust.ErrWitnesses) ||
 		!strings.Contains(err.Error(), "log entry 1 is not yet covered by a checkpoint 2 witness(es) cosigned (the newest has size 1); retry after the witnesses run") {
