@@ -1,7 +1,10 @@
 package tlog
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/custody-dev/custody/internal/tlog/mysqltest"
 )
@@ -160,5 +164,53 @@ func TestMySQLOpenTogether(t *testing.T) {
 	idx := add(t, logs[3], "after a crowded start")
 	if cp := latest(t, logs[0]); cp.Size <= idx {
 		t.Fatalf("frontend 0 serves size %d, frontend 3 appended index %d", cp.Size, idx)
+	}
+}
+
+// TestMySQLWitnessedCheckpoint: GET /checkpoint?witnessed=K on a MySQL log
+// selects from the cosignatures table, so a replica serves the newest
+// checkpoint another replica stored a cosignature of.
+func TestMySQLWitnessedCheckpoint(t *testing.T) {
+	db := mysqltest.NewDatabase(t)
+	key := newECDSAKey(t)
+	_, wk, _ := ed25519.GenerateKey(rand.Reader)
+	w, err := NewWitness("w1.example", wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var logs []*Log
+	for range 2 {
+		l, err := Open(ctx, Options{MySQL: db, Origin: testOrigin, Signer: key, Witnesses: []note.Verifier{w.Verifier()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		logs = append(logs, l)
+	}
+	cosign := func() *Checkpoint {
+		t.Helper()
+		cp := latest(t, logs[0])
+		_, line, err := w.Cosign(logs[0].Verifier(), cp.Note, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := logs[0].AddCosignature(ctx, append(bytes.Clone(cp.Note), line...)); err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	add(t, logs[0], "one")
+	first := cosign()
+	add(t, logs[0], "two")
+	if got, err := logs[1].WitnessedCheckpoint(ctx, 1); err != nil || got.Size != first.Size {
+		t.Fatalf("WitnessedCheckpoint(1) = %v, %v; want size %d", got, err, first.Size)
+	}
+	if got, err := logs[1].WitnessedCheckpoint(ctx, 2); err != nil || got.Size != latest(t, logs[1]).Size {
+		t.Fatalf("WitnessedCheckpoint(2) with none = %v, %v; want the latest", got, err)
+	}
+	second := cosign()
+	if got, err := logs[1].WitnessedCheckpoint(ctx, 1); err != nil || got.Size != second.Size || got.Size == first.Size {
+		t.Fatalf("WitnessedCheckpoint(1) after cosigning = %v, %v; want size %d", got, err, second.Size)
 	}
 }
