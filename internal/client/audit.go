@@ -538,7 +538,16 @@ func (v *entryVerifier) verify(ctx context.Context, raw []byte, wantKey []byte) 
 		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
 			return nil, fmt.Sprintf("log entry %d is not in its checkpoint: %v", tle.GetLogIndex(), err), nil
 		}
-		if err := v.checkConsistent(ctx, cp); err != nil {
+		if k := v.lc.WitnessThreshold(); k > 0 && cp.Size > v.latest.Size {
+			// v.latest is the newest checkpoint k witnesses cosigned: the
+			// entry counts only when proven into it.
+			if idx := uint64(ip.GetLogIndex()); idx >= v.latest.Size {
+				return nil, tlog.NotWitnessedError(idx, v.latest.Size, k).Error(), nil
+			}
+			if err := witnessedInclusion(ctx, v.lc, v.latest, uint64(ip.GetLogIndex()), leaf); err != nil {
+				return nil, "", err
+			}
+		} else if err := v.checkConsistent(ctx, cp); err != nil {
 			return nil, "", err
 		}
 		key, problem := loggedSignature(tle.GetCanonicalizedBody(), pae, env.GetPayload(), sig)
