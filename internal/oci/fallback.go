@@ -201,5 +201,13 @@ func (h *registryHTTP) fallbackIndex(ctx context.Context, tag string) (*v1.Index
 	if err := json.Unmarshal(b, &idx); err != nil || idx.SchemaVersion != 2 || idx.MediaType != types.OCIImageIndex {
 		return nil, "", fmt.Errorf("tag %s is not an OCI image index, so not a referrers index", tag)
 	}
+	// A descriptor without a digest would be written back as ":", which
+	// no registry or reader takes: refuse the index rather than rewrite
+	// the tag with it.
+	for i, d := range idx.Manifests {
+		if _, err := v1.NewHash(d.Digest.String()); err != nil {
+			return nil, "", fmt.Errorf("tag %s: referrers index entry %d has no valid digest", tag, i)
+		}
+	}
 	return &idx, resp.Header.Get("ETag"), nil
 }

@@ -71,7 +71,11 @@ func FuzzAddToFallback(f *testing.F) {
 		held = slices.Clone(index)
 		mu.Unlock()
 		var before v1.IndexManifest
-		wasIndex := json.Unmarshal(index, &before) == nil && before.SchemaVersion == 2 && before.MediaType == types.OCIImageIndex
+		wasIndex := json.Unmarshal(index, &before) == nil && before.SchemaVersion == 2 && before.MediaType == types.OCIImageIndex &&
+			!slices.ContainsFunc(before.Manifests, func(d v1.Descriptor) bool {
+				_, err := v1.NewHash(d.Digest.String())
+				return err != nil
+			})
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		err = c.addToFallback(ctx, h, "sha256-"+strings.Repeat("a", 64), add)
