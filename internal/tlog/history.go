@@ -31,9 +31,17 @@ type history interface {
 	// cosignatures returns the cosignature lines of size, in key order.
 	cosignatures(ctx context.Context, size uint64) ([]byte, error)
 	// witnessed returns the largest size with cosignature lines under at
-	// least k keys, and false if there is none.
+	// least k keys among the newest witnessedWindow cosigned sizes, and
+	// false if there is none.
 	witnessed(ctx context.Context, k int) (uint64, bool, error)
 }
+
+// witnessedWindow bounds the search of GET /checkpoint?witnessed=K, which
+// anyone may ask: only the newest witnessedWindow checkpoints with
+// cosignatures are looked at, so a K no checkpoint meets costs a bounded
+// read, not a scan of every cosignature the log ever stored. Witnesses
+// that fell further behind than that are of no use to a client anyway.
+var witnessedWindow = 1024
 
 // fileHistory is the history of a POSIX log: DIR/checkpoints/SIZE and
 // DIR/cosignatures/SIZE/KEY.
@@ -119,6 +127,9 @@ func (h fileHistory) witnessed(_ context.Context, k int) (uint64, bool, error) {
 		}
 	}
 	slices.Sort(sizes)
+	if len(sizes) > witnessedWindow {
+		sizes = sizes[len(sizes)-witnessedWindow:]
+	}
 	for _, size := range slices.Backward(sizes) {
 		keys, err := os.ReadDir(h.cosignatureDir(size))
 		if err != nil {
@@ -200,7 +211,9 @@ func (h sqlHistory) cosignatures(ctx context.Context, size uint64) ([]byte, erro
 
 func (h sqlHistory) witnessed(ctx context.Context, k int) (uint64, bool, error) {
 	var size uint64
-	err := h.db.QueryRowContext(ctx, "SELECT size FROM CustodyCosignatures GROUP BY size HAVING COUNT(*) >= ? ORDER BY size DESC LIMIT 1", k).Scan(&size)
+	err := h.db.QueryRowContext(ctx, `SELECT c.size FROM CustodyCosignatures c
+		JOIN (SELECT DISTINCT size FROM CustodyCosignatures ORDER BY size DESC LIMIT ?) newest ON c.size = newest.size
+		GROUP BY c.size HAVING COUNT(*) >= ? ORDER BY c.size DESC LIMIT 1`, witnessedWindow, k).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}

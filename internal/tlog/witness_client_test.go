@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody-dev/custody/internal/tlog/mysqltest"
 	"github.com/custody-dev/custody/trust"
 )
 
@@ -229,4 +230,46 @@ func TestCosignatureHostile(t *testing.T) {
 	if _, served := get(t, srv.URL+"/checkpoint"); !bytes.Equal(served, append(bytes.Clone(cp.Note), line...)) {
 		t.Fatalf("a replayed cosignature is served twice or not at all:\n%s", served)
 	}
+}
+
+// TestWitnessedWindow: GET /checkpoint?witnessed=K, which anyone may ask,
+// looks at the newest witnessedWindow cosigned checkpoints only, in both
+// histories (files; MySQL when CUSTODY_TEST_MARIADB is set).
+func TestWitnessedWindow(t *testing.T) {
+	check := func(t *testing.T, h history) {
+		ctx := context.Background()
+		for _, c := range []struct {
+			size uint64
+			key  string
+		}{{5, "a"}, {5, "b"}, {6, "a"}, {7, "a"}} {
+			if err := h.putCosignature(ctx, c.size, c.key, []byte("— "+c.key+" line\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer func(w int) { witnessedWindow = w }(witnessedWindow)
+		for _, c := range []struct {
+			window, k int
+			size      uint64
+			ok        bool
+		}{
+			{1024, 2, 5, true}, {1024, 1, 7, true}, {1024, 3, 0, false},
+			{3, 2, 5, true}, {2, 2, 0, false}, {2, 1, 7, true},
+		} {
+			witnessedWindow = c.window
+			size, ok, err := h.witnessed(ctx, c.k)
+			if err != nil || ok != c.ok || size != c.size {
+				t.Errorf("window %d, k %d: witnessed = %d, %t, %v; want %d, %t", c.window, c.k, size, ok, err, c.size, c.ok)
+			}
+		}
+	}
+	t.Run("files", func(t *testing.T) { check(t, fileHistory{dir: t.TempDir()}) })
+	t.Run("mysql", func(t *testing.T) {
+		db := mysqltest.NewDatabase(t)
+		l, err := Open(context.Background(), Options{MySQL: db, Origin: testOrigin, Signer: newECDSAKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		check(t, l.hist)
+	})
 }
