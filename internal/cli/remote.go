@@ -135,7 +135,7 @@ func remoteErr(err error, what string) error {
 		case apiErr.Status == http.StatusUnauthorized:
 			return usageErr(fmt.Errorf("%s: %w", what, err), "set CUSTODY_TOKEN to a token from 'custody token create', or run 'custody login'")
 		case apiErr.Status == http.StatusForbidden:
-			return usageErr(fmt.Errorf("%s: %w", what, err), "this token's role may not do that")
+			return usageErr(fmt.Errorf("%s: %w", what, err), "the server refused this token for that; its reason is above (a role that may not, or a key or scope it does not hold)")
 		case apiErr.Status == http.StatusConflict:
 			return failErr(fmt.Errorf("%s: %w", what, err), "")
 		case apiErr.Status >= 500:
